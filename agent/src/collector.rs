@@ -1,0 +1,451 @@
+//! The collector: one thread that samples the GPUs on an interval, turns backend and
+//! kernel-log reports into health events, and publishes a [`Snapshot`] that `/metrics`
+//! serves as it is.
+//!
+//! Everything that changes agent state arrives on one channel ([`Msg`]) and is handled by
+//! this thread alone, so there are no locks around GPU state. NVML calls block; they run
+//! here, never on the async runtime.
+
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use gpuwarden_wire::{xid, Action, EventKind, Severity};
+
+use crate::backend::{BackendError, BackendEvent, GpuBackend, GpuSample, Inventory};
+use crate::derive::{self, Thresholds};
+use crate::events::{EventLog, NewEvent, XidDedup, XidSource};
+use crate::kmsg::{KmsgReport, PciAddr};
+use crate::render::{self, CollectorStat, GpuState, KmsgStats, RenderInput};
+use crate::system::{SystemCollector, SystemStats};
+use crate::text::push_label;
+
+/// What the latest collection produced. Shared read-only; replaced whole.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    /// The `/metrics` body.
+    pub body: Vec<u8>,
+    /// The same body, gzip-compressed once for every scrape that accepts gzip.
+    pub body_gzip: Vec<u8>,
+    /// When it was collected.
+    pub taken: Option<SystemTime>,
+    /// The inventory and latest sample of every GPU (`None`: lost), for plugins and APIs.
+    pub gpus: Vec<(crate::backend::GpuInfo, Option<GpuSample>)>,
+}
+
+/// The latest snapshot, swapped atomically.
+pub type SharedSnapshot = Arc<RwLock<Arc<Snapshot>>>;
+
+/// Messages to the collector thread.
+#[derive(Debug)]
+pub enum Msg {
+    /// A critical event from the GPU backend.
+    Backend(BackendEvent),
+    /// A report from the kernel-log reader.
+    Kmsg(KmsgReport),
+    /// Collect now; the sender is told when the new snapshot is published.
+    CollectNow(Option<tokio::sync::oneshot::Sender<()>>),
+    /// Stop the thread.
+    Shutdown,
+}
+
+impl From<KmsgReport> for Msg {
+    fn from(r: KmsgReport) -> Self {
+        Msg::Kmsg(r)
+    }
+}
+
+/// Collector settings.
+#[derive(Debug, Clone)]
+pub struct CollectorSettings {
+    /// Node id (label and info).
+    pub node_id: String,
+    /// Node labels added to every per-GPU series.
+    pub node_labels: Vec<(String, String)>,
+    /// Sampling interval.
+    pub interval: Duration,
+    /// Event thresholds.
+    pub thresholds: Thresholds,
+    /// XID de-duplication window.
+    pub xid_dedup_window: Duration,
+    /// Collect node metrics.
+    pub system: bool,
+    /// Add dcgm-exporter series.
+    pub dcgm_compat: bool,
+}
+
+/// The collector's state; owned by its thread.
+pub struct Collector {
+    settings: CollectorSettings,
+    backend: Arc<dyn GpuBackend>,
+    inventory: Inventory,
+    gpus: Vec<GpuState>,
+    lost: Vec<bool>,
+    events: Arc<Mutex<EventLog>>,
+    dedup: XidDedup,
+    system: Option<SystemCollector>,
+    system_stats: Option<SystemStats>,
+    gpu_stat: CollectorStat,
+    system_stat: CollectorStat,
+    kmsg: KmsgStats,
+    process: Option<sysinfo::System>,
+    shared: SharedSnapshot,
+    last_collection: Option<SystemTime>,
+}
+
+impl std::fmt::Debug for Collector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Collector")
+            .field("gpus", &self.gpus.len())
+            .finish()
+    }
+}
+
+impl Collector {
+    /// A collector over `backend`'s GPUs. Reads the inventory once.
+    pub fn new(
+        settings: CollectorSettings,
+        backend: Arc<dyn GpuBackend>,
+        events: Arc<Mutex<EventLog>>,
+        shared: SharedSnapshot,
+    ) -> Result<Self, BackendError> {
+        let inventory = backend.inventory()?;
+        let gpus = inventory
+            .gpus
+            .iter()
+            .map(|g| {
+                let mut labels = String::new();
+                push_label(&mut labels, "gpu", &g.index.to_string());
+                push_label(&mut labels, "uuid", &g.uuid);
+                push_label(&mut labels, "model", &g.model);
+                for (k, v) in &settings.node_labels {
+                    push_label(&mut labels, k, v);
+                }
+                GpuState {
+                    labels,
+                    dcgm_labels: crate::dcgm::gpu_labels(
+                        g,
+                        &settings.node_id,
+                        &inventory.driver_version,
+                    ),
+                    ..GpuState::default()
+                }
+            })
+            .collect::<Vec<_>>();
+        let n = gpus.len();
+        Ok(Collector {
+            dedup: XidDedup::new(settings.xid_dedup_window),
+            system: settings.system.then(SystemCollector::new),
+            settings,
+            backend,
+            inventory,
+            gpus,
+            lost: vec![false; n],
+            events,
+            system_stats: None,
+            gpu_stat: CollectorStat::default(),
+            system_stat: CollectorStat::default(),
+            kmsg: KmsgStats::default(),
+            process: sysinfo::System::new().ok(),
+            shared,
+            last_collection: None,
+        })
+    }
+
+    /// The inventory read at start.
+    pub fn inventory(&self) -> &Inventory {
+        &self.inventory
+    }
+
+    /// Marks the kernel log as read (or not) in the metrics.
+    pub fn set_kmsg_up(&mut self, up: bool) {
+        self.kmsg.up = up;
+    }
+
+    fn record(&mut self, e: NewEvent) {
+        tracing::info!(gpu = ?e.gpu, kind = e.kind.as_str(), code = ?e.code, severity = e.severity.as_str(), message = %e.message, "health event");
+        let mut log = self.events.lock().unwrap_or_else(|p| p.into_inner());
+        log.push(e, SystemTime::now());
+    }
+
+    /// Samples every GPU (and the node), raises derived events, and publishes a snapshot.
+    pub fn collect(&mut self) {
+        let started = Instant::now();
+        let mut failures = 0;
+        for i in 0..self.gpus.len() {
+            let info = &self.inventory.gpus[i];
+            match self.backend.sample(info.index) {
+                Ok(s) => {
+                    let new = derive::derive(
+                        info,
+                        self.gpus[i].sample.as_ref(),
+                        &s,
+                        &self.settings.thresholds,
+                    );
+                    if self.lost[i] {
+                        tracing::info!(gpu = info.index, "GPU answers again");
+                        self.lost[i] = false;
+                    }
+                    self.gpus[i].sample = Some(s);
+                    for e in new {
+                        self.record(e);
+                    }
+                }
+                Err(BackendError::GpuLost(_)) => {
+                    self.gpus[i].sample = None;
+                    if !self.lost[i] {
+                        self.lost[i] = true;
+                        let e = derive::gpu_lost(info);
+                        self.record(e);
+                    }
+                }
+                Err(e) => {
+                    failures += 1;
+                    tracing::warn!(gpu = info.index, error = %e, "GPU sample failed; keeping the previous reading");
+                }
+            }
+        }
+        self.gpu_stat = CollectorStat {
+            duration_seconds: started.elapsed().as_secs_f64(),
+            success: failures == 0,
+            errors_total: self.gpu_stat.errors_total + u64::from(failures > 0),
+        };
+        if let Some(sys) = self.system.as_mut() {
+            let t = Instant::now();
+            self.system_stats = Some(sys.collect());
+            self.system_stat = CollectorStat {
+                duration_seconds: t.elapsed().as_secs_f64(),
+                success: true,
+                errors_total: self.system_stat.errors_total,
+            };
+        }
+        self.last_collection = Some(SystemTime::now());
+        self.publish();
+    }
+
+    fn process_stats(&mut self) -> Option<(u64, f64)> {
+        let pid = sysinfo::get_current_pid().ok()?;
+        let sys = self.process.as_mut()?;
+        sys.refresh_processes(sysinfo::ProcessesToUpdate::Some(&[pid]), true);
+        let p = sys.process(pid)?;
+        Some((p.memory(), p.accumulated_cpu_time() as f64 / 1000.0))
+    }
+
+    /// Renders the current state and swaps it in as the latest snapshot.
+    pub fn publish(&mut self) {
+        let process = self.process_stats();
+        let counts = self
+            .events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .counts()
+            .clone();
+        let mut collectors = vec![("gpu", self.gpu_stat)];
+        if self.system.is_some() {
+            collectors.push(("system", self.system_stat));
+        }
+        let taken = self.last_collection.unwrap_or_else(SystemTime::now);
+        let body = render::render(&RenderInput {
+            node_id: &self.settings.node_id,
+            backend: self.backend.name(),
+            inventory: &self.inventory,
+            gpus: &self.gpus,
+            system: self.system_stats.as_ref(),
+            collectors: &collectors,
+            event_counts: &counts,
+            kmsg: self.kmsg,
+            process,
+            timestamp_seconds: taken
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64()),
+            dcgm_compat: self.settings.dcgm_compat,
+        });
+        let body_gzip = gzip(body.as_bytes());
+        let snap = Snapshot {
+            body: body.into_bytes(),
+            body_gzip,
+            taken: Some(taken),
+            gpus: self
+                .inventory
+                .gpus
+                .iter()
+                .cloned()
+                .zip(self.gpus.iter().map(|g| g.sample.clone()))
+                .collect(),
+        };
+        *self.shared.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(snap);
+    }
+
+    fn on_xid(&mut self, gpu: Option<usize>, code: u32, source: XidSource, detail: Option<String>) {
+        let idx = gpu.map(|g| g as u32);
+        if !self.dedup.admit(Instant::now(), idx, code, source) {
+            tracing::debug!(gpu = ?idx, code, "XID already reported by the other source");
+            return;
+        }
+        let info = xid::lookup(code);
+        let mut action = xid::action(code);
+        if code == 154 {
+            if let Some(a) = detail
+                .as_deref()
+                .and_then(xid::recovery_action_from_message)
+            {
+                action = a;
+            }
+        }
+        let name = info.map_or("unknown XID", |x| x.meaning);
+        let message = match &detail {
+            Some(d) if !d.is_empty() => format!("XID {code}: {name} ({d})"),
+            _ => format!("XID {code}: {name}"),
+        };
+        if let Some(i) = gpu {
+            let g = &mut self.gpus[i];
+            *g.xids.entry(code).or_default() += 1;
+            g.last_xid = code;
+        }
+        let e = NewEvent {
+            gpu: idx,
+            uuid: gpu.map(|i| self.inventory.gpus[i].uuid.clone()),
+            kind: EventKind::Xid,
+            code: Some(u64::from(code)),
+            message,
+            severity: xid::severity(code),
+            action: Some(action),
+            source: match source {
+                XidSource::Nvml => self.backend.name().to_string(),
+                XidSource::Kmsg => "kmsg".into(),
+            },
+        };
+        self.record(e);
+    }
+
+    fn on_ecc(&mut self, gpu: u32, count: u64, double: bool) {
+        let Some(pos) = self.gpu_position(gpu) else {
+            tracing::warn!(gpu, count, "ECC event for an unknown GPU");
+            return;
+        };
+        let (code, message, severity, action) = if double {
+            (
+                2,
+                format!("{count} uncorrectable (double-bit) ECC error(s)"),
+                Severity::Fatal,
+                Action::ResetGpu,
+            )
+        } else {
+            (
+                1,
+                format!("{count} corrected (single-bit) ECC error(s)"),
+                Severity::Info,
+                Action::Ignore,
+            )
+        };
+        let e = NewEvent {
+            gpu: Some(gpu),
+            uuid: Some(self.inventory.gpus[pos].uuid.clone()),
+            kind: EventKind::Ecc,
+            code: Some(code),
+            message,
+            severity,
+            action: Some(action),
+            source: self.backend.name().into(),
+        };
+        self.record(e);
+    }
+
+    fn gpu_position(&self, index: u32) -> Option<usize> {
+        self.inventory.gpus.iter().position(|g| g.index == index)
+    }
+
+    /// Handles one message; returns false on shutdown.
+    pub fn handle(&mut self, msg: Msg, acks: &mut Vec<tokio::sync::oneshot::Sender<()>>) -> bool {
+        match msg {
+            Msg::Backend(BackendEvent::Xid { gpu, code }) => {
+                let pos = self.gpu_position(gpu);
+                self.on_xid(pos, code, XidSource::Nvml, None);
+            }
+            Msg::Backend(BackendEvent::EccSingleBit { gpu, count }) => {
+                self.on_ecc(gpu, count, false)
+            }
+            Msg::Backend(BackendEvent::EccDoubleBit { gpu, count }) => {
+                self.on_ecc(gpu, count, true)
+            }
+            Msg::Kmsg(KmsgReport::Xid(x)) => {
+                self.kmsg.xid_lines += 1;
+                let pos = self
+                    .inventory
+                    .gpus
+                    .iter()
+                    .position(|g| PciAddr::parse(&g.pci_bus_id) == Some(x.pci));
+                if pos.is_none() {
+                    self.kmsg.unmatched_lines += 1;
+                    tracing::warn!(pci = ?x.pci, code = x.code, "kernel-log XID for a PCI address that is no GPU of this node");
+                }
+                self.on_xid(pos, x.code, XidSource::Kmsg, Some(x.message));
+            }
+            Msg::Kmsg(KmsgReport::Malformed(why)) => {
+                self.kmsg.malformed_lines += 1;
+                tracing::warn!(reason = %why, "skipped a malformed XID line in the kernel log");
+            }
+            Msg::CollectNow(ack) => {
+                self.collect();
+                acks.extend(ack);
+            }
+            Msg::Shutdown => return false,
+        }
+        true
+    }
+
+    /// Runs the loop until [`Msg::Shutdown`] or until every sender is gone.
+    pub fn run(mut self, rx: Receiver<Msg>) {
+        let interval = self.settings.interval;
+        let mut next = Instant::now();
+        let mut acks = Vec::new();
+        loop {
+            let now = Instant::now();
+            if now >= next {
+                self.collect();
+                next += interval;
+                if next <= now {
+                    next = now + interval; // fell behind (slow NVML): skip, do not burst
+                }
+                continue;
+            }
+            let first = match rx.recv_timeout(next - now) {
+                Ok(m) => m,
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => return,
+            };
+            let collected_before = self.last_collection;
+            if !self.handle(first, &mut acks) {
+                return;
+            }
+            // Take whatever else is queued, then publish once.
+            while let Ok(m) = rx.try_recv() {
+                if !self.handle(m, &mut acks) {
+                    return;
+                }
+            }
+            // A collection already published; events alone need a fresh render.
+            if self.last_collection == collected_before {
+                self.publish();
+            }
+            for a in acks.drain(..) {
+                let _ = a.send(());
+            }
+        }
+    }
+}
+
+fn gzip(body: &[u8]) -> Vec<u8> {
+    use flate2::write::GzEncoder;
+    use std::io::Write;
+    let mut enc = GzEncoder::new(
+        Vec::with_capacity(body.len() / 8),
+        flate2::Compression::fast(),
+    );
+    // Writing into a Vec cannot fail.
+    let _ = enc.write_all(body);
+    enc.finish().unwrap_or_default()
+}
+
+/// A sender handle for the collector thread.
+pub type CollectorTx = Sender<Msg>;

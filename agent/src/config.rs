@@ -1,0 +1,336 @@
+//! Agent configuration: TOML file < `GPUWARDEN_<SECTION>__<KEY>` environment < flags.
+//!
+//! Raw config is read by figment into [`AgentConfig`] (unknown keys are errors that name the
+//! key and the file), then [`AgentConfig::validate`] checks every value and returns all
+//! problems at once.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+/// The whole agent configuration. Every section and key is optional.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AgentConfig {
+    /// Who this node is.
+    pub node: NodeConfig,
+    /// The HTTP server.
+    pub server: ServerConfig,
+    /// Which GPU backend to use.
+    pub gpu: GpuConfig,
+    /// The sampling loop.
+    pub collector: CollectorConfig,
+    /// What `/metrics` shows.
+    pub metrics: MetricsConfig,
+    /// The health event log.
+    pub events: EventsConfig,
+    /// XIDs from the kernel log.
+    pub kmsg: KmsgConfig,
+}
+
+/// `[node]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeConfig {
+    /// Node id; empty means the hostname.
+    pub id: String,
+    /// Labels added to every per-GPU series and to the node's registration.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address for `/metrics`, `/healthz` and `/v1/…`.
+    pub listen: String,
+    /// HTTP worker threads.
+    pub workers: usize,
+}
+
+/// Which GPU backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BackendKind {
+    /// NVML when it loads; otherwise start fails with a clear error.
+    Nvml,
+    /// Fake GPUs (tests and demos).
+    Fake,
+}
+
+/// `[gpu]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GpuConfig {
+    /// `nvml` (default) or `fake`.
+    pub backend: BackendKind,
+    /// Number of fake GPUs.
+    pub fake_count: u32,
+    /// Model the fake GPUs report.
+    pub fake_model: String,
+    /// Seed for fake UUIDs and drift; 0 means "derive from the node id".
+    pub fake_seed: u64,
+}
+
+/// `[collector]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CollectorConfig {
+    /// How often GPUs are sampled (e.g. `5s`, `500ms`).
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+}
+
+/// `[metrics]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Also expose dcgm-exporter's default series so its dashboards work unchanged.
+    pub dcgm_compat: bool,
+    /// Expose node CPU, memory, disk, network and uptime.
+    pub system: bool,
+}
+
+/// `[events]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventsConfig {
+    /// Events kept in memory for `GET /v1/events`.
+    pub capacity: usize,
+    /// An XID reported by NVML and the kernel log within this window counts once.
+    #[serde(with = "humantime_serde")]
+    pub xid_dedup_window: Duration,
+    /// A GPU at or above this temperature raises a thermal warning.
+    pub temperature_warning_celsius: f64,
+    /// A GPU at or above this temperature raises a fatal thermal event.
+    pub temperature_critical_celsius: f64,
+}
+
+/// `[kmsg]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KmsgConfig {
+    /// Read XIDs from the kernel log. Unset: on with NVML, off with fake GPUs.
+    pub enabled: Option<bool>,
+    /// The kernel log device.
+    pub path: PathBuf,
+    /// Also read records logged before the agent started.
+    pub read_existing: bool,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        AgentConfig {
+            node: NodeConfig {
+                id: String::new(),
+                labels: BTreeMap::new(),
+            },
+            server: ServerConfig {
+                listen: "0.0.0.0:9410".into(),
+                workers: 2,
+            },
+            gpu: GpuConfig {
+                backend: BackendKind::Nvml,
+                fake_count: 8,
+                fake_model: crate::backend::fake::DEFAULT_MODEL.into(),
+                fake_seed: 0,
+            },
+            collector: CollectorConfig {
+                interval: Duration::from_secs(5),
+            },
+            metrics: MetricsConfig {
+                dcgm_compat: false,
+                system: true,
+            },
+            events: EventsConfig {
+                capacity: 10_000,
+                xid_dedup_window: Duration::from_secs(10),
+                temperature_warning_celsius: 85.0,
+                temperature_critical_celsius: 92.0,
+            },
+            kmsg: KmsgConfig {
+                enabled: None,
+                path: "/dev/kmsg".into(),
+                read_existing: false,
+            },
+        }
+    }
+}
+
+macro_rules! default_section {
+    ($($t:ident => $f:ident),*) => {$(
+        impl Default for $t {
+            fn default() -> Self {
+                AgentConfig::default().$f
+            }
+        }
+    )*};
+}
+default_section!(NodeConfig => node, ServerConfig => server, GpuConfig => gpu,
+    CollectorConfig => collector, MetricsConfig => metrics, EventsConfig => events,
+    KmsgConfig => kmsg);
+
+impl Default for BackendKind {
+    fn default() -> Self {
+        BackendKind::Nvml
+    }
+}
+
+/// Values given on the command line; they override file and environment.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--listen`
+    pub listen: Option<String>,
+    /// `--fake-gpus N`: use the fake backend with N GPUs.
+    pub fake_gpus: Option<u32>,
+}
+
+/// Why the configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file or environment could not be read into the config structure.
+    #[error("{0}")]
+    Parse(Box<figment::Error>),
+    /// Values that parsed but make no sense; every problem is listed.
+    #[error("invalid configuration{}:\n  {}", .file.as_ref().map(|f| format!(" in {}", f.display())).unwrap_or_default(), .problems.join("\n  "))]
+    Invalid {
+        /// The file, when one was given.
+        file: Option<PathBuf>,
+        /// One line per problem, each naming its key.
+        problems: Vec<String>,
+    },
+}
+
+impl AgentConfig {
+    /// Loads defaults, then `file` (if any), then the environment, then `overrides`.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Self, ConfigError> {
+        Self::load_from(file, Env::prefixed("GPUWARDEN_"), overrides)
+    }
+
+    /// [`AgentConfig::load`] with the environment given, for tests.
+    pub fn load_from(
+        file: Option<&Path>,
+        env: Env,
+        overrides: &Overrides,
+    ) -> Result<Self, ConfigError> {
+        let mut fig = Figment::from(Serialized::defaults(AgentConfig::default()));
+        if let Some(f) = file {
+            fig = fig.merge(Toml::file_exact(f));
+        }
+        // Only GPUWARDEN_<SECTION>__<KEY> variables are config; others (tokens) are not.
+        fig = fig.merge(env.filter(|k| k.as_str().contains("__")).split("__"));
+        if let Some(l) = &overrides.listen {
+            fig = fig.merge(Serialized::default("server.listen", l));
+        }
+        if let Some(n) = overrides.fake_gpus {
+            fig = fig
+                .merge(Serialized::default("gpu.backend", BackendKind::Fake))
+                .merge(Serialized::default("gpu.fake_count", n));
+        }
+        let cfg: AgentConfig = fig.extract().map_err(|e| ConfigError::Parse(Box::new(e)))?;
+        cfg.validate(file)?;
+        Ok(cfg)
+    }
+
+    /// Checks every value; lists all problems.
+    pub fn validate(&self, file: Option<&Path>) -> Result<(), ConfigError> {
+        let mut p = Vec::new();
+        if self.server.listen.parse::<SocketAddr>().is_err() {
+            p.push(format!(
+                "server.listen: \"{}\" is not an address like 0.0.0.0:9410",
+                self.server.listen
+            ));
+        }
+        if !(1..=64).contains(&self.server.workers) {
+            p.push(format!(
+                "server.workers: {} is not between 1 and 64",
+                self.server.workers
+            ));
+        }
+        if !(1..=256).contains(&self.gpu.fake_count) {
+            p.push(format!(
+                "gpu.fake_count: {} is not between 1 and 256",
+                self.gpu.fake_count
+            ));
+        }
+        if self.gpu.fake_model.trim().is_empty() {
+            p.push("gpu.fake_model: must not be empty".into());
+        }
+        if self.collector.interval < Duration::from_millis(100) {
+            p.push(format!(
+                "collector.interval: {} is below the 100ms minimum",
+                humantime::format_duration(self.collector.interval)
+            ));
+        }
+        if self.events.capacity == 0 {
+            p.push("events.capacity: must be at least 1".into());
+        }
+        let (w, c) = (
+            self.events.temperature_warning_celsius,
+            self.events.temperature_critical_celsius,
+        );
+        if !(w.is_finite() && c.is_finite() && w < c) {
+            p.push(format!(
+                "events.temperature_warning_celsius ({w}) must be below events.temperature_critical_celsius ({c})"
+            ));
+        }
+        for (k, v) in &self.node.labels {
+            if !valid_label_name(k) {
+                p.push(format!(
+                    "node.labels.{k}: not a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*, not starting with __)"
+                ));
+            } else if RESERVED_LABELS.contains(&k.as_str()) {
+                p.push(format!(
+                    "node.labels.{k}: \"{k}\" is set by the agent itself"
+                ));
+            }
+            if v.len() > 1024 {
+                p.push(format!("node.labels.{k}: value longer than 1024 bytes"));
+            }
+        }
+        if p.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid {
+                file: file.map(Path::to_path_buf),
+                problems: p,
+            })
+        }
+    }
+
+    /// The node id: configured, or the hostname.
+    pub fn node_id(&self) -> String {
+        if !self.node.id.is_empty() {
+            return self.node.id.clone();
+        }
+        sysinfo::System::host_name().unwrap_or_else(|_| "unknown".into())
+    }
+}
+
+/// Labels the agent sets on its series; node labels may not reuse them.
+pub const RESERVED_LABELS: &[&str] = &[
+    "gpu",
+    "uuid",
+    "model",
+    "xid",
+    "type",
+    "counter",
+    "link",
+    "reason",
+    "check",
+    "collector",
+    "le",
+    "quantile",
+];
+
+fn valid_label_name(s: &str) -> bool {
+    let mut b = s.bytes();
+    matches!(b.next(), Some(c) if c.is_ascii_alphabetic() || c == b'_')
+        && b.all(|c| c.is_ascii_alphanumeric() || c == b'_')
+        && !s.starts_with("__")
+}

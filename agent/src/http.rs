@@ -1,0 +1,248 @@
+//! The agent's HTTP API: `/metrics`, `/healthz`, `/v1/events` and, with fake GPUs only,
+//! `/v1/fake/inject` and `/v1/fake/clear`. Every error is JSON
+//! `{"error":{"code":…,"message":…}}`.
+
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix_web::http::header::{self, ContentEncoding};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
+use serde::Deserialize;
+
+use crate::backend::fake::{FakeBackend, InjectRequest};
+use crate::collector::{Msg, SharedSnapshot};
+use crate::events::EventLog;
+
+/// Content type of the Prometheus text format.
+pub const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
+const MAX_EVENTS_PAGE: usize = 10_000;
+
+/// Shared state of the handlers.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// Latest snapshot.
+    pub snapshot: SharedSnapshot,
+    /// Event log.
+    pub events: Arc<Mutex<EventLog>>,
+    /// The fake backend, when in use.
+    pub fake: Option<Arc<FakeBackend>>,
+    /// The collector's channel.
+    pub collector: Sender<Msg>,
+}
+
+/// An API error: status, machine code, human message.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    /// A new error.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status)
+            .json(serde_json::json!({"error": {"code": self.code, "message": self.message}}))
+    }
+}
+
+/// Registers the routes on an actix app.
+pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |cfg| {
+        let fake = state.fake.is_some();
+        cfg.app_data(web::Data::new(state))
+            .app_data(
+                web::JsonConfig::default()
+                    .limit(64 * 1024)
+                    .error_handler(|e, _| {
+                        ApiError::new(
+                            StatusCode::BAD_REQUEST,
+                            "bad_request",
+                            format!("invalid JSON body: {e}"),
+                        )
+                        .into()
+                    }),
+            )
+            .app_data(web::QueryConfig::default().error_handler(|e, _| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "bad_request",
+                    format!("invalid query: {e}"),
+                )
+                .into()
+            }))
+            .route("/metrics", web::get().to(metrics))
+            .route("/healthz", web::get().to(healthz))
+            .route("/v1/events", web::get().to(events));
+        if fake {
+            cfg.route("/v1/fake/inject", web::post().to(inject))
+                .route("/v1/fake/clear", web::post().to(clear));
+        }
+        cfg.default_service(web::to(|req: HttpRequest| async move {
+            Err::<HttpResponse, _>(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("no route for {} {}", req.method(), req.path()),
+            ))
+        }));
+    }
+}
+
+async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let snap = Arc::clone(&state.snapshot.read().unwrap_or_else(|p| p.into_inner()));
+    let gzip = req
+        .headers()
+        .get(header::ACCEPT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|e| e.trim().split(';').next() == Some("gzip"))
+        });
+    let mut resp = HttpResponse::Ok();
+    resp.insert_header((header::CONTENT_TYPE, TEXT_FORMAT));
+    if gzip {
+        resp.insert_header(ContentEncoding::Gzip);
+        resp.body(snap.body_gzip.clone())
+    } else {
+        resp.body(snap.body.clone())
+    }
+}
+
+async fn healthz(state: web::Data<AppState>) -> HttpResponse {
+    let snap = Arc::clone(&state.snapshot.read().unwrap_or_else(|p| p.into_inner()));
+    let lost = snap.gpus.iter().filter(|g| g.1.is_none()).count();
+    HttpResponse::Ok().json(serde_json::json!({
+        "status": "ok",
+        "gpus": snap.gpus.len(),
+        "gpus_lost": lost,
+        "last_collection": snap.taken.map(|t| humantime::format_rfc3339_millis(t).to_string()),
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventsQuery {
+    #[serde(default)]
+    after: u64,
+    limit: Option<usize>,
+}
+
+async fn events(
+    q: web::Query<EventsQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = q.limit.unwrap_or(1000);
+    if limit == 0 || limit > MAX_EVENTS_PAGE {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("limit must be between 1 and {MAX_EVENTS_PAGE}"),
+        ));
+    }
+    let page = state
+        .events
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .page(q.after, limit);
+    Ok(HttpResponse::Ok().json(page))
+}
+
+/// Asks the collector for a fresh snapshot and waits until it is published, so the caller
+/// sees the effect of what it just did.
+async fn collect_now(state: &AppState) -> Result<(), ApiError> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    state
+        .collector
+        .send(Msg::CollectNow(Some(tx)))
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "shutting_down",
+                "the collector has stopped",
+            )
+        })?;
+    match tokio::time::timeout(Duration::from_secs(10), rx).await {
+        Ok(Ok(())) => Ok(()),
+        _ => Err(ApiError::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "timeout",
+            "the collector did not answer in 10s",
+        )),
+    }
+}
+
+fn fake_of(state: &AppState) -> Result<&Arc<FakeBackend>, ApiError> {
+    state
+        .fake
+        .as_ref()
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "fake GPUs are off"))
+}
+
+async fn inject(
+    body: web::Json<InjectRequest>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let fault = body
+        .to_fault()
+        .map_err(|m| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_fault", m))?;
+    fake_of(&state)?
+        .inject(body.gpu, fault.clone())
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_fault",
+                e.to_string(),
+            )
+        })?;
+    tracing::info!(gpu = body.gpu, fault = ?fault, "fault injected");
+    collect_now(&state).await?;
+    Ok(HttpResponse::Ok()
+        .json(serde_json::json!({"gpu": body.gpu, "fault": body.fault, "injected": true})))
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ClearRequest {
+    gpu: Option<u32>,
+}
+
+async fn clear(body: web::Bytes, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let req: ClearRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        ClearRequest::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                format!("invalid JSON body: {e}"),
+            )
+        })?
+    };
+    fake_of(&state)?.clear(req.gpu).map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_fault",
+            e.to_string(),
+        )
+    })?;
+    tracing::info!(gpu = ?req.gpu, "faults cleared");
+    collect_now(&state).await?;
+    Ok(HttpResponse::Ok()
+        .json(serde_json::json!({"cleared": req.gpu.map_or("all".to_string(), |g| g.to_string())})))
+}

@@ -1,0 +1,185 @@
+//! The gpuwarden node agent.
+//!
+//! It reads the node's GPUs through a [`backend::GpuBackend`] (NVML, or fake GPUs for tests
+//! and demos), samples them on an interval in the [`collector`], turns what it sees into
+//! [health events](events) (XIDs from NVML and from the [kernel log](kmsg), ECC errors,
+//! thresholds crossed), and serves Prometheus metrics and the events over [`http`].
+//!
+//! It does not decide whether a node is healthy: that is the control plane's job, through
+//! its policies. The agent reports facts, with the severity and recommended action of the
+//! one XID table in `gpuwarden-wire`.
+//!
+//! `main.rs` only parses flags; [`run`] wires everything, so tests build exactly what runs.
+
+pub mod backend;
+pub mod collector;
+pub mod config;
+pub mod dcgm;
+pub mod derive;
+pub mod events;
+pub mod http;
+pub mod kmsg;
+pub mod render;
+pub mod system;
+pub mod text;
+
+use std::sync::{mpsc, Arc, Mutex, RwLock};
+
+use anyhow::Context;
+
+use backend::fake::FakeBackend;
+use backend::nvml::NvmlBackend;
+use backend::GpuBackend;
+use collector::{Collector, CollectorSettings, Msg};
+use config::{AgentConfig, BackendKind};
+use events::EventLog;
+
+/// Builds the configured GPU backend.
+pub fn open_backend(cfg: &AgentConfig, node_id: &str) -> anyhow::Result<Arc<dyn GpuBackend>> {
+    Ok(match cfg.gpu.backend {
+        BackendKind::Fake => {
+            let seed = if cfg.gpu.fake_seed != 0 {
+                cfg.gpu.fake_seed
+            } else {
+                node_id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                    (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+                })
+            };
+            Arc::new(Arc::new(FakeBackend::new(
+                cfg.gpu.fake_count,
+                &cfg.gpu.fake_model,
+                seed,
+            )))
+        }
+        BackendKind::Nvml => Arc::new(NvmlBackend::open()?),
+    })
+}
+
+/// Runs the agent until SIGINT or SIGTERM.
+pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
+    let node_id = cfg.node_id();
+    let backend = open_backend(&cfg, &node_id)?;
+    let instance = format!("{:016x}", fastrand::u64(..));
+    let events = Arc::new(Mutex::new(EventLog::new(cfg.events.capacity, instance)));
+    let snapshot = Arc::new(RwLock::new(Arc::default()));
+    let settings = CollectorSettings {
+        node_id: node_id.clone(),
+        node_labels: cfg
+            .node
+            .labels
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        interval: cfg.collector.interval,
+        thresholds: derive::Thresholds {
+            temperature_warning: cfg.events.temperature_warning_celsius,
+            temperature_critical: cfg.events.temperature_critical_celsius,
+        },
+        xid_dedup_window: cfg.events.xid_dedup_window,
+        system: cfg.metrics.system,
+        dcgm_compat: cfg.metrics.dcgm_compat,
+    };
+    let mut collector = Collector::new(
+        settings,
+        Arc::clone(&backend),
+        Arc::clone(&events),
+        Arc::clone(&snapshot),
+    )
+    .context("reading the GPU inventory")?;
+    let inv = collector.inventory();
+    tracing::info!(
+        node = %node_id,
+        backend = backend.name(),
+        gpus = inv.gpus.len(),
+        model = inv.gpus.first().map_or("-", |g| g.model.as_str()),
+        driver = %inv.driver_version,
+        cuda = %inv.cuda_version,
+        "GPU inventory read"
+    );
+
+    let (tx, rx) = mpsc::channel::<Msg>();
+    let events_tx = Mutex::new(tx.clone());
+    let sink: backend::EventSink = Box::new(move |e| {
+        events_tx
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .send(Msg::Backend(e))
+            .is_ok()
+    });
+    if let Err(e) = backend.start_events(sink) {
+        tracing::warn!(error = %e, "no critical events from the GPU backend; XIDs come from the kernel log only");
+    }
+    let kmsg_on = cfg
+        .kmsg
+        .enabled
+        .unwrap_or(cfg.gpu.backend == BackendKind::Nvml);
+    if kmsg_on {
+        let source = kmsg::KmsgSource {
+            path: cfg.kmsg.path.clone(),
+            read_existing: cfg.kmsg.read_existing,
+        };
+        match kmsg::spawn_reader(source, tx.clone()) {
+            Ok(()) => {
+                collector.set_kmsg_up(true);
+                tracing::info!(path = %cfg.kmsg.path.display(), "reading XIDs from the kernel log");
+            }
+            Err(e) => tracing::warn!(
+                path = %cfg.kmsg.path.display(),
+                error = %e,
+                "cannot read the kernel log: XIDs that NVML does not report (79, 119, 120, …) will be missed; \
+                 run the agent as root or with CAP_SYSLOG"
+            ),
+        }
+    }
+    collector.collect();
+    let collector_thread = std::thread::Builder::new()
+        .name("collector".into())
+        .spawn(move || collector.run(rx))
+        .context("starting the collector thread")?;
+
+    let state = http::AppState {
+        snapshot,
+        events,
+        fake: backend.as_fake(),
+        collector: tx.clone(),
+    };
+    let server = actix_web::HttpServer::new(move || {
+        actix_web::App::new().configure(http::configure(state.clone()))
+    })
+    .workers(cfg.server.workers)
+    .disable_signals()
+    .shutdown_timeout(5)
+    .bind(&cfg.server.listen)
+    .with_context(|| format!("cannot listen on {}", cfg.server.listen))?;
+    for addr in server.addrs() {
+        tracing::info!(%addr, interval = %humantime::format_duration(cfg.collector.interval), "listening");
+    }
+    let server = server.run();
+    let handle = server.handle();
+    let server_task = tokio::spawn(server);
+
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    handle.stop(true).await;
+    let _ = server_task.await;
+    let _ = tx.send(Msg::Shutdown);
+    let _ = collector_thread.join();
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch SIGTERM; stopping on SIGINT only");
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

@@ -1,0 +1,242 @@
+//! Node metrics (CPU, memory, disk, network, uptime) through `sysinfo`.
+
+use sysinfo::{Disks, Networks, System};
+
+use crate::text::{labels, Kind, Text};
+
+const MAX_DISKS: usize = 64;
+const MAX_NICS: usize = 64;
+
+/// Keeps sysinfo's handles between collections (CPU usage needs two readings).
+pub struct SystemCollector {
+    system: Option<System>,
+    disks: Option<Disks>,
+    networks: Option<Networks>,
+}
+
+impl std::fmt::Debug for SystemCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SystemCollector")
+    }
+}
+
+/// One reading of the node.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SystemStats {
+    /// CPU busy, 0..1 (since the previous reading).
+    pub cpu_usage: Option<f64>,
+    /// Logical CPUs.
+    pub cpus: usize,
+    /// Load averages 1, 5, 15 min.
+    pub load: Option<(f64, f64, f64)>,
+    /// Memory total / available, bytes.
+    pub memory: Option<(u64, u64)>,
+    /// Seconds since boot.
+    pub uptime_seconds: Option<u64>,
+    /// Boot time, Unix seconds.
+    pub boot_time_seconds: Option<u64>,
+    /// (mount point, file system, size, available).
+    pub filesystems: Vec<(String, String, u64, u64)>,
+    /// (interface, received bytes, transmitted bytes, receive errors, transmit errors).
+    pub networks: Vec<(String, u64, u64, u64, u64)>,
+}
+
+impl SystemCollector {
+    /// Opens sysinfo's handles; a platform that lacks one simply yields fewer metrics.
+    pub fn new() -> Self {
+        SystemCollector {
+            system: System::new().ok(),
+            disks: Disks::new_with_refreshed_list().ok(),
+            networks: Networks::new_with_refreshed_list().ok(),
+        }
+    }
+
+    /// Reads the node now.
+    pub fn collect(&mut self) -> SystemStats {
+        let mut s = SystemStats::default();
+        if let Some(sys) = self.system.as_mut() {
+            sys.refresh_cpu_usage();
+            sys.refresh_memory();
+            s.cpus = sys.cpus().len();
+            s.cpu_usage = Some(f64::from(sys.global_cpu_usage()) / 100.0);
+            s.memory = Some((sys.total_memory(), sys.available_memory()));
+        }
+        s.load = System::load_average()
+            .ok()
+            .map(|l| (l.one, l.five, l.fifteen));
+        s.uptime_seconds = System::uptime().ok();
+        s.boot_time_seconds = System::boot_time().ok();
+        if let Some(d) = self.disks.as_mut() {
+            d.refresh(true);
+            s.filesystems = d
+                .iter()
+                .take(MAX_DISKS)
+                .map(|d| {
+                    (
+                        d.mount_point().to_string_lossy().into_owned(),
+                        d.file_system().to_string_lossy().into_owned(),
+                        d.total_space(),
+                        d.available_space(),
+                    )
+                })
+                .collect();
+            s.filesystems.sort();
+            s.filesystems.dedup_by(|a, b| a.0 == b.0);
+        }
+        if let Some(n) = self.networks.as_mut() {
+            n.refresh(true);
+            s.networks = n
+                .iter()
+                .take(MAX_NICS)
+                .map(|(name, d)| {
+                    (
+                        name.to_string_lossy().into_owned(),
+                        d.total_received(),
+                        d.total_transmitted(),
+                        d.total_errors_on_received(),
+                        d.total_errors_on_transmitted(),
+                    )
+                })
+                .collect();
+            s.networks.sort();
+        }
+        s
+    }
+}
+
+impl Default for SystemCollector {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Writes the node families.
+pub fn render(t: &mut Text, s: &SystemStats) {
+    if let Some(u) = s.cpu_usage {
+        t.family(
+            "gpuwarden_node_cpu_usage_ratio",
+            "Share of CPU time busy across all CPUs since the previous collection.",
+            Kind::Gauge,
+        );
+        t.sample("gpuwarden_node_cpu_usage_ratio", "", "", u);
+        t.family("gpuwarden_node_cpus", "Logical CPUs.", Kind::Gauge);
+        t.sample("gpuwarden_node_cpus", "", "", s.cpus as f64);
+    }
+    if let Some((one, five, fifteen)) = s.load {
+        t.family(
+            "gpuwarden_node_load_average",
+            "Load average over `window` minutes.",
+            Kind::Gauge,
+        );
+        t.sample("gpuwarden_node_load_average", "window=\"1m\"", "", one);
+        t.sample("gpuwarden_node_load_average", "window=\"5m\"", "", five);
+        t.sample("gpuwarden_node_load_average", "window=\"15m\"", "", fifteen);
+    }
+    if let Some((total, avail)) = s.memory {
+        t.family(
+            "gpuwarden_node_memory_total_bytes",
+            "Physical memory.",
+            Kind::Gauge,
+        );
+        t.sample("gpuwarden_node_memory_total_bytes", "", "", total as f64);
+        t.family(
+            "gpuwarden_node_memory_available_bytes",
+            "Memory available for new work.",
+            Kind::Gauge,
+        );
+        t.sample(
+            "gpuwarden_node_memory_available_bytes",
+            "",
+            "",
+            avail as f64,
+        );
+    }
+    if let Some(u) = s.uptime_seconds {
+        t.family(
+            "gpuwarden_node_uptime_seconds",
+            "Seconds since the node booted.",
+            Kind::Gauge,
+        );
+        t.sample("gpuwarden_node_uptime_seconds", "", "", u as f64);
+    }
+    if let Some(b) = s.boot_time_seconds {
+        t.family(
+            "gpuwarden_node_boot_time_seconds",
+            "Boot time, Unix seconds.",
+            Kind::Gauge,
+        );
+        t.sample("gpuwarden_node_boot_time_seconds", "", "", b as f64);
+    }
+    let fs: Vec<(String, &(String, String, u64, u64))> = s
+        .filesystems
+        .iter()
+        .map(|f| (labels(&[("mountpoint", &f.0), ("fstype", &f.1)]), f))
+        .collect();
+    t.family(
+        "gpuwarden_node_filesystem_size_bytes",
+        "File system size.",
+        Kind::Gauge,
+    );
+    for (l, f) in &fs {
+        t.sample("gpuwarden_node_filesystem_size_bytes", l, "", f.2 as f64);
+    }
+    t.family(
+        "gpuwarden_node_filesystem_avail_bytes",
+        "File system space available.",
+        Kind::Gauge,
+    );
+    for (l, f) in &fs {
+        t.sample("gpuwarden_node_filesystem_avail_bytes", l, "", f.3 as f64);
+    }
+    let nics: Vec<(String, &(String, u64, u64, u64, u64))> = s
+        .networks
+        .iter()
+        .map(|n| (labels(&[("device", &n.0)]), n))
+        .collect();
+    type Pick = fn(&(String, u64, u64, u64, u64)) -> u64;
+    let families: [(&'static str, &'static str, Pick); 4] = [
+        (
+            "gpuwarden_node_network_receive_bytes_total",
+            "Bytes received.",
+            |n| n.1,
+        ),
+        (
+            "gpuwarden_node_network_transmit_bytes_total",
+            "Bytes transmitted.",
+            |n| n.2,
+        ),
+        (
+            "gpuwarden_node_network_receive_errors_total",
+            "Receive errors.",
+            |n| n.3,
+        ),
+        (
+            "gpuwarden_node_network_transmit_errors_total",
+            "Transmit errors.",
+            |n| n.4,
+        ),
+    ];
+    for (name, help, pick) in families {
+        t.family(name, help, Kind::Counter);
+        for (l, n) in &nics {
+            t.sample(name, l, "", pick(n) as f64);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_machine_reports_memory_and_uptime() {
+        let s = SystemCollector::new().collect();
+        let (total, avail) = s.memory.expect("memory on Linux");
+        assert!(total > 0 && avail <= total);
+        assert!(s.uptime_seconds.is_some_and(|u| u > 0));
+        let mut t = Text::default();
+        render(&mut t, &s);
+        let out = t.finish();
+        assert!(out.contains("gpuwarden_node_memory_total_bytes "), "{out}");
+    }
+}

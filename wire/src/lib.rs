@@ -1,0 +1,17 @@
+//! Types shared by the gpuwarden agent and control plane.
+//!
+//! This crate holds what crosses the network or must mean the same thing on both sides:
+//! the [XID table](xid) (the single source of truth for XID severities and recommended
+//! actions), the [health event](event) shape served at `GET /v1/events`, and the
+//! [metric names](metric) the agent exposes and the control plane reads.
+//!
+//! It has no I/O and depends only on `serde`, so the agent stays free of the control
+//! plane's dependencies and the other way round.
+#![deny(missing_docs)]
+
+pub mod event;
+pub mod metric;
+pub mod xid;
+
+pub use event::{Action, EventKind, EventsPage, HealthEvent, Severity};
+pub use xid::{XidInfo, XID_TABLE};
