@@ -394,10 +394,11 @@ impl Collector {
         true
     }
 
-    /// Runs the loop until [`Msg::Shutdown`] or until every sender is gone.
+    /// Runs the loop until [`Msg::Shutdown`] or until every sender is gone. The first
+    /// collection happens one interval after the last (call [`Collector::collect`] first).
     pub fn run(mut self, rx: Receiver<Msg>) {
         let interval = self.settings.interval;
-        let mut next = Instant::now();
+        let mut next = Instant::now() + interval;
         let mut acks = Vec::new();
         loop {
             let now = Instant::now();

@@ -54,10 +54,11 @@ pub struct ServerConfig {
 }
 
 /// Which GPU backend.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BackendKind {
     /// NVML when it loads; otherwise start fails with a clear error.
+    #[default]
     Nvml,
     /// Fake GPUs (tests and demos).
     Fake,
@@ -174,12 +175,6 @@ macro_rules! default_section {
 default_section!(NodeConfig => node, ServerConfig => server, GpuConfig => gpu,
     CollectorConfig => collector, MetricsConfig => metrics, EventsConfig => events,
     KmsgConfig => kmsg);
-
-impl Default for BackendKind {
-    fn default() -> Self {
-        BackendKind::Nvml
-    }
-}
 
 /// Values given on the command line; they override file and environment.
 #[derive(Debug, Clone, Default)]

@@ -246,3 +246,45 @@ async fn clear(body: web::Bytes, state: web::Data<AppState>) -> Result<HttpRespo
     Ok(HttpResponse::Ok()
         .json(serde_json::json!({"cleared": req.gpu.map_or("all".to_string(), |g| g.to_string())})))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::{test, App};
+
+    fn state(fake: Option<Arc<FakeBackend>>) -> AppState {
+        let (tx, _rx) = std::sync::mpsc::channel();
+        AppState {
+            snapshot: Arc::default(),
+            events: Arc::new(Mutex::new(EventLog::new(10, "t".into()))),
+            fake,
+            collector: tx,
+        }
+    }
+
+    #[actix_web::test]
+    async fn fake_endpoints_exist_only_with_the_fake_backend() {
+        let app = test::init_service(App::new().configure(configure(state(None)))).await;
+        let req = test::TestRequest::post()
+            .uri("/v1/fake/inject")
+            .set_json(serde_json::json!({"gpu":0,"fault":"xid","code":79}))
+            .to_request();
+        let resp = test::call_service(&app, req).await;
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+        let body: serde_json::Value = test::read_body_json(resp).await;
+        assert_eq!(body["error"]["code"], "not_found");
+    }
+
+    #[actix_web::test]
+    async fn a_stopped_collector_turns_injection_into_a_clear_error() {
+        use crate::backend::fake::DEFAULT_MODEL;
+        let fake = Arc::new(FakeBackend::new(1, DEFAULT_MODEL, 1));
+        let app = test::init_service(App::new().configure(configure(state(Some(fake))))).await;
+        let req = test::TestRequest::post()
+            .uri("/v1/fake/inject")
+            .set_json(serde_json::json!({"gpu":0,"fault":"temperature","value":90}))
+            .to_request();
+        let resp = test::call_service(&app, req).await;
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+    }
+}

@@ -57,6 +57,8 @@ pub fn open_backend(cfg: &AgentConfig, node_id: &str) -> anyhow::Result<Arc<dyn 
 
 /// Runs the agent until SIGINT or SIGTERM.
 pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
+    // Watch the signals before anything else, so a SIGTERM during start-up is not lost.
+    let shutdown = ShutdownSignal::install();
     let node_id = cfg.node_id();
     let backend = open_backend(&cfg, &node_id)?;
     let instance = format!("{:016x}", fastrand::u64(..));
@@ -158,7 +160,7 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
     let handle = server.handle();
     let server_task = tokio::spawn(server);
 
-    shutdown_signal().await;
+    shutdown.wait().await;
     tracing::info!("shutting down");
     handle.stop(true).await;
     let _ = server_task.await;
@@ -168,18 +170,48 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
+/// SIGINT and SIGTERM, watched from the moment it is installed.
+struct ShutdownSignal {
+    term: Option<tokio::signal::unix::Signal>,
+    int: Option<tokio::signal::unix::Signal>,
+}
+
+impl ShutdownSignal {
+    fn install() -> Self {
+        use tokio::signal::unix::{signal, SignalKind};
+        let watch = |kind, name: &str| match signal(kind) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch {name}");
+                None
             }
+        };
+        ShutdownSignal {
+            term: watch(SignalKind::terminate(), "SIGTERM"),
+            int: watch(SignalKind::interrupt(), "SIGINT"),
         }
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot watch SIGTERM; stopping on SIGINT only");
-            let _ = tokio::signal::ctrl_c().await;
+    }
+
+    async fn wait(mut self) {
+        let term = async {
+            match self.term.as_mut() {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        let int = async {
+            match self.int.as_mut() {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = term => {}
+            _ = int => {}
         }
     }
 }

@@ -20,6 +20,11 @@ impl std::fmt::Debug for SystemCollector {
     }
 }
 
+/// A file system: mount point, type, size, available bytes.
+pub type Filesystem = (String, String, u64, u64);
+/// A network interface: name, received bytes, transmitted bytes, receive errors, transmit errors.
+pub type Nic = (String, u64, u64, u64, u64);
+
 /// One reading of the node.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SystemStats {
@@ -36,9 +41,9 @@ pub struct SystemStats {
     /// Boot time, Unix seconds.
     pub boot_time_seconds: Option<u64>,
     /// (mount point, file system, size, available).
-    pub filesystems: Vec<(String, String, u64, u64)>,
+    pub filesystems: Vec<Filesystem>,
     /// (interface, received bytes, transmitted bytes, receive errors, transmit errors).
-    pub networks: Vec<(String, u64, u64, u64, u64)>,
+    pub networks: Vec<Nic>,
 }
 
 impl SystemCollector {
@@ -167,7 +172,7 @@ pub fn render(t: &mut Text, s: &SystemStats) {
         );
         t.sample("gpuwarden_node_boot_time_seconds", "", "", b as f64);
     }
-    let fs: Vec<(String, &(String, String, u64, u64))> = s
+    let fs: Vec<(String, &Filesystem)> = s
         .filesystems
         .iter()
         .map(|f| (labels(&[("mountpoint", &f.0), ("fstype", &f.1)]), f))
@@ -188,12 +193,12 @@ pub fn render(t: &mut Text, s: &SystemStats) {
     for (l, f) in &fs {
         t.sample("gpuwarden_node_filesystem_avail_bytes", l, "", f.3 as f64);
     }
-    let nics: Vec<(String, &(String, u64, u64, u64, u64))> = s
+    let nics: Vec<(String, &Nic)> = s
         .networks
         .iter()
         .map(|n| (labels(&[("device", &n.0)]), n))
         .collect();
-    type Pick = fn(&(String, u64, u64, u64, u64)) -> u64;
+    type Pick = fn(&Nic) -> u64;
     let families: [(&'static str, &'static str, Pick); 4] = [
         (
             "gpuwarden_node_network_receive_bytes_total",

@@ -1,0 +1,82 @@
+//! The binary: start-up errors, `--check-config`, graceful shutdown.
+
+use std::process::Command;
+
+use crate::util::{Agent, BIN};
+
+#[test]
+fn without_a_gpu_driver_start_fails_with_a_hint_not_a_panic() {
+    if std::path::Path::new("/dev/nvidiactl").exists() {
+        eprintln!("skipped: this machine has an NVIDIA driver");
+        return;
+    }
+    let out = Command::new(BIN)
+        .args(["--listen", "127.0.0.1:0"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--fake-gpus"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn check_config_accepts_the_example_and_rejects_bad_files() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/agent.toml");
+    let out = Command::new(BIN)
+        .args(["--check-config", example])
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("valid"));
+
+    let dir = std::env::temp_dir().join(format!("gw-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "[server]\nlisten = \"nowhere\"\n").unwrap();
+    let out = Command::new(BIN)
+        .arg("--check-config")
+        .arg(&bad)
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("server.listen") && err.contains("bad.toml"),
+        "{err}"
+    );
+    let missing = dir.join("missing.toml");
+    let out = Command::new(BIN)
+        .arg("--check-config")
+        .arg(&missing)
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing.toml"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn sigterm_stops_the_agent_cleanly() {
+    let agent = Agent::start(&["--fake-gpus", "1"], &[]);
+    let logs = std::sync::Arc::clone(&agent.logs);
+    let status = agent.terminate();
+    assert!(status.success(), "exit status {status}");
+    // The log reader thread may still be draining the pipe.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let text = logs.lock().unwrap().join("\n");
+        if text.contains("shutting down") && text.contains("stopped") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no shutdown lines in: {text}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

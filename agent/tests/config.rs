@@ -1,0 +1,142 @@
+//! Configuration: precedence (file < environment < flags), unknown keys and bad values name
+//! the key and the file, and the shipped example is valid.
+
+use std::path::Path;
+use std::time::Duration;
+
+use figment::Jail;
+use gpuwarden_agent::config::{AgentConfig, BackendKind, ConfigError, Overrides};
+
+fn load(file: Option<&str>, o: &Overrides) -> Result<AgentConfig, ConfigError> {
+    AgentConfig::load(file.map(Path::new), o)
+}
+
+#[test]
+fn file_then_environment_then_flags() {
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "agent.toml",
+            "[server]\nlisten = \"127.0.0.1:1000\"\n[collector]\ninterval = \"2s\"\n[gpu]\nfake_count = 3\n",
+        )?;
+        let c = load(Some("agent.toml"), &Overrides::default()).map_err(|e| e.to_string())?;
+        assert_eq!(c.server.listen, "127.0.0.1:1000");
+        assert_eq!(c.collector.interval, Duration::from_secs(2));
+
+        jail.set_env("GPUWARDEN_SERVER__LISTEN", "127.0.0.1:2000");
+        jail.set_env("GPUWARDEN_COLLECTOR__INTERVAL", "750ms");
+        // Variables that are not config sections (tokens) are not config keys.
+        jail.set_env("GPUWARDEN_BOOTSTRAP_TOKEN", "secret");
+        let c = load(Some("agent.toml"), &Overrides::default()).map_err(|e| e.to_string())?;
+        assert_eq!(c.server.listen, "127.0.0.1:2000");
+        assert_eq!(c.collector.interval, Duration::from_millis(750));
+
+        let flags = Overrides {
+            listen: Some("127.0.0.1:3000".into()),
+            fake_gpus: Some(5),
+        };
+        let c = load(Some("agent.toml"), &flags).map_err(|e| e.to_string())?;
+        assert_eq!(c.server.listen, "127.0.0.1:3000");
+        assert_eq!(c.gpu.backend, BackendKind::Fake);
+        assert_eq!(c.gpu.fake_count, 5);
+        Ok(())
+    });
+}
+
+#[test]
+fn defaults_need_no_file() {
+    Jail::expect_with(|_| {
+        let c = load(None, &Overrides::default()).map_err(|e| e.to_string())?;
+        assert_eq!(c.server.listen, "0.0.0.0:9410");
+        assert_eq!(c.collector.interval, Duration::from_secs(5));
+        assert_eq!(c.gpu.backend, BackendKind::Nvml);
+        assert!(!c.metrics.dcgm_compat);
+        Ok(())
+    });
+}
+
+#[test]
+fn unknown_key_names_the_key_and_the_file() {
+    Jail::expect_with(|jail| {
+        jail.create_file("agent.toml", "[collector]\nintervall = \"5s\"\n")?;
+        let e = load(Some("agent.toml"), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("intervall"), "{e}");
+        assert!(e.contains("agent.toml"), "{e}");
+        Ok(())
+    });
+}
+
+#[test]
+fn unknown_section_is_an_error() {
+    Jail::expect_with(|jail| {
+        jail.create_file("agent.toml", "[metrix]\ndcgm_compat = true\n")?;
+        let e = load(Some("agent.toml"), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("metrix"), "{e}");
+        Ok(())
+    });
+}
+
+#[test]
+fn bad_value_names_the_key_and_the_file() {
+    Jail::expect_with(|jail| {
+        jail.create_file("agent.toml", "[collector]\ninterval = \"fast\"\n")?;
+        let e = load(Some("agent.toml"), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("collector.interval"), "{e}");
+        assert!(e.contains("agent.toml"), "{e}");
+
+        jail.create_file("agent.toml", "[gpu]\nbackend = \"cuda\"\n")?;
+        let e = load(Some("agent.toml"), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("gpu.backend") && e.contains("cuda"), "{e}");
+        Ok(())
+    });
+}
+
+#[test]
+fn bad_environment_value_names_the_key() {
+    Jail::expect_with(|jail| {
+        jail.set_env("GPUWARDEN_SERVER__WORKERS", "many");
+        let e = load(None, &Overrides::default()).unwrap_err().to_string();
+        assert!(e.to_lowercase().contains("server.workers"), "{e}");
+        assert!(e.contains("GPUWARDEN_"), "{e}");
+        Ok(())
+    });
+}
+
+#[test]
+fn every_invalid_value_is_listed_at_once() {
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "agent.toml",
+            "[server]\nlisten = \"nowhere\"\n[collector]\ninterval = \"1ms\"\n[node.labels]\n\"bad-name\" = \"x\"\ngpu = \"7\"\n[events]\ntemperature_warning_celsius = 95.0\n",
+        )?;
+        let e = load(Some("agent.toml"), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        for key in [
+            "server.listen",
+            "collector.interval",
+            "node.labels.bad-name",
+            "node.labels.gpu",
+            "temperature_warning_celsius",
+        ] {
+            assert!(e.contains(key), "{key} missing from: {e}");
+        }
+        assert!(e.contains("agent.toml"), "{e}");
+        Ok(())
+    });
+}
+
+#[test]
+fn shipped_example_is_valid_and_runs_as_is() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/agent.toml");
+    let c = AgentConfig::load(Some(&path), &Overrides::default()).expect("config/agent.toml");
+    assert_eq!(c.gpu.backend, BackendKind::Fake);
+    assert_eq!(c.node.labels.get("rack").map(String::as_str), Some("r01"));
+}

@@ -1,0 +1,127 @@
+//! XIDs from the kernel log reach the right GPU, malformed lines are skipped and counted, and
+//! an XID reported by both the kernel log and NVML counts once.
+
+use crate::util::Agent;
+
+#[test]
+fn kernel_log_xids_map_to_gpus_and_duplicates_with_nvml_count_once() {
+    let dir = std::env::temp_dir().join(format!("gw-kmsg-e2e-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("kmsg");
+    // Fake GPU 0 sits at bus 0x18, GPU 1 at 0x2a (HGX layout).
+    std::fs::write(
+        &log,
+        "6,100,1000,-;nvidia-nvlink: Nvlink Core is being initialized\n\
+         3,101,2000,-;NVRM: Xid (PCI:0000:18:00): 79, pid=1896, name=python3, GPU has fallen off the bus.\n\
+         \x20SUBSYSTEM=pci\n\
+         \x20DEVICE=+pci:0000:18:00.0\n\
+         3,102,3000,-;NVRM: Xid (PCI:0000:2a:00): 119, pid=2440, name=nvidia-smi, Timeout after 6s of waiting for RPC response from GPU1 GSP!\n\
+         3,103,4000,-;NVRM: Xid (PCI:0000:2a:00: 13, broken\n\
+         3,104,5000,-;NVRM: Xid (PCI:0000:77:00): 31, pid=1, MMU Fault on a GPU of another node\n",
+    )
+    .unwrap();
+    let cfg = dir.join("agent.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[gpu]\nbackend = \"fake\"\nfake_count = 2\n[kmsg]\nenabled = true\nread_existing = true\npath = \"{}\"\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    let agent = Agent::start(&["--config", cfg.to_str().unwrap()], &[]);
+    let m = agent.wait_metrics("kernel-log lines", |m| {
+        m.value("gpuwarden_agent_kmsg_xid_lines_total", &[]) == Some(3.0)
+            && m.value("gpuwarden_agent_kmsg_malformed_lines_total", &[]) == Some(1.0)
+    });
+    assert_eq!(m.value("gpuwarden_agent_kmsg_up", &[]), Some(1.0));
+    assert_eq!(
+        m.value("gpuwarden_agent_kmsg_unmatched_lines_total", &[]),
+        Some(1.0)
+    );
+    assert_eq!(
+        m.value(
+            "gpuwarden_gpu_xid_errors_total",
+            &[("gpu", "0"), ("xid", "79")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        m.value(
+            "gpuwarden_gpu_xid_errors_total",
+            &[("gpu", "1"), ("xid", "119")]
+        ),
+        Some(1.0)
+    );
+
+    let events = agent.events_after(0);
+    let xids: Vec<(Option<u64>, u64, String)> = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["gpu"].as_u64(),
+                e["code"].as_u64().unwrap(),
+                e["source"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        xids,
+        vec![
+            (Some(0), 79, "kmsg".into()),
+            (Some(1), 119, "kmsg".into()),
+            (None, 31, "kmsg".into())
+        ]
+    );
+    assert!(events["events"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("name=python3"));
+
+    // NVML (the fake standing in for it) now reports the same XID 79: it counts once.
+    assert_eq!(
+        agent
+            .post("/v1/fake/inject", r#"{"gpu":0,"fault":"xid","code":79}"#)
+            .0,
+        200
+    );
+    let m = agent.metrics();
+    assert_eq!(
+        m.value(
+            "gpuwarden_gpu_xid_errors_total",
+            &[("gpu", "0"), ("xid", "79")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(agent.events_after(0)["events"].as_array().unwrap().len(), 3);
+    // A second, separate XID 79 is counted.
+    assert_eq!(
+        agent
+            .post("/v1/fake/inject", r#"{"gpu":0,"fault":"xid","code":79}"#)
+            .0,
+        200
+    );
+    let m = agent.metrics();
+    assert_eq!(
+        m.value(
+            "gpuwarden_gpu_xid_errors_total",
+            &[("gpu", "0"), ("xid", "79")]
+        ),
+        Some(2.0)
+    );
+
+    // Lines appended while the agent runs are picked up.
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    writeln!(f, "3,105,6000,-;NVRM: Xid (PCI:0000:2a:00): 48, pid=9, DBE").unwrap();
+    agent.wait_metrics("appended XID 48", |m| {
+        m.value(
+            "gpuwarden_gpu_xid_errors_total",
+            &[("gpu", "1"), ("xid", "48")],
+        ) == Some(1.0)
+    });
+    drop(agent);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -1,0 +1,12 @@
+#![allow(clippy::unwrap_used, clippy::result_large_err, clippy::type_complexity)]
+//! Integration tests of the agent: real `gpuwarden-agent` processes with fake GPUs, driven
+//! through their HTTP endpoints. One test binary, a module per area.
+
+mod util;
+
+mod cli;
+mod config;
+mod events;
+mod exposition;
+mod faults;
+mod kmsg;

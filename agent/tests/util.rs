@@ -1,0 +1,283 @@
+//! A running agent process for tests: started on an ephemeral port, stopped on drop.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_gpuwarden-agent");
+
+pub struct Agent {
+    child: Child,
+    pub base: String,
+    pub logs: Arc<Mutex<Vec<String>>>,
+    http: ureq::Agent,
+}
+
+pub fn http_client() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(10)))
+        .build()
+        .into()
+}
+
+impl Agent {
+    /// Starts the agent with `args` (plus `--listen 127.0.0.1:0`) and `env`.
+    pub fn start(args: &[&str], env: &[(&str, &str)]) -> Agent {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args)
+            .args(["--listen", "127.0.0.1:0"])
+            .env("RUST_LOG", "info");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start gpuwarden-agent");
+        let stderr = child.stderr.take().expect("stderr");
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel();
+        let sink = Arc::clone(&logs);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains(" listening") {
+                    if let Some(addr) = line
+                        .split("addr=")
+                        .nth(1)
+                        .and_then(|s| s.split_whitespace().next())
+                    {
+                        let _ = tx.send(addr.to_string());
+                    }
+                }
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(a) => a,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "agent did not start; log:\n{}",
+                    logs.lock().unwrap().join("\n")
+                );
+            }
+        };
+        Agent {
+            child,
+            base: format!("http://{addr}"),
+            logs,
+            http: http_client(),
+        }
+    }
+
+    pub fn get(&self, path: &str) -> (u16, String) {
+        let mut r = self
+            .http
+            .get(&format!("{}{path}", self.base))
+            .call()
+            .expect("GET");
+        let status = r.status().as_u16();
+        (status, r.body_mut().read_to_string().expect("body"))
+    }
+
+    pub fn post(&self, path: &str, body: &str) -> (u16, String) {
+        let mut r = self
+            .http
+            .post(&format!("{}{path}", self.base))
+            .header("content-type", "application/json")
+            .send(body)
+            .expect("POST");
+        let status = r.status().as_u16();
+        (status, r.body_mut().read_to_string().expect("body"))
+    }
+
+    pub fn metrics(&self) -> Metrics {
+        let (status, body) = self.get("/metrics");
+        assert_eq!(status, 200);
+        Metrics::parse(&body)
+    }
+
+    pub fn events_after(&self, after: u64) -> serde_json::Value {
+        let (status, body) = self.get(&format!("/v1/events?after={after}"));
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str(&body).expect("events JSON")
+    }
+
+    /// Waits (bounded) until `cond` holds on the agent's metrics.
+    pub fn wait_metrics(&self, what: &str, cond: impl Fn(&Metrics) -> bool) -> Metrics {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let m = self.metrics();
+            if cond(&m) {
+                return m;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Sends SIGTERM and waits (bounded) for the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(s) = self.child.try_wait().expect("wait") {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "agent did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A strict reader of the Prometheus text format, enough to check the agent's output:
+/// it unescapes label values and records each family's HELP and TYPE.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub samples: Vec<(String, Vec<(String, String)>, f64)>,
+    pub help: HashMap<String, usize>,
+    pub types: HashMap<String, Vec<String>>,
+    /// Sample names whose family had no TYPE before them.
+    pub untyped: Vec<String>,
+}
+
+fn family_of<'a>(name: &'a str, types: &HashMap<String, Vec<String>>) -> &'a str {
+    if types.contains_key(name) {
+        return name;
+    }
+    for suffix in ["_bucket", "_sum", "_count"] {
+        if let Some(base) = name.strip_suffix(suffix) {
+            if types.contains_key(base) {
+                return base;
+            }
+        }
+    }
+    name
+}
+
+impl Metrics {
+    pub fn parse(body: &str) -> Metrics {
+        let mut m = Metrics::default();
+        for line in body.lines() {
+            if let Some(rest) = line.strip_prefix("# HELP ") {
+                let name = rest.split(' ').next().unwrap().to_string();
+                *m.help.entry(name).or_default() += 1;
+                continue;
+            }
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                let mut it = rest.split(' ');
+                let name = it.next().unwrap().to_string();
+                let t = it.next().expect("TYPE without a type").to_string();
+                m.types.entry(name).or_default().push(t);
+                continue;
+            }
+            assert!(
+                !line.is_empty() && !line.starts_with('#'),
+                "unexpected line {line:?}"
+            );
+            let (name, rest) = match line.find(['{', ' ']) {
+                Some(i) => line.split_at(i),
+                None => panic!("no value on {line:?}"),
+            };
+            let mut labels = Vec::new();
+            let mut rest = rest;
+            if let Some(r) = rest.strip_prefix('{') {
+                let mut chars = r.char_indices().peekable();
+                let mut end = None;
+                while let Some(&(i, c)) = chars.peek() {
+                    if c == '}' {
+                        end = Some(i);
+                        break;
+                    }
+                    if c == ',' {
+                        chars.next();
+                        continue;
+                    }
+                    let start = i;
+                    while chars.peek().is_some_and(|&(_, c)| c != '=') {
+                        chars.next();
+                    }
+                    let key = r[start..chars.peek().unwrap().0].to_string();
+                    chars.next();
+                    assert_eq!(
+                        chars.next().map(|c| c.1),
+                        Some('"'),
+                        "label without quote in {line:?}"
+                    );
+                    let mut value = String::new();
+                    loop {
+                        let (_, c) = chars.next().expect("unterminated label value");
+                        match c {
+                            '"' => break,
+                            '\\' => match chars.next().expect("dangling escape").1 {
+                                'n' => value.push('\n'),
+                                '\\' => value.push('\\'),
+                                '"' => value.push('"'),
+                                other => panic!("bad escape \\{other} in {line:?}"),
+                            },
+                            '\n' => panic!("raw newline in label value"),
+                            c => value.push(c),
+                        }
+                    }
+                    labels.push((key, value));
+                }
+                let end = end.expect("unterminated label set");
+                rest = &r[end + 1..];
+            }
+            let value = rest.trim();
+            let v: f64 = match value {
+                "NaN" => f64::NAN,
+                "+Inf" => f64::INFINITY,
+                "-Inf" => f64::NEG_INFINITY,
+                v => v
+                    .parse()
+                    .unwrap_or_else(|_| panic!("bad value {v:?} in {line:?}")),
+            };
+            if !m.types.contains_key(family_of(name, &m.types)) {
+                m.untyped.push(name.to_string());
+            }
+            m.samples.push((name.to_string(), labels, v));
+        }
+        m
+    }
+
+    /// The value of the one series `name` whose labels include all of `want`.
+    pub fn value(&self, name: &str, want: &[(&str, &str)]) -> Option<f64> {
+        let found: Vec<f64> = self.series(name, want).map(|s| s.2).collect();
+        assert!(
+            found.len() <= 1,
+            "{name} {want:?} matches {} series",
+            found.len()
+        );
+        found.first().copied()
+    }
+
+    pub fn series<'a>(
+        &'a self,
+        name: &'a str,
+        want: &'a [(&'a str, &'a str)],
+    ) -> impl Iterator<Item = &'a (String, Vec<(String, String)>, f64)> + 'a {
+        self.samples.iter().filter(move |(n, labels, _)| {
+            n == name
+                && want
+                    .iter()
+                    .all(|(k, v)| labels.iter().any(|(lk, lv)| lk == k && lv == v))
+        })
+    }
+}
