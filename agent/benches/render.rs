@@ -1,1 +1,74 @@
-fn main() {}
+//! Render benchmark: the whole `/metrics` body for 8 fake GPUs with every series (native,
+//! dcgm-compat, node, agent), as the collector renders it once per collection.
+//!
+//! `cargo bench -p gpuwarden-agent --bench render`
+
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use gpuwarden_agent::backend::fake::{FakeBackend, DEFAULT_MODEL};
+use gpuwarden_agent::collector::{Collector, CollectorSettings};
+use gpuwarden_agent::derive::Thresholds;
+use gpuwarden_agent::events::EventLog;
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn main() {
+    let backend = Arc::new(Arc::new(FakeBackend::new(8, DEFAULT_MODEL, 42)));
+    let settings = CollectorSettings {
+        node_id: "bench-node".into(),
+        node_labels: vec![("cluster".into(), "bench".into()), ("rack".into(), "r01".into())],
+        interval: Duration::from_secs(5),
+        thresholds: Thresholds { temperature_warning: 85.0, temperature_critical: 92.0 },
+        xid_dedup_window: Duration::from_secs(10),
+        system: true,
+        dcgm_compat: true,
+    };
+    let events = Arc::new(Mutex::new(EventLog::new(1000, "bench".into())));
+    let shared = Arc::new(RwLock::new(Arc::default()));
+    let mut c = Collector::new(settings, backend, events, Arc::clone(&shared)).expect("collector");
+    c.collect();
+    let body = c.render_body();
+    let samples = body.lines().filter(|l| !l.starts_with('#')).count();
+
+    let runs = 2000;
+    let mut render = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let t = Instant::now();
+        let b = c.render_body();
+        render.push(t.elapsed());
+        std::hint::black_box(b);
+    }
+    render.sort();
+    let mut publish = Vec::with_capacity(runs / 4);
+    for _ in 0..runs / 4 {
+        let t = Instant::now();
+        c.publish();
+        publish.push(t.elapsed());
+    }
+    publish.sort();
+    let mut collect = Vec::with_capacity(runs / 4);
+    for _ in 0..runs / 4 {
+        let t = Instant::now();
+        c.collect();
+        collect.push(t.elapsed());
+    }
+    collect.sort();
+    let gz = shared.read().map(|s| s.body_gzip.len()).unwrap_or(0);
+    println!("render benchmark: 8 fake GPUs, native + dcgm_compat + node metrics");
+    println!("body: {samples} samples, {} bytes ({gz} bytes gzip)", body.len());
+    let row = |name: &str, v: &[Duration]| {
+        let p50 = percentile(v, 0.5);
+        println!(
+            "{name:<34} p50 {:>8.1} µs   p99 {:>8.1} µs   per sample {:>6.0} ns",
+            p50.as_secs_f64() * 1e6,
+            percentile(v, 0.99).as_secs_f64() * 1e6,
+            p50.as_secs_f64() * 1e9 / samples as f64
+        );
+    };
+    row("render (text only)", &render);
+    row("publish (render + gzip + swap)", &publish);
+    row("collect (sample 8 GPUs + publish)", &collect);
+}

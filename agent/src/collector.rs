@@ -23,10 +23,10 @@ use crate::text::push_label;
 /// What the latest collection produced. Shared read-only; replaced whole.
 #[derive(Debug, Default)]
 pub struct Snapshot {
-    /// The `/metrics` body.
-    pub body: Vec<u8>,
+    /// The `/metrics` body (reference-counted: a scrape sends it without copying).
+    pub body: actix_web::web::Bytes,
     /// The same body, gzip-compressed once for every scrape that accepts gzip.
-    pub body_gzip: Vec<u8>,
+    pub body_gzip: actix_web::web::Bytes,
     /// When it was collected.
     pub taken: Option<SystemTime>,
     /// The inventory and latest sample of every GPU (`None`: lost), for plugins and APIs.
@@ -231,8 +231,8 @@ impl Collector {
         Some((p.memory(), p.accumulated_cpu_time() as f64 / 1000.0))
     }
 
-    /// Renders the current state and swaps it in as the latest snapshot.
-    pub fn publish(&mut self) {
+    /// Renders the current state into a `/metrics` body.
+    pub fn render_body(&mut self) -> String {
         let process = self.process_stats();
         let counts = self
             .events
@@ -245,7 +245,7 @@ impl Collector {
             collectors.push(("system", self.system_stat));
         }
         let taken = self.last_collection.unwrap_or_else(SystemTime::now);
-        let body = render::render(&RenderInput {
+        render::render(&RenderInput {
             node_id: &self.settings.node_id,
             backend: self.backend.name(),
             inventory: &self.inventory,
@@ -259,11 +259,17 @@ impl Collector {
                 .duration_since(SystemTime::UNIX_EPOCH)
                 .map_or(0.0, |d| d.as_secs_f64()),
             dcgm_compat: self.settings.dcgm_compat,
-        });
+        })
+    }
+
+    /// Renders the current state and swaps it in as the latest snapshot.
+    pub fn publish(&mut self) {
+        let body = self.render_body();
+        let taken = self.last_collection.unwrap_or_else(SystemTime::now);
         let body_gzip = gzip(body.as_bytes());
         let snap = Snapshot {
-            body: body.into_bytes(),
-            body_gzip,
+            body: body.into_bytes().into(),
+            body_gzip: body_gzip.into(),
             taken: Some(taken),
             gpus: self
                 .inventory
