@@ -19,9 +19,15 @@ fn main() {
     let backend = Arc::new(Arc::new(FakeBackend::new(8, DEFAULT_MODEL, 42)));
     let settings = CollectorSettings {
         node_id: "bench-node".into(),
-        node_labels: vec![("cluster".into(), "bench".into()), ("rack".into(), "r01".into())],
+        node_labels: vec![
+            ("cluster".into(), "bench".into()),
+            ("rack".into(), "r01".into()),
+        ],
         interval: Duration::from_secs(5),
-        thresholds: Thresholds { temperature_warning: 85.0, temperature_critical: 92.0 },
+        thresholds: Thresholds {
+            temperature_warning: 85.0,
+            temperature_critical: 92.0,
+        },
         xid_dedup_window: Duration::from_secs(10),
         system: true,
         dcgm_compat: true,
@@ -58,7 +64,10 @@ fn main() {
     collect.sort();
     let gz = shared.read().map(|s| s.body_gzip.len()).unwrap_or(0);
     println!("render benchmark: 8 fake GPUs, native + dcgm_compat + node metrics");
-    println!("body: {samples} samples, {} bytes ({gz} bytes gzip)", body.len());
+    println!(
+        "body: {samples} samples, {} bytes ({gz} bytes gzip)",
+        body.len()
+    );
     let row = |name: &str, v: &[Duration]| {
         let p50 = percentile(v, 0.5);
         println!(

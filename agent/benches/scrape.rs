@@ -30,11 +30,17 @@ impl Drop for Target {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("port")
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port")
 }
 
 fn client() -> ureq::Agent {
-    ureq::Agent::config_builder().timeout_global(Some(Duration::from_secs(10))).build().into()
+    ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(10)))
+        .build()
+        .into()
 }
 
 fn wait_up(url: &str) {
@@ -58,13 +64,24 @@ fn start_agent(name: &str, env: &[(&str, &str)]) -> Target {
     let child = cmd.spawn().expect("start agent");
     let url = format!("http://127.0.0.1:{port}/metrics");
     wait_up(&url);
-    Target { name: name.into(), child, url }
+    Target {
+        name: name.into(),
+        child,
+        url,
+    }
 }
 
 fn start_node_exporter() -> Option<Target> {
     let bin = ["prometheus-node-exporter", "node_exporter"]
         .into_iter()
-        .find(|b| Command::new(b).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok())?;
+        .find(|b| {
+            Command::new(b)
+                .arg("--version")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok()
+        })?;
     let port = free_port();
     let child = Command::new(bin)
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
@@ -74,16 +91,26 @@ fn start_node_exporter() -> Option<Target> {
         .ok()?;
     let url = format!("http://127.0.0.1:{port}/metrics");
     wait_up(&url);
-    Some(Target { name: "node_exporter".into(), child, url })
+    Some(Target {
+        name: "node_exporter".into(),
+        child,
+        url,
+    })
 }
 
 /// CPU time of every thread of `pid`, in nanoseconds.
 fn cpu_ns(pid: u32) -> u64 {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return 0 };
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
     tasks
         .filter_map(|t| t.ok())
         .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
-        .filter_map(|s| s.split_whitespace().next().and_then(|v| v.parse::<u64>().ok()))
+        .filter_map(|s| {
+            s.split_whitespace()
+                .next()
+                .and_then(|v| v.parse::<u64>().ok())
+        })
         .sum()
 }
 
@@ -91,7 +118,9 @@ fn status_kib(pid: u32, key: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
-            s.lines().find(|l| l.starts_with(key)).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+            s.lines()
+                .find(|l| l.starts_with(key))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         })
         .unwrap_or(0)
 }
@@ -103,7 +132,10 @@ fn scrape(http: &ureq::Agent, url: &str, gzip: bool) -> Vec<u8> {
     }
     let mut resp = req.call().expect("scrape");
     let mut body = Vec::new();
-    resp.body_mut().as_reader().read_to_end(&mut body).expect("body");
+    resp.body_mut()
+        .as_reader()
+        .read_to_end(&mut body)
+        .expect("body");
     body
 }
 
@@ -120,7 +152,10 @@ struct Row {
 fn measure(t: &Target, gzip: bool, n: usize) -> Row {
     let http = client();
     let body = scrape(&http, &t.url, false);
-    let samples = String::from_utf8_lossy(&body).lines().filter(|l| !l.starts_with('#') && !l.is_empty()).count();
+    let samples = String::from_utf8_lossy(&body)
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .count();
     for _ in 0..20 {
         scrape(&http, &t.url, gzip);
     }
@@ -149,7 +184,10 @@ fn measure(t: &Target, gzip: bool, n: usize) -> Row {
 
 fn arg(name: &str) -> Option<u64> {
     let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok())
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
 }
 
 fn rss_run(seconds: u64) {
@@ -165,7 +203,11 @@ fn rss_run(seconds: u64) {
         scrape(&http, &t.url, n % 2 == 0);
         n += 1;
         if n % 60 == 0 {
-            println!("  {:>4} s: RSS {} KiB", start.elapsed().as_secs(), status_kib(pid, "VmRSS:"));
+            println!(
+                "  {:>4} s: RSS {} KiB",
+                start.elapsed().as_secs(),
+                status_kib(pid, "VmRSS:")
+            );
         }
         std::thread::sleep(Duration::from_secs(1));
     }
@@ -185,7 +227,10 @@ fn main() {
     let n = arg("--scrapes").unwrap_or(5000) as usize;
     let mut targets = vec![
         start_agent("gpuwarden-agent", &[]),
-        start_agent("gpuwarden-agent +dcgm", &[("GPUWARDEN_METRICS__DCGM_COMPAT", "true")]),
+        start_agent(
+            "gpuwarden-agent +dcgm",
+            &[("GPUWARDEN_METRICS__DCGM_COMPAT", "true")],
+        ),
     ];
     match start_node_exporter() {
         Some(t) => targets.push(t),
@@ -194,7 +239,11 @@ fn main() {
     let mut rows = Vec::new();
     for t in &targets {
         // node_exporter spends ~10 ms a scrape: fewer scrapes keep the run short.
-        let runs = if t.name == "node_exporter" { (n / 10).max(100) } else { n };
+        let runs = if t.name == "node_exporter" {
+            (n / 10).max(100)
+        } else {
+            n
+        };
         for gzip in [false, true] {
             rows.push(measure(t, gzip, runs));
         }
@@ -223,8 +272,14 @@ fn main() {
             .map(|r| r.cpu_us_per_scrape / r.samples as f64)
     };
     for enc in ["identity", "gzip"] {
-        if let (Some(a), Some(ne)) = (per_sample("gpuwarden-agent", enc), per_sample("node_exporter", enc)) {
-            println!("CPU per sample, {enc}: node_exporter / gpuwarden-agent = {:.0}x", ne / a);
+        if let (Some(a), Some(ne)) = (
+            per_sample("gpuwarden-agent", enc),
+            per_sample("node_exporter", enc),
+        ) {
+            println!(
+                "CPU per sample, {enc}: node_exporter / gpuwarden-agent = {:.0}x",
+                ne / a
+            );
         }
     }
 }

@@ -259,6 +259,12 @@ pub enum BackendEvent {
         /// How many.
         count: u64,
     },
+    /// The GPU's clocks changed (NVML carries no reason: the collector samples early to
+    /// read the clock-event reasons).
+    ClockChange {
+        /// GPU index.
+        gpu: u32,
+    },
 }
 
 /// Where a backend delivers events; returns false once nobody listens (shutdown).

@@ -20,6 +20,9 @@ use crate::render::{self, CollectorStat, GpuState, KmsgStats, RenderInput};
 use crate::system::{SystemCollector, SystemStats};
 use crate::text::push_label;
 
+/// Clock-change events trigger an early collection at most this often.
+const CLOCK_EVENT_MIN_GAP: Duration = Duration::from_secs(1);
+
 /// What the latest collection produced. Shared read-only; replaced whole.
 #[derive(Debug, Default)]
 pub struct Snapshot {
@@ -373,6 +376,17 @@ impl Collector {
             }
             Msg::Backend(BackendEvent::EccDoubleBit { gpu, count }) => {
                 self.on_ecc(gpu, count, true)
+            }
+            Msg::Backend(BackendEvent::ClockChange { gpu }) => {
+                // Clocks change often under load: sample early, at most once a second.
+                let due = self
+                    .last_collection
+                    .and_then(|t| t.elapsed().ok())
+                    .is_none_or(|age| age >= CLOCK_EVENT_MIN_GAP);
+                if due {
+                    tracing::debug!(gpu, "clock change: sampling early for clock-event reasons");
+                    self.collect();
+                }
             }
             Msg::Kmsg(KmsgReport::Xid(x)) => {
                 self.kmsg.xid_lines += 1;

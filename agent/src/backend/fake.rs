@@ -319,7 +319,7 @@ impl FakeBackend {
                 }
                 Fault::Throttle(bit) => {
                     g.throttle |= bit;
-                    None
+                    Some(BackendEvent::ClockChange { gpu })
                 }
                 Fault::RecoveryAction(v) => {
                     g.recovery_action = v;

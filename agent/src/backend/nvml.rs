@@ -310,7 +310,8 @@ impl GpuBackend for NvmlBackend {
         let nvml = self.nvml;
         let wanted = EventTypes::CRITICAL_XID_ERROR
             | EventTypes::SINGLE_BIT_ECC_ERROR
-            | EventTypes::DOUBLE_BIT_ECC_ERROR;
+            | EventTypes::DOUBLE_BIT_ECC_ERROR
+            | EventTypes::CLOCK_CHANGE;
         let mut set = nvml.create_event_set().map_err(unavailable)?;
         for gpu in 0..self.gpu_count {
             let d = self.device(gpu)?;
@@ -344,8 +345,10 @@ impl GpuBackend for NvmlBackend {
                             BackendEvent::Xid { gpu, code }
                         } else if ev.event_type.contains(EventTypes::DOUBLE_BIT_ECC_ERROR) {
                             BackendEvent::EccDoubleBit { gpu, count: 1 }
-                        } else {
+                        } else if ev.event_type.contains(EventTypes::SINGLE_BIT_ECC_ERROR) {
                             BackendEvent::EccSingleBit { gpu, count: 1 }
+                        } else {
+                            BackendEvent::ClockChange { gpu }
                         };
                         if !sink(out) {
                             return; // the collector stopped: shutting down
