@@ -48,6 +48,8 @@ pub enum Msg {
     Kmsg(KmsgReport),
     /// Collect now; the sender is told when the new snapshot is published.
     CollectNow(Option<tokio::sync::oneshot::Sender<()>>),
+    /// Re-render `/metrics` (plugin results changed).
+    Refresh,
     /// Stop the thread.
     Shutdown,
 }
@@ -94,6 +96,7 @@ pub struct Collector {
     process: Option<sysinfo::System>,
     shared: SharedSnapshot,
     last_collection: Option<SystemTime>,
+    extra: Option<Arc<dyn render::ExtraMetrics>>,
 }
 
 impl std::fmt::Debug for Collector {
@@ -152,7 +155,13 @@ impl Collector {
             process: sysinfo::System::new().ok(),
             shared,
             last_collection: None,
+            extra: None,
         })
+    }
+
+    /// Appends another part's metrics (the plugins') to every render.
+    pub fn set_extra(&mut self, extra: Arc<dyn render::ExtraMetrics>) {
+        self.extra = Some(extra);
     }
 
     /// The inventory read at start.
@@ -262,6 +271,7 @@ impl Collector {
                 .duration_since(SystemTime::UNIX_EPOCH)
                 .map_or(0.0, |d| d.as_secs_f64()),
             dcgm_compat: self.settings.dcgm_compat,
+            extra: self.extra.as_deref(),
         })
     }
 
@@ -409,6 +419,7 @@ impl Collector {
                 self.collect();
                 acks.extend(ack);
             }
+            Msg::Refresh => {}
             Msg::Shutdown => return false,
         }
         true

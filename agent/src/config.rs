@@ -31,7 +31,108 @@ pub struct AgentConfig {
     pub events: EventsConfig,
     /// XIDs from the kernel log.
     pub kmsg: KmsgConfig,
+    /// Limits and defaults for every plugin.
+    pub plugin: PluginDefaults,
+    /// The WebAssembly plugins to load (`[[plugins]]`).
+    pub plugins: Vec<PluginEntry>,
 }
+
+/// `[plugin]`: limits and defaults shared by every plugin.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PluginDefaults {
+    /// Where compiled plugins are cached (by content hash) so restarts do not recompile.
+    /// Empty: no cache.
+    pub cache_dir: PathBuf,
+    /// CPU deadline of a health check run.
+    #[serde(with = "humantime_serde")]
+    pub check_timeout: Duration,
+    /// CPU deadline of a diagnostic run.
+    #[serde(with = "humantime_serde")]
+    pub diagnostic_timeout: Duration,
+    /// How often health checks run.
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    /// Memory cap per plugin instance, MiB (at most 256).
+    pub memory_limit_mib: u32,
+    /// Largest report accepted, bytes of text.
+    pub report_max_bytes: usize,
+    /// Host `log` lines kept per run; more are dropped and counted.
+    pub log_max_lines: usize,
+    /// stdout + stderr bytes a run may write; more traps the plugin.
+    pub output_max_bytes: usize,
+    /// How often plugin files and the config file are checked for changes.
+    #[serde(with = "humantime_serde")]
+    pub reload_interval: Duration,
+    /// Use wasmtime's pooling allocator (falls back to on-demand when the host cannot
+    /// reserve its address space).
+    pub pooling: bool,
+}
+
+/// Which world a plugin implements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PluginKind {
+    /// World `health-check`: runs on an interval.
+    Check,
+    /// World `diagnostic`: runs on demand.
+    Diagnostic,
+}
+
+/// A plugin configuration value: string, number or boolean (passed to the plugin as text).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum PluginValue {
+    /// Boolean.
+    Bool(bool),
+    /// Integer.
+    Int(i64),
+    /// Number.
+    Float(f64),
+    /// Text.
+    Text(String),
+}
+
+impl std::fmt::Display for PluginValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PluginValue::Bool(b) => write!(f, "{b}"),
+            PluginValue::Int(i) => write!(f, "{i}"),
+            PluginValue::Float(x) => write!(f, "{x}"),
+            PluginValue::Text(s) => f.write_str(s),
+        }
+    }
+}
+
+/// `[[plugins]]`: one plugin.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginEntry {
+    /// Unique name: the `check` label of its metrics and the `{name}` of its endpoints.
+    pub name: String,
+    /// The `.wasm` component; relative paths are relative to the config file.
+    pub path: PathBuf,
+    /// Its sha256 (hex), as `gpuwarden-agent plugin digest FILE` prints it. Required.
+    pub sha256: String,
+    /// Expected world; when set, a component of the other world is refused.
+    #[serde(default)]
+    pub kind: Option<PluginKind>,
+    /// Run interval of a health check (default `[plugin] interval`).
+    #[serde(default, with = "humantime_serde")]
+    pub interval: Option<Duration>,
+    /// CPU deadline per run (default by kind from `[plugin]`).
+    #[serde(default, with = "humantime_serde")]
+    pub timeout: Option<Duration>,
+    /// Memory cap, MiB (default `[plugin] memory_limit_mib`).
+    #[serde(default)]
+    pub memory_limit_mib: Option<u32>,
+    /// Plugin-specific values, read by the plugin through `host.config()`.
+    #[serde(default)]
+    pub config: BTreeMap<String, PluginValue>,
+}
+
+/// The largest memory cap a plugin may ask for, MiB.
+pub const MAX_PLUGIN_MEMORY_MIB: u32 = 256;
 
 /// `[node]`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -159,6 +260,19 @@ impl Default for AgentConfig {
                 path: "/dev/kmsg".into(),
                 read_existing: false,
             },
+            plugin: PluginDefaults {
+                cache_dir: std::env::temp_dir().join("gpuwarden-plugin-cache"),
+                check_timeout: Duration::from_secs(1),
+                diagnostic_timeout: Duration::from_secs(60),
+                interval: Duration::from_secs(30),
+                memory_limit_mib: 64,
+                report_max_bytes: 64 * 1024,
+                log_max_lines: 100,
+                output_max_bytes: 64 * 1024,
+                reload_interval: Duration::from_secs(2),
+                pooling: true,
+            },
+            plugins: Vec::new(),
         }
     }
 }
@@ -174,7 +288,7 @@ macro_rules! default_section {
 }
 default_section!(NodeConfig => node, ServerConfig => server, GpuConfig => gpu,
     CollectorConfig => collector, MetricsConfig => metrics, EventsConfig => events,
-    KmsgConfig => kmsg);
+    KmsgConfig => kmsg, PluginDefaults => plugin);
 
 /// Values given on the command line; they override file and environment.
 #[derive(Debug, Clone, Default)]
@@ -227,8 +341,9 @@ impl AgentConfig {
                 .merge(Serialized::default("gpu.backend", BackendKind::Fake))
                 .merge(Serialized::default("gpu.fake_count", n));
         }
-        let cfg: AgentConfig = fig.extract().map_err(|e| ConfigError::Parse(Box::new(e)))?;
+        let mut cfg: AgentConfig = fig.extract().map_err(|e| ConfigError::Parse(Box::new(e)))?;
         cfg.validate(file)?;
+        cfg.resolve_paths(file);
         Ok(cfg)
     }
 
@@ -288,6 +403,38 @@ impl AgentConfig {
                 p.push(format!("node.labels.{k}: value longer than 1024 bytes"));
             }
         }
+        let d = &self.plugin;
+        if d.check_timeout < Duration::from_millis(10) || d.diagnostic_timeout < Duration::from_millis(10) {
+            p.push("plugin.check_timeout / plugin.diagnostic_timeout: at least 10ms".into());
+        }
+        if !(1..=MAX_PLUGIN_MEMORY_MIB).contains(&d.memory_limit_mib) {
+            p.push(format!("plugin.memory_limit_mib: {} is not between 1 and {MAX_PLUGIN_MEMORY_MIB}", d.memory_limit_mib));
+        }
+        if d.interval < Duration::from_millis(100) {
+            p.push("plugin.interval: at least 100ms".into());
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for (i, e) in self.plugins.iter().enumerate() {
+            let at = format!("plugins[{i}] ({})", e.name);
+            if !valid_plugin_name(&e.name) {
+                p.push(format!("{at}.name: use letters, digits, '-' and '_' (1 to 64)"));
+            }
+            if !names.insert(e.name.as_str()) {
+                p.push(format!("{at}.name: \"{}\" is used twice", e.name));
+            }
+            if e.sha256.len() != 64 || !e.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+                p.push(format!("{at}.sha256: 64 hex digits required (gpuwarden-agent plugin digest FILE prints it)"));
+            }
+            if e.interval.is_some_and(|d| d < Duration::from_millis(100)) {
+                p.push(format!("{at}.interval: at least 100ms"));
+            }
+            if e.timeout.is_some_and(|d| d < Duration::from_millis(10)) {
+                p.push(format!("{at}.timeout: at least 10ms"));
+            }
+            if e.memory_limit_mib.is_some_and(|m| !(1..=MAX_PLUGIN_MEMORY_MIB).contains(&m)) {
+                p.push(format!("{at}.memory_limit_mib: between 1 and {MAX_PLUGIN_MEMORY_MIB}"));
+            }
+        }
         if p.is_empty() {
             Ok(())
         } else {
@@ -295,6 +442,16 @@ impl AgentConfig {
                 file: file.map(Path::to_path_buf),
                 problems: p,
             })
+        }
+    }
+
+    /// Makes relative plugin paths relative to the directory of `file`.
+    pub fn resolve_paths(&mut self, file: Option<&Path>) {
+        let Some(dir) = file.and_then(Path::parent) else { return };
+        for e in &mut self.plugins {
+            if e.path.is_relative() {
+                e.path = dir.join(&e.path);
+            }
         }
     }
 
@@ -322,6 +479,11 @@ pub const RESERVED_LABELS: &[&str] = &[
     "le",
     "quantile",
 ];
+
+/// Plugin names: 1–64 of letters, digits, `-`, `_`.
+pub fn valid_plugin_name(s: &str) -> bool {
+    (1..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
 
 fn valid_label_name(s: &str) -> bool {
     let mut b = s.bytes();

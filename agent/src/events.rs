@@ -101,6 +101,11 @@ impl EventLog {
         }
     }
 
+    /// The newest sequence number (0 before the first event).
+    pub fn last_seq(&self) -> u64 {
+        self.last_seq
+    }
+
     /// Events recorded since start by (kind, severity).
     pub fn counts(&self) -> &BTreeMap<(&'static str, &'static str), u64> {
         &self.counts

@@ -14,6 +14,7 @@ use serde::Deserialize;
 use crate::backend::fake::{FakeBackend, InjectRequest};
 use crate::collector::{Msg, SharedSnapshot};
 use crate::events::EventLog;
+use crate::plugin::manager::{PluginManager, RunError};
 
 /// Content type of the Prometheus text format.
 pub const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -30,6 +31,8 @@ pub struct AppState {
     pub fake: Option<Arc<FakeBackend>>,
     /// The collector's channel.
     pub collector: Sender<Msg>,
+    /// The plugins.
+    pub plugins: Option<Arc<PluginManager>>,
 }
 
 /// An API error: status, machine code, human message.
@@ -89,7 +92,9 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
             }))
             .route("/metrics", web::get().to(metrics))
             .route("/healthz", web::get().to(healthz))
-            .route("/v1/events", web::get().to(events));
+            .route("/v1/events", web::get().to(events))
+            .route("/v1/plugins", web::get().to(list_plugins))
+            .route("/v1/plugins/{name}/run", web::post().to(run_plugin));
         if fake {
             cfg.route("/v1/fake/inject", web::post().to(inject))
                 .route("/v1/fake/clear", web::post().to(clear));
@@ -216,6 +221,42 @@ async fn inject(
         .json(serde_json::json!({"gpu": body.gpu, "fault": body.fault, "injected": true})))
 }
 
+fn plugins_of(state: &AppState) -> Result<&Arc<PluginManager>, ApiError> {
+    state.plugins.as_ref().ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "plugins are off"))
+}
+
+async fn list_plugins(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "plugins": plugins_of(&state)?.list() })))
+}
+
+/// Diagnostic parameters: a JSON object of strings, numbers and booleans.
+fn params_of(body: &[u8]) -> Result<Vec<(String, String)>, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Vec::new());
+    }
+    let bad = |m: String| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", m);
+    let v: serde_json::Value = serde_json::from_slice(body).map_err(|e| bad(format!("invalid JSON body: {e}")))?;
+    let obj = v.as_object().ok_or_else(|| bad("parameters must be a JSON object".into()))?;
+    obj.iter()
+        .map(|(k, v)| match v {
+            serde_json::Value::String(s) => Ok((k.clone(), s.clone())),
+            serde_json::Value::Number(n) => Ok((k.clone(), n.to_string())),
+            serde_json::Value::Bool(b) => Ok((k.clone(), b.to_string())),
+            _ => Err(bad(format!("parameter \"{k}\" must be a string, number or boolean"))),
+        })
+        .collect()
+}
+
+async fn run_plugin(path: web::Path<String>, body: web::Bytes, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let params = params_of(&body)?;
+    let name = path.into_inner();
+    match plugins_of(&state)?.run_now(&name, params).await {
+        Ok(outcome) => Ok(HttpResponse::Ok().json(outcome)),
+        Err(e @ RunError::NotFound(_)) => Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string())),
+        Err(e @ RunError::NotLoaded(..)) => Err(ApiError::new(StatusCode::CONFLICT, "not_loaded", e.to_string())),
+    }
+}
+
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct ClearRequest {
@@ -259,6 +300,7 @@ mod tests {
             events: Arc::new(Mutex::new(EventLog::new(10, "t".into()))),
             fake,
             collector: tx,
+            plugins: None,
         }
     }
 

@@ -19,6 +19,7 @@ pub mod derive;
 pub mod events;
 pub mod http;
 pub mod kmsg;
+pub mod plugin;
 pub mod render;
 pub mod system;
 pub mod text;
@@ -55,8 +56,13 @@ pub fn open_backend(cfg: &AgentConfig, node_id: &str) -> anyhow::Result<Arc<dyn 
     })
 }
 
-/// Runs the agent until SIGINT or SIGTERM.
-pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
+/// Runs the agent until SIGINT or SIGTERM. `config_file` and `overrides` are kept to reload
+/// the plugin list when the file changes.
+pub async fn run(
+    cfg: AgentConfig,
+    config_file: Option<std::path::PathBuf>,
+    overrides: config::Overrides,
+) -> anyhow::Result<()> {
     // Watch the signals before anything else, so a SIGTERM during start-up is not lost.
     let shutdown = ShutdownSignal::install();
     let node_id = cfg.node_id();
@@ -88,6 +94,22 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
         Arc::clone(&snapshot),
     )
     .context("reading the GPU inventory")?;
+    // Plugins run on a runtime of their own, so a guest spinning until its deadline never
+    // delays a scrape.
+    let plugin_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("plugins")
+        .enable_all()
+        .build()
+        .context("starting the plugin runtime")?;
+    let plugins = plugin::manager::PluginManager::new(
+        cfg.plugin.clone(),
+        Arc::clone(&snapshot),
+        Arc::clone(&events),
+        plugin_rt.handle().clone(),
+    )
+    .context("starting the WebAssembly engine")?;
+    collector.set_extra(plugins.clone());
     let inv = collector.inventory();
     tracing::info!(
         node = %node_id,
@@ -134,6 +156,13 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
         }
     }
     collector.collect();
+    plugins.set_notify(tx.clone());
+    plugin_rt.spawn({
+        let plugins = Arc::clone(&plugins);
+        let entries = cfg.plugins.clone();
+        async move { plugins.apply(entries).await }
+    });
+    plugin_rt.spawn(Arc::clone(&plugins).watch(config_file, overrides));
     let collector_thread = std::thread::Builder::new()
         .name("collector".into())
         .spawn(move || collector.run(rx))
@@ -144,6 +173,7 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
         events,
         fake: backend.as_fake(),
         collector: tx.clone(),
+        plugins: Some(Arc::clone(&plugins)),
     };
     let server = actix_web::HttpServer::new(move || {
         actix_web::App::new().configure(http::configure(state.clone()))
@@ -166,6 +196,8 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
     let _ = server_task.await;
     let _ = tx.send(Msg::Shutdown);
     let _ = collector_thread.join();
+    drop(plugins);
+    plugin_rt.shutdown_background();
     tracing::info!("stopped");
     Ok(())
 }

@@ -69,7 +69,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(gpuwarden_agent::run(cfg)) {
+    match rt.block_on(gpuwarden_agent::run(cfg, cli.config.clone(), overrides)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");

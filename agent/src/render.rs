@@ -13,6 +13,12 @@ use crate::backend::{clock_event, GpuInfo, GpuSample, Inventory};
 use crate::system::{self, SystemStats};
 use crate::text::{labels, push_label, Kind, Text};
 
+/// Metrics rendered by another part of the agent (the plugins), appended to the body.
+pub trait ExtraMetrics: Send + Sync {
+    /// Writes its families.
+    fn render(&self, t: &mut Text);
+}
+
 /// One collector's last run, node_exporter style.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct CollectorStat {
@@ -53,7 +59,6 @@ pub struct GpuState {
 }
 
 /// Everything a render needs.
-#[derive(Debug)]
 pub struct RenderInput<'a> {
     /// Node id.
     pub node_id: &'a str,
@@ -77,6 +82,14 @@ pub struct RenderInput<'a> {
     pub timestamp_seconds: f64,
     /// Add dcgm-exporter series.
     pub dcgm_compat: bool,
+    /// More families to append.
+    pub extra: Option<&'a dyn ExtraMetrics>,
+}
+
+impl std::fmt::Debug for RenderInput<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RenderInput").field("node_id", &self.node_id).field("gpus", &self.gpus.len()).finish()
+    }
 }
 
 type Get = fn(&GpuInfo, &GpuSample) -> Option<f64>;
@@ -447,6 +460,9 @@ pub fn render(input: &RenderInput<'_>) -> String {
     }
     if input.dcgm_compat {
         crate::dcgm::render(&mut t, input);
+    }
+    if let Some(extra) = input.extra {
+        extra.render(&mut t);
     }
     t.finish()
 }

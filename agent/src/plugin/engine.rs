@@ -1,0 +1,323 @@
+//! The one wasmtime engine: configuration, the epoch ticker, compilation with an on-disk cache,
+//! and the checks that a component is a gpuwarden plugin of a compatible version.
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use super::bindings::{check, diagnostic};
+use super::host::PluginCtx;
+use super::WIT_VERSION;
+use crate::config::{PluginKind, MAX_PLUGIN_MEMORY_MIB};
+
+/// How often the epoch advances; deadlines are counted in these ticks.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Why a plugin cannot be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum PluginError {
+    /// The file cannot be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file's digest is not the configured one.
+    #[error("sha256 mismatch for {path}: the config pins {expected}, the file has {actual}")]
+    DigestMismatch {
+        /// The file.
+        path: PathBuf,
+        /// Configured.
+        expected: String,
+        /// Found.
+        actual: String,
+    },
+    /// Not a WebAssembly component (corrupt, a core module, or not wasm at all).
+    #[error("not a WebAssembly component: {0}")]
+    NotAComponent(String),
+    /// A component, but not of the expected world.
+    #[error("wrong world: {0}")]
+    WrongWorld(String),
+    /// Built against a contract version this agent does not provide.
+    #[error("incompatible plugin: built against gpuwarden:plugin@{found}; this agent provides gpuwarden:plugin@{provided} (compatible: 0.1.x with x <= the agent's)")]
+    Incompatible {
+        /// The plugin's version.
+        found: String,
+        /// Ours.
+        provided: &'static str,
+    },
+    /// Its imports cannot be satisfied (it asks for something the sandbox does not offer).
+    #[error("cannot link: {0}")]
+    Link(String),
+    /// The engine could not be built.
+    #[error("wasmtime engine: {0}")]
+    Engine(String),
+}
+
+/// A component ready to instantiate.
+#[derive(Clone)]
+pub enum Prepared {
+    /// A health check.
+    Check(check::HealthCheckPre<PluginCtx>),
+    /// A diagnostic.
+    Diagnostic(diagnostic::DiagnosticPre<PluginCtx>),
+}
+
+impl std::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Prepared::Check(_) => "Prepared::Check",
+            Prepared::Diagnostic(_) => "Prepared::Diagnostic",
+        })
+    }
+}
+
+/// A compiled, checked, pre-linked plugin.
+#[derive(Debug, Clone)]
+pub struct Compiled {
+    /// Which world.
+    pub kind: PluginKind,
+    /// The contract version it was built against.
+    pub world_version: String,
+    /// Ready to instantiate.
+    pub prepared: Prepared,
+    /// Whether the machine code came from the on-disk cache.
+    pub from_cache: bool,
+}
+
+/// The engine, its linker, and the compile cache.
+pub struct PluginEngine {
+    engine: Engine,
+    linker: Linker<PluginCtx>,
+    pooling: bool,
+    cache_dir: Option<PathBuf>,
+    engine_key: String,
+}
+
+impl std::fmt::Debug for PluginEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginEngine").field("pooling", &self.pooling).field("cache_dir", &self.cache_dir).finish()
+    }
+}
+
+fn config(pooling: bool) -> Config {
+    let mut c = Config::new();
+    c.epoch_interruption(true);
+    c.wasm_component_model(true);
+    c.max_wasm_stack(512 * 1024);
+    c.async_stack_size(2 * 1024 * 1024);
+    if pooling {
+        let max = MAX_PLUGIN_MEMORY_MIB as usize * 1024 * 1024;
+        let mut p = PoolingAllocationConfig::default();
+        p.total_component_instances(64)
+            .total_core_instances(512)
+            .total_memories(256)
+            .total_tables(512)
+            .total_stacks(64)
+            .max_memory_size(max);
+        c.allocation_strategy(InstanceAllocationStrategy::Pooling(p));
+        // Reserve only what the largest cap needs, not wasmtime's default 4 GiB per slot.
+        c.memory_reservation(max as u64);
+        c.memory_guard_size(64 * 1024);
+    }
+    c
+}
+
+impl PluginEngine {
+    /// The engine, with the pooling allocator when asked for and possible (it falls back to
+    /// on-demand allocation, with a warning, when the host cannot reserve the pool), and
+    /// the epoch ticker thread.
+    pub fn new(pooling: bool, cache_dir: Option<PathBuf>) -> Result<Self, PluginError> {
+        let (engine, pooling) = match pooling.then(|| Engine::new(&config(true))) {
+            Some(Ok(e)) => (e, true),
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "pooling allocator unavailable; plugins use on-demand allocation");
+                (Engine::new(&config(false)).map_err(|e| PluginError::Engine(e.to_string()))?, false)
+            }
+            None => (Engine::new(&config(false)).map_err(|e| PluginError::Engine(e.to_string()))?, false),
+        };
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| PluginError::Engine(e.to_string()))?;
+        check::HealthCheck::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
+            .map_err(|e| PluginError::Engine(e.to_string()))?;
+        let mut h = DefaultHasher::new();
+        engine.precompile_compatibility_hash().hash(&mut h);
+        let engine_key = format!("{:016x}", h.finish());
+        // The ticker ends when the engine is dropped. It is an OS thread so that a guest
+        // spinning on an async worker cannot starve it.
+        let weak = engine.weak();
+        std::thread::Builder::new()
+            .name("wasm-epoch".into())
+            .spawn(move || {
+                while let Some(e) = weak.upgrade() {
+                    e.increment_epoch();
+                    drop(e);
+                    std::thread::sleep(EPOCH_TICK);
+                }
+            })
+            .map_err(|e| PluginError::Engine(format!("cannot start the epoch thread: {e}")))?;
+        let cache_dir = cache_dir.and_then(|d| match prepare_cache_dir(&d) {
+            Ok(()) => Some(d),
+            Err(e) => {
+                tracing::warn!(dir = %d.display(), error = %e, "plugin compile cache disabled");
+                None
+            }
+        });
+        Ok(PluginEngine { engine, linker, pooling, cache_dir, engine_key })
+    }
+
+    /// The wasmtime engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Whether the pooling allocator is in use.
+    pub fn pooling(&self) -> bool {
+        self.pooling
+    }
+
+    fn cache_path(&self, sha256: &str) -> Option<PathBuf> {
+        self.cache_dir.as_ref().map(|d| d.join(format!("{sha256}-{}.cwasm", self.engine_key)))
+    }
+
+    /// Compiles `bytes` (whose digest is `sha256`), or loads the machine code cached for it.
+    pub fn compile(&self, bytes: &[u8], sha256: &str) -> Result<(Component, bool), PluginError> {
+        if let Some(path) = self.cache_path(sha256) {
+            if path.exists() {
+                match load_cached(&self.engine, &path) {
+                    Ok(c) => return Ok((c, true)),
+                    Err(e) => tracing::warn!(path = %path.display(), error = %e, "ignoring unusable cache entry"),
+                }
+            }
+        }
+        let component = Component::new(&self.engine, bytes).map_err(|e| PluginError::NotAComponent(format!("{e:#}")))?;
+        if let Some(path) = self.cache_path(sha256) {
+            if let Err(e) = component.serialize().map_err(std::io::Error::other).and_then(|b| write_atomically(&path, &b)) {
+                tracing::warn!(path = %path.display(), error = %e, "cannot write the plugin compile cache");
+            }
+        }
+        Ok((component, false))
+    }
+
+    /// Checks that `component` is a gpuwarden plugin of a compatible contract version (and of
+    /// `expected` kind, when given), then links it.
+    pub fn prepare(&self, component: &Component, expected: Option<PluginKind>, from_cache: bool) -> Result<Compiled, PluginError> {
+        let ty = component.component_type();
+        let mut found: Option<(PluginKind, String)> = None;
+        let mut exports = Vec::new();
+        for (name, _) in ty.exports(&self.engine) {
+            exports.push(name.to_string());
+            for (iface, kind) in [("gpuwarden:plugin/checker@", PluginKind::Check), ("gpuwarden:plugin/diagnostics@", PluginKind::Diagnostic)] {
+                if let Some(v) = name.strip_prefix(iface) {
+                    found = Some((kind, v.to_string()));
+                }
+            }
+        }
+        let Some((kind, version)) = found else {
+            return Err(PluginError::WrongWorld(format!(
+                "not a gpuwarden plugin: it exports [{}], expected gpuwarden:plugin/checker@{WIT_VERSION} (world health-check) or gpuwarden:plugin/diagnostics@{WIT_VERSION} (world diagnostic)",
+                exports.join(", ")
+            )));
+        };
+        if !compatible(&version) {
+            return Err(PluginError::Incompatible { found: version, provided: WIT_VERSION });
+        }
+        if let Some(e) = expected.filter(|e| *e != kind) {
+            return Err(PluginError::WrongWorld(format!(
+                "the config says {}, the component is a {} (world {})",
+                kind_name(e),
+                kind_name(kind),
+                world_name(kind)
+            )));
+        }
+        let pre = self.linker.instantiate_pre(component).map_err(|e| PluginError::Link(format!("{e:#}")))?;
+        let prepared = match kind {
+            PluginKind::Check => Prepared::Check(check::HealthCheckPre::new(pre).map_err(|e| PluginError::Link(format!("{e:#}")))?),
+            PluginKind::Diagnostic => {
+                Prepared::Diagnostic(diagnostic::DiagnosticPre::new(pre).map_err(|e| PluginError::Link(format!("{e:#}")))?)
+            }
+        };
+        Ok(Compiled { kind, world_version: version, prepared, from_cache })
+    }
+}
+
+/// `check` or `diagnostic`.
+pub fn kind_name(k: PluginKind) -> &'static str {
+    match k {
+        PluginKind::Check => "health check",
+        PluginKind::Diagnostic => "diagnostic",
+    }
+}
+
+/// The WIT world of a kind.
+pub fn world_name(k: PluginKind) -> &'static str {
+    match k {
+        PluginKind::Check => "health-check",
+        PluginKind::Diagnostic => "diagnostic",
+    }
+}
+
+/// Semver compatibility of a plugin's contract version with ours: same major, and for 0.x the
+/// same minor; not newer than ours.
+pub fn compatible(plugin: &str) -> bool {
+    fn parse(v: &str) -> Option<(u64, u64, u64)> {
+        let v = v.split(['-', '+']).next()?;
+        let mut it = v.split('.').map(|p| p.parse::<u64>().ok());
+        Some((it.next()??, it.next()??, it.next()??))
+    }
+    let (Some(p), Some(h)) = (parse(plugin), parse(WIT_VERSION)) else { return false };
+    p.0 == h.0 && (h.0 != 0 || p.1 == h.1) && p <= h
+}
+
+fn prepare_cache_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    let meta = std::fs::metadata(dir)?;
+    // Cached machine code is trusted as the agent binary is: the directory must be ours
+    // and closed to others.
+    // The owner is compared with that of a file we create (no libc for geteuid).
+    let probe = dir.join(".owner-probe");
+    std::fs::write(&probe, b"")?;
+    let me = std::fs::metadata(&probe)?.uid();
+    let _ = std::fs::remove_file(&probe);
+    if meta.uid() != me || meta.permissions().mode() & 0o022 != 0 {
+        return Err(std::io::Error::other("the directory must belong to the agent's user and not be writable by others"));
+    }
+    Ok(())
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}
+
+#[allow(unsafe_code)]
+fn load_cached(engine: &Engine, path: &Path) -> wasmtime::Result<Component> {
+    // SAFETY: the file was produced by `Component::serialize` of this agent (the name carries
+    // the engine's compatibility hash, and wasmtime re-checks version and configuration
+    // before use) and lives in a directory that `prepare_cache_dir` verified belongs to the
+    // agent's user and is not writable by others.
+    unsafe { Component::deserialize_file(engine, path) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_compatible_with_0_1_0() {
+        assert!(compatible("0.1.0"));
+        assert!(!compatible("0.2.0"));
+        assert!(!compatible("1.0.0"));
+        assert!(!compatible("0.1.9"), "newer than the agent");
+        assert!(!compatible("banana"));
+    }
+}

@@ -1,0 +1,337 @@
+//! The data of a plugin's store: the read-only host API, a WASI context that grants nothing,
+//! bounded output, and the memory limiter.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use wasmtime::component::ResourceTable;
+use wasmtime::ResourceLimiter;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxView, WasiView};
+
+use super::bindings::check::gpuwarden::plugin::host;
+use super::bindings::types as wit;
+use crate::backend::{GpuInfo, GpuSample};
+use crate::collector::Snapshot;
+use crate::events::EventLog;
+
+/// What a run of a plugin may see: shared, read-only.
+#[derive(Debug, Clone)]
+pub struct HostView {
+    /// The plugin's name (log target).
+    pub plugin: String,
+    /// The latest snapshot.
+    pub snapshot: Arc<Snapshot>,
+    /// The snapshot at the plugin's previous run.
+    pub previous: Option<Arc<Snapshot>>,
+    /// The event log.
+    pub events: Arc<Mutex<EventLog>>,
+    /// The newest event sequence at the previous run.
+    pub previous_cursor: u64,
+    /// Configuration values (or diagnostic parameters).
+    pub config: Vec<(String, String)>,
+}
+
+/// Limits of one run.
+#[derive(Debug, Clone, Copy)]
+pub struct RunLimits {
+    /// Linear-memory cap per memory, bytes.
+    pub memory_bytes: usize,
+    /// `log` lines kept.
+    pub log_max_lines: usize,
+    /// stdout + stderr bytes (each pipe gets this capacity).
+    pub output_max_bytes: usize,
+}
+
+/// The store's data.
+pub struct PluginCtx {
+    view: HostView,
+    limits: RunLimits,
+    wasi: WasiCtx,
+    table: ResourceTable,
+    /// stdout and stderr, read after the run.
+    pub stdout: MemoryOutputPipe,
+    /// stderr.
+    pub stderr: MemoryOutputPipe,
+    /// Set when the plugin asked for more memory than its cap.
+    pub memory_exceeded: bool,
+    /// `log` lines written.
+    pub log_lines: usize,
+    /// `log` lines dropped over the limit.
+    pub log_dropped: usize,
+    started: Instant,
+}
+
+struct FrozenWall;
+impl HostWallClock for FrozenWall {
+    fn resolution(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+    fn now(&self) -> Duration {
+        Duration::ZERO
+    }
+}
+struct FrozenMonotonic;
+impl HostMonotonicClock for FrozenMonotonic {
+    fn resolution(&self) -> u64 {
+        1_000_000_000
+    }
+    fn now(&self) -> u64 {
+        0
+    }
+}
+
+impl PluginCtx {
+    /// A fresh context: WASI with no directories, no network, no environment, no arguments,
+    /// clocks frozen at zero (time comes from the host API), bounded stdout and stderr.
+    pub fn new(view: HostView, limits: RunLimits) -> Self {
+        let stdout = MemoryOutputPipe::new(limits.output_max_bytes);
+        let stderr = MemoryOutputPipe::new(limits.output_max_bytes);
+        let wasi = WasiCtx::builder()
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .socket_addr_check(|_, _| Box::pin(async { false }))
+            .wall_clock(FrozenWall)
+            .monotonic_clock(FrozenMonotonic)
+            .build();
+        PluginCtx {
+            view,
+            limits,
+            wasi,
+            table: ResourceTable::new(),
+            stdout,
+            stderr,
+            memory_exceeded: false,
+            log_lines: 0,
+            log_dropped: 0,
+            started: Instant::now(),
+        }
+    }
+}
+
+impl WasiView for PluginCtx {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl ResourceLimiter for PluginCtx {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > self.limits.memory_bytes {
+            self.memory_exceeded = true;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= 100_000)
+    }
+    fn instances(&self) -> usize {
+        32
+    }
+    fn tables(&self) -> usize {
+        64
+    }
+    fn memories(&self) -> usize {
+        8
+    }
+}
+
+impl wit::Host for PluginCtx {}
+
+/// Converts the agent's GPU facts to the contract's.
+pub fn gpu_info(i: &GpuInfo) -> wit::GpuInfo {
+    wit::GpuInfo {
+        index: i.index,
+        uuid: i.uuid.clone(),
+        model: i.model.clone(),
+        pci_bus_id: i.pci_bus_id.clone(),
+        serial: i.serial.clone(),
+        memory_total_bytes: i.memory_total_bytes,
+        power_limit_watts: i.power_limit_watts,
+        pcie_max_generation: i.pcie_max_generation,
+        pcie_max_width: i.pcie_max_width,
+        nvlink_count: i.nvlink_count,
+        slowdown_temperature_celsius: i.slowdown_temperature_celsius,
+        shutdown_temperature_celsius: i.shutdown_temperature_celsius,
+    }
+}
+
+/// Converts one GPU's sample (`None`: lost) to the contract's.
+pub fn gpu_sample(index: u32, s: Option<&GpuSample>) -> wit::GpuSample {
+    let Some(s) = s else {
+        return wit::GpuSample {
+            index,
+            lost: true,
+            utilization: None,
+            memory_utilization: None,
+            memory_used_bytes: None,
+            memory_free_bytes: None,
+            memory_reserved_bytes: None,
+            temperature_celsius: None,
+            memory_temperature_celsius: None,
+            power_watts: None,
+            energy_joules: None,
+            sm_clock_hertz: None,
+            memory_clock_hertz: None,
+            clock_event_reasons: None,
+            pcie_generation: None,
+            pcie_width: None,
+            pcie_replays: None,
+            ecc: wit::EccCounts {
+                corrected_volatile: None,
+                uncorrected_volatile: None,
+                corrected_aggregate: None,
+                uncorrected_aggregate: None,
+            },
+            remapped_rows: None,
+            nvlinks: Vec::new(),
+            fan_speed: None,
+            recovery_action: None,
+            compute_processes: None,
+            compute_processes_memory_bytes: None,
+        };
+    };
+    wit::GpuSample {
+        index,
+        lost: false,
+        utilization: s.utilization,
+        memory_utilization: s.memory_utilization,
+        memory_used_bytes: s.memory_used_bytes,
+        memory_free_bytes: s.memory_free_bytes,
+        memory_reserved_bytes: s.memory_reserved_bytes,
+        temperature_celsius: s.temperature_celsius,
+        memory_temperature_celsius: s.memory_temperature_celsius,
+        power_watts: s.power_watts,
+        energy_joules: s.energy_joules,
+        sm_clock_hertz: s.sm_clock_hertz,
+        memory_clock_hertz: s.memory_clock_hertz,
+        clock_event_reasons: s.clock_event_reasons,
+        pcie_generation: s.pcie_generation,
+        pcie_width: s.pcie_width,
+        pcie_replays: s.pcie_replays,
+        ecc: wit::EccCounts {
+            corrected_volatile: s.ecc.corrected_volatile,
+            uncorrected_volatile: s.ecc.uncorrected_volatile,
+            corrected_aggregate: s.ecc.corrected_aggregate,
+            uncorrected_aggregate: s.ecc.uncorrected_aggregate,
+        },
+        remapped_rows: s.remapped_rows.map(|r| wit::RemappedRows {
+            correctable: r.correctable,
+            uncorrectable: r.uncorrectable,
+            pending: r.pending,
+            failure: r.failure,
+        }),
+        nvlinks: s
+            .nvlinks
+            .iter()
+            .map(|l| wit::Nvlink {
+                link: l.link,
+                up: l.up,
+                replay_errors: l.replay_errors,
+                recovery_errors: l.recovery_errors,
+                crc_flit_errors: l.crc_flit_errors,
+                crc_data_errors: l.crc_data_errors,
+            })
+            .collect(),
+        fan_speed: s.fan_speed,
+        recovery_action: s.recovery_action,
+        compute_processes: s.compute_processes,
+        compute_processes_memory_bytes: s.compute_processes_memory_bytes,
+    }
+}
+
+fn samples_of(snap: &Snapshot) -> Vec<wit::GpuSample> {
+    snap.gpus.iter().map(|(i, s)| gpu_sample(i.index, s.as_ref())).collect()
+}
+
+fn action(a: Option<gpuwarden_wire::Action>) -> wit::Action {
+    match a {
+        None => wit::Action::None,
+        Some(gpuwarden_wire::Action::Ignore) => wit::Action::Ignore,
+        Some(gpuwarden_wire::Action::RestartApp) => wit::Action::RestartApp,
+        Some(gpuwarden_wire::Action::ResetGpu) => wit::Action::ResetGpu,
+        Some(gpuwarden_wire::Action::RebootNode) => wit::Action::RebootNode,
+        Some(gpuwarden_wire::Action::ContactSupport) => wit::Action::ContactSupport,
+    }
+}
+
+fn unix_ms(rfc3339: &str) -> u64 {
+    humantime::parse_rfc3339(rfc3339)
+        .ok()
+        .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl host::Host for PluginCtx {
+    fn gpus(&mut self) -> Vec<wit::GpuInfo> {
+        self.view.snapshot.gpus.iter().map(|(i, _)| gpu_info(i)).collect()
+    }
+
+    fn samples(&mut self) -> Vec<wit::GpuSample> {
+        samples_of(&self.view.snapshot)
+    }
+
+    fn previous_samples(&mut self) -> Vec<wit::GpuSample> {
+        self.view.previous.as_deref().map(samples_of).unwrap_or_default()
+    }
+
+    fn events_after(&mut self, cursor: u64, limit: u32) -> Vec<wit::HealthEvent> {
+        let log = self.view.events.lock().unwrap_or_else(|p| p.into_inner());
+        let page = log.page(cursor, (limit as usize).clamp(1, 10_000));
+        page.events
+            .into_iter()
+            .map(|e| wit::HealthEvent {
+                seq: e.seq,
+                time_unix_ms: unix_ms(&e.time),
+                gpu: e.gpu,
+                uuid: e.uuid,
+                kind: e.kind.as_str().to_string(),
+                code: e.code,
+                message: e.message,
+                severity: match e.severity {
+                    gpuwarden_wire::Severity::Info => wit::Severity::Info,
+                    gpuwarden_wire::Severity::Warning => wit::Severity::Warning,
+                    gpuwarden_wire::Severity::Fatal => wit::Severity::Fatal,
+                },
+                action: action(e.action),
+            })
+            .collect()
+    }
+
+    fn previous_cursor(&mut self) -> u64 {
+        self.view.previous_cursor
+    }
+
+    fn config(&mut self) -> Vec<(String, String)> {
+        self.view.config.clone()
+    }
+
+    fn log(&mut self, level: wit::LogLevel, message: String) {
+        if self.log_lines >= self.limits.log_max_lines {
+            self.log_dropped += 1;
+            return;
+        }
+        self.log_lines += 1;
+        let message: String = message.chars().take(1024).collect();
+        let plugin = self.view.plugin.as_str();
+        match level {
+            wit::LogLevel::Trace => tracing::trace!(plugin, "{message}"),
+            wit::LogLevel::Debug => tracing::debug!(plugin, "{message}"),
+            wit::LogLevel::Info => tracing::info!(plugin, "{message}"),
+            wit::LogLevel::Warn => tracing::warn!(plugin, "{message}"),
+            wit::LogLevel::Error => tracing::error!(plugin, "{message}"),
+        }
+    }
+
+    fn monotonic_now_ns(&mut self) -> u64 {
+        self.started.elapsed().as_nanos() as u64
+    }
+
+    fn wall_clock_unix_ms(&mut self) -> u64 {
+        SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    }
+}
