@@ -3,8 +3,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Parser;
-use gpuwarden_agent::config::{AgentConfig, Overrides};
+use clap::{Parser, Subcommand};
+use gpuwarden_agent::config::{AgentConfig, Overrides, PluginKind};
+use gpuwarden_agent::plugin::cli as plugin_cli;
 
 /// The gpuwarden node agent: GPU metrics and health events for Prometheus and the
 /// gpuwarden control plane.
@@ -23,6 +24,116 @@ struct Cli {
     /// Check a configuration file and exit (0: valid; 2: invalid, with every problem listed).
     #[arg(long, value_name = "FILE", conflicts_with = "config")]
     check_config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Write, test and pin WebAssembly plugins.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum PluginCommand {
+    /// Run one plugin against fake GPUs and print its report. Exit status: 0 the plugin ran
+    /// (whatever its verdict), 2 it could not be loaded, 3 the run failed (trap, deadline,
+    /// memory, invalid report).
+    Test {
+        /// The component (.wasm).
+        file: PathBuf,
+        /// Number of fake GPUs.
+        #[arg(long, default_value_t = 8, value_name = "N")]
+        fake_gpus: u32,
+        /// Inject a fault first: xid:79@0, temperature:97@1, ecc:double_bit@2,
+        /// ecc:single_bit:5@2, fell_off_bus@3, nvlink_down:0@4, pcie_degraded@5, power:900@6,
+        /// throttle:hw_slowdown@7, recovery_action:2@0, row_remap_pending@0 (repeatable).
+        #[arg(long, value_name = "FAULT@GPU")]
+        inject: Vec<String>,
+        /// A plugin config value or diagnostic parameter, key=value (repeatable).
+        #[arg(long, value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// CPU deadline, e.g. 500ms [default: 1s for checks, 60s for diagnostics].
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+        timeout: Option<std::time::Duration>,
+        /// Memory cap in MiB.
+        #[arg(long, default_value_t = 64, value_name = "MIB")]
+        memory_limit_mib: u32,
+        /// Print the outcome as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a component's sha256, to paste into the agent config.
+    Digest {
+        /// The component (.wasm).
+        file: PathBuf,
+    },
+    /// Start a new plugin crate that builds as it is.
+    New {
+        /// Crate name.
+        name: String,
+        /// Parent folder [default: plugins/examples of the repository above].
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// A diagnostic instead of a health check.
+        #[arg(long)]
+        diagnostic: bool,
+        /// The plugin SDK folder [default: plugins/sdk found above the current folder].
+        #[arg(long, value_name = "PATH")]
+        sdk: Option<PathBuf>,
+    },
+}
+
+fn plugin_command(cmd: PluginCommand) -> ExitCode {
+    match cmd {
+        PluginCommand::Digest { file } => match gpuwarden_agent::plugin::manager::digest_file(&file) {
+            Ok(d) => {
+                println!("{d}  {}", file.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        },
+        PluginCommand::New { name, dir, diagnostic, sdk } => {
+            let kind = if diagnostic { PluginKind::Diagnostic } else { PluginKind::Check };
+            match plugin_cli::new_plugin(&name, dir.as_deref(), kind, sdk.as_deref()) {
+                Ok(path) => {
+                    println!("created {}", path.display());
+                    println!("build it:  (cd {} && cargo build --release --target wasm32-wasip2)", path.display());
+                    println!("test it:   gpuwarden-agent plugin test <target>/wasm32-wasip2/release/{}.wasm", name.replace('-', "_"));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        PluginCommand::Test { file, fake_gpus, inject, set, timeout, memory_limit_mib, json } => {
+            let opts = plugin_cli::TestOptions { file: file.clone(), fake_gpus, inject, set, timeout, memory_limit_mib, json };
+            match plugin_cli::test(&opts) {
+                Ok((outcome, kind)) => {
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&outcome).unwrap_or_default());
+                    } else {
+                        plugin_cli::print(&file, kind, fake_gpus, &outcome);
+                    }
+                    if outcome.failure.is_some() {
+                        ExitCode::from(3)
+                    } else {
+                        ExitCode::SUCCESS
+                    }
+                }
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -35,6 +146,9 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    if let Some(Command::Plugin(cmd)) = cli.command {
+        return plugin_command(cmd);
+    }
     let overrides = Overrides {
         listen: cli.listen.clone(),
         fake_gpus: cli.fake_gpus,

@@ -14,6 +14,7 @@
 //!   jitter, records results as metrics and events, serves `/v1/plugins`, and hot-reloads.
 
 pub mod bindings;
+pub mod cli;
 pub mod engine;
 pub mod host;
 pub mod manager;

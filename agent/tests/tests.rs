@@ -10,3 +10,4 @@ mod events;
 mod exposition;
 mod faults;
 mod kmsg;
+mod plugins;

@@ -9,6 +9,78 @@ use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_gpuwarden-agent");
 
+/// The repository root.
+pub fn repo() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Builds the plugins workspace (example and hostile plugins) once per test run and returns
+/// the folder with the `.wasm` files.
+pub fn plugins() -> std::path::PathBuf {
+    static BUILT: std::sync::OnceLock<Result<std::path::PathBuf, String>> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let dir = repo().join("plugins");
+            let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+                .args(["build", "--release", "--target", "wasm32-wasip2", "--target-dir"])
+                .arg(dir.join("target"))
+                .current_dir(&dir)
+                .env_remove("CARGO_TARGET_DIR")
+                .env_remove("RUSTFLAGS")
+                .output()
+                .map_err(|e| format!("cannot run cargo: {e}"))?;
+            if !out.status.success() {
+                return Err(format!(
+                    "building the plugins failed (is the target installed? `rustup target add wasm32-wasip2`):\n{}",
+                    String::from_utf8_lossy(&out.stderr)
+                ));
+            }
+            Ok(dir.join("target/wasm32-wasip2/release"))
+        })
+        .clone()
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The sha256 of a file, as the agent wants it pinned.
+pub fn sha256(path: &std::path::Path) -> String {
+    gpuwarden_agent::plugin::manager::digest_file(path).expect("digest")
+}
+
+/// A `[[plugins]]` entry for `file` (a `.wasm` name in the plugins folder).
+pub fn plugin_entry(name: &str, file: &str, extra: &str) -> String {
+    let path = plugins().join(file);
+    format!(
+        "[[plugins]]\nname = \"{name}\"\npath = \"{}\"\nsha256 = \"{}\"\n{extra}\n",
+        path.display(),
+        sha256(&path)
+    )
+}
+
+/// A scratch folder, removed on drop.
+pub struct Scratch(pub std::path::PathBuf);
+
+impl Scratch {
+    pub fn new(tag: &str) -> Scratch {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let p = std::env::temp_dir().join(format!("gw-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        Scratch(p)
+    }
+    pub fn write(&self, name: &str, body: &str) -> std::path::PathBuf {
+        let f = self.0.join(name);
+        std::fs::write(&f, body).unwrap();
+        f
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 pub struct Agent {
     child: Child,
     pub base: String,
@@ -112,13 +184,38 @@ impl Agent {
 
     /// Waits (bounded) until `cond` holds on the agent's metrics.
     pub fn wait_metrics(&self, what: &str, cond: impl Fn(&Metrics) -> bool) -> Metrics {
-        let deadline = Instant::now() + Duration::from_secs(15);
+        let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let m = self.metrics();
             if cond(&m) {
                 return m;
             }
             assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// `GET /v1/plugins` as JSON.
+    pub fn plugins(&self) -> serde_json::Value {
+        let (s, body) = self.get("/v1/plugins");
+        assert_eq!(s, 200, "{body}");
+        serde_json::from_str(&body).expect("plugins JSON")
+    }
+
+    /// The `/v1/plugins` entry of `name`.
+    pub fn plugin(&self, name: &str) -> Option<serde_json::Value> {
+        self.plugins()["plugins"].as_array()?.iter().find(|p| p["name"] == name).cloned()
+    }
+
+    /// Waits (bounded) until `cond` holds on the plugin listing.
+    pub fn wait_plugins(&self, what: &str, cond: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let p = self.plugins();
+            if cond(&p) {
+                return p;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {what}: {p:#}");
             std::thread::sleep(Duration::from_millis(50));
         }
     }

@@ -48,6 +48,15 @@ pub enum Fault {
     RowRemapPending,
     /// Row remapping failed.
     RowRemapFailure,
+    /// The PCIe replay counter grows by this much.
+    PcieReplays(u64),
+    /// An NVLink's CRC (flit) error counter grows by this much.
+    NvlinkErrors {
+        /// Link.
+        link: u32,
+        /// Growth.
+        count: u64,
+    },
 }
 
 /// The JSON body of `POST /v1/fake/inject`.
@@ -128,11 +137,13 @@ impl InjectRequest {
             }
             "row_remap_pending" => Fault::RowRemapPending,
             "row_remap_failure" => Fault::RowRemapFailure,
+            "pcie_replays" => Fault::PcieReplays(self.count.unwrap_or(1)),
+            "nvlink_errors" => Fault::NvlinkErrors { link: need(self.link, "link", f)?, count: self.count.unwrap_or(1) },
             other => {
                 return Err(format!(
                     "unknown fault \"{other}\"; known: xid, temperature, ecc, fell_off_bus, \
                      nvlink_down, pcie_degraded, power, throttle, recovery_action, \
-                     row_remap_pending, row_remap_failure"
+                     row_remap_pending, row_remap_failure, pcie_replays, nvlink_errors"
                 ))
             }
         })
@@ -156,6 +167,8 @@ struct FakeGpu {
     last_sample: Option<Instant>,
     ecc_corrected: u64,
     ecc_uncorrected: u64,
+    pcie_replays: u64,
+    nvlink_errors: Vec<u64>,
     // Injected faults.
     lost: bool,
     temperature: Option<f64>,
@@ -237,6 +250,8 @@ impl FakeBackend {
                 last_sample: None,
                 ecc_corrected: 0,
                 ecc_uncorrected: 0,
+                pcie_replays: 0,
+                nvlink_errors: vec![0; NVLINKS as usize],
                 lost: false,
                 temperature: None,
                 power: None,
@@ -333,6 +348,19 @@ impl FakeBackend {
                     g.remap_failure = true;
                     None
                 }
+                Fault::PcieReplays(n) => {
+                    g.pcie_replays += n;
+                    None
+                }
+                Fault::NvlinkErrors { link, count } => {
+                    let slot = g.nvlink_errors.get_mut(link as usize).ok_or_else(|| BackendError::Call {
+                        gpu,
+                        call: "nvlink_errors",
+                        message: format!("link {link} does not exist (0..{NVLINKS})"),
+                    })?;
+                    *slot += count;
+                    None
+                }
             }
         };
         if let Some(e) = event {
@@ -400,7 +428,7 @@ impl GpuBackend for Arc<FakeBackend> {
                 up: !g.nvlink_down.contains(&link),
                 replay_errors: Some(0),
                 recovery_errors: Some(0),
-                crc_flit_errors: Some(0),
+                crc_flit_errors: Some(g.nvlink_errors.get(link as usize).copied().unwrap_or(0)),
                 crc_data_errors: Some(0),
             })
             .collect();
@@ -426,7 +454,7 @@ impl GpuBackend for Arc<FakeBackend> {
             clock_event_reasons: Some(g.throttle),
             pcie_generation: Some(if g.pcie_degraded { 3 } else { 5 }),
             pcie_width: Some(if g.pcie_degraded { 8 } else { 16 }),
-            pcie_replays: Some(0),
+            pcie_replays: Some(g.pcie_replays),
             ecc: EccCounts {
                 corrected_volatile: Some(g.ecc_corrected),
                 uncorrected_volatile: Some(g.ecc_uncorrected),

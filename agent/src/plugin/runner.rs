@@ -167,8 +167,13 @@ pub fn validate(r: wit::Report, max_bytes: usize, gpu_count: usize) -> Result<Re
     })
 }
 
+/// The last meaningful line of a guest's stderr: a panic message, not Rust's backtrace note.
 fn last_line(bytes: &[u8]) -> Option<String> {
-    String::from_utf8_lossy(bytes).lines().rev().find(|l| !l.trim().is_empty()).map(|l| l.chars().take(300).collect())
+    String::from_utf8_lossy(bytes)
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty() && !l.starts_with("note: run with `RUST_BACKTRACE"))
+        .map(|l| l.chars().take(300).collect())
 }
 
 /// Why a call failed, in words an operator can act on.
@@ -177,12 +182,16 @@ fn explain(err: &wasmtime::Error, ctx: &PluginCtx, limits: &Limits) -> String {
     if ctx.memory_exceeded {
         return format!("memory limit exceeded ({} MiB)", limits.run.memory_bytes / (1024 * 1024));
     }
-    if chain.contains("beyond capacity of MemoryOutputPipe") {
+    let full = |len: usize| len + 1024 >= limits.run.output_max_bytes;
+    if chain.contains("beyond capacity of MemoryOutputPipe") || full(ctx.stdout.contents().len()) || full(ctx.stderr.contents().len()) {
         return format!("output limit exceeded ({} bytes of stdout/stderr)", limits.run.output_max_bytes);
     }
     match err.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => format!("deadline exceeded ({} of CPU time)", humantime::format_duration(limits.timeout)),
         Some(Trap::StackOverflow) => "stack overflow (call stack exhausted)".into(),
+        // Rust and C keep their stack in linear memory: running off its end is an
+        // out-of-bounds access.
+        Some(Trap::MemoryOutOfBounds) => "trap: out-of-bounds memory access (a stack overflow, or a bug in the plugin)".into(),
         Some(Trap::UnreachableCodeReached) => match last_line(&ctx.stderr.contents()) {
             Some(line) => format!("trap: the plugin aborted: {line}"),
             None => "trap: the plugin aborted (wasm `unreachable` executed)".into(),
