@@ -404,11 +404,16 @@ impl AgentConfig {
             }
         }
         let d = &self.plugin;
-        if d.check_timeout < Duration::from_millis(10) || d.diagnostic_timeout < Duration::from_millis(10) {
+        if d.check_timeout < Duration::from_millis(10)
+            || d.diagnostic_timeout < Duration::from_millis(10)
+        {
             p.push("plugin.check_timeout / plugin.diagnostic_timeout: at least 10ms".into());
         }
         if !(1..=MAX_PLUGIN_MEMORY_MIB).contains(&d.memory_limit_mib) {
-            p.push(format!("plugin.memory_limit_mib: {} is not between 1 and {MAX_PLUGIN_MEMORY_MIB}", d.memory_limit_mib));
+            p.push(format!(
+                "plugin.memory_limit_mib: {} is not between 1 and {MAX_PLUGIN_MEMORY_MIB}",
+                d.memory_limit_mib
+            ));
         }
         if d.interval < Duration::from_millis(100) {
             p.push("plugin.interval: at least 100ms".into());
@@ -417,7 +422,9 @@ impl AgentConfig {
         for (i, e) in self.plugins.iter().enumerate() {
             let at = format!("plugins[{i}] ({})", e.name);
             if !valid_plugin_name(&e.name) {
-                p.push(format!("{at}.name: use letters, digits, '-' and '_' (1 to 64)"));
+                p.push(format!(
+                    "{at}.name: use letters, digits, '-' and '_' (1 to 64)"
+                ));
             }
             if !names.insert(e.name.as_str()) {
                 p.push(format!("{at}.name: \"{}\" is used twice", e.name));
@@ -431,8 +438,12 @@ impl AgentConfig {
             if e.timeout.is_some_and(|d| d < Duration::from_millis(10)) {
                 p.push(format!("{at}.timeout: at least 10ms"));
             }
-            if e.memory_limit_mib.is_some_and(|m| !(1..=MAX_PLUGIN_MEMORY_MIB).contains(&m)) {
-                p.push(format!("{at}.memory_limit_mib: between 1 and {MAX_PLUGIN_MEMORY_MIB}"));
+            if e.memory_limit_mib
+                .is_some_and(|m| !(1..=MAX_PLUGIN_MEMORY_MIB).contains(&m))
+            {
+                p.push(format!(
+                    "{at}.memory_limit_mib: between 1 and {MAX_PLUGIN_MEMORY_MIB}"
+                ));
             }
         }
         if p.is_empty() {
@@ -447,7 +458,9 @@ impl AgentConfig {
 
     /// Makes relative plugin paths relative to the directory of `file`.
     pub fn resolve_paths(&mut self, file: Option<&Path>) {
-        let Some(dir) = file.and_then(Path::parent) else { return };
+        let Some(dir) = file.and_then(Path::parent) else {
+            return;
+        };
         for e in &mut self.plugins {
             if e.path.is_relative() {
                 e.path = dir.join(&e.path);
@@ -482,7 +495,9 @@ pub const RESERVED_LABELS: &[&str] = &[
 
 /// Plugin names: 1–64 of letters, digits, `-`, `_`.
 pub fn valid_plugin_name(s: &str) -> bool {
-    (1..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    (1..=64).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 fn valid_label_name(s: &str) -> bool {

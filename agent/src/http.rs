@@ -222,7 +222,10 @@ async fn inject(
 }
 
 fn plugins_of(state: &AppState) -> Result<&Arc<PluginManager>, ApiError> {
-    state.plugins.as_ref().ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "plugins are off"))
+    state
+        .plugins
+        .as_ref()
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "plugins are off"))
 }
 
 async fn list_plugins(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
@@ -235,25 +238,42 @@ fn params_of(body: &[u8]) -> Result<Vec<(String, String)>, ApiError> {
         return Ok(Vec::new());
     }
     let bad = |m: String| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", m);
-    let v: serde_json::Value = serde_json::from_slice(body).map_err(|e| bad(format!("invalid JSON body: {e}")))?;
-    let obj = v.as_object().ok_or_else(|| bad("parameters must be a JSON object".into()))?;
+    let v: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| bad(format!("invalid JSON body: {e}")))?;
+    let obj = v
+        .as_object()
+        .ok_or_else(|| bad("parameters must be a JSON object".into()))?;
     obj.iter()
         .map(|(k, v)| match v {
             serde_json::Value::String(s) => Ok((k.clone(), s.clone())),
             serde_json::Value::Number(n) => Ok((k.clone(), n.to_string())),
             serde_json::Value::Bool(b) => Ok((k.clone(), b.to_string())),
-            _ => Err(bad(format!("parameter \"{k}\" must be a string, number or boolean"))),
+            _ => Err(bad(format!(
+                "parameter \"{k}\" must be a string, number or boolean"
+            ))),
         })
         .collect()
 }
 
-async fn run_plugin(path: web::Path<String>, body: web::Bytes, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+async fn run_plugin(
+    path: web::Path<String>,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     let params = params_of(&body)?;
     let name = path.into_inner();
     match plugins_of(&state)?.run_now(&name, params).await {
         Ok(outcome) => Ok(HttpResponse::Ok().json(outcome)),
-        Err(e @ RunError::NotFound(_)) => Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string())),
-        Err(e @ RunError::NotLoaded(..)) => Err(ApiError::new(StatusCode::CONFLICT, "not_loaded", e.to_string())),
+        Err(e @ RunError::NotFound(_)) => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            e.to_string(),
+        )),
+        Err(e @ RunError::NotLoaded(..)) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "not_loaded",
+            e.to_string(),
+        )),
     }
 }
 

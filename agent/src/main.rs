@@ -87,22 +87,36 @@ enum PluginCommand {
 
 fn plugin_command(cmd: PluginCommand) -> ExitCode {
     match cmd {
-        PluginCommand::Digest { file } => match gpuwarden_agent::plugin::manager::digest_file(&file) {
-            Ok(d) => {
-                println!("{d}  {}", file.display());
-                ExitCode::SUCCESS
+        PluginCommand::Digest { file } => {
+            match gpuwarden_agent::plugin::manager::digest_file(&file) {
+                Ok(d) => {
+                    println!("{d}  {}", file.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(2)
+                }
             }
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::from(2)
-            }
-        },
-        PluginCommand::New { name, dir, diagnostic, sdk } => {
-            let kind = if diagnostic { PluginKind::Diagnostic } else { PluginKind::Check };
+        }
+        PluginCommand::New {
+            name,
+            dir,
+            diagnostic,
+            sdk,
+        } => {
+            let kind = if diagnostic {
+                PluginKind::Diagnostic
+            } else {
+                PluginKind::Check
+            };
             match plugin_cli::new_plugin(&name, dir.as_deref(), kind, sdk.as_deref()) {
                 Ok(path) => {
                     println!("created {}", path.display());
-                    println!("build it:  (cd {} && cargo build --release --target wasm32-wasip2)", path.display());
+                    println!(
+                        "build it:  (cd {} && cargo build --release --target wasm32-wasip2)",
+                        path.display()
+                    );
                     println!("test it:   gpuwarden-agent plugin test <target>/wasm32-wasip2/release/{}.wasm", name.replace('-', "_"));
                     ExitCode::SUCCESS
                 }
@@ -112,12 +126,31 @@ fn plugin_command(cmd: PluginCommand) -> ExitCode {
                 }
             }
         }
-        PluginCommand::Test { file, fake_gpus, inject, set, timeout, memory_limit_mib, json } => {
-            let opts = plugin_cli::TestOptions { file: file.clone(), fake_gpus, inject, set, timeout, memory_limit_mib, json };
+        PluginCommand::Test {
+            file,
+            fake_gpus,
+            inject,
+            set,
+            timeout,
+            memory_limit_mib,
+            json,
+        } => {
+            let opts = plugin_cli::TestOptions {
+                file: file.clone(),
+                fake_gpus,
+                inject,
+                set,
+                timeout,
+                memory_limit_mib,
+                json,
+            };
             match plugin_cli::test(&opts) {
                 Ok((outcome, kind)) => {
                     if json {
-                        println!("{}", serde_json::to_string_pretty(&outcome).unwrap_or_default());
+                        println!(
+                            "{}",
+                            serde_json::to_string_pretty(&outcome).unwrap_or_default()
+                        );
                     } else {
                         plugin_cli::print(&file, kind, fake_gpus, &outcome);
                     }

@@ -88,7 +88,10 @@ pub struct RenderInput<'a> {
 
 impl std::fmt::Debug for RenderInput<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RenderInput").field("node_id", &self.node_id).field("gpus", &self.gpus.len()).finish()
+        f.debug_struct("RenderInput")
+            .field("node_id", &self.node_id)
+            .field("gpus", &self.gpus.len())
+            .finish()
     }
 }
 

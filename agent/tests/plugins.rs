@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use crate::util::{plugin_entry, plugins, sha256, Agent, Scratch, BIN};
 
 fn status(agent: &Agent, check: &str) -> Option<f64> {
-    agent.metrics().value("gpuwarden_health_check_status", &[("check", check)])
+    agent
+        .metrics()
+        .value("gpuwarden_health_check_status", &[("check", check)])
 }
 
 fn wait_status(agent: &Agent, check: &str, want: f64) {
@@ -28,9 +30,16 @@ fn example_plugins_flag_injected_faults_through_the_agent() {
         plugin_entry("ecc", "ecc.wasm", fast),
         plugin_entry("pcie", "pcie.wasm", fast),
         plugin_entry("nvlink", "nvlink.wasm", fast),
-        plugin_entry("gpu-sanity", "gpu_sanity.wasm", "kind = \"diagnostic\"\n[plugins.config]\nexpect_gpus = 8"),
+        plugin_entry(
+            "gpu-sanity",
+            "gpu_sanity.wasm",
+            "kind = \"diagnostic\"\n[plugins.config]\nexpect_gpus = 8"
+        ),
     );
-    let agent = Agent::start(&["--config", dir.write("agent.toml", &cfg).to_str().unwrap()], &[]);
+    let agent = Agent::start(
+        &["--config", dir.write("agent.toml", &cfg).to_str().unwrap()],
+        &[],
+    );
     for check in ["xid", "thermal", "ecc", "pcie", "nvlink"] {
         wait_status(&agent, check, 0.0);
     }
@@ -57,9 +66,23 @@ fn example_plugins_flag_injected_faults_through_the_agent() {
     // Findings name the GPU and carry the XID table's action.
     let xid = agent.plugin("xid").unwrap();
     let f = &xid["last_result"]["report"]["findings"][0];
-    assert_eq!((f["gpu"].as_u64(), f["status"].as_str(), f["action"].as_str()), (Some(0), Some("unhealthy"), Some("reboot_node")), "{xid:#}");
+    assert_eq!(
+        (
+            f["gpu"].as_u64(),
+            f["status"].as_str(),
+            f["action"].as_str()
+        ),
+        (Some(0), Some("unhealthy"), Some("reboot_node")),
+        "{xid:#}"
+    );
     let nv = agent.plugin("nvlink").unwrap();
-    assert!(nv["last_result"]["report"]["message"].as_str().unwrap().contains("GPU 4: NVLink(s) down: 3"), "{nv:#}");
+    assert!(
+        nv["last_result"]["report"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("GPU 4: NVLink(s) down: 3"),
+        "{nv:#}"
+    );
 
     // Degraded and unhealthy findings became health events, once each.
     std::thread::sleep(Duration::from_millis(600));
@@ -69,7 +92,13 @@ fn example_plugins_flag_injected_faults_through_the_agent() {
         .unwrap()
         .iter()
         .filter(|e| e["kind"] == "plugin")
-        .map(|e| (e["source"].as_str().unwrap().to_string(), e["gpu"].as_u64(), e["severity"].as_str().unwrap().to_string()))
+        .map(|e| {
+            (
+                e["source"].as_str().unwrap().to_string(),
+                e["gpu"].as_u64(),
+                e["severity"].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
     for (source, gpu, sev) in [
         ("plugin:xid", 0, "fatal"),
@@ -78,7 +107,10 @@ fn example_plugins_flag_injected_faults_through_the_agent() {
         ("plugin:pcie", 5, "warning"),
         ("plugin:nvlink", 4, "fatal"),
     ] {
-        let n = plugin_events.iter().filter(|(s, g, v)| s == source && *g == Some(gpu) && v == sev).count();
+        let n = plugin_events
+            .iter()
+            .filter(|(s, g, v)| s == source && *g == Some(gpu) && v == sev)
+            .count();
         assert_eq!(n, 1, "{source} GPU {gpu} {sev}: {plugin_events:?}");
     }
 
@@ -87,8 +119,24 @@ fn example_plugins_flag_injected_faults_through_the_agent() {
     wait_status(&agent, "pcie", 0.0);
     wait_status(&agent, "nvlink", 0.0);
     wait_status(&agent, "thermal", 0.0);
-    assert_eq!(agent.post("/v1/fake/inject", r#"{"gpu":6,"fault":"pcie_replays","count":50}"#).0, 200);
-    assert_eq!(agent.post("/v1/fake/inject", r#"{"gpu":7,"fault":"nvlink_errors","link":2,"count":9}"#).0, 200);
+    assert_eq!(
+        agent
+            .post(
+                "/v1/fake/inject",
+                r#"{"gpu":6,"fault":"pcie_replays","count":50}"#
+            )
+            .0,
+        200
+    );
+    assert_eq!(
+        agent
+            .post(
+                "/v1/fake/inject",
+                r#"{"gpu":7,"fault":"nvlink_errors","link":2,"count":9}"#
+            )
+            .0,
+        200
+    );
     wait_status(&agent, "pcie", 1.0);
     wait_status(&agent, "nvlink", 1.0);
     // …and clear once the counters stop growing.
@@ -99,12 +147,24 @@ fn example_plugins_flag_injected_faults_through_the_agent() {
     assert_eq!(status(&agent, "xid"), Some(2.0));
 
     // The diagnostic takes parameters.
-    let (s, body) = agent.post("/v1/plugins/gpu-sanity/run", r#"{"checks":"inventory,lost","expect_gpus":9}"#);
+    let (s, body) = agent.post(
+        "/v1/plugins/gpu-sanity/run",
+        r#"{"checks":"inventory,lost","expect_gpus":9}"#,
+    );
     assert_eq!(s, 200, "{body}");
     let d: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(d["report"]["status"], "unhealthy", "{body}");
-    assert!(d["report"]["message"].as_str().unwrap().contains("8 GPUs, expected 9"), "{body}");
-    assert_eq!(agent.plugin("gpu-sanity").unwrap()["last_result"]["report"]["status"], "unhealthy");
+    assert!(
+        d["report"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("8 GPUs, expected 9"),
+        "{body}"
+    );
+    assert_eq!(
+        agent.plugin("gpu-sanity").unwrap()["last_result"]["report"]["status"],
+        "unhealthy"
+    );
     let (s, body) = agent.post("/v1/plugins/gpu-sanity/run", r#"{"checks": ["a"]}"#);
     assert_eq!(s, 400, "{body}");
     assert_eq!(agent.post("/v1/plugins/nope/run", "").0, 404);
@@ -127,7 +187,10 @@ fn hostile_plugins_are_contained_and_the_agent_keeps_serving() {
     ] {
         cfg.push_str(&plugin_entry(name, file, fast));
     }
-    let agent = Agent::start(&["--config", dir.write("agent.toml", &cfg).to_str().unwrap()], &[]);
+    let agent = Agent::start(
+        &["--config", dir.write("agent.toml", &cfg).to_str().unwrap()],
+        &[],
+    );
     let deadline = Instant::now() + Duration::from_secs(90);
     let mut scrapes = 0;
     let listing = loop {
@@ -135,19 +198,40 @@ fn hostile_plugins_are_contained_and_the_agent_keeps_serving() {
         let t = Instant::now();
         let (s, _) = agent.get("/metrics");
         assert_eq!(s, 200);
-        assert!(t.elapsed() < Duration::from_secs(2), "scrape took {:?}", t.elapsed());
+        assert!(
+            t.elapsed() < Duration::from_secs(2),
+            "scrape took {:?}",
+            t.elapsed()
+        );
         scrapes += 1;
         let p = agent.plugins();
-        let done = p["plugins"].as_array().unwrap().iter().all(|p| p["runs"].as_object().is_some_and(|r| r.values().map(|v| v.as_u64().unwrap()).sum::<u64>() >= 2));
+        let list = p["plugins"].as_array().unwrap();
+        let done = list.len() == 8
+            && list.iter().all(|p| {
+                p["runs"]
+                    .as_object()
+                    .is_some_and(|r| r.values().map(|v| v.as_u64().unwrap()).sum::<u64>() >= 2)
+            });
         // Keep scraping for a while even when the runs were quick: the point is that
         // /metrics answers while spinning, growing and trapping plugins run.
         if done && scrapes >= 10 {
             break p;
         }
-        assert!(Instant::now() < deadline, "plugins did not all run twice: {p:#}");
+        assert!(
+            Instant::now() < deadline,
+            "plugins did not all run twice: {p:#}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     };
-    let get = |name: &str| listing["plugins"].as_array().unwrap().iter().find(|p| p["name"] == name).cloned().unwrap();
+    let get = |name: &str| {
+        listing["plugins"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .cloned()
+            .unwrap()
+    };
     for (name, reason) in [
         ("spin", "deadline exceeded"),
         ("grow", "memory limit exceeded (64 MiB)"),
@@ -159,15 +243,33 @@ fn hostile_plugins_are_contained_and_the_agent_keeps_serving() {
         let p = get(name);
         let r = &p["last_result"];
         assert_eq!(r["report"]["status"], "unknown", "{name}: {p:#}");
-        assert!(r["failure"].as_str().unwrap().contains(reason), "{name}: {p:#}");
+        assert!(
+            r["failure"].as_str().unwrap().contains(reason),
+            "{name}: {p:#}"
+        );
         assert!(p["failures"].as_u64().unwrap() >= 2, "{name}: {p:#}");
-        assert!(p["loaded"].as_bool().unwrap(), "{name} unloaded after failing");
+        assert!(
+            p["loaded"].as_bool().unwrap(),
+            "{name} unloaded after failing"
+        );
     }
     // The sandbox: no files, no sockets, no environment, no clock of its own.
     let escape = get("escape");
-    let msg = escape["last_result"]["report"]["message"].as_str().unwrap().to_string();
-    assert_eq!(escape["last_result"]["report"]["status"], "healthy", "{msg}");
-    for part in ["file denied", "dir denied", "socket denied", "env vars 0", "clock 0s"] {
+    let msg = escape["last_result"]["report"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        escape["last_result"]["report"]["status"], "healthy",
+        "{msg}"
+    );
+    for part in [
+        "file denied",
+        "dir denied",
+        "socket denied",
+        "env vars 0",
+        "clock 0s",
+    ] {
         assert!(msg.contains(part), "{part} missing: {msg}");
     }
     // The well-behaved plugin is unaffected.
@@ -175,9 +277,22 @@ fn hostile_plugins_are_contained_and_the_agent_keeps_serving() {
     assert_eq!(thermal["last_result"]["report"]["status"], "healthy");
     assert_eq!(thermal["failures"], 0);
     let m = agent.metrics();
-    assert_eq!(m.value("gpuwarden_health_check_status", &[("check", "spin")]), Some(3.0));
-    assert!(m.value("gpuwarden_health_check_runs_total", &[("check", "grow"), ("result", "unknown")]).unwrap() >= 2.0);
-    assert_eq!(m.value("gpuwarden_health_check_status", &[("check", "thermal")]), Some(0.0));
+    assert_eq!(
+        m.value("gpuwarden_health_check_status", &[("check", "spin")]),
+        Some(3.0)
+    );
+    assert!(
+        m.value(
+            "gpuwarden_health_check_runs_total",
+            &[("check", "grow"), ("result", "unknown")]
+        )
+        .unwrap()
+            >= 2.0
+    );
+    assert_eq!(
+        m.value("gpuwarden_health_check_status", &[("check", "thermal")]),
+        Some(0.0)
+    );
 }
 
 #[test]
@@ -207,30 +322,63 @@ fn bad_plugin_files_are_refused_with_clear_errors() {
         dir.0.join("nowhere.wasm").display(),
         plugin_entry("good", "thermal.wasm", "interval = \"200ms\""),
     );
-    let agent = Agent::start(&["--config", dir.write("agent.toml", &cfg).to_str().unwrap()], &[]);
+    let agent = Agent::start(
+        &["--config", dir.write("agent.toml", &cfg).to_str().unwrap()],
+        &[],
+    );
     let listing = agent.wait_plugins("every plugin tried", |p| {
-        p["plugins"].as_array().is_some_and(|a| a.len() == 6 && a.iter().all(|p| p["loaded"] == true || p["load_error"].is_string()))
+        p["plugins"].as_array().is_some_and(|a| {
+            a.len() == 6
+                && a.iter()
+                    .all(|p| p["loaded"] == true || p["load_error"].is_string())
+        })
     });
     let err = |name: &str| {
-        let p = listing["plugins"].as_array().unwrap().iter().find(|p| p["name"] == name).cloned().unwrap();
+        let p = listing["plugins"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .cloned()
+            .unwrap();
         assert_eq!(p["loaded"], false, "{p:#}");
         p["load_error"].as_str().unwrap().to_string()
     };
     let e = err("mismatch");
-    assert!(e.contains("sha256 mismatch") && e.contains(&zeros) && e.contains(&sha256(&xid)), "{e}");
+    assert!(
+        e.contains("sha256 mismatch") && e.contains(&zeros) && e.contains(&sha256(&xid)),
+        "{e}"
+    );
     let e = err("command");
-    assert!(e.contains("not a gpuwarden plugin") && e.contains("wasi:cli/run") && e.contains("gpuwarden:plugin/checker@0.1.0"), "{e}");
+    assert!(
+        e.contains("not a gpuwarden plugin")
+            && e.contains("wasi:cli/run")
+            && e.contains("gpuwarden:plugin/checker@0.1.0"),
+        "{e}"
+    );
     let e = err("wrongkind");
-    assert!(e.contains("the config says health check, the component is a diagnostic"), "{e}");
+    assert!(
+        e.contains("the config says health check, the component is a diagnostic"),
+        "{e}"
+    );
     let e = err("corrupt");
     assert!(e.contains("not a WebAssembly component"), "{e}");
     let e = err("missing");
-    assert!(e.contains("cannot read") && e.contains("nowhere.wasm"), "{e}");
+    assert!(
+        e.contains("cannot read") && e.contains("nowhere.wasm"),
+        "{e}"
+    );
     // The good one runs; the refused ones show in the metrics.
     wait_status(&agent, "good", 0.0);
     let m = agent.metrics();
-    assert_eq!(m.value("gpuwarden_plugin_load_failed", &[("plugin", "corrupt")]), Some(1.0));
-    assert_eq!(m.value("gpuwarden_plugin_load_failed", &[("plugin", "good")]), Some(0.0));
+    assert_eq!(
+        m.value("gpuwarden_plugin_load_failed", &[("plugin", "corrupt")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        m.value("gpuwarden_plugin_load_failed", &[("plugin", "good")]),
+        Some(0.0)
+    );
     let (s, body) = agent.post("/v1/plugins/corrupt/run", "");
     assert_eq!(s, 409, "{body}");
 }
@@ -240,52 +388,115 @@ fn hot_reload_adds_replaces_and_removes_plugins() {
     let dir = Scratch::new("reload");
     let live = dir.0.join("live.wasm");
     std::fs::copy(plugins().join("thermal.wasm"), &live).unwrap();
-    let entry = |sha: &str| format!("[[plugins]]\nname = \"live\"\npath = \"{}\"\nsha256 = \"{sha}\"\ninterval = \"200ms\"\n", live.display());
+    let entry = |sha: &str| {
+        format!("[[plugins]]\nname = \"live\"\npath = \"{}\"\nsha256 = \"{sha}\"\ninterval = \"200ms\"\n", live.display())
+    };
     let base = "[gpu]\nbackend = \"fake\"\nfake_count = 2\n[plugin]\nreload_interval = \"200ms\"\n";
     let thermal_sha = sha256(&live);
     let cfg = dir.write("agent.toml", &format!("{base}{}", entry(&thermal_sha)));
     let agent = Agent::start(&["--config", cfg.to_str().unwrap()], &[]);
-    agent.wait_plugins("live loaded", |p| p["plugins"][0]["sha256"] == thermal_sha.as_str());
+    agent.wait_plugins("live loaded", |p| {
+        p["plugins"][0]["sha256"] == thermal_sha.as_str()
+    });
     wait_status(&agent, "live", 0.0);
 
     // Add a plugin.
-    std::fs::write(&cfg, format!("{base}{}{}", entry(&thermal_sha), plugin_entry("xid", "xid.wasm", "interval = \"200ms\""))).unwrap();
-    agent.wait_plugins("xid added", |p| p["plugins"].as_array().unwrap().iter().any(|p| p["name"] == "xid" && p["loaded"] == true));
+    std::fs::write(
+        &cfg,
+        format!(
+            "{base}{}{}",
+            entry(&thermal_sha),
+            plugin_entry("xid", "xid.wasm", "interval = \"200ms\"")
+        ),
+    )
+    .unwrap();
+    agent.wait_plugins("xid added", |p| {
+        p["plugins"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "xid" && p["loaded"] == true)
+    });
 
     // A new file that does not match the pinned digest is refused; the old version runs on.
     std::fs::copy(plugins().join("nvlink.wasm"), &live).unwrap();
     let nvlink_sha = sha256(&live);
     let p = agent.wait_plugins("refused replacement", |p| {
-        p["plugins"].as_array().unwrap().iter().any(|p| p["name"] == "live" && p["load_error"].is_string())
+        p["plugins"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "live" && p["load_error"].is_string())
     });
-    let live_entry = p["plugins"].as_array().unwrap().iter().find(|p| p["name"] == "live").cloned().unwrap();
+    let live_entry = p["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "live")
+        .cloned()
+        .unwrap();
     let e = live_entry["load_error"].as_str().unwrap();
-    assert!(e.contains("sha256 mismatch") && e.contains("previous version keeps running"), "{e}");
+    assert!(
+        e.contains("sha256 mismatch") && e.contains("previous version keeps running"),
+        "{e}"
+    );
     assert_eq!(live_entry["sha256"], thermal_sha.as_str());
     assert_eq!(live_entry["loaded"], true);
     // The xid plugin was not disturbed.
-    assert_eq!(agent.plugin("xid").unwrap()["load_error"], serde_json::Value::Null);
+    assert_eq!(
+        agent.plugin("xid").unwrap()["load_error"],
+        serde_json::Value::Null
+    );
 
     // Pinning the new digest replaces it.
-    std::fs::write(&cfg, format!("{base}{}{}", entry(&nvlink_sha), plugin_entry("xid", "xid.wasm", "interval = \"200ms\""))).unwrap();
+    std::fs::write(
+        &cfg,
+        format!(
+            "{base}{}{}",
+            entry(&nvlink_sha),
+            plugin_entry("xid", "xid.wasm", "interval = \"200ms\"")
+        ),
+    )
+    .unwrap();
     agent.wait_plugins("live replaced", |p| {
-        p["plugins"].as_array().unwrap().iter().any(|p| p["name"] == "live" && p["sha256"] == nvlink_sha.as_str() && p["load_error"].is_null())
+        p["plugins"].as_array().unwrap().iter().any(|p| {
+            p["name"] == "live" && p["sha256"] == nvlink_sha.as_str() && p["load_error"].is_null()
+        })
     });
-    let msg = || agent.plugin("live").and_then(|p| p["last_result"]["report"]["message"].as_str().map(String::from)).unwrap_or_default();
+    let msg = || {
+        agent
+            .plugin("live")
+            .and_then(|p| {
+                p["last_result"]["report"]["message"]
+                    .as_str()
+                    .map(String::from)
+            })
+            .unwrap_or_default()
+    };
     let deadline = Instant::now() + Duration::from_secs(30);
     while !msg().contains("NVLink") {
-        assert!(Instant::now() < deadline, "replacement never ran: {}", msg());
+        assert!(
+            Instant::now() < deadline,
+            "replacement never ran: {}",
+            msg()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 
     // A broken config keeps the running set.
-    std::fs::write(&cfg, "[gpu]\nbackend = \"fake\"\nfake_count = 2\n[[plugins]]\nname = 1\n").unwrap();
+    std::fs::write(
+        &cfg,
+        "[gpu]\nbackend = \"fake\"\nfake_count = 2\n[[plugins]]\nname = 1\n",
+    )
+    .unwrap();
     std::thread::sleep(Duration::from_millis(800));
     assert_eq!(agent.plugins()["plugins"].as_array().unwrap().len(), 2);
 
     // Removing one stops it.
     std::fs::write(&cfg, format!("{base}{}", entry(&nvlink_sha))).unwrap();
-    agent.wait_plugins("xid removed", |p| p["plugins"].as_array().unwrap().len() == 1);
+    agent.wait_plugins("xid removed", |p| {
+        p["plugins"].as_array().unwrap().len() == 1
+    });
     let logs = agent.logs.lock().unwrap().join("\n");
     assert!(logs.contains("configuration reload failed"), "{logs}");
 }
@@ -311,46 +522,111 @@ fn compiled_plugins_are_cached_across_restarts() {
 #[test]
 fn authoring_commands_digest_test_and_new() {
     let xid = plugins().join("xid.wasm");
-    let out = Command::new(BIN).args(["plugin", "digest"]).arg(&xid).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["plugin", "digest"])
+        .arg(&xid)
+        .output()
+        .unwrap();
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).starts_with(&sha256(&xid)));
 
-    let out = Command::new(BIN).args(["plugin", "test"]).arg(&xid).args(["--inject", "xid:48@3", "--json"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(BIN)
+        .args(["plugin", "test"])
+        .arg(&xid)
+        .args(["--inject", "xid:48@3", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let o: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(o["report"]["status"], "unhealthy");
     assert_eq!(o["report"]["findings"][0]["gpu"], 3);
     assert_eq!(o["report"]["findings"][0]["action"], "reset_gpu");
 
-    let out = Command::new(BIN).args(["plugin", "test"]).arg(plugins().join("thermal.wasm")).args(["--inject", "temperature:88@1", "--set", "warning_celsius=80"]).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["plugin", "test"])
+        .arg(plugins().join("thermal.wasm"))
+        .args([
+            "--inject",
+            "temperature:88@1",
+            "--set",
+            "warning_celsius=80",
+        ])
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success() && text.contains("DEGRADED") && text.contains("88°C"), "{text}");
+    assert!(
+        out.status.success() && text.contains("DEGRADED") && text.contains("88°C"),
+        "{text}"
+    );
 
-    let out = Command::new(BIN).args(["plugin", "test"]).arg(plugins().join("spin.wasm")).args(["--timeout", "100ms"]).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["plugin", "test"])
+        .arg(plugins().join("spin.wasm"))
+        .args(["--timeout", "100ms"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stdout).contains("deadline exceeded"));
-    let out = Command::new(BIN).args(["plugin", "test", "/nonexistent.wasm"]).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["plugin", "test", "/nonexistent.wasm"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    let out = Command::new(BIN).args(["plugin", "test"]).arg(&xid).args(["--inject", "xid@0"]).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["plugin", "test"])
+        .arg(&xid)
+        .args(["--inject", "xid@0"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("needs the field \"code\""));
 
     // `plugin new` makes a crate that builds as it is and passes `plugin test`.
     let dir = Scratch::new("new");
     let sdk = crate::util::repo().join("plugins/sdk");
-    let out = Command::new(BIN).args(["plugin", "new", "my-check", "--dir"]).arg(&dir.0).arg("--sdk").arg(&sdk).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(BIN)
+        .args(["plugin", "new", "my-check", "--dir"])
+        .arg(&dir.0)
+        .arg("--sdk")
+        .arg(&sdk)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let krate = dir.0.join("my-check");
     let build = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["build", "--release", "--target", "wasm32-wasip2", "--target-dir"])
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "--target-dir",
+        ])
         .arg(crate::util::repo().join("plugins/target/new-plugin"))
         .current_dir(&krate)
         .env_remove("CARGO_TARGET_DIR")
         .output()
         .unwrap();
-    assert!(build.status.success(), "{}", String::from_utf8_lossy(&build.stderr));
-    let wasm = crate::util::repo().join("plugins/target/new-plugin/wasm32-wasip2/release/my_check.wasm");
-    let out = Command::new(BIN).args(["plugin", "test"]).arg(&wasm).args(["--inject", "temperature:90@2"]).output().unwrap();
+    assert!(
+        build.status.success(),
+        "{}",
+        String::from_utf8_lossy(&build.stderr)
+    );
+    let wasm =
+        crate::util::repo().join("plugins/target/new-plugin/wasm32-wasip2/release/my_check.wasm");
+    let out = Command::new(BIN)
+        .args(["plugin", "test"])
+        .arg(&wasm)
+        .args(["--inject", "temperature:90@2"])
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success() && text.contains("DEGRADED"), "{text}");
 }

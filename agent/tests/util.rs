@@ -17,7 +17,8 @@ pub fn repo() -> std::path::PathBuf {
 /// Builds the plugins workspace (example and hostile plugins) once per test run and returns
 /// the folder with the `.wasm` files.
 pub fn plugins() -> std::path::PathBuf {
-    static BUILT: std::sync::OnceLock<Result<std::path::PathBuf, String>> = std::sync::OnceLock::new();
+    static BUILT: std::sync::OnceLock<Result<std::path::PathBuf, String>> =
+        std::sync::OnceLock::new();
     BUILT
         .get_or_init(|| {
             let dir = repo().join("plugins");
@@ -204,18 +205,29 @@ impl Agent {
 
     /// The `/v1/plugins` entry of `name`.
     pub fn plugin(&self, name: &str) -> Option<serde_json::Value> {
-        self.plugins()["plugins"].as_array()?.iter().find(|p| p["name"] == name).cloned()
+        self.plugins()["plugins"]
+            .as_array()?
+            .iter()
+            .find(|p| p["name"] == name)
+            .cloned()
     }
 
     /// Waits (bounded) until `cond` holds on the plugin listing.
-    pub fn wait_plugins(&self, what: &str, cond: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    pub fn wait_plugins(
+        &self,
+        what: &str,
+        cond: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let p = self.plugins();
             if cond(&p) {
                 return p;
             }
-            assert!(Instant::now() < deadline, "timed out waiting for {what}: {p:#}");
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}: {p:#}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }

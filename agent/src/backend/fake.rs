@@ -138,7 +138,10 @@ impl InjectRequest {
             "row_remap_pending" => Fault::RowRemapPending,
             "row_remap_failure" => Fault::RowRemapFailure,
             "pcie_replays" => Fault::PcieReplays(self.count.unwrap_or(1)),
-            "nvlink_errors" => Fault::NvlinkErrors { link: need(self.link, "link", f)?, count: self.count.unwrap_or(1) },
+            "nvlink_errors" => Fault::NvlinkErrors {
+                link: need(self.link, "link", f)?,
+                count: self.count.unwrap_or(1),
+            },
             other => {
                 return Err(format!(
                     "unknown fault \"{other}\"; known: xid, temperature, ecc, fell_off_bus, \
@@ -353,10 +356,12 @@ impl FakeBackend {
                     None
                 }
                 Fault::NvlinkErrors { link, count } => {
-                    let slot = g.nvlink_errors.get_mut(link as usize).ok_or_else(|| BackendError::Call {
-                        gpu,
-                        call: "nvlink_errors",
-                        message: format!("link {link} does not exist (0..{NVLINKS})"),
+                    let slot = g.nvlink_errors.get_mut(link as usize).ok_or_else(|| {
+                        BackendError::Call {
+                            gpu,
+                            call: "nvlink_errors",
+                            message: format!("link {link} does not exist (0..{NVLINKS})"),
+                        }
                     })?;
                     *slot += count;
                     None

@@ -41,7 +41,9 @@ pub fn parse_inject(spec: &str) -> anyhow::Result<InjectRequest> {
     let (fault, gpu) = spec
         .rsplit_once('@')
         .with_context(|| format!("\"{spec}\": expected FAULT@GPU, e.g. xid:79@0"))?;
-    let gpu: u32 = gpu.parse().with_context(|| format!("\"{spec}\": GPU \"{gpu}\" is not a number"))?;
+    let gpu: u32 = gpu
+        .parse()
+        .with_context(|| format!("\"{spec}\": GPU \"{gpu}\" is not a number"))?;
     let mut parts = fault.split(':');
     let name = parts.next().unwrap_or_default().to_string();
     let args: Vec<&str> = parts.collect();
@@ -55,7 +57,10 @@ pub fn parse_inject(spec: &str) -> anyhow::Result<InjectRequest> {
         link: None,
         reason: None,
     };
-    let num = |s: &str| -> anyhow::Result<f64> { s.parse().with_context(|| format!("\"{spec}\": \"{s}\" is not a number")) };
+    let num = |s: &str| -> anyhow::Result<f64> {
+        s.parse()
+            .with_context(|| format!("\"{spec}\": \"{s}\" is not a number"))
+    };
     match (name.as_str(), args.as_slice()) {
         ("xid", [c]) => r.code = Some(num(c)? as u32),
         ("temperature" | "power" | "recovery_action", [v]) => r.value = Some(num(v)?),
@@ -74,19 +79,30 @@ pub fn parse_inject(spec: &str) -> anyhow::Result<InjectRequest> {
         (_, []) => {}
         _ => bail!("\"{spec}\": unexpected arguments for fault \"{name}\""),
     }
-    r.to_fault().map_err(|e| anyhow::anyhow!("\"{spec}\": {e}"))?;
+    r.to_fault()
+        .map_err(|e| anyhow::anyhow!("\"{spec}\": {e}"))?;
     Ok(r)
 }
 
 fn parse_set(s: &str) -> anyhow::Result<(String, String)> {
-    let (k, v) = s.split_once('=').with_context(|| format!("\"{s}\": expected key=value"))?;
+    let (k, v) = s
+        .split_once('=')
+        .with_context(|| format!("\"{s}\": expected key=value"))?;
     Ok((k.trim().to_string(), v.to_string()))
 }
 
 /// Runs one plugin against a fake fleet with the given faults; returns its outcome.
 pub fn test(opts: &TestOptions) -> anyhow::Result<(Outcome, PluginKind)> {
-    let injects = opts.inject.iter().map(|s| parse_inject(s)).collect::<anyhow::Result<Vec<_>>>()?;
-    let config = opts.set.iter().map(|s| parse_set(s)).collect::<anyhow::Result<Vec<_>>>()?;
+    let injects = opts
+        .inject
+        .iter()
+        .map(|s| parse_inject(s))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let config = opts
+        .set
+        .iter()
+        .map(|s| parse_set(s))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let fake = Arc::new(FakeBackend::new(opts.fake_gpus, DEFAULT_MODEL, 1));
     let backend: Arc<dyn GpuBackend> = Arc::new(Arc::clone(&fake));
     let events = Arc::new(Mutex::new(EventLog::new(10_000, "plugin-test".into())));
@@ -95,16 +111,28 @@ pub fn test(opts: &TestOptions) -> anyhow::Result<(Outcome, PluginKind)> {
         node_id: "plugin-test".into(),
         node_labels: Vec::new(),
         interval: Duration::from_secs(5),
-        thresholds: Thresholds { temperature_warning: 85.0, temperature_critical: 92.0 },
+        thresholds: Thresholds {
+            temperature_warning: 85.0,
+            temperature_critical: 92.0,
+        },
         xid_dedup_window: Duration::from_secs(10),
         system: false,
         dcgm_compat: false,
     };
-    let mut collector = Collector::new(settings, Arc::clone(&backend), Arc::clone(&events), Arc::clone(&snapshot))?;
+    let mut collector = Collector::new(
+        settings,
+        Arc::clone(&backend),
+        Arc::clone(&events),
+        Arc::clone(&snapshot),
+    )?;
     collector.collect();
     let (tx, rx) = std::sync::mpsc::channel::<Msg>();
     let tx = Mutex::new(tx);
-    backend.start_events(Box::new(move |e| tx.lock().map(|t| t.send(Msg::Backend(e)).is_ok()).unwrap_or(false)))?;
+    backend.start_events(Box::new(move |e| {
+        tx.lock()
+            .map(|t| t.send(Msg::Backend(e)).is_ok())
+            .unwrap_or(false)
+    }))?;
     for r in &injects {
         let fault = r.to_fault().map_err(anyhow::Error::msg)?;
         fake.inject(r.gpu, fault)?;
@@ -117,7 +145,8 @@ pub fn test(opts: &TestOptions) -> anyhow::Result<(Outcome, PluginKind)> {
 
     let engine = PluginEngine::new(false, None)?;
     let sha = digest_file(&opts.file)?;
-    let bytes = std::fs::read(&opts.file).with_context(|| format!("reading {}", opts.file.display()))?;
+    let bytes =
+        std::fs::read(&opts.file).with_context(|| format!("reading {}", opts.file.display()))?;
     let (component, _) = engine.compile(&bytes, &sha)?;
     let compiled = engine.prepare(&component, None, false)?;
     let d = PluginDefaults::default();
@@ -134,15 +163,26 @@ pub fn test(opts: &TestOptions) -> anyhow::Result<(Outcome, PluginKind)> {
         report_max_bytes: d.report_max_bytes,
     };
     let view = HostView {
-        plugin: opts.file.file_stem().map_or("plugin".into(), |s| s.to_string_lossy().into_owned()),
+        plugin: opts
+            .file
+            .file_stem()
+            .map_or("plugin".into(), |s| s.to_string_lossy().into_owned()),
         snapshot: Arc::clone(&snapshot.read().unwrap_or_else(|p| p.into_inner())),
         previous: None,
         events,
         previous_cursor: 0,
         config: config.clone(),
     };
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let outcome = rt.block_on(runner::run(&engine, &compiled.prepared, view, limits, config));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let outcome = rt.block_on(runner::run(
+        &engine,
+        &compiled.prepared,
+        view,
+        limits,
+        config,
+    ));
     Ok((outcome, compiled.kind))
 }
 
@@ -161,7 +201,13 @@ pub fn print(file: &Path, kind: PluginKind, gpus: u32, o: &Outcome) {
         println!("  {:<6} {:<10} {:<16} message", "gpu", "status", "action");
         for f in &o.report.findings {
             let gpu = f.gpu.map_or("node".to_string(), |g| g.to_string());
-            println!("  {:<6} {:<10} {:<16} {}", gpu, f.status.as_str(), f.action, f.message);
+            println!(
+                "  {:<6} {:<10} {:<16} {}",
+                gpu,
+                f.status.as_str(),
+                f.action,
+                f.message
+            );
         }
     }
     for (k, v) in &o.report.metrics {
@@ -170,7 +216,12 @@ pub fn print(file: &Path, kind: PluginKind, gpus: u32, o: &Outcome) {
 }
 
 /// Creates a new plugin crate that builds as it is.
-pub fn new_plugin(name: &str, dir: Option<&Path>, kind: PluginKind, sdk: Option<&Path>) -> anyhow::Result<PathBuf> {
+pub fn new_plugin(
+    name: &str,
+    dir: Option<&Path>,
+    kind: PluginKind,
+    sdk: Option<&Path>,
+) -> anyhow::Result<PathBuf> {
     if !crate::config::valid_plugin_name(name) {
         bail!("\"{name}\": use letters, digits, '-' and '_'");
     }
@@ -181,9 +232,13 @@ pub fn new_plugin(name: &str, dir: Option<&Path>, kind: PluginKind, sdk: Option<
             .ancestors()
             .map(|a| a.join("plugins/sdk"))
             .find(|p| p.join("Cargo.toml").exists())
-            .context("cannot find the plugin SDK (plugins/sdk) above this directory; pass --sdk PATH")?,
+            .context(
+                "cannot find the plugin SDK (plugins/sdk) above this directory; pass --sdk PATH",
+            )?,
     };
-    let sdk = sdk.canonicalize().with_context(|| format!("SDK at {}", sdk.display()))?;
+    let sdk = sdk
+        .canonicalize()
+        .with_context(|| format!("SDK at {}", sdk.display()))?;
     let workspace = sdk.parent().map(Path::to_path_buf).unwrap_or_default();
     let dir = match dir {
         Some(d) => d.to_path_buf(),
@@ -194,14 +249,19 @@ pub fn new_plugin(name: &str, dir: Option<&Path>, kind: PluginKind, sdk: Option<
         bail!("{} already exists", target.display());
     }
     std::fs::create_dir_all(target.join("src"))?;
-    let in_workspace = target.parent().is_some_and(|p| p == workspace.join("examples"));
+    let in_workspace = target
+        .parent()
+        .is_some_and(|p| p == workspace.join("examples"));
     let cargo = if in_workspace {
         format!(
             "[package]\nname = \"{name}\"\nversion.workspace = true\nedition.workspace = true\nlicense.workspace = true\npublish = false\n\n[lib]\ncrate-type = [\"cdylib\"]\n\n[dependencies]\ngpuwarden-plugin-sdk.workspace = true\n"
         )
     } else {
         std::fs::create_dir_all(target.join(".cargo"))?;
-        std::fs::write(target.join(".cargo/config.toml"), "[build]\ntarget = \"wasm32-wasip2\"\n")?;
+        std::fs::write(
+            target.join(".cargo/config.toml"),
+            "[build]\ntarget = \"wasm32-wasip2\"\n",
+        )?;
         format!(
             "[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2021\"\npublish = false\n\n[lib]\ncrate-type = [\"cdylib\"]\n\n[dependencies]\ngpuwarden-plugin-sdk = {{ path = \"{}\" }}\n\n[profile.release]\nopt-level = \"s\"\nlto = true\nstrip = true\npanic = \"abort\"\n\n[workspace]\n",
             sdk.display()
@@ -212,7 +272,8 @@ pub fn new_plugin(name: &str, dir: Option<&Path>, kind: PluginKind, sdk: Option<
         .split(['-', '_'])
         .map(|w| {
             let mut c = w.chars();
-            c.next().map_or(String::new(), |f| f.to_uppercase().chain(c).collect())
+            c.next()
+                .map_or(String::new(), |f| f.to_uppercase().chain(c).collect())
         })
         .collect();
     let src = match kind {
@@ -235,10 +296,29 @@ mod tests {
     fn inject_specs_parse() {
         assert_eq!(parse_inject("xid:79@0").unwrap().code, Some(79));
         let r = parse_inject("ecc:single_bit:5@2").unwrap();
-        assert_eq!((r.gpu, r.ecc_type.as_deref(), r.count), (2, Some("single_bit"), Some(5)));
-        assert_eq!(parse_inject("fell_off_bus@3").unwrap().fault, "fell_off_bus");
-        assert_eq!(parse_inject("throttle:hw_slowdown@7").unwrap().reason.as_deref(), Some("hw_slowdown"));
-        for bad in ["xid:79", "xid@x", "xid:abc@0", "volcano@0", "xid@0", "nvlink_down:1:2@0"] {
+        assert_eq!(
+            (r.gpu, r.ecc_type.as_deref(), r.count),
+            (2, Some("single_bit"), Some(5))
+        );
+        assert_eq!(
+            parse_inject("fell_off_bus@3").unwrap().fault,
+            "fell_off_bus"
+        );
+        assert_eq!(
+            parse_inject("throttle:hw_slowdown@7")
+                .unwrap()
+                .reason
+                .as_deref(),
+            Some("hw_slowdown")
+        );
+        for bad in [
+            "xid:79",
+            "xid@x",
+            "xid:abc@0",
+            "volcano@0",
+            "xid@0",
+            "nvlink_down:1:2@0",
+        ] {
             assert!(parse_inject(bad).is_err(), "{bad}");
         }
     }

@@ -103,7 +103,10 @@ pub struct PluginEngine {
 
 impl std::fmt::Debug for PluginEngine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PluginEngine").field("pooling", &self.pooling).field("cache_dir", &self.cache_dir).finish()
+        f.debug_struct("PluginEngine")
+            .field("pooling", &self.pooling)
+            .field("cache_dir", &self.cache_dir)
+            .finish()
     }
 }
 
@@ -139,12 +142,19 @@ impl PluginEngine {
             Some(Ok(e)) => (e, true),
             Some(Err(e)) => {
                 tracing::warn!(error = %e, "pooling allocator unavailable; plugins use on-demand allocation");
-                (Engine::new(&config(false)).map_err(|e| PluginError::Engine(e.to_string()))?, false)
+                (
+                    Engine::new(&config(false)).map_err(|e| PluginError::Engine(e.to_string()))?,
+                    false,
+                )
             }
-            None => (Engine::new(&config(false)).map_err(|e| PluginError::Engine(e.to_string()))?, false),
+            None => (
+                Engine::new(&config(false)).map_err(|e| PluginError::Engine(e.to_string()))?,
+                false,
+            ),
         };
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| PluginError::Engine(e.to_string()))?;
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .map_err(|e| PluginError::Engine(e.to_string()))?;
         check::HealthCheck::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
             .map_err(|e| PluginError::Engine(e.to_string()))?;
         let mut h = DefaultHasher::new();
@@ -170,7 +180,13 @@ impl PluginEngine {
                 None
             }
         });
-        Ok(PluginEngine { engine, linker, pooling, cache_dir, engine_key })
+        Ok(PluginEngine {
+            engine,
+            linker,
+            pooling,
+            cache_dir,
+            engine_key,
+        })
     }
 
     /// The wasmtime engine.
@@ -184,7 +200,9 @@ impl PluginEngine {
     }
 
     fn cache_path(&self, sha256: &str) -> Option<PathBuf> {
-        self.cache_dir.as_ref().map(|d| d.join(format!("{sha256}-{}.cwasm", self.engine_key)))
+        self.cache_dir
+            .as_ref()
+            .map(|d| d.join(format!("{sha256}-{}.cwasm", self.engine_key)))
     }
 
     /// Compiles `bytes` (whose digest is `sha256`), or loads the machine code cached for it.
@@ -193,13 +211,20 @@ impl PluginEngine {
             if path.exists() {
                 match load_cached(&self.engine, &path) {
                     Ok(c) => return Ok((c, true)),
-                    Err(e) => tracing::warn!(path = %path.display(), error = %e, "ignoring unusable cache entry"),
+                    Err(e) => {
+                        tracing::warn!(path = %path.display(), error = %e, "ignoring unusable cache entry")
+                    }
                 }
             }
         }
-        let component = Component::new(&self.engine, bytes).map_err(|e| PluginError::NotAComponent(format!("{e:#}")))?;
+        let component = Component::new(&self.engine, bytes)
+            .map_err(|e| PluginError::NotAComponent(format!("{e:#}")))?;
         if let Some(path) = self.cache_path(sha256) {
-            if let Err(e) = component.serialize().map_err(std::io::Error::other).and_then(|b| write_atomically(&path, &b)) {
+            if let Err(e) = component
+                .serialize()
+                .map_err(std::io::Error::other)
+                .and_then(|b| write_atomically(&path, &b))
+            {
                 tracing::warn!(path = %path.display(), error = %e, "cannot write the plugin compile cache");
             }
         }
@@ -208,13 +233,21 @@ impl PluginEngine {
 
     /// Checks that `component` is a gpuwarden plugin of a compatible contract version (and of
     /// `expected` kind, when given), then links it.
-    pub fn prepare(&self, component: &Component, expected: Option<PluginKind>, from_cache: bool) -> Result<Compiled, PluginError> {
+    pub fn prepare(
+        &self,
+        component: &Component,
+        expected: Option<PluginKind>,
+        from_cache: bool,
+    ) -> Result<Compiled, PluginError> {
         let ty = component.component_type();
         let mut found: Option<(PluginKind, String)> = None;
         let mut exports = Vec::new();
         for (name, _) in ty.exports(&self.engine) {
             exports.push(name.to_string());
-            for (iface, kind) in [("gpuwarden:plugin/checker@", PluginKind::Check), ("gpuwarden:plugin/diagnostics@", PluginKind::Diagnostic)] {
+            for (iface, kind) in [
+                ("gpuwarden:plugin/checker@", PluginKind::Check),
+                ("gpuwarden:plugin/diagnostics@", PluginKind::Diagnostic),
+            ] {
                 if let Some(v) = name.strip_prefix(iface) {
                     found = Some((kind, v.to_string()));
                 }
@@ -227,7 +260,10 @@ impl PluginEngine {
             )));
         };
         if !compatible(&version) {
-            return Err(PluginError::Incompatible { found: version, provided: WIT_VERSION });
+            return Err(PluginError::Incompatible {
+                found: version,
+                provided: WIT_VERSION,
+            });
         }
         if let Some(e) = expected.filter(|e| *e != kind) {
             return Err(PluginError::WrongWorld(format!(
@@ -237,14 +273,25 @@ impl PluginEngine {
                 world_name(kind)
             )));
         }
-        let pre = self.linker.instantiate_pre(component).map_err(|e| PluginError::Link(format!("{e:#}")))?;
+        let pre = self
+            .linker
+            .instantiate_pre(component)
+            .map_err(|e| PluginError::Link(format!("{e:#}")))?;
         let prepared = match kind {
-            PluginKind::Check => Prepared::Check(check::HealthCheckPre::new(pre).map_err(|e| PluginError::Link(format!("{e:#}")))?),
-            PluginKind::Diagnostic => {
-                Prepared::Diagnostic(diagnostic::DiagnosticPre::new(pre).map_err(|e| PluginError::Link(format!("{e:#}")))?)
-            }
+            PluginKind::Check => Prepared::Check(
+                check::HealthCheckPre::new(pre).map_err(|e| PluginError::Link(format!("{e:#}")))?,
+            ),
+            PluginKind::Diagnostic => Prepared::Diagnostic(
+                diagnostic::DiagnosticPre::new(pre)
+                    .map_err(|e| PluginError::Link(format!("{e:#}")))?,
+            ),
         };
-        Ok(Compiled { kind, world_version: version, prepared, from_cache })
+        Ok(Compiled {
+            kind,
+            world_version: version,
+            prepared,
+            from_cache,
+        })
     }
 }
 
@@ -272,13 +319,18 @@ pub fn compatible(plugin: &str) -> bool {
         let mut it = v.split('.').map(|p| p.parse::<u64>().ok());
         Some((it.next()??, it.next()??, it.next()??))
     }
-    let (Some(p), Some(h)) = (parse(plugin), parse(WIT_VERSION)) else { return false };
+    let (Some(p), Some(h)) = (parse(plugin), parse(WIT_VERSION)) else {
+        return false;
+    };
     p.0 == h.0 && (h.0 != 0 || p.1 == h.1) && p <= h
 }
 
 fn prepare_cache_dir(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
     let meta = std::fs::metadata(dir)?;
     // Cached machine code is trusted as the agent binary is: the directory must be ours
     // and closed to others.
@@ -288,7 +340,9 @@ fn prepare_cache_dir(dir: &Path) -> std::io::Result<()> {
     let me = std::fs::metadata(&probe)?.uid();
     let _ = std::fs::remove_file(&probe);
     if meta.uid() != me || meta.permissions().mode() & 0o022 != 0 {
-        return Err(std::io::Error::other("the directory must belong to the agent's user and not be writable by others"));
+        return Err(std::io::Error::other(
+            "the directory must belong to the agent's user and not be writable by others",
+        ));
     }
     Ok(())
 }

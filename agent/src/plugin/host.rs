@@ -114,19 +114,32 @@ impl PluginCtx {
 
 impl WasiView for PluginCtx {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
 impl ResourceLimiter for PluginCtx {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         if desired > self.limits.memory_bytes {
             self.memory_exceeded = true;
             return Ok(false);
         }
         Ok(true)
     }
-    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         Ok(desired <= 100_000)
     }
     fn instances(&self) -> usize {
@@ -245,7 +258,10 @@ pub fn gpu_sample(index: u32, s: Option<&GpuSample>) -> wit::GpuSample {
 }
 
 fn samples_of(snap: &Snapshot) -> Vec<wit::GpuSample> {
-    snap.gpus.iter().map(|(i, s)| gpu_sample(i.index, s.as_ref())).collect()
+    snap.gpus
+        .iter()
+        .map(|(i, s)| gpu_sample(i.index, s.as_ref()))
+        .collect()
 }
 
 fn action(a: Option<gpuwarden_wire::Action>) -> wit::Action {
@@ -268,7 +284,12 @@ fn unix_ms(rfc3339: &str) -> u64 {
 
 impl host::Host for PluginCtx {
     fn gpus(&mut self) -> Vec<wit::GpuInfo> {
-        self.view.snapshot.gpus.iter().map(|(i, _)| gpu_info(i)).collect()
+        self.view
+            .snapshot
+            .gpus
+            .iter()
+            .map(|(i, _)| gpu_info(i))
+            .collect()
     }
 
     fn samples(&mut self) -> Vec<wit::GpuSample> {
@@ -276,7 +297,11 @@ impl host::Host for PluginCtx {
     }
 
     fn previous_samples(&mut self) -> Vec<wit::GpuSample> {
-        self.view.previous.as_deref().map(samples_of).unwrap_or_default()
+        self.view
+            .previous
+            .as_deref()
+            .map(samples_of)
+            .unwrap_or_default()
     }
 
     fn events_after(&mut self, cursor: u64, limit: u32) -> Vec<wit::HealthEvent> {
@@ -332,6 +357,8 @@ impl host::Host for PluginCtx {
     }
 
     fn wall_clock_unix_ms(&mut self) -> u64 {
-        SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64)
     }
 }

@@ -32,10 +32,15 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn read_plugin(path: &Path) -> Result<Vec<u8>, PluginError> {
-    let io = |source| PluginError::Io { path: path.to_path_buf(), source };
+    let io = |source| PluginError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let len = std::fs::metadata(path).map_err(io)?.len();
     if len > MAX_PLUGIN_FILE {
-        return Err(io(std::io::Error::other(format!("{len} bytes, over the {MAX_PLUGIN_FILE}-byte limit"))));
+        return Err(io(std::io::Error::other(format!(
+            "{len} bytes, over the {MAX_PLUGIN_FILE}-byte limit"
+        ))));
     }
     std::fs::read(path).map_err(io)
 }
@@ -58,11 +63,19 @@ pub fn load(engine: &PluginEngine, entry: &PluginEntry) -> Result<Loaded, Plugin
     let actual = hex(&Sha256::digest(&bytes));
     let expected = entry.sha256.to_ascii_lowercase();
     if actual != expected {
-        return Err(PluginError::DigestMismatch { path: entry.path.clone(), expected, actual });
+        return Err(PluginError::DigestMismatch {
+            path: entry.path.clone(),
+            expected,
+            actual,
+        });
     }
     let (component, from_cache) = engine.compile(&bytes, &actual)?;
     let compiled = engine.prepare(&component, entry.kind, from_cache)?;
-    Ok(Loaded { sha256: actual, compiled, load_seconds: started.elapsed().as_secs_f64() })
+    Ok(Loaded {
+        sha256: actual,
+        compiled,
+        load_seconds: started.elapsed().as_secs_f64(),
+    })
 }
 
 #[derive(Debug, Default)]
@@ -161,7 +174,9 @@ pub struct PluginManager {
 
 impl std::fmt::Debug for PluginManager {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PluginManager").field("engine", &self.engine).finish()
+        f.debug_struct("PluginManager")
+            .field("engine", &self.engine)
+            .finish()
     }
 }
 
@@ -173,7 +188,8 @@ impl PluginManager {
         events: Arc<Mutex<EventLog>>,
         runtime: tokio::runtime::Handle,
     ) -> Result<Arc<Self>, PluginError> {
-        let cache = (!defaults.cache_dir.as_os_str().is_empty()).then(|| defaults.cache_dir.clone());
+        let cache =
+            (!defaults.cache_dir.as_os_str().is_empty()).then(|| defaults.cache_dir.clone());
         let engine = PluginEngine::new(defaults.pooling, cache)?;
         Ok(Arc::new(PluginManager {
             engine,
@@ -206,7 +222,12 @@ impl PluginManager {
         Limits {
             timeout,
             run: RunLimits {
-                memory_bytes: entry.memory_limit_mib.unwrap_or(self.defaults.memory_limit_mib) as usize * 1024 * 1024,
+                memory_bytes: entry
+                    .memory_limit_mib
+                    .unwrap_or(self.defaults.memory_limit_mib)
+                    as usize
+                    * 1024
+                    * 1024,
                 log_max_lines: self.defaults.log_max_lines,
                 output_max_bytes: self.defaults.output_max_bytes,
             },
@@ -221,7 +242,11 @@ impl PluginManager {
         let wanted: BTreeSet<String> = entries.iter().map(|e| e.name.clone()).collect();
         {
             let mut slots = lock(&self.slots);
-            let gone: Vec<String> = slots.keys().filter(|n| !wanted.contains(*n)).cloned().collect();
+            let gone: Vec<String> = slots
+                .keys()
+                .filter(|n| !wanted.contains(*n))
+                .cloned()
+                .collect();
             for name in gone {
                 slots.remove(&name);
                 tracing::info!(plugin = %name, "plugin removed");
@@ -278,7 +303,8 @@ impl PluginManager {
                     match slots.get_mut(&entry.name) {
                         Some(slot) if slot.loaded.is_some() => {
                             tracing::error!(plugin = %entry.name, error = %msg, "new plugin version refused; the previous version keeps running");
-                            slot.load_error = Some(format!("{msg} (the previous version keeps running)"));
+                            slot.load_error =
+                                Some(format!("{msg} (the previous version keeps running)"));
                             slot.file = file;
                             slot.entry.sha256 = entry.sha256.clone();
                         }
@@ -311,10 +337,16 @@ impl PluginManager {
 
     /// Runs `name` now with `params` (diagnostics; a health check may be run too). The
     /// outcome of a diagnostic is kept as its last result.
-    pub async fn run_now(self: &Arc<Self>, name: &str, params: Vec<(String, String)>) -> Result<Outcome, RunError> {
+    pub async fn run_now(
+        self: &Arc<Self>,
+        name: &str,
+        params: Vec<(String, String)>,
+    ) -> Result<Outcome, RunError> {
         let (loaded, entry, state) = {
             let slots = lock(&self.slots);
-            let slot = slots.get(name).ok_or_else(|| RunError::NotFound(name.into()))?;
+            let slot = slots
+                .get(name)
+                .ok_or_else(|| RunError::NotFound(name.into()))?;
             let loaded = slot.loaded.clone().ok_or_else(|| {
                 RunError::NotLoaded(name.into(), slot.load_error.clone().unwrap_or_default())
             })?;
@@ -327,7 +359,12 @@ impl PluginManager {
             .await
             .unwrap_or_else(|e| {
                 let r = runner::Report::unknown(format!("run aborted: {e}"));
-                Outcome { report: r, duration_seconds: 0.0, at: String::new(), failure: Some("run aborted".into()) }
+                Outcome {
+                    report: r,
+                    duration_seconds: 0.0,
+                    at: String::new(),
+                    failure: Some("run aborted".into()),
+                }
             });
         Ok(outcome)
     }
@@ -351,7 +388,11 @@ impl PluginManager {
         };
         // A diagnostic's parameters override its configured values; it sees both as `config`
         // and as the parameters of `run`.
-        let mut config: Vec<(String, String)> = entry.config.iter().map(|(k, v)| (k.clone(), v.to_string())).collect();
+        let mut config: Vec<(String, String)> = entry
+            .config
+            .iter()
+            .map(|(k, v)| (k.clone(), v.to_string()))
+            .collect();
         config.extend(params);
         let run_params = config.clone();
         let view = HostView {
@@ -363,7 +404,14 @@ impl PluginManager {
             config,
         };
         let limits = self.limits(entry, loaded.compiled.kind);
-        let outcome = runner::run(&self.engine, &loaded.compiled.prepared, view, limits, run_params).await;
+        let outcome = runner::run(
+            &self.engine,
+            &loaded.compiled.prepared,
+            view,
+            limits,
+            run_params,
+        )
+        .await;
         let record = scheduled || loaded.compiled.kind == PluginKind::Diagnostic;
         if record {
             let new_events = {
@@ -385,7 +433,10 @@ impl PluginManager {
                         .collect();
                     for f in outcome.report.findings.iter() {
                         let key = (f.gpu, f.status.code());
-                        if active.contains(&key) && !s.active.contains(&key) && !new.iter().any(|(k, _): &((Option<u32>, u8), _)| *k == key) {
+                        if active.contains(&key)
+                            && !s.active.contains(&key)
+                            && !new.iter().any(|(k, _): &((Option<u32>, u8), _)| *k == key)
+                        {
                             new.push((key, f.clone()));
                         }
                     }
@@ -409,7 +460,12 @@ impl PluginManager {
         outcome
     }
 
-    fn raise_events(&self, entry: &PluginEntry, uuids: &[(u32, String)], new: Vec<((Option<u32>, u8), runner::Finding)>) {
+    fn raise_events(
+        &self,
+        entry: &PluginEntry,
+        uuids: &[(u32, String)],
+        new: Vec<((Option<u32>, u8), runner::Finding)>,
+    ) {
         let mut log = self.events.lock().unwrap_or_else(|p| p.into_inner());
         for (_, f) in new {
             let severity = if f.status == Status::Unhealthy {
@@ -427,7 +483,9 @@ impl PluginManager {
             };
             let e = NewEvent {
                 gpu: f.gpu,
-                uuid: f.gpu.and_then(|g| uuids.iter().find(|(i, _)| *i == g).map(|(_, u)| u.clone())),
+                uuid: f
+                    .gpu
+                    .and_then(|g| uuids.iter().find(|(i, _)| *i == g).map(|(_, u)| u.clone())),
                 kind: gpuwarden_wire::EventKind::Plugin,
                 code: None,
                 message: format!("{}: {} ({})", entry.name, f.message, f.status.as_str()),
@@ -459,8 +517,12 @@ impl PluginManager {
                     loaded: s.loaded.is_some(),
                     load_error: s.load_error.clone(),
                     from_cache: s.loaded.as_ref().map(|l| l.compiled.from_cache),
-                    interval_seconds: (kind == Some(PluginKind::Check))
-                        .then(|| s.entry.interval.unwrap_or(self.defaults.interval).as_secs_f64()),
+                    interval_seconds: (kind == Some(PluginKind::Check)).then(|| {
+                        s.entry
+                            .interval
+                            .unwrap_or(self.defaults.interval)
+                            .as_secs_f64()
+                    }),
                     timeout_seconds: limits.timeout.as_secs_f64(),
                     memory_limit_mib: (limits.run.memory_bytes / (1024 * 1024)) as u32,
                     last_result: st.last.clone(),
@@ -483,7 +545,9 @@ impl PluginManager {
             let Some(mgr) = me.upgrade() else { return };
             let config_now = config_file.as_deref().and_then(stamp);
             let config_changed = config_now != last_config;
-            let files_changed = lock(&mgr.slots).values().any(|s| stamp(&s.entry.path) != s.file);
+            let files_changed = lock(&mgr.slots)
+                .values()
+                .any(|s| stamp(&s.entry.path) != s.file);
             if !config_changed && !files_changed {
                 continue;
             }
@@ -509,7 +573,10 @@ impl PluginManager {
 
 fn snapshot_uuids(s: &SharedSnapshot) -> Vec<(u32, String)> {
     let snap = Arc::clone(&s.read().unwrap_or_else(|p| p.into_inner()));
-    snap.gpus.iter().map(|(i, _)| (i.index, i.uuid.clone())).collect()
+    snap.gpus
+        .iter()
+        .map(|(i, _)| (i.index, i.uuid.clone()))
+        .collect()
 }
 
 async fn check_loop(mgr: Weak<PluginManager>, name: String, interval: Duration) {
@@ -520,9 +587,15 @@ async fn check_loop(mgr: Weak<PluginManager>, name: String, interval: Duration) 
         let Some(m) = mgr.upgrade() else { return };
         let work = {
             let slots = lock(&m.slots);
-            slots.get(&name).and_then(|s| s.loaded.clone().map(|l| (l, s.entry.clone(), Arc::clone(&s.state))))
+            slots.get(&name).and_then(|s| {
+                s.loaded
+                    .clone()
+                    .map(|l| (l, s.entry.clone(), Arc::clone(&s.state)))
+            })
         };
-        let Some((loaded, entry, state)) = work else { return };
+        let Some((loaded, entry, state)) = work else {
+            return;
+        };
         m.execute(&loaded, &entry, &state, Vec::new(), true).await;
         drop(m);
         tokio::time::sleep(interval.mul_f64(0.9 + 0.2 * fastrand::f64())).await;
@@ -533,47 +606,110 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// name, kind, last outcome, runs by result, load failed.
+type MetricRow = (
+    String,
+    Option<PluginKind>,
+    Option<Outcome>,
+    BTreeMap<&'static str, u64>,
+    bool,
+);
+
 impl ExtraMetrics for PluginManager {
     fn render(&self, t: &mut Text) {
         let slots = lock(&self.slots);
-        let rows: Vec<(String, Option<PluginKind>, Option<Outcome>, BTreeMap<&'static str, u64>, bool)> = slots
+        let rows: Vec<MetricRow> = slots
             .iter()
             .map(|(n, s)| {
                 let st = lock(&s.state);
-                (n.clone(), s.loaded.as_ref().map(|l| l.compiled.kind), st.last.clone(), st.runs.clone(), s.load_error.is_some())
+                (
+                    n.clone(),
+                    s.loaded.as_ref().map(|l| l.compiled.kind),
+                    st.last.clone(),
+                    st.runs.clone(),
+                    s.load_error.is_some(),
+                )
             })
             .collect();
         drop(slots);
-        let checks: Vec<_> = rows.iter().filter(|r| r.1 == Some(PluginKind::Check)).collect();
-        t.family("gpuwarden_health_check_status", "Last result of a health-check plugin: 0 healthy, 1 degraded, 2 unhealthy, 3 unknown.", Kind::Gauge);
+        let checks: Vec<_> = rows
+            .iter()
+            .filter(|r| r.1 == Some(PluginKind::Check))
+            .collect();
+        t.family(
+            "gpuwarden_health_check_status",
+            "Last result of a health-check plugin: 0 healthy, 1 degraded, 2 unhealthy, 3 unknown.",
+            Kind::Gauge,
+        );
         for r in &checks {
             if let Some(o) = &r.2 {
-                t.sample("gpuwarden_health_check_status", &labels(&[("check", &r.0)]), "", f64::from(o.report.status.code()));
+                t.sample(
+                    "gpuwarden_health_check_status",
+                    &labels(&[("check", &r.0)]),
+                    "",
+                    f64::from(o.report.status.code()),
+                );
             }
         }
-        t.family("gpuwarden_health_check_duration_seconds", "Duration of the last run of a health-check plugin.", Kind::Gauge);
+        t.family(
+            "gpuwarden_health_check_duration_seconds",
+            "Duration of the last run of a health-check plugin.",
+            Kind::Gauge,
+        );
         for r in &checks {
             if let Some(o) = &r.2 {
-                t.sample("gpuwarden_health_check_duration_seconds", &labels(&[("check", &r.0)]), "", o.duration_seconds);
+                t.sample(
+                    "gpuwarden_health_check_duration_seconds",
+                    &labels(&[("check", &r.0)]),
+                    "",
+                    o.duration_seconds,
+                );
             }
         }
-        t.family("gpuwarden_health_check_runs_total", "Runs of a health-check plugin by result.", Kind::Counter);
+        t.family(
+            "gpuwarden_health_check_runs_total",
+            "Runs of a health-check plugin by result.",
+            Kind::Counter,
+        );
         for r in &checks {
             for (result, n) in &r.3 {
-                t.sample("gpuwarden_health_check_runs_total", &labels(&[("check", &r.0), ("result", result)]), "", *n as f64);
+                t.sample(
+                    "gpuwarden_health_check_runs_total",
+                    &labels(&[("check", &r.0), ("result", result)]),
+                    "",
+                    *n as f64,
+                );
             }
         }
-        t.family("gpuwarden_plugin_value", "Named numbers reported by plugins.", Kind::Gauge);
+        t.family(
+            "gpuwarden_plugin_value",
+            "Named numbers reported by plugins.",
+            Kind::Gauge,
+        );
         for r in &rows {
             if let Some(o) = &r.2 {
                 for (name, v) in &o.report.metrics {
-                    t.sample("gpuwarden_plugin_value", &labels(&[("plugin", &r.0), ("name", name)]), "", *v);
+                    t.sample(
+                        "gpuwarden_plugin_value",
+                        &labels(&[("plugin", &r.0), ("name", name)]),
+                        "",
+                        *v,
+                    );
                 }
             }
         }
-        t.family("gpuwarden_plugin_load_failed", "1 when the configured version of a plugin could not be loaded.", Kind::Gauge);
+        t.family(
+            "gpuwarden_plugin_load_failed",
+            "1 when the configured version of a plugin could not be loaded.",
+            Kind::Gauge,
+        );
         for r in &rows {
-            t.sample("gpuwarden_plugin_load_failed", &labels(&[("plugin", &r.0)]), "", if r.4 { 1.0 } else { 0.0 });
+            t.sample(
+                "gpuwarden_plugin_load_failed",
+                &labels(&[("plugin", &r.0)]),
+                "",
+                if r.4 { 1.0 } else { 0.0 },
+            );
         }
     }
 }

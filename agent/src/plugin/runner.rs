@@ -83,7 +83,12 @@ pub struct Report {
 impl Report {
     /// An `unknown` report with the reason.
     pub fn unknown(reason: impl Into<String>) -> Self {
-        Report { status: Status::Unknown, message: reason.into(), findings: Vec::new(), metrics: Vec::new() }
+        Report {
+            status: Status::Unknown,
+            message: reason.into(),
+            findings: Vec::new(),
+            metrics: Vec::new(),
+        }
     }
 }
 
@@ -129,7 +134,10 @@ const MAX_METRICS: usize = 128;
 /// Checks a report against the limits and the node; converts it.
 pub fn validate(r: wit::Report, max_bytes: usize, gpu_count: usize) -> Result<Report, String> {
     let bytes = r.message.len()
-        + r.findings.iter().map(|f| f.message.len() + 16).sum::<usize>()
+        + r.findings
+            .iter()
+            .map(|f| f.message.len() + 16)
+            .sum::<usize>()
         + r.metrics.iter().map(|m| m.name.len() + 8).sum::<usize>();
     if bytes > max_bytes || r.findings.len() > MAX_FINDINGS || r.metrics.len() > MAX_METRICS {
         return Err(format!(
@@ -140,16 +148,23 @@ pub fn validate(r: wit::Report, max_bytes: usize, gpu_count: usize) -> Result<Re
     }
     for f in &r.findings {
         if let Some(g) = f.gpu.filter(|g| *g as usize >= gpu_count) {
-            return Err(format!("invalid report: finding names GPU {g}, the node has {gpu_count}"));
+            return Err(format!(
+                "invalid report: finding names GPU {g}, the node has {gpu_count}"
+            ));
         }
     }
     for m in &r.metrics {
         let ok_name = !m.name.is_empty()
             && m.name.len() <= 64
-            && m.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            && m.name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_')
             && !m.name.as_bytes()[0].is_ascii_digit();
         if !ok_name {
-            return Err(format!("invalid report: metric name {:?} (use [a-zA-Z_][a-zA-Z0-9_]*, at most 64)", m.name));
+            return Err(format!(
+                "invalid report: metric name {:?} (use [a-zA-Z_][a-zA-Z0-9_]*, at most 64)",
+                m.name
+            ));
         }
         if !m.value.is_finite() {
             return Err(format!("invalid report: metric {} is {}", m.name, m.value));
@@ -161,7 +176,12 @@ pub fn validate(r: wit::Report, max_bytes: usize, gpu_count: usize) -> Result<Re
         findings: r
             .findings
             .into_iter()
-            .map(|f| Finding { gpu: f.gpu, status: Status::from_wit(f.status), message: f.message, action: action_name(f.action) })
+            .map(|f| Finding {
+                gpu: f.gpu,
+                status: Status::from_wit(f.status),
+                message: f.message,
+                action: action_name(f.action),
+            })
             .collect(),
         metrics: r.metrics.into_iter().map(|m| (m.name, m.value)).collect(),
     })
@@ -180,18 +200,32 @@ fn last_line(bytes: &[u8]) -> Option<String> {
 fn explain(err: &wasmtime::Error, ctx: &PluginCtx, limits: &Limits) -> String {
     let chain = format!("{err:#}");
     if ctx.memory_exceeded {
-        return format!("memory limit exceeded ({} MiB)", limits.run.memory_bytes / (1024 * 1024));
+        return format!(
+            "memory limit exceeded ({} MiB)",
+            limits.run.memory_bytes / (1024 * 1024)
+        );
     }
     let full = |len: usize| len + 1024 >= limits.run.output_max_bytes;
-    if chain.contains("beyond capacity of MemoryOutputPipe") || full(ctx.stdout.contents().len()) || full(ctx.stderr.contents().len()) {
-        return format!("output limit exceeded ({} bytes of stdout/stderr)", limits.run.output_max_bytes);
+    if chain.contains("beyond capacity of MemoryOutputPipe")
+        || full(ctx.stdout.contents().len())
+        || full(ctx.stderr.contents().len())
+    {
+        return format!(
+            "output limit exceeded ({} bytes of stdout/stderr)",
+            limits.run.output_max_bytes
+        );
     }
     match err.downcast_ref::<Trap>() {
-        Some(Trap::Interrupt) => format!("deadline exceeded ({} of CPU time)", humantime::format_duration(limits.timeout)),
+        Some(Trap::Interrupt) => format!(
+            "deadline exceeded ({} of CPU time)",
+            humantime::format_duration(limits.timeout)
+        ),
         Some(Trap::StackOverflow) => "stack overflow (call stack exhausted)".into(),
         // Rust and C keep their stack in linear memory: running off its end is an
         // out-of-bounds access.
-        Some(Trap::MemoryOutOfBounds) => "trap: out-of-bounds memory access (a stack overflow, or a bug in the plugin)".into(),
+        Some(Trap::MemoryOutOfBounds) => {
+            "trap: out-of-bounds memory access (a stack overflow, or a bug in the plugin)".into()
+        }
         Some(Trap::UnreachableCodeReached) => match last_line(&ctx.stderr.contents()) {
             Some(line) => format!("trap: the plugin aborted: {line}"),
             None => "trap: the plugin aborted (wasm `unreachable` executed)".into(),
@@ -215,7 +249,13 @@ fn log_output(plugin: &str, stream: &str, bytes: &[u8]) {
 }
 
 /// Runs a prepared plugin once in a fresh store. Never fails: failures are `unknown` reports.
-pub async fn run(engine: &PluginEngine, prepared: &Prepared, view: HostView, limits: Limits, params: Vec<(String, String)>) -> Outcome {
+pub async fn run(
+    engine: &PluginEngine,
+    prepared: &Prepared,
+    view: HostView,
+    limits: Limits,
+    params: Vec<(String, String)>,
+) -> Outcome {
     let plugin = view.plugin.clone();
     let gpu_count = view.snapshot.gpus.len();
     let mut store = Store::new(engine.engine(), PluginCtx::new(view, limits.run));
@@ -230,7 +270,11 @@ pub async fn run(engine: &PluginEngine, prepared: &Prepared, view: HostView, lim
             Err(e) => Err(e),
         },
         Prepared::Diagnostic(pre) => match pre.instantiate_async(&mut store).await {
-            Ok(i) => i.gpuwarden_plugin_diagnostics().call_run(&mut store, &params).await,
+            Ok(i) => {
+                i.gpuwarden_plugin_diagnostics()
+                    .call_run(&mut store, &params)
+                    .await
+            }
             Err(e) => Err(e),
         },
     };

@@ -162,8 +162,7 @@ pub mod __rt_vec {
 /// What most plugins need.
 pub mod prelude {
     pub use crate::{
-        export_diagnostic, export_health_check, xid, Action, Config, Diagnostic, Finding,
-        GpuInfo, GpuSample, HealthCheck, HealthEvent, Host, Report, ReportBuilder, Severity,
-        Status,
+        export_diagnostic, export_health_check, xid, Action, Config, Diagnostic, Finding, GpuInfo,
+        GpuSample, HealthCheck, HealthEvent, Host, Report, ReportBuilder, Severity, Status,
     };
 }

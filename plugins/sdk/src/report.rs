@@ -47,14 +47,28 @@ impl ReportBuilder {
     }
 
     /// Adds a finding about one GPU (or the node with `None`).
-    pub fn finding(&mut self, gpu: Option<u32>, status: Status, message: impl Into<String>, action: Action) -> &mut Self {
-        self.findings.push(Finding { gpu, status, message: message.into(), action });
+    pub fn finding(
+        &mut self,
+        gpu: Option<u32>,
+        status: Status,
+        message: impl Into<String>,
+        action: Action,
+    ) -> &mut Self {
+        self.findings.push(Finding {
+            gpu,
+            status,
+            message: message.into(),
+            action,
+        });
         self
     }
 
     /// Adds a named number, exposed as `gpuwarden_plugin_value{plugin, name}`.
     pub fn metric(&mut self, name: impl Into<String>, value: f64) -> &mut Self {
-        self.metrics.push(Metric { name: name.into(), value });
+        self.metrics.push(Metric {
+            name: name.into(),
+            value,
+        });
         self
     }
 
@@ -62,7 +76,9 @@ impl ReportBuilder {
     /// or is `ok_message` when there are none.
     pub fn finish(&mut self, ok_message: &str) -> Report {
         let findings = std::mem::take(&mut self.findings);
-        let status = findings.iter().fold(Status::Healthy, |s, f| s.worst(f.status));
+        let status = findings
+            .iter()
+            .fold(Status::Healthy, |s, f| s.worst(f.status));
         let bad: Vec<String> = findings
             .iter()
             .filter(|f| f.status != Status::Healthy)
@@ -71,7 +87,16 @@ impl ReportBuilder {
                 None => f.message.clone(),
             })
             .collect();
-        let message = if bad.is_empty() { ok_message.to_string() } else { bad.join("; ") };
-        Report { status, message, findings, metrics: std::mem::take(&mut self.metrics) }
+        let message = if bad.is_empty() {
+            ok_message.to_string()
+        } else {
+            bad.join("; ")
+        };
+        Report {
+            status,
+            message,
+            findings,
+            metrics: std::mem::take(&mut self.metrics),
+        }
     }
 }

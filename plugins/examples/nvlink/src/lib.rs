@@ -7,7 +7,12 @@ struct NvLink;
 impl HealthCheck for NvLink {
     fn check(host: &Host) -> Report {
         let mut r = ReportBuilder::new();
-        checks::nvlink(&mut r, &host.samples(), &host.previous_samples(), &host.config());
+        checks::nvlink(
+            &mut r,
+            &host.samples(),
+            &host.previous_samples(),
+            &host.config(),
+        );
         r.finish("all NVLinks up, no new errors")
     }
 }

@@ -8,7 +8,13 @@ struct Pcie;
 impl HealthCheck for Pcie {
     fn check(host: &Host) -> Report {
         let mut r = ReportBuilder::new();
-        checks::pcie(&mut r, &host.gpus(), &host.samples(), &host.previous_samples(), &host.config());
+        checks::pcie(
+            &mut r,
+            &host.gpus(),
+            &host.samples(),
+            &host.previous_samples(),
+            &host.config(),
+        );
         r.finish("PCIe links at full width and speed")
     }
 }

@@ -11,7 +11,11 @@ impl HealthCheck for Xid {
         let window_ms = cfg.u64("window_seconds").unwrap_or(600) * 1000;
         let events = host.events_after(0, 10_000);
         let mut r = ReportBuilder::new();
-        let n = checks::xids(&mut r, checks::recent(&events, host.wall_clock_unix_ms(), window_ms), &cfg);
+        let n = checks::xids(
+            &mut r,
+            checks::recent(&events, host.wall_clock_unix_ms(), window_ms),
+            &cfg,
+        );
         r.metric("xids_in_window", n as f64);
         r.finish("no XID in the window")
     }

@@ -22,9 +22,18 @@ impl HealthCheck for Escape {
             .map(|d| format!("clock {}s", d.as_secs()))
             .unwrap_or_else(|_| "clock before epoch".into());
         let escaped = file.contains("READ") || dir.contains("LISTED") || net.contains("CONNECTED");
-        let status = if escaped { Status::Unhealthy } else { Status::Healthy };
+        let status = if escaped {
+            Status::Unhealthy
+        } else {
+            Status::Healthy
+        };
         let mut r = ReportBuilder::new();
-        r.finding(None, status, format!("{file}; {dir}; {net}; {env}; {clock}"), Action::None);
+        r.finding(
+            None,
+            status,
+            format!("{file}; {dir}; {net}; {env}; {clock}"),
+            Action::None,
+        );
         let mut report = r.finish("");
         report.message = report.findings[0].message.clone();
         report
