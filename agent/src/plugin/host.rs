@@ -173,8 +173,8 @@ pub fn gpu_info(i: &GpuInfo) -> wit::GpuInfo {
     }
 }
 
-/// Converts one GPU's sample (`None`: lost) to the contract's.
-pub fn gpu_sample(index: u32, s: Option<&GpuSample>) -> wit::GpuSample {
+/// Converts one GPU's sample (`None`: lost) to the contract's; NVLinks only when asked for.
+pub fn gpu_sample(index: u32, s: Option<&GpuSample>, nvlinks: bool) -> wit::GpuSample {
     let Some(s) = s else {
         return wit::GpuSample {
             index,
@@ -241,6 +241,7 @@ pub fn gpu_sample(index: u32, s: Option<&GpuSample>) -> wit::GpuSample {
         nvlinks: s
             .nvlinks
             .iter()
+            .filter(|_| nvlinks)
             .map(|l| wit::Nvlink {
                 link: l.link,
                 up: l.up,
@@ -257,10 +258,10 @@ pub fn gpu_sample(index: u32, s: Option<&GpuSample>) -> wit::GpuSample {
     }
 }
 
-fn samples_of(snap: &Snapshot) -> Vec<wit::GpuSample> {
+fn samples_of(snap: &Snapshot, nvlinks: bool) -> Vec<wit::GpuSample> {
     snap.gpus
         .iter()
-        .map(|(i, s)| gpu_sample(i.index, s.as_ref()))
+        .map(|(i, s)| gpu_sample(i.index, s.as_ref(), nvlinks))
         .collect()
 }
 
@@ -292,15 +293,15 @@ impl host::Host for PluginCtx {
             .collect()
     }
 
-    fn samples(&mut self) -> Vec<wit::GpuSample> {
-        samples_of(&self.view.snapshot)
+    fn samples(&mut self, include_nvlinks: bool) -> Vec<wit::GpuSample> {
+        samples_of(&self.view.snapshot, include_nvlinks)
     }
 
-    fn previous_samples(&mut self) -> Vec<wit::GpuSample> {
+    fn previous_samples(&mut self, include_nvlinks: bool) -> Vec<wit::GpuSample> {
         self.view
             .previous
             .as_deref()
-            .map(samples_of)
+            .map(|s| samples_of(s, include_nvlinks))
             .unwrap_or_default()
     }
 

@@ -240,6 +240,7 @@ impl PluginManager {
     /// touched.
     pub async fn apply(self: &Arc<Self>, entries: Vec<PluginEntry>) {
         let wanted: BTreeSet<String> = entries.iter().map(|e| e.name.clone()).collect();
+        let mut changed = false;
         {
             let mut slots = lock(&self.slots);
             let gone: Vec<String> = slots
@@ -248,6 +249,7 @@ impl PluginManager {
                 .cloned()
                 .collect();
             for name in gone {
+                changed = true;
                 slots.remove(&name);
                 tracing::info!(plugin = %name, "plugin removed");
             }
@@ -260,6 +262,7 @@ impl PluginManager {
             if unchanged {
                 continue;
             }
+            changed = true;
             let engine_self = Arc::clone(self);
             let e2 = entry.clone();
             let result = tokio::task::spawn_blocking(move || load(&engine_self.engine, &e2))
@@ -326,7 +329,9 @@ impl PluginManager {
                 }
             }
         }
-        self.refresh();
+        if changed {
+            self.refresh();
+        }
     }
 
     fn refresh(&self) {
@@ -580,8 +585,11 @@ fn snapshot_uuids(s: &SharedSnapshot) -> Vec<(u32, String)> {
 }
 
 async fn check_loop(mgr: Weak<PluginManager>, name: String, interval: Duration) {
-    // Spread plugins over the interval, then keep each one's phase with ±10% jitter.
-    let first = interval.mul_f64(fastrand::f64());
+    // A first result soon after loading (spread a little so plugins loaded together do not
+    // run together), then every interval with ±10% jitter.
+    let first = interval
+        .min(Duration::from_secs(10))
+        .mul_f64(0.1 * fastrand::f64());
     tokio::time::sleep(first).await;
     loop {
         let Some(m) = mgr.upgrade() else { return };

@@ -62,13 +62,13 @@ pub fn xids<'a>(
 
 /// Temperatures against `warning_celsius` (default 85) and `critical_celsius` (default 92),
 /// memory temperature against `memory_max_celsius` (default 95), and thermal slowdowns.
+/// (No per-GPU temperature metrics: the agent exports temperatures itself.)
 pub fn thermal(r: &mut ReportBuilder, samples: &[GpuSample], cfg: &Config) {
     let warn = cfg.f64("warning_celsius").unwrap_or(85.0);
     let crit = cfg.f64("critical_celsius").unwrap_or(92.0);
     let mem_max = cfg.f64("memory_max_celsius").unwrap_or(95.0);
     for s in samples.iter().filter(|s| !s.lost) {
         if let Some(t) = s.temperature_celsius {
-            r.metric(format!("gpu{}_temperature_celsius", s.index), t);
             if t >= crit {
                 r.finding(
                     Some(s.index),

@@ -20,14 +20,25 @@ impl Host {
         raw::gpus()
     }
 
-    /// The latest sample of every GPU (`lost` for a GPU that fell off the bus).
+    /// The latest sample of every GPU (`lost` for a GPU that fell off the bus), without
+    /// NVLink state (the bulk of a sample): see [`Host::samples_with_nvlinks`].
     pub fn samples(&self) -> Vec<GpuSample> {
-        raw::samples()
+        raw::samples(false)
     }
 
-    /// The samples at this plugin's previous run (empty on the first run).
+    /// The latest samples including every NVLink's state and error counters.
+    pub fn samples_with_nvlinks(&self) -> Vec<GpuSample> {
+        raw::samples(true)
+    }
+
+    /// The samples at this plugin's previous run (empty on the first run), without NVLinks.
     pub fn previous_samples(&self) -> Vec<GpuSample> {
-        raw::previous_samples()
+        raw::previous_samples(false)
+    }
+
+    /// The samples at this plugin's previous run, with NVLinks.
+    pub fn previous_samples_with_nvlinks(&self) -> Vec<GpuSample> {
+        raw::previous_samples(true)
     }
 
     /// Health events after `cursor`, oldest first, at most `limit`.

@@ -42,7 +42,11 @@ impl Diagnostic for GpuSanity {
         }
         let on = |name: &str| wanted.iter().any(|w| w == name);
         let gpus = host.gpus();
-        let samples = host.samples();
+        let samples = if on("nvlink") {
+            host.samples_with_nvlinks()
+        } else {
+            host.samples()
+        };
         let window_ms = params.u64("window_seconds").unwrap_or(3600) * 1000;
         let events = host.events_after(0, 10_000);
         let now = host.wall_clock_unix_ms();

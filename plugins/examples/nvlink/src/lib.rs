@@ -9,8 +9,8 @@ impl HealthCheck for NvLink {
         let mut r = ReportBuilder::new();
         checks::nvlink(
             &mut r,
-            &host.samples(),
-            &host.previous_samples(),
+            &host.samples_with_nvlinks(),
+            &host.previous_samples_with_nvlinks(),
             &host.config(),
         );
         r.finish("all NVLinks up, no new errors")

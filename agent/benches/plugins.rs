@@ -1,0 +1,441 @@
+//! Plugin benchmarks.
+//!
+//! `cargo bench -p gpuwarden-agent --bench plugins` prints:
+//! - per-run latency (instantiate + check + report) of the `thermal` example plugin over
+//!   10,000 runs, with and without the pooling allocator and `InstancePre`, and the same
+//!   check written as a shell script run by fork/exec (as NHC and node-problem-detector do);
+//! - cold start: agent start to first plugin result, with and without the compile cache.
+//!
+//! `… --bench plugins -- --rss-seconds S` instead runs an agent with every example plugin at a
+//! 1 s interval for S seconds and prints its resident memory.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use gpuwarden_agent::backend::fake::{FakeBackend, DEFAULT_MODEL};
+use gpuwarden_agent::collector::{Collector, CollectorSettings};
+use gpuwarden_agent::derive::Thresholds;
+use gpuwarden_agent::events::EventLog;
+use gpuwarden_agent::plugin::engine::PluginEngine;
+use gpuwarden_agent::plugin::host::{HostView, RunLimits};
+use gpuwarden_agent::plugin::manager::digest_file;
+use gpuwarden_agent::plugin::runner::{self, Limits};
+
+const AGENT: &str = env!("CARGO_BIN_EXE_gpuwarden-agent");
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn build_plugins() -> PathBuf {
+    let dir = repo().join("plugins");
+    let st = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "--target-dir",
+        ])
+        .arg(dir.join("target"))
+        .current_dir(&dir)
+        .env_remove("CARGO_TARGET_DIR")
+        .status()
+        .expect("cargo");
+    assert!(
+        st.success(),
+        "building the plugins failed (rustup target add wasm32-wasip2?)"
+    );
+    dir.join("target/wasm32-wasip2/release")
+}
+
+fn pct(v: &mut [Duration], p: f64) -> f64 {
+    v.sort();
+    v[((v.len() - 1) as f64 * p).round() as usize].as_secs_f64() * 1e6
+}
+
+fn view(
+    snapshot: &Arc<RwLock<Arc<gpuwarden_agent::collector::Snapshot>>>,
+    events: &Arc<Mutex<EventLog>>,
+) -> HostView {
+    HostView {
+        plugin: "thermal".into(),
+        snapshot: Arc::clone(&snapshot.read().unwrap()),
+        previous: None,
+        events: Arc::clone(events),
+        previous_cursor: 0,
+        config: Vec::new(),
+    }
+}
+
+fn latency(wasm: &Path, label: &str) -> f64 {
+    let fake = Arc::new(Arc::new(FakeBackend::new(8, DEFAULT_MODEL, 3)));
+    let events = Arc::new(Mutex::new(EventLog::new(1000, "bench".into())));
+    let snapshot = Arc::new(RwLock::new(Arc::default()));
+    let settings = CollectorSettings {
+        node_id: "bench".into(),
+        node_labels: Vec::new(),
+        interval: Duration::from_secs(5),
+        thresholds: Thresholds {
+            temperature_warning: 85.0,
+            temperature_critical: 92.0,
+        },
+        xid_dedup_window: Duration::from_secs(10),
+        system: false,
+        dcgm_compat: false,
+    };
+    let mut c = Collector::new(settings, fake, Arc::clone(&events), Arc::clone(&snapshot)).unwrap();
+    c.collect();
+    let limits = Limits {
+        timeout: Duration::from_secs(1),
+        run: RunLimits {
+            memory_bytes: 64 << 20,
+            log_max_lines: 100,
+            output_max_bytes: 65536,
+        },
+        report_max_bytes: 65536,
+    };
+    let bytes = std::fs::read(wasm).unwrap();
+    let sha = digest_file(wasm).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    println!("per-run latency of the `{label}` plugin (8 fake GPUs): instantiate + check + report checks");
+    println!(
+        "{:<44} {:>7} {:>10} {:>10}",
+        "mode", "runs", "p50 µs", "p99 µs"
+    );
+    let mut p50_best = f64::MAX;
+    for pooling in [true, false] {
+        let engine = PluginEngine::new(pooling, None).unwrap();
+        assert_eq!(
+            engine.pooling(),
+            pooling,
+            "pooling allocator unavailable here"
+        );
+        let (component, _) = engine.compile(&bytes, &sha).unwrap();
+        let compiled = engine.prepare(&component, None, false).unwrap();
+        for _ in 0..200 {
+            rt.block_on(runner::run(
+                &engine,
+                &compiled.prepared,
+                view(&snapshot, &events),
+                limits,
+                Vec::new(),
+            ));
+        }
+        let n = 10_000;
+        let mut t = Vec::with_capacity(n);
+        for _ in 0..n {
+            let s = Instant::now();
+            let o = rt.block_on(runner::run(
+                &engine,
+                &compiled.prepared,
+                view(&snapshot, &events),
+                limits,
+                Vec::new(),
+            ));
+            t.push(s.elapsed());
+            assert!(o.failure.is_none(), "{:?}", o.failure);
+        }
+        let name = format!(
+            "{} + InstancePre",
+            if pooling { "pooling" } else { "on-demand" }
+        );
+        let p50 = pct(&mut t, 0.5);
+        p50_best = p50_best.min(p50);
+        println!("{name:<44} {n:>7} {p50:>10.1} {:>10.1}", pct(&mut t, 0.99));
+        let n = 2_000;
+        let mut t = Vec::with_capacity(n);
+        for _ in 0..n {
+            let s = Instant::now();
+            // Without InstancePre: resolve imports and type-check on every run.
+            let compiled = engine.prepare(&component, None, false).unwrap();
+            rt.block_on(runner::run(
+                &engine,
+                &compiled.prepared,
+                view(&snapshot, &events),
+                limits,
+                Vec::new(),
+            ));
+            t.push(s.elapsed());
+        }
+        let name = format!(
+            "{} (linking every run)",
+            if pooling { "pooling" } else { "on-demand" }
+        );
+        println!(
+            "{name:<44} {n:>7} {:>10.1} {:>10.1}",
+            pct(&mut t, 0.5),
+            pct(&mut t, 0.99)
+        );
+    }
+    p50_best
+}
+
+fn shell(p50_plugin: f64) {
+    let fake = Arc::new(FakeBackend::new(8, DEFAULT_MODEL, 3));
+    let temps: String = (0..8u32)
+        .map(|i| {
+            format!(
+                "{i} {}\n",
+                gpuwarden_agent::backend::GpuBackend::sample(&fake, i)
+                    .unwrap()
+                    .temperature_celsius
+                    .unwrap() as i64
+            )
+        })
+        .collect();
+    // The same check as a shell script, run by fork/exec.
+    let dir = std::env::temp_dir().join(format!("gw-bench-sh-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let data = dir.join("temps");
+    std::fs::write(&data, temps).unwrap();
+    let script = dir.join("thermal.sh");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\n# The thermal check as NHC-style shell: every GPU against 85/92 °C.\nstatus=healthy\nwhile read -r gpu temp; do\n  if [ \"$temp\" -ge 92 ]; then status=unhealthy\n  elif [ \"$temp\" -ge 85 ] && [ \"$status\" = healthy ]; then status=degraded; fi\ndone < \"$1\"\necho \"$status\"\n",
+    )
+    .unwrap();
+    let n = 2_000;
+    let mut t = Vec::with_capacity(n);
+    for _ in 0..n {
+        let s = Instant::now();
+        let out = Command::new("/bin/sh")
+            .arg(&script)
+            .arg(&data)
+            .output()
+            .unwrap();
+        t.push(s.elapsed());
+        assert_eq!(out.stdout, b"healthy\n");
+    }
+    let sh50 = pct(&mut t, 0.5);
+    println!(
+        "{:<44} {n:>7} {sh50:>10.1} {:>10.1}",
+        "shell script (fork/exec /bin/sh)",
+        pct(&mut t, 0.99)
+    );
+    println!(
+        "p50: the `thermal` plugin is {:.0}x faster than the script",
+        sh50 / p50_plugin
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+struct Agent(std::process::Child);
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start(config: &Path) -> (Agent, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(AGENT)
+        .args(["--config"])
+        .arg(config)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    (Agent(child), format!("http://127.0.0.1:{port}"))
+}
+
+fn get(url: &str) -> Option<String> {
+    let mut r = ureq::get(url).call().ok()?;
+    r.body_mut().read_to_string().ok()
+}
+
+fn cold_start(plugins: &Path) {
+    let dir = std::env::temp_dir().join(format!("gw-bench-cold-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let wasm = plugins.join("thermal.wasm");
+    let cache = dir.join("cache");
+    let cfg = dir.join("agent.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[gpu]\nbackend = \"fake\"\nfake_count = 8\n[plugin]\ncache_dir = \"{}\"\n[[plugins]]\nname = \"thermal\"\npath = \"{}\"\nsha256 = \"{}\"\ninterval = \"100ms\"\n",
+            cache.display(),
+            wasm.display(),
+            digest_file(&wasm).unwrap()
+        ),
+    )
+    .unwrap();
+    println!("cold start: agent start to first `thermal` result (interval 100 ms; median of 5)");
+    for (label, clear) in [
+        ("without the compile cache", true),
+        ("with the compile cache", false),
+    ] {
+        let mut times = Vec::new();
+        for _ in 0..5 {
+            if clear {
+                let _ = std::fs::remove_dir_all(&cache);
+            }
+            let t = Instant::now();
+            let (_agent, base) = start(&cfg);
+            loop {
+                if let Some(body) = get(&format!("{base}/v1/plugins")) {
+                    if body.contains("\"last_result\":{") {
+                        break;
+                    }
+                }
+                assert!(t.elapsed() < Duration::from_secs(60), "no result");
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            times.push(t.elapsed());
+        }
+        times.sort();
+        println!("  {label:<28} {:>8.1} ms", times[2].as_secs_f64() * 1e3);
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn rss(plugins: &Path, seconds: u64) {
+    let dir = std::env::temp_dir().join(format!("gw-bench-rss-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut cfg =
+        String::from("[gpu]\nbackend = \"fake\"\nfake_count = 8\n[plugin]\ninterval = \"1s\"\n");
+    for (name, file) in [
+        ("xid", "xid"),
+        ("thermal", "thermal"),
+        ("ecc", "ecc"),
+        ("pcie", "pcie"),
+        ("nvlink", "nvlink"),
+        ("gpu-sanity", "gpu_sanity"),
+    ] {
+        let w = plugins.join(format!("{file}.wasm"));
+        cfg.push_str(&format!(
+            "[[plugins]]\nname = \"{name}\"\npath = \"{}\"\nsha256 = \"{}\"\n",
+            w.display(),
+            digest_file(&w).unwrap()
+        ));
+    }
+    let file = dir.join("agent.toml");
+    std::fs::write(&file, cfg).unwrap();
+    let (agent, base) = start(&file);
+    let pid = agent.0.id();
+    let status = |key: &str| -> u64 {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with(key))
+                    .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+            })
+            .unwrap_or(0)
+    };
+    let start = Instant::now();
+    let mut n = 0u64;
+    while start.elapsed() < Duration::from_secs(seconds) {
+        let _ = get(&format!("{base}/metrics"));
+        if n % 10 == 0 {
+            let _ = ureq::post(&format!("{base}/v1/plugins/gpu-sanity/run")).send("");
+        }
+        n += 1;
+        if n % 60 == 0 {
+            println!(
+                "  {:>4} s: RSS {} KiB",
+                start.elapsed().as_secs(),
+                status("VmRSS:")
+            );
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let runs = get(&format!("{base}/metrics")).unwrap_or_default();
+    let total: f64 = runs
+        .lines()
+        .filter(|l| l.starts_with("gpuwarden_health_check_runs_total"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    println!(
+        "agent RSS with 5 example checks at 1 s + gpu-sanity every 10 s, after {} s and {total} check runs: {} KiB (peak {} KiB)",
+        start.elapsed().as_secs(),
+        status("VmRSS:"),
+        status("VmHWM:")
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn micro() {
+    let fake = Arc::new(Arc::new(FakeBackend::new(8, DEFAULT_MODEL, 3)));
+    let events = Arc::new(Mutex::new(EventLog::new(1000, "bench".into())));
+    let snapshot = Arc::new(RwLock::new(Arc::default()));
+    let settings = CollectorSettings {
+        node_id: "bench".into(),
+        node_labels: Vec::new(),
+        interval: Duration::from_secs(5),
+        thresholds: Thresholds {
+            temperature_warning: 85.0,
+            temperature_critical: 92.0,
+        },
+        xid_dedup_window: Duration::from_secs(10),
+        system: false,
+        dcgm_compat: false,
+    };
+    let mut c = Collector::new(settings, fake, Arc::clone(&events), Arc::clone(&snapshot)).unwrap();
+    c.collect();
+    let lim = RunLimits {
+        memory_bytes: 64 << 20,
+        log_max_lines: 100,
+        output_max_bytes: 65536,
+    };
+    let n = 20000;
+    let t = Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(gpuwarden_agent::plugin::host::PluginCtx::new(
+            view(&snapshot, &events),
+            lim,
+        ));
+    }
+    println!(
+        "PluginCtx::new {:.2} µs",
+        t.elapsed().as_secs_f64() * 1e6 / n as f64
+    );
+    let snap = Arc::clone(&snapshot.read().unwrap());
+    let t = Instant::now();
+    for _ in 0..n {
+        let v: Vec<_> = snap
+            .gpus
+            .iter()
+            .map(|(i, s)| gpuwarden_agent::plugin::host::gpu_sample(i.index, s.as_ref(), true))
+            .collect();
+        std::hint::black_box(v);
+    }
+    println!(
+        "samples conversion {:.2} µs",
+        t.elapsed().as_secs_f64() * 1e6 / n as f64
+    );
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--micro") {
+        micro();
+        return;
+    }
+    let plugins = build_plugins();
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(s) = args
+        .iter()
+        .position(|a| a == "--rss-seconds")
+        .and_then(|i| args.get(i + 1)?.parse().ok())
+    {
+        rss(&plugins, s);
+        return;
+    }
+    latency(&plugins.join("noop.wasm"), "noop");
+    let thermal = latency(&plugins.join("thermal.wasm"), "thermal");
+    shell(thermal);
+    cold_start(&plugins);
+}
