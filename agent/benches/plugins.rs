@@ -9,6 +9,8 @@
 //! `… --bench plugins -- --rss-seconds S` instead runs an agent with every example plugin at a
 //! 1 s interval for S seconds and prints its resident memory.
 
+#![allow(clippy::unwrap_used)] // a benchmark: a failure should stop it loudly
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex, RwLock};
@@ -340,11 +342,11 @@ fn rss(plugins: &Path, seconds: u64) {
     let mut n = 0u64;
     while start.elapsed() < Duration::from_secs(seconds) {
         let _ = get(&format!("{base}/metrics"));
-        if n % 10 == 0 {
+        if n.is_multiple_of(10) {
             let _ = ureq::post(&format!("{base}/v1/plugins/gpu-sanity/run")).send("");
         }
         n += 1;
-        if n % 60 == 0 {
+        if n.is_multiple_of(60) {
             println!(
                 "  {:>4} s: RSS {} KiB",
                 start.elapsed().as_secs(),

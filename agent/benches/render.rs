@@ -3,6 +3,8 @@
 //!
 //! `cargo bench -p gpuwarden-agent --bench render`
 
+#![allow(clippy::unwrap_used)] // a benchmark: a failure should stop it loudly
+
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 

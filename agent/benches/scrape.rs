@@ -9,6 +9,8 @@
 //! With `--rss-seconds S` it instead scrapes the agent once a second for S seconds and prints
 //! its resident memory (VmRSS, VmHWM) at the start and the end.
 
+#![allow(clippy::unwrap_used)] // a benchmark: a failure should stop it loudly
+
 use std::io::Read;
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};

@@ -303,6 +303,7 @@ fn bad_plugin_files_are_refused_with_clear_errors() {
     std::fs::write(&corrupt, b"\0asm garbage that is not a component").unwrap();
     let not_plugin = plugins().join("not-a-plugin.wasm");
     let sanity = plugins().join("gpu_sanity.wasm");
+    let future = plugins().join("future_version.wasm");
     let zeros = "0".repeat(64);
     let cfg = format!(
         "[gpu]\nbackend = \"fake\"\nfake_count = 1\n\
@@ -311,6 +312,7 @@ fn bad_plugin_files_are_refused_with_clear_errors() {
          [[plugins]]\nname = \"wrongkind\"\npath = \"{}\"\nsha256 = \"{}\"\nkind = \"check\"\n\
          [[plugins]]\nname = \"corrupt\"\npath = \"{}\"\nsha256 = \"{}\"\n\
          [[plugins]]\nname = \"missing\"\npath = \"{}\"\nsha256 = \"{zeros}\"\n\
+         [[plugins]]\nname = \"future\"\npath = \"{}\"\nsha256 = \"{}\"\n\
          {}",
         xid.display(),
         not_plugin.display(),
@@ -320,6 +322,8 @@ fn bad_plugin_files_are_refused_with_clear_errors() {
         corrupt.display(),
         sha256(&corrupt),
         dir.0.join("nowhere.wasm").display(),
+        future.display(),
+        sha256(&future),
         plugin_entry("good", "thermal.wasm", "interval = \"200ms\""),
     );
     let agent = Agent::start(
@@ -363,6 +367,12 @@ fn bad_plugin_files_are_refused_with_clear_errors() {
     );
     let e = err("corrupt");
     assert!(e.contains("not a WebAssembly component"), "{e}");
+    let e = err("future");
+    assert!(
+        e.contains("built against gpuwarden:plugin@0.2.0")
+            && e.contains("provides gpuwarden:plugin@0.1.0"),
+        "{e}"
+    );
     let e = err("missing");
     assert!(
         e.contains("cannot read") && e.contains("nowhere.wasm"),

@@ -142,6 +142,8 @@ pub struct PluginInfo {
     pub memory_limit_mib: u32,
     /// The last scheduled run's outcome.
     pub last_result: Option<Outcome>,
+    /// Its duration.
+    pub last_duration_seconds: Option<f64>,
     /// Runs by result.
     pub runs: BTreeMap<&'static str, u64>,
     /// Runs that failed (trap, deadline, memory, invalid report).
@@ -530,6 +532,7 @@ impl PluginManager {
                     }),
                     timeout_seconds: limits.timeout.as_secs_f64(),
                     memory_limit_mib: (limits.run.memory_bytes / (1024 * 1024)) as u32,
+                    last_duration_seconds: st.last.as_ref().map(|o| o.duration_seconds),
                     last_result: st.last.clone(),
                     runs: st.runs.clone(),
                     failures: st.failures,
