@@ -3,13 +3,15 @@
 //! This crate holds what crosses the network or must mean the same thing on both sides:
 //! the [XID table](xid) (the single source of truth for XID severities and recommended
 //! actions), the [health event](event) shape served at `GET /v1/events`, and the
-//! [metric names](metric) the agent exposes and the control plane reads.
+//! [metric names](metric) the agent exposes and the control plane reads, and a strict,
+//! zero-copy parser of the Prometheus [text exposition format](exposition).
 //!
-//! It has no I/O and depends only on `serde`, so the agent stays free of the control
+//! It has no I/O and depends only on `serde` and `memchr`, so the agent stays free of the control
 //! plane's dependencies and the other way round.
 #![deny(missing_docs)]
 
 pub mod event;
+pub mod exposition;
 pub mod metric;
 pub mod xid;
 
