@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 
 use gpuwarden_agent::backend::fake::{FakeBackend, DEFAULT_MODEL};
 use gpuwarden_agent::collector::{Collector, CollectorSettings};
-use gpuwarden_agent::derive::Thresholds;
 use gpuwarden_agent::events::EventLog;
 use gpuwarden_agent::plugin::engine::PluginEngine;
 use gpuwarden_agent::plugin::host::{HostView, RunLimits};
@@ -72,24 +71,21 @@ fn view(
     }
 }
 
-fn latency(wasm: &Path, label: &str) -> f64 {
+type Shared = Arc<RwLock<Arc<gpuwarden_agent::collector::Snapshot>>>;
+
+/// 8 fake GPUs, collected once: the snapshot and event log a plugin run sees.
+fn fleet() -> (Shared, Arc<Mutex<EventLog>>) {
     let fake = Arc::new(Arc::new(FakeBackend::new(8, DEFAULT_MODEL, 3)));
     let events = Arc::new(Mutex::new(EventLog::new(1000, "bench".into())));
     let snapshot = Arc::new(RwLock::new(Arc::default()));
-    let settings = CollectorSettings {
-        node_id: "bench".into(),
-        node_labels: Vec::new(),
-        interval: Duration::from_secs(5),
-        thresholds: Thresholds {
-            temperature_warning: 85.0,
-            temperature_critical: 92.0,
-        },
-        xid_dedup_window: Duration::from_secs(10),
-        system: false,
-        dcgm_compat: false,
-    };
+    let settings = CollectorSettings::defaults("bench");
     let mut c = Collector::new(settings, fake, Arc::clone(&events), Arc::clone(&snapshot)).unwrap();
     c.collect();
+    (snapshot, events)
+}
+
+fn latency(wasm: &Path, label: &str) -> f64 {
+    let (snapshot, events) = fleet();
     let limits = Limits {
         timeout: Duration::from_secs(1),
         run: RunLimits {
@@ -370,24 +366,9 @@ fn rss(plugins: &Path, seconds: u64) {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// `--micro`: host-side costs of a run, apart from wasm (context creation, sample conversion).
 fn micro() {
-    let fake = Arc::new(Arc::new(FakeBackend::new(8, DEFAULT_MODEL, 3)));
-    let events = Arc::new(Mutex::new(EventLog::new(1000, "bench".into())));
-    let snapshot = Arc::new(RwLock::new(Arc::default()));
-    let settings = CollectorSettings {
-        node_id: "bench".into(),
-        node_labels: Vec::new(),
-        interval: Duration::from_secs(5),
-        thresholds: Thresholds {
-            temperature_warning: 85.0,
-            temperature_critical: 92.0,
-        },
-        xid_dedup_window: Duration::from_secs(10),
-        system: false,
-        dcgm_compat: false,
-    };
-    let mut c = Collector::new(settings, fake, Arc::clone(&events), Arc::clone(&snapshot)).unwrap();
-    c.collect();
+    let (snapshot, events) = fleet();
     let lim = RunLimits {
         memory_bytes: 64 << 20,
         log_max_lines: 100,

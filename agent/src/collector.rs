@@ -79,6 +79,26 @@ pub struct CollectorSettings {
     pub dcgm_compat: bool,
 }
 
+impl CollectorSettings {
+    /// The settings of the default configuration for `node_id`, without node metrics:
+    /// what the plugin authoring tools and the benchmarks run with.
+    pub fn defaults(node_id: &str) -> Self {
+        let d = crate::config::AgentConfig::default();
+        CollectorSettings {
+            node_id: node_id.into(),
+            node_labels: Vec::new(),
+            interval: d.collector.interval,
+            thresholds: Thresholds {
+                temperature_warning: d.events.temperature_warning_celsius,
+                temperature_critical: d.events.temperature_critical_celsius,
+            },
+            xid_dedup_window: d.events.xid_dedup_window,
+            system: false,
+            dcgm_compat: false,
+        }
+    }
+}
+
 /// The collector's state; owned by its thread.
 pub struct Collector {
     settings: CollectorSettings,

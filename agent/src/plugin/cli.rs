@@ -14,7 +14,6 @@ use crate::backend::fake::{FakeBackend, InjectRequest, DEFAULT_MODEL};
 use crate::backend::GpuBackend;
 use crate::collector::{Collector, CollectorSettings, Msg};
 use crate::config::{PluginDefaults, PluginKind};
-use crate::derive::Thresholds;
 use crate::events::EventLog;
 
 /// Options of `plugin test`.
@@ -107,18 +106,7 @@ pub fn test(opts: &TestOptions) -> anyhow::Result<(Outcome, PluginKind)> {
     let backend: Arc<dyn GpuBackend> = Arc::new(Arc::clone(&fake));
     let events = Arc::new(Mutex::new(EventLog::new(10_000, "plugin-test".into())));
     let snapshot = Arc::new(RwLock::new(Arc::default()));
-    let settings = CollectorSettings {
-        node_id: "plugin-test".into(),
-        node_labels: Vec::new(),
-        interval: Duration::from_secs(5),
-        thresholds: Thresholds {
-            temperature_warning: 85.0,
-            temperature_critical: 92.0,
-        },
-        xid_dedup_window: Duration::from_secs(10),
-        system: false,
-        dcgm_compat: false,
-    };
+    let settings = CollectorSettings::defaults("plugin-test");
     let mut collector = Collector::new(
         settings,
         Arc::clone(&backend),
