@@ -332,7 +332,7 @@ fn bad_plugin_files_are_refused_with_clear_errors() {
     );
     let listing = agent.wait_plugins("every plugin tried", |p| {
         p["plugins"].as_array().is_some_and(|a| {
-            a.len() == 6
+            a.len() == 7
                 && a.iter()
                     .all(|p| p["loaded"] == true || p["load_error"].is_string())
         })

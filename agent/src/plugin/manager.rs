@@ -169,6 +169,10 @@ pub struct PluginManager {
     events: Arc<Mutex<EventLog>>,
     notify: Mutex<Option<std::sync::mpsc::Sender<Msg>>>,
     slots: Mutex<BTreeMap<String, Slot>>,
+    /// The configured entries, as last applied (the watcher re-applies these).
+    desired: Mutex<Vec<PluginEntry>>,
+    /// One `apply` at a time: the initial load and the watcher never interleave.
+    applying: tokio::sync::Mutex<()>,
     runtime: tokio::runtime::Handle,
     started: Instant,
     first_result_logged: Mutex<bool>,
@@ -200,6 +204,8 @@ impl PluginManager {
             events,
             notify: Mutex::new(None),
             slots: Mutex::new(BTreeMap::new()),
+            desired: Mutex::new(Vec::new()),
+            applying: tokio::sync::Mutex::new(()),
             runtime,
             started: Instant::now(),
             first_result_logged: Mutex::new(false),
@@ -241,6 +247,8 @@ impl PluginManager {
     /// new version leaves the old one running), stops removed ones. Other plugins are not
     /// touched.
     pub async fn apply(self: &Arc<Self>, entries: Vec<PluginEntry>) {
+        let _one_at_a_time = self.applying.lock().await;
+        *lock(&self.desired) = entries.clone();
         let wanted: BTreeSet<String> = entries.iter().map(|e| e.name.clone()).collect();
         let mut changed = false;
         {
@@ -262,6 +270,21 @@ impl PluginManager {
                 .get(&entry.name)
                 .is_some_and(|s| s.entry == entry && s.file == file && s.loaded.is_some());
             if unchanged {
+                continue;
+            }
+            // A file rewritten with the same content (a rebuild, a copy) needs no reload.
+            let same_content = {
+                let slots = lock(&self.slots);
+                slots.get(&entry.name).and_then(|s| {
+                    let l = s.loaded.as_ref()?;
+                    (s.entry == entry).then(|| l.sha256.clone())
+                })
+            }
+            .is_some_and(|sha| digest_file(&entry.path).is_ok_and(|d| d == sha));
+            if same_content {
+                if let Some(s) = lock(&self.slots).get_mut(&entry.name) {
+                    s.file = file;
+                }
                 continue;
             }
             changed = true;
@@ -572,7 +595,7 @@ impl PluginManager {
                     }
                 }
             } else {
-                lock(&mgr.slots).values().map(|s| s.entry.clone()).collect()
+                lock(&mgr.desired).clone()
             };
             mgr.apply(entries).await;
         }
