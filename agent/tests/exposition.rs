@@ -32,6 +32,11 @@ fn metrics_are_valid_prometheus_text_with_escaped_labels() {
         scrape.samples.len()
     );
 
+    // And so does the strict parser the control plane will scrape with.
+    let strict =
+        gpuwarden_wire::exposition::parse(body.as_bytes()).expect("strict parser accepts /metrics");
+    assert_eq!(strict.len(), scrape.samples.len());
+
     let m = Metrics::parse(&body);
     assert!(
         m.untyped.is_empty(),
