@@ -73,6 +73,9 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
             .app_data(
                 web::JsonConfig::default()
                     .limit(64 * 1024)
+                    .content_type_required(false)
+                    // `curl -d` labels JSON as a form; take the body for what it is.
+                    .content_type(|_| true)
                     .error_handler(|e, _| {
                         ApiError::new(
                             StatusCode::BAD_REQUEST,

@@ -76,3 +76,21 @@ fn healthz_counts_gpus_and_lost_gpus() {
     assert_eq!(v["gpus"], 3);
     assert_eq!(v["gpus_lost"], 1);
 }
+
+#[test]
+fn curl_style_posts_without_a_json_content_type_are_accepted() {
+    // `curl -XPOST -d '{…}'` sends application/x-www-form-urlencoded, as the README does.
+    let agent = Agent::start(&["--fake-gpus", "1"], &[]);
+    let mut r = crate::util::http_client()
+        .post(&format!("{}/v1/fake/inject", agent.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .send(r#"{"gpu":0,"fault":"xid","code":79}"#)
+        .expect("POST");
+    assert_eq!(
+        r.status().as_u16(),
+        200,
+        "{}",
+        r.body_mut().read_to_string().unwrap()
+    );
+    assert_eq!(agent.events_after(0)["events"][0]["code"], 79);
+}
