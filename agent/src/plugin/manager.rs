@@ -1,82 +1,26 @@
 //! The configured plugins: loading (sha256-pinned), scheduling with jitter, results as
 //! metrics and events, on-demand runs, and hot reload.
 
+mod loader;
+mod metrics;
+mod reload;
+mod run;
+
+pub use loader::{digest_file, load, Loaded};
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use std::time::{Duration, Instant, SystemTime};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Instant, SystemTime};
 
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
-use super::engine::{kind_name, world_name, Compiled, PluginEngine, PluginError};
-use super::host::{HostView, RunLimits};
-use super::runner::{self, Limits, Outcome, Status};
+use super::engine::{kind_name, world_name, PluginEngine, PluginError};
+use super::host::RunLimits;
+use super::runner::{Limits, Outcome};
 use crate::collector::{Msg, SharedSnapshot};
-use crate::config::{AgentConfig, Overrides, PluginDefaults, PluginEntry, PluginKind};
-use crate::events::{EventLog, NewEvent};
-use crate::render::ExtraMetrics;
-use crate::text::{labels, Kind, Text};
-
-/// Plugin files larger than this are refused.
-const MAX_PLUGIN_FILE: u64 = 64 * 1024 * 1024;
-
-/// The sha256 of a file, hex.
-pub fn digest_file(path: &Path) -> Result<String, PluginError> {
-    let bytes = read_plugin(path)?;
-    Ok(hex(&Sha256::digest(&bytes)))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn read_plugin(path: &Path) -> Result<Vec<u8>, PluginError> {
-    let io = |source| PluginError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let len = std::fs::metadata(path).map_err(io)?.len();
-    if len > MAX_PLUGIN_FILE {
-        return Err(io(std::io::Error::other(format!(
-            "{len} bytes, over the {MAX_PLUGIN_FILE}-byte limit"
-        ))));
-    }
-    std::fs::read(path).map_err(io)
-}
-
-/// A loaded plugin.
-#[derive(Debug)]
-pub struct Loaded {
-    /// Its digest.
-    pub sha256: String,
-    /// Compiled and linked.
-    pub compiled: Compiled,
-    /// How long loading took.
-    pub load_seconds: f64,
-}
-
-/// Reads, verifies, compiles (or loads from the cache) and links one plugin.
-pub fn load(engine: &PluginEngine, entry: &PluginEntry) -> Result<Loaded, PluginError> {
-    let started = Instant::now();
-    let bytes = read_plugin(&entry.path)?;
-    let actual = hex(&Sha256::digest(&bytes));
-    let expected = entry.sha256.to_ascii_lowercase();
-    if actual != expected {
-        return Err(PluginError::DigestMismatch {
-            path: entry.path.clone(),
-            expected,
-            actual,
-        });
-    }
-    let (component, from_cache) = engine.compile(&bytes, &actual)?;
-    let compiled = engine.prepare(&component, entry.kind, from_cache)?;
-    Ok(Loaded {
-        sha256: actual,
-        compiled,
-        load_seconds: started.elapsed().as_secs_f64(),
-    })
-}
+use crate::config::{PluginDefaults, PluginEntry, PluginKind};
+use crate::events::EventLog;
 
 #[derive(Debug, Default)]
 struct RunState {
@@ -322,7 +266,7 @@ impl PluginManager {
                         let interval = entry.interval.unwrap_or(self.defaults.interval);
                         let me = Arc::downgrade(self);
                         let name = entry.name.clone();
-                        slot.task = Some(self.runtime.spawn(check_loop(me, name, interval)));
+                        slot.task = Some(self.runtime.spawn(run::check_loop(me, name, interval)));
                     }
                     slots.insert(entry.name.clone(), slot);
                 }
@@ -365,169 +309,6 @@ impl PluginManager {
         }
     }
 
-    /// Runs `name` now with `params` (diagnostics; a health check may be run too). The
-    /// outcome of a diagnostic is kept as its last result.
-    pub async fn run_now(
-        self: &Arc<Self>,
-        name: &str,
-        params: Vec<(String, String)>,
-    ) -> Result<Outcome, RunError> {
-        let (loaded, entry, state) = {
-            let slots = lock(&self.slots);
-            let slot = slots
-                .get(name)
-                .ok_or_else(|| RunError::NotFound(name.into()))?;
-            let loaded = slot.loaded.clone().ok_or_else(|| {
-                RunError::NotLoaded(name.into(), slot.load_error.clone().unwrap_or_default())
-            })?;
-            (loaded, slot.entry.clone(), Arc::clone(&slot.state))
-        };
-        let me = Arc::clone(self);
-        let outcome = self
-            .runtime
-            .spawn(async move { me.execute(&loaded, &entry, &state, params, false).await })
-            .await
-            .unwrap_or_else(|e| {
-                let r = runner::Report::unknown(format!("run aborted: {e}"));
-                Outcome {
-                    report: r,
-                    duration_seconds: 0.0,
-                    at: String::new(),
-                    failure: Some("run aborted".into()),
-                }
-            });
-        Ok(outcome)
-    }
-
-    async fn execute(
-        &self,
-        loaded: &Loaded,
-        entry: &PluginEntry,
-        state: &Mutex<RunState>,
-        params: Vec<(String, String)>,
-        scheduled: bool,
-    ) -> Outcome {
-        let snapshot = Arc::clone(&self.snapshot.read().unwrap_or_else(|p| p.into_inner()));
-        let cursor_now = {
-            let log = self.events.lock().unwrap_or_else(|p| p.into_inner());
-            log.last_seq()
-        };
-        let (previous, previous_cursor) = {
-            let s = lock(state);
-            (s.previous.clone(), s.previous_cursor)
-        };
-        // A diagnostic's parameters override its configured values; it sees both as `config`
-        // and as the parameters of `run`.
-        let mut config: Vec<(String, String)> = entry
-            .config
-            .iter()
-            .map(|(k, v)| (k.clone(), v.to_string()))
-            .collect();
-        config.extend(params);
-        let run_params = config.clone();
-        let view = HostView {
-            plugin: entry.name.clone(),
-            snapshot: Arc::clone(&snapshot),
-            previous,
-            events: Arc::clone(&self.events),
-            previous_cursor,
-            config,
-        };
-        let limits = self.limits(entry, loaded.compiled.kind);
-        let outcome = runner::run(
-            &self.engine,
-            &loaded.compiled.prepared,
-            view,
-            limits,
-            run_params,
-        )
-        .await;
-        let record = scheduled || loaded.compiled.kind == PluginKind::Diagnostic;
-        if record {
-            let new_events = {
-                let mut s = lock(state);
-                *s.runs.entry(outcome.report.status.as_str()).or_default() += 1;
-                if outcome.failure.is_some() {
-                    s.failures += 1;
-                }
-                s.previous = Some(snapshot);
-                s.previous_cursor = cursor_now;
-                let mut new = Vec::new();
-                if outcome.failure.is_none() {
-                    let active: BTreeSet<(Option<u32>, u8)> = outcome
-                        .report
-                        .findings
-                        .iter()
-                        .filter(|f| matches!(f.status, Status::Degraded | Status::Unhealthy))
-                        .map(|f| (f.gpu, f.status.code()))
-                        .collect();
-                    for f in outcome.report.findings.iter() {
-                        let key = (f.gpu, f.status.code());
-                        if active.contains(&key)
-                            && !s.active.contains(&key)
-                            && !new.iter().any(|(k, _): &((Option<u32>, u8), _)| *k == key)
-                        {
-                            new.push((key, f.clone()));
-                        }
-                    }
-                    s.active = active;
-                }
-                s.last = Some(outcome.clone());
-                new
-            };
-            if !new_events.is_empty() {
-                self.raise_events(entry, &snapshot_uuids(&self.snapshot), new_events);
-            }
-            if scheduled {
-                let mut logged = lock(&self.first_result_logged);
-                if !*logged {
-                    *logged = true;
-                    tracing::info!(plugin = %entry.name, since_start_ms = self.started.elapsed().as_secs_f64() * 1e3, "first plugin result");
-                }
-            }
-            self.refresh();
-        }
-        outcome
-    }
-
-    fn raise_events(
-        &self,
-        entry: &PluginEntry,
-        uuids: &[(u32, String)],
-        new: Vec<((Option<u32>, u8), runner::Finding)>,
-    ) {
-        let mut log = self.events.lock().unwrap_or_else(|p| p.into_inner());
-        for (_, f) in new {
-            let severity = if f.status == Status::Unhealthy {
-                gpuwarden_wire::Severity::Fatal
-            } else {
-                gpuwarden_wire::Severity::Warning
-            };
-            let action = match f.action {
-                "ignore" => Some(gpuwarden_wire::Action::Ignore),
-                "restart_app" => Some(gpuwarden_wire::Action::RestartApp),
-                "reset_gpu" => Some(gpuwarden_wire::Action::ResetGpu),
-                "reboot_node" => Some(gpuwarden_wire::Action::RebootNode),
-                "contact_support" => Some(gpuwarden_wire::Action::ContactSupport),
-                _ => None,
-            };
-            let e = NewEvent {
-                gpu: f.gpu,
-                uuid: f
-                    .gpu
-                    .and_then(|g| uuids.iter().find(|(i, _)| *i == g).map(|(_, u)| u.clone())),
-                kind: gpuwarden_wire::EventKind::Plugin,
-                code: None,
-                message: format!("{}: {} ({})", entry.name, f.message, f.status.as_str()),
-                severity,
-                action,
-                source: format!("plugin:{}", entry.name),
-            };
-            tracing::info!(plugin = %entry.name, gpu = ?e.gpu, severity = severity.as_str(), message = %e.message, "health event");
-            log.push(e, SystemTime::now());
-        }
-    }
-
     /// The `GET /v1/plugins` listing.
     pub fn list(&self) -> Vec<PluginInfo> {
         let slots = lock(&self.slots);
@@ -563,187 +344,8 @@ impl PluginManager {
             })
             .collect()
     }
-
-    /// Watches the config file and plugin files; reloads on change. Runs until the manager
-    /// is dropped.
-    pub async fn watch(self: Arc<Self>, config_file: Option<PathBuf>, overrides: Overrides) {
-        let every = self.defaults.reload_interval;
-        let me = Arc::downgrade(&self);
-        drop(self);
-        let mut last_config = config_file.as_deref().and_then(stamp);
-        loop {
-            tokio::time::sleep(every).await;
-            let Some(mgr) = me.upgrade() else { return };
-            let config_now = config_file.as_deref().and_then(stamp);
-            let config_changed = config_now != last_config;
-            let files_changed = lock(&mgr.slots)
-                .values()
-                .any(|s| stamp(&s.entry.path) != s.file);
-            if !config_changed && !files_changed {
-                continue;
-            }
-            last_config = config_now;
-            let entries = if config_changed {
-                match AgentConfig::load(config_file.as_deref(), &overrides) {
-                    Ok(c) => {
-                        tracing::info!("configuration changed: reloading plugins (other settings apply at restart)");
-                        c.plugins
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "configuration reload failed; the running plugins are unchanged");
-                        continue;
-                    }
-                }
-            } else {
-                lock(&mgr.desired).clone()
-            };
-            mgr.apply(entries).await;
-        }
-    }
-}
-
-fn snapshot_uuids(s: &SharedSnapshot) -> Vec<(u32, String)> {
-    let snap = Arc::clone(&s.read().unwrap_or_else(|p| p.into_inner()));
-    snap.gpus
-        .iter()
-        .map(|(i, _)| (i.index, i.uuid.clone()))
-        .collect()
-}
-
-async fn check_loop(mgr: Weak<PluginManager>, name: String, interval: Duration) {
-    // A first result soon after loading (spread a little so plugins loaded together do not
-    // run together), then every interval with ±10% jitter.
-    let first = interval
-        .min(Duration::from_secs(10))
-        .mul_f64(0.1 * fastrand::f64());
-    tokio::time::sleep(first).await;
-    loop {
-        let Some(m) = mgr.upgrade() else { return };
-        let work = {
-            let slots = lock(&m.slots);
-            slots.get(&name).and_then(|s| {
-                s.loaded
-                    .clone()
-                    .map(|l| (l, s.entry.clone(), Arc::clone(&s.state)))
-            })
-        };
-        let Some((loaded, entry, state)) = work else {
-            return;
-        };
-        m.execute(&loaded, &entry, &state, Vec::new(), true).await;
-        drop(m);
-        tokio::time::sleep(interval.mul_f64(0.9 + 0.2 * fastrand::f64())).await;
-    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// name, kind, last outcome, runs by result, load failed.
-type MetricRow = (
-    String,
-    Option<PluginKind>,
-    Option<Outcome>,
-    BTreeMap<&'static str, u64>,
-    bool,
-);
-
-impl ExtraMetrics for PluginManager {
-    fn render(&self, t: &mut Text) {
-        let slots = lock(&self.slots);
-        let rows: Vec<MetricRow> = slots
-            .iter()
-            .map(|(n, s)| {
-                let st = lock(&s.state);
-                (
-                    n.clone(),
-                    s.loaded.as_ref().map(|l| l.compiled.kind),
-                    st.last.clone(),
-                    st.runs.clone(),
-                    s.load_error.is_some(),
-                )
-            })
-            .collect();
-        drop(slots);
-        let checks: Vec<_> = rows
-            .iter()
-            .filter(|r| r.1 == Some(PluginKind::Check))
-            .collect();
-        t.family(
-            "gpuwarden_health_check_status",
-            "Last result of a health-check plugin: 0 healthy, 1 degraded, 2 unhealthy, 3 unknown.",
-            Kind::Gauge,
-        );
-        for r in &checks {
-            if let Some(o) = &r.2 {
-                t.sample(
-                    "gpuwarden_health_check_status",
-                    &labels(&[("check", &r.0)]),
-                    "",
-                    f64::from(o.report.status.code()),
-                );
-            }
-        }
-        t.family(
-            "gpuwarden_health_check_duration_seconds",
-            "Duration of the last run of a health-check plugin.",
-            Kind::Gauge,
-        );
-        for r in &checks {
-            if let Some(o) = &r.2 {
-                t.sample(
-                    "gpuwarden_health_check_duration_seconds",
-                    &labels(&[("check", &r.0)]),
-                    "",
-                    o.duration_seconds,
-                );
-            }
-        }
-        t.family(
-            "gpuwarden_health_check_runs_total",
-            "Runs of a health-check plugin by result.",
-            Kind::Counter,
-        );
-        for r in &checks {
-            for (result, n) in &r.3 {
-                t.sample(
-                    "gpuwarden_health_check_runs_total",
-                    &labels(&[("check", &r.0), ("result", result)]),
-                    "",
-                    *n as f64,
-                );
-            }
-        }
-        t.family(
-            "gpuwarden_plugin_value",
-            "Named numbers reported by plugins.",
-            Kind::Gauge,
-        );
-        for r in &rows {
-            if let Some(o) = &r.2 {
-                for (name, v) in &o.report.metrics {
-                    t.sample(
-                        "gpuwarden_plugin_value",
-                        &labels(&[("plugin", &r.0), ("name", name)]),
-                        "",
-                        *v,
-                    );
-                }
-            }
-        }
-        t.family(
-            "gpuwarden_plugin_load_failed",
-            "1 when the configured version of a plugin could not be loaded.",
-            Kind::Gauge,
-        );
-        for r in &rows {
-            t.sample(
-                "gpuwarden_plugin_load_failed",
-                &labels(&[("plugin", &r.0)]),
-                "",
-                if r.4 { 1.0 } else { 0.0 },
-            );
-        }
-    }
 }

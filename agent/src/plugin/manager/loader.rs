@@ -1,0 +1,69 @@
+//! Reading, pinning and compiling a plugin file.
+
+use std::path::Path;
+use std::time::Instant;
+
+use sha2::{Digest, Sha256};
+
+use super::super::engine::{Compiled, PluginEngine, PluginError};
+use crate::config::PluginEntry;
+
+/// Plugin files larger than this are refused.
+const MAX_PLUGIN_FILE: u64 = 64 * 1024 * 1024;
+
+/// The sha256 of a file, hex.
+pub fn digest_file(path: &Path) -> Result<String, PluginError> {
+    let bytes = read_plugin(path)?;
+    Ok(hex(&Sha256::digest(&bytes)))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn read_plugin(path: &Path) -> Result<Vec<u8>, PluginError> {
+    let io = |source| PluginError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let len = std::fs::metadata(path).map_err(io)?.len();
+    if len > MAX_PLUGIN_FILE {
+        return Err(io(std::io::Error::other(format!(
+            "{len} bytes, over the {MAX_PLUGIN_FILE}-byte limit"
+        ))));
+    }
+    std::fs::read(path).map_err(io)
+}
+
+/// A loaded plugin.
+#[derive(Debug)]
+pub struct Loaded {
+    /// Its digest.
+    pub sha256: String,
+    /// Compiled and linked.
+    pub compiled: Compiled,
+    /// How long loading took.
+    pub load_seconds: f64,
+}
+
+/// Reads, verifies, compiles (or loads from the cache) and links one plugin.
+pub fn load(engine: &PluginEngine, entry: &PluginEntry) -> Result<Loaded, PluginError> {
+    let started = Instant::now();
+    let bytes = read_plugin(&entry.path)?;
+    let actual = hex(&Sha256::digest(&bytes));
+    let expected = entry.sha256.to_ascii_lowercase();
+    if actual != expected {
+        return Err(PluginError::DigestMismatch {
+            path: entry.path.clone(),
+            expected,
+            actual,
+        });
+    }
+    let (component, from_cache) = engine.compile(&bytes, &actual)?;
+    let compiled = engine.prepare(&component, entry.kind, from_cache)?;
+    Ok(Loaded {
+        sha256: actual,
+        compiled,
+        load_seconds: started.elapsed().as_secs_f64(),
+    })
+}

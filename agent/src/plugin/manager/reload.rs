@@ -1,0 +1,47 @@
+//! Hot reload: the config file and the plugin files are polled; a change re-applies the
+//! configured list.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::{lock, stamp, PluginManager};
+use crate::config::{AgentConfig, Overrides};
+
+impl PluginManager {
+    /// Watches the config file and plugin files; reloads on change. Runs until the manager
+    /// is dropped.
+    pub async fn watch(self: Arc<Self>, config_file: Option<PathBuf>, overrides: Overrides) {
+        let every = self.defaults.reload_interval;
+        let me = Arc::downgrade(&self);
+        drop(self);
+        let mut last_config = config_file.as_deref().and_then(stamp);
+        loop {
+            tokio::time::sleep(every).await;
+            let Some(mgr) = me.upgrade() else { return };
+            let config_now = config_file.as_deref().and_then(stamp);
+            let config_changed = config_now != last_config;
+            let files_changed = lock(&mgr.slots)
+                .values()
+                .any(|s| stamp(&s.entry.path) != s.file);
+            if !config_changed && !files_changed {
+                continue;
+            }
+            last_config = config_now;
+            let entries = if config_changed {
+                match AgentConfig::load(config_file.as_deref(), &overrides) {
+                    Ok(c) => {
+                        tracing::info!("configuration changed: reloading plugins (other settings apply at restart)");
+                        c.plugins
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "configuration reload failed; the running plugins are unchanged");
+                        continue;
+                    }
+                }
+            } else {
+                lock(&mgr.desired).clone()
+            };
+            mgr.apply(entries).await;
+        }
+    }
+}
