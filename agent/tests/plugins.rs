@@ -640,3 +640,57 @@ fn authoring_commands_digest_test_and_new() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success() && text.contains("DEGRADED"), "{text}");
 }
+
+/// Regression: plugin files rewritten while the agent was still loading (a rebuild, a copy)
+/// could make the watcher re-apply only the plugins loaded so far and drop the others; and a
+/// file rewritten with identical content was reloaded for nothing.
+#[test]
+fn files_rewritten_during_start_up_do_not_drop_plugins() {
+    let dir = Scratch::new("rewrite");
+    let names = ["xid", "thermal", "ecc", "pcie"];
+    let mut cfg = format!(
+        "[gpu]\nbackend = \"fake\"\nfake_count = 1\n[plugin]\nreload_interval = \"100ms\"\ncache_dir = \"{}\"\n",
+        dir.0.join("cache").display()
+    );
+    for n in names {
+        let f = dir.0.join(format!("{n}.wasm"));
+        std::fs::copy(plugins().join(format!("{n}.wasm")), &f).unwrap();
+        cfg.push_str(&format!(
+            "[[plugins]]\nname = \"{n}\"\npath = \"{}\"\nsha256 = \"{}\"\n",
+            f.display(),
+            sha256(&f)
+        ));
+    }
+    let agent = Agent::start(
+        &["--config", dir.write("agent.toml", &cfg).to_str().unwrap()],
+        &[],
+    );
+    // Rewrite every file with its own bytes while the (uncached, slow) loads are under way.
+    let until = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < until {
+        for n in names {
+            let f = dir.0.join(format!("{n}.wasm"));
+            let bytes = std::fs::read(&f).unwrap();
+            std::fs::write(&f, bytes).unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let p = agent.wait_plugins("all four loaded", |p| {
+        p["plugins"]
+            .as_array()
+            .is_some_and(|a| a.len() == 4 && a.iter().all(|p| p["loaded"] == true))
+    });
+    assert!(
+        p["plugins"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["load_error"].is_null()),
+        "{p:#}"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(agent.plugins()["plugins"].as_array().unwrap().len(), 4);
+    let logs = agent.logs.lock().unwrap().join("\n");
+    assert!(!logs.contains("plugin removed"), "{logs}");
+    assert!(!logs.contains("plugin replaced"), "identical files were reloaded: {logs}");
+}
