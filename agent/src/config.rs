@@ -4,6 +4,12 @@
 //! key and the file), then [`AgentConfig::validate`] checks every value and returns all
 //! problems at once.
 
+mod plugins;
+
+pub use plugins::{
+    valid_plugin_name, PluginDefaults, PluginEntry, PluginKind, PluginValue, MAX_PLUGIN_MEMORY_MIB,
+};
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -36,103 +42,6 @@ pub struct AgentConfig {
     /// The WebAssembly plugins to load (`[[plugins]]`).
     pub plugins: Vec<PluginEntry>,
 }
-
-/// `[plugin]`: limits and defaults shared by every plugin.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct PluginDefaults {
-    /// Where compiled plugins are cached (by content hash) so restarts do not recompile.
-    /// Empty: no cache.
-    pub cache_dir: PathBuf,
-    /// CPU deadline of a health check run.
-    #[serde(with = "humantime_serde")]
-    pub check_timeout: Duration,
-    /// CPU deadline of a diagnostic run.
-    #[serde(with = "humantime_serde")]
-    pub diagnostic_timeout: Duration,
-    /// How often health checks run.
-    #[serde(with = "humantime_serde")]
-    pub interval: Duration,
-    /// Memory cap per plugin instance, MiB (at most 256).
-    pub memory_limit_mib: u32,
-    /// Largest report accepted, bytes of text.
-    pub report_max_bytes: usize,
-    /// Host `log` lines kept per run; more are dropped and counted.
-    pub log_max_lines: usize,
-    /// stdout + stderr bytes a run may write; more traps the plugin.
-    pub output_max_bytes: usize,
-    /// How often plugin files and the config file are checked for changes.
-    #[serde(with = "humantime_serde")]
-    pub reload_interval: Duration,
-    /// Use wasmtime's pooling allocator (falls back to on-demand when the host cannot
-    /// reserve its address space).
-    pub pooling: bool,
-}
-
-/// Which world a plugin implements.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PluginKind {
-    /// World `health-check`: runs on an interval.
-    Check,
-    /// World `diagnostic`: runs on demand.
-    Diagnostic,
-}
-
-/// A plugin configuration value: string, number or boolean (passed to the plugin as text).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum PluginValue {
-    /// Boolean.
-    Bool(bool),
-    /// Integer.
-    Int(i64),
-    /// Number.
-    Float(f64),
-    /// Text.
-    Text(String),
-}
-
-impl std::fmt::Display for PluginValue {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            PluginValue::Bool(b) => write!(f, "{b}"),
-            PluginValue::Int(i) => write!(f, "{i}"),
-            PluginValue::Float(x) => write!(f, "{x}"),
-            PluginValue::Text(s) => f.write_str(s),
-        }
-    }
-}
-
-/// `[[plugins]]`: one plugin.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PluginEntry {
-    /// Unique name: the `check` label of its metrics and the `{name}` of its endpoints.
-    pub name: String,
-    /// The `.wasm` component; relative paths are relative to the config file.
-    pub path: PathBuf,
-    /// Its sha256 (hex), as `gpuwarden-agent plugin digest FILE` prints it. Required.
-    pub sha256: String,
-    /// Expected world; when set, a component of the other world is refused.
-    #[serde(default)]
-    pub kind: Option<PluginKind>,
-    /// Run interval of a health check (default `[plugin] interval`).
-    #[serde(default, with = "humantime_serde")]
-    pub interval: Option<Duration>,
-    /// CPU deadline per run (default by kind from `[plugin]`).
-    #[serde(default, with = "humantime_serde")]
-    pub timeout: Option<Duration>,
-    /// Memory cap, MiB (default `[plugin] memory_limit_mib`).
-    #[serde(default)]
-    pub memory_limit_mib: Option<u32>,
-    /// Plugin-specific values, read by the plugin through `host.config()`.
-    #[serde(default)]
-    pub config: BTreeMap<String, PluginValue>,
-}
-
-/// The largest memory cap a plugin may ask for, MiB.
-pub const MAX_PLUGIN_MEMORY_MIB: u32 = 256;
 
 /// `[node]`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -492,13 +401,6 @@ pub const RESERVED_LABELS: &[&str] = &[
     "le",
     "quantile",
 ];
-
-/// Plugin names: 1–64 of letters, digits, `-`, `_`.
-pub fn valid_plugin_name(s: &str) -> bool {
-    (1..=64).contains(&s.len())
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
 
 fn valid_label_name(s: &str) -> bool {
     let mut b = s.bytes();

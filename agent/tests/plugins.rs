@@ -692,5 +692,8 @@ fn files_rewritten_during_start_up_do_not_drop_plugins() {
     assert_eq!(agent.plugins()["plugins"].as_array().unwrap().len(), 4);
     let logs = agent.logs.lock().unwrap().join("\n");
     assert!(!logs.contains("plugin removed"), "{logs}");
-    assert!(!logs.contains("plugin replaced"), "identical files were reloaded: {logs}");
+    assert!(
+        !logs.contains("plugin replaced"),
+        "identical files were reloaded: {logs}"
+    );
 }
