@@ -22,6 +22,9 @@ pub fn plugins() -> std::path::PathBuf {
     BUILT
         .get_or_init(|| {
             let dir = repo().join("plugins");
+            // Install the target when rustup can (a no-op when it is there), so that
+            // `cargo test --workspace` alone works on a fresh machine.
+            let _ = Command::new("rustup").args(["target", "add", "wasm32-wasip2"]).output();
             let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
                 .args(["build", "--release", "--target", "wasm32-wasip2", "--target-dir"])
                 .arg(dir.join("target"))
