@@ -1,8 +1,11 @@
 //! The gpuwarden control plane.
 //!
-//! Not built yet: this crate holds its place in the workspace. It will scrape the agents'
-//! `/metrics` and `/v1/events`, evaluate CEL health policies, keep state through diesel
-//! (SQLite by default, PostgreSQL for production), drive node pools, and serve the REST
-//! admin API and the `gpuwarden` CLI (see `DESIGN.md`). Until then it exports nothing, so
-//! nothing can mistake it for a working control plane.
+//! Being built (step 3 of the first build). What exists is the pure logic the scraper needs,
+//! with no I/O: turning an agent's `/metrics` body into a per-node [observation], deciding
+//! from two observations whether the agent's counters grew (so its `/v1/events` must be read),
+//! and spreading scrape targets over the interval ([schedule]). The server, store (diesel),
+//! REST API and CLI of `DESIGN.md` are not here yet, and nothing here pretends to be them.
 #![deny(missing_docs)]
+
+pub mod observation;
+pub mod schedule;
