@@ -24,6 +24,9 @@ use gpuwarden_agent::plugin::host::{HostView, RunLimits};
 use gpuwarden_agent::plugin::manager::digest_file;
 use gpuwarden_agent::plugin::runner::{self, Limits};
 
+mod common;
+use common::{pct_us, times};
+
 const AGENT: &str = env!("CARGO_BIN_EXE_gpuwarden-agent");
 
 fn repo() -> PathBuf {
@@ -50,11 +53,6 @@ fn build_plugins() -> PathBuf {
         "building the plugins failed (rustup target add wasm32-wasip2?)"
     );
     dir.join("target/wasm32-wasip2/release")
-}
-
-fn pct(v: &mut [Duration], p: f64) -> f64 {
-    v.sort();
-    v[((v.len() - 1) as f64 * p).round() as usize].as_secs_f64() * 1e6
 }
 
 fn view(
@@ -126,9 +124,7 @@ fn latency(wasm: &Path, label: &str) -> f64 {
             ));
         }
         let n = 10_000;
-        let mut t = Vec::with_capacity(n);
-        for _ in 0..n {
-            let s = Instant::now();
+        let mut t = times(n, || {
             let o = rt.block_on(runner::run(
                 &engine,
                 &compiled.prepared,
@@ -136,20 +132,20 @@ fn latency(wasm: &Path, label: &str) -> f64 {
                 limits,
                 Vec::new(),
             ));
-            t.push(s.elapsed());
             assert!(o.failure.is_none(), "{:?}", o.failure);
-        }
+        });
         let name = format!(
             "{} + InstancePre",
             if pooling { "pooling" } else { "on-demand" }
         );
-        let p50 = pct(&mut t, 0.5);
+        let p50 = pct_us(&mut t, 0.5);
         p50_best = p50_best.min(p50);
-        println!("{name:<44} {n:>7} {p50:>10.1} {:>10.1}", pct(&mut t, 0.99));
+        println!(
+            "{name:<44} {n:>7} {p50:>10.1} {:>10.1}",
+            pct_us(&mut t, 0.99)
+        );
         let n = 2_000;
-        let mut t = Vec::with_capacity(n);
-        for _ in 0..n {
-            let s = Instant::now();
+        let mut t = times(n, || {
             // Without InstancePre: resolve imports and type-check on every run.
             let compiled = engine.prepare(&component, None, false).unwrap();
             rt.block_on(runner::run(
@@ -159,16 +155,15 @@ fn latency(wasm: &Path, label: &str) -> f64 {
                 limits,
                 Vec::new(),
             ));
-            t.push(s.elapsed());
-        }
+        });
         let name = format!(
             "{} (linking every run)",
             if pooling { "pooling" } else { "on-demand" }
         );
         println!(
             "{name:<44} {n:>7} {:>10.1} {:>10.1}",
-            pct(&mut t, 0.5),
-            pct(&mut t, 0.99)
+            pct_us(&mut t, 0.5),
+            pct_us(&mut t, 0.99)
         );
     }
     p50_best
@@ -199,22 +194,19 @@ fn shell(p50_plugin: f64) {
     )
     .unwrap();
     let n = 2_000;
-    let mut t = Vec::with_capacity(n);
-    for _ in 0..n {
-        let s = Instant::now();
+    let mut t = times(n, || {
         let out = Command::new("/bin/sh")
             .arg(&script)
             .arg(&data)
             .output()
             .unwrap();
-        t.push(s.elapsed());
         assert_eq!(out.stdout, b"healthy\n");
-    }
-    let sh50 = pct(&mut t, 0.5);
+    });
+    let sh50 = pct_us(&mut t, 0.5);
     println!(
         "{:<44} {n:>7} {sh50:>10.1} {:>10.1}",
         "shell script (fork/exec /bin/sh)",
-        pct(&mut t, 0.99)
+        pct_us(&mut t, 0.99)
     );
     println!(
         "p50: the `thermal` plugin is {:.0}x faster than the script",
@@ -324,16 +316,7 @@ fn rss(plugins: &Path, seconds: u64) {
     std::fs::write(&file, cfg).unwrap();
     let (agent, base) = start(&file);
     let pid = agent.0.id();
-    let status = |key: &str| -> u64 {
-        std::fs::read_to_string(format!("/proc/{pid}/status"))
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find(|l| l.starts_with(key))
-                    .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-            })
-            .unwrap_or(0)
-    };
+    let status = |key: &str| common::status_kib(pid, key);
     let start = Instant::now();
     let mut n = 0u64;
     while start.elapsed() < Duration::from_secs(seconds) {

@@ -16,6 +16,9 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+use common::status_kib;
+
 const AGENT: &str = env!("CARGO_BIN_EXE_gpuwarden-agent");
 
 struct Target {
@@ -114,17 +117,6 @@ fn cpu_ns(pid: u32) -> u64 {
                 .and_then(|v| v.parse::<u64>().ok())
         })
         .sum()
-}
-
-fn status_kib(pid: u32, key: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(key))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 fn scrape(http: &ureq::Agent, url: &str, gzip: bool) -> Vec<u8> {

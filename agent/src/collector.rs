@@ -6,16 +6,16 @@
 //! this thread alone, so there are no locks around GPU state. NVML calls block; they run
 //! here, never on the async runtime.
 
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+mod ingest;
+
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
-use gpuwarden_wire::{xid, Action, EventKind, Severity};
-
 use crate::backend::{BackendError, BackendEvent, GpuBackend, GpuSample, Inventory};
 use crate::derive::{self, Thresholds};
-use crate::events::{EventLog, NewEvent, XidDedup, XidSource};
-use crate::kmsg::{KmsgReport, PciAddr};
+use crate::events::{EventLog, NewEvent, XidDedup};
+use crate::kmsg::KmsgReport;
 use crate::render::{self, CollectorStat, GpuState, KmsgStats, RenderInput};
 use crate::system::{SystemCollector, SystemStats};
 use crate::text::push_label;
@@ -315,136 +315,6 @@ impl Collector {
         *self.shared.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(snap);
     }
 
-    fn on_xid(&mut self, gpu: Option<usize>, code: u32, source: XidSource, detail: Option<String>) {
-        let idx = gpu.map(|g| g as u32);
-        if !self.dedup.admit(Instant::now(), idx, code, source) {
-            tracing::debug!(gpu = ?idx, code, "XID already reported by the other source");
-            return;
-        }
-        let info = xid::lookup(code);
-        let mut action = xid::action(code);
-        if code == 154 {
-            if let Some(a) = detail
-                .as_deref()
-                .and_then(xid::recovery_action_from_message)
-            {
-                action = a;
-            }
-        }
-        let name = info.map_or("unknown XID", |x| x.meaning);
-        let message = match &detail {
-            Some(d) if !d.is_empty() => format!("XID {code}: {name} ({d})"),
-            _ => format!("XID {code}: {name}"),
-        };
-        if let Some(i) = gpu {
-            let g = &mut self.gpus[i];
-            *g.xids.entry(code).or_default() += 1;
-            g.last_xid = code;
-        }
-        let e = NewEvent {
-            gpu: idx,
-            uuid: gpu.map(|i| self.inventory.gpus[i].uuid.clone()),
-            kind: EventKind::Xid,
-            code: Some(u64::from(code)),
-            message,
-            severity: xid::severity(code),
-            action: Some(action),
-            source: match source {
-                XidSource::Nvml => self.backend.name().to_string(),
-                XidSource::Kmsg => "kmsg".into(),
-            },
-        };
-        self.record(e);
-    }
-
-    fn on_ecc(&mut self, gpu: u32, count: u64, double: bool) {
-        let Some(pos) = self.gpu_position(gpu) else {
-            tracing::warn!(gpu, count, "ECC event for an unknown GPU");
-            return;
-        };
-        let (code, message, severity, action) = if double {
-            (
-                2,
-                format!("{count} uncorrectable (double-bit) ECC error(s)"),
-                Severity::Fatal,
-                Action::ResetGpu,
-            )
-        } else {
-            (
-                1,
-                format!("{count} corrected (single-bit) ECC error(s)"),
-                Severity::Info,
-                Action::Ignore,
-            )
-        };
-        let e = NewEvent {
-            gpu: Some(gpu),
-            uuid: Some(self.inventory.gpus[pos].uuid.clone()),
-            kind: EventKind::Ecc,
-            code: Some(code),
-            message,
-            severity,
-            action: Some(action),
-            source: self.backend.name().into(),
-        };
-        self.record(e);
-    }
-
-    fn gpu_position(&self, index: u32) -> Option<usize> {
-        self.inventory.gpus.iter().position(|g| g.index == index)
-    }
-
-    /// Handles one message; returns false on shutdown.
-    pub fn handle(&mut self, msg: Msg, acks: &mut Vec<tokio::sync::oneshot::Sender<()>>) -> bool {
-        match msg {
-            Msg::Backend(BackendEvent::Xid { gpu, code }) => {
-                let pos = self.gpu_position(gpu);
-                self.on_xid(pos, code, XidSource::Nvml, None);
-            }
-            Msg::Backend(BackendEvent::EccSingleBit { gpu, count }) => {
-                self.on_ecc(gpu, count, false)
-            }
-            Msg::Backend(BackendEvent::EccDoubleBit { gpu, count }) => {
-                self.on_ecc(gpu, count, true)
-            }
-            Msg::Backend(BackendEvent::ClockChange { gpu }) => {
-                // Clocks change often under load: sample early, at most once a second.
-                let due = self
-                    .last_collection
-                    .and_then(|t| t.elapsed().ok())
-                    .is_none_or(|age| age >= CLOCK_EVENT_MIN_GAP);
-                if due {
-                    tracing::debug!(gpu, "clock change: sampling early for clock-event reasons");
-                    self.collect();
-                }
-            }
-            Msg::Kmsg(KmsgReport::Xid(x)) => {
-                self.kmsg.xid_lines += 1;
-                let pos = self
-                    .inventory
-                    .gpus
-                    .iter()
-                    .position(|g| PciAddr::parse(&g.pci_bus_id) == Some(x.pci));
-                if pos.is_none() {
-                    self.kmsg.unmatched_lines += 1;
-                    tracing::warn!(pci = ?x.pci, code = x.code, "kernel-log XID for a PCI address that is no GPU of this node");
-                }
-                self.on_xid(pos, x.code, XidSource::Kmsg, Some(x.message));
-            }
-            Msg::Kmsg(KmsgReport::Malformed(why)) => {
-                self.kmsg.malformed_lines += 1;
-                tracing::warn!(reason = %why, "skipped a malformed XID line in the kernel log");
-            }
-            Msg::CollectNow(ack) => {
-                self.collect();
-                acks.extend(ack);
-            }
-            Msg::Refresh => {}
-            Msg::Shutdown => return false,
-        }
-        true
-    }
-
     /// Runs the loop until [`Msg::Shutdown`] or until every sender is gone. The first
     /// collection happens one interval after the last (call [`Collector::collect`] first).
     pub fn run(mut self, rx: Receiver<Msg>) {
@@ -498,6 +368,3 @@ fn gzip(body: &[u8]) -> Vec<u8> {
     let _ = enc.write_all(body);
     enc.finish().unwrap_or_default()
 }
-
-/// A sender handle for the collector thread.
-pub type CollectorTx = Sender<Msg>;

@@ -1,6 +1,6 @@
 //! WebAssembly plugins through the real agent: example plugins against injected faults,
-//! hostile plugins contained, bad files refused, hot reload, the compile cache, and the
-//! authoring commands.
+//! hostile plugins contained, bad files refused, and the authoring commands. Hot reload and
+//! the compile cache are in `plugin_lifecycle`.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -13,7 +13,7 @@ fn status(agent: &Agent, check: &str) -> Option<f64> {
         .value("gpuwarden_health_check_status", &[("check", check)])
 }
 
-fn wait_status(agent: &Agent, check: &str, want: f64) {
+pub(crate) fn wait_status(agent: &Agent, check: &str, want: f64) {
     agent.wait_metrics(&format!("{check} status {want}"), |m| {
         m.value("gpuwarden_health_check_status", &[("check", check)]) == Some(want)
     });
@@ -394,142 +394,6 @@ fn bad_plugin_files_are_refused_with_clear_errors() {
 }
 
 #[test]
-fn hot_reload_adds_replaces_and_removes_plugins() {
-    let dir = Scratch::new("reload");
-    let live = dir.0.join("live.wasm");
-    std::fs::copy(plugins().join("thermal.wasm"), &live).unwrap();
-    let entry = |sha: &str| {
-        format!("[[plugins]]\nname = \"live\"\npath = \"{}\"\nsha256 = \"{sha}\"\ninterval = \"200ms\"\n", live.display())
-    };
-    let base = "[gpu]\nbackend = \"fake\"\nfake_count = 2\n[plugin]\nreload_interval = \"200ms\"\n";
-    let thermal_sha = sha256(&live);
-    let cfg = dir.write("agent.toml", &format!("{base}{}", entry(&thermal_sha)));
-    let agent = Agent::start(&["--config", cfg.to_str().unwrap()], &[]);
-    agent.wait_plugins("live loaded", |p| {
-        p["plugins"][0]["sha256"] == thermal_sha.as_str()
-    });
-    wait_status(&agent, "live", 0.0);
-
-    // Add a plugin.
-    std::fs::write(
-        &cfg,
-        format!(
-            "{base}{}{}",
-            entry(&thermal_sha),
-            plugin_entry("xid", "xid.wasm", "interval = \"200ms\"")
-        ),
-    )
-    .unwrap();
-    agent.wait_plugins("xid added", |p| {
-        p["plugins"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|p| p["name"] == "xid" && p["loaded"] == true)
-    });
-
-    // A new file that does not match the pinned digest is refused; the old version runs on.
-    std::fs::copy(plugins().join("nvlink.wasm"), &live).unwrap();
-    let nvlink_sha = sha256(&live);
-    let p = agent.wait_plugins("refused replacement", |p| {
-        p["plugins"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|p| p["name"] == "live" && p["load_error"].is_string())
-    });
-    let live_entry = p["plugins"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["name"] == "live")
-        .cloned()
-        .unwrap();
-    let e = live_entry["load_error"].as_str().unwrap();
-    assert!(
-        e.contains("sha256 mismatch") && e.contains("previous version keeps running"),
-        "{e}"
-    );
-    assert_eq!(live_entry["sha256"], thermal_sha.as_str());
-    assert_eq!(live_entry["loaded"], true);
-    // The xid plugin was not disturbed.
-    assert_eq!(
-        agent.plugin("xid").unwrap()["load_error"],
-        serde_json::Value::Null
-    );
-
-    // Pinning the new digest replaces it.
-    std::fs::write(
-        &cfg,
-        format!(
-            "{base}{}{}",
-            entry(&nvlink_sha),
-            plugin_entry("xid", "xid.wasm", "interval = \"200ms\"")
-        ),
-    )
-    .unwrap();
-    agent.wait_plugins("live replaced", |p| {
-        p["plugins"].as_array().unwrap().iter().any(|p| {
-            p["name"] == "live" && p["sha256"] == nvlink_sha.as_str() && p["load_error"].is_null()
-        })
-    });
-    let msg = || {
-        agent
-            .plugin("live")
-            .and_then(|p| {
-                p["last_result"]["report"]["message"]
-                    .as_str()
-                    .map(String::from)
-            })
-            .unwrap_or_default()
-    };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !msg().contains("NVLink") {
-        assert!(
-            Instant::now() < deadline,
-            "replacement never ran: {}",
-            msg()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-
-    // A broken config keeps the running set.
-    std::fs::write(
-        &cfg,
-        "[gpu]\nbackend = \"fake\"\nfake_count = 2\n[[plugins]]\nname = 1\n",
-    )
-    .unwrap();
-    std::thread::sleep(Duration::from_millis(800));
-    assert_eq!(agent.plugins()["plugins"].as_array().unwrap().len(), 2);
-
-    // Removing one stops it.
-    std::fs::write(&cfg, format!("{base}{}", entry(&nvlink_sha))).unwrap();
-    agent.wait_plugins("xid removed", |p| {
-        p["plugins"].as_array().unwrap().len() == 1
-    });
-    let logs = agent.logs.lock().unwrap().join("\n");
-    assert!(logs.contains("configuration reload failed"), "{logs}");
-}
-
-#[test]
-fn compiled_plugins_are_cached_across_restarts() {
-    let dir = Scratch::new("cache");
-    let cfg = format!(
-        "[gpu]\nbackend = \"fake\"\nfake_count = 1\n[plugin]\ncache_dir = \"{}\"\n{}",
-        dir.0.join("cache").display(),
-        plugin_entry("ecc", "ecc.wasm", "")
-    );
-    let file = dir.write("agent.toml", &cfg);
-    for expect_cached in [false, true] {
-        let agent = Agent::start(&["--config", file.to_str().unwrap()], &[]);
-        let p = agent.wait_plugins("ecc loaded", |p| p["plugins"][0]["loaded"] == true);
-        assert_eq!(p["plugins"][0]["from_cache"], expect_cached, "{p:#}");
-    }
-    let entries = std::fs::read_dir(dir.0.join("cache")).unwrap().count();
-    assert_eq!(entries, 1, "one compiled artefact per plugin and engine");
-}
-
-#[test]
 fn authoring_commands_digest_test_and_new() {
     let xid = plugins().join("xid.wasm");
     let out = Command::new(BIN)
@@ -639,61 +503,4 @@ fn authoring_commands_digest_test_and_new() {
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success() && text.contains("DEGRADED"), "{text}");
-}
-
-/// Regression: plugin files rewritten while the agent was still loading (a rebuild, a copy)
-/// could make the watcher re-apply only the plugins loaded so far and drop the others; and a
-/// file rewritten with identical content was reloaded for nothing.
-#[test]
-fn files_rewritten_during_start_up_do_not_drop_plugins() {
-    let dir = Scratch::new("rewrite");
-    let names = ["xid", "thermal", "ecc", "pcie"];
-    let mut cfg = format!(
-        "[gpu]\nbackend = \"fake\"\nfake_count = 1\n[plugin]\nreload_interval = \"100ms\"\ncache_dir = \"{}\"\n",
-        dir.0.join("cache").display()
-    );
-    for n in names {
-        let f = dir.0.join(format!("{n}.wasm"));
-        std::fs::copy(plugins().join(format!("{n}.wasm")), &f).unwrap();
-        cfg.push_str(&format!(
-            "[[plugins]]\nname = \"{n}\"\npath = \"{}\"\nsha256 = \"{}\"\n",
-            f.display(),
-            sha256(&f)
-        ));
-    }
-    let agent = Agent::start(
-        &["--config", dir.write("agent.toml", &cfg).to_str().unwrap()],
-        &[],
-    );
-    // Rewrite every file with its own bytes while the (uncached, slow) loads are under way.
-    let until = Instant::now() + Duration::from_secs(2);
-    while Instant::now() < until {
-        for n in names {
-            let f = dir.0.join(format!("{n}.wasm"));
-            let bytes = std::fs::read(&f).unwrap();
-            std::fs::write(&f, bytes).unwrap();
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let p = agent.wait_plugins("all four loaded", |p| {
-        p["plugins"]
-            .as_array()
-            .is_some_and(|a| a.len() == 4 && a.iter().all(|p| p["loaded"] == true))
-    });
-    assert!(
-        p["plugins"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|p| p["load_error"].is_null()),
-        "{p:#}"
-    );
-    std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(agent.plugins()["plugins"].as_array().unwrap().len(), 4);
-    let logs = agent.logs.lock().unwrap().join("\n");
-    assert!(!logs.contains("plugin removed"), "{logs}");
-    assert!(
-        !logs.contains("plugin replaced"),
-        "identical files were reloaded: {logs}"
-    );
 }

@@ -10,4 +10,5 @@ mod events;
 mod exposition;
 mod faults;
 mod kmsg;
+mod plugin_lifecycle;
 mod plugins;

@@ -161,11 +161,6 @@ impl PluginManager {
         *lock(&self.notify) = Some(tx);
     }
 
-    /// The engine.
-    pub fn engine(&self) -> &PluginEngine {
-        &self.engine
-    }
-
     fn limits(&self, entry: &PluginEntry, kind: PluginKind) -> Limits {
         let timeout = entry.timeout.unwrap_or(match kind {
             PluginKind::Check => self.defaults.check_timeout,
