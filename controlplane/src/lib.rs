@@ -1,13 +1,26 @@
-//! The gpuwarden control plane.
+//! The gpuwarden control plane: joins and scrapes agents, keeps the fleet's state in a
+//! database (diesel: SQLite or PostgreSQL), and serves the REST admin API that the
+//! `gpuwarden` CLI drives.
 //!
-//! Being built (step 3 of the first build). What exists is the pure logic the scraper needs,
-//! with no I/O: turning an agent's `/metrics` body into a per-node [observation], deciding
-//! from two observations whether the agent's counters grew (so its `/v1/events` must be read),
-//! spreading scrape targets over the interval ([schedule]), and issuing and checking node,
-//! bootstrap and admin tokens ([token]). The server, store (diesel),
-//! REST API and CLI of `DESIGN.md` are not here yet, and nothing here pretends to be them.
+//! Data flow: [`scrape`] pulls each agent's `/metrics` on a stable per-target phase
+//! ([`schedule`]), turns the body into an [`observation`], reads new health events from the
+//! agent when its counters moved, and keeps the latest state in [`fleet`] (memory), which
+//! persists observations in batches and transitions as they happen to the [`store`]. The
+//! [`api`] serves nodes, tokens, events, commands and audit; [`lifecycle`] is the one place
+//! node status transitions are decided.
 #![deny(missing_docs)]
 
+pub mod api;
+pub mod clock;
+pub mod lifecycle;
+pub mod model;
 pub mod observation;
 pub mod schedule;
+pub mod store;
 pub mod token;
+pub mod config;
+pub mod fleet;
+pub mod metrics;
+pub mod scrape;
+pub mod serve;
+pub mod cli;

@@ -71,6 +71,19 @@ pub fn verify(kind: TokenKind, presented: &str, stored: &str) -> bool {
     kind_ok & bool::from(same)
 }
 
+/// True when `presented` hashes to `stored`, whatever its form (operators may configure
+/// tokens of their own making).
+pub fn matches_digest(presented: &str, stored: &str) -> bool {
+    bool::from(digest(presented).as_bytes().ct_eq(stored.as_bytes()))
+}
+
+/// A random identifier: `prefix` and 16 hex digits (64 bits).
+pub fn random_id(prefix: &str) -> Result<String, RandomError> {
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes).map_err(|e| RandomError(e.to_string()))?;
+    Ok(format!("{prefix}{}", hex(&bytes)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

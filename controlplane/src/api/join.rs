@@ -1,0 +1,139 @@
+//! `POST /v1/nodes/register`: an agent joins, with a bootstrap token (any name) or the join
+//! token of a pre-created node (that node only). Idempotent by name: the same name updates
+//! the same node. The answer carries a fresh node token; older ones stop working.
+
+use std::collections::BTreeMap;
+
+use actix_web::http::StatusCode;
+use actix_web::{post, web, HttpRequest, HttpResponse};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::auth::bearer;
+use super::nodes::{check_labels, node_json};
+use super::{blocking, valid_name, ApiError, AppState};
+use crate::config::valid_base_url;
+use crate::model::{Capabilities, Node};
+use crate::store::Registration;
+use crate::token::{self, TokenKind};
+
+/// Body of `POST /v1/nodes/register`.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterRequest {
+    /// The node's name (the agent's `node.id`).
+    pub name: String,
+    /// Base URL the control plane scrapes, like `http://10.0.0.5:9410`.
+    pub address: String,
+    /// Pool (default `default`).
+    #[serde(default)]
+    pub pool: Option<String>,
+    /// Labels.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// GPUs, versions, host facts.
+    #[serde(default)]
+    pub capabilities: Capabilities,
+}
+
+/// Answer of `POST /v1/nodes/register`.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+pub struct RegisterResponse {
+    /// The node's id.
+    pub node_id: String,
+    /// The node's token: keep it; it authenticates this agent as this node.
+    pub node_token: String,
+    /// How often the control plane scrapes the agent.
+    pub scrape_interval_seconds: f64,
+    /// How often the agent should check that the control plane still knows it.
+    pub check_interval_seconds: f64,
+    /// The node.
+    pub node: Node,
+}
+
+#[utoipa::path(
+    post, path = "/v1/nodes/register", request_body = RegisterRequest,
+    responses(
+        (status = 200, body = RegisterResponse),
+        (status = 401, description = "No bootstrap token, and no valid join token"),
+        (status = 403, description = "A join token of another node"),
+        (status = 409, description = "The node was terminated"),
+        (status = 422, description = "Invalid name, address or labels"),
+    )
+)]
+#[post("/v1/nodes/register")]
+pub(super) async fn register(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Json<RegisterRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let presented = bearer(&req)?.to_string();
+    let b = body.into_inner();
+    let now = state.clock.now_ms();
+    let bootstrap = state.auth.is_bootstrap(&presented);
+    if !bootstrap {
+        // A join (or earlier node) token: it may register its own node only.
+        let (store, d) = (state.store.clone(), token::digest(&presented));
+        let node = blocking(move || store.node_for_token(&d, now)).await?;
+        let Some(node) = node else {
+            let hint = if state.auth.bootstrap_enabled() {
+                "invalid bootstrap or join token"
+            } else {
+                "invalid join token (self-registration is off: no bootstrap token is configured)"
+            };
+            return Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", hint));
+        };
+        let (store, n) = (state.store.clone(), node.clone());
+        let row = blocking(move || store.node(&n)).await?;
+        if row.name != b.name {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!("this token joins node {:?}, not {:?}", row.name, b.name),
+            ));
+        }
+    }
+    if !valid_name(&b.name) {
+        return Err(ApiError::invalid(format!("name {:?} is not a valid node name", b.name)));
+    }
+    if !valid_base_url(&b.address) {
+        return Err(ApiError::invalid(format!(
+            "address {:?} must be the agent's base URL, like http://10.0.0.5:9410",
+            b.address
+        )));
+    }
+    if let Some(pool) = b.pool.as_ref().filter(|p| !valid_name(p)) {
+        return Err(ApiError::invalid(format!("pool {pool:?} is not a valid name")));
+    }
+    check_labels(&b.labels)?;
+    if b.capabilities.gpus.len() > 1024 {
+        return Err(ApiError::invalid("at most 1024 GPUs per node"));
+    }
+    let issued = token::issue(TokenKind::Node)?;
+    let ttl = state.settings.node_token_ttl;
+    let reg = Registration {
+        new_id: token::random_id("node-")?,
+        name: b.name.clone(),
+        pool: b.pool.clone(),
+        labels: b.labels.clone(),
+        actor: if bootstrap { "bootstrap" } else { "join-token" }.into(),
+        address: b.address.trim_end_matches('/').to_string(),
+        capabilities: serde_json::to_string(&b.capabilities).unwrap_or_else(|_| "{}".into()),
+        token_digest: issued.digest.clone(),
+        token_expires: (!ttl.is_zero())
+            .then(|| now + i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX / 2)),
+        now,
+    };
+    let store = state.store.clone();
+    let done = blocking(move || store.register(&reg)).await?;
+    state.fleet.sync(&done.node, now);
+    tracing::info!(node = %done.node.id, name = %done.node.name, created = done.created, address = %b.address, "agent registered");
+    let interval = state.settings.scrape_interval.as_secs_f64();
+    Ok(HttpResponse::Ok().json(RegisterResponse {
+        node_id: done.node.id.clone(),
+        node_token: issued.secret,
+        scrape_interval_seconds: interval,
+        check_interval_seconds: (interval * 4.0).max(30.0),
+        node: node_json(&done.node, &state)?,
+    }))
+}

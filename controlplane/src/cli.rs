@@ -1,0 +1,397 @@
+//! The admin CLI: `gpuwarden nodes …` and `gpuwarden audit` over the REST API.
+//!
+//! The server URL and token come from flags, else `GPUWARDEN_SERVER` /
+//! `GPUWARDEN_ADMIN_TOKEN`, else the CLI config file (`~/.config/gpuwarden/cli.toml`, or
+//! `GPUWARDEN_CLI_CONFIG`), else `http://127.0.0.1:8410` and the `admin-token` file a
+//! freshly started control plane writes in its data folder. Output is an aligned table, or
+//! the API's JSON with `-o json`.
+
+mod table;
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+use thiserror::Error;
+
+pub use table::Table;
+
+/// Why a CLI command failed.
+#[derive(Debug, Error)]
+pub enum CliError {
+    /// The API answered with an error.
+    #[error("{message} ({code}, HTTP {status})")]
+    Api {
+        /// HTTP status.
+        status: u16,
+        /// Error code.
+        code: String,
+        /// Message.
+        message: String,
+    },
+    /// The server could not be reached.
+    #[error("cannot reach the control plane at {url}: {message}")]
+    Unreachable {
+        /// Server URL.
+        url: String,
+        /// Why.
+        message: String,
+    },
+    /// Bad flags or config.
+    #[error("{0}")]
+    Usage(String),
+}
+
+impl CliError {
+    /// The process exit status: 1 API error, 2 usage, 3 unreachable.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Api { .. } => 1,
+            CliError::Usage(_) => 2,
+            CliError::Unreachable { .. } => 3,
+        }
+    }
+}
+
+/// The CLI config file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CliFile {
+    /// Control-plane URL.
+    pub server: Option<String>,
+    /// Admin token.
+    pub token: Option<String>,
+    /// A file holding the admin token.
+    pub token_file: Option<PathBuf>,
+}
+
+/// Where the CLI connects, and with what.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// Base URL.
+    pub server: String,
+    /// Admin token.
+    pub token: Option<String>,
+}
+
+fn read_token_file(p: &Path) -> Result<String, CliError> {
+    std::fs::read_to_string(p)
+        .map(|s| s.trim().to_string())
+        .map_err(|e| CliError::Usage(format!("token file {}: {e}", p.display())))
+}
+
+impl Target {
+    /// Resolves flags, environment, the config file and defaults.
+    pub fn resolve(server: Option<String>, token: Option<String>) -> Result<Self, CliError> {
+        let path = std::env::var_os("GPUWARDEN_CLI_CONFIG")
+            .map(PathBuf::from)
+            .or_else(|| {
+                std::env::var_os("HOME")
+                    .map(|h| PathBuf::from(h).join(".config/gpuwarden/cli.toml"))
+            });
+        let file: CliFile = match path.filter(|p| p.exists()) {
+            Some(p) => {
+                let text = std::fs::read_to_string(&p)
+                    .map_err(|e| CliError::Usage(format!("{}: {e}", p.display())))?;
+                toml_from_str(&text).map_err(|e| CliError::Usage(format!("{}: {e}", p.display())))?
+            }
+            None => CliFile::default(),
+        };
+        let env = |k| std::env::var(k).ok().filter(|v: &String| !v.is_empty());
+        let server = server
+            .or_else(|| env("GPUWARDEN_SERVER"))
+            .or(file.server)
+            .unwrap_or_else(|| "http://127.0.0.1:8410".into());
+        let token = match token.or_else(|| env("GPUWARDEN_ADMIN_TOKEN")).or(file.token) {
+            Some(t) => Some(t),
+            None => match &file.token_file {
+                Some(p) => Some(read_token_file(p)?),
+                None => Path::new("admin-token")
+                    .exists()
+                    .then(|| read_token_file(Path::new("admin-token")))
+                    .transpose()?,
+            },
+        };
+        Ok(Self {
+            server: server.trim_end_matches('/').to_string(),
+            token,
+        })
+    }
+}
+
+fn toml_from_str(s: &str) -> Result<CliFile, String> {
+    use figment::providers::{Format, Toml};
+    figment::Figment::from(Toml::string(s))
+        .extract()
+        .map_err(|e| e.to_string())
+}
+
+/// A small blocking client of the REST API.
+#[derive(Debug)]
+pub struct Client {
+    target: Target,
+    agent: ureq::Agent,
+}
+
+impl Client {
+    /// A client for `target`.
+    pub fn new(target: Target) -> Self {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(std::time::Duration::from_secs(30)))
+            .build()
+            .into();
+        Self { target, agent }
+    }
+
+    /// Sends a request; returns the JSON answer (`null` for 204).
+    pub fn call(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, CliError> {
+        let url = format!("{}{path}", self.target.server);
+        let auth = self.target.token.as_ref().map(|t| format!("Bearer {t}"));
+        let result = match (method, body) {
+            ("GET", _) => {
+                let mut r = self.agent.get(&url);
+                if let Some(a) = &auth {
+                    r = r.header("Authorization", a);
+                }
+                r.call()
+            }
+            ("DELETE", _) => {
+                let mut r = self.agent.delete(&url);
+                if let Some(a) = &auth {
+                    r = r.header("Authorization", a);
+                }
+                r.call()
+            }
+            (_, body) => {
+                let mut r = self.agent.post(&url);
+                if let Some(a) = &auth {
+                    r = r.header("Authorization", a);
+                }
+                r.send_json(body.unwrap_or_else(|| json!({})))
+            }
+        };
+        let mut resp = result.map_err(|e| CliError::Unreachable {
+            url: self.target.server.clone(),
+            message: e.to_string(),
+        })?;
+        let status = resp.status().as_u16();
+        let text = resp
+            .body_mut()
+            .with_config()
+            .limit(64 << 20)
+            .read_to_string()
+            .map_err(|e| CliError::Unreachable {
+                url: self.target.server.clone(),
+                message: e.to_string(),
+            })?;
+        let v: Value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        if (200..300).contains(&status) {
+            return Ok(v);
+        }
+        let code = v["error"]["code"].as_str().unwrap_or("error").to_string();
+        let mut message = v["error"]["message"]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| v.to_string());
+        if status == 401 && self.target.token.is_none() {
+            message.push_str(
+                "; give an admin token with --token, GPUWARDEN_ADMIN_TOKEN or the CLI config file",
+            );
+        }
+        Err(CliError::Api {
+            status,
+            code,
+            message,
+        })
+    }
+}
+
+/// Percent-encodes a query value.
+pub fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// `a=1&b=2` from the pairs that have a value.
+pub fn query(pairs: &[(&str, Option<String>)]) -> String {
+    let q: Vec<String> = pairs
+        .iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={}", encode(v))))
+        .collect();
+    if q.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", q.join("&"))
+    }
+}
+
+fn s(v: &Value) -> String {
+    match v {
+        Value::Null => "-".into(),
+        Value::String(s) if s.is_empty() => "-".into(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The table of `nodes list`.
+pub fn nodes_table(v: &Value) -> String {
+    let mut t = Table::new(&[
+        "NAME", "ID", "POOL", "STATUS", "HEALTH", "CONNECTIVITY", "GPUS", "LAST SEEN", "ADDRESS",
+    ]);
+    for n in v["nodes"].as_array().into_iter().flatten() {
+        t.row(vec![
+            s(&n["name"]),
+            s(&n["id"]),
+            s(&n["pool"]),
+            s(&n["status"]),
+            s(&n["health"]),
+            s(&n["connectivity"]),
+            n["gpus"].as_array().map_or(0, Vec::len).to_string(),
+            s(&n["last_seen"]),
+            s(&n["address"]),
+        ]);
+    }
+    let shown = v["nodes"].as_array().map_or(0, Vec::len);
+    format!("{}{} of {} nodes\n", t.render(), shown, s(&v["total"]))
+}
+
+/// The view of `nodes get`.
+pub fn node_view(n: &Value) -> String {
+    let mut t = Table::new(&["FIELD", "VALUE"]);
+    for k in [
+        "name", "id", "pool", "status", "health", "connectivity", "address", "source",
+        "agent_version", "created_at", "updated_at", "last_seen",
+    ] {
+        t.row(vec![k.to_string(), s(&n[k])]);
+    }
+    if let Some(l) = n["labels"].as_object() {
+        let labels: Vec<String> = l.iter().map(|(k, v)| format!("{k}={}", s(v))).collect();
+        t.row(vec!["labels".into(), if labels.is_empty() { "-".into() } else { labels.join(",") }]);
+    }
+    if let Some(sc) = n.get("scrape").filter(|v| !v.is_null()) {
+        t.row(vec!["scrape.up".into(), s(&sc["up"])]);
+        t.row(vec!["scrape.last".into(), s(&sc["last_scrape"])]);
+        t.row(vec!["scrape.samples".into(), s(&sc["samples"])]);
+        t.row(vec!["scrape.last_error".into(), s(&sc["last_error"])]);
+    }
+    let mut out = t.render();
+    let gpus = n["gpus"].as_array().cloned().unwrap_or_default();
+    if !gpus.is_empty() {
+        let mut g = Table::new(&["GPU", "UUID", "MODEL", "MEMORY GIB"]);
+        for x in &gpus {
+            let mem = x["memory_bytes"].as_f64().unwrap_or(0.0) / f64::from(1u32 << 30);
+            g.row(vec![s(&x["index"]), s(&x["uuid"]), s(&x["model"]), format!("{mem:.0}")]);
+        }
+        out.push('\n');
+        out.push_str(&g.render());
+    }
+    out
+}
+
+/// The table of `nodes events`.
+pub fn events_table(v: &Value) -> String {
+    let mut t = Table::new(&["TIME", "GPU", "KIND", "CODE", "SEVERITY", "ACTION", "MESSAGE"]);
+    for e in v["events"].as_array().into_iter().flatten() {
+        t.row(vec![
+            s(&e["time"]),
+            s(&e["gpu"]),
+            s(&e["kind"]),
+            s(&e["code"]),
+            s(&e["severity"]),
+            s(&e["action"]),
+            s(&e["message"]),
+        ]);
+    }
+    t.render()
+}
+
+/// The table of `nodes history`.
+pub fn transitions_table(v: &Value) -> String {
+    let mut t = Table::new(&["TIME", "FIELD", "FROM", "TO", "ACTOR", "REASON"]);
+    for e in v["transitions"].as_array().into_iter().flatten() {
+        t.row(vec![s(&e["time"]), s(&e["field"]), s(&e["from"]), s(&e["to"]), s(&e["actor"]), s(&e["reason"])]);
+    }
+    t.render()
+}
+
+/// The table of `nodes commands`.
+pub fn commands_table(v: &Value) -> String {
+    let mut t = Table::new(&["CREATED", "ID", "KIND", "STATE", "ATTEMPTS", "BY", "RESULT"]);
+    for c in v["commands"].as_array().into_iter().flatten() {
+        t.row(vec![
+            s(&c["created_at"]),
+            s(&c["id"]),
+            s(&c["kind"]),
+            s(&c["state"]),
+            s(&c["attempts"]),
+            s(&c["requested_by"]),
+            s(&c["result"]),
+        ]);
+    }
+    t.render()
+}
+
+/// The table of `audit`.
+pub fn audit_table(v: &Value) -> String {
+    let mut t = Table::new(&["TIME", "ACTOR", "ACTION", "TARGET", "RESULT"]);
+    for e in v["entries"].as_array().into_iter().flatten() {
+        t.row(vec![s(&e["time"]), s(&e["actor"]), s(&e["action"]), s(&e["target"]), s(&e["result"])]);
+    }
+    t.render()
+}
+
+/// What a lifecycle step prints.
+pub fn step_view(v: &Value) -> String {
+    format!(
+        "node {} is {}; command {} ({}) is {}\n",
+        s(&v["node"]["name"]),
+        s(&v["node"]["status"]),
+        s(&v["command"]["id"]),
+        s(&v["command"]["kind"]),
+        s(&v["command"]["state"])
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queries_are_encoded_and_empty_values_left_out() {
+        assert_eq!(
+            query(&[("pool", Some("a b".into())), ("status", None), ("since", Some("2026-11-23T10:00:00+01:00".into()))]),
+            "?pool=a%20b&since=2026-11-23T10%3A00%3A00%2B01%3A00"
+        );
+        assert_eq!(query(&[("x", None)]), "");
+    }
+
+    #[test]
+    fn node_lists_render_as_aligned_tables() {
+        let v = json!({"nodes":[
+            {"name":"gpu-01","id":"node-1","pool":"default","status":"active","health":"unknown",
+             "connectivity":"online","gpus":[{},{}],"last_seen":null,"address":"http://a:9410"},
+            {"name":"g2","id":"node-22","pool":"train","status":"cordoned","health":"unknown",
+             "connectivity":"offline","gpus":[],"last_seen":"2026-11-23T10:00:00.000Z","address":null}
+        ],"total":2});
+        let out = nodes_table(&v);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 4, "{out}");
+        let col = lines[0].find("STATUS").unwrap();
+        assert_eq!(&lines[1][col..col + 6], "active");
+        assert_eq!(&lines[2][col..col + 8], "cordoned");
+        assert!(lines[3].starts_with("2 of 2 nodes"));
+    }
+}

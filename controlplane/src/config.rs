@@ -1,0 +1,455 @@
+//! Control-plane configuration: TOML file < `GPUWARDEN_<SECTION>__<KEY>` environment < flags.
+//!
+//! figment reads the raw [`ControlPlaneConfig`] (unknown keys are errors naming the key and
+//! the file); [`ControlPlaneConfig::validate`] checks every value and lists all problems.
+//! `config/controlplane.toml` documents every key.
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+/// The whole control-plane configuration. Every section and key is optional.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct ControlPlaneConfig {
+    /// The HTTP server.
+    pub server: ServerConfig,
+    /// The database.
+    pub database: DatabaseConfig,
+    /// Tokens.
+    pub auth: AuthConfig,
+    /// Pulling the agents' metrics.
+    pub scrape: ScrapeConfig,
+    /// How long events and audit entries are kept.
+    pub retention: RetentionConfig,
+    /// Agents that cannot reach the control plane, scraped anyway (`[[static_targets]]`).
+    pub static_targets: Vec<StaticTarget>,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address of the REST API and `/metrics`.
+    pub listen: String,
+    /// actix worker threads.
+    pub workers: usize,
+    /// The URL agents use to reach this control plane, written into install snippets;
+    /// empty means `http://` + `listen`.
+    pub external_url: String,
+    /// Folder for files the control plane writes (the generated admin token).
+    pub data_dir: PathBuf,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8410".into(),
+            workers: 2,
+            external_url: String::new(),
+            data_dir: PathBuf::from("."),
+        }
+    }
+}
+
+/// `[database]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// `sqlite://PATH` (created if missing) or `postgres://user:pass@host/db`.
+    pub url: String,
+    /// Pooled connections.
+    pub pool_size: u32,
+    /// How long a SQLite writer waits for the lock.
+    #[serde(with = "humantime_serde")]
+    pub busy_timeout: Duration,
+    /// How often the latest observations are written (in one batch).
+    #[serde(with = "humantime_serde")]
+    pub flush_interval: Duration,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: "sqlite://gpuwarden.db".into(),
+            pool_size: 8,
+            busy_timeout: Duration::from_secs(5),
+            flush_interval: Duration::from_secs(30),
+        }
+    }
+}
+
+/// `[auth]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Admin bearer tokens: the token itself, or `sha256:<hex>` of it. With none here and
+    /// none in `GPUWARDEN_ADMIN_TOKEN`, one is generated at first start.
+    pub admin_tokens: Vec<String>,
+    /// Tokens agents may self-register with (also `GPUWARDEN_BOOTSTRAP_TOKEN`). With none,
+    /// only pre-created nodes can join.
+    pub bootstrap_tokens: Vec<String>,
+    /// Lifetime of a join token from `POST /v1/nodes/{id}/token`.
+    #[serde(with = "humantime_serde")]
+    pub join_token_ttl: Duration,
+    /// Lifetime of the node token an agent gets when it registers; 0 means no expiry (it
+    /// rotates at every registration).
+    #[serde(with = "humantime_serde")]
+    pub node_token_ttl: Duration,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            admin_tokens: Vec::new(),
+            bootstrap_tokens: Vec::new(),
+            join_token_ttl: Duration::from_secs(24 * 3600),
+            node_token_ttl: Duration::ZERO,
+        }
+    }
+}
+
+/// `[scrape]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScrapeConfig {
+    /// How often each agent is scraped.
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    /// Longest a scrape may take.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Largest body accepted, after decompression.
+    pub body_limit_bytes: u64,
+    /// Most samples accepted in one body.
+    pub sample_limit: usize,
+    /// Scrapes in flight at once.
+    pub concurrency: usize,
+    /// Missed intervals before a node is `offline`.
+    pub offline_after: u32,
+    /// Name of this control-plane replica; it shifts every target's phase. Empty means the
+    /// host name.
+    pub replica: String,
+}
+
+impl Default for ScrapeConfig {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_secs(15),
+            timeout: Duration::from_secs(10),
+            body_limit_bytes: 16 << 20,
+            sample_limit: 50_000,
+            concurrency: 64,
+            offline_after: 3,
+            replica: String::new(),
+        }
+    }
+}
+
+/// `[retention]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    /// How long health events are kept.
+    #[serde(with = "humantime_serde")]
+    pub events: Duration,
+    /// How long audit entries are kept.
+    #[serde(with = "humantime_serde")]
+    pub audit: Duration,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        Self {
+            events: Duration::from_secs(30 * 86_400),
+            audit: Duration::from_secs(365 * 86_400),
+        }
+    }
+}
+
+/// `[[static_targets]]`: an agent the control plane scrapes without a registration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaticTarget {
+    /// Node name.
+    pub name: String,
+    /// Agent base URL, e.g. `http://10.0.0.5:9410`.
+    pub address: String,
+    /// Pool.
+    #[serde(default = "default_pool")]
+    pub pool: String,
+    /// Labels.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+fn default_pool() -> String {
+    "default".into()
+}
+
+/// Values given on the command line, which win over file and environment.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--listen`
+    pub listen: Option<String>,
+    /// `--database`
+    pub database: Option<String>,
+}
+
+/// Why the configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file or environment could not be read into the config structure.
+    #[error("{0}")]
+    Parse(Box<figment::Error>),
+    /// Values that parsed but make no sense; every problem is listed.
+    #[error("invalid configuration{}:\n  {}", .file.as_ref().map(|f| format!(" in {}", f.display())).unwrap_or_default(), .problems.join("\n  "))]
+    Invalid {
+        /// The file, when one was given.
+        file: Option<PathBuf>,
+        /// One line per problem, each naming its key.
+        problems: Vec<String>,
+    },
+}
+
+/// Whether `s` is an `http://` base URL with a host.
+pub fn valid_base_url(s: &str) -> bool {
+    let rest = s
+        .strip_prefix("http://")
+        .or_else(|| s.strip_prefix("https://"));
+    rest.is_some_and(|r| {
+        let host = r.split('/').next().unwrap_or("");
+        !host.is_empty() && !r.contains(char::is_whitespace)
+    })
+}
+
+impl ControlPlaneConfig {
+    /// Loads defaults, then `file` (if any), then the environment, then `overrides`.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Self, ConfigError> {
+        Self::load_from(file, Env::prefixed("GPUWARDEN_"), overrides)
+    }
+
+    /// [`ControlPlaneConfig::load`] with the environment given, for tests.
+    pub fn load_from(
+        file: Option<&Path>,
+        env: Env,
+        overrides: &Overrides,
+    ) -> Result<Self, ConfigError> {
+        let mut fig = Figment::from(Serialized::defaults(ControlPlaneConfig::default()));
+        if let Some(f) = file {
+            fig = fig.merge(Toml::file_exact(f));
+        }
+        // Only GPUWARDEN_<SECTION>__<KEY> variables are config; the token variables are read
+        // by `serve` itself.
+        fig = fig.merge(env.filter(|k| k.as_str().contains("__")).split("__"));
+        if let Some(l) = &overrides.listen {
+            fig = fig.merge(Serialized::default("server.listen", l));
+        }
+        if let Some(d) = &overrides.database {
+            fig = fig.merge(Serialized::default("database.url", d));
+        }
+        let cfg: ControlPlaneConfig =
+            fig.extract().map_err(|e| ConfigError::Parse(Box::new(e)))?;
+        cfg.validate(file)?;
+        Ok(cfg)
+    }
+
+    /// Checks every value; lists all problems.
+    pub fn validate(&self, file: Option<&Path>) -> Result<(), ConfigError> {
+        let mut p = Vec::new();
+        if self.server.listen.parse::<SocketAddr>().is_err() {
+            p.push(format!(
+                "server.listen: {:?} is not an address like 127.0.0.1:8410",
+                self.server.listen
+            ));
+        }
+        if !(1..=64).contains(&self.server.workers) {
+            p.push(format!("server.workers: {} is not between 1 and 64", self.server.workers));
+        }
+        if !self.server.external_url.is_empty() && !valid_base_url(&self.server.external_url) {
+            p.push(format!(
+                "server.external_url: {:?} is not an http(s):// URL",
+                self.server.external_url
+            ));
+        }
+        let url = &self.database.url;
+        let pg = url.starts_with("postgres://") || url.starts_with("postgresql://");
+        if !pg && crate::store::sqlite_path(url).is_none() {
+            p.push(format!(
+                "database.url: {url:?} is neither sqlite://PATH nor postgres://…"
+            ));
+        }
+        if !(1..=256).contains(&self.database.pool_size) {
+            p.push(format!(
+                "database.pool_size: {} is not between 1 and 256",
+                self.database.pool_size
+            ));
+        }
+        if self.database.flush_interval < Duration::from_secs(1) {
+            p.push("database.flush_interval: must be at least 1s".into());
+        }
+        for (i, t) in self.auth.admin_tokens.iter().enumerate() {
+            if t.len() < 16 {
+                p.push(format!("auth.admin_tokens[{i}]: shorter than 16 characters"));
+            }
+        }
+        for (i, t) in self.auth.bootstrap_tokens.iter().enumerate() {
+            if t.len() < 16 {
+                p.push(format!("auth.bootstrap_tokens[{i}]: shorter than 16 characters"));
+            }
+        }
+        if self.auth.join_token_ttl < Duration::from_secs(60) {
+            p.push("auth.join_token_ttl: must be at least 1m".into());
+        }
+        let s = &self.scrape;
+        if s.interval < Duration::from_secs(1) {
+            p.push("scrape.interval: must be at least 1s".into());
+        }
+        if s.timeout.is_zero() || s.timeout > s.interval {
+            p.push(format!(
+                "scrape.timeout: {} must be above 0 and at most scrape.interval ({})",
+                humantime::format_duration(s.timeout),
+                humantime::format_duration(s.interval)
+            ));
+        }
+        if s.body_limit_bytes < 1024 {
+            p.push("scrape.body_limit_bytes: must be at least 1024".into());
+        }
+        if s.sample_limit == 0 {
+            p.push("scrape.sample_limit: must be at least 1".into());
+        }
+        if !(1..=4096).contains(&s.concurrency) {
+            p.push(format!("scrape.concurrency: {} is not between 1 and 4096", s.concurrency));
+        }
+        if s.offline_after == 0 {
+            p.push("scrape.offline_after: must be at least 1 interval".into());
+        }
+        let mut names = HashSet::new();
+        for (i, t) in self.static_targets.iter().enumerate() {
+            if !crate::api::valid_name(&t.name) {
+                p.push(format!(
+                    "static_targets[{i}].name: {:?} must be 1-63 characters of a-z, 0-9, '-', '_', '.'",
+                    t.name
+                ));
+            }
+            if !names.insert(&t.name) {
+                p.push(format!("static_targets[{i}].name: {:?} appears twice", t.name));
+            }
+            if !valid_base_url(&t.address) {
+                p.push(format!(
+                    "static_targets[{i}].address: {:?} is not an http(s):// URL",
+                    t.address
+                ));
+            }
+        }
+        if p.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid {
+                file: file.map(Path::to_path_buf),
+                problems: p,
+            })
+        }
+    }
+
+    /// The URL agents should use to reach this control plane.
+    pub fn external_url(&self) -> String {
+        if self.server.external_url.is_empty() {
+            format!("http://{}", self.server.listen)
+        } else {
+            self.server.external_url.trim_end_matches('/').to_string()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_config_means_sqlite_on_localhost() {
+        let c = ControlPlaneConfig::default();
+        c.validate(None).unwrap();
+        assert_eq!(c.server.listen, "127.0.0.1:8410");
+        assert_eq!(c.database.url, "sqlite://gpuwarden.db");
+        assert_eq!(c.scrape.interval, Duration::from_secs(15));
+        assert_eq!(c.external_url(), "http://127.0.0.1:8410");
+    }
+
+    #[test]
+    fn every_bad_value_is_listed_with_its_key() {
+        let mut c = ControlPlaneConfig::default();
+        c.server.listen = "nowhere".into();
+        c.database.url = "mysql://x".into();
+        c.scrape.timeout = Duration::from_secs(60);
+        c.auth.admin_tokens = vec!["short".into()];
+        c.static_targets = vec![
+            StaticTarget {
+                name: "a".into(),
+                address: "10.0.0.1:9410".into(),
+                pool: "default".into(),
+                labels: BTreeMap::new(),
+            },
+            StaticTarget {
+                name: "a".into(),
+                address: "http://10.0.0.2:9410".into(),
+                pool: "default".into(),
+                labels: BTreeMap::new(),
+            },
+        ];
+        let e = c.validate(Some(Path::new("cp.toml"))).unwrap_err().to_string();
+        for key in [
+            "in cp.toml",
+            "server.listen",
+            "database.url",
+            "scrape.timeout",
+            "auth.admin_tokens[0]",
+            "static_targets[0].address",
+            "static_targets[1].name: \"a\" appears twice",
+        ] {
+            assert!(e.contains(key), "{key} missing from:\n{e}");
+        }
+    }
+
+    #[test]
+    fn unknown_keys_name_the_key_and_the_file() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("cp.toml", "[scrape]\nintervall = \"5s\"\n")?;
+            let e = ControlPlaneConfig::load_from(
+                Some(Path::new("cp.toml")),
+                Env::prefixed("GPUWARDEN_TEST_NONE_"),
+                &Overrides::default(),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(e.contains("intervall") && e.contains("cp.toml"), "{e}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn environment_and_flags_override_the_file() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("cp.toml", "[scrape]\ninterval = \"30s\"\n")?;
+            jail.set_env("GPUWARDEN_SCRAPE__INTERVAL", "20s");
+            let c = ControlPlaneConfig::load_from(
+                Some(Path::new("cp.toml")),
+                Env::prefixed("GPUWARDEN_"),
+                &Overrides {
+                    listen: Some("127.0.0.1:9999".into()),
+                    database: Some("postgres://x@localhost/db".into()),
+                },
+            )
+            .unwrap();
+            assert_eq!(c.scrape.interval, Duration::from_secs(20));
+            assert_eq!(c.server.listen, "127.0.0.1:9999");
+            assert_eq!(c.database.url, "postgres://x@localhost/db");
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,393 @@
+//! The fleet as the scraper sees it, in memory: one [`Target`] per scrapable node with its
+//! scrape state, latest observation and event cursor.
+//!
+//! Observations change every scrape and are kept here; [`Fleet::take_dirty`] hands the
+//! changed ones to a periodic batch write. Connectivity transitions are returned to the caller
+//! to store at once. Every method takes `now` (Unix ms) from the caller's clock, so tests
+//! drive time by hand.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::model::{Connectivity, ScrapeInfo, Status};
+use crate::observation::NodeObservation;
+use crate::schedule;
+use crate::store::rows::{NodeRow, ObservationRow};
+use crate::store::ObservationWrite;
+
+/// Scheduling settings.
+#[derive(Debug, Clone)]
+pub struct FleetSettings {
+    /// Scrape interval.
+    pub interval: Duration,
+    /// Missed intervals before `offline`.
+    pub offline_after: u32,
+    /// This replica's name (shifts phases).
+    pub replica: String,
+}
+
+/// One scrapable node.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// Node id.
+    pub node_id: String,
+    /// Node name.
+    pub name: String,
+    /// Pool.
+    pub pool: String,
+    /// Labels.
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// Agent base URL.
+    pub address: String,
+    /// Current connectivity.
+    pub connectivity: Connectivity,
+    /// Last scrape's outcome.
+    pub scrape: ScrapeInfo,
+    /// Last successful scrape (Unix ms).
+    pub last_success: Option<i64>,
+    /// Since when the node has been a target (Unix ms): `offline` is judged from here when it
+    /// never answered.
+    pub since: i64,
+    /// Latest observation.
+    pub observation: Option<Arc<NodeObservation>>,
+    /// The agent run whose events were read last.
+    pub agent_instance: Option<String>,
+    /// The last agent event sequence stored.
+    pub event_cursor: i64,
+    /// Phase within the interval.
+    offset: Duration,
+    /// Next scrape (Unix ms).
+    next_at: i64,
+    /// A scrape is running.
+    in_flight: bool,
+    /// The observation changed since the last batch write.
+    dirty: bool,
+}
+
+/// A scrape to run.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// Node id.
+    pub node_id: String,
+    /// Agent base URL.
+    pub address: String,
+}
+
+/// A connectivity change to store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnectivityChange {
+    /// Node id.
+    pub node_id: String,
+    /// New connectivity.
+    pub to: Connectivity,
+    /// Why.
+    pub reason: String,
+}
+
+/// What a successful scrape asks for next.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AfterScrape {
+    /// The node came online.
+    pub change: Option<ConnectivityChange>,
+    /// Read the agent's events after this cursor (the stored agent instance with it).
+    pub read_events: Option<(Option<String>, i64)>,
+}
+
+/// The scraper's in-memory fleet.
+#[derive(Debug)]
+pub struct Fleet {
+    settings: FleetSettings,
+    targets: Mutex<HashMap<String, Target>>,
+}
+
+fn scrapable(row: &NodeRow) -> bool {
+    let live = !matches!(
+        row.status(),
+        Ok(Status::Pending | Status::Terminated) | Err(_)
+    );
+    live && !row.deregistered && row.address.is_some()
+}
+
+impl Fleet {
+    /// An empty fleet.
+    pub fn new(settings: FleetSettings) -> Self {
+        Self {
+            settings,
+            targets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Target>> {
+        self.targets.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The interval.
+    pub fn settings(&self) -> &FleetSettings {
+        &self.settings
+    }
+
+    /// Adds, updates or removes the node's target after a change of its row.
+    pub fn sync(&self, row: &NodeRow, now: i64) {
+        let mut t = self.lock();
+        if !scrapable(row) {
+            t.remove(&row.id);
+            return;
+        }
+        let address = row.address.clone().unwrap_or_default();
+        let labels = row.labels().unwrap_or_default();
+        let connectivity = row.connectivity().unwrap_or(Connectivity::Offline);
+        match t.get_mut(&row.id) {
+            Some(e) => {
+                if e.address != address {
+                    e.address = address;
+                    e.next_at = now;
+                }
+                e.name = row.name.clone();
+                e.pool = row.pool.clone();
+                e.labels = labels;
+            }
+            None => {
+                let offset = schedule::offset(&address, &self.settings.replica, self.settings.interval);
+                let next = schedule::next_at(
+                    Duration::from_millis(u64::try_from(now).unwrap_or(0)),
+                    offset,
+                    self.settings.interval,
+                );
+                t.insert(
+                    row.id.clone(),
+                    Target {
+                        node_id: row.id.clone(),
+                        name: row.name.clone(),
+                        pool: row.pool.clone(),
+                        labels,
+                        address,
+                        connectivity,
+                        scrape: ScrapeInfo::default(),
+                        last_success: row.last_seen,
+                        since: now,
+                        observation: None,
+                        agent_instance: row.agent_instance.clone(),
+                        event_cursor: row.event_cursor,
+                        offset,
+                        next_at: i64::try_from(next.as_millis()).unwrap_or(i64::MAX),
+                        in_flight: false,
+                        dirty: false,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Forgets a node.
+    pub fn remove(&self, id: &str) {
+        self.lock().remove(id);
+    }
+
+    /// A copy of one target.
+    pub fn get(&self, id: &str) -> Option<Target> {
+        self.lock().get(id).cloned()
+    }
+
+    /// Copies of every target.
+    pub fn all(&self) -> Vec<Target> {
+        let mut v: Vec<Target> = self.lock().values().cloned().collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+
+    /// How many targets there are.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The scrapes due at `now`, marked in flight; each is scheduled for its next phase.
+    pub fn due(&self, now: i64) -> Vec<Job> {
+        let interval = self.settings.interval;
+        let mut jobs = Vec::new();
+        for t in self.lock().values_mut() {
+            if t.in_flight || t.next_at > now {
+                continue;
+            }
+            t.in_flight = true;
+            let after = Duration::from_millis(u64::try_from(now).unwrap_or(0) + 1);
+            let next = schedule::next_at(after, t.offset, interval);
+            t.next_at = i64::try_from(next.as_millis()).unwrap_or(i64::MAX);
+            jobs.push(Job {
+                node_id: t.node_id.clone(),
+                address: t.address.clone(),
+            });
+        }
+        jobs
+    }
+
+    /// Milliseconds until the next scrape is due (at most `cap`).
+    pub fn idle_for(&self, now: i64, cap: i64) -> i64 {
+        self.lock()
+            .values()
+            .filter(|t| !t.in_flight)
+            .map(|t| t.next_at - now)
+            .min()
+            .unwrap_or(cap)
+            .clamp(0, cap)
+    }
+
+    /// Records a successful scrape.
+    pub fn succeeded(
+        &self,
+        id: &str,
+        obs: NodeObservation,
+        took: Duration,
+        now: i64,
+    ) -> Option<AfterScrape> {
+        let mut map = self.lock();
+        let t = map.get_mut(id)?;
+        t.in_flight = false;
+        let pending = crate::observation::events_pending(t.observation.as_deref(), &obs);
+        t.scrape = ScrapeInfo {
+            up: true,
+            last_scrape: Some(crate::clock::rfc3339(now)),
+            duration_seconds: took.as_secs_f64(),
+            samples: obs.samples,
+            last_error: None,
+            consecutive_failures: 0,
+        };
+        t.last_success = Some(now);
+        t.observation = Some(Arc::new(obs));
+        t.dirty = true;
+        let change = (t.connectivity != Connectivity::Online).then(|| {
+            t.connectivity = Connectivity::Online;
+            ConnectivityChange {
+                node_id: id.to_string(),
+                to: Connectivity::Online,
+                reason: "scrape succeeded".into(),
+            }
+        });
+        Some(AfterScrape {
+            change,
+            read_events: pending.then(|| (t.agent_instance.clone(), t.event_cursor)),
+        })
+    }
+
+    /// Records a failed scrape; the node goes offline only in [`Fleet::sweep`].
+    pub fn failed(&self, id: &str, error: String, took: Duration, now: i64) {
+        if let Some(t) = self.lock().get_mut(id) {
+            t.in_flight = false;
+            t.scrape.up = false;
+            t.scrape.last_scrape = Some(crate::clock::rfc3339(now));
+            t.scrape.duration_seconds = took.as_secs_f64();
+            t.scrape.last_error = Some(error);
+            t.scrape.consecutive_failures += 1;
+        }
+    }
+
+    /// Records that events up to `cursor` of agent run `instance` are stored.
+    pub fn events_read(&self, id: &str, instance: &str, cursor: i64) {
+        if let Some(t) = self.lock().get_mut(id) {
+            t.agent_instance = Some(instance.to_string());
+            t.event_cursor = cursor;
+        }
+    }
+
+    /// Nodes with no successful scrape for the grace period go offline.
+    pub fn sweep(&self, now: i64) -> Vec<ConnectivityChange> {
+        let grace = i64::try_from(
+            self.settings.interval.as_millis() * u128::from(self.settings.offline_after),
+        )
+        .unwrap_or(i64::MAX);
+        let mut changes = Vec::new();
+        for t in self.lock().values_mut() {
+            // Judged from the later of the last success and the moment the target was added, so a
+            // restarted control plane gives every node a full grace period.
+            let since = t.last_success.unwrap_or(t.since).max(t.since);
+            if t.connectivity == Connectivity::Online && now - since > grace {
+                t.connectivity = Connectivity::Offline;
+                let why = t.scrape.last_error.as_deref().unwrap_or("no answer");
+                changes.push(ConnectivityChange {
+                    node_id: t.node_id.clone(),
+                    to: Connectivity::Offline,
+                    reason: format!(
+                        "no successful scrape for {} ({} missed intervals): {why}",
+                        humantime::format_duration(Duration::from_millis(
+                            u64::try_from(now - since).unwrap_or(0)
+                        )),
+                        self.settings.offline_after
+                    ),
+                });
+            }
+        }
+        changes
+    }
+
+    /// The observations that changed since the last call, as rows to write.
+    pub fn take_dirty(&self) -> Vec<ObservationWrite> {
+        let mut out = Vec::new();
+        for t in self.lock().values_mut() {
+            if !t.dirty {
+                continue;
+            }
+            t.dirty = false;
+            if let (Some(o), Some(seen)) = (&t.observation, t.last_success) {
+                out.push(ObservationWrite {
+                    node_id: t.node_id.clone(),
+                    rows: observation_rows(&t.node_id, o, seen),
+                    last_seen: seen,
+                });
+            }
+        }
+        out
+    }
+}
+
+/// One node's observation as rows: one per GPU, and `gpu = -1` for the node.
+pub fn observation_rows(node_id: &str, o: &NodeObservation, at: i64) -> Vec<ObservationRow> {
+    let mut rows = Vec::with_capacity(o.gpus.len() + 1);
+    rows.push(ObservationRow {
+        node_id: node_id.to_string(),
+        gpu: -1,
+        uuid: String::new(),
+        model: String::new(),
+        body: json!({
+            "driver_version": o.driver_version,
+            "cuda_version": o.cuda_version,
+            "agent_version": o.agent_version,
+            "health_checks": o.health_checks,
+            "gpus": o.gpus.len(),
+            "samples": o.samples,
+        })
+        .to_string(),
+        observed_at: at,
+    });
+    for g in o.gpus.values() {
+        let ecc: serde_json::Map<String, serde_json::Value> = g
+            .ecc_errors
+            .iter()
+            .map(|((ty, counter), v)| (format!("{ty}/{counter}"), json!(v)))
+            .collect();
+        rows.push(ObservationRow {
+            node_id: node_id.to_string(),
+            gpu: i32::try_from(g.index).unwrap_or(i32::MAX),
+            uuid: g.uuid.clone(),
+            model: g.model.clone(),
+            body: json!({
+                "up": g.up,
+                "values": g.values,
+                "xid_errors": g.xid_errors,
+                "ecc_errors": ecc,
+                "nvlink_up": g.nvlink_up,
+                "nvlink_errors": g.nvlink_errors,
+                "clock_events": g.clock_events,
+            })
+            .to_string(),
+            observed_at: at,
+        });
+    }
+    rows
+}

@@ -1,0 +1,114 @@
+//! The control plane's own `/metrics`: scrapes by result, scrape duration, samples and events
+//! ingested, store writes, and nodes by status, health and connectivity. Names are constants
+//! here, in one place.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+
+/// Every metric the control plane exports.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    registry: Registry,
+    /// `gpuwarden_cp_scrapes_total{result}`
+    pub scrapes: IntCounterVec,
+    /// `gpuwarden_cp_scrape_duration_seconds`
+    pub scrape_duration: Histogram,
+    /// `gpuwarden_cp_samples_ingested_total`
+    pub samples: IntCounter,
+    /// `gpuwarden_cp_events_ingested_total`
+    pub events: IntCounter,
+    /// `gpuwarden_cp_events_lost_total`: an agent's ring overflowed before it was read.
+    pub events_lost: IntCounter,
+    /// `gpuwarden_cp_store_errors_total{op}`
+    pub store_errors: IntCounterVec,
+    /// `gpuwarden_cp_observation_flushes_total`
+    pub flushes: IntCounter,
+    /// `gpuwarden_cp_nodes{status,health,connectivity}`
+    pub nodes: IntGaugeVec,
+    /// `gpuwarden_cp_targets`
+    pub targets: IntGaugeVec,
+}
+
+fn must<T>(r: prometheus::Result<T>) -> T {
+    // Metric definitions are constants; a failure is a programming error caught by tests.
+    #[allow(clippy::expect_used)]
+    r.expect("metric definition")
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Registers every metric in a fresh registry.
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let scrapes = must(IntCounterVec::new(
+            Opts::new("gpuwarden_cp_scrapes_total", "Agent scrapes by result (success, or the failure kind)."),
+            &["result"],
+        ));
+        let scrape_duration = must(Histogram::with_opts(
+            HistogramOpts::new("gpuwarden_cp_scrape_duration_seconds", "Time to fetch and parse one agent's /metrics.")
+                .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+        ));
+        let samples = must(IntCounter::new("gpuwarden_cp_samples_ingested_total", "Samples parsed from agents."));
+        let events = must(IntCounter::new("gpuwarden_cp_events_ingested_total", "Health events read from agents and stored."));
+        let events_lost = must(IntCounter::new(
+            "gpuwarden_cp_events_lost_total",
+            "Times an agent's event ring overflowed before the control plane read it.",
+        ));
+        let store_errors = must(IntCounterVec::new(
+            Opts::new("gpuwarden_cp_store_errors_total", "Failed database writes by operation."),
+            &["op"],
+        ));
+        let flushes = must(IntCounter::new(
+            "gpuwarden_cp_observation_flushes_total",
+            "Batched writes of the latest observations.",
+        ));
+        let nodes = must(IntGaugeVec::new(
+            Opts::new("gpuwarden_cp_nodes", "Nodes by lifecycle status, health and connectivity."),
+            &["status", "health", "connectivity"],
+        ));
+        let targets = must(IntGaugeVec::new(
+            Opts::new("gpuwarden_cp_targets", "Scrape targets by whether their last scrape succeeded."),
+            &["up"],
+        ));
+        for c in [
+            Box::new(scrapes.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(scrape_duration.clone()),
+            Box::new(samples.clone()),
+            Box::new(events.clone()),
+            Box::new(events_lost.clone()),
+            Box::new(store_errors.clone()),
+            Box::new(flushes.clone()),
+            Box::new(nodes.clone()),
+            Box::new(targets.clone()),
+        ] {
+            must(registry.register(c));
+        }
+        Self {
+            registry,
+            scrapes,
+            scrape_duration,
+            samples,
+            events,
+            events_lost,
+            store_errors,
+            flushes,
+            nodes,
+            targets,
+        }
+    }
+
+    /// The text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        // Encoding into a Vec cannot fail for well-formed metrics.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}

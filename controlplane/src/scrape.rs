@@ -1,0 +1,275 @@
+//! Pulling the agents: a generic loop (schedule, bounded concurrency, timeouts, limits) apart
+//! from what a scrape means (parse into an observation, read new events).
+//!
+//! One scheduler thread hands due targets to `scrape.concurrency` worker threads through a
+//! bounded channel; each worker fetches `/metrics` through a [`Fetch`] (HTTP with gzip in
+//! production), parses it with the shared zero-copy parser, and records the result in the
+//! [`Fleet`]. When an XID or ECC counter moved, the worker reads the agent's
+//! `/v1/events?after=CURSOR` and stores the events with the cursor in one transaction, so
+//! none is stored twice or skipped when either side restarts. A housekeeping thread writes
+//! the latest observations in batches and applies retention.
+
+mod fetch;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use gpuwarden_wire::event::{EventsPage, HealthEvent};
+use tracing::{debug, info, warn};
+
+pub use fetch::{Fetch, HttpFetcher, ScrapeError};
+
+use crate::clock::{parse_rfc3339, SharedClock};
+use crate::fleet::{ConnectivityChange, Fleet, Job};
+use crate::metrics::Metrics;
+use crate::observation::observe;
+use crate::store::rows::NewEvent;
+use crate::store::Store;
+
+/// Most event pages read after one scrape; the rest come with the next.
+const MAX_EVENT_PAGES: usize = 10;
+
+/// What the scraper needs.
+#[derive(Clone)]
+pub struct Scraper {
+    /// Targets and their state.
+    pub fleet: Arc<Fleet>,
+    /// Where events and transitions go.
+    pub store: Arc<Store>,
+    /// How bodies are fetched.
+    pub fetch: Arc<dyn Fetch>,
+    /// Time.
+    pub clock: SharedClock,
+    /// Own metrics.
+    pub metrics: Metrics,
+    /// Most samples per body.
+    pub sample_limit: usize,
+}
+
+impl std::fmt::Debug for Scraper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scraper").field("targets", &self.fleet.len()).finish()
+    }
+}
+
+/// The running scraper's threads; [`ScraperHandle::stop`] ends them.
+#[derive(Debug)]
+pub struct ScraperHandle {
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl ScraperHandle {
+    /// Stops scheduling, lets running scrapes finish, writes the observations once more.
+    pub fn stop(self) {
+        self.stop.store(true, Ordering::SeqCst);
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Scraper {
+    /// Scrapes `job` now and records the outcome.
+    pub fn scrape_one(&self, job: &Job) {
+        let start = Instant::now();
+        let outcome = self
+            .fetch
+            .metrics(&job.address)
+            .and_then(|body| observe(&body, self.sample_limit).map_err(ScrapeError::from));
+        let took = start.elapsed();
+        let now = self.clock.now_ms();
+        self.metrics.scrape_duration.observe(took.as_secs_f64());
+        match outcome {
+            Ok(obs) => {
+                self.metrics.scrapes.with_label_values(&["success"]).inc();
+                self.metrics.samples.inc_by(obs.samples as u64);
+                let Some(after) = self.fleet.succeeded(&job.node_id, obs, took, now) else {
+                    return;
+                };
+                if let Some(c) = after.change {
+                    self.store_change(&c, now);
+                }
+                if let Some((instance, cursor)) = after.read_events {
+                    if let Err(e) = self.read_events(job, instance, cursor) {
+                        warn!(node = %job.node_id, error = %e, "reading the agent's events failed; retried next scrape");
+                        self.metrics.scrapes.with_label_values(&["events"]).inc();
+                        // Make the next scrape try again.
+                        self.fleet.events_read(&job.node_id, "", -1);
+                    }
+                }
+            }
+            Err(e) => {
+                debug!(node = %job.node_id, address = %job.address, error = %e, "scrape failed");
+                self.metrics.scrapes.with_label_values(&[e.kind()]).inc();
+                self.fleet.failed(&job.node_id, e.to_string(), took, now);
+            }
+        }
+    }
+
+    fn store_change(&self, c: &ConnectivityChange, now: i64) {
+        info!(node = %c.node_id, to = %c.to, reason = %c.reason, "connectivity changed");
+        if let Err(e) = self.store.set_connectivity(&c.node_id, c.to, &c.reason, now) {
+            self.metrics.store_errors.with_label_values(&["transition"]).inc();
+            warn!(node = %c.node_id, error = %e, "storing a connectivity change failed");
+        }
+    }
+
+    /// Reads the agent's events after `cursor` and stores them with the new cursor.
+    fn read_events(&self, job: &Job, instance: Option<String>, cursor: i64) -> Result<(), ScrapeError> {
+        // A cursor of -1 means the last read failed: start over from what the store has.
+        let (mut known, mut after) = if cursor < 0 {
+            let row = self.store.node(&job.node_id).map_err(|e| ScrapeError::Events(e.to_string()))?;
+            (row.agent_instance, row.event_cursor)
+        } else {
+            (instance, cursor)
+        };
+        for _ in 0..MAX_EVENT_PAGES {
+            let page = self.fetch.events(&job.address, after)?;
+            if known.as_deref().is_some_and(|k| !k.is_empty() && k != page.instance) && after > 0 {
+                info!(node = %job.node_id, "agent restarted; reading its events from the start");
+                known = Some(page.instance.clone());
+                after = 0;
+                continue;
+            }
+            known = Some(page.instance.clone());
+            if page.truncated {
+                self.metrics.events_lost.inc();
+                warn!(node = %job.node_id, after, "the agent's event ring overflowed before it was read; some events are lost");
+            }
+            let next = i64::try_from(page.next).unwrap_or(i64::MAX);
+            let batch: Vec<NewEvent> = page
+                .events
+                .iter()
+                .map(|e| new_event(&job.node_id, &page, e, self.clock.now_ms()))
+                .collect();
+            let added = self
+                .store
+                .ingest_events(&job.node_id, &page.instance, next, &batch)
+                .map_err(|e| ScrapeError::Events(e.to_string()))?;
+            self.metrics.events.inc_by(added as u64);
+            self.fleet.events_read(&job.node_id, &page.instance, next);
+            if page.events.is_empty() || next <= after {
+                break;
+            }
+            after = next;
+        }
+        Ok(())
+    }
+
+    /// Starts the scheduler, the workers and housekeeping.
+    pub fn spawn(
+        self,
+        concurrency: usize,
+        flush_every: Duration,
+        retention: (Duration, Duration),
+    ) -> std::io::Result<ScraperHandle> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (tx, rx) = sync_channel::<Job>(concurrency * 2);
+        let rx = Arc::new(Mutex::new(rx));
+        let mut threads = Vec::new();
+        for i in 0..concurrency {
+            let (s, rx) = (self.clone(), rx.clone());
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("scrape-{i}"))
+                    .spawn(move || worker(&s, &rx))?,
+            );
+        }
+        let (s, st) = (self.clone(), stop.clone());
+        threads.push(std::thread::Builder::new().name("scrape-sched".into()).spawn(move || {
+            while !st.load(Ordering::SeqCst) {
+                let now = s.clock.now_ms();
+                for c in s.fleet.sweep(now) {
+                    s.store_change(&c, now);
+                }
+                for job in s.fleet.due(now) {
+                    if tx.send(job).is_err() {
+                        return;
+                    }
+                }
+                let idle = s.fleet.idle_for(s.clock.now_ms(), 200);
+                std::thread::sleep(Duration::from_millis(u64::try_from(idle.max(5)).unwrap_or(5)));
+            }
+            // Dropping `tx` ends the workers once their queue is empty.
+        })?);
+        let (s, st) = (self, stop.clone());
+        threads.push(std::thread::Builder::new().name("housekeeping".into()).spawn(move || {
+            housekeeping(&s, &st, flush_every, retention);
+        })?);
+        Ok(ScraperHandle { stop, threads })
+    }
+
+    /// Writes the changed observations in one batch.
+    pub fn flush(&self) {
+        let batch = self.fleet.take_dirty();
+        if batch.is_empty() {
+            return;
+        }
+        let start = Instant::now();
+        match self.store.write_observations(&batch) {
+            Ok(()) => {
+                self.metrics.flushes.inc();
+                debug!(nodes = batch.len(), took_ms = start.elapsed().as_millis() as u64, "observations written");
+            }
+            Err(e) => {
+                self.metrics.store_errors.with_label_values(&["observations"]).inc();
+                warn!(nodes = batch.len(), error = %e, "writing observations failed; the next scrape brings them again");
+            }
+        }
+    }
+}
+
+fn worker(s: &Scraper, rx: &Mutex<Receiver<Job>>) {
+    loop {
+        let job = {
+            let guard = rx.lock().unwrap_or_else(|p| p.into_inner());
+            guard.recv()
+        };
+        let Ok(job) = job else { return };
+        s.scrape_one(&job);
+    }
+}
+
+fn housekeeping(s: &Scraper, stop: &AtomicBool, flush_every: Duration, retention: (Duration, Duration)) {
+    let mut last_flush = Instant::now();
+    let mut last_prune: Option<Instant> = None;
+    while !stop.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(100));
+        if last_flush.elapsed() >= flush_every {
+            s.flush();
+            last_flush = Instant::now();
+        }
+        if last_prune.is_none_or(|t| t.elapsed() >= Duration::from_secs(3600)) {
+            let now = s.clock.now_ms();
+            let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+            match s.store.prune(now - ms(retention.0), now - ms(retention.1)) {
+                Ok((e, a)) if e + a > 0 => info!(events = e, audit = a, "retention pruned old rows"),
+                Ok(_) => {}
+                Err(e) => warn!(error = %e, "retention pruning failed"),
+            }
+            last_prune = Some(Instant::now());
+        }
+    }
+    s.flush();
+}
+
+/// An agent event as a row.
+pub fn new_event(node_id: &str, page: &EventsPage, e: &HealthEvent, now: i64) -> NewEvent {
+    NewEvent {
+        node_id: node_id.to_string(),
+        gpu: e.gpu.and_then(|g| i32::try_from(g).ok()),
+        uuid: e.uuid.clone(),
+        kind: e.kind.as_str().to_string(),
+        code: e.code.and_then(|c| i64::try_from(c).ok()),
+        message: e.message.clone(),
+        severity: e.severity.as_str().to_string(),
+        action: e.action.map(|a| a.as_str()).unwrap_or("ignore").to_string(),
+        time: parse_rfc3339(&e.time).unwrap_or(now),
+        agent_instance: page.instance.clone(),
+        agent_seq: i64::try_from(e.seq).unwrap_or(i64::MAX),
+    }
+}

@@ -1,0 +1,155 @@
+//! Fetching an agent's `/metrics` and `/v1/events` over HTTP (ureq: keep-alive, gzip,
+//! timeouts), with the body limit applied after decompression.
+
+use std::time::Duration;
+
+use gpuwarden_wire::event::EventsPage;
+use thiserror::Error;
+
+use crate::observation::ObserveError;
+
+/// Why a scrape failed; the message is what operators see as `last_error`.
+#[derive(Debug, Error)]
+pub enum ScrapeError {
+    /// No connection.
+    #[error("connection failed: {0}")]
+    Connect(String),
+    /// The scrape took longer than the timeout.
+    #[error("timed out after {}", humantime::format_duration(*.0))]
+    Timeout(Duration),
+    /// Not HTTP 200.
+    #[error("HTTP status {0}")]
+    Status(u16),
+    /// Not Prometheus text.
+    #[error("content type {0:?} is not Prometheus text (text/plain)")]
+    ContentType(String),
+    /// The body is over the limit.
+    #[error("body larger than {0} bytes")]
+    TooLarge(u64),
+    /// The body could not be read (cut short, bad gzip).
+    #[error("reading the body: {0}")]
+    Body(String),
+    /// The body is not valid exposition, or has too many samples.
+    #[error("{0}")]
+    Parse(#[from] ObserveError),
+    /// Reading or storing the agent's events failed.
+    #[error("events: {0}")]
+    Events(String),
+}
+
+impl ScrapeError {
+    /// The `result` label of `gpuwarden_cp_scrapes_total`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ScrapeError::Connect(_) => "connect",
+            ScrapeError::Timeout(_) => "timeout",
+            ScrapeError::Status(_) => "http_status",
+            ScrapeError::ContentType(_) => "content_type",
+            ScrapeError::TooLarge(_) => "too_large",
+            ScrapeError::Body(_) => "body",
+            ScrapeError::Parse(ObserveError::TooManySamples { .. }) => "sample_limit",
+            ScrapeError::Parse(_) => "parse",
+            ScrapeError::Events(_) => "events",
+        }
+    }
+}
+
+/// Fetches what the scraper reads from an agent. Tests and the simulator fake it.
+pub trait Fetch: Send + Sync + 'static {
+    /// The body of `{address}/metrics`, decompressed.
+    fn metrics(&self, address: &str) -> Result<Vec<u8>, ScrapeError>;
+    /// `{address}/v1/events?after=AFTER`.
+    fn events(&self, address: &str, after: i64) -> Result<EventsPage, ScrapeError>;
+}
+
+/// [`Fetch`] over HTTP.
+#[derive(Debug)]
+pub struct HttpFetcher {
+    agent: ureq::Agent,
+    timeout: Duration,
+    body_limit: u64,
+}
+
+impl HttpFetcher {
+    /// A fetcher with a per-request `timeout` and a `body_limit` after decompression.
+    pub fn new(timeout: Duration, body_limit: u64, max_idle: usize) -> Self {
+        let agent = ureq::Agent::config_builder()
+            .timeout_global(Some(timeout))
+            .http_status_as_error(false)
+            .max_idle_connections(max_idle.max(1))
+            .max_idle_connections_per_host(2)
+            .user_agent(concat!("gpuwarden-controlplane/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .into();
+        Self {
+            agent,
+            timeout,
+            body_limit,
+        }
+    }
+
+    fn error(&self, e: ureq::Error) -> ScrapeError {
+        match e {
+            ureq::Error::Timeout(_) => ScrapeError::Timeout(self.timeout),
+            ureq::Error::BodyExceedsLimit(n) => ScrapeError::TooLarge(n),
+            ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => {
+                ScrapeError::Timeout(self.timeout)
+            }
+            ureq::Error::Io(io) => ScrapeError::Body(io.to_string()),
+            ureq::Error::ConnectionFailed | ureq::Error::HostNotFound => {
+                ScrapeError::Connect(e.to_string())
+            }
+            other => ScrapeError::Connect(other.to_string()),
+        }
+    }
+}
+
+impl Fetch for HttpFetcher {
+    fn metrics(&self, address: &str) -> Result<Vec<u8>, ScrapeError> {
+        let url = format!("{}/metrics", address.trim_end_matches('/'));
+        let mut resp = self
+            .agent
+            .get(&url)
+            .header("Accept", "text/plain;version=0.0.4;q=1,*/*;q=0.1")
+            .call()
+            .map_err(|e| self.error(e))?;
+        let status = resp.status().as_u16();
+        if status != 200 {
+            return Err(ScrapeError::Status(status));
+        }
+        let ct = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        if !ct.to_ascii_lowercase().starts_with("text/plain") {
+            return Err(ScrapeError::ContentType(ct));
+        }
+        resp.body_mut()
+            .with_config()
+            .limit(self.body_limit)
+            .read_to_vec()
+            .map_err(|e| match e {
+                ureq::Error::BodyExceedsLimit(_) => ScrapeError::TooLarge(self.body_limit),
+                other => match self.error(other) {
+                    ScrapeError::Connect(m) => ScrapeError::Body(m),
+                    e => e,
+                },
+            })
+    }
+
+    fn events(&self, address: &str, after: i64) -> Result<EventsPage, ScrapeError> {
+        let url = format!("{}/v1/events?after={}", address.trim_end_matches('/'), after.max(0));
+        let mut resp = self.agent.get(&url).call().map_err(|e| self.error(e))?;
+        let status = resp.status().as_u16();
+        if status != 200 {
+            return Err(ScrapeError::Events(format!("HTTP status {status}")));
+        }
+        resp.body_mut()
+            .with_config()
+            .limit(self.body_limit)
+            .read_json::<EventsPage>()
+            .map_err(|e| ScrapeError::Events(e.to_string()))
+    }
+}

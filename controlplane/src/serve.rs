@@ -1,0 +1,338 @@
+//! `gpuwarden serve`: opens the store, sets up tokens, loads the targets, starts the scraper
+//! and the HTTP server. [`start`] is what the binary and the end-to-end tests both run.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use actix_web::{web, App, HttpServer};
+use thiserror::Error;
+use tracing::{info, warn};
+
+use crate::api::{self, auth_digest, ApiSettings, AppState, Auth};
+use crate::clock::SharedClock;
+use crate::config::ControlPlaneConfig;
+use crate::fleet::{Fleet, FleetSettings};
+use crate::metrics::Metrics;
+use crate::model::{Connectivity, Health, Source, Status};
+use crate::scrape::{HttpFetcher, Scraper, ScraperHandle};
+use crate::store::rows::{AdminTokenRow, NodeRow};
+use crate::store::{Store, StoreError, StoreOptions};
+use crate::token::{self, TokenKind};
+
+/// Why the control plane could not start.
+#[derive(Debug, Error)]
+pub enum ServeError {
+    /// The database.
+    #[error("database {url}: {source}")]
+    Store {
+        /// The URL, password hidden.
+        url: String,
+        /// The cause.
+        #[source]
+        source: StoreError,
+    },
+    /// Files or sockets.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// No randomness for tokens.
+    #[error(transparent)]
+    Random(#[from] token::RandomError),
+}
+
+/// Tokens given through the environment (`GPUWARDEN_ADMIN_TOKEN`, `GPUWARDEN_BOOTSTRAP_TOKEN`).
+#[derive(Debug, Clone, Default)]
+pub struct EnvTokens {
+    /// Admin token.
+    pub admin: Option<String>,
+    /// Bootstrap token.
+    pub bootstrap: Option<String>,
+}
+
+impl EnvTokens {
+    /// Reads the two variables.
+    pub fn from_env() -> Self {
+        let get = |k| std::env::var(k).ok().filter(|v: &String| !v.trim().is_empty());
+        Self {
+            admin: get("GPUWARDEN_ADMIN_TOKEN"),
+            bootstrap: get("GPUWARDEN_BOOTSTRAP_TOKEN"),
+        }
+    }
+}
+
+/// A running control plane.
+pub struct Running {
+    /// Where the API listens.
+    pub addr: SocketAddr,
+    /// The admin token generated at this start, if one was.
+    pub generated_admin_token: Option<(String, PathBuf)>,
+    server: actix_web::dev::ServerHandle,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    scraper: ScraperHandle,
+}
+
+impl std::fmt::Debug for Running {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Running").field("addr", &self.addr).finish_non_exhaustive()
+    }
+}
+
+impl Running {
+    /// Stops serving, stops the scraper, and writes the observations once more.
+    pub async fn stop(self) {
+        self.server.stop(true).await;
+        let _ = self.task.await;
+        let _ = tokio::task::spawn_blocking(move || self.scraper.stop()).await;
+    }
+}
+
+/// Hides the password of a database URL for logs and errors.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.find(':') {
+                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+fn write_secret(path: &Path, secret: &str) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    writeln!(f, "{secret}")
+}
+
+/// The admin token digests to accept; generates one when there are none anywhere.
+fn admin_tokens(
+    cfg: &ControlPlaneConfig,
+    env: &EnvTokens,
+    store: &Store,
+    now: i64,
+) -> Result<(Vec<String>, Option<(String, PathBuf)>), ServeError> {
+    let store_err = |source| ServeError::Store {
+        url: redact(&cfg.database.url),
+        source,
+    };
+    let mut digests: Vec<String> = cfg.auth.admin_tokens.iter().map(|t| auth_digest(t)).collect();
+    digests.extend(env.admin.iter().map(|t| auth_digest(t)));
+    let stored = store.admin_token_digests().map_err(store_err)?;
+    let mut generated = None;
+    if digests.is_empty() && stored.is_empty() {
+        let t = token::issue(TokenKind::Admin)?;
+        let path = cfg.server.data_dir.join("admin-token");
+        store
+            .add_admin_token(&AdminTokenRow {
+                digest: t.digest.clone(),
+                name: "generated".into(),
+                created_at: now,
+            })
+            .map_err(store_err)?;
+        write_secret(&path, &t.secret).map_err(|source| ServeError::Io {
+            what: format!("writing {}", path.display()),
+            source,
+        })?;
+        digests.push(t.digest);
+        generated = Some((t.secret, path));
+    }
+    digests.extend(stored);
+    Ok((digests, generated))
+}
+
+fn static_row(t: &crate::config::StaticTarget, now: i64) -> Result<NodeRow, ServeError> {
+    Ok(NodeRow {
+        id: token::random_id("node-")?,
+        name: t.name.clone(),
+        pool: t.pool.clone(),
+        labels: serde_json::to_string(&t.labels).unwrap_or_else(|_| "{}".into()),
+        address: Some(t.address.trim_end_matches('/').to_string()),
+        status: Status::Active.as_str().into(),
+        health: Health::Unknown.as_str().into(),
+        connectivity: Connectivity::Offline.as_str().into(),
+        capabilities: "{}".into(),
+        source: Source::Static.as_str().into(),
+        agent_instance: None,
+        event_cursor: 0,
+        deregistered: false,
+        created_at: now,
+        updated_at: now,
+        last_seen: None,
+    })
+}
+
+/// Starts the control plane with `cfg`; `clock` drives offline detection and token expiry.
+pub async fn start(
+    cfg: ControlPlaneConfig,
+    env: EnvTokens,
+    clock: SharedClock,
+) -> Result<Running, ServeError> {
+    let url = cfg.database.url.clone();
+    let opts = StoreOptions {
+        pool_size: cfg.database.pool_size,
+        busy_timeout: cfg.database.busy_timeout,
+        ..StoreOptions::default()
+    };
+    let store = tokio::task::spawn_blocking(move || Store::open(&url, &opts))
+        .await
+        .map_err(|e| ServeError::Io {
+            what: "opening the database".into(),
+            source: std::io::Error::other(e.to_string()),
+        })?
+        .map_err(|source| ServeError::Store {
+            url: redact(&cfg.database.url),
+            source,
+        })?;
+    let store = Arc::new(store);
+    info!(database = %redact(&cfg.database.url), backend = ?store.backend(), "database ready");
+    let now = clock.now_ms();
+    let (admin, generated) = admin_tokens(&cfg, &env, &store, now)?;
+    let mut bootstrap: Vec<String> = cfg.auth.bootstrap_tokens.iter().map(|t| auth_digest(t)).collect();
+    bootstrap.extend(env.bootstrap.iter().map(|t| auth_digest(t)));
+    if bootstrap.is_empty() {
+        info!("no bootstrap token: agents join only as pre-created nodes (POST /v1/nodes, then /token)");
+    }
+    let replica = if cfg.scrape.replica.is_empty() {
+        sysinfo_hostname()
+    } else {
+        cfg.scrape.replica.clone()
+    };
+    let fleet = Arc::new(Fleet::new(FleetSettings {
+        interval: cfg.scrape.interval,
+        offline_after: cfg.scrape.offline_after,
+        replica,
+    }));
+    let store_err = |source| ServeError::Store {
+        url: redact(&cfg.database.url),
+        source,
+    };
+    for t in &cfg.static_targets {
+        let row = store.upsert_static(&static_row(t, now)?).map_err(store_err)?;
+        fleet.sync(&row, now);
+    }
+    for row in store.all_nodes().map_err(store_err)? {
+        fleet.sync(&row, now);
+    }
+    info!(targets = fleet.len(), interval = %humantime::format_duration(cfg.scrape.interval), "scrape targets loaded");
+    let metrics = Metrics::new();
+    let scraper = Scraper {
+        fleet: fleet.clone(),
+        store: store.clone(),
+        fetch: Arc::new(HttpFetcher::new(
+            cfg.scrape.timeout,
+            cfg.scrape.body_limit_bytes,
+            cfg.scrape.concurrency * 2,
+        )),
+        clock: clock.clone(),
+        metrics: metrics.clone(),
+        sample_limit: cfg.scrape.sample_limit,
+    }
+    .spawn(
+        cfg.scrape.concurrency,
+        cfg.database.flush_interval,
+        (cfg.retention.events, cfg.retention.audit),
+    )
+    .map_err(|source| ServeError::Io {
+        what: "starting the scraper threads".into(),
+        source,
+    })?;
+    let state = web::Data::new(AppState {
+        store,
+        fleet,
+        clock,
+        metrics,
+        auth: Auth::new(admin, bootstrap),
+        settings: ApiSettings {
+            external_url: cfg.external_url(),
+            scrape_interval: cfg.scrape.interval,
+            join_token_ttl: cfg.auth.join_token_ttl,
+            node_token_ttl: cfg.auth.node_token_ttl,
+        },
+    });
+    let server = HttpServer::new(move || App::new().app_data(state.clone()).configure(api::configure))
+        .workers(cfg.server.workers)
+        .disable_signals()
+        .shutdown_timeout(5)
+        .bind(&cfg.server.listen)
+        .map_err(|source| ServeError::Io {
+            what: format!("cannot listen on {}", cfg.server.listen),
+            source,
+        })?;
+    let addr = server
+        .addrs()
+        .first()
+        .copied()
+        .ok_or_else(|| ServeError::Io {
+            what: "no listening address".into(),
+            source: std::io::Error::other("bind returned none"),
+        })?;
+    info!(%addr, "listening");
+    if let Some((_, path)) = &generated {
+        warn!(file = %path.display(), "no admin token was configured: generated one, printed once below and written to the file (mode 0600)");
+    }
+    let server = server.run();
+    let handle = server.handle();
+    let task = tokio::spawn(server);
+    Ok(Running {
+        addr,
+        generated_admin_token: generated,
+        server: handle,
+        task,
+        scraper,
+    })
+}
+
+fn sysinfo_hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "gpuwarden".into())
+}
+
+/// Waits for SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).ok();
+    let term = async {
+        match term.as_mut() {
+            Some(s) => {
+                s.recv().await;
+            }
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = term => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_hidden_in_database_urls() {
+        assert_eq!(redact("postgres://gw:s3cret@db:5432/gw"), "postgres://gw:***@db:5432/gw");
+        assert_eq!(redact("postgres://gw@db/gw"), "postgres://gw@db/gw");
+        assert_eq!(redact("sqlite://gpuwarden.db"), "sqlite://gpuwarden.db");
+    }
+}

@@ -1,0 +1,233 @@
+//! The database, through diesel: SQLite (a file, the default) or PostgreSQL, chosen by URL.
+//!
+//! Both backends share one schema ([`schema`]) and the same query code: each operation is
+//! written once and compiled for both connection types by [`with_conn!`], which matches on
+//! the pool instead of using diesel's `MultiConnection` (whose enum cannot express upserts).
+//! Everything here is synchronous; the server calls it through `web::block` so database work
+//! never runs on actix's workers. Compound changes (a transition with its audit entry and
+//! command) are one transaction each.
+
+pub mod rows;
+pub mod schema;
+
+mod nodes;
+mod records;
+
+use std::path::Path;
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::pg::PgConnection;
+use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PoolError};
+use diesel::sqlite::SqliteConnection;
+use diesel::RunQueryDsl;
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+use thiserror::Error;
+
+pub use nodes::{NodeFilter, Registration, Registered};
+pub use records::ObservationWrite;
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/postgres");
+
+/// Why a database operation failed.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// The URL names no backend this binary has.
+    #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://…")]
+    Url(String),
+    /// No connection could be had.
+    #[error("database connection: {0}")]
+    Pool(#[from] PoolError),
+    /// A query failed.
+    #[error("database query: {0}")]
+    Query(#[from] diesel::result::Error),
+    /// The schema could not be brought up to date.
+    #[error("database migration: {0}")]
+    Migration(String),
+    /// The named row does not exist.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// A unique value is taken, or the change conflicts with the row's state.
+    #[error("{0}")]
+    Conflict(String),
+    /// A stored value this binary cannot read.
+    #[error("stored value unreadable: {0}")]
+    Corrupt(String),
+}
+
+/// Which database a [`Store`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A SQLite file.
+    Sqlite,
+    /// A PostgreSQL server.
+    Postgres,
+}
+
+/// Connection settings.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Connections in the pool.
+    pub pool_size: u32,
+    /// How long a SQLite writer waits for the lock.
+    pub busy_timeout: Duration,
+    /// How long to wait for a free connection.
+    pub connect_timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            pool_size: 8,
+            busy_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+enum Pools {
+    Sqlite(Pool<ConnectionManager<SqliteConnection>>),
+    Postgres(Pool<ConnectionManager<PgConnection>>),
+}
+
+/// The control plane's database.
+pub struct Store {
+    pools: Pools,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("backend", &self.backend())
+            .finish()
+    }
+}
+
+/// Runs `$body` with `$c` bound to a pooled connection of whichever backend the store has.
+/// The body is compiled once per backend.
+macro_rules! with_conn {
+    ($store:expr, $c:ident => $body:expr) => {
+        match &$store.pools {
+            $crate::store::Pools::Sqlite(p) => {
+                let mut guard = p.get()?;
+                let $c: &mut diesel::sqlite::SqliteConnection = &mut guard;
+                $body
+            }
+            $crate::store::Pools::Postgres(p) => {
+                let mut guard = p.get()?;
+                let $c: &mut diesel::pg::PgConnection = &mut guard;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use with_conn;
+
+#[derive(Debug)]
+struct SqlitePragmas {
+    busy_timeout_ms: u128,
+}
+
+impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqlitePragmas {
+    fn on_acquire(&self, conn: &mut SqliteConnection) -> Result<(), diesel::r2d2::Error> {
+        conn.batch_execute(&format!(
+            "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; \
+             PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+            self.busy_timeout_ms
+        ))
+        .map_err(diesel::r2d2::Error::QueryError)
+    }
+}
+
+/// The SQLite file a `sqlite://PATH` (or bare path) URL names.
+pub fn sqlite_path(url: &str) -> Option<&str> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return None;
+    }
+    let path = url.strip_prefix("sqlite://").unwrap_or(url);
+    (!path.is_empty() && !path.contains("://")).then_some(path)
+}
+
+impl Store {
+    /// Connects to `url` (`sqlite://PATH`, a bare path, or `postgres://…`) and applies the
+    /// pending migrations of that backend. A SQLite file and its folder are created.
+    pub fn open(url: &str, opts: &StoreOptions) -> Result<Self, StoreError> {
+        let pools = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let pool = Pool::builder()
+                .max_size(opts.pool_size)
+                .connection_timeout(opts.connect_timeout)
+                .build(ConnectionManager::<PgConnection>::new(url))?;
+            let mut c = pool.get()?;
+            c.run_pending_migrations(POSTGRES_MIGRATIONS)
+                .map_err(|e| StoreError::Migration(e.to_string()))?;
+            Pools::Postgres(pool)
+        } else {
+            let path = sqlite_path(url).ok_or_else(|| StoreError::Url(url.to_string()))?;
+            if let Some(dir) = Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    StoreError::Migration(format!("cannot create {}: {e}", dir.display()))
+                })?;
+            }
+            let pool = Pool::builder()
+                .max_size(opts.pool_size)
+                .connection_timeout(opts.connect_timeout)
+                .connection_customizer(Box::new(SqlitePragmas {
+                    busy_timeout_ms: opts.busy_timeout.as_millis(),
+                }))
+                .build(ConnectionManager::<SqliteConnection>::new(path))?;
+            let mut c = pool.get()?;
+            c.run_pending_migrations(SQLITE_MIGRATIONS)
+                .map_err(|e| StoreError::Migration(e.to_string()))?;
+            Pools::Sqlite(pool)
+        };
+        Ok(Self { pools })
+    }
+
+    /// Which backend this is.
+    pub fn backend(&self) -> Backend {
+        match self.pools {
+            Pools::Sqlite(_) => Backend::Sqlite,
+            Pools::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Whether the database answers (`/readyz`).
+    pub fn ping(&self) -> Result<(), StoreError> {
+        with_conn!(self, c => {
+            c.batch_execute("SELECT 1")?;
+            Ok(())
+        })
+    }
+
+    /// Runs `f` inside one transaction of either backend; used by tests to check rows.
+    pub fn count(&self, table: &str) -> Result<i64, StoreError> {
+        use diesel::sql_types::BigInt;
+        #[derive(diesel::QueryableByName)]
+        struct N {
+            #[diesel(sql_type = BigInt)]
+            n: i64,
+        }
+        if !table.chars().all(|ch| ch.is_ascii_lowercase() || ch == '_') {
+            return Err(StoreError::NotFound(format!("table {table}")));
+        }
+        let q = format!("SELECT COUNT(*) AS n FROM {table}");
+        with_conn!(self, c => {
+            let r: N = diesel::sql_query(q.as_str()).get_result(c)?;
+            Ok(r.n)
+        })
+    }
+}
+
+/// Whether a diesel error is a unique-constraint violation.
+pub(crate) fn is_unique_violation(e: &diesel::result::Error) -> bool {
+    matches!(
+        e,
+        diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::UniqueViolation,
+            _
+        )
+    )
+}
+
+

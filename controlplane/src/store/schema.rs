@@ -1,0 +1,129 @@
+//! The diesel schema, shared by both backends: `migrations/sqlite` and `migrations/postgres`
+//! create the same tables with the same column types (times are Unix milliseconds in
+//! `BIGINT`; JSON documents are text).
+#![allow(missing_docs)]
+
+diesel::table! {
+    nodes (id) {
+        id -> Text,
+        name -> Text,
+        pool -> Text,
+        labels -> Text,
+        address -> Nullable<Text>,
+        status -> Text,
+        health -> Text,
+        connectivity -> Text,
+        capabilities -> Text,
+        source -> Text,
+        agent_instance -> Nullable<Text>,
+        event_cursor -> BigInt,
+        deregistered -> Bool,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+        last_seen -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    node_tokens (digest) {
+        digest -> Text,
+        node_id -> Text,
+        created_at -> BigInt,
+        expires_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    admin_tokens (digest) {
+        digest -> Text,
+        name -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    events (id) {
+        id -> BigInt,
+        node_id -> Text,
+        gpu -> Nullable<Integer>,
+        uuid -> Nullable<Text>,
+        kind -> Text,
+        code -> Nullable<BigInt>,
+        message -> Text,
+        severity -> Text,
+        action -> Text,
+        time -> BigInt,
+        agent_instance -> Text,
+        agent_seq -> BigInt,
+    }
+}
+
+diesel::table! {
+    observations (node_id, gpu) {
+        node_id -> Text,
+        gpu -> Integer,
+        uuid -> Text,
+        model -> Text,
+        body -> Text,
+        observed_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    transitions (id) {
+        id -> BigInt,
+        node_id -> Text,
+        field -> Text,
+        from_state -> Text,
+        to_state -> Text,
+        reason -> Text,
+        actor -> Text,
+        time -> BigInt,
+    }
+}
+
+diesel::table! {
+    commands (id) {
+        id -> Text,
+        node_id -> Text,
+        kind -> Text,
+        params -> Text,
+        state -> Text,
+        attempts -> Integer,
+        result -> Nullable<Text>,
+        requested_by -> Text,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+        next_attempt_at -> BigInt,
+        completed_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    audit (id) {
+        id -> BigInt,
+        actor -> Text,
+        action -> Text,
+        target -> Text,
+        details -> Text,
+        result -> Text,
+        time -> BigInt,
+    }
+}
+
+diesel::joinable!(node_tokens -> nodes (node_id));
+diesel::joinable!(events -> nodes (node_id));
+diesel::joinable!(observations -> nodes (node_id));
+diesel::joinable!(transitions -> nodes (node_id));
+diesel::joinable!(commands -> nodes (node_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    nodes,
+    node_tokens,
+    admin_tokens,
+    events,
+    observations,
+    transitions,
+    commands,
+    audit,
+);
