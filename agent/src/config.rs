@@ -41,6 +41,31 @@ pub struct AgentConfig {
     pub plugin: PluginDefaults,
     /// The WebAssembly plugins to load (`[[plugins]]`).
     pub plugins: Vec<PluginEntry>,
+    /// Joining the gpuwarden control plane.
+    pub control_plane: ControlPlaneConfig,
+}
+
+/// `[control_plane]`: where the agent registers. Empty `url`: it does not register (the
+/// control plane may still scrape it as a static target).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ControlPlaneConfig {
+    /// Control-plane base URL, e.g. `http://cp.example:8410` (also `--control-plane`).
+    pub url: String,
+    /// Join token of this node (from `gpuwarden nodes token`), or an earlier node token.
+    pub token: String,
+    /// Bootstrap token for self-registration (also `GPUWARDEN_BOOTSTRAP_TOKEN`).
+    pub bootstrap_token: String,
+    /// File that keeps the node token across restarts (mode 0600); empty keeps it in memory.
+    pub token_file: PathBuf,
+    /// URL the control plane scrapes (also `--advertise`); empty derives it from
+    /// `server.listen` (an unspecified address becomes the host name).
+    pub advertise: String,
+    /// Pool to join; empty keeps the node's pool on the control plane.
+    pub pool: String,
+    /// Longest wait between registration attempts (they back off from 1s, with jitter).
+    #[serde(with = "humantime_serde")]
+    pub retry_max: Duration,
 }
 
 /// `[node]`
@@ -182,6 +207,15 @@ impl Default for AgentConfig {
                 pooling: true,
             },
             plugins: Vec::new(),
+            control_plane: ControlPlaneConfig {
+                url: String::new(),
+                token: String::new(),
+                bootstrap_token: String::new(),
+                token_file: PathBuf::new(),
+                advertise: String::new(),
+                pool: String::new(),
+                retry_max: Duration::from_secs(60),
+            },
         }
     }
 }
@@ -197,7 +231,7 @@ macro_rules! default_section {
 }
 default_section!(NodeConfig => node, ServerConfig => server, GpuConfig => gpu,
     CollectorConfig => collector, MetricsConfig => metrics, EventsConfig => events,
-    KmsgConfig => kmsg, PluginDefaults => plugin);
+    KmsgConfig => kmsg, PluginDefaults => plugin, ControlPlaneConfig => control_plane);
 
 /// Values given on the command line; they override file and environment.
 #[derive(Debug, Clone, Default)]
@@ -206,6 +240,10 @@ pub struct Overrides {
     pub listen: Option<String>,
     /// `--fake-gpus N`: use the fake backend with N GPUs.
     pub fake_gpus: Option<u32>,
+    /// `--control-plane URL`
+    pub control_plane: Option<String>,
+    /// `--advertise URL`
+    pub advertise: Option<String>,
 }
 
 /// Why the configuration cannot be used.
@@ -244,6 +282,12 @@ impl AgentConfig {
         fig = fig.merge(env.filter(|k| k.as_str().contains("__")).split("__"));
         if let Some(l) = &overrides.listen {
             fig = fig.merge(Serialized::default("server.listen", l));
+        }
+        if let Some(u) = &overrides.control_plane {
+            fig = fig.merge(Serialized::default("control_plane.url", u));
+        }
+        if let Some(a) = &overrides.advertise {
+            fig = fig.merge(Serialized::default("control_plane.advertise", a));
         }
         if let Some(n) = overrides.fake_gpus {
             fig = fig
@@ -285,6 +329,26 @@ impl AgentConfig {
                 "collector.interval: {} is below the 100ms minimum",
                 humantime::format_duration(self.collector.interval)
             ));
+        }
+        let is_url = |s: &str| {
+            let rest = s.strip_prefix("http://").or_else(|| s.strip_prefix("https://"));
+            rest.is_some_and(|r| !r.is_empty() && !r.contains(char::is_whitespace))
+        };
+        let cp = &self.control_plane;
+        if !cp.url.is_empty() && !is_url(&cp.url) {
+            p.push(format!(
+                "control_plane.url: {:?} is not an http(s):// URL",
+                cp.url
+            ));
+        }
+        if !cp.advertise.is_empty() && !is_url(&cp.advertise) {
+            p.push(format!(
+                "control_plane.advertise: {:?} is not an http(s):// URL",
+                cp.advertise
+            ));
+        }
+        if cp.retry_max < Duration::from_secs(1) {
+            p.push("control_plane.retry_max: must be at least 1s".into());
         }
         if self.events.capacity == 0 {
             p.push("events.capacity: must be at least 1".into());

@@ -20,6 +20,7 @@ pub mod events;
 pub mod http;
 pub mod kmsg;
 pub mod plugin;
+pub mod register;
 pub mod render;
 pub mod system;
 pub mod text;
@@ -110,7 +111,7 @@ pub async fn run(
     )
     .context("starting the WebAssembly engine")?;
     collector.set_extra(plugins.clone());
-    let inv = collector.inventory();
+    let inv = collector.inventory().clone();
     tracing::info!(
         node = %node_id,
         backend = backend.name(),
@@ -186,12 +187,22 @@ pub async fn run(
     for addr in server.addrs() {
         tracing::info!(%addr, interval = %humantime::format_duration(cfg.collector.interval), "listening");
     }
+    let registrar = match server.addrs().first() {
+        Some(bound) if !cfg.control_plane.url.is_empty() => {
+            Some(start_registration(&cfg, &node_id, &inv, backend.name(), *bound)?)
+        }
+        _ => None,
+    };
     let server = server.run();
     let handle = server.handle();
     let server_task = tokio::spawn(server);
 
     shutdown.wait().await;
     tracing::info!("shutting down");
+    if let Some(r) = registrar {
+        // Deregister first, so the control plane stops scraping before the server stops.
+        let _ = tokio::task::spawn_blocking(move || r.stop()).await;
+    }
     handle.stop(true).await;
     let _ = server_task.await;
     let _ = tx.send(Msg::Shutdown);
@@ -200,6 +211,57 @@ pub async fn run(
     plugin_rt.shutdown_background();
     tracing::info!("stopped");
     Ok(())
+}
+
+fn start_registration(
+    cfg: &AgentConfig,
+    node_id: &str,
+    inv: &backend::Inventory,
+    backend_name: &str,
+    bound: std::net::SocketAddr,
+) -> anyhow::Result<register::RegistrarHandle> {
+    let cp = &cfg.control_plane;
+    let env_bootstrap = std::env::var("GPUWARDEN_BOOTSTRAP_TOKEN")
+        .ok()
+        .filter(|t| !t.trim().is_empty());
+    let credentials = register::credentials(cp, env_bootstrap);
+    if credentials.is_empty() {
+        anyhow::bail!(
+            "control_plane.url is set but there is no credential: set GPUWARDEN_BOOTSTRAP_TOKEN, \
+             control_plane.bootstrap_token, or control_plane.token (a join token from `gpuwarden nodes token`)"
+        );
+    }
+    let host = sysinfo::System::host_name().unwrap_or_else(|_| node_id.to_string());
+    let mut capabilities = register::host_capabilities();
+    capabilities.gpus = inv
+        .gpus
+        .iter()
+        .map(|g| gpuwarden_wire::join::GpuInfo {
+            index: g.index,
+            uuid: g.uuid.clone(),
+            model: g.model.clone(),
+            memory_bytes: g.memory_total_bytes,
+        })
+        .collect();
+    capabilities.driver_version = Some(inv.driver_version.clone());
+    capabilities.cuda_version = Some(inv.cuda_version.clone());
+    capabilities.backend = Some(backend_name.to_string());
+    let request = gpuwarden_wire::join::RegisterRequest {
+        name: node_id.to_string(),
+        address: register::advertise_url(&cp.advertise, bound, &host),
+        pool: (!cp.pool.is_empty()).then(|| cp.pool.clone()),
+        labels: cfg.node.labels.clone(),
+        capabilities,
+    };
+    tracing::info!(control_plane = %cp.url, address = %request.address, "registering with the control plane");
+    register::spawn(register::Registration {
+        url: cp.url.clone(),
+        credentials,
+        token_file: (!cp.token_file.as_os_str().is_empty()).then(|| cp.token_file.clone()),
+        request,
+        retry_max: cp.retry_max,
+    })
+    .context("starting the registration thread")
 }
 
 /// SIGINT and SIGTERM, watched from the moment it is installed.

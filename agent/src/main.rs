@@ -21,6 +21,13 @@ struct Cli {
     /// Run with N fake GPUs instead of NVML (tests and demos); needs no config.
     #[arg(long, value_name = "N")]
     fake_gpus: Option<u32>,
+    /// Register with this gpuwarden control plane (bootstrap token from
+    /// GPUWARDEN_BOOTSTRAP_TOKEN or the config).
+    #[arg(long, value_name = "URL")]
+    control_plane: Option<String>,
+    /// URL the control plane should scrape [default: derived from the listen address].
+    #[arg(long, value_name = "URL")]
+    advertise: Option<String>,
     /// Check a configuration file and exit (0: valid; 2: invalid, with every problem listed).
     #[arg(long, value_name = "FILE", conflicts_with = "config")]
     check_config: Option<PathBuf>,
@@ -185,6 +192,8 @@ fn main() -> ExitCode {
     let overrides = Overrides {
         listen: cli.listen.clone(),
         fake_gpus: cli.fake_gpus,
+        control_plane: cli.control_plane.clone(),
+        advertise: cli.advertise.clone(),
     };
     if let Some(file) = &cli.check_config {
         return match AgentConfig::load(Some(file), &overrides) {

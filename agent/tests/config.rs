@@ -33,6 +33,7 @@ fn file_then_environment_then_flags() {
         let flags = Overrides {
             listen: Some("127.0.0.1:3000".into()),
             fake_gpus: Some(5),
+            ..Overrides::default()
         };
         let c = load(Some("agent.toml"), &flags).map_err(|e| e.to_string())?;
         assert_eq!(c.server.listen, "127.0.0.1:3000");

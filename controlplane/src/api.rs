@@ -208,6 +208,7 @@ pub fn valid_name(s: &str) -> bool {
         crate::model::Capabilities,
         crate::model::GpuInfo,
         crate::model::ScrapeInfo,
+        gpuwarden_wire::join::RegisterRequest,
     )),
     modifiers(&BearerScheme),
     security(("bearer" = []))

@@ -132,50 +132,7 @@ string_enum! {
     }
 }
 
-/// A GPU as the agent reported it when registering.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct GpuInfo {
-    /// Index on the node.
-    pub index: u32,
-    /// `GPU-…` UUID.
-    pub uuid: String,
-    /// Product name.
-    pub model: String,
-    /// Framebuffer memory in bytes.
-    #[serde(default)]
-    pub memory_bytes: u64,
-}
-
-/// What an agent says about its node when it registers.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Capabilities {
-    /// The GPUs.
-    #[serde(default)]
-    pub gpus: Vec<GpuInfo>,
-    /// NVIDIA driver version.
-    #[serde(default)]
-    pub driver_version: Option<String>,
-    /// CUDA version the driver supports.
-    #[serde(default)]
-    pub cuda_version: Option<String>,
-    /// Host name.
-    #[serde(default)]
-    pub hostname: Option<String>,
-    /// IP addresses.
-    #[serde(default)]
-    pub ips: Vec<String>,
-    /// Operating system.
-    #[serde(default)]
-    pub os: Option<String>,
-    /// GPU backend the agent runs (`nvml` or `fake`).
-    #[serde(default)]
-    pub backend: Option<String>,
-    /// Version of the agent.
-    #[serde(default)]
-    pub agent_version: Option<String>,
-}
+pub use gpuwarden_wire::join::{Capabilities, GpuInfo};
 
 /// Per-target scrape state, kept in memory.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]

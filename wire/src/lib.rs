@@ -4,7 +4,8 @@
 //! the [XID table](xid) (the single source of truth for XID severities and recommended
 //! actions), the [health event](event) shape served at `GET /v1/events`, and the
 //! [metric names](metric) the agent exposes and the control plane reads, and a strict,
-//! zero-copy parser of the Prometheus [text exposition format](exposition).
+//! zero-copy parser of the Prometheus [text exposition format](exposition), and the
+//! [registration](join) an agent sends to join the control plane.
 //!
 //! It has no I/O and depends only on `serde` and `memchr`, so the agent stays free of the control
 //! plane's dependencies and the other way round.
@@ -12,6 +13,7 @@
 
 pub mod event;
 pub mod exposition;
+pub mod join;
 pub mod metric;
 pub mod xid;
 

@@ -2,8 +2,6 @@
 //! token of a pre-created node (that node only). Idempotent by name: the same name updates
 //! the same node. The answer carries a fresh node token; older ones stop working.
 
-use std::collections::BTreeMap;
-
 use actix_web::http::StatusCode;
 use actix_web::{post, web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
@@ -13,28 +11,10 @@ use super::auth::bearer;
 use super::nodes::{check_labels, node_json};
 use super::{blocking, valid_name, ApiError, AppState};
 use crate::config::valid_base_url;
-use crate::model::{Capabilities, Node};
+use crate::model::Node;
+pub use gpuwarden_wire::join::RegisterRequest;
 use crate::store::Registration;
 use crate::token::{self, TokenKind};
-
-/// Body of `POST /v1/nodes/register`.
-#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RegisterRequest {
-    /// The node's name (the agent's `node.id`).
-    pub name: String,
-    /// Base URL the control plane scrapes, like `http://10.0.0.5:9410`.
-    pub address: String,
-    /// Pool (default `default`).
-    #[serde(default)]
-    pub pool: Option<String>,
-    /// Labels.
-    #[serde(default)]
-    pub labels: BTreeMap<String, String>,
-    /// GPUs, versions, host facts.
-    #[serde(default)]
-    pub capabilities: Capabilities,
-}
 
 /// Answer of `POST /v1/nodes/register`.
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]

@@ -1,0 +1,337 @@
+//! Joining the control plane: register with backoff and jitter, keep the node token, check
+//! now and then that the control plane still knows the node (and register again if it does
+//! not), deregister on graceful shutdown.
+//!
+//! Runs on a thread of its own with a blocking HTTP client; nothing here touches the
+//! collector or the server, so a control plane that is down never slows `/metrics`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use gpuwarden_wire::join::{Capabilities, Registered, RegisterRequest};
+use tracing::{debug, info, warn};
+
+use crate::config::ControlPlaneConfig;
+
+/// Everything the registrar sends.
+#[derive(Debug, Clone)]
+pub struct Registration {
+    /// Control-plane base URL.
+    pub url: String,
+    /// Credentials to register with, tried in order (node token file first).
+    pub credentials: Vec<String>,
+    /// Where the node token is kept across restarts.
+    pub token_file: Option<PathBuf>,
+    /// The request.
+    pub request: RegisterRequest,
+    /// Backoff cap.
+    pub retry_max: Duration,
+}
+
+/// The running registrar; [`RegistrarHandle::stop`] deregisters.
+#[derive(Debug)]
+pub struct RegistrarHandle {
+    stop: Sender<()>,
+    thread: JoinHandle<()>,
+}
+
+impl RegistrarHandle {
+    /// Deregisters (graceful shutdown) and ends the thread.
+    pub fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.thread.join();
+    }
+}
+
+/// The URL the control plane should scrape: `advertise`, else the bound address (an
+/// unspecified IP becomes the host name).
+pub fn advertise_url(advertise: &str, bound: SocketAddr, hostname: &str) -> String {
+    if !advertise.is_empty() {
+        return advertise.trim_end_matches('/').to_string();
+    }
+    if bound.ip().is_unspecified() {
+        format!("http://{hostname}:{}", bound.port())
+    } else {
+        format!("http://{bound}")
+    }
+}
+
+/// The credentials to try, in order: the kept node token, the configured token, the
+/// bootstrap token (config, else `GPUWARDEN_BOOTSTRAP_TOKEN`).
+pub fn credentials(cfg: &ControlPlaneConfig, env_bootstrap: Option<String>) -> Vec<String> {
+    let mut c = Vec::new();
+    if !cfg.token_file.as_os_str().is_empty() {
+        if let Ok(t) = std::fs::read_to_string(&cfg.token_file) {
+            let t = t.trim();
+            if !t.is_empty() {
+                c.push(t.to_string());
+            }
+        }
+    }
+    for t in [Some(cfg.token.clone()), Some(cfg.bootstrap_token.clone()), env_bootstrap]
+        .into_iter()
+        .flatten()
+    {
+        if !t.trim().is_empty() && !c.contains(&t) {
+            c.push(t.trim().to_string());
+        }
+    }
+    c
+}
+
+/// Host facts for the registration.
+pub fn host_capabilities() -> Capabilities {
+    Capabilities {
+        hostname: sysinfo::System::host_name().ok(),
+        os: sysinfo::System::long_os_version().ok(),
+        agent_version: Some(env!("CARGO_PKG_VERSION").to_string()),
+        ips: sysinfo::Networks::new_with_refreshed_list()
+            .ok()
+            .map(|n| {
+                let mut ips: Vec<String> = n
+                    .iter()
+                    .flat_map(|(_, d)| d.ip_networks().iter().map(|i| i.addr))
+                    .filter(|a| !a.is_loopback())
+                    .map(|a| a.to_string())
+                    .collect();
+                ips.sort();
+                ips.dedup();
+                ips
+            })
+            .unwrap_or_default(),
+        ..Capabilities::default()
+    }
+}
+
+fn write_token(path: &Path, token: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(d) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(d)?;
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    writeln!(f, "{token}")
+}
+
+enum Attempt {
+    Done(Registered),
+    /// Try the next credential.
+    Refused(String),
+    /// Try again later.
+    Failed(String),
+}
+
+struct Client {
+    agent: ureq::Agent,
+    reg: Registration,
+}
+
+impl Client {
+    fn register(&self, credential: &str) -> Attempt {
+        let url = format!("{}/v1/nodes/register", self.reg.url.trim_end_matches('/'));
+        let resp = self
+            .agent
+            .post(&url)
+            .header("Authorization", &format!("Bearer {credential}"))
+            .send_json(&self.reg.request);
+        let mut resp = match resp {
+            Ok(r) => r,
+            Err(e) => return Attempt::Failed(e.to_string()),
+        };
+        let status = resp.status().as_u16();
+        let body = resp
+            .body_mut()
+            .with_config()
+            .limit(1 << 20)
+            .read_to_string()
+            .unwrap_or_default();
+        match status {
+            200 => match serde_json::from_str::<Registered>(&body) {
+                Ok(r) => Attempt::Done(r),
+                Err(e) => Attempt::Failed(format!("unreadable answer: {e}")),
+            },
+            401 | 403 => Attempt::Refused(format!("HTTP {status}: {body}")),
+            _ => Attempt::Failed(format!("HTTP {status}: {body}")),
+        }
+    }
+
+    /// Whether the control plane still knows the node: `Some(false)` when it answered that
+    /// it does not, `None` when it could not be asked.
+    fn known(&self, r: &Registered) -> Option<bool> {
+        let url = format!("{}/v1/nodes/{}", self.reg.url.trim_end_matches('/'), r.node_id);
+        let resp = self
+            .agent
+            .get(&url)
+            .header("Authorization", &format!("Bearer {}", r.node_token))
+            .call()
+            .ok()?;
+        match resp.status().as_u16() {
+            200 => Some(true),
+            401 | 403 | 404 => Some(false),
+            _ => None,
+        }
+    }
+
+    fn deregister(&self, r: &Registered) {
+        let url = format!("{}/v1/nodes/{}", self.reg.url.trim_end_matches('/'), r.node_id);
+        match self
+            .agent
+            .delete(&url)
+            .header("Authorization", &format!("Bearer {}", r.node_token))
+            .call()
+        {
+            Ok(resp) if resp.status().as_u16() == 204 => {
+                info!(node_id = %r.node_id, "deregistered from the control plane")
+            }
+            Ok(resp) => warn!(status = resp.status().as_u16(), "deregistering was refused"),
+            Err(e) => warn!(error = %e, "deregistering failed"),
+        }
+    }
+}
+
+/// The wait before attempt `n` (0-based): 1s doubling up to `max`, ±20 % jitter.
+pub fn backoff(n: u32, max: Duration) -> Duration {
+    let base = Duration::from_secs(1)
+        .saturating_mul(1u32 << n.min(16))
+        .min(max);
+    base.mul_f64(0.8 + fastrand::f64() * 0.4)
+}
+
+/// Starts registering in the background.
+pub fn spawn(reg: Registration) -> std::io::Result<RegistrarHandle> {
+    let (stop, rx) = channel::<()>();
+    let agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(10)))
+        .build()
+        .into();
+    let client = Client { agent, reg };
+    let thread = std::thread::Builder::new()
+        .name("register".into())
+        .spawn(move || {
+            let mut current: Option<Registered> = None;
+            let mut attempt = 0u32;
+            loop {
+                let wait = match &current {
+                    None => match try_all(&client) {
+                        Some(r) => {
+                            attempt = 0;
+                            let wait = Duration::from_secs_f64(r.check_interval_seconds.clamp(1.0, 3600.0));
+                            current = Some(r);
+                            wait
+                        }
+                        None => {
+                            let w = backoff(attempt, client.reg.retry_max);
+                            attempt = attempt.saturating_add(1);
+                            w
+                        }
+                    },
+                    Some(r) => {
+                        if client.known(r) == Some(false) {
+                            warn!(node_id = %r.node_id, "the control plane does not know this node any more; registering again");
+                            current = None;
+                            continue;
+                        }
+                        Duration::from_secs_f64(r.check_interval_seconds.clamp(1.0, 3600.0))
+                    }
+                };
+                match rx.recv_timeout(wait) {
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Ok(()) | Err(RecvTimeoutError::Disconnected) => break,
+                }
+            }
+            if let Some(r) = &current {
+                client.deregister(r);
+            }
+        })?;
+    Ok(RegistrarHandle { stop, thread })
+}
+
+fn try_all(client: &Client) -> Option<Registered> {
+    let mut creds = client.reg.credentials.clone();
+    // The node token kept from the last run goes first.
+    if let Some(f) = &client.reg.token_file {
+        if let Ok(t) = std::fs::read_to_string(f) {
+            let t = t.trim().to_string();
+            if !t.is_empty() && !creds.contains(&t) {
+                creds.insert(0, t);
+            }
+        }
+    }
+    let mut last = String::from("no credential configured");
+    for c in &creds {
+        match client.register(c) {
+            Attempt::Done(r) => {
+                info!(node_id = %r.node_id, control_plane = %client.reg.url, address = %client.reg.request.address, "registered with the control plane");
+                if let Some(f) = &client.reg.token_file {
+                    if let Err(e) = write_token(f, &r.node_token) {
+                        warn!(file = %f.display(), error = %e, "cannot keep the node token; a restart will need the join or bootstrap token");
+                    }
+                }
+                return Some(r);
+            }
+            Attempt::Refused(m) => {
+                debug!(reason = %m, "credential refused; trying the next");
+                last = m;
+            }
+            Attempt::Failed(m) => {
+                last = m;
+                break;
+            }
+        }
+    }
+    warn!(control_plane = %client.reg.url, reason = %last, "registration failed; retrying with backoff");
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_scrape_url_comes_from_advertise_or_the_bound_address() {
+        let bound: SocketAddr = "127.0.0.1:9410".parse().unwrap();
+        assert_eq!(advertise_url("", bound, "h"), "http://127.0.0.1:9410");
+        assert_eq!(advertise_url("http://n1:9410/", bound, "h"), "http://n1:9410");
+        let any: SocketAddr = "0.0.0.0:9410".parse().unwrap();
+        assert_eq!(advertise_url("", any, "gpu-07"), "http://gpu-07:9410");
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap_with_jitter() {
+        let max = Duration::from_secs(60);
+        for n in 0..20 {
+            let d = backoff(n, max);
+            let base = Duration::from_secs(1u64 << n.min(6)).min(max);
+            assert!(d >= base.mul_f64(0.79) && d <= base.mul_f64(1.21), "attempt {n}: {d:?}");
+        }
+    }
+
+    #[test]
+    fn credentials_are_tried_kept_token_first_without_repeats() {
+        let dir = std::env::temp_dir().join(format!("gw-reg-{}", fastrand::u64(..)));
+        let file = dir.join("node-token");
+        write_token(&file, "gwn_kept").unwrap();
+        let cfg = ControlPlaneConfig {
+            token: "gwn_join".into(),
+            bootstrap_token: "boot-strap-token-1".into(),
+            token_file: file.clone(),
+            ..ControlPlaneConfig::default()
+        };
+        assert_eq!(
+            credentials(&cfg, Some("boot-strap-token-1".into())),
+            ["gwn_kept", "gwn_join", "boot-strap-token-1"]
+        );
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
