@@ -101,6 +101,8 @@ pub struct AfterScrape {
 pub struct Fleet {
     settings: FleetSettings,
     targets: Mutex<HashMap<String, Target>>,
+    /// Unwritten observations of targets removed since the last batch.
+    removed: Mutex<Vec<ObservationWrite>>,
 }
 
 fn scrapable(row: &NodeRow) -> bool {
@@ -117,6 +119,7 @@ impl Fleet {
         Self {
             settings,
             targets: Mutex::new(HashMap::new()),
+            removed: Mutex::new(Vec::new()),
         }
     }
 
@@ -133,7 +136,9 @@ impl Fleet {
     pub fn sync(&self, row: &NodeRow, now: i64) {
         let mut t = self.lock();
         if !scrapable(row) {
-            t.remove(&row.id);
+            if let Some(gone) = t.remove(&row.id) {
+                self.keep_unwritten(gone);
+            }
             return;
         }
         let address = row.address.clone().unwrap_or_default();
@@ -181,9 +186,22 @@ impl Fleet {
         }
     }
 
-    /// Forgets a node.
+    /// Forgets a node (deleted: its observation is not written).
     pub fn remove(&self, id: &str) {
         self.lock().remove(id);
+    }
+
+    fn keep_unwritten(&self, t: Target) {
+        if let (true, Some(o), Some(seen)) = (t.dirty, &t.observation, t.last_success) {
+            self.removed
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(ObservationWrite {
+                    node_id: t.node_id.clone(),
+                    rows: observation_rows(&t.node_id, o, seen),
+                    last_seen: seen,
+                });
+        }
     }
 
     /// A copy of one target.
@@ -328,7 +346,8 @@ impl Fleet {
 
     /// The observations that changed since the last call, as rows to write.
     pub fn take_dirty(&self) -> Vec<ObservationWrite> {
-        let mut out = Vec::new();
+        let mut out =
+            std::mem::take(&mut *self.removed.lock().unwrap_or_else(|p| p.into_inner()));
         for t in self.lock().values_mut() {
             if !t.dirty {
                 continue;

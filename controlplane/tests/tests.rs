@@ -1,1 +1,12 @@
-//! Control-plane integration tests.
+//! Control-plane integration tests: one binary, a module per area (see `tests/README.md`).
+//!
+//! - `store`: every store operation on SQLite and on a real PostgreSQL server the test starts.
+//! - `api`: the REST API in-process (actix test service) over a real SQLite file.
+//! - `scrape`: the scraper against stub HTTP servers (malformed, huge, slow, truncated, …)
+//!   and offline/online transitions driven by a fake clock.
+
+mod util;
+
+mod api;
+mod scrape;
+mod store;

@@ -1,0 +1,1 @@
+//! The scraper against stub servers, and offline/online with a fake clock.
