@@ -152,7 +152,7 @@ impl Scraper {
                 .map_err(|e| ScrapeError::Events(e.to_string()))?;
             self.metrics.events.inc_by(added as u64);
             self.fleet.events_read(&job.node_id, &page.instance, next);
-            if page.events.is_empty() || next <= after {
+            if page.events.len() < fetch::EVENTS_PAGE || next <= after {
                 break;
             }
             after = next;

@@ -8,6 +8,9 @@ use thiserror::Error;
 
 use crate::observation::ObserveError;
 
+/// Events asked for per page of `/v1/events`.
+pub const EVENTS_PAGE: usize = 1000;
+
 /// Why a scrape failed; the message is what operators see as `last_error`.
 #[derive(Debug, Error)]
 pub enum ScrapeError {
@@ -95,7 +98,7 @@ impl HttpFetcher {
             ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => {
                 ScrapeError::Timeout(self.timeout)
             }
-            ureq::Error::Io(io) => ScrapeError::Body(io.to_string()),
+            ureq::Error::Io(io) => ScrapeError::Connect(io.to_string()),
             ureq::Error::ConnectionFailed | ureq::Error::HostNotFound => {
                 ScrapeError::Connect(e.to_string())
             }
@@ -132,6 +135,7 @@ impl Fetch for HttpFetcher {
             .read_to_vec()
             .map_err(|e| match e {
                 ureq::Error::BodyExceedsLimit(_) => ScrapeError::TooLarge(self.body_limit),
+                // The answer had started: what breaks now breaks the body.
                 other => match self.error(other) {
                     ScrapeError::Connect(m) => ScrapeError::Body(m),
                     e => e,
@@ -140,7 +144,11 @@ impl Fetch for HttpFetcher {
     }
 
     fn events(&self, address: &str, after: i64) -> Result<EventsPage, ScrapeError> {
-        let url = format!("{}/v1/events?after={}", address.trim_end_matches('/'), after.max(0));
+        let url = format!(
+            "{}/v1/events?after={}&limit={EVENTS_PAGE}",
+            address.trim_end_matches('/'),
+            after.max(0)
+        );
         let mut resp = self.agent.get(&url).call().map_err(|e| self.error(e))?;
         let status = resp.status().as_u16();
         if status != 200 {
