@@ -331,7 +331,9 @@ impl AgentConfig {
             ));
         }
         let is_url = |s: &str| {
-            let rest = s.strip_prefix("http://").or_else(|| s.strip_prefix("https://"));
+            let rest = s
+                .strip_prefix("http://")
+                .or_else(|| s.strip_prefix("https://"));
             rest.is_some_and(|r| !r.is_empty() && !r.contains(char::is_whitespace))
         };
         let cp = &self.control_plane;

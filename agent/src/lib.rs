@@ -67,6 +67,7 @@ pub async fn run(
     // Watch the signals before anything else, so a SIGTERM during start-up is not lost.
     let shutdown = ShutdownSignal::install();
     let node_id = cfg.node_id();
+    let join_credentials = join_credentials(&cfg)?;
     let backend = open_backend(&cfg, &node_id)?;
     let instance = format!("{:016x}", fastrand::u64(..));
     let events = Arc::new(Mutex::new(EventLog::new(cfg.events.capacity, instance)));
@@ -97,17 +98,20 @@ pub async fn run(
     .context("reading the GPU inventory")?;
     // Plugins run on a runtime of their own, so a guest spinning until its deadline never
     // delays a scrape.
-    let plugin_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("plugins")
-        .enable_all()
-        .build()
-        .context("starting the plugin runtime")?;
+    let plugin_runtime = RuntimeGuard(Some(
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("plugins")
+            .enable_all()
+            .build()
+            .context("starting the plugin runtime")?,
+    ));
+    let plugin_rt = plugin_runtime.handle();
     let plugins = plugin::manager::PluginManager::new(
         cfg.plugin.clone(),
         Arc::clone(&snapshot),
         Arc::clone(&events),
-        plugin_rt.handle().clone(),
+        plugin_rt.clone(),
     )
     .context("starting the WebAssembly engine")?;
     collector.set_extra(plugins.clone());
@@ -188,9 +192,14 @@ pub async fn run(
         tracing::info!(%addr, interval = %humantime::format_duration(cfg.collector.interval), "listening");
     }
     let registrar = match server.addrs().first() {
-        Some(bound) if !cfg.control_plane.url.is_empty() => {
-            Some(start_registration(&cfg, &node_id, &inv, backend.name(), *bound)?)
-        }
+        Some(bound) if !join_credentials.is_empty() => Some(start_registration(
+            &cfg,
+            join_credentials,
+            &node_id,
+            &inv,
+            backend.name(),
+            *bound,
+        )?),
         _ => None,
     };
     let server = server.run();
@@ -208,19 +217,16 @@ pub async fn run(
     let _ = tx.send(Msg::Shutdown);
     let _ = collector_thread.join();
     drop(plugins);
-    plugin_rt.shutdown_background();
     tracing::info!("stopped");
     Ok(())
 }
 
-fn start_registration(
-    cfg: &AgentConfig,
-    node_id: &str,
-    inv: &backend::Inventory,
-    backend_name: &str,
-    bound: std::net::SocketAddr,
-) -> anyhow::Result<register::RegistrarHandle> {
+/// The credentials to join the control plane with; none when no control plane is set.
+fn join_credentials(cfg: &AgentConfig) -> anyhow::Result<Vec<String>> {
     let cp = &cfg.control_plane;
+    if cp.url.is_empty() {
+        return Ok(Vec::new());
+    }
     let env_bootstrap = std::env::var("GPUWARDEN_BOOTSTRAP_TOKEN")
         .ok()
         .filter(|t| !t.trim().is_empty());
@@ -231,6 +237,18 @@ fn start_registration(
              control_plane.bootstrap_token, or control_plane.token (a join token from `gpuwarden nodes token`)"
         );
     }
+    Ok(credentials)
+}
+
+fn start_registration(
+    cfg: &AgentConfig,
+    credentials: Vec<String>,
+    node_id: &str,
+    inv: &backend::Inventory,
+    backend_name: &str,
+    bound: std::net::SocketAddr,
+) -> anyhow::Result<register::RegistrarHandle> {
+    let cp = &cfg.control_plane;
     let host = sysinfo::System::host_name().unwrap_or_else(|_| node_id.to_string());
     let mut capabilities = register::host_capabilities();
     capabilities.gpus = inv
@@ -262,6 +280,28 @@ fn start_registration(
         retry_max: cp.retry_max,
     })
     .context("starting the registration thread")
+}
+
+/// Owns the plugin runtime and shuts it down without blocking when dropped, so that an
+/// error on the way out of the async `run` (a port in use, say) is reported instead of
+/// panicking on the runtime's drop.
+struct RuntimeGuard(Option<tokio::runtime::Runtime>);
+
+impl RuntimeGuard {
+    fn handle(&self) -> tokio::runtime::Handle {
+        match &self.0 {
+            Some(rt) => rt.handle().clone(),
+            None => tokio::runtime::Handle::current(),
+        }
+    }
+}
+
+impl Drop for RuntimeGuard {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
 }
 
 /// SIGINT and SIGTERM, watched from the moment it is installed.

@@ -11,7 +11,7 @@ use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use gpuwarden_wire::join::{Capabilities, Registered, RegisterRequest};
+use gpuwarden_wire::join::{Capabilities, RegisterRequest, Registered};
 use tracing::{debug, info, warn};
 
 use crate::config::ControlPlaneConfig;
@@ -71,9 +71,13 @@ pub fn credentials(cfg: &ControlPlaneConfig, env_bootstrap: Option<String>) -> V
             }
         }
     }
-    for t in [Some(cfg.token.clone()), Some(cfg.bootstrap_token.clone()), env_bootstrap]
-        .into_iter()
-        .flatten()
+    for t in [
+        Some(cfg.token.clone()),
+        Some(cfg.bootstrap_token.clone()),
+        env_bootstrap,
+    ]
+    .into_iter()
+    .flatten()
     {
         if !t.trim().is_empty() && !c.contains(&t) {
             c.push(t.trim().to_string());
@@ -92,8 +96,8 @@ pub fn host_capabilities() -> Capabilities {
             .ok()
             .map(|n| {
                 let mut ips: Vec<String> = n
-                    .iter()
-                    .flat_map(|(_, d)| d.ip_networks().iter().map(|i| i.addr))
+                    .values()
+                    .flat_map(|d| d.ip_networks().iter().map(|i| i.addr))
                     .filter(|a| !a.is_loopback())
                     .map(|a| a.to_string())
                     .collect();
@@ -166,7 +170,11 @@ impl Client {
     /// Whether the control plane still knows the node: `Some(false)` when it answered that
     /// it does not, `None` when it could not be asked.
     fn known(&self, r: &Registered) -> Option<bool> {
-        let url = format!("{}/v1/nodes/{}", self.reg.url.trim_end_matches('/'), r.node_id);
+        let url = format!(
+            "{}/v1/nodes/{}",
+            self.reg.url.trim_end_matches('/'),
+            r.node_id
+        );
         let resp = self
             .agent
             .get(&url)
@@ -181,7 +189,11 @@ impl Client {
     }
 
     fn deregister(&self, r: &Registered) {
-        let url = format!("{}/v1/nodes/{}", self.reg.url.trim_end_matches('/'), r.node_id);
+        let url = format!(
+            "{}/v1/nodes/{}",
+            self.reg.url.trim_end_matches('/'),
+            r.node_id
+        );
         match self
             .agent
             .delete(&url)
@@ -300,7 +312,10 @@ mod tests {
     fn the_scrape_url_comes_from_advertise_or_the_bound_address() {
         let bound: SocketAddr = "127.0.0.1:9410".parse().unwrap();
         assert_eq!(advertise_url("", bound, "h"), "http://127.0.0.1:9410");
-        assert_eq!(advertise_url("http://n1:9410/", bound, "h"), "http://n1:9410");
+        assert_eq!(
+            advertise_url("http://n1:9410/", bound, "h"),
+            "http://n1:9410"
+        );
         let any: SocketAddr = "0.0.0.0:9410".parse().unwrap();
         assert_eq!(advertise_url("", any, "gpu-07"), "http://gpu-07:9410");
     }
@@ -311,7 +326,10 @@ mod tests {
         for n in 0..20 {
             let d = backoff(n, max);
             let base = Duration::from_secs(1u64 << n.min(6)).min(max);
-            assert!(d >= base.mul_f64(0.79) && d <= base.mul_f64(1.21), "attempt {n}: {d:?}");
+            assert!(
+                d >= base.mul_f64(0.79) && d <= base.mul_f64(1.21),
+                "attempt {n}: {d:?}"
+            );
         }
     }
 
@@ -331,7 +349,10 @@ mod tests {
             ["gwn_kept", "gwn_join", "boot-strap-token-1"]
         );
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         let _ = std::fs::remove_dir_all(dir);
     }
 }

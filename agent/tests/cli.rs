@@ -21,6 +21,45 @@ fn without_a_gpu_driver_start_fails_with_a_hint_not_a_panic() {
 }
 
 #[test]
+fn a_port_in_use_is_a_clear_error_not_a_panic() {
+    let first = Agent::start(&["--fake-gpus", "1"], &[]);
+    let addr = first.base.trim_start_matches("http://").to_string();
+    let out = Command::new(BIN)
+        .args(["--fake-gpus", "1", "--listen", &addr])
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("cannot listen on") && err.contains("in use"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn joining_without_a_credential_fails_at_start_and_says_what_to_set() {
+    let out = Command::new(BIN)
+        .args([
+            "--fake-gpus",
+            "1",
+            "--listen",
+            "127.0.0.1:0",
+            "--control-plane",
+            "http://127.0.0.1:1",
+        ])
+        .env_remove("GPUWARDEN_BOOTSTRAP_TOKEN")
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("GPUWARDEN_BOOTSTRAP_TOKEN") && !err.contains("panicked"),
+        "{err}"
+    );
+}
+
+#[test]
 fn check_config_accepts_the_example_and_rejects_bad_files() {
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/agent.toml");
     let out = Command::new(BIN)

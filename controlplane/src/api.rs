@@ -18,8 +18,8 @@ use actix_web::{web, HttpResponse, ResponseError};
 use serde::Serialize;
 use utoipa::OpenApi;
 
-pub use auth::{configured_digest as auth_digest, Auth, Caller};
 use auth::BearerScheme;
+pub use auth::{configured_digest as auth_digest, Auth, Caller};
 
 use crate::clock::SharedClock;
 use crate::fleet::Fleet;
@@ -127,7 +127,7 @@ impl ResponseError for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::NotFound(m) => ApiError::not_found(m),
+            StoreError::NotFound(m) => ApiError::not_found(format!("{m} not found")),
             StoreError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
             StoreError::Pool(e) => {
                 tracing::warn!(error = %e, "database unavailable");
@@ -173,7 +173,8 @@ pub fn valid_name(s: &str) -> bool {
     !b.is_empty()
         && b.len() <= 63
         && b[0].is_ascii_alphanumeric()
-        && b.iter().all(|c| c.is_ascii_alphanumeric() || b"._-".contains(c))
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || b"._-".contains(c))
 }
 
 /// The OpenAPI document, generated from the handlers and types.
@@ -245,12 +246,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 json_error(format!("request body: {e}"), status)
             }),
     )
-    .app_data(web::QueryConfig::default().error_handler(|e, _| {
-        json_error(format!("query string: {e}"), StatusCode::BAD_REQUEST)
-    }))
-    .app_data(web::PathConfig::default().error_handler(|e, _| {
-        json_error(format!("path: {e}"), StatusCode::BAD_REQUEST)
-    }))
+    .app_data(
+        web::QueryConfig::default().error_handler(|e, _| {
+            json_error(format!("query string: {e}"), StatusCode::BAD_REQUEST)
+        }),
+    )
+    .app_data(
+        web::PathConfig::default()
+            .error_handler(|e, _| json_error(format!("path: {e}"), StatusCode::BAD_REQUEST)),
+    )
     .service(meta::healthz)
     .service(meta::readyz)
     .service(meta::metrics)

@@ -93,7 +93,8 @@ impl Target {
             Some(p) => {
                 let text = std::fs::read_to_string(&p)
                     .map_err(|e| CliError::Usage(format!("{}: {e}", p.display())))?;
-                toml_from_str(&text).map_err(|e| CliError::Usage(format!("{}: {e}", p.display())))?
+                toml_from_str(&text)
+                    .map_err(|e| CliError::Usage(format!("{}: {e}", p.display())))?
             }
             None => CliFile::default(),
         };
@@ -102,7 +103,10 @@ impl Target {
             .or_else(|| env("GPUWARDEN_SERVER"))
             .or(file.server)
             .unwrap_or_else(|| "http://127.0.0.1:8410".into());
-        let token = match token.or_else(|| env("GPUWARDEN_ADMIN_TOKEN")).or(file.token) {
+        let token = match token
+            .or_else(|| env("GPUWARDEN_ADMIN_TOKEN"))
+            .or(file.token)
+        {
             Some(t) => Some(t),
             None => match &file.token_file {
                 Some(p) => Some(read_token_file(p)?),
@@ -249,7 +253,15 @@ fn s(v: &Value) -> String {
 /// The table of `nodes list`.
 pub fn nodes_table(v: &Value) -> String {
     let mut t = Table::new(&[
-        "NAME", "ID", "POOL", "STATUS", "HEALTH", "CONNECTIVITY", "GPUS", "LAST SEEN", "ADDRESS",
+        "NAME",
+        "ID",
+        "POOL",
+        "STATUS",
+        "HEALTH",
+        "CONNECTIVITY",
+        "GPUS",
+        "LAST SEEN",
+        "ADDRESS",
     ]);
     for n in v["nodes"].as_array().into_iter().flatten() {
         t.row(vec![
@@ -272,14 +284,31 @@ pub fn nodes_table(v: &Value) -> String {
 pub fn node_view(n: &Value) -> String {
     let mut t = Table::new(&["FIELD", "VALUE"]);
     for k in [
-        "name", "id", "pool", "status", "health", "connectivity", "address", "source",
-        "agent_version", "created_at", "updated_at", "last_seen",
+        "name",
+        "id",
+        "pool",
+        "status",
+        "health",
+        "connectivity",
+        "address",
+        "source",
+        "agent_version",
+        "created_at",
+        "updated_at",
+        "last_seen",
     ] {
         t.row(vec![k.to_string(), s(&n[k])]);
     }
     if let Some(l) = n["labels"].as_object() {
         let labels: Vec<String> = l.iter().map(|(k, v)| format!("{k}={}", s(v))).collect();
-        t.row(vec!["labels".into(), if labels.is_empty() { "-".into() } else { labels.join(",") }]);
+        t.row(vec![
+            "labels".into(),
+            if labels.is_empty() {
+                "-".into()
+            } else {
+                labels.join(",")
+            },
+        ]);
     }
     if let Some(sc) = n.get("scrape").filter(|v| !v.is_null()) {
         t.row(vec!["scrape.up".into(), s(&sc["up"])]);
@@ -293,7 +322,12 @@ pub fn node_view(n: &Value) -> String {
         let mut g = Table::new(&["GPU", "UUID", "MODEL", "MEMORY GIB"]);
         for x in &gpus {
             let mem = x["memory_bytes"].as_f64().unwrap_or(0.0) / f64::from(1u32 << 30);
-            g.row(vec![s(&x["index"]), s(&x["uuid"]), s(&x["model"]), format!("{mem:.0}")]);
+            g.row(vec![
+                s(&x["index"]),
+                s(&x["uuid"]),
+                s(&x["model"]),
+                format!("{mem:.0}"),
+            ]);
         }
         out.push('\n');
         out.push_str(&g.render());
@@ -303,7 +337,9 @@ pub fn node_view(n: &Value) -> String {
 
 /// The table of `nodes events`.
 pub fn events_table(v: &Value) -> String {
-    let mut t = Table::new(&["TIME", "GPU", "KIND", "CODE", "SEVERITY", "ACTION", "MESSAGE"]);
+    let mut t = Table::new(&[
+        "TIME", "GPU", "KIND", "CODE", "SEVERITY", "ACTION", "MESSAGE",
+    ]);
     for e in v["events"].as_array().into_iter().flatten() {
         t.row(vec![
             s(&e["time"]),
@@ -322,7 +358,14 @@ pub fn events_table(v: &Value) -> String {
 pub fn transitions_table(v: &Value) -> String {
     let mut t = Table::new(&["TIME", "FIELD", "FROM", "TO", "ACTOR", "REASON"]);
     for e in v["transitions"].as_array().into_iter().flatten() {
-        t.row(vec![s(&e["time"]), s(&e["field"]), s(&e["from"]), s(&e["to"]), s(&e["actor"]), s(&e["reason"])]);
+        t.row(vec![
+            s(&e["time"]),
+            s(&e["field"]),
+            s(&e["from"]),
+            s(&e["to"]),
+            s(&e["actor"]),
+            s(&e["reason"]),
+        ]);
     }
     t.render()
 }
@@ -348,7 +391,13 @@ pub fn commands_table(v: &Value) -> String {
 pub fn audit_table(v: &Value) -> String {
     let mut t = Table::new(&["TIME", "ACTOR", "ACTION", "TARGET", "RESULT"]);
     for e in v["entries"].as_array().into_iter().flatten() {
-        t.row(vec![s(&e["time"]), s(&e["actor"]), s(&e["action"]), s(&e["target"]), s(&e["result"])]);
+        t.row(vec![
+            s(&e["time"]),
+            s(&e["actor"]),
+            s(&e["action"]),
+            s(&e["target"]),
+            s(&e["result"]),
+        ]);
     }
     t.render()
 }
@@ -372,7 +421,11 @@ mod tests {
     #[test]
     fn queries_are_encoded_and_empty_values_left_out() {
         assert_eq!(
-            query(&[("pool", Some("a b".into())), ("status", None), ("since", Some("2026-11-23T10:00:00+01:00".into()))]),
+            query(&[
+                ("pool", Some("a b".into())),
+                ("status", None),
+                ("since", Some("2026-11-23T10:00:00+01:00".into()))
+            ]),
             "?pool=a%20b&since=2026-11-23T10%3A00%3A00%2B01%3A00"
         );
         assert_eq!(query(&[("x", None)]), "");

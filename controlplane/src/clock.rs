@@ -78,7 +78,10 @@ mod tests {
     fn rfc3339_round_trips() {
         let ms = 1_795_000_000_123;
         assert_eq!(parse_rfc3339(&rfc3339(ms)), Some(ms));
-        assert_eq!(parse_rfc3339("2026-11-23T10:00:00Z"), Some(1_795_428_000_000));
+        assert_eq!(
+            parse_rfc3339("2026-11-23T10:00:00Z"),
+            Some(1_795_428_000_000)
+        );
         assert_eq!(parse_rfc3339("yesterday"), None);
     }
 }

@@ -253,8 +253,7 @@ impl ControlPlaneConfig {
         if let Some(d) = &overrides.database {
             fig = fig.merge(Serialized::default("database.url", d));
         }
-        let cfg: ControlPlaneConfig =
-            fig.extract().map_err(|e| ConfigError::Parse(Box::new(e)))?;
+        let cfg: ControlPlaneConfig = fig.extract().map_err(|e| ConfigError::Parse(Box::new(e)))?;
         cfg.validate(file)?;
         Ok(cfg)
     }
@@ -269,7 +268,10 @@ impl ControlPlaneConfig {
             ));
         }
         if !(1..=64).contains(&self.server.workers) {
-            p.push(format!("server.workers: {} is not between 1 and 64", self.server.workers));
+            p.push(format!(
+                "server.workers: {} is not between 1 and 64",
+                self.server.workers
+            ));
         }
         if !self.server.external_url.is_empty() && !valid_base_url(&self.server.external_url) {
             p.push(format!(
@@ -295,12 +297,16 @@ impl ControlPlaneConfig {
         }
         for (i, t) in self.auth.admin_tokens.iter().enumerate() {
             if t.len() < 16 {
-                p.push(format!("auth.admin_tokens[{i}]: shorter than 16 characters"));
+                p.push(format!(
+                    "auth.admin_tokens[{i}]: shorter than 16 characters"
+                ));
             }
         }
         for (i, t) in self.auth.bootstrap_tokens.iter().enumerate() {
             if t.len() < 16 {
-                p.push(format!("auth.bootstrap_tokens[{i}]: shorter than 16 characters"));
+                p.push(format!(
+                    "auth.bootstrap_tokens[{i}]: shorter than 16 characters"
+                ));
             }
         }
         if self.auth.join_token_ttl < Duration::from_secs(60) {
@@ -324,7 +330,10 @@ impl ControlPlaneConfig {
             p.push("scrape.sample_limit: must be at least 1".into());
         }
         if !(1..=4096).contains(&s.concurrency) {
-            p.push(format!("scrape.concurrency: {} is not between 1 and 4096", s.concurrency));
+            p.push(format!(
+                "scrape.concurrency: {} is not between 1 and 4096",
+                s.concurrency
+            ));
         }
         if s.offline_after == 0 {
             p.push("scrape.offline_after: must be at least 1 interval".into());
@@ -338,7 +347,10 @@ impl ControlPlaneConfig {
                 ));
             }
             if !names.insert(&t.name) {
-                p.push(format!("static_targets[{i}].name: {:?} appears twice", t.name));
+                p.push(format!(
+                    "static_targets[{i}].name: {:?} appears twice",
+                    t.name
+                ));
             }
             if !valid_base_url(&t.address) {
                 p.push(format!(
@@ -368,6 +380,7 @@ impl ControlPlaneConfig {
 }
 
 #[cfg(test)]
+#[allow(clippy::result_large_err)] // figment's Jail returns its own large error
 mod tests {
     use super::*;
 
@@ -402,7 +415,10 @@ mod tests {
                 labels: BTreeMap::new(),
             },
         ];
-        let e = c.validate(Some(Path::new("cp.toml"))).unwrap_err().to_string();
+        let e = c
+            .validate(Some(Path::new("cp.toml")))
+            .unwrap_err()
+            .to_string();
         for key in [
             "in cp.toml",
             "server.listen",

@@ -155,7 +155,8 @@ impl Fleet {
                 e.labels = labels;
             }
             None => {
-                let offset = schedule::offset(&address, &self.settings.replica, self.settings.interval);
+                let offset =
+                    schedule::offset(&address, &self.settings.replica, self.settings.interval);
                 let next = schedule::next_at(
                     Duration::from_millis(u64::try_from(now).unwrap_or(0)),
                     offset,
@@ -346,8 +347,7 @@ impl Fleet {
 
     /// The observations that changed since the last call, as rows to write.
     pub fn take_dirty(&self) -> Vec<ObservationWrite> {
-        let mut out =
-            std::mem::take(&mut *self.removed.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut out = std::mem::take(&mut *self.removed.lock().unwrap_or_else(|p| p.into_inner()));
         for t in self.lock().values_mut() {
             if !t.dirty {
                 continue;

@@ -11,16 +11,16 @@
 #![deny(missing_docs)]
 
 pub mod api;
+pub mod cli;
 pub mod clock;
+pub mod config;
+pub mod fleet;
 pub mod lifecycle;
+pub mod metrics;
 pub mod model;
 pub mod observation;
 pub mod schedule;
-pub mod store;
-pub mod token;
-pub mod config;
-pub mod fleet;
-pub mod metrics;
 pub mod scrape;
 pub mod serve;
-pub mod cli;
+pub mod store;
+pub mod token;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use gpuwarden_controlplane::cli::{self, query, Client, CliError, Target};
+use gpuwarden_controlplane::cli::{self, query, CliError, Client, Target};
 use gpuwarden_controlplane::clock::SystemClock;
 use gpuwarden_controlplane::config::{ControlPlaneConfig, Overrides};
 use gpuwarden_controlplane::serve::{self, EnvTokens};
@@ -176,6 +176,9 @@ struct StepArgs {
     reason: Option<String>,
 }
 
+/// How a command's answer is shown as text.
+type Render = fn(&Value) -> String;
+
 fn since_param(s: Option<String>) -> Result<Option<String>, CliError> {
     let Some(s) = s else { return Ok(None) };
     if let Ok(d) = humantime::parse_duration(&s) {
@@ -192,8 +195,15 @@ fn seg(s: &str) -> String {
 }
 
 fn nodes(cmd: NodesCommand, client: &Client, out: Output) -> Result<String, CliError> {
-    let (v, render): (Value, fn(&Value) -> String) = match cmd {
-        NodesCommand::List { pool, status, health, connectivity, limit, offset } => {
+    let (v, render): (Value, Render) = match cmd {
+        NodesCommand::List {
+            pool,
+            status,
+            health,
+            connectivity,
+            limit,
+            offset,
+        } => {
             let q = query(&[
                 ("pool", pool),
                 ("status", status),
@@ -202,22 +212,43 @@ fn nodes(cmd: NodesCommand, client: &Client, out: Output) -> Result<String, CliE
                 ("limit", Some(limit.to_string())),
                 ("offset", Some(offset.to_string())),
             ]);
-            (client.call("GET", &format!("/v1/nodes{q}"), None)?, cli::nodes_table)
+            (
+                client.call("GET", &format!("/v1/nodes{q}"), None)?,
+                cli::nodes_table,
+            )
         }
-        NodesCommand::Get { node } => (client.call("GET", &format!("/v1/nodes/{}", seg(&node)), None)?, cli::node_view),
+        NodesCommand::Get { node } => (
+            client.call("GET", &format!("/v1/nodes/{}", seg(&node)), None)?,
+            cli::node_view,
+        ),
         NodesCommand::Events { node, since, limit } => {
-            let q = query(&[("since", since_param(since)?), ("limit", Some(limit.to_string()))]);
-            (client.call("GET", &format!("/v1/nodes/{}/events{q}", seg(&node)), None)?, cli::events_table)
+            let q = query(&[
+                ("since", since_param(since)?),
+                ("limit", Some(limit.to_string())),
+            ]);
+            (
+                client.call("GET", &format!("/v1/nodes/{}/events{q}", seg(&node)), None)?,
+                cli::events_table,
+            )
         }
         NodesCommand::History { node } => (
-            client.call("GET", &format!("/v1/nodes/{}/transitions", seg(&node)), None)?,
+            client.call(
+                "GET",
+                &format!("/v1/nodes/{}/transitions", seg(&node)),
+                None,
+            )?,
             cli::transitions_table,
         ),
         NodesCommand::Commands { node } => (
             client.call("GET", &format!("/v1/nodes/{}/commands", seg(&node)), None)?,
             cli::commands_table,
         ),
-        NodesCommand::Create { name, pool, labels, address } => {
+        NodesCommand::Create {
+            name,
+            pool,
+            labels,
+            address,
+        } => {
             let mut map = serde_json::Map::new();
             for l in labels {
                 let (k, v) = l
@@ -226,10 +257,17 @@ fn nodes(cmd: NodesCommand, client: &Client, out: Output) -> Result<String, CliE
                 map.insert(k.to_string(), json!(v));
             }
             let body = json!({"name": name, "pool": pool, "labels": map, "address": address});
-            (client.call("POST", "/v1/nodes", Some(body))?, cli::node_view)
+            (
+                client.call("POST", "/v1/nodes", Some(body))?,
+                cli::node_view,
+            )
         }
         NodesCommand::Token { node, ttl } => {
-            let v = client.call("POST", &format!("/v1/nodes/{}/token", seg(&node)), Some(json!({"ttl": ttl})))?;
+            let v = client.call(
+                "POST",
+                &format!("/v1/nodes/{}/token", seg(&node)),
+                Some(json!({"ttl": ttl})),
+            )?;
             (v, |v| {
                 format!(
                     "join token for node {} (expires {}); shown once:\n\n{}\n\n{}\n{}",
@@ -247,7 +285,9 @@ fn nodes(cmd: NodesCommand, client: &Client, out: Output) -> Result<String, CliE
         NodesCommand::Terminate(a) => step(client, "terminate", a, None)?,
         NodesCommand::Delete { node } => {
             client.call("DELETE", &format!("/v1/nodes/{}", seg(&node)), None)?;
-            (json!({"deleted": node}), |v| format!("deleted node {}\n", v["deleted"].as_str().unwrap_or("-")))
+            (json!({"deleted": node}), |v| {
+                format!("deleted node {}\n", v["deleted"].as_str().unwrap_or("-"))
+            })
         }
     };
     Ok(match out {
@@ -261,14 +301,19 @@ fn step(
     action: &str,
     a: StepArgs,
     timeout: Option<String>,
-) -> Result<(Value, fn(&Value) -> String), CliError> {
+) -> Result<(Value, Render), CliError> {
     let body = json!({"reason": a.reason, "timeout": timeout});
-    let v = client.call("POST", &format!("/v1/nodes/{}/{action}", seg(&a.node)), Some(body))?;
+    let v = client.call(
+        "POST",
+        &format!("/v1/nodes/{}/{action}", seg(&a.node)),
+        Some(body),
+    )?;
     Ok((v, cli::step_view))
 }
 
 fn run_cli(conn: Conn, f: impl FnOnce(&Client, Output) -> Result<String, CliError>) -> ExitCode {
-    let result = Target::resolve(conn.server, conn.token).and_then(|t| f(&Client::new(t), conn.output));
+    let result =
+        Target::resolve(conn.server, conn.token).and_then(|t| f(&Client::new(t), conn.output));
     match result {
         Ok(text) => {
             print!("{text}");
@@ -328,7 +373,10 @@ fn serve_command(
             }
         };
         if let Some((token, path)) = &running.generated_admin_token {
-            eprintln!("\nadmin token (shown once; also in {}):\n\n    {token}\n", path.display());
+            eprintln!(
+                "\nadmin token (shown once; also in {}):\n\n    {token}\n",
+                path.display()
+            );
         }
         serve::shutdown_signal().await;
         tracing::info!("shutting down");
@@ -349,14 +397,19 @@ fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match cli.command {
-        Command::Serve { config, listen, database, check_config } => {
-            serve_command(config, listen, database, check_config)
-        }
+        Command::Serve {
+            config,
+            listen,
+            database,
+            check_config,
+        } => serve_command(config, listen, database, check_config),
         Command::Nodes { command, conn } => run_cli(conn, |c, out| nodes(command, c, out)),
         Command::Audit { limit, conn } => run_cli(conn, |c, out| {
             let v = c.call("GET", &format!("/v1/audit?limit={limit}"), None)?;
             Ok(match out {
-                Output::Json => format!("{}\n", serde_json::to_string_pretty(&v).unwrap_or_default()),
+                Output::Json => {
+                    format!("{}\n", serde_json::to_string_pretty(&v).unwrap_or_default())
+                }
                 Output::Table => cli::audit_table(&v),
             })
         }),

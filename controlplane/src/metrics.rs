@@ -48,21 +48,38 @@ impl Metrics {
     pub fn new() -> Self {
         let registry = Registry::new();
         let scrapes = must(IntCounterVec::new(
-            Opts::new("gpuwarden_cp_scrapes_total", "Agent scrapes by result (success, or the failure kind)."),
+            Opts::new(
+                "gpuwarden_cp_scrapes_total",
+                "Agent scrapes by result (success, or the failure kind).",
+            ),
             &["result"],
         ));
         let scrape_duration = must(Histogram::with_opts(
-            HistogramOpts::new("gpuwarden_cp_scrape_duration_seconds", "Time to fetch and parse one agent's /metrics.")
-                .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+            HistogramOpts::new(
+                "gpuwarden_cp_scrape_duration_seconds",
+                "Time to fetch and parse one agent's /metrics.",
+            )
+            .buckets(vec![
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ]),
         ));
-        let samples = must(IntCounter::new("gpuwarden_cp_samples_ingested_total", "Samples parsed from agents."));
-        let events = must(IntCounter::new("gpuwarden_cp_events_ingested_total", "Health events read from agents and stored."));
+        let samples = must(IntCounter::new(
+            "gpuwarden_cp_samples_ingested_total",
+            "Samples parsed from agents.",
+        ));
+        let events = must(IntCounter::new(
+            "gpuwarden_cp_events_ingested_total",
+            "Health events read from agents and stored.",
+        ));
         let events_lost = must(IntCounter::new(
             "gpuwarden_cp_events_lost_total",
             "Times an agent's event ring overflowed before the control plane read it.",
         ));
         let store_errors = must(IntCounterVec::new(
-            Opts::new("gpuwarden_cp_store_errors_total", "Failed database writes by operation."),
+            Opts::new(
+                "gpuwarden_cp_store_errors_total",
+                "Failed database writes by operation.",
+            ),
             &["op"],
         ));
         let flushes = must(IntCounter::new(
@@ -70,11 +87,17 @@ impl Metrics {
             "Batched writes of the latest observations.",
         ));
         let nodes = must(IntGaugeVec::new(
-            Opts::new("gpuwarden_cp_nodes", "Nodes by lifecycle status, health and connectivity."),
+            Opts::new(
+                "gpuwarden_cp_nodes",
+                "Nodes by lifecycle status, health and connectivity.",
+            ),
             &["status", "health", "connectivity"],
         ));
         let targets = must(IntGaugeVec::new(
-            Opts::new("gpuwarden_cp_targets", "Scrape targets by whether their last scrape succeeded."),
+            Opts::new(
+                "gpuwarden_cp_targets",
+                "Scrape targets by whether their last scrape succeeded.",
+            ),
             &["up"],
         ));
         for c in [

@@ -73,6 +73,10 @@ pub struct NodeObservation {
     pub health_checks: BTreeMap<String, f64>,
     /// Samples in the body.
     pub samples: usize,
+    /// Health events the agent has recorded (all kinds), since it started.
+    pub events_total: f64,
+    /// When the agent started (Unix seconds); a change means a restart.
+    pub agent_started: Option<f64>,
 }
 
 fn gpu_of<'o>(
@@ -131,6 +135,8 @@ pub fn observe(body: &[u8], sample_limit: usize) -> Result<NodeObservation, Obse
                 }
             }
             m::GPU_UP => gpu_of(&mut node, s)?.up = s.value == 1.0,
+            m::AGENT_EVENTS => node.events_total += s.value,
+            m::AGENT_START_TIME => node.agent_started = Some(s.value),
             m::GPU_XID_ERRORS => {
                 let code = label_u32(s, "xid");
                 let g = gpu_of(&mut node, s)?;
@@ -187,10 +193,13 @@ pub fn observe(body: &[u8], sample_limit: usize) -> Result<NodeObservation, Obse
     Ok(node)
 }
 
-/// Whether the agent has new health events to read: an XID or ECC counter grew, or went
-/// down (the agent restarted and its counters started over).
+/// Whether the agent has new health events to read: it restarted, its event count moved,
+/// or an XID or ECC counter changed.
 pub fn events_pending(prev: Option<&NodeObservation>, cur: &NodeObservation) -> bool {
     let Some(prev) = prev else { return true };
+    if prev.agent_started != cur.agent_started || prev.events_total != cur.events_total {
+        return true;
+    }
     cur.gpus.iter().any(|(i, g)| {
         let Some(p) = prev.gpus.get(i) else {
             return true;
@@ -291,6 +300,18 @@ gpuwarden_health_check_status{check=\"xid\"} 2\n";
             Some(&a),
             &observe(restarted.as_bytes(), 10_000).unwrap()
         ));
+        let restarted = format!("{BODY}gpuwarden_agent_start_time_seconds 1795000001\n");
+        assert!(
+            events_pending(Some(&a), &observe(restarted.as_bytes(), 10_000).unwrap()),
+            "a restarted agent is read from the start, whatever its counters say"
+        );
+        let thermal = format!(
+            "{BODY}gpuwarden_agent_events_total{{kind=\"thermal\",severity=\"warning\"}} 1\n"
+        );
+        assert!(
+            events_pending(Some(&a), &observe(thermal.as_bytes(), 10_000).unwrap()),
+            "any new event, not only XIDs and ECC"
+        );
         let warmer = BODY.replace("} 61", "} 75");
         assert!(
             !events_pending(Some(&a), &observe(warmer.as_bytes(), 10_000).unwrap()),

@@ -51,7 +51,9 @@ pub struct Scraper {
 
 impl std::fmt::Debug for Scraper {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Scraper").field("targets", &self.fleet.len()).finish()
+        f.debug_struct("Scraper")
+            .field("targets", &self.fleet.len())
+            .finish()
     }
 }
 
@@ -112,24 +114,42 @@ impl Scraper {
 
     fn store_change(&self, c: &ConnectivityChange, now: i64) {
         info!(node = %c.node_id, to = %c.to, reason = %c.reason, "connectivity changed");
-        if let Err(e) = self.store.set_connectivity(&c.node_id, c.to, &c.reason, now) {
-            self.metrics.store_errors.with_label_values(&["transition"]).inc();
+        if let Err(e) = self
+            .store
+            .set_connectivity(&c.node_id, c.to, &c.reason, now)
+        {
+            self.metrics
+                .store_errors
+                .with_label_values(&["transition"])
+                .inc();
             warn!(node = %c.node_id, error = %e, "storing a connectivity change failed");
         }
     }
 
     /// Reads the agent's events after `cursor` and stores them with the new cursor.
-    fn read_events(&self, job: &Job, instance: Option<String>, cursor: i64) -> Result<(), ScrapeError> {
+    fn read_events(
+        &self,
+        job: &Job,
+        instance: Option<String>,
+        cursor: i64,
+    ) -> Result<(), ScrapeError> {
         // A cursor of -1 means the last read failed: start over from what the store has.
         let (mut known, mut after) = if cursor < 0 {
-            let row = self.store.node(&job.node_id).map_err(|e| ScrapeError::Events(e.to_string()))?;
+            let row = self
+                .store
+                .node(&job.node_id)
+                .map_err(|e| ScrapeError::Events(e.to_string()))?;
             (row.agent_instance, row.event_cursor)
         } else {
             (instance, cursor)
         };
         for _ in 0..MAX_EVENT_PAGES {
             let page = self.fetch.events(&job.address, after)?;
-            if known.as_deref().is_some_and(|k| !k.is_empty() && k != page.instance) && after > 0 {
+            if known
+                .as_deref()
+                .is_some_and(|k| !k.is_empty() && k != page.instance)
+                && after > 0
+            {
                 info!(node = %job.node_id, "agent restarted; reading its events from the start");
                 known = Some(page.instance.clone());
                 after = 0;
@@ -180,26 +200,36 @@ impl Scraper {
             );
         }
         let (s, st) = (self.clone(), stop.clone());
-        threads.push(std::thread::Builder::new().name("scrape-sched".into()).spawn(move || {
-            while !st.load(Ordering::SeqCst) {
-                let now = s.clock.now_ms();
-                for c in s.fleet.sweep(now) {
-                    s.store_change(&c, now);
-                }
-                for job in s.fleet.due(now) {
-                    if tx.send(job).is_err() {
-                        return;
+        threads.push(
+            std::thread::Builder::new()
+                .name("scrape-sched".into())
+                .spawn(move || {
+                    while !st.load(Ordering::SeqCst) {
+                        let now = s.clock.now_ms();
+                        for c in s.fleet.sweep(now) {
+                            s.store_change(&c, now);
+                        }
+                        for job in s.fleet.due(now) {
+                            if tx.send(job).is_err() {
+                                return;
+                            }
+                        }
+                        let idle = s.fleet.idle_for(s.clock.now_ms(), 200);
+                        std::thread::sleep(Duration::from_millis(
+                            u64::try_from(idle.max(5)).unwrap_or(5),
+                        ));
                     }
-                }
-                let idle = s.fleet.idle_for(s.clock.now_ms(), 200);
-                std::thread::sleep(Duration::from_millis(u64::try_from(idle.max(5)).unwrap_or(5)));
-            }
-            // Dropping `tx` ends the workers once their queue is empty.
-        })?);
+                    // Dropping `tx` ends the workers once their queue is empty.
+                })?,
+        );
         let (s, st) = (self, stop.clone());
-        threads.push(std::thread::Builder::new().name("housekeeping".into()).spawn(move || {
-            housekeeping(&s, &st, flush_every, retention);
-        })?);
+        threads.push(
+            std::thread::Builder::new()
+                .name("housekeeping".into())
+                .spawn(move || {
+                    housekeeping(&s, &st, flush_every, retention);
+                })?,
+        );
         Ok(ScraperHandle { stop, threads })
     }
 
@@ -213,10 +243,17 @@ impl Scraper {
         match self.store.write_observations(&batch) {
             Ok(()) => {
                 self.metrics.flushes.inc();
-                debug!(nodes = batch.len(), took_ms = start.elapsed().as_millis() as u64, "observations written");
+                debug!(
+                    nodes = batch.len(),
+                    took_ms = start.elapsed().as_millis() as u64,
+                    "observations written"
+                );
             }
             Err(e) => {
-                self.metrics.store_errors.with_label_values(&["observations"]).inc();
+                self.metrics
+                    .store_errors
+                    .with_label_values(&["observations"])
+                    .inc();
                 warn!(nodes = batch.len(), error = %e, "writing observations failed; the next scrape brings them again");
             }
         }
@@ -234,7 +271,12 @@ fn worker(s: &Scraper, rx: &Mutex<Receiver<Job>>) {
     }
 }
 
-fn housekeeping(s: &Scraper, stop: &AtomicBool, flush_every: Duration, retention: (Duration, Duration)) {
+fn housekeeping(
+    s: &Scraper,
+    stop: &AtomicBool,
+    flush_every: Duration,
+    retention: (Duration, Duration),
+) {
     let mut last_flush = Instant::now();
     let mut last_prune: Option<Instant> = None;
     while !stop.load(Ordering::SeqCst) {
@@ -247,7 +289,9 @@ fn housekeeping(s: &Scraper, stop: &AtomicBool, flush_every: Duration, retention
             let now = s.clock.now_ms();
             let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
             match s.store.prune(now - ms(retention.0), now - ms(retention.1)) {
-                Ok((e, a)) if e + a > 0 => info!(events = e, audit = a, "retention pruned old rows"),
+                Ok((e, a)) if e + a > 0 => {
+                    info!(events = e, audit = a, "retention pruned old rows")
+                }
                 Ok(_) => {}
                 Err(e) => warn!(error = %e, "retention pruning failed"),
             }

@@ -59,7 +59,11 @@ pub struct EnvTokens {
 impl EnvTokens {
     /// Reads the two variables.
     pub fn from_env() -> Self {
-        let get = |k| std::env::var(k).ok().filter(|v: &String| !v.trim().is_empty());
+        let get = |k| {
+            std::env::var(k)
+                .ok()
+                .filter(|v: &String| !v.trim().is_empty())
+        };
         Self {
             admin: get("GPUWARDEN_ADMIN_TOKEN"),
             bootstrap: get("GPUWARDEN_BOOTSTRAP_TOKEN"),
@@ -72,7 +76,7 @@ pub struct Running {
     /// Where the API listens.
     pub addr: SocketAddr,
     /// The admin token generated at this start, if one was.
-    pub generated_admin_token: Option<(String, PathBuf)>,
+    pub generated_admin_token: Option<Generated>,
     server: actix_web::dev::ServerHandle,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     scraper: ScraperHandle,
@@ -80,7 +84,9 @@ pub struct Running {
 
 impl std::fmt::Debug for Running {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Running").field("addr", &self.addr).finish_non_exhaustive()
+        f.debug_struct("Running")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
     }
 }
 
@@ -121,18 +127,26 @@ fn write_secret(path: &Path, secret: &str) -> std::io::Result<()> {
     writeln!(f, "{secret}")
 }
 
+/// An admin token generated at start: the secret and the file it was written to.
+pub type Generated = (String, PathBuf);
+
 /// The admin token digests to accept; generates one when there are none anywhere.
 fn admin_tokens(
     cfg: &ControlPlaneConfig,
     env: &EnvTokens,
     store: &Store,
     now: i64,
-) -> Result<(Vec<String>, Option<(String, PathBuf)>), ServeError> {
+) -> Result<(Vec<String>, Option<Generated>), ServeError> {
     let store_err = |source| ServeError::Store {
         url: redact(&cfg.database.url),
         source,
     };
-    let mut digests: Vec<String> = cfg.auth.admin_tokens.iter().map(|t| auth_digest(t)).collect();
+    let mut digests: Vec<String> = cfg
+        .auth
+        .admin_tokens
+        .iter()
+        .map(|t| auth_digest(t))
+        .collect();
     digests.extend(env.admin.iter().map(|t| auth_digest(t)));
     let stored = store.admin_token_digests().map_err(store_err)?;
     let mut generated = None;
@@ -204,7 +218,12 @@ pub async fn start(
     info!(database = %redact(&cfg.database.url), backend = ?store.backend(), "database ready");
     let now = clock.now_ms();
     let (admin, generated) = admin_tokens(&cfg, &env, &store, now)?;
-    let mut bootstrap: Vec<String> = cfg.auth.bootstrap_tokens.iter().map(|t| auth_digest(t)).collect();
+    let mut bootstrap: Vec<String> = cfg
+        .auth
+        .bootstrap_tokens
+        .iter()
+        .map(|t| auth_digest(t))
+        .collect();
     bootstrap.extend(env.bootstrap.iter().map(|t| auth_digest(t)));
     if bootstrap.is_empty() {
         info!("no bootstrap token: agents join only as pre-created nodes (POST /v1/nodes, then /token)");
@@ -224,7 +243,9 @@ pub async fn start(
         source,
     };
     for t in &cfg.static_targets {
-        let row = store.upsert_static(&static_row(t, now)?).map_err(store_err)?;
+        let row = store
+            .upsert_static(&static_row(t, now)?)
+            .map_err(store_err)?;
         fleet.sync(&row, now);
     }
     for row in store.all_nodes().map_err(store_err)? {
@@ -266,15 +287,16 @@ pub async fn start(
             node_token_ttl: cfg.auth.node_token_ttl,
         },
     });
-    let server = HttpServer::new(move || App::new().app_data(state.clone()).configure(api::configure))
-        .workers(cfg.server.workers)
-        .disable_signals()
-        .shutdown_timeout(5)
-        .bind(&cfg.server.listen)
-        .map_err(|source| ServeError::Io {
-            what: format!("cannot listen on {}", cfg.server.listen),
-            source,
-        })?;
+    let server =
+        HttpServer::new(move || App::new().app_data(state.clone()).configure(api::configure))
+            .workers(cfg.server.workers)
+            .disable_signals()
+            .shutdown_timeout(5)
+            .bind(&cfg.server.listen)
+            .map_err(|source| ServeError::Io {
+                what: format!("cannot listen on {}", cfg.server.listen),
+                source,
+            })?;
     let addr = server
         .addrs()
         .first()
@@ -331,7 +353,10 @@ mod tests {
 
     #[test]
     fn passwords_are_hidden_in_database_urls() {
-        assert_eq!(redact("postgres://gw:s3cret@db:5432/gw"), "postgres://gw:***@db:5432/gw");
+        assert_eq!(
+            redact("postgres://gw:s3cret@db:5432/gw"),
+            "postgres://gw:***@db:5432/gw"
+        );
         assert_eq!(redact("postgres://gw@db/gw"), "postgres://gw@db/gw");
         assert_eq!(redact("sqlite://gpuwarden.db"), "sqlite://gpuwarden.db");
     }

@@ -24,7 +24,7 @@ use diesel::RunQueryDsl;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use thiserror::Error;
 
-pub use nodes::{NodeFilter, Registration, Registered};
+pub use nodes::{NodeFilter, Registered, Registration};
 pub use records::ObservationWrite;
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/sqlite");
@@ -164,7 +164,10 @@ impl Store {
             Pools::Postgres(pool)
         } else {
             let path = sqlite_path(url).ok_or_else(|| StoreError::Url(url.to_string()))?;
-            if let Some(dir) = Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
+            if let Some(dir) = Path::new(path)
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+            {
                 std::fs::create_dir_all(dir).map_err(|e| {
                     StoreError::Migration(format!("cannot create {}: {e}", dir.display()))
                 })?;
@@ -223,11 +226,6 @@ impl Store {
 pub(crate) fn is_unique_violation(e: &diesel::result::Error) -> bool {
     matches!(
         e,
-        diesel::result::Error::DatabaseError(
-            diesel::result::DatabaseErrorKind::UniqueViolation,
-            _
-        )
+        diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)
     )
 }
-
-

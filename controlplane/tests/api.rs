@@ -22,6 +22,7 @@ const BOOT: &str = "bootstrap-token-for-tests-1";
 
 struct Env {
     _dir: TempDir,
+    clock: FakeClock,
     store: Arc<Store>,
     data: web::Data<AppState>,
 }
@@ -30,6 +31,7 @@ fn env(bootstrap: bool) -> Env {
     crate::util::logs();
     let dir = TempDir::new("api");
     let store = Arc::new(sqlite_store(&dir));
+    let clock = FakeClock::at(1_795_000_000_000);
     let data = web::Data::new(AppState {
         store: store.clone(),
         fleet: Arc::new(Fleet::new(FleetSettings {
@@ -37,11 +39,15 @@ fn env(bootstrap: bool) -> Env {
             offline_after: 3,
             replica: "test".into(),
         })),
-        clock: Arc::new(FakeClock::at(1_795_000_000_000)),
+        clock: Arc::new(clock.clone()),
         metrics: Metrics::new(),
         auth: Auth::new(
             vec![auth_digest(ADMIN)],
-            if bootstrap { vec![auth_digest(BOOT)] } else { vec![] },
+            if bootstrap {
+                vec![auth_digest(BOOT)]
+            } else {
+                vec![]
+            },
         ),
         settings: ApiSettings {
             external_url: "http://cp.example:8410".into(),
@@ -50,10 +56,21 @@ fn env(bootstrap: bool) -> Env {
             node_token_ttl: Duration::ZERO,
         },
     });
-    Env { _dir: dir, store, data }
+    Env {
+        _dir: dir,
+        clock,
+        store,
+        data,
+    }
 }
 
-async fn send<S>(app: &S, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> (StatusCode, Value)
+async fn send<S>(
+    app: &S,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (StatusCode, Value)
 where
     S: Service<actix_http::Request, Response = ServiceResponse, Error = actix_web::Error>,
 {
@@ -74,32 +91,54 @@ where
     let resp = call_service(app, req.to_request()).await;
     let status = resp.status();
     let bytes = read_body(resp).await;
-    let v = serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+    let v = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
     (status, v)
 }
 
 macro_rules! app {
     ($env:expr) => {
-        init_service(App::new().app_data($env.data.clone()).configure(api::configure)).await
+        init_service(
+            App::new()
+                .app_data($env.data.clone())
+                .configure(api::configure),
+        )
+        .await
     };
 }
 
 fn error_code(v: &Value) -> &str {
-    v["error"]["code"].as_str().unwrap_or_else(|| panic!("not a JSON error: {v}"))
+    v["error"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("not a JSON error: {v}"))
 }
 
 fn counts(s: &Store) -> Vec<i64> {
-    ["nodes", "node_tokens", "audit", "commands", "transitions", "events"]
-        .iter()
-        .map(|t| s.count(t).unwrap())
-        .collect()
+    [
+        "nodes",
+        "node_tokens",
+        "audit",
+        "commands",
+        "transitions",
+        "events",
+    ]
+    .iter()
+    .map(|t| s.count(t).unwrap())
+    .collect()
 }
 
 #[actix_web::test]
 async fn every_admin_endpoint_refuses_missing_and_wrong_tokens_and_writes_nothing() {
     let e = env(true);
     let app = app!(e);
-    let (st, n) = send(&app, "POST", "/v1/nodes", Some(ADMIN), Some(json!({"name": "gpu-01"}))).await;
+    let (st, n) = send(
+        &app,
+        "POST",
+        "/v1/nodes",
+        Some(ADMIN),
+        Some(json!({"name": "gpu-01"})),
+    )
+    .await;
     assert_eq!(st, StatusCode::CREATED);
     let id = n["id"].as_str().unwrap().to_string();
     let before = counts(&e.store);
@@ -119,7 +158,11 @@ async fn every_admin_endpoint_refuses_missing_and_wrong_tokens_and_writes_nothin
         ("GET", format!("/v1/nodes/{id}/observation"), None),
         ("GET", "/v1/audit".into(), None),
         ("GET", "/v1/sd".into(), None),
-        ("POST", "/v1/nodes/register".into(), Some(json!({"name": "gpu-09", "address": "http://h:9410"}))),
+        (
+            "POST",
+            "/v1/nodes/register".into(),
+            Some(json!({"name": "gpu-09", "address": "http://h:9410"})),
+        ),
     ];
     for (m, p, b) in &endpoints {
         for token in [None, Some("wrong-token-wrong-token"), Some("")] {
@@ -138,20 +181,66 @@ async fn a_node_goes_from_created_to_joined_to_terminated_through_the_api() {
     let a = Some(ADMIN);
 
     // Create, with the errors an operator can make.
-    let (st, n) = send(&app, "POST", "/v1/nodes", a, Some(json!({"name": "gpu-01", "pool": "train", "labels": {"rack": "r1"}}))).await;
+    let (st, n) = send(
+        &app,
+        "POST",
+        "/v1/nodes",
+        a,
+        Some(json!({"name": "gpu-01", "pool": "train", "labels": {"rack": "r1"}})),
+    )
+    .await;
     assert_eq!(st, StatusCode::CREATED, "{n}");
-    assert_eq!((n["status"].as_str(), n["health"].as_str(), n["connectivity"].as_str()), (Some("pending"), Some("unknown"), Some("offline")));
+    assert_eq!(
+        (
+            n["status"].as_str(),
+            n["health"].as_str(),
+            n["connectivity"].as_str()
+        ),
+        (Some("pending"), Some("unknown"), Some("offline"))
+    );
     let id = n["id"].as_str().unwrap().to_string();
-    let (st, v) = send(&app, "POST", "/v1/nodes", a, Some(json!({"name": "gpu-01"}))).await;
+    let (st, v) = send(
+        &app,
+        "POST",
+        "/v1/nodes",
+        a,
+        Some(json!({"name": "gpu-01"})),
+    )
+    .await;
     assert_eq!((st, error_code(&v)), (StatusCode::CONFLICT, "conflict"));
-    for bad in [json!({"name": "bad name"}), json!({"name": "x", "address": "10.0.0.1:9410"}), json!({"name": "x", "labels": {"__name__": "v"}}), json!({"name": "x", "pool": "a/b"})] {
+    for bad in [
+        json!({"name": "bad name"}),
+        json!({"name": "x", "address": "10.0.0.1:9410"}),
+        json!({"name": "x", "labels": {"__name__": "v"}}),
+        json!({"name": "x", "pool": "a/b"}),
+    ] {
         let (st, v) = send(&app, "POST", "/v1/nodes", a, Some(bad.clone())).await;
-        assert_eq!((st, error_code(&v)), (StatusCode::UNPROCESSABLE_ENTITY, "invalid"), "{bad}");
+        assert_eq!(
+            (st, error_code(&v)),
+            (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
+            "{bad}"
+        );
     }
-    let (st, v) = send(&app, "POST", "/v1/nodes", a, Some(json!({"name": "x", "colour": "red"}))).await;
-    assert_eq!(st, StatusCode::BAD_REQUEST, "unknown fields are refused: {v}");
+    let (st, v) = send(
+        &app,
+        "POST",
+        "/v1/nodes",
+        a,
+        Some(json!({"name": "x", "colour": "red"})),
+    )
+    .await;
+    assert_eq!(
+        st,
+        StatusCode::BAD_REQUEST,
+        "unknown fields are refused: {v}"
+    );
     assert!(v["error"]["message"].as_str().unwrap().contains("colour"));
-    let raw = TestRequest::post().uri("/v1/nodes").insert_header(("Authorization", format!("Bearer {ADMIN}"))).insert_header(("Content-Type", "application/json")).set_payload("{not json").to_request();
+    let raw = TestRequest::post()
+        .uri("/v1/nodes")
+        .insert_header(("Authorization", format!("Bearer {ADMIN}")))
+        .insert_header(("Content-Type", "application/json"))
+        .set_payload("{not json")
+        .to_request();
     let resp = call_service(&app, raw).await;
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
     let v: Value = serde_json::from_slice(&read_body(resp).await).unwrap();
@@ -159,16 +248,41 @@ async fn a_node_goes_from_created_to_joined_to_terminated_through_the_api() {
 
     // Lists: filters, pagination, bad filters.
     for i in 0..3 {
-        send(&app, "POST", "/v1/nodes", a, Some(json!({"name": format!("infer-{i}"), "pool": "infer"}))).await;
+        send(
+            &app,
+            "POST",
+            "/v1/nodes",
+            a,
+            Some(json!({"name": format!("infer-{i}"), "pool": "infer"})),
+        )
+        .await;
     }
-    let (st, v) = send(&app, "GET", "/v1/nodes?pool=infer&limit=2&offset=1", a, None).await;
+    let (st, v) = send(
+        &app,
+        "GET",
+        "/v1/nodes?pool=infer&limit=2&offset=1",
+        a,
+        None,
+    )
+    .await;
     assert_eq!(st, StatusCode::OK);
     assert_eq!(v["total"], 3);
-    let names: Vec<&str> = v["nodes"].as_array().unwrap().iter().map(|n| n["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = v["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["infer-1", "infer-2"]);
     let (st, v) = send(&app, "GET", "/v1/nodes?status=sick", a, None).await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
-    assert!(v["error"]["message"].as_str().unwrap().contains("pending, active"), "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("pending, active"),
+        "{v}"
+    );
     let (st, _) = send(&app, "GET", "/v1/nodes?limit=0", a, None).await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
     let (st, _) = send(&app, "GET", "/v1/nodes?limit=abc", a, None).await;
@@ -183,24 +297,70 @@ async fn a_node_goes_from_created_to_joined_to_terminated_through_the_api() {
     assert_eq!((st, error_code(&v)), (StatusCode::NOT_FOUND, "not_found"));
 
     // A join token with an install snippet; without a bootstrap token, only it can join.
-    let (st, v) = send(&app, "POST", &format!("/v1/nodes/{id}/token"), a, Some(json!({"ttl": "2h"}))).await;
+    let (st, v) = send(
+        &app,
+        "POST",
+        &format!("/v1/nodes/{id}/token"),
+        a,
+        Some(json!({"ttl": "2h"})),
+    )
+    .await;
     assert_eq!(st, StatusCode::CREATED, "{v}");
     let join = v["token"].as_str().unwrap().to_string();
     let cfg = v["agent_config"].as_str().unwrap();
-    assert!(cfg.contains("url = \"http://cp.example:8410\"") && cfg.contains(&join) && cfg.contains("id = \"gpu-01\""), "{cfg}");
-    assert!(v["systemd_unit"].as_str().unwrap().contains("ExecStart=/usr/local/bin/gpuwarden-agent"));
-    let (st, _) = send(&app, "POST", &format!("/v1/nodes/{id}/token"), a, Some(json!({"ttl": "soon"}))).await;
+    assert!(
+        cfg.contains("url = \"http://cp.example:8410\"")
+            && cfg.contains(&join)
+            && cfg.contains("id = \"gpu-01\""),
+        "{cfg}"
+    );
+    assert!(v["systemd_unit"]
+        .as_str()
+        .unwrap()
+        .contains("ExecStart=/usr/local/bin/gpuwarden-agent"));
+    let (st, _) = send(
+        &app,
+        "POST",
+        &format!("/v1/nodes/{id}/token"),
+        a,
+        Some(json!({"ttl": "soon"})),
+    )
+    .await;
     assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
     let reg = json!({"name": "gpu-01", "address": "http://10.0.0.1:9410", "labels": {"zone": "z1"},
         "capabilities": {"gpus": [{"index": 0, "uuid": "GPU-0", "model": "NVIDIA H100 80GB HBM3", "memory_bytes": 85_899_345_920_u64}], "driver_version": "550.54.15"}});
-    let (st, v) = send(&app, "POST", "/v1/nodes/register", Some("not-a-token-at-all"), Some(reg.clone())).await;
+    let (st, v) = send(
+        &app,
+        "POST",
+        "/v1/nodes/register",
+        Some("not-a-token-at-all"),
+        Some(reg.clone()),
+    )
+    .await;
     assert_eq!(st, StatusCode::UNAUTHORIZED);
-    assert!(v["error"]["message"].as_str().unwrap().contains("self-registration is off"), "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("self-registration is off"),
+        "{v}"
+    );
     let mut other = reg.clone();
     other["name"] = json!("gpu-99");
     let (st, v) = send(&app, "POST", "/v1/nodes/register", Some(&join), Some(other)).await;
-    assert_eq!((st, error_code(&v)), (StatusCode::FORBIDDEN, "forbidden"), "a join token joins its own node only");
-    let (st, v) = send(&app, "POST", "/v1/nodes/register", Some(&join), Some(reg.clone())).await;
+    assert_eq!(
+        (st, error_code(&v)),
+        (StatusCode::FORBIDDEN, "forbidden"),
+        "a join token joins its own node only"
+    );
+    let (st, v) = send(
+        &app,
+        "POST",
+        "/v1/nodes/register",
+        Some(&join),
+        Some(reg.clone()),
+    )
+    .await;
     assert_eq!(st, StatusCode::OK, "{v}");
     assert_eq!(v["node_id"].as_str(), Some(id.as_str()));
     assert_eq!(v["scrape_interval_seconds"], 15.0);
@@ -208,47 +368,157 @@ async fn a_node_goes_from_created_to_joined_to_terminated_through_the_api() {
     assert_eq!(v["node"]["labels"], json!({"rack": "r1", "zone": "z1"}));
     assert_eq!(v["node"]["gpus"][0]["uuid"], "GPU-0");
     let node_token = v["node_token"].as_str().unwrap().to_string();
-    let (st, _) = send(&app, "POST", "/v1/nodes/register", Some(&join), Some(reg.clone())).await;
-    assert_eq!(st, StatusCode::UNAUTHORIZED, "the join token is exchanged for the node token");
-    let (st, _) = send(&app, "POST", "/v1/nodes/register", Some(&node_token), Some(reg.clone())).await;
+    let (st, _) = send(
+        &app,
+        "POST",
+        "/v1/nodes/register",
+        Some(&join),
+        Some(reg.clone()),
+    )
+    .await;
+    assert_eq!(
+        st,
+        StatusCode::UNAUTHORIZED,
+        "the join token is exchanged for the node token"
+    );
+    let (st, _) = send(
+        &app,
+        "POST",
+        "/v1/nodes/register",
+        Some(&node_token),
+        Some(reg.clone()),
+    )
+    .await;
     assert_eq!(st, StatusCode::OK, "the node token re-registers its node");
 
     // Lifecycle steps become commands, transitions and audit entries.
-    let (st, v) = send(&app, "POST", "/v1/nodes/gpu-01/cordon", a, Some(json!({"reason": "bad fan"}))).await;
+    let (st, v) = send(
+        &app,
+        "POST",
+        "/v1/nodes/gpu-01/cordon",
+        a,
+        Some(json!({"reason": "bad fan"})),
+    )
+    .await;
     assert_eq!(st, StatusCode::ACCEPTED, "{v}");
-    assert_eq!((v["node"]["status"].as_str(), v["command"]["kind"].as_str(), v["command"]["state"].as_str()), (Some("cordoned"), Some("cordon"), Some("pending")));
-    let (st, v) = send(&app, "POST", &format!("/v1/nodes/{id}/drain"), a, Some(json!({"timeout": "30m"}))).await;
-    assert_eq!((st, v["node"]["status"].as_str()), (StatusCode::ACCEPTED, Some("draining")));
+    assert_eq!(
+        (
+            v["node"]["status"].as_str(),
+            v["command"]["kind"].as_str(),
+            v["command"]["state"].as_str()
+        ),
+        (Some("cordoned"), Some("cordon"), Some("pending"))
+    );
+    e.clock.advance(1_000);
+    let (st, v) = send(
+        &app,
+        "POST",
+        &format!("/v1/nodes/{id}/drain"),
+        a,
+        Some(json!({"timeout": "30m"})),
+    )
+    .await;
+    assert_eq!(
+        (st, v["node"]["status"].as_str()),
+        (StatusCode::ACCEPTED, Some("draining"))
+    );
     assert_eq!(v["command"]["params"]["timeout"], "30m");
-    let (st, _) = send(&app, "POST", &format!("/v1/nodes/{id}/drain"), a, Some(json!({"timeout": "a while"}))).await;
+    let (st, _) = send(
+        &app,
+        "POST",
+        &format!("/v1/nodes/{id}/drain"),
+        a,
+        Some(json!({"timeout": "a while"})),
+    )
+    .await;
     assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
     let (st, _) = send(&app, "POST", &format!("/v1/nodes/{id}/reboot"), a, None).await;
     assert_eq!(st, StatusCode::NOT_FOUND);
+    e.clock.advance(1_000);
     let (st, _) = send(&app, "POST", &format!("/v1/nodes/{id}/terminate"), a, None).await;
     assert_eq!(st, StatusCode::ACCEPTED);
     let (st, v) = send(&app, "POST", &format!("/v1/nodes/{id}/uncordon"), a, None).await;
     assert_eq!((st, error_code(&v)), (StatusCode::CONFLICT, "conflict"));
-    assert!(v["error"]["message"].as_str().unwrap().contains("cannot uncordon a node that is terminating"));
+    assert!(v["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("cannot uncordon a node that is terminating"));
     let (_, v) = send(&app, "GET", &format!("/v1/nodes/{id}/commands"), a, None).await;
-    let kinds: Vec<&str> = v["commands"].as_array().unwrap().iter().map(|c| c["kind"].as_str().unwrap()).collect();
+    let kinds: Vec<&str> = v["commands"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["kind"].as_str().unwrap())
+        .collect();
     assert_eq!(kinds, ["terminate", "drain", "cordon"]);
     let (_, v) = send(&app, "GET", &format!("/v1/nodes/{id}/transitions"), a, None).await;
-    let hist: Vec<String> = v["transitions"].as_array().unwrap().iter().map(|t| format!("{}>{} {}", t["from"].as_str().unwrap(), t["to"].as_str().unwrap(), t["reason"].as_str().unwrap())).collect();
-    assert_eq!(hist[..], ["draining>terminating terminate requested by an operator".to_string(), "cordoned>draining drain requested by an operator".into(), "active>cordoned bad fan".into(), "pending>active agent registered".into()]);
+    let hist: Vec<String> = v["transitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            format!(
+                "{}>{} {}",
+                t["from"].as_str().unwrap(),
+                t["to"].as_str().unwrap(),
+                t["reason"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        hist[..],
+        [
+            "draining>terminating terminate requested by an operator".to_string(),
+            "cordoned>draining drain requested by an operator".into(),
+            "active>cordoned bad fan".into(),
+            "pending>active agent registered".into()
+        ]
+    );
     let (_, v) = send(&app, "GET", "/v1/audit?limit=3", a, None).await;
-    let actions: Vec<(&str, &str)> = v["entries"].as_array().unwrap().iter().map(|e| (e["action"].as_str().unwrap(), e["result"].as_str().unwrap())).collect();
+    let actions: Vec<(&str, &str)> = v["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["action"].as_str().unwrap(), e["result"].as_str().unwrap()))
+        .collect();
     assert_eq!(actions[0].0, "node.uncordon");
-    assert!(actions[0].1.contains("cannot uncordon"), "a refused action is audited with its reason");
+    assert!(
+        actions[0].1.contains("cannot uncordon"),
+        "a refused action is audited with its reason"
+    );
     assert_eq!(actions[1], ("node.terminate", "ok"));
-    assert!(v["entries"][1]["actor"].as_str().unwrap().starts_with("admin:"));
+    assert!(v["entries"][1]["actor"]
+        .as_str()
+        .unwrap()
+        .starts_with("admin:"));
 
     // Events and observation of a node never scraped; bad queries.
-    let (st, v) = send(&app, "GET", &format!("/v1/nodes/{id}/events?since=2026-01-01T00:00:00Z&limit=5"), a, None).await;
-    assert_eq!((st, v["events"].as_array().map(Vec::len)), (StatusCode::OK, Some(0)));
-    let (st, _) = send(&app, "GET", &format!("/v1/nodes/{id}/events?since=yesterday"), a, None).await;
+    let (st, v) = send(
+        &app,
+        "GET",
+        &format!("/v1/nodes/{id}/events?since=2026-01-01T00:00:00Z&limit=5"),
+        a,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (st, v["events"].as_array().map(Vec::len)),
+        (StatusCode::OK, Some(0))
+    );
+    let (st, _) = send(
+        &app,
+        "GET",
+        &format!("/v1/nodes/{id}/events?since=yesterday"),
+        a,
+        None,
+    )
+    .await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
     let (st, v) = send(&app, "GET", &format!("/v1/nodes/{id}/observation"), a, None).await;
-    assert_eq!((st, v["observation"].as_array().map(Vec::len)), (StatusCode::OK, Some(0)));
+    assert_eq!(
+        (st, v["observation"].as_array().map(Vec::len)),
+        (StatusCode::OK, Some(0))
+    );
 
     // Delete: gone, and audited.
     let (st, _) = send(&app, "DELETE", &format!("/v1/nodes/{id}"), a, None).await;
@@ -265,9 +535,19 @@ async fn a_node_token_acts_only_for_its_own_node() {
     let app = app!(e);
     let mut tokens = Vec::new();
     for name in ["gpu-a", "gpu-b"] {
-        let (st, v) = send(&app, "POST", "/v1/nodes/register", Some(BOOT), Some(json!({"name": name, "address": format!("http://{name}:9410")}))).await;
+        let (st, v) = send(
+            &app,
+            "POST",
+            "/v1/nodes/register",
+            Some(BOOT),
+            Some(json!({"name": name, "address": format!("http://{name}:9410")})),
+        )
+        .await;
         assert_eq!(st, StatusCode::OK, "{v}");
-        tokens.push((v["node_id"].as_str().unwrap().to_string(), v["node_token"].as_str().unwrap().to_string()));
+        tokens.push((
+            v["node_id"].as_str().unwrap().to_string(),
+            v["node_token"].as_str().unwrap().to_string(),
+        ));
     }
     let (a_id, a_tok) = &tokens[0];
     let (b_id, _) = &tokens[1];
@@ -276,27 +556,68 @@ async fn a_node_token_acts_only_for_its_own_node() {
     let before = counts(&e.store);
     let (st, v) = send(&app, "GET", &format!("/v1/nodes/{b_id}"), Some(a_tok), None).await;
     assert_eq!((st, error_code(&v)), (StatusCode::FORBIDDEN, "forbidden"));
-    let (st, _) = send(&app, "DELETE", &format!("/v1/nodes/{b_id}"), Some(a_tok), None).await;
+    let (st, _) = send(
+        &app,
+        "DELETE",
+        &format!("/v1/nodes/{b_id}"),
+        Some(a_tok),
+        None,
+    )
+    .await;
     assert_eq!(st, StatusCode::FORBIDDEN);
-    for (m, p) in [("GET", "/v1/nodes".to_string()), ("POST", format!("/v1/nodes/{a_id}/cordon")), ("GET", "/v1/audit".into())] {
+    for (m, p) in [
+        ("GET", "/v1/nodes".to_string()),
+        ("POST", format!("/v1/nodes/{a_id}/cordon")),
+        ("GET", "/v1/audit".into()),
+    ] {
         let (st, _) = send(&app, m, &p, Some(a_tok), None).await;
-        assert_eq!(st, StatusCode::UNAUTHORIZED, "a node token is not an admin token: {m} {p}");
+        assert_eq!(
+            st,
+            StatusCode::UNAUTHORIZED,
+            "a node token is not an admin token: {m} {p}"
+        );
     }
     assert_eq!(counts(&e.store), before, "nothing written");
     // The bootstrap token is not an admin token either.
     let (st, _) = send(&app, "GET", "/v1/nodes", Some(BOOT), None).await;
     assert_eq!(st, StatusCode::UNAUTHORIZED);
 
-    // The agent's graceful shutdown: its own DELETE deregisters, and its token stops working.
-    let (st, _) = send(&app, "DELETE", &format!("/v1/nodes/{a_id}"), Some(a_tok), None).await;
+    // The agent's graceful shutdown: its own DELETE deregisters the node (not scraped, offline).
+    let (st, _) = send(
+        &app,
+        "DELETE",
+        &format!("/v1/nodes/{a_id}"),
+        Some(a_tok),
+        None,
+    )
+    .await;
     assert_eq!(st, StatusCode::NO_CONTENT);
     let (_, v) = send(&app, "GET", &format!("/v1/nodes/{a_id}"), Some(ADMIN), None).await;
-    assert_eq!((v["deregistered"].as_bool(), v["connectivity"].as_str(), v["status"].as_str()), (Some(true), Some("offline"), Some("active")));
-    let (st, _) = send(&app, "GET", &format!("/v1/nodes/{a_id}"), Some(a_tok), None).await;
-    assert_eq!(st, StatusCode::UNAUTHORIZED);
-    // Registering again brings it back under the same id.
-    let (st, v) = send(&app, "POST", "/v1/nodes/register", Some(BOOT), Some(json!({"name": "gpu-a", "address": "http://gpu-a:9410"}))).await;
-    assert_eq!((st, v["node_id"].as_str(), v["node"]["deregistered"].as_bool()), (StatusCode::OK, Some(a_id.as_str()), Some(false)));
+    assert_eq!(
+        (
+            v["deregistered"].as_bool(),
+            v["connectivity"].as_str(),
+            v["status"].as_str()
+        ),
+        (Some(true), Some("offline"), Some("active"))
+    );
+    // The restarted agent comes back with the token it kept, under the same id.
+    let (st, v) = send(
+        &app,
+        "POST",
+        "/v1/nodes/register",
+        Some(a_tok),
+        Some(json!({"name": "gpu-a", "address": "http://gpu-a:9410"})),
+    )
+    .await;
+    assert_eq!(
+        (
+            st,
+            v["node_id"].as_str(),
+            v["node"]["deregistered"].as_bool()
+        ),
+        (StatusCode::OK, Some(a_id.as_str()), Some(false))
+    );
 }
 
 #[actix_web::test]
@@ -305,12 +626,31 @@ async fn registration_validates_what_the_agent_sends() {
     let app = app!(e);
     for (body, want) in [
         (json!({"name": "gpu-a"}), StatusCode::BAD_REQUEST),
-        (json!({"name": "gpu-a", "address": "gpu-a:9410"}), StatusCode::UNPROCESSABLE_ENTITY),
-        (json!({"name": "gpu a", "address": "http://gpu-a:9410"}), StatusCode::UNPROCESSABLE_ENTITY),
-        (json!({"name": "gpu-a", "address": "http://gpu-a:9410", "capabilities": {"gpus": [{"index": 0}]}}), StatusCode::BAD_REQUEST),
-        (json!({"name": "gpu-a", "address": "http://gpu-a:9410", "extra": 1}), StatusCode::BAD_REQUEST),
+        (
+            json!({"name": "gpu-a", "address": "gpu-a:9410"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!({"name": "gpu a", "address": "http://gpu-a:9410"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!({"name": "gpu-a", "address": "http://gpu-a:9410", "capabilities": {"gpus": [{"index": 0}]}}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({"name": "gpu-a", "address": "http://gpu-a:9410", "extra": 1}),
+            StatusCode::BAD_REQUEST,
+        ),
     ] {
-        let (st, v) = send(&app, "POST", "/v1/nodes/register", Some(BOOT), Some(body.clone())).await;
+        let (st, v) = send(
+            &app,
+            "POST",
+            "/v1/nodes/register",
+            Some(BOOT),
+            Some(body.clone()),
+        )
+        .await;
         assert_eq!(st, want, "{body}: {v}");
         assert!(v["error"]["message"].is_string());
     }
@@ -326,20 +666,42 @@ async fn health_readiness_metrics_openapi_and_service_discovery() {
     let (st, _) = send(&app, "GET", "/readyz", None, None).await;
     assert_eq!(st, StatusCode::OK);
     send(&app, "POST", "/v1/nodes/register", Some(BOOT), Some(json!({"name": "gpu-a", "address": "https://gpu-a:9443/agent", "labels": {"rack": "r7"}, "pool": "train"}))).await;
-    send(&app, "POST", "/v1/nodes", Some(ADMIN), Some(json!({"name": "pending-one", "address": "http://p:9410"}))).await;
+    send(
+        &app,
+        "POST",
+        "/v1/nodes",
+        Some(ADMIN),
+        Some(json!({"name": "pending-one", "address": "http://p:9410"})),
+    )
+    .await;
 
     let (st, v) = send(&app, "GET", "/metrics", None, None).await;
     assert_eq!(st, StatusCode::OK);
     let text = v.as_str().unwrap();
-    let samples = gpuwarden_wire::exposition::parse(text.as_bytes()).expect("own /metrics is valid exposition");
-    let nodes: f64 = samples.iter().filter(|s| s.name == "gpuwarden_cp_nodes").map(|s| s.value).sum();
+    let samples = gpuwarden_wire::exposition::parse(text.as_bytes())
+        .expect("own /metrics is valid exposition");
+    let nodes: f64 = samples
+        .iter()
+        .filter(|s| s.name == "gpuwarden_cp_nodes")
+        .map(|s| s.value)
+        .sum();
     assert_eq!(nodes, 2.0);
-    assert!(samples.iter().any(|s| s.name == "gpuwarden_cp_nodes" && s.labels.get("status").as_deref() == Some("pending")));
+    assert!(samples
+        .iter()
+        .any(|s| s.name == "gpuwarden_cp_nodes"
+            && s.labels.get("status").as_deref() == Some("pending")));
 
     let (st, v) = send(&app, "GET", "/v1/openapi.json", None, None).await;
     assert_eq!(st, StatusCode::OK);
     assert!(v["openapi"].as_str().unwrap().starts_with("3."));
-    for p in ["/v1/nodes", "/v1/nodes/{id}", "/v1/nodes/register", "/v1/nodes/{id}/{action}", "/v1/sd", "/readyz"] {
+    for p in [
+        "/v1/nodes",
+        "/v1/nodes/{id}",
+        "/v1/nodes/register",
+        "/v1/nodes/{id}/{action}",
+        "/v1/sd",
+        "/readyz",
+    ] {
         assert!(v["paths"][p].is_object(), "openapi.json lacks {p}");
     }
     assert!(v["components"]["schemas"]["Node"].is_object());
@@ -351,7 +713,22 @@ async fn health_readiness_metrics_openapi_and_service_discovery() {
     assert_eq!(groups.len(), 1, "pending nodes are not scraped: {v}");
     assert_eq!(groups[0]["targets"], json!(["gpu-a:9443"]));
     let l = &groups[0]["labels"];
-    assert_eq!((l["__scheme__"].as_str(), l["__metrics_path__"].as_str(), l["node"].as_str(), l["pool"].as_str(), l["rack"].as_str()), (Some("https"), Some("/agent/metrics"), Some("gpu-a"), Some("train"), Some("r7")));
+    assert_eq!(
+        (
+            l["__scheme__"].as_str(),
+            l["__metrics_path__"].as_str(),
+            l["node"].as_str(),
+            l["pool"].as_str(),
+            l["rack"].as_str()
+        ),
+        (
+            Some("https"),
+            Some("/agent/metrics"),
+            Some("gpu-a"),
+            Some("train"),
+            Some("r7")
+        )
+    );
 
     let (st, v) = send(&app, "GET", "/v1/nothing", Some(ADMIN), None).await;
     assert_eq!((st, error_code(&v)), (StatusCode::NOT_FOUND, "not_found"));

@@ -64,7 +64,13 @@ fn rig(timeout: Duration, body_limit: u64, sample_limit: usize) -> Rig {
         metrics: Metrics::new(),
         sample_limit,
     };
-    Rig { _dir: dir, store, fleet, clock, scraper }
+    Rig {
+        _dir: dir,
+        store,
+        fleet,
+        clock,
+        scraper,
+    }
 }
 
 impl Rig {
@@ -75,7 +81,10 @@ impl Rig {
     }
     fn scrape(&self, id: &str) {
         let t = self.fleet.get(id).unwrap();
-        self.scraper.scrape_one(&Job { node_id: id.into(), address: t.address });
+        self.scraper.scrape_one(&Job {
+            node_id: id.into(),
+            address: t.address,
+        });
     }
 }
 
@@ -99,7 +108,13 @@ fn gzip(b: &[u8]) -> Vec<u8> {
 fn broken_targets_fail_with_their_reason_and_leave_the_others_alone() {
     let r = rig(Duration::from_millis(700), 64 * 1024, 500);
     let good = agent_body(8, 0);
-    let text = |b: &[u8]| Reply::Full(200, vec![("Content-Type".into(), "text/plain; version=0.0.4".into())], b.to_vec());
+    let text = |b: &[u8]| {
+        Reply::Full(
+            200,
+            vec![("Content-Type".into(), "text/plain; version=0.0.4".into())],
+            b.to_vec(),
+        )
+    };
     let mut huge = good.clone();
     while huge.len() < 100 * 1024 {
         huge.push_str("gpuwarden_padding_total 1\n");
@@ -109,15 +124,62 @@ fn broken_targets_fail_with_their_reason_and_leave_the_others_alone() {
         many.push_str(&format!("gpuwarden_node_thing{{i=\"{i}\"}} 1\n"));
     }
     let cases: Vec<(&str, Reply, &str)> = vec![
-        ("malformed", Reply::text("gpuwarden_gpu_up{gpu=\"0\" 1\n"), "line 1"),
+        (
+            "malformed",
+            Reply::text("gpuwarden_gpu_up{gpu=\"0\" 1\n"),
+            "line 1",
+        ),
         ("huge", Reply::text(&huge), "body larger than 65536 bytes"),
-        ("gzip-bomb", Reply::Full(200, vec![("Content-Type".into(), "text/plain".into()), ("Content-Encoding".into(), "gzip".into())], gzip(huge.as_bytes())), "body larger than 65536 bytes"),
-        ("slow", Reply::Slow(Duration::from_secs(3), good.as_bytes().to_vec()), "timed out"),
-        ("truncated", Reply::Truncated(good.len() + 500, good.as_bytes()[..good.len() / 2].to_vec()), "reading the body"),
-        ("non-utf8", text(b"gpuwarden_gpu_up{gpu=\"0\",uuid=\"\xff\xfe\"} 1\n"), "not valid UTF-8"),
-        ("json", Reply::Full(200, vec![("Content-Type".into(), "application/json".into())], b"{}".to_vec()), "content type \"application/json\""),
-        ("no-type", Reply::Full(200, vec![], good.as_bytes().to_vec()), "content type \"\""),
-        ("status-500", Reply::Full(500, vec![("Content-Type".into(), "text/plain".into())], b"oops".to_vec()), "HTTP status 500"),
+        (
+            "gzip-bomb",
+            Reply::Full(
+                200,
+                vec![
+                    ("Content-Type".into(), "text/plain".into()),
+                    ("Content-Encoding".into(), "gzip".into()),
+                ],
+                gzip(huge.as_bytes()),
+            ),
+            "body larger than 65536 bytes",
+        ),
+        (
+            "slow",
+            Reply::Slow(Duration::from_secs(3), good.as_bytes().to_vec()),
+            "timed out",
+        ),
+        (
+            "truncated",
+            Reply::Truncated(good.len() + 500, good.as_bytes()[..good.len() / 2].to_vec()),
+            "reading the body",
+        ),
+        (
+            "non-utf8",
+            text(b"gpuwarden_gpu_up{gpu=\"0\",uuid=\"\xff\xfe\"} 1\n"),
+            "not valid UTF-8",
+        ),
+        (
+            "json",
+            Reply::Full(
+                200,
+                vec![("Content-Type".into(), "application/json".into())],
+                b"{}".to_vec(),
+            ),
+            "content type \"application/json\"",
+        ),
+        (
+            "no-type",
+            Reply::Full(200, vec![], good.as_bytes().to_vec()),
+            "content type \"\"",
+        ),
+        (
+            "status-500",
+            Reply::Full(
+                500,
+                vec![("Content-Type".into(), "text/plain".into())],
+                b"oops".to_vec(),
+            ),
+            "HTTP status 500",
+        ),
         ("hangup", Reply::Hangup, "connection failed"),
         ("too-many", Reply::text(&many), "600 samples"),
     ];
@@ -143,17 +205,44 @@ fn broken_targets_fail_with_their_reason_and_leave_the_others_alone() {
         let err = t.scrape.last_error.clone().unwrap_or_default();
         assert!(!t.scrape.up, "{id} should fail");
         assert!(err.contains(want), "{id}: {err:?} should mention {want:?}");
-        assert!(t.observation.is_none(), "{id}: a failed scrape keeps no partial observation");
+        assert!(
+            t.observation.is_none(),
+            "{id}: a failed scrape keeps no partial observation"
+        );
     }
     let g = r.fleet.get("good").unwrap();
     assert!(g.scrape.up, "{:?}", g.scrape.last_error);
-    assert!(g.scrape.duration_seconds < 0.6, "the good target took {}s", g.scrape.duration_seconds);
+    assert!(
+        g.scrape.duration_seconds < 0.6,
+        "the good target took {}s",
+        g.scrape.duration_seconds
+    );
     assert_eq!(g.observation.as_ref().unwrap().gpus.len(), 8);
     assert_eq!(g.connectivity, Connectivity::Online);
-    assert!(r.fleet.get("refused").unwrap().scrape.last_error.unwrap().contains("connection failed"));
+    assert!(r
+        .fleet
+        .get("refused")
+        .unwrap()
+        .scrape
+        .last_error
+        .unwrap()
+        .contains("connection failed"));
     let m = r.scraper.metrics.render();
-    for kind in ["success", "parse", "too_large", "timeout", "body", "content_type", "http_status", "connect", "sample_limit"] {
-        assert!(m.contains(&format!("gpuwarden_cp_scrapes_total{{result=\"{kind}\"}}")), "no {kind} in\n{m}");
+    for kind in [
+        "success",
+        "parse",
+        "too_large",
+        "timeout",
+        "body",
+        "content_type",
+        "http_status",
+        "connect",
+        "sample_limit",
+    ] {
+        assert!(
+            m.contains(&format!("gpuwarden_cp_scrapes_total{{result=\"{kind}\"}}")),
+            "no {kind} in\n{m}"
+        );
     }
 }
 
@@ -161,36 +250,80 @@ fn broken_targets_fail_with_their_reason_and_leave_the_others_alone() {
 fn events_are_read_when_counters_move_and_stored_once_across_agent_restarts() {
     let r = rig(Duration::from_secs(2), 1 << 20, 10_000);
     let agent = Stub::start(Reply::text(&agent_body(8, 1)));
-    let ev = |seq: u64, inst: &str| format!(r#"{{"seq":{seq},"time":"2026-11-23T10:00:0{seq}Z","gpu":0,"uuid":"GPU-0","kind":"xid","code":79,"message":"XID 79 #{seq}","severity":"fatal","action":"reboot_node","source":"nvml"}}"#).replace("#", inst);
-    *agent.events.lock().unwrap() = format!(r#"{{"events":[{}],"next":1,"instance":"A","truncated":false}}"#, ev(1, "A"));
+    let ev = |seq: u64, inst: &str| {
+        format!(r#"{{"seq":{seq},"time":"2026-11-23T10:00:0{seq}Z","gpu":0,"uuid":"GPU-0","kind":"xid","code":79,"message":"XID 79 #{seq}","severity":"fatal","action":"reboot_node","source":"nvml"}}"#).replace("#", inst)
+    };
+    *agent.events.lock().unwrap() = format!(
+        r#"{{"events":[{}],"next":1,"instance":"A","truncated":false}}"#,
+        ev(1, "A")
+    );
     r.add("n", &agent.url());
     r.scrape("n");
     assert_eq!(r.store.events("n", 0, 100).unwrap().len(), 1);
     r.scrape("n");
-    let reads = |a: &Stub| a.requests.lock().unwrap().iter().filter(|p| p.starts_with("/v1/events")).cloned().collect::<Vec<_>>();
-    assert_eq!(reads(&agent), ["/v1/events?after=0&limit=1000"], "unchanged counters read no events");
+    let reads = |a: &Stub| {
+        a.requests
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|p| p.starts_with("/v1/events"))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        reads(&agent),
+        ["/v1/events?after=0&limit=1000"],
+        "unchanged counters read no events"
+    );
 
     // The counter grows: the page after the cursor is read; an event seen before is not stored twice.
     *agent.reply.lock().unwrap() = Reply::text(&agent_body(8, 2));
-    *agent.events.lock().unwrap() = format!(r#"{{"events":[{},{}],"next":2,"instance":"A","truncated":false}}"#, ev(1, "A"), ev(2, "A"));
+    *agent.events.lock().unwrap() = format!(
+        r#"{{"events":[{},{}],"next":2,"instance":"A","truncated":false}}"#,
+        ev(1, "A"),
+        ev(2, "A")
+    );
     r.scrape("n");
-    assert_eq!(reads(&agent).last().unwrap(), "/v1/events?after=1&limit=1000");
+    assert_eq!(
+        reads(&agent).last().unwrap(),
+        "/v1/events?after=1&limit=1000"
+    );
     assert_eq!(r.store.events("n", 0, 100).unwrap().len(), 2);
 
     // The agent restarts: a new instance numbering from 1; its events are new.
     *agent.reply.lock().unwrap() = Reply::text(&agent_body(8, 1));
-    *agent.events.lock().unwrap() = format!(r#"{{"events":[{}],"next":1,"instance":"B","truncated":false}}"#, ev(1, "B"));
+    *agent.events.lock().unwrap() = format!(
+        r#"{{"events":[{}],"next":1,"instance":"B","truncated":false}}"#,
+        ev(1, "B")
+    );
     r.scrape("n");
-    assert_eq!(reads(&agent)[2..], ["/v1/events?after=2&limit=1000".to_string(), "/v1/events?after=0&limit=1000".into()], "a new instance is read from the start");
+    assert_eq!(
+        reads(&agent)[2..],
+        [
+            "/v1/events?after=2&limit=1000".to_string(),
+            "/v1/events?after=0&limit=1000".into()
+        ],
+        "a new instance is read from the start"
+    );
     let stored = r.store.events("n", 0, 100).unwrap();
     assert_eq!(stored.len(), 3);
-    assert_eq!(r.store.node("n").unwrap().agent_instance.as_deref(), Some("B"));
+    assert_eq!(
+        r.store.node("n").unwrap().agent_instance.as_deref(),
+        Some("B")
+    );
 
     // A ring that overflowed is counted, and what is there is stored.
     *agent.reply.lock().unwrap() = Reply::text(&agent_body(8, 9));
-    *agent.events.lock().unwrap() = format!(r#"{{"events":[{}],"next":9,"instance":"B","truncated":true}}"#, ev(9, "B"));
+    *agent.events.lock().unwrap() = format!(
+        r#"{{"events":[{}],"next":9,"instance":"B","truncated":true}}"#,
+        ev(9, "B")
+    );
     r.scrape("n");
-    assert!(r.scraper.metrics.render().contains("gpuwarden_cp_events_lost_total 1"));
+    assert!(r
+        .scraper
+        .metrics
+        .render()
+        .contains("gpuwarden_cp_events_lost_total 1"));
     assert_eq!(r.store.events("n", 0, 100).unwrap().len(), 4);
 }
 
@@ -203,16 +336,28 @@ fn observations_are_written_in_batches_not_per_scrape() {
     r.add("b", &b.url());
     r.scrape("a");
     r.scrape("b");
-    assert_eq!(r.store.count("observations").unwrap(), 0, "nothing is written per scrape");
+    assert_eq!(
+        r.store.count("observations").unwrap(),
+        0,
+        "nothing is written per scrape"
+    );
     r.scraper.flush();
-    assert_eq!(r.store.count("observations").unwrap(), 9 + 5, "one row per GPU and one per node");
+    assert_eq!(
+        r.store.count("observations").unwrap(),
+        9 + 5,
+        "one row per GPU and one per node"
+    );
     let rows = r.store.observations("a").unwrap();
     assert_eq!(rows[0].gpu, -1);
     let g3: serde_json::Value = serde_json::from_str(&rows[4].body).unwrap();
     assert_eq!(g3["values"]["temperature_celsius"], 43.0);
     assert_eq!(r.store.node("a").unwrap().last_seen, Some(T0));
     r.scraper.flush();
-    assert_eq!(r.scraper.metrics.flushes.get(), 1, "an unchanged fleet writes nothing");
+    assert_eq!(
+        r.scraper.metrics.flushes.get(),
+        1,
+        "an unchanged fleet writes nothing"
+    );
 }
 
 #[test]
@@ -229,24 +374,48 @@ fn nodes_go_offline_after_the_grace_period_and_online_when_scrapes_succeed() {
     r.scrape("n");
     r.clock.advance(15_000);
     r.scrape("n");
-    assert!(r.fleet.sweep(T0 + 45_000).is_empty(), "3 intervals are not over yet");
+    assert!(
+        r.fleet.sweep(T0 + 45_000).is_empty(),
+        "3 intervals are not over yet"
+    );
     let changes = r.fleet.sweep(T0 + 45_001);
     assert_eq!(changes.len(), 1);
     assert_eq!(changes[0].to, Connectivity::Offline);
-    assert!(changes[0].reason.contains("3 missed intervals") && changes[0].reason.contains("HTTP status 503"), "{}", changes[0].reason);
-    assert!(r.fleet.sweep(T0 + 60_000).is_empty(), "a transition is reported once");
+    assert!(
+        changes[0].reason.contains("3 missed intervals")
+            && changes[0].reason.contains("HTTP status 503"),
+        "{}",
+        changes[0].reason
+    );
+    assert!(
+        r.fleet.sweep(T0 + 60_000).is_empty(),
+        "a transition is reported once"
+    );
 
     // Recovery: the next good scrape brings it online, stored with the reason.
     *agent.reply.lock().unwrap() = Reply::text(&agent_body(2, 0));
     r.clock.advance(30_000);
     r.scrape("n");
-    let hist: Vec<(String, String)> = r.store.transitions("n", 10).unwrap().into_iter().map(|t| (t.to_state, t.reason)).collect();
-    assert_eq!(hist[0], ("online".to_string(), "scrape succeeded".to_string()));
+    let hist: Vec<(String, String)> = r
+        .store
+        .transitions("n", 10)
+        .unwrap()
+        .into_iter()
+        .map(|t| (t.to_state, t.reason))
+        .collect();
+    assert_eq!(
+        hist[0],
+        ("online".to_string(), "scrape succeeded".to_string())
+    );
 }
 
 #[test]
 fn a_restarted_control_plane_gives_every_node_a_full_grace_period() {
-    let fleet = Fleet::new(FleetSettings { interval: Duration::from_secs(15), offline_after: 3, replica: "r".into() });
+    let fleet = Fleet::new(FleetSettings {
+        interval: Duration::from_secs(15),
+        offline_after: 3,
+        replica: "r".into(),
+    });
     let mut r = row("n", "http://127.0.0.1:1");
     r.connectivity = "online".into();
     r.last_seen = Some(T0 - 3_600_000);
@@ -257,25 +426,47 @@ fn a_restarted_control_plane_gives_every_node_a_full_grace_period() {
 
 #[test]
 fn targets_keep_their_phase_and_are_never_scraped_twice_at_once() {
-    let fleet = Fleet::new(FleetSettings { interval: Duration::from_secs(15), offline_after: 3, replica: "r".into() });
+    let fleet = Fleet::new(FleetSettings {
+        interval: Duration::from_secs(15),
+        offline_after: 3,
+        replica: "r".into(),
+    });
     for i in 0..50 {
-        fleet.sync(&row(&format!("n{i}"), &format!("http://10.0.0.{i}:9410")), T0);
+        fleet.sync(
+            &row(&format!("n{i}"), &format!("http://10.0.0.{i}:9410")),
+            T0,
+        );
     }
     // Over one interval every target is due exactly once, at its own phase.
     let mut seen = std::collections::HashMap::new();
     for ms in (0..15_000).step_by(100) {
         for j in fleet.due(T0 + ms) {
-            assert!(seen.insert(j.node_id.clone(), ms).is_none(), "{} twice in one interval", j.node_id);
+            assert!(
+                seen.insert(j.node_id.clone(), ms).is_none(),
+                "{} twice in one interval",
+                j.node_id
+            );
         }
     }
     assert_eq!(seen.len(), 50);
     let distinct: std::collections::HashSet<_> = seen.values().collect();
-    assert!(distinct.len() > 20, "targets are spread over the interval: {} phases", distinct.len());
+    assert!(
+        distinct.len() > 20,
+        "targets are spread over the interval: {} phases",
+        distinct.len()
+    );
     // Still in flight: not handed out again even when due.
     assert!(fleet.due(T0 + 40_000).is_empty());
     // A second control plane with the same replica name computes the same phases.
-    let again = Fleet::new(FleetSettings { interval: Duration::from_secs(15), offline_after: 3, replica: "r".into() });
+    let again = Fleet::new(FleetSettings {
+        interval: Duration::from_secs(15),
+        offline_after: 3,
+        replica: "r".into(),
+    });
     again.sync(&row("n7", "http://10.0.0.7:9410"), T0);
-    let ms = (0..15_000).step_by(100).find(|ms| !again.due(T0 + ms).is_empty()).unwrap();
+    let ms = (0..15_000)
+        .step_by(100)
+        .find(|ms| !again.due(T0 + ms).is_empty())
+        .unwrap();
     assert_eq!(ms, seen["n7"]);
 }

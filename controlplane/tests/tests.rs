@@ -5,6 +5,8 @@
 //! - `scrape`: the scraper against stub HTTP servers (malformed, huge, slow, truncated, …)
 //!   and offline/online transitions driven by a fake clock.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod util;
 
 mod api;

@@ -18,7 +18,11 @@ pub struct TempDir(pub PathBuf);
 
 impl TempDir {
     pub fn new(tag: &str) -> Self {
-        let p = std::env::temp_dir().join(format!("gwcp-{tag}-{}-{}", std::process::id(), fastrand::u64(..)));
+        let p = std::env::temp_dir().join(format!(
+            "gwcp-{tag}-{}-{}",
+            std::process::id(),
+            fastrand::u64(..)
+        ));
         std::fs::create_dir_all(&p).unwrap();
         Self(p)
     }
@@ -66,7 +70,11 @@ fn is_root() -> bool {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl Postgres {
@@ -86,7 +94,11 @@ impl Postgres {
         let data = dir.path().join("data");
         if as_postgres {
             // PostgreSQL refuses to run as root: the cluster belongs to `postgres`.
-            let st = Command::new("chown").args(["-R", "postgres:postgres"]).arg(dir.path()).status().unwrap();
+            let st = Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(dir.path())
+                .status()
+                .unwrap();
             assert!(st.success(), "chown failed");
         }
         let pg = Self {
@@ -95,8 +107,23 @@ impl Postgres {
             port: free_port(),
             as_postgres,
         };
-        let out = pg.run("initdb", &["-D", data.to_str().unwrap(), "-A", "trust", "-U", "postgres", "--no-sync"]);
-        assert!(out.status.success(), "initdb: {}", String::from_utf8_lossy(&out.stderr));
+        let out = pg.run(
+            "initdb",
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "--no-sync",
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let opts = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
             pg.port,
@@ -105,7 +132,18 @@ impl Postgres {
         let log = pg.dir.path().join("pg.log");
         let out = pg.run(
             "pg_ctl",
-            &["-D", data.to_str().unwrap(), "-o", &opts, "-l", log.to_str().unwrap(), "-w", "-t", "60", "start"],
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-o",
+                &opts,
+                "-l",
+                log.to_str().unwrap(),
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ],
         );
         assert!(
             out.status.success(),
@@ -132,9 +170,22 @@ impl Postgres {
     pub fn database(&self, name: &str) -> String {
         let out = self.run(
             "psql",
-            &["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "postgres", "-c", &format!("CREATE DATABASE {name}")],
+            &[
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+                "-c",
+                &format!("CREATE DATABASE {name}"),
+            ],
         );
-        assert!(out.status.success(), "create database: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "create database: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         format!("postgres://postgres@127.0.0.1:{}/{name}", self.port)
     }
 }
@@ -142,7 +193,17 @@ impl Postgres {
 impl Drop for Postgres {
     fn drop(&mut self) {
         let data = self.dir.path().join("data");
-        let _ = self.run("pg_ctl", &["-D", data.to_str().unwrap_or(""), "-m", "immediate", "-w", "stop"]);
+        let _ = self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                data.to_str().unwrap_or(""),
+                "-m",
+                "immediate",
+                "-w",
+                "stop",
+            ],
+        );
     }
 }
 
@@ -210,13 +271,19 @@ fn serve_one(mut s: TcpStream, reply: &Reply, events: &str, requests: &Mutex<Vec
             (200, vec![("Content-Type".into(), "text/plain".into())], b)
         }
         Reply::Truncated(n, b) => {
-            let _ = write!(s, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {n}\r\n\r\n");
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {n}\r\n\r\n"
+            );
             let _ = s.write_all(&b);
             return;
         }
         Reply::Hangup => return,
     };
-    let mut head = format!("HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n", body.len());
+    let mut head = format!(
+        "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
     for (k, v) in headers {
         head.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -240,14 +307,20 @@ impl Stub {
         ));
         let requests = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
-        let (r, e, q, st) = (reply.clone(), events.clone(), requests.clone(), stop.clone());
+        let (r, e, q, st) = (
+            reply.clone(),
+            events.clone(),
+            requests.clone(),
+            stop.clone(),
+        );
         let thread = std::thread::spawn(move || {
             let mut served = 0u32;
             while !st.load(Ordering::SeqCst) && served < 10_000 {
                 match l.accept() {
                     Ok((s, _)) => {
                         s.set_nonblocking(false).unwrap();
-                        let (reply, events) = (r.lock().unwrap().clone(), e.lock().unwrap().clone());
+                        let (reply, events) =
+                            (r.lock().unwrap().clone(), e.lock().unwrap().clone());
                         let q = q.clone();
                         std::thread::spawn(move || serve_one(s, &reply, &events, &q));
                         served += 1;
@@ -284,7 +357,9 @@ impl Drop for Stub {
 pub fn agent_body(gpus: u32, xid79: u32) -> String {
     let mut s = String::from("# TYPE gpuwarden_node_info gauge\ngpuwarden_node_info{node=\"n\",driver_version=\"550.54.15\",cuda_version=\"12.4\",agent_version=\"0.1.0\",backend=\"fake\"} 1\n# TYPE gpuwarden_gpu_up gauge\n");
     for g in 0..gpus {
-        s.push_str(&format!("gpuwarden_gpu_up{{gpu=\"{g}\",uuid=\"GPU-{g}\",model=\"NVIDIA H100 80GB HBM3\"}} 1\n"));
+        s.push_str(&format!(
+            "gpuwarden_gpu_up{{gpu=\"{g}\",uuid=\"GPU-{g}\",model=\"NVIDIA H100 80GB HBM3\"}} 1\n"
+        ));
     }
     s.push_str("# TYPE gpuwarden_gpu_temperature_celsius gauge\n");
     for g in 0..gpus {
@@ -301,7 +376,10 @@ static ONCE: OnceLock<()> = OnceLock::new();
 pub fn logs() {
     ONCE.get_or_init(|| {
         let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| "warn".into()),
+            )
             .with_test_writer()
             .try_init();
     });

@@ -47,3 +47,5 @@ pub const HEALTH_CHECK_STATUS: &str = "gpuwarden_health_check_status";
 pub const NODE_INFO: &str = "gpuwarden_node_info";
 /// Health events recorded by the agent, by `kind` and `severity`.
 pub const AGENT_EVENTS: &str = "gpuwarden_agent_events_total";
+/// Unix time the agent process started: a new value means a new event sequence.
+pub const AGENT_START_TIME: &str = "gpuwarden_agent_start_time_seconds";

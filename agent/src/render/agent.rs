@@ -6,6 +6,14 @@ use gpuwarden_wire::metric as m;
 use super::RenderInput;
 use crate::text::{labels, Kind, Text};
 
+/// When the process started (the first render, during start-up).
+static START_TIME: std::sync::LazyLock<f64> = std::sync::LazyLock::new(|| {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as f64)
+        .unwrap_or(0.0)
+});
+
 /// Writes the node info and the agent's own families.
 pub(super) fn render(t: &mut Text, input: &RenderInput<'_>) {
     let inv = input.inventory;
@@ -31,6 +39,12 @@ pub(super) fn render(t: &mut Text, input: &RenderInput<'_>) {
         "",
         1.0,
     );
+    t.family(
+        m::AGENT_START_TIME,
+        "Unix time the agent started; it changes when the agent restarts.",
+        Kind::Gauge,
+    );
+    t.sample(m::AGENT_START_TIME, "", "", *START_TIME);
     t.family(
         "gpuwarden_agent_collector_duration_seconds",
         "How long the collector's last run took.",

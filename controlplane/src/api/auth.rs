@@ -166,7 +166,10 @@ mod tests {
     #[test]
     fn configured_tokens_may_be_given_as_digests() {
         let a = Auth::new(
-            vec![configured_digest("operator-token-0001"), configured_digest(&format!("sha256:{}", token::digest("second-token-00002")))],
+            vec![
+                configured_digest("operator-token-0001"),
+                configured_digest(&format!("sha256:{}", token::digest("second-token-00002"))),
+            ],
             vec![],
         );
         assert!(a.admin_actor("operator-token-0001").is_some());

@@ -12,9 +12,9 @@ use super::nodes::{check_labels, node_json};
 use super::{blocking, valid_name, ApiError, AppState};
 use crate::config::valid_base_url;
 use crate::model::Node;
-pub use gpuwarden_wire::join::RegisterRequest;
 use crate::store::Registration;
 use crate::token::{self, TokenKind};
+pub use gpuwarden_wire::join::RegisterRequest;
 
 /// Answer of `POST /v1/nodes/register`.
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
@@ -61,7 +61,11 @@ pub(super) async fn register(
             } else {
                 "invalid join token (self-registration is off: no bootstrap token is configured)"
             };
-            return Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", hint));
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                hint,
+            ));
         };
         let (store, n) = (state.store.clone(), node.clone());
         let row = blocking(move || store.node(&n)).await?;
@@ -74,7 +78,10 @@ pub(super) async fn register(
         }
     }
     if !valid_name(&b.name) {
-        return Err(ApiError::invalid(format!("name {:?} is not a valid node name", b.name)));
+        return Err(ApiError::invalid(format!(
+            "name {:?} is not a valid node name",
+            b.name
+        )));
     }
     if !valid_base_url(&b.address) {
         return Err(ApiError::invalid(format!(
@@ -83,7 +90,9 @@ pub(super) async fn register(
         )));
     }
     if let Some(pool) = b.pool.as_ref().filter(|p| !valid_name(p)) {
-        return Err(ApiError::invalid(format!("pool {pool:?} is not a valid name")));
+        return Err(ApiError::invalid(format!(
+            "pool {pool:?} is not a valid name"
+        )));
     }
     check_labels(&b.labels)?;
     if b.capabilities.gpus.len() > 1024 {
@@ -113,7 +122,7 @@ pub(super) async fn register(
         node_id: done.node.id.clone(),
         node_token: issued.secret,
         scrape_interval_seconds: interval,
-        check_interval_seconds: (interval * 4.0).max(30.0),
+        check_interval_seconds: (interval * 4.0).max(5.0),
         node: node_json(&done.node, &state)?,
     }))
 }

@@ -47,7 +47,11 @@ pub(super) async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, 
         }
     }
     state.metrics.targets.with_label_values(&["true"]).set(up);
-    state.metrics.targets.with_label_values(&["false"]).set(down);
+    state
+        .metrics
+        .targets
+        .with_label_values(&["false"])
+        .set(down);
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(state.metrics.render()))
@@ -88,10 +92,7 @@ fn split_address(address: &str) -> Option<(String, &'static str, String)> {
     responses((status = 200, body = [TargetGroup]), (status = 401))
 )]
 #[get("/v1/sd")]
-pub(super) async fn service_discovery(
-    _admin: Admin,
-    state: web::Data<AppState>,
-) -> HttpResponse {
+pub(super) async fn service_discovery(_admin: Admin, state: web::Data<AppState>) -> HttpResponse {
     let groups: Vec<TargetGroup> = state
         .fleet
         .all()

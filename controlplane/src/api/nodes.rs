@@ -102,7 +102,9 @@ pub(super) async fn create(
     }
     let pool = b.pool.unwrap_or_else(|| "default".into());
     if !valid_name(&pool) {
-        return Err(ApiError::invalid(format!("pool {pool:?} is not a valid name")));
+        return Err(ApiError::invalid(format!(
+            "pool {pool:?} is not a valid name"
+        )));
     }
     if let Some(a) = &b.address {
         if !valid_base_url(a) {
@@ -515,7 +517,9 @@ fn limit_of(l: Option<i64>, default: i64, max: i64) -> Result<i64, ApiError> {
     if (1..=max).contains(&l) {
         Ok(l)
     } else {
-        Err(ApiError::bad_request(format!("limit must be between 1 and {max}")))
+        Err(ApiError::bad_request(format!(
+            "limit must be between 1 and {max}"
+        )))
     }
 }
 
@@ -623,7 +627,10 @@ pub(super) async fn observation(
     let id = load(&state, &id).await?.id;
     let rows = match state.fleet.get(&id) {
         Some(t) if t.observation.is_some() => {
-            let (o, at) = (t.observation.unwrap_or_default(), t.last_success.unwrap_or(0));
+            let (o, at) = (
+                t.observation.unwrap_or_default(),
+                t.last_success.unwrap_or(0),
+            );
             crate::fleet::observation_rows(&id, &o, at)
         }
         _ => {

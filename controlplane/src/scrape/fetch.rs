@@ -81,7 +81,10 @@ impl HttpFetcher {
             .http_status_as_error(false)
             .max_idle_connections(max_idle.max(1))
             .max_idle_connections_per_host(2)
-            .user_agent(concat!("gpuwarden-controlplane/", env!("CARGO_PKG_VERSION")))
+            .user_agent(concat!(
+                "gpuwarden-controlplane/",
+                env!("CARGO_PKG_VERSION")
+            ))
             .build()
             .into();
         Self {

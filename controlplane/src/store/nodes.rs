@@ -301,8 +301,8 @@ impl Store {
         }))
     }
 
-    /// The agent shut down gracefully: stop scraping it until it registers again, and revoke
-    /// its token.
+    /// The agent shut down gracefully: stop scraping it until it registers again. Its token
+    /// stays valid, so a restarted agent comes back with the token it kept.
     pub fn deregister(&self, id: &str, now: i64) -> Result<(), StoreError> {
         with_conn!(self, c => c.transaction(|c| {
             let node = nodes::table
@@ -321,7 +321,6 @@ impl Store {
                     nodes::updated_at.eq(now),
                 ))
                 .execute(c)?;
-            diesel::delete(node_tokens::table.filter(node_tokens::node_id.eq(id))).execute(c)?;
             let entry = NewAudit::ok(&format!("node:{id}"), "node.deregister", id, serde_json::json!({}), now);
             diesel::insert_into(audit::table).values(&entry).execute(c)?;
             Ok(())

@@ -2,7 +2,9 @@
 
 use diesel::prelude::*;
 
-use super::rows::{AuditRow, CommandRow, EventRow, NewAudit, NewEvent, ObservationRow, TransitionRow};
+use super::rows::{
+    AuditRow, CommandRow, EventRow, NewAudit, NewEvent, ObservationRow, TransitionRow,
+};
 use super::schema::{audit, commands, events, nodes, observations, transitions};
 use super::{with_conn, Store, StoreError};
 
@@ -45,7 +47,12 @@ impl Store {
     }
 
     /// A node's events at or after `since` (Unix ms), newest first.
-    pub fn events(&self, node_id: &str, since: i64, limit: i64) -> Result<Vec<EventRow>, StoreError> {
+    pub fn events(
+        &self,
+        node_id: &str,
+        since: i64,
+        limit: i64,
+    ) -> Result<Vec<EventRow>, StoreError> {
         with_conn!(self, c => Ok(events::table
             .filter(events::node_id.eq(node_id))
             .filter(events::time.ge(since))
@@ -55,7 +62,12 @@ impl Store {
     }
 
     /// Every stored event in a time window, oldest first (policy simulation, tools).
-    pub fn events_between(&self, from: i64, to: i64, limit: i64) -> Result<Vec<EventRow>, StoreError> {
+    pub fn events_between(
+        &self,
+        from: i64,
+        to: i64,
+        limit: i64,
+    ) -> Result<Vec<EventRow>, StoreError> {
         with_conn!(self, c => Ok(events::table
             .filter(events::time.ge(from))
             .filter(events::time.lt(to))
@@ -131,7 +143,11 @@ impl Store {
 
     /// Deletes events older than `events_before` and audit entries older than
     /// `audit_before` (Unix ms). Returns (events, audit entries) deleted.
-    pub fn prune(&self, events_before: i64, audit_before: i64) -> Result<(usize, usize), StoreError> {
+    pub fn prune(
+        &self,
+        events_before: i64,
+        audit_before: i64,
+    ) -> Result<(usize, usize), StoreError> {
         with_conn!(self, c => {
             let e = diesel::delete(events::table.filter(events::time.lt(events_before))).execute(c)?;
             let a = diesel::delete(audit::table.filter(audit::time.lt(audit_before))).execute(c)?;

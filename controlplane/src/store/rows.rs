@@ -281,7 +281,13 @@ pub struct NewAudit {
 
 impl NewAudit {
     /// An entry with result `ok`.
-    pub fn ok(actor: &str, action: &str, target: &str, details: serde_json::Value, time: i64) -> Self {
+    pub fn ok(
+        actor: &str,
+        action: &str,
+        target: &str,
+        details: serde_json::Value,
+        time: i64,
+    ) -> Self {
         Self {
             actor: actor.to_string(),
             action: action.to_string(),

@@ -1,0 +1,7 @@
+//! End-to-end: real `gpuwarden serve` and `gpuwarden-agent --fake-gpus` processes on
+//! 127.0.0.1, driven through the REST API and the CLI.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod cp;
+mod join;
+mod restart;

@@ -1,0 +1,252 @@
+//! Harness for the end-to-end tests: builds the two binaries once, starts them as real
+//! processes on 127.0.0.1 ephemeral ports, and stops every process it started (SIGTERM,
+//! then SIGKILL) when its handle is dropped.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Builds `gpuwarden` and `gpuwarden-agent` (debug) once per test run; returns the folder.
+pub fn bins() -> PathBuf {
+    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+                .args([
+                    "build",
+                    "-p",
+                    "gpuwarden-agent",
+                    "-p",
+                    "gpuwarden-controlplane",
+                    "--bins",
+                ])
+                .current_dir(repo())
+                .output()
+                .map_err(|e| format!("cannot run cargo: {e}"))?;
+            if !out.status.success() {
+                return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+            }
+            let target = std::env::var_os("CARGO_TARGET_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| repo().join("target"));
+            Ok(target.join("debug"))
+        })
+        .clone()
+        .unwrap_or_else(|e| panic!("building the binaries failed:\n{e}"))
+}
+
+/// A scratch folder, removed on drop.
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    pub fn new(tag: &str) -> Self {
+        let p =
+            std::env::temp_dir().join(format!("gw-e2e-{tag}-{}-{}", std::process::id(), unique()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        Self(p)
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+    pub fn write(&self, name: &str, body: &str) -> PathBuf {
+        let f = self.0.join(name);
+        std::fs::write(&f, body).unwrap();
+        f
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+/// A running process of ours, with its log; stopped on drop.
+pub struct Proc {
+    child: Option<Child>,
+    pub base: String,
+    pub logs: Arc<Mutex<Vec<String>>>,
+}
+
+impl Proc {
+    /// Starts `bin args` with `env`, waits for its `listening addr=` line.
+    pub fn start(bin: &str, args: &[&str], env: &[(&str, &str)], dir: &Path) -> Self {
+        let mut cmd = Command::new(bins().join(bin));
+        cmd.args(args).env("RUST_LOG", "info").current_dir(dir);
+        for k in [
+            "GPUWARDEN_ADMIN_TOKEN",
+            "GPUWARDEN_BOOTSTRAP_TOKEN",
+            "GPUWARDEN_SERVER",
+        ] {
+            cmd.env_remove(k);
+        }
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {bin}: {e}"));
+        let stderr = child.stderr.take().unwrap();
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel();
+        let sink = logs.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains(" listening") {
+                    if let Some(a) = line
+                        .split("addr=")
+                        .nth(1)
+                        .and_then(|s| s.split_whitespace().next())
+                    {
+                        let _ = tx.send(a.to_string());
+                    }
+                }
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let Ok(addr) = rx.recv_timeout(Duration::from_secs(60)) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{bin} did not start:\n{}", logs.lock().unwrap().join("\n"));
+        };
+        Self {
+            child: Some(child),
+            base: format!("http://{addr}"),
+            logs,
+        }
+    }
+
+    pub fn log(&self) -> String {
+        self.logs.lock().unwrap().join("\n")
+    }
+
+    /// SIGTERM, then waits (at most 15 s) for a graceful exit; SIGKILL after that.
+    pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Ok(Some(st)) = child.try_wait() {
+                return Some(st);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        child.wait().ok()
+    }
+
+    /// SIGKILL: no graceful shutdown.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A small HTTP client with a token.
+pub struct Api {
+    pub base: String,
+    pub token: String,
+    http: ureq::Agent,
+}
+
+impl Api {
+    pub fn new(base: &str, token: &str) -> Self {
+        Self {
+            base: base.to_string(),
+            token: token.to_string(),
+            http: ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .timeout_global(Some(Duration::from_secs(10)))
+                .build()
+                .into(),
+        }
+    }
+
+    pub fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let url = format!("{}{path}", self.base);
+        let auth = format!("Bearer {}", self.token);
+        let r = match method {
+            "GET" => self.http.get(&url).header("Authorization", &auth).call(),
+            "DELETE" => self.http.delete(&url).header("Authorization", &auth).call(),
+            _ => self
+                .http
+                .post(&url)
+                .header("Authorization", &auth)
+                .send_json(body.unwrap_or(Value::Null)),
+        };
+        let mut r = r.unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+        let status = r.status().as_u16();
+        let text = r.body_mut().read_to_string().unwrap_or_default();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    pub fn get(&self, path: &str) -> Value {
+        let (st, v) = self.call("GET", path, None);
+        assert_eq!(st, 200, "GET {path}: {v}");
+        v
+    }
+}
+
+/// Polls `f` every 100 ms until it returns `Some`, at most `secs` seconds.
+pub fn wait_for<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {secs}s waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Runs the `gpuwarden` CLI; returns (exit code, stdout, stderr).
+pub fn cli(args: &[&str], server: &str, token: &str) -> (i32, String, String) {
+    let out = Command::new(bins().join("gpuwarden"))
+        .args(args)
+        .args(["--server", server, "--token", token])
+        .env("GPUWARDEN_CLI_CONFIG", "/nonexistent")
+        .output()
+        .expect("run gpuwarden");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
