@@ -10,5 +10,6 @@
 mod util;
 
 mod api;
+mod cli;
 mod scrape;
 mod store;
