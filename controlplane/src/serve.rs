@@ -259,7 +259,9 @@ pub async fn start(
         fetch: Arc::new(HttpFetcher::new(
             cfg.scrape.timeout,
             cfg.scrape.body_limit_bytes,
-            cfg.scrape.concurrency * 2,
+            // One kept connection per target would be ideal; the pool is bounded instead.
+            (cfg.static_targets.len() + 1024).min(16_384),
+            cfg.scrape.interval * 2,
         )),
         clock: clock.clone(),
         metrics: metrics.clone(),

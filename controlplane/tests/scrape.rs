@@ -59,7 +59,7 @@ fn rig(timeout: Duration, body_limit: u64, sample_limit: usize) -> Rig {
     let scraper = Scraper {
         fleet: fleet.clone(),
         store: store.clone(),
-        fetch: Arc::new(HttpFetcher::new(timeout, body_limit, 16)),
+        fetch: Arc::new(HttpFetcher::new(timeout, body_limit, 16, Duration::from_secs(30))),
         clock: Arc::new(clock.clone()),
         metrics: Metrics::new(),
         sample_limit,

@@ -75,16 +75,16 @@ pub struct HttpFetcher {
 
 impl HttpFetcher {
     /// A fetcher with a per-request `timeout` and a `body_limit` after decompression.
-    pub fn new(timeout: Duration, body_limit: u64, max_idle: usize) -> Self {
+    /// Up to `connections` connections are kept alive for `keep_alive` (set it above the
+    /// scrape interval, so each target's connection is reused from one scrape to the next).
+    pub fn new(timeout: Duration, body_limit: u64, connections: usize, keep_alive: Duration) -> Self {
         let agent = ureq::Agent::config_builder()
             .timeout_global(Some(timeout))
             .http_status_as_error(false)
-            .max_idle_connections(max_idle.max(1))
-            .max_idle_connections_per_host(2)
-            .user_agent(concat!(
-                "gpuwarden-controlplane/",
-                env!("CARGO_PKG_VERSION")
-            ))
+            .max_idle_connections(connections.max(1))
+            .max_idle_connections_per_host(connections.max(1))
+            .max_idle_age(keep_alive)
+            .user_agent(concat!("gpuwarden-controlplane/", env!("CARGO_PKG_VERSION")))
             .build()
             .into();
         Self {

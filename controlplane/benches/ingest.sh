@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# Scrape ingest: the gpuwarden control plane and a real Prometheus pulling the same synthetic
+# fleet of 8-GPU agents, in one run, one after the other (never both at once on 2 cores).
+#
+# usage: controlplane/benches/ingest.sh
+# env:   PROM_N=200 PROM_INTERVAL=1s  FLEET_NS="2000 10000 20000" FLEET_INTERVAL=15s
+#        WARM=20 MEASURE=45 WORK=target/bench-ingest
+# needs: prometheus (apt-get install -y prometheus), curl, jq, gzip, rustc.
+# Output: RESULT lines on stdout and $WORK/results.tsv.
+#
+# The targets are bodies captured from a real `gpuwarden-agent --fake-gpus 8`, served gzip'd
+# with keep-alive by ../shared/bench/peer/static_metrics_server.rs on 127.0.0.1 (one port,
+# one path per target). Every process here runs under `timeout` and is stopped by PID.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROOT=$PWD
+PROM_N=${PROM_N:-200}
+PROM_INTERVAL=${PROM_INTERVAL:-1s}
+FLEET_NS=${FLEET_NS:-"2000 10000 20000"}
+FLEET_INTERVAL=${FLEET_INTERVAL:-15s}
+WARM=${WARM:-20}
+MEASURE=${MEASURE:-45}
+WORK=${WORK:-$ROOT/target/bench-ingest}
+PEER=${PEER:-$ROOT/../shared/bench/peer}
+SRV_PORT=${SRV_PORT:-19200}
+PROM_PORT=${PROM_PORT:-19090}
+CP_PORT=${CP_PORT:-18410}
+CLK=$(getconf CLK_TCK)
+mkdir -p "$WORK"
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+
+proc_cpu() { awk -v c="$CLK" '{printf "%.3f", ($14+$15)/c}' /proc/"$1"/stat 2>/dev/null || echo 0; }
+metric_sum() { # URL NAME [label filter]
+  curl -s --max-time 10 "$1" | awk -v m="$2" -v f="${3:-}" '($1==m || index($1, m"{")==1) && (f=="" || index($1,f)) {s+=$NF} END {printf "%.6f", s}'; }
+secs() { local v=$1; case $v in *ms) echo "scale=3; ${v%ms}/1000" | bc;; *s) echo "${v%s}";; *m) echo "$(( ${v%m} * 60 ))";; esac; }
+
+echo "== build (release)"
+cargo build --release -q -p gpuwarden-agent -p gpuwarden-controlplane --bins
+BIN=$ROOT/target/release
+[ -x "$WORK/static_metrics_server" ] || rustc -O -o "$WORK/static_metrics_server" "$PEER/static_metrics_server.rs"
+
+echo "== capture 8 bodies from a real agent with 8 fake GPUs"
+BODIES=$WORK/bodies; rm -rf "$BODIES"; mkdir -p "$BODIES"
+timeout 120 "$BIN/gpuwarden-agent" --fake-gpus 8 --listen 127.0.0.1:19410 >"$WORK/agent.log" 2>&1 &
+AG=$!
+for _ in $(seq 1 100); do curl -sf -o /dev/null http://127.0.0.1:19410/healthz && break; sleep 0.1; done
+# One XID first, so the bodies carry XID series; the counters are the same in every variant
+# (a real agent's counters move only when something happens, and then the control plane
+# reads /v1/events, which this static server does not serve).
+curl -s -XPOST http://127.0.0.1:19410/v1/fake/inject -d '{"gpu":2,"fault":"xid","code":13}' >/dev/null
+sleep 1
+for i in $(seq 0 7); do
+  curl -s http://127.0.0.1:19410/metrics >"$BODIES/body_$i.prom"; gzip -kf "$BODIES/body_$i.prom"; sleep 1
+done
+kill "$AG"; wait "$AG" 2>/dev/null || true
+SPB=$(grep -vc '^#' "$BODIES/body_0.prom")
+echo "samples per body: $SPB, bytes: $(wc -c <"$BODIES/body_0.prom") plain / $(wc -c <"$BODIES/body_0.prom.gz") gzip"
+
+TOTAL_SECS=$(( (WARM + MEASURE + 90) * (1 + 2 * $(echo $FLEET_NS | wc -w)) + 120 ))
+timeout "$TOTAL_SECS" "$WORK/static_metrics_server" "127.0.0.1:$SRV_PORT" "$BODIES" gzip "$TOTAL_SECS" >"$WORK/server.log" 2>&1 &
+SRV=$!
+sleep 1
+printf "system\tN\tinterval\tsamples_per_s\tcpu_cores\tsamples_per_cpu_s\tscrapes_per_s\texpected_scrapes_per_s\trss_mib\n" >"$WORK/results.tsv"
+
+# gpuwarden serve with N static targets; prints one result line.
+run_cp() {
+  local n=$1 iv=$2 d="$WORK/cp-$1-$2"
+  rm -rf "$d"; mkdir -p "$d"
+  {
+    printf '[server]\nlisten = "127.0.0.1:%s"\ndata_dir = "%s"\n[database]\nurl = "sqlite://%s/gw.db"\nflush_interval = "15s"\n' "$CP_PORT" "$d" "$d"
+    printf '[scrape]\ninterval = "%s"\ntimeout = "%s"\nconcurrency = 64\n' "$iv" "$iv"
+    for i in $(seq 0 $((n - 1))); do
+      printf '[[static_targets]]\nname = "gpu-node-%05d"\naddress = "http://127.0.0.1:%s/metrics/%d"\npool = "pool-%d"\n' "$i" "$SRV_PORT" "$i" $((i % 4))
+    done
+  } >"$d/cp.toml"
+  GPUWARDEN_ADMIN_TOKEN=bench-admin-token-000000 RUST_LOG=warn timeout $((WARM + MEASURE + 120)) \
+    "$BIN/gpuwarden" serve --config "$d/cp.toml" >"$d/cp.log" 2>&1 &
+  local wrap=$! url="http://127.0.0.1:$CP_PORT/metrics"
+  for _ in $(seq 1 600); do curl -sf -o /dev/null "http://127.0.0.1:$CP_PORT/healthz" && break; sleep 0.1; done
+  local pid; pid=$(pgrep -P "$wrap" | head -1); pid=${pid:-$wrap}
+  sleep "$WARM"
+  local t1 s1 c1 k1 t2 s2 c2 k2 rss
+  t1=$(date +%s.%N); s1=$(metric_sum "$url" gpuwarden_cp_samples_ingested_total); c1=$(proc_cpu "$pid")
+  k1=$(metric_sum "$url" gpuwarden_cp_scrapes_total 'result="success"')
+  sleep "$MEASURE"
+  t2=$(date +%s.%N); s2=$(metric_sum "$url" gpuwarden_cp_samples_ingested_total); c2=$(proc_cpu "$pid")
+  k2=$(metric_sum "$url" gpuwarden_cp_scrapes_total 'result="success"')
+  rss=$(awk '/VmRSS/{printf "%.0f", $2/1024}' /proc/"$pid"/status)
+  local fails; fails=$(curl -s "$url" | awk '/^gpuwarden_cp_scrapes_total/ && !/success/ {s+=$NF} END {print s+0}')
+  kill "$pid" 2>/dev/null; wait "$wrap" 2>/dev/null || true
+  awk -v N="$n" -v iv="$iv" -v ivs="$(secs "$iv")" -v t1="$t1" -v t2="$t2" -v s1="$s1" -v s2="$s2" -v c1="$c1" -v c2="$c2" -v k1="$k1" -v k2="$k2" -v rss="$rss" \
+    'BEGIN{dt=t2-t1; sps=(s2-s1)/dt; cpu=(c2-c1)/dt; printf "gpuwarden\t%d\t%s\t%.0f\t%.3f\t%.0f\t%.1f\t%.1f\t%s\n", N, iv, sps, cpu, (cpu>0?sps/cpu:0), (k2-k1)/dt, N/ivs, rss}'
+  echo "   (failed scrapes so far: $fails)" >&2
+}
+
+run_prom() {
+  local n=$1 iv=$2 d="$WORK/prom-$1"
+  rm -rf "$d"; mkdir -p "$d/data"
+  python3 - "$n" "$SRV_PORT" >"$d/targets.json" <<'PY'
+import json, sys
+n, port = int(sys.argv[1]), sys.argv[2]
+print(json.dumps([{"targets": ["127.0.0.1:%s" % port],
+                   "labels": {"__metrics_path__": "/metrics/%d" % i, "instance": "gpu-node-%05d" % i,
+                              "pool": "pool-%d" % (i % 4)}} for i in range(n)]))
+PY
+  printf 'global:\n  scrape_interval: %s\n  scrape_timeout: %s\nscrape_configs:\n  - job_name: gpu\n    file_sd_configs:\n      - files: ["%s/targets.json"]\n' "$iv" "$iv" "$d" >"$d/prometheus.yml"
+  timeout $((WARM + MEASURE + 60)) prometheus --config.file="$d/prometheus.yml" --storage.tsdb.path="$d/data" \
+    --web.listen-address="127.0.0.1:$PROM_PORT" --storage.tsdb.retention.time=1h --log.level=warn >"$d/prometheus.log" 2>&1 &
+  local wrap=$! url="http://127.0.0.1:$PROM_PORT/metrics"
+  for _ in $(seq 1 100); do curl -sf -o /dev/null "http://127.0.0.1:$PROM_PORT/-/ready" && break; sleep 0.2; done
+  local pid; pid=$(pgrep -P "$wrap" | head -1); pid=${pid:-$wrap}
+  sleep "$WARM"
+  local t1 s1 c1 t2 s2 c2 rss k1 k2
+  t1=$(date +%s.%N); s1=$(metric_sum "$url" prometheus_tsdb_head_samples_appended_total); c1=$(proc_cpu "$pid")
+  k1=$(metric_sum "$url" prometheus_target_interval_length_seconds_count "interval=\"$iv\"")
+  sleep "$MEASURE"
+  t2=$(date +%s.%N); s2=$(metric_sum "$url" prometheus_tsdb_head_samples_appended_total); c2=$(proc_cpu "$pid")
+  k2=$(metric_sum "$url" prometheus_target_interval_length_seconds_count "interval=\"$iv\"")
+  rss=$(awk '/VmRSS/{printf "%.0f", $2/1024}' /proc/"$pid"/status)
+  kill "$pid" 2>/dev/null; wait "$wrap" 2>/dev/null || true
+  awk -v N="$n" -v iv="$iv" -v ivs="$(secs "$iv")" -v t1="$t1" -v t2="$t2" -v s1="$s1" -v s2="$s2" -v c1="$c1" -v c2="$c2" -v k1="$k1" -v k2="$k2" -v rss="$rss" \
+    'BEGIN{dt=t2-t1; sps=(s2-s1)/dt; cpu=(c2-c1)/dt; printf "prometheus\t%d\t%s\t%.0f\t%.3f\t%.0f\t%.1f\t%.1f\t%s\n", N, iv, sps, cpu, (cpu>0?sps/cpu:0), (k2-k1)/dt, N/ivs, rss}'
+}
+
+echo "== Prometheus, $PROM_N targets at $PROM_INTERVAL"
+line=$(run_prom "$PROM_N" "$PROM_INTERVAL"); echo "RESULT $line"; echo "$line" >>"$WORK/results.tsv"
+echo "== gpuwarden, the same $PROM_N targets at $PROM_INTERVAL"
+line=$(run_cp "$PROM_N" "$PROM_INTERVAL"); echo "RESULT $line"; echo "$line" >>"$WORK/results.tsv"
+for n in $FLEET_NS; do
+  echo "== gpuwarden, $n targets at $FLEET_INTERVAL"
+  line=$(run_cp "$n" "$FLEET_INTERVAL"); echo "RESULT $line"; echo "$line" >>"$WORK/results.tsv"
+done
+kill "$SRV" 2>/dev/null; wait "$SRV" 2>/dev/null || true
+echo "== results ($WORK/results.tsv)"
+column -t -s $'\t' "$WORK/results.tsv"

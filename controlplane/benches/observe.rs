@@ -1,0 +1,58 @@
+//! The CPU a scrape costs the control plane, piece by piece, in-process: gunzip, parse, and
+//! building the per-GPU observation, on a body captured from a real agent.
+//!
+//! `cargo bench -p gpuwarden-controlplane --bench observe [-- BODY_FILE]`; without a file
+//! it uses `target/bench-ingest/bodies/body_0.prom` (written by `benches/ingest.sh`).
+
+use std::io::{Read, Write};
+use std::time::Instant;
+
+use gpuwarden_controlplane::observation::observe;
+
+fn per_iter(n: u32, mut f: impl FnMut()) -> f64 {
+    for _ in 0..n / 10 {
+        f();
+    }
+    let t = Instant::now();
+    for _ in 0..n {
+        f();
+    }
+    t.elapsed().as_secs_f64() / f64::from(n)
+}
+
+fn main() {
+    let path = std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with('-'))
+        .unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/../target/bench-ingest/bodies/body_0.prom").into());
+    let Ok(body) = std::fs::read(&path) else {
+        eprintln!("no body at {path}: run controlplane/benches/ingest.sh first, or pass a file");
+        return;
+    };
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&body).expect("gzip");
+    let gz = gz.finish().expect("gzip");
+    let samples = gpuwarden_wire::exposition::parse(&body).expect("valid body").len();
+    let n = 2_000;
+    let gunzip = per_iter(n, || {
+        let mut out = Vec::with_capacity(body.len());
+        flate2::read::GzDecoder::new(&gz[..]).read_to_end(&mut out).expect("gunzip");
+        std::hint::black_box(out);
+    });
+    let parse = per_iter(n, || {
+        std::hint::black_box(gpuwarden_wire::exposition::parse(&body).expect("parse"));
+    });
+    let obs = per_iter(n, || {
+        std::hint::black_box(observe(&body, 100_000).expect("observe"));
+    });
+    println!("body: {samples} samples, {} bytes ({} gzip)", body.len(), gz.len());
+    println!("gunzip            {:>8.1} µs", gunzip * 1e6);
+    println!("parse             {:>8.1} µs  ({:.0} ns/sample)", parse * 1e6, parse * 1e9 / samples as f64);
+    println!("parse + observe   {:>8.1} µs  ({:.0} ns/sample)", obs * 1e6, obs * 1e9 / samples as f64);
+    let total = gunzip + obs;
+    println!(
+        "gunzip + observe  {:>8.1} µs  → {:.2} M samples per CPU-second before HTTP and storage",
+        total * 1e6,
+        samples as f64 / total / 1e6
+    );
+}
