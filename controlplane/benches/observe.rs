@@ -24,7 +24,13 @@ fn main() {
     let path = std::env::args()
         .skip(1)
         .find(|a| !a.starts_with('-'))
-        .unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/../target/bench-ingest/bodies/body_0.prom").into());
+        .unwrap_or_else(|| {
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../target/bench-ingest/bodies/body_0.prom"
+            )
+            .into()
+        });
     let Ok(body) = std::fs::read(&path) else {
         eprintln!("no body at {path}: run controlplane/benches/ingest.sh first, or pass a file");
         return;
@@ -32,11 +38,15 @@ fn main() {
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     gz.write_all(&body).expect("gzip");
     let gz = gz.finish().expect("gzip");
-    let samples = gpuwarden_wire::exposition::parse(&body).expect("valid body").len();
+    let samples = gpuwarden_wire::exposition::parse(&body)
+        .expect("valid body")
+        .len();
     let n = 2_000;
     let gunzip = per_iter(n, || {
         let mut out = Vec::with_capacity(body.len());
-        flate2::read::GzDecoder::new(&gz[..]).read_to_end(&mut out).expect("gunzip");
+        flate2::read::GzDecoder::new(&gz[..])
+            .read_to_end(&mut out)
+            .expect("gunzip");
         std::hint::black_box(out);
     });
     let parse = per_iter(n, || {
@@ -45,10 +55,22 @@ fn main() {
     let obs = per_iter(n, || {
         std::hint::black_box(observe(&body, 100_000).expect("observe"));
     });
-    println!("body: {samples} samples, {} bytes ({} gzip)", body.len(), gz.len());
+    println!(
+        "body: {samples} samples, {} bytes ({} gzip)",
+        body.len(),
+        gz.len()
+    );
     println!("gunzip            {:>8.1} µs", gunzip * 1e6);
-    println!("parse             {:>8.1} µs  ({:.0} ns/sample)", parse * 1e6, parse * 1e9 / samples as f64);
-    println!("parse + observe   {:>8.1} µs  ({:.0} ns/sample)", obs * 1e6, obs * 1e9 / samples as f64);
+    println!(
+        "parse             {:>8.1} µs  ({:.0} ns/sample)",
+        parse * 1e6,
+        parse * 1e9 / samples as f64
+    );
+    println!(
+        "parse + observe   {:>8.1} µs  ({:.0} ns/sample)",
+        obs * 1e6,
+        obs * 1e9 / samples as f64
+    );
     let total = gunzip + obs;
     println!(
         "gunzip + observe  {:>8.1} µs  → {:.2} M samples per CPU-second before HTTP and storage",

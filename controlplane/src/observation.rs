@@ -16,11 +16,9 @@ pub enum ObserveError {
     /// Not valid Prometheus text.
     #[error("invalid metrics body: {0}")]
     Parse(#[from] ParseError),
-    /// More samples than the per-target limit.
-    #[error("{found} samples, over the limit of {limit}")]
+    /// More samples than the per-target limit (reading stops there).
+    #[error("more than {limit} samples (scrape.sample_limit)")]
     TooManySamples {
-        /// Samples in the body.
-        found: usize,
         /// The limit.
         limit: usize,
     },
@@ -111,18 +109,19 @@ fn label_u32(s: &Sample<'_>, name: &str) -> Option<u32> {
 
 /// Reads an agent's `/metrics` body; at most `sample_limit` samples.
 pub fn observe(body: &[u8], sample_limit: usize) -> Result<NodeObservation, ObserveError> {
-    let samples = exposition::parse(body)?;
-    if samples.len() > sample_limit {
-        return Err(ObserveError::TooManySamples {
-            found: samples.len(),
-            limit: sample_limit,
-        });
-    }
-    let mut node = NodeObservation {
-        samples: samples.len(),
-        ..Default::default()
-    };
-    for s in &samples {
+    let mut node = NodeObservation::default();
+    // Streamed: no vector of samples, and a body over the limit stops being read there.
+    for entry in exposition::Parser::new(body) {
+        let exposition::Entry::Sample(s) = entry? else {
+            continue;
+        };
+        node.samples += 1;
+        if node.samples > sample_limit {
+            return Err(ObserveError::TooManySamples {
+                limit: sample_limit,
+            });
+        }
+        let s = &s;
         match s.name {
             m::NODE_INFO => {
                 node.driver_version = s.labels.get("driver_version").map(|v| v.into_owned());
@@ -267,10 +266,7 @@ gpuwarden_health_check_status{check=\"xid\"} 2\n";
         ));
         assert!(matches!(
             observe(BODY.as_bytes(), 5),
-            Err(ObserveError::TooManySamples {
-                found: 10,
-                limit: 5
-            })
+            Err(ObserveError::TooManySamples { limit: 5 })
         ));
         assert_eq!(
             observe(b"gpuwarden_gpu_up{gpu=\"x\"} 1\n", 100),

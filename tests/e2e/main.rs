@@ -4,4 +4,5 @@
 
 mod cp;
 mod join;
+mod prometheus;
 mod restart;

@@ -59,8 +59,9 @@ impl ScrapeError {
 
 /// Fetches what the scraper reads from an agent. Tests and the simulator fake it.
 pub trait Fetch: Send + Sync + 'static {
-    /// The body of `{address}/metrics`, decompressed.
-    fn metrics(&self, address: &str) -> Result<Vec<u8>, ScrapeError>;
+    /// The body of `{address}/metrics`, decompressed, into `body` (cleared first; its
+    /// capacity is reused from scrape to scrape).
+    fn metrics(&self, address: &str, body: &mut Vec<u8>) -> Result<(), ScrapeError>;
     /// `{address}/v1/events?after=AFTER`.
     fn events(&self, address: &str, after: i64) -> Result<EventsPage, ScrapeError>;
 }
@@ -77,14 +78,22 @@ impl HttpFetcher {
     /// A fetcher with a per-request `timeout` and a `body_limit` after decompression.
     /// Up to `connections` connections are kept alive for `keep_alive` (set it above the
     /// scrape interval, so each target's connection is reused from one scrape to the next).
-    pub fn new(timeout: Duration, body_limit: u64, connections: usize, keep_alive: Duration) -> Self {
+    pub fn new(
+        timeout: Duration,
+        body_limit: u64,
+        connections: usize,
+        keep_alive: Duration,
+    ) -> Self {
         let agent = ureq::Agent::config_builder()
             .timeout_global(Some(timeout))
             .http_status_as_error(false)
             .max_idle_connections(connections.max(1))
             .max_idle_connections_per_host(connections.max(1))
             .max_idle_age(keep_alive)
-            .user_agent(concat!("gpuwarden-controlplane/", env!("CARGO_PKG_VERSION")))
+            .user_agent(concat!(
+                "gpuwarden-controlplane/",
+                env!("CARGO_PKG_VERSION")
+            ))
             .build()
             .into();
         Self {
@@ -111,7 +120,7 @@ impl HttpFetcher {
 }
 
 impl Fetch for HttpFetcher {
-    fn metrics(&self, address: &str) -> Result<Vec<u8>, ScrapeError> {
+    fn metrics(&self, address: &str, body: &mut Vec<u8>) -> Result<(), ScrapeError> {
         let url = format!("{}/metrics", address.trim_end_matches('/'));
         let mut resp = self
             .agent
@@ -132,17 +141,30 @@ impl Fetch for HttpFetcher {
         if !ct.to_ascii_lowercase().starts_with("text/plain") {
             return Err(ScrapeError::ContentType(ct));
         }
-        resp.body_mut()
+        body.clear();
+        let mut reader = resp
+            .body_mut()
             .with_config()
             .limit(self.body_limit)
-            .read_to_vec()
-            .map_err(|e| match e {
-                ureq::Error::BodyExceedsLimit(_) => ScrapeError::TooLarge(self.body_limit),
-                // The answer had started: what breaks now breaks the body.
-                other => match self.error(other) {
-                    ScrapeError::Connect(m) => ScrapeError::Body(m),
-                    e => e,
-                },
+            .reader();
+        std::io::Read::read_to_end(&mut reader, body)
+            .map(|_| ())
+            .map_err(|e| {
+                // ureq reports its own errors (limit, timeout) inside the io::Error.
+                let kind = e.kind();
+                match e.into_inner().map(|inner| inner.downcast::<ureq::Error>()) {
+                    Some(Ok(u)) => match *u {
+                        ureq::Error::BodyExceedsLimit(_) => ScrapeError::TooLarge(self.body_limit),
+                        // The answer had started: what breaks now breaks the body.
+                        other => match self.error(other) {
+                            ScrapeError::Connect(m) => ScrapeError::Body(m),
+                            e => e,
+                        },
+                    },
+                    _ if kind == std::io::ErrorKind::TimedOut => ScrapeError::Timeout(self.timeout),
+                    Some(Err(other)) => ScrapeError::Body(other.to_string()),
+                    None => ScrapeError::Body(format!("{kind}")),
+                }
             })
     }
 
