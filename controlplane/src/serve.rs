@@ -15,7 +15,7 @@ use crate::clock::SharedClock;
 use crate::config::ControlPlaneConfig;
 use crate::fleet::{Fleet, FleetSettings};
 use crate::metrics::Metrics;
-use crate::model::{Connectivity, Health, Source, Status};
+use crate::model::{Source, Status};
 use crate::scrape::{HttpFetcher, Scraper, ScraperHandle};
 use crate::store::rows::{AdminTokenRow, NodeRow};
 use crate::store::{Store, StoreError, StoreOptions};
@@ -172,24 +172,16 @@ fn admin_tokens(
 }
 
 fn static_row(t: &crate::config::StaticTarget, now: i64) -> Result<NodeRow, ServeError> {
-    Ok(NodeRow {
-        id: token::random_id("node-")?,
-        name: t.name.clone(),
-        pool: t.pool.clone(),
-        labels: serde_json::to_string(&t.labels).unwrap_or_else(|_| "{}".into()),
-        address: Some(t.address.trim_end_matches('/').to_string()),
-        status: Status::Active.as_str().into(),
-        health: Health::Unknown.as_str().into(),
-        connectivity: Connectivity::Offline.as_str().into(),
-        capabilities: "{}".into(),
-        source: Source::Static.as_str().into(),
-        agent_instance: None,
-        event_cursor: 0,
-        deregistered: false,
-        created_at: now,
-        updated_at: now,
-        last_seen: None,
-    })
+    Ok(NodeRow::fresh(
+        token::random_id("node-")?,
+        &t.name,
+        &t.pool,
+        &t.labels,
+        Some(t.address.trim_end_matches('/').to_string()),
+        Status::Active,
+        Source::Static,
+        now,
+    ))
 }
 
 /// Starts the control plane with `cfg`; `clock` drives offline detection and token expiry.
@@ -259,8 +251,9 @@ pub async fn start(
         fetch: Arc::new(HttpFetcher::new(
             cfg.scrape.timeout,
             cfg.scrape.body_limit_bytes,
-            // One kept connection per target would be ideal; the pool is bounded instead.
-            (cfg.static_targets.len() + 1024).min(16_384),
+            // One kept connection per target would be ideal; the pool is bounded instead
+            // (each kept connection holds ~20 KiB of buffers).
+            4096,
             cfg.scrape.interval * 2,
         )),
         clock: clock.clone(),

@@ -115,24 +115,16 @@ pub(super) async fn create(
     }
     check_labels(&b.labels)?;
     let now = state.clock.now_ms();
-    let row = NodeRow {
-        id: token::random_id("node-")?,
-        name: b.name.clone(),
-        pool,
-        labels: serde_json::to_string(&b.labels).unwrap_or_else(|_| "{}".into()),
-        address: b.address.clone(),
-        status: Status::Pending.as_str().into(),
-        health: Health::Unknown.as_str().into(),
-        connectivity: Connectivity::Offline.as_str().into(),
-        capabilities: "{}".into(),
-        source: Source::Created.as_str().into(),
-        agent_instance: None,
-        event_cursor: 0,
-        deregistered: false,
-        created_at: now,
-        updated_at: now,
-        last_seen: None,
-    };
+    let row = NodeRow::fresh(
+        token::random_id("node-")?,
+        &b.name,
+        &pool,
+        &b.labels,
+        b.address.clone(),
+        Status::Pending,
+        Source::Created,
+        now,
+    );
     let entry = NewAudit::ok(
         &admin.0,
         "node.create",

@@ -90,6 +90,11 @@ impl HttpFetcher {
             .max_idle_connections(connections.max(1))
             .max_idle_connections_per_host(connections.max(1))
             .max_idle_age(keep_alive)
+            // ureq's defaults (128 KiB in, 128 KiB out per connection) would hold gigabytes
+            // with thousands of kept connections; a gzip'd agent body is ~10 KiB.
+            .input_buffer_size(16 * 1024)
+            .output_buffer_size(4 * 1024)
+            .max_response_header_size(16 * 1024)
             .user_agent(concat!(
                 "gpuwarden-controlplane/",
                 env!("CARGO_PKG_VERSION")

@@ -161,24 +161,16 @@ impl Store {
             let (mut node, created) = match existing {
                 Some(n) => (n, false),
                 None => {
-                    let n = NodeRow {
-                        id: r.new_id.clone(),
-                        name: r.name.clone(),
-                        pool: r.pool.clone().unwrap_or_else(|| "default".into()),
-                        labels: "{}".into(),
-                        address: None,
-                        status: Status::Pending.as_str().into(),
-                        health: crate::model::Health::Unknown.as_str().into(),
-                        connectivity: Connectivity::Offline.as_str().into(),
-                        capabilities: "{}".into(),
-                        source: crate::model::Source::Registered.as_str().into(),
-                        agent_instance: None,
-                        event_cursor: 0,
-                        deregistered: false,
-                        created_at: r.now,
-                        updated_at: r.now,
-                        last_seen: None,
-                    };
+                    let n = NodeRow::fresh(
+                        r.new_id.clone(),
+                        &r.name,
+                        r.pool.as_deref().unwrap_or("default"),
+                        &Default::default(),
+                        None,
+                        Status::Pending,
+                        crate::model::Source::Registered,
+                        r.now,
+                    );
                     diesel::insert_into(nodes::table).values(&n).execute(c)?;
                     (n, true)
                 }

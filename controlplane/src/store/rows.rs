@@ -39,6 +39,38 @@ fn parse<T: std::str::FromStr<Err = String>>(v: &str) -> Result<T, StoreError> {
 }
 
 impl NodeRow {
+    /// A node that has just come to be known: health `unknown`, `offline`, no agent run yet.
+    #[allow(clippy::too_many_arguments)]
+    pub fn fresh(
+        id: String,
+        name: &str,
+        pool: &str,
+        labels: &BTreeMap<String, String>,
+        address: Option<String>,
+        status: model::Status,
+        source: model::Source,
+        now: i64,
+    ) -> Self {
+        Self {
+            id,
+            name: name.to_string(),
+            pool: pool.to_string(),
+            labels: serde_json::to_string(labels).unwrap_or_else(|_| "{}".into()),
+            address,
+            status: status.as_str().into(),
+            health: model::Health::Unknown.as_str().into(),
+            connectivity: model::Connectivity::Offline.as_str().into(),
+            capabilities: "{}".into(),
+            source: source.as_str().into(),
+            agent_instance: None,
+            event_cursor: 0,
+            deregistered: false,
+            created_at: now,
+            updated_at: now,
+            last_seen: None,
+        }
+    }
+
     /// The node's lifecycle status.
     pub fn status(&self) -> Result<model::Status, StoreError> {
         parse(&self.status)
