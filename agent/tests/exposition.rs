@@ -141,25 +141,26 @@ fn gzip_scrapes_get_the_same_body_compressed() {
         &[("GPUWARDEN_COLLECTOR__INTERVAL", "1h")],
     );
     let (_, plain) = agent.get("/metrics");
-    let mut r = http_client()
-        .get(&format!("{}/metrics", agent.base))
-        .header("accept-encoding", "gzip")
-        .call()
-        .expect("GET");
-    assert_eq!(
-        r.headers()
-            .get("content-encoding")
-            .map(|v| v.to_str().unwrap()),
-        Some("gzip")
+    // Raw HTTP: the workspace's HTTP client decompresses gzip itself (the control plane
+    // enables that), which would hide what the agent sends.
+    use std::io::Write;
+    let mut conn = std::net::TcpStream::connect(agent.base.trim_start_matches("http://")).unwrap();
+    write!(
+        conn,
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    conn.read_to_end(&mut raw).unwrap();
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+    assert!(head.contains("content-encoding: gzip"), "{head}");
+    assert!(
+        head.contains("content-type: text/plain; version=0.0.4"),
+        "{head}"
     );
-    assert!(r
-        .headers()
-        .get("content-type")
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .starts_with("text/plain; version=0.0.4"));
-    let compressed = r.body_mut().read_to_vec().expect("body");
+    assert!(!head.contains("transfer-encoding: chunked"), "{head}");
+    let compressed = raw[split + 4..].to_vec();
     assert!(
         compressed.len() * 5 < plain.len(),
         "gzip {} vs plain {}",

@@ -50,7 +50,7 @@ fn prometheus_discovers_and_scrapes_the_fleet_through_v1_sd() {
     let cfg = dir.write(
         "prometheus.yml",
         &format!(
-            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: gpuwarden\n    http_sd_configs:\n      - url: {}/v1/sd\n        refresh_interval: 1s\n        authorization:\n          credentials_file: {}\n",
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: gpuwarden\n    http_sd_configs:\n      - url: {}/v1/sd\n        refresh_interval: 1s\n        authorization:\n          type: Bearer\n          credentials_file: {}\n",
             api.base,
             token.display()
         ),
@@ -72,11 +72,9 @@ fn prometheus_discovers_and_scrapes_the_fleet_through_v1_sd() {
     let _prom = Prom(child);
     let prom = Api::new(&format!("http://127.0.0.1:{port}"), "");
     let query = |q: &str| -> serde_json::Value {
-        let (st, v) = prom.call("GET", &format!("/api/v1/query?query={q}"), None);
-        if st == 200 {
-            v["data"]["result"].clone()
-        } else {
-            serde_json::Value::Null
+        match prom.try_call("GET", &format!("/api/v1/query?query={q}"), None) {
+            Ok((200, v)) => v["data"]["result"].clone(),
+            _ => serde_json::Value::Null, // not up yet
         }
     };
     // Both agents are discovered with their node and pool labels, and are up.

@@ -194,6 +194,17 @@ impl Api {
     }
 
     pub fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        self.try_call(method, path, body)
+            .unwrap_or_else(|e| panic!("{method} {}{path}: {e}", self.base))
+    }
+
+    /// [`Api::call`], with a connection failure as an error instead of a panic.
+    pub fn try_call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<(u16, Value), String> {
         let url = format!("{}{path}", self.base);
         let auth = format!("Bearer {}", self.token);
         let r = match method {
@@ -205,13 +216,13 @@ impl Api {
                 .header("Authorization", &auth)
                 .send_json(body.unwrap_or(Value::Null)),
         };
-        let mut r = r.unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+        let mut r = r.map_err(|e| e.to_string())?;
         let status = r.status().as_u16();
         let text = r.body_mut().read_to_string().unwrap_or_default();
-        (
+        Ok((
             status,
             serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
+        ))
     }
 
     pub fn get(&self, path: &str) -> Value {
