@@ -19,6 +19,7 @@ pub mod lifecycle;
 pub mod metrics;
 pub mod model;
 pub mod observation;
+pub mod policy;
 pub mod schedule;
 pub mod scrape;
 pub mod serve;

@@ -107,7 +107,10 @@ fn agents_self_register_are_scraped_and_their_events_are_stored_once() {
     let (code, _, err) = cli(&["nodes", "list"], "http://127.0.0.1:1", ADMIN);
     assert_eq!(code, 3, "unreachable is its own exit code: {err}");
     // Server and token from the CLI config file, no flags.
-    let cli_cfg = dir.write("cli.toml", &format!("server = \"{}\"\ntoken = \"{ADMIN}\"\n", api.base));
+    let cli_cfg = dir.write(
+        "cli.toml",
+        &format!("server = \"{}\"\ntoken = \"{ADMIN}\"\n", api.base),
+    );
     let out = std::process::Command::new(gpuwarden_e2e::bins().join("gpuwarden"))
         .args(["nodes", "list", "-o", "json"])
         .env("GPUWARDEN_CLI_CONFIG", &cli_cfg)
@@ -116,7 +119,11 @@ fn agents_self_register_are_scraped_and_their_events_are_stored_once() {
         .current_dir(dir.path())
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["total"], 2);
 

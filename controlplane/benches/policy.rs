@@ -1,0 +1,124 @@
+//! CEL policy cost: event-rule evaluations per second, and the whole default policy over one
+//! 8-GPU node observation, contexts included.
+//!
+//! `cargo bench -p gpuwarden-controlplane --bench policy`
+
+use std::time::Instant;
+
+use gpuwarden_controlplane::observation::{GpuObservation, NodeObservation};
+use gpuwarden_controlplane::policy::{EventInput, NodeInput, Policy, Scope};
+
+fn percentile(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[((v.len() as f64 - 1.0) * p) as usize]
+}
+
+fn observation() -> NodeObservation {
+    let mut o = NodeObservation::default();
+    for i in 0..8 {
+        let mut g = GpuObservation {
+            index: i,
+            uuid: format!("GPU-{i}"),
+            model: "NVIDIA H100 80GB HBM3".into(),
+            up: true,
+            ..Default::default()
+        };
+        for (k, v) in [
+            ("temperature_celsius", 61.0),
+            ("memory_temperature_celsius", 70.0),
+            ("power_watts", 420.0),
+            ("power_limit_watts", 700.0),
+            ("utilization_ratio", 0.93),
+            ("memory_used_bytes", 6.0e10),
+            ("memory_total_bytes", 8.5e10),
+            ("pcie_link_generation", 5.0),
+            ("pcie_link_max_generation", 5.0),
+            ("pcie_link_width", 16.0),
+            ("pcie_link_max_width", 16.0),
+            ("pcie_replays_total", 3.0),
+            ("remapped_rows_pending", 0.0),
+            ("remapped_rows_failure", 0.0),
+            ("recovery_action", 0.0),
+            ("sm_clock_hertz", 1.98e9),
+            ("memory_clock_hertz", 2.6e9),
+            ("energy_joules_total", 1.0e9),
+        ] {
+            g.values.insert(k.into(), v);
+        }
+        for l in 0..18 {
+            g.nvlink_up.insert(l, true);
+            g.nvlink_errors.insert(l, 0.0);
+        }
+        g.xid_errors.insert(13, 1.0);
+        g.ecc_errors
+            .insert(("corrected".into(), "volatile".into()), 2.0);
+        g.ecc_errors
+            .insert(("uncorrected".into(), "volatile".into()), 0.0);
+        o.gpus.insert(i, g);
+    }
+    o.health_checks.insert("xid".into(), 0.0);
+    o.health_checks.insert("thermal".into(), 0.0);
+    o
+}
+
+fn main() {
+    let p = Policy::default_policy();
+    let node = NodeInput {
+        name: "gpu-01".into(),
+        pool: "train".into(),
+        expected_gpus: 8,
+        connectivity: "online".into(),
+        ..Default::default()
+    };
+    let ev = EventInput {
+        seq: 1,
+        kind: "xid".into(),
+        code: Some(79),
+        gpu: Some(3),
+        uuid: Some("GPU-3".into()),
+        message: "XID 79".into(),
+        severity: "fatal".into(),
+        action: Some("reboot_node".into()),
+        source: "nvml".into(),
+    };
+    let event_rules = p.rules().iter().filter(|r| r.scope == Scope::Event).count();
+    let n = 50_000;
+    for _ in 0..n / 10 {
+        std::hint::black_box(p.eval_event(&ev, &node));
+    }
+    let t = Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(p.eval_event(&ev, &node));
+    }
+    let per = t.elapsed().as_secs_f64() / f64::from(n);
+    println!(
+        "event: {event_rules} rules per event, {:.2} µs per event with its context",
+        per * 1e6
+    );
+    println!(
+        "  → {:.2} M event-rule evaluations per core-second (goal ≥ 1 M)",
+        event_rules as f64 / per / 1e6
+    );
+
+    let obs = observation();
+    let prev = observation();
+    let state_rules = p.rules().len() - event_rules;
+    let mut times = Vec::with_capacity(20_000);
+    for i in 0..22_000 {
+        let t = Instant::now();
+        let e = p.eval_observation(&obs, Some((&prev, 15.0)), &node);
+        let d = t.elapsed().as_secs_f64();
+        std::hint::black_box(e);
+        if i >= 2_000 {
+            times.push(d);
+        }
+    }
+    let p50 = percentile(&mut times, 0.5);
+    let p99 = percentile(&mut times, 0.99);
+    println!(
+        "observation: 8 GPUs, {state_rules} gpu/node rules ({} evaluations), contexts included: p50 {:.1} µs, p99 {:.1} µs (goal ≤ 20 µs)",
+        p.rules().iter().filter(|r| r.scope == Scope::Gpu).count() * 8 + p.rules().iter().filter(|r| r.scope == Scope::Node).count(),
+        p50 * 1e6,
+        p99 * 1e6
+    );
+}

@@ -1,0 +1,282 @@
+//! Health policies: rules in CEL over health events (scope `event`), each GPU of an
+//! observation (`gpu`) and the node (`node`), compiled once when the policy loads.
+//!
+//! Raw → validated → compiled: [`Policy::parse`] reads the TOML, checks every rule (names,
+//! scopes, verdicts, durations, actions, CEL syntax, and a dry run against a representative
+//! input that catches unknown variables, functions and fields) and returns every problem at
+//! once with its rule, line and column; only a policy without problems is compiled. The
+//! evaluation builds one CEL context per event, per GPU and per node and runs every rule of
+//! that scope against it. A rule that fails at run time is reported as a [`RuleFailure`]
+//! (the caller logs and counts it), never skipped silently.
+//!
+//! Being built (step 4): what exists is the policy language, its validation, the default
+//! policy and the evaluation; the node health state machine (`for` durations, stickiness),
+//! remediation, hot reload and the API come next.
+
+mod file;
+mod input;
+
+use std::time::Duration;
+
+use cel::{Context, Program};
+use serde::Serialize;
+
+pub use file::PolicyError;
+pub use input::{EventInput, NodeInput};
+
+use crate::observation::NodeObservation;
+
+/// The shipped default policy (`config/policies.toml`).
+pub const DEFAULT_POLICY: &str = include_str!("../../config/policies.toml");
+
+/// What a rule is evaluated on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// Each new health event.
+    Event,
+    /// Each GPU of each observation.
+    Gpu,
+    /// Each node observation.
+    Node,
+}
+
+/// What a matching rule says about the node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Works, but needs a look.
+    Degraded,
+    /// Should not run work.
+    Unhealthy,
+}
+
+/// A compiled rule.
+#[derive(Debug)]
+pub struct Rule {
+    /// Unique name.
+    pub name: String,
+    /// For people.
+    pub description: String,
+    /// What it looks at.
+    pub scope: Scope,
+    /// The CEL source.
+    pub when: String,
+    /// Its verdict.
+    pub verdict: Verdict,
+    /// How long the condition must hold (gpu and node rules).
+    pub hold: Option<Duration>,
+    /// Recommended action.
+    pub action: Option<String>,
+    program: Program,
+}
+
+/// A rule that matched.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Match {
+    /// The rule.
+    pub rule: String,
+    /// Its verdict.
+    pub verdict: Verdict,
+    /// Its recommended action (the rule's, else the event's).
+    pub action: Option<String>,
+    /// The GPU, for gpu rules and GPU events.
+    pub gpu: Option<u32>,
+    /// What matched, for people (`XID 79 on GPU 3: …`, `temperature_celsius = 97`).
+    pub detail: String,
+    /// How long it must hold before it counts.
+    #[serde(skip)]
+    pub hold: Option<Duration>,
+}
+
+/// A rule that could not be evaluated: its name, the input and the error.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RuleFailure {
+    /// The rule.
+    pub rule: String,
+    /// The input, summarized (`event 17`, `gpu 3`, `node`).
+    pub input: String,
+    /// The error.
+    pub error: String,
+}
+
+/// The outcome of evaluating a policy on one input.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Evaluation {
+    /// Rules that matched, in policy order.
+    pub matches: Vec<Match>,
+    /// Rules that failed.
+    pub failures: Vec<RuleFailure>,
+}
+
+impl Evaluation {
+    /// The worst verdict among the matches (`None`: healthy as far as these rules see).
+    pub fn worst(&self) -> Option<Verdict> {
+        self.matches.iter().map(|m| m.verdict).max()
+    }
+}
+
+/// A compiled policy.
+pub struct Policy {
+    rules: Vec<Rule>,
+    /// The functions, registered once; each evaluation opens a child scope for its variables.
+    functions: Context<'static, 'static>,
+}
+
+impl std::fmt::Debug for Policy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Policy")
+            .field("rules", &self.rules)
+            .finish_non_exhaustive()
+    }
+}
+
+fn register_functions(ctx: &mut Context<'_, '_>) {
+    let _ = ctx.add_function("xid_severity", |code: i64| -> String {
+        gpuwarden_wire::xid::severity(u32::try_from(code).unwrap_or(u32::MAX))
+            .as_str()
+            .to_string()
+    });
+    let _ = ctx.add_function("xid_action", |code: i64| -> String {
+        gpuwarden_wire::xid::action(u32::try_from(code).unwrap_or(u32::MAX))
+            .as_str()
+            .to_string()
+    });
+}
+
+/// A fresh context with the policy functions.
+pub(crate) fn base_context() -> Context<'static, 'static> {
+    let mut ctx = Context::default();
+    register_functions(&mut ctx);
+    ctx
+}
+
+impl Policy {
+    /// Parses, validates and compiles a policy document; every problem at once.
+    pub fn parse(text: &str) -> Result<Self, Vec<PolicyError>> {
+        file::parse(text).map(|rules| Self {
+            rules,
+            functions: base_context(),
+        })
+    }
+
+    /// The shipped default policy.
+    pub fn default_policy() -> Self {
+        // The default is tested to parse; failing here is a build defect.
+        #[allow(clippy::expect_used)]
+        Self::parse(DEFAULT_POLICY).expect("config/policies.toml is valid")
+    }
+
+    /// The rules, in order.
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    fn run(
+        &self,
+        scope: Scope,
+        ctx: &Context<'_, '_>,
+        input: &str,
+        gpu: Option<u32>,
+        detail: impl Fn(&Rule) -> String,
+        out: &mut Evaluation,
+    ) {
+        for r in self.rules.iter().filter(|r| r.scope == scope) {
+            match r.program.execute(ctx) {
+                Ok(cel::Value::Bool(true)) => out.matches.push(Match {
+                    rule: r.name.clone(),
+                    verdict: r.verdict,
+                    action: r.action.clone(),
+                    gpu,
+                    detail: detail(r),
+                    hold: r.hold,
+                }),
+                Ok(cel::Value::Bool(false)) => {}
+                Ok(other) => out.failures.push(RuleFailure {
+                    rule: r.name.clone(),
+                    input: input.to_string(),
+                    error: format!("returned {other:?}, not a bool"),
+                }),
+                Err(e) => out.failures.push(RuleFailure {
+                    rule: r.name.clone(),
+                    input: input.to_string(),
+                    error: e.to_string(),
+                }),
+            }
+        }
+    }
+
+    /// Evaluates the event rules on one health event of `node`.
+    pub fn eval_event(&self, event: &EventInput, node: &NodeInput) -> Evaluation {
+        let mut out = Evaluation::default();
+        let mut ctx = self.functions.new_inner_scope();
+        ctx.add_variable_from_value("event", event.to_value());
+        ctx.add_variable_from_value("node", node.to_value(None));
+        let detail = |_: &Rule| {
+            let gpu = event
+                .gpu
+                .map(|g| format!(" on GPU {g}"))
+                .unwrap_or_default();
+            format!(
+                "{} {}{gpu}: {}",
+                event.kind,
+                event.code.map(|c| c.to_string()).unwrap_or_default(),
+                event.message
+            )
+        };
+        self.run(
+            Scope::Event,
+            &ctx,
+            &format!("event {}", event.seq),
+            event.gpu,
+            detail,
+            &mut out,
+        );
+        for m in &mut out.matches {
+            if m.action.is_none() {
+                m.action = event.action.clone();
+            }
+        }
+        out
+    }
+
+    /// Evaluates the gpu rules on every GPU of an observation, then the node rules.
+    /// `prev` (with the seconds between the two) gives counters' growth.
+    pub fn eval_observation(
+        &self,
+        obs: &NodeObservation,
+        prev: Option<(&NodeObservation, f64)>,
+        node: &NodeInput,
+    ) -> Evaluation {
+        let mut out = Evaluation::default();
+        let node_value = node.to_value(Some(obs));
+        if self.rules.iter().any(|r| r.scope == Scope::Gpu) {
+            for g in obs.gpus.values() {
+                let mut ctx = self.functions.new_inner_scope();
+                let gpu = input::gpu_value(
+                    g,
+                    prev.and_then(|(p, dt)| p.gpus.get(&g.index).map(|pg| (pg, dt))),
+                );
+                ctx.add_variable_from_value("gpu", gpu);
+                ctx.add_variable_from_value("node", node_value.clone());
+                let detail = |r: &Rule| input::gpu_detail(g, &r.when);
+                self.run(
+                    Scope::Gpu,
+                    &ctx,
+                    &format!("gpu {}", g.index),
+                    Some(g.index),
+                    detail,
+                    &mut out,
+                );
+            }
+        }
+        let mut ctx = self.functions.new_inner_scope();
+        ctx.add_variable_from_value("node", node_value);
+        let detail = |r: &Rule| r.description.clone();
+        self.run(Scope::Node, &ctx, "node", None, detail, &mut out);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,274 @@
+//! The policy file: TOML → validated rules → compiled programs, every problem reported with
+//! its rule, line and column.
+
+use std::collections::HashSet;
+use std::ops::Range;
+
+use cel::{ExecutionError, Program};
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+use super::{input, Rule, Scope, Verdict};
+
+/// One problem of a policy document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[error("{}line {line}, column {column}: {message}", .rule.as_ref().map(|r| format!("rule {r:?}, ")).unwrap_or_default())]
+pub struct PolicyError {
+    /// The rule, when the problem is in one.
+    pub rule: Option<String>,
+    /// 1-based line in the document.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+    /// What is wrong.
+    pub message: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    rule: Vec<RawRule>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    name: Spanned<String>,
+    #[serde(default)]
+    description: String,
+    scope: Spanned<String>,
+    when: Spanned<String>,
+    verdict: Spanned<String>,
+    #[serde(default, rename = "for")]
+    hold: Option<Spanned<String>>,
+    #[serde(default)]
+    action: Option<Spanned<String>>,
+}
+
+const ACTIONS: &[&str] = &[
+    "ignore",
+    "restart_app",
+    "reset_gpu",
+    "reboot_node",
+    "contact_support",
+];
+
+fn position(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before
+        .rfind('\n')
+        .map_or(before.chars().count(), |i| before[i + 1..].chars().count())
+        + 1;
+    (line, column)
+}
+
+struct Errors<'t> {
+    text: &'t str,
+    list: Vec<PolicyError>,
+}
+
+impl Errors<'_> {
+    fn at(&mut self, rule: Option<&str>, span: Range<usize>, message: String) {
+        let (line, column) = position(self.text, span.start);
+        self.list.push(PolicyError {
+            rule: rule.map(str::to_string),
+            line,
+            column,
+            message,
+        });
+    }
+}
+
+/// Where the expression of a `when` starts in the document (after the opening quotes).
+fn expression_start(text: &str, span: &Range<usize>) -> usize {
+    let raw = &text[span.start.min(text.len())..];
+    if raw.starts_with("'''") || raw.starts_with("\"\"\"") {
+        span.start + 3
+    } else {
+        span.start + 1
+    }
+}
+
+/// A dry run on a representative input: unknown variables, functions and fields, and type
+/// errors, surface at load time instead of on the first real event.
+fn dry_run(program: &Program, scope: Scope, when: &str) -> Option<String> {
+    let (event, gpu, obs, node) = input::samples();
+    let mut ctx = super::base_context();
+    match scope {
+        Scope::Event => {
+            ctx.add_variable_from_value("event", event.to_value());
+            ctx.add_variable_from_value("node", node.to_value(None));
+        }
+        Scope::Gpu => {
+            ctx.add_variable_from_value("gpu", input::gpu_value(&gpu, None));
+            ctx.add_variable_from_value("node", node.to_value(Some(&obs)));
+        }
+        Scope::Node => ctx.add_variable_from_value("node", node.to_value(Some(&obs))),
+    }
+    match program.execute(&ctx) {
+        Ok(cel::Value::Bool(_)) => None,
+        Ok(other) => Some(format!("the expression gives {other:?}, not a bool")),
+        Err(ExecutionError::UndeclaredReference(name)) => Some(format!(
+            "unknown name {name:?} (a {} rule sees {})",
+            match scope {
+                Scope::Event => "event",
+                Scope::Gpu => "gpu",
+                Scope::Node => "node",
+            },
+            match scope {
+                Scope::Event => "`event` and `node`",
+                Scope::Gpu => "`gpu` and `node`",
+                Scope::Node => "`node`",
+            }
+        )),
+        // A missing map key is normal for optional values (`has()` guards them), but a field
+        // written `x.field` that no input ever has is a typo.
+        Err(ExecutionError::NoSuchKey(k)) if when.contains(&format!(".{k}")) => Some(format!(
+            "no field {k:?} (see docs/policies.md for the fields of each scope)"
+        )),
+        Err(ExecutionError::NoSuchKey(_)) => None,
+        Err(e) => Some(format!("type error: {e}")),
+    }
+}
+
+/// Parses and validates; compiles only a document without problems.
+pub(super) fn parse(text: &str) -> Result<Vec<Rule>, Vec<PolicyError>> {
+    let mut errs = Errors {
+        text,
+        list: Vec::new(),
+    };
+    let raw: RawFile = match toml::from_str(text) {
+        Ok(r) => r,
+        Err(e) => {
+            errs.at(None, e.span().unwrap_or(0..0), e.message().to_string());
+            return Err(errs.list);
+        }
+    };
+    if raw.rule.is_empty() {
+        errs.at(None, 0..0, "no [[rule]] in the policy".into());
+    }
+    let mut names = HashSet::new();
+    let mut rules = Vec::new();
+    for r in raw.rule {
+        let name = r.name.get_ref().trim().to_string();
+        let n = Some(name.as_str());
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            errs.at(
+                n,
+                r.name.span(),
+                format!("rule name {name:?} must be letters, digits, '-', '_' or '.'"),
+            );
+        } else if !names.insert(name.clone()) {
+            errs.at(
+                n,
+                r.name.span(),
+                format!("a rule named {name:?} appears twice"),
+            );
+        }
+        let scope = match r.scope.get_ref().as_str() {
+            "event" => Some(Scope::Event),
+            "gpu" => Some(Scope::Gpu),
+            "node" => Some(Scope::Node),
+            other => {
+                errs.at(
+                    n,
+                    r.scope.span(),
+                    format!("unknown scope {other:?}: use event, gpu or node"),
+                );
+                None
+            }
+        };
+        let verdict = match r.verdict.get_ref().as_str() {
+            "degraded" => Some(Verdict::Degraded),
+            "unhealthy" => Some(Verdict::Unhealthy),
+            other => {
+                errs.at(
+                    n,
+                    r.verdict.span(),
+                    format!("unknown verdict {other:?}: use degraded or unhealthy"),
+                );
+                None
+            }
+        };
+        let hold = match &r.hold {
+            None => None,
+            Some(h) if scope == Some(Scope::Event) => {
+                errs.at(
+                    n,
+                    h.span(),
+                    "`for` applies to gpu and node rules; an event happens once".into(),
+                );
+                None
+            }
+            Some(h) => match humantime::parse_duration(h.get_ref()) {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    errs.at(n, h.span(), format!("for = {:?}: {e}", h.get_ref()));
+                    None
+                }
+            },
+        };
+        if let Some(a) = &r.action {
+            if !ACTIONS.contains(&a.get_ref().as_str()) {
+                errs.at(
+                    n,
+                    a.span(),
+                    format!(
+                        "unknown action {:?}: use {}",
+                        a.get_ref(),
+                        ACTIONS.join(", ")
+                    ),
+                );
+            }
+        }
+        let when = r.when.get_ref().clone();
+        let start = expression_start(text, &r.when.span());
+        let program = match Program::compile(&when) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                for pe in &e.errors {
+                    let (line, column) = position(text, start);
+                    let (l, c) = (
+                        usize::try_from(pe.pos.0).unwrap_or(1).max(1),
+                        usize::try_from(pe.pos.1).unwrap_or(1).max(1),
+                    );
+                    errs.list.push(PolicyError {
+                        rule: Some(name.clone()),
+                        line: line + l - 1,
+                        column: if l == 1 { column + c - 1 } else { c },
+                        message: format!("CEL: {}", pe.msg),
+                    });
+                }
+                None
+            }
+        };
+        if let (Some(p), Some(s)) = (&program, scope) {
+            if let Some(m) = dry_run(p, s, &when) {
+                errs.at(n, start..start, m);
+            }
+        }
+        if let (Some(program), Some(scope), Some(verdict)) = (program, scope, verdict) {
+            rules.push(Rule {
+                name,
+                description: r.description,
+                scope,
+                when,
+                verdict,
+                hold,
+                action: r.action.map(|a| a.into_inner()),
+                program,
+            });
+        }
+    }
+    if errs.list.is_empty() {
+        Ok(rules)
+    } else {
+        Err(errs.list)
+    }
+}
