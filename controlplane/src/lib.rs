@@ -15,6 +15,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod fleet;
+pub mod health;
 pub mod lifecycle;
 pub mod metrics;
 pub mod model;
