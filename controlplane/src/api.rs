@@ -9,6 +9,7 @@ mod auth;
 mod join;
 mod meta;
 mod nodes;
+mod policies;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -199,6 +200,7 @@ pub fn valid_name(s: &str) -> bool {
         meta::service_discovery,
         meta::audit,
         meta::openapi,
+        policies::validate,
     ),
     components(schemas(
         crate::model::Node,
@@ -272,6 +274,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(nodes::transitions)
     .service(nodes::commands)
     .service(nodes::observation)
+    .service(policies::validate)
     .default_service(web::to(|req: actix_web::HttpRequest| async move {
         Err::<HttpResponse, _>(ApiError::not_found(format!(
             "no route for {} {}",

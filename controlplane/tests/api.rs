@@ -733,3 +733,39 @@ async fn health_readiness_metrics_openapi_and_service_discovery() {
     let (st, v) = send(&app, "GET", "/v1/nothing", Some(ADMIN), None).await;
     assert_eq!((st, error_code(&v)), (StatusCode::NOT_FOUND, "not_found"));
 }
+
+#[actix_web::test]
+async fn policies_are_validated_with_every_error_and_its_position() {
+    let e = env(false);
+    let app = app!(e);
+    let post = |body: &'static str, token: Option<&'static str>| {
+        let mut r = TestRequest::post()
+            .uri("/v1/policies/validate")
+            .insert_header(("Content-Type", "application/toml"));
+        if let Some(t) = token {
+            r = r.insert_header(("Authorization", format!("Bearer {t}")));
+        }
+        r.set_payload(body).to_request()
+    };
+    let resp = call_service(
+        &app,
+        post(gpuwarden_controlplane::policy::DEFAULT_POLICY, Some(ADMIN)),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let v: Value = serde_json::from_slice(&read_body(resp).await).unwrap();
+    assert_eq!(v["valid"], true);
+    assert!(v["rules"].as_u64().unwrap() >= 19);
+
+    let bad = "[[rule]]\nname = \"x\"\nscope = \"gpu\"\nwhen = 'gpu.temprature > 1.0'\nverdict = \"severe\"\n";
+    let resp = call_service(&app, post(bad, Some(ADMIN))).await;
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let v: Value = serde_json::from_slice(&read_body(resp).await).unwrap();
+    let errs = v["errors"].as_array().unwrap();
+    assert_eq!(errs.len(), 2, "{v}");
+    assert!(errs.iter().all(|e| e["rule"] == "x"
+        && e["line"].as_u64().unwrap() >= 4
+        && e["column"].as_u64().unwrap() >= 1));
+    let resp = call_service(&app, post(bad, None)).await;
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+}
