@@ -188,6 +188,7 @@ pub fn valid_name(s: &str) -> bool {
         nodes::get,
         nodes::delete,
         nodes::issue_token,
+        nodes::clear_health,
         nodes::step,
         nodes::events,
         nodes::transitions,
@@ -269,6 +270,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(nodes::get)
     .service(nodes::delete)
     .service(nodes::issue_token)
+    .service(nodes::clear_health)
     .service(nodes::step)
     .service(nodes::events)
     .service(nodes::transitions)

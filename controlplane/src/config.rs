@@ -27,6 +27,8 @@ pub struct ControlPlaneConfig {
     pub scrape: ScrapeConfig,
     /// How long events and audit entries are kept.
     pub retention: RetentionConfig,
+    /// Health policies and the node health state machine.
+    pub health: HealthConfig,
     /// Agents that cannot reach the control plane, scraped anyway (`[[static_targets]]`).
     pub static_targets: Vec<StaticTarget>,
 }
@@ -148,6 +150,46 @@ impl Default for ScrapeConfig {
             offline_after: 3,
             replica: String::new(),
         }
+    }
+}
+
+/// `[health]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HealthConfig {
+    /// The policy file (TOML `[[rule]]`s); empty means the built-in default policy
+    /// (`config/policies.toml`).
+    pub policy_file: PathBuf,
+    /// How long a degraded condition must have stopped before the node is healthy again.
+    #[serde(with = "humantime_serde")]
+    pub degraded_clear_after: Duration,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        Self {
+            policy_file: PathBuf::new(),
+            degraded_clear_after: Duration::from_secs(300),
+        }
+    }
+}
+
+impl HealthConfig {
+    /// The policy this config names, compiled; every problem of the file otherwise.
+    pub fn policy(&self) -> Result<crate::policy::Policy, String> {
+        if self.policy_file.as_os_str().is_empty() {
+            return Ok(crate::policy::Policy::default_policy());
+        }
+        let text = std::fs::read_to_string(&self.policy_file)
+            .map_err(|e| format!("health.policy_file {}: {e}", self.policy_file.display()))?;
+        crate::policy::Policy::parse(&text).map_err(|errs| {
+            let lines: Vec<String> = errs.iter().map(|e| format!("  {e}")).collect();
+            format!(
+                "health.policy_file {}: invalid policy:\n{}",
+                self.policy_file.display(),
+                lines.join("\n")
+            )
+        })
     }
 }
 
@@ -334,6 +376,12 @@ impl ControlPlaneConfig {
                 "scrape.concurrency: {} is not between 1 and 4096",
                 s.concurrency
             ));
+        }
+        if let Err(e) = self.health.policy() {
+            p.push(e);
+        }
+        if self.health.degraded_clear_after.is_zero() {
+            p.push("health.degraded_clear_after: must be above 0".into());
         }
         if s.offline_after == 0 {
             p.push("scrape.offline_after: must be at least 1 interval".into());

@@ -12,8 +12,10 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::model::{Connectivity, ScrapeInfo, Status};
+use crate::health::{HealthChange, HealthSettings, NodeHealth};
+use crate::model::{Connectivity, Health, ScrapeInfo, Status};
 use crate::observation::NodeObservation;
+use crate::policy::{Match, NodeInput};
 use crate::schedule;
 use crate::store::rows::{NodeRow, ObservationRow};
 use crate::store::ObservationWrite;
@@ -27,6 +29,8 @@ pub struct FleetSettings {
     pub offline_after: u32,
     /// This replica's name (shifts phases).
     pub replica: String,
+    /// The health state machine's settings.
+    pub health: HealthSettings,
 }
 
 /// One scrapable node.
@@ -57,6 +61,12 @@ pub struct Target {
     pub agent_instance: Option<String>,
     /// The last agent event sequence stored.
     pub event_cursor: i64,
+    /// GPUs the node registered with (0: unknown).
+    pub expected_gpus: usize,
+    /// The observation before the latest, with its time (for counters' growth).
+    pub previous: Option<(Arc<NodeObservation>, i64)>,
+    /// Its health.
+    pub health: NodeHealth,
     /// Phase within the interval.
     offset: Duration,
     /// Next scrape (Unix ms).
@@ -143,6 +153,9 @@ impl Fleet {
         }
         let address = row.address.clone().unwrap_or_default();
         let labels = row.labels().unwrap_or_default();
+        let expected_gpus = serde_json::from_str::<crate::model::Capabilities>(&row.capabilities)
+            .map(|c| c.gpus.len())
+            .unwrap_or(0);
         let connectivity = row.connectivity().unwrap_or(Connectivity::Offline);
         match t.get_mut(&row.id) {
             Some(e) => {
@@ -153,6 +166,7 @@ impl Fleet {
                 e.name = row.name.clone();
                 e.pool = row.pool.clone();
                 e.labels = labels;
+                e.expected_gpus = expected_gpus;
             }
             None => {
                 let offset =
@@ -177,6 +191,13 @@ impl Fleet {
                         observation: None,
                         agent_instance: row.agent_instance.clone(),
                         event_cursor: row.event_cursor,
+                        expected_gpus,
+                        previous: None,
+                        health: NodeHealth::restore(
+                            self.settings.health.clone(),
+                            row.health.parse().unwrap_or(Health::Unknown),
+                            now,
+                        ),
                         offset,
                         next_at: i64::try_from(next.as_millis()).unwrap_or(i64::MAX),
                         in_flight: false,
@@ -278,6 +299,9 @@ impl Fleet {
             last_error: None,
             consecutive_failures: 0,
         };
+        if let (Some(o), Some(at)) = (t.observation.take(), t.last_success) {
+            t.previous = Some((o, at));
+        }
         t.last_success = Some(now);
         t.observation = Some(Arc::new(obs));
         t.dirty = true;
@@ -313,6 +337,64 @@ impl Fleet {
             t.agent_instance = Some(instance.to_string());
             t.event_cursor = cursor;
         }
+    }
+
+    /// What the policy needs for a node: its latest observation, the one before with the
+    /// seconds between them, and the node's facts.
+    #[allow(clippy::type_complexity)]
+    pub fn policy_input(
+        &self,
+        id: &str,
+    ) -> Option<(
+        Option<Arc<NodeObservation>>,
+        Option<(Arc<NodeObservation>, f64)>,
+        NodeInput,
+    )> {
+        let map = self.lock();
+        let t = map.get(id)?;
+        let prev = match (&t.previous, t.last_success) {
+            (Some((p, at)), Some(now)) => Some((p.clone(), (now - at) as f64 / 1000.0)),
+            _ => None,
+        };
+        Some((t.observation.clone(), prev, node_input(t)))
+    }
+
+    /// Applies the state-rule matches of the latest observation.
+    pub fn observed_health(&self, id: &str, matches: &[Match], now: i64) -> Option<HealthChange> {
+        self.lock().get_mut(id)?.health.observe(matches, now)
+    }
+
+    /// Applies the matches of one health event that happened at `time`.
+    pub fn event_health(
+        &self,
+        id: &str,
+        matches: &[Match],
+        time: i64,
+        now: i64,
+    ) -> Option<HealthChange> {
+        self.lock().get_mut(id)?.health.event(matches, time, now)
+    }
+
+    /// An operator clears a node's health; `None` when the node is not a target.
+    pub fn clear_health(&self, id: &str, who: &str, now: i64) -> Option<Option<HealthChange>> {
+        Some(self.lock().get_mut(id)?.health.clear(who, now))
+    }
+
+    /// Recomputes every node's health at `now` (degraded verdicts clear on time).
+    pub fn settle_health(&self, now: i64) -> Vec<(String, HealthChange)> {
+        self.lock()
+            .values_mut()
+            .filter_map(|t| t.health.settle(now).map(|c| (t.node_id.clone(), c)))
+            .collect()
+    }
+
+    /// Offline targets, with their facts (node rules run on them without an observation).
+    pub fn offline(&self) -> Vec<(String, NodeInput)> {
+        self.lock()
+            .values()
+            .filter(|t| t.connectivity == Connectivity::Offline)
+            .map(|t| (t.node_id.clone(), node_input(t)))
+            .collect()
     }
 
     /// Nodes with no successful scrape for the grace period go offline.
@@ -362,6 +444,16 @@ impl Fleet {
             }
         }
         out
+    }
+}
+
+fn node_input(t: &Target) -> NodeInput {
+    NodeInput {
+        name: t.name.clone(),
+        pool: t.pool.clone(),
+        labels: t.labels.clone(),
+        expected_gpus: t.expected_gpus,
+        connectivity: t.connectivity.as_str().to_string(),
     }
 }
 

@@ -93,6 +93,34 @@ impl NodeHealth {
         }
     }
 
+    /// A node whose stored health is `stored` (after a control-plane restart): `unhealthy`
+    /// stays sticky, `degraded` clears unless its rule matches again, the rest start over.
+    pub fn restore(settings: HealthSettings, stored: Health, now: i64) -> Self {
+        let mut n = Self::new(settings);
+        let kept = |verdict| Finding {
+            rule: "(stored before restart)".into(),
+            verdict,
+            gpu: None,
+            detail: "health kept across a control-plane restart".into(),
+            since: now,
+            last_seen: now,
+            hold_ms: 0,
+            holding: false,
+        };
+        match stored {
+            Health::Unhealthy => n.sticky = Some(kept(Verdict::Unhealthy)),
+            Health::Degraded => {
+                n.findings.insert(
+                    ("(stored)".into(), None, now.max(1)),
+                    kept(Verdict::Degraded),
+                );
+            }
+            _ => {}
+        }
+        n.health = stored;
+        n
+    }
+
     /// The current health.
     pub fn health(&self) -> Health {
         self.health
@@ -143,6 +171,8 @@ impl NodeHealth {
 
     /// Applies the matches of one health event that happened at `time`.
     pub fn event(&mut self, matches: &[Match], time: i64, now: i64) -> Option<HealthChange> {
+        // An event stamped in the future (a node's clock ahead of ours) counts from now.
+        let at = time.min(now);
         for m in matches {
             self.findings.insert(
                 key(m, Some(time.max(1))),
@@ -151,8 +181,8 @@ impl NodeHealth {
                     verdict: m.verdict,
                     gpu: m.gpu,
                     detail: m.detail.clone(),
-                    since: time,
-                    last_seen: time,
+                    since: at,
+                    last_seen: at,
                     hold_ms: 0,
                     holding: false,
                 },

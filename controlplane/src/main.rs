@@ -160,6 +160,12 @@ enum NodesCommand {
     },
     /// Shut a node down.
     Terminate(StepArgs),
+    /// Clear a node's health verdict (a sticky `unhealthy`); it is recomputed from what
+    /// still holds.
+    ClearHealth {
+        /// Node id or name.
+        node: String,
+    },
     /// Delete a node and its records (the audit log keeps the deletion).
     Delete {
         /// Node id or name.
@@ -283,6 +289,20 @@ fn nodes(cmd: NodesCommand, client: &Client, out: Output) -> Result<String, CliE
         NodesCommand::Uncordon(a) => step(client, "uncordon", a, None)?,
         NodesCommand::Drain { step: a, timeout } => step(client, "drain", a, timeout)?,
         NodesCommand::Terminate(a) => step(client, "terminate", a, None)?,
+        NodesCommand::ClearHealth { node } => (
+            client.call(
+                "POST",
+                &format!("/v1/nodes/{}/clear-health", seg(&node)),
+                None,
+            )?,
+            |v| {
+                format!(
+                    "node {} is {}\n",
+                    v["name"].as_str().unwrap_or("-"),
+                    v["health"].as_str().unwrap_or("-")
+                )
+            },
+        ),
         NodesCommand::Delete { node } => {
             client.call("DELETE", &format!("/v1/nodes/{}", seg(&node)), None)?;
             (json!({"deleted": node}), |v| {

@@ -25,6 +25,10 @@ pub struct Metrics {
     pub store_errors: IntCounterVec,
     /// `gpuwarden_cp_observation_flushes_total`
     pub flushes: IntCounter,
+    /// `gpuwarden_cp_rule_failures_total{rule}`: a policy rule failed at run time.
+    pub rule_failures: IntCounterVec,
+    /// `gpuwarden_cp_health_changes_total{to}`
+    pub health_changes: IntCounterVec,
     /// `gpuwarden_cp_nodes{status,health,connectivity}`
     pub nodes: IntGaugeVec,
     /// `gpuwarden_cp_targets`
@@ -86,6 +90,20 @@ impl Metrics {
             "gpuwarden_cp_observation_flushes_total",
             "Batched writes of the latest observations.",
         ));
+        let rule_failures = must(IntCounterVec::new(
+            Opts::new(
+                "gpuwarden_cp_rule_failures_total",
+                "Policy rules that failed at run time, by rule.",
+            ),
+            &["rule"],
+        ));
+        let health_changes = must(IntCounterVec::new(
+            Opts::new(
+                "gpuwarden_cp_health_changes_total",
+                "Node health changes, by the new health.",
+            ),
+            &["to"],
+        ));
         let nodes = must(IntGaugeVec::new(
             Opts::new(
                 "gpuwarden_cp_nodes",
@@ -108,6 +126,8 @@ impl Metrics {
             Box::new(events_lost.clone()),
             Box::new(store_errors.clone()),
             Box::new(flushes.clone()),
+            Box::new(rule_failures.clone()),
+            Box::new(health_changes.clone()),
             Box::new(nodes.clone()),
             Box::new(targets.clone()),
         ] {
@@ -122,6 +142,8 @@ impl Metrics {
             events_lost,
             store_errors,
             flushes,
+            rule_failures,
+            health_changes,
             nodes,
             targets,
         }

@@ -240,6 +240,17 @@ impl Policy {
         out
     }
 
+    /// Evaluates the node rules alone, without an observation (a node that is not scraped
+    /// now, e.g. offline: GPU counts are taken as registered, plugin verdicts as none).
+    pub fn eval_node(&self, node: &NodeInput) -> Evaluation {
+        let mut out = Evaluation::default();
+        let mut ctx = self.functions.new_inner_scope();
+        ctx.add_variable_from_value("node", node.to_value(None));
+        let detail = |r: &Rule| r.description.clone();
+        self.run(Scope::Node, &ctx, "node", None, detail, &mut out);
+        out
+    }
+
     /// Evaluates the gpu rules on every GPU of an observation, then the node rules.
     /// `prev` (with the seconds between the two) gives counters' growth.
     pub fn eval_observation(

@@ -24,8 +24,10 @@ pub use fetch::{Fetch, HttpFetcher, ScrapeError};
 
 use crate::clock::{parse_rfc3339, SharedClock};
 use crate::fleet::{ConnectivityChange, Fleet, Job};
+use crate::health::HealthChange;
 use crate::metrics::Metrics;
 use crate::observation::observe;
+use crate::policy::{Evaluation, EventInput, Policy};
 use crate::store::rows::NewEvent;
 use crate::store::Store;
 
@@ -47,6 +49,8 @@ pub struct Scraper {
     pub metrics: Metrics,
     /// Most samples per body.
     pub sample_limit: usize,
+    /// The health policy.
+    pub policy: Arc<Policy>,
 }
 
 impl std::fmt::Debug for Scraper {
@@ -101,6 +105,7 @@ impl Scraper {
                 if let Some(c) = after.change {
                     self.store_change(&c, now);
                 }
+                self.judge_observation(&job.node_id, now);
                 if let Some((instance, cursor)) = after.read_events {
                     if let Err(e) = self.read_events(job, instance, cursor) {
                         warn!(node = %job.node_id, error = %e, "reading the agent's events failed; retried next scrape");
@@ -177,6 +182,9 @@ impl Scraper {
                 .ingest_events(&job.node_id, &page.instance, next, &batch)
                 .map_err(|e| ScrapeError::Events(e.to_string()))?;
             self.metrics.events.inc_by(added as u64);
+            for e in &page.events {
+                self.judge_event(&job.node_id, e, self.clock.now_ms());
+            }
             self.fleet.events_read(&job.node_id, &page.instance, next);
             if page.events.len() < fetch::EVENTS_PAGE || next <= after {
                 break;
@@ -184,6 +192,92 @@ impl Scraper {
             after = next;
         }
         Ok(())
+    }
+
+    fn failures(&self, e: &Evaluation) {
+        for f in &e.failures {
+            self.metrics
+                .rule_failures
+                .with_label_values(&[&f.rule])
+                .inc();
+            // Logged at most once a minute per rule, so a broken rule cannot flood the log.
+            if log_allowed(&f.rule, self.clock.now_ms()) {
+                warn!(rule = %f.rule, input = %f.input, error = %f.error, "policy rule failed (counted in gpuwarden_cp_rule_failures_total)");
+            }
+        }
+    }
+
+    /// Stores a health change of node `id`.
+    pub fn store_health(&self, id: &str, c: &HealthChange, now: i64) {
+        info!(node = %id, from = %c.from, to = %c.to, reason = %c.reason, "health changed");
+        self.metrics
+            .health_changes
+            .with_label_values(&[c.to.as_str()])
+            .inc();
+        let actor = c
+            .rule
+            .as_ref()
+            .map_or_else(|| "policy".to_string(), |r| format!("policy:{r}"));
+        if let Err(e) = self.store.set_health(id, c.to, &c.reason, &actor, now) {
+            self.metrics
+                .store_errors
+                .with_label_values(&["transition"])
+                .inc();
+            warn!(node = %id, error = %e, "storing a health change failed");
+        }
+    }
+
+    /// Runs the gpu and node rules on the node's latest observation.
+    fn judge_observation(&self, id: &str, now: i64) {
+        let Some((Some(obs), prev, node)) = self.fleet.policy_input(id) else {
+            return;
+        };
+        let e = self
+            .policy
+            .eval_observation(&obs, prev.as_ref().map(|(p, dt)| (&**p, *dt)), &node);
+        self.failures(&e);
+        if let Some(c) = self.fleet.observed_health(id, &e.matches, now) {
+            self.store_health(id, &c, now);
+        }
+    }
+
+    /// Runs the event rules on one health event of the node.
+    fn judge_event(&self, id: &str, ev: &HealthEvent, now: i64) {
+        let Some((_, _, node)) = self.fleet.policy_input(id) else {
+            return;
+        };
+        let input = EventInput {
+            seq: i64::try_from(ev.seq).unwrap_or(i64::MAX),
+            kind: ev.kind.as_str().to_string(),
+            code: ev.code.and_then(|c| i64::try_from(c).ok()),
+            gpu: ev.gpu,
+            uuid: ev.uuid.clone(),
+            message: ev.message.clone(),
+            severity: ev.severity.as_str().to_string(),
+            action: ev.action.map(|a| a.as_str().to_string()),
+            source: ev.source.clone(),
+        };
+        let e = self.policy.eval_event(&input, &node);
+        self.failures(&e);
+        let time = parse_rfc3339(&ev.time).unwrap_or(now);
+        if let Some(c) = self.fleet.event_health(id, &e.matches, time, now) {
+            self.store_health(id, &c, now);
+        }
+    }
+
+    /// Node rules for the nodes that are not scraped now (offline), and degraded verdicts
+    /// that clear with time.
+    pub fn judge_idle(&self, now: i64) {
+        for (id, node) in self.fleet.offline() {
+            let e = self.policy.eval_node(&node);
+            self.failures(&e);
+            if let Some(c) = self.fleet.observed_health(&id, &e.matches, now) {
+                self.store_health(&id, &c, now);
+            }
+        }
+        for (id, c) in self.fleet.settle_health(now) {
+            self.store_health(&id, &c, now);
+        }
     }
 
     /// Starts the scheduler, the workers and housekeeping.
@@ -262,6 +356,23 @@ impl Scraper {
                     .inc();
                 warn!(nodes = batch.len(), error = %e, "writing observations failed; the next scrape brings them again");
             }
+        }
+    }
+}
+
+/// Whether a failure of `rule` may be logged now (once a minute per rule).
+fn log_allowed(rule: &str, now: i64) -> bool {
+    static LAST: std::sync::OnceLock<Mutex<std::collections::HashMap<String, i64>>> =
+        std::sync::OnceLock::new();
+    let mut last = LAST
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    match last.get(rule) {
+        Some(t) if now - t < 60_000 => false,
+        _ => {
+            last.insert(rule.to_string(), now);
+            true
         }
     }
 }

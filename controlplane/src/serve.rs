@@ -14,6 +14,7 @@ use crate::api::{self, auth_digest, ApiSettings, AppState, Auth};
 use crate::clock::SharedClock;
 use crate::config::ControlPlaneConfig;
 use crate::fleet::{Fleet, FleetSettings};
+use crate::health::HealthSettings;
 use crate::metrics::Metrics;
 use crate::model::{Source, Status};
 use crate::scrape::{HttpFetcher, Scraper, ScraperHandle};
@@ -42,6 +43,9 @@ pub enum ServeError {
         #[source]
         source: std::io::Error,
     },
+    /// The health policy does not load.
+    #[error("{0}")]
+    Policy(String),
     /// No randomness for tokens.
     #[error(transparent)]
     Random(#[from] token::RandomError),
@@ -229,7 +233,12 @@ pub async fn start(
         interval: cfg.scrape.interval,
         offline_after: cfg.scrape.offline_after,
         replica,
+        health: HealthSettings {
+            degraded_clear_after: cfg.health.degraded_clear_after,
+        },
     }));
+    let policy = Arc::new(cfg.health.policy().map_err(ServeError::Policy)?);
+    info!(rules = policy.rules().len(), file = %cfg.health.policy_file.display(), "health policy loaded");
     let store_err = |source| ServeError::Store {
         url: redact(&cfg.database.url),
         source,
@@ -259,6 +268,7 @@ pub async fn start(
         clock: clock.clone(),
         metrics: metrics.clone(),
         sample_limit: cfg.scrape.sample_limit,
+        policy,
     }
     .spawn(
         cfg.scrape.concurrency,

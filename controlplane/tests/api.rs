@@ -38,6 +38,7 @@ fn env(bootstrap: bool) -> Env {
             interval: Duration::from_secs(15),
             offline_after: 3,
             replica: "test".into(),
+            health: Default::default(),
         })),
         clock: Arc::new(clock.clone()),
         metrics: Metrics::new(),
@@ -158,6 +159,8 @@ async fn every_admin_endpoint_refuses_missing_and_wrong_tokens_and_writes_nothin
         ("GET", format!("/v1/nodes/{id}/observation"), None),
         ("GET", "/v1/audit".into(), None),
         ("GET", "/v1/sd".into(), None),
+        ("POST", format!("/v1/nodes/{id}/clear-health"), None),
+        ("POST", "/v1/policies/validate".into(), None),
         (
             "POST",
             "/v1/nodes/register".into(),
@@ -768,4 +771,65 @@ async fn policies_are_validated_with_every_error_and_its_position() {
         && e["column"].as_u64().unwrap() >= 1));
     let resp = call_service(&app, post(bad, None)).await;
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[actix_web::test]
+async fn clearing_the_health_of_a_node_is_audited() {
+    let e = env(true);
+    let app = app!(e);
+    let (_, v) = send(
+        &app,
+        "POST",
+        "/v1/nodes",
+        Some(ADMIN),
+        Some(json!({"name": "gpu-01"})),
+    )
+    .await;
+    let id = v["id"].as_str().unwrap().to_string();
+    e.store
+        .set_health(
+            &id,
+            gpuwarden_controlplane::model::Health::Unhealthy,
+            "rule fatal-xid: XID 79",
+            "policy:fatal-xid",
+            1,
+        )
+        .unwrap();
+    let (st, v) = send(
+        &app,
+        "POST",
+        "/v1/nodes/gpu-01/clear-health",
+        Some(ADMIN),
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(
+        v["health"], "unknown",
+        "not scraped: nothing to recompute from"
+    );
+    let (_, h) = send(
+        &app,
+        "GET",
+        &format!("/v1/nodes/{id}/transitions"),
+        Some(ADMIN),
+        None,
+    )
+    .await;
+    assert!(h["transitions"][0]["reason"]
+        .as_str()
+        .unwrap()
+        .starts_with("cleared by admin:"));
+    let (_, a) = send(&app, "GET", "/v1/audit?limit=1", Some(ADMIN), None).await;
+    assert_eq!(a["entries"][0]["action"], "node.clear_health");
+    assert_eq!(a["entries"][0]["details"]["before"], "unhealthy");
+    let (st, _) = send(
+        &app,
+        "POST",
+        "/v1/nodes/nope/clear-health",
+        Some(ADMIN),
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
 }

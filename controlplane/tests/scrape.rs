@@ -9,6 +9,7 @@ use gpuwarden_controlplane::clock::FakeClock;
 use gpuwarden_controlplane::fleet::{Fleet, FleetSettings, Job};
 use gpuwarden_controlplane::metrics::Metrics;
 use gpuwarden_controlplane::model::Connectivity;
+use gpuwarden_controlplane::policy::Policy;
 use gpuwarden_controlplane::scrape::{HttpFetcher, Scraper};
 use gpuwarden_controlplane::store::rows::NodeRow;
 use gpuwarden_controlplane::store::Store;
@@ -54,6 +55,7 @@ fn rig(timeout: Duration, body_limit: u64, sample_limit: usize) -> Rig {
         interval: Duration::from_secs(15),
         offline_after: 3,
         replica: "test".into(),
+        health: Default::default(),
     }));
     let clock = FakeClock::at(T0);
     let scraper = Scraper {
@@ -68,6 +70,7 @@ fn rig(timeout: Duration, body_limit: u64, sample_limit: usize) -> Rig {
         clock: Arc::new(clock.clone()),
         metrics: Metrics::new(),
         sample_limit,
+        policy: Arc::new(Policy::default_policy()),
     };
     Rig {
         _dir: dir,
@@ -396,6 +399,12 @@ fn nodes_go_offline_after_the_grace_period_and_online_when_scrapes_succeed() {
         r.fleet.sweep(T0 + 60_000).is_empty(),
         "a transition is reported once"
     );
+    for c in &changes {
+        // As the scheduler does.
+        r.store
+            .set_connectivity(&c.node_id, c.to, &c.reason, T0 + 45_001)
+            .unwrap();
+    }
 
     // Recovery: the next good scrape brings it online, stored with the reason.
     *agent.reply.lock().unwrap() = Reply::text(&agent_body(2, 0));
@@ -406,8 +415,10 @@ fn nodes_go_offline_after_the_grace_period_and_online_when_scrapes_succeed() {
         .transitions("n", 10)
         .unwrap()
         .into_iter()
+        .filter(|t| t.field == "connectivity")
         .map(|t| (t.to_state, t.reason))
         .collect();
+    assert_eq!(hist.len(), 3, "online, offline, online: {hist:?}");
     assert_eq!(
         hist[0],
         ("online".to_string(), "scrape succeeded".to_string())
@@ -420,6 +431,7 @@ fn a_restarted_control_plane_gives_every_node_a_full_grace_period() {
         interval: Duration::from_secs(15),
         offline_after: 3,
         replica: "r".into(),
+        health: Default::default(),
     });
     let mut r = row("n", "http://127.0.0.1:1");
     r.connectivity = "online".into();
@@ -435,6 +447,7 @@ fn targets_keep_their_phase_and_are_never_scraped_twice_at_once() {
         interval: Duration::from_secs(15),
         offline_after: 3,
         replica: "r".into(),
+        health: Default::default(),
     });
     for i in 0..50 {
         fleet.sync(
@@ -467,6 +480,7 @@ fn targets_keep_their_phase_and_are_never_scraped_twice_at_once() {
         interval: Duration::from_secs(15),
         offline_after: 3,
         replica: "r".into(),
+        health: Default::default(),
     });
     again.sync(&row("n7", "http://10.0.0.7:9410"), T0);
     let ms = (0..15_000)
@@ -474,4 +488,74 @@ fn targets_keep_their_phase_and_are_never_scraped_twice_at_once() {
         .find(|ms| !again.due(T0 + ms).is_empty())
         .unwrap();
     assert_eq!(ms, seen["n7"]);
+}
+
+#[test]
+fn the_policy_judges_observations_and_events_and_the_health_is_stored_with_its_reason() {
+    let r = rig(Duration::from_secs(2), 1 << 20, 10_000);
+    let agent = Stub::start(Reply::text(&agent_body(8, 0)));
+    r.add("n", &agent.url());
+    r.scrape("n");
+    assert_eq!(r.store.node("n").unwrap().health, "healthy");
+
+    // GPU 1 falls off the bus: unhealthy, with the rule and the GPU in the history.
+    let lost = agent_body(8, 0).replace(
+        "gpuwarden_gpu_up{gpu=\"1\",uuid=\"GPU-1\",model=\"NVIDIA H100 80GB HBM3\"} 1",
+        "gpuwarden_gpu_up{gpu=\"1\",uuid=\"GPU-1\",model=\"NVIDIA H100 80GB HBM3\"} 0",
+    );
+    *agent.reply.lock().unwrap() = Reply::text(&lost);
+    r.clock.advance(15_000);
+    r.scrape("n");
+    assert_eq!(r.store.node("n").unwrap().health, "unhealthy");
+    let t = &r.store.transitions("n", 1).unwrap()[0];
+    assert_eq!(
+        (t.field.as_str(), t.actor.as_str()),
+        ("health", "policy:gpu-lost")
+    );
+    assert!(
+        t.reason.contains("GPU 1") && t.reason.contains("up = false"),
+        "{}",
+        t.reason
+    );
+    // It comes back: still unhealthy (sticky) until an operator clears it.
+    *agent.reply.lock().unwrap() = Reply::text(&agent_body(8, 0));
+    r.clock.advance(15_000);
+    r.scrape("n");
+    r.scraper
+        .judge_idle(gpuwarden_controlplane::clock::Clock::now_ms(&r.clock) + 3_600_000);
+    assert_eq!(r.store.node("n").unwrap().health, "unhealthy");
+    assert!(r
+        .scraper
+        .metrics
+        .render()
+        .contains("gpuwarden_cp_health_changes_total{to=\"unhealthy\"} 1"));
+}
+
+#[test]
+fn a_degrading_xid_event_degrades_the_node_until_the_clear_time_passes() {
+    let r = rig(Duration::from_secs(2), 1 << 20, 10_000);
+    let agent = Stub::start(Reply::text(&agent_body(8, 0)));
+    r.add("n", &agent.url());
+    r.scrape("n");
+    *agent.reply.lock().unwrap() =
+        Reply::text(&agent_body(8, 0).replace("xid=\"79\"} 0", "xid=\"13\"} 1"));
+    let event_ms = T0 + 10_000;
+    let stamp = gpuwarden_controlplane::clock::rfc3339(event_ms);
+    *agent.events.lock().unwrap() = r#"{"events":[{"seq":1,"time":"STAMP","gpu":2,"uuid":"GPU-2","kind":"xid","code":13,"message":"XID 13: graphics engine exception","severity":"warning","action":"restart_app","source":"nvml"}],"next":1,"instance":"A","truncated":false}"#.replace("STAMP", &stamp);
+    r.clock.advance(15_000);
+    r.scrape("n");
+    let node = r.store.node("n").unwrap();
+    assert_eq!(node.health, "degraded");
+    let t = &r.store.transitions("n", 1).unwrap()[0];
+    assert_eq!(t.actor, "policy:xid");
+    assert!(
+        t.reason.contains("13") && t.reason.contains("GPU 2"),
+        "{}",
+        t.reason
+    );
+    // Five minutes after the event (default degraded_clear_after), healthy again.
+    r.scraper.judge_idle(event_ms + 299_000);
+    assert_eq!(r.store.node("n").unwrap().health, "degraded");
+    r.scraper.judge_idle(event_ms + 300_000);
+    assert_eq!(r.store.node("n").unwrap().health, "healthy");
 }

@@ -257,3 +257,65 @@ fn a_forgotten_node_registers_again_with_the_bootstrap_token() {
     assert_ne!(back["id"], first["id"], "a new node record");
     assert!(agent.log().contains("registering again"));
 }
+
+#[test]
+fn a_fatal_xid_makes_the_node_unhealthy_until_cleared_and_a_minor_one_degrades_it_briefly() {
+    let dir = Scratch::new("health");
+    let (_cp, api) = cp::start(&dir, "[health]\ndegraded_clear_after = \"3s\"\n");
+    let agent = cp::agent(&api.base, "gpu-01", &dir);
+    cp::online(&api, "gpu-01");
+    wait_for("healthy", 10, || {
+        (api.get("/v1/nodes/gpu-01")["health"] == "healthy").then_some(())
+    });
+    let inject = Api::new(&agent.base, "");
+
+    // XID 13: degraded, then healthy again once nothing has matched for 3 s.
+    inject.call(
+        "POST",
+        "/v1/fake/inject",
+        Some(json!({"gpu": 2, "fault": "xid", "code": 13})),
+    );
+    wait_for("degraded", 15, || {
+        (api.get("/v1/nodes/gpu-01")["health"] == "degraded").then_some(())
+    });
+    wait_for("healthy again", 15, || {
+        (api.get("/v1/nodes/gpu-01")["health"] == "healthy").then_some(())
+    });
+
+    // XID 79: unhealthy, and it sticks.
+    inject.call(
+        "POST",
+        "/v1/fake/inject",
+        Some(json!({"gpu": 3, "fault": "xid", "code": 79})),
+    );
+    wait_for("unhealthy", 15, || {
+        (api.get("/v1/nodes/gpu-01")["health"] == "unhealthy").then_some(())
+    });
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    assert_eq!(
+        api.get("/v1/nodes/gpu-01")["health"],
+        "unhealthy",
+        "unhealthy sticks"
+    );
+    let h = api.get("/v1/nodes/gpu-01/transitions");
+    let t = h["transitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["to"] == "unhealthy")
+        .unwrap()
+        .clone();
+    assert_eq!(t["actor"], "policy:fatal-xid");
+    assert!(t["reason"].as_str().unwrap().contains("79"), "{t}");
+
+    // The operator clears it (the fake still reports GPU 3 lost after XID 79? then it stays).
+    let (code, out, err) = cli(&["nodes", "clear-health", "gpu-01"], &api.base, ADMIN);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("node gpu-01 is "), "{out}");
+    let audit = api.get("/v1/audit");
+    assert!(audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["action"] == "node.clear_health"));
+}

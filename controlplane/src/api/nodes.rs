@@ -389,6 +389,43 @@ pub(super) async fn issue_token(
     }))
 }
 
+#[utoipa::path(
+    post, path = "/v1/nodes/{id}/clear-health",
+    description = "An operator clears the node's health: a sticky `unhealthy` goes, and the health is recomputed from the conditions that still hold (audited).",
+    responses((status = 200, body = Node), (status = 401), (status = 404))
+)]
+#[post("/v1/nodes/{id}/clear-health")]
+pub(super) async fn clear_health(
+    admin: Admin,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let row = load(&state, &id).await?;
+    let now = state.clock.now_ms();
+    let who = admin.0.clone();
+    let before = row.health.clone();
+    let change = match state.fleet.clear_health(&row.id, &who, now) {
+        Some(c) => c.map(|c| (c.to, c.reason)),
+        // Not scraped now: nothing to recompute from.
+        None => Some((
+            crate::model::Health::Unknown,
+            format!("cleared by {who}; not scraped now"),
+        )),
+    };
+    let (store, nid) = (state.store.clone(), row.id.clone());
+    let entry_details = json!({"before": before, "after": change.as_ref().map(|c| c.0.as_str())});
+    let entry = NewAudit::ok(&who, "node.clear_health", &row.id, entry_details, now);
+    let row = blocking(move || {
+        if let Some((to, reason)) = &change {
+            store.set_health(&nid, *to, reason, &who, now)?;
+        }
+        store.audit(entry)?;
+        store.node(&nid)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(node_json(&row, &state)?))
+}
+
 /// Body of the lifecycle steps.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -154,3 +154,17 @@ fn the_worst_verdict_wins_and_is_named() {
         (Health::Degraded, Some("pcie-degraded"))
     );
 }
+
+#[test]
+fn a_restart_keeps_unhealthy_sticky_and_lets_degraded_clear() {
+    let mut n = NodeHealth::restore(HealthSettings::default(), Health::Unhealthy, T0);
+    assert_eq!(
+        n.observe(&[], T0 + S),
+        None,
+        "still unhealthy: nobody cleared it"
+    );
+    assert_eq!(n.clear("admin:1", T0 + 2 * S).unwrap().to, Health::Healthy);
+    let mut n = NodeHealth::restore(HealthSettings::default(), Health::Degraded, T0);
+    assert_eq!(n.observe(&[], T0 + S), None);
+    assert_eq!(n.settle(T0 + 300 * S).unwrap().to, Health::Healthy);
+}

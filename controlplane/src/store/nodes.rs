@@ -293,6 +293,31 @@ impl Store {
         }))
     }
 
+    /// Records a health change with its reason and actor (`policy:RULE`, `admin:…`).
+    pub fn set_health(
+        &self,
+        id: &str,
+        to: crate::model::Health,
+        reason: &str,
+        actor: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        with_conn!(self, c => c.transaction(|c| {
+            let Some(node) = nodes::table.find(id).first::<NodeRow>(c).optional()? else {
+                return Ok(());
+            };
+            if node.health == to.as_str() {
+                return Ok(());
+            }
+            let t = transition(&node, "health", to.as_str(), reason, actor, now);
+            diesel::insert_into(transitions::table).values(&t).execute(c)?;
+            diesel::update(nodes::table.find(id))
+                .set((nodes::health.eq(to.as_str()), nodes::updated_at.eq(now)))
+                .execute(c)?;
+            Ok(())
+        }))
+    }
+
     /// The agent shut down gracefully: stop scraping it until it registers again. Its token
     /// stays valid, so a restarted agent comes back with the token it kept.
     pub fn deregister(&self, id: &str, now: i64) -> Result<(), StoreError> {
