@@ -63,7 +63,7 @@ pub struct Target {
     pub event_cursor: i64,
     /// GPUs the node registered with (0: unknown).
     pub expected_gpus: usize,
-    /// The observation before the latest, with its time (for counters' growth).
+    /// The counters of the observation before the latest, with its time (for growth).
     pub previous: Option<(Arc<NodeObservation>, i64)>,
     /// Its health.
     pub health: NodeHealth,
@@ -300,7 +300,7 @@ impl Fleet {
             consecutive_failures: 0,
         };
         if let (Some(o), Some(at)) = (t.observation.take(), t.last_success) {
-            t.previous = Some((o, at));
+            t.previous = Some((Arc::new(counters_only(&o)), at));
         }
         t.last_success = Some(now);
         t.observation = Some(Arc::new(obs));
@@ -444,6 +444,32 @@ impl Fleet {
             }
         }
         out
+    }
+}
+
+/// What the policy reads from the previous observation: the counters whose growth it
+/// judges (ECC, NVLink errors, PCIe replays), so a node does not keep two full observations.
+fn counters_only(o: &NodeObservation) -> NodeObservation {
+    let gpus = o
+        .gpus
+        .iter()
+        .map(|(i, g)| {
+            let mut slim = crate::observation::GpuObservation {
+                index: g.index,
+                up: g.up,
+                ecc_errors: g.ecc_errors.clone(),
+                nvlink_errors: g.nvlink_errors.clone(),
+                ..Default::default()
+            };
+            if let Some(v) = g.values.get("pcie_replays_total") {
+                slim.values.insert("pcie_replays_total".into(), *v);
+            }
+            (*i, slim)
+        })
+        .collect();
+    NodeObservation {
+        gpus,
+        ..Default::default()
     }
 }
 
