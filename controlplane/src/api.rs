@@ -52,6 +52,10 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Token checks.
     pub auth: Auth,
+    /// The running health policy.
+    pub policy: crate::policy::SharedPolicy,
+    /// Where `PUT /v1/policies` keeps the new policy (empty: memory only).
+    pub policy_file: std::path::PathBuf,
     /// Settings.
     pub settings: ApiSettings,
 }
@@ -202,6 +206,8 @@ pub fn valid_name(s: &str) -> bool {
         meta::audit,
         meta::openapi,
         policies::validate,
+        policies::get,
+        policies::put,
     ),
     components(schemas(
         crate::model::Node,
@@ -277,6 +283,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(nodes::commands)
     .service(nodes::observation)
     .service(policies::validate)
+    .service(policies::get)
+    .service(policies::put)
     .default_service(web::to(|req: actix_web::HttpRequest| async move {
         Err::<HttpResponse, _>(ApiError::not_found(format!(
             "no route for {} {}",

@@ -41,6 +41,17 @@ pub enum Scope {
     Node,
 }
 
+impl Scope {
+    /// The name used in policy files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Event => "event",
+            Scope::Gpu => "gpu",
+            Scope::Node => "node",
+        }
+    }
+}
+
 /// What a matching rule says about the node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -49,6 +60,16 @@ pub enum Verdict {
     Degraded,
     /// Should not run work.
     Unhealthy,
+}
+
+impl Verdict {
+    /// The name used in policy files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Degraded => "degraded",
+            Verdict::Unhealthy => "unhealthy",
+        }
+    }
 }
 
 /// A compiled rule.
@@ -116,9 +137,19 @@ impl Evaluation {
     }
 }
 
+/// The running policy, swapped whole by `PUT /v1/policies` (readers keep the one they took).
+pub type SharedPolicy = std::sync::Arc<std::sync::RwLock<std::sync::Arc<Policy>>>;
+
+/// The policy to evaluate now.
+pub fn current(shared: &SharedPolicy) -> std::sync::Arc<Policy> {
+    shared.read().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
 /// A compiled policy.
 pub struct Policy {
     rules: Vec<Rule>,
+    /// The document it was compiled from.
+    source: String,
     /// The functions, registered once; each evaluation opens a child scope for its variables.
     functions: Context<'static, 'static>,
 }
@@ -156,6 +187,7 @@ impl Policy {
     pub fn parse(text: &str) -> Result<Self, Vec<PolicyError>> {
         file::parse(text).map(|rules| Self {
             rules,
+            source: text.to_string(),
             functions: base_context(),
         })
     }
@@ -170,6 +202,11 @@ impl Policy {
     /// The rules, in order.
     pub fn rules(&self) -> &[Rule] {
         &self.rules
+    }
+
+    /// The document it was compiled from.
+    pub fn source(&self) -> &str {
+        &self.source
     }
 
     fn run(

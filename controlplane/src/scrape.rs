@@ -27,7 +27,7 @@ use crate::fleet::{ConnectivityChange, Fleet, Job};
 use crate::health::HealthChange;
 use crate::metrics::Metrics;
 use crate::observation::observe;
-use crate::policy::{Evaluation, EventInput, Policy};
+use crate::policy::{Evaluation, EventInput};
 use crate::store::rows::NewEvent;
 use crate::store::Store;
 
@@ -49,8 +49,8 @@ pub struct Scraper {
     pub metrics: Metrics,
     /// Most samples per body.
     pub sample_limit: usize,
-    /// The health policy.
-    pub policy: Arc<Policy>,
+    /// The health policy (swappable at run time).
+    pub policy: crate::policy::SharedPolicy,
 }
 
 impl std::fmt::Debug for Scraper {
@@ -232,9 +232,11 @@ impl Scraper {
         let Some((Some(obs), prev, node)) = self.fleet.policy_input(id) else {
             return;
         };
-        let e = self
-            .policy
-            .eval_observation(&obs, prev.as_ref().map(|(p, dt)| (&**p, *dt)), &node);
+        let e = crate::policy::current(&self.policy).eval_observation(
+            &obs,
+            prev.as_ref().map(|(p, dt)| (&**p, *dt)),
+            &node,
+        );
         self.failures(&e);
         if let Some(c) = self.fleet.observed_health(id, &e.matches, now) {
             self.store_health(id, &c, now);
@@ -257,7 +259,7 @@ impl Scraper {
             action: ev.action.map(|a| a.as_str().to_string()),
             source: ev.source.clone(),
         };
-        let e = self.policy.eval_event(&input, &node);
+        let e = crate::policy::current(&self.policy).eval_event(&input, &node);
         self.failures(&e);
         let time = parse_rfc3339(&ev.time).unwrap_or(now);
         if let Some(c) = self.fleet.event_health(id, &e.matches, time, now) {
@@ -268,8 +270,9 @@ impl Scraper {
     /// Node rules for the nodes that are not scraped now (offline), and degraded verdicts
     /// that clear with time.
     pub fn judge_idle(&self, now: i64) {
+        let policy = crate::policy::current(&self.policy);
         for (id, node) in self.fleet.offline() {
-            let e = self.policy.eval_node(&node);
+            let e = policy.eval_node(&node);
             self.failures(&e);
             if let Some(c) = self.fleet.observed_health(&id, &e.matches, now) {
                 self.store_health(&id, &c, now);

@@ -237,8 +237,9 @@ pub async fn start(
             degraded_clear_after: cfg.health.degraded_clear_after,
         },
     }));
-    let policy = Arc::new(cfg.health.policy().map_err(ServeError::Policy)?);
-    info!(rules = policy.rules().len(), file = %cfg.health.policy_file.display(), "health policy loaded");
+    let loaded = cfg.health.policy().map_err(ServeError::Policy)?;
+    info!(rules = loaded.rules().len(), file = %cfg.health.policy_file.display(), "health policy loaded");
+    let policy: crate::policy::SharedPolicy = Arc::new(std::sync::RwLock::new(Arc::new(loaded)));
     let store_err = |source| ServeError::Store {
         url: redact(&cfg.database.url),
         source,
@@ -268,7 +269,7 @@ pub async fn start(
         clock: clock.clone(),
         metrics: metrics.clone(),
         sample_limit: cfg.scrape.sample_limit,
-        policy,
+        policy: policy.clone(),
     }
     .spawn(
         cfg.scrape.concurrency,
@@ -285,6 +286,8 @@ pub async fn start(
         clock,
         metrics,
         auth: Auth::new(admin, bootstrap),
+        policy,
+        policy_file: cfg.health.policy_file.clone(),
         settings: ApiSettings {
             external_url: cfg.external_url(),
             scrape_interval: cfg.scrape.interval,

@@ -50,6 +50,10 @@ fn env(bootstrap: bool) -> Env {
                 vec![]
             },
         ),
+        policy: Arc::new(std::sync::RwLock::new(Arc::new(
+            gpuwarden_controlplane::policy::Policy::default_policy(),
+        ))),
+        policy_file: std::path::PathBuf::new(),
         settings: ApiSettings {
             external_url: "http://cp.example:8410".into(),
             scrape_interval: Duration::from_secs(15),
@@ -161,6 +165,8 @@ async fn every_admin_endpoint_refuses_missing_and_wrong_tokens_and_writes_nothin
         ("GET", "/v1/sd".into(), None),
         ("POST", format!("/v1/nodes/{id}/clear-health"), None),
         ("POST", "/v1/policies/validate".into(), None),
+        ("GET", "/v1/policies".into(), None),
+        ("PUT", "/v1/policies".into(), None),
         (
             "POST",
             "/v1/nodes/register".into(),
@@ -832,4 +838,70 @@ async fn clearing_the_health_of_a_node_is_audited() {
     )
     .await;
     assert_eq!(st, StatusCode::NOT_FOUND);
+}
+
+#[actix_web::test]
+async fn a_policy_is_replaced_only_by_a_valid_one_and_the_change_is_audited() {
+    let e = env(false);
+    let app = app!(e);
+    let (st, v) = send(&app, "GET", "/v1/policies", Some(ADMIN), None).await;
+    assert_eq!(st, StatusCode::OK);
+    let before = v["rules"].as_array().unwrap().len();
+    assert!(before >= 19);
+    assert_eq!(v["rules"][0]["name"], "fatal-xid");
+    assert_eq!(v["source"], gpuwarden_controlplane::policy::DEFAULT_POLICY);
+    let put = |body: &'static str| {
+        TestRequest::put()
+            .uri("/v1/policies")
+            .insert_header(("Authorization", format!("Bearer {ADMIN}")))
+            .set_payload(body)
+            .to_request()
+    };
+    // A broken document changes nothing.
+    let resp = call_service(
+        &app,
+        put(
+            "[[rule]]\nname = \"x\"\nscope = \"gpu\"\nwhen = 'gpu.up &&'\nverdict = \"degraded\"\n",
+        ),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let (_, v) = send(&app, "GET", "/v1/policies", Some(ADMIN), None).await;
+    assert_eq!(
+        v["rules"].as_array().unwrap().len(),
+        before,
+        "the running policy is kept"
+    );
+    // A valid one replaces it at once.
+    let resp = call_service(&app, put("[[rule]]\nname = \"hot\"\nscope = \"gpu\"\nwhen = 'has(gpu.temperature_celsius) && gpu.temperature_celsius > 80.0'\nverdict = \"degraded\"\nfor = \"1m\"\n")).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let (_, v) = send(&app, "GET", "/v1/policies", Some(ADMIN), None).await;
+    let rules = v["rules"].as_array().unwrap();
+    assert_eq!(
+        (
+            rules.len(),
+            rules[0]["name"].as_str(),
+            rules[0]["for"].as_str()
+        ),
+        (1, Some("hot"), Some("1m"))
+    );
+    assert_eq!(
+        gpuwarden_controlplane::policy::current(&e.data.policy)
+            .rules()
+            .len(),
+        1,
+        "what the scraper evaluates"
+    );
+    let (_, a) = send(&app, "GET", "/v1/audit?limit=2", Some(ADMIN), None).await;
+    assert_eq!(
+        (
+            a["entries"][0]["action"].as_str(),
+            a["entries"][0]["result"].as_str()
+        ),
+        (Some("policy.put"), Some("ok"))
+    );
+    assert!(a["entries"][1]["result"]
+        .as_str()
+        .unwrap()
+        .starts_with("rejected"));
 }

@@ -70,7 +70,7 @@ fn rig(timeout: Duration, body_limit: u64, sample_limit: usize) -> Rig {
         clock: Arc::new(clock.clone()),
         metrics: Metrics::new(),
         sample_limit,
-        policy: Arc::new(Policy::default_policy()),
+        policy: Arc::new(std::sync::RwLock::new(Arc::new(Policy::default_policy()))),
     };
     Rig {
         _dir: dir,

@@ -1,11 +1,11 @@
 //! `POST /v1/policies/validate`: checks a policy document without loading it.
 
-use actix_web::{post, web, HttpResponse};
+use actix_web::{get, post, put, web, HttpResponse};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::auth::Admin;
-use super::ApiError;
+use super::{ApiError, AppState};
 use crate::policy::{Policy, PolicyError};
 
 /// Answer of `POST /v1/policies/validate` for a valid document.
@@ -51,4 +51,129 @@ pub(super) async fn validate(_admin: Admin, body: web::Bytes) -> Result<HttpResp
             errors,
         }),
     })
+}
+
+/// A rule as `GET /v1/policies` shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RuleView {
+    /// Name.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// `event` | `gpu` | `node`.
+    pub scope: String,
+    /// The CEL expression.
+    pub when: String,
+    /// `degraded` | `unhealthy`.
+    pub verdict: String,
+    /// How long it must hold, like `2m`.
+    pub r#for: Option<String>,
+    /// Recommended action.
+    pub action: Option<String>,
+}
+
+/// Answer of `GET /v1/policies`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PolicyView {
+    /// The rules, in order.
+    pub rules: Vec<RuleView>,
+    /// The TOML document.
+    pub source: String,
+}
+
+fn view(p: &Policy) -> PolicyView {
+    PolicyView {
+        rules: p
+            .rules()
+            .iter()
+            .map(|r| RuleView {
+                name: r.name.clone(),
+                description: r.description.clone(),
+                scope: r.scope.as_str().to_string(),
+                when: r.when.clone(),
+                verdict: r.verdict.as_str().to_string(),
+                r#for: r.hold.map(|d| humantime::format_duration(d).to_string()),
+                action: r.action.clone(),
+            })
+            .collect(),
+        source: p.source().to_string(),
+    }
+}
+
+#[utoipa::path(get, path = "/v1/policies", responses((status = 200, body = PolicyView), (status = 401)))]
+#[get("/v1/policies")]
+pub(super) async fn get(_admin: Admin, state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok().json(view(&crate::policy::current(&state.policy)))
+}
+
+#[utoipa::path(
+    put, path = "/v1/policies",
+    description = "Validates the document, then swaps the running policy atomically (and writes it to `health.policy_file` when one is set). An invalid document changes nothing.",
+    request_body(content = String, content_type = "application/toml"),
+    responses((status = 200, body = PolicyView), (status = 422, body = Invalid), (status = 401))
+)]
+#[put("/v1/policies")]
+pub(super) async fn put(
+    admin: Admin,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let text = std::str::from_utf8(&body)
+        .map_err(|e| ApiError::bad_request(format!("the policy is not UTF-8: {e}")))?
+        .to_string();
+    let file = state.policy_file.clone();
+    let parsed = web::block(
+        move || -> Result<Result<Policy, Vec<PolicyError>>, std::io::Error> {
+            let p = match Policy::parse(&text) {
+                Ok(p) => p,
+                Err(e) => return Ok(Err(e)),
+            };
+            if !file.as_os_str().is_empty() {
+                // Written whole, then renamed: a crash never leaves half a policy.
+                let tmp = file.with_extension("toml.new");
+                std::fs::write(&tmp, &text)?;
+                std::fs::rename(&tmp, &file)?;
+            }
+            Ok(Ok(p))
+        },
+    )
+    .await?
+    .map_err(|e| ApiError::internal(format!("writing the policy file: {e}")))?;
+    let now = state.clock.now_ms();
+    match parsed {
+        Err(errors) => {
+            let entry = crate::store::rows::NewAudit {
+                result: format!("rejected: {} problem(s)", errors.len()),
+                ..crate::store::rows::NewAudit::ok(
+                    &admin.0,
+                    "policy.put",
+                    "policy",
+                    serde_json::json!({}),
+                    now,
+                )
+            };
+            let store = state.store.clone();
+            super::blocking(move || store.audit(entry)).await?;
+            Ok(HttpResponse::UnprocessableEntity().json(Invalid {
+                valid: false,
+                errors,
+            }))
+        }
+        Ok(p) => {
+            let rules = p.rules().len();
+            let out = view(&p);
+            *state.policy.write().unwrap_or_else(|e| e.into_inner()) = std::sync::Arc::new(p);
+            tracing::info!(rules, by = %admin.0, "health policy replaced");
+            let entry = crate::store::rows::NewAudit::ok(
+                &admin.0,
+                "policy.put",
+                "policy",
+                serde_json::json!({"rules": rules}),
+                now,
+            );
+            let store = state.store.clone();
+            super::blocking(move || store.audit(entry)).await?;
+            Ok(HttpResponse::Ok().json(out))
+        }
+    }
 }
