@@ -6,6 +6,7 @@
 //! `web::block`, never on actix's workers.
 
 mod auth;
+mod history;
 mod join;
 mod meta;
 mod nodes;
@@ -194,10 +195,10 @@ pub fn valid_name(s: &str) -> bool {
         nodes::issue_token,
         nodes::clear_health,
         nodes::step,
-        nodes::events,
-        nodes::transitions,
-        nodes::commands,
-        nodes::observation,
+        history::events,
+        history::transitions,
+        history::commands,
+        history::observation,
         join::register,
         meta::healthz,
         meta::readyz,
@@ -278,10 +279,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(nodes::issue_token)
     .service(nodes::clear_health)
     .service(nodes::step)
-    .service(nodes::events)
-    .service(nodes::transitions)
-    .service(nodes::commands)
-    .service(nodes::observation)
+    .service(history::events)
+    .service(history::transitions)
+    .service(history::commands)
+    .service(history::observation)
     .service(policies::validate)
     .service(policies::get)
     .service(policies::put)

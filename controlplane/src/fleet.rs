@@ -61,6 +61,9 @@ pub struct Target {
     pub agent_instance: Option<String>,
     /// The last agent event sequence stored.
     pub event_cursor: i64,
+    /// The last read of the agent's events failed: read them at the next scrape whatever
+    /// the counters say.
+    pub events_unread: bool,
     /// GPUs the node registered with (0: unknown).
     pub expected_gpus: usize,
     /// The counters of the observation before the latest, with its time (for growth).
@@ -191,6 +194,7 @@ impl Fleet {
                         observation: None,
                         agent_instance: row.agent_instance.clone(),
                         event_cursor: row.event_cursor,
+                        events_unread: false,
                         expected_gpus,
                         previous: None,
                         health: NodeHealth::restore(
@@ -229,6 +233,20 @@ impl Fleet {
     /// A copy of one target.
     pub fn get(&self, id: &str) -> Option<Target> {
         self.lock().get(id).cloned()
+    }
+
+    /// The scrape state of one target, without copying the rest of it (API responses).
+    pub fn scrape_view(&self, id: &str) -> Option<(ScrapeInfo, Connectivity, Option<i64>)> {
+        self.lock()
+            .get(id)
+            .map(|t| (t.scrape.clone(), t.connectivity, t.last_success))
+    }
+
+    /// Targets whose last scrape succeeded, and the others.
+    pub fn up_counts(&self) -> (i64, i64) {
+        let map = self.lock();
+        let up = map.values().filter(|t| t.scrape.up).count();
+        (up as i64, (map.len() - up) as i64)
     }
 
     /// Copies of every target.
@@ -315,7 +333,8 @@ impl Fleet {
         });
         Some(AfterScrape {
             change,
-            read_events: pending.then(|| (t.agent_instance.clone(), t.event_cursor)),
+            read_events: (pending || t.events_unread)
+                .then(|| (t.agent_instance.clone(), t.event_cursor)),
         })
     }
 
@@ -336,6 +355,15 @@ impl Fleet {
         if let Some(t) = self.lock().get_mut(id) {
             t.agent_instance = Some(instance.to_string());
             t.event_cursor = cursor;
+            t.events_unread = false;
+        }
+    }
+
+    /// Records that reading the agent's events failed; the cursor stays where the store has
+    /// it, and the next scrape reads again.
+    pub fn events_failed(&self, id: &str) {
+        if let Some(t) = self.lock().get_mut(id) {
+            t.events_unread = true;
         }
     }
 

@@ -7,7 +7,9 @@
 //! agent when its counters moved, and keeps the latest state in [`fleet`] (memory), which
 //! persists observations in batches and transitions as they happen to the [`store`]. The
 //! [`api`] serves nodes, tokens, events, commands and audit; [`lifecycle`] is the one place
-//! node status transitions are decided.
+//! node status transitions are decided. Every observation and new event is judged by the
+//! CEL [`policy`], and [`health`] turns the verdicts into each node's health (step 4, in
+//! progress: remediation through the agents is not built yet).
 #![deny(missing_docs)]
 
 pub mod api;

@@ -110,8 +110,7 @@ impl Scraper {
                     if let Err(e) = self.read_events(job, instance, cursor) {
                         warn!(node = %job.node_id, error = %e, "reading the agent's events failed; retried next scrape");
                         self.metrics.scrapes.with_label_values(&["events"]).inc();
-                        // Make the next scrape try again.
-                        self.fleet.events_read(&job.node_id, "", -1);
+                        self.fleet.events_failed(&job.node_id);
                     }
                 }
             }
@@ -144,16 +143,7 @@ impl Scraper {
         instance: Option<String>,
         cursor: i64,
     ) -> Result<(), ScrapeError> {
-        // A cursor of -1 means the last read failed: start over from what the store has.
-        let (mut known, mut after) = if cursor < 0 {
-            let row = self
-                .store
-                .node(&job.node_id)
-                .map_err(|e| ScrapeError::Events(e.to_string()))?;
-            (row.agent_instance, row.event_cursor)
-        } else {
-            (instance, cursor)
-        };
+        let (mut known, mut after) = (instance, cursor);
         for _ in 0..MAX_EVENT_PAGES {
             let page = self.fetch.events(&job.address, after)?;
             if known

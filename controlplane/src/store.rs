@@ -203,7 +203,7 @@ impl Store {
         })
     }
 
-    /// Runs `f` inside one transaction of either backend; used by tests to check rows.
+    /// How many rows a table has (tests and tools).
     pub fn count(&self, table: &str) -> Result<i64, StoreError> {
         use diesel::sql_types::BigInt;
         #[derive(diesel::QueryableByName)]

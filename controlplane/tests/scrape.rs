@@ -320,6 +320,28 @@ fn events_are_read_when_counters_move_and_stored_once_across_agent_restarts() {
         Some("B")
     );
 
+    // The events cannot be read once (the agent answers 503): the next scrape reads them
+    // again although the counters no longer move, and nothing is lost.
+    *agent.reply.lock().unwrap() = Reply::text(&agent_body(8, 3));
+    agent.events.lock().unwrap().clear();
+    r.scrape("n");
+    assert_eq!(r.store.events("n", 0, 100).unwrap().len(), 3);
+    *agent.events.lock().unwrap() = format!(
+        r#"{{"events":[{}],"next":3,"instance":"B","truncated":false}}"#,
+        ev(3, "B")
+    );
+    r.scrape("n");
+    assert_eq!(
+        r.store.events("n", 0, 100).unwrap().len(),
+        4,
+        "read again after the failure"
+    );
+    assert_eq!(
+        reads(&agent).last().unwrap(),
+        "/v1/events?after=1&limit=1000",
+        "from the stored cursor"
+    );
+
     // A ring that overflowed is counted, and what is there is stored.
     *agent.reply.lock().unwrap() = Reply::text(&agent_body(8, 9));
     *agent.events.lock().unwrap() = format!(
@@ -332,7 +354,7 @@ fn events_are_read_when_counters_move_and_stored_once_across_agent_restarts() {
         .metrics
         .render()
         .contains("gpuwarden_cp_events_lost_total 1"));
-    assert_eq!(r.store.events("n", 0, 100).unwrap().len(), 4);
+    assert_eq!(r.store.events("n", 0, 100).unwrap().len(), 5);
 }
 
 #[test]

@@ -207,12 +207,7 @@ fn suite(s: &Store) {
             t.reason.as_str(),
             t.actor.as_str()
         ),
-        (
-            "cordoned".replace("cordoned", "active").as_str(),
-            "cordoned",
-            "maintenance",
-            "admin:test"
-        )
+        ("active", "cordoned", "maintenance", "admin:test")
     );
     s.apply_step(
         "n1",

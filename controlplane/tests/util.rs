@@ -256,6 +256,14 @@ fn serve_one(mut s: TcpStream, reply: &Reply, events: &str, requests: &Mutex<Vec
     }
     let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
     requests.lock().unwrap().push(path.clone());
+    if path.starts_with("/v1/events") && events.is_empty() {
+        // An empty events document stands for an agent that fails to serve them.
+        let _ = write!(
+            s,
+            "HTTP/1.1 503 X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+        return;
+    }
     if path.starts_with("/v1/events") {
         let _ = write!(
             s,

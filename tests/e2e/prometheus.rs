@@ -3,7 +3,6 @@
 //! `prometheus`; `.ci/run` installs it): outside CI the test is skipped without it.
 
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 use gpuwarden_e2e::{wait_for, Api, Scratch};
 
@@ -99,5 +98,4 @@ fn prometheus_discovers_and_scrapes_the_fleet_through_v1_sd() {
     // Without the token, discovery is refused: the control plane's SD is not public.
     let (st, _) = Api::new(&api.base, "").call("GET", "/v1/sd", None);
     assert_eq!(st, 401);
-    std::thread::sleep(Duration::from_millis(10));
 }

@@ -86,11 +86,6 @@ impl Auth {
             .push(digest);
     }
 
-    /// How many admin tokens are accepted.
-    pub fn admin_count(&self) -> usize {
-        self.admin.read().unwrap_or_else(|p| p.into_inner()).len()
-    }
-
     /// Whether self-registration is possible.
     pub fn bootstrap_enabled(&self) -> bool {
         !self.bootstrap.is_empty()

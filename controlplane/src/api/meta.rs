@@ -38,14 +38,7 @@ pub(super) async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, 
     for (s, h, c, n) in counts {
         state.metrics.nodes.with_label_values(&[&s, &h, &c]).set(n);
     }
-    let (mut up, mut down) = (0, 0);
-    for t in state.fleet.all() {
-        if t.scrape.up {
-            up += 1;
-        } else {
-            down += 1;
-        }
-    }
+    let (up, down) = state.fleet.up_counts();
     state.metrics.targets.with_label_values(&["true"]).set(up);
     state
         .metrics

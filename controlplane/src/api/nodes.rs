@@ -1,5 +1,5 @@
-//! `/v1/nodes`: create, list, get, delete, join tokens, lifecycle steps, and a node's events,
-//! history, commands and latest observation.
+//! `/v1/nodes`: create, list, get, delete, join tokens, lifecycle steps, clearing health.
+//! A node's records (events, history, commands, observation) are in `history.rs`.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -11,12 +11,11 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::auth::{allow_node, caller, Admin, Caller};
 use super::{blocking, valid_name, ApiError, AppState};
-use crate::clock::{parse_rfc3339, rfc3339};
+use crate::clock::rfc3339;
 use crate::config::valid_base_url;
 use crate::lifecycle::Step;
 use crate::model::{
-    Command, CommandKind, CommandState, Connectivity, Event, Health, Node, Source, Status,
-    Transition,
+    Command, CommandKind, CommandState, Connectivity, Health, Node, Source, Status,
 };
 use crate::store::rows::{CommandRow, NewAudit, NodeRow, NodeTokenRow};
 use crate::store::NodeFilter;
@@ -68,10 +67,10 @@ pub fn check_labels(labels: &BTreeMap<String, String>) -> Result<(), ApiError> {
 /// The node as JSON, with its scrape state when it is a target.
 pub fn node_json(row: &NodeRow, state: &AppState) -> Result<Node, ApiError> {
     let mut n = row.to_model()?;
-    if let Some(t) = state.fleet.get(&row.id) {
-        n.scrape = Some(t.scrape);
-        n.connectivity = t.connectivity;
-        if let Some(seen) = t.last_success {
+    if let Some((scrape, connectivity, last_success)) = state.fleet.scrape_view(&row.id) {
+        n.scrape = Some(scrape);
+        n.connectivity = connectivity;
+        if let Some(seen) = last_success {
             n.last_seen = Some(rfc3339(seen));
         }
     }
@@ -218,7 +217,7 @@ pub(super) async fn list(
     }))
 }
 
-async fn load(state: &AppState, id: &str) -> Result<NodeRow, ApiError> {
+pub(super) async fn load(state: &AppState, id: &str) -> Result<NodeRow, ApiError> {
     let (store, id) = (state.store.clone(), id.to_string());
     blocking(move || store.node(&id)).await
 }
@@ -522,162 +521,4 @@ pub(super) async fn step(
         node: node_json(&row, &state)?,
         command,
     }))
-}
-
-/// Query of `GET /v1/nodes/{id}/events`.
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-pub struct EventsQuery {
-    /// Only events at or after this time (RFC 3339).
-    since: Option<String>,
-    /// At most this many, newest first (default 100, at most 10000).
-    limit: Option<i64>,
-}
-
-/// Answer of `GET /v1/nodes/{id}/events`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct EventList {
-    /// Newest first.
-    pub events: Vec<Event>,
-}
-
-fn limit_of(l: Option<i64>, default: i64, max: i64) -> Result<i64, ApiError> {
-    let l = l.unwrap_or(default);
-    if (1..=max).contains(&l) {
-        Ok(l)
-    } else {
-        Err(ApiError::bad_request(format!(
-            "limit must be between 1 and {max}"
-        )))
-    }
-}
-
-#[utoipa::path(
-    get, path = "/v1/nodes/{id}/events", params(EventsQuery),
-    responses((status = 200, body = EventList), (status = 400), (status = 401), (status = 404))
-)]
-#[get("/v1/nodes/{id}/events")]
-pub(super) async fn events(
-    _admin: Admin,
-    state: web::Data<AppState>,
-    id: web::Path<String>,
-    q: web::Query<EventsQuery>,
-) -> Result<HttpResponse, ApiError> {
-    let limit = limit_of(q.limit, 100, 10_000)?;
-    let since = match &q.since {
-        Some(s) => parse_rfc3339(s)
-            .ok_or_else(|| ApiError::bad_request(format!("since {s:?} is not RFC 3339")))?,
-        None => 0,
-    };
-    let id = load(&state, &id).await?.id;
-    let store = state.store.clone();
-    let rows = blocking(move || store.events(&id, since, limit)).await?;
-    Ok(HttpResponse::Ok().json(EventList {
-        events: rows.into_iter().map(Event::from).collect(),
-    }))
-}
-
-/// Query with a page size only.
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-pub struct LimitQuery {
-    /// At most this many, newest first (default 100, at most 10000).
-    limit: Option<i64>,
-}
-
-/// Answer of `GET /v1/nodes/{id}/transitions`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TransitionList {
-    /// Newest first.
-    pub transitions: Vec<Transition>,
-}
-
-#[utoipa::path(
-    get, path = "/v1/nodes/{id}/transitions", params(LimitQuery),
-    description = "The node's history: every change of status, health and connectivity, with its reason and actor.",
-    responses((status = 200, body = TransitionList), (status = 401), (status = 404))
-)]
-#[get("/v1/nodes/{id}/transitions")]
-pub(super) async fn transitions(
-    _admin: Admin,
-    state: web::Data<AppState>,
-    id: web::Path<String>,
-    q: web::Query<LimitQuery>,
-) -> Result<HttpResponse, ApiError> {
-    let limit = limit_of(q.limit, 100, 10_000)?;
-    let id = load(&state, &id).await?.id;
-    let store = state.store.clone();
-    let rows = blocking(move || store.transitions(&id, limit)).await?;
-    Ok(HttpResponse::Ok().json(TransitionList {
-        transitions: rows.into_iter().map(Transition::from).collect(),
-    }))
-}
-
-/// Answer of `GET /v1/nodes/{id}/commands`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct CommandList {
-    /// Newest first.
-    pub commands: Vec<Command>,
-}
-
-#[utoipa::path(
-    get, path = "/v1/nodes/{id}/commands", params(LimitQuery),
-    responses((status = 200, body = CommandList), (status = 401), (status = 404))
-)]
-#[get("/v1/nodes/{id}/commands")]
-pub(super) async fn commands(
-    _admin: Admin,
-    state: web::Data<AppState>,
-    id: web::Path<String>,
-    q: web::Query<LimitQuery>,
-) -> Result<HttpResponse, ApiError> {
-    let limit = limit_of(q.limit, 100, 10_000)?;
-    let id = load(&state, &id).await?.id;
-    let store = state.store.clone();
-    let rows = blocking(move || store.commands(&id, limit)).await?;
-    let commands = rows
-        .iter()
-        .map(|r| r.to_model())
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(HttpResponse::Ok().json(CommandList { commands }))
-}
-
-#[utoipa::path(
-    get, path = "/v1/nodes/{id}/observation",
-    description = "The latest values read from the node's agent: one entry per GPU (`gpu` -1 is the node).",
-    responses((status = 200, description = "Latest observation"), (status = 401), (status = 404))
-)]
-#[get("/v1/nodes/{id}/observation")]
-pub(super) async fn observation(
-    _admin: Admin,
-    state: web::Data<AppState>,
-    id: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
-    let id = load(&state, &id).await?.id;
-    let rows = match state.fleet.get(&id) {
-        Some(t) if t.observation.is_some() => {
-            let (o, at) = (
-                t.observation.unwrap_or_default(),
-                t.last_success.unwrap_or(0),
-            );
-            crate::fleet::observation_rows(&id, &o, at)
-        }
-        _ => {
-            let (store, id) = (state.store.clone(), id.to_string());
-            blocking(move || store.observations(&id)).await?
-        }
-    };
-    let entries: Vec<serde_json::Value> = rows
-        .into_iter()
-        .map(|r| {
-            json!({
-                "gpu": r.gpu,
-                "uuid": r.uuid,
-                "model": r.model,
-                "observed_at": rfc3339(r.observed_at),
-                "values": serde_json::from_str::<serde_json::Value>(&r.body).unwrap_or_default(),
-            })
-        })
-        .collect();
-    Ok(HttpResponse::Ok().json(json!({ "node_id": id.as_str(), "observation": entries })))
 }
