@@ -43,6 +43,53 @@ pub struct AgentConfig {
     pub plugins: Vec<PluginEntry>,
     /// Joining the gpuwarden control plane.
     pub control_plane: ControlPlaneConfig,
+    /// Carrying out the control plane's commands (`POST /v1/commands`).
+    pub commands: CommandsConfig,
+}
+
+/// When a drain is complete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DrainUntil {
+    /// The drain hook exits 0 (`kubectl drain` waits for the evictions itself).
+    Hook,
+    /// The hook (if any) exits 0, then no GPU runs a compute process (NVML).
+    Idle,
+    /// Whichever comes first: the hook exits 0, or no GPU runs a compute process.
+    Either,
+}
+
+/// `[commands]`: the hooks behind cordon, uncordon, drain and terminate. A hook is a program
+/// and its arguments, run directly (no shell); `{node}`, `{reason}` and `{command}` in an
+/// argument are replaced by the node id, the reason and the command id, each as one
+/// argument whatever it contains. An empty hook does nothing but record the command.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CommandsConfig {
+    /// Stops new work landing on the node, e.g. `["scontrol", "update", "nodename={node}", "state=drain", "reason={reason}"]`.
+    pub cordon: Vec<String>,
+    /// Lets work land again.
+    pub uncordon: Vec<String>,
+    /// Moves the work off.
+    pub drain: Vec<String>,
+    /// Shuts the node down; terminate fails when none is set.
+    pub terminate: Vec<String>,
+    /// When a drain is complete: `hook`, `idle` or `either`; it also ends at its timeout.
+    pub drain_until: DrainUntil,
+    /// Longest a drain may take when the command names none.
+    #[serde(with = "humantime_serde")]
+    pub drain_timeout: Duration,
+    /// How often a drain looks at the hook and the GPUs' processes.
+    #[serde(with = "humantime_serde")]
+    pub drain_poll: Duration,
+    /// Longest a cordon, uncordon or terminate hook may run.
+    #[serde(with = "humantime_serde")]
+    pub hook_timeout: Duration,
+    /// Diagnostic plugin that `run_diagnostic` runs when the command names none.
+    pub diagnostic: String,
+    /// File that keeps the commands received, so a command delivered again after an agent
+    /// restart is not run twice; empty: next to `control_plane.token_file`, else memory only.
+    pub state_file: PathBuf,
 }
 
 /// `[control_plane]`: where the agent registers. Empty `url`: it does not register (the
@@ -216,6 +263,18 @@ impl Default for AgentConfig {
                 pool: String::new(),
                 retry_max: Duration::from_secs(60),
             },
+            commands: CommandsConfig {
+                cordon: Vec::new(),
+                uncordon: Vec::new(),
+                drain: Vec::new(),
+                terminate: Vec::new(),
+                drain_until: DrainUntil::Either,
+                drain_timeout: Duration::from_secs(30 * 60),
+                drain_poll: Duration::from_secs(5),
+                hook_timeout: Duration::from_secs(5 * 60),
+                diagnostic: String::new(),
+                state_file: PathBuf::new(),
+            },
         }
     }
 }
@@ -231,7 +290,8 @@ macro_rules! default_section {
 }
 default_section!(NodeConfig => node, ServerConfig => server, GpuConfig => gpu,
     CollectorConfig => collector, MetricsConfig => metrics, EventsConfig => events,
-    KmsgConfig => kmsg, PluginDefaults => plugin, ControlPlaneConfig => control_plane);
+    KmsgConfig => kmsg, PluginDefaults => plugin, ControlPlaneConfig => control_plane,
+    CommandsConfig => commands);
 
 /// Values given on the command line; they override file and environment.
 #[derive(Debug, Clone, Default)]
@@ -352,6 +412,25 @@ impl AgentConfig {
         if cp.retry_max < Duration::from_secs(1) {
             p.push("control_plane.retry_max: must be at least 1s".into());
         }
+        let c = &self.commands;
+        for (name, hook) in [
+            ("cordon", &c.cordon),
+            ("uncordon", &c.uncordon),
+            ("drain", &c.drain),
+            ("terminate", &c.terminate),
+        ] {
+            if hook.first().is_some_and(|p| p.trim().is_empty()) {
+                p.push(format!(
+                    "commands.{name}: the first element must be the program to run"
+                ));
+            }
+        }
+        if c.drain_poll < Duration::from_millis(50) || c.drain_poll > Duration::from_secs(60) {
+            p.push("commands.drain_poll: must be between 50ms and 60s".into());
+        }
+        if c.drain_timeout < Duration::from_secs(1) || c.hook_timeout < Duration::from_secs(1) {
+            p.push("commands.drain_timeout and commands.hook_timeout: must be at least 1s".into());
+        }
         if self.events.capacity == 0 {
             p.push("events.capacity: must be at least 1".into());
         }
@@ -441,6 +520,16 @@ impl AgentConfig {
                 e.path = dir.join(&e.path);
             }
         }
+    }
+
+    /// Where the commands received are kept: `commands.state_file`, else next to the node
+    /// token file, else nowhere.
+    pub fn commands_state_file(&self) -> Option<PathBuf> {
+        if !self.commands.state_file.as_os_str().is_empty() {
+            return Some(self.commands.state_file.clone());
+        }
+        let t = &self.control_plane.token_file;
+        (!t.as_os_str().is_empty()).then(|| t.with_file_name("commands.json"))
     }
 
     /// The node id: configured, or the hostname.

@@ -33,6 +33,10 @@ pub struct AppState {
     pub collector: Sender<Msg>,
     /// The plugins.
     pub plugins: Option<Arc<PluginManager>>,
+    /// The command runner.
+    pub commands: Option<crate::commands::Commands>,
+    /// Who may send commands.
+    pub command_auth: Arc<crate::commands::CommandAuth>,
 }
 
 /// An API error: status, machine code, human message.
@@ -97,7 +101,9 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
             .route("/healthz", web::get().to(healthz))
             .route("/v1/events", web::get().to(events))
             .route("/v1/plugins", web::get().to(list_plugins))
-            .route("/v1/plugins/{name}/run", web::post().to(run_plugin));
+            .route("/v1/plugins/{name}/run", web::post().to(run_plugin))
+            .route("/v1/commands", web::post().to(submit_command))
+            .route("/v1/commands", web::get().to(list_commands));
         if fake {
             cfg.route("/v1/fake/inject", web::post().to(inject))
                 .route("/v1/fake/clear", web::post().to(clear));
@@ -280,6 +286,80 @@ async fn run_plugin(
     }
 }
 
+/// Checks the control plane's credential: the digest of this node's token.
+fn command_caller(
+    req: &HttpRequest,
+    state: &AppState,
+) -> Result<crate::commands::Commands, ApiError> {
+    let Some(commands) = state.commands.clone() else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "this agent takes no commands",
+        ));
+    };
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    match state.command_auth.check(presented.trim()) {
+        Some(true) => Ok(commands),
+        Some(false) => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "commands need the digest of this node's token as the bearer",
+        )),
+        None => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_registered",
+            "this agent has no node token yet: it takes commands once it has registered with a control plane",
+        )),
+    }
+}
+
+async fn submit_command(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let commands = command_caller(&req, &state)?;
+    let r: gpuwarden_wire::command::CommandRequest =
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                format!("invalid command: {e}"),
+            )
+        })?;
+    // Hooks may block on a lock; keep them off the server's threads.
+    let out = web::block(move || commands.submit(r))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    match out {
+        Ok(status) => Ok(HttpResponse::Ok().json(status)),
+        Err(e @ crate::commands::SubmitError::Invalid(_)) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            e.to_string(),
+        )),
+        Err(e @ crate::commands::SubmitError::Conflict { .. }) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            e.to_string(),
+        )),
+    }
+}
+
+async fn list_commands(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let commands = command_caller(&req, &state)?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({"commands": commands.list()})))
+}
+
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct ClearRequest {
@@ -324,7 +404,82 @@ mod tests {
             fake,
             collector: tx,
             plugins: None,
+            commands: Some(crate::commands::Commands::new(
+                crate::config::CommandsConfig::default(),
+                "n1".into(),
+                Arc::default(),
+                None,
+                None,
+            )),
+            command_auth: Arc::default(),
         }
+    }
+
+    #[actix_web::test]
+    async fn commands_need_the_node_token_digest_and_run_once() {
+        use sha2::Digest;
+        let st = state(None);
+        let auth = st.command_auth.clone();
+        let app = test::init_service(App::new().configure(configure(st))).await;
+        let body = r#"{"id":"cmd-1","kind":"cordon","params":{"reason":"xid 79"}}"#;
+        let post = |bearer: &str| {
+            test::TestRequest::post()
+                .uri("/v1/commands")
+                .insert_header(("Authorization", format!("Bearer {bearer}")))
+                .set_payload(body)
+                .to_request()
+        };
+        let r = test::call_service(&app, post("x")).await;
+        assert_eq!(
+            r.status(),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not registered yet"
+        );
+        auth.set_token("gwn_t");
+        let digest: String = sha2::Sha256::digest(b"gwn_t")
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let r = test::call_service(&app, post("gwn_t")).await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        let first: serde_json::Value =
+            test::read_body_json(test::call_service(&app, post(&digest)).await).await;
+        assert_eq!(first["id"], "cmd-1");
+        let mut last = first;
+        for _ in 0..200 {
+            last = test::read_body_json(test::call_service(&app, post(&digest)).await).await;
+            if last["state"] != "running" {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(last["state"], "succeeded", "{last}");
+        assert_eq!(
+            last["message"],
+            "recorded; no commands.cordon hook is configured"
+        );
+        let r = test::call_service(
+            &app,
+            test::TestRequest::post()
+                .uri("/v1/commands")
+                .insert_header(("Authorization", format!("Bearer {digest}")))
+                .set_payload("{\"id\":\"cmd-2\"}")
+                .to_request(),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        let list: serde_json::Value = test::read_body_json(
+            test::call_service(
+                &app,
+                test::TestRequest::get()
+                    .uri("/v1/commands")
+                    .insert_header(("Authorization", format!("Bearer {digest}")))
+                    .to_request(),
+            )
+            .await,
+        )
+        .await;
+        assert_eq!(list["commands"].as_array().map(Vec::len), Some(1));
     }
 
     #[actix_web::test]

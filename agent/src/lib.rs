@@ -13,6 +13,7 @@
 
 pub mod backend;
 pub mod collector;
+pub mod commands;
 pub mod config;
 pub mod dcgm;
 pub mod derive;
@@ -173,12 +174,29 @@ pub async fn run(
         .spawn(move || collector.run(rx))
         .context("starting the collector thread")?;
 
+    let command_auth = Arc::new(commands::CommandAuth::default());
+    if let Some(t) = kept_node_token(&cfg) {
+        command_auth.set_token(&t);
+    }
+    let state_file = cfg.commands_state_file();
+    if state_file.is_none() {
+        tracing::info!("no commands.state_file or control_plane.token_file: the commands received are kept in memory only");
+    }
+    let runner = commands::Commands::new(
+        cfg.commands.clone(),
+        node_id.clone(),
+        Arc::clone(&snapshot),
+        Some((Arc::clone(&plugins), plugin_rt.clone())),
+        state_file,
+    );
     let state = http::AppState {
         snapshot,
         events,
         fake: backend.as_fake(),
         collector: tx.clone(),
         plugins: Some(Arc::clone(&plugins)),
+        commands: Some(runner),
+        command_auth: Arc::clone(&command_auth),
     };
     let server = actix_web::HttpServer::new(move || {
         actix_web::App::new().configure(http::configure(state.clone()))
@@ -199,6 +217,7 @@ pub async fn run(
             &inv,
             backend.name(),
             *bound,
+            Arc::clone(&command_auth),
         )?),
         _ => None,
     };
@@ -219,6 +238,17 @@ pub async fn run(
     drop(plugins);
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The node token kept from an earlier run, if any.
+fn kept_node_token(cfg: &AgentConfig) -> Option<String> {
+    let f = &cfg.control_plane.token_file;
+    if f.as_os_str().is_empty() {
+        return None;
+    }
+    let t = std::fs::read_to_string(f).ok()?;
+    let t = t.trim();
+    (!t.is_empty()).then(|| t.to_string())
 }
 
 /// The credentials to join the control plane with; none when no control plane is set.
@@ -247,6 +277,7 @@ fn start_registration(
     inv: &backend::Inventory,
     backend_name: &str,
     bound: std::net::SocketAddr,
+    command_auth: Arc<commands::CommandAuth>,
 ) -> anyhow::Result<register::RegistrarHandle> {
     let cp = &cfg.control_plane;
     let host = sysinfo::System::host_name().unwrap_or_else(|_| node_id.to_string());
@@ -278,6 +309,7 @@ fn start_registration(
         token_file: (!cp.token_file.as_os_str().is_empty()).then(|| cp.token_file.clone()),
         request,
         retry_max: cp.retry_max,
+        command_auth: Some(command_auth),
     })
     .context("starting the registration thread")
 }

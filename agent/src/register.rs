@@ -29,6 +29,8 @@ pub struct Registration {
     pub request: RegisterRequest,
     /// Backoff cap.
     pub retry_max: Duration,
+    /// Told each node token issued, so the agent takes commands for it.
+    pub command_auth: Option<std::sync::Arc<crate::commands::CommandAuth>>,
 }
 
 /// The running registrar; [`RegistrarHandle::stop`] deregisters.
@@ -283,6 +285,9 @@ fn try_all(client: &Client) -> Option<Registered> {
         match client.register(c) {
             Attempt::Done(r) => {
                 info!(node_id = %r.node_id, control_plane = %client.reg.url, address = %client.reg.request.address, "registered with the control plane");
+                if let Some(a) = &client.reg.command_auth {
+                    a.set_token(&r.node_token);
+                }
                 if let Some(f) = &client.reg.token_file {
                     if let Err(e) = write_token(f, &r.node_token) {
                         warn!(file = %f.display(), error = %e, "cannot keep the node token; a restart will need the join or bootstrap token");

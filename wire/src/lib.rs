@@ -11,6 +11,7 @@
 //! plane's dependencies and the other way round.
 #![deny(missing_docs)]
 
+pub mod command;
 pub mod event;
 pub mod exposition;
 pub mod join;

@@ -44,6 +44,7 @@ struct FakeGpu {
     recovery_action: u32,
     remap_pending: bool,
     remap_failure: bool,
+    processes: u32,
 }
 
 impl FakeGpu {
@@ -57,6 +58,7 @@ impl FakeGpu {
         self.recovery_action = 0;
         self.remap_pending = false;
         self.remap_failure = false;
+        self.processes = 0;
     }
 }
 
@@ -126,6 +128,7 @@ impl FakeBackend {
                 recovery_action: 0,
                 remap_pending: false,
                 remap_failure: false,
+                processes: 0,
             })
             .collect();
         FakeBackend {
@@ -211,6 +214,10 @@ impl FakeBackend {
                 }
                 Fault::RowRemapFailure => {
                     g.remap_failure = true;
+                    None
+                }
+                Fault::Processes(n) => {
+                    g.processes = n;
                     None
                 }
                 Fault::PcieReplays(n) => {
@@ -299,7 +306,8 @@ impl GpuBackend for Arc<FakeBackend> {
                 crc_data_errors: Some(0),
             })
             .collect();
-        let processes = if u > 0.35 { 1 } else { 0 };
+        // Fake GPUs run no compute process unless one is injected (drains need to know).
+        let processes = g.processes;
         Ok(GpuSample {
             utilization: Some(u),
             memory_utilization: Some(u * 0.6),

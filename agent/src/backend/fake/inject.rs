@@ -31,6 +31,8 @@ pub enum Fault {
     RowRemapPending,
     /// Row remapping failed.
     RowRemapFailure,
+    /// This many compute processes run on the GPU (0 after a clear).
+    Processes(u32),
     /// The PCIe replay counter grows by this much.
     PcieReplays(u64),
     /// An NVLink's CRC (flit) error counter grows by this much.
@@ -49,7 +51,8 @@ pub struct InjectRequest {
     /// GPU index.
     pub gpu: u32,
     /// Fault name: xid, temperature, ecc, fell_off_bus, nvlink_down, pcie_degraded, power,
-    /// throttle, recovery_action, row_remap_pending, row_remap_failure.
+    /// throttle, recovery_action, row_remap_pending, row_remap_failure, pcie_replays,
+    /// nvlink_errors, processes.
     pub fault: String,
     /// XID code (`xid`).
     pub code: Option<u32>,
@@ -58,7 +61,7 @@ pub struct InjectRequest {
     /// ECC type: `single_bit` or `double_bit` (`ecc`).
     #[serde(rename = "type")]
     pub ecc_type: Option<String>,
-    /// ECC error count (`ecc`, default 1).
+    /// Count (`ecc`, `pcie_replays`, `nvlink_errors`: default 1; `processes`: required).
     pub count: Option<u64>,
     /// NVLink number (`nvlink_down`).
     pub link: Option<u32>,
@@ -120,6 +123,10 @@ impl InjectRequest {
             }
             "row_remap_pending" => Fault::RowRemapPending,
             "row_remap_failure" => Fault::RowRemapFailure,
+            "processes" => Fault::Processes(
+                u32::try_from(need(self.count, "count", f)?)
+                    .map_err(|_| "processes count is too large".to_string())?,
+            ),
             "pcie_replays" => Fault::PcieReplays(self.count.unwrap_or(1)),
             "nvlink_errors" => Fault::NvlinkErrors {
                 link: need(self.link, "link", f)?,
@@ -129,7 +136,7 @@ impl InjectRequest {
                 return Err(format!(
                     "unknown fault \"{other}\"; known: xid, temperature, ecc, fell_off_bus, \
                      nvlink_down, pcie_degraded, power, throttle, recovery_action, \
-                     row_remap_pending, row_remap_failure, pcie_replays, nvlink_errors"
+                     row_remap_pending, row_remap_failure, pcie_replays, nvlink_errors, processes"
                 ))
             }
         })
