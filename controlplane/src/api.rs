@@ -6,6 +6,7 @@
 //! `web::block`, never on actix's workers.
 
 mod auth;
+mod commands;
 mod history;
 mod join;
 mod meta;
@@ -59,6 +60,8 @@ pub struct AppState {
     pub policy_file: std::path::PathBuf,
     /// Settings.
     pub settings: ApiSettings,
+    /// The dispatcher, remediation and webhooks.
+    pub links: crate::wake::Links,
 }
 
 impl std::fmt::Debug for AppState {
@@ -195,6 +198,8 @@ pub fn valid_name(s: &str) -> bool {
         nodes::issue_token,
         nodes::clear_health,
         nodes::step,
+        commands::diagnose,
+        commands::get,
         history::events,
         history::transitions,
         history::commands,
@@ -278,6 +283,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(nodes::delete)
     .service(nodes::issue_token)
     .service(nodes::clear_health)
+    .service(commands::diagnose)
+    .service(commands::get)
     .service(nodes::step)
     .service(history::events)
     .service(history::transitions)

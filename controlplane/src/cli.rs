@@ -372,7 +372,9 @@ pub fn transitions_table(v: &Value) -> String {
 
 /// The table of `nodes commands`.
 pub fn commands_table(v: &Value) -> String {
-    let mut t = Table::new(&["CREATED", "ID", "KIND", "STATE", "ATTEMPTS", "BY", "RESULT"]);
+    let mut t = Table::new(&[
+        "CREATED", "ID", "KIND", "STATE", "ATTEMPTS", "BY", "MESSAGE",
+    ]);
     for c in v["commands"].as_array().into_iter().flatten() {
         t.row(vec![
             s(&c["created_at"]),
@@ -381,7 +383,7 @@ pub fn commands_table(v: &Value) -> String {
             s(&c["state"]),
             s(&c["attempts"]),
             s(&c["requested_by"]),
-            s(&c["result"]),
+            s(&c["message"]),
         ]);
     }
     t.render()

@@ -13,6 +13,11 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
+mod remediation;
+pub use remediation::{
+    CommandsConfig, Plan, PoolRemediation, RemediationConfig, WebhookConfig, NOTIFICATION_KINDS,
+};
+
 /// The whole control-plane configuration. Every section and key is optional.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
@@ -31,6 +36,12 @@ pub struct ControlPlaneConfig {
     pub health: HealthConfig,
     /// Agents that cannot reach the control plane, scraped anyway (`[[static_targets]]`).
     pub static_targets: Vec<StaticTarget>,
+    /// What to do about unhealthy nodes.
+    pub remediation: RemediationConfig,
+    /// Delivering commands to the agents.
+    pub commands: CommandsConfig,
+    /// Notifications (`[[webhooks]]`).
+    pub webhooks: Vec<WebhookConfig>,
 }
 
 /// `[server]`
@@ -407,6 +418,11 @@ impl ControlPlaneConfig {
                 ));
             }
         }
+        p.extend(remediation::problems(
+            &self.remediation,
+            &self.commands,
+            &self.webhooks,
+        ));
         if p.is_empty() {
             Ok(())
         } else {

@@ -160,6 +160,17 @@ enum NodesCommand {
     },
     /// Shut a node down.
     Terminate(StepArgs),
+    /// Run a diagnostic plugin on a node's agent; `nodes commands` shows its report.
+    Diagnose {
+        /// Node id or name.
+        node: String,
+        /// The plugin (default: the agent's `commands.diagnostic`).
+        #[arg(long)]
+        plugin: Option<String>,
+        /// Plugin parameter key=value (repeatable).
+        #[arg(long = "arg", value_name = "KEY=VALUE")]
+        args: Vec<String>,
+    },
     /// Clear a node's health verdict (a sticky `unhealthy`); it is recomputed from what
     /// still holds.
     ClearHealth {
@@ -289,6 +300,28 @@ fn nodes(cmd: NodesCommand, client: &Client, out: Output) -> Result<String, CliE
         NodesCommand::Uncordon(a) => step(client, "uncordon", a, None)?,
         NodesCommand::Drain { step: a, timeout } => step(client, "drain", a, timeout)?,
         NodesCommand::Terminate(a) => step(client, "terminate", a, None)?,
+        NodesCommand::Diagnose { node, plugin, args } => {
+            let mut map = serde_json::Map::new();
+            for a in args {
+                let (k, v) = a
+                    .split_once('=')
+                    .ok_or_else(|| CliError::Usage(format!("--arg {a:?}: expected KEY=VALUE")))?;
+                map.insert(k.to_string(), json!(v));
+            }
+            let v = client.call(
+                "POST",
+                &format!("/v1/nodes/{}/diagnose", seg(&node)),
+                Some(json!({"plugin": plugin, "args": map})),
+            )?;
+            (v, |v| {
+                format!(
+                    "diagnostic queued for node {} as command {}; see `gpuwarden nodes commands {}`\n",
+                    v["node"]["name"].as_str().unwrap_or("-"),
+                    v["command"]["id"].as_str().unwrap_or("-"),
+                    v["node"]["name"].as_str().unwrap_or("-"),
+                )
+            })
+        }
         NodesCommand::ClearHealth { node } => (
             client.call(
                 "POST",

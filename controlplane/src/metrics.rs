@@ -33,6 +33,12 @@ pub struct Metrics {
     pub nodes: IntGaugeVec,
     /// `gpuwarden_cp_targets`
     pub targets: IntGaugeVec,
+    /// `gpuwarden_cp_command_deliveries_total{result}`: attempts to deliver a command.
+    pub command_deliveries: IntCounterVec,
+    /// `gpuwarden_cp_remediation_steps_total{step}`
+    pub remediation_steps: IntCounterVec,
+    /// `gpuwarden_cp_webhook_deliveries_total{result}`
+    pub webhook_deliveries: IntCounterVec,
 }
 
 fn must<T>(r: prometheus::Result<T>) -> T {
@@ -118,8 +124,32 @@ impl Metrics {
             ),
             &["up"],
         ));
+        let command_deliveries = must(IntCounterVec::new(
+            Opts::new(
+                "gpuwarden_cp_command_deliveries_total",
+                "Attempts to deliver a command to an agent, by result (succeeded, failed, running, unreachable, refused, expired).",
+            ),
+            &["result"],
+        ));
+        let remediation_steps = must(IntCounterVec::new(
+            Opts::new(
+                "gpuwarden_cp_remediation_steps_total",
+                "Lifecycle steps taken by automatic remediation, by step.",
+            ),
+            &["step"],
+        ));
+        let webhook_deliveries = must(IntCounterVec::new(
+            Opts::new(
+                "gpuwarden_cp_webhook_deliveries_total",
+                "Webhook POSTs by result (ok, retry, dropped).",
+            ),
+            &["result"],
+        ));
         for c in [
-            Box::new(scrapes.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(command_deliveries.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(remediation_steps.clone()),
+            Box::new(webhook_deliveries.clone()),
+            Box::new(scrapes.clone()),
             Box::new(scrape_duration.clone()),
             Box::new(samples.clone()),
             Box::new(events.clone()),
@@ -146,6 +176,9 @@ impl Metrics {
             health_changes,
             nodes,
             targets,
+            command_deliveries,
+            remediation_steps,
+            webhook_deliveries,
         }
     }
 

@@ -251,8 +251,12 @@ pub struct Command {
     pub state: CommandState,
     /// Delivery attempts so far.
     pub attempts: i32,
-    /// The agent's answer.
-    pub result: Option<String>,
+    /// One line: what happened (the agent's message, or why delivery failed).
+    pub message: Option<String>,
+    /// The agent's whole answer: hook exit status and output, how a drain ended, a
+    /// diagnostic report.
+    #[schema(value_type = Option<Object>)]
+    pub result: Option<serde_json::Value>,
     /// Who asked.
     pub requested_by: String,
     /// Created (RFC 3339).

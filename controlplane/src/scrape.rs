@@ -51,6 +51,8 @@ pub struct Scraper {
     pub sample_limit: usize,
     /// The health policy (swappable at run time).
     pub policy: crate::policy::SharedPolicy,
+    /// Remediation and webhooks, told of health changes.
+    pub links: crate::wake::Links,
 }
 
 impl std::fmt::Debug for Scraper {
@@ -214,7 +216,17 @@ impl Scraper {
                 .with_label_values(&["transition"])
                 .inc();
             warn!(node = %id, error = %e, "storing a health change failed");
+            return;
         }
+        if c.to == crate::model::Health::Unhealthy {
+            self.links.remediate.notify();
+        }
+        self.links.notifier.send(
+            "health",
+            id,
+            now,
+            serde_json::json!({"health": {"from": c.from, "to": c.to, "reason": c.reason, "rule": c.rule}}),
+        );
     }
 
     /// Runs the gpu and node rules on the node's latest observation.

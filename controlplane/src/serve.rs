@@ -13,14 +13,18 @@ use tracing::{info, warn};
 use crate::api::{self, auth_digest, ApiSettings, AppState, Auth};
 use crate::clock::SharedClock;
 use crate::config::ControlPlaneConfig;
+use crate::deliver::{Dispatcher, DispatcherHandle, HttpSender};
 use crate::fleet::{Fleet, FleetSettings};
 use crate::health::HealthSettings;
 use crate::metrics::Metrics;
 use crate::model::{Source, Status};
+use crate::notify::{Notifier, NotifierHandle};
+use crate::remediate::{Remediator, RemediatorHandle};
 use crate::scrape::{HttpFetcher, Scraper, ScraperHandle};
 use crate::store::rows::{AdminTokenRow, NodeRow};
 use crate::store::{Store, StoreError, StoreOptions};
 use crate::token::{self, TokenKind};
+use crate::wake::Links;
 
 /// Why the control plane could not start.
 #[derive(Debug, Error)]
@@ -84,6 +88,7 @@ pub struct Running {
     server: actix_web::dev::ServerHandle,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     scraper: ScraperHandle,
+    loops: Option<(DispatcherHandle, RemediatorHandle, NotifierHandle)>,
 }
 
 impl std::fmt::Debug for Running {
@@ -99,7 +104,16 @@ impl Running {
     pub async fn stop(self) {
         self.server.stop(true).await;
         let _ = self.task.await;
-        let _ = tokio::task::spawn_blocking(move || self.scraper.stop()).await;
+        let (scraper, loops) = (self.scraper, self.loops);
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Some((d, r, n)) = loops {
+                r.stop();
+                d.stop();
+                n.stop();
+            }
+            scraper.stop();
+        })
+        .await;
     }
 }
 
@@ -255,6 +269,56 @@ pub async fn start(
     }
     info!(targets = fleet.len(), interval = %humantime::format_duration(cfg.scrape.interval), "scrape targets loaded");
     let metrics = Metrics::new();
+    let io = |what: &str| {
+        let what = what.to_string();
+        move |source| ServeError::Io { what, source }
+    };
+    let (notifier, notifier_handle) = Notifier::start(&cfg.webhooks, metrics.clone())
+        .map_err(io("starting the webhook threads"))?;
+    if !cfg.webhooks.is_empty() {
+        info!(
+            webhooks = cfg.webhooks.len(),
+            "notifications go to webhooks"
+        );
+    }
+    let dispatcher = Dispatcher::new(
+        store.clone(),
+        clock.clone(),
+        cfg.commands.clone(),
+        Arc::new(HttpSender::new(cfg.commands.timeout)),
+        metrics.clone(),
+        notifier.clone(),
+    );
+    let links = Links {
+        notifier: notifier.clone(),
+        dispatch: dispatcher.wake.clone(),
+        remediate: dispatcher.ended.clone(),
+    };
+    let remediator = Remediator::new(
+        store.clone(),
+        clock.clone(),
+        cfg.remediation.clone(),
+        metrics.clone(),
+        notifier,
+        links.dispatch.clone(),
+        links.remediate.clone(),
+    );
+    let pools: Vec<String> = cfg
+        .remediation
+        .pools
+        .iter()
+        .map(|(p, r)| {
+            format!(
+                "{p}={}",
+                r.action.unwrap_or(cfg.remediation.action).as_str()
+            )
+        })
+        .collect();
+    info!(action = cfg.remediation.action.as_str(), drain_timeout = %humantime::format_duration(cfg.remediation.drain_timeout), pools = %pools.join(","), "remediation of unhealthy nodes");
+    let dispatcher = dispatcher
+        .spawn()
+        .map_err(io("starting the command dispatcher"))?;
+    let remediator = remediator.spawn().map_err(io("starting remediation"))?;
     let scraper = Scraper {
         fleet: fleet.clone(),
         store: store.clone(),
@@ -270,6 +334,7 @@ pub async fn start(
         metrics: metrics.clone(),
         sample_limit: cfg.scrape.sample_limit,
         policy: policy.clone(),
+        links: links.clone(),
     }
     .spawn(
         cfg.scrape.concurrency,
@@ -294,6 +359,7 @@ pub async fn start(
             join_token_ttl: cfg.auth.join_token_ttl,
             node_token_ttl: cfg.auth.node_token_ttl,
         },
+        links,
     });
     let server =
         HttpServer::new(move || App::new().app_data(state.clone()).configure(api::configure))
@@ -326,6 +392,7 @@ pub async fn start(
         server: handle,
         task,
         scraper,
+        loops: Some((dispatcher, remediator, notifier_handle)),
     })
 }
 

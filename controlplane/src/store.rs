@@ -10,6 +10,7 @@
 pub mod rows;
 pub mod schema;
 
+mod commands;
 mod nodes;
 mod records;
 
@@ -24,6 +25,7 @@ use diesel::RunQueryDsl;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use thiserror::Error;
 
+pub use commands::DeliveryTarget;
 pub use nodes::{NodeFilter, Registered, Registration};
 pub use records::ObservationWrite;
 

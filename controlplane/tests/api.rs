@@ -60,6 +60,7 @@ fn env(bootstrap: bool) -> Env {
             join_token_ttl: Duration::from_secs(86_400),
             node_token_ttl: Duration::ZERO,
         },
+        links: Default::default(),
     });
     Env {
         _dir: dir,

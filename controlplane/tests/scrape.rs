@@ -71,6 +71,7 @@ fn rig(timeout: Duration, body_limit: u64, sample_limit: usize) -> Rig {
         metrics: Metrics::new(),
         sample_limit,
         policy: Arc::new(std::sync::RwLock::new(Arc::new(Policy::default_policy()))),
+        links: Default::default(),
     };
     Rig {
         _dir: dir,

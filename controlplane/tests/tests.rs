@@ -11,5 +11,6 @@ mod util;
 
 mod api;
 mod cli;
+mod remediate;
 mod scrape;
 mod store;

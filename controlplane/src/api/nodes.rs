@@ -14,10 +14,8 @@ use super::{blocking, valid_name, ApiError, AppState};
 use crate::clock::rfc3339;
 use crate::config::valid_base_url;
 use crate::lifecycle::Step;
-use crate::model::{
-    Command, CommandKind, CommandState, Connectivity, Health, Node, Source, Status,
-};
-use crate::store::rows::{CommandRow, NewAudit, NodeRow, NodeTokenRow};
+use crate::model::{Command, CommandKind, Connectivity, Health, Node, Source, Status};
+use crate::store::rows::{NewAudit, NodeRow, NodeTokenRow};
 use crate::store::NodeFilter;
 use crate::token::{self, TokenKind};
 
@@ -422,6 +420,14 @@ pub(super) async fn clear_health(
         store.node(&nid)
     })
     .await?;
+    if row.health != before {
+        state.links.notifier.send(
+            "health",
+            &row.id,
+            now,
+            json!({"health": {"from": before, "to": row.health, "reason": format!("cleared by {}", admin.0), "rule": null}}),
+        );
+    }
     Ok(HttpResponse::Ok().json(node_json(&row, &state)?))
 }
 
@@ -489,20 +495,13 @@ pub(super) async fn step(
     }
     let id = load(&state, &key).await?.id;
     let now = state.clock.now_ms();
-    let cmd = CommandRow {
-        id: token::random_id("cmd-")?,
-        node_id: id.clone(),
-        kind: kind.as_str().into(),
-        params: json!({"reason": reason, "timeout": b.timeout}).to_string(),
-        state: CommandState::Pending.as_str().into(),
-        attempts: 0,
-        result: None,
-        requested_by: admin.0.clone(),
-        created_at: now,
-        updated_at: now,
-        next_attempt_at: now,
-        completed_at: None,
-    };
+    let cmd = super::commands::new_command(
+        &id,
+        kind,
+        json!({"reason": reason, "timeout": b.timeout}),
+        &admin.0,
+        now,
+    )?;
     let entry = NewAudit::ok(
         &admin.0,
         &format!("node.{action}"),
@@ -514,6 +513,7 @@ pub(super) async fn step(
     let (row, cmd) =
         blocking(move || store.apply_step(&nid, step, &reason, &actor, Some(cmd), entry)).await?;
     state.fleet.sync(&row, now);
+    state.links.dispatch.notify();
     let command = cmd
         .ok_or_else(|| ApiError::internal("command not stored"))?
         .to_model()?;

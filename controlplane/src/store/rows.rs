@@ -264,7 +264,10 @@ impl CommandRow {
                 .map_err(|e| StoreError::Corrupt(format!("params of command {}: {e}", self.id)))?,
             state: parse(&self.state)?,
             attempts: self.attempts,
-            result: self.result.clone(),
+            message: self.result.as_deref().map(crate::deliver::message_of),
+            result: self.result.as_deref().map(|r| {
+                serde_json::from_str(r).unwrap_or_else(|_| serde_json::Value::String(r.into()))
+            }),
             requested_by: self.requested_by.clone(),
             created_at: rfc3339(self.created_at),
             completed_at: self.completed_at.map(rfc3339),

@@ -1,0 +1,118 @@
+//! `POST /v1/nodes/{id}/diagnose` (a run_diagnostic command) and `GET /v1/commands/{id}`.
+
+use std::collections::BTreeMap;
+
+use actix_web::{get, post, web, HttpResponse};
+use serde::Deserialize;
+use serde_json::json;
+use utoipa::ToSchema;
+
+use super::auth::Admin;
+use super::nodes::{load, node_json, StepResult};
+use super::{blocking, ApiError, AppState};
+use crate::model::{Command, CommandKind, CommandState};
+use crate::store::rows::{CommandRow, NewAudit};
+use crate::token;
+
+/// A new `pending` command for `node`, due now.
+pub fn new_command(
+    node: &str,
+    kind: CommandKind,
+    params: serde_json::Value,
+    by: &str,
+    now: i64,
+) -> Result<CommandRow, ApiError> {
+    Ok(CommandRow {
+        id: token::random_id("cmd-")?,
+        node_id: node.to_string(),
+        kind: kind.as_str().into(),
+        params: params.to_string(),
+        state: CommandState::Pending.as_str().into(),
+        attempts: 0,
+        result: None,
+        requested_by: by.to_string(),
+        created_at: now,
+        updated_at: now,
+        next_attempt_at: now,
+        completed_at: None,
+    })
+}
+
+/// Body of `POST /v1/nodes/{id}/diagnose`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DiagnoseRequest {
+    /// The diagnostic plugin (default: the agent's `commands.diagnostic`).
+    #[serde(default)]
+    pub plugin: Option<String>,
+    /// Plugin parameters.
+    #[serde(default)]
+    pub args: BTreeMap<String, String>,
+}
+
+#[utoipa::path(
+    post, path = "/v1/nodes/{id}/diagnose",
+    description = "Runs a diagnostic plugin on the node's agent; its report is stored as the command's result (`GET /v1/nodes/{id}/commands`).",
+    request_body(content = DiagnoseRequest, description = "Optional"),
+    responses((status = 202, body = StepResult), (status = 400), (status = 401), (status = 404))
+)]
+#[post("/v1/nodes/{id}/diagnose")]
+pub(super) async fn diagnose(
+    admin: Admin,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    body: Option<web::Json<DiagnoseRequest>>,
+) -> Result<HttpResponse, ApiError> {
+    let b = body.map(|b| b.into_inner()).unwrap_or_default();
+    if let Some(p) = &b.plugin {
+        if p.is_empty() || p.len() > 128 {
+            return Err(ApiError::invalid("plugin must be 1 to 128 characters"));
+        }
+    }
+    if b.args.len() > 64 || b.args.iter().any(|(k, v)| k.len() > 128 || v.len() > 4096) {
+        return Err(ApiError::invalid(
+            "args: at most 64, names up to 128 bytes, values up to 4096",
+        ));
+    }
+    let row = load(&state, &id).await?;
+    let now = state.clock.now_ms();
+    let cmd = new_command(
+        &row.id,
+        CommandKind::RunDiagnostic,
+        json!({"plugin": b.plugin, "args": b.args}),
+        &admin.0,
+        now,
+    )?;
+    let entry = NewAudit::ok(
+        &admin.0,
+        "node.diagnose",
+        &row.id,
+        json!({"plugin": b.plugin, "command": cmd.id}),
+        now,
+    );
+    let store = state.store.clone();
+    let stored = cmd.clone();
+    blocking(move || store.add_command(&stored, entry)).await?;
+    state.links.dispatch.notify();
+    Ok(HttpResponse::Accepted().json(StepResult {
+        node: node_json(&row, &state)?,
+        command: cmd.to_model()?,
+    }))
+}
+
+#[utoipa::path(
+    get, path = "/v1/commands/{id}",
+    description = "One command: its delivery state and the agent's result.",
+    responses((status = 200, body = Command), (status = 401), (status = 404))
+)]
+#[get("/v1/commands/{id}")]
+pub(super) async fn get(
+    _admin: Admin,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let store = state.store.clone();
+    let id = id.into_inner();
+    let row = blocking(move || store.command(&id)).await?;
+    Ok(HttpResponse::Ok().json(row.to_model()?))
+}

@@ -1,0 +1,396 @@
+//! Remediation: what the control plane does about an unhealthy node, step by step, as its
+//! pool's plan says (`[remediation]`): cordon, then drain, then terminate.
+//!
+//! Nothing here is remembered in memory. Each pass looks at every unhealthy node and decides
+//! its next step from the database alone: its status, when it last turned unhealthy (the
+//! episode), and the commands created since. A step is stored with its transition, its
+//! command and its audit entry in one transaction, and the next step is taken only once the
+//! agent reported the previous one done. So a control plane killed mid-remediation carries
+//! on where it stopped, and no step is taken twice.
+//!
+//! An operator who acts on the node during the episode (uncordon, drain, terminate by hand)
+//! takes over: remediation leaves the node alone until it turns unhealthy again. A step
+//! that failed stops the plan too; the failure is audited and notified.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use serde_json::json;
+use tracing::{info, warn};
+
+use crate::clock::SharedClock;
+use crate::config::{Plan, RemediationConfig};
+use crate::lifecycle::Step;
+use crate::metrics::Metrics;
+use crate::model::{CommandKind, CommandState, Status};
+use crate::notify::Notifier;
+use crate::store::rows::{CommandRow, NewAudit, NodeRow};
+use crate::store::{Store, StoreError};
+use crate::wake::Wake;
+
+/// Who remediation's commands and transitions are by.
+pub const ACTOR: &str = "remediation";
+
+/// What to do next with one unhealthy node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Take this step.
+    Step(Step),
+    /// A command is under way; wait for it.
+    Wait,
+    /// Nothing (more) to do: the plan is complete, or says nothing.
+    Done,
+    /// Stop: an operator took over, or a step failed (why).
+    Stop(String),
+}
+
+/// The next step for a node whose status is `status`, with `episode` the commands created
+/// since it turned unhealthy (any order).
+pub fn decide(plan: Plan, status: Status, episode: &[CommandRow]) -> Decision {
+    if episode.iter().any(|c| {
+        c.state == CommandState::Pending.as_str() || c.state == CommandState::Running.as_str()
+    }) {
+        return Decision::Wait;
+    }
+    if let Some(c) = episode.iter().find(|c| c.requested_by != ACTOR) {
+        return Decision::Stop(format!(
+            "{} asked for {} ({}) since the node turned unhealthy",
+            c.requested_by, c.kind, c.id
+        ));
+    }
+    let ours = |kind: CommandKind| episode.iter().find(|c| c.kind == kind.as_str());
+    for kind in [
+        CommandKind::Cordon,
+        CommandKind::Drain,
+        CommandKind::Terminate,
+    ] {
+        if let Some(c) = ours(kind) {
+            if c.state != CommandState::Succeeded.as_str() {
+                return Decision::Stop(format!("{} {} ended {}", c.kind, c.id, c.state));
+            }
+        }
+    }
+    let want = |p: Plan| plan >= p;
+    match status {
+        Status::Active if want(Plan::Cordon) => Decision::Step(Step::Cordon),
+        Status::Cordoned if want(Plan::CordonDrain) => Decision::Step(Step::Drain),
+        Status::Draining if want(Plan::CordonDrainTerminate) => {
+            // Terminate only after a drain remediation saw through.
+            if ours(CommandKind::Drain).is_some() {
+                Decision::Step(Step::Terminate)
+            } else {
+                Decision::Stop("the node was draining before it turned unhealthy".into())
+            }
+        }
+        _ => Decision::Done,
+    }
+}
+
+/// The remediation loop.
+#[derive(Clone)]
+pub struct Remediator {
+    /// Nodes, commands, transitions.
+    pub store: Arc<Store>,
+    /// Time.
+    pub clock: SharedClock,
+    /// Plans.
+    pub cfg: RemediationConfig,
+    /// Own metrics.
+    pub metrics: Metrics,
+    /// Webhooks.
+    pub notifier: Notifier,
+    /// Woken to deliver a new command.
+    pub dispatch: Arc<Wake>,
+    /// Wakes this loop (a node turned unhealthy, a command ended).
+    pub wake: Arc<Wake>,
+    stopped: Arc<Mutex<HashSet<(String, i64)>>>,
+}
+
+impl std::fmt::Debug for Remediator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Remediator").finish_non_exhaustive()
+    }
+}
+
+/// The running loop; [`RemediatorHandle::stop`] ends it.
+#[derive(Debug)]
+pub struct RemediatorHandle {
+    stop: Arc<AtomicBool>,
+    wake: Arc<Wake>,
+    thread: JoinHandle<()>,
+}
+
+impl RemediatorHandle {
+    /// Ends the loop after the pass under way.
+    pub fn stop(self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.wake.notify();
+        let _ = self.thread.join();
+    }
+}
+
+impl Remediator {
+    /// A remediator; `wake` is the one the dispatcher and the scraper notify.
+    pub fn new(
+        store: Arc<Store>,
+        clock: SharedClock,
+        cfg: RemediationConfig,
+        metrics: Metrics,
+        notifier: Notifier,
+        dispatch: Arc<Wake>,
+        wake: Arc<Wake>,
+    ) -> Self {
+        Remediator {
+            store,
+            clock,
+            cfg,
+            metrics,
+            notifier,
+            dispatch,
+            wake,
+            stopped: Arc::default(),
+        }
+    }
+
+    /// One pass over the unhealthy nodes; returns the steps taken.
+    pub fn run_once(&self) -> usize {
+        let nodes = match self.store.unhealthy_nodes() {
+            Ok(n) => n,
+            Err(e) => {
+                warn!(error = %e, "remediation cannot read the unhealthy nodes");
+                return 0;
+            }
+        };
+        let mut steps = 0;
+        for n in &nodes {
+            match self.reconcile(n) {
+                Ok(true) => steps += 1,
+                Ok(false) => {}
+                Err(e) => {
+                    warn!(node = %n.id, error = %e, "remediation step failed; tried again next pass")
+                }
+            }
+        }
+        if steps > 0 {
+            self.dispatch.notify();
+        }
+        steps
+    }
+
+    fn reconcile(&self, node: &NodeRow) -> Result<bool, StoreError> {
+        let (plan, drain_timeout) = self.cfg.for_pool(&node.pool);
+        if plan == Plan::Nothing {
+            return Ok(false);
+        }
+        let Some(since) = self.store.unhealthy_since(&node.id)? else {
+            return Ok(false);
+        };
+        let episode: Vec<CommandRow> = self
+            .store
+            .commands(&node.id, 50)?
+            .into_iter()
+            .filter(|c| c.created_at >= since)
+            .collect();
+        let status = node.status()?;
+        let step = match decide(plan, status, &episode) {
+            Decision::Step(s) => s,
+            Decision::Stop(why) => {
+                let first = self
+                    .stopped
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert((node.id.clone(), since));
+                if first {
+                    warn!(node = %node.id, %why, "remediation stops for this node until it turns unhealthy again");
+                    let now = self.clock.now_ms();
+                    self.notifier.send(
+                        "remediation",
+                        &node.id,
+                        now,
+                        json!({"remediation": {"step": "stopped", "reason": why}}),
+                    );
+                }
+                return Ok(false);
+            }
+            Decision::Wait | Decision::Done => return Ok(false),
+        };
+        let kind = match step {
+            Step::Cordon => CommandKind::Cordon,
+            Step::Drain => CommandKind::Drain,
+            _ => CommandKind::Terminate,
+        };
+        let now = self.clock.now_ms();
+        let health_reason = self
+            .store
+            .transitions(&node.id, 20)?
+            .into_iter()
+            .find(|t| t.field == "health" && t.to_state == "unhealthy")
+            .map(|t| t.reason)
+            .unwrap_or_else(|| "unhealthy".into());
+        let reason = format!("{}: {health_reason}", plan.as_str());
+        let timeout = humantime::format_duration(drain_timeout).to_string();
+        let params = match kind {
+            CommandKind::Drain => json!({"reason": reason, "timeout": timeout}),
+            _ => json!({"reason": reason}),
+        };
+        let id = crate::token::random_id("cmd-")
+            .map_err(|e| StoreError::Corrupt(format!("no randomness for a command id: {e}")))?;
+        let cmd = CommandRow {
+            id: id.clone(),
+            node_id: node.id.clone(),
+            kind: kind.as_str().into(),
+            params: params.to_string(),
+            state: CommandState::Pending.as_str().into(),
+            attempts: 0,
+            result: None,
+            requested_by: ACTOR.into(),
+            created_at: now,
+            updated_at: now,
+            next_attempt_at: now,
+            completed_at: None,
+        };
+        let entry = NewAudit::ok(
+            ACTOR,
+            &format!("node.{}", step.as_str()),
+            &node.id,
+            json!({"reason": reason, "command": id, "plan": plan.as_str()}),
+            now,
+        );
+        let (row, _) = self
+            .store
+            .apply_step(&node.id, step, &reason, ACTOR, Some(cmd), entry)?;
+        info!(node = %node.id, step = step.as_str(), command = %id, status = %row.status, %reason, "remediation step");
+        self.metrics
+            .remediation_steps
+            .with_label_values(&[step.as_str()])
+            .inc();
+        self.notifier.send(
+            "remediation",
+            &node.id,
+            now,
+            json!({"remediation": {"step": step.as_str(), "command": id, "plan": plan.as_str(),
+                   "reason": reason, "status": row.status}}),
+        );
+        Ok(true)
+    }
+
+    /// Starts the loop: a pass when woken, and every second.
+    pub fn spawn(self) -> std::io::Result<RemediatorHandle> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (st, wake) = (stop.clone(), self.wake.clone());
+        let thread = std::thread::Builder::new()
+            .name("remediation".into())
+            .spawn(move || {
+                while !st.load(Ordering::SeqCst) {
+                    self.run_once();
+                    self.wake.wait(Duration::from_secs(1));
+                }
+            })?;
+        Ok(RemediatorHandle { stop, wake, thread })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cmd(kind: CommandKind, state: CommandState, by: &str) -> CommandRow {
+        CommandRow {
+            id: format!("cmd-{}", kind.as_str()),
+            node_id: "n".into(),
+            kind: kind.as_str().into(),
+            params: "{}".into(),
+            state: state.as_str().into(),
+            attempts: 1,
+            result: None,
+            requested_by: by.into(),
+            created_at: 0,
+            updated_at: 0,
+            next_attempt_at: 0,
+            completed_at: None,
+        }
+    }
+
+    #[test]
+    fn the_full_plan_walks_cordon_drain_terminate_one_finished_step_at_a_time() {
+        use CommandKind::*;
+        use CommandState::*;
+        let full = Plan::CordonDrainTerminate;
+        assert_eq!(
+            decide(full, Status::Active, &[]),
+            Decision::Step(Step::Cordon)
+        );
+        let cordoning = [cmd(Cordon, Pending, ACTOR)];
+        assert_eq!(decide(full, Status::Cordoned, &cordoning), Decision::Wait);
+        let cordoned = [cmd(Cordon, Succeeded, ACTOR)];
+        assert_eq!(
+            decide(full, Status::Cordoned, &cordoned),
+            Decision::Step(Step::Drain)
+        );
+        let draining = [cmd(Cordon, Succeeded, ACTOR), cmd(Drain, Running, ACTOR)];
+        assert_eq!(decide(full, Status::Draining, &draining), Decision::Wait);
+        let drained = [cmd(Cordon, Succeeded, ACTOR), cmd(Drain, Succeeded, ACTOR)];
+        assert_eq!(
+            decide(full, Status::Draining, &drained),
+            Decision::Step(Step::Terminate)
+        );
+        let gone = [
+            cmd(Cordon, Succeeded, ACTOR),
+            cmd(Drain, Succeeded, ACTOR),
+            cmd(Terminate, Succeeded, ACTOR),
+        ];
+        assert_eq!(decide(full, Status::Terminated, &gone), Decision::Done);
+    }
+
+    #[test]
+    fn each_plan_stops_where_it_says() {
+        use CommandKind::*;
+        use CommandState::*;
+        assert_eq!(decide(Plan::Nothing, Status::Active, &[]), Decision::Done);
+        let cordoned = [cmd(Cordon, Succeeded, ACTOR)];
+        assert_eq!(
+            decide(Plan::Cordon, Status::Cordoned, &cordoned),
+            Decision::Done
+        );
+        let drained = [cmd(Cordon, Succeeded, ACTOR), cmd(Drain, Succeeded, ACTOR)];
+        assert_eq!(
+            decide(Plan::CordonDrain, Status::Draining, &drained),
+            Decision::Done
+        );
+        // A node an operator had cordoned already goes straight to the drain.
+        assert_eq!(
+            decide(Plan::CordonDrain, Status::Cordoned, &[]),
+            Decision::Step(Step::Drain)
+        );
+    }
+
+    #[test]
+    fn a_failed_step_or_an_operator_stops_the_plan() {
+        use CommandKind::*;
+        use CommandState::*;
+        let full = Plan::CordonDrainTerminate;
+        let failed = [cmd(Cordon, Failed, ACTOR)];
+        match decide(full, Status::Cordoned, &failed) {
+            Decision::Stop(why) => assert!(why.contains("cordon cmd-cordon ended failed"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        let operator = [
+            cmd(Cordon, Succeeded, ACTOR),
+            cmd(Uncordon, Succeeded, "admin:gwa_1234"),
+        ];
+        match decide(full, Status::Active, &operator) {
+            Decision::Stop(why) => assert!(
+                why.starts_with("admin:gwa_1234 asked for uncordon"),
+                "{why}"
+            ),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            decide(full, Status::Draining, &[]),
+            Decision::Stop(_)
+        ));
+    }
+}

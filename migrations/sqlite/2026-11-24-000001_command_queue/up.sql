@@ -1,0 +1,1 @@
+CREATE INDEX commands_due ON commands (state, next_attempt_at);
