@@ -174,6 +174,9 @@ pub struct HealthConfig {
     /// How long a degraded condition must have stopped before the node is healthy again.
     #[serde(with = "humantime_serde")]
     pub degraded_clear_after: Duration,
+    /// How often the policy file is looked at for edits (hot reload); 0 turns reload off.
+    #[serde(with = "humantime_serde")]
+    pub reload_interval: Duration,
 }
 
 impl Default for HealthConfig {
@@ -181,6 +184,7 @@ impl Default for HealthConfig {
         Self {
             policy_file: PathBuf::new(),
             degraded_clear_after: Duration::from_secs(300),
+            reload_interval: Duration::from_secs(2),
         }
     }
 }

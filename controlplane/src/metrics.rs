@@ -39,6 +39,8 @@ pub struct Metrics {
     pub remediation_steps: IntCounterVec,
     /// `gpuwarden_cp_webhook_deliveries_total{result}`
     pub webhook_deliveries: IntCounterVec,
+    /// `gpuwarden_cp_policy_reloads_total{result}`
+    pub policy_reloads: IntCounterVec,
 }
 
 fn must<T>(r: prometheus::Result<T>) -> T {
@@ -145,8 +147,16 @@ impl Metrics {
             ),
             &["result"],
         ));
+        let policy_reloads = must(IntCounterVec::new(
+            Opts::new(
+                "gpuwarden_cp_policy_reloads_total",
+                "Edits of the policy file seen, by result (applied, rejected).",
+            ),
+            &["result"],
+        ));
         for c in [
-            Box::new(command_deliveries.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(policy_reloads.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(command_deliveries.clone()),
             Box::new(remediation_steps.clone()),
             Box::new(webhook_deliveries.clone()),
             Box::new(scrapes.clone()),
@@ -179,6 +189,7 @@ impl Metrics {
             command_deliveries,
             remediation_steps,
             webhook_deliveries,
+            policy_reloads,
         }
     }
 

@@ -15,6 +15,7 @@
 
 mod file;
 mod input;
+pub mod watch;
 
 use std::time::Duration;
 

@@ -88,7 +88,12 @@ pub struct Running {
     server: actix_web::dev::ServerHandle,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     scraper: ScraperHandle,
-    loops: Option<(DispatcherHandle, RemediatorHandle, NotifierHandle)>,
+    loops: Option<(
+        DispatcherHandle,
+        RemediatorHandle,
+        NotifierHandle,
+        Option<crate::policy::watch::WatchHandle>,
+    )>,
 }
 
 impl std::fmt::Debug for Running {
@@ -106,7 +111,10 @@ impl Running {
         let _ = self.task.await;
         let (scraper, loops) = (self.scraper, self.loops);
         let _ = tokio::task::spawn_blocking(move || {
-            if let Some((d, r, n)) = loops {
+            if let Some((d, r, n, w)) = loops {
+                if let Some(w) = w {
+                    w.stop();
+                }
                 r.stop();
                 d.stop();
                 n.stop();
@@ -315,6 +323,15 @@ pub async fn start(
         })
         .collect();
     info!(action = cfg.remediation.action.as_str(), drain_timeout = %humantime::format_duration(cfg.remediation.drain_timeout), pools = %pools.join(","), "remediation of unhealthy nodes");
+    let watcher =
+        if cfg.health.policy_file.as_os_str().is_empty() || cfg.health.reload_interval.is_zero() {
+            None
+        } else {
+            Some(
+                watch_policy(&cfg, &policy, &store, &metrics, &clock)
+                    .map_err(io("starting the policy watcher"))?,
+            )
+        };
     let dispatcher = dispatcher
         .spawn()
         .map_err(io("starting the command dispatcher"))?;
@@ -392,7 +409,45 @@ pub async fn start(
         server: handle,
         task,
         scraper,
-        loops: Some((dispatcher, remediator, notifier_handle)),
+        loops: Some((dispatcher, remediator, notifier_handle, watcher)),
+    })
+}
+
+/// Reloads `health.policy_file` when it is edited; each reload is audited and counted.
+fn watch_policy(
+    cfg: &ControlPlaneConfig,
+    policy: &crate::policy::SharedPolicy,
+    store: &Arc<Store>,
+    metrics: &Metrics,
+    clock: &SharedClock,
+) -> std::io::Result<crate::policy::watch::WatchHandle> {
+    use crate::policy::watch::{self, Reload};
+    let (store, m, c) = (store.clone(), metrics.clone(), clock.clone());
+    let w = watch::Watcher::new(cfg.health.policy_file.clone(), policy.clone());
+    watch::spawn(w, cfg.health.reload_interval, move |r| {
+        let (label, details, result) = match r {
+            Reload::Applied(n) => ("applied", serde_json::json!({"rules": n}), "ok".to_string()),
+            Reload::Rejected(p) => (
+                "rejected",
+                serde_json::json!({"problems": p}),
+                format!("rejected: {} problem(s); the running policy stays", p.len()),
+            ),
+            Reload::Unchanged => return,
+        };
+        m.policy_reloads.with_label_values(&[label]).inc();
+        let entry = crate::store::rows::NewAudit {
+            result,
+            ..crate::store::rows::NewAudit::ok(
+                "file",
+                "policy.reload",
+                "policy",
+                details,
+                c.now_ms(),
+            )
+        };
+        if let Err(e) = store.audit(entry) {
+            warn!(error = %e, "auditing a policy reload failed");
+        }
     })
 }
 
