@@ -214,6 +214,7 @@ pub fn valid_name(s: &str) -> bool {
         policies::validate,
         policies::get,
         policies::put,
+        policies::simulate,
     ),
     components(schemas(
         crate::model::Node,
@@ -293,6 +294,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(policies::validate)
     .service(policies::get)
     .service(policies::put)
+    .service(policies::simulate)
     .default_service(web::to(|req: actix_web::HttpRequest| async move {
         Err::<HttpResponse, _>(ApiError::not_found(format!(
             "no route for {} {}",

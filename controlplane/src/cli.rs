@@ -150,16 +150,36 @@ impl Client {
 
     /// Sends a request; returns the JSON answer (`null` for 204).
     pub fn call(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, CliError> {
+        let body = match method {
+            "GET" | "DELETE" => None,
+            _ => Some((
+                serde_json::to_string(&body.unwrap_or_else(|| json!({}))).unwrap_or_default(),
+                "application/json",
+            )),
+        };
+        self.send(method, path, body)
+    }
+
+    /// Sends `text` (a policy document, say) as the body.
+    pub fn call_text(
+        &self,
+        method: &str,
+        path: &str,
+        text: String,
+        content_type: &str,
+    ) -> Result<Value, CliError> {
+        self.send(method, path, Some((text, content_type)))
+    }
+
+    fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<(String, &str)>,
+    ) -> Result<Value, CliError> {
         let url = format!("{}{path}", self.target.server);
         let auth = self.target.token.as_ref().map(|t| format!("Bearer {t}"));
         let result = match (method, body) {
-            ("GET", _) => {
-                let mut r = self.agent.get(&url);
-                if let Some(a) = &auth {
-                    r = r.header("Authorization", a);
-                }
-                r.call()
-            }
             ("DELETE", _) => {
                 let mut r = self.agent.delete(&url);
                 if let Some(a) = &auth {
@@ -167,12 +187,23 @@ impl Client {
                 }
                 r.call()
             }
-            (_, body) => {
-                let mut r = self.agent.post(&url);
+            (_, None) => {
+                let mut r = self.agent.get(&url);
                 if let Some(a) = &auth {
                     r = r.header("Authorization", a);
                 }
-                r.send_json(body.unwrap_or_else(|| json!({})))
+                r.call()
+            }
+            (_, Some((text, ct))) => {
+                let mut r = if method == "PUT" {
+                    self.agent.put(&url)
+                } else {
+                    self.agent.post(&url)
+                };
+                if let Some(a) = &auth {
+                    r = r.header("Authorization", a);
+                }
+                r.header("Content-Type", ct).send(text)
             }
         };
         let mut resp = result.map_err(|e| CliError::Unreachable {
@@ -197,10 +228,30 @@ impl Client {
         if (200..300).contains(&status) {
             return Ok(v);
         }
-        let code = v["error"]["code"].as_str().unwrap_or("error").to_string();
+        let code = v["error"]["code"].as_str().unwrap_or("invalid").to_string();
         let mut message = v["error"]["message"]
             .as_str()
             .map(str::to_string)
+            .or_else(|| {
+                // An invalid policy: every problem, one per line.
+                let errs = v["errors"].as_array()?;
+                let lines: Vec<String> = errs
+                    .iter()
+                    .map(|e| {
+                        let rule = e["rule"]
+                            .as_str()
+                            .map(|r| format!("rule {r:?}, "))
+                            .unwrap_or_default();
+                        format!(
+                            "\n  {rule}line {}, column {}: {}",
+                            e["line"],
+                            e["column"],
+                            s(&e["message"])
+                        )
+                    })
+                    .collect();
+                Some(format!("the policy is invalid:{}", lines.concat()))
+            })
             .unwrap_or_else(|| v.to_string());
         if status == 401 && self.target.token.is_none() {
             message.push_str(
@@ -387,6 +438,75 @@ pub fn commands_table(v: &Value) -> String {
         ]);
     }
     t.render()
+}
+
+/// What `policies simulate` prints: the totals, then every node either policy flagged.
+pub fn simulation_table(v: &Value) -> String {
+    let c = |p: &str, k: &str| v[p][k].as_u64().unwrap_or(0);
+    let mut out = format!(
+        "window {} .. {}: {} nodes, {} events, {} observations\n\
+         current:   {} healthy, {} degraded, {} unhealthy\n\
+         candidate: {} healthy, {} degraded, {} unhealthy\n\
+         {} node(s) change verdict\n\n",
+        s(&v["since"]),
+        s(&v["until"]),
+        v["nodes_evaluated"],
+        v["events_evaluated"],
+        v["observations_evaluated"],
+        c("current", "healthy"),
+        c("current", "degraded"),
+        c("current", "unhealthy"),
+        c("candidate", "healthy"),
+        c("candidate", "degraded"),
+        c("candidate", "unhealthy"),
+        v["changed"],
+    );
+    let mut t = Table::new(&[
+        "NODE",
+        "POOL",
+        "CURRENT",
+        "CANDIDATE",
+        "CHANGED",
+        "CANDIDATE RULES",
+    ]);
+    for n in v["nodes"].as_array().into_iter().flatten() {
+        let rules: Vec<String> = n["candidate"]["rules"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| format!("{}×{}", s(&r["rule"]), r["hits"]))
+            .collect();
+        t.row(vec![
+            s(&n["name"]),
+            s(&n["pool"]),
+            s(&n["current"]["verdict"]),
+            s(&n["candidate"]["verdict"]),
+            if n["changed"].as_bool() == Some(true) {
+                "yes".into()
+            } else {
+                "-".into()
+            },
+            if rules.is_empty() {
+                "-".into()
+            } else {
+                rules.join(", ")
+            },
+        ]);
+    }
+    out.push_str(&t.render());
+    for f in v["failures"].as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "rule {} of the {} policy failed {} time(s): {}\n",
+            s(&f["rule"]),
+            s(&f["policy"]),
+            f["count"],
+            s(&f["error"])
+        ));
+    }
+    for n in v["notes"].as_array().into_iter().flatten() {
+        out.push_str(&format!("note: {}\n", s(n)));
+    }
+    out
 }
 
 /// The table of `audit`.

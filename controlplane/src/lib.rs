@@ -29,6 +29,7 @@ pub mod remediate;
 pub mod schedule;
 pub mod scrape;
 pub mod serve;
+pub mod simulate;
 pub mod store;
 pub mod token;
 pub mod wake;

@@ -65,6 +65,13 @@ enum Command {
         #[command(flatten)]
         conn: Conn,
     },
+    /// Show, check, replace and try out health policies.
+    Policies {
+        #[command(subcommand)]
+        command: PoliciesCommand,
+        #[command(flatten)]
+        conn: Conn,
+    },
     /// The audit log of admin actions, newest first.
     Audit {
         /// How many entries.
@@ -73,6 +80,86 @@ enum Command {
         #[command(flatten)]
         conn: Conn,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum PoliciesCommand {
+    /// Print the running policy document.
+    Get,
+    /// Check a policy file on the control plane without loading it.
+    Validate {
+        /// Policy file (TOML).
+        file: PathBuf,
+    },
+    /// Replace the running policy (only when the file is valid).
+    Apply {
+        /// Policy file (TOML).
+        file: PathBuf,
+    },
+    /// Compare a candidate policy with the running one over the stored events and
+    /// observations of a window: which nodes it would flag, and why.
+    Simulate {
+        /// Candidate policy file (TOML).
+        file: PathBuf,
+        /// Window start: RFC 3339, or how long ago (e.g. 24h).
+        #[arg(long, default_value = "24h")]
+        since: String,
+        /// Window end: RFC 3339, or how long ago [default: now].
+        #[arg(long)]
+        until: Option<String>,
+        /// Only nodes of this pool.
+        #[arg(long)]
+        pool: Option<String>,
+    },
+}
+
+fn read_policy(file: &std::path::Path) -> Result<String, CliError> {
+    std::fs::read_to_string(file)
+        .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", file.display())))
+}
+
+fn policies(cmd: PoliciesCommand, client: &Client, out: Output) -> Result<String, CliError> {
+    let (v, render): (Value, Render) = match cmd {
+        PoliciesCommand::Get => (client.call("GET", "/v1/policies", None)?, |v| {
+            format!("{}\n", v["source"].as_str().unwrap_or("").trim_end())
+        }),
+        PoliciesCommand::Validate { file } => {
+            let text = read_policy(&file)?;
+            (
+                client.call_text("POST", "/v1/policies/validate", text, "application/toml")?,
+                |v| format!("valid: {} rules\n", v["rules"]),
+            )
+        }
+        PoliciesCommand::Apply { file } => {
+            let text = read_policy(&file)?;
+            (
+                client.call_text("PUT", "/v1/policies", text, "application/toml")?,
+                |v| {
+                    format!(
+                        "policy applied: {} rules\n",
+                        v["rules"].as_array().map_or(0, Vec::len)
+                    )
+                },
+            )
+        }
+        PoliciesCommand::Simulate {
+            file,
+            since,
+            until,
+            pool,
+        } => {
+            let text = read_policy(&file)?;
+            let body = json!({"policy": text, "since": since, "until": until, "pool": pool});
+            (
+                client.call("POST", "/v1/policies/simulate", Some(body))?,
+                cli::simulation_table,
+            )
+        }
+    };
+    Ok(match out {
+        Output::Json => format!("{}\n", serde_json::to_string_pretty(&v).unwrap_or_default()),
+        Output::Table => render(&v),
+    })
 }
 
 #[derive(Debug, Subcommand)]
@@ -457,6 +544,7 @@ fn main() -> ExitCode {
             check_config,
         } => serve_command(config, listen, database, check_config),
         Command::Nodes { command, conn } => run_cli(conn, |c, out| nodes(command, c, out)),
+        Command::Policies { command, conn } => run_cli(conn, |c, out| policies(command, c, out)),
         Command::Audit { limit, conn } => run_cli(conn, |c, out| {
             let v = c.call("GET", &format!("/v1/audit?limit={limit}"), None)?;
             Ok(match out {

@@ -17,17 +17,17 @@ use serde_json::{json, Value};
 
 use crate::util::{sqlite_store, TempDir};
 
-const ADMIN: &str = "admin-token-for-tests-0001";
+pub(crate) const ADMIN: &str = "admin-token-for-tests-0001";
 const BOOT: &str = "bootstrap-token-for-tests-1";
 
-struct Env {
+pub(crate) struct Env {
     _dir: TempDir,
-    clock: FakeClock,
-    store: Arc<Store>,
-    data: web::Data<AppState>,
+    pub(crate) clock: FakeClock,
+    pub(crate) store: Arc<Store>,
+    pub(crate) data: web::Data<AppState>,
 }
 
-fn env(bootstrap: bool) -> Env {
+pub(crate) fn env(bootstrap: bool) -> Env {
     crate::util::logs();
     let dir = TempDir::new("api");
     let store = Arc::new(sqlite_store(&dir));
@@ -70,7 +70,7 @@ fn env(bootstrap: bool) -> Env {
     }
 }
 
-async fn send<S>(
+pub(crate) async fn send<S>(
     app: &S,
     method: &str,
     path: &str,
@@ -112,6 +112,7 @@ macro_rules! app {
         .await
     };
 }
+pub(crate) use app;
 
 fn error_code(v: &Value) -> &str {
     v["error"]["code"]

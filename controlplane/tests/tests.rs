@@ -11,6 +11,7 @@ mod util;
 
 mod api;
 mod cli;
+mod policy_api;
 mod remediate;
 mod scrape;
 mod store;

@@ -177,3 +177,131 @@ pub(super) async fn put(
         }
     }
 }
+
+/// Body of `POST /v1/policies/simulate`.
+#[derive(Debug, serde::Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SimulateRequest {
+    /// The candidate policy (TOML).
+    pub policy: String,
+    /// Window start: RFC 3339, or a duration back from now like `24h` (default `24h`).
+    #[serde(default)]
+    pub since: Option<String>,
+    /// Window end: RFC 3339, or a duration back from now (default: now).
+    #[serde(default)]
+    pub until: Option<String>,
+    /// Only nodes of this pool.
+    #[serde(default)]
+    pub pool: Option<String>,
+}
+
+/// Most events one simulation reads.
+const SIMULATE_MAX_EVENTS: i64 = 2_000_000;
+
+fn time_arg(v: Option<&str>, default_ago: std::time::Duration, now: i64) -> Result<i64, ApiError> {
+    let ms = |d: std::time::Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+    match v {
+        None => Ok(now - ms(default_ago)),
+        Some(s) => {
+            if let Ok(d) = humantime::parse_duration(s) {
+                return Ok(now - ms(d));
+            }
+            crate::clock::parse_rfc3339(s).ok_or_else(|| {
+                ApiError::invalid(format!(
+                    "{s:?} is neither an RFC 3339 time nor a duration like 24h"
+                ))
+            })
+        }
+    }
+}
+
+#[utoipa::path(
+    post, path = "/v1/policies/simulate",
+    description = "Evaluates a candidate policy and the running one over the stored events and latest observations of a time window; answers per node the verdict of each, the rules behind it, and which nodes the candidate would change.",
+    request_body = SimulateRequest,
+    responses(
+        (status = 200, body = crate::simulate::Simulation),
+        (status = 422, description = "The candidate policy is invalid: every problem", body = Invalid),
+        (status = 400), (status = 401),
+    )
+)]
+#[post("/v1/policies/simulate")]
+pub(super) async fn simulate(
+    _admin: Admin,
+    state: web::Data<AppState>,
+    body: web::Json<SimulateRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let req = body.into_inner();
+    let now = state.clock.now_ms();
+    let since = time_arg(
+        req.since.as_deref(),
+        std::time::Duration::from_secs(86_400),
+        now,
+    )?;
+    let until = time_arg(req.until.as_deref(), std::time::Duration::ZERO, now)?;
+    if until <= since {
+        return Err(ApiError::invalid("until must be after since"));
+    }
+    let candidate = match web::block(move || Policy::parse(&req.policy)).await? {
+        Ok(p) => p,
+        Err(errors) => {
+            return Ok(HttpResponse::UnprocessableEntity().json(Invalid {
+                valid: false,
+                errors,
+            }))
+        }
+    };
+    let current = crate::policy::current(&state.policy);
+    let (store, fleet) = (state.store.clone(), state.fleet.clone());
+    let pool = req.pool;
+    let out = super::blocking(move || {
+        let start = std::time::Instant::now();
+        let mut events = store.events_between(since, until, SIMULATE_MAX_EVENTS)?;
+        let mut by_node: std::collections::HashMap<String, Vec<_>> = Default::default();
+        for e in events.drain(..) {
+            by_node.entry(e.node_id.clone()).or_default().push(e);
+        }
+        let mut obs: std::collections::HashMap<String, Vec<_>> = Default::default();
+        for r in store.all_observations()? {
+            obs.entry(r.node_id.clone()).or_default().push(r);
+        }
+        let mut records = Vec::new();
+        for n in store.all_nodes()? {
+            if pool.as_ref().is_some_and(|p| *p != n.pool) {
+                continue;
+            }
+            let observation = obs
+                .remove(&n.id)
+                .and_then(|rows| crate::simulate::observation_from_rows(&rows))
+                .filter(|(_, at)| (since..until).contains(at));
+            let expected_gpus = serde_json::from_str::<crate::model::Capabilities>(&n.capabilities)
+                .map_or(0, |c| c.gpus.len());
+            let connectivity = fleet
+                .scrape_view(&n.id)
+                .map_or(n.connectivity.clone(), |(_, c, _)| c.as_str().to_string());
+            records.push(crate::simulate::NodeRecord {
+                input: crate::policy::NodeInput {
+                    name: n.name.clone(),
+                    pool: n.pool.clone(),
+                    labels: serde_json::from_str(&n.labels).unwrap_or_default(),
+                    expected_gpus,
+                    connectivity,
+                },
+                events: by_node.remove(&n.id).unwrap_or_default(),
+                observation,
+                id: n.id,
+            });
+        }
+        let sim = crate::simulate::simulate(&current, &candidate, &records, since, until);
+        tracing::info!(
+            nodes = sim.nodes_evaluated,
+            events = sim.events_evaluated,
+            changed = sim.changed,
+            took_ms = start.elapsed().as_millis() as u64,
+            "policy simulated"
+        );
+        Ok(sim)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(out))
+}

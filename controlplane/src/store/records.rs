@@ -141,6 +141,13 @@ impl Store {
             .load::<ObservationRow>(c)?))
     }
 
+    /// Every node's latest observation rows.
+    pub fn all_observations(&self) -> Result<Vec<ObservationRow>, StoreError> {
+        with_conn!(self, c => Ok(observations::table
+            .order((observations::node_id, observations::gpu))
+            .load::<ObservationRow>(c)?))
+    }
+
     /// Deletes events older than `events_before` and audit entries older than
     /// `audit_before` (Unix ms). Returns (events, audit entries) deleted.
     pub fn prune(

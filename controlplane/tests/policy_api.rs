@@ -1,0 +1,204 @@
+//! `POST /v1/policies/simulate` over events recorded in a real store, and the command
+//! endpoints (`diagnose`, `GET /v1/commands/{id}`).
+
+use actix_web::http::StatusCode;
+use actix_web::test::init_service;
+use actix_web::App;
+use gpuwarden_controlplane::api;
+use gpuwarden_controlplane::clock::{rfc3339, Clock};
+use gpuwarden_controlplane::policy::DEFAULT_POLICY;
+use gpuwarden_controlplane::store::rows::NewEvent;
+use gpuwarden_controlplane::store::Registration;
+use serde_json::json;
+
+use crate::api::{app, env, send, ADMIN};
+
+fn register(e: &crate::api::Env, name: &str) -> String {
+    e.store
+        .register(&Registration {
+            new_id: format!("node-{name}"),
+            name: name.into(),
+            pool: Some(
+                if name.starts_with("infer") {
+                    "infer"
+                } else {
+                    "train"
+                }
+                .into(),
+            ),
+            labels: Default::default(),
+            address: format!("http://{name}:9410"),
+            capabilities: "{}".into(),
+            token_digest: format!("d-{name}"),
+            token_expires: None,
+            actor: "bootstrap".into(),
+            now: e.clock.now_ms(),
+        })
+        .unwrap()
+        .node
+        .id
+}
+
+fn xid(node: &str, code: i64, seq: i64, t: i64) -> NewEvent {
+    NewEvent {
+        node_id: node.into(),
+        gpu: Some(0),
+        uuid: Some("GPU-0".into()),
+        kind: "xid".into(),
+        code: Some(code),
+        message: format!("XID {code}"),
+        severity: "warning".into(),
+        action: "ignore".into(),
+        time: t,
+        agent_instance: "i1".into(),
+        agent_seq: seq,
+    }
+}
+
+const STRICT: &str = r#"
+[[rule]]
+name = "xid-13-strict"
+scope = "event"
+when = 'event.kind == "xid" && event.code == 13'
+verdict = "unhealthy"
+"#;
+
+#[actix_web::test]
+async fn a_stricter_candidate_flags_exactly_the_expected_nodes_over_a_recorded_window() {
+    let e = env(false);
+    let app = app!(e);
+    let now = e.clock.now_ms();
+    let a = register(&e, "train-a");
+    let b = register(&e, "train-b");
+    register(&e, "infer-c");
+    // Recorded: XID 13 on a (30 min ago), XID 79 on b (2 h ago, outside a 1 h window).
+    e.store
+        .ingest_events(&a, "i1", 1, &[xid(&a, 13, 1, now - 1_800_000)])
+        .unwrap();
+    e.store
+        .ingest_events(&b, "i1", 1, &[xid(&b, 79, 1, now - 7_200_000)])
+        .unwrap();
+    let candidate = format!("{DEFAULT_POLICY}\n{STRICT}");
+
+    let (st, v) = send(
+        &app,
+        "POST",
+        "/v1/policies/simulate",
+        Some(ADMIN),
+        Some(json!({"policy": candidate, "since": "1h"})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["nodes_evaluated"], 3, "{v}");
+    assert_eq!(
+        v["events_evaluated"], 1,
+        "the XID 79 lies outside the window: {v}"
+    );
+    assert_eq!(v["changed"], 1, "{v}");
+    assert_eq!(v["nodes"].as_array().unwrap().len(), 1);
+    let n = &v["nodes"][0];
+    assert_eq!(n["name"], "train-a");
+    assert_eq!(n["current"]["verdict"], "degraded");
+    assert_eq!(n["candidate"]["verdict"], "unhealthy");
+    assert_eq!(n["candidate"]["rules"][0]["rule"], "xid-13-strict");
+
+    // A wider window sees b too, flagged by both policies; a pool narrows it.
+    let since = rfc3339(now - 3 * 3_600_000);
+    let (_, v) = send(
+        &app,
+        "POST",
+        "/v1/policies/simulate",
+        Some(ADMIN),
+        Some(json!({"policy": candidate, "since": since})),
+    )
+    .await;
+    assert_eq!(v["current"]["unhealthy"], 1);
+    assert_eq!(v["candidate"]["unhealthy"], 2);
+    let (_, v) = send(
+        &app,
+        "POST",
+        "/v1/policies/simulate",
+        Some(ADMIN),
+        Some(json!({"policy": candidate, "since": since, "pool": "infer"})),
+    )
+    .await;
+    assert_eq!(v["nodes_evaluated"], 1);
+    assert_eq!(v["changed"], 0);
+
+    // An invalid candidate: every problem, nothing evaluated; bad windows are refused.
+    let (st, v) = send(
+        &app,
+        "POST",
+        "/v1/policies/simulate",
+        Some(ADMIN),
+        Some(json!({"policy": STRICT.replace("== 13", "== == 13")})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(v["errors"][0]["rule"], "xid-13-strict");
+    let (st, _) = send(
+        &app,
+        "POST",
+        "/v1/policies/simulate",
+        Some(ADMIN),
+        Some(json!({"policy": STRICT, "since": "yesterday-ish"})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
+    let (st, _) = send(
+        &app,
+        "POST",
+        "/v1/policies/simulate",
+        None,
+        Some(json!({"policy": STRICT})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+}
+
+#[actix_web::test]
+async fn a_diagnostic_is_queued_as_a_command_and_readable_by_id() {
+    let e = env(false);
+    let app = app!(e);
+    register(&e, "train-a");
+    let (st, v) = send(
+        &app,
+        "POST",
+        "/v1/nodes/train-a/diagnose",
+        Some(ADMIN),
+        Some(json!({"plugin": "gpu-burn", "args": {"seconds": "30"}})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::ACCEPTED, "{v}");
+    assert_eq!(v["command"]["kind"], "run_diagnostic");
+    assert_eq!(v["command"]["state"], "pending");
+    assert_eq!(
+        v["node"]["status"], "active",
+        "a diagnostic changes no status"
+    );
+    let id = v["command"]["id"].as_str().unwrap().to_string();
+    let (st, c) = send(
+        &app,
+        "GET",
+        &format!("/v1/commands/{id}"),
+        Some(ADMIN),
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(c["params"]["plugin"], "gpu-burn");
+    assert_eq!(c["params"]["args"]["seconds"], "30");
+    let (st, _) = send(&app, "GET", "/v1/commands/cmd-nope", Some(ADMIN), None).await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    let audit = e.store.audit_log(5).unwrap();
+    assert!(audit.iter().any(|a| a.action == "node.diagnose"));
+    let (st, _) = send(
+        &app,
+        "POST",
+        "/v1/nodes/train-a/diagnose",
+        Some(ADMIN),
+        Some(json!({"plugin": ""})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
+}
