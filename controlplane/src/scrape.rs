@@ -6,8 +6,9 @@
 //! production), parses it with the shared zero-copy parser, and records the result in the
 //! [`Fleet`]. When an XID or ECC counter moved, the worker reads the agent's
 //! `/v1/events?after=CURSOR` and stores the events with the cursor in one transaction, so
-//! none is stored twice or skipped when either side restarts. A housekeeping thread writes
-//! the latest observations in batches and applies retention.
+//! none is stored twice or skipped when either side restarts. A housekeeping thread judges
+//! the nodes that are not scraped (offline) every second, writes the latest observations in
+//! batches and applies retention.
 
 mod fetch;
 
@@ -401,8 +402,15 @@ fn housekeeping(
 ) {
     let mut last_flush = Instant::now();
     let mut last_prune: Option<Instant> = None;
+    let mut last_idle = Instant::now();
     while !stop.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(100));
+        if last_idle.elapsed() >= Duration::from_secs(1) {
+            // Node rules for offline nodes (node-offline), and degraded verdicts whose
+            // condition stopped holding.
+            s.judge_idle(s.clock.now_ms());
+            last_idle = Instant::now();
+        }
         if last_flush.elapsed() >= flush_every {
             s.flush();
             last_flush = Instant::now();

@@ -31,10 +31,15 @@ pub fn start(dir: &Scratch, extra: &str) -> (Proc, Api) {
 
 /// An agent with 8 fake GPUs that registers with `cp` using the bootstrap token.
 pub fn agent(cp: &str, name: &str, dir: &Scratch) -> Proc {
+    agent_with(cp, name, dir, "")
+}
+
+/// [`agent`] with more config (TOML sections appended).
+pub fn agent_with(cp: &str, name: &str, dir: &Scratch, extra: &str) -> Proc {
     let cfg = dir.write(
         &format!("{name}.toml"),
         &format!(
-            "[node]\nid = \"{name}\"\n[gpu]\nbackend = \"fake\"\n[collector]\ninterval = \"500ms\"\n[control_plane]\nurl = \"{cp}\"\ntoken_file = \"{}\"\n",
+            "[node]\nid = \"{name}\"\n[gpu]\nbackend = \"fake\"\n[collector]\ninterval = \"500ms\"\n[control_plane]\nurl = \"{cp}\"\ntoken_file = \"{}\"\n{extra}\n",
             dir.path().join(format!("{name}.token")).display()
         ),
     );

@@ -5,4 +5,5 @@
 mod cp;
 mod join;
 mod prometheus;
+mod remediate;
 mod restart;
