@@ -141,3 +141,49 @@ fn shipped_example_is_valid_and_runs_as_is() {
     assert_eq!(c.gpu.backend, BackendKind::Fake);
     assert_eq!(c.node.labels.get("rack").map(String::as_str), Some("r01"));
 }
+
+#[test]
+fn the_slurm_and_kubernetes_hook_examples_load_with_their_placeholders() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/hooks");
+    for (file, cordon0, until) in [
+        (
+            "slurm.toml",
+            "scontrol",
+            gpuwarden_agent::config::DrainUntil::Idle,
+        ),
+        (
+            "kubernetes.toml",
+            "kubectl",
+            gpuwarden_agent::config::DrainUntil::Hook,
+        ),
+    ] {
+        let c = AgentConfig::load(Some(&dir.join(file)), &Overrides::default())
+            .unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert_eq!(c.commands.cordon[0], cordon0, "{file}");
+        assert!(
+            c.commands.cordon.iter().any(|a| a.contains("{node}")),
+            "{file}"
+        );
+        assert!(!c.commands.terminate.is_empty(), "{file}");
+        assert_eq!(c.commands.drain_until, until, "{file}");
+    }
+}
+
+#[test]
+fn a_hook_without_a_program_is_an_error_that_names_its_key() {
+    figment::Jail::expect_with(|jail| {
+        jail.create_file(
+            "a.toml",
+            "[commands]\ncordon = [\"\", \"x\"]\ndrain_poll = \"1ms\"\n",
+        )?;
+        let e = AgentConfig::load(Some(Path::new("a.toml")), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("commands.cordon: the first element must be the program"),
+            "{e}"
+        );
+        assert!(e.contains("commands.drain_poll"), "{e}");
+        Ok(())
+    });
+}

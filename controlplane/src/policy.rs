@@ -15,6 +15,7 @@
 
 mod file;
 mod input;
+mod vals;
 pub mod watch;
 
 use std::time::Duration;
@@ -247,9 +248,10 @@ impl Policy {
     /// Evaluates the event rules on one health event of `node`.
     pub fn eval_event(&self, event: &EventInput, node: &NodeInput) -> Evaluation {
         let mut out = Evaluation::default();
-        let mut ctx = self.functions.new_inner_scope();
-        ctx.add_variable_from_value("event", event.to_value());
-        ctx.add_variable_from_value("node", node.to_value(None));
+        let parent: &Context<'_, '_> = &self.functions;
+        let mut ctx = parent.new_inner_scope();
+        ctx.add_variable_as_val("event", Box::new(vals::EventVal(event)));
+        ctx.add_variable_as_val("node", Box::new(vals::NodeVal::new(node, None)));
         let detail = |_: &Rule| {
             let gpu = event
                 .gpu
@@ -282,8 +284,9 @@ impl Policy {
     /// now, e.g. offline: GPU counts are taken as registered, plugin verdicts as none).
     pub fn eval_node(&self, node: &NodeInput) -> Evaluation {
         let mut out = Evaluation::default();
-        let mut ctx = self.functions.new_inner_scope();
-        ctx.add_variable_from_value("node", node.to_value(None));
+        let parent: &Context<'_, '_> = &self.functions;
+        let mut ctx = parent.new_inner_scope();
+        ctx.add_variable_as_val("node", Box::new(vals::NodeVal::new(node, None)));
         let detail = |r: &Rule| r.description.clone();
         self.run(Scope::Node, &ctx, "node", None, detail, &mut out);
         out
@@ -298,16 +301,16 @@ impl Policy {
         node: &NodeInput,
     ) -> Evaluation {
         let mut out = Evaluation::default();
-        let node_value = node.to_value(Some(obs));
+        let parent: &Context<'_, '_> = &self.functions;
         if self.rules.iter().any(|r| r.scope == Scope::Gpu) {
             for g in obs.gpus.values() {
-                let mut ctx = self.functions.new_inner_scope();
-                let gpu = input::gpu_value(
+                let mut ctx = parent.new_inner_scope();
+                let gpu = vals::GpuVal::new(
                     g,
                     prev.and_then(|(p, dt)| p.gpus.get(&g.index).map(|pg| (pg, dt))),
                 );
-                ctx.add_variable_from_value("gpu", gpu);
-                ctx.add_variable_from_value("node", node_value.clone());
+                ctx.add_variable_as_val("gpu", Box::new(gpu));
+                ctx.add_variable_as_val("node", Box::new(vals::NodeVal::new(node, Some(obs))));
                 let detail = |r: &Rule| input::gpu_detail(g, &r.when);
                 self.run(
                     Scope::Gpu,
@@ -319,8 +322,8 @@ impl Policy {
                 );
             }
         }
-        let mut ctx = self.functions.new_inner_scope();
-        ctx.add_variable_from_value("node", node_value);
+        let mut ctx = parent.new_inner_scope();
+        ctx.add_variable_as_val("node", Box::new(vals::NodeVal::new(node, Some(obs))));
         let detail = |r: &Rule| r.description.clone();
         self.run(Scope::Node, &ctx, "node", None, detail, &mut out);
         out

@@ -98,14 +98,20 @@ fn dry_run(program: &Program, scope: Scope, when: &str) -> Option<String> {
     let mut ctx = super::base_context();
     match scope {
         Scope::Event => {
-            ctx.add_variable_from_value("event", event.to_value());
-            ctx.add_variable_from_value("node", node.to_value(None));
+            ctx.add_variable_as_val("event", Box::new(super::vals::EventVal(&event)));
+            ctx.add_variable_as_val("node", Box::new(super::vals::NodeVal::new(&node, None)));
         }
         Scope::Gpu => {
-            ctx.add_variable_from_value("gpu", input::gpu_value(&gpu, None));
-            ctx.add_variable_from_value("node", node.to_value(Some(&obs)));
+            ctx.add_variable_as_val("gpu", Box::new(super::vals::GpuVal::new(&gpu, None)));
+            ctx.add_variable_as_val(
+                "node",
+                Box::new(super::vals::NodeVal::new(&node, Some(&obs))),
+            );
         }
-        Scope::Node => ctx.add_variable_from_value("node", node.to_value(Some(&obs))),
+        Scope::Node => ctx.add_variable_as_val(
+            "node",
+            Box::new(super::vals::NodeVal::new(&node, Some(&obs))),
+        ),
     }
     match program.execute(&ctx) {
         Ok(cel::Value::Bool(_)) => None,

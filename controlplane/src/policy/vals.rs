@@ -1,0 +1,273 @@
+//! The rules' variables as CEL values that read the observation in place.
+//!
+//! Building a CEL map per GPU and event (30-odd owned keys and values), which the `cel` crate
+//! then converts again on each field access, was most of a policy's cost. These types answer
+//! `gpu.temperature_celsius`, `has(gpu.x)` and `gpu["x"]` by looking the field up when it is
+//! read, borrowing the observation; the few container fields (`xid_errors`, `labels`, …)
+//! are built on first use and kept for the rest of the evaluation.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use cel::common::traits::Indexer;
+use cel::common::types::{
+    CelBool, CelDouble, CelInt, CelList, CelMap, CelMapKey, CelString, Kind, Type,
+};
+use cel::common::value::{CowVal, Val};
+use cel::ExecutionError;
+
+use super::input::{ecc, growth, EventInput, NodeInput};
+use crate::observation::{GpuObservation, NodeObservation};
+
+static EVENT_TYPE: Type = Type::simple_type(Kind::Struct, "gpuwarden.Event");
+static GPU_TYPE: Type = Type::simple_type(Kind::Struct, "gpuwarden.Gpu");
+static NODE_TYPE: Type = Type::simple_type(Kind::Struct, "gpuwarden.Node");
+
+fn field(idx: &dyn Val) -> Result<&str, ExecutionError> {
+    idx.downcast_ref::<CelString>()
+        .map(CelString::inner)
+        .ok_or_else(|| ExecutionError::no_such_key("(not a string)"))
+}
+
+fn double<'b, 'v>(v: f64) -> Result<CowVal<'b, 'v>, ExecutionError> {
+    Ok(CowVal::owned(CelDouble::from(v)))
+}
+
+fn int<'b, 'v>(v: i64) -> Result<CowVal<'b, 'v>, ExecutionError> {
+    Ok(CowVal::owned(CelInt::from(v)))
+}
+
+fn string<'b, 'v>(v: &'v str) -> Result<CowVal<'b, 'v>, ExecutionError> {
+    Ok(CowVal::owned(CelString::from(v)))
+}
+
+fn string_map<'v, V: Val + 'v>(entries: impl Iterator<Item = (String, V)>) -> CelMap<'v> {
+    let m: HashMap<CelMapKey<'v>, Box<dyn Val + 'v>> = entries
+        .map(|(k, v)| {
+            (
+                CelMapKey::String(CelString::from(k)),
+                Box::new(v) as Box<dyn Val + 'v>,
+            )
+        })
+        .collect();
+    CelMap::from(m)
+}
+
+macro_rules! struct_val {
+    ($t:ident, $ty:ident) => {
+        impl<'a> Val for $t<'a> {
+            fn get_type(&self) -> &Type {
+                &$ty
+            }
+            fn cel_type() -> &'static Type {
+                &$ty
+            }
+            fn as_indexer<'b, 'w>(&'b self) -> Option<&'b (dyn Indexer + 'w)>
+            where
+                Self: 'w,
+            {
+                Some(self)
+            }
+            fn clone_as_boxed<'w>(&self) -> Box<dyn Val + 'w>
+            where
+                Self: 'w,
+            {
+                Box::new(self.fresh())
+            }
+        }
+
+        impl<'a> Indexer for $t<'a> {
+            fn get<'b, 'v>(&'b self, idx: &dyn Val) -> Result<CowVal<'b, 'v>, ExecutionError>
+            where
+                Self: 'v,
+            {
+                self.lookup(field(idx)?)
+            }
+            fn steal<'v>(
+                self: Box<Self>,
+                idx: &dyn Val,
+            ) -> Result<Box<dyn Val + 'v>, ExecutionError>
+            where
+                Self: 'v,
+            {
+                self.get(idx).map(CowVal::into_owned)
+            }
+        }
+    };
+}
+
+/// `event`.
+#[derive(Debug)]
+pub(crate) struct EventVal<'a>(pub &'a EventInput);
+
+impl<'a> EventVal<'a> {
+    fn fresh(&self) -> Self {
+        EventVal(self.0)
+    }
+
+    fn lookup<'b, 'v>(&'b self, f: &str) -> Result<CowVal<'b, 'v>, ExecutionError>
+    where
+        'a: 'v,
+    {
+        let e = self.0;
+        match f {
+            "seq" => int(e.seq),
+            "kind" => string(&e.kind),
+            "code" => int(e.code.unwrap_or(0)),
+            "gpu" => int(e.gpu.map_or(-1, i64::from)),
+            "uuid" => string(e.uuid.as_deref().unwrap_or("")),
+            "message" => string(&e.message),
+            "severity" => string(&e.severity),
+            "action" => string(e.action.as_deref().unwrap_or("ignore")),
+            "source" => string(&e.source),
+            other => Err(ExecutionError::no_such_key(other)),
+        }
+    }
+}
+
+struct_val!(EventVal, EVENT_TYPE);
+
+/// `gpu`: one GPU, and the same GPU in the previous observation with the seconds between.
+#[derive(Debug)]
+pub(crate) struct GpuVal<'a> {
+    g: &'a GpuObservation,
+    prev: Option<(&'a GpuObservation, f64)>,
+    xids: OnceLock<CelMap<'a>>,
+    clocks: OnceLock<CelList<'a>>,
+}
+
+impl<'a> GpuVal<'a> {
+    pub(crate) fn new(g: &'a GpuObservation, prev: Option<(&'a GpuObservation, f64)>) -> Self {
+        GpuVal {
+            g,
+            prev,
+            xids: OnceLock::new(),
+            clocks: OnceLock::new(),
+        }
+    }
+
+    fn fresh(&self) -> Self {
+        GpuVal::new(self.g, self.prev)
+    }
+
+    fn lookup<'b, 'v>(&'b self, f: &str) -> Result<CowVal<'b, 'v>, ExecutionError>
+    where
+        'a: 'v,
+    {
+        let g = self.g;
+        if let Some(v) = g.values.get(f) {
+            return double(*v);
+        }
+        let nv_err = || g.nvlink_errors.values().sum::<f64>();
+        match f {
+            "index" => int(i64::from(g.index)),
+            "uuid" => string(&g.uuid),
+            "model" => string(&g.model),
+            "up" => Ok(CowVal::owned(CelBool::from(g.up))),
+            "ecc_corrected" => double(ecc(g, "corrected")),
+            "ecc_uncorrected" => double(ecc(g, "uncorrected")),
+            "nvlink_errors" => double(nv_err()),
+            "nvlink_down" => {
+                int(i64::try_from(g.nvlink_up.values().filter(|up| !**up).count()).unwrap_or(0))
+            }
+            "ecc_corrected_per_hour" => double(match self.prev {
+                Some((p, dt)) if dt > 0.0 => {
+                    growth(ecc(g, "corrected"), Some(ecc(p, "corrected"))) * 3600.0 / dt
+                }
+                _ => 0.0,
+            }),
+            "nvlink_errors_delta" => double(match self.prev {
+                Some((p, _)) => growth(nv_err(), Some(p.nvlink_errors.values().sum())),
+                None => 0.0,
+            }),
+            "pcie_replays_delta" => double(match self.prev {
+                Some((p, _)) => growth(
+                    g.values.get("pcie_replays_total").copied().unwrap_or(0.0),
+                    p.values.get("pcie_replays_total").copied(),
+                ),
+                None => 0.0,
+            }),
+            "xid_errors" => Ok(CowVal::Borrowed(self.xids.get_or_init(|| {
+                string_map(
+                    g.xid_errors
+                        .iter()
+                        .map(|(c, n)| (c.to_string(), CelDouble::from(*n))),
+                )
+            }))),
+            "clock_events" => Ok(CowVal::Borrowed(self.clocks.get_or_init(|| {
+                let v: Vec<Box<dyn Val + 'a>> = g
+                    .clock_events
+                    .iter()
+                    .map(|r| Box::new(CelString::from(r.as_str())) as Box<dyn Val + 'a>)
+                    .collect();
+                CelList::from(v)
+            }))),
+            other => Err(ExecutionError::no_such_key(other)),
+        }
+    }
+}
+
+struct_val!(GpuVal, GPU_TYPE);
+
+/// `node`, with the observation when there is one.
+#[derive(Debug)]
+pub(crate) struct NodeVal<'a> {
+    n: &'a NodeInput,
+    obs: Option<&'a NodeObservation>,
+    labels: OnceLock<CelMap<'a>>,
+    checks: OnceLock<CelMap<'a>>,
+}
+
+impl<'a> NodeVal<'a> {
+    pub(crate) fn new(n: &'a NodeInput, obs: Option<&'a NodeObservation>) -> Self {
+        NodeVal {
+            n,
+            obs,
+            labels: OnceLock::new(),
+            checks: OnceLock::new(),
+        }
+    }
+
+    fn fresh(&self) -> Self {
+        NodeVal::new(self.n, self.obs)
+    }
+
+    fn lookup<'b, 'v>(&'b self, f: &str) -> Result<CowVal<'b, 'v>, ExecutionError>
+    where
+        'a: 'v,
+    {
+        let n = self.n;
+        match f {
+            "name" => string(&n.name),
+            "pool" => string(&n.pool),
+            "connectivity" => string(&n.connectivity),
+            "expected_gpus" => int(i64::try_from(n.expected_gpus).unwrap_or(0)),
+            "gpu_count" => {
+                int(i64::try_from(self.obs.map_or(n.expected_gpus, |o| o.gpus.len())).unwrap_or(0))
+            }
+            "driver_version" => string(
+                self.obs
+                    .and_then(|o| o.driver_version.as_deref())
+                    .unwrap_or(""),
+            ),
+            "labels" => Ok(CowVal::Borrowed(self.labels.get_or_init(|| {
+                string_map(
+                    n.labels
+                        .iter()
+                        .map(|(k, v)| (k.clone(), CelString::from(v.as_str()))),
+                )
+            }))),
+            "health_checks" => Ok(CowVal::Borrowed(self.checks.get_or_init(|| {
+                string_map(
+                    self.obs
+                        .into_iter()
+                        .flat_map(|o| o.health_checks.iter())
+                        .map(|(k, v)| (k.clone(), CelDouble::from(*v))),
+                )
+            }))),
+            other => Err(ExecutionError::no_such_key(other)),
+        }
+    }
+}
+
+struct_val!(NodeVal, NODE_TYPE);
