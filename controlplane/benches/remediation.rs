@@ -135,6 +135,11 @@ fn cpu_seconds() -> f64 {
 }
 
 fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .init();
     let agents = env("AGENTS", 1000) as usize;
     let interval = Duration::from_millis(env("INTERVAL_MS", 1000));
     let faults = env("FAULTS", 100) as usize;
@@ -254,7 +259,22 @@ fn main() {
             .find(|c| c.kind == "cordon")
         {
             Some(c) => lat.push((c.created_at - at) as f64),
-            None => missing += 1,
+            None => {
+                missing += 1;
+                let n = store.node(id).expect("node");
+                let ev = store.events(id, 0, 10).map(|e| e.len()).unwrap_or(0);
+                println!(
+                    "MISSING {id}: health {} status {} events {ev} transitions {:?}",
+                    n.health,
+                    n.status,
+                    store
+                        .transitions(id, 5)
+                        .unwrap_or_default()
+                        .iter()
+                        .map(|t| format!("{}:{}->{}", t.field, t.from_state, t.to_state))
+                        .collect::<Vec<_>>()
+                );
+            }
         }
     }
     lat.sort_by(f64::total_cmp);

@@ -116,6 +116,8 @@ pub struct Fleet {
     targets: Mutex<HashMap<String, Target>>,
     /// Unwritten observations of targets removed since the last batch.
     removed: Mutex<Vec<ObservationWrite>>,
+    /// Health changes the store refused (busy, down), to write again: node → (change, when).
+    unsaved_health: Mutex<HashMap<String, (HealthChange, i64)>>,
 }
 
 fn scrapable(row: &NodeRow) -> bool {
@@ -133,7 +135,27 @@ impl Fleet {
             settings,
             targets: Mutex::new(HashMap::new()),
             removed: Mutex::new(Vec::new()),
+            unsaved_health: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Keeps a health change the store could not write, to write it again later (the latest
+    /// per node wins).
+    pub fn health_unsaved(&self, id: &str, change: HealthChange, at: i64) {
+        self.unsaved_health
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.to_string(), (change, at));
+    }
+
+    /// The health changes to write again.
+    pub fn take_unsaved_health(&self) -> Vec<(String, HealthChange, i64)> {
+        self.unsaved_health
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain()
+            .map(|(id, (c, at))| (id, c, at))
+            .collect()
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Target>> {

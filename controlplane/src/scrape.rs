@@ -200,13 +200,9 @@ impl Scraper {
         }
     }
 
-    /// Stores a health change of node `id`.
+    /// Stores a health change of node `id`; one the store refuses is kept and written again
+    /// by housekeeping, so remediation never misses an unhealthy node.
     pub fn store_health(&self, id: &str, c: &HealthChange, now: i64) {
-        info!(node = %id, from = %c.from, to = %c.to, reason = %c.reason, "health changed");
-        self.metrics
-            .health_changes
-            .with_label_values(&[c.to.as_str()])
-            .inc();
         let actor = c
             .rule
             .as_ref()
@@ -216,9 +212,15 @@ impl Scraper {
                 .store_errors
                 .with_label_values(&["transition"])
                 .inc();
-            warn!(node = %id, error = %e, "storing a health change failed");
+            warn!(node = %id, to = %c.to, error = %e, "storing a health change failed; written again within a second");
+            self.fleet.health_unsaved(id, c.clone(), now);
             return;
         }
+        info!(node = %id, from = %c.from, to = %c.to, reason = %c.reason, "health changed");
+        self.metrics
+            .health_changes
+            .with_label_values(&[c.to.as_str()])
+            .inc();
         if c.to == crate::model::Health::Unhealthy {
             self.links.remediate.notify();
         }
@@ -228,6 +230,13 @@ impl Scraper {
             now,
             serde_json::json!({"health": {"from": c.from, "to": c.to, "reason": c.reason, "rule": c.rule}}),
         );
+    }
+
+    /// Writes again the health changes the store refused.
+    pub fn retry_unsaved(&self) {
+        for (id, c, at) in self.fleet.take_unsaved_health() {
+            self.store_health(&id, &c, at);
+        }
     }
 
     /// Runs the gpu and node rules on the node's latest observation.
@@ -409,6 +418,7 @@ fn housekeeping(
             // Node rules for offline nodes (node-offline), and degraded verdicts whose
             // condition stopped holding.
             s.judge_idle(s.clock.now_ms());
+            s.retry_unsaved();
             last_idle = Instant::now();
         }
         if last_flush.elapsed() >= flush_every {

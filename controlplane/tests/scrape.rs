@@ -50,7 +50,17 @@ struct Rig {
 fn rig(timeout: Duration, body_limit: u64, sample_limit: usize) -> Rig {
     crate::util::logs();
     let dir = TempDir::new("scrape");
-    let store = Arc::new(sqlite_store(&dir));
+    // A short busy timeout, so a test can make the database refuse a write quickly.
+    let store = Arc::new(
+        Store::open(
+            &format!("sqlite://{}", dir.path().join("gw.db").display()),
+            &gpuwarden_controlplane::store::StoreOptions {
+                busy_timeout: Duration::from_millis(200),
+                ..Default::default()
+            },
+        )
+        .unwrap(),
+    );
     let fleet = Arc::new(Fleet::new(FleetSettings {
         interval: Duration::from_secs(15),
         offline_after: 3,
@@ -581,4 +591,53 @@ fn a_degrading_xid_event_degrades_the_node_until_the_clear_time_passes() {
     assert_eq!(r.store.node("n").unwrap().health, "degraded");
     r.scraper.judge_idle(event_ms + 300_000);
     assert_eq!(r.store.node("n").unwrap().health, "healthy");
+}
+
+#[test]
+fn a_health_change_the_database_refused_is_written_once_it_can_be() {
+    use diesel::connection::SimpleConnection;
+    use diesel::Connection;
+    let r = rig(Duration::from_secs(2), 1 << 20, 10_000);
+    let agent = Stub::start(Reply::text(&agent_body(8, 0)));
+    r.add("n", &agent.url());
+    r.scrape("n");
+    // Another process holds SQLite's write lock while the node turns unhealthy (GPU lost).
+    let mut other =
+        diesel::sqlite::SqliteConnection::establish(r._dir.path().join("gw.db").to_str().unwrap())
+            .unwrap();
+    other.batch_execute("BEGIN IMMEDIATE").unwrap();
+    *agent.reply.lock().unwrap() = Reply::text(&agent_body(8, 0).replace(
+        "gpu=\"1\",uuid=\"GPU-1\",model=\"NVIDIA H100 80GB HBM3\"} 1",
+        "gpu=\"1\",uuid=\"GPU-1\",model=\"NVIDIA H100 80GB HBM3\"} 0",
+    ));
+    r.clock.advance(15_000);
+    r.scrape("n");
+    assert_ne!(
+        r.store.node("n").unwrap().health,
+        "unhealthy",
+        "the write was refused"
+    );
+    assert!(r
+        .scraper
+        .metrics
+        .render()
+        .contains("gpuwarden_cp_store_errors_total{op=\"transition\"}"));
+    // Still locked: kept for later, not lost.
+    r.scraper.retry_unsaved();
+    other.batch_execute("COMMIT").unwrap();
+    r.scraper.retry_unsaved();
+    assert_eq!(r.store.node("n").unwrap().health, "unhealthy");
+    let t = &r.store.transitions("n", 1).unwrap()[0];
+    assert_eq!(t.actor, "policy:gpu-lost");
+    r.scraper.retry_unsaved();
+    assert_eq!(
+        r.store
+            .transitions("n", 10)
+            .unwrap()
+            .iter()
+            .filter(|t| t.to_state == "unhealthy")
+            .count(),
+        1,
+        "written once"
+    );
 }

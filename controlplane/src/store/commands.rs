@@ -5,7 +5,7 @@ use diesel::prelude::*;
 
 use super::rows::{CommandRow, NewAudit, NewTransition, NodeRow};
 use super::schema::{audit, commands, node_tokens, nodes, transitions};
-use super::{with_conn, Store, StoreError};
+use super::{with_conn, Store, StoreError, WriteTx};
 use crate::lifecycle::{self, Step};
 use crate::model::{CommandKind, CommandState, Health, Status};
 
@@ -36,7 +36,7 @@ impl Store {
 
     /// Stores a command that changes no status (run_diagnostic), with its audit entry.
     pub fn add_command(&self, cmd: &CommandRow, entry: NewAudit) -> Result<(), StoreError> {
-        with_conn!(self, c => c.transaction(|c| {
+        with_conn!(self, c => c.write_tx(|c| {
             diesel::insert_into(commands::table).values(cmd).execute(c)?;
             diesel::insert_into(audit::table).values(&entry).execute(c)?;
             Ok(())
@@ -105,7 +105,7 @@ impl Store {
         result: &str,
         now: i64,
     ) -> Result<bool, StoreError> {
-        with_conn!(self, c => c.transaction(|c| {
+        with_conn!(self, c => c.write_tx(|c| {
             let cmd = commands::table
                 .find(id)
                 .first::<CommandRow>(c)

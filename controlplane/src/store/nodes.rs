@@ -4,7 +4,7 @@ use diesel::prelude::*;
 
 use super::rows::{AdminTokenRow, CommandRow, NewAudit, NewTransition, NodeRow, NodeTokenRow};
 use super::schema::{admin_tokens, audit, commands, node_tokens, nodes, transitions};
-use super::{is_unique_violation, with_conn, Store, StoreError};
+use super::{is_unique_violation, with_conn, Store, StoreError, WriteTx};
 use crate::lifecycle::{self, Step};
 use crate::model::{Connectivity, Status};
 
@@ -105,7 +105,7 @@ macro_rules! filtered {
 impl Store {
     /// Inserts a node created by an operator, with its audit entry.
     pub fn create_node(&self, row: &NodeRow, entry: NewAudit) -> Result<(), StoreError> {
-        with_conn!(self, c => c.transaction(|c| {
+        with_conn!(self, c => c.write_tx(|c| {
             diesel::insert_into(nodes::table).values(row).execute(c).map_err(|e| {
                 if is_unique_violation(&e) {
                     StoreError::Conflict(format!("a node named {:?} exists", row.name))
@@ -153,7 +153,7 @@ impl Store {
 
     /// Applies a self-registration: the same name updates the same node.
     pub fn register(&self, r: &Registration) -> Result<Registered, StoreError> {
-        with_conn!(self, c => c.transaction(|c| {
+        with_conn!(self, c => c.write_tx(|c| {
             let existing = nodes::table
                 .filter(nodes::name.eq(&r.name))
                 .first::<NodeRow>(c)
@@ -231,7 +231,7 @@ impl Store {
         mut entry: NewAudit,
     ) -> Result<(NodeRow, Option<CommandRow>), StoreError> {
         let now = entry.time;
-        let outcome = with_conn!(self, c => c.transaction(|c| {
+        let outcome = with_conn!(self, c => c.write_tx(|c| {
             let mut node = nodes::table
                 .find(id)
                 .first::<NodeRow>(c)
@@ -272,7 +272,7 @@ impl Store {
         reason: &str,
         now: i64,
     ) -> Result<(), StoreError> {
-        with_conn!(self, c => c.transaction(|c| {
+        with_conn!(self, c => c.write_tx(|c| {
             let Some(node) = nodes::table.find(id).first::<NodeRow>(c).optional()? else {
                 return Ok(());
             };
@@ -302,7 +302,7 @@ impl Store {
         actor: &str,
         now: i64,
     ) -> Result<(), StoreError> {
-        with_conn!(self, c => c.transaction(|c| {
+        with_conn!(self, c => c.write_tx(|c| {
             let Some(node) = nodes::table.find(id).first::<NodeRow>(c).optional()? else {
                 return Ok(());
             };
@@ -321,7 +321,7 @@ impl Store {
     /// The agent shut down gracefully: stop scraping it until it registers again. Its token
     /// stays valid, so a restarted agent comes back with the token it kept.
     pub fn deregister(&self, id: &str, now: i64) -> Result<(), StoreError> {
-        with_conn!(self, c => c.transaction(|c| {
+        with_conn!(self, c => c.write_tx(|c| {
             let node = nodes::table
                 .find(id)
                 .first::<NodeRow>(c)
@@ -346,7 +346,7 @@ impl Store {
 
     /// Deletes a node and everything that hangs off it, keeping the audit entry.
     pub fn delete_node(&self, id: &str, entry: NewAudit) -> Result<(), StoreError> {
-        with_conn!(self, c => c.transaction(|c| {
+        with_conn!(self, c => c.write_tx(|c| {
             let n = diesel::delete(nodes::table.find(id)).execute(c)?;
             if n == 0 {
                 return Err(StoreError::NotFound(format!("node {id}")));
@@ -358,7 +358,7 @@ impl Store {
 
     /// Stores a node token (hashed) for a node, with its audit entry.
     pub fn add_node_token(&self, token: &NodeTokenRow, entry: NewAudit) -> Result<(), StoreError> {
-        with_conn!(self, c => c.transaction(|c| {
+        with_conn!(self, c => c.write_tx(|c| {
             let exists = nodes::table.find(&token.node_id).count().get_result::<i64>(c)? > 0;
             if !exists {
                 return Err(StoreError::NotFound(format!("node {}", token.node_id)));
@@ -406,7 +406,7 @@ impl Store {
 
     /// Adds or updates a static target's node (active, scraped without a registration).
     pub fn upsert_static(&self, row: &NodeRow) -> Result<NodeRow, StoreError> {
-        with_conn!(self, c => c.transaction(|c| {
+        with_conn!(self, c => c.write_tx(|c| {
             let existing = nodes::table
                 .filter(nodes::name.eq(&row.name))
                 .first::<NodeRow>(c)

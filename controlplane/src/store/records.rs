@@ -6,7 +6,7 @@ use super::rows::{
     AuditRow, CommandRow, EventRow, NewAudit, NewEvent, ObservationRow, TransitionRow,
 };
 use super::schema::{audit, commands, events, nodes, observations, transitions};
-use super::{with_conn, Store, StoreError};
+use super::{with_conn, Store, StoreError, WriteTx};
 
 /// One node's share of a batched observation write.
 #[derive(Debug, Clone)]
@@ -30,7 +30,7 @@ impl Store {
         cursor: i64,
         batch: &[NewEvent],
     ) -> Result<usize, StoreError> {
-        with_conn!(self, c => c.transaction(|c| {
+        with_conn!(self, c => c.write_tx(|c| {
             let mut added = 0;
             for e in batch {
                 added += diesel::insert_into(events::table)
@@ -112,10 +112,16 @@ impl Store {
 
     /// Writes a batch of latest observations and last-seen times in one transaction.
     pub fn write_observations(&self, batch: &[ObservationWrite]) -> Result<(), StoreError> {
-        if batch.is_empty() {
-            return Ok(());
+        // In transactions of 100 nodes: one for thousands of nodes held SQLite's write lock
+        // for a few hundred milliseconds, and health changes and commands waited behind it.
+        for chunk in batch.chunks(100) {
+            self.write_observation_chunk(chunk)?;
         }
-        with_conn!(self, c => c.transaction(|c| {
+        Ok(())
+    }
+
+    fn write_observation_chunk(&self, batch: &[ObservationWrite]) -> Result<(), StoreError> {
+        with_conn!(self, c => c.write_tx(|c| {
             for w in batch {
                 for row in &w.rows {
                     diesel::insert_into(observations::table)
