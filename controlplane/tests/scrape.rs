@@ -14,7 +14,7 @@ use gpuwarden_controlplane::scrape::{HttpFetcher, Scraper};
 use gpuwarden_controlplane::store::rows::NodeRow;
 use gpuwarden_controlplane::store::Store;
 
-use crate::util::{agent_body, sqlite_store, Reply, Stub, TempDir};
+use crate::util::{agent_body, Reply, Stub, TempDir};
 
 const T0: i64 = 1_795_000_000_000;
 
