@@ -511,3 +511,79 @@ fn authoring_commands_digest_test_and_new() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success() && text.contains("DEGRADED"), "{text}");
 }
+
+#[test]
+fn a_run_diagnostic_command_returns_the_plugins_report() {
+    use sha2::Digest;
+    let dir = Scratch::new("diag-cmd");
+    // A node token kept from an earlier registration: commands are taken for it.
+    let token_file = dir.write("node-token", "gwn_kept_token\n");
+    let cfg = format!(
+        "[gpu]\nbackend = \"fake\"\nfake_count = 8\n[control_plane]\ntoken_file = \"{}\"\n\
+         [commands]\ndiagnostic = \"gpu-sanity\"\n{}",
+        token_file.display(),
+        plugin_entry(
+            "gpu-sanity",
+            "gpu_sanity.wasm",
+            "kind = \"diagnostic\"\n[plugins.config]\nexpect_gpus = 8"
+        ),
+    );
+    let agent = Agent::start(
+        &["--config", dir.write("agent.toml", &cfg).to_str().unwrap()],
+        &[],
+    );
+    let digest: String = sha2::Sha256::digest(b"gwn_kept_token")
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    agent.wait_plugins("gpu-sanity loaded", |p| {
+        p["plugins"].as_array().is_some_and(|a| {
+            a.iter()
+                .any(|x| x["name"] == "gpu-sanity" && x["loaded"] == true)
+        })
+    });
+    let body = r#"{"id":"cmd-diag-1","kind":"run-diagnostic"}"#;
+    assert_eq!(agent.post_as("/v1/commands", "wrong", body).0, 401);
+    let start = std::time::Instant::now();
+    let done = loop {
+        let (s, b) = agent.post_as("/v1/commands", &digest, body);
+        assert_eq!(s, 200, "{b}");
+        let v: serde_json::Value = serde_json::from_str(&b).unwrap();
+        if v["state"] != "running" {
+            break v;
+        }
+        assert!(start.elapsed() < std::time::Duration::from_secs(30), "{v}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(done["kind"], "run_diagnostic");
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert_eq!(done["result"]["report"]["status"], "healthy", "{done}");
+    assert!(
+        done["message"].as_str().unwrap().contains("gpu-sanity"),
+        "{done}"
+    );
+    // A plugin that does not exist fails the command with the reason.
+    let (_, b) = agent.post_as(
+        "/v1/commands",
+        &digest,
+        r#"{"id":"cmd-diag-2","kind":"run_diagnostic","params":{"plugin":"nope"}}"#,
+    );
+    let mut v: serde_json::Value = serde_json::from_str(&b).unwrap();
+    while v["state"] == "running" {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let (_, b) = agent.post_as(
+            "/v1/commands",
+            &digest,
+            r#"{"id":"cmd-diag-2","kind":"run_diagnostic","params":{"plugin":"nope"}}"#,
+        );
+        v = serde_json::from_str(&b).unwrap();
+    }
+    assert_eq!(v["state"], "failed");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("no plugin named \"nope\""),
+        "{v}"
+    );
+}

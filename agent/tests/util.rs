@@ -174,6 +174,19 @@ impl Agent {
         (status, r.body_mut().read_to_string().expect("body"))
     }
 
+    /// POST with a bearer credential.
+    pub fn post_as(&self, path: &str, bearer: &str, body: &str) -> (u16, String) {
+        let mut r = self
+            .http
+            .post(&format!("{}{path}", self.base))
+            .header("content-type", "application/json")
+            .header("authorization", &format!("Bearer {bearer}"))
+            .send(body)
+            .expect("POST");
+        let status = r.status().as_u16();
+        (status, r.body_mut().read_to_string().expect("body"))
+    }
+
     pub fn metrics(&self) -> Metrics {
         let (status, body) = self.get("/metrics");
         assert_eq!(status, 200);
