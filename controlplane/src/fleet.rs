@@ -70,6 +70,8 @@ pub struct Target {
     pub previous: Option<(Arc<NodeObservation>, i64)>,
     /// Its health.
     pub health: NodeHealth,
+    /// The policy's rule results for it, reused while what a rule reads is unchanged.
+    pub memo: Arc<Mutex<crate::policy::RuleMemo>>,
     /// Phase within the interval.
     offset: Duration,
     /// Next scrape (Unix ms).
@@ -224,6 +226,7 @@ impl Fleet {
                             row.health.parse().unwrap_or(Health::Unknown),
                             now,
                         ),
+                        memo: Arc::default(),
                         offset,
                         next_at: i64::try_from(next.as_millis()).unwrap_or(i64::MAX),
                         in_flight: false,
@@ -390,7 +393,7 @@ impl Fleet {
     }
 
     /// What the policy needs for a node: its latest observation, the one before with the
-    /// seconds between them, and the node's facts.
+    /// seconds between them, the node's facts, and its remembered rule results.
     #[allow(clippy::type_complexity)]
     pub fn policy_input(
         &self,
@@ -399,6 +402,7 @@ impl Fleet {
         Option<Arc<NodeObservation>>,
         Option<(Arc<NodeObservation>, f64)>,
         NodeInput,
+        Arc<Mutex<crate::policy::RuleMemo>>,
     )> {
         let map = self.lock();
         let t = map.get(id)?;
@@ -406,7 +410,7 @@ impl Fleet {
             (Some((p, at)), Some(now)) => Some((p.clone(), (now - at) as f64 / 1000.0)),
             _ => None,
         };
-        Some((t.observation.clone(), prev, node_input(t)))
+        Some((t.observation.clone(), prev, node_input(t), t.memo.clone()))
     }
 
     /// Applies the state-rule matches of the latest observation.

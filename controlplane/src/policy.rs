@@ -15,6 +15,7 @@
 
 mod file;
 mod input;
+mod memo;
 mod vals;
 pub mod watch;
 
@@ -25,6 +26,7 @@ use serde::Serialize;
 
 pub use file::PolicyError;
 pub use input::{EventInput, NodeInput};
+pub use memo::RuleMemo;
 
 use crate::observation::NodeObservation;
 
@@ -92,6 +94,8 @@ pub struct Rule {
     /// Recommended action.
     pub action: Option<String>,
     program: Program,
+    /// The fields it reads, when the text says them all (memoization).
+    reads: Option<Vec<memo::Read>>,
 }
 
 /// A rule that matched.
@@ -154,6 +158,8 @@ pub struct Policy {
     source: String,
     /// The functions, registered once; each evaluation opens a child scope for its variables.
     functions: Context<'static, 'static>,
+    /// Unique per loaded policy: remembered rule results of another policy are not used.
+    generation: u64,
 }
 
 impl std::fmt::Debug for Policy {
@@ -187,10 +193,12 @@ pub(crate) fn base_context() -> Context<'static, 'static> {
 impl Policy {
     /// Parses, validates and compiles a policy document; every problem at once.
     pub fn parse(text: &str) -> Result<Self, Vec<PolicyError>> {
+        static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         file::parse(text).map(|rules| Self {
             rules,
             source: text.to_string(),
             functions: base_context(),
+            generation: GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         })
     }
 
@@ -300,33 +308,7 @@ impl Policy {
         prev: Option<(&NodeObservation, f64)>,
         node: &NodeInput,
     ) -> Evaluation {
-        let mut out = Evaluation::default();
-        let parent: &Context<'_, '_> = &self.functions;
-        if self.rules.iter().any(|r| r.scope == Scope::Gpu) {
-            for g in obs.gpus.values() {
-                let mut ctx = parent.new_inner_scope();
-                let gpu = vals::GpuVal::new(
-                    g,
-                    prev.and_then(|(p, dt)| p.gpus.get(&g.index).map(|pg| (pg, dt))),
-                );
-                ctx.add_variable_as_val("gpu", Box::new(gpu));
-                ctx.add_variable_as_val("node", Box::new(vals::NodeVal::new(node, Some(obs))));
-                let detail = |r: &Rule| input::gpu_detail(g, &r.when);
-                self.run(
-                    Scope::Gpu,
-                    &ctx,
-                    &format!("gpu {}", g.index),
-                    Some(g.index),
-                    detail,
-                    &mut out,
-                );
-            }
-        }
-        let mut ctx = parent.new_inner_scope();
-        ctx.add_variable_as_val("node", Box::new(vals::NodeVal::new(node, Some(obs))));
-        let detail = |r: &Rule| r.description.clone();
-        self.run(Scope::Node, &ctx, "node", None, detail, &mut out);
-        out
+        self.eval_observation_memo(obs, prev, node, &mut RuleMemo::default())
     }
 }
 

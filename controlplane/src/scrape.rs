@@ -241,13 +241,14 @@ impl Scraper {
 
     /// Runs the gpu and node rules on the node's latest observation.
     fn judge_observation(&self, id: &str, now: i64) {
-        let Some((Some(obs), prev, node)) = self.fleet.policy_input(id) else {
+        let Some((Some(obs), prev, node, memo)) = self.fleet.policy_input(id) else {
             return;
         };
-        let e = crate::policy::current(&self.policy).eval_observation(
+        let e = crate::policy::current(&self.policy).eval_observation_memo(
             &obs,
             prev.as_ref().map(|(p, dt)| (&**p, *dt)),
             &node,
+            &mut memo.lock().unwrap_or_else(|p| p.into_inner()),
         );
         self.failures(&e);
         if let Some(c) = self.fleet.observed_health(id, &e.matches, now) {
@@ -257,7 +258,7 @@ impl Scraper {
 
     /// Runs the event rules on one health event of the node.
     fn judge_event(&self, id: &str, ev: &HealthEvent, now: i64) {
-        let Some((_, _, node)) = self.fleet.policy_input(id) else {
+        let Some((_, _, node, _)) = self.fleet.policy_input(id) else {
             return;
         };
         let input = EventInput {

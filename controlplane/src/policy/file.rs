@@ -260,6 +260,7 @@ pub(super) fn parse(text: &str) -> Result<Vec<Rule>, Vec<PolicyError>> {
             }
         }
         if let (Some(program), Some(scope), Some(verdict)) = (program, scope, verdict) {
+            let reads = super::memo::reads(&when);
             rules.push(Rule {
                 name,
                 description: r.description,
@@ -269,6 +270,7 @@ pub(super) fn parse(text: &str) -> Result<Vec<Rule>, Vec<PolicyError>> {
                 hold,
                 action: r.action.map(|a| a.into_inner()),
                 program,
+                reads,
             });
         }
     }

@@ -53,6 +53,68 @@ fn string_map<'v, V: Val + 'v>(entries: impl Iterator<Item = (String, V)>) -> Ce
     CelMap::from(m)
 }
 
+/// A field's value that is not a container.
+#[derive(Debug, Clone, Copy)]
+enum Scalar<'a> {
+    F(f64),
+    I(i64),
+    B(bool),
+    S(&'a str),
+}
+
+impl<'a> Scalar<'a> {
+    fn into_val<'b, 'v>(self) -> Result<CowVal<'b, 'v>, ExecutionError>
+    where
+        'a: 'v,
+    {
+        match self {
+            Scalar::F(v) => double(v),
+            Scalar::I(v) => int(v),
+            Scalar::B(v) => Ok(CowVal::owned(CelBool::from(v))),
+            Scalar::S(v) => string(v),
+        }
+    }
+
+    fn mix(self, h: &mut Fingerprint) {
+        match self {
+            Scalar::F(v) => h.add(v.to_bits()),
+            Scalar::I(v) => h.add(v as u64),
+            Scalar::B(v) => h.add(u64::from(v)),
+            Scalar::S(v) => h.add_str(v),
+        }
+    }
+}
+
+/// A 64-bit digest of the values a rule reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Fingerprint(u64);
+
+impl Default for Fingerprint {
+    fn default() -> Self {
+        Fingerprint(0x9e37_79b9_7f4a_7c15)
+    }
+}
+
+impl Fingerprint {
+    /// Mixes one word in (a multiply–xorshift round, as in splitmix64).
+    pub(crate) fn add(&mut self, v: u64) {
+        let mut z = (self.0 ^ v).wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        self.0 = z ^ (z >> 31);
+    }
+
+    /// Mixes a string in, with its length.
+    pub(crate) fn add_str(&mut self, s: &str) {
+        self.add(s.len() as u64);
+        for c in s.as_bytes().chunks(8) {
+            let mut w = [0u8; 8];
+            w[..c.len()].copy_from_slice(c);
+            self.add(u64::from_le_bytes(w));
+        }
+    }
+}
+
 macro_rules! struct_val {
     ($t:ident, $ty:ident) => {
         impl<'a> Val for $t<'a> {
@@ -150,43 +212,75 @@ impl<'a> GpuVal<'a> {
         GpuVal::new(self.g, self.prev)
     }
 
-    fn lookup<'b, 'v>(&'b self, f: &str) -> Result<CowVal<'b, 'v>, ExecutionError>
-    where
-        'a: 'v,
-    {
+    /// A field that is a number, string or bool.
+    fn scalar(&self, f: &str) -> Option<Scalar<'a>> {
         let g = self.g;
         if let Some(v) = g.values.get(f) {
-            return double(*v);
+            return Some(Scalar::F(*v));
         }
         let nv_err = || g.nvlink_errors.values().sum::<f64>();
-        match f {
-            "index" => int(i64::from(g.index)),
-            "uuid" => string(&g.uuid),
-            "model" => string(&g.model),
-            "up" => Ok(CowVal::owned(CelBool::from(g.up))),
-            "ecc_corrected" => double(ecc(g, "corrected")),
-            "ecc_uncorrected" => double(ecc(g, "uncorrected")),
-            "nvlink_errors" => double(nv_err()),
-            "nvlink_down" => {
-                int(i64::try_from(g.nvlink_up.values().filter(|up| !**up).count()).unwrap_or(0))
-            }
-            "ecc_corrected_per_hour" => double(match self.prev {
+        Some(match f {
+            "index" => Scalar::I(i64::from(g.index)),
+            "uuid" => Scalar::S(&g.uuid),
+            "model" => Scalar::S(&g.model),
+            "up" => Scalar::B(g.up),
+            "ecc_corrected" => Scalar::F(ecc(g, "corrected")),
+            "ecc_uncorrected" => Scalar::F(ecc(g, "uncorrected")),
+            "nvlink_errors" => Scalar::F(nv_err()),
+            "nvlink_down" => Scalar::I(
+                i64::try_from(g.nvlink_up.values().filter(|up| !**up).count()).unwrap_or(0),
+            ),
+            "ecc_corrected_per_hour" => Scalar::F(match self.prev {
                 Some((p, dt)) if dt > 0.0 => {
                     growth(ecc(g, "corrected"), Some(ecc(p, "corrected"))) * 3600.0 / dt
                 }
                 _ => 0.0,
             }),
-            "nvlink_errors_delta" => double(match self.prev {
+            "nvlink_errors_delta" => Scalar::F(match self.prev {
                 Some((p, _)) => growth(nv_err(), Some(p.nvlink_errors.values().sum())),
                 None => 0.0,
             }),
-            "pcie_replays_delta" => double(match self.prev {
+            "pcie_replays_delta" => Scalar::F(match self.prev {
                 Some((p, _)) => growth(
                     g.values.get("pcie_replays_total").copied().unwrap_or(0.0),
                     p.values.get("pcie_replays_total").copied(),
                 ),
                 None => 0.0,
             }),
+            _ => return None,
+        })
+    }
+
+    /// Mixes field `f`'s value into `h` (rule memoization: same values, same result).
+    pub(crate) fn fingerprint(&self, f: &str, h: &mut Fingerprint) {
+        if let Some(v) = self.scalar(f) {
+            return v.mix(h);
+        }
+        match f {
+            "xid_errors" => {
+                for (c, n) in &self.g.xid_errors {
+                    h.add(u64::from(*c));
+                    h.add(n.to_bits());
+                }
+            }
+            "clock_events" => {
+                for r in &self.g.clock_events {
+                    h.add_str(r);
+                }
+            }
+            _ => h.add(u64::MAX), // absent
+        }
+    }
+
+    fn lookup<'b, 'v>(&'b self, f: &str) -> Result<CowVal<'b, 'v>, ExecutionError>
+    where
+        'a: 'v,
+    {
+        if let Some(v) = self.scalar(f) {
+            return v.into_val();
+        }
+        let g = self.g;
+        match f {
             "xid_errors" => Ok(CowVal::Borrowed(self.xids.get_or_init(|| {
                 string_map(
                     g.xid_errors
@@ -232,24 +326,56 @@ impl<'a> NodeVal<'a> {
         NodeVal::new(self.n, self.obs)
     }
 
-    fn lookup<'b, 'v>(&'b self, f: &str) -> Result<CowVal<'b, 'v>, ExecutionError>
-    where
-        'a: 'v,
-    {
+    fn scalar(&self, f: &str) -> Option<Scalar<'a>> {
         let n = self.n;
-        match f {
-            "name" => string(&n.name),
-            "pool" => string(&n.pool),
-            "connectivity" => string(&n.connectivity),
-            "expected_gpus" => int(i64::try_from(n.expected_gpus).unwrap_or(0)),
-            "gpu_count" => {
-                int(i64::try_from(self.obs.map_or(n.expected_gpus, |o| o.gpus.len())).unwrap_or(0))
-            }
-            "driver_version" => string(
+        Some(match f {
+            "name" => Scalar::S(&n.name),
+            "pool" => Scalar::S(&n.pool),
+            "connectivity" => Scalar::S(&n.connectivity),
+            "expected_gpus" => Scalar::I(i64::try_from(n.expected_gpus).unwrap_or(0)),
+            "gpu_count" => Scalar::I(
+                i64::try_from(self.obs.map_or(n.expected_gpus, |o| o.gpus.len())).unwrap_or(0),
+            ),
+            "driver_version" => Scalar::S(
                 self.obs
                     .and_then(|o| o.driver_version.as_deref())
                     .unwrap_or(""),
             ),
+            _ => return None,
+        })
+    }
+
+    /// Mixes field `f`'s value into `h`.
+    pub(crate) fn fingerprint(&self, f: &str, h: &mut Fingerprint) {
+        if let Some(v) = self.scalar(f) {
+            return v.mix(h);
+        }
+        match f {
+            "labels" => {
+                for (k, v) in &self.n.labels {
+                    h.add_str(k);
+                    h.add_str(v);
+                }
+            }
+            "health_checks" => {
+                for (k, v) in self.obs.into_iter().flat_map(|o| o.health_checks.iter()) {
+                    h.add_str(k);
+                    h.add(v.to_bits());
+                }
+            }
+            _ => h.add(u64::MAX),
+        }
+    }
+
+    fn lookup<'b, 'v>(&'b self, f: &str) -> Result<CowVal<'b, 'v>, ExecutionError>
+    where
+        'a: 'v,
+    {
+        if let Some(v) = self.scalar(f) {
+            return v.into_val();
+        }
+        let n = self.n;
+        match f {
             "labels" => Ok(CowVal::Borrowed(self.labels.get_or_init(|| {
                 string_map(
                     n.labels

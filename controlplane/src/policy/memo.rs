@@ -1,0 +1,282 @@
+//! Rule results remembered per node between scrapes.
+//!
+//! Most gpu and node rules read fields that rarely change (ECC and XID counters, PCIe link
+//! width, remapped rows, NVLink state); only a few read values that move on every scrape
+//! (temperature, power). Each rule's fields are found when the policy loads (`reads`); at
+//! each observation a 64-bit fingerprint of those fields' values is compared with the one
+//! of the rule's last evaluation on that GPU, and when it is the same the last result is
+//! used instead of running the program. A rule whose fields cannot all be found (it uses
+//! `gpu` or `node` other than as `gpu.field`, or has a backslash in it) is always run.
+//! Failures are never remembered.
+
+use std::collections::HashMap;
+
+use cel::Context;
+
+use super::vals::{Fingerprint, GpuVal, NodeVal};
+use super::{input, Evaluation, Match, Policy, Rule, RuleFailure, Scope};
+use crate::observation::NodeObservation;
+use crate::policy::NodeInput;
+
+/// A field a rule reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Read {
+    /// `gpu.FIELD`
+    Gpu(String),
+    /// `node.FIELD`
+    Node(String),
+}
+
+/// The fields `when` reads, or `None` when they cannot all be known from the text.
+pub(crate) fn reads(when: &str) -> Option<Vec<Read>> {
+    if when.contains('\\') {
+        return None;
+    }
+    let b = when.as_bytes();
+    let ident = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
+    let mut out: Vec<Read> = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if c == b'"' || c == b'\'' {
+            // A string literal: skip to its closing quote.
+            i += 1;
+            while i < b.len() && b[i] != c {
+                i += 1;
+            }
+            i += 1;
+            continue;
+        }
+        if !ident(c) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < b.len() && ident(b[i]) {
+            i += 1;
+        }
+        let word = &when[start..i];
+        let is_field_name = start > 0 && b[start - 1] == b'.';
+        if is_field_name || !matches!(word, "gpu" | "node" | "event") {
+            continue;
+        }
+        let mut j = i;
+        while j < b.len() && b[j].is_ascii_whitespace() {
+            j += 1;
+        }
+        if j >= b.len() || b[j] != b'.' {
+            return None;
+        }
+        j += 1;
+        while j < b.len() && b[j].is_ascii_whitespace() {
+            j += 1;
+        }
+        let fs = j;
+        while j < b.len() && ident(b[j]) {
+            j += 1;
+        }
+        if j == fs {
+            return None;
+        }
+        let field = when[fs..j].to_string();
+        let r = match word {
+            "gpu" => Read::Gpu(field),
+            "node" => Read::Node(field),
+            _ => return None, // state rules do not see events
+        };
+        if !out.contains(&r) {
+            out.push(r);
+        }
+        i = j;
+    }
+    Some(out)
+}
+
+/// One node's remembered rule results: per GPU (the node rules under `u32::MAX`), per rule,
+/// the fingerprint of what it read and whether it matched.
+#[derive(Debug, Default)]
+pub struct RuleMemo {
+    generation: u64,
+    slots: HashMap<u32, Vec<Option<(Fingerprint, bool)>>>,
+}
+
+const NODE_SLOT: u32 = u32::MAX;
+
+fn fingerprint(r: &Rule, gpu: Option<&GpuVal<'_>>, node: &NodeVal<'_>) -> Option<Fingerprint> {
+    let reads = r.reads.as_ref()?;
+    let mut h = Fingerprint::default();
+    for rd in reads {
+        match (rd, gpu) {
+            (Read::Gpu(f), Some(g)) => g.fingerprint(f, &mut h),
+            (Read::Gpu(_), None) => return None,
+            (Read::Node(f), _) => node.fingerprint(f, &mut h),
+        }
+    }
+    Some(h)
+}
+
+impl Policy {
+    /// [`Policy::eval_observation`], reusing the results of rules whose fields did not change
+    /// since the same node's last evaluation (`memo` is that node's).
+    pub fn eval_observation_memo(
+        &self,
+        obs: &NodeObservation,
+        prev: Option<(&NodeObservation, f64)>,
+        node: &NodeInput,
+        memo: &mut RuleMemo,
+    ) -> Evaluation {
+        if memo.generation != self.generation {
+            memo.slots.clear();
+            memo.generation = self.generation;
+        }
+        let mut out = Evaluation::default();
+        let parent: &Context<'_, '_> = &self.functions;
+        let n_rules = self.rules.len();
+        let nv = NodeVal::new(node, Some(obs));
+        if self.rules.iter().any(|r| r.scope == Scope::Gpu) {
+            for g in obs.gpus.values() {
+                let prev_g = prev.and_then(|(p, dt)| p.gpus.get(&g.index).map(|pg| (pg, dt)));
+                let gv = GpuVal::new(g, prev_g);
+                let slots = memo
+                    .slots
+                    .entry(g.index)
+                    .or_insert_with(|| vec![None; n_rules]);
+                let mut ctx: Option<Context<'_, '_>> = None;
+                for (i, r) in self.rules.iter().enumerate() {
+                    if r.scope != Scope::Gpu {
+                        continue;
+                    }
+                    let fp = fingerprint(r, Some(&gv), &nv);
+                    let matched = match (fp, slots[i]) {
+                        (Some(now), Some((then, m))) if now == then => Some(m),
+                        _ => {
+                            let ctx = ctx.get_or_insert_with(|| {
+                                let mut c = parent.new_inner_scope();
+                                c.add_variable_as_val("gpu", Box::new(GpuVal::new(g, prev_g)));
+                                c.add_variable_as_val(
+                                    "node",
+                                    Box::new(NodeVal::new(node, Some(obs))),
+                                );
+                                c
+                            });
+                            let m = judge(r, ctx, || format!("gpu {}", g.index), &mut out);
+                            slots[i] = fp.zip(m);
+                            m
+                        }
+                    };
+                    if matched == Some(true) {
+                        out.matches.push(Match {
+                            rule: r.name.clone(),
+                            verdict: r.verdict,
+                            action: r.action.clone(),
+                            gpu: Some(g.index),
+                            detail: input::gpu_detail(g, &r.when),
+                            hold: r.hold,
+                        });
+                    }
+                }
+            }
+        }
+        let slots = memo
+            .slots
+            .entry(NODE_SLOT)
+            .or_insert_with(|| vec![None; n_rules]);
+        let mut ctx: Option<Context<'_, '_>> = None;
+        for (i, r) in self.rules.iter().enumerate() {
+            if r.scope != Scope::Node {
+                continue;
+            }
+            let fp = fingerprint(r, None, &nv);
+            let matched = match (fp, slots[i]) {
+                (Some(now), Some((then, m))) if now == then => Some(m),
+                _ => {
+                    let ctx = ctx.get_or_insert_with(|| {
+                        let mut c = parent.new_inner_scope();
+                        c.add_variable_as_val("node", Box::new(NodeVal::new(node, Some(obs))));
+                        c
+                    });
+                    let m = judge(r, ctx, || "node".to_string(), &mut out);
+                    slots[i] = fp.zip(m);
+                    m
+                }
+            };
+            if matched == Some(true) {
+                out.matches.push(Match {
+                    rule: r.name.clone(),
+                    verdict: r.verdict,
+                    action: r.action.clone(),
+                    gpu: None,
+                    detail: r.description.clone(),
+                    hold: r.hold,
+                });
+            }
+        }
+        out
+    }
+}
+
+/// Runs one rule: whether it matched, or `None` after recording its failure.
+fn judge(
+    r: &Rule,
+    ctx: &Context<'_, '_>,
+    input: impl Fn() -> String,
+    out: &mut Evaluation,
+) -> Option<bool> {
+    match r.program.execute(ctx) {
+        Ok(cel::Value::Bool(b)) => Some(b),
+        Ok(other) => {
+            out.failures.push(RuleFailure {
+                rule: r.name.clone(),
+                input: input(),
+                error: format!("returned {other:?}, not a bool"),
+            });
+            None
+        }
+        Err(e) => {
+            out.failures.push(RuleFailure {
+                rule: r.name.clone(),
+                input: input(),
+                error: e.to_string(),
+            });
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fields_a_rule_reads_are_found_or_it_is_always_run() {
+        assert_eq!(
+            reads("has(gpu.power_watts) && gpu.power_watts > gpu . power_limit_watts * 1.05"),
+            Some(vec![
+                Read::Gpu("power_watts".into()),
+                Read::Gpu("power_limit_watts".into())
+            ])
+        );
+        assert_eq!(
+            reads(
+                r#"node.health_checks.exists(c, node.health_checks[c] == 2.0) && "gpu" != node.name"#
+            ),
+            Some(vec![
+                Read::Node("health_checks".into()),
+                Read::Node("name".into())
+            ])
+        );
+        // A string that mentions gpu is not a read; x.gpu is a field, not the variable.
+        assert_eq!(
+            reads(r#"node.labels.gpu == "gpu.temperature""#),
+            Some(vec![Read::Node("labels".into())])
+        );
+        for opaque in [
+            r#"gpu["temperature_celsius"] > 90.0"#,
+            "size(gpu) > 3",
+            "node.health_checks.exists(gpu, gpu == 'x')",
+            r#"gpu.model == "a\"b" && gpu.up"#,
+        ] {
+            assert_eq!(reads(opaque), None, "{opaque}");
+        }
+    }
+}
