@@ -308,7 +308,7 @@ impl Policy {
         prev: Option<(&NodeObservation, f64)>,
         node: &NodeInput,
     ) -> Evaluation {
-        self.eval_observation_memo(obs, prev, node, &mut RuleMemo::default())
+        self.eval_state(obs, prev, node, &mut RuleMemo::default(), false)
     }
 }
 

@@ -125,6 +125,18 @@ impl Policy {
         node: &NodeInput,
         memo: &mut RuleMemo,
     ) -> Evaluation {
+        self.eval_state(obs, prev, node, memo, true)
+    }
+
+    /// The gpu and node rules on `obs`; with `remember`, through `memo`.
+    pub(super) fn eval_state(
+        &self,
+        obs: &NodeObservation,
+        prev: Option<(&NodeObservation, f64)>,
+        node: &NodeInput,
+        memo: &mut RuleMemo,
+        remember: bool,
+    ) -> Evaluation {
         if memo.generation != self.generation {
             memo.slots.clear();
             memo.generation = self.generation;
@@ -146,7 +158,7 @@ impl Policy {
                     if r.scope != Scope::Gpu {
                         continue;
                     }
-                    let fp = fingerprint(r, Some(&gv), &nv);
+                    let fp = remember.then(|| fingerprint(r, Some(&gv), &nv)).flatten();
                     let matched = match (fp, slots[i]) {
                         (Some(now), Some((then, m))) if now == then => Some(m),
                         _ => {
@@ -186,7 +198,7 @@ impl Policy {
             if r.scope != Scope::Node {
                 continue;
             }
-            let fp = fingerprint(r, None, &nv);
+            let fp = remember.then(|| fingerprint(r, None, &nv)).flatten();
             let matched = match (fp, slots[i]) {
                 (Some(now), Some((then, m))) if now == then => Some(m),
                 _ => {
