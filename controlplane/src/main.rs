@@ -504,6 +504,7 @@ fn serve_command(
         }
     };
     rt.block_on(async move {
+        let shutdown = serve::ShutdownSignal::install();
         let running = match serve::start(cfg, EnvTokens::from_env(), Arc::new(SystemClock)).await {
             Ok(r) => r,
             Err(e) => {
@@ -518,7 +519,7 @@ fn serve_command(
                 path.display()
             );
         }
-        serve::shutdown_signal().await;
+        shutdown.wait().await;
         tracing::info!("shutting down");
         running.stop().await;
         tracing::info!("stopped");
