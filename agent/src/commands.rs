@@ -98,6 +98,8 @@ struct Inner {
     plugins: Option<(Arc<PluginManager>, tokio::runtime::Handle)>,
     state_file: Option<PathBuf>,
     records: Mutex<Records>,
+    /// Notified when a command ends.
+    ended: std::sync::Condvar,
 }
 
 /// The command runner; clones share it.
@@ -136,6 +138,7 @@ impl Commands {
                 plugins,
                 state_file,
                 records: Mutex::new(Records::default()),
+                ended: std::sync::Condvar::new(),
             }),
         };
         c.restore();
@@ -206,6 +209,26 @@ impl Commands {
     /// Where command `id` stands.
     pub fn status(&self, id: &str) -> Option<CommandStatus> {
         self.lock().map.get(id).map(|r| r.status.clone())
+    }
+
+    /// Where command `id` stands once it has ended, or after `wait` if it is still running:
+    /// a quick command (a cordon hook) is answered with its result in the same request.
+    pub fn status_within(&self, id: &str, wait: Duration) -> Option<CommandStatus> {
+        let deadline = Instant::now() + wait;
+        let mut r = self.lock();
+        loop {
+            let s = r.map.get(id).map(|x| x.status.clone())?;
+            let left = deadline.saturating_duration_since(Instant::now());
+            if s.state.is_final() || left.is_zero() {
+                return Some(s);
+            }
+            r = self
+                .inner
+                .ended
+                .wait_timeout(r, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
     }
 
     /// The commands received, newest first.
@@ -330,6 +353,7 @@ impl Commands {
             }
         }
         self.persist();
+        self.inner.ended.notify_all();
     }
 
     fn execute(

@@ -333,10 +333,16 @@ async fn submit_command(
                 format!("invalid command: {e}"),
             )
         })?;
-    // Hooks may block on a lock; keep them off the server's threads.
-    let out = web::block(move || commands.submit(r))
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    // Waiting for a quick command to end blocks: keep it off the server's threads.
+    let out = web::block(move || {
+        commands.submit(r).map(|s| {
+            commands
+                .status_within(&s.id, Duration::from_secs(2))
+                .unwrap_or(s)
+        })
+    })
+    .await
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
     match out {
         Ok(status) => Ok(HttpResponse::Ok().json(status)),
         Err(e @ crate::commands::SubmitError::Invalid(_)) => Err(ApiError::new(

@@ -315,3 +315,27 @@ fn only_the_digest_of_the_current_node_token_authenticates() {
         "a replaced token no longer works"
     );
 }
+
+#[test]
+fn a_quick_command_is_answered_with_its_result_and_a_long_one_while_it_runs() {
+    let mut c = cfg();
+    c.cordon = sh("exit 0");
+    let (cmds, fake, snap) = runner(c, None);
+    cmds.submit(req("cmd-q", "cordon", "")).unwrap();
+    let s = cmds.status_within("cmd-q", Duration::from_secs(5)).unwrap();
+    assert_eq!(
+        s.state,
+        CommandState::Succeeded,
+        "answered once done, not after the wait"
+    );
+    fake.inject(0, Fault::Processes(1)).unwrap();
+    publish(&fake, &snap);
+    cmds.submit(req("cmd-d", "drain", "")).unwrap();
+    let start = Instant::now();
+    let s = cmds
+        .status_within("cmd-d", Duration::from_millis(200))
+        .unwrap();
+    assert_eq!(s.state, CommandState::Running);
+    assert!(start.elapsed() >= Duration::from_millis(200));
+    assert!(cmds.status_within("cmd-unknown", Duration::ZERO).is_none());
+}
