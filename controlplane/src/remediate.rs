@@ -238,20 +238,7 @@ impl Remediator {
         };
         let id = crate::token::random_id("cmd-")
             .map_err(|e| StoreError::Corrupt(format!("no randomness for a command id: {e}")))?;
-        let cmd = CommandRow {
-            id: id.clone(),
-            node_id: node.id.clone(),
-            kind: kind.as_str().into(),
-            params: params.to_string(),
-            state: CommandState::Pending.as_str().into(),
-            attempts: 0,
-            result: None,
-            requested_by: ACTOR.into(),
-            created_at: now,
-            updated_at: now,
-            next_attempt_at: now,
-            completed_at: None,
-        };
+        let cmd = CommandRow::pending(id.clone(), &node.id, kind, &params, ACTOR, now);
         let entry = NewAudit::ok(
             ACTOR,
             &format!("node.{}", step.as_str()),

@@ -158,6 +158,23 @@ fn register(s: &Store, name: &str, pool: Option<&str>, now: i64) -> String {
     .id
 }
 
+/// Registers `name`, makes it unhealthy, takes one remediation pass and one delivery, and
+/// returns its newest command.
+fn first_step(r: &Rig, store: &Store, name: &str) -> gpuwarden_controlplane::model::Command {
+    let id = register(store, name, None, T0);
+    store
+        .set_health(&id, Health::Unhealthy, "x", "policy:x", T0)
+        .unwrap();
+    r.remediator.run_once();
+    r.dispatcher.run_once();
+    store
+        .commands(&id, 1)
+        .unwrap()
+        .remove(0)
+        .to_model()
+        .unwrap()
+}
+
 fn status(s: &Store, id: &str) -> String {
     s.node(id).unwrap().status
 }
@@ -404,22 +421,11 @@ fn failures_and_operators_stop_the_plan_and_undeliverable_commands_fail_with_a_r
 
     // The cordon hook fails: no drain follows.
     agent.script("cordon", &[AgentState::Failed]);
-    let id = register(&store, "gpu-f", None, T0);
-    store
-        .set_health(&id, Health::Unhealthy, "x", "policy:x", T0)
-        .unwrap();
-    r.remediator.run_once();
-    r.dispatcher.run_once();
-    let c = store
-        .commands(&id, 1)
-        .unwrap()
-        .remove(0)
-        .to_model()
-        .unwrap();
+    let c = first_step(&r, &store, "gpu-f");
     assert_eq!(c.state, CommandState::Failed);
     assert_eq!(c.message.as_deref(), Some("cordon failed"));
     assert_eq!(r.remediator.run_once(), 0);
-    assert_eq!(status(&store, &id), "cordoned");
+    assert_eq!(status(&store, &c.node_id), "cordoned");
 
     // The agent refuses a command for good: failed with its reason, not retried.
     let refusing = Arc::new(ScriptedAgent::default());
@@ -436,18 +442,7 @@ fn failures_and_operators_stop_the_plan_and_undeliverable_commands_fail_with_a_r
         );
     }
     let r2 = rig(store.clone(), clock.clone(), refusing.clone(), Plan::Cordon);
-    let id2 = register(&store, "gpu-g", None, T0);
-    store
-        .set_health(&id2, Health::Unhealthy, "x", "policy:x", T0)
-        .unwrap();
-    r2.remediator.run_once();
-    r2.dispatcher.run_once();
-    let c = store
-        .commands(&id2, 1)
-        .unwrap()
-        .remove(0)
-        .to_model()
-        .unwrap();
+    let c = first_step(&r2, &store, "gpu-g");
     assert_eq!(c.state, CommandState::Failed);
     assert!(c
         .message
@@ -458,20 +453,11 @@ fn failures_and_operators_stop_the_plan_and_undeliverable_commands_fail_with_a_r
     let down = Arc::new(ScriptedAgent::default());
     *down.down.lock().unwrap() = true;
     let r3 = rig(store.clone(), clock.clone(), down, Plan::Cordon);
-    let id3 = register(&store, "gpu-h", None, T0);
-    store
-        .set_health(&id3, Health::Unhealthy, "x", "policy:x", T0)
-        .unwrap();
-    r3.remediator.run_once();
-    r3.dispatcher.run_once();
+    let pending = first_step(&r3, &store, "gpu-h");
+    assert_eq!(pending.state, CommandState::Pending);
     r3.clock.advance(25 * 3_600_000);
     r3.dispatcher.run_once();
-    let c = store
-        .commands(&id3, 1)
-        .unwrap()
-        .remove(0)
-        .to_model()
-        .unwrap();
+    let c = store.command(&pending.id).unwrap().to_model().unwrap();
     assert_eq!(c.state, CommandState::Failed);
     let m = c.message.unwrap();
     assert!(m.starts_with("not delivered within 1day"), "{m}");

@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use super::auth::Admin;
 use super::nodes::{load, node_json, StepResult};
 use super::{blocking, ApiError, AppState};
-use crate::model::{Command, CommandKind, CommandState};
+use crate::model::{Command, CommandKind};
 use crate::store::rows::{CommandRow, NewAudit};
 use crate::token;
 
@@ -22,20 +22,14 @@ pub fn new_command(
     by: &str,
     now: i64,
 ) -> Result<CommandRow, ApiError> {
-    Ok(CommandRow {
-        id: token::random_id("cmd-")?,
-        node_id: node.to_string(),
-        kind: kind.as_str().into(),
-        params: params.to_string(),
-        state: CommandState::Pending.as_str().into(),
-        attempts: 0,
-        result: None,
-        requested_by: by.to_string(),
-        created_at: now,
-        updated_at: now,
-        next_attempt_at: now,
-        completed_at: None,
-    })
+    Ok(CommandRow::pending(
+        token::random_id("cmd-")?,
+        node,
+        kind,
+        &params,
+        by,
+        now,
+    ))
 }
 
 /// Body of `POST /v1/nodes/{id}/diagnose`.

@@ -177,14 +177,11 @@ impl Policy {
                         }
                     };
                     if matched == Some(true) {
-                        out.matches.push(Match {
-                            rule: r.name.clone(),
-                            verdict: r.verdict,
-                            action: r.action.clone(),
-                            gpu: Some(g.index),
-                            detail: input::gpu_detail(g, &r.when),
-                            hold: r.hold,
-                        });
+                        out.matches.push(matched_rule(
+                            r,
+                            Some(g.index),
+                            input::gpu_detail(g, &r.when),
+                        ));
                     }
                 }
             }
@@ -213,17 +210,22 @@ impl Policy {
                 }
             };
             if matched == Some(true) {
-                out.matches.push(Match {
-                    rule: r.name.clone(),
-                    verdict: r.verdict,
-                    action: r.action.clone(),
-                    gpu: None,
-                    detail: r.description.clone(),
-                    hold: r.hold,
-                });
+                out.matches
+                    .push(matched_rule(r, None, r.description.clone()));
             }
         }
         out
+    }
+}
+
+fn matched_rule(r: &Rule, gpu: Option<u32>, detail: String) -> Match {
+    Match {
+        rule: r.name.clone(),
+        verdict: r.verdict,
+        action: r.action.clone(),
+        gpu,
+        detail,
+        hold: r.hold,
     }
 }
 

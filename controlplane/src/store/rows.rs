@@ -254,6 +254,31 @@ pub struct CommandRow {
 }
 
 impl CommandRow {
+    /// A new `pending` command for `node`, due at once.
+    pub fn pending(
+        id: String,
+        node: &str,
+        kind: model::CommandKind,
+        params: &serde_json::Value,
+        by: &str,
+        now: i64,
+    ) -> Self {
+        CommandRow {
+            id,
+            node_id: node.to_string(),
+            kind: kind.as_str().into(),
+            params: params.to_string(),
+            state: model::CommandState::Pending.as_str().into(),
+            attempts: 0,
+            result: None,
+            requested_by: by.to_string(),
+            created_at: now,
+            updated_at: now,
+            next_attempt_at: now,
+            completed_at: None,
+        }
+    }
+
     /// The command as the API shows it.
     pub fn to_model(&self) -> Result<model::Command, StoreError> {
         Ok(model::Command {
