@@ -64,6 +64,17 @@ impl CommandAuth {
     }
 }
 
+/// What run_diagnostic needs: the plugins, their runtime, and the names the config gives.
+#[derive(Debug, Clone)]
+pub struct Diagnostics {
+    /// The plugin manager.
+    pub manager: Arc<PluginManager>,
+    /// The runtime plugins run on.
+    pub runtime: tokio::runtime::Handle,
+    /// Plugin names in the agent's config at start.
+    pub configured: Vec<String>,
+}
+
 /// Why a command was not accepted.
 #[derive(Debug, thiserror::Error)]
 pub enum SubmitError {
@@ -95,9 +106,11 @@ struct Inner {
     cfg: CommandsConfig,
     node: String,
     snapshot: SharedSnapshot,
-    plugins: Option<(Arc<PluginManager>, tokio::runtime::Handle)>,
+    plugins: Option<Diagnostics>,
     state_file: Option<PathBuf>,
     records: Mutex<Records>,
+    /// When the runner started (plugins load in the background after that).
+    started: Instant,
     /// Notified when a command ends.
     ended: std::sync::Condvar,
 }
@@ -127,7 +140,7 @@ impl Commands {
         cfg: CommandsConfig,
         node: String,
         snapshot: SharedSnapshot,
-        plugins: Option<(Arc<PluginManager>, tokio::runtime::Handle)>,
+        plugins: Option<Diagnostics>,
         state_file: Option<PathBuf>,
     ) -> Commands {
         let c = Commands {
@@ -138,6 +151,7 @@ impl Commands {
                 plugins,
                 state_file,
                 records: Mutex::new(Records::default()),
+                started: Instant::now(),
                 ended: std::sync::Condvar::new(),
             }),
         };
@@ -540,20 +554,43 @@ impl Commands {
                 serde_json::Value::Null,
             );
         }
-        let Some((plugins, rt)) = &self.inner.plugins else {
+        let Some(Diagnostics {
+            manager: plugins,
+            runtime: rt,
+            configured,
+        }) = &self.inner.plugins
+        else {
             return (
                 CommandState::Failed,
                 "plugins are not available on this agent".into(),
                 serde_json::Value::Null,
             );
         };
-        let args = req
+        let args: Vec<(String, String)> = req
             .params
             .args
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        match rt.block_on(plugins.run_now(&name, args)) {
+        // Plugins load in the background when the agent starts: a diagnostic asked for in
+        // its first minute, of a plugin the config names, waits (up to 30 s) for it to load
+        // instead of failing at once.
+        let wait_until = Instant::now() + Duration::from_secs(30);
+        let result = loop {
+            let r = rt.block_on(plugins.run_now(&name, args.clone()));
+            let early = self.inner.started.elapsed() < Duration::from_secs(60)
+                && configured.contains(&name);
+            match r {
+                Err(crate::plugin::manager::RunError::NotFound(_))
+                | Err(crate::plugin::manager::RunError::NotLoaded(..))
+                    if early && Instant::now() < wait_until =>
+                {
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                other => break other,
+            }
+        };
+        match result {
             Ok(outcome) => {
                 let msg = match &outcome.failure {
                     Some(f) => format!("diagnostic {name} could not run to its end: {f}"),

@@ -186,7 +186,11 @@ pub async fn run(
         cfg.commands.clone(),
         node_id.clone(),
         Arc::clone(&snapshot),
-        Some((Arc::clone(&plugins), plugin_rt.clone())),
+        Some(commands::Diagnostics {
+            manager: Arc::clone(&plugins),
+            runtime: plugin_rt.clone(),
+            configured: cfg.plugins.iter().map(|p| p.name.clone()).collect(),
+        }),
         state_file,
     );
     let state = http::AppState {
