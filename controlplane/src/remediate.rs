@@ -12,7 +12,7 @@
 //! takes over: remediation leaves the node alone until it turns unhealthy again. A step
 //! that failed stops the plan too; the failure is audited and notified.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -48,8 +48,11 @@ pub enum Decision {
 }
 
 /// The next step for a node whose status is `status`, with `episode` the commands created
-/// since it turned unhealthy (any order).
+/// since it turned unhealthy (any order). Diagnostics neither wait nor take over: only
+/// lifecycle commands count.
 pub fn decide(plan: Plan, status: Status, episode: &[CommandRow]) -> Decision {
+    let diagnostic = CommandKind::RunDiagnostic.as_str();
+    let episode: Vec<&CommandRow> = episode.iter().filter(|c| c.kind != diagnostic).collect();
     if episode.iter().any(|c| {
         c.state == CommandState::Pending.as_str() || c.state == CommandState::Running.as_str()
     }) {
@@ -106,7 +109,9 @@ pub struct Remediator {
     pub dispatch: Arc<Wake>,
     /// Wakes this loop (a node turned unhealthy, a command ended).
     pub wake: Arc<Wake>,
-    stopped: Arc<Mutex<HashSet<(String, i64)>>>,
+    /// Nodes with nothing (more) to do: id → (the node's `updated_at` then, its episode).
+    /// Until the node row changes (a status or health change), it is not looked at again.
+    settled: Arc<Mutex<HashMap<String, (i64, i64)>>>,
 }
 
 impl std::fmt::Debug for Remediator {
@@ -151,7 +156,7 @@ impl Remediator {
             notifier,
             dispatch,
             wake,
-            stopped: Arc::default(),
+            settled: Arc::default(),
         }
     }
 
@@ -164,6 +169,10 @@ impl Remediator {
                 return 0;
             }
         };
+        self.settled
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|id, _| nodes.iter().any(|n| n.id == *id));
         let mut steps = 0;
         for n in &nodes {
             match self.reconcile(n) {
@@ -180,9 +189,25 @@ impl Remediator {
         steps
     }
 
+    fn settle(&self, node: &NodeRow, since: i64) {
+        self.settled
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(node.id.clone(), (node.updated_at, since));
+    }
+
     fn reconcile(&self, node: &NodeRow) -> Result<bool, StoreError> {
         let (plan, drain_timeout) = self.cfg.for_pool(&node.pool);
         if plan == Plan::Nothing {
+            return Ok(false);
+        }
+        let settled_at = self
+            .settled
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&node.id)
+            .copied();
+        if settled_at.is_some_and(|(at, _)| at == node.updated_at) {
             return Ok(false);
         }
         let Some(since) = self.store.unhealthy_since(&node.id)? else {
@@ -198,12 +223,8 @@ impl Remediator {
         let step = match decide(plan, status, &episode) {
             Decision::Step(s) => s,
             Decision::Stop(why) => {
-                let first = self
-                    .stopped
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert((node.id.clone(), since));
-                if first {
+                self.settle(node, since);
+                if settled_at.is_none_or(|(_, episode)| episode != since) {
                     warn!(node = %node.id, %why, "remediation stops for this node until it turns unhealthy again");
                     let now = self.clock.now_ms();
                     self.notifier.send(
@@ -215,7 +236,11 @@ impl Remediator {
                 }
                 return Ok(false);
             }
-            Decision::Wait | Decision::Done => return Ok(false),
+            Decision::Done => {
+                self.settle(node, since);
+                return Ok(false);
+            }
+            Decision::Wait => return Ok(false),
         };
         let kind = match step {
             Step::Cordon => CommandKind::Cordon,
@@ -379,5 +404,14 @@ mod tests {
             decide(full, Status::Draining, &[]),
             Decision::Stop(_)
         ));
+        // An operator's diagnostic, running or done, is not taking over.
+        let diagnosing = [
+            cmd(Cordon, Succeeded, ACTOR),
+            cmd(RunDiagnostic, Running, "admin:gwa_1234"),
+        ];
+        assert_eq!(
+            decide(full, Status::Cordoned, &diagnosing),
+            Decision::Step(Step::Drain)
+        );
     }
 }

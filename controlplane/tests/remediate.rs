@@ -425,7 +425,25 @@ fn failures_and_operators_stop_the_plan_and_undeliverable_commands_fail_with_a_r
     assert_eq!(c.state, CommandState::Failed);
     assert_eq!(c.message.as_deref(), Some("cordon failed"));
     assert_eq!(r.remediator.run_once(), 0);
+    assert_eq!(r.remediator.run_once(), 0, "a stopped node stays stopped");
     assert_eq!(status(&store, &c.node_id), "cordoned");
+    // Fixed, cleared, and unhealthy again later: a new episode, and the plan goes on from
+    // where the node is (cordoned: drain next).
+    store
+        .set_health(
+            &c.node_id,
+            Health::Healthy,
+            "cleared",
+            "admin:test",
+            T0 + 60_000,
+        )
+        .unwrap();
+    store
+        .set_health(&c.node_id, Health::Unhealthy, "x", "policy:x", T0 + 120_000)
+        .unwrap();
+    r.clock.advance(120_000);
+    assert_eq!(r.remediator.run_once(), 1);
+    assert_eq!(status(&store, &c.node_id), "draining");
 
     // The agent refuses a command for good: failed with its reason, not retried.
     let refusing = Arc::new(ScriptedAgent::default());
