@@ -7,6 +7,8 @@ use super::*;
 use crate::backend::fake::{FakeBackend, Fault};
 use crate::backend::GpuBackend;
 use crate::collector::Snapshot;
+use crate::config::DrainUntil;
+use sha2::{Digest, Sha256};
 
 struct Dir(PathBuf);
 impl Dir {
