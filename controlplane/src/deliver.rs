@@ -48,12 +48,12 @@ pub enum Delivery {
 }
 
 /// Sends one command to one agent.
-pub trait Send: std::marker::Send + Sync {
+pub trait Deliver: Send + Sync {
     /// POSTs `req` to `address`/v1/commands with `credential` as the bearer.
     fn send(&self, address: &str, credential: &str, req: &CommandRequest) -> Delivery;
 }
 
-/// [`Send`] over HTTP.
+/// [`Deliver`] over HTTP.
 #[derive(Debug, Clone)]
 pub struct HttpSender {
     agent: ureq::Agent,
@@ -72,7 +72,7 @@ impl HttpSender {
     }
 }
 
-impl Send for HttpSender {
+impl Deliver for HttpSender {
     fn send(&self, address: &str, credential: &str, req: &CommandRequest) -> Delivery {
         let url = format!("{}/v1/commands", address.trim_end_matches('/'));
         let resp = self
@@ -118,7 +118,7 @@ pub struct Dispatcher {
     /// Settings.
     pub cfg: CommandsConfig,
     /// How commands reach agents.
-    pub sender: Arc<dyn Send>,
+    pub sender: Arc<dyn Deliver>,
     /// Own metrics.
     pub metrics: Metrics,
     /// Webhooks.
@@ -185,7 +185,7 @@ impl Dispatcher {
         store: Arc<Store>,
         clock: SharedClock,
         cfg: CommandsConfig,
-        sender: Arc<dyn Send>,
+        sender: Arc<dyn Deliver>,
         metrics: Metrics,
         notifier: Notifier,
     ) -> Self {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use gpuwarden_controlplane::clock::{Clock, FakeClock};
 use gpuwarden_controlplane::config::{CommandsConfig, Plan, PoolRemediation, RemediationConfig};
-use gpuwarden_controlplane::deliver::{Delivery, Dispatcher, Send};
+use gpuwarden_controlplane::deliver::{Deliver, Delivery, Dispatcher};
 use gpuwarden_controlplane::metrics::Metrics;
 use gpuwarden_controlplane::model::{CommandState, Health};
 use gpuwarden_controlplane::remediate::Remediator;
@@ -64,7 +64,7 @@ impl ScriptedAgent {
     }
 }
 
-impl Send for ScriptedAgent {
+impl Deliver for ScriptedAgent {
     fn send(&self, address: &str, credential: &str, req: &CommandRequest) -> Delivery {
         self.seen.lock().unwrap().push((
             address.into(),
