@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use actix_web::dev::{Service, ServiceResponse};
 use actix_web::http::StatusCode;
-use actix_web::test::{call_service, init_service, read_body, TestRequest};
-use actix_web::{web, App};
-use gpuwarden_controlplane::api::{self, auth_digest, ApiSettings, AppState, Auth};
+use actix_web::test::{call_service, read_body, TestRequest};
+use actix_web::web;
+use gpuwarden_controlplane::api::{auth_digest, ApiSettings, AppState, Auth};
 use gpuwarden_controlplane::clock::FakeClock;
 use gpuwarden_controlplane::fleet::{Fleet, FleetSettings};
 use gpuwarden_controlplane::metrics::Metrics;
@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 use crate::util::{sqlite_store, TempDir};
 
 pub(crate) const ADMIN: &str = "admin-token-for-tests-0001";
-const BOOT: &str = "bootstrap-token-for-tests-1";
+pub(crate) const BOOT: &str = "bootstrap-token-for-tests-1";
 
 pub(crate) struct Env {
     _dir: TempDir,
@@ -104,23 +104,23 @@ where
 
 macro_rules! app {
     ($env:expr) => {
-        init_service(
-            App::new()
+        actix_web::test::init_service(
+            actix_web::App::new()
                 .app_data($env.data.clone())
-                .configure(api::configure),
+                .configure(gpuwarden_controlplane::api::configure),
         )
         .await
     };
 }
 pub(crate) use app;
 
-fn error_code(v: &Value) -> &str {
+pub(crate) fn error_code(v: &Value) -> &str {
     v["error"]["code"]
         .as_str()
         .unwrap_or_else(|| panic!("not a JSON error: {v}"))
 }
 
-fn counts(s: &Store) -> Vec<i64> {
+pub(crate) fn counts(s: &Store) -> Vec<i64> {
     [
         "nodes",
         "node_tokens",
@@ -538,372 +538,4 @@ async fn a_node_goes_from_created_to_joined_to_terminated_through_the_api() {
     assert_eq!(st, StatusCode::NOT_FOUND);
     let (_, v) = send(&app, "GET", "/v1/audit?limit=1", a, None).await;
     assert_eq!(v["entries"][0]["action"], "node.delete");
-}
-
-#[actix_web::test]
-async fn a_node_token_acts_only_for_its_own_node() {
-    let e = env(true);
-    let app = app!(e);
-    let mut tokens = Vec::new();
-    for name in ["gpu-a", "gpu-b"] {
-        let (st, v) = send(
-            &app,
-            "POST",
-            "/v1/nodes/register",
-            Some(BOOT),
-            Some(json!({"name": name, "address": format!("http://{name}:9410")})),
-        )
-        .await;
-        assert_eq!(st, StatusCode::OK, "{v}");
-        tokens.push((
-            v["node_id"].as_str().unwrap().to_string(),
-            v["node_token"].as_str().unwrap().to_string(),
-        ));
-    }
-    let (a_id, a_tok) = &tokens[0];
-    let (b_id, _) = &tokens[1];
-    let (st, v) = send(&app, "GET", &format!("/v1/nodes/{a_id}"), Some(a_tok), None).await;
-    assert_eq!((st, v["name"].as_str()), (StatusCode::OK, Some("gpu-a")));
-    let before = counts(&e.store);
-    let (st, v) = send(&app, "GET", &format!("/v1/nodes/{b_id}"), Some(a_tok), None).await;
-    assert_eq!((st, error_code(&v)), (StatusCode::FORBIDDEN, "forbidden"));
-    let (st, _) = send(
-        &app,
-        "DELETE",
-        &format!("/v1/nodes/{b_id}"),
-        Some(a_tok),
-        None,
-    )
-    .await;
-    assert_eq!(st, StatusCode::FORBIDDEN);
-    for (m, p) in [
-        ("GET", "/v1/nodes".to_string()),
-        ("POST", format!("/v1/nodes/{a_id}/cordon")),
-        ("GET", "/v1/audit".into()),
-    ] {
-        let (st, _) = send(&app, m, &p, Some(a_tok), None).await;
-        assert_eq!(
-            st,
-            StatusCode::UNAUTHORIZED,
-            "a node token is not an admin token: {m} {p}"
-        );
-    }
-    assert_eq!(counts(&e.store), before, "nothing written");
-    // The bootstrap token is not an admin token either.
-    let (st, _) = send(&app, "GET", "/v1/nodes", Some(BOOT), None).await;
-    assert_eq!(st, StatusCode::UNAUTHORIZED);
-
-    // The agent's graceful shutdown: its own DELETE deregisters the node (not scraped, offline).
-    let (st, _) = send(
-        &app,
-        "DELETE",
-        &format!("/v1/nodes/{a_id}"),
-        Some(a_tok),
-        None,
-    )
-    .await;
-    assert_eq!(st, StatusCode::NO_CONTENT);
-    let (_, v) = send(&app, "GET", &format!("/v1/nodes/{a_id}"), Some(ADMIN), None).await;
-    assert_eq!(
-        (
-            v["deregistered"].as_bool(),
-            v["connectivity"].as_str(),
-            v["status"].as_str()
-        ),
-        (Some(true), Some("offline"), Some("active"))
-    );
-    // The restarted agent comes back with the token it kept, under the same id.
-    let (st, v) = send(
-        &app,
-        "POST",
-        "/v1/nodes/register",
-        Some(a_tok),
-        Some(json!({"name": "gpu-a", "address": "http://gpu-a:9410"})),
-    )
-    .await;
-    assert_eq!(
-        (
-            st,
-            v["node_id"].as_str(),
-            v["node"]["deregistered"].as_bool()
-        ),
-        (StatusCode::OK, Some(a_id.as_str()), Some(false))
-    );
-}
-
-#[actix_web::test]
-async fn registration_validates_what_the_agent_sends() {
-    let e = env(true);
-    let app = app!(e);
-    for (body, want) in [
-        (json!({"name": "gpu-a"}), StatusCode::BAD_REQUEST),
-        (
-            json!({"name": "gpu-a", "address": "gpu-a:9410"}),
-            StatusCode::UNPROCESSABLE_ENTITY,
-        ),
-        (
-            json!({"name": "gpu a", "address": "http://gpu-a:9410"}),
-            StatusCode::UNPROCESSABLE_ENTITY,
-        ),
-        (
-            json!({"name": "gpu-a", "address": "http://gpu-a:9410", "capabilities": {"gpus": [{"index": 0}]}}),
-            StatusCode::BAD_REQUEST,
-        ),
-        (
-            json!({"name": "gpu-a", "address": "http://gpu-a:9410", "extra": 1}),
-            StatusCode::BAD_REQUEST,
-        ),
-    ] {
-        let (st, v) = send(
-            &app,
-            "POST",
-            "/v1/nodes/register",
-            Some(BOOT),
-            Some(body.clone()),
-        )
-        .await;
-        assert_eq!(st, want, "{body}: {v}");
-        assert!(v["error"]["message"].is_string());
-    }
-    assert_eq!(e.store.count("nodes").unwrap(), 0);
-}
-
-#[actix_web::test]
-async fn health_readiness_metrics_openapi_and_service_discovery() {
-    let e = env(true);
-    let app = app!(e);
-    let (st, v) = send(&app, "GET", "/healthz", None, None).await;
-    assert_eq!((st, v["status"].as_str()), (StatusCode::OK, Some("ok")));
-    let (st, _) = send(&app, "GET", "/readyz", None, None).await;
-    assert_eq!(st, StatusCode::OK);
-    send(&app, "POST", "/v1/nodes/register", Some(BOOT), Some(json!({"name": "gpu-a", "address": "https://gpu-a:9443/agent", "labels": {"rack": "r7"}, "pool": "train"}))).await;
-    send(
-        &app,
-        "POST",
-        "/v1/nodes",
-        Some(ADMIN),
-        Some(json!({"name": "pending-one", "address": "http://p:9410"})),
-    )
-    .await;
-
-    let (st, v) = send(&app, "GET", "/metrics", None, None).await;
-    assert_eq!(st, StatusCode::OK);
-    let text = v.as_str().unwrap();
-    let samples = gpuwarden_wire::exposition::parse(text.as_bytes())
-        .expect("own /metrics is valid exposition");
-    let nodes: f64 = samples
-        .iter()
-        .filter(|s| s.name == "gpuwarden_cp_nodes")
-        .map(|s| s.value)
-        .sum();
-    assert_eq!(nodes, 2.0);
-    assert!(samples
-        .iter()
-        .any(|s| s.name == "gpuwarden_cp_nodes"
-            && s.labels.get("status").as_deref() == Some("pending")));
-
-    let (st, v) = send(&app, "GET", "/v1/openapi.json", None, None).await;
-    assert_eq!(st, StatusCode::OK);
-    assert!(v["openapi"].as_str().unwrap().starts_with("3."));
-    for p in [
-        "/v1/nodes",
-        "/v1/nodes/{id}",
-        "/v1/nodes/register",
-        "/v1/nodes/{id}/{action}",
-        "/v1/sd",
-        "/readyz",
-    ] {
-        assert!(v["paths"][p].is_object(), "openapi.json lacks {p}");
-    }
-    assert!(v["components"]["schemas"]["Node"].is_object());
-    assert!(v["components"]["securitySchemes"]["bearer"].is_object());
-
-    let (st, v) = send(&app, "GET", "/v1/sd", Some(ADMIN), None).await;
-    assert_eq!(st, StatusCode::OK);
-    let groups = v.as_array().unwrap();
-    assert_eq!(groups.len(), 1, "pending nodes are not scraped: {v}");
-    assert_eq!(groups[0]["targets"], json!(["gpu-a:9443"]));
-    let l = &groups[0]["labels"];
-    assert_eq!(
-        (
-            l["__scheme__"].as_str(),
-            l["__metrics_path__"].as_str(),
-            l["node"].as_str(),
-            l["pool"].as_str(),
-            l["rack"].as_str()
-        ),
-        (
-            Some("https"),
-            Some("/agent/metrics"),
-            Some("gpu-a"),
-            Some("train"),
-            Some("r7")
-        )
-    );
-
-    let (st, v) = send(&app, "GET", "/v1/nothing", Some(ADMIN), None).await;
-    assert_eq!((st, error_code(&v)), (StatusCode::NOT_FOUND, "not_found"));
-}
-
-#[actix_web::test]
-async fn policies_are_validated_with_every_error_and_its_position() {
-    let e = env(false);
-    let app = app!(e);
-    let post = |body: &'static str, token: Option<&'static str>| {
-        let mut r = TestRequest::post()
-            .uri("/v1/policies/validate")
-            .insert_header(("Content-Type", "application/toml"));
-        if let Some(t) = token {
-            r = r.insert_header(("Authorization", format!("Bearer {t}")));
-        }
-        r.set_payload(body).to_request()
-    };
-    let resp = call_service(
-        &app,
-        post(gpuwarden_controlplane::policy::DEFAULT_POLICY, Some(ADMIN)),
-    )
-    .await;
-    assert_eq!(resp.status(), StatusCode::OK);
-    let v: Value = serde_json::from_slice(&read_body(resp).await).unwrap();
-    assert_eq!(v["valid"], true);
-    assert!(v["rules"].as_u64().unwrap() >= 19);
-
-    let bad = "[[rule]]\nname = \"x\"\nscope = \"gpu\"\nwhen = 'gpu.temprature > 1.0'\nverdict = \"severe\"\n";
-    let resp = call_service(&app, post(bad, Some(ADMIN))).await;
-    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    let v: Value = serde_json::from_slice(&read_body(resp).await).unwrap();
-    let errs = v["errors"].as_array().unwrap();
-    assert_eq!(errs.len(), 2, "{v}");
-    assert!(errs.iter().all(|e| e["rule"] == "x"
-        && e["line"].as_u64().unwrap() >= 4
-        && e["column"].as_u64().unwrap() >= 1));
-    let resp = call_service(&app, post(bad, None)).await;
-    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
-}
-
-#[actix_web::test]
-async fn clearing_the_health_of_a_node_is_audited() {
-    let e = env(true);
-    let app = app!(e);
-    let (_, v) = send(
-        &app,
-        "POST",
-        "/v1/nodes",
-        Some(ADMIN),
-        Some(json!({"name": "gpu-01"})),
-    )
-    .await;
-    let id = v["id"].as_str().unwrap().to_string();
-    e.store
-        .set_health(
-            &id,
-            gpuwarden_controlplane::model::Health::Unhealthy,
-            "rule fatal-xid: XID 79",
-            "policy:fatal-xid",
-            1,
-        )
-        .unwrap();
-    let (st, v) = send(
-        &app,
-        "POST",
-        "/v1/nodes/gpu-01/clear-health",
-        Some(ADMIN),
-        None,
-    )
-    .await;
-    assert_eq!(st, StatusCode::OK, "{v}");
-    assert_eq!(
-        v["health"], "unknown",
-        "not scraped: nothing to recompute from"
-    );
-    let (_, h) = send(
-        &app,
-        "GET",
-        &format!("/v1/nodes/{id}/transitions"),
-        Some(ADMIN),
-        None,
-    )
-    .await;
-    assert!(h["transitions"][0]["reason"]
-        .as_str()
-        .unwrap()
-        .starts_with("cleared by admin:"));
-    let (_, a) = send(&app, "GET", "/v1/audit?limit=1", Some(ADMIN), None).await;
-    assert_eq!(a["entries"][0]["action"], "node.clear_health");
-    assert_eq!(a["entries"][0]["details"]["before"], "unhealthy");
-    let (st, _) = send(
-        &app,
-        "POST",
-        "/v1/nodes/nope/clear-health",
-        Some(ADMIN),
-        None,
-    )
-    .await;
-    assert_eq!(st, StatusCode::NOT_FOUND);
-}
-
-#[actix_web::test]
-async fn a_policy_is_replaced_only_by_a_valid_one_and_the_change_is_audited() {
-    let e = env(false);
-    let app = app!(e);
-    let (st, v) = send(&app, "GET", "/v1/policies", Some(ADMIN), None).await;
-    assert_eq!(st, StatusCode::OK);
-    let before = v["rules"].as_array().unwrap().len();
-    assert!(before >= 19);
-    assert_eq!(v["rules"][0]["name"], "fatal-xid");
-    assert_eq!(v["source"], gpuwarden_controlplane::policy::DEFAULT_POLICY);
-    let put = |body: &'static str| {
-        TestRequest::put()
-            .uri("/v1/policies")
-            .insert_header(("Authorization", format!("Bearer {ADMIN}")))
-            .set_payload(body)
-            .to_request()
-    };
-    // A broken document changes nothing.
-    let resp = call_service(
-        &app,
-        put(
-            "[[rule]]\nname = \"x\"\nscope = \"gpu\"\nwhen = 'gpu.up &&'\nverdict = \"degraded\"\n",
-        ),
-    )
-    .await;
-    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    let (_, v) = send(&app, "GET", "/v1/policies", Some(ADMIN), None).await;
-    assert_eq!(
-        v["rules"].as_array().unwrap().len(),
-        before,
-        "the running policy is kept"
-    );
-    // A valid one replaces it at once.
-    let resp = call_service(&app, put("[[rule]]\nname = \"hot\"\nscope = \"gpu\"\nwhen = 'has(gpu.temperature_celsius) && gpu.temperature_celsius > 80.0'\nverdict = \"degraded\"\nfor = \"1m\"\n")).await;
-    assert_eq!(resp.status(), StatusCode::OK);
-    let (_, v) = send(&app, "GET", "/v1/policies", Some(ADMIN), None).await;
-    let rules = v["rules"].as_array().unwrap();
-    assert_eq!(
-        (
-            rules.len(),
-            rules[0]["name"].as_str(),
-            rules[0]["for"].as_str()
-        ),
-        (1, Some("hot"), Some("1m"))
-    );
-    assert_eq!(
-        gpuwarden_controlplane::policy::current(&e.data.policy)
-            .rules()
-            .len(),
-        1,
-        "what the scraper evaluates"
-    );
-    let (_, a) = send(&app, "GET", "/v1/audit?limit=2", Some(ADMIN), None).await;
-    assert_eq!(
-        (
-            a["entries"][0]["action"].as_str(),
-            a["entries"][0]["result"].as_str()
-        ),
-        (Some("policy.put"), Some("ok"))
-    );
-    assert!(a["entries"][1]["result"]
-        .as_str()
-        .unwrap()
-        .starts_with("rejected"));
 }

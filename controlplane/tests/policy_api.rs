@@ -1,15 +1,13 @@
-//! `POST /v1/policies/simulate` over events recorded in a real store, and the command
-//! endpoints (`diagnose`, `GET /v1/commands/{id}`).
+//! Policies through the API (validate, replace, simulate over events recorded in a real
+//! store), clearing health, and the command endpoints (`diagnose`, `GET /v1/commands/{id}`).
 
 use actix_web::http::StatusCode;
-use actix_web::test::init_service;
-use actix_web::App;
-use gpuwarden_controlplane::api;
+use actix_web::test::{call_service, read_body, TestRequest};
 use gpuwarden_controlplane::clock::{rfc3339, Clock};
 use gpuwarden_controlplane::policy::DEFAULT_POLICY;
 use gpuwarden_controlplane::store::rows::NewEvent;
 use gpuwarden_controlplane::store::Registration;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::api::{app, env, send, ADMIN};
 
@@ -201,4 +199,167 @@ async fn a_diagnostic_is_queued_as_a_command_and_readable_by_id() {
     )
     .await;
     assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+#[actix_web::test]
+async fn policies_are_validated_with_every_error_and_its_position() {
+    let e = env(false);
+    let app = app!(e);
+    let post = |body: &'static str, token: Option<&'static str>| {
+        let mut r = TestRequest::post()
+            .uri("/v1/policies/validate")
+            .insert_header(("Content-Type", "application/toml"));
+        if let Some(t) = token {
+            r = r.insert_header(("Authorization", format!("Bearer {t}")));
+        }
+        r.set_payload(body).to_request()
+    };
+    let resp = call_service(
+        &app,
+        post(gpuwarden_controlplane::policy::DEFAULT_POLICY, Some(ADMIN)),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let v: Value = serde_json::from_slice(&read_body(resp).await).unwrap();
+    assert_eq!(v["valid"], true);
+    assert!(v["rules"].as_u64().unwrap() >= 19);
+
+    let bad = "[[rule]]\nname = \"x\"\nscope = \"gpu\"\nwhen = 'gpu.temprature > 1.0'\nverdict = \"severe\"\n";
+    let resp = call_service(&app, post(bad, Some(ADMIN))).await;
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let v: Value = serde_json::from_slice(&read_body(resp).await).unwrap();
+    let errs = v["errors"].as_array().unwrap();
+    assert_eq!(errs.len(), 2, "{v}");
+    assert!(errs.iter().all(|e| e["rule"] == "x"
+        && e["line"].as_u64().unwrap() >= 4
+        && e["column"].as_u64().unwrap() >= 1));
+    let resp = call_service(&app, post(bad, None)).await;
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[actix_web::test]
+async fn clearing_the_health_of_a_node_is_audited() {
+    let e = env(true);
+    let app = app!(e);
+    let (_, v) = send(
+        &app,
+        "POST",
+        "/v1/nodes",
+        Some(ADMIN),
+        Some(json!({"name": "gpu-01"})),
+    )
+    .await;
+    let id = v["id"].as_str().unwrap().to_string();
+    e.store
+        .set_health(
+            &id,
+            gpuwarden_controlplane::model::Health::Unhealthy,
+            "rule fatal-xid: XID 79",
+            "policy:fatal-xid",
+            1,
+        )
+        .unwrap();
+    let (st, v) = send(
+        &app,
+        "POST",
+        "/v1/nodes/gpu-01/clear-health",
+        Some(ADMIN),
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(
+        v["health"], "unknown",
+        "not scraped: nothing to recompute from"
+    );
+    let (_, h) = send(
+        &app,
+        "GET",
+        &format!("/v1/nodes/{id}/transitions"),
+        Some(ADMIN),
+        None,
+    )
+    .await;
+    assert!(h["transitions"][0]["reason"]
+        .as_str()
+        .unwrap()
+        .starts_with("cleared by admin:"));
+    let (_, a) = send(&app, "GET", "/v1/audit?limit=1", Some(ADMIN), None).await;
+    assert_eq!(a["entries"][0]["action"], "node.clear_health");
+    assert_eq!(a["entries"][0]["details"]["before"], "unhealthy");
+    let (st, _) = send(
+        &app,
+        "POST",
+        "/v1/nodes/nope/clear-health",
+        Some(ADMIN),
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+}
+
+#[actix_web::test]
+async fn a_policy_is_replaced_only_by_a_valid_one_and_the_change_is_audited() {
+    let e = env(false);
+    let app = app!(e);
+    let (st, v) = send(&app, "GET", "/v1/policies", Some(ADMIN), None).await;
+    assert_eq!(st, StatusCode::OK);
+    let before = v["rules"].as_array().unwrap().len();
+    assert!(before >= 19);
+    assert_eq!(v["rules"][0]["name"], "fatal-xid");
+    assert_eq!(v["source"], gpuwarden_controlplane::policy::DEFAULT_POLICY);
+    let put = |body: &'static str| {
+        TestRequest::put()
+            .uri("/v1/policies")
+            .insert_header(("Authorization", format!("Bearer {ADMIN}")))
+            .set_payload(body)
+            .to_request()
+    };
+    // A broken document changes nothing.
+    let resp = call_service(
+        &app,
+        put(
+            "[[rule]]\nname = \"x\"\nscope = \"gpu\"\nwhen = 'gpu.up &&'\nverdict = \"degraded\"\n",
+        ),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let (_, v) = send(&app, "GET", "/v1/policies", Some(ADMIN), None).await;
+    assert_eq!(
+        v["rules"].as_array().unwrap().len(),
+        before,
+        "the running policy is kept"
+    );
+    // A valid one replaces it at once.
+    let resp = call_service(&app, put("[[rule]]\nname = \"hot\"\nscope = \"gpu\"\nwhen = 'has(gpu.temperature_celsius) && gpu.temperature_celsius > 80.0'\nverdict = \"degraded\"\nfor = \"1m\"\n")).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let (_, v) = send(&app, "GET", "/v1/policies", Some(ADMIN), None).await;
+    let rules = v["rules"].as_array().unwrap();
+    assert_eq!(
+        (
+            rules.len(),
+            rules[0]["name"].as_str(),
+            rules[0]["for"].as_str()
+        ),
+        (1, Some("hot"), Some("1m"))
+    );
+    assert_eq!(
+        gpuwarden_controlplane::policy::current(&e.data.policy)
+            .rules()
+            .len(),
+        1,
+        "what the scraper evaluates"
+    );
+    let (_, a) = send(&app, "GET", "/v1/audit?limit=2", Some(ADMIN), None).await;
+    assert_eq!(
+        (
+            a["entries"][0]["action"].as_str(),
+            a["entries"][0]["result"].as_str()
+        ),
+        (Some("policy.put"), Some("ok"))
+    );
+    assert!(a["entries"][1]["result"]
+        .as_str()
+        .unwrap()
+        .starts_with("rejected"));
 }

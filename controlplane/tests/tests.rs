@@ -1,7 +1,10 @@
 //! Control-plane integration tests: one binary, a module per area (see `tests/README.md`).
 //!
 //! - `store`: every store operation on SQLite and on a real PostgreSQL server the test starts.
-//! - `api`: the REST API in-process (actix test service) over a real SQLite file.
+//! - `api`: the REST API in-process (actix test service) over a real SQLite file: auth and
+//!   the node lifecycle; `join_api`: node tokens, registration input, meta endpoints;
+//!   `policy_api`: policies, simulation, clearing health, commands.
+//! - `remediate`: remediation and command delivery on SQLite and PostgreSQL.
 //! - `scrape`: the scraper against stub HTTP servers (malformed, huge, slow, truncated, …)
 //!   and offline/online transitions driven by a fake clock.
 
@@ -11,6 +14,7 @@ mod util;
 
 mod api;
 mod cli;
+mod join_api;
 mod policy_api;
 mod remediate;
 mod scrape;

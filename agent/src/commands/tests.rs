@@ -286,9 +286,10 @@ fn commands_survive_an_agent_restart_and_are_not_run_again() {
         "ran\n",
         "the hook ran once"
     );
-    // The drain resumed (and ended at its 100ms timeout: a GPU is busy... or idle at once).
+    // The drain was taken up again with its parameters, and ended: the fake GPUs run nothing.
     let d = wait_final(&cmds, "cmd-d");
     assert_eq!(d.state, CommandState::Succeeded, "{d:?}");
+    assert_eq!(d.result["completed_by"], "idle", "{d:?}");
     let t = cmds.status("cmd-t").unwrap();
     assert_eq!(t.state, CommandState::Failed);
     assert!(t.message.contains("restarted while the terminate hook ran"));

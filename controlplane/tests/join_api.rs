@@ -1,0 +1,212 @@
+//! The REST API in-process, continued: what a node token may do, registration input, and
+//! the meta endpoints (health, readiness, metrics, OpenAPI, service discovery).
+
+use actix_web::http::StatusCode;
+use serde_json::json;
+
+use crate::api::{app, counts, env, error_code, send, ADMIN, BOOT};
+
+#[actix_web::test]
+async fn a_node_token_acts_only_for_its_own_node() {
+    let e = env(true);
+    let app = app!(e);
+    let mut tokens = Vec::new();
+    for name in ["gpu-a", "gpu-b"] {
+        let (st, v) = send(
+            &app,
+            "POST",
+            "/v1/nodes/register",
+            Some(BOOT),
+            Some(json!({"name": name, "address": format!("http://{name}:9410")})),
+        )
+        .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        tokens.push((
+            v["node_id"].as_str().unwrap().to_string(),
+            v["node_token"].as_str().unwrap().to_string(),
+        ));
+    }
+    let (a_id, a_tok) = &tokens[0];
+    let (b_id, _) = &tokens[1];
+    let (st, v) = send(&app, "GET", &format!("/v1/nodes/{a_id}"), Some(a_tok), None).await;
+    assert_eq!((st, v["name"].as_str()), (StatusCode::OK, Some("gpu-a")));
+    let before = counts(&e.store);
+    let (st, v) = send(&app, "GET", &format!("/v1/nodes/{b_id}"), Some(a_tok), None).await;
+    assert_eq!((st, error_code(&v)), (StatusCode::FORBIDDEN, "forbidden"));
+    let (st, _) = send(
+        &app,
+        "DELETE",
+        &format!("/v1/nodes/{b_id}"),
+        Some(a_tok),
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    for (m, p) in [
+        ("GET", "/v1/nodes".to_string()),
+        ("POST", format!("/v1/nodes/{a_id}/cordon")),
+        ("GET", "/v1/audit".into()),
+    ] {
+        let (st, _) = send(&app, m, &p, Some(a_tok), None).await;
+        assert_eq!(
+            st,
+            StatusCode::UNAUTHORIZED,
+            "a node token is not an admin token: {m} {p}"
+        );
+    }
+    assert_eq!(counts(&e.store), before, "nothing written");
+    // The bootstrap token is not an admin token either.
+    let (st, _) = send(&app, "GET", "/v1/nodes", Some(BOOT), None).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+
+    // The agent's graceful shutdown: its own DELETE deregisters the node (not scraped, offline).
+    let (st, _) = send(
+        &app,
+        "DELETE",
+        &format!("/v1/nodes/{a_id}"),
+        Some(a_tok),
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    let (_, v) = send(&app, "GET", &format!("/v1/nodes/{a_id}"), Some(ADMIN), None).await;
+    assert_eq!(
+        (
+            v["deregistered"].as_bool(),
+            v["connectivity"].as_str(),
+            v["status"].as_str()
+        ),
+        (Some(true), Some("offline"), Some("active"))
+    );
+    // The restarted agent comes back with the token it kept, under the same id.
+    let (st, v) = send(
+        &app,
+        "POST",
+        "/v1/nodes/register",
+        Some(a_tok),
+        Some(json!({"name": "gpu-a", "address": "http://gpu-a:9410"})),
+    )
+    .await;
+    assert_eq!(
+        (
+            st,
+            v["node_id"].as_str(),
+            v["node"]["deregistered"].as_bool()
+        ),
+        (StatusCode::OK, Some(a_id.as_str()), Some(false))
+    );
+}
+
+#[actix_web::test]
+async fn registration_validates_what_the_agent_sends() {
+    let e = env(true);
+    let app = app!(e);
+    for (body, want) in [
+        (json!({"name": "gpu-a"}), StatusCode::BAD_REQUEST),
+        (
+            json!({"name": "gpu-a", "address": "gpu-a:9410"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!({"name": "gpu a", "address": "http://gpu-a:9410"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!({"name": "gpu-a", "address": "http://gpu-a:9410", "capabilities": {"gpus": [{"index": 0}]}}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({"name": "gpu-a", "address": "http://gpu-a:9410", "extra": 1}),
+            StatusCode::BAD_REQUEST,
+        ),
+    ] {
+        let (st, v) = send(
+            &app,
+            "POST",
+            "/v1/nodes/register",
+            Some(BOOT),
+            Some(body.clone()),
+        )
+        .await;
+        assert_eq!(st, want, "{body}: {v}");
+        assert!(v["error"]["message"].is_string());
+    }
+    assert_eq!(e.store.count("nodes").unwrap(), 0);
+}
+
+#[actix_web::test]
+async fn health_readiness_metrics_openapi_and_service_discovery() {
+    let e = env(true);
+    let app = app!(e);
+    let (st, v) = send(&app, "GET", "/healthz", None, None).await;
+    assert_eq!((st, v["status"].as_str()), (StatusCode::OK, Some("ok")));
+    let (st, _) = send(&app, "GET", "/readyz", None, None).await;
+    assert_eq!(st, StatusCode::OK);
+    send(&app, "POST", "/v1/nodes/register", Some(BOOT), Some(json!({"name": "gpu-a", "address": "https://gpu-a:9443/agent", "labels": {"rack": "r7"}, "pool": "train"}))).await;
+    send(
+        &app,
+        "POST",
+        "/v1/nodes",
+        Some(ADMIN),
+        Some(json!({"name": "pending-one", "address": "http://p:9410"})),
+    )
+    .await;
+
+    let (st, v) = send(&app, "GET", "/metrics", None, None).await;
+    assert_eq!(st, StatusCode::OK);
+    let text = v.as_str().unwrap();
+    let samples = gpuwarden_wire::exposition::parse(text.as_bytes())
+        .expect("own /metrics is valid exposition");
+    let nodes: f64 = samples
+        .iter()
+        .filter(|s| s.name == "gpuwarden_cp_nodes")
+        .map(|s| s.value)
+        .sum();
+    assert_eq!(nodes, 2.0);
+    assert!(samples
+        .iter()
+        .any(|s| s.name == "gpuwarden_cp_nodes"
+            && s.labels.get("status").as_deref() == Some("pending")));
+
+    let (st, v) = send(&app, "GET", "/v1/openapi.json", None, None).await;
+    assert_eq!(st, StatusCode::OK);
+    assert!(v["openapi"].as_str().unwrap().starts_with("3."));
+    for p in [
+        "/v1/nodes",
+        "/v1/nodes/{id}",
+        "/v1/nodes/register",
+        "/v1/nodes/{id}/{action}",
+        "/v1/sd",
+        "/readyz",
+    ] {
+        assert!(v["paths"][p].is_object(), "openapi.json lacks {p}");
+    }
+    assert!(v["components"]["schemas"]["Node"].is_object());
+    assert!(v["components"]["securitySchemes"]["bearer"].is_object());
+
+    let (st, v) = send(&app, "GET", "/v1/sd", Some(ADMIN), None).await;
+    assert_eq!(st, StatusCode::OK);
+    let groups = v.as_array().unwrap();
+    assert_eq!(groups.len(), 1, "pending nodes are not scraped: {v}");
+    assert_eq!(groups[0]["targets"], json!(["gpu-a:9443"]));
+    let l = &groups[0]["labels"];
+    assert_eq!(
+        (
+            l["__scheme__"].as_str(),
+            l["__metrics_path__"].as_str(),
+            l["node"].as_str(),
+            l["pool"].as_str(),
+            l["rack"].as_str()
+        ),
+        (
+            Some("https"),
+            Some("/agent/metrics"),
+            Some("gpu-a"),
+            Some("train"),
+            Some("r7")
+        )
+    );
+
+    let (st, v) = send(&app, "GET", "/v1/nothing", Some(ADMIN), None).await;
+    assert_eq!((st, error_code(&v)), (StatusCode::NOT_FOUND, "not_found"));
+}
