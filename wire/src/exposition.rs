@@ -11,9 +11,26 @@
 //! `Cow::Borrowed` otherwise). Every line is checked; the first broken line is an error with
 //! its line and column, never skipped. A body that does not end with a newline is reported as
 //! truncated.
+//!
+//! Rules enforced (the text format as `docs/metrics.md` lists it, and as Prometheus and
+//! `promtool check metrics` read it): lines end with `\n`; blanks are spaces and tabs;
+//! metric names `[a-zA-Z_:][a-zA-Z0-9_:]*`, label names `[a-zA-Z_][a-zA-Z0-9_]*`; label
+//! values are UTF-8 with the escapes `\\`, `\"` and `\n` only; a label name appears once
+//! per sample; values are Go floats (`NaN`, `+Inf`, `-Inf`); timestamps are integer
+//! milliseconds; `HELP` text is UTF-8 with the escapes `\\` and `\n` only; `TYPE` is
+//! `counter`, `gauge`, `histogram`, `summary` or `untyped`. Across lines (`rules.rs`): a
+//! family's lines form one group; at most one `HELP` and one `TYPE` per family, the `TYPE`
+//! before its first sample; no series (name and label set, in any order) twice in a body;
+//! histogram buckets carry a numeric `le`, summary quantiles a numeric `quantile`.
+//! Not enforced: the `__` prefix reserved for label names (Prometheus's own parser accepts
+//! it too), hexadecimal float values (Go accepts them, no exporter sends them).
 
-use std::borrow::Cow;
 use std::fmt;
+
+mod labels;
+mod rules;
+
+pub use labels::{LabelIter, Labels};
 
 /// Where and why parsing stopped.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,99 +68,6 @@ pub enum MetricType {
     Summary,
     /// `untyped`
     Untyped,
-}
-
-/// The label set of a sample: the raw text between `{` and `}`, already validated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Labels<'a> {
-    raw: &'a str,
-}
-
-impl<'a> Labels<'a> {
-    /// The text between the braces, as sent (escapes included).
-    pub fn raw(&self) -> &'a str {
-        self.raw
-    }
-
-    /// True when the sample has no labels.
-    pub fn is_empty(&self) -> bool {
-        self.iter().next().is_none()
-    }
-
-    /// The labels in order, values unescaped.
-    pub fn iter(&self) -> LabelIter<'a> {
-        LabelIter {
-            rest: self.raw.as_bytes(),
-            raw: self.raw,
-            pos: 0,
-        }
-    }
-
-    /// The value of label `name`.
-    pub fn get(&self, name: &str) -> Option<Cow<'a, str>> {
-        self.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
-    }
-}
-
-/// Iterator over validated labels.
-#[derive(Debug, Clone)]
-pub struct LabelIter<'a> {
-    rest: &'a [u8],
-    raw: &'a str,
-    pos: usize,
-}
-
-fn unescape(v: &str) -> Cow<'_, str> {
-    if !v.contains('\\') {
-        return Cow::Borrowed(v);
-    }
-    let mut out = String::with_capacity(v.len());
-    let mut chars = v.chars();
-    while let Some(c) = chars.next() {
-        if c == '\\' {
-            match chars.next() {
-                Some('n') => out.push('\n'),
-                Some(other) => out.push(other),
-                None => {}
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    Cow::Owned(out)
-}
-
-impl<'a> Iterator for LabelIter<'a> {
-    type Item = (&'a str, Cow<'a, str>);
-
-    fn next(&mut self) -> Option<Self::Item> {
-        // The set was validated when the line was parsed: names, `="…"`, commas, blanks.
-        let b = self.rest;
-        let mut i = self.pos;
-        while i < b.len() && matches!(b[i], b' ' | b'\t' | b',') {
-            i += 1;
-        }
-        if i >= b.len() {
-            self.pos = i;
-            return None;
-        }
-        let name_start = i;
-        while i < b.len() && is_label_char(b[i]) {
-            i += 1;
-        }
-        let name = &self.raw[name_start..i];
-        while i < b.len() && b[i] != b'"' {
-            i += 1;
-        }
-        i += 1;
-        let value_start = i;
-        while i < b.len() && b[i] != b'"' {
-            i += if b[i] == b'\\' { 2 } else { 1 };
-        }
-        let value = &self.raw[value_start..i.min(b.len())];
-        self.pos = i + 1;
-        Some((name, unescape(value)))
-    }
 }
 
 /// One sample line.
@@ -187,6 +111,10 @@ pub struct Parser<'a> {
     pos: usize,
     line: usize,
     failed: bool,
+    /// The rules across lines (grouping, HELP/TYPE once, no series twice).
+    rules: rules::BodyRules<'a>,
+    /// The current line's label names with their columns (reused from line to line).
+    names: Vec<(&'a str, usize)>,
 }
 
 impl<'a> Parser<'a> {
@@ -197,6 +125,8 @@ impl<'a> Parser<'a> {
             pos: 0,
             line: 0,
             failed: false,
+            rules: rules::BodyRules::default(),
+            names: Vec::new(),
         }
     }
 }
@@ -309,7 +239,40 @@ impl<'a> Line<'a> {
         j
     }
 
-    fn sample(&self) -> Result<Sample<'a>, ParseError> {
+    /// A label name may appear once per sample (`m{gpu="0",gpu="1"}` is refused, as
+    /// Prometheus refuses it). `names` is scratch space reused from line to line.
+    fn unique_names(
+        &self,
+        labels: &Labels<'a>,
+        at: usize,
+        names: &mut Vec<(&'a str, usize)>,
+    ) -> Result<(), ParseError> {
+        names.clear();
+        let base = labels.raw().as_ptr() as usize;
+        names.extend(
+            labels
+                .raw_pairs()
+                .map(|(n, _)| (n, at + (n.as_ptr() as usize - base))),
+        );
+        let repeated = if names.len() <= 16 {
+            (1..names.len())
+                .find(|&i| names[..i].iter().any(|(n, _)| *n == names[i].0))
+                .map(|i| names[i].1)
+        } else {
+            names.sort_unstable();
+            names
+                .windows(2)
+                .filter(|w| w[0].0 == w[1].0)
+                .map(|w| w[1].1)
+                .min()
+        };
+        match repeated {
+            Some(col) => Err(self.err(col, "label name repeated in one sample")),
+            None => Ok(()),
+        }
+    }
+
+    fn sample(&self, names: &mut Vec<(&'a str, usize)>) -> Result<Sample<'a>, ParseError> {
         let b = self.b;
         let start = self.skip_blanks(0);
         let name_end = self.name(start)?;
@@ -323,6 +286,7 @@ impl<'a> Line<'a> {
                 raw: std::str::from_utf8(&b[open + 1..close])
                     .map_err(|_| self.err(open, "labels are not valid UTF-8"))?,
             };
+            self.unique_names(&labels, open + 1, names)?;
             i = close + 1;
         }
         let value_start = self.skip_blanks(i);
@@ -381,6 +345,13 @@ impl<'a> Line<'a> {
         let rest = std::str::from_utf8(&b[rest_start..])
             .map_err(|_| self.err(rest_start, "text is not valid UTF-8"))?;
         if kw == b"HELP" {
+            // The docstring's only escapes are `\\` and `\n`.
+            let mut bytes = rest.bytes().enumerate();
+            while let Some((at, c)) = bytes.next() {
+                if c == b'\\' && !matches!(bytes.next(), Some((_, b'\\' | b'n'))) {
+                    return Err(self.err(rest_start + at, "invalid escape in HELP (use \\\\ or \\n)"));
+                }
+            }
             return Ok(Some(Entry::Help { name, text: rest }));
         }
         let kind = match rest.trim_end_matches([' ', '\t']) {
@@ -442,8 +413,18 @@ impl<'a> Iterator for Parser<'a> {
                     Err(e) => Err(e),
                 }
             } else {
-                line.sample().map(Entry::Sample)
+                line.sample(&mut self.names).map(Entry::Sample)
             };
+            // The rules across lines; their errors point at the line's first character.
+            let result = result.and_then(|e| {
+                match &e {
+                    Entry::Help { name, .. } => self.rules.help(name),
+                    Entry::Type { name, kind } => self.rules.declare(name, *kind),
+                    Entry::Sample(s) => self.rules.sample(s),
+                }
+                .map(|()| e)
+                .map_err(|message| line.err(first, message))
+            });
             if result.is_err() {
                 self.failed = true;
             }
