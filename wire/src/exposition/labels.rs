@@ -93,7 +93,7 @@ impl<'a> Iterator for RawPairs<'a> {
             return None;
         }
         let name_start = i;
-        while i < b.len() && super::is_label_char(b[i]) {
+        while i < b.len() && super::line::is_label_char(b[i]) {
             i += 1;
         }
         let name = &self.raw[name_start..i];

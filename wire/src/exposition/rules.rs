@@ -52,9 +52,9 @@ impl<'a> BodyRules<'a> {
     fn enter(&mut self, family: &'a str) -> Result<(), &'static str> {
         match self.current {
             Some((f, _)) if f == family => Ok(()),
-            _ if self.closed.contains(family) => Err(
-                "the family's lines are not grouped together: it appeared earlier in the body",
-            ),
+            _ if self.closed.contains(family) => {
+                Err("the family's lines are not grouped together: it appeared earlier in the body")
+            }
             prev => {
                 if let Some((f, _)) = prev {
                     self.closed.insert(f);

@@ -139,14 +139,30 @@ fn a_series_repeated_in_one_body_is_refused_whatever_its_label_order() {
 fn families_are_one_group_with_one_help_and_one_type_before_their_samples() {
     let cases: &[(&str, usize, &str)] = &[
         ("a 1\nb 1\na{x=\"1\"} 1\n", 3, "not grouped"),
-        ("# TYPE a gauge\na 1\n# TYPE b gauge\n# HELP a late\n", 4, "not grouped"),
+        (
+            "# TYPE a gauge\na 1\n# TYPE b gauge\n# HELP a late\n",
+            4,
+            "not grouped",
+        ),
         ("# HELP a x\n# HELP a y\na 1\n", 2, "second HELP"),
         ("# TYPE a gauge\n# TYPE a counter\n", 2, "second TYPE"),
-        ("a 1\n# TYPE a gauge\n", 2, "after the metric's first sample"),
-        ("# TYPE h histogram\nh_bucket{le=\"x\"} 1\n", 2, "numeric le"),
+        (
+            "a 1\n# TYPE a gauge\n",
+            2,
+            "after the metric's first sample",
+        ),
+        (
+            "# TYPE h histogram\nh_bucket{le=\"x\"} 1\n",
+            2,
+            "numeric le",
+        ),
         ("# TYPE h histogram\nh_bucket 1\n", 2, "numeric le"),
         ("# TYPE s summary\ns 1\n", 2, "numeric quantile"),
-        ("# TYPE h histogram\nh_sum 1\nother 1\nh_count 1\n", 4, "not grouped"),
+        (
+            "# TYPE h histogram\nh_sum 1\nother 1\nh_count 1\n",
+            4,
+            "not grouped",
+        ),
         ("# HELP a bad \\t escape\n", 1, "invalid escape in HELP"),
     ];
     for (body, line, what) in cases {
