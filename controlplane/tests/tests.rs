@@ -14,8 +14,11 @@ mod util;
 
 mod api;
 mod cli;
+mod expected_gpus;
 mod join_api;
 mod policy_api;
 mod remediate;
 mod scrape;
+mod scrape_health;
 mod store;
+mod store_events;
