@@ -33,7 +33,7 @@ fn observation() -> NodeObservation {
             index: i,
             uuid: format!("GPU-{i}"),
             model: "NVIDIA H100 80GB HBM3".into(),
-            up: true,
+            up: Some(true),
             ..Default::default()
         };
         for (k, v) in [

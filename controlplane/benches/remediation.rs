@@ -210,6 +210,7 @@ fn main() {
         clock: clock.clone(),
         metrics: metrics.clone(),
         sample_limit: 50_000,
+        body_retain_bytes: 1 << 20,
         policy: Arc::new(std::sync::RwLock::new(Arc::new(Policy::default_policy()))),
         links,
     }

@@ -7,6 +7,7 @@
 
 mod auth;
 mod commands;
+mod expected;
 mod history;
 mod join;
 mod meta;
@@ -197,6 +198,7 @@ pub fn valid_name(s: &str) -> bool {
         nodes::delete,
         nodes::issue_token,
         nodes::clear_health,
+        expected::set,
         nodes::step,
         commands::diagnose,
         commands::get,
@@ -226,6 +228,7 @@ pub fn valid_name(s: &str) -> bool {
         crate::model::GpuInfo,
         crate::model::ScrapeInfo,
         gpuwarden_wire::join::RegisterRequest,
+        expected::ExpectedGpus,
     )),
     modifiers(&BearerScheme),
     security(("bearer" = []))
@@ -284,6 +287,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(nodes::delete)
     .service(nodes::issue_token)
     .service(nodes::clear_health)
+    .service(expected::set)
     .service(commands::diagnose)
     .service(commands::get)
     .service(nodes::step)

@@ -139,6 +139,11 @@ pub struct ScrapeConfig {
     pub timeout: Duration,
     /// Largest body accepted, after decompression.
     pub body_limit_bytes: u64,
+    /// Capacity each scrape worker's body buffer keeps between scrapes (at most
+    /// `body_limit_bytes`); a larger body's buffer is given back once it is parsed. Memory
+    /// for bodies: `concurrency × body_retain_bytes` at rest, `concurrency ×
+    /// body_limit_bytes` at worst.
+    pub body_retain_bytes: usize,
     /// Most samples accepted in one body.
     pub sample_limit: usize,
     /// Scrapes in flight at once.
@@ -156,6 +161,7 @@ impl Default for ScrapeConfig {
             interval: Duration::from_secs(15),
             timeout: Duration::from_secs(10),
             body_limit_bytes: 16 << 20,
+            body_retain_bytes: 1 << 20,
             sample_limit: 50_000,
             concurrency: 64,
             offline_after: 3,
@@ -382,6 +388,12 @@ impl ControlPlaneConfig {
         }
         if s.body_limit_bytes < 1024 {
             p.push("scrape.body_limit_bytes: must be at least 1024".into());
+        }
+        if u64::try_from(s.body_retain_bytes).unwrap_or(u64::MAX) > s.body_limit_bytes {
+            p.push(format!(
+                "scrape.body_retain_bytes: {} is above scrape.body_limit_bytes ({})",
+                s.body_retain_bytes, s.body_limit_bytes
+            ));
         }
         if s.sample_limit == 0 {
             p.push("scrape.sample_limit: must be at least 1".into());

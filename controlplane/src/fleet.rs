@@ -151,6 +151,19 @@ impl Fleet {
         &self.settings
     }
 
+    /// Sets the GPUs node `id` is expected to have (from the store: the most it registered
+    /// with, or an operator's count). A node not scraped now is left alone.
+    pub fn set_expected_gpus(&self, id: &str, gpus: usize) {
+        if let Some(t) = self.lock().get_mut(id) {
+            t.expected_gpus = gpus;
+        }
+    }
+
+    /// GPUs node `id` is expected to have, when it is scraped now.
+    pub fn expected_gpus(&self, id: &str) -> Option<usize> {
+        self.lock().get(id).map(|t| t.expected_gpus)
+    }
+
     /// Adds, updates or removes the node's target after a change of its row.
     pub fn sync(&self, row: &NodeRow, now: i64) {
         let mut t = self.lock();
@@ -162,9 +175,9 @@ impl Fleet {
         }
         let address = row.address.clone().unwrap_or_default();
         let labels = row.labels().unwrap_or_default();
-        let expected_gpus = serde_json::from_str::<crate::model::Capabilities>(&row.capabilities)
-            .map(|c| c.gpus.len())
-            .unwrap_or(0);
+        // A new target starts from its registration; the stored count (which never drops
+        // with a registration) is applied by `set_expected_gpus`, never overwritten here.
+        let expected_gpus = row.registered_gpus();
         let connectivity = row.connectivity().unwrap_or(Connectivity::Offline);
         match t.get_mut(&row.id) {
             Some(e) => {
@@ -175,7 +188,6 @@ impl Fleet {
                 e.name = row.name.clone();
                 e.pool = row.pool.clone();
                 e.labels = labels;
-                e.expected_gpus = expected_gpus;
             }
             None => {
                 let offset =

@@ -264,6 +264,14 @@ enum NodesCommand {
         /// Node id or name.
         node: String,
     },
+    /// Set how many GPUs a node is expected to have (audited). Registrations keep the most
+    /// a node ever had, so a vanished GPU is noticed; lower it after removing one on purpose.
+    SetGpus {
+        /// Node id or name.
+        node: String,
+        /// GPUs expected (1 to 1024).
+        gpus: usize,
+    },
     /// Delete a node and its records (the audit log keeps the deletion).
     Delete {
         /// Node id or name.
@@ -420,6 +428,20 @@ fn nodes(cmd: NodesCommand, client: &Client, out: Output) -> Result<String, CliE
                     "node {} is {}\n",
                     v["name"].as_str().unwrap_or("-"),
                     v["health"].as_str().unwrap_or("-")
+                )
+            },
+        ),
+        NodesCommand::SetGpus { node, gpus } => (
+            client.call(
+                "POST",
+                &format!("/v1/nodes/{}/expected-gpus", seg(&node)),
+                Some(json!({ "gpus": gpus })),
+            )?,
+            |v| {
+                format!(
+                    "node {} is expected to have {} GPUs\n",
+                    v["name"].as_str().unwrap_or("-"),
+                    v["expected_gpus"]
                 )
             },
         ),

@@ -172,6 +172,11 @@ pub struct Node {
     pub connectivity: Connectivity,
     /// GPUs reported at registration.
     pub gpus: Vec<GpuInfo>,
+    /// GPUs the node is expected to have: the most it ever registered with, unless an
+    /// operator lowered it (`POST /v1/nodes/{id}/expected-gpus`); for a node not scraped
+    /// now, the GPUs its last registration listed; 0 when unknown.
+    #[serde(default)]
+    pub expected_gpus: usize,
     /// Everything else reported at registration.
     pub capabilities: Capabilities,
     /// Agent version.
@@ -216,6 +221,10 @@ pub struct Event {
     pub time: String,
     /// The agent's sequence number.
     pub agent_seq: i64,
+    /// Where the agent learned of it: `nvml`, `kmsg`, `collector`, `fake`, `plugin:<name>`
+    /// (empty for events stored before it was kept).
+    #[serde(default)]
+    pub source: String,
 }
 
 /// A stored change of a node's status, health or connectivity.

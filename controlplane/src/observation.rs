@@ -39,8 +39,9 @@ pub struct GpuObservation {
     pub uuid: String,
     /// Model.
     pub model: String,
-    /// Whether the agent could read it (`gpuwarden_gpu_up`).
-    pub up: bool,
+    /// Whether the agent could read it (`gpuwarden_gpu_up`); `None` when the body has no
+    /// such series for this GPU: unknown, never read as down.
+    pub up: Option<bool>,
     /// Single-series families by name without the `gpuwarden_gpu_` prefix, e.g.
     /// `temperature_celsius`, `power_watts`, `pcie_link_width`.
     pub values: BTreeMap<String, f64>,
@@ -133,7 +134,7 @@ pub fn observe(body: &[u8], sample_limit: usize) -> Result<NodeObservation, Obse
                     node.health_checks.insert(c.into_owned(), s.value);
                 }
             }
-            m::GPU_UP => gpu_of(&mut node, s)?.up = s.value == 1.0,
+            m::GPU_UP => gpu_of(&mut node, s)?.up = Some(s.value == 1.0),
             m::AGENT_EVENTS => node.events_total += s.value,
             m::AGENT_START_TIME => node.agent_started = Some(s.value),
             m::GPU_XID_ERRORS => {
@@ -244,7 +245,7 @@ gpuwarden_health_check_status{check=\"xid\"} 2\n";
         let o = observe(BODY.as_bytes(), 10_000).unwrap();
         assert_eq!(o.samples, 10);
         let g0 = &o.gpus[&0];
-        assert_eq!((g0.uuid.as_str(), g0.up), ("GPU-a", true));
+        assert_eq!((g0.uuid.as_str(), g0.up), ("GPU-a", Some(true)));
         assert_eq!(g0.values["temperature_celsius"], 61.0);
         assert_eq!(g0.xid_errors[&79], 1.0);
         assert_eq!(
@@ -253,9 +254,23 @@ gpuwarden_health_check_status{check=\"xid\"} 2\n";
         );
         assert!(!g0.nvlink_up[&3]);
         assert_eq!(g0.clock_events.iter().collect::<Vec<_>>(), ["hw_slowdown"]);
-        assert!(!o.gpus[&1].up);
+        assert_eq!(o.gpus[&1].up, Some(false));
         assert_eq!(o.driver_version.as_deref(), Some("550.54.15"));
         assert_eq!(o.health_checks["xid"], 2.0);
+    }
+
+    #[test]
+    fn a_series_the_body_lacks_is_unknown_not_false_or_zero() {
+        // The issue's body: a temperature, no `gpuwarden_gpu_up`.
+        let o = observe(
+            b"gpuwarden_gpu_temperature_celsius{gpu=\"0\",uuid=\"GPU-a\"} 61\n",
+            100,
+        )
+        .unwrap();
+        let g = &o.gpus[&0];
+        assert_eq!(g.up, None, "no up series: unknown");
+        assert!(g.ecc_errors.is_empty() && g.nvlink_up.is_empty());
+        assert_eq!(o.driver_version, None);
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! batches and applies retention.
 
 mod fetch;
+mod judge;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver};
@@ -25,10 +26,8 @@ pub use fetch::{Fetch, HttpFetcher, ScrapeError};
 
 use crate::clock::{parse_rfc3339, SharedClock};
 use crate::fleet::{ConnectivityChange, Fleet, Job};
-use crate::health::HealthChange;
 use crate::metrics::Metrics;
 use crate::observation::observe;
-use crate::policy::{Evaluation, EventInput};
 use crate::store::rows::NewEvent;
 use crate::store::Store;
 
@@ -50,6 +49,11 @@ pub struct Scraper {
     pub metrics: Metrics,
     /// Most samples per body.
     pub sample_limit: usize,
+    /// Capacity a worker's body buffer keeps between scrapes (`scrape.body_retain_bytes`):
+    /// a scrape that grew it past this gives the rest back, so the buffers hold at most
+    /// `concurrency × body_retain_bytes` at rest and `concurrency × body_limit_bytes` while
+    /// every worker reads a body at the limit.
+    pub body_retain_bytes: usize,
     /// The health policy (swappable at run time).
     pub policy: crate::policy::SharedPolicy,
     /// Remediation and webhooks, told of health changes.
@@ -81,19 +85,33 @@ impl ScraperHandle {
     }
 }
 
+thread_local! {
+    // One body buffer per worker, reused: a fresh 100–200 KB allocation per scrape cost more
+    // than parsing some of the bodies. Its capacity is trimmed after each scrape.
+    static BODY: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The capacity, in bytes, that the calling thread's body buffer keeps between scrapes (at
+/// most [`Scraper::body_retain_bytes`] once a scrape on this thread has finished).
+pub fn retained_body_capacity() -> usize {
+    BODY.with_borrow(Vec::capacity)
+}
+
 impl Scraper {
     /// Scrapes `job` now and records the outcome.
     pub fn scrape_one(&self, job: &Job) {
         let start = Instant::now();
-        thread_local! {
-            // One body buffer per worker, reused: a fresh 100–200 KB allocation per scrape
-            // cost more than parsing some of the bodies.
-            static BODY: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-        }
         let outcome = BODY.with_borrow_mut(|body| {
-            self.fetch
+            let outcome = self
+                .fetch
                 .metrics(&job.address, body)
-                .and_then(|()| observe(body, self.sample_limit).map_err(ScrapeError::from))
+                .and_then(|()| observe(body, self.sample_limit).map_err(ScrapeError::from));
+            // One huge body (a gzip bomb refused at the limit) must not keep its buffer.
+            body.clear();
+            if body.capacity() > self.body_retain_bytes {
+                body.shrink_to(self.body_retain_bytes);
+            }
+            outcome
         });
         let took = start.elapsed();
         let now = self.clock.now_ms();
@@ -187,115 +205,6 @@ impl Scraper {
         Ok(())
     }
 
-    fn failures(&self, e: &Evaluation) {
-        for f in &e.failures {
-            self.metrics
-                .rule_failures
-                .with_label_values(&[&f.rule])
-                .inc();
-            // Logged at most once a minute per rule, so a broken rule cannot flood the log.
-            if log_allowed(&f.rule, self.clock.now_ms()) {
-                warn!(rule = %f.rule, input = %f.input, error = %f.error, "policy rule failed (counted in gpuwarden_cp_rule_failures_total)");
-            }
-        }
-    }
-
-    /// Stores a health change of node `id`; one the store refuses is kept and written again
-    /// by housekeeping, so remediation never misses an unhealthy node.
-    pub fn store_health(&self, id: &str, c: &HealthChange, now: i64) {
-        let actor = c
-            .rule
-            .as_ref()
-            .map_or_else(|| "policy".to_string(), |r| format!("policy:{r}"));
-        if let Err(e) = self.store.set_health(id, c.to, &c.reason, &actor, now) {
-            self.metrics
-                .store_errors
-                .with_label_values(&["transition"])
-                .inc();
-            warn!(node = %id, to = %c.to, error = %e, "storing a health change failed; written again within a second");
-            self.fleet.health_unsaved(id, c.clone(), now);
-            return;
-        }
-        info!(node = %id, from = %c.from, to = %c.to, reason = %c.reason, "health changed");
-        self.metrics
-            .health_changes
-            .with_label_values(&[c.to.as_str()])
-            .inc();
-        if c.to == crate::model::Health::Unhealthy {
-            self.links.remediate.notify();
-        }
-        self.links.notifier.send(
-            "health",
-            id,
-            now,
-            serde_json::json!({"health": {"from": c.from, "to": c.to, "reason": c.reason, "rule": c.rule}}),
-        );
-    }
-
-    /// Writes again the health changes the store refused.
-    pub fn retry_unsaved(&self) {
-        for (id, c, at) in self.fleet.take_unsaved_health() {
-            self.store_health(&id, &c, at);
-        }
-    }
-
-    /// Runs the gpu and node rules on the node's latest observation.
-    fn judge_observation(&self, id: &str, now: i64) {
-        let Some((Some(obs), prev, node, memo)) = self.fleet.policy_input(id) else {
-            return;
-        };
-        let e = crate::policy::current(&self.policy).eval_observation_memo(
-            &obs,
-            prev.as_ref().map(|(p, dt)| (&**p, *dt)),
-            &node,
-            &mut memo.lock().unwrap_or_else(|p| p.into_inner()),
-        );
-        self.failures(&e);
-        if let Some(c) = self.fleet.observed_health(id, &e.matches, now) {
-            self.store_health(id, &c, now);
-        }
-    }
-
-    /// Runs the event rules on one health event of the node.
-    fn judge_event(&self, id: &str, ev: &HealthEvent, now: i64) {
-        let Some((_, _, node, _)) = self.fleet.policy_input(id) else {
-            return;
-        };
-        let input = EventInput {
-            seq: i64::try_from(ev.seq).unwrap_or(i64::MAX),
-            kind: ev.kind.as_str().to_string(),
-            code: ev.code.and_then(|c| i64::try_from(c).ok()),
-            gpu: ev.gpu,
-            uuid: ev.uuid.clone(),
-            message: ev.message.clone(),
-            severity: ev.severity.as_str().to_string(),
-            action: ev.action.map(|a| a.as_str().to_string()),
-            source: ev.source.clone(),
-        };
-        let e = crate::policy::current(&self.policy).eval_event(&input, &node);
-        self.failures(&e);
-        let time = parse_rfc3339(&ev.time).unwrap_or(now);
-        if let Some(c) = self.fleet.event_health(id, &e.matches, time, now) {
-            self.store_health(id, &c, now);
-        }
-    }
-
-    /// Node rules for the nodes that are not scraped now (offline), and degraded verdicts
-    /// that clear with time.
-    pub fn judge_idle(&self, now: i64) {
-        let policy = crate::policy::current(&self.policy);
-        for (id, node) in self.fleet.offline() {
-            let e = policy.eval_node(&node);
-            self.failures(&e);
-            if let Some(c) = self.fleet.observed_health(&id, &e.matches, now) {
-                self.store_health(&id, &c, now);
-            }
-        }
-        for (id, c) in self.fleet.settle_health(now) {
-            self.store_health(&id, &c, now);
-        }
-    }
-
     /// Starts the scheduler, the workers and housekeeping.
     pub fn spawn(
         self,
@@ -376,23 +285,6 @@ impl Scraper {
     }
 }
 
-/// Whether a failure of `rule` may be logged now (once a minute per rule).
-fn log_allowed(rule: &str, now: i64) -> bool {
-    static LAST: std::sync::OnceLock<Mutex<std::collections::HashMap<String, i64>>> =
-        std::sync::OnceLock::new();
-    let mut last = LAST
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
-    match last.get(rule) {
-        Some(t) if now - t < 60_000 => false,
-        _ => {
-            last.insert(rule.to_string(), now);
-            true
-        }
-    }
-}
-
 fn worker(s: &Scraper, rx: &Mutex<Receiver<Job>>) {
     loop {
         let job = {
@@ -456,5 +348,6 @@ pub fn new_event(node_id: &str, page: &EventsPage, e: &HealthEvent, now: i64) ->
         time: parse_rfc3339(&e.time).unwrap_or(now),
         agent_instance: page.instance.clone(),
         agent_seq: i64::try_from(e.seq).unwrap_or(i64::MAX),
+        source: e.source.clone(),
     }
 }

@@ -275,6 +275,9 @@ pub async fn start(
     for row in store.all_nodes().map_err(store_err)? {
         fleet.sync(&row, now);
     }
+    for (id, gpus) in store.all_expected_gpus().map_err(store_err)? {
+        fleet.set_expected_gpus(&id, gpus);
+    }
     info!(targets = fleet.len(), interval = %humantime::format_duration(cfg.scrape.interval), "scrape targets loaded");
     let metrics = Metrics::new();
     let io = |what: &str| {
@@ -350,6 +353,7 @@ pub async fn start(
         clock: clock.clone(),
         metrics: metrics.clone(),
         sample_limit: cfg.scrape.sample_limit,
+        body_retain_bytes: cfg.scrape.body_retain_bytes,
         policy: policy.clone(),
         links: links.clone(),
     }

@@ -154,7 +154,7 @@ pub fn observation_from_rows(rows: &[ObservationRow]) -> Option<(NodeObservation
             index: u32::try_from(r.gpu).ok()?,
             uuid: r.uuid.clone(),
             model: r.model.clone(),
-            up: body["up"].as_bool().unwrap_or(true),
+            up: body["up"].as_bool(),
             values: serde_json::from_value(body["values"].clone()).unwrap_or_default(),
             xid_errors: keyed("xid_errors"),
             ecc_errors: serde_json::from_value::<BTreeMap<String, f64>>(body["ecc_errors"].clone())
@@ -178,7 +178,8 @@ pub fn observation_from_rows(rows: &[ObservationRow]) -> Option<(NodeObservation
     (at != i64::MIN).then_some((o, at))
 }
 
-/// An event row as the rules see it.
+/// An event row as the rules see it: the same input the live path built from the agent's
+/// event (`EventInput::from_event`).
 pub fn event_input(e: &EventRow) -> EventInput {
     EventInput {
         seq: e.agent_seq,
@@ -189,7 +190,7 @@ pub fn event_input(e: &EventRow) -> EventInput {
         message: e.message.clone(),
         severity: e.severity.clone(),
         action: Some(e.action.clone()),
-        source: String::new(),
+        source: e.source.clone(),
     }
 }
 

@@ -11,6 +11,7 @@ pub mod rows;
 pub mod schema;
 
 mod commands;
+mod expected;
 mod nodes;
 mod records;
 

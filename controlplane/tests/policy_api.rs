@@ -50,6 +50,7 @@ fn xid(node: &str, code: i64, seq: i64, t: i64) -> NewEvent {
         time: t,
         agent_instance: "i1".into(),
         agent_seq: seq,
+        source: "nvml".into(),
     }
 }
 

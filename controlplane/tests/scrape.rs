@@ -10,13 +10,13 @@ use gpuwarden_controlplane::fleet::{Fleet, FleetSettings, Job};
 use gpuwarden_controlplane::metrics::Metrics;
 use gpuwarden_controlplane::model::Connectivity;
 use gpuwarden_controlplane::policy::Policy;
-use gpuwarden_controlplane::scrape::{HttpFetcher, Scraper};
+use gpuwarden_controlplane::scrape::{retained_body_capacity, HttpFetcher, Scraper};
 use gpuwarden_controlplane::store::rows::NodeRow;
 use gpuwarden_controlplane::store::Store;
 
 use crate::util::{agent_body, Reply, Stub, TempDir};
 
-const T0: i64 = 1_795_000_000_000;
+pub(crate) const T0: i64 = 1_795_000_000_000;
 
 fn row(id: &str, address: &str) -> NodeRow {
     NodeRow {
@@ -39,15 +39,15 @@ fn row(id: &str, address: &str) -> NodeRow {
     }
 }
 
-struct Rig {
+pub(crate) struct Rig {
     _dir: TempDir,
-    store: Arc<Store>,
-    fleet: Arc<Fleet>,
-    clock: FakeClock,
-    scraper: Scraper,
+    pub(crate) store: Arc<Store>,
+    pub(crate) fleet: Arc<Fleet>,
+    pub(crate) clock: FakeClock,
+    pub(crate) scraper: Scraper,
 }
 
-fn rig(timeout: Duration, body_limit: u64, sample_limit: usize) -> Rig {
+pub(crate) fn rig(timeout: Duration, body_limit: u64, sample_limit: usize) -> Rig {
     crate::util::logs();
     let dir = TempDir::new("scrape");
     // A short busy timeout, so a test can make the database refuse a write quickly.
@@ -80,6 +80,7 @@ fn rig(timeout: Duration, body_limit: u64, sample_limit: usize) -> Rig {
         clock: Arc::new(clock.clone()),
         metrics: Metrics::new(),
         sample_limit,
+        body_retain_bytes: 64 * 1024,
         policy: Arc::new(std::sync::RwLock::new(Arc::new(Policy::default_policy()))),
         links: Default::default(),
     };
@@ -93,12 +94,12 @@ fn rig(timeout: Duration, body_limit: u64, sample_limit: usize) -> Rig {
 }
 
 impl Rig {
-    fn add(&self, id: &str, address: &str) {
+    pub(crate) fn add(&self, id: &str, address: &str) {
         let r = row(id, address);
         self.store.upsert_static(&r).unwrap();
         self.fleet.sync(&r, self.clock.now());
     }
-    fn scrape(&self, id: &str) {
+    pub(crate) fn scrape(&self, id: &str) {
         let t = self.fleet.get(id).unwrap();
         self.scraper.scrape_one(&Job {
             node_id: id.into(),
@@ -263,6 +264,51 @@ fn broken_targets_fail_with_their_reason_and_leave_the_others_alone() {
             "no {kind} in\n{m}"
         );
     }
+}
+
+#[test]
+fn a_huge_body_does_not_keep_its_buffer_after_the_scrape() {
+    // The issue: a gzip bomb refused at the limit left each worker's buffer at the largest
+    // size it reached, for good. Here: limit 4 MiB, retained 64 KiB (the rig's).
+    let r = rig(Duration::from_secs(5), 4 << 20, 5_000);
+    let text = |b: Vec<u8>, gz: bool| {
+        let mut h = vec![("Content-Type".into(), "text/plain; version=0.0.4".into())];
+        if gz {
+            h.push(("Content-Encoding".into(), "gzip".into()));
+        }
+        Reply::Full(200, h, b)
+    };
+    let bomb = gzip(&vec![b'#'; 64 << 20]);
+    let mut big = agent_body(8, 0);
+    while big.len() < 3 << 20 {
+        big.push_str("# padding comment to make the body large but valid\n");
+    }
+    let targets = [
+        ("bomb", Stub::start(text(bomb, true))),
+        ("big", Stub::start(text(gzip(big.as_bytes()), true))),
+    ];
+    for (id, stub) in &targets {
+        r.add(id, &stub.url());
+        r.scrape(id);
+        let cap = retained_body_capacity();
+        assert!(
+            cap <= 64 * 1024,
+            "{id}: the worker's buffer keeps {cap} bytes after the scrape"
+        );
+    }
+    let info = |id: &str| r.fleet.get(id).unwrap().scrape;
+    assert!(
+        info("bomb")
+            .last_error
+            .is_some_and(|e| e.contains("larger than")),
+        "{:?}",
+        info("bomb")
+    );
+    assert!(
+        info("big").up,
+        "a large valid body still scrapes: {:?}",
+        info("big")
+    );
 }
 
 #[test]

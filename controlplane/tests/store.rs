@@ -67,6 +67,7 @@ fn event(node: &str, instance: &str, seq: i64) -> NewEvent {
         time: 5_000 + seq,
         agent_instance: instance.into(),
         agent_seq: seq,
+        source: "kmsg".into(),
     }
 }
 

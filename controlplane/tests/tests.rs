@@ -6,7 +6,11 @@
 //!   `policy_api`: policies, simulation, clearing health, commands.
 //! - `remediate`: remediation and command delivery on SQLite and PostgreSQL.
 //! - `scrape`: the scraper against stub HTTP servers (malformed, huge, slow, truncated, …)
-//!   and offline/online transitions driven by a fake clock.
+//!   and offline/online transitions driven by a fake clock; `scrape_health`: what the
+//!   default policy makes of scraped bodies and agent events (absent data, XID actions).
+//! - `store_events`: stored events keep every field rules read (SQLite and PostgreSQL).
+//! - `expected_gpus`: the expected GPU count across re-registrations and the operator's
+//!   `POST /v1/nodes/{id}/expected-gpus`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -14,8 +18,11 @@ mod util;
 
 mod api;
 mod cli;
+mod expected_gpus;
 mod join_api;
 mod policy_api;
 mod remediate;
 mod scrape;
+mod scrape_health;
 mod store;
+mod store_events;

@@ -11,9 +11,28 @@
 //! `Cow::Borrowed` otherwise). Every line is checked; the first broken line is an error with
 //! its line and column, never skipped. A body that does not end with a newline is reported as
 //! truncated.
+//!
+//! Rules enforced (the text format as `docs/metrics.md` lists it, and as Prometheus and
+//! `promtool check metrics` read it): lines end with `\n`; blanks are spaces and tabs;
+//! metric names `[a-zA-Z_:][a-zA-Z0-9_:]*`, label names `[a-zA-Z_][a-zA-Z0-9_]*`; label
+//! values are UTF-8 with the escapes `\\`, `\"` and `\n` only; a label name appears once
+//! per sample; values are Go floats (`NaN`, `+Inf`, `-Inf`); timestamps are integer
+//! milliseconds; `HELP` text is UTF-8 with the escapes `\\` and `\n` only; `TYPE` is
+//! `counter`, `gauge`, `histogram`, `summary` or `untyped`. Across lines (`rules.rs`): a
+//! family's lines form one group; at most one `HELP` and one `TYPE` per family, the `TYPE`
+//! before its first sample; no series (name and label set, in any order) twice in a body;
+//! histogram buckets carry a numeric `le`, summary quantiles a numeric `quantile`.
+//! Not enforced: the `__` prefix reserved for label names (Prometheus's own parser accepts
+//! it too), hexadecimal float values (Go accepts them, no exporter sends them).
 
-use std::borrow::Cow;
 use std::fmt;
+
+mod labels;
+mod line;
+mod rules;
+
+pub use labels::{LabelIter, Labels};
+use line::{parse_value, Line};
 
 /// Where and why parsing stopped.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,99 +70,6 @@ pub enum MetricType {
     Summary,
     /// `untyped`
     Untyped,
-}
-
-/// The label set of a sample: the raw text between `{` and `}`, already validated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Labels<'a> {
-    raw: &'a str,
-}
-
-impl<'a> Labels<'a> {
-    /// The text between the braces, as sent (escapes included).
-    pub fn raw(&self) -> &'a str {
-        self.raw
-    }
-
-    /// True when the sample has no labels.
-    pub fn is_empty(&self) -> bool {
-        self.iter().next().is_none()
-    }
-
-    /// The labels in order, values unescaped.
-    pub fn iter(&self) -> LabelIter<'a> {
-        LabelIter {
-            rest: self.raw.as_bytes(),
-            raw: self.raw,
-            pos: 0,
-        }
-    }
-
-    /// The value of label `name`.
-    pub fn get(&self, name: &str) -> Option<Cow<'a, str>> {
-        self.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
-    }
-}
-
-/// Iterator over validated labels.
-#[derive(Debug, Clone)]
-pub struct LabelIter<'a> {
-    rest: &'a [u8],
-    raw: &'a str,
-    pos: usize,
-}
-
-fn unescape(v: &str) -> Cow<'_, str> {
-    if !v.contains('\\') {
-        return Cow::Borrowed(v);
-    }
-    let mut out = String::with_capacity(v.len());
-    let mut chars = v.chars();
-    while let Some(c) = chars.next() {
-        if c == '\\' {
-            match chars.next() {
-                Some('n') => out.push('\n'),
-                Some(other) => out.push(other),
-                None => {}
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    Cow::Owned(out)
-}
-
-impl<'a> Iterator for LabelIter<'a> {
-    type Item = (&'a str, Cow<'a, str>);
-
-    fn next(&mut self) -> Option<Self::Item> {
-        // The set was validated when the line was parsed: names, `="…"`, commas, blanks.
-        let b = self.rest;
-        let mut i = self.pos;
-        while i < b.len() && matches!(b[i], b' ' | b'\t' | b',') {
-            i += 1;
-        }
-        if i >= b.len() {
-            self.pos = i;
-            return None;
-        }
-        let name_start = i;
-        while i < b.len() && is_label_char(b[i]) {
-            i += 1;
-        }
-        let name = &self.raw[name_start..i];
-        while i < b.len() && b[i] != b'"' {
-            i += 1;
-        }
-        i += 1;
-        let value_start = i;
-        while i < b.len() && b[i] != b'"' {
-            i += if b[i] == b'\\' { 2 } else { 1 };
-        }
-        let value = &self.raw[value_start..i.min(b.len())];
-        self.pos = i + 1;
-        Some((name, unescape(value)))
-    }
 }
 
 /// One sample line.
@@ -187,6 +113,10 @@ pub struct Parser<'a> {
     pos: usize,
     line: usize,
     failed: bool,
+    /// The rules across lines (grouping, HELP/TYPE once, no series twice).
+    rules: rules::BodyRules<'a>,
+    /// The current line's label names with their columns (reused from line to line).
+    names: Vec<(&'a str, usize)>,
 }
 
 impl<'a> Parser<'a> {
@@ -197,217 +127,10 @@ impl<'a> Parser<'a> {
             pos: 0,
             line: 0,
             failed: false,
+            rules: rules::BodyRules::default(),
+            names: Vec::new(),
         }
     }
-}
-
-fn is_name_start(c: u8) -> bool {
-    c.is_ascii_alphabetic() || c == b'_' || c == b':'
-}
-fn is_name_char(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || c == b'_' || c == b':'
-}
-fn is_label_start(c: u8) -> bool {
-    c.is_ascii_alphabetic() || c == b'_'
-}
-fn is_label_char(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || c == b'_'
-}
-fn is_blank(c: u8) -> bool {
-    c == b' ' || c == b'\t'
-}
-
-struct Line<'a> {
-    b: &'a [u8],
-    line: usize,
-}
-
-impl<'a> Line<'a> {
-    fn err(&self, at: usize, message: &'static str) -> ParseError {
-        ParseError {
-            line: self.line,
-            column: at + 1,
-            message,
-        }
-    }
-
-    fn skip_blanks(&self, mut i: usize) -> usize {
-        while i < self.b.len() && is_blank(self.b[i]) {
-            i += 1;
-        }
-        i
-    }
-
-    /// `[a-zA-Z_:][a-zA-Z0-9_:]*` at `i`; returns the end.
-    fn name(&self, i: usize) -> Result<usize, ParseError> {
-        if i >= self.b.len() || !is_name_start(self.b[i]) {
-            return Err(self.err(i, "expected a metric name"));
-        }
-        let mut j = i + 1;
-        while j < self.b.len() && is_name_char(self.b[j]) {
-            j += 1;
-        }
-        Ok(j)
-    }
-
-    /// Validates `{…}` starting after the `{` at `i`; returns the index of the `}`.
-    fn labels(&self, mut i: usize) -> Result<usize, ParseError> {
-        let b = self.b;
-        loop {
-            i = self.skip_blanks(i);
-            match b.get(i) {
-                Some(b'}') => return Ok(i),
-                Some(&c) if is_label_start(c) => {}
-                Some(_) => return Err(self.err(i, "expected a label name or '}'")),
-                None => return Err(self.err(i, "unterminated label set")),
-            }
-            while i < b.len() && is_label_char(b[i]) {
-                i += 1;
-            }
-            i = self.skip_blanks(i);
-            if b.get(i) != Some(&b'=') {
-                return Err(self.err(i, "expected '=' after the label name"));
-            }
-            i = self.skip_blanks(i + 1);
-            if b.get(i) != Some(&b'"') {
-                return Err(self.err(i, "expected '\"' to open the label value"));
-            }
-            i += 1;
-            let value_start = i;
-            loop {
-                match b.get(i) {
-                    None => return Err(self.err(i, "unterminated label value")),
-                    Some(b'"') => break,
-                    Some(b'\\') => match b.get(i + 1) {
-                        Some(b'\\' | b'"' | b'n') => i += 2,
-                        _ => {
-                            return Err(self
-                                .err(i, "invalid escape in label value (use \\\\, \\\" or \\n)"))
-                        }
-                    },
-                    Some(_) => i += 1,
-                }
-            }
-            if std::str::from_utf8(&b[value_start..i]).is_err() {
-                return Err(self.err(value_start, "label value is not valid UTF-8"));
-            }
-            i = self.skip_blanks(i + 1);
-            match b.get(i) {
-                Some(b',') => i += 1,
-                Some(b'}') => return Ok(i),
-                Some(_) => return Err(self.err(i, "expected ',' or '}' after the label value")),
-                None => return Err(self.err(i, "unterminated label set")),
-            }
-        }
-    }
-
-    fn token(&self, i: usize) -> usize {
-        let mut j = i;
-        while j < self.b.len() && !is_blank(self.b[j]) {
-            j += 1;
-        }
-        j
-    }
-
-    fn sample(&self) -> Result<Sample<'a>, ParseError> {
-        let b = self.b;
-        let start = self.skip_blanks(0);
-        let name_end = self.name(start)?;
-        let mut i = name_end;
-        let mut labels = Labels::default();
-        let open = self.skip_blanks(i);
-        if b.get(open) == Some(&b'{') {
-            let close = self.labels(open + 1)?;
-            // Validated ASCII structure and UTF-8 values: the slice is valid UTF-8.
-            labels = Labels {
-                raw: std::str::from_utf8(&b[open + 1..close])
-                    .map_err(|_| self.err(open, "labels are not valid UTF-8"))?,
-            };
-            i = close + 1;
-        }
-        let value_start = self.skip_blanks(i);
-        if value_start == i && value_start < b.len() {
-            return Err(self.err(i, "expected a blank before the value"));
-        }
-        let value_end = self.token(value_start);
-        if value_start == value_end {
-            return Err(self.err(value_start, "missing value"));
-        }
-        let value = parse_value(&b[value_start..value_end])
-            .ok_or_else(|| self.err(value_start, "value is not a number"))?;
-        let ts_start = self.skip_blanks(value_end);
-        let mut timestamp_ms = None;
-        if ts_start < b.len() {
-            let ts_end = self.token(ts_start);
-            let ts = std::str::from_utf8(&b[ts_start..ts_end])
-                .ok()
-                .and_then(|t| t.parse::<i64>().ok())
-                .ok_or_else(|| self.err(ts_start, "timestamp is not an integer (milliseconds)"))?;
-            timestamp_ms = Some(ts);
-            if self.skip_blanks(ts_end) < b.len() {
-                return Err(self.err(
-                    self.skip_blanks(ts_end),
-                    "unexpected text after the timestamp",
-                ));
-            }
-        }
-        // Names are ASCII by construction.
-        let name =
-            std::str::from_utf8(&b[start..name_end]).map_err(|_| self.err(start, "bad name"))?;
-        Ok(Sample {
-            name,
-            labels,
-            value,
-            timestamp_ms,
-        })
-    }
-
-    fn comment(&self) -> Result<Option<Entry<'a>>, ParseError> {
-        let b = self.b;
-        let i = self.skip_blanks(1);
-        let kw_end = self.token(i);
-        let kw = &b[i..kw_end];
-        if kw != b"HELP" && kw != b"TYPE" {
-            return Ok(None); // an ordinary comment
-        }
-        let name_start = self.skip_blanks(kw_end);
-        let name_end = self.name(name_start)?;
-        if name_end < b.len() && !is_blank(b[name_end]) {
-            return Err(self.err(name_end, "unexpected character in the metric name"));
-        }
-        let name = std::str::from_utf8(&b[name_start..name_end])
-            .map_err(|_| self.err(name_start, "bad name"))?;
-        let rest_start = self.skip_blanks(name_end);
-        let rest = std::str::from_utf8(&b[rest_start..])
-            .map_err(|_| self.err(rest_start, "text is not valid UTF-8"))?;
-        if kw == b"HELP" {
-            return Ok(Some(Entry::Help { name, text: rest }));
-        }
-        let kind = match rest.trim_end_matches([' ', '\t']) {
-            "counter" => MetricType::Counter,
-            "gauge" => MetricType::Gauge,
-            "histogram" => MetricType::Histogram,
-            "summary" => MetricType::Summary,
-            "untyped" => MetricType::Untyped,
-            _ => {
-                return Err(self.err(
-                    rest_start,
-                    "unknown metric type (counter, gauge, histogram, summary, untyped)",
-                ))
-            }
-        };
-        Ok(Some(Entry::Type { name, kind }))
-    }
-}
-
-/// Go's `strconv.ParseFloat` as Prometheus uses it: decimals, exponents, `NaN`, `±Inf`.
-fn parse_value(t: &[u8]) -> Option<f64> {
-    let s = std::str::from_utf8(t).ok()?;
-    // Fast path for plain integers, the commonest values.
-    if !s.is_empty() && s.len() < 16 && s.bytes().all(|c| c.is_ascii_digit()) {
-        return s.parse::<u64>().ok().map(|v| v as f64);
-    }
-    s.parse::<f64>().ok()
 }
 
 impl<'a> Iterator for Parser<'a> {
@@ -442,8 +165,18 @@ impl<'a> Iterator for Parser<'a> {
                     Err(e) => Err(e),
                 }
             } else {
-                line.sample().map(Entry::Sample)
+                line.sample(&mut self.names).map(Entry::Sample)
             };
+            // The rules across lines; their errors point at the line's first character.
+            let result = result.and_then(|e| {
+                match &e {
+                    Entry::Help { name, .. } => self.rules.help(name),
+                    Entry::Type { name, kind } => self.rules.declare(name, *kind),
+                    Entry::Sample(s) => self.rules.sample(s),
+                }
+                .map(|()| e)
+                .map_err(|message| line.err(first, message))
+            });
             if result.is_err() {
                 self.failed = true;
             }

@@ -1,10 +1,11 @@
 //! The XID table: the one place that says what each NVIDIA XID means and what to do.
 //!
 //! The agent uses it to give events their severity and action, the plugin SDK to give
-//! findings theirs, and the control plane's default policy (`xid_severity(code)`) to decide
-//! health. Severities and immediate actions follow NVIDIA's XID catalog for Ampere and newer
-//! GPUs ("Resolution Bucket (Immediate Action)"); where the catalog says to follow a
-//! workflow (XID 48, 74, 144–150) the table records that workflow's usual first step.
+//! findings theirs, and the control plane's policy functions (`xid_severity(code, message)`,
+//! `xid_action(code, message)`) to decide health. All of them call [`classify`], so an XID
+//! whose meaning depends on its message (NVLink5 XIDs 144–150, XID 154) is read the same way
+//! everywhere. Sources are given in `xid/table.rs` (one row per code, NVIDIA's XID catalog
+//! for Ampere and newer GPUs) and on [`classify`].
 
 use crate::event::{Action, Severity};
 
@@ -23,63 +24,12 @@ pub struct XidInfo {
     pub action: Action,
 }
 
-const fn x(
-    code: u32,
-    name: &'static str,
-    meaning: &'static str,
-    severity: Severity,
-    action: Action,
-) -> XidInfo {
-    XidInfo {
-        code,
-        name,
-        meaning,
-        severity,
-        action,
-    }
-}
+mod table;
 
-use Action::{ContactSupport, Ignore, RebootNode, ResetGpu, RestartApp};
-use Severity::{Fatal, Info, Warning};
+pub use table::XID_TABLE;
 
-/// Every XID gpuwarden knows, sorted by code.
-pub const XID_TABLE: &[XidInfo] = &[
-    x(8, "ROBUST_CHANNEL_FIFO_ERROR_IDLE_TIMEOUT", "GPU stopped processing: a channel idle timeout", Warning, RestartApp),
-    x(13, "ROBUST_CHANNEL_GR_EXCEPTION", "Graphics engine exception: usually an application fault (out-of-bounds access, illegal instruction); repeats on the same GPC/TPC point at hardware", Warning, RestartApp),
-    x(31, "ROBUST_CHANNEL_FIFO_ERROR_MMU_ERR_FLT", "GPU memory page fault: illegal address access; repeats on the same GPU point at hardware", Warning, RestartApp),
-    x(32, "ROBUST_CHANNEL_PBDMA_ERROR", "Invalid or corrupted push buffer stream", Warning, RestartApp),
-    x(43, "ROBUST_CHANNEL_RESETCHANNEL_VERIF_ERROR", "GPU stopped processing an application's channel after a user fault; the GPU itself is fine", Info, Ignore),
-    x(45, "ROBUST_CHANNEL_PREEMPTIVE_REMOVAL", "Preemptive cleanup after a previous error (look for the primary XID)", Info, Ignore),
-    x(46, "ROBUST_CHANNEL_GPU_TIMEOUT_ERROR", "GPU stopped processing: timeout in the GPU", Fatal, ResetGpu),
-    x(48, "ROBUST_CHANNEL_ECC_DBE", "Uncorrectable double-bit ECC error in GPU memory", Fatal, ResetGpu),
-    x(61, "PMU_BREAKPOINT", "Internal micro-controller breakpoint/warning", Fatal, ResetGpu),
-    x(62, "PMU_HALT_ERROR", "Internal micro-controller halt", Fatal, ResetGpu),
-    x(63, "INFOROM_DRAM_RETIREMENT_EVENT", "Row remapping or page retirement recorded; a GPU reset activates it", Info, Ignore),
-    x(64, "INFOROM_DRAM_RETIREMENT_FAILURE", "Row remapping or page retirement failed: no spare rows left", Fatal, ResetGpu),
-    x(68, "ROBUST_CHANNEL_NVDEC0_ERROR", "Video decoder (NVDEC) exception", Warning, RestartApp),
-    x(69, "ROBUST_CHANNEL_GR_CLASS_ERROR", "Graphics engine class error", Warning, RestartApp),
-    x(74, "NVLINK_ERROR", "NVLink error: a link failed; the register values in the message tell which", Fatal, ResetGpu),
-    x(79, "ROBUST_CHANNEL_GPU_HAS_FALLEN_OFF_THE_BUS", "GPU has fallen off the bus: it no longer answers over PCIe", Fatal, RebootNode),
-    x(92, "EXCESSIVE_SBE_INTERRUPTS", "High single-bit ECC error rate", Warning, Ignore),
-    x(94, "ROBUST_CHANNEL_CONTAINED_ERROR", "Contained uncorrectable memory error: the affected application must restart", Warning, RestartApp),
-    x(95, "ROBUST_CHANNEL_UNCONTAINED_ERROR", "Uncontained uncorrectable memory error: GPU state may be corrupt", Fatal, ResetGpu),
-    x(109, "ROBUST_CHANNEL_CTXSW_TIMEOUT_ERROR", "Context switch timeout: the GPU hung", Fatal, ResetGpu),
-    x(119, "GSP_RPC_TIMEOUT", "GPU System Processor RPC timeout", Fatal, ResetGpu),
-    x(120, "GSP_ERROR", "GPU System Processor error", Fatal, ResetGpu),
-    x(121, "C2C_ERROR", "Chip-to-chip (C2C) link error; corrected errors are counted, growth points at hardware", Warning, Ignore),
-    x(136, "ALI_TRAINING_FAIL", "NVLink active link initialization (ALI) training failed", Fatal, ResetGpu),
-    x(140, "UNRECOVERABLE_ECC_ERROR", "Unrecovered ECC error", Fatal, ResetGpu),
-    x(143, "GPU_INIT_ERROR", "GPU initialization failure", Fatal, ResetGpu),
-    x(144, "NVLINK_SAW_ERROR", "NVLink5 SAW error", Fatal, ResetGpu),
-    x(145, "NVLINK_RLW_ERROR", "NVLink5 RLW error", Fatal, ResetGpu),
-    x(146, "NVLINK_TLW_ERROR", "NVLink5 TLW error", Fatal, ResetGpu),
-    x(147, "NVLINK_TREX_ERROR", "NVLink5 TREX error", Fatal, ResetGpu),
-    x(148, "NVLINK_NVLPW_CTRL_ERROR", "NVLink5 NVLPW control error", Fatal, ResetGpu),
-    x(149, "NVLINK_NETIR_ERROR", "NVLink5 NETIR error", Fatal, ResetGpu),
-    x(150, "NVLINK_MSE_ERROR", "NVLink5 MSE error", Fatal, ResetGpu),
-    x(154, "GPU_RECOVERY_ACTION_CHANGED", "The driver's GPU recovery action changed; the message says which action is required", Warning, ResetGpu),
-    x(158, "GPU_FATAL_TIMEOUT", "GPU fatal timeout: the GPU is unresponsive", Fatal, ResetGpu),
-];
+use Action::{ContactSupport, Ignore, RebootNode, ResetGpu};
+use Severity::{Fatal, Warning};
 
 /// Severity and action used for an XID that is not in the table.
 pub const UNKNOWN_XID: (Severity, Action) = (Warning, ContactSupport);
@@ -92,14 +42,58 @@ pub fn lookup(code: u32) -> Option<&'static XidInfo> {
         .map(|i| &XID_TABLE[i])
 }
 
-/// Severity of an XID; unknown XIDs are warnings.
+/// Severity of an XID known by its code alone (no message); unknown XIDs are warnings.
+/// Prefer [`classify`] wherever the driver's message is at hand.
 pub fn severity(code: u32) -> Severity {
-    lookup(code).map_or(UNKNOWN_XID.0, |x| x.severity)
+    classify(code, None).0
 }
 
-/// Recommended action for an XID; unknown XIDs go to support.
+/// Recommended action for an XID known by its code alone; unknown XIDs go to support.
+/// Prefer [`classify`] wherever the driver's message is at hand.
 pub fn action(code: u32) -> Action {
-    lookup(code).map_or(UNKNOWN_XID.1, |x| x.action)
+    classify(code, None).1
+}
+
+/// Severity and recommended action of XID `code`, reading the driver's `message` where the
+/// catalog decides by it:
+///
+/// - XIDs 144–150 (NVLink5): the driver prints the error's status after the unit, e.g.
+///   `145, RLW_RXPIPE Nonfatal XC0 i0 Link 13 (0x0409a0c2 0x00000008 …)`. NVIDIA's catalog
+///   (workflow `WORKFLOW_NVLINK5_ERR`) resets the GPU for fatal errors and takes no action
+///   for non-fatal ones: `Fatal` → (`fatal`, `reset_gpu`), `Nonfatal` → (`warning`,
+///   `ignore`). Without that word (an XID read from NVML carries no text) the table row
+///   applies: (`warning`, `contact_support`), never a reset on a guess; a link that really
+///   went down is caught by its NVLink state and XID 154.
+/// - XID 154: the recovery action the message names (see
+///   [`recovery_action_from_message`]); the table's action when it names none.
+/// - Every other XID: its table row; an XID not in the table is [`UNKNOWN_XID`].
+pub fn classify(code: u32, message: Option<&str>) -> (Severity, Action) {
+    let row = lookup(code).map_or(UNKNOWN_XID, |x| (x.severity, x.action));
+    let Some(message) = message else { return row };
+    match code {
+        144..=150 => match nvlink5_status(message) {
+            Some(true) => (Fatal, ResetGpu),
+            Some(false) => (Warning, Ignore),
+            None => row,
+        },
+        154 => (
+            row.0,
+            recovery_action_from_message(message).unwrap_or(row.1),
+        ),
+        _ => row,
+    }
+}
+
+/// Whether an NVLink5 XID message says `Fatal` (true) or `Nonfatal` (false): the first such
+/// word, as a word of its own (`RLW_RXPIPE Nonfatal XC0 …`).
+fn nvlink5_status(message: &str) -> Option<bool> {
+    message
+        .split(|c: char| c.is_whitespace() || c == ',')
+        .find_map(|w| match w.to_ascii_lowercase().as_str() {
+            "fatal" => Some(true),
+            "nonfatal" | "non-fatal" => Some(false),
+            _ => None,
+        })
 }
 
 /// The action an XID 154 message asks for, read from its text
@@ -123,6 +117,7 @@ pub fn recovery_action_from_message(message: &str) -> Option<Action> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use Action::RestartApp;
 
     #[test]
     fn table_is_sorted_and_unique_so_lookup_finds_every_entry() {
@@ -139,12 +134,17 @@ mod tests {
     }
 
     #[test]
-    fn table_covers_the_xids_operators_meet() {
-        let required = [
-            8, 13, 31, 32, 43, 45, 46, 48, 61, 62, 63, 64, 68, 69, 74, 79, 92, 94, 95, 109, 119,
-            120, 121, 136, 140, 143, 144, 145, 146, 147, 148, 149, 150, 154,
+    fn table_covers_every_code_the_catalog_uses() {
+        // NVIDIA's XID catalog for Ampere and newer: every code not marked "Unused".
+        let mut catalog: Vec<u32> = vec![
+            8, 11, 13, 14, 25, 31, 32, 37, 38, 39, 40, 41, 43, 44, 45, 46, 48, 54, 60, 62, 63, 64,
+            66, 67, 68, 69, 70, 71, 72, 74, 75, 76, 77, 78, 79, 80, 82, 83, 84, 85, 86, 88, 89, 92,
+            93, 94, 95, 106, 107, 108, 109, 110, 119, 120, 121, 136, 137, 139, 140, 141, 142, 143,
         ];
-        for code in required {
+        catalog.extend(96..=105);
+        catalog.extend(126..=135);
+        catalog.extend(144..=172);
+        for code in catalog {
             assert!(lookup(code).is_some(), "XID {code} missing from the table");
         }
     }
@@ -155,6 +155,29 @@ mod tests {
         assert_eq!((severity(48), action(48)), (Fatal, ResetGpu));
         assert_eq!((severity(13), action(13)), (Warning, RestartApp));
         assert_eq!((severity(9999), action(9999)), UNKNOWN_XID);
+        // The XID: a security fault resets the GPU, it is not "unknown".
+        assert_eq!(classify(110, None), (Fatal, ResetGpu));
+        // What the catalog says to ignore is ignored.
+        for code in [43, 45, 63, 92, 121] {
+            assert_eq!(action(code), Ignore, "XID {code}");
+        }
+    }
+
+    #[test]
+    fn nvlink5_xids_follow_the_status_the_driver_prints() {
+        let nonfatal = "NVRM: Xid (PCI:0000:18:00): 145, RLW_RXPIPE Nonfatal XC0 i0 Link 13 (0x0409a0c2 0x00000008 0x00000001 0x00000000 0x00100000 0x00000004)";
+        assert_eq!(classify(145, Some(nonfatal)), (Warning, Ignore));
+        let fatal = "NVRM: Xid (PCI:0000:04:00): 149, NETIR_LINK_EVT/NETIR_LINK_DOWN Fatal XC0 i0 Link 00 (0x00000011 0x00000000 0x00000000 0x00000000)";
+        assert_eq!(classify(149, Some(fatal)), (Fatal, ResetGpu));
+        // As the agent words it: the meaning, then the driver's text.
+        let agent = format!("XID 144: NVLink5 SAW error ({})", &fatal[29..]);
+        assert_eq!(classify(144, Some(&agent)), (Fatal, ResetGpu));
+        // No status (NVML gives no text): the table row, no reset on a guess.
+        for m in [None, Some("garbled")] {
+            assert_eq!(classify(146, m), (Warning, ContactSupport));
+        }
+        // Other XIDs do not read the message.
+        assert_eq!(classify(79, Some("Nonfatal")), (Fatal, RebootNode));
     }
 
     #[test]
@@ -164,5 +187,8 @@ mod tests {
         let m = "GPU recovery action changed from 0x2 (Node Reboot Required) to 0x1 (GPU Reset Required)";
         assert_eq!(recovery_action_from_message(m), Some(ResetGpu));
         assert_eq!(recovery_action_from_message("garbled"), None);
+        assert_eq!(classify(154, Some(m)), (Warning, ResetGpu));
+        let m = "GPU recovery action changed from 0x0 (None) to 0x2 (Node Reboot Required)";
+        assert_eq!(classify(154, Some(m)), (Warning, RebootNode));
     }
 }

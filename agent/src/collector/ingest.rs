@@ -18,15 +18,8 @@ impl Collector {
             return;
         }
         let info = xid::lookup(code);
-        let mut action = xid::action(code);
-        if code == 154 {
-            if let Some(a) = detail
-                .as_deref()
-                .and_then(xid::recovery_action_from_message)
-            {
-                action = a;
-            }
-        }
+        // One classification for agent, SDK and policy: some XIDs are decided by their text.
+        let (severity, action) = xid::classify(code, detail.as_deref());
         let name = info.map_or("unknown XID", |x| x.meaning);
         let message = match &detail {
             Some(d) if !d.is_empty() => format!("XID {code}: {name} ({d})"),
@@ -43,7 +36,7 @@ impl Collector {
             kind: EventKind::Xid,
             code: Some(u64::from(code)),
             message,
-            severity: xid::severity(code),
+            severity,
             action: Some(action),
             source: match source {
                 XidSource::Nvml => self.backend.name().to_string(),

@@ -116,6 +116,9 @@ pub(super) async fn register(
     let store = state.store.clone();
     let done = blocking(move || store.register(&reg)).await?;
     state.fleet.sync(&done.node, now);
+    state
+        .fleet
+        .set_expected_gpus(&done.node.id, done.expected_gpus);
     tracing::info!(node = %done.node.id, name = %done.node.name, created = done.created, address = %b.address, "agent registered");
     let interval = state.settings.scrape_interval.as_secs_f64();
     Ok(HttpResponse::Ok().json(RegisterResponse {

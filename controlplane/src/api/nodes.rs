@@ -72,6 +72,9 @@ pub fn node_json(row: &NodeRow, state: &AppState) -> Result<Node, ApiError> {
             n.last_seen = Some(rfc3339(seen));
         }
     }
+    if let Some(gpus) = state.fleet.expected_gpus(&row.id) {
+        n.expected_gpus = gpus;
+    }
     Ok(n)
 }
 

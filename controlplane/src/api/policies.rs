@@ -265,6 +265,7 @@ pub(super) async fn simulate(
         for r in store.all_observations()? {
             obs.entry(r.node_id.clone()).or_default().push(r);
         }
+        let expected = store.all_expected_gpus()?;
         let mut records = Vec::new();
         for n in store.all_nodes()? {
             if pool.as_ref().is_some_and(|p| *p != n.pool) {
@@ -274,8 +275,10 @@ pub(super) async fn simulate(
                 .remove(&n.id)
                 .and_then(|rows| crate::simulate::observation_from_rows(&rows))
                 .filter(|(_, at)| (since..until).contains(at));
-            let expected_gpus = serde_json::from_str::<crate::model::Capabilities>(&n.capabilities)
-                .map_or(0, |c| c.gpus.len());
+            let expected_gpus = expected
+                .get(&n.id)
+                .copied()
+                .unwrap_or_else(|| n.registered_gpus());
             let connectivity = fleet
                 .scrape_view(&n.id)
                 .map_or(n.connectivity.clone(), |(_, c, _)| c.as_str().to_string());

@@ -102,7 +102,11 @@ fn dry_run(program: &Program, scope: Scope, when: &str) -> Option<String> {
             ctx.add_variable_as_val("node", Box::new(super::vals::NodeVal::new(&node, None)));
         }
         Scope::Gpu => {
-            ctx.add_variable_as_val("gpu", Box::new(super::vals::GpuVal::new(&gpu, None)));
+            // With a previous observation, so the growth fields exist too.
+            ctx.add_variable_as_val(
+                "gpu",
+                Box::new(super::vals::GpuVal::new(&gpu, Some((&gpu, 60.0)))),
+            );
             ctx.add_variable_as_val(
                 "node",
                 Box::new(super::vals::NodeVal::new(&node, Some(&obs))),

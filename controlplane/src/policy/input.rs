@@ -4,15 +4,22 @@
 //!   `uuid`, `message`, `severity`, `action`, `source`.
 //! - `gpu`: `index`, `uuid`, `model`, `up`, every value the agent reports for it under its
 //!   short name (`temperature_celsius`, `power_watts`, `power_limit_watts`,
-//!   `pcie_link_width`, `pcie_link_max_width`, `remapped_rows_pending`, `recovery_action`, …;
-//!   a value the GPU does not support is absent: test with `has(gpu.x)`), `xid_errors`
-//!   (map code → count), `ecc_corrected`, `ecc_uncorrected` (volatile),
+//!   `pcie_link_width`, `pcie_link_max_width`, `remapped_rows_pending`, `recovery_action`, …),
+//!   `xid_errors` (map code → count), `ecc_corrected`, `ecc_uncorrected` (volatile),
 //!   `ecc_corrected_per_hour`, `nvlink_down` (links down), `nvlink_errors`,
 //!   `nvlink_errors_delta`, `pcie_replays_delta` (growth since the previous observation),
 //!   `clock_events` (active reasons).
 //! - `node`: `name`, `pool`, `labels`, `gpu_count` (GPUs observed), `expected_gpus` (GPUs
-//!   registered), `connectivity`, `health_checks` (plugin check → 0 healthy, 1 degraded,
-//!   2 unhealthy, 3 unknown), `driver_version`.
+//!   the node is expected to have), `connectivity`, `health_checks` (plugin check →
+//!   0 healthy, 1 degraded, 2 unhealthy, 3 unknown), `driver_version`.
+//!
+//! Absent data is unknown, never a value: a field whose data the body did not carry (no
+//! `gpuwarden_gpu_up` series, no ECC or NVLink counters, no previous observation for a
+//! growth, no observation for `gpu_count`, `expected_gpus` not known) is absent, not `false`
+//! or `0`. Rules test it with `has(gpu.x)`; a rule that reads an absent field without
+//! `has()` fails (counted in `gpuwarden_cp_rule_failures_total`) and does not match.
+//! Event fields `code` and `uuid` are absent when the event has none; `gpu` is `-1` for a
+//! node-level event; `action` is `ignore` when the agent recommended none.
 
 use std::collections::BTreeMap;
 
@@ -41,6 +48,30 @@ pub struct EventInput {
     pub source: String,
 }
 
+impl EventInput {
+    /// An agent's event as rules see it, on the live path. The policy simulation builds the
+    /// same input from the stored row (`simulate::event_input`), field for field: every field
+    /// here is kept by the store. An event without an action reads `ignore` on both paths.
+    pub fn from_event(e: &gpuwarden_wire::HealthEvent) -> Self {
+        EventInput {
+            seq: i64::try_from(e.seq).unwrap_or(i64::MAX),
+            kind: e.kind.as_str().to_string(),
+            code: e.code.and_then(|c| i64::try_from(c).ok()),
+            gpu: e.gpu,
+            uuid: e.uuid.clone(),
+            message: e.message.clone(),
+            severity: e.severity.as_str().to_string(),
+            action: Some(
+                e.action
+                    .map_or(gpuwarden_wire::Action::Ignore, |a| a)
+                    .as_str()
+                    .to_string(),
+            ),
+            source: e.source.clone(),
+        }
+    }
+}
+
 /// The node, as rules see it.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct NodeInput {
@@ -50,26 +81,33 @@ pub struct NodeInput {
     pub pool: String,
     /// Labels.
     pub labels: BTreeMap<String, String>,
-    /// GPUs it registered with (0: unknown).
+    /// GPUs it is expected to have: the most it ever registered with, unless an operator
+    /// lowered it (0: unknown).
     pub expected_gpus: usize,
     /// `online` | `offline`.
     pub connectivity: String,
 }
 
-pub(crate) fn ecc(g: &GpuObservation, ty: &str) -> f64 {
+/// The volatile ECC count of `ty` (`corrected`, `uncorrected`); `None` when the GPU does not
+/// report it (no ECC, or not exported): unknown, not zero.
+pub(crate) fn ecc(g: &GpuObservation, ty: &str) -> Option<f64> {
     g.ecc_errors
         .get(&(ty.to_string(), "volatile".to_string()))
         .copied()
-        .unwrap_or(0.0)
 }
 
-pub(crate) fn growth(now: f64, before: Option<f64>) -> f64 {
+/// A counter's growth from `before` to `now`; `None` when either is unknown.
+pub(crate) fn growth(now: Option<f64>, before: Option<f64>) -> Option<f64> {
     // A counter that went down started over (agent or driver restart): count from zero.
-    match before {
-        Some(b) if now >= b => now - b,
-        Some(_) => now,
-        None => 0.0,
+    match (now?, before?) {
+        (n, b) if n >= b => Some(n - b),
+        (n, _) => Some(n),
     }
+}
+
+/// NVLink errors of all links summed; `None` when the GPU reports no NVLink counters.
+pub(crate) fn nvlink_errors(g: &GpuObservation) -> Option<f64> {
+    (!g.nvlink_errors.is_empty()).then(|| g.nvlink_errors.values().sum())
 }
 
 /// For people: the GPU's values that the rule's expression names.
@@ -80,8 +118,10 @@ pub(crate) fn gpu_detail(g: &GpuObservation, when: &str) -> String {
         .filter(|(k, _)| when.contains(&format!("gpu.{k}")))
         .map(|(k, v)| format!("{k} = {v}"))
         .collect();
-    if when.contains("gpu.up") && !g.up {
-        parts.push("up = false".into());
+    match g.up {
+        Some(false) if when.contains("gpu.up") => parts.push("up = false".into()),
+        None if when.contains("gpu.up") => parts.push("up = unknown".into()),
+        _ => {}
     }
     if when.contains("clock_events") && !g.clock_events.is_empty() {
         parts.push(format!("clock_events = {:?}", g.clock_events));
@@ -96,10 +136,11 @@ pub(crate) fn gpu_detail(g: &GpuObservation, when: &str) -> String {
         parts.push(format!("links down = {down:?}"));
     }
     if when.contains("ecc_") {
+        let show = |v: Option<f64>| v.map_or_else(|| "unknown".to_string(), |v| v.to_string());
         parts.push(format!(
             "ecc corrected = {}, uncorrected = {}",
-            ecc(g, "corrected"),
-            ecc(g, "uncorrected")
+            show(ecc(g, "corrected")),
+            show(ecc(g, "uncorrected"))
         ));
     }
     format!("GPU {}: {}", g.index, parts.join(", "))
@@ -122,9 +163,14 @@ pub(crate) fn samples() -> (EventInput, GpuObservation, NodeObservation, NodeInp
         index: 0,
         uuid: "GPU-0".into(),
         model: "H100".into(),
-        up: true,
+        up: Some(true),
         ..Default::default()
     };
+    for ty in ["corrected", "uncorrected"] {
+        g.ecc_errors.insert((ty.into(), "volatile".into()), 0.0);
+    }
+    g.nvlink_up.insert(0, true);
+    g.nvlink_errors.insert(0, 0.0);
     for k in [
         "temperature_celsius",
         "memory_temperature_celsius",

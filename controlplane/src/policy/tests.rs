@@ -19,7 +19,7 @@ fn gpu(index: u32) -> GpuObservation {
         index,
         uuid: format!("GPU-{index}"),
         model: "NVIDIA H100 80GB HBM3".into(),
-        up: true,
+        up: Some(true),
         ..Default::default()
     };
     for (k, v) in [
@@ -109,6 +109,31 @@ fn xid_rules_follow_the_one_xid_table() {
     let e = p.eval_event(&event("xid", Some(13)), &node());
     assert_eq!(fired(&e), ["xid"]);
     assert_eq!(e.worst(), Some(Verdict::Degraded));
+    // What the table says to ignore degrades nothing (43, 45: the XIDs).
+    for code in [43, 45, 63, 92] {
+        let e = p.eval_event(&event("xid", Some(code)), &node());
+        assert_eq!(fired(&e), Vec::<String>::new(), "XID {code}");
+    }
+    // XID 110 (security fault) resets the GPU; NVLink5 XIDs read the driver's status.
+    assert_eq!(
+        fired(&p.eval_event(&event("xid", Some(110)), &node())),
+        ["fatal-xid"]
+    );
+    let mut nv = event("xid", Some(145));
+    nv.message = "NVRM: Xid (PCI:0000:18:00): 145, RLW_RXPIPE Nonfatal XC0 i0 Link 13 (0x0409a0c2 0x00000008 0x00000001 0x00000000 0x00100000 0x00000004)".into();
+    assert_eq!(fired(&p.eval_event(&nv, &node())), Vec::<String>::new());
+    nv.message = nv.message.replace("Nonfatal", "Fatal");
+    assert_eq!(fired(&p.eval_event(&nv, &node())), ["fatal-xid"]);
+    // Both functions take the code alone too, and refuse what is not a code.
+    let q = Policy::parse(
+        "[[rule]]\nname = \"f\"\nscope = \"event\"\nwhen = 'xid_severity(79) == \"fatal\" && xid_action(43) == \"ignore\" && xid_action(145, event.message) == \"reset_gpu\"'\nverdict = \"degraded\"\n",
+    )
+    .unwrap();
+    assert_eq!(fired(&q.eval_event(&nv, &node())), ["f"]);
+    let bad = Policy::parse(
+        "[[rule]]\nname = \"f\"\nscope = \"event\"\nwhen = 'xid_severity(\"79\") == \"fatal\"'\nverdict = \"degraded\"\n",
+    );
+    assert!(bad.is_err(), "a string is not an XID code");
     for kind in ["thermal", "ecc", "nvlink", "plugin"] {
         assert_eq!(
             fired(&p.eval_event(&event(kind, Some(79)), &node())),
@@ -252,10 +277,10 @@ fn every_gpu_rule_fires_on_its_condition_and_only_then() {
         (
             "gpu-lost",
             Box::new(|g| {
-                g.up = false;
+                g.up = Some(false);
             }),
             Box::new(|g| {
-                g.up = true;
+                g.up = Some(true);
             }),
         ),
     ];
@@ -486,7 +511,8 @@ verdict = "degraded"
     o.health_checks.insert("dcgm".into(), 1.0);
     let mut n = node();
     n.labels.insert("rack".into(), "r7".into());
-    let e = p.eval_observation(&o, None, &n);
+    // The growth fields need a previous observation (without one they are absent).
+    let e = p.eval_observation(&o, Some((&o, 60.0)), &n);
     assert!(e.failures.is_empty(), "{:?}", e.failures);
     assert_eq!(fired(&e), ["gpu-fields", "node-fields"]);
     assert_eq!(e.matches[0].gpu, Some(1), "only GPU 1 matches");
@@ -523,7 +549,7 @@ fn remembered_results_are_the_results_of_running_every_rule() {
                 *g.xid_errors.entry(13).or_insert(0.0) += 1.0;
             }
             if rng.u8(..) < 8 {
-                g.up = !g.up;
+                g.up = g.up.map(|u| !u);
             }
             if rng.u8(..) < 8 {
                 g.clock_events.insert("hw_slowdown".into());
@@ -585,3 +611,5 @@ fn another_policy_does_not_use_the_results_remembered_for_the_first() {
         "the same rule name and fields, another policy: evaluated again (GPU 1 is at 70 °C)"
     );
 }
+
+mod absent;

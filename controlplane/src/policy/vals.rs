@@ -16,7 +16,7 @@ use cel::common::types::{
 use cel::common::value::{CowVal, Val};
 use cel::ExecutionError;
 
-use super::input::{ecc, growth, EventInput, NodeInput};
+use super::input::{ecc, growth, nvlink_errors, EventInput, NodeInput};
 use crate::observation::{GpuObservation, NodeObservation};
 
 static EVENT_TYPE: Type = Type::simple_type(Kind::Struct, "gpuwarden.Event");
@@ -175,9 +175,14 @@ impl<'a> EventVal<'a> {
         match f {
             "seq" => int(e.seq),
             "kind" => string(&e.kind),
-            "code" => int(e.code.unwrap_or(0)),
+            "code" => e
+                .code
+                .map_or_else(|| Err(ExecutionError::no_such_key("code")), int),
             "gpu" => int(e.gpu.map_or(-1, i64::from)),
-            "uuid" => string(e.uuid.as_deref().unwrap_or("")),
+            "uuid" => e
+                .uuid
+                .as_deref()
+                .map_or_else(|| Err(ExecutionError::no_such_key("uuid")), string),
             "message" => string(&e.message),
             "severity" => string(&e.severity),
             "action" => string(e.action.as_deref().unwrap_or("ignore")),
@@ -212,43 +217,41 @@ impl<'a> GpuVal<'a> {
         GpuVal::new(self.g, self.prev)
     }
 
-    /// A field that is a number, string or bool.
+    /// A field that is a number, string or bool; `None` when absent (unknown, see `input.rs`).
     fn scalar(&self, f: &str) -> Option<Scalar<'a>> {
         let g = self.g;
         if let Some(v) = g.values.get(f) {
             return Some(Scalar::F(*v));
         }
-        let nv_err = || g.nvlink_errors.values().sum::<f64>();
-        Some(match f {
-            "index" => Scalar::I(i64::from(g.index)),
-            "uuid" => Scalar::S(&g.uuid),
-            "model" => Scalar::S(&g.model),
-            "up" => Scalar::B(g.up),
-            "ecc_corrected" => Scalar::F(ecc(g, "corrected")),
-            "ecc_uncorrected" => Scalar::F(ecc(g, "uncorrected")),
-            "nvlink_errors" => Scalar::F(nv_err()),
-            "nvlink_down" => Scalar::I(
-                i64::try_from(g.nvlink_up.values().filter(|up| !**up).count()).unwrap_or(0),
-            ),
-            "ecc_corrected_per_hour" => Scalar::F(match self.prev {
-                Some((p, dt)) if dt > 0.0 => {
-                    growth(ecc(g, "corrected"), Some(ecc(p, "corrected"))) * 3600.0 / dt
-                }
-                _ => 0.0,
+        let prev = self.prev.map(|(p, _)| p);
+        match f {
+            "index" => Some(Scalar::I(i64::from(g.index))),
+            "uuid" => Some(Scalar::S(&g.uuid)),
+            "model" => Some(Scalar::S(&g.model)),
+            "up" => g.up.map(Scalar::B),
+            "ecc_corrected" => ecc(g, "corrected").map(Scalar::F),
+            "ecc_uncorrected" => ecc(g, "uncorrected").map(Scalar::F),
+            "nvlink_errors" => nvlink_errors(g).map(Scalar::F),
+            "nvlink_down" => (!g.nvlink_up.is_empty()).then(|| {
+                Scalar::I(
+                    i64::try_from(g.nvlink_up.values().filter(|up| !**up).count()).unwrap_or(0),
+                )
             }),
-            "nvlink_errors_delta" => Scalar::F(match self.prev {
-                Some((p, _)) => growth(nv_err(), Some(p.nvlink_errors.values().sum())),
-                None => 0.0,
-            }),
-            "pcie_replays_delta" => Scalar::F(match self.prev {
-                Some((p, _)) => growth(
-                    g.values.get("pcie_replays_total").copied().unwrap_or(0.0),
-                    p.values.get("pcie_replays_total").copied(),
-                ),
-                None => 0.0,
-            }),
-            _ => return None,
-        })
+            "ecc_corrected_per_hour" => match self.prev {
+                Some((p, dt)) if dt > 0.0 => growth(ecc(g, "corrected"), ecc(p, "corrected"))
+                    .map(|d| Scalar::F(d * 3600.0 / dt)),
+                _ => None,
+            },
+            "nvlink_errors_delta" => {
+                growth(nvlink_errors(g), prev.and_then(nvlink_errors)).map(Scalar::F)
+            }
+            "pcie_replays_delta" => growth(
+                g.values.get("pcie_replays_total").copied(),
+                prev.and_then(|p| p.values.get("pcie_replays_total").copied()),
+            )
+            .map(Scalar::F),
+            _ => None,
+        }
     }
 
     /// Mixes field `f`'s value into `h` (rule memoization: same values, same result).
@@ -328,21 +331,20 @@ impl<'a> NodeVal<'a> {
 
     fn scalar(&self, f: &str) -> Option<Scalar<'a>> {
         let n = self.n;
-        Some(match f {
-            "name" => Scalar::S(&n.name),
-            "pool" => Scalar::S(&n.pool),
-            "connectivity" => Scalar::S(&n.connectivity),
-            "expected_gpus" => Scalar::I(i64::try_from(n.expected_gpus).unwrap_or(0)),
-            "gpu_count" => Scalar::I(
-                i64::try_from(self.obs.map_or(n.expected_gpus, |o| o.gpus.len())).unwrap_or(0),
-            ),
-            "driver_version" => Scalar::S(
-                self.obs
-                    .and_then(|o| o.driver_version.as_deref())
-                    .unwrap_or(""),
-            ),
-            _ => return None,
-        })
+        let count = |c: usize| Scalar::I(i64::try_from(c).unwrap_or(i64::MAX));
+        match f {
+            "name" => Some(Scalar::S(&n.name)),
+            "pool" => Some(Scalar::S(&n.pool)),
+            "connectivity" => Some(Scalar::S(&n.connectivity)),
+            // Absent when unknown: 0 expected, or no observation to count GPUs in.
+            "expected_gpus" => (n.expected_gpus > 0).then(|| count(n.expected_gpus)),
+            "gpu_count" => self.obs.map(|o| count(o.gpus.len())),
+            "driver_version" => self
+                .obs
+                .and_then(|o| o.driver_version.as_deref())
+                .map(Scalar::S),
+            _ => None,
+        }
     }
 
     /// Mixes field `f`'s value into `h`.

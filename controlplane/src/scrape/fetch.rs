@@ -66,6 +66,38 @@ pub trait Fetch: Send + Sync + 'static {
     fn events(&self, address: &str, after: i64) -> Result<EventsPage, ScrapeError>;
 }
 
+/// Reads `r` to its end into `body`, which never grows past `limit` bytes: its capacity
+/// doubles as it fills, but is capped at the limit, so the largest buffer a body can cost is
+/// `limit` (read_to_end's doubling could reach twice that). A body over the limit is
+/// [`ScrapeError::TooLarge`]; other read errors are returned for the caller to map.
+pub(crate) fn read_bounded(
+    r: &mut impl std::io::Read,
+    body: &mut Vec<u8>,
+    limit: u64,
+) -> Result<std::io::Result<()>, ScrapeError> {
+    let cap = usize::try_from(limit).unwrap_or(usize::MAX);
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        let n = match r.read(&mut chunk) {
+            Ok(0) => return Ok(Ok(())),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Ok(Err(e)),
+        };
+        if body.len() + n > cap {
+            return Err(ScrapeError::TooLarge(limit));
+        }
+        if body.capacity() - body.len() < n {
+            let want = (body.capacity() * 2)
+                .max(body.len() + n)
+                .max(64 * 1024)
+                .min(cap);
+            body.reserve_exact(want - body.len());
+        }
+        body.extend_from_slice(&chunk[..n]);
+    }
+}
+
 /// [`Fetch`] over HTTP.
 #[derive(Debug)]
 pub struct HttpFetcher {
@@ -152,25 +184,23 @@ impl Fetch for HttpFetcher {
             .with_config()
             .limit(self.body_limit)
             .reader();
-        std::io::Read::read_to_end(&mut reader, body)
-            .map(|_| ())
-            .map_err(|e| {
-                // ureq reports its own errors (limit, timeout) inside the io::Error.
-                let kind = e.kind();
-                match e.into_inner().map(|inner| inner.downcast::<ureq::Error>()) {
-                    Some(Ok(u)) => match *u {
-                        ureq::Error::BodyExceedsLimit(_) => ScrapeError::TooLarge(self.body_limit),
-                        // The answer had started: what breaks now breaks the body.
-                        other => match self.error(other) {
-                            ScrapeError::Connect(m) => ScrapeError::Body(m),
-                            e => e,
-                        },
+        read_bounded(&mut reader, body, self.body_limit)?.map_err(|e| {
+            // ureq reports its own errors (limit, timeout) inside the io::Error.
+            let kind = e.kind();
+            match e.into_inner().map(|inner| inner.downcast::<ureq::Error>()) {
+                Some(Ok(u)) => match *u {
+                    ureq::Error::BodyExceedsLimit(_) => ScrapeError::TooLarge(self.body_limit),
+                    // The answer had started: what breaks now breaks the body.
+                    other => match self.error(other) {
+                        ScrapeError::Connect(m) => ScrapeError::Body(m),
+                        e => e,
                     },
-                    _ if kind == std::io::ErrorKind::TimedOut => ScrapeError::Timeout(self.timeout),
-                    Some(Err(other)) => ScrapeError::Body(other.to_string()),
-                    None => ScrapeError::Body(format!("{kind}")),
-                }
-            })
+                },
+                _ if kind == std::io::ErrorKind::TimedOut => ScrapeError::Timeout(self.timeout),
+                Some(Err(other)) => ScrapeError::Body(other.to_string()),
+                None => ScrapeError::Body(format!("{kind}")),
+            }
+        })
     }
 
     fn events(&self, address: &str, after: i64) -> Result<EventsPage, ScrapeError> {
@@ -189,5 +219,41 @@ impl Fetch for HttpFetcher {
             .limit(self.body_limit)
             .read_json::<EventsPage>()
             .map_err(|e| ScrapeError::Events(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An endless body of zeros, as a gzip bomb decompresses.
+    struct Zeros;
+    impl std::io::Read for Zeros {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            buf.fill(0);
+            Ok(buf.len())
+        }
+    }
+
+    #[test]
+    fn a_body_over_the_limit_never_costs_more_than_the_limit() {
+        for limit in [1024 * 1024, 1024 * 1024 + 1, 3 * 1024 * 1024 + 17] {
+            let mut body = Vec::new();
+            let r = read_bounded(&mut Zeros, &mut body, limit);
+            assert!(matches!(r, Err(ScrapeError::TooLarge(l)) if l == limit));
+            assert!(
+                body.capacity() as u64 <= limit,
+                "capacity {} over the limit {limit}",
+                body.capacity()
+            );
+        }
+        // A body at the limit is read whole.
+        let data = vec![7u8; 200_000];
+        let mut body = Vec::new();
+        read_bounded(&mut &data[..], &mut body, 200_000)
+            .unwrap()
+            .unwrap();
+        assert_eq!(body, data);
+        assert!(body.capacity() <= 200_000);
     }
 }

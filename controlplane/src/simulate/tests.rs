@@ -18,6 +18,7 @@ fn event(node: &str, kind: &str, code: Option<i64>, gpu: i32, t: i64) -> EventRo
         time: t,
         agent_instance: "i".into(),
         agent_seq: t,
+        source: "nvml".into(),
     }
 }
 
@@ -28,7 +29,7 @@ fn node(id: &str, pool: &str, events: Vec<EventRow>, temp: Option<f64>) -> NodeR
             index: 0,
             uuid: "GPU-0".into(),
             model: "H100".into(),
-            up: true,
+            up: Some(true),
             ..GpuObservation::default()
         };
         g.values.insert("temperature_celsius".into(), t);
@@ -178,7 +179,7 @@ fn stored_observation_rows_come_back_as_the_observation() {
         index: 3,
         uuid: "GPU-3".into(),
         model: "H100".into(),
-        up: true,
+        up: Some(true),
         ..GpuObservation::default()
     };
     g.values.insert("temperature_celsius".into(), 71.0);

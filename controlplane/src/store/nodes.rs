@@ -3,7 +3,9 @@
 use diesel::prelude::*;
 
 use super::rows::{AdminTokenRow, CommandRow, NewAudit, NewTransition, NodeRow, NodeTokenRow};
-use super::schema::{admin_tokens, audit, commands, node_tokens, nodes, transitions};
+use super::schema::{
+    admin_tokens, audit, commands, expected_gpus, node_tokens, nodes, transitions,
+};
 use super::{is_unique_violation, with_conn, Store, StoreError, WriteTx};
 use crate::lifecycle::{self, Step};
 use crate::model::{Connectivity, Status};
@@ -57,6 +59,9 @@ pub struct Registered {
     pub node: NodeRow,
     /// True when the name was new.
     pub created: bool,
+    /// GPUs it is expected to have now: the most it ever registered with, unless an
+    /// operator lowered it since.
+    pub expected_gpus: usize,
 }
 
 fn transition(
@@ -191,7 +196,28 @@ impl Store {
             node.labels = serde_json::to_string(&labels)
                 .map_err(|e| StoreError::Corrupt(e.to_string()))?;
             node.address = Some(r.address.clone());
+            // The count an operator expects never drops because a GPU vanished: an agent
+            // that comes back with fewer GPUs keeps the old count (gpu-missing fires);
+            // lowering it is an operator's act (`set_expected_gpus`).
+            let stored: Option<i32> = expected_gpus::table
+                .find(&node.id)
+                .select(expected_gpus::gpus)
+                .first(c)
+                .optional()?;
+            let before = stored.map_or_else(|| node.registered_gpus(), |n| usize::try_from(n).unwrap_or(0));
             node.capabilities = r.capabilities.clone();
+            let expected = before.max(node.registered_gpus());
+            let n = i32::try_from(expected).unwrap_or(i32::MAX);
+            diesel::insert_into(expected_gpus::table)
+                .values((
+                    expected_gpus::node_id.eq(&node.id),
+                    expected_gpus::gpus.eq(n),
+                    expected_gpus::updated_at.eq(r.now),
+                ))
+                .on_conflict(expected_gpus::node_id)
+                .do_update()
+                .set((expected_gpus::gpus.eq(n), expected_gpus::updated_at.eq(r.now)))
+                .execute(c)?;
             node.deregistered = false;
             node.updated_at = r.now;
             diesel::update(nodes::table.find(&node.id)).set(&node).execute(c)?;
@@ -214,7 +240,7 @@ impl Store {
                 r.now,
             );
             diesel::insert_into(audit::table).values(&entry).execute(c)?;
-            Ok(Registered { node, created })
+            Ok(Registered { node, created, expected_gpus: expected })
         }))
     }
 

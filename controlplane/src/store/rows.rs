@@ -71,6 +71,15 @@ impl NodeRow {
         }
     }
 
+    /// The GPUs its last registration listed (0 when none or unreadable). The count the
+    /// node is expected to have is kept apart (`Store::expected_gpus`): it never drops with
+    /// a registration that lists fewer.
+    pub fn registered_gpus(&self) -> usize {
+        serde_json::from_str::<model::Capabilities>(&self.capabilities)
+            .map(|c| c.gpus.len())
+            .unwrap_or(0)
+    }
+
     /// The node's lifecycle status.
     pub fn status(&self) -> Result<model::Status, StoreError> {
         parse(&self.status)
@@ -99,6 +108,7 @@ impl NodeRow {
             health: parse(&self.health)?,
             connectivity: self.connectivity()?,
             gpus: capabilities.gpus.clone(),
+            expected_gpus: self.registered_gpus(),
             capabilities: capabilities.clone(),
             agent_version: capabilities.agent_version.clone(),
             source: parse(&self.source)?,
@@ -146,6 +156,7 @@ pub struct EventRow {
     pub time: i64,
     pub agent_instance: String,
     pub agent_seq: i64,
+    pub source: String,
 }
 
 impl From<EventRow> for model::Event {
@@ -162,6 +173,7 @@ impl From<EventRow> for model::Event {
             action: r.action,
             time: rfc3339(r.time),
             agent_seq: r.agent_seq,
+            source: r.source,
         }
     }
 }
@@ -181,6 +193,7 @@ pub struct NewEvent {
     pub time: i64,
     pub agent_instance: String,
     pub agent_seq: i64,
+    pub source: String,
 }
 
 /// A row of `observations`: the latest values of one GPU (`gpu = -1`: the node).

@@ -55,6 +55,16 @@ diesel::table! {
         time -> BigInt,
         agent_instance -> Text,
         agent_seq -> BigInt,
+        source -> Text,
+    }
+}
+
+diesel::table! {
+    /// GPUs a node is expected to have: the most it registered with, or an operator's count.
+    expected_gpus (node_id) {
+        node_id -> Text,
+        gpus -> Integer,
+        updated_at -> BigInt,
     }
 }
 
@@ -114,6 +124,7 @@ diesel::table! {
 diesel::joinable!(node_tokens -> nodes (node_id));
 diesel::joinable!(events -> nodes (node_id));
 diesel::joinable!(observations -> nodes (node_id));
+diesel::joinable!(expected_gpus -> nodes (node_id));
 diesel::joinable!(transitions -> nodes (node_id));
 diesel::joinable!(commands -> nodes (node_id));
 
@@ -122,6 +133,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     node_tokens,
     admin_tokens,
     events,
+    expected_gpus,
     observations,
     transitions,
     commands,

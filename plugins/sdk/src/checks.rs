@@ -52,9 +52,9 @@ pub fn xids<'a>(
         let name = xid::lookup(code).map_or("unknown XID", |x| x.meaning);
         r.finding(
             e.gpu,
-            xid::status(code),
+            xid::status_of(code, Some(&e.message)),
             format!("XID {code}: {name}"),
-            xid::action(code),
+            xid::action_of(code, Some(&e.message)),
         );
     }
     n

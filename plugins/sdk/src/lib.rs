@@ -84,19 +84,35 @@ pub use bindings::check::gpuwarden::plugin::types::{
 };
 
 /// The XID table shared with the agent: meaning, severity and recommended action per XID.
+///
+/// Where the driver's message is at hand (a [`HealthEvent`]'s `message`), use
+/// [`xid::action_of`] and [`xid::status_of`]: some XIDs (NVLink5 144–150, 154) are decided by
+/// their message, the same way the agent and the control plane decide them
+/// (`gpuwarden_wire::xid::classify`).
 pub mod xid {
     pub use gpuwarden_wire::xid::{lookup, XidInfo, XID_TABLE};
 
     use crate::{Action, Status};
 
-    /// The plugin-contract action for an XID.
+    /// The plugin-contract action for an XID known by its code alone.
     pub fn action(code: u32) -> Action {
-        crate::report::action_from_wire(gpuwarden_wire::xid::action(code))
+        action_of(code, None)
     }
 
-    /// The status an XID implies: fatal → unhealthy, warning → degraded, info → healthy.
+    /// The status an XID known by its code alone implies: fatal → unhealthy,
+    /// warning → degraded, info → healthy.
     pub fn status(code: u32) -> Status {
-        match gpuwarden_wire::xid::severity(code) {
+        status_of(code, None)
+    }
+
+    /// The plugin-contract action for XID `code` with the driver's `message`.
+    pub fn action_of(code: u32, message: Option<&str>) -> Action {
+        crate::report::action_from_wire(gpuwarden_wire::xid::classify(code, message).1)
+    }
+
+    /// The status XID `code` with the driver's `message` implies.
+    pub fn status_of(code: u32, message: Option<&str>) -> Status {
+        match gpuwarden_wire::xid::classify(code, message).0 {
             gpuwarden_wire::Severity::Fatal => Status::Unhealthy,
             gpuwarden_wire::Severity::Warning => Status::Degraded,
             gpuwarden_wire::Severity::Info => Status::Healthy,

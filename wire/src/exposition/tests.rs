@@ -1,8 +1,9 @@
 //! The corpus: every case `prometheus-parse` gets wrong, escapes, special values, timestamps,
-//! histograms and summaries, duplicate series, broken and truncated bodies; and a
-//! differential check against `prometheus-parse` on the inputs it handles correctly.
+//! histograms and summaries, repeated labels and series, family grouping, broken and truncated
+//! bodies; and a differential check against `prometheus-parse` on the inputs it handles correctly.
 
 use super::*;
+use std::borrow::Cow;
 
 fn one(body: &str) -> Sample<'_> {
     let s = parse(body.as_bytes()).unwrap_or_else(|e| panic!("{body:?}: {e}"));
@@ -100,10 +101,79 @@ fn histograms_and_summaries_are_their_sample_lines() {
 }
 
 #[test]
-fn duplicate_series_are_both_returned_for_the_caller_to_judge() {
-    let s = parse(b"# TYPE x gauge\nx{a=\"1\"} 1\nx{a=\"1\"} 2\n").unwrap();
-    assert_eq!((s[0].labels, s[1].labels), (s[1].labels, s[0].labels));
-    assert_eq!((s[0].value, s[1].value), (1.0, 2.0));
+fn a_label_name_repeated_in_one_sample_is_refused_where_it_repeats() {
+    // The issue's body: before, the first value won silently.
+    let e = err("m{gpu=\"0\",gpu=\"1\"} 99\n");
+    assert_eq!((e.line, e.column), (1, 11), "{e}"); // the second `gpu`
+    assert!(e.message.contains("label name repeated"), "{e}");
+    // Past the small-set path too.
+    let many: String = (0..40).map(|i| format!("l{i}=\"v\",")).collect();
+    let e = err(&format!("m{{{many}l7=\"w\"}} 1\n"));
+    assert!(e.message.contains("label name repeated"), "{e}");
+    // Different names, same values: fine.
+    assert_eq!(labels(&one("m{a=\"1\",b=\"1\"} 1\n")).len(), 2);
+}
+
+#[test]
+fn a_series_repeated_in_one_body_is_refused_whatever_its_label_order() {
+    for body in [
+        "# TYPE x gauge\nx{a=\"1\"} 1\nx{a=\"1\"} 2\n",
+        "x{a=\"1\",b=\"2\"} 1\nx{b=\"2\",a=\"1\"} 1\n",
+        "x 1\nx{} 2\n",
+        "x{a=\"q\\\"\"} 1\nx{ a = \"q\\\"\" , } 2\n",
+    ] {
+        let e = err(body);
+        assert_eq!(e.line, body.lines().count(), "{body:?}: {e}");
+        assert!(e.message.contains("series repeated"), "{body:?}: {e}");
+    }
+    // Same labels, other value; same name, other labels: distinct series.
+    assert_eq!(
+        parse(b"x{a=\"1\"} 1\nx{a=\"2\"} 1\nx{a=\"1\",b=\"\"} 1\nx{b=\"1\"} 1\n")
+            .unwrap()
+            .len(),
+        4
+    );
+}
+
+#[test]
+fn families_are_one_group_with_one_help_and_one_type_before_their_samples() {
+    let cases: &[(&str, usize, &str)] = &[
+        ("a 1\nb 1\na{x=\"1\"} 1\n", 3, "not grouped"),
+        (
+            "# TYPE a gauge\na 1\n# TYPE b gauge\n# HELP a late\n",
+            4,
+            "not grouped",
+        ),
+        ("# HELP a x\n# HELP a y\na 1\n", 2, "second HELP"),
+        ("# TYPE a gauge\n# TYPE a counter\n", 2, "second TYPE"),
+        (
+            "a 1\n# TYPE a gauge\n",
+            2,
+            "after the metric's first sample",
+        ),
+        (
+            "# TYPE h histogram\nh_bucket{le=\"x\"} 1\n",
+            2,
+            "numeric le",
+        ),
+        ("# TYPE h histogram\nh_bucket 1\n", 2, "numeric le"),
+        ("# TYPE s summary\ns 1\n", 2, "numeric quantile"),
+        (
+            "# TYPE h histogram\nh_sum 1\nother 1\nh_count 1\n",
+            4,
+            "not grouped",
+        ),
+        ("# HELP a bad \\t escape\n", 1, "invalid escape in HELP"),
+    ];
+    for (body, line, what) in cases {
+        let e = err(body);
+        assert_eq!(e.line, *line, "{body:?}: {e}");
+        assert!(e.message.contains(what), "{body:?}: {e}");
+    }
+    // A histogram's and a summary's suffixed series are one family with their base.
+    let ok = "# HELP h H.\n# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_bucket{le=\"+Inf\"} 2\nh_sum 3\nh_count 2\n\
+# TYPE s summary\ns{quantile=\"0.5\"} 1\ns_sum 1\ns_count 1\n# HELP c C \\\\ \\n.\nc_total 1\nc_sum 2\n";
+    assert_eq!(parse(ok.as_bytes()).unwrap().len(), 9);
 }
 
 #[test]

@@ -1,0 +1,259 @@
+//! One line of a body: metric and label names, label sets, values, timestamps, `HELP` and
+//! `TYPE` comments, each checked byte by byte with the column of the first fault.
+
+use super::{Entry, Labels, MetricType, ParseError, Sample};
+
+fn is_name_start(c: u8) -> bool {
+    c.is_ascii_alphabetic() || c == b'_' || c == b':'
+}
+fn is_name_char(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'_' || c == b':'
+}
+fn is_label_start(c: u8) -> bool {
+    c.is_ascii_alphabetic() || c == b'_'
+}
+pub(super) fn is_label_char(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'_'
+}
+fn is_blank(c: u8) -> bool {
+    c == b' ' || c == b'\t'
+}
+
+pub(super) struct Line<'a> {
+    pub(super) b: &'a [u8],
+    pub(super) line: usize,
+}
+
+impl<'a> Line<'a> {
+    pub(super) fn err(&self, at: usize, message: &'static str) -> ParseError {
+        ParseError {
+            line: self.line,
+            column: at + 1,
+            message,
+        }
+    }
+
+    pub(super) fn skip_blanks(&self, mut i: usize) -> usize {
+        while i < self.b.len() && is_blank(self.b[i]) {
+            i += 1;
+        }
+        i
+    }
+
+    /// `[a-zA-Z_:][a-zA-Z0-9_:]*` at `i`; returns the end.
+    fn name(&self, i: usize) -> Result<usize, ParseError> {
+        if i >= self.b.len() || !is_name_start(self.b[i]) {
+            return Err(self.err(i, "expected a metric name"));
+        }
+        let mut j = i + 1;
+        while j < self.b.len() && is_name_char(self.b[j]) {
+            j += 1;
+        }
+        Ok(j)
+    }
+
+    /// Validates `{…}` starting after the `{` at `i`; returns the index of the `}`.
+    fn labels(&self, mut i: usize) -> Result<usize, ParseError> {
+        let b = self.b;
+        loop {
+            i = self.skip_blanks(i);
+            match b.get(i) {
+                Some(b'}') => return Ok(i),
+                Some(&c) if is_label_start(c) => {}
+                Some(_) => return Err(self.err(i, "expected a label name or '}'")),
+                None => return Err(self.err(i, "unterminated label set")),
+            }
+            while i < b.len() && is_label_char(b[i]) {
+                i += 1;
+            }
+            i = self.skip_blanks(i);
+            if b.get(i) != Some(&b'=') {
+                return Err(self.err(i, "expected '=' after the label name"));
+            }
+            i = self.skip_blanks(i + 1);
+            if b.get(i) != Some(&b'"') {
+                return Err(self.err(i, "expected '\"' to open the label value"));
+            }
+            i += 1;
+            let value_start = i;
+            loop {
+                match b.get(i) {
+                    None => return Err(self.err(i, "unterminated label value")),
+                    Some(b'"') => break,
+                    Some(b'\\') => match b.get(i + 1) {
+                        Some(b'\\' | b'"' | b'n') => i += 2,
+                        _ => {
+                            return Err(self
+                                .err(i, "invalid escape in label value (use \\\\, \\\" or \\n)"))
+                        }
+                    },
+                    Some(_) => i += 1,
+                }
+            }
+            if std::str::from_utf8(&b[value_start..i]).is_err() {
+                return Err(self.err(value_start, "label value is not valid UTF-8"));
+            }
+            i = self.skip_blanks(i + 1);
+            match b.get(i) {
+                Some(b',') => i += 1,
+                Some(b'}') => return Ok(i),
+                Some(_) => return Err(self.err(i, "expected ',' or '}' after the label value")),
+                None => return Err(self.err(i, "unterminated label set")),
+            }
+        }
+    }
+
+    fn token(&self, i: usize) -> usize {
+        let mut j = i;
+        while j < self.b.len() && !is_blank(self.b[j]) {
+            j += 1;
+        }
+        j
+    }
+
+    /// A label name may appear once per sample (`m{gpu="0",gpu="1"}` is refused, as
+    /// Prometheus refuses it). `names` is scratch space reused from line to line.
+    fn unique_names(
+        &self,
+        labels: &Labels<'a>,
+        at: usize,
+        names: &mut Vec<(&'a str, usize)>,
+    ) -> Result<(), ParseError> {
+        names.clear();
+        let base = labels.raw().as_ptr() as usize;
+        names.extend(
+            labels
+                .raw_pairs()
+                .map(|(n, _)| (n, at + (n.as_ptr() as usize - base))),
+        );
+        let repeated = if names.len() <= 16 {
+            (1..names.len())
+                .find(|&i| names[..i].iter().any(|(n, _)| *n == names[i].0))
+                .map(|i| names[i].1)
+        } else {
+            names.sort_unstable();
+            names
+                .windows(2)
+                .filter(|w| w[0].0 == w[1].0)
+                .map(|w| w[1].1)
+                .min()
+        };
+        match repeated {
+            Some(col) => Err(self.err(col, "label name repeated in one sample")),
+            None => Ok(()),
+        }
+    }
+
+    pub(super) fn sample(
+        &self,
+        names: &mut Vec<(&'a str, usize)>,
+    ) -> Result<Sample<'a>, ParseError> {
+        let b = self.b;
+        let start = self.skip_blanks(0);
+        let name_end = self.name(start)?;
+        let mut i = name_end;
+        let mut labels = Labels::default();
+        let open = self.skip_blanks(i);
+        if b.get(open) == Some(&b'{') {
+            let close = self.labels(open + 1)?;
+            // Validated ASCII structure and UTF-8 values: the slice is valid UTF-8.
+            labels = Labels {
+                raw: std::str::from_utf8(&b[open + 1..close])
+                    .map_err(|_| self.err(open, "labels are not valid UTF-8"))?,
+            };
+            self.unique_names(&labels, open + 1, names)?;
+            i = close + 1;
+        }
+        let value_start = self.skip_blanks(i);
+        if value_start == i && value_start < b.len() {
+            return Err(self.err(i, "expected a blank before the value"));
+        }
+        let value_end = self.token(value_start);
+        if value_start == value_end {
+            return Err(self.err(value_start, "missing value"));
+        }
+        let value = parse_value(&b[value_start..value_end])
+            .ok_or_else(|| self.err(value_start, "value is not a number"))?;
+        let ts_start = self.skip_blanks(value_end);
+        let mut timestamp_ms = None;
+        if ts_start < b.len() {
+            let ts_end = self.token(ts_start);
+            let ts = std::str::from_utf8(&b[ts_start..ts_end])
+                .ok()
+                .and_then(|t| t.parse::<i64>().ok())
+                .ok_or_else(|| self.err(ts_start, "timestamp is not an integer (milliseconds)"))?;
+            timestamp_ms = Some(ts);
+            if self.skip_blanks(ts_end) < b.len() {
+                return Err(self.err(
+                    self.skip_blanks(ts_end),
+                    "unexpected text after the timestamp",
+                ));
+            }
+        }
+        // Names are ASCII by construction.
+        let name =
+            std::str::from_utf8(&b[start..name_end]).map_err(|_| self.err(start, "bad name"))?;
+        Ok(Sample {
+            name,
+            labels,
+            value,
+            timestamp_ms,
+        })
+    }
+
+    pub(super) fn comment(&self) -> Result<Option<Entry<'a>>, ParseError> {
+        let b = self.b;
+        let i = self.skip_blanks(1);
+        let kw_end = self.token(i);
+        let kw = &b[i..kw_end];
+        if kw != b"HELP" && kw != b"TYPE" {
+            return Ok(None); // an ordinary comment
+        }
+        let name_start = self.skip_blanks(kw_end);
+        let name_end = self.name(name_start)?;
+        if name_end < b.len() && !is_blank(b[name_end]) {
+            return Err(self.err(name_end, "unexpected character in the metric name"));
+        }
+        let name = std::str::from_utf8(&b[name_start..name_end])
+            .map_err(|_| self.err(name_start, "bad name"))?;
+        let rest_start = self.skip_blanks(name_end);
+        let rest = std::str::from_utf8(&b[rest_start..])
+            .map_err(|_| self.err(rest_start, "text is not valid UTF-8"))?;
+        if kw == b"HELP" {
+            // The docstring's only escapes are `\\` and `\n`.
+            let mut bytes = rest.bytes().enumerate();
+            while let Some((at, c)) = bytes.next() {
+                if c == b'\\' && !matches!(bytes.next(), Some((_, b'\\' | b'n'))) {
+                    return Err(
+                        self.err(rest_start + at, "invalid escape in HELP (use \\\\ or \\n)")
+                    );
+                }
+            }
+            return Ok(Some(Entry::Help { name, text: rest }));
+        }
+        let kind = match rest.trim_end_matches([' ', '\t']) {
+            "counter" => MetricType::Counter,
+            "gauge" => MetricType::Gauge,
+            "histogram" => MetricType::Histogram,
+            "summary" => MetricType::Summary,
+            "untyped" => MetricType::Untyped,
+            _ => {
+                return Err(self.err(
+                    rest_start,
+                    "unknown metric type (counter, gauge, histogram, summary, untyped)",
+                ))
+            }
+        };
+        Ok(Some(Entry::Type { name, kind }))
+    }
+}
+
+/// Go's `strconv.ParseFloat` as Prometheus uses it: decimals, exponents, `NaN`, `±Inf`.
+pub(super) fn parse_value(t: &[u8]) -> Option<f64> {
+    let s = std::str::from_utf8(t).ok()?;
+    // Fast path for plain integers, the commonest values.
+    if !s.is_empty() && s.len() < 16 && s.bytes().all(|c| c.is_ascii_digit()) {
+        return s.parse::<u64>().ok().map(|v| v as f64);
+    }
+    s.parse::<f64>().ok()
+}
