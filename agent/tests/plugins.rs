@@ -5,6 +5,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::plugin_runs::node_token;
 use crate::util::{plugin_entry, plugins, sha256, Agent, Scratch, BIN};
 
 fn status(agent: &Agent, check: &str) -> Option<f64> {
@@ -22,9 +23,10 @@ pub(crate) fn wait_status(agent: &Agent, check: &str, want: f64) {
 #[test]
 fn example_plugins_flag_injected_faults_through_the_agent() {
     let dir = Scratch::new("examples");
+    let (token, bearer) = node_token(&dir);
     let fast = "interval = \"200ms\"";
     let cfg = format!(
-        "[gpu]\nbackend = \"fake\"\nfake_count = 8\n{}{}{}{}{}{}",
+        "[gpu]\nbackend = \"fake\"\nfake_count = 8\n{token}{}{}{}{}{}{}",
         plugin_entry("xid", "xid.wasm", fast),
         plugin_entry("thermal", "thermal.wasm", fast),
         plugin_entry("ecc", "ecc.wasm", fast),
@@ -43,7 +45,7 @@ fn example_plugins_flag_injected_faults_through_the_agent() {
     for check in ["xid", "thermal", "ecc", "pcie", "nvlink"] {
         wait_status(&agent, check, 0.0);
     }
-    let (s, body) = agent.post("/v1/plugins/gpu-sanity/run", "");
+    let (s, body) = agent.post_as("/v1/plugins/gpu-sanity/run", &bearer, "");
     assert_eq!(s, 200, "{body}");
     let healthy: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(healthy["report"]["status"], "healthy", "{body}");
@@ -147,8 +149,9 @@ fn example_plugins_flag_injected_faults_through_the_agent() {
     assert_eq!(status(&agent, "xid"), Some(2.0));
 
     // The diagnostic takes parameters.
-    let (s, body) = agent.post(
+    let (s, body) = agent.post_as(
         "/v1/plugins/gpu-sanity/run",
+        &bearer,
         r#"{"checks":"inventory,lost","expect_gpus":9}"#,
     );
     assert_eq!(s, 200, "{body}");
@@ -165,9 +168,15 @@ fn example_plugins_flag_injected_faults_through_the_agent() {
         agent.plugin("gpu-sanity").unwrap()["last_result"]["report"]["status"],
         "unhealthy"
     );
-    let (s, body) = agent.post("/v1/plugins/gpu-sanity/run", r#"{"checks": ["a"]}"#);
+    let (s, body) = agent.post_as(
+        "/v1/plugins/gpu-sanity/run",
+        &bearer,
+        r#"{"checks": ["a"]}"#,
+    );
     assert_eq!(s, 400, "{body}");
-    assert_eq!(agent.post("/v1/plugins/nope/run", "").0, 404);
+    assert_eq!(agent.post_as("/v1/plugins/nope/run", &bearer, "").0, 404);
+    // Without the credential, nothing runs.
+    assert_eq!(agent.post("/v1/plugins/gpu-sanity/run", "").0, 401);
 }
 
 #[test]
@@ -183,16 +192,22 @@ fn hostile_plugins_are_contained_and_the_agent_keeps_serving() {
         ("huge", "huge_report.wasm"),
         ("flood", "log_flood.wasm"),
         ("escape", "fs_net.wasm"),
+        ("dups", "huge_report.wasm"),
         ("thermal", "thermal.wasm"),
     ] {
         // The flood must reach its output limit before any deadline, even on a loaded
-        // machine (100,000 host log calls come first): it gets more CPU time than the rest.
-        let limits = if name == "flood" {
+        // machine (100,000 host log calls come first), and the huge report must be built
+        // (20 MiB of findings) while the spinning plugins share the plugin threads: they
+        // get more time than the rest.
+        let limits = if name == "flood" || name == "huge" {
             "interval = \"1s\"\ntimeout = \"5s\""
         } else {
             fast
         };
         cfg.push_str(&plugin_entry(name, file, limits));
+        if name == "dups" {
+            cfg.push_str("[plugins.config]\nshape = \"repeated-metric\"\n");
+        }
     }
     let agent = Agent::start(
         &["--config", dir.write("agent.toml", &cfg).to_str().unwrap()],
@@ -213,7 +228,7 @@ fn hostile_plugins_are_contained_and_the_agent_keeps_serving() {
         scrapes += 1;
         let p = agent.plugins();
         let list = p["plugins"].as_array().unwrap();
-        let done = list.len() == 8
+        let done = list.len() == 9
             && list.iter().all(|p| {
                 p["runs"]
                     .as_object()
@@ -246,6 +261,7 @@ fn hostile_plugins_are_contained_and_the_agent_keeps_serving() {
         ("recurse", "stack overflow"),
         ("huge", "report too large"),
         ("flood", "output limit exceeded"),
+        ("dups", "metric same_name is reported 128 times"),
     ] {
         let p = get(name);
         let r = &p["last_result"];
@@ -300,20 +316,41 @@ fn hostile_plugins_are_contained_and_the_agent_keeps_serving() {
         m.value("gpuwarden_health_check_status", &[("check", "thermal")]),
         Some(0.0)
     );
+    // Whatever the plugins reported, /metrics has no series twice.
+    let (_, body) = agent.get("/metrics");
+    let mut seen = std::collections::BTreeSet::new();
+    for line in body
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        let series = line.rsplit_once(' ').map_or(line, |(s, _)| s);
+        assert!(
+            seen.insert(series.to_string()),
+            "{series} twice in /metrics"
+        );
+    }
 }
 
 #[test]
 fn bad_plugin_files_are_refused_with_clear_errors() {
     let dir = Scratch::new("refused");
+    let (token, bearer) = node_token(&dir);
     let xid = plugins().join("xid.wasm");
     let corrupt = dir.0.join("corrupt.wasm");
     std::fs::write(&corrupt, b"\0asm garbage that is not a component").unwrap();
+    let text = dir.0.join("text.wasm");
+    std::fs::write(&text, b"hello, I am not WebAssembly at all\n").unwrap();
+    let wrong_check = plugins().join("wrong_signature.wasm");
+    let wrong_run = plugins().join("wrong_run.wasm");
     let not_plugin = plugins().join("not-a-plugin.wasm");
     let sanity = plugins().join("gpu_sanity.wasm");
     let future = plugins().join("future_version.wasm");
     let zeros = "0".repeat(64);
     let cfg = format!(
-        "[gpu]\nbackend = \"fake\"\nfake_count = 1\n\
+        "[gpu]\nbackend = \"fake\"\nfake_count = 1\n{token}\
+         [[plugins]]\nname = \"badmagic\"\npath = \"{}\"\nsha256 = \"{}\"\n\
+         [[plugins]]\nname = \"wrongcheck\"\npath = \"{}\"\nsha256 = \"{}\"\n\
+         [[plugins]]\nname = \"wrongrun\"\npath = \"{}\"\nsha256 = \"{}\"\n\
          [[plugins]]\nname = \"mismatch\"\npath = \"{}\"\nsha256 = \"{zeros}\"\n\
          [[plugins]]\nname = \"command\"\npath = \"{}\"\nsha256 = \"{}\"\n\
          [[plugins]]\nname = \"wrongkind\"\npath = \"{}\"\nsha256 = \"{}\"\nkind = \"check\"\n\
@@ -321,6 +358,12 @@ fn bad_plugin_files_are_refused_with_clear_errors() {
          [[plugins]]\nname = \"missing\"\npath = \"{}\"\nsha256 = \"{zeros}\"\n\
          [[plugins]]\nname = \"future\"\npath = \"{}\"\nsha256 = \"{}\"\n\
          {}",
+        text.display(),
+        sha256(&text),
+        wrong_check.display(),
+        sha256(&wrong_check),
+        wrong_run.display(),
+        sha256(&wrong_run),
         xid.display(),
         not_plugin.display(),
         sha256(&not_plugin),
@@ -339,7 +382,7 @@ fn bad_plugin_files_are_refused_with_clear_errors() {
     );
     let listing = agent.wait_plugins("every plugin tried", |p| {
         p["plugins"].as_array().is_some_and(|a| {
-            a.len() == 7
+            a.len() == 10
                 && a.iter()
                     .all(|p| p["loaded"] == true || p["load_error"].is_string())
         })
@@ -353,8 +396,26 @@ fn bad_plugin_files_are_refused_with_clear_errors() {
             .cloned()
             .unwrap();
         assert_eq!(p["loaded"], false, "{p:#}");
-        p["load_error"].as_str().unwrap().to_string()
+        let e = p["load_error"].as_str().unwrap().to_string();
+        assert!(!e.contains('\n'), "a load error is one line: {e}");
+        e
     };
+    let e = err("badmagic");
+    assert!(
+        e.contains("does not start with the WebAssembly magic number"),
+        "{e}"
+    );
+    // Exports of the right interface with the wrong type are refused at load.
+    let e = err("wrongcheck");
+    assert!(
+        e.starts_with("wrong signature: `check` in gpuwarden:plugin/checker@0.1.0 is `func() -> string`; this agent calls `check: func() -> report`"),
+        "{e}"
+    );
+    let e = err("wrongrun");
+    assert!(
+        e.starts_with("wrong signature: `run` in gpuwarden:plugin/diagnostics@0.1.0 is `func(params: list<tuple<string, string>>) -> record { status: enum { healthy, degraded, unhealthy, unknown }, message: string }`"),
+        "{e}"
+    );
     let e = err("mismatch");
     assert!(
         e.contains("sha256 mismatch") && e.contains(&zeros) && e.contains(&sha256(&xid)),
@@ -396,8 +457,19 @@ fn bad_plugin_files_are_refused_with_clear_errors() {
         m.value("gpuwarden_plugin_load_failed", &[("plugin", "good")]),
         Some(0.0)
     );
-    let (s, body) = agent.post("/v1/plugins/corrupt/run", "");
+    let (s, body) = agent.post_as("/v1/plugins/corrupt/run", &bearer, "");
     assert_eq!(s, 409, "{body}");
+    // `plugin test` refuses them too, in one line, with exit status 2.
+    for file in [&wrong_check, &wrong_run, &text] {
+        let out = Command::new(BIN)
+            .args(["plugin", "test"])
+            .arg(file)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    }
 }
 
 #[test]

@@ -11,4 +11,5 @@ mod exposition;
 mod faults;
 mod kmsg;
 mod plugin_lifecycle;
+mod plugin_runs;
 mod plugins;
