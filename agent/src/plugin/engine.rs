@@ -24,6 +24,15 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// allocation, the same bound keeps memory at most this many memory caps).
 pub const MAX_INSTANCES: u32 = 64;
 
+/// What one run (one store) may create: core module instances, linear memories, tables.
+/// The pool holds [`MAX_INSTANCES`] runs at these limits, so no run can use up what the
+/// others' slots need (a diagnostic with many memories cannot starve the health checks).
+pub const RUN_CORE_INSTANCES: u32 = 16;
+/// Linear memories of one run.
+pub const RUN_MEMORIES: u32 = 8;
+/// Tables of one run.
+pub const RUN_TABLES: u32 = 16;
+
 /// Why a plugin cannot be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum PluginError {
@@ -131,9 +140,9 @@ fn config(pooling: bool) -> Config {
         let max = MAX_PLUGIN_MEMORY_MIB as usize * 1024 * 1024;
         let mut p = PoolingAllocationConfig::default();
         p.total_component_instances(MAX_INSTANCES)
-            .total_core_instances(8 * MAX_INSTANCES)
-            .total_memories(4 * MAX_INSTANCES)
-            .total_tables(8 * MAX_INSTANCES)
+            .total_core_instances(RUN_CORE_INSTANCES * MAX_INSTANCES)
+            .total_memories(RUN_MEMORIES * MAX_INSTANCES)
+            .total_tables(RUN_TABLES * MAX_INSTANCES)
             .total_stacks(MAX_INSTANCES)
             .max_memory_size(max)
             // Reset small memories, tables and stacks with memset instead of madvise, so a

@@ -11,6 +11,7 @@ use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxView, Was
 
 use super::bindings::check::gpuwarden::plugin::host;
 use super::bindings::types as wit;
+use super::engine::{RUN_CORE_INSTANCES, RUN_MEMORIES, RUN_TABLES};
 use crate::backend::{GpuInfo, GpuSample};
 use crate::collector::Snapshot;
 use crate::events::EventLog;
@@ -143,13 +144,13 @@ impl ResourceLimiter for PluginCtx {
         Ok(desired <= 100_000)
     }
     fn instances(&self) -> usize {
-        32
+        RUN_CORE_INSTANCES as usize
     }
     fn tables(&self) -> usize {
-        64
+        RUN_TABLES as usize
     }
     fn memories(&self) -> usize {
-        8
+        RUN_MEMORIES as usize
     }
 }
 
