@@ -189,7 +189,7 @@ fn on_demand_runs_need_the_credential_and_never_take_the_health_checks_slots() {
     assert_eq!(thermal["failures"], 0, "{thermal:#}");
     assert!(check_runs(&agent) >= runs_before + 5, "{thermal:#}");
 
-    // Callers that go away: their runs end (cancelled, or at the latest at the deadline),
+    // Callers that go away: their runs are stopped at once (not at their 20 s deadline),
     // and the plugin takes runs again.
     for _ in 0..10 {
         let url = format!("{}/v1/plugins/d3/run", agent.base);
@@ -213,7 +213,7 @@ fn on_demand_runs_need_the_credential_and_never_take_the_health_checks_slots() {
             break;
         }
         assert_eq!(s, 429, "{body}");
-        assert!(t.elapsed() < Duration::from_secs(25), "{body}");
+        assert!(t.elapsed() < Duration::from_secs(5), "{body}");
         std::thread::sleep(Duration::from_millis(100));
     }
 }

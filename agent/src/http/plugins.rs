@@ -75,8 +75,9 @@ fn params_of(body: &[u8]) -> Result<Vec<(String, String)>, ApiError> {
 
 /// `POST /v1/plugins/{name}/run`: 200 with the outcome (a failed run is an `unknown`
 /// report, not an HTTP error), 401 without the credential, 404 no such plugin, 409 not
-/// loaded, 429 busy. A run whose caller went away is stopped when the server drops this
-/// handler, and at its deadline in any case.
+/// loaded, 429 busy. A run whose caller went away is stopped: the server drops this
+/// handler when the client closes its connection (`h1_allow_half_closed(false)`), and the
+/// run ends at its deadline in any case.
 pub(super) async fn run(
     req: HttpRequest,
     path: web::Path<String>,
