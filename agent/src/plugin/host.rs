@@ -44,6 +44,9 @@ pub struct RunLimits {
     pub output_max_bytes: usize,
 }
 
+/// The most bytes one `wasi:random` call may ask for (more traps the plugin).
+pub const MAX_RANDOM_BYTES: u64 = 64 * 1024;
+
 /// The store's data.
 pub struct PluginCtx {
     view: HostView,
@@ -84,7 +87,8 @@ impl HostMonotonicClock for FrozenMonotonic {
 
 impl PluginCtx {
     /// A fresh context: WASI with no directories, no network, no environment, no arguments,
-    /// clocks frozen at zero (time comes from the host API), bounded stdout and stderr.
+    /// clocks frozen at zero (time comes from the host API), bounded stdout and stderr, and
+    /// at most [`MAX_RANDOM_BYTES`] of randomness a call.
     pub fn new(view: HostView, limits: RunLimits) -> Self {
         let stdout = MemoryOutputPipe::new(limits.output_max_bytes);
         let stderr = MemoryOutputPipe::new(limits.output_max_bytes);
@@ -97,6 +101,9 @@ impl PluginCtx {
             .socket_addr_check(|_, _| Box::pin(async { false }))
             .wall_clock(FrozenWall)
             .monotonic_clock(FrozenMonotonic)
+            // The host builds the bytes before copying them in: wasmtime-wasi's default
+            // (64 MiB a call) would let a plugin make the agent allocate that much.
+            .max_random_size(MAX_RANDOM_BYTES)
             .build();
         PluginCtx {
             view,
@@ -362,5 +369,33 @@ impl host::Host for PluginCtx {
         SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasmtime_wasi::p2::bindings::random::random::Host as _;
+
+    #[test]
+    fn randomness_is_bounded_per_call() {
+        let view = HostView {
+            plugin: "t".into(),
+            snapshot: Arc::default(),
+            previous: None,
+            events: Arc::new(Mutex::new(EventLog::new(10, "t".into()))),
+            previous_cursor: 0,
+            config: Vec::new(),
+        };
+        let limits = RunLimits {
+            memory_bytes: 1 << 20,
+            log_max_lines: 10,
+            output_max_bytes: 1024,
+        };
+        let mut ctx = PluginCtx::new(view, limits);
+        let random = ctx.wasi.random();
+        assert_eq!(random.get_random_bytes(16).map(|b| b.len()).ok(), Some(16));
+        let e = random.get_random_bytes(64 << 20).unwrap_err().to_string();
+        assert!(e.contains("exceeds limit 65536"), "{e}");
     }
 }
