@@ -275,4 +275,18 @@ fn a_report_naming_one_huge_string_many_times_is_refused_before_it_is_copied() {
     println!("agent after 6 runs of the 64 x 16 MiB report: peak RSS {peak} KiB, RSS {rss} KiB");
     // The plugin's own 16 MiB (in its 32 MiB cap) and the agent: no copy of 128 MiB or 1 GiB.
     assert!(peak < 100 * 1024, "peak RSS {peak} KiB");
+
+    // A host call is bounded the same way: one 1 MiB log line.
+    let out = Command::new(BIN)
+        .args(["plugin", "test"])
+        .arg(plugins().join("huge_report.wasm"))
+        .args(["--set", "shape=log"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{text}");
+    assert!(
+        text.contains("host call too large: the plugin passed more than"),
+        "{text}"
+    );
 }

@@ -88,6 +88,15 @@ fn explain(err: &wasmtime::Error, ctx: &PluginCtx, limits: &Limits) -> String {
 fn explain_lines(err: &wasmtime::Error, ctx: &PluginCtx, limits: &Limits) -> String {
     let chain = format!("{err:#}");
     if chain.contains("fuel allocated for hostcalls has been exhausted") {
+        // A host call's arguments fail with the guest's frames on the stack (a backtrace);
+        // the report fails after the guest returned.
+        if err.downcast_ref::<wasmtime::WasmBacktrace>().is_some() {
+            return format!(
+                "host call too large: the plugin passed more than {} bytes to the agent in one call \
+                 (a log line or an output write; refused before copying)",
+                copy_budget(limits)
+            );
+        }
         return format!(
             "report too large: the plugin passed more than {} bytes to the agent in one call \
              (refused before copying; limits {} bytes of text, {MAX_FINDINGS} findings, {MAX_METRICS} metrics)",

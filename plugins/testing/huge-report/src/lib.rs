@@ -3,7 +3,8 @@
 //! - `alias`: 64 findings whose messages all point at one 16 MiB string: 16 MiB of plugin
 //!   memory that would be 1 GiB once copied into the agent, which must refuse it before
 //!   copying;
-//! - `repeated-metric`: one metric name reported 128 times (128 identical series).
+//! - `repeated-metric`: one metric name reported 128 times (128 identical series);
+//! - `log`: one 1 MiB log line, which the agent must refuse before copying it.
 use gpuwarden_plugin_sdk::prelude::*;
 struct Huge;
 impl HealthCheck for Huge {
@@ -11,6 +12,10 @@ impl HealthCheck for Huge {
         let cfg = host.config();
         match cfg.get("shape").unwrap_or("findings") {
             "alias" => alias(),
+            "log" => {
+                host.info(&"z".repeat(1 << 20));
+                ReportBuilder::new().finish("logged 1 MiB in one line")
+            }
             "repeated-metric" => {
                 let mut r = ReportBuilder::new();
                 for i in 0..128 {
