@@ -3,7 +3,7 @@
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use wasmtime::component::{Component, HasSelf, Linker};
@@ -14,7 +14,10 @@ use super::host::PluginCtx;
 use super::{one_line, WIT_VERSION};
 use crate::config::{PluginKind, MAX_PLUGIN_MEMORY_MIB};
 
+mod cache;
 mod exports;
+
+use cache::{load_cached, prepare_cache_dir, write_atomically};
 
 /// How often the epoch advances: a running guest gives its thread back to the plugin
 /// runtime this often, and its deadline is checked this often.
@@ -371,43 +374,6 @@ fn check_magic(bytes: &[u8]) -> Result<(), PluginError> {
         ));
     }
     Ok(())
-}
-
-fn prepare_cache_dir(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)?;
-    let meta = std::fs::metadata(dir)?;
-    // Cached machine code is trusted as the agent binary is: the directory must be ours
-    // and closed to others.
-    // The owner is compared with that of a file we create (no libc for geteuid).
-    let probe = dir.join(".owner-probe");
-    std::fs::write(&probe, b"")?;
-    let me = std::fs::metadata(&probe)?.uid();
-    let _ = std::fs::remove_file(&probe);
-    if meta.uid() != me || meta.permissions().mode() & 0o022 != 0 {
-        return Err(std::io::Error::other(
-            "the directory must belong to the agent's user and not be writable by others",
-        ));
-    }
-    Ok(())
-}
-
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path)
-}
-
-#[allow(unsafe_code)]
-fn load_cached(engine: &Engine, path: &Path) -> wasmtime::Result<Component> {
-    // SAFETY: the file was produced by `Component::serialize` of this agent (the name carries
-    // the engine's compatibility hash, and wasmtime re-checks version and configuration
-    // before use) and lives in a directory that `prepare_cache_dir` verified belongs to the
-    // agent's user and is not writable by others.
-    unsafe { Component::deserialize_file(engine, path) }
 }
 
 #[cfg(test)]
