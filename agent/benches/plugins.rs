@@ -295,8 +295,18 @@ fn cold_start(plugins: &Path) {
 fn rss(plugins: &Path, seconds: u64) {
     let dir = std::env::temp_dir().join(format!("gw-bench-rss-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let mut cfg =
-        String::from("[gpu]\nbackend = \"fake\"\nfake_count = 8\n[plugin]\ninterval = \"1s\"\n");
+    // On-demand runs need the node token's digest: a token kept as if from a registration.
+    let token_file = dir.join("node-token");
+    std::fs::write(&token_file, "gwn_bench_token\n").unwrap();
+    let digest: String = <sha2::Sha256 as sha2::Digest>::digest(b"gwn_bench_token")
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let bearer = format!("Bearer {digest}");
+    let mut cfg = format!(
+        "[gpu]\nbackend = \"fake\"\nfake_count = 8\n[plugin]\ninterval = \"1s\"\n[control_plane]\ntoken_file = \"{}\"\n",
+        token_file.display()
+    );
     for (name, file) in [
         ("xid", "xid"),
         ("thermal", "thermal"),
@@ -322,7 +332,9 @@ fn rss(plugins: &Path, seconds: u64) {
     while start.elapsed() < Duration::from_secs(seconds) {
         let _ = get(&format!("{base}/metrics"));
         if n.is_multiple_of(10) {
-            let _ = ureq::post(&format!("{base}/v1/plugins/gpu-sanity/run")).send("");
+            let _ = ureq::post(&format!("{base}/v1/plugins/gpu-sanity/run"))
+                .header("Authorization", &bearer)
+                .send("");
         }
         n += 1;
         if n.is_multiple_of(60) {

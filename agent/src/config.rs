@@ -252,6 +252,7 @@ impl Default for AgentConfig {
                 output_max_bytes: 64 * 1024,
                 reload_interval: Duration::from_secs(2),
                 pooling: true,
+                max_concurrent_runs: 2,
             },
             plugins: Vec::new(),
             control_plane: ControlPlaneConfig {
@@ -471,6 +472,13 @@ impl AgentConfig {
         }
         if d.interval < Duration::from_millis(100) {
             p.push("plugin.interval: at least 100ms".into());
+        }
+        if !(1..=plugins::MAX_CONCURRENT_RUNS).contains(&d.max_concurrent_runs) {
+            p.push(format!(
+                "plugin.max_concurrent_runs: {} is not between 1 and {}",
+                d.max_concurrent_runs,
+                plugins::MAX_CONCURRENT_RUNS
+            ));
         }
         let mut names = std::collections::BTreeSet::new();
         for (i, e) in self.plugins.iter().enumerate() {

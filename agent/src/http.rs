@@ -1,5 +1,6 @@
-//! The agent's HTTP API: `/metrics`, `/healthz`, `/v1/events` and, with fake GPUs only,
-//! `/v1/fake/inject` and `/v1/fake/clear`. Every error is JSON
+//! The agent's HTTP API: `/metrics`, `/healthz`, `/v1/events`, `/v1/plugins` (in
+//! [`plugins`]), `/v1/commands` and, with fake GPUs only, `/v1/fake/inject` and
+//! `/v1/fake/clear`. Every error is JSON
 //! `{"error":{"code":…,"message":…}}`.
 
 use std::sync::mpsc::Sender;
@@ -14,7 +15,9 @@ use serde::Deserialize;
 use crate::backend::fake::{FakeBackend, InjectRequest};
 use crate::collector::{Msg, SharedSnapshot};
 use crate::events::EventLog;
-use crate::plugin::manager::{PluginManager, RunError};
+use crate::plugin::manager::PluginManager;
+
+mod plugins;
 
 /// Content type of the Prometheus text format.
 pub const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -100,8 +103,8 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
             .route("/metrics", web::get().to(metrics))
             .route("/healthz", web::get().to(healthz))
             .route("/v1/events", web::get().to(events))
-            .route("/v1/plugins", web::get().to(list_plugins))
-            .route("/v1/plugins/{name}/run", web::post().to(run_plugin))
+            .route("/v1/plugins", web::get().to(plugins::list))
+            .route("/v1/plugins/{name}/run", web::post().to(plugins::run))
             .route("/v1/commands", web::post().to(submit_command))
             .route("/v1/commands", web::get().to(list_commands));
         if fake {
@@ -228,62 +231,6 @@ async fn inject(
     collect_now(&state).await?;
     Ok(HttpResponse::Ok()
         .json(serde_json::json!({"gpu": body.gpu, "fault": body.fault, "injected": true})))
-}
-
-fn plugins_of(state: &AppState) -> Result<&Arc<PluginManager>, ApiError> {
-    state
-        .plugins
-        .as_ref()
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "plugins are off"))
-}
-
-async fn list_plugins(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "plugins": plugins_of(&state)?.list() })))
-}
-
-/// Diagnostic parameters: a JSON object of strings, numbers and booleans.
-fn params_of(body: &[u8]) -> Result<Vec<(String, String)>, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Vec::new());
-    }
-    let bad = |m: String| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", m);
-    let v: serde_json::Value =
-        serde_json::from_slice(body).map_err(|e| bad(format!("invalid JSON body: {e}")))?;
-    let obj = v
-        .as_object()
-        .ok_or_else(|| bad("parameters must be a JSON object".into()))?;
-    obj.iter()
-        .map(|(k, v)| match v {
-            serde_json::Value::String(s) => Ok((k.clone(), s.clone())),
-            serde_json::Value::Number(n) => Ok((k.clone(), n.to_string())),
-            serde_json::Value::Bool(b) => Ok((k.clone(), b.to_string())),
-            _ => Err(bad(format!(
-                "parameter \"{k}\" must be a string, number or boolean"
-            ))),
-        })
-        .collect()
-}
-
-async fn run_plugin(
-    path: web::Path<String>,
-    body: web::Bytes,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    let params = params_of(&body)?;
-    let name = path.into_inner();
-    match plugins_of(&state)?.run_now(&name, params).await {
-        Ok(outcome) => Ok(HttpResponse::Ok().json(outcome)),
-        Err(e @ RunError::NotFound(_)) => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            e.to_string(),
-        )),
-        Err(e @ RunError::NotLoaded(..)) => Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "not_loaded",
-            e.to_string(),
-        )),
-    }
 }
 
 /// Checks the control plane's credential: the digest of this node's token.

@@ -207,6 +207,9 @@ pub async fn run(
     })
     .workers(cfg.server.workers)
     .disable_signals()
+    // A client that closes its side has gone away: its handler is dropped (an on-demand
+    // plugin run is then stopped and frees its slot) instead of running to its end.
+    .h1_allow_half_closed(false)
     .shutdown_timeout(5)
     .bind(&cfg.server.listen)
     .with_context(|| format!("cannot listen on {}", cfg.server.listen))?;

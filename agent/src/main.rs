@@ -61,7 +61,7 @@ enum PluginCommand {
         /// A plugin config value or diagnostic parameter, key=value (repeatable).
         #[arg(long, value_name = "KEY=VALUE")]
         set: Vec<String>,
-        /// CPU deadline, e.g. 500ms [default: 1s for checks, 60s for diagnostics].
+        /// Wall-clock deadline, e.g. 500ms [default: 1s for checks, 60s for diagnostics].
         #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
         timeout: Option<std::time::Duration>,
         /// Memory cap in MiB.

@@ -11,4 +11,6 @@ mod exposition;
 mod faults;
 mod kmsg;
 mod plugin_lifecycle;
+mod plugin_load;
+mod plugin_runs;
 mod plugins;

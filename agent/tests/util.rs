@@ -153,6 +153,11 @@ impl Agent {
         }
     }
 
+    /// The agent's process id (to read its memory in /proc).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn get(&self, path: &str) -> (u16, String) {
         let mut r = self
             .http

@@ -13,10 +13,11 @@ pub struct PluginDefaults {
     /// Where compiled plugins are cached (by content hash) so restarts do not recompile.
     /// Empty: no cache.
     pub cache_dir: PathBuf,
-    /// CPU deadline of a health check run.
+    /// Deadline of a health check run, wall-clock (instantiation and call): the run is
+    /// stopped then, whatever the plugin is doing.
     #[serde(with = "humantime_serde")]
     pub check_timeout: Duration,
-    /// CPU deadline of a diagnostic run.
+    /// Deadline of a diagnostic run, wall-clock.
     #[serde(with = "humantime_serde")]
     pub diagnostic_timeout: Duration,
     /// How often health checks run.
@@ -36,7 +37,15 @@ pub struct PluginDefaults {
     /// Use wasmtime's pooling allocator (falls back to on-demand when the host cannot
     /// reserve its address space).
     pub pooling: bool,
+    /// On-demand runs (`POST /v1/plugins/{name}/run`, `run-diagnostic` commands) of one
+    /// plugin that may be in progress at once (1 to [`MAX_CONCURRENT_RUNS`]); more are
+    /// refused as busy (HTTP 429). All plugins' on-demand runs together hold at most 16
+    /// instances, so the health checks always have theirs.
+    pub max_concurrent_runs: u32,
 }
+
+/// The largest `[plugin] max_concurrent_runs`.
+pub const MAX_CONCURRENT_RUNS: u32 = 16;
 
 /// Which world a plugin implements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -89,7 +98,7 @@ pub struct PluginEntry {
     /// Run interval of a health check (default `[plugin] interval`).
     #[serde(default, with = "humantime_serde")]
     pub interval: Option<Duration>,
-    /// CPU deadline per run (default by kind from `[plugin]`).
+    /// Wall-clock deadline per run (default by kind from `[plugin]`).
     #[serde(default, with = "humantime_serde")]
     pub timeout: Option<Duration>,
     /// Memory cap, MiB (default `[plugin] memory_limit_mib`).
@@ -108,4 +117,38 @@ pub fn valid_plugin_name(s: &str) -> bool {
     (1..=64).contains(&s.len())
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MAX_CONCURRENT_RUNS;
+    use crate::config::{AgentConfig, ConfigError};
+
+    #[test]
+    fn max_concurrent_runs_is_between_1_and_16() {
+        for (n, ok) in [
+            (0, false),
+            (1, true),
+            (2, true),
+            (MAX_CONCURRENT_RUNS, true),
+            (17, false),
+        ] {
+            let mut c = AgentConfig::default();
+            c.plugin.max_concurrent_runs = n;
+            match c.validate(None) {
+                Ok(()) => assert!(ok, "{n} accepted"),
+                Err(ConfigError::Invalid { problems, .. }) => {
+                    assert!(!ok, "{n} refused: {problems:?}");
+                    assert_eq!(
+                        problems,
+                        vec![format!(
+                            "plugin.max_concurrent_runs: {n} is not between 1 and 16"
+                        )]
+                    );
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(AgentConfig::default().plugin.max_concurrent_runs, 2);
+    }
 }

@@ -27,7 +27,7 @@ pub struct TestOptions {
     pub inject: Vec<String>,
     /// Plugin config values / diagnostic parameters, `key=value`.
     pub set: Vec<String>,
-    /// CPU deadline (default: 1 s for checks, 60 s for diagnostics).
+    /// Wall-clock deadline (default: 1 s for checks, 60 s for diagnostics).
     pub timeout: Option<Duration>,
     /// Memory cap, MiB.
     pub memory_limit_mib: u32,

@@ -3,7 +3,7 @@
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use wasmtime::component::{Component, HasSelf, Linker};
@@ -11,11 +11,30 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 
 use super::bindings::{check, diagnostic};
 use super::host::PluginCtx;
-use super::WIT_VERSION;
+use super::{one_line, WIT_VERSION};
 use crate::config::{PluginKind, MAX_PLUGIN_MEMORY_MIB};
 
-/// How often the epoch advances; deadlines are counted in these ticks.
+mod cache;
+mod exports;
+
+use cache::{load_cached, prepare_cache_dir, write_atomically};
+
+/// How often the epoch advances: a running guest gives its thread back to the plugin
+/// runtime this often, and its deadline is checked this often.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Plugin instances that may exist at once (the pooling allocator's slots; with on-demand
+/// allocation, the same bound keeps memory at most this many memory caps).
+pub const MAX_INSTANCES: u32 = 64;
+
+/// What one run (one store) may create: core module instances, linear memories, tables.
+/// The pool holds [`MAX_INSTANCES`] runs at these limits, so no run can use up what the
+/// others' slots need (a diagnostic with many memories cannot starve the health checks).
+pub const RUN_CORE_INSTANCES: u32 = 16;
+/// Linear memories of one run.
+pub const RUN_MEMORIES: u32 = 8;
+/// Tables of one run.
+pub const RUN_TABLES: u32 = 16;
 
 /// Why a plugin cannot be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +64,10 @@ pub enum PluginError {
     /// A component, but not of the expected world.
     #[error("wrong world: {0}")]
     WrongWorld(String),
+    /// It exports the right interface, but a function of it has another type than the
+    /// contract's (checked at load, so it never loads only to fail every run).
+    #[error("wrong signature: {0}")]
+    WrongSignature(String),
     /// Built against a contract version this agent does not provide.
     #[error("incompatible plugin: built against gpuwarden:plugin@{found}; this agent provides gpuwarden:plugin@{provided} (compatible: 0.1.x with x <= the agent's)")]
     Incompatible {
@@ -119,11 +142,11 @@ fn config(pooling: bool) -> Config {
     if pooling {
         let max = MAX_PLUGIN_MEMORY_MIB as usize * 1024 * 1024;
         let mut p = PoolingAllocationConfig::default();
-        p.total_component_instances(64)
-            .total_core_instances(512)
-            .total_memories(256)
-            .total_tables(512)
-            .total_stacks(64)
+        p.total_component_instances(MAX_INSTANCES)
+            .total_core_instances(RUN_CORE_INSTANCES * MAX_INSTANCES)
+            .total_memories(RUN_MEMORIES * MAX_INSTANCES)
+            .total_tables(RUN_TABLES * MAX_INSTANCES)
+            .total_stacks(MAX_INSTANCES)
             .max_memory_size(max)
             // Reset small memories, tables and stacks with memset instead of madvise, so a
             // reused slot does not page-fault its way back in on every run.
@@ -223,8 +246,9 @@ impl PluginEngine {
                 }
             }
         }
+        check_magic(bytes)?;
         let component = Component::new(&self.engine, bytes)
-            .map_err(|e| PluginError::NotAComponent(format!("{e:#}")))?;
+            .map_err(|e| PluginError::NotAComponent(one_line(&format!("{e:#}"))))?;
         if let Some(path) = self.cache_path(sha256) {
             if let Err(e) = component
                 .serialize()
@@ -246,7 +270,7 @@ impl PluginEngine {
         from_cache: bool,
     ) -> Result<Compiled, PluginError> {
         let ty = component.component_type();
-        let mut found: Option<(PluginKind, String)> = None;
+        let mut found: Vec<(PluginKind, String, String)> = Vec::new();
         let mut exports = Vec::new();
         for (name, _) in ty.exports(&self.engine) {
             exports.push(name.to_string());
@@ -255,11 +279,17 @@ impl PluginEngine {
                 ("gpuwarden:plugin/diagnostics@", PluginKind::Diagnostic),
             ] {
                 if let Some(v) = name.strip_prefix(iface) {
-                    found = Some((kind, v.to_string()));
+                    found.push((kind, v.to_string(), name.to_string()));
                 }
             }
         }
-        let Some((kind, version)) = found else {
+        if found.len() > 1 {
+            return Err(PluginError::WrongWorld(format!(
+                "it exports both worlds' interfaces ({}); a plugin is either a health check or a diagnostic",
+                found.iter().map(|f| f.2.as_str()).collect::<Vec<_>>().join(", ")
+            )));
+        }
+        let Some((kind, version, iface)) = found.pop() else {
             return Err(PluginError::WrongWorld(format!(
                 "not a gpuwarden plugin: it exports [{}], expected gpuwarden:plugin/checker@{WIT_VERSION} (world health-check) or gpuwarden:plugin/diagnostics@{WIT_VERSION} (world diagnostic)",
                 exports.join(", ")
@@ -279,18 +309,14 @@ impl PluginEngine {
                 world_name(kind)
             )));
         }
-        let pre = self
-            .linker
-            .instantiate_pre(component)
-            .map_err(|e| PluginError::Link(format!("{e:#}")))?;
+        exports::check(&self.engine, &ty, kind, &iface)?;
+        let link = |e: wasmtime::Error| PluginError::Link(one_line(&format!("{e:#}")));
+        let pre = self.linker.instantiate_pre(component).map_err(link)?;
         let prepared = match kind {
-            PluginKind::Check => Prepared::Check(
-                check::HealthCheckPre::new(pre).map_err(|e| PluginError::Link(format!("{e:#}")))?,
-            ),
-            PluginKind::Diagnostic => Prepared::Diagnostic(
-                diagnostic::DiagnosticPre::new(pre)
-                    .map_err(|e| PluginError::Link(format!("{e:#}")))?,
-            ),
+            PluginKind::Check => Prepared::Check(check::HealthCheckPre::new(pre).map_err(link)?),
+            PluginKind::Diagnostic => {
+                Prepared::Diagnostic(diagnostic::DiagnosticPre::new(pre).map_err(link)?)
+            }
         };
         Ok(Compiled {
             kind,
@@ -331,46 +357,41 @@ pub fn compatible(plugin: &str) -> bool {
     p.0 == h.0 && (h.0 != 0 || p.1 == h.1) && p <= h
 }
 
-fn prepare_cache_dir(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)?;
-    let meta = std::fs::metadata(dir)?;
-    // Cached machine code is trusted as the agent binary is: the directory must be ours
-    // and closed to others.
-    // The owner is compared with that of a file we create (no libc for geteuid).
-    let probe = dir.join(".owner-probe");
-    std::fs::write(&probe, b"")?;
-    let me = std::fs::metadata(&probe)?.uid();
-    let _ = std::fs::remove_file(&probe);
-    if meta.uid() != me || meta.permissions().mode() & 0o022 != 0 {
-        return Err(std::io::Error::other(
-            "the directory must belong to the agent's user and not be writable by others",
+/// Refuses, in one line, what is not a WebAssembly component before wasmparser does (its
+/// message for a bad magic number is a multi-line byte dump).
+fn check_magic(bytes: &[u8]) -> Result<(), PluginError> {
+    const MAGIC: &[u8; 4] = b"\0asm";
+    // The version of a core module (1, layer 0); components have layer 1.
+    const CORE_MODULE: [u8; 4] = [1, 0, 0, 0];
+    if bytes.len() < 8 || &bytes[..4] != MAGIC {
+        return Err(PluginError::NotAComponent(
+            "the file does not start with the WebAssembly magic number (\\0asm): it is not a .wasm file".into(),
+        ));
+    }
+    if bytes[4..8] == CORE_MODULE {
+        return Err(PluginError::NotAComponent(
+            "a core WebAssembly module, not a component: build the plugin for wasm32-wasip2 with the SDK's export macro".into(),
         ));
     }
     Ok(())
 }
 
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path)
-}
-
-#[allow(unsafe_code)]
-fn load_cached(engine: &Engine, path: &Path) -> wasmtime::Result<Component> {
-    // SAFETY: the file was produced by `Component::serialize` of this agent (the name carries
-    // the engine's compatibility hash, and wasmtime re-checks version and configuration
-    // before use) and lives in a directory that `prepare_cache_dir` verified belongs to the
-    // agent's user and is not writable by others.
-    unsafe { Component::deserialize_file(engine, path) }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn files_that_are_not_components_are_refused_in_one_line() {
+        for (bytes, want) in [
+            (&b"hello, I am a text file"[..], "not a .wasm file"),
+            (&b"\0as"[..], "not a .wasm file"),
+            (&b"\0asm\x01\0\0\0"[..], "a core WebAssembly module"),
+        ] {
+            let e = check_magic(bytes).unwrap_err().to_string();
+            assert!(e.contains(want) && !e.contains('\n'), "{e}");
+        }
+        assert!(check_magic(b"\0asm\x0d\0\x01\0").is_ok());
+    }
 
     #[test]
     fn versions_compatible_with_0_1_0() {

@@ -11,9 +11,14 @@ use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxView, Was
 
 use super::bindings::check::gpuwarden::plugin::host;
 use super::bindings::types as wit;
-use crate::backend::{GpuInfo, GpuSample};
+use super::engine::{RUN_CORE_INSTANCES, RUN_MEMORIES, RUN_TABLES};
+
+mod convert;
+
 use crate::collector::Snapshot;
 use crate::events::EventLog;
+use convert::{action, samples_of, unix_ms};
+pub use convert::{gpu_info, gpu_sample};
 
 /// What a run of a plugin may see: shared, read-only.
 #[derive(Debug, Clone)]
@@ -42,6 +47,9 @@ pub struct RunLimits {
     /// stdout + stderr bytes (each pipe gets this capacity).
     pub output_max_bytes: usize,
 }
+
+/// The most bytes one `wasi:random` call may ask for (more traps the plugin).
+pub const MAX_RANDOM_BYTES: u64 = 64 * 1024;
 
 /// The store's data.
 pub struct PluginCtx {
@@ -83,7 +91,8 @@ impl HostMonotonicClock for FrozenMonotonic {
 
 impl PluginCtx {
     /// A fresh context: WASI with no directories, no network, no environment, no arguments,
-    /// clocks frozen at zero (time comes from the host API), bounded stdout and stderr.
+    /// clocks frozen at zero (time comes from the host API), bounded stdout and stderr, and
+    /// at most [`MAX_RANDOM_BYTES`] of randomness a call.
     pub fn new(view: HostView, limits: RunLimits) -> Self {
         let stdout = MemoryOutputPipe::new(limits.output_max_bytes);
         let stderr = MemoryOutputPipe::new(limits.output_max_bytes);
@@ -96,6 +105,9 @@ impl PluginCtx {
             .socket_addr_check(|_, _| Box::pin(async { false }))
             .wall_clock(FrozenWall)
             .monotonic_clock(FrozenMonotonic)
+            // The host builds the bytes before copying them in: wasmtime-wasi's default
+            // (64 MiB a call) would let a plugin make the agent allocate that much.
+            .max_random_size(MAX_RANDOM_BYTES)
             .build();
         PluginCtx {
             view,
@@ -143,145 +155,17 @@ impl ResourceLimiter for PluginCtx {
         Ok(desired <= 100_000)
     }
     fn instances(&self) -> usize {
-        32
+        RUN_CORE_INSTANCES as usize
     }
     fn tables(&self) -> usize {
-        64
+        RUN_TABLES as usize
     }
     fn memories(&self) -> usize {
-        8
+        RUN_MEMORIES as usize
     }
 }
 
 impl wit::Host for PluginCtx {}
-
-/// Converts the agent's GPU facts to the contract's.
-pub fn gpu_info(i: &GpuInfo) -> wit::GpuInfo {
-    wit::GpuInfo {
-        index: i.index,
-        uuid: i.uuid.clone(),
-        model: i.model.clone(),
-        pci_bus_id: i.pci_bus_id.clone(),
-        serial: i.serial.clone(),
-        memory_total_bytes: i.memory_total_bytes,
-        power_limit_watts: i.power_limit_watts,
-        pcie_max_generation: i.pcie_max_generation,
-        pcie_max_width: i.pcie_max_width,
-        nvlink_count: i.nvlink_count,
-        slowdown_temperature_celsius: i.slowdown_temperature_celsius,
-        shutdown_temperature_celsius: i.shutdown_temperature_celsius,
-    }
-}
-
-/// Converts one GPU's sample (`None`: lost) to the contract's; NVLinks only when asked for.
-pub fn gpu_sample(index: u32, s: Option<&GpuSample>, nvlinks: bool) -> wit::GpuSample {
-    let Some(s) = s else {
-        return wit::GpuSample {
-            index,
-            lost: true,
-            utilization: None,
-            memory_utilization: None,
-            memory_used_bytes: None,
-            memory_free_bytes: None,
-            memory_reserved_bytes: None,
-            temperature_celsius: None,
-            memory_temperature_celsius: None,
-            power_watts: None,
-            energy_joules: None,
-            sm_clock_hertz: None,
-            memory_clock_hertz: None,
-            clock_event_reasons: None,
-            pcie_generation: None,
-            pcie_width: None,
-            pcie_replays: None,
-            ecc: wit::EccCounts {
-                corrected_volatile: None,
-                uncorrected_volatile: None,
-                corrected_aggregate: None,
-                uncorrected_aggregate: None,
-            },
-            remapped_rows: None,
-            nvlinks: Vec::new(),
-            fan_speed: None,
-            recovery_action: None,
-            compute_processes: None,
-            compute_processes_memory_bytes: None,
-        };
-    };
-    wit::GpuSample {
-        index,
-        lost: false,
-        utilization: s.utilization,
-        memory_utilization: s.memory_utilization,
-        memory_used_bytes: s.memory_used_bytes,
-        memory_free_bytes: s.memory_free_bytes,
-        memory_reserved_bytes: s.memory_reserved_bytes,
-        temperature_celsius: s.temperature_celsius,
-        memory_temperature_celsius: s.memory_temperature_celsius,
-        power_watts: s.power_watts,
-        energy_joules: s.energy_joules,
-        sm_clock_hertz: s.sm_clock_hertz,
-        memory_clock_hertz: s.memory_clock_hertz,
-        clock_event_reasons: s.clock_event_reasons,
-        pcie_generation: s.pcie_generation,
-        pcie_width: s.pcie_width,
-        pcie_replays: s.pcie_replays,
-        ecc: wit::EccCounts {
-            corrected_volatile: s.ecc.corrected_volatile,
-            uncorrected_volatile: s.ecc.uncorrected_volatile,
-            corrected_aggregate: s.ecc.corrected_aggregate,
-            uncorrected_aggregate: s.ecc.uncorrected_aggregate,
-        },
-        remapped_rows: s.remapped_rows.map(|r| wit::RemappedRows {
-            correctable: r.correctable,
-            uncorrectable: r.uncorrectable,
-            pending: r.pending,
-            failure: r.failure,
-        }),
-        nvlinks: s
-            .nvlinks
-            .iter()
-            .filter(|_| nvlinks)
-            .map(|l| wit::Nvlink {
-                link: l.link,
-                up: l.up,
-                replay_errors: l.replay_errors,
-                recovery_errors: l.recovery_errors,
-                crc_flit_errors: l.crc_flit_errors,
-                crc_data_errors: l.crc_data_errors,
-            })
-            .collect(),
-        fan_speed: s.fan_speed,
-        recovery_action: s.recovery_action,
-        compute_processes: s.compute_processes,
-        compute_processes_memory_bytes: s.compute_processes_memory_bytes,
-    }
-}
-
-fn samples_of(snap: &Snapshot, nvlinks: bool) -> Vec<wit::GpuSample> {
-    snap.gpus
-        .iter()
-        .map(|(i, s)| gpu_sample(i.index, s.as_ref(), nvlinks))
-        .collect()
-}
-
-fn action(a: Option<gpuwarden_wire::Action>) -> wit::Action {
-    match a {
-        None => wit::Action::None,
-        Some(gpuwarden_wire::Action::Ignore) => wit::Action::Ignore,
-        Some(gpuwarden_wire::Action::RestartApp) => wit::Action::RestartApp,
-        Some(gpuwarden_wire::Action::ResetGpu) => wit::Action::ResetGpu,
-        Some(gpuwarden_wire::Action::RebootNode) => wit::Action::RebootNode,
-        Some(gpuwarden_wire::Action::ContactSupport) => wit::Action::ContactSupport,
-    }
-}
-
-fn unix_ms(rfc3339: &str) -> u64 {
-    humantime::parse_rfc3339(rfc3339)
-        .ok()
-        .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_millis() as u64)
-}
 
 impl host::Host for PluginCtx {
     fn gpus(&mut self) -> Vec<wit::GpuInfo> {
@@ -361,5 +245,33 @@ impl host::Host for PluginCtx {
         SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasmtime_wasi::p2::bindings::random::random::Host as _;
+
+    #[test]
+    fn randomness_is_bounded_per_call() {
+        let view = HostView {
+            plugin: "t".into(),
+            snapshot: Arc::default(),
+            previous: None,
+            events: Arc::new(Mutex::new(EventLog::new(10, "t".into()))),
+            previous_cursor: 0,
+            config: Vec::new(),
+        };
+        let limits = RunLimits {
+            memory_bytes: 1 << 20,
+            log_max_lines: 10,
+            output_max_bytes: 1024,
+        };
+        let mut ctx = PluginCtx::new(view, limits);
+        let random = ctx.wasi.random();
+        assert_eq!(random.get_random_bytes(16).map(|b| b.len()).ok(), Some(16));
+        let e = random.get_random_bytes(64 << 20).unwrap_err().to_string();
+        assert!(e.contains("exceeds limit 65536"), "{e}");
     }
 }

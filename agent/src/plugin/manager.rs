@@ -15,7 +15,7 @@ use std::time::{Instant, SystemTime};
 
 use serde::Serialize;
 
-use super::engine::{kind_name, world_name, PluginEngine, PluginError};
+use super::engine::{kind_name, world_name, PluginEngine, PluginError, MAX_INSTANCES};
 use super::host::RunLimits;
 use super::runner::{Limits, Outcome};
 use crate::collector::{Msg, SharedSnapshot};
@@ -35,6 +35,11 @@ struct RunState {
 
 type FileStamp = Option<(SystemTime, u64)>;
 
+/// Instances that on-demand runs (`POST /v1/plugins/{name}/run`, `run-diagnostic`) may
+/// hold together; the other [`MAX_INSTANCES`] − this are kept for the scheduled health
+/// checks, so diagnostics can never take them all.
+pub const ON_DEMAND_INSTANCES: u32 = 16;
+
 fn stamp(path: &Path) -> FileStamp {
     let m = std::fs::metadata(path).ok()?;
     Some((m.modified().ok()?, m.len()))
@@ -47,6 +52,9 @@ struct Slot {
     file: FileStamp,
     state: Arc<Mutex<RunState>>,
     task: Option<tokio::task::JoinHandle<()>>,
+    /// On-demand runs of this plugin in progress (`[plugin] max_concurrent_runs` permits);
+    /// kept across reloads so a new version does not reset the count.
+    on_demand: Arc<tokio::sync::Semaphore>,
 }
 
 impl Drop for Slot {
@@ -80,7 +88,7 @@ pub struct PluginInfo {
     pub from_cache: Option<bool>,
     /// Run interval (checks).
     pub interval_seconds: Option<f64>,
-    /// CPU deadline.
+    /// Wall-clock deadline of a run.
     pub timeout_seconds: f64,
     /// Memory cap.
     pub memory_limit_mib: u32,
@@ -103,6 +111,9 @@ pub enum RunError {
     /// Configured, but not loaded.
     #[error("plugin \"{0}\" is not loaded: {1}")]
     NotLoaded(String, String),
+    /// As many runs as allowed are in progress (of this plugin, or on-demand runs of all).
+    #[error("busy: {0}")]
+    Busy(String),
 }
 
 /// The plugins of an agent.
@@ -120,6 +131,10 @@ pub struct PluginManager {
     runtime: tokio::runtime::Handle,
     started: Instant,
     first_result_logged: Mutex<bool>,
+    /// Instance slots of on-demand runs, all plugins together.
+    on_demand: Arc<tokio::sync::Semaphore>,
+    /// Instance slots of scheduled health-check runs.
+    scheduled: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for PluginManager {
@@ -153,6 +168,10 @@ impl PluginManager {
             runtime,
             started: Instant::now(),
             first_result_logged: Mutex::new(false),
+            on_demand: Arc::new(tokio::sync::Semaphore::new(ON_DEMAND_INSTANCES as usize)),
+            scheduled: Arc::new(tokio::sync::Semaphore::new(
+                (MAX_INSTANCES - ON_DEMAND_INSTANCES) as usize,
+            )),
         }))
     }
 
@@ -245,8 +264,8 @@ impl PluginManager {
                         load_ms = loaded.load_seconds * 1e3,
                         "plugin loaded"
                     );
-                    let replaced = slots.remove(&entry.name).is_some();
-                    if replaced {
+                    let replaced = slots.remove(&entry.name);
+                    if replaced.is_some() {
                         tracing::info!(plugin = %entry.name, "plugin replaced by the new version");
                     }
                     let mut slot = Slot {
@@ -256,6 +275,10 @@ impl PluginManager {
                         file,
                         state: Arc::new(Mutex::new(RunState::default())),
                         task: None,
+                        on_demand: replaced.map_or_else(
+                            || self.per_plugin_runs(),
+                            |old| Arc::clone(&old.on_demand),
+                        ),
                     };
                     if loaded.compiled.kind == PluginKind::Check {
                         let interval = entry.interval.unwrap_or(self.defaults.interval);
@@ -286,6 +309,7 @@ impl PluginManager {
                                     file,
                                     state: Arc::new(Mutex::new(RunState::default())),
                                     task: None,
+                                    on_demand: self.per_plugin_runs(),
                                 },
                             );
                         }
@@ -296,6 +320,12 @@ impl PluginManager {
         if changed {
             self.refresh();
         }
+    }
+
+    fn per_plugin_runs(&self) -> Arc<tokio::sync::Semaphore> {
+        Arc::new(tokio::sync::Semaphore::new(
+            self.defaults.max_concurrent_runs as usize,
+        ))
     }
 
     fn refresh(&self) {

@@ -1,96 +1,30 @@
 //! One run of a plugin: a fresh store, the deadline, the memory cap, the report checks, and
 //! every failure turned into an `unknown` report that says why.
+//!
+//! The deadline is wall-clock time around the whole run (instantiation and call): when it
+//! passes, the run's future is dropped with its store, whatever the plugin is doing,
+//! running WebAssembly or waiting in a host call (a WASI sleep, a poll). A guest that keeps
+//! running gives its thread back every [`EPOCH_TICK`](super::engine::EPOCH_TICK), so it delays no other run, and traps
+//! at the deadline.
+//!
+//! What wasmtime copies out of a plugin in one call (its report, or the arguments of one
+//! host call) is bounded by the store's hostcall fuel, set to what the report cap needs,
+//! so a report that names one huge string many times is refused before it is copied.
 
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
-use wasmtime::{Store, Trap};
+use wasmtime::{Store, Trap, UpdateDeadline};
 
 use super::bindings::types as wit;
-use super::engine::{PluginEngine, Prepared, EPOCH_TICK};
+use super::engine::{PluginEngine, Prepared};
 use super::host::{HostView, PluginCtx, RunLimits};
+use super::one_line;
 
-/// A verdict, as the API and metrics show it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Status {
-    /// 0
-    Healthy,
-    /// 1
-    Degraded,
-    /// 2
-    Unhealthy,
-    /// 3
-    Unknown,
-}
+mod report;
 
-impl Status {
-    /// The value of `gpuwarden_health_check_status`.
-    pub fn code(self) -> u8 {
-        match self {
-            Status::Healthy => 0,
-            Status::Degraded => 1,
-            Status::Unhealthy => 2,
-            Status::Unknown => 3,
-        }
-    }
-    /// The `result` label.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Healthy => "healthy",
-            Status::Degraded => "degraded",
-            Status::Unhealthy => "unhealthy",
-            Status::Unknown => "unknown",
-        }
-    }
-    fn from_wit(s: wit::Status) -> Self {
-        match s {
-            wit::Status::Healthy => Status::Healthy,
-            wit::Status::Degraded => Status::Degraded,
-            wit::Status::Unhealthy => Status::Unhealthy,
-            wit::Status::Unknown => Status::Unknown,
-        }
-    }
-}
-
-/// A finding, as the API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Finding {
-    /// GPU index; absent for the node.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub gpu: Option<u32>,
-    /// Verdict.
-    pub status: Status,
-    /// What was found.
-    pub message: String,
-    /// Recommended action (`none`, `ignore`, `restart_app`, `reset_gpu`, `reboot_node`, `contact_support`).
-    pub action: &'static str,
-}
-
-/// A report, as the API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Report {
-    /// Overall verdict.
-    pub status: Status,
-    /// Summary.
-    pub message: String,
-    /// Per-GPU findings.
-    pub findings: Vec<Finding>,
-    /// Named numbers.
-    pub metrics: Vec<(String, f64)>,
-}
-
-impl Report {
-    /// An `unknown` report with the reason.
-    pub fn unknown(reason: impl Into<String>) -> Self {
-        Report {
-            status: Status::Unknown,
-            message: reason.into(),
-            findings: Vec::new(),
-            metrics: Vec::new(),
-        }
-    }
-}
+pub use report::{validate, Finding, Report, Status};
+use report::{MAX_FINDINGS, MAX_METRICS};
 
 /// What a run produced.
 #[derive(Debug, Clone, Serialize)]
@@ -109,7 +43,7 @@ pub struct Outcome {
 /// Limits of a run.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
-    /// CPU deadline.
+    /// Wall-clock deadline of the whole run (instantiation and call).
     pub timeout: Duration,
     /// Memory, log and output caps.
     pub run: RunLimits,
@@ -117,74 +51,16 @@ pub struct Limits {
     pub report_max_bytes: usize,
 }
 
-fn action_name(a: wit::Action) -> &'static str {
-    match a {
-        wit::Action::None => "none",
-        wit::Action::Ignore => "ignore",
-        wit::Action::RestartApp => "restart_app",
-        wit::Action::ResetGpu => "reset_gpu",
-        wit::Action::RebootNode => "reboot_node",
-        wit::Action::ContactSupport => "contact_support",
-    }
-}
-
-const MAX_FINDINGS: usize = 1024;
-const MAX_METRICS: usize = 128;
-
-/// Checks a report against the limits and the node; converts it.
-pub fn validate(r: wit::Report, max_bytes: usize, gpu_count: usize) -> Result<Report, String> {
-    let bytes = r.message.len()
-        + r.findings
-            .iter()
-            .map(|f| f.message.len() + 16)
-            .sum::<usize>()
-        + r.metrics.iter().map(|m| m.name.len() + 8).sum::<usize>();
-    if bytes > max_bytes || r.findings.len() > MAX_FINDINGS || r.metrics.len() > MAX_METRICS {
-        return Err(format!(
-            "report too large: {bytes} bytes, {} findings, {} metrics (limits {max_bytes} bytes, {MAX_FINDINGS} findings, {MAX_METRICS} metrics)",
-            r.findings.len(),
-            r.metrics.len()
-        ));
-    }
-    for f in &r.findings {
-        if let Some(g) = f.gpu.filter(|g| *g as usize >= gpu_count) {
-            return Err(format!(
-                "invalid report: finding names GPU {g}, the node has {gpu_count}"
-            ));
-        }
-    }
-    for m in &r.metrics {
-        let ok_name = !m.name.is_empty()
-            && m.name.len() <= 64
-            && m.name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_')
-            && !m.name.as_bytes()[0].is_ascii_digit();
-        if !ok_name {
-            return Err(format!(
-                "invalid report: metric name {:?} (use [a-zA-Z_][a-zA-Z0-9_]*, at most 64)",
-                m.name
-            ));
-        }
-        if !m.value.is_finite() {
-            return Err(format!("invalid report: metric {} is {}", m.name, m.value));
-        }
-    }
-    Ok(Report {
-        status: Status::from_wit(r.status),
-        message: r.message,
-        findings: r
-            .findings
-            .into_iter()
-            .map(|f| Finding {
-                gpu: f.gpu,
-                status: Status::from_wit(f.status),
-                message: f.message,
-                action: action_name(f.action),
-            })
-            .collect(),
-        metrics: r.metrics.into_iter().map(|m| (m.name, m.value)).collect(),
-    })
+/// Bytes wasmtime may copy out of a plugin in one call: a report at its caps (text, and the
+/// host's records of its findings and metrics), or the arguments of one host call (a log
+/// line, an output write). Copying more fails the run before the copy is made.
+pub fn copy_budget(limits: &Limits) -> usize {
+    let report = limits.report_max_bytes
+        + MAX_FINDINGS * std::mem::size_of::<wit::Finding>()
+        + MAX_METRICS * std::mem::size_of::<wit::Metric>()
+        + std::mem::size_of::<wit::Report>();
+    // stdout/stderr writes are at most the pipe's capacity (WASI writes 4 KiB at a time).
+    report.max(limits.run.output_max_bytes) + 4096
 }
 
 /// The last meaningful line of a guest's stderr: a panic message, not Rust's backtrace note.
@@ -196,9 +72,38 @@ fn last_line(bytes: &[u8]) -> Option<String> {
         .map(|l| l.chars().take(300).collect())
 }
 
-/// Why a call failed, in words an operator can act on.
+/// The failure of a run that reached its deadline.
+fn deadline_exceeded(limits: &Limits) -> String {
+    format!(
+        "deadline exceeded ({} wall-clock; the run was stopped)",
+        humantime::format_duration(limits.timeout)
+    )
+}
+
+/// Why a call failed, in words an operator can act on (one line).
 fn explain(err: &wasmtime::Error, ctx: &PluginCtx, limits: &Limits) -> String {
+    one_line(&explain_lines(err, ctx, limits))
+}
+
+fn explain_lines(err: &wasmtime::Error, ctx: &PluginCtx, limits: &Limits) -> String {
     let chain = format!("{err:#}");
+    if chain.contains("fuel allocated for hostcalls has been exhausted") {
+        // A host call's arguments fail with the guest's frames on the stack (a backtrace);
+        // the report fails after the guest returned.
+        if err.downcast_ref::<wasmtime::WasmBacktrace>().is_some() {
+            return format!(
+                "host call too large: the plugin passed more than {} bytes to the agent in one call \
+                 (a log line or an output write; refused before copying)",
+                copy_budget(limits)
+            );
+        }
+        return format!(
+            "report too large: the plugin passed more than {} bytes to the agent in one call \
+             (refused before copying; limits {} bytes of text, {MAX_FINDINGS} findings, {MAX_METRICS} metrics)",
+            copy_budget(limits),
+            limits.report_max_bytes
+        );
+    }
     if ctx.memory_exceeded {
         return format!(
             "memory limit exceeded ({} MiB)",
@@ -216,10 +121,7 @@ fn explain(err: &wasmtime::Error, ctx: &PluginCtx, limits: &Limits) -> String {
         );
     }
     match err.downcast_ref::<Trap>() {
-        Some(Trap::Interrupt) => format!(
-            "deadline exceeded ({} of CPU time)",
-            humantime::format_duration(limits.timeout)
-        ),
+        Some(Trap::Interrupt) => deadline_exceeded(limits),
         Some(Trap::StackOverflow) => "stack overflow (call stack exhausted)".into(),
         // Rust and C keep their stack in linear memory: running off its end is an
         // out-of-bounds access.
@@ -260,32 +162,50 @@ pub async fn run(
     let gpu_count = view.snapshot.gpus.len();
     let mut store = Store::new(engine.engine(), PluginCtx::new(view, limits.run));
     store.limiter(|c| c);
-    let ticks = (limits.timeout.as_nanos() / EPOCH_TICK.as_nanos()).max(1) as u64;
-    store.set_epoch_deadline(ticks);
-    store.epoch_deadline_trap();
+    store.set_hostcall_fuel(copy_budget(&limits));
     let started = Instant::now();
-    let result = match prepared {
-        Prepared::Check(pre) => match pre.instantiate_async(&mut store).await {
-            Ok(i) => i.gpuwarden_plugin_checker().call_check(&mut store).await,
-            Err(e) => Err(e),
-        },
-        Prepared::Diagnostic(pre) => match pre.instantiate_async(&mut store).await {
-            Ok(i) => {
-                i.gpuwarden_plugin_diagnostics()
-                    .call_run(&mut store, &params)
-                    .await
-            }
-            Err(e) => Err(e),
-        },
+    let deadline = started + limits.timeout;
+    // Every tick a running guest yields to the runtime; past the deadline it traps (the
+    // timeout below usually drops it first).
+    store.epoch_deadline_callback(move |_| {
+        Ok(if Instant::now() >= deadline {
+            UpdateDeadline::Interrupt
+        } else {
+            UpdateDeadline::Yield(1)
+        })
+    });
+    store.set_epoch_deadline(1);
+    let call = async {
+        let report: wasmtime::Result<wit::Report> = match prepared {
+            Prepared::Check(pre) => match pre.instantiate_async(&mut store).await {
+                Ok(i) => i.gpuwarden_plugin_checker().call_check(&mut store).await,
+                Err(e) => Err(e),
+            },
+            Prepared::Diagnostic(pre) => match pre.instantiate_async(&mut store).await {
+                Ok(i) => {
+                    i.gpuwarden_plugin_diagnostics()
+                        .call_run(&mut store, &params)
+                        .await
+                }
+                Err(e) => Err(e),
+            },
+        };
+        report
     };
+    // Dropping the call on expiry drops the guest wherever it is; the store goes with it.
+    let result = tokio::time::timeout_at(deadline.into(), call).await;
     let ctx = store.data();
     let (report, failure) = match result {
-        Ok(r) => match validate(r, limits.report_max_bytes, gpu_count) {
+        Ok(Ok(r)) => match validate(r, limits.report_max_bytes, gpu_count) {
             Ok(r) => (r, None),
             Err(why) => (Report::unknown(why.clone()), Some(why)),
         },
-        Err(e) => {
+        Ok(Err(e)) => {
             let why = explain(&e, ctx, &limits);
+            (Report::unknown(why.clone()), Some(why))
+        }
+        Err(_elapsed) => {
+            let why = deadline_exceeded(&limits);
             (Report::unknown(why.clone()), Some(why))
         }
     };
@@ -303,5 +223,28 @@ pub async fn run(
         duration_seconds: duration.as_secs_f64(),
         at: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
         failure,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_copy_budget_follows_the_report_cap() {
+        let limits = |report_max_bytes, output_max_bytes| Limits {
+            timeout: Duration::from_secs(1),
+            run: RunLimits {
+                memory_bytes: 64 << 20,
+                log_max_lines: 100,
+                output_max_bytes,
+            },
+            report_max_bytes,
+        };
+        let small = copy_budget(&limits(64 << 10, 64 << 10));
+        // A report at its caps fits; wasmtime's default (128 MiB) is far above.
+        assert!(small > 64 << 10 && small < 1 << 20, "{small}");
+        assert_eq!(copy_budget(&limits(128 << 10, 64 << 10)) - small, 64 << 10);
+        assert!(copy_budget(&limits(1024, 4 << 20)) > 4 << 20);
     }
 }

@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime};
 
+use super::super::engine::MAX_INSTANCES;
 use super::super::host::HostView;
 use super::super::runner::{self, Outcome, Status};
 use super::{lock, Loaded, PluginManager, RunError, RunState};
@@ -15,12 +16,17 @@ use crate::events::NewEvent;
 impl PluginManager {
     /// Runs `name` now with `params` (diagnostics; a health check may be run too). The
     /// outcome of a diagnostic is kept as its last result.
+    ///
+    /// Refused with [`RunError::Busy`], at once, when `[plugin] max_concurrent_runs` runs of
+    /// this plugin, or [`ON_DEMAND_INSTANCES`](super::ON_DEMAND_INSTANCES) on-demand runs of
+    /// all plugins, are in progress. Dropping the returned future (an HTTP caller that went
+    /// away) stops the run; it ends at its deadline in any case.
     pub async fn run_now(
         self: &Arc<Self>,
         name: &str,
         params: Vec<(String, String)>,
     ) -> Result<Outcome, RunError> {
-        let (loaded, entry, state) = {
+        let (loaded, entry, state, mine) = {
             let slots = lock(&self.slots);
             let slot = slots
                 .get(name)
@@ -28,22 +34,39 @@ impl PluginManager {
             let loaded = slot.loaded.clone().ok_or_else(|| {
                 RunError::NotLoaded(name.into(), slot.load_error.clone().unwrap_or_default())
             })?;
-            (loaded, slot.entry.clone(), Arc::clone(&slot.state))
+            (
+                loaded,
+                slot.entry.clone(),
+                Arc::clone(&slot.state),
+                Arc::clone(&slot.on_demand),
+            )
         };
+        let mine = mine.try_acquire_owned().map_err(|_| {
+            RunError::Busy(format!(
+                "plugin \"{name}\" already has {} runs in progress ([plugin] max_concurrent_runs); try again when one ends",
+                self.defaults.max_concurrent_runs
+            ))
+        })?;
+        let slot = Arc::clone(&self.on_demand).try_acquire_owned().map_err(|_| {
+            RunError::Busy(format!(
+                "{} on-demand plugin runs are in progress on this agent (the rest of its {MAX_INSTANCES} instances are kept for health checks); try again when one ends",
+                super::ON_DEMAND_INSTANCES
+            ))
+        })?;
         let me = Arc::clone(self);
-        let outcome = self
-            .runtime
-            .spawn(async move { me.execute(&loaded, &entry, &state, params, false).await })
-            .await
-            .unwrap_or_else(|e| {
-                let r = runner::Report::unknown(format!("run aborted: {e}"));
-                Outcome {
-                    report: r,
-                    duration_seconds: 0.0,
-                    at: String::new(),
-                    failure: Some("run aborted".into()),
-                }
-            });
+        let task = AbortOnDrop(self.runtime.spawn(async move {
+            let _permits = (mine, slot);
+            me.execute(&loaded, &entry, &state, params, false).await
+        }));
+        let outcome = task.join().await.unwrap_or_else(|e| {
+            let r = runner::Report::unknown(format!("run aborted: {e}"));
+            Outcome {
+                report: r,
+                duration_seconds: 0.0,
+                at: String::new(),
+                failure: Some("run aborted".into()),
+            }
+        });
         Ok(outcome)
     }
 
@@ -177,6 +200,21 @@ impl PluginManager {
     }
 }
 
+/// A spawned run that is aborted when its waiter goes away.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> AbortOnDrop<T> {
+    async fn join(mut self) -> Result<T, tokio::task::JoinError> {
+        (&mut self.0).await
+    }
+}
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 fn snapshot_uuids(s: &SharedSnapshot) -> Vec<(u32, String)> {
     let snap = Arc::clone(&s.read().unwrap_or_else(|p| p.into_inner()));
     snap.gpus
@@ -205,7 +243,13 @@ pub(super) async fn check_loop(mgr: Weak<PluginManager>, name: String, interval:
         let Some((loaded, entry, state)) = work else {
             return;
         };
+        // Health checks have instance slots of their own (on-demand runs cannot take them);
+        // when all are in use, a check waits for one.
+        let Ok(permit) = Arc::clone(&m.scheduled).acquire_owned().await else {
+            return;
+        };
         m.execute(&loaded, &entry, &state, Vec::new(), true).await;
+        drop(permit);
         drop(m);
         tokio::time::sleep(interval.mul_f64(0.9 + 0.2 * fastrand::f64())).await;
     }

@@ -1,4 +1,4 @@
-//! Loops forever: the agent's CPU deadline must stop it.
+//! Loops forever: the agent's deadline must stop it.
 use gpuwarden_plugin_sdk::prelude::*;
 struct Spin;
 impl HealthCheck for Spin {

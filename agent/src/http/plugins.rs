@@ -1,0 +1,173 @@
+//! `GET /v1/plugins` (read-only, open) and `POST /v1/plugins/{name}/run`, which acts on the
+//! node and so needs the credential of `/v1/commands`: the SHA-256 (hex) of this node's
+//! token as the bearer ([`CommandAuth`](crate::commands::CommandAuth)).
+
+use std::sync::Arc;
+
+use actix_web::http::header;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use super::{ApiError, AppState};
+use crate::plugin::manager::{PluginManager, RunError};
+
+fn plugins_of(state: &AppState) -> Result<&Arc<PluginManager>, ApiError> {
+    state
+        .plugins
+        .as_ref()
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "plugins are off"))
+}
+
+/// `GET /v1/plugins`.
+pub(super) async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "plugins": plugins_of(&state)?.list() })))
+}
+
+/// Checks the bearer of an on-demand run: 401 without the node token's digest, and 401 with
+/// how to go on when this agent has no node token at all (a standalone agent).
+fn authorize(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    match state.command_auth.check(presented.trim()) {
+        Some(true) => Ok(()),
+        Some(false) => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "running a plugin needs the credential of /v1/commands: the SHA-256 (hex) of this node's token as the bearer",
+        )),
+        None => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "no_node_token",
+            "this agent has no node token, so it runs no plugin on request: register it with a control plane \
+             (its run-diagnostic commands, or the SHA-256 of the node token as the bearer), or put a token of \
+             your own in the file named by [control_plane] token_file and send its SHA-256 as the bearer; \
+             to try a plugin against fake GPUs instead, run `gpuwarden-agent plugin test FILE`",
+        )),
+    }
+}
+
+/// Diagnostic parameters: a JSON object of strings, numbers and booleans.
+fn params_of(body: &[u8]) -> Result<Vec<(String, String)>, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Vec::new());
+    }
+    let bad = |m: String| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", m);
+    let v: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| bad(format!("invalid JSON body: {e}")))?;
+    let obj = v
+        .as_object()
+        .ok_or_else(|| bad("parameters must be a JSON object".into()))?;
+    obj.iter()
+        .map(|(k, v)| match v {
+            serde_json::Value::String(s) => Ok((k.clone(), s.clone())),
+            serde_json::Value::Number(n) => Ok((k.clone(), n.to_string())),
+            serde_json::Value::Bool(b) => Ok((k.clone(), b.to_string())),
+            _ => Err(bad(format!(
+                "parameter \"{k}\" must be a string, number or boolean"
+            ))),
+        })
+        .collect()
+}
+
+/// `POST /v1/plugins/{name}/run`: 200 with the outcome (a failed run is an `unknown`
+/// report, not an HTTP error), 401 without the credential, 404 no such plugin, 409 not
+/// loaded, 429 busy. A run whose caller went away is stopped: the server drops this
+/// handler when the client closes its connection (`h1_allow_half_closed(false)`), and the
+/// run ends at its deadline in any case.
+pub(super) async fn run(
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&req, &state)?;
+    let params = params_of(&body)?;
+    let name = path.into_inner();
+    match plugins_of(&state)?.run_now(&name, params).await {
+        Ok(outcome) => Ok(HttpResponse::Ok().json(outcome)),
+        Err(e @ RunError::NotFound(_)) => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            e.to_string(),
+        )),
+        Err(e @ RunError::NotLoaded(..)) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "not_loaded",
+            e.to_string(),
+        )),
+        Err(e @ RunError::Busy(_)) => Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "busy",
+            e.to_string(),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use actix_web::{test, App};
+
+    use super::*;
+    use crate::events::EventLog;
+
+    #[actix_web::test]
+    async fn an_on_demand_run_needs_the_node_token_digest() {
+        let (tx, _rx) = std::sync::mpsc::channel();
+        let state = AppState {
+            snapshot: Arc::default(),
+            events: Arc::new(Mutex::new(EventLog::new(10, "t".into()))),
+            fake: None,
+            collector: tx,
+            plugins: None,
+            commands: None,
+            command_auth: Arc::default(),
+        };
+        let auth = Arc::clone(&state.command_auth);
+        let app = test::init_service(App::new().configure(super::super::configure(state))).await;
+        let run = |bearer: Option<&str>| {
+            let mut r = test::TestRequest::post().uri("/v1/plugins/gpu-sanity/run");
+            if let Some(b) = bearer {
+                r = r.insert_header(("Authorization", format!("Bearer {b}")));
+            }
+            r.to_request()
+        };
+        macro_rules! call {
+            ($req:expr) => {{
+                let resp = test::call_service(&app, $req).await;
+                let status = resp.status();
+                let body: serde_json::Value = test::read_body_json(resp).await;
+                (status, body)
+            }};
+        }
+        // A standalone agent (no node token) refuses and says how to go on.
+        let (s, body) = call!(run(None));
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+        assert_eq!(body["error"]["code"], "no_node_token", "{body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("plugin test") && m.contains("token_file")),
+            "{body}"
+        );
+        auth.set_token("gwn_t");
+        for bearer in [None, Some("gwn_t"), Some("wrong")] {
+            let (s, body) = call!(run(bearer));
+            assert_eq!(s, StatusCode::UNAUTHORIZED, "{bearer:?}");
+            assert_eq!(body["error"]["code"], "unauthorized", "{body}");
+        }
+        // With the digest, the request gets past the credential (this app has no plugins).
+        let digest: String = <sha2::Sha256 as sha2::Digest>::digest(b"gwn_t")
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let (s, body) = call!(run(Some(&digest)));
+        assert_eq!(s, StatusCode::NOT_FOUND, "{body}");
+        assert_eq!(body["error"]["message"], "plugins are off");
+    }
+}
