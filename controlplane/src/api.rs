@@ -1,9 +1,10 @@
 //! The REST admin API (`/v1`), the agents' registration endpoint, Prometheus service
 //! discovery, and the control plane's own `/metrics`, `/healthz`, `/readyz`.
 //!
-//! Every error is JSON `{"error":{"code","message"}}` with its status, including those of
-//! actix's extractors (bad JSON, bad query) and unknown routes. Database work runs through
-//! `web::block`, never on actix's workers.
+//! Every error is JSON `{"error":{"code","message"}}` with its status, including bad bodies
+//! ([`body`]: one extractor for every endpoint), bad queries and paths, unknown routes (404)
+//! and known paths asked with another method (405). Refused admin actions are audited
+//! (`audited`). Database work runs through `web::block`, never on actix's workers.
 
 mod auth;
 pub mod body;

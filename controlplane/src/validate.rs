@@ -90,6 +90,11 @@ struct Parts<'a> {
 }
 
 fn split_url(s: &str) -> Result<Parts<'_>, String> {
+    // Every message shows the URL without its password.
+    split(s).map_err(|e| e.replace(&format!("{s:?}"), &format!("{:?}", redact_url(s))))
+}
+
+fn split(s: &str) -> Result<Parts<'_>, String> {
     let after = s
         .strip_prefix("http://")
         .or_else(|| s.strip_prefix("https://"))
@@ -149,7 +154,7 @@ pub fn base_url(s: &str) -> Result<(), String> {
 /// Checks a webhook URL: `http(s)://` with a host. Credentials are allowed (a receiver
 /// behind basic auth) and [`redact_url`] keeps them out of logs.
 pub fn webhook_url(s: &str) -> Result<(), String> {
-    split_url(s).map(|_| ()).map_err(|e| redact_url(&e))
+    split_url(s).map(|_| ())
 }
 
 /// `s` with the password of any `user:password@` replaced by `***` (the user stays, so a
@@ -260,6 +265,8 @@ mod tests {
         }
         let e = base_url("http://user:s3cret@10.0.0.5:9410").unwrap_err();
         assert!(e.contains("credentials") && !e.contains("s3cret"), "{e}");
+        let e = base_url("http://user:s3cret@h:99999").unwrap_err();
+        assert!(e.contains("port") && !e.contains("s3cret"), "{e}");
         for bad in [
             "10.0.0.5:9410",
             "ftp://x",
