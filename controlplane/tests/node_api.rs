@@ -221,3 +221,29 @@ async fn a_node_created_with_an_address_is_scraped_while_pending() {
     .await;
     assert!(e.data.fleet.get(n["id"].as_str().unwrap()).is_none());
 }
+
+#[actix_web::test]
+async fn event_times_with_an_utc_offset_are_rfc_3339_too() {
+    let e = env(false);
+    let app = app!(e);
+    send(
+        &app,
+        "POST",
+        "/v1/nodes",
+        Some(ADMIN),
+        Some(json!({"name": "gpu-01"})),
+    )
+    .await;
+    // Found by schemathesis: a valid date-time with an offset was refused with 400.
+    for since in ["2026-01-01T00:00:00%2B01:00", "4910-02-03T20:53:25-15:17"] {
+        let (st, v) = send(
+            &app,
+            "GET",
+            &format!("/v1/nodes/gpu-01/events?since={since}"),
+            Some(ADMIN),
+            None,
+        )
+        .await;
+        assert_eq!(st, StatusCode::OK, "{since}: {v}");
+    }
+}
