@@ -227,6 +227,17 @@ async fn every_body_taking_endpoint_refuses_bad_bodies_with_json_errors_and_writ
     )
     .await;
     assert_eq!(st, StatusCode::ACCEPTED, "{v}");
+    // JSON null is no body too (the document marks optional bodies nullable).
+    let (st, v) = raw(
+        &app,
+        "POST",
+        &format!("/v1/nodes/{id}/clear-health"),
+        ADMIN,
+        Some("application/json"),
+        b"null".to_vec(),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
     // A required body may not be left out.
     let (st, v) = raw(&app, "POST", "/v1/nodes", ADMIN, None, vec![]).await;
     assert_eq!(

@@ -119,6 +119,17 @@ async fn registration_validates_what_the_agent_sends() {
             json!({"name": "gpu-a", "address": "http://gpu-a:9410", "extra": 1}),
             StatusCode::BAD_REQUEST,
         ),
+        (
+            // Found by schemathesis: more than i64 can hold was stored.
+            json!({"name": "gpu-a", "address": "http://gpu-a:9410", "capabilities": {"gpus": [
+                {"index": 0, "uuid": "GPU-0", "model": "m", "memory_bytes": 9_223_372_036_854_775_808_u64}]}}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!({"name": "gpu-a", "address": "http://gpu-a:9410", "capabilities": {"gpus": [
+                {"index": 2_147_483_648_u64, "uuid": "GPU-0", "model": "m", "memory_bytes": 0}]}}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
     ] {
         let (st, v) = send(
             &app,

@@ -7,8 +7,9 @@
 //! - not JSON, JSON of the wrong shape or type, an unknown field (every request type has
 //!   `deny_unknown_fields`), a missing required field: 400 `bad_request` naming the problem.
 //!
-//! [`Json`] requires a body; [`OptJson`] takes an empty body as the type's default (the
-//! lifecycle steps, join tokens, diagnostics) but refuses a malformed one. Text bodies
+//! [`Json`] requires a body; [`OptJson`] takes an empty body (or JSON `null`) as the
+//! type's default (the lifecycle steps, join tokens, diagnostics) but refuses a malformed
+//! one. Text bodies
 //! (policy documents) go through [`Text`]: the same limit, and UTF-8.
 
 use std::future::Future;
@@ -109,7 +110,7 @@ impl<T: DeserializeOwned + Default + 'static> FromRequest for OptJson<T> {
         let body = read(req, payload);
         Box::pin(async move {
             let bytes = body.await?;
-            if bytes.iter().all(u8::is_ascii_whitespace) {
+            if bytes.iter().all(u8::is_ascii_whitespace) || bytes.trim_ascii() == b"null" {
                 return Ok(OptJson(T::default()));
             }
             typed?;

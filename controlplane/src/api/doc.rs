@@ -84,7 +84,46 @@ fn shared_errors(path: &str, op: &Value) -> Vec<(&'static str, &'static str)> {
     add
 }
 
+/// The rules of `crate::validate` that JSON Schema can say, on the request types that take
+/// names, labels and addresses (a generated client or a schema-driven test then sends what
+/// the server accepts).
+fn constrain(doc: &mut Value) {
+    let name = json!({"pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"});
+    let labels = json!({
+        "maxProperties": crate::validate::MAX_LABELS,
+        "propertyNames": {"pattern": "^(?!__)[A-Za-z_][A-Za-z0-9_]{0,62}$"},
+        "additionalProperties": {"type": "string", "maxLength": crate::validate::MAX_LABEL_VALUE, "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"}
+    });
+    let address = json!({"pattern": "^https?://[^\\s/?#@]+(/[^\\s?#]*)?$"});
+    let gpu = &mut doc["components"]["schemas"]["GpuInfo"]["properties"];
+    if gpu.is_object() {
+        gpu["memory_bytes"]["maximum"] = json!(super::join::MAX_GPU_MEMORY);
+        gpu["index"]["maximum"] = json!(super::join::MAX_GPUS - 1);
+    }
+    let caps = &mut doc["components"]["schemas"]["Capabilities"]["properties"]["gpus"];
+    if caps.is_object() {
+        caps["maxItems"] = json!(super::join::MAX_GPUS);
+    }
+    for schema in ["CreateNode", "RegisterRequest"] {
+        let props = &mut doc["components"]["schemas"][schema]["properties"];
+        if !props.is_object() {
+            continue;
+        }
+        for (field, rule) in [
+            ("name", &name),
+            ("pool", &name),
+            ("labels", &labels),
+            ("address", &address),
+        ] {
+            if let (Some(p), Some(r)) = (props[field].as_object_mut(), rule.as_object()) {
+                p.extend(r.clone());
+            }
+        }
+    }
+}
+
 fn complete(mut doc: Value) -> Value {
+    constrain(&mut doc);
     doc["components"]["schemas"]["Error"] = json!({
         "type": "object",
         "description": "Every error: a stable code and a message for people.",

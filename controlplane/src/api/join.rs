@@ -17,6 +17,13 @@ use crate::token::{self, TokenKind};
 use crate::validate;
 pub use gpuwarden_wire::join::RegisterRequest;
 
+/// Most GPUs a node may have; their indexes are below it.
+pub const MAX_GPUS: u32 = 1024;
+
+/// Most memory a GPU may report (1 PiB): more is a broken agent, and would not fit the
+/// signed 64-bit integers of the database and the policies.
+pub const MAX_GPU_MEMORY: u64 = 1 << 50;
+
 /// Answer of `POST /v1/nodes/register`.
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 pub struct RegisterResponse {
@@ -93,8 +100,22 @@ pub(super) async fn register(
         validate::name(pool).map_err(|e| ApiError::invalid(format!("pool {e}")))?;
     }
     check_labels(&b.labels)?;
-    if b.capabilities.gpus.len() > 1024 {
+    if b.capabilities.gpus.len() > MAX_GPUS as usize {
         return Err(ApiError::invalid("at most 1024 GPUs per node"));
+    }
+    for g in &b.capabilities.gpus {
+        if g.index >= MAX_GPUS {
+            return Err(ApiError::invalid(format!(
+                "GPU index {} is not below {MAX_GPUS}",
+                g.index
+            )));
+        }
+        if g.memory_bytes > MAX_GPU_MEMORY {
+            return Err(ApiError::invalid(format!(
+                "GPU {}: memory_bytes {} is more than 1 PiB",
+                g.index, g.memory_bytes
+            )));
+        }
     }
     let issued = token::issue(TokenKind::Node)?;
     let ttl = state.settings.node_token_ttl;
