@@ -453,10 +453,15 @@ fn watch_policy(
 ) -> std::io::Result<crate::policy::watch::WatchHandle> {
     use crate::policy::watch::{self, Reload};
     let (store, m, c) = (store.clone(), metrics.clone(), clock.clone());
+    let running = policy.clone();
     let w = watch::Watcher::new(cfg.health.policy_file.clone(), policy.clone());
     watch::spawn(w, cfg.health.reload_interval, move |r| {
         let (label, details, result) = match r {
-            Reload::Applied(n) => ("applied", serde_json::json!({"rules": n}), "ok".to_string()),
+            Reload::Applied(n) => {
+                let p = crate::policy::current(&running);
+                m.init_rules(p.rules().iter().map(|r| r.name.as_str()));
+                ("applied", serde_json::json!({"rules": n}), "ok".to_string())
+            }
             Reload::Rejected(p) => (
                 "rejected",
                 serde_json::json!({"problems": p}),
