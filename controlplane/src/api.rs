@@ -1,18 +1,23 @@
 //! The REST admin API (`/v1`), the agents' registration endpoint, Prometheus service
 //! discovery, and the control plane's own `/metrics`, `/healthz`, `/readyz`.
 //!
-//! Every error is JSON `{"error":{"code","message"}}` with its status, including those of
-//! actix's extractors (bad JSON, bad query) and unknown routes. Database work runs through
-//! `web::block`, never on actix's workers.
+//! Every error is JSON `{"error":{"code","message"}}` with its status, including bad bodies
+//! ([`body`]: one extractor for every endpoint), bad queries and paths, unknown routes (404)
+//! and known paths asked with another method (405). Refused admin actions are audited
+//! (`audited`). Database work runs through `web::block`, never on actix's workers.
 
 mod auth;
+pub mod body;
 mod commands;
+mod doc;
 mod expected;
 mod history;
 mod join;
 mod meta;
+mod node_token;
 mod nodes;
 mod policies;
+mod steps;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,10 +25,9 @@ use std::time::Duration;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse, ResponseError};
 use serde::Serialize;
-use utoipa::OpenApi;
 
-use auth::BearerScheme;
 pub use auth::{configured_digest as auth_digest, Auth, Caller};
+pub use doc::{document, ApiDoc};
 
 use crate::clock::SharedClock;
 use crate::fleet::Fleet;
@@ -176,149 +180,116 @@ where
     Ok(web::block(f).await??)
 }
 
-/// Whether `s` is a valid node or pool name: 1-63 characters of letters, digits, `.`, `_`,
-/// `-`, starting with a letter or digit.
+/// Whether `s` is a valid node or pool name ([`crate::validate::name`]).
 pub fn valid_name(s: &str) -> bool {
-    let b = s.as_bytes();
-    !b.is_empty()
-        && b.len() <= 63
-        && b[0].is_ascii_alphanumeric()
-        && b.iter()
-            .all(|c| c.is_ascii_alphanumeric() || b"._-".contains(c))
+    crate::validate::name(s).is_ok()
 }
 
-/// The OpenAPI document, generated from the handlers and types.
-#[derive(OpenApi)]
-#[openapi(
-    info(title = "gpuwarden control plane", description = "REST admin API of gpuwarden."),
-    paths(
-        nodes::create,
-        nodes::list,
-        nodes::get,
-        nodes::delete,
-        nodes::issue_token,
-        nodes::clear_health,
-        expected::set,
-        nodes::step,
-        commands::diagnose,
-        commands::get,
-        history::events,
-        history::transitions,
-        history::commands,
-        history::observation,
-        join::register,
-        meta::healthz,
-        meta::readyz,
-        meta::metrics,
-        meta::service_discovery,
-        meta::audit,
-        meta::openapi,
-        policies::validate,
-        policies::get,
-        policies::put,
-        policies::simulate,
-    ),
-    components(schemas(
-        crate::model::Node,
-        crate::model::Event,
-        crate::model::Transition,
-        crate::model::Command,
-        crate::model::AuditEntry,
-        crate::model::Capabilities,
-        crate::model::GpuInfo,
-        crate::model::ScrapeInfo,
-        gpuwarden_wire::join::RegisterRequest,
-        expected::ExpectedGpus,
-    )),
-    modifiers(&BearerScheme),
-    security(("bearer" = []))
-)]
-pub struct ApiDoc;
-
 fn json_error(message: String, status: StatusCode) -> actix_web::Error {
-    ApiError::new(
-        status,
-        if status == StatusCode::PAYLOAD_TOO_LARGE {
-            "too_large"
-        } else {
-            "bad_request"
-        },
-        message,
-    )
-    .into()
+    ApiError::new(status, "bad_request", message).into()
 }
 
 /// Registers every route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.app_data(
-        web::JsonConfig::default()
-            .limit(1 << 20)
-            .content_type_required(false)
-            .error_handler(|e, _| {
-                let status = match &e {
-                    actix_web::error::JsonPayloadError::Overflow { .. }
-                    | actix_web::error::JsonPayloadError::OverflowKnownLength { .. } => {
-                        StatusCode::PAYLOAD_TOO_LARGE
-                    }
-                    _ => StatusCode::BAD_REQUEST,
-                };
-                json_error(format!("request body: {e}"), status)
-            }),
-    )
-    .app_data(
-        web::QueryConfig::default().error_handler(|e, _| {
+    // Bodies are read by `body::{Json, OptJson, Text}` under this limit.
+    cfg.app_data(web::PayloadConfig::new(body::BODY_LIMIT))
+        .app_data(web::QueryConfig::default().error_handler(|e, _| {
             json_error(format!("query string: {e}"), StatusCode::BAD_REQUEST)
-        }),
-    )
-    .app_data(
-        web::PathConfig::default()
-            .error_handler(|e, _| json_error(format!("path: {e}"), StatusCode::BAD_REQUEST)),
-    )
-    .service(meta::healthz)
-    .service(meta::readyz)
-    .service(meta::metrics)
-    .service(meta::openapi)
-    .service(meta::service_discovery)
-    .service(meta::audit)
-    .service(join::register)
-    .service(nodes::create)
-    .service(nodes::list)
-    .service(nodes::get)
-    .service(nodes::delete)
-    .service(nodes::issue_token)
-    .service(nodes::clear_health)
-    .service(expected::set)
-    .service(commands::diagnose)
-    .service(commands::get)
-    .service(nodes::step)
-    .service(history::events)
-    .service(history::transitions)
-    .service(history::commands)
-    .service(history::observation)
-    .service(policies::validate)
-    .service(policies::get)
-    .service(policies::put)
-    .service(policies::simulate)
-    .default_service(web::to(|req: actix_web::HttpRequest| async move {
-        Err::<HttpResponse, _>(ApiError::not_found(format!(
+        }))
+        .app_data(
+            web::PathConfig::default()
+                .error_handler(|e, _| json_error(format!("path: {e}"), StatusCode::BAD_REQUEST)),
+        )
+        .service(meta::healthz)
+        .service(meta::readyz)
+        .service(meta::metrics)
+        .service(meta::openapi)
+        .service(meta::service_discovery)
+        .service(meta::audit)
+        .service(join::register)
+        .service(nodes::create)
+        .service(nodes::list)
+        .service(nodes::get)
+        .service(nodes::delete)
+        .service(node_token::issue_token)
+        .service(steps::clear_health)
+        .service(expected::set)
+        .service(commands::diagnose)
+        .service(commands::get)
+        .service(steps::step)
+        .service(history::events)
+        .service(history::transitions)
+        .service(history::commands)
+        .service(history::observation)
+        .service(policies::validate)
+        .service(policies::get)
+        .service(policies::put)
+        .service(policies::simulate)
+        .default_service(web::to(|req: actix_web::HttpRequest| async move {
+            unrouted(&req)
+        }));
+}
+
+/// At most `max` characters of `s` (audit details keep what was asked, bounded).
+pub(crate) fn clip(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
+/// Runs an admin action and audits it when it is refused: the entry's result is
+/// `refused (CODE): MESSAGE`, its details what was asked. Successful actions audit
+/// themselves, in the transaction that makes the change. A failure to write the refusal
+/// is logged; the caller gets the refusal either way.
+pub(crate) async fn audited<T>(
+    state: &AppState,
+    actor: &str,
+    action: &str,
+    target: &str,
+    details: serde_json::Value,
+    work: impl std::future::Future<Output = Result<T, ApiError>>,
+) -> Result<T, ApiError> {
+    let e = match work.await {
+        Ok(v) => return Ok(v),
+        Err(e) => e,
+    };
+    let entry = crate::store::rows::NewAudit {
+        result: clip(&format!("refused ({}): {}", e.code, e.message), 1024),
+        ..crate::store::rows::NewAudit::ok(
+            actor,
+            action,
+            &clip(target, 128),
+            details,
+            state.clock.now_ms(),
+        )
+    };
+    let store = state.store.clone();
+    if let Err(w) = blocking(move || store.audit(entry)).await {
+        tracing::warn!(%action, error = %w.message, "auditing a refused action failed");
+    }
+    Err(e)
+}
+
+/// A request no route took: 405 with `Allow` when the path is known (another method), else
+/// 404; JSON errors both.
+fn unrouted(req: &actix_web::HttpRequest) -> Result<HttpResponse, ApiError> {
+    let Some(allowed) = doc::methods_for(req.path()) else {
+        return Err(ApiError::not_found(format!(
             "no route for {} {}",
             req.method(),
             req.path()
-        )))
-    }));
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_are_dns_like() {
-        for ok in ["gpu-node-01", "a", "n1.rack2", "H100_box"] {
-            assert!(valid_name(ok), "{ok}");
-        }
-        for bad in ["", "-x", "a b", "x/y", &"a".repeat(64), "ümlaut"] {
-            assert!(!valid_name(bad), "{bad}");
-        }
+        )));
+    };
+    let allow = allowed.join(", ");
+    let mut resp = ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{} {}: use {allow}", req.method(), req.path()),
+    )
+    .error_response();
+    if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&allow) {
+        resp.headers_mut().insert(actix_web::http::header::ALLOW, v);
     }
+    Ok(resp)
 }

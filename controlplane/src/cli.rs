@@ -4,8 +4,10 @@
 //! `GPUWARDEN_ADMIN_TOKEN`, else the CLI config file (`~/.config/gpuwarden/cli.toml`, or
 //! `GPUWARDEN_CLI_CONFIG`), else `http://127.0.0.1:8410` and the `admin-token` file a
 //! freshly started control plane writes in its data folder. Output is an aligned table, or
-//! the API's JSON with `-o json`.
+//! the API's JSON with `-o json` — errors included (`{"error":{"code","message"}}`, or the
+//! API's own error document).
 
+pub mod commands;
 mod table;
 mod views;
 
@@ -22,6 +24,39 @@ pub use views::{
     transitions_table,
 };
 
+/// How the CLI prints answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    /// Aligned columns.
+    Table,
+    /// The API's JSON (errors too).
+    Json,
+}
+
+/// How a command's answer is shown as text.
+pub type Render = fn(&Value) -> String;
+
+impl Output {
+    /// `v` as this output shows it: pretty JSON, or `render`'s text.
+    pub fn render(self, v: &Value, render: Render) -> String {
+        match self {
+            Output::Json => format!("{}\n", serde_json::to_string_pretty(v).unwrap_or_default()),
+            Output::Table => render(v),
+        }
+    }
+
+    /// An error as this output shows it: `error: …` text, or a JSON document.
+    pub fn error(self, e: &CliError) -> String {
+        match self {
+            Output::Json => format!(
+                "{}\n",
+                serde_json::to_string_pretty(&e.to_json()).unwrap_or_default()
+            ),
+            Output::Table => format!("error: {e}\n"),
+        }
+    }
+}
+
 /// Why a CLI command failed.
 #[derive(Debug, Error)]
 pub enum CliError {
@@ -34,6 +69,9 @@ pub enum CliError {
         code: String,
         /// Message.
         message: String,
+        /// The API's answer as it came (`{"error":…}`, or an invalid policy's
+        /// `{"valid":false,"errors":[…]}`).
+        body: Value,
     },
     /// The server could not be reached.
     #[error("cannot reach the control plane at {url}: {message}")]
@@ -55,6 +93,26 @@ impl CliError {
             CliError::Api { .. } => 1,
             CliError::Usage(_) => 2,
             CliError::Unreachable { .. } => 3,
+        }
+    }
+
+    /// The error as JSON: the API's own answer when it sent one, else
+    /// `{"error":{"code":"usage"|"unreachable"|…,"message"}}`.
+    pub fn to_json(&self) -> Value {
+        match self {
+            CliError::Api { body, .. } if body.is_object() => body.clone(),
+            CliError::Api {
+                code,
+                message,
+                status,
+                ..
+            } => {
+                json!({"error": {"code": code, "message": message, "status": status}})
+            }
+            CliError::Usage(m) => json!({"error": {"code": "usage", "message": m}}),
+            CliError::Unreachable { .. } => {
+                json!({"error": {"code": "unreachable", "message": self.to_string()}})
+            }
         }
     }
 }
@@ -268,6 +326,7 @@ impl Client {
             status,
             code,
             message,
+            body: v,
         })
     }
 }

@@ -55,11 +55,40 @@ pub fn rfc3339(ms: i64) -> String {
     humantime::format_rfc3339_millis(t).to_string()
 }
 
-/// Parses RFC 3339 into Unix milliseconds.
+/// Parses RFC 3339 (`Z` or a `±HH:MM` offset, any case) into Unix milliseconds.
 pub fn parse_rfc3339(s: &str) -> Option<i64> {
-    let t = humantime::parse_rfc3339_weak(s).ok()?;
+    // humantime reads UTC only: the offset (`+01:00`, `-15:17`) is applied here.
+    let s = s.trim().to_ascii_uppercase();
+    let (base, offset_ms) = split_offset(&s)?;
+    let t = humantime::parse_rfc3339_weak(base).ok()?;
     let d = t.duration_since(UNIX_EPOCH).ok()?;
-    i64::try_from(d.as_millis()).ok()
+    i64::try_from(d.as_millis()).ok()?.checked_sub(offset_ms)
+}
+
+/// The date-time and its UTC offset in ms: `Z`, `±HH:MM`, or none (UTC).
+fn split_offset(s: &str) -> Option<(&str, i64)> {
+    if let Some(base) = s.strip_suffix('Z') {
+        return Some((base, 0));
+    }
+    let Some(i) = s.len().checked_sub(6).filter(|i| s.is_char_boundary(*i)) else {
+        return Some((s, 0));
+    };
+    let (base, off) = s.split_at(i);
+    let b = off.as_bytes();
+    let is_offset = base.contains('T')
+        && matches!(b[0], b'+' | b'-')
+        && b[3] == b':'
+        && [1, 2, 4, 5].iter().all(|&k| b[k].is_ascii_digit());
+    if !is_offset {
+        return Some((s, 0));
+    }
+    let num = |r: std::ops::Range<usize>| off[r].parse::<i64>().ok();
+    let (h, m) = (num(1..3)?, num(4..6)?);
+    if h > 23 || m > 59 {
+        return None;
+    }
+    let ms = (h * 60 + m) * 60_000;
+    Some((base, if b[0] == b'-' { -ms } else { ms }))
 }
 
 #[cfg(test)]
@@ -83,5 +112,15 @@ mod tests {
             Some(1_795_428_000_000)
         );
         assert_eq!(parse_rfc3339("yesterday"), None);
+        // Offsets and lower case, as RFC 3339 allows.
+        for same in [
+            "2026-11-23T11:00:00+01:00",
+            "2026-11-23T09:30:00-00:30",
+            "2026-11-23t10:00:00z",
+            "2026-11-23T10:00:00.000Z",
+        ] {
+            assert_eq!(parse_rfc3339(same), Some(1_795_428_000_000), "{same}");
+        }
+        assert_eq!(parse_rfc3339("2026-11-23T10:00:00+25:00"), None);
     }
 }

@@ -280,15 +280,10 @@ pub enum ConfigError {
     },
 }
 
-/// Whether `s` is an `http://` base URL with a host.
+/// Whether `s` is an agent base URL ([`crate::validate::base_url`]: `http(s)://host[:port]`,
+/// no credentials).
 pub fn valid_base_url(s: &str) -> bool {
-    let rest = s
-        .strip_prefix("http://")
-        .or_else(|| s.strip_prefix("https://"));
-    rest.is_some_and(|r| {
-        let host = r.split('/').next().unwrap_or("");
-        !host.is_empty() && !r.contains(char::is_whitespace)
-    })
+    crate::validate::base_url(s).is_ok()
 }
 
 impl ControlPlaneConfig {
@@ -336,11 +331,10 @@ impl ControlPlaneConfig {
                 self.server.workers
             ));
         }
-        if !self.server.external_url.is_empty() && !valid_base_url(&self.server.external_url) {
-            p.push(format!(
-                "server.external_url: {:?} is not an http(s):// URL",
-                self.server.external_url
-            ));
+        if !self.server.external_url.is_empty() {
+            if let Err(e) = crate::validate::base_url(&self.server.external_url) {
+                p.push(format!("server.external_url: {e}"));
+            }
         }
         let url = &self.database.url;
         let pg = url.starts_with("postgres://") || url.starts_with("postgresql://");
@@ -358,18 +352,14 @@ impl ControlPlaneConfig {
         if self.database.flush_interval < Duration::from_secs(1) {
             p.push("database.flush_interval: must be at least 1s".into());
         }
-        for (i, t) in self.auth.admin_tokens.iter().enumerate() {
-            if t.len() < 16 {
-                p.push(format!(
-                    "auth.admin_tokens[{i}]: shorter than 16 characters"
-                ));
-            }
-        }
-        for (i, t) in self.auth.bootstrap_tokens.iter().enumerate() {
-            if t.len() < 16 {
-                p.push(format!(
-                    "auth.bootstrap_tokens[{i}]: shorter than 16 characters"
-                ));
+        for (key, tokens) in [
+            ("auth.admin_tokens", &self.auth.admin_tokens),
+            ("auth.bootstrap_tokens", &self.auth.bootstrap_tokens),
+        ] {
+            for (i, t) in tokens.iter().enumerate() {
+                if let Err(e) = crate::validate::token(t) {
+                    p.push(format!("{key}[{i}]: {e}"));
+                }
             }
         }
         if self.auth.join_token_ttl < Duration::from_secs(60) {
@@ -415,11 +405,14 @@ impl ControlPlaneConfig {
         }
         let mut names = HashSet::new();
         for (i, t) in self.static_targets.iter().enumerate() {
-            if !crate::api::valid_name(&t.name) {
-                p.push(format!(
-                    "static_targets[{i}].name: {:?} must be 1-63 characters of a-z, 0-9, '-', '_', '.'",
-                    t.name
-                ));
+            if let Err(e) = crate::validate::name(&t.name) {
+                p.push(format!("static_targets[{i}].name: {e}"));
+            }
+            if let Err(e) = crate::validate::name(&t.pool) {
+                p.push(format!("static_targets[{i}].pool: {e}"));
+            }
+            if let Err(e) = crate::validate::labels(&t.labels) {
+                p.push(format!("static_targets[{i}].labels: {e}"));
             }
             if !names.insert(&t.name) {
                 p.push(format!(
@@ -427,11 +420,8 @@ impl ControlPlaneConfig {
                     t.name
                 ));
             }
-            if !valid_base_url(&t.address) {
-                p.push(format!(
-                    "static_targets[{i}].address: {:?} is not an http(s):// URL",
-                    t.address
-                ));
+            if let Err(e) = crate::validate::base_url(&t.address) {
+                p.push(format!("static_targets[{i}].address: {e}"));
             }
         }
         p.extend(remediation::problems(

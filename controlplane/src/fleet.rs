@@ -123,11 +123,11 @@ pub struct Fleet {
     unsaved_health: Mutex<HashMap<String, (HealthChange, i64)>>,
 }
 
+/// Whether the node is scraped: it has an address, is not terminated, and its agent has not
+/// said goodbye. A `pending` node created with an address is scraped too: the operator
+/// named where its agent runs, so its metrics and health are known before it registers.
 fn scrapable(row: &NodeRow) -> bool {
-    let live = !matches!(
-        row.status(),
-        Ok(Status::Pending | Status::Terminated) | Err(_)
-    );
+    let live = !matches!(row.status(), Ok(Status::Terminated) | Err(_));
     live && !row.deregistered && row.address.is_some()
 }
 

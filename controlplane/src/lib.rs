@@ -32,4 +32,5 @@ pub mod serve;
 pub mod simulate;
 pub mod store;
 pub mod token;
+pub mod validate;
 pub mod wake;

@@ -2,13 +2,21 @@
 //!
 //! ```text
 //! pending ─register─► active ─cordon─► cordoned ─drain─► draining ─terminate─► terminating ─► terminated
-//!                       ▲  └────────drain──────────────────┘  │                    ▲
-//!                       └──────────uncordon───────────────────┘  (terminate from any live state)
+//!                       ▲  └────────drain──────────────────┘  │  ▲                  │
+//!                       └──────────uncordon───────────────────┘  │                  │
+//!                          cordoned ◄─drain ended (done or failed)┘                  │
+//!                          cordoned ◄─terminate failed──────────────────────────────┘
 //! ```
+//!
+//! Every step that fails or ends leaves a status an operator can act on: a drain that ended
+//! (completed or failed) leaves the node `cordoned` (no new work, none left running when it
+//! completed), from where it can be uncordoned, drained again or terminated; a terminate
+//! that failed (no terminate hook, the hook failed, nobody took the command) leaves it
+//! `cordoned` too, not `terminating`, where only another terminate would be allowed.
 
 use thiserror::Error;
 
-use crate::model::Status;
+use crate::model::{CommandKind, Status};
 
 /// Something that moves a node through its lifecycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,6 +33,10 @@ pub enum Step {
     Terminate,
     /// The shutdown finished.
     Terminated,
+    /// The drain command ended (completed or failed): the node stays cordoned.
+    DrainEnded,
+    /// The terminate command failed: the node is out of service but still there.
+    TerminateFailed,
 }
 
 impl Step {
@@ -37,6 +49,8 @@ impl Step {
             Step::Drain => "drain",
             Step::Terminate => "terminate",
             Step::Terminated => "terminated",
+            Step::DrainEnded => "end the drain of",
+            Step::TerminateFailed => "fail the terminate of",
         }
     }
 }
@@ -64,9 +78,31 @@ pub fn next(from: Status, step: Step) -> Result<Status, TransitionError> {
         (Active | Cordoned | Draining, Step::Drain) => Draining,
         (Pending | Active | Cordoned | Draining | Terminating, Step::Terminate) => Terminating,
         (Terminating | Terminated, Step::Terminated) => Terminated,
+        (Draining, Step::DrainEnded) => Cordoned,
+        (Terminating, Step::TerminateFailed) => Cordoned,
         _ => return Err(TransitionError { from, step }),
     };
     Ok(to)
+}
+
+/// The step that the end of a `kind` command (`succeeded` or not) takes, if any: a
+/// terminate that succeeded → [`Step::Terminated`], one that failed →
+/// [`Step::TerminateFailed`]; a drain that ended either way → [`Step::DrainEnded`].
+pub fn after_command(kind: CommandKind, succeeded: bool) -> Option<Step> {
+    match (kind, succeeded) {
+        (CommandKind::Terminate, true) => Some(Step::Terminated),
+        (CommandKind::Terminate, false) => Some(Step::TerminateFailed),
+        (CommandKind::Drain, _) => Some(Step::DrainEnded),
+        _ => None,
+    }
+}
+
+/// The steps an operator may ask for (`POST /v1/nodes/{id}/STEP`) in `status`.
+pub fn allowed(status: Status) -> Vec<Step> {
+    [Step::Cordon, Step::Uncordon, Step::Drain, Step::Terminate]
+        .into_iter()
+        .filter(|s| next(status, *s).is_ok())
+        .collect()
 }
 
 #[cfg(test)]
@@ -108,6 +144,30 @@ mod tests {
             next(Terminated, Step::Cordon).unwrap_err().to_string(),
             "cannot cordon a node that is terminated"
         );
+    }
+
+    #[test]
+    fn every_ended_or_failed_step_leaves_a_status_an_operator_can_act_on() {
+        // A finished drain and a failed terminate leave the node cordoned, where it can be
+        // uncordoned, drained again or terminated.
+        let step = after_command(CommandKind::Drain, true).unwrap();
+        assert_eq!(next(Draining, step), Ok(Cordoned));
+        let step = after_command(CommandKind::Drain, false).unwrap();
+        assert_eq!(next(Draining, step), Ok(Cordoned));
+        let step = after_command(CommandKind::Terminate, false).unwrap();
+        assert_eq!(next(Terminating, step), Ok(Cordoned));
+        assert_eq!(after_command(CommandKind::Cordon, false), None);
+        for s in [Pending, Active, Cordoned, Draining, Terminating] {
+            let can = allowed(s);
+            assert!(!can.is_empty(), "{s} allows nothing");
+            if s != Terminating && s != Pending {
+                assert!(can.contains(&Step::Uncordon), "{s} cannot be uncordoned");
+            }
+        }
+        assert_eq!(allowed(Terminating), [Step::Terminate]);
+        assert!(allowed(Terminated).is_empty());
+        // Ending a drain the operator already uncordoned changes nothing.
+        assert!(next(Active, Step::DrainEnded).is_err());
     }
 
     #[test]

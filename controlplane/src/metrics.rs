@@ -43,6 +43,44 @@ pub struct Metrics {
     pub policy_reloads: IntCounterVec,
 }
 
+/// `result` of `gpuwarden_cp_scrapes_total`: `success`, or the failure kind
+/// (`scrape::fetch::ScrapeError::kind`).
+pub const SCRAPE_RESULTS: &[&str] = &[
+    "success",
+    "connect",
+    "timeout",
+    "http_status",
+    "content_type",
+    "too_large",
+    "body",
+    "sample_limit",
+    "parse",
+    "events",
+];
+/// `op` of `gpuwarden_cp_store_errors_total`.
+pub const STORE_OPS: &[&str] = &["transition", "observations", "commands"];
+/// `result` of `gpuwarden_cp_command_deliveries_total`.
+pub const DELIVERY_RESULTS: &[&str] = &[
+    "succeeded",
+    "failed",
+    "running",
+    "unreachable",
+    "refused",
+    "expired",
+];
+/// `step` of `gpuwarden_cp_remediation_steps_total`.
+pub const REMEDIATION_STEPS: &[&str] = &["cordon", "drain", "terminate"];
+/// `result` of `gpuwarden_cp_webhook_deliveries_total`.
+pub const WEBHOOK_RESULTS: &[&str] = &["ok", "retry", "dropped"];
+/// `result` of `gpuwarden_cp_policy_reloads_total`.
+pub const RELOAD_RESULTS: &[&str] = &["applied", "rejected"];
+
+fn zero(c: &IntCounterVec, values: &[&str]) {
+    for v in values {
+        c.with_label_values(&[v]);
+    }
+}
+
 fn must<T>(r: prometheus::Result<T>) -> T {
     // Metric definitions are constants; a failure is a programming error caught by tests.
     #[allow(clippy::expect_used)]
@@ -173,6 +211,22 @@ impl Metrics {
         ] {
             must(registry.register(c));
         }
+        // Every label set known up front is exported from the start, at 0: a rate() or an
+        // alert on `increase(...) > 0` needs the series before the first increment.
+        zero(&scrapes, SCRAPE_RESULTS);
+        zero(&store_errors, STORE_OPS);
+        zero(&command_deliveries, DELIVERY_RESULTS);
+        zero(&remediation_steps, REMEDIATION_STEPS);
+        zero(&webhook_deliveries, WEBHOOK_RESULTS);
+        zero(&policy_reloads, RELOAD_RESULTS);
+        let healths: Vec<&str> = crate::model::Health::ALL
+            .iter()
+            .map(|h| h.as_str())
+            .collect();
+        zero(&health_changes, &healths);
+        for up in ["true", "false"] {
+            targets.with_label_values(&[up]).set(0);
+        }
         Self {
             registry,
             scrapes,
@@ -193,11 +247,77 @@ impl Metrics {
         }
     }
 
+    /// Exports `gpuwarden_cp_rule_failures_total` at 0 for each rule of a newly loaded
+    /// policy (a rule's series then exists before its first failure).
+    pub fn init_rules<'a>(&self, rules: impl IntoIterator<Item = &'a str>) {
+        for r in rules {
+            self.rule_failures.with_label_values(&[r]);
+        }
+    }
+
     /// The text exposition of every metric.
     pub fn render(&self) -> String {
         let mut buf = Vec::new();
         // Encoding into a Vec cannot fail for well-formed metrics.
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
         String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_known_counter_series_is_exported_at_zero_before_its_first_increment() {
+        let m = Metrics::new();
+        m.init_rules(["fatal-xid"]);
+        let text = m.render();
+        let mut want: Vec<String> = Vec::new();
+        let mut add = |name: &str, label: &str, values: &[&str]| {
+            for v in values {
+                want.push(format!("{name}{{{label}=\"{v}\"}} 0"));
+            }
+        };
+        add("gpuwarden_cp_scrapes_total", "result", SCRAPE_RESULTS);
+        add("gpuwarden_cp_store_errors_total", "op", STORE_OPS);
+        add(
+            "gpuwarden_cp_command_deliveries_total",
+            "result",
+            DELIVERY_RESULTS,
+        );
+        add(
+            "gpuwarden_cp_remediation_steps_total",
+            "step",
+            REMEDIATION_STEPS,
+        );
+        add(
+            "gpuwarden_cp_webhook_deliveries_total",
+            "result",
+            WEBHOOK_RESULTS,
+        );
+        add(
+            "gpuwarden_cp_policy_reloads_total",
+            "result",
+            RELOAD_RESULTS,
+        );
+        add(
+            "gpuwarden_cp_health_changes_total",
+            "to",
+            &["healthy", "degraded", "unhealthy", "unknown"],
+        );
+        add("gpuwarden_cp_rule_failures_total", "rule", &["fatal-xid"]);
+        add("gpuwarden_cp_targets", "up", &["true", "false"]);
+        for w in &want {
+            assert!(text.contains(w.as_str()), "{w} missing from:\n{text}");
+        }
+        for plain in [
+            "gpuwarden_cp_samples_ingested_total 0",
+            "gpuwarden_cp_events_ingested_total 0",
+            "gpuwarden_cp_events_lost_total 0",
+            "gpuwarden_cp_observation_flushes_total 0",
+        ] {
+            assert!(text.contains(plain), "{plain} missing");
+        }
     }
 }

@@ -194,6 +194,22 @@ pub struct Node {
     /// Scrape state, when the control plane scrapes it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scrape: Option<ScrapeInfo>,
+    /// Why the node is `degraded` or `unhealthy` (`GET /v1/nodes/{id}` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_reason: Option<HealthReason>,
+}
+
+/// Why a node has its health: the latest health change, from the node's history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct HealthReason {
+    /// The policy rule that decided, when one did.
+    pub rule: Option<String>,
+    /// What matched (`rule fatal-xid: XID 79 on GPU 3 …`), or who cleared it.
+    pub reason: String,
+    /// Since when (RFC 3339).
+    pub since: String,
+    /// Who changed it: `policy:RULE`, `admin:…`.
+    pub by: String,
 }
 
 /// A health event of a node, as stored.

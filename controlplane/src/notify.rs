@@ -105,7 +105,7 @@ impl Notifier {
             sinks.push(Sink {
                 kinds: h.events.clone(),
                 tx,
-                url: h.url.clone(),
+                url: crate::validate::redact_url(&h.url),
             });
         }
         Ok((
@@ -149,6 +149,8 @@ fn run(
     stop: &AtomicBool,
     metrics: &Metrics,
 ) {
+    // A URL may carry basic-auth credentials; logs show it without the password.
+    let shown = crate::validate::redact_url(&cfg.url);
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(cfg.timeout))
@@ -185,7 +187,7 @@ fn run(
             match outcome {
                 Ok(()) => {
                     metrics.webhook_deliveries.with_label_values(&["ok"]).inc();
-                    debug!(url = %cfg.url, %id, %kind, "webhook delivered");
+                    debug!(url = %shown, %id, %kind, "webhook delivered");
                     break;
                 }
                 Err(e) if attempt >= cfg.max_attempts => {
@@ -193,7 +195,7 @@ fn run(
                         .webhook_deliveries
                         .with_label_values(&["dropped"])
                         .inc();
-                    warn!(url = %cfg.url, %id, %kind, attempts = attempt, error = %e, "webhook not delivered; notification dropped");
+                    warn!(url = %shown, %id, %kind, attempts = attempt, error = %crate::validate::redact_url(&e), "webhook not delivered; notification dropped");
                     break;
                 }
                 Err(e) => {
@@ -201,7 +203,7 @@ fn run(
                         .webhook_deliveries
                         .with_label_values(&["retry"])
                         .inc();
-                    debug!(url = %cfg.url, %id, error = %e, "webhook failed; retrying");
+                    debug!(url = %shown, %id, error = %crate::validate::redact_url(&e), "webhook failed; retrying");
                     let wait = Duration::from_millis(500)
                         .saturating_mul(1 << attempt.min(6))
                         .min(Duration::from_secs(30));

@@ -77,9 +77,17 @@ pub fn decide(plan: Plan, status: Status, episode: &[CommandRow]) -> Decision {
         }
     }
     let want = |p: Plan| plan >= p;
+    // A drain of ours that completed leaves the node cordoned (the lifecycle's "drain
+    // ended"): the next step is the terminate, never a second drain.
+    let drained = ours(CommandKind::Drain).is_some();
     match status {
         Status::Active if want(Plan::Cordon) => Decision::Step(Step::Cordon),
-        Status::Cordoned if want(Plan::CordonDrain) => Decision::Step(Step::Drain),
+        Status::Cordoned if drained && want(Plan::CordonDrainTerminate) => {
+            Decision::Step(Step::Terminate)
+        }
+        Status::Cordoned if !drained && want(Plan::CordonDrain) => Decision::Step(Step::Drain),
+        // A node still `draining` after our drain succeeded was drained before the
+        // lifecycle moved finished drains to `cordoned`.
         Status::Draining if want(Plan::CordonDrainTerminate) => {
             // Terminate only after a drain remediation saw through.
             if ours(CommandKind::Drain).is_some() {
@@ -346,6 +354,11 @@ mod tests {
         assert_eq!(decide(full, Status::Draining, &draining), Decision::Wait);
         let drained = [cmd(Cordon, Succeeded, ACTOR), cmd(Drain, Succeeded, ACTOR)];
         assert_eq!(
+            decide(full, Status::Cordoned, &drained),
+            Decision::Step(Step::Terminate),
+            "a finished drain leaves the node cordoned; the terminate follows"
+        );
+        assert_eq!(
             decide(full, Status::Draining, &drained),
             Decision::Step(Step::Terminate)
         );
@@ -368,6 +381,11 @@ mod tests {
             Decision::Done
         );
         let drained = [cmd(Cordon, Succeeded, ACTOR), cmd(Drain, Succeeded, ACTOR)];
+        assert_eq!(
+            decide(Plan::CordonDrain, Status::Cordoned, &drained),
+            Decision::Done,
+            "no second drain"
+        );
         assert_eq!(
             decide(Plan::CordonDrain, Status::Draining, &drained),
             Decision::Done

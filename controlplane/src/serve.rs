@@ -53,6 +53,9 @@ pub enum ServeError {
     /// No randomness for tokens.
     #[error(transparent)]
     Random(#[from] token::RandomError),
+    /// A token given through the environment is unusable (too short, …).
+    #[error("{}", .0.join("\n"))]
+    Tokens(Vec<String>),
 }
 
 /// Tokens given through the environment (`GPUWARDEN_ADMIN_TOKEN`, `GPUWARDEN_BOOTSTRAP_TOKEN`).
@@ -75,6 +78,26 @@ impl EnvTokens {
         Self {
             admin: get("GPUWARDEN_ADMIN_TOKEN"),
             bootstrap: get("GPUWARDEN_BOOTSTRAP_TOKEN"),
+        }
+    }
+
+    /// Checks both tokens by the rule of `auth.*_tokens` ([`crate::validate::token`]: at
+    /// least 16 characters, or `sha256:<64 hex>`); every problem, naming its variable.
+    pub fn check(&self) -> Result<(), Vec<String>> {
+        let problems: Vec<String> = [
+            ("GPUWARDEN_ADMIN_TOKEN", &self.admin),
+            ("GPUWARDEN_BOOTSTRAP_TOKEN", &self.bootstrap),
+        ]
+        .into_iter()
+        .filter_map(|(var, t)| {
+            let e = crate::validate::token(t.as_deref()?).err()?;
+            Some(format!("{var}: {e}"))
+        })
+        .collect();
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems)
         }
     }
 }
@@ -216,6 +239,7 @@ pub async fn start(
     env: EnvTokens,
     clock: SharedClock,
 ) -> Result<Running, ServeError> {
+    env.check().map_err(ServeError::Tokens)?;
     let url = cfg.database.url.clone();
     let opts = StoreOptions {
         pool_size: cfg.database.pool_size,
@@ -280,6 +304,12 @@ pub async fn start(
     }
     info!(targets = fleet.len(), interval = %humantime::format_duration(cfg.scrape.interval), "scrape targets loaded");
     let metrics = Metrics::new();
+    metrics.init_rules(
+        crate::policy::current(&policy)
+            .rules()
+            .iter()
+            .map(|r| r.name.as_str()),
+    );
     let io = |what: &str| {
         let what = what.to_string();
         move |source| ServeError::Io { what, source }
@@ -427,10 +457,15 @@ fn watch_policy(
 ) -> std::io::Result<crate::policy::watch::WatchHandle> {
     use crate::policy::watch::{self, Reload};
     let (store, m, c) = (store.clone(), metrics.clone(), clock.clone());
+    let running = policy.clone();
     let w = watch::Watcher::new(cfg.health.policy_file.clone(), policy.clone());
     watch::spawn(w, cfg.health.reload_interval, move |r| {
         let (label, details, result) = match r {
-            Reload::Applied(n) => ("applied", serde_json::json!({"rules": n}), "ok".to_string()),
+            Reload::Applied(n) => {
+                let p = crate::policy::current(&running);
+                m.init_rules(p.rules().iter().map(|r| r.name.as_str()));
+                ("applied", serde_json::json!({"rules": n}), "ok".to_string())
+            }
             Reload::Rejected(p) => (
                 "rejected",
                 serde_json::json!({"problems": p}),

@@ -154,3 +154,222 @@ fn a_first_start_generates_an_admin_token_once_and_keeps_only_its_hash() {
         "not generated or printed again:\n{log2}"
     );
 }
+
+#[test]
+fn check_config_applies_the_api_rules_to_labels_addresses_and_tokens() {
+    let dir = TempDir::new("rules");
+    let bad = dir.path().join("cp.toml");
+    std::fs::write(
+        &bad,
+        "[auth]\nadmin_tokens = [\"x\"]\nbootstrap_tokens = [\"sha256:abc\"]\n\
+         [[static_targets]]\nname = \"gpu-01\"\naddress = \"http://agent:s3cret@10.0.0.5:9410\"\n\
+         labels = { ignore-tls = \"true\" }\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--check-config", bad.to_str().unwrap()])
+        .env_remove("GPUWARDEN_ADMIN_TOKEN")
+        .env_remove("GPUWARDEN_BOOTSTRAP_TOKEN")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for want in [
+        "static_targets[0].labels: label name \"ignore-tls\"",
+        "static_targets[0].address",
+        "credentials",
+        "auth.admin_tokens[0]: shorter than 16 characters",
+        "auth.bootstrap_tokens[0]: sha256:",
+    ] {
+        assert!(err.contains(want), "{want} missing from:\n{err}");
+    }
+    assert!(!err.contains("s3cret"), "{err}");
+
+    // The same with -o json (before the subcommand): one document on stdout.
+    let out = Command::new(BIN)
+        .args([
+            "-o",
+            "json",
+            "serve",
+            "--check-config",
+            bad.to_str().unwrap(),
+        ])
+        .env("GPUWARDEN_ADMIN_TOKEN", "y")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    assert_eq!(v["valid"], false);
+    let problems = v["problems"].to_string();
+    assert!(
+        problems.contains("GPUWARDEN_ADMIN_TOKEN: shorter than 16"),
+        "{problems}"
+    );
+}
+
+#[test]
+fn a_short_token_in_the_environment_stops_the_start_naming_the_variable() {
+    let dir = TempDir::new("shorttok");
+    for (var, other) in [
+        ("GPUWARDEN_ADMIN_TOKEN", "GPUWARDEN_BOOTSTRAP_TOKEN"),
+        ("GPUWARDEN_BOOTSTRAP_TOKEN", "GPUWARDEN_ADMIN_TOKEN"),
+    ] {
+        let out = Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env(var, "x")
+            .env(other, "long-enough-token-0123456789")
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{var}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!("{var}: shorter than 16 characters")),
+            "{err}"
+        );
+        assert!(
+            !dir.path().join("gpuwarden.db").exists(),
+            "refused before anything was created"
+        );
+    }
+}
+
+/// A control plane on an ephemeral port with `token`; stopped (SIGTERM) on drop.
+struct Server {
+    child: std::process::Child,
+    url: String,
+    _dir: TempDir,
+}
+
+impl Server {
+    fn start(token: &str) -> Self {
+        use std::io::BufRead;
+        let dir = TempDir::new("cliserve");
+        let mut child = Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env("GPUWARDEN_ADMIN_TOKEN", token)
+            .env_remove("GPUWARDEN_BOOTSTRAP_TOKEN")
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .current_dir(dir.path())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if let Some(a) = line.split("addr=").nth(1) {
+                    let _ = tx.send(a.split_whitespace().next().unwrap_or("").to_string());
+                }
+            }
+        });
+        let addr = rx
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("listening");
+        Server {
+            child,
+            url: format!("http://{addr}"),
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn every_command_honours_o_json_errors_included_and_global_flags_go_anywhere() {
+    let token = "cli-json-token-0123456789";
+    let server = Server::start(token);
+    let dir = TempDir::new("clijson");
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[[rule]]\nname = \"x\"\nscope = \"event\"\nwhen = 'event.kind =='\nverdict = \"unhealthy\"\n",
+    )
+    .unwrap();
+    let good = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/policies.toml");
+    let run = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .args(args)
+            .env_remove("GPUWARDEN_ADMIN_TOKEN")
+            .env_remove("GPUWARDEN_SERVER")
+            .env("GPUWARDEN_CLI_CONFIG", "/nonexistent")
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        let v: Option<serde_json::Value> = serde_json::from_slice(&out.stdout).ok();
+        (
+            out.status.code(),
+            v,
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let s = server.url.as_str();
+    // The issue: an invalid policy printed text with -o json.
+    let (code, v, _) = run(&[
+        "policies",
+        "validate",
+        bad.to_str().unwrap(),
+        "-o",
+        "json",
+        "--server",
+        s,
+        "--token",
+        token,
+    ]);
+    assert_eq!(code, Some(1));
+    let v = v.expect("JSON on stdout");
+    assert_eq!(v["valid"], false, "{v}");
+    assert!(v["errors"][0]["line"].is_number(), "{v}");
+    // Global flags before the subcommand.
+    let (code, v, err) = run(&[
+        "--server", s, "--token", token, "-o", "json", "policies", "validate", good,
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(v.unwrap()["valid"], true);
+    let (code, v, err) = run(&[
+        "-o", "json", "--server", s, "--token", token, "nodes", "list",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(v.unwrap()["total"], 0);
+    // API errors, usage errors, an unreachable server, a bad command line: JSON each.
+    let (code, v, _) = run(&[
+        "-o", "json", "--server", s, "--token", token, "nodes", "get", "nope",
+    ]);
+    assert_eq!(code, Some(1));
+    assert_eq!(v.unwrap()["error"]["code"], "not_found");
+    let (code, v, _) = run(&[
+        "-o",
+        "json",
+        "--server",
+        s,
+        "--token",
+        token,
+        "policies",
+        "validate",
+        "/no/such/file",
+    ]);
+    assert_eq!(code, Some(2));
+    assert_eq!(v.unwrap()["error"]["code"], "usage");
+    let (code, v, _) = run(&["-o", "json", "--server", "http://127.0.0.1:1", "audit"]);
+    assert_eq!(code, Some(3));
+    assert_eq!(v.unwrap()["error"]["code"], "unreachable");
+    let (code, v, _) = run(&["-o", "json", "nodes", "frobnicate"]);
+    assert_eq!(code, Some(2));
+    assert_eq!(v.unwrap()["error"]["code"], "usage");
+    // And text stays text.
+    let (code, v, err) = run(&["--server", s, "--token", token, "nodes", "get", "nope"]);
+    assert_eq!((code, v), (Some(1), None));
+    assert!(err.starts_with("error: node nope not found"), "{err}");
+}

@@ -119,6 +119,17 @@ async fn registration_validates_what_the_agent_sends() {
             json!({"name": "gpu-a", "address": "http://gpu-a:9410", "extra": 1}),
             StatusCode::BAD_REQUEST,
         ),
+        (
+            // Found by schemathesis: more than i64 can hold was stored.
+            json!({"name": "gpu-a", "address": "http://gpu-a:9410", "capabilities": {"gpus": [
+                {"index": 0, "uuid": "GPU-0", "model": "m", "memory_bytes": 9_223_372_036_854_775_808_u64}]}}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!({"name": "gpu-a", "address": "http://gpu-a:9410", "capabilities": {"gpus": [
+                {"index": 2_147_483_648_u64, "uuid": "GPU-0", "model": "m", "memory_bytes": 0}]}}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
     ] {
         let (st, v) = send(
             &app,
@@ -187,9 +198,17 @@ async fn health_readiness_metrics_openapi_and_service_discovery() {
     let (st, v) = send(&app, "GET", "/v1/sd", Some(ADMIN), None).await;
     assert_eq!(st, StatusCode::OK);
     let groups = v.as_array().unwrap();
-    assert_eq!(groups.len(), 1, "pending nodes are not scraped: {v}");
-    assert_eq!(groups[0]["targets"], json!(["gpu-a:9443"]));
-    let l = &groups[0]["labels"];
+    assert_eq!(
+        groups.len(),
+        2,
+        "a pending node created with an address is scraped too: {v}"
+    );
+    let g = groups
+        .iter()
+        .find(|g| g["labels"]["node"] == "gpu-a")
+        .unwrap();
+    assert_eq!(g["targets"], json!(["gpu-a:9443"]));
+    let l = &g["labels"];
     assert_eq!(
         (
             l["__scheme__"].as_str(),
@@ -209,4 +228,91 @@ async fn health_readiness_metrics_openapi_and_service_discovery() {
 
     let (st, v) = send(&app, "GET", "/v1/nothing", Some(ADMIN), None).await;
     assert_eq!((st, error_code(&v)), (StatusCode::NOT_FOUND, "not_found"));
+    // A known path with another method: 405, saying which methods it takes.
+    for (m, p, allow) in [
+        ("POST", "/healthz", "GET"),
+        ("DELETE", "/v1/sd", "GET"),
+        ("PUT", "/v1/nodes/gpu-a", "DELETE, GET"),
+    ] {
+        let (st, v) = send(&app, m, p, Some(ADMIN), None).await;
+        assert_eq!(
+            (st, error_code(&v)),
+            (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            "{m} {p}"
+        );
+        assert!(
+            v["error"]["message"].as_str().unwrap().ends_with(allow),
+            "{v}"
+        );
+    }
+}
+
+#[actix_web::test]
+async fn one_rule_for_labels_and_addresses_and_credentials_never_show() {
+    let e = env(true);
+    let app = app!(e);
+    // Refused where they come in: a label Prometheus would refuse, an address with
+    // credentials (create and registration alike).
+    for (path, token, body) in [
+        (
+            "/v1/nodes",
+            ADMIN,
+            json!({"name": "a", "labels": {"ignore-tls": "true"}}),
+        ),
+        (
+            "/v1/nodes",
+            ADMIN,
+            json!({"name": "a", "address": "http://agent:s3cret@10.0.0.5:9410"}),
+        ),
+        (
+            "/v1/nodes/register",
+            BOOT,
+            json!({"name": "a", "address": "http://agent:s3cret@10.0.0.5:9410"}),
+        ),
+        (
+            "/v1/nodes/register",
+            BOOT,
+            json!({"name": "a", "address": "http://10.0.0.5:9410", "labels": {"ignore-tls": "1"}}),
+        ),
+    ] {
+        let (st, v) = send(&app, "POST", path, Some(token), Some(body.clone())).await;
+        assert_eq!(
+            (st, error_code(&v)),
+            (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
+            "{body}"
+        );
+        assert!(!v.to_string().contains("s3cret"), "{v}");
+    }
+    // A node stored before those rules (an older release): its password is not shown, and
+    // its bad label does not reach Prometheus.
+    let now = gpuwarden_controlplane::clock::Clock::now_ms(&e.clock);
+    let labels = [
+        ("ignore-tls".to_string(), "true".to_string()),
+        ("rack".to_string(), "r1".to_string()),
+    ]
+    .into();
+    let row = gpuwarden_controlplane::store::rows::NodeRow::fresh(
+        "node-old".into(),
+        "old",
+        "default",
+        &labels,
+        Some("http://agent:s3cret@10.0.0.9:9410".into()),
+        gpuwarden_controlplane::model::Status::Active,
+        gpuwarden_controlplane::model::Source::Static,
+        now,
+    );
+    e.store.upsert_static(&row).unwrap();
+    e.data.fleet.sync(&e.store.node("old").unwrap(), now);
+    for path in ["/v1/nodes", "/v1/nodes/old", "/v1/sd"] {
+        let (st, v) = send(&app, "GET", path, Some(ADMIN), None).await;
+        assert_eq!(st, StatusCode::OK);
+        assert!(!v.to_string().contains("s3cret"), "{path}: {v}");
+    }
+    let (_, v) = send(&app, "GET", "/v1/sd", Some(ADMIN), None).await;
+    let g = &v.as_array().unwrap()[0];
+    assert_eq!(g["targets"], json!(["10.0.0.9:9410"]));
+    assert_eq!(g["labels"]["rack"], "r1");
+    assert!(g["labels"].get("ignore-tls").is_none(), "{g}");
+    let (_, n) = send(&app, "GET", "/v1/nodes/old", Some(ADMIN), None).await;
+    assert_eq!(n["address"], "http://agent:***@10.0.0.9:9410");
 }

@@ -143,7 +143,11 @@ async fn a_stricter_candidate_flags_exactly_the_expected_nodes_over_a_recorded_w
         Some(json!({"policy": STRICT, "since": "yesterday-ish"})),
     )
     .await;
-    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        st,
+        StatusCode::BAD_REQUEST,
+        "422 is for an invalid policy only (its documented shape)"
+    );
     let (st, _) = send(
         &app,
         "POST",

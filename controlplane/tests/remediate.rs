@@ -261,6 +261,11 @@ fn run_full_plan(store: Arc<Store>) {
         assert_eq!(r.dispatcher.run_once(), 1);
     }
     assert_eq!(store.command(&drain.id).unwrap().state, "succeeded");
+    assert_eq!(
+        status(&store, &id),
+        "cordoned",
+        "a finished drain leaves the node cordoned, not draining"
+    );
 
     // Terminate, and the node is terminated once the agent says the hook ran.
     assert_eq!(r.remediator.run_once(), 1);
@@ -286,6 +291,7 @@ fn run_full_plan(store: Arc<Store>) {
         [
             ("terminated".to_string(), "agent".to_string()),
             ("terminating".into(), "remediation".into()),
+            ("cordoned".into(), "agent".into()),
             ("draining".into(), "remediation".into()),
             ("cordoned".into(), "remediation".into()),
             ("active".into(), "agent".into()),
@@ -392,10 +398,11 @@ fn an_unreachable_agent_gets_its_command_once_it_is_back_and_a_restart_carries_o
     assert_eq!(r.remediator.run_once(), 1);
     assert_eq!(status(&store, &id), "draining");
     r.dispatcher.run_once();
+    assert_eq!(status(&store, &id), "cordoned", "the drain ended");
     assert_eq!(
         r.remediator.run_once(),
         0,
-        "cordon_drain stops after the drain"
+        "cordon_drain stops after the drain: no second drain from cordoned"
     );
     let kinds = agent.kinds_seen();
     assert_eq!(
@@ -480,4 +487,112 @@ fn failures_and_operators_stop_the_plan_and_undeliverable_commands_fail_with_a_r
     let m = c.message.unwrap();
     assert!(m.starts_with("not delivered within 1day"), "{m}");
     assert!(m.contains("connection refused"), "{m}");
+}
+
+#[test]
+fn a_failed_terminate_or_drain_leaves_the_node_cordoned_where_the_operator_can_act() {
+    let dir = TempDir::new("remediate-ends");
+    let store = Arc::new(sqlite_store(&dir));
+    let clock = FakeClock::at(T0);
+    let agent = Arc::new(ScriptedAgent::default());
+    let r = rig(store.clone(), clock.clone(), agent.clone(), Plan::Nothing);
+    let id = register(&store, "gpu-t", None, T0);
+    let step = |s: gpuwarden_controlplane::lifecycle::Step, cmd: &str| {
+        let c = gpuwarden_controlplane::store::rows::CommandRow::pending(
+            cmd.into(),
+            &id,
+            match s {
+                gpuwarden_controlplane::lifecycle::Step::Drain => {
+                    gpuwarden_controlplane::model::CommandKind::Drain
+                }
+                _ => gpuwarden_controlplane::model::CommandKind::Terminate,
+            },
+            &serde_json::json!({}),
+            "admin:test",
+            clock.now_ms(),
+        );
+        let entry = gpuwarden_controlplane::store::rows::NewAudit::ok(
+            "admin:test",
+            "node.step",
+            &id,
+            serde_json::json!({}),
+            clock.now_ms(),
+        );
+        store
+            .apply_step(&id, s, "operator", "admin:test", Some(c), entry)
+            .unwrap();
+    };
+    use gpuwarden_controlplane::lifecycle::Step;
+
+    // The agent has no terminate hook: the terminate fails, and the node is cordoned, not
+    // stuck in terminating (where uncordon is refused).
+    {
+        let mut s = agent.script.lock().unwrap();
+        s.insert(
+            "terminate".into(),
+            [answer(
+                "",
+                "terminate",
+                AgentState::Failed,
+                "no terminate hook is configured",
+            )]
+            .into(),
+        );
+    }
+    step(Step::Terminate, "cmd-t1");
+    assert_eq!(status(&store, &id), "terminating");
+    r.dispatcher.run_once();
+    assert_eq!(status(&store, &id), "cordoned");
+    let t = store.transitions(&id, 1).unwrap().remove(0);
+    assert!(
+        t.reason
+            .contains("terminate command cmd-t1 failed: no terminate hook"),
+        "{}",
+        t.reason
+    );
+    let audit = store.audit_log(1).unwrap().remove(0);
+    assert_eq!(audit.action, "command.failed");
+    assert!(
+        audit.result.starts_with("failed: no terminate hook"),
+        "a failed command is not audited as ok: {}",
+        audit.result
+    );
+    for (s, want) in [(Step::Uncordon, "active"), (Step::Cordon, "cordoned")] {
+        let entry = gpuwarden_controlplane::store::rows::NewAudit::ok(
+            "admin:test",
+            "node.step",
+            &id,
+            serde_json::json!({}),
+            T0,
+        );
+        let (row, _) = store
+            .apply_step(&id, s, "operator", "admin:test", None, entry)
+            .unwrap();
+        assert_eq!(row.status, want);
+    }
+
+    // A drain that completes, and one that fails: cordoned both times.
+    agent.script("drain", &[AgentState::Succeeded, AgentState::Failed]);
+    step(Step::Drain, "cmd-d1");
+    assert_eq!(status(&store, &id), "draining");
+    r.dispatcher.run_once();
+    assert_eq!(status(&store, &id), "cordoned");
+    assert_eq!(store.audit_log(1).unwrap()[0].result, "ok");
+    r.clock.advance(1_000);
+    step(Step::Drain, "cmd-d2");
+    r.dispatcher.run_once();
+    assert_eq!(status(&store, &id), "cordoned");
+
+    // A drain that ends after the operator asked for something else changes nothing.
+    agent.script("drain", &[AgentState::Running, AgentState::Succeeded]);
+    r.clock.advance(1_000);
+    step(Step::Drain, "cmd-d3");
+    r.dispatcher.run_once();
+    r.clock.advance(1_000);
+    step(Step::Terminate, "cmd-t2");
+    r.clock.advance(5_000);
+    agent.script("terminate", &[AgentState::Running]);
+    r.dispatcher.run_once();
+    assert_eq!(store.command("cmd-d3").unwrap().state, "succeeded");
+    assert_eq!(status(&store, &id), "terminating");
 }

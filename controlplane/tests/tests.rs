@@ -3,7 +3,9 @@
 //! - `store`: every store operation on SQLite and on a real PostgreSQL server the test starts.
 //! - `api`: the REST API in-process (actix test service) over a real SQLite file: auth and
 //!   the node lifecycle; `join_api`: node tokens, registration input, meta endpoints;
-//!   `policy_api`: policies, simulation, clearing health, commands.
+//!   `policy_api`: policies, simulation, clearing health, commands; `bodies`: every
+//!   body-taking endpoint refusing bad bodies; `openapi`: the OpenAPI document;
+//!   `node_api`: refused actions audited, why a node is unhealthy, pending nodes scraped.
 //! - `remediate`: remediation and command delivery on SQLite and PostgreSQL.
 //! - `scrape`: the scraper against stub HTTP servers (malformed, huge, slow, truncated, …)
 //!   and offline/online transitions driven by a fake clock; `scrape_health`: what the
@@ -17,9 +19,12 @@
 mod util;
 
 mod api;
+mod bodies;
 mod cli;
 mod expected_gpus;
 mod join_api;
+mod node_api;
+mod openapi;
 mod policy_api;
 mod remediate;
 mod scrape;

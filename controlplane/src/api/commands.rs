@@ -8,8 +8,10 @@ use serde_json::json;
 use utoipa::ToSchema;
 
 use super::auth::Admin;
-use super::nodes::{load, node_json, StepResult};
-use super::{blocking, ApiError, AppState};
+use super::body::OptJson;
+use super::nodes::{load, node_json};
+use super::steps::StepResult;
+use super::{audited, blocking, clip, ApiError, AppState};
 use crate::model::{Command, CommandKind};
 use crate::store::rows::{CommandRow, NewAudit};
 use crate::token;
@@ -38,6 +40,7 @@ pub fn new_command(
 pub struct DiagnoseRequest {
     /// The diagnostic plugin (default: the agent's `commands.diagnostic`).
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 128)]
     pub plugin: Option<String>,
     /// Plugin parameters.
     #[serde(default)]
@@ -46,29 +49,35 @@ pub struct DiagnoseRequest {
 
 #[utoipa::path(
     post, path = "/v1/nodes/{id}/diagnose",
-    description = "Runs a diagnostic plugin on the node's agent; its report is stored as the command's result (`GET /v1/nodes/{id}/commands`).",
-    request_body(content = DiagnoseRequest, description = "Optional"),
-    responses((status = 202, body = StepResult), (status = 400), (status = 401), (status = 404))
+    params(("id" = String, Path, description = "Node id or name")),
+    description = "Runs a diagnostic plugin on the node's agent; its report is stored as the command's result (`GET /v1/nodes/{id}/commands`). A refused request is audited with its reason.",
+    request_body(content = Option<DiagnoseRequest>, description = "Optional: none means the defaults"),
+    responses((status = 202, body = StepResult), (status = 400), (status = 401), (status = 404), (status = 422))
 )]
 #[post("/v1/nodes/{id}/diagnose")]
 pub(super) async fn diagnose(
     admin: Admin,
     state: web::Data<AppState>,
     id: web::Path<String>,
-    body: Option<web::Json<DiagnoseRequest>>,
+    body: OptJson<DiagnoseRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let b = body.map(|b| b.into_inner()).unwrap_or_default();
-    if let Some(p) = &b.plugin {
-        if p.is_empty() || p.len() > 128 {
-            return Err(ApiError::invalid("plugin must be 1 to 128 characters"));
+    let b = body.0;
+    let key = id.into_inner();
+    let details = json!({"plugin": b.plugin.as_deref().map(|p| clip(p, 128))});
+    let row = audited(&state, &admin.0, "node.diagnose", &key, details, async {
+        if let Some(p) = &b.plugin {
+            if p.is_empty() || p.len() > 128 {
+                return Err(ApiError::invalid("plugin must be 1 to 128 characters"));
+            }
         }
-    }
-    if b.args.len() > 64 || b.args.iter().any(|(k, v)| k.len() > 128 || v.len() > 4096) {
-        return Err(ApiError::invalid(
-            "args: at most 64, names up to 128 bytes, values up to 4096",
-        ));
-    }
-    let row = load(&state, &id).await?;
+        if b.args.len() > 64 || b.args.iter().any(|(k, v)| k.len() > 128 || v.len() > 4096) {
+            return Err(ApiError::invalid(
+                "args: at most 64, names up to 128 bytes, values up to 4096",
+            ));
+        }
+        load(&state, &key).await
+    })
+    .await?;
     let now = state.clock.now_ms();
     let cmd = new_command(
         &row.id,
@@ -95,7 +104,8 @@ pub(super) async fn diagnose(
 }
 
 #[utoipa::path(
-    get, path = "/v1/commands/{id}",
+    get, path = "/v1/commands/{id}", operation_id = "get_command",
+    params(("id" = String, Path, description = "Command id")),
     description = "One command: its delivery state and the agent's result.",
     responses((status = 200, body = Command), (status = 401), (status = 404))
 )]

@@ -13,11 +13,14 @@ use crate::model::{Command, Event, Transition};
 
 /// Query of `GET /v1/nodes/{id}/events`.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct EventsQuery {
     /// Only events at or after this time (RFC 3339).
+    #[param(format = DateTime)]
     since: Option<String>,
     /// At most this many, newest first (default 100, at most 10000).
+    #[param(minimum = 1, maximum = 10000)]
     limit: Option<i64>,
 }
 
@@ -40,7 +43,7 @@ fn limit_of(l: Option<i64>, default: i64, max: i64) -> Result<i64, ApiError> {
 }
 
 #[utoipa::path(
-    get, path = "/v1/nodes/{id}/events", params(EventsQuery),
+    get, path = "/v1/nodes/{id}/events", params(("id" = String, Path, description = "Node id or name"), EventsQuery),
     responses((status = 200, body = EventList), (status = 400), (status = 401), (status = 404))
 )]
 #[get("/v1/nodes/{id}/events")]
@@ -66,9 +69,11 @@ pub(super) async fn events(
 
 /// Query with a page size only.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct LimitQuery {
     /// At most this many, newest first (default 100, at most 10000).
+    #[param(minimum = 1, maximum = 10000)]
     limit: Option<i64>,
 }
 
@@ -80,7 +85,7 @@ pub struct TransitionList {
 }
 
 #[utoipa::path(
-    get, path = "/v1/nodes/{id}/transitions", params(LimitQuery),
+    get, path = "/v1/nodes/{id}/transitions", params(("id" = String, Path, description = "Node id or name"), LimitQuery),
     description = "The node's history: every change of status, health and connectivity, with its reason and actor.",
     responses((status = 200, body = TransitionList), (status = 401), (status = 404))
 )]
@@ -108,7 +113,7 @@ pub struct CommandList {
 }
 
 #[utoipa::path(
-    get, path = "/v1/nodes/{id}/commands", params(LimitQuery),
+    get, path = "/v1/nodes/{id}/commands", params(("id" = String, Path, description = "Node id or name"), LimitQuery),
     responses((status = 200, body = CommandList), (status = 401), (status = 404))
 )]
 #[get("/v1/nodes/{id}/commands")]
@@ -131,6 +136,7 @@ pub(super) async fn commands(
 
 #[utoipa::path(
     get, path = "/v1/nodes/{id}/observation",
+    params(("id" = String, Path, description = "Node id or name")),
     description = "The latest values read from the node's agent: one entry per GPU (`gpu` -1 is the node).",
     responses((status = 200, description = "Latest observation"), (status = 401), (status = 404))
 )]

@@ -8,13 +8,21 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::auth::bearer;
+use super::body::Json;
 use super::nodes::{check_labels, node_json};
-use super::{blocking, valid_name, ApiError, AppState};
-use crate::config::valid_base_url;
+use super::{blocking, clip, ApiError, AppState};
 use crate::model::Node;
 use crate::store::Registration;
 use crate::token::{self, TokenKind};
+use crate::validate;
 pub use gpuwarden_wire::join::RegisterRequest;
+
+/// Most GPUs a node may have; their indexes are below it.
+pub const MAX_GPUS: u32 = 1024;
+
+/// Most memory a GPU may report (1 PiB): more is a broken agent, and would not fit the
+/// signed 64-bit integers of the database and the policies.
+pub const MAX_GPU_MEMORY: u64 = 1 << 50;
 
 /// Answer of `POST /v1/nodes/register`.
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
@@ -35,6 +43,7 @@ pub struct RegisterResponse {
     post, path = "/v1/nodes/register", request_body = RegisterRequest,
     responses(
         (status = 200, body = RegisterResponse),
+        (status = 400, description = "Malformed body"),
         (status = 401, description = "No bootstrap token, and no valid join token"),
         (status = 403, description = "A join token of another node"),
         (status = 409, description = "The node was terminated"),
@@ -45,10 +54,10 @@ pub struct RegisterResponse {
 pub(super) async fn register(
     req: HttpRequest,
     state: web::Data<AppState>,
-    body: web::Json<RegisterRequest>,
+    body: Json<RegisterRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let presented = bearer(&req)?.to_string();
-    let b = body.into_inner();
+    let b = body.0;
     let now = state.clock.now_ms();
     let bootstrap = state.auth.is_bootstrap(&presented);
     if !bootstrap {
@@ -73,30 +82,40 @@ pub(super) async fn register(
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "forbidden",
-                format!("this token joins node {:?}, not {:?}", row.name, b.name),
+                format!(
+                    "this token joins node {:?}, not {:?}",
+                    row.name,
+                    clip(&b.name, 64)
+                ),
             ));
         }
     }
-    if !valid_name(&b.name) {
-        return Err(ApiError::invalid(format!(
-            "name {:?} is not a valid node name",
-            b.name
-        )));
-    }
-    if !valid_base_url(&b.address) {
-        return Err(ApiError::invalid(format!(
-            "address {:?} must be the agent's base URL, like http://10.0.0.5:9410",
-            b.address
-        )));
-    }
-    if let Some(pool) = b.pool.as_ref().filter(|p| !valid_name(p)) {
-        return Err(ApiError::invalid(format!(
-            "pool {pool:?} is not a valid name"
-        )));
+    validate::name(&b.name).map_err(|e| ApiError::invalid(format!("name {e}")))?;
+    validate::base_url(&b.address).map_err(|e| {
+        ApiError::invalid(format!(
+            "address {e} (the agent's base URL, like http://10.0.0.5:9410)"
+        ))
+    })?;
+    if let Some(pool) = &b.pool {
+        validate::name(pool).map_err(|e| ApiError::invalid(format!("pool {e}")))?;
     }
     check_labels(&b.labels)?;
-    if b.capabilities.gpus.len() > 1024 {
+    if b.capabilities.gpus.len() > MAX_GPUS as usize {
         return Err(ApiError::invalid("at most 1024 GPUs per node"));
+    }
+    for g in &b.capabilities.gpus {
+        if g.index >= MAX_GPUS {
+            return Err(ApiError::invalid(format!(
+                "GPU index {} is not below {MAX_GPUS}",
+                g.index
+            )));
+        }
+        if g.memory_bytes > MAX_GPU_MEMORY {
+            return Err(ApiError::invalid(format!(
+                "GPU {}: memory_bytes {} is more than 1 PiB",
+                g.index, g.memory_bytes
+            )));
+        }
     }
     let issued = token::issue(TokenKind::Node)?;
     let ttl = state.settings.node_token_ttl;

@@ -5,10 +5,10 @@ use std::collections::BTreeMap;
 
 use actix_web::{get, web, HttpResponse};
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, OpenApi, ToSchema};
+use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Admin;
-use super::{blocking, ApiDoc, ApiError, AppState};
+use super::{blocking, ApiError, AppState};
 use crate::model::AuditEntry;
 
 #[utoipa::path(get, path = "/healthz", security(), responses((status = 200, description = "The process serves")))]
@@ -53,7 +53,7 @@ pub(super) async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, 
 #[utoipa::path(get, path = "/v1/openapi.json", security(), responses((status = 200, description = "This document")))]
 #[get("/v1/openapi.json")]
 pub(super) async fn openapi() -> HttpResponse {
-    HttpResponse::Ok().json(ApiDoc::openapi())
+    HttpResponse::Ok().json(super::document())
 }
 
 /// One target group of Prometheus HTTP service discovery.
@@ -65,18 +65,44 @@ pub struct TargetGroup {
     pub labels: BTreeMap<String, String>,
 }
 
-/// `host:port` and scheme of an agent base URL.
+/// `host:port`, scheme and metrics path of an agent base URL; credentials never reach it.
 fn split_address(address: &str) -> Option<(String, &'static str, String)> {
-    let (scheme, rest) = if let Some(r) = address.strip_prefix("https://") {
-        ("https", r)
+    let scheme = if address.starts_with("https://") {
+        "https"
     } else {
-        ("http", address.strip_prefix("http://")?)
+        "http"
     };
-    let (host, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], rest[i..].trim_end_matches('/')),
-        None => (rest, ""),
-    };
+    let host = crate::validate::host_port(address)?;
+    let rest = &address[address.find("://")? + 3..];
+    let path = rest
+        .find('/')
+        .map_or("", |i| rest[i..].trim_end_matches('/'));
     Some((host.to_string(), scheme, format!("{path}/metrics")))
+}
+
+/// The SD labels of one target: its valid labels (a label Prometheus would refuse, stored
+/// before the rules were shared, is left out with a warning: one bad label would make
+/// Prometheus drop the whole answer), then `node`, `node_id`, `pool`, scheme and path.
+fn sd_labels(t: &crate::fleet::Target, scheme: &str, path: String) -> BTreeMap<String, String> {
+    let mut labels: BTreeMap<String, String> = t
+        .labels
+        .iter()
+        .filter(|(k, v)| {
+            let ok =
+                crate::validate::label_name(k).and_then(|()| crate::validate::label_value(k, v));
+            if let Err(e) = &ok {
+                tracing::warn!(node = %t.node_id, error = %e, "label left out of /v1/sd");
+            }
+            ok.is_ok()
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    labels.insert("node".into(), t.name.clone());
+    labels.insert("node_id".into(), t.node_id.clone());
+    labels.insert("pool".into(), t.pool.clone());
+    labels.insert("__scheme__".into(), scheme.into());
+    labels.insert("__metrics_path__".into(), path);
+    labels
 }
 
 #[utoipa::path(
@@ -92,15 +118,9 @@ pub(super) async fn service_discovery(_admin: Admin, state: web::Data<AppState>)
         .into_iter()
         .filter_map(|t| {
             let (host, scheme, path) = split_address(&t.address)?;
-            let mut labels = t.labels.clone();
-            labels.insert("node".into(), t.name.clone());
-            labels.insert("node_id".into(), t.node_id.clone());
-            labels.insert("pool".into(), t.pool.clone());
-            labels.insert("__scheme__".into(), scheme.into());
-            labels.insert("__metrics_path__".into(), path);
             Some(TargetGroup {
                 targets: vec![host],
-                labels,
+                labels: sd_labels(&t, scheme, path),
             })
         })
         .collect();
@@ -109,9 +129,11 @@ pub(super) async fn service_discovery(_admin: Admin, state: web::Data<AppState>)
 
 /// Query of `GET /v1/audit`.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     /// At most this many, newest first (default 100, at most 10000).
+    #[param(minimum = 1, maximum = 10000)]
     limit: Option<i64>,
 }
 
@@ -155,5 +177,10 @@ mod tests {
             Some(("n1.example:443".into(), "https", "/agent/metrics".into()))
         );
         assert_eq!(split_address("ftp://x"), None);
+        assert_eq!(
+            split_address("http://user:s3cret@10.0.0.5:9410/"),
+            Some(("10.0.0.5:9410".into(), "http", "/metrics".into())),
+            "credentials stored before they were refused never reach Prometheus"
+        );
     }
 }

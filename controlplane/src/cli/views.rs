@@ -62,6 +62,12 @@ pub fn node_view(n: &Value) -> String {
     ] {
         t.row(vec![k.to_string(), s(&n[k])]);
     }
+    if let Some(why) = n.get("health_reason").filter(|v| !v.is_null()) {
+        // Why the node is degraded or unhealthy, as `nodes history` has it.
+        t.row(vec!["health.rule".into(), s(&why["rule"])]);
+        t.row(vec!["health.reason".into(), s(&why["reason"])]);
+        t.row(vec!["health.since".into(), s(&why["since"])]);
+    }
     if let Some(l) = n["labels"].as_object() {
         let labels: Vec<String> = l.iter().map(|(k, v)| format!("{k}={}", s(v))).collect();
         t.row(vec![

@@ -172,11 +172,8 @@ pub fn problems(r: &RemediationConfig, c: &CommandsConfig, hooks: &[WebhookConfi
         p.push("commands.expire_after: must be at least 1m".into());
     }
     for (i, w) in hooks.iter().enumerate() {
-        if !super::valid_base_url(&w.url) {
-            p.push(format!(
-                "webhooks[{i}].url: {:?} is not an http(s):// URL",
-                w.url
-            ));
+        if let Err(e) = crate::validate::webhook_url(&w.url) {
+            p.push(format!("webhooks[{i}].url: {e}"));
         }
         for e in &w.events {
             if !NOTIFICATION_KINDS.contains(&e.as_str()) {

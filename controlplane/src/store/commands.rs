@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use super::rows::{CommandRow, NewAudit, NewTransition, NodeRow};
 use super::schema::{audit, commands, node_tokens, nodes, transitions};
 use super::{with_conn, Store, StoreError, WriteTx};
-use crate::lifecycle::{self, Step};
+use crate::lifecycle;
 use crate::model::{CommandKind, CommandState, Health, Status};
 
 /// Where a node's agent takes commands.
@@ -95,9 +95,11 @@ impl Store {
         })
     }
 
-    /// Records the end of a command, with its audit entry; a terminate that succeeded also
-    /// moves the node to `terminated`. One transaction. A command that had already ended
-    /// is left as it was (`Ok(false)`).
+    /// Records the end of a command, with its audit entry (result `ok`, or `failed: WHY`).
+    /// The end of the node's latest lifecycle command also moves the node
+    /// ([`lifecycle::after_command`]): a terminate that succeeded to `terminated`, one that
+    /// failed back to `cordoned`, a drain that ended to `cordoned`. One transaction. A
+    /// command that had already ended is left as it was (`Ok(false)`).
     pub fn finish_command(
         &self,
         id: &str,
@@ -124,17 +126,33 @@ impl Store {
                     commands::completed_at.eq(Some(now)),
                 ))
                 .execute(c)?;
-            if cmd.kind == CommandKind::Terminate.as_str() && state == CommandState::Succeeded {
-                if let Some(node) = nodes::table.find(&cmd.node_id).first::<NodeRow>(c).optional()? {
+            let kind: CommandKind = cmd.kind.parse().map_err(StoreError::Corrupt)?;
+            let step = lifecycle::after_command(kind, state == CommandState::Succeeded);
+            if let Some(step) = step {
+                // Only the node's latest lifecycle command moves it: a drain that ends after
+                // the operator asked for something else changes nothing.
+                let later: i64 = commands::table
+                    .filter(commands::node_id.eq(&cmd.node_id))
+                    .filter(commands::kind.ne(CommandKind::RunDiagnostic.as_str()))
+                    .filter(commands::created_at.gt(cmd.created_at))
+                    .count()
+                    .get_result(c)?;
+                let node = nodes::table.find(&cmd.node_id).first::<NodeRow>(c).optional()?;
+                if let (Some(node), 0) = (node, later) {
                     let from = node.status()?;
-                    if let Ok(to) = lifecycle::next(from, Step::Terminated) {
+                    if let Ok(to) = lifecycle::next(from, step) {
                         if to != from {
                             let t = NewTransition {
                                 node_id: node.id.clone(),
                                 field: "status".into(),
                                 from_state: node.status.clone(),
                                 to_state: to.as_str().into(),
-                                reason: format!("terminate command {id} succeeded"),
+                                reason: format!(
+                                    "{} command {id} {}: {}",
+                                    cmd.kind,
+                                    state.as_str(),
+                                    crate::deliver::message_of(result)
+                                ),
                                 actor: "agent".into(),
                                 time: now,
                             };
@@ -146,13 +164,23 @@ impl Store {
                     }
                 }
             }
-            let entry = NewAudit::ok(
-                "agent",
-                &format!("command.{}", state.as_str()),
-                &cmd.node_id,
-                serde_json::json!({"command": id, "kind": cmd.kind, "requested_by": cmd.requested_by}),
-                now,
-            );
+            let message = crate::deliver::message_of(result);
+            let outcome = if state == CommandState::Succeeded {
+                "ok".to_string()
+            } else {
+                let m: String = message.chars().take(512).collect();
+                format!("{}: {m}", state.as_str())
+            };
+            let entry = NewAudit {
+                result: outcome,
+                ..NewAudit::ok(
+                    "agent",
+                    &format!("command.{}", state.as_str()),
+                    &cmd.node_id,
+                    serde_json::json!({"command": id, "kind": cmd.kind, "requested_by": cmd.requested_by}),
+                    now,
+                )
+            };
             diesel::insert_into(audit::table).values(&entry).execute(c)?;
             Ok(true)
         }))

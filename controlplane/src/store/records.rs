@@ -85,6 +85,16 @@ impl Store {
             .load::<TransitionRow>(c)?))
     }
 
+    /// A node's latest health change: why it has the health it has (`GET /v1/nodes/{id}`).
+    pub fn last_health_change(&self, node_id: &str) -> Result<Option<TransitionRow>, StoreError> {
+        with_conn!(self, c => Ok(transitions::table
+            .filter(transitions::node_id.eq(node_id))
+            .filter(transitions::field.eq("health"))
+            .order(transitions::id.desc())
+            .first::<TransitionRow>(c)
+            .optional()?))
+    }
+
     /// A node's commands, newest first.
     pub fn commands(&self, node_id: &str, limit: i64) -> Result<Vec<CommandRow>, StoreError> {
         with_conn!(self, c => Ok(commands::table

@@ -117,6 +117,7 @@ impl NodeRow {
             updated_at: rfc3339(self.updated_at),
             last_seen: self.last_seen.map(rfc3339),
             scrape: None,
+            health_reason: None,
         })
     }
 }
