@@ -16,7 +16,6 @@ use serde_json::{json, Value};
 use thiserror::Error;
 
 pub use table::Table;
-use views::s;
 pub use views::{
     audit_table, commands_table, events_table, node_view, nodes_table, simulation_table, step_view,
     transitions_table,
@@ -46,15 +45,83 @@ pub enum CliError {
     /// Bad flags or config.
     #[error("{0}")]
     Usage(String),
+    /// The control plane found the policy document invalid (HTTP 422): every problem.
+    #[error("{}", invalid_policy(.file.as_deref(), .problems))]
+    InvalidPolicy {
+        /// The file the document was read from, when known ([`CliError::in_file`]).
+        file: Option<std::path::PathBuf>,
+        /// The problems, as the API gave them.
+        problems: Vec<PolicyProblem>,
+    },
+}
+
+/// One problem of a policy document, as `POST /v1/policies/validate` answers it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct PolicyProblem {
+    /// The rule, when the problem is in one.
+    #[serde(default)]
+    pub rule: Option<String>,
+    /// 1-based line.
+    #[serde(default)]
+    pub line: u64,
+    /// 1-based column.
+    #[serde(default)]
+    pub column: u64,
+    /// What is wrong.
+    #[serde(default)]
+    pub message: String,
+}
+
+/// `FILE:LINE:COLUMN: rule "NAME": message`, one line per problem (the form editors jump to).
+fn invalid_policy(file: Option<&std::path::Path>, problems: &[PolicyProblem]) -> String {
+    let name = file.map_or_else(|| "the policy".to_string(), |f| f.display().to_string());
+    let mut out = format!(
+        "{name} is invalid: {} problem{}",
+        problems.len(),
+        if problems.len() == 1 { "" } else { "s" }
+    );
+    for p in problems {
+        let rule = p
+            .rule
+            .as_ref()
+            .map(|r| format!("rule {r:?}: "))
+            .unwrap_or_default();
+        match file {
+            Some(f) => out.push_str(&format!(
+                "\n  {}:{}:{}: {rule}{}",
+                f.display(),
+                p.line,
+                p.column,
+                p.message
+            )),
+            None => out.push_str(&format!(
+                "\n  line {}, column {}: {rule}{}",
+                p.line, p.column, p.message
+            )),
+        }
+    }
+    out
 }
 
 impl CliError {
-    /// The process exit status: 1 API error, 2 usage, 3 unreachable.
+    /// The process exit status: 1 API error, 2 usage or invalid input, 3 unreachable.
     pub fn exit_code(&self) -> u8 {
         match self {
             CliError::Api { .. } => 1,
-            CliError::Usage(_) => 2,
+            CliError::Usage(_) | CliError::InvalidPolicy { .. } => 2,
             CliError::Unreachable { .. } => 3,
+        }
+    }
+
+    /// Names the file an invalid policy was read from (its absolute path), so each problem
+    /// is shown as `FILE:LINE:COLUMN`.
+    pub fn in_file(self, file: &std::path::Path) -> CliError {
+        match self {
+            CliError::InvalidPolicy { problems, .. } => CliError::InvalidPolicy {
+                file: Some(std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf())),
+                problems,
+            },
+            other => other,
         }
     }
 }
@@ -234,30 +301,20 @@ impl Client {
         if (200..300).contains(&status) {
             return Ok(v);
         }
+        if status == 422 && v["error"].is_null() {
+            // An invalid policy: every problem.
+            if let Ok(problems) = serde_json::from_value::<Vec<PolicyProblem>>(v["errors"].clone())
+            {
+                return Err(CliError::InvalidPolicy {
+                    file: None,
+                    problems,
+                });
+            }
+        }
         let code = v["error"]["code"].as_str().unwrap_or("invalid").to_string();
         let mut message = v["error"]["message"]
             .as_str()
             .map(str::to_string)
-            .or_else(|| {
-                // An invalid policy: every problem, one per line.
-                let errs = v["errors"].as_array()?;
-                let lines: Vec<String> = errs
-                    .iter()
-                    .map(|e| {
-                        let rule = e["rule"]
-                            .as_str()
-                            .map(|r| format!("rule {r:?}, "))
-                            .unwrap_or_default();
-                        format!(
-                            "\n  {rule}line {}, column {}: {}",
-                            e["line"],
-                            e["column"],
-                            s(&e["message"])
-                        )
-                    })
-                    .collect();
-                Some(format!("the policy is invalid:{}", lines.concat()))
-            })
             .unwrap_or_else(|| v.to_string());
         if status == 401 && self.target.token.is_none() {
             message.push_str(
