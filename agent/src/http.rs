@@ -11,7 +11,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use serde::Deserialize;
 
-use crate::backend::fake::{FakeBackend, InjectRequest};
+use crate::backend::fake::FakeBackend;
 use crate::collector::{Msg, SharedSnapshot};
 use crate::events::EventLog;
 use crate::plugin::manager::{PluginManager, RunError};
@@ -19,6 +19,8 @@ use crate::plugin::manager::{PluginManager, RunError};
 /// Content type of the Prometheus text format.
 pub const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
 const MAX_EVENTS_PAGE: usize = 10_000;
+
+mod fake;
 
 /// Shared state of the handlers.
 #[derive(Debug, Clone)]
@@ -37,6 +39,8 @@ pub struct AppState {
     pub commands: Option<crate::commands::Commands>,
     /// Who may send commands.
     pub command_auth: Arc<crate::commands::CommandAuth>,
+    /// How the reloads of the config file went (`/healthz`).
+    pub reload: Option<Arc<crate::config::reload::ReloadStatus>>,
 }
 
 /// An API error: status, machine code, human message.
@@ -105,8 +109,8 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
             .route("/v1/commands", web::post().to(submit_command))
             .route("/v1/commands", web::get().to(list_commands));
         if fake {
-            cfg.route("/v1/fake/inject", web::post().to(inject))
-                .route("/v1/fake/clear", web::post().to(clear));
+            cfg.route("/v1/fake/inject", web::post().to(fake::inject))
+                .route("/v1/fake/clear", web::post().to(fake::clear));
         }
         cfg.default_service(web::to(|req: HttpRequest| async move {
             Err::<HttpResponse, _>(ApiError::new(
@@ -146,6 +150,8 @@ async fn healthz(state: web::Data<AppState>) -> HttpResponse {
         "gpus": snap.gpus.len(),
         "gpus_lost": lost,
         "last_collection": snap.taken.map(|t| humantime::format_rfc3339_millis(t).to_string()),
+        // A config file that no longer loads: the running configuration stays, and says so.
+        "config_reload": state.reload.as_ref().map(|r| r.health()),
     }))
 }
 
@@ -199,35 +205,6 @@ async fn collect_now(state: &AppState) -> Result<(), ApiError> {
             "the collector did not answer in 10s",
         )),
     }
-}
-
-fn fake_of(state: &AppState) -> Result<&Arc<FakeBackend>, ApiError> {
-    state
-        .fake
-        .as_ref()
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "fake GPUs are off"))
-}
-
-async fn inject(
-    body: web::Json<InjectRequest>,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    let fault = body
-        .to_fault()
-        .map_err(|m| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_fault", m))?;
-    fake_of(&state)?
-        .inject(body.gpu, fault.clone())
-        .map_err(|e| {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_fault",
-                e.to_string(),
-            )
-        })?;
-    tracing::info!(gpu = body.gpu, fault = ?fault, "fault injected");
-    collect_now(&state).await?;
-    Ok(HttpResponse::Ok()
-        .json(serde_json::json!({"gpu": body.gpu, "fault": body.fault, "injected": true})))
 }
 
 fn plugins_of(state: &AppState) -> Result<&Arc<PluginManager>, ApiError> {
@@ -366,43 +343,12 @@ async fn list_commands(
     Ok(HttpResponse::Ok().json(serde_json::json!({"commands": commands.list()})))
 }
 
-#[derive(Debug, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct ClearRequest {
-    gpu: Option<u32>,
-}
-
-async fn clear(body: web::Bytes, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let req: ClearRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        ClearRequest::default()
-    } else {
-        serde_json::from_slice(&body).map_err(|e| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "bad_request",
-                format!("invalid JSON body: {e}"),
-            )
-        })?
-    };
-    fake_of(&state)?.clear(req.gpu).map_err(|e| {
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_fault",
-            e.to_string(),
-        )
-    })?;
-    tracing::info!(gpu = ?req.gpu, "faults cleared");
-    collect_now(&state).await?;
-    Ok(HttpResponse::Ok()
-        .json(serde_json::json!({"cleared": req.gpu.map_or("all".to_string(), |g| g.to_string())})))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use actix_web::{test, App};
 
-    fn state(fake: Option<Arc<FakeBackend>>) -> AppState {
+    pub(super) fn state(fake: Option<Arc<FakeBackend>>) -> AppState {
         let (tx, _rx) = std::sync::mpsc::channel();
         AppState {
             snapshot: Arc::default(),
@@ -418,6 +364,7 @@ mod tests {
                 None,
             )),
             command_auth: Arc::default(),
+            reload: None,
         }
     }
 
@@ -486,31 +433,5 @@ mod tests {
         )
         .await;
         assert_eq!(list["commands"].as_array().map(Vec::len), Some(1));
-    }
-
-    #[actix_web::test]
-    async fn fake_endpoints_exist_only_with_the_fake_backend() {
-        let app = test::init_service(App::new().configure(configure(state(None)))).await;
-        let req = test::TestRequest::post()
-            .uri("/v1/fake/inject")
-            .set_json(serde_json::json!({"gpu":0,"fault":"xid","code":79}))
-            .to_request();
-        let resp = test::call_service(&app, req).await;
-        assert_eq!(resp.status(), StatusCode::NOT_FOUND);
-        let body: serde_json::Value = test::read_body_json(resp).await;
-        assert_eq!(body["error"]["code"], "not_found");
-    }
-
-    #[actix_web::test]
-    async fn a_stopped_collector_turns_injection_into_a_clear_error() {
-        use crate::backend::fake::DEFAULT_MODEL;
-        let fake = Arc::new(FakeBackend::new(1, DEFAULT_MODEL, 1));
-        let app = test::init_service(App::new().configure(configure(state(Some(fake))))).await;
-        let req = test::TestRequest::post()
-            .uri("/v1/fake/inject")
-            .set_json(serde_json::json!({"gpu":0,"fault":"temperature","value":90}))
-            .to_request();
-        let resp = test::call_service(&app, req).await;
-        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
     }
 }
