@@ -103,6 +103,11 @@ impl Collector {
             Msg::Backend(BackendEvent::EccDoubleBit { gpu, count }) => {
                 self.on_ecc(gpu, count, true)
             }
+            Msg::Backend(BackendEvent::Stopped { reason }) => {
+                tracing::warn!(%reason, "the GPU backend's event stream stopped");
+                self.gpu_events_up = false;
+                self.publish();
+            }
             Msg::Backend(BackendEvent::ClockChange { gpu }) => {
                 // Clocks change often under load: sample early, at most once a second.
                 let due = self
@@ -130,6 +135,12 @@ impl Collector {
             Msg::Kmsg(KmsgReport::Malformed(why)) => {
                 self.kmsg.malformed_lines += 1;
                 tracing::warn!(reason = %why, "skipped a malformed XID line in the kernel log");
+            }
+            Msg::Kmsg(KmsgReport::Down(why)) => {
+                // The reader has stopped: `gpuwarden_agent_kmsg_up` says so from now on.
+                tracing::warn!(reason = %why, "the kernel-log reader stopped");
+                self.kmsg.up = false;
+                self.publish();
             }
             Msg::CollectNow(ack) => {
                 self.collect();
