@@ -20,6 +20,7 @@ use crate::plugin::manager::{PluginManager, RunError};
 pub const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
 const MAX_EVENTS_PAGE: usize = 10_000;
 
+mod commands;
 mod fake;
 
 /// Shared state of the handlers.
@@ -106,8 +107,8 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
             .route("/v1/events", web::get().to(events))
             .route("/v1/plugins", web::get().to(list_plugins))
             .route("/v1/plugins/{name}/run", web::post().to(run_plugin))
-            .route("/v1/commands", web::post().to(submit_command))
-            .route("/v1/commands", web::get().to(list_commands));
+            .route("/v1/commands", web::post().to(commands::submit))
+            .route("/v1/commands", web::get().to(commands::list));
         if fake {
             cfg.route("/v1/fake/inject", web::post().to(fake::inject))
                 .route("/v1/fake/clear", web::post().to(fake::clear));
@@ -261,86 +262,6 @@ async fn run_plugin(
             e.to_string(),
         )),
     }
-}
-
-/// Checks the control plane's credential: the digest of this node's token.
-fn command_caller(
-    req: &HttpRequest,
-    state: &AppState,
-) -> Result<crate::commands::Commands, ApiError> {
-    let Some(commands) = state.commands.clone() else {
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "this agent takes no commands",
-        ));
-    };
-    let presented = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    match state.command_auth.check(presented.trim()) {
-        Some(true) => Ok(commands),
-        Some(false) => Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "commands need the digest of this node's token as the bearer",
-        )),
-        None => Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not_registered",
-            "this agent has no node token yet: it takes commands once it has registered with a control plane",
-        )),
-    }
-}
-
-async fn submit_command(
-    req: HttpRequest,
-    body: web::Bytes,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    let commands = command_caller(&req, &state)?;
-    let r: gpuwarden_wire::command::CommandRequest =
-        serde_json::from_slice(&body).map_err(|e| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "bad_request",
-                format!("invalid command: {e}"),
-            )
-        })?;
-    // Waiting for a quick command to end blocks: keep it off the server's threads.
-    let out = web::block(move || {
-        commands.submit(r).map(|s| {
-            commands
-                .status_within(&s.id, Duration::from_secs(2))
-                .unwrap_or(s)
-        })
-    })
-    .await
-    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
-    match out {
-        Ok(status) => Ok(HttpResponse::Ok().json(status)),
-        Err(e @ crate::commands::SubmitError::Invalid(_)) => Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            e.to_string(),
-        )),
-        Err(e @ crate::commands::SubmitError::Conflict { .. }) => Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "conflict",
-            e.to_string(),
-        )),
-    }
-}
-
-async fn list_commands(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    let commands = command_caller(&req, &state)?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({"commands": commands.list()})))
 }
 
 #[cfg(test)]
