@@ -327,4 +327,39 @@ mod tests {
         drop(rx);
         std::fs::remove_dir_all(&dir).unwrap();
     }
+
+    /// A reader whose reads fail stops and says so (Down), instead of going quiet.
+    /// `/proc/self/mem` opens as a regular file, but reading it at offset 0 fails (EIO).
+    #[test]
+    fn a_reader_that_cannot_read_reports_down() {
+        let (tx, rx) = std::sync::mpsc::channel::<KmsgReport>();
+        spawn_reader(
+            KmsgSource {
+                path: "/proc/self/mem".into(),
+                read_existing: true,
+                position_file: None,
+                boot_id: String::new(),
+            },
+            tx,
+        )
+        .unwrap();
+        let r = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert!(
+            matches!(r, KmsgReport::Down(ref why) if why.contains("/proc/self/mem")),
+            "{r:?}"
+        );
+        // A folder is refused before any thread starts.
+        let (tx, _rx) = std::sync::mpsc::channel::<KmsgReport>();
+        let e = spawn_reader(
+            KmsgSource {
+                path: std::env::temp_dir(),
+                read_existing: true,
+                position_file: None,
+                boot_id: String::new(),
+            },
+            tx,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("folder"), "{e}");
+    }
 }

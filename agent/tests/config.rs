@@ -339,3 +339,45 @@ fn the_agent_starts_with_the_control_planes_variables_set() {
     );
     assert_eq!(agent.get("/healthz").0, 200);
 }
+
+/// Issue: a failed config reload appeared only in the log. It shows in
+/// `gpuwarden_agent_config_reload_failures_total`, `..._last_reload_success` and the
+/// `config_reload` field of `/healthz`, with the error; the running configuration stays.
+#[test]
+fn a_failed_config_reload_shows_in_metrics_and_healthz() {
+    let dir = crate::util::Scratch::new("reload");
+    let good = "[gpu]\nbackend = \"fake\"\nfake_count = 1\n[collector]\ninterval = \"200ms\"\n[plugin]\nreload_interval = \"100ms\"\n";
+    let cfg = dir.write("agent.toml", good);
+    let agent = crate::util::Agent::start(&["--config", cfg.to_str().unwrap()], &[]);
+    let m = agent.metrics();
+    assert_eq!(
+        m.value("gpuwarden_agent_config_reload_failures_total", &[]),
+        Some(0.0)
+    );
+    assert_eq!(
+        m.value("gpuwarden_agent_config_last_reload_success", &[]),
+        Some(1.0)
+    );
+
+    std::fs::write(&cfg, format!("{good}[collector2]\nx = 1\n")).unwrap();
+    agent.wait_metrics("the refused reload", |m| {
+        m.value("gpuwarden_agent_config_reload_failures_total", &[]) == Some(1.0)
+            && m.value("gpuwarden_agent_config_last_reload_success", &[]) == Some(0.0)
+    });
+    let (st, body) = agent.get("/healthz");
+    assert_eq!(st, 200);
+    let h: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(h["config_reload"]["ok"], false, "{h}");
+    assert!(
+        h["config_reload"]["last_error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("collector2"),
+        "{h}"
+    );
+
+    std::fs::write(&cfg, format!("{good}# fixed\n")).unwrap();
+    agent.wait_metrics("the applied reload", |m| {
+        m.value("gpuwarden_agent_config_last_reload_success", &[]) == Some(1.0)
+    });
+}
