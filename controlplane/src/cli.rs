@@ -163,12 +163,7 @@ impl Target {
                     .map(|h| PathBuf::from(h).join(".config/gpuwarden/cli.toml"))
             });
         let file: CliFile = match path.filter(|p| p.exists()) {
-            Some(p) => {
-                let text = std::fs::read_to_string(&p)
-                    .map_err(|e| CliError::Usage(format!("{}: {e}", p.display())))?;
-                toml_from_str(&text)
-                    .map_err(|e| CliError::Usage(format!("{}: {e}", p.display())))?
-            }
+            Some(p) => read_cli_file(&p)?,
             None => CliFile::default(),
         };
         let env = |k| std::env::var(k).ok().filter(|v: &String| !v.is_empty());
@@ -196,11 +191,26 @@ impl Target {
     }
 }
 
-fn toml_from_str(s: &str) -> Result<CliFile, String> {
+/// Reads the CLI config file; every problem of it at once, each with its key and the file's
+/// absolute path, as `--check-config` reports the programs' files.
+fn read_cli_file(p: &Path) -> Result<CliFile, CliError> {
     use figment::providers::{Format, Toml};
-    figment::Figment::from(Toml::string(s))
-        .extract()
-        .map_err(|e| e.to_string())
+    let out = gpuwarden_configfile::extract_all::<CliFile>(|pr| {
+        figment::Figment::from(pr.wrap(Toml::file_exact(p)))
+    });
+    match out.value {
+        Some(f) if out.problems.is_empty() => Ok(f),
+        _ => {
+            let lines: Vec<String> = out.problems.iter().map(|p| format!("\n  {p}")).collect();
+            Err(CliError::Usage(format!(
+                "invalid CLI config file {}:{}",
+                std::path::absolute(p)
+                    .unwrap_or_else(|_| p.to_path_buf())
+                    .display(),
+                lines.concat()
+            )))
+        }
+    }
 }
 
 /// A small blocking client of the REST API.
@@ -387,5 +397,29 @@ mod tests {
         assert_eq!(&lines[1][col..col + 6], "active");
         assert_eq!(&lines[2][col..col + 8], "cordoned");
         assert!(lines[3].starts_with("2 of 2 nodes"));
+    }
+
+    /// The CLI config file reports every problem at once, with the file's absolute path.
+    #[test]
+    fn a_bad_cli_config_file_lists_every_problem() {
+        let dir = std::env::temp_dir().join(format!("gw-cli-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("cli.toml");
+        std::fs::write(&f, "sever = \"http://x\"\ntoken = 5\n").unwrap();
+        let e = read_cli_file(&f).unwrap_err().to_string();
+        assert!(
+            e.contains(&format!("{}: sever: unknown key", f.display())),
+            "{e}"
+        );
+        assert!(
+            e.contains(&format!("{}: token: expected", f.display())),
+            "{e}"
+        );
+        std::fs::write(&f, "server = \"http://x\"\n").unwrap();
+        assert_eq!(
+            read_cli_file(&f).unwrap().server.as_deref(),
+            Some("http://x")
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
