@@ -115,7 +115,8 @@ fn now_rfc3339() -> String {
 
 impl Commands {
     /// A runner for node `node`. Commands found running in `state_file` are taken up again
-    /// (a drain resumes; a terminate interrupted by the restart is reported failed).
+    /// as the `state` module says: one whose hook never started runs; one whose hook had
+    /// started is not run again (a drain waits for idle GPUs, the others are reported failed).
     pub fn new(
         cfg: CommandsConfig,
         node: String,
