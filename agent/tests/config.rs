@@ -115,7 +115,7 @@ fn every_invalid_value_is_listed_at_once() {
     Jail::expect_with(|jail| {
         jail.create_file(
             "agent.toml",
-            "[server]\nlisten = \"nowhere\"\n[collector]\ninterval = \"1ms\"\n[node.labels]\n\"bad-name\" = \"x\"\ngpu = \"7\"\n[events]\ntemperature_warning_celsius = 95.0\n",
+            "[server]\nlisten = \"nowhere\"\n[collector]\ninterval = \"1ms\"\n[node]\nstate_dir = \"state\"\n[node.labels]\n\"bad-name\" = \"x\"\ngpu = \"7\"\n[events]\ntemperature_warning_celsius = 95.0\n",
         )?;
         let e = load(Some("agent.toml"), &Overrides::default())
             .unwrap_err()
@@ -123,6 +123,7 @@ fn every_invalid_value_is_listed_at_once() {
         for key in [
             "server.listen",
             "collector.interval",
+            "node.state_dir: \"state\" is not an absolute path",
             "node.labels.bad-name",
             "node.labels.gpu",
             "temperature_warning_celsius",

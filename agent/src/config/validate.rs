@@ -91,6 +91,14 @@ impl AgentConfig {
                 "events.temperature_warning_celsius ({w}) must be below events.temperature_critical_celsius ({c})"
             ));
         }
+        let dir = &self.node.state_dir;
+        if !dir.as_os_str().is_empty() && !dir.is_absolute() {
+            // systemd starts the agent in `/`: a relative folder would land there.
+            p.push(format!(
+                "node.state_dir: \"{}\" is not an absolute path",
+                dir.display()
+            ));
+        }
         for (k, v) in &self.node.labels {
             if !valid_label_name(k) {
                 p.push(format!(
