@@ -265,6 +265,12 @@ pub enum BackendEvent {
         /// GPU index.
         gpu: u32,
     },
+    /// The event stream ended for good (NVML's event wait failed); the reason. Nothing
+    /// follows: `gpuwarden_agent_gpu_events_up` goes to 0.
+    Stopped {
+        /// Why.
+        reason: String,
+    },
 }
 
 /// Where a backend delivers events; returns false once nobody listens (shutdown).

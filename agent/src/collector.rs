@@ -113,6 +113,7 @@ pub struct Collector {
     gpu_stat: CollectorStat,
     system_stat: CollectorStat,
     kmsg: KmsgStats,
+    gpu_events_up: bool,
     process: Option<sysinfo::System>,
     shared: SharedSnapshot,
     last_collection: Option<SystemTime>,
@@ -172,6 +173,7 @@ impl Collector {
             gpu_stat: CollectorStat::default(),
             system_stat: CollectorStat::default(),
             kmsg: KmsgStats::default(),
+            gpu_events_up: false,
             process: sysinfo::System::new().ok(),
             shared,
             last_collection: None,
@@ -192,6 +194,11 @@ impl Collector {
     /// Marks the kernel log as read (or not) in the metrics.
     pub fn set_kmsg_up(&mut self, up: bool) {
         self.kmsg.up = up;
+    }
+
+    /// Marks the GPU backend's event stream as read (or not) in the metrics.
+    pub fn set_gpu_events_up(&mut self, up: bool) {
+        self.gpu_events_up = up;
     }
 
     fn record(&mut self, e: NewEvent) {
@@ -286,6 +293,7 @@ impl Collector {
             collectors: &collectors,
             event_counts: &counts,
             kmsg: self.kmsg,
+            gpu_events_up: self.gpu_events_up,
             process,
             timestamp_seconds: taken
                 .duration_since(SystemTime::UNIX_EPOCH)

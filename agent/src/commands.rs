@@ -7,6 +7,12 @@
 //! with where that one run stands and has no second effect. Commands run on threads of
 //! their own; the HTTP handler only records and answers.
 //!
+//! A hook runs at most once per command id, across restarts and crashes too: before a hook
+//! is spawned the state file records that it started (written to a temporary file, synced,
+//! renamed, and the folder synced). A command found running after a restart whose hook had
+//! started is not run again: a cordon, uncordon or terminate is reported failed with
+//! "outcome unknown", a drain goes back to waiting for idle GPUs (see [`state`]).
+//!
 //! Cordon, uncordon and terminate run their hook to its end. A drain runs its hook and
 //! watches the GPUs' compute processes; it completes as `commands.drain_until` says, or at
 //! its timeout (a drain that times out still completes: the work had its chance). An
@@ -15,6 +21,7 @@
 mod auth;
 pub mod hook;
 mod run;
+mod state;
 
 pub use auth::CommandAuth;
 
@@ -84,6 +91,8 @@ struct Inner {
     started: Instant,
     /// Notified when a command ends.
     ended: std::sync::Condvar,
+    /// Held while the state file is written, so two writers never share the temporary file.
+    writing: Mutex<()>,
 }
 
 /// The command runner; clones share it.
@@ -106,7 +115,8 @@ fn now_rfc3339() -> String {
 
 impl Commands {
     /// A runner for node `node`. Commands found running in `state_file` are taken up again
-    /// (a drain resumes; a terminate interrupted by the restart is reported failed).
+    /// as the `state` module says: one whose hook never started runs; one whose hook had
+    /// started is not run again (a drain waits for idle GPUs, the others are reported failed).
     pub fn new(
         cfg: CommandsConfig,
         node: String,
@@ -124,67 +134,11 @@ impl Commands {
                 records: Mutex::new(Records::default()),
                 started: Instant::now(),
                 ended: std::sync::Condvar::new(),
+                writing: Mutex::new(()),
             }),
         };
         c.restore();
         c
-    }
-
-    fn restore(&self) {
-        let Some(path) = &self.inner.state_file else {
-            return;
-        };
-        let kept: Vec<CommandStatus> = match std::fs::read(path) {
-            Ok(b) => match serde_json::from_slice(&b) {
-                Ok(v) => v,
-                Err(e) => {
-                    warn!(file = %path.display(), error = %e, "the command state file is unreadable; starting with no record of earlier commands");
-                    return;
-                }
-            },
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
-            Err(e) => {
-                warn!(file = %path.display(), error = %e, "cannot read the command state file");
-                return;
-            }
-        };
-        let mut resume = Vec::new();
-        {
-            let mut r = self.lock();
-            for mut s in kept {
-                if s.state == CommandState::Running {
-                    if s.kind == "terminate" {
-                        s.state = CommandState::Failed;
-                        s.message =
-                            "the agent restarted while the terminate hook ran; check the machine"
-                                .into();
-                        s.finished_at = Some(now_rfc3339());
-                    } else {
-                        resume.push(s.clone());
-                    }
-                }
-                r.order.push_back(s.id.clone());
-                r.map.insert(
-                    s.id.clone(),
-                    Record {
-                        status: s,
-                        cancel: Arc::new(AtomicBool::new(false)),
-                    },
-                );
-            }
-        }
-        self.persist();
-        for s in resume {
-            info!(command = %s.id, kind = %s.kind, "taking up a command that was running when the agent stopped");
-            let params =
-                serde_json::from_value(s.result.get("params").cloned().unwrap_or_default())
-                    .unwrap_or_default();
-            self.spawn(CommandRequest {
-                id: s.id,
-                kind: s.kind,
-                params,
-            });
-        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Records> {
@@ -289,14 +243,16 @@ impl Commands {
             forget_old(&mut r);
         }
         info!(command = %req.id, kind, reason = req.params.reason.as_deref().unwrap_or(""), "command received");
-        self.persist();
+        let _ = self.persist();
         let id = req.id.clone();
-        self.spawn(req);
+        self.spawn(req, None);
         self.status(&id)
             .ok_or_else(|| SubmitError::Invalid("the command was forgotten at once".into()))
     }
 
-    fn spawn(&self, req: CommandRequest) {
+    /// Runs `req` on a thread of its own. `hook_started`: when the agent restarted after the
+    /// command's hook had started (the hook is then not run again).
+    fn spawn(&self, req: CommandRequest, hook_started: Option<SystemTime>) {
         let this = self.clone();
         let id = req.id.clone();
         let started = std::thread::Builder::new()
@@ -308,7 +264,7 @@ impl Commands {
                     .get(&req.id)
                     .map(|r| r.cancel.clone())
                     .unwrap_or_default();
-                let (state, message, result) = this.execute(&req, &cancel);
+                let (state, message, result) = this.execute(&req, &cancel, hook_started);
                 this.finish(&req.id, state, message, result);
             });
         if let Err(e) = started {
@@ -337,29 +293,8 @@ impl Commands {
                 }
             }
         }
-        self.persist();
+        let _ = self.persist();
         self.inner.ended.notify_all();
-    }
-
-    fn persist(&self) {
-        let Some(path) = &self.inner.state_file else {
-            return;
-        };
-        let all: Vec<CommandStatus> = {
-            let r = self.lock();
-            r.order
-                .iter()
-                .filter_map(|id| r.map.get(id).map(|x| x.status.clone()))
-                .collect()
-        };
-        let write = || -> std::io::Result<()> {
-            let tmp = path.with_extension("json.tmp");
-            std::fs::write(&tmp, serde_json::to_vec(&all).unwrap_or_default())?;
-            std::fs::rename(&tmp, path)
-        };
-        if let Err(e) = write() {
-            warn!(file = %path.display(), error = %e, "cannot write the command state file; a command delivered again after a restart could run twice");
-        }
     }
 }
 

@@ -12,11 +12,13 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use serde::Deserialize;
 
-use crate::backend::fake::{FakeBackend, InjectRequest};
+use crate::backend::fake::FakeBackend;
 use crate::collector::{Msg, SharedSnapshot};
 use crate::events::EventLog;
 use crate::plugin::manager::PluginManager;
 
+mod commands;
+mod fake;
 mod plugins;
 
 /// Content type of the Prometheus text format.
@@ -40,6 +42,8 @@ pub struct AppState {
     pub commands: Option<crate::commands::Commands>,
     /// Who may send commands.
     pub command_auth: Arc<crate::commands::CommandAuth>,
+    /// How the reloads of the config file went (`/healthz`).
+    pub reload: Option<Arc<crate::config::reload::ReloadStatus>>,
 }
 
 /// An API error: status, machine code, human message.
@@ -105,11 +109,11 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
             .route("/v1/events", web::get().to(events))
             .route("/v1/plugins", web::get().to(plugins::list))
             .route("/v1/plugins/{name}/run", web::post().to(plugins::run))
-            .route("/v1/commands", web::post().to(submit_command))
-            .route("/v1/commands", web::get().to(list_commands));
+            .route("/v1/commands", web::post().to(commands::submit))
+            .route("/v1/commands", web::get().to(commands::list));
         if fake {
-            cfg.route("/v1/fake/inject", web::post().to(inject))
-                .route("/v1/fake/clear", web::post().to(clear));
+            cfg.route("/v1/fake/inject", web::post().to(fake::inject))
+                .route("/v1/fake/clear", web::post().to(fake::clear));
         }
         cfg.default_service(web::to(|req: HttpRequest| async move {
             Err::<HttpResponse, _>(ApiError::new(
@@ -149,6 +153,8 @@ async fn healthz(state: web::Data<AppState>) -> HttpResponse {
         "gpus": snap.gpus.len(),
         "gpus_lost": lost,
         "last_collection": snap.taken.map(|t| humantime::format_rfc3339_millis(t).to_string()),
+        // A config file that no longer loads: the running configuration stays, and says so.
+        "config_reload": state.reload.as_ref().map(|r| r.health()),
     }))
 }
 
@@ -204,152 +210,12 @@ async fn collect_now(state: &AppState) -> Result<(), ApiError> {
     }
 }
 
-fn fake_of(state: &AppState) -> Result<&Arc<FakeBackend>, ApiError> {
-    state
-        .fake
-        .as_ref()
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "fake GPUs are off"))
-}
-
-async fn inject(
-    body: web::Json<InjectRequest>,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    let fault = body
-        .to_fault()
-        .map_err(|m| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_fault", m))?;
-    fake_of(&state)?
-        .inject(body.gpu, fault.clone())
-        .map_err(|e| {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_fault",
-                e.to_string(),
-            )
-        })?;
-    tracing::info!(gpu = body.gpu, fault = ?fault, "fault injected");
-    collect_now(&state).await?;
-    Ok(HttpResponse::Ok()
-        .json(serde_json::json!({"gpu": body.gpu, "fault": body.fault, "injected": true})))
-}
-
-/// Checks the control plane's credential: the digest of this node's token.
-fn command_caller(
-    req: &HttpRequest,
-    state: &AppState,
-) -> Result<crate::commands::Commands, ApiError> {
-    let Some(commands) = state.commands.clone() else {
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "this agent takes no commands",
-        ));
-    };
-    let presented = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    match state.command_auth.check(presented.trim()) {
-        Some(true) => Ok(commands),
-        Some(false) => Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "commands need the digest of this node's token as the bearer",
-        )),
-        None => Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not_registered",
-            "this agent has no node token yet: it takes commands once it has registered with a control plane",
-        )),
-    }
-}
-
-async fn submit_command(
-    req: HttpRequest,
-    body: web::Bytes,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    let commands = command_caller(&req, &state)?;
-    let r: gpuwarden_wire::command::CommandRequest =
-        serde_json::from_slice(&body).map_err(|e| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "bad_request",
-                format!("invalid command: {e}"),
-            )
-        })?;
-    // Waiting for a quick command to end blocks: keep it off the server's threads.
-    let out = web::block(move || {
-        commands.submit(r).map(|s| {
-            commands
-                .status_within(&s.id, Duration::from_secs(2))
-                .unwrap_or(s)
-        })
-    })
-    .await
-    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
-    match out {
-        Ok(status) => Ok(HttpResponse::Ok().json(status)),
-        Err(e @ crate::commands::SubmitError::Invalid(_)) => Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            e.to_string(),
-        )),
-        Err(e @ crate::commands::SubmitError::Conflict { .. }) => Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "conflict",
-            e.to_string(),
-        )),
-    }
-}
-
-async fn list_commands(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    let commands = command_caller(&req, &state)?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({"commands": commands.list()})))
-}
-
-#[derive(Debug, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct ClearRequest {
-    gpu: Option<u32>,
-}
-
-async fn clear(body: web::Bytes, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let req: ClearRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        ClearRequest::default()
-    } else {
-        serde_json::from_slice(&body).map_err(|e| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "bad_request",
-                format!("invalid JSON body: {e}"),
-            )
-        })?
-    };
-    fake_of(&state)?.clear(req.gpu).map_err(|e| {
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_fault",
-            e.to_string(),
-        )
-    })?;
-    tracing::info!(gpu = ?req.gpu, "faults cleared");
-    collect_now(&state).await?;
-    Ok(HttpResponse::Ok()
-        .json(serde_json::json!({"cleared": req.gpu.map_or("all".to_string(), |g| g.to_string())})))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use actix_web::{test, App};
 
-    fn state(fake: Option<Arc<FakeBackend>>) -> AppState {
+    pub(super) fn state(fake: Option<Arc<FakeBackend>>) -> AppState {
         let (tx, _rx) = std::sync::mpsc::channel();
         AppState {
             snapshot: Arc::default(),
@@ -365,6 +231,7 @@ mod tests {
                 None,
             )),
             command_auth: Arc::default(),
+            reload: None,
         }
     }
 
@@ -433,31 +300,5 @@ mod tests {
         )
         .await;
         assert_eq!(list["commands"].as_array().map(Vec::len), Some(1));
-    }
-
-    #[actix_web::test]
-    async fn fake_endpoints_exist_only_with_the_fake_backend() {
-        let app = test::init_service(App::new().configure(configure(state(None)))).await;
-        let req = test::TestRequest::post()
-            .uri("/v1/fake/inject")
-            .set_json(serde_json::json!({"gpu":0,"fault":"xid","code":79}))
-            .to_request();
-        let resp = test::call_service(&app, req).await;
-        assert_eq!(resp.status(), StatusCode::NOT_FOUND);
-        let body: serde_json::Value = test::read_body_json(resp).await;
-        assert_eq!(body["error"]["code"], "not_found");
-    }
-
-    #[actix_web::test]
-    async fn a_stopped_collector_turns_injection_into_a_clear_error() {
-        use crate::backend::fake::DEFAULT_MODEL;
-        let fake = Arc::new(FakeBackend::new(1, DEFAULT_MODEL, 1));
-        let app = test::init_service(App::new().configure(configure(state(Some(fake))))).await;
-        let req = test::TestRequest::post()
-            .uri("/v1/fake/inject")
-            .set_json(serde_json::json!({"gpu":0,"fault":"temperature","value":90}))
-            .to_request();
-        let resp = test::call_service(&app, req).await;
-        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
     }
 }

@@ -5,6 +5,12 @@
 //! `NVRM: Xid (PCI:0000:3b:00): 79, pid=…, GPU has fallen off the bus.`, and maps it to a GPU
 //! by PCI address. The parser takes raw `/dev/kmsg` records (`6,1234,5678,-;NVRM: …`, with
 //! continuation lines that start with a space) and `dmesg`/journal lines alike.
+//!
+//! What was read is remembered across restarts ([`position`]): with `read_existing`, a
+//! restarted agent reports only the records logged after the last one it read, so old XIDs
+//! do not come back as new events.
+
+pub mod position;
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, ErrorKind, Seek, SeekFrom};
@@ -115,6 +121,8 @@ pub enum KmsgReport {
     Xid(KmsgXid),
     /// A line that claims to be an XID but cannot be read.
     Malformed(String),
+    /// The reader stopped for good (a read error); the reason. Nothing follows.
+    Down(String),
 }
 
 /// Where and how to read the kernel log.
@@ -124,20 +132,30 @@ pub struct KmsgSource {
     pub path: PathBuf,
     /// Read what is already in the log (true) or only what comes after start (false).
     pub read_existing: bool,
+    /// Where the position read so far is kept across restarts, so that records read before
+    /// are not events again (see [`position`]); `None` keeps nothing.
+    pub position_file: Option<PathBuf>,
+    /// This boot's id (`/proc/sys/kernel/random/boot_id`): record numbers count per boot.
+    pub boot_id: String,
 }
 
 /// Starts a thread that reads the kernel log and sends XID reports; it stops when the
-/// receiver is gone. Fails (without a thread) when the log cannot be opened, e.g. without
-/// the permission to read `/dev/kmsg`.
+/// receiver is gone, and sends [`KmsgReport::Down`] before it stops on a read error. Fails
+/// (without a thread) when the log cannot be opened, e.g. without the permission to read
+/// `/dev/kmsg`, or when the path is a folder.
 pub fn spawn_reader<T: From<KmsgReport> + Send + 'static>(
     source: KmsgSource,
     tx: Sender<T>,
 ) -> std::io::Result<()> {
     let mut file = File::open(&source.path)?;
+    if file.metadata()?.is_dir() {
+        return Err(std::io::Error::other("it is a folder, not the kernel log"));
+    }
     if !source.read_existing {
         file.seek(SeekFrom::End(0))?;
     }
     let path = source.path.clone();
+    let mut pos = position::Position::load(source.position_file, source.boot_id);
     std::thread::Builder::new().name("kmsg".into()).spawn(move || {
         // /dev/kmsg returns one record per read; records are at most a few KiB.
         let mut reader = BufReader::with_capacity(64 * 1024, file);
@@ -149,20 +167,28 @@ pub fn spawn_reader<T: From<KmsgReport> + Send + 'static>(
                 Ok(0) => std::thread::sleep(Duration::from_millis(100)),
                 Ok(_) => {
                     let line = String::from_utf8_lossy(&buf);
-                    let report = match parse_line(line.trim_end_matches('\n')) {
+                    let line = line.trim_end_matches('\n');
+                    let report = match parse_line(line) {
                         Line::Other => continue,
                         Line::Xid(x) => KmsgReport::Xid(x),
                         Line::Malformed(why) => KmsgReport::Malformed(why),
                     };
+                    // Read by an earlier run of the agent: not an event again.
+                    let seq = position::record_seq(line);
+                    if !pos.is_new(seq) {
+                        continue;
+                    }
                     if tx.send(report.into()).is_err() {
                         return;
                     }
+                    pos.read(seq);
                 }
                 // The kernel overwrote records we had not read yet; carry on from here.
                 Err(e) if e.kind() == ErrorKind::BrokenPipe => {}
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => {
                     tracing::error!(path = %path.display(), error = %e, "kernel log read failed; XIDs now come from NVML only");
+                    let _ = tx.send(KmsgReport::Down(format!("{}: {e}", path.display())).into());
                     return;
                 }
             }
@@ -285,6 +311,8 @@ mod tests {
             KmsgSource {
                 path: path.clone(),
                 read_existing: true,
+                position_file: None,
+                boot_id: "b".into(),
             },
             tx,
         )
@@ -298,5 +326,40 @@ mod tests {
         assert!(matches!(second, KmsgReport::Malformed(_)), "{second:?}");
         drop(rx);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A reader whose reads fail stops and says so (Down), instead of going quiet.
+    /// `/proc/self/mem` opens as a regular file, but reading it at offset 0 fails (EIO).
+    #[test]
+    fn a_reader_that_cannot_read_reports_down() {
+        let (tx, rx) = std::sync::mpsc::channel::<KmsgReport>();
+        spawn_reader(
+            KmsgSource {
+                path: "/proc/self/mem".into(),
+                read_existing: true,
+                position_file: None,
+                boot_id: String::new(),
+            },
+            tx,
+        )
+        .unwrap();
+        let r = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert!(
+            matches!(r, KmsgReport::Down(ref why) if why.contains("/proc/self/mem")),
+            "{r:?}"
+        );
+        // A folder is refused before any thread starts.
+        let (tx, _rx) = std::sync::mpsc::channel::<KmsgReport>();
+        let e = spawn_reader(
+            KmsgSource {
+                path: std::env::temp_dir(),
+                read_existing: true,
+                position_file: None,
+                boot_id: String::new(),
+            },
+            tx,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("folder"), "{e}");
     }
 }

@@ -26,6 +26,10 @@ pub mod render;
 pub mod system;
 pub mod text;
 
+mod lifecycle;
+use lifecycle::{RuntimeGuard, ShutdownSignal};
+
+use std::os::unix::fs::DirBuilderExt;
 use std::sync::{mpsc, Arc, Mutex, RwLock};
 
 use anyhow::Context;
@@ -70,6 +74,7 @@ pub async fn run(
     let node_id = cfg.node_id();
     let join_credentials = join_credentials(&cfg)?;
     let backend = open_backend(&cfg, &node_id)?;
+    prepare_state_dir(&cfg);
     let instance = format!("{:016x}", fastrand::u64(..));
     let events = Arc::new(Mutex::new(EventLog::new(cfg.events.capacity, instance)));
     let snapshot = Arc::new(RwLock::new(Arc::default()));
@@ -115,7 +120,11 @@ pub async fn run(
         plugin_rt.clone(),
     )
     .context("starting the WebAssembly engine")?;
-    collector.set_extra(plugins.clone());
+    let reload_status = Arc::new(config::reload::ReloadStatus::default());
+    collector.set_extra(Arc::new(config::reload::Extras(vec![
+        plugins.clone(),
+        reload_status.clone(),
+    ])));
     let inv = collector.inventory().clone();
     tracing::info!(
         node = %node_id,
@@ -136,8 +145,11 @@ pub async fn run(
             .send(Msg::Backend(e))
             .is_ok()
     });
-    if let Err(e) = backend.start_events(sink) {
-        tracing::warn!(error = %e, "no critical events from the GPU backend; XIDs come from the kernel log only");
+    match backend.start_events(sink) {
+        Ok(()) => collector.set_gpu_events_up(true),
+        Err(e) => {
+            tracing::warn!(error = %e, "no critical events from the GPU backend; XIDs come from the kernel log only")
+        }
     }
     let kmsg_on = cfg
         .kmsg
@@ -147,6 +159,8 @@ pub async fn run(
         let source = kmsg::KmsgSource {
             path: cfg.kmsg.path.clone(),
             read_existing: cfg.kmsg.read_existing,
+            position_file: cfg.kmsg_state_file(),
+            boot_id: kmsg::position::boot_id(),
         };
         match kmsg::spawn_reader(source, tx.clone()) {
             Ok(()) => {
@@ -168,7 +182,7 @@ pub async fn run(
         let entries = cfg.plugins.clone();
         async move { plugins.apply(entries).await }
     });
-    plugin_rt.spawn(Arc::clone(&plugins).watch(config_file, overrides));
+    plugin_rt.spawn(Arc::clone(&plugins).watch(config_file, overrides, reload_status.clone()));
     let collector_thread = std::thread::Builder::new()
         .name("collector".into())
         .spawn(move || collector.run(rx))
@@ -201,6 +215,7 @@ pub async fn run(
         plugins: Some(Arc::clone(&plugins)),
         commands: Some(runner),
         command_auth: Arc::clone(&command_auth),
+        reload: Some(reload_status),
     };
     let server = actix_web::HttpServer::new(move || {
         actix_web::App::new().configure(http::configure(state.clone()))
@@ -216,7 +231,7 @@ pub async fn run(
     for addr in server.addrs() {
         tracing::info!(%addr, interval = %humantime::format_duration(cfg.collector.interval), "listening");
     }
-    let registrar = match server.addrs().first() {
+    let mut registrar = match server.addrs().first() {
         Some(bound) if !join_credentials.is_empty() => Some(start_registration(
             &cfg,
             join_credentials,
@@ -232,7 +247,16 @@ pub async fn run(
     let handle = server.handle();
     let server_task = tokio::spawn(server);
 
-    shutdown.wait().await;
+    let refused = async {
+        match registrar.as_mut() {
+            Some(r) => Some(r.refused().await),
+            None => std::future::pending().await,
+        }
+    };
+    let refused = tokio::select! {
+        _ = shutdown.wait() => None,
+        r = refused => r,
+    };
     tracing::info!("shutting down");
     if let Some(r) = registrar {
         // Deregister first, so the control plane stops scraping before the server stops.
@@ -244,15 +268,38 @@ pub async fn run(
     let _ = collector_thread.join();
     drop(plugins);
     tracing::info!("stopped");
-    Ok(())
+    match refused {
+        Some(e) => Err(e.into()),
+        None => Ok(()),
+    }
+}
+
+/// Creates the state folder (mode 0700) when the agent keeps state; a folder that cannot be
+/// made is reported, and the agent runs on with its state in memory.
+fn prepare_state_dir(cfg: &AgentConfig) {
+    let Some(dir) = cfg.state_dir() else {
+        tracing::info!("no node.state_dir (fake GPUs): the node token, the commands received and the kernel-log position are kept in memory only");
+        return;
+    };
+    let made = std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir);
+    if let Err(e) = made {
+        let joining = !cfg.control_plane.url.is_empty();
+        tracing::warn!(
+            dir = %dir.display(),
+            error = %e,
+            "cannot create the state folder (node.state_dir): the node token, the commands received and \
+             the kernel-log position are not kept across restarts{}",
+            if joining { "; after a restart a spent join token cannot rejoin" } else { "" }
+        );
+    }
 }
 
 /// The node token kept from an earlier run, if any.
 fn kept_node_token(cfg: &AgentConfig) -> Option<String> {
-    let f = &cfg.control_plane.token_file;
-    if f.as_os_str().is_empty() {
-        return None;
-    }
+    let f = cfg.token_file()?;
     let t = std::fs::read_to_string(f).ok()?;
     let t = t.trim();
     (!t.is_empty()).then(|| t.to_string())
@@ -267,7 +314,7 @@ fn join_credentials(cfg: &AgentConfig) -> anyhow::Result<Vec<String>> {
     let env_bootstrap = std::env::var("GPUWARDEN_BOOTSTRAP_TOKEN")
         .ok()
         .filter(|t| !t.trim().is_empty());
-    let credentials = register::credentials(cp, env_bootstrap);
+    let credentials = register::credentials(cp, cfg.token_file().as_deref(), env_bootstrap);
     if credentials.is_empty() {
         anyhow::bail!(
             "control_plane.url is set but there is no credential: set GPUWARDEN_BOOTSTRAP_TOKEN, \
@@ -313,78 +360,10 @@ fn start_registration(
     register::spawn(register::Registration {
         url: cp.url.clone(),
         credentials,
-        token_file: (!cp.token_file.as_os_str().is_empty()).then(|| cp.token_file.clone()),
+        token_file: cfg.token_file(),
         request,
         retry_max: cp.retry_max,
         command_auth: Some(command_auth),
     })
     .context("starting the registration thread")
-}
-
-/// Owns the plugin runtime and shuts it down without blocking when dropped, so that an
-/// error on the way out of the async `run` (a port in use, say) is reported instead of
-/// panicking on the runtime's drop.
-struct RuntimeGuard(Option<tokio::runtime::Runtime>);
-
-impl RuntimeGuard {
-    fn handle(&self) -> tokio::runtime::Handle {
-        match &self.0 {
-            Some(rt) => rt.handle().clone(),
-            None => tokio::runtime::Handle::current(),
-        }
-    }
-}
-
-impl Drop for RuntimeGuard {
-    fn drop(&mut self) {
-        if let Some(rt) = self.0.take() {
-            rt.shutdown_background();
-        }
-    }
-}
-
-/// SIGINT and SIGTERM, watched from the moment it is installed.
-struct ShutdownSignal {
-    term: Option<tokio::signal::unix::Signal>,
-    int: Option<tokio::signal::unix::Signal>,
-}
-
-impl ShutdownSignal {
-    fn install() -> Self {
-        use tokio::signal::unix::{signal, SignalKind};
-        let watch = |kind, name: &str| match signal(kind) {
-            Ok(s) => Some(s),
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot watch {name}");
-                None
-            }
-        };
-        ShutdownSignal {
-            term: watch(SignalKind::terminate(), "SIGTERM"),
-            int: watch(SignalKind::interrupt(), "SIGINT"),
-        }
-    }
-
-    async fn wait(mut self) {
-        let term = async {
-            match self.term.as_mut() {
-                Some(s) => {
-                    s.recv().await;
-                }
-                None => std::future::pending().await,
-            }
-        };
-        let int = async {
-            match self.int.as_mut() {
-                Some(s) => {
-                    s.recv().await;
-                }
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            _ = term => {}
-            _ = int => {}
-        }
-    }
 }

@@ -227,6 +227,10 @@ fn main() -> ExitCode {
     };
     match rt.block_on(gpuwarden_agent::run(cfg, cli.config.clone(), overrides)) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is::<gpuwarden_agent::register::JoinRefused>() => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(gpuwarden_agent::register::JoinRefused::EXIT_CODE)
+        }
         Err(e) => {
             tracing::error!("{e:#}");
             eprintln!("error: {e:#}");

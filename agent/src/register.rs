@@ -33,14 +33,50 @@ pub struct Registration {
     pub command_auth: Option<std::sync::Arc<crate::commands::CommandAuth>>,
 }
 
+/// The control plane refused every credential the agent has, before it had joined once in
+/// this run: a spent or revoked join token with no node token kept (a lost or unset token
+/// file), or a wrong bootstrap token. Retrying cannot help, so the agent stops with
+/// [`JoinRefused::EXIT_CODE`] (the systemd unit that `gpuwarden nodes token` prints does not
+/// restart on it) instead of retrying in silence.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error(
+    "the control plane at {url} refused every credential of this agent ({reason}); \
+         a join token works once: keep the node token (node.state_dir or control_plane.token_file) \
+         so restarts rejoin with it, and issue a new join token with `gpuwarden nodes token NODE`"
+)]
+pub struct JoinRefused {
+    /// The control plane.
+    pub url: String,
+    /// Its last answer.
+    pub reason: String,
+}
+
+impl JoinRefused {
+    /// The agent's exit status when it stops for this reason (`EX_CONFIG`).
+    pub const EXIT_CODE: u8 = 78;
+}
+
 /// The running registrar; [`RegistrarHandle::stop`] deregisters.
 #[derive(Debug)]
 pub struct RegistrarHandle {
     stop: Sender<()>,
     thread: JoinHandle<()>,
+    refused: Option<tokio::sync::oneshot::Receiver<JoinRefused>>,
 }
 
 impl RegistrarHandle {
+    /// Resolves when the control plane refused every credential before the first join
+    /// (see [`JoinRefused`]); never resolves otherwise. Once only.
+    pub async fn refused(&mut self) -> JoinRefused {
+        match self.refused.take() {
+            Some(rx) => match rx.await {
+                Ok(r) => r,
+                Err(_) => std::future::pending().await,
+            },
+            None => std::future::pending().await,
+        }
+    }
+
     /// Deregisters (graceful shutdown) and ends the thread.
     pub fn stop(self) {
         let _ = self.stop.send(());
@@ -61,12 +97,16 @@ pub fn advertise_url(advertise: &str, bound: SocketAddr, hostname: &str) -> Stri
     }
 }
 
-/// The credentials to try, in order: the kept node token, the configured token, the
-/// bootstrap token (config, else `GPUWARDEN_BOOTSTRAP_TOKEN`).
-pub fn credentials(cfg: &ControlPlaneConfig, env_bootstrap: Option<String>) -> Vec<String> {
+/// The credentials to try, in order: the node token kept in `token_file`, the configured
+/// token, the bootstrap token (config, else `GPUWARDEN_BOOTSTRAP_TOKEN`).
+pub fn credentials(
+    cfg: &ControlPlaneConfig,
+    token_file: Option<&Path>,
+    env_bootstrap: Option<String>,
+) -> Vec<String> {
     let mut c = Vec::new();
-    if !cfg.token_file.as_os_str().is_empty() {
-        if let Ok(t) = std::fs::read_to_string(&cfg.token_file) {
+    if let Some(f) = token_file {
+        if let Ok(t) = std::fs::read_to_string(f) {
             let t = t.trim();
             if !t.is_empty() {
                 c.push(t.to_string());
@@ -228,21 +268,30 @@ pub fn spawn(reg: Registration) -> std::io::Result<RegistrarHandle> {
         .build()
         .into();
     let client = Client { agent, reg };
+    let (refused_tx, refused_rx) = tokio::sync::oneshot::channel();
     let thread = std::thread::Builder::new()
         .name("register".into())
         .spawn(move || {
             let mut current: Option<Registered> = None;
+            let mut joined_once = false;
             let mut attempt = 0u32;
             loop {
                 let wait = match &current {
                     None => match try_all(&client) {
-                        Some(r) => {
+                        Joined::Yes(r) => {
                             attempt = 0;
+                            joined_once = true;
                             let wait = Duration::from_secs_f64(r.check_interval_seconds.clamp(1.0, 3600.0));
                             current = Some(r);
                             wait
                         }
-                        None => {
+                        Joined::Refused(reason) if !joined_once => {
+                            let e = JoinRefused { url: client.reg.url.clone(), reason };
+                            tracing::error!(error = %e, "cannot join the control plane");
+                            let _ = refused_tx.send(e);
+                            return;
+                        }
+                        Joined::Refused(_) | Joined::Failed => {
                             let w = backoff(attempt, client.reg.retry_max);
                             attempt = attempt.saturating_add(1);
                             w
@@ -266,10 +315,23 @@ pub fn spawn(reg: Registration) -> std::io::Result<RegistrarHandle> {
                 client.deregister(r);
             }
         })?;
-    Ok(RegistrarHandle { stop, thread })
+    Ok(RegistrarHandle {
+        stop,
+        thread,
+        refused: Some(refused_rx),
+    })
 }
 
-fn try_all(client: &Client) -> Option<Registered> {
+/// How one round of registration attempts went.
+enum Joined {
+    Yes(Registered),
+    /// Every credential was refused (401/403); the last answer.
+    Refused(String),
+    /// The control plane could not be asked, or answered otherwise; retry later.
+    Failed,
+}
+
+fn try_all(client: &Client) -> Joined {
     let mut creds = client.reg.credentials.clone();
     // The node token kept from the last run goes first.
     if let Some(f) = &client.reg.token_file {
@@ -293,71 +355,25 @@ fn try_all(client: &Client) -> Option<Registered> {
                         warn!(file = %f.display(), error = %e, "cannot keep the node token; a restart will need the join or bootstrap token");
                     }
                 }
-                return Some(r);
+                return Joined::Yes(r);
             }
             Attempt::Refused(m) => {
                 debug!(reason = %m, "credential refused; trying the next");
                 last = m;
             }
             Attempt::Failed(m) => {
-                last = m;
-                break;
+                warn!(control_plane = %client.reg.url, reason = %m, "registration failed; retrying with backoff");
+                return Joined::Failed;
             }
         }
     }
     warn!(control_plane = %client.reg.url, reason = %last, "registration failed; retrying with backoff");
-    None
+    if creds.is_empty() {
+        Joined::Failed
+    } else {
+        Joined::Refused(last)
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_scrape_url_comes_from_advertise_or_the_bound_address() {
-        let bound: SocketAddr = "127.0.0.1:9410".parse().unwrap();
-        assert_eq!(advertise_url("", bound, "h"), "http://127.0.0.1:9410");
-        assert_eq!(
-            advertise_url("http://n1:9410/", bound, "h"),
-            "http://n1:9410"
-        );
-        let any: SocketAddr = "0.0.0.0:9410".parse().unwrap();
-        assert_eq!(advertise_url("", any, "gpu-07"), "http://gpu-07:9410");
-    }
-
-    #[test]
-    fn backoff_doubles_up_to_the_cap_with_jitter() {
-        let max = Duration::from_secs(60);
-        for n in 0..20 {
-            let d = backoff(n, max);
-            let base = Duration::from_secs(1u64 << n.min(6)).min(max);
-            assert!(
-                d >= base.mul_f64(0.79) && d <= base.mul_f64(1.21),
-                "attempt {n}: {d:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn credentials_are_tried_kept_token_first_without_repeats() {
-        let dir = std::env::temp_dir().join(format!("gw-reg-{}", fastrand::u64(..)));
-        let file = dir.join("node-token");
-        write_token(&file, "gwn_kept").unwrap();
-        let cfg = ControlPlaneConfig {
-            token: "gwn_join".into(),
-            bootstrap_token: "boot-strap-token-1".into(),
-            token_file: file.clone(),
-            ..ControlPlaneConfig::default()
-        };
-        assert_eq!(
-            credentials(&cfg, Some("boot-strap-token-1".into())),
-            ["gwn_kept", "gwn_join", "boot-strap-token-1"]
-        );
-        use std::os::unix::fs::PermissionsExt;
-        assert_eq!(
-            std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
-        let _ = std::fs::remove_dir_all(dir);
-    }
-}
+mod tests;

@@ -78,6 +78,8 @@ pub struct RenderInput<'a> {
     pub event_counts: &'a BTreeMap<(&'static str, &'static str), u64>,
     /// Kernel-log counters.
     pub kmsg: KmsgStats,
+    /// Whether the GPU backend's event stream (NVML's critical events) is being read.
+    pub gpu_events_up: bool,
     /// Process RSS and CPU seconds.
     pub process: Option<(u64, f64)>,
     /// Unix time of the collection.

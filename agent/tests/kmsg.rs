@@ -125,3 +125,78 @@ fn kernel_log_xids_map_to_gpus_and_duplicates_with_nvml_count_once() {
     drop(agent);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Issue: with `read_existing = true`, a restarted agent replayed old kernel-log XIDs as new
+/// events (and re-condemned a node an operator had cleared). The position read is kept in
+/// the state folder; after a restart only newer records are events.
+#[test]
+fn a_restarted_agent_reports_only_kernel_log_records_it_has_not_read() {
+    let dir = crate::util::Scratch::new("kmsg-restart");
+    let log = dir.write(
+        "kmsg",
+        "3,201,1000,-;NVRM: Xid (PCI:0000:18:00): 79, pid=1, GPU has fallen off the bus.\n\
+         6,202,1100,-;unrelated\n",
+    );
+    let state = dir.0.join("state");
+    let cfg = dir.write(
+        "agent.toml",
+        &format!(
+            "[node]\nstate_dir = \"{}\"\n[gpu]\nbackend = \"fake\"\nfake_count = 2\n[collector]\ninterval = \"200ms\"\n[kmsg]\nenabled = true\nread_existing = true\npath = \"{}\"\n",
+            state.display(),
+            log.display()
+        ),
+    );
+    let xids = |agent: &Agent| -> Vec<u64> {
+        agent.events_after(0)["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["kind"] == "xid")
+            .map(|e| e["code"].as_u64().unwrap())
+            .collect()
+    };
+    let agent = Agent::start(&["--config", cfg.to_str().unwrap()], &[]);
+    agent.wait_metrics("the XID 79 read", |m| {
+        m.value("gpuwarden_agent_kmsg_xid_lines_total", &[]) == Some(1.0)
+    });
+    assert_eq!(xids(&agent), [79]);
+    drop(agent); // SIGKILL: the position was kept as the record was read
+
+    let agent = Agent::start(&["--config", cfg.to_str().unwrap()], &[]);
+    agent.wait_metrics("the kernel log read again", |m| {
+        m.value("gpuwarden_agent_kmsg_up", &[]) == Some(1.0)
+    });
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    assert_eq!(
+        xids(&agent),
+        Vec::<u64>::new(),
+        "the old XID 79 came back as new"
+    );
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    writeln!(f, "3,203,2000,-;NVRM: Xid (PCI:0000:2a:00): 48, pid=9, DBE").unwrap();
+    agent.wait_metrics("the new XID 48", |m| {
+        m.value("gpuwarden_agent_kmsg_xid_lines_total", &[]) == Some(1.0)
+    });
+    assert_eq!(xids(&agent), [48]);
+}
+
+/// Issue: a kernel-log reader that had died (its path was a folder) still reported
+/// `gpuwarden_agent_kmsg_up 1`. A reader that cannot read reports 0; the agent serves on.
+#[test]
+fn a_kernel_log_that_cannot_be_read_reports_down() {
+    let dir = crate::util::Scratch::new("kmsg-dir");
+    let folder = dir.0.join("not-a-log");
+    std::fs::create_dir_all(&folder).unwrap();
+    let cfg = dir.write(
+        "agent.toml",
+        &format!(
+            "[gpu]\nbackend = \"fake\"\nfake_count = 1\n[kmsg]\nenabled = true\npath = \"{}\"\n",
+            folder.display()
+        ),
+    );
+    let agent = Agent::start(&["--config", cfg.to_str().unwrap()], &[]);
+    let m = agent.metrics();
+    assert_eq!(m.value("gpuwarden_agent_kmsg_up", &[]), Some(0.0));
+    assert_eq!(agent.get("/healthz").0, 200);
+}

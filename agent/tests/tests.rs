@@ -5,6 +5,7 @@
 mod util;
 
 mod cli;
+mod commands;
 mod config;
 mod events;
 mod exposition;

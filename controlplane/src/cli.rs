@@ -8,8 +8,12 @@
 //! API's own error document).
 
 pub mod commands;
+mod invalid;
 mod table;
 mod views;
+
+use invalid::invalid_policy;
+pub use invalid::PolicyProblem;
 
 use std::path::{Path, PathBuf};
 
@@ -18,7 +22,6 @@ use serde_json::{json, Value};
 use thiserror::Error;
 
 pub use table::Table;
-use views::s;
 pub use views::{
     audit_table, commands_table, events_table, node_view, nodes_table, simulation_table, step_view,
     transitions_table,
@@ -84,14 +87,24 @@ pub enum CliError {
     /// Bad flags or config.
     #[error("{0}")]
     Usage(String),
+    /// The control plane found the policy document invalid (HTTP 422): every problem.
+    #[error("{}", invalid_policy(.file.as_deref(), .problems))]
+    InvalidPolicy {
+        /// The file the document was read from, when known ([`CliError::in_file`]).
+        file: Option<std::path::PathBuf>,
+        /// The problems, as the API gave them.
+        problems: Vec<PolicyProblem>,
+        /// The API's answer as it came (`{"valid":false,"errors":[…]}`), for `-o json`.
+        body: Value,
+    },
 }
 
 impl CliError {
-    /// The process exit status: 1 API error, 2 usage, 3 unreachable.
+    /// The process exit status: 1 API error, 2 usage or invalid input, 3 unreachable.
     pub fn exit_code(&self) -> u8 {
         match self {
             CliError::Api { .. } => 1,
-            CliError::Usage(_) => 2,
+            CliError::Usage(_) | CliError::InvalidPolicy { .. } => 2,
             CliError::Unreachable { .. } => 3,
         }
     }
@@ -113,6 +126,26 @@ impl CliError {
             CliError::Unreachable { .. } => {
                 json!({"error": {"code": "unreachable", "message": self.to_string()}})
             }
+            CliError::InvalidPolicy { file, body, .. } => {
+                let mut v = body.clone();
+                if let (Some(f), Some(o)) = (file, v.as_object_mut()) {
+                    o.insert("file".into(), json!(f.display().to_string()));
+                }
+                v
+            }
+        }
+    }
+
+    /// Names the file an invalid policy was read from (its absolute path), so each problem
+    /// is shown as `FILE:LINE:COLUMN`.
+    pub fn in_file(self, file: &std::path::Path) -> CliError {
+        match self {
+            CliError::InvalidPolicy { problems, body, .. } => CliError::InvalidPolicy {
+                file: Some(std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf())),
+                problems,
+                body,
+            },
+            other => other,
         }
     }
 }
@@ -154,12 +187,7 @@ impl Target {
                     .map(|h| PathBuf::from(h).join(".config/gpuwarden/cli.toml"))
             });
         let file: CliFile = match path.filter(|p| p.exists()) {
-            Some(p) => {
-                let text = std::fs::read_to_string(&p)
-                    .map_err(|e| CliError::Usage(format!("{}: {e}", p.display())))?;
-                toml_from_str(&text)
-                    .map_err(|e| CliError::Usage(format!("{}: {e}", p.display())))?
-            }
+            Some(p) => read_cli_file(&p)?,
             None => CliFile::default(),
         };
         let env = |k| std::env::var(k).ok().filter(|v: &String| !v.is_empty());
@@ -187,11 +215,26 @@ impl Target {
     }
 }
 
-fn toml_from_str(s: &str) -> Result<CliFile, String> {
+/// Reads the CLI config file; every problem of it at once, each with its key and the file's
+/// absolute path, as `--check-config` reports the programs' files.
+fn read_cli_file(p: &Path) -> Result<CliFile, CliError> {
     use figment::providers::{Format, Toml};
-    figment::Figment::from(Toml::string(s))
-        .extract()
-        .map_err(|e| e.to_string())
+    let out = gpuwarden_configfile::extract_all::<CliFile>(|pr| {
+        figment::Figment::from(pr.wrap(Toml::file_exact(p)))
+    });
+    match out.value {
+        Some(f) if out.problems.is_empty() => Ok(f),
+        _ => {
+            let lines: Vec<String> = out.problems.iter().map(|p| format!("\n  {p}")).collect();
+            Err(CliError::Usage(format!(
+                "invalid CLI config file {}:{}",
+                std::path::absolute(p)
+                    .unwrap_or_else(|_| p.to_path_buf())
+                    .display(),
+                lines.concat()
+            )))
+        }
+    }
 }
 
 /// A small blocking client of the REST API.
@@ -292,30 +335,21 @@ impl Client {
         if (200..300).contains(&status) {
             return Ok(v);
         }
+        if status == 422 && v["error"].is_null() {
+            // An invalid policy: every problem.
+            if let Ok(problems) = serde_json::from_value::<Vec<PolicyProblem>>(v["errors"].clone())
+            {
+                return Err(CliError::InvalidPolicy {
+                    file: None,
+                    problems,
+                    body: v,
+                });
+            }
+        }
         let code = v["error"]["code"].as_str().unwrap_or("invalid").to_string();
         let mut message = v["error"]["message"]
             .as_str()
             .map(str::to_string)
-            .or_else(|| {
-                // An invalid policy: every problem, one per line.
-                let errs = v["errors"].as_array()?;
-                let lines: Vec<String> = errs
-                    .iter()
-                    .map(|e| {
-                        let rule = e["rule"]
-                            .as_str()
-                            .map(|r| format!("rule {r:?}, "))
-                            .unwrap_or_default();
-                        format!(
-                            "\n  {rule}line {}, column {}: {}",
-                            e["line"],
-                            e["column"],
-                            s(&e["message"])
-                        )
-                    })
-                    .collect();
-                Some(format!("the policy is invalid:{}", lines.concat()))
-            })
             .unwrap_or_else(|| v.to_string());
         if status == 401 && self.target.token.is_none() {
             message.push_str(
@@ -389,5 +423,29 @@ mod tests {
         assert_eq!(&lines[1][col..col + 6], "active");
         assert_eq!(&lines[2][col..col + 8], "cordoned");
         assert!(lines[3].starts_with("2 of 2 nodes"));
+    }
+
+    /// The CLI config file reports every problem at once, with the file's absolute path.
+    #[test]
+    fn a_bad_cli_config_file_lists_every_problem() {
+        let dir = std::env::temp_dir().join(format!("gw-cli-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("cli.toml");
+        std::fs::write(&f, "sever = \"http://x\"\ntoken = 5\n").unwrap();
+        let e = read_cli_file(&f).unwrap_err().to_string();
+        assert!(
+            e.contains(&format!("{}: sever: unknown key", f.display())),
+            "{e}"
+        );
+        assert!(
+            e.contains(&format!("{}: token: expected", f.display())),
+            "{e}"
+        );
+        std::fs::write(&f, "server = \"http://x\"\n").unwrap();
+        assert_eq!(
+            read_cli_file(&f).unwrap().server.as_deref(),
+            Some("http://x")
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

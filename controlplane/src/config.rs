@@ -1,7 +1,9 @@
 //! Control-plane configuration: TOML file < `GPUWARDEN_<SECTION>__<KEY>` environment < flags.
 //!
-//! figment reads the raw [`ControlPlaneConfig`] (unknown keys are errors naming the key and
-//! the file); [`ControlPlaneConfig::validate`] checks every value and lists all problems.
+//! figment reads the raw [`ControlPlaneConfig`]; [`ControlPlaneConfig::validate`] checks every
+//! value. [`ControlPlaneConfig::load`] reports every problem of both kinds at once (unknown
+//! keys, wrong types, bad values), each with its key and the file's absolute path or the
+//! environment variable it came from (see `gpuwarden-configfile`).
 //! `config/controlplane.toml` documents every key.
 
 use std::collections::{BTreeMap, HashSet};
@@ -9,11 +11,11 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use figment::providers::{Env, Format, Serialized, Toml};
-use figment::Figment;
 use serde::{Deserialize, Serialize};
 
+mod load;
 mod remediation;
+pub use load::{ConfigError, Overrides};
 pub use remediation::{
     CommandsConfig, Plan, PoolRemediation, RemediationConfig, WebhookConfig, NOTIFICATION_KINDS,
 };
@@ -196,7 +198,8 @@ impl Default for HealthConfig {
 }
 
 impl HealthConfig {
-    /// The policy this config names, compiled; every problem of the file otherwise.
+    /// The policy this config names, compiled; every problem of the file otherwise, one per
+    /// line (`health.policy_file: /abs/file:LINE:COLUMN: rule "NAME": what is wrong`).
     pub fn policy(&self) -> Result<crate::policy::Policy, String> {
         if self.policy_file.as_os_str().is_empty() {
             return Ok(crate::policy::Policy::default_policy());
@@ -204,12 +207,27 @@ impl HealthConfig {
         let text = std::fs::read_to_string(&self.policy_file)
             .map_err(|e| format!("health.policy_file {}: {e}", self.policy_file.display()))?;
         crate::policy::Policy::parse(&text).map_err(|errs| {
-            let lines: Vec<String> = errs.iter().map(|e| format!("  {e}")).collect();
-            format!(
-                "health.policy_file {}: invalid policy:\n{}",
-                self.policy_file.display(),
-                lines.join("\n")
-            )
+            // One line per problem, `FILE:LINE:COLUMN: …` with the file's absolute path.
+            let file =
+                std::path::absolute(&self.policy_file).unwrap_or_else(|_| self.policy_file.clone());
+            let lines: Vec<String> = errs
+                .iter()
+                .map(|e| {
+                    let rule = e
+                        .rule
+                        .as_ref()
+                        .map(|r| format!("rule {r:?}: "))
+                        .unwrap_or_default();
+                    format!(
+                        "health.policy_file: {}:{}:{}: {rule}{}",
+                        file.display(),
+                        e.line,
+                        e.column,
+                        e.message
+                    )
+                })
+                .collect();
+            lines.join("\n")
         })
     }
 }
@@ -255,31 +273,6 @@ fn default_pool() -> String {
     "default".into()
 }
 
-/// Values given on the command line, which win over file and environment.
-#[derive(Debug, Clone, Default)]
-pub struct Overrides {
-    /// `--listen`
-    pub listen: Option<String>,
-    /// `--database`
-    pub database: Option<String>,
-}
-
-/// Why the configuration cannot be used.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// The file or environment could not be read into the config structure.
-    #[error("{0}")]
-    Parse(Box<figment::Error>),
-    /// Values that parsed but make no sense; every problem is listed.
-    #[error("invalid configuration{}:\n  {}", .file.as_ref().map(|f| format!(" in {}", f.display())).unwrap_or_default(), .problems.join("\n  "))]
-    Invalid {
-        /// The file, when one was given.
-        file: Option<PathBuf>,
-        /// One line per problem, each naming its key.
-        problems: Vec<String>,
-    },
-}
-
 /// Whether `s` is an agent base URL ([`crate::validate::base_url`]: `http(s)://host[:port]`,
 /// no credentials).
 pub fn valid_base_url(s: &str) -> bool {
@@ -287,35 +280,6 @@ pub fn valid_base_url(s: &str) -> bool {
 }
 
 impl ControlPlaneConfig {
-    /// Loads defaults, then `file` (if any), then the environment, then `overrides`.
-    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Self, ConfigError> {
-        Self::load_from(file, Env::prefixed("GPUWARDEN_"), overrides)
-    }
-
-    /// [`ControlPlaneConfig::load`] with the environment given, for tests.
-    pub fn load_from(
-        file: Option<&Path>,
-        env: Env,
-        overrides: &Overrides,
-    ) -> Result<Self, ConfigError> {
-        let mut fig = Figment::from(Serialized::defaults(ControlPlaneConfig::default()));
-        if let Some(f) = file {
-            fig = fig.merge(Toml::file_exact(f));
-        }
-        // Only GPUWARDEN_<SECTION>__<KEY> variables are config; the token variables are read
-        // by `serve` itself.
-        fig = fig.merge(env.filter(|k| k.as_str().contains("__")).split("__"));
-        if let Some(l) = &overrides.listen {
-            fig = fig.merge(Serialized::default("server.listen", l));
-        }
-        if let Some(d) = &overrides.database {
-            fig = fig.merge(Serialized::default("database.url", d));
-        }
-        let cfg: ControlPlaneConfig = fig.extract().map_err(|e| ConfigError::Parse(Box::new(e)))?;
-        cfg.validate(file)?;
-        Ok(cfg)
-    }
-
     /// Checks every value; lists all problems.
     pub fn validate(&self, file: Option<&Path>) -> Result<(), ConfigError> {
         let mut p = Vec::new();
@@ -395,7 +359,7 @@ impl ControlPlaneConfig {
             ));
         }
         if let Err(e) = self.health.policy() {
-            p.push(e);
+            p.extend(e.lines().map(str::to_string));
         }
         if self.health.degraded_clear_after.is_zero() {
             p.push("health.degraded_clear_after: must be above 0".into());
@@ -453,6 +417,7 @@ impl ControlPlaneConfig {
 #[allow(clippy::result_large_err)] // figment's Jail returns its own large error
 mod tests {
     use super::*;
+    use figment::providers::Env;
 
     #[test]
     fn no_config_means_sqlite_on_localhost() {

@@ -97,10 +97,8 @@ fn fail(out: Output, e: &CliError) {
 
 /// The problems of a configuration (file, environment, flags), one line each.
 fn config_problems(e: &ConfigError) -> Vec<String> {
-    match e {
-        ConfigError::Invalid { problems, .. } => problems.clone(),
-        other => vec![other.to_string()],
-    }
+    let ConfigError::Invalid { problems, .. } = e;
+    problems.clone()
 }
 
 fn serve_command(

@@ -373,3 +373,80 @@ fn every_command_honours_o_json_errors_included_and_global_flags_go_anywhere() {
     assert_eq!((code, v), (Some(1), None));
     assert!(err.starts_with("error: node nope not found"), "{err}");
 }
+
+/// Issue: `--check-config` stopped at the first unknown key or type error, with figment's
+/// `default.` prefix, doubled backticks and the path as given. Golden: a file with four
+/// problems reports all four, each with its key path and the file's absolute path; exit 2.
+#[test]
+fn check_config_reports_every_problem_by_key_and_absolute_file() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    let mut cmd = Command::new(BIN);
+    cmd.args(["serve", "--check-config", "four-problems.toml"])
+        .current_dir(&dir);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("GPUWARDEN_") {
+            cmd.env_remove(k);
+        }
+    }
+    let out = cmd.output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let abs = std::fs::canonicalize(&dir).unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).replace(&abs.display().to_string(), "{DIR}");
+    let golden = dir.join("four-problems.stderr");
+    if std::env::var_os("GOLDEN_BLESS").is_some() {
+        std::fs::write(&golden, &err).unwrap();
+    }
+    assert_eq!(err, std::fs::read_to_string(&golden).unwrap_or_default());
+    let problems: Vec<&str> = err.lines().filter(|l| l.starts_with("  ")).collect();
+    assert_eq!(problems.len(), 4, "{err}");
+    for key in [
+        "database.pool_size",
+        "scrape.intervall",
+        "server.workers",
+        "server.listen",
+    ] {
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.starts_with(&format!("  {{DIR}}/four-problems.toml: {key}: "))),
+            "{key}: {err}"
+        );
+    }
+    assert!(!err.contains("default.") && !err.contains("``"), "{err}");
+}
+
+/// The lists of the control plane's sections and keys that the environment filter uses are
+/// its configuration, so the filter cannot drift from it.
+#[test]
+fn the_env_lists_match_the_config() {
+    use gpuwarden_configfile::env::{AGENT, CONTROL_PLANE};
+    let v = serde_json::to_value(gpuwarden_controlplane::config::ControlPlaneConfig::default())
+        .unwrap();
+    let obj = v.as_object().unwrap();
+    let mut sections: Vec<&str> = obj.keys().map(String::as_str).collect();
+    let mut listed = CONTROL_PLANE.sections.to_vec();
+    sections.sort_unstable();
+    listed.sort_unstable();
+    assert_eq!(sections, listed);
+    for s in CONTROL_PLANE
+        .sections
+        .iter()
+        .filter(|s| AGENT.sections.contains(s))
+    {
+        let mut keys: Vec<String> = obj[*s]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|k| format!("{s}.{k}"))
+            .collect();
+        let mut listed: Vec<String> = CONTROL_PLANE
+            .shared_keys
+            .iter()
+            .filter(|k| k.starts_with(&format!("{s}.")))
+            .map(|k| k.to_string())
+            .collect();
+        keys.sort_unstable();
+        listed.sort_unstable();
+        assert_eq!(keys, listed, "section {s}");
+    }
+}

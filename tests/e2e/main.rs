@@ -2,8 +2,10 @@
 //! 127.0.0.1, driven through the REST API and the CLI.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod config_errors;
 mod cp;
 mod join;
 mod prometheus;
+mod rejoin;
 mod remediate;
 mod restart;

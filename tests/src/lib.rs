@@ -158,6 +158,22 @@ impl Proc {
         child.wait().ok()
     }
 
+    /// Waits (at most `secs` seconds) for the process to exit by itself; its status, or
+    /// `None` while it still runs.
+    pub fn wait_exit(&mut self, secs: u64) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while Instant::now() < deadline {
+            if let Some(c) = self.child.as_mut() {
+                if let Ok(Some(st)) = c.try_wait() {
+                    self.child = None;
+                    return Some(st);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
     /// SIGKILL: no graceful shutdown.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {

@@ -361,6 +361,7 @@ impl GpuBackend for NvmlBackend {
                     }
                     Err(e) => {
                         tracing::error!(error = %e, "NVML event wait failed; XIDs now come from the kernel log only");
+                        sink(BackendEvent::Stopped { reason: format!("NVML event wait failed: {e}") });
                         return;
                     }
                 }

@@ -96,6 +96,11 @@ impl Collector {
             Msg::Backend(BackendEvent::EccDoubleBit { gpu, count }) => {
                 self.on_ecc(gpu, count, true)
             }
+            Msg::Backend(BackendEvent::Stopped { reason }) => {
+                tracing::warn!(%reason, "the GPU backend's event stream stopped");
+                self.gpu_events_up = false;
+                self.publish();
+            }
             Msg::Backend(BackendEvent::ClockChange { gpu }) => {
                 // Clocks change often under load: sample early, at most once a second.
                 let due = self
@@ -124,6 +129,12 @@ impl Collector {
                 self.kmsg.malformed_lines += 1;
                 tracing::warn!(reason = %why, "skipped a malformed XID line in the kernel log");
             }
+            Msg::Kmsg(KmsgReport::Down(why)) => {
+                // The reader has stopped: `gpuwarden_agent_kmsg_up` says so from now on.
+                tracing::warn!(reason = %why, "the kernel-log reader stopped");
+                self.kmsg.up = false;
+                self.publish();
+            }
             Msg::CollectNow(ack) => {
                 self.collect();
                 acks.extend(ack);
@@ -132,5 +143,51 @@ impl Collector {
             Msg::Shutdown => return false,
         }
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex, RwLock};
+
+    use super::*;
+    use crate::backend::fake::FakeBackend;
+    use crate::collector::{Collector, CollectorSettings};
+    use crate::events::EventLog;
+
+    /// Issue: a kernel-log reader that had died still reported `gpuwarden_agent_kmsg_up 1`.
+    /// Every source that stops says so: the kernel log and the GPU backend's event stream.
+    #[test]
+    fn a_source_that_stops_reports_down() {
+        let shared = Arc::new(RwLock::new(Arc::default()));
+        let mut c = Collector::new(
+            CollectorSettings::defaults("n1"),
+            Arc::new(Arc::new(FakeBackend::new(1, "Fake", 1))),
+            Arc::new(Mutex::new(EventLog::new(10, "t".into()))),
+            Arc::clone(&shared),
+        )
+        .unwrap();
+        let body = |s: &crate::collector::SharedSnapshot| {
+            String::from_utf8_lossy(&s.read().unwrap().body).into_owned()
+        };
+        c.set_kmsg_up(true);
+        c.set_gpu_events_up(true);
+        c.publish();
+        let b = body(&shared);
+        assert!(b.contains("gpuwarden_agent_kmsg_up 1"), "{b}");
+        assert!(b.contains("gpuwarden_agent_gpu_events_up 1"), "{b}");
+        let mut acks = Vec::new();
+        c.handle(
+            Msg::Kmsg(KmsgReport::Down("/dev/kmsg: EIO".into())),
+            &mut acks,
+        );
+        assert!(body(&shared).contains("gpuwarden_agent_kmsg_up 0"));
+        c.handle(
+            Msg::Backend(BackendEvent::Stopped {
+                reason: "NVML event wait failed".into(),
+            }),
+            &mut acks,
+        );
+        assert!(body(&shared).contains("gpuwarden_agent_gpu_events_up 0"));
     }
 }

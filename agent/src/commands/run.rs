@@ -1,7 +1,7 @@
 //! Carrying a command out: the hooks, a drain watching the GPUs, a diagnostic plugin.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use gpuwarden_wire::command::{CommandRequest, CommandState};
 use serde_json::json;
@@ -11,10 +11,13 @@ use crate::config::DrainUntil;
 
 impl Commands {
     /// Runs `req` to its end: the state, one line for people, and the details.
+    /// `hook_started`: the agent restarted after this command's hook had started, at that
+    /// time; the hook is not run again.
     pub(super) fn execute(
         &self,
         req: &CommandRequest,
         cancel: &AtomicBool,
+        hook_started: Option<SystemTime>,
     ) -> (CommandState, String, serde_json::Value) {
         let cfg = &self.inner.cfg;
         let reason = req.params.reason.as_deref().unwrap_or("");
@@ -39,6 +42,16 @@ impl Commands {
                     )
                 };
             }
+            if hook_started.is_some() {
+                return (
+                    CommandState::Failed,
+                    format!("outcome unknown: the agent restarted while the {} hook ran; it was not run again", req.kind),
+                    serde_json::Value::Null,
+                );
+            }
+            if let Err(m) = self.hook_starting(&req.id) {
+                return (CommandState::Failed, m, serde_json::Value::Null);
+            }
             let out = hook::run(hook::expand(template, &vars), cfg.hook_timeout, cancel);
             let state = if out.ok() {
                 CommandState::Succeeded
@@ -51,7 +64,7 @@ impl Commands {
             "cordon" => simple(&cfg.cordon, false),
             "uncordon" => simple(&cfg.uncordon, false),
             "terminate" => simple(&cfg.terminate, true),
-            "drain" => self.drain(req, &vars, cancel),
+            "drain" => self.drain(req, &vars, cancel, hook_started),
             "run_diagnostic" => self.diagnose(req),
             other => (
                 CommandState::Failed,
@@ -84,6 +97,7 @@ impl Commands {
         req: &CommandRequest,
         vars: &hook::Vars<'_>,
         cancel: &AtomicBool,
+        hook_started: Option<SystemTime>,
     ) -> (CommandState, String, serde_json::Value) {
         let cfg = &self.inner.cfg;
         let timeout = req
@@ -92,10 +106,32 @@ impl Commands {
             .as_deref()
             .and_then(|t| humantime::parse_duration(t).ok())
             .unwrap_or(cfg.drain_timeout);
-        let start = Instant::now();
-        let mut running =
-            (!cfg.drain.is_empty()).then(|| hook::Running::start(hook::expand(&cfg.drain, vars)));
+        // A drain taken up after a restart keeps the timeout it started with.
+        let already = hook_started
+            .and_then(|t| SystemTime::now().duration_since(t).ok())
+            .unwrap_or_default();
+        let start = Instant::now()
+            .checked_sub(already)
+            .unwrap_or_else(Instant::now);
+        let resumed = hook_started.is_some();
+        if resumed && cfg.drain_until == DrainUntil::Hook {
+            return (
+                CommandState::Failed,
+                "outcome unknown: the agent restarted while the drain hook ran; it was not run again, \
+                 and with commands.drain_until = \"hook\" only the hook completes a drain"
+                    .into(),
+                json!({"hook_restarted": false}),
+            );
+        }
+        if !resumed && !cfg.drain.is_empty() {
+            if let Err(m) = self.hook_starting(&req.id) {
+                return (CommandState::Failed, m, serde_json::Value::Null);
+            }
+        }
+        let mut running = (!resumed && !cfg.drain.is_empty())
+            .then(|| hook::Running::start(hook::expand(&cfg.drain, vars)));
         let mut hook_done: Option<hook::HookOutcome> = None;
+        // After a restart the hook's outcome is unknown: only idle GPUs complete the drain.
         let until = if running.is_none() {
             DrainUntil::Idle
         } else {
@@ -107,7 +143,8 @@ impl Commands {
                     CommandState::Succeeded,
                     msg,
                     json!({"completed_by": how, "hook": hook, "compute_processes": procs,
-                       "waited_seconds": start.elapsed().as_secs_f64()}),
+                       "waited_seconds": start.elapsed().as_secs_f64(),
+                       "resumed_after_restart": resumed}),
                 )
             };
         loop {
@@ -142,12 +179,13 @@ impl Commands {
                 if let Some(r) = running.as_mut() {
                     hook_done = Some(r.stop("stopped: the GPUs are idle".into()));
                 }
-                return done(
-                    "idle",
-                    "drained: no compute process is left on the GPUs".into(),
-                    &hook_done,
-                    procs,
-                );
+                let msg = if resumed {
+                    "drained: no compute process is left on the GPUs (the drain hook started before \
+                     the agent restarted and was not run again; its outcome is unknown)"
+                } else {
+                    "drained: no compute process is left on the GPUs"
+                };
+                return done("idle", msg.into(), &hook_done, procs);
             }
             if cancel.load(Ordering::SeqCst) {
                 if let Some(r) = running.as_mut() {

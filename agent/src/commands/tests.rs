@@ -252,50 +252,6 @@ fn an_uncordon_cancels_a_running_drain() {
 }
 
 #[test]
-fn commands_survive_an_agent_restart_and_are_not_run_again() {
-    let dir = Dir::new("restart");
-    let state = dir.0.join("commands.json");
-    let log = dir.0.join("hook.log");
-    let mut c = cfg();
-    c.cordon = sh(&format!("echo ran >> {}", log.display()));
-    {
-        let (cmds, _, _) = runner(c.clone(), Some(state.clone()));
-        cmds.submit(req("cmd-c", "cordon", "")).unwrap();
-        wait_final(&cmds, "cmd-c");
-    }
-    // A drain that was running when the agent stopped, and a terminate.
-    let mut kept: Vec<CommandStatus> =
-        serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
-    let mut running = kept[0].clone();
-    running.id = "cmd-d".into();
-    running.kind = "drain".into();
-    running.state = CommandState::Running;
-    running.result = serde_json::json!({"params": {"timeout": "100ms"}});
-    let mut term = running.clone();
-    term.id = "cmd-t".into();
-    term.kind = "terminate".into();
-    kept.push(running);
-    kept.push(term);
-    std::fs::write(&state, serde_json::to_vec(&kept).unwrap()).unwrap();
-
-    let (cmds, _, _) = runner(c, Some(state.clone()));
-    let again = cmds.submit(req("cmd-c", "cordon", "")).unwrap();
-    assert_eq!(again.state, CommandState::Succeeded);
-    assert_eq!(
-        std::fs::read_to_string(&log).unwrap(),
-        "ran\n",
-        "the hook ran once"
-    );
-    // The drain was taken up again with its parameters, and ended: the fake GPUs run nothing.
-    let d = wait_final(&cmds, "cmd-d");
-    assert_eq!(d.state, CommandState::Succeeded, "{d:?}");
-    assert_eq!(d.result["completed_by"], "idle", "{d:?}");
-    let t = cmds.status("cmd-t").unwrap();
-    assert_eq!(t.state, CommandState::Failed);
-    assert!(t.message.contains("restarted while the terminate hook ran"));
-}
-
-#[test]
 fn only_the_digest_of_the_current_node_token_authenticates() {
     let auth = CommandAuth::default();
     assert_eq!(auth.check("anything"), None, "no token yet");
@@ -342,3 +298,5 @@ fn a_quick_command_is_answered_with_its_result_and_a_long_one_while_it_runs() {
     assert!(start.elapsed() >= Duration::from_millis(200));
     assert!(cmds.status_within("cmd-unknown", Duration::ZERO).is_none());
 }
+
+mod restart;

@@ -146,7 +146,6 @@ mod tests {
                         )]
                     );
                 }
-                Err(e) => panic!("{e}"),
             }
         }
         assert_eq!(AgentConfig::default().plugin.max_concurrent_runs, 2);

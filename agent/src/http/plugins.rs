@@ -127,6 +127,7 @@ mod tests {
             plugins: None,
             commands: None,
             command_auth: Arc::default(),
+            reload: None,
         };
         let auth = Arc::clone(&state.command_auth);
         let app = test::init_service(App::new().configure(super::super::configure(state))).await;

@@ -108,6 +108,17 @@ pub(super) fn render(t: &mut Text, input: &RenderInput<'_>) {
             *n as f64,
         );
     }
+    t.family(
+        "gpuwarden_agent_gpu_events_up",
+        "1 while the GPU backend's event stream (NVML critical XID and ECC events) is read.",
+        Kind::Gauge,
+    );
+    t.sample(
+        "gpuwarden_agent_gpu_events_up",
+        "",
+        "",
+        if input.gpu_events_up { 1.0 } else { 0.0 },
+    );
     let k = input.kmsg;
     t.family(
         "gpuwarden_agent_kmsg_up",

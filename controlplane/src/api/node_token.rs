@@ -50,7 +50,11 @@ pub struct IssuedToken {
 pub fn agent_config_snippet(name: &str, pool: &str, url: &str, token: &str) -> String {
     format!(
         "# gpuwarden agent config for node {name}: /etc/gpuwarden/agent.toml (mode 0600)\n\
-         [node]\nid = \"{name}\"\n\n\
+         [node]\nid = \"{name}\"\n\
+         # What the agent keeps across restarts. The node token that registration issues is\n\
+         # kept here (node-token, mode 0600): the join token below works once, and every later\n\
+         # start rejoins with the kept node token.\n\
+         state_dir = \"/var/lib/gpuwarden-agent\"\n\n\
          [control_plane]\n\
          # Where the agent registers; it then serves /metrics for the control plane to scrape.\n\
          url = \"{url}\"\n\
@@ -71,8 +75,14 @@ Wants=network-online.target\n\
 After=network-online.target nvidia-persistenced.service\n\n\
 [Service]\n\
 ExecStart=/usr/local/bin/gpuwarden-agent --config /etc/gpuwarden/agent.toml\n\
+# /var/lib/gpuwarden-agent (node.state_dir): the node token and the agent's other state.\n\
+StateDirectory=gpuwarden-agent\n\
+StateDirectoryMode=0700\n\
 Restart=always\n\
 RestartSec=5\n\
+# 78: the control plane refused every credential (a spent join token and no kept node\n\
+# token); restarting cannot help: see `journalctl -u gpuwarden-agent`, issue a new join token.\n\
+RestartPreventExitStatus=78\n\
 # Graceful stop deregisters the node.\n\
 KillSignal=SIGTERM\n\
 TimeoutStopSec=30\n\n\

@@ -55,14 +55,18 @@ pub fn policies(cmd: PoliciesCommand, client: &Client, out: Output) -> Result<St
         PoliciesCommand::Validate { file } => {
             let text = read_policy(&file)?;
             (
-                client.call_text("POST", "/v1/policies/validate", text, "application/toml")?,
+                client
+                    .call_text("POST", "/v1/policies/validate", text, "application/toml")
+                    .map_err(|e| e.in_file(&file))?,
                 |v| format!("valid: {} rules\n", v["rules"]),
             )
         }
         PoliciesCommand::Apply { file } => {
             let text = read_policy(&file)?;
             (
-                client.call_text("PUT", "/v1/policies", text, "application/toml")?,
+                client
+                    .call_text("PUT", "/v1/policies", text, "application/toml")
+                    .map_err(|e| e.in_file(&file))?,
                 |v| {
                     format!(
                         "policy applied: {} rules\n",
@@ -80,7 +84,9 @@ pub fn policies(cmd: PoliciesCommand, client: &Client, out: Output) -> Result<St
             let text = read_policy(&file)?;
             let body = json!({"policy": text, "since": since, "until": until, "pool": pool});
             (
-                client.call("POST", "/v1/policies/simulate", Some(body))?,
+                client
+                    .call("POST", "/v1/policies/simulate", Some(body))
+                    .map_err(|e| e.in_file(&file))?,
                 super::simulation_table,
             )
         }

@@ -5,10 +5,11 @@ use std::collections::HashSet;
 use std::ops::Range;
 
 use cel::{ExecutionError, Program};
-use serde::{Deserialize, Serialize};
-use toml::Spanned;
+use serde::Serialize;
 
 use super::{input, Rule, Scope, Verdict};
+
+mod read;
 
 /// One problem of a policy document.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
@@ -22,28 +23,6 @@ pub struct PolicyError {
     pub column: usize,
     /// What is wrong.
     pub message: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawFile {
-    #[serde(default)]
-    rule: Vec<RawRule>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawRule {
-    name: Spanned<String>,
-    #[serde(default)]
-    description: String,
-    scope: Spanned<String>,
-    when: Spanned<String>,
-    verdict: Spanned<String>,
-    #[serde(default, rename = "for")]
-    hold: Option<Spanned<String>>,
-    #[serde(default)]
-    action: Option<Spanned<String>>,
 }
 
 const ACTIONS: &[&str] = &[
@@ -149,19 +128,15 @@ pub(super) fn parse(text: &str) -> Result<Vec<Rule>, Vec<PolicyError>> {
         text,
         list: Vec::new(),
     };
-    let raw: RawFile = match toml::from_str(text) {
-        Ok(r) => r,
-        Err(e) => {
-            errs.at(None, e.span().unwrap_or(0..0), e.message().to_string());
-            return Err(errs.list);
-        }
+    let Some(raw) = read::rules(text, &mut errs) else {
+        return Err(errs.list);
     };
-    if raw.rule.is_empty() {
+    if raw.is_empty() && errs.list.is_empty() {
         errs.at(None, 0..0, "no [[rule]] in the policy".into());
     }
     let mut names = HashSet::new();
     let mut rules = Vec::new();
-    for r in raw.rule {
+    for r in raw {
         let name = r.name.get_ref().trim().to_string();
         let n = Some(name.as_str());
         if name.is_empty()

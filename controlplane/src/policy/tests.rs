@@ -431,7 +431,8 @@ verdict = \"degraded\"
     );
 
     let e = errors("[[rule]]\nname = \"x\"\nscope = \"event\"\nwhen = 'true'\nverdict = \"degraded\"\ncolour = 1\n");
-    assert_eq!((e[0].line, e[0].rule.as_deref()), (6, None));
+    // The unknown key is reported in its rule, at its line.
+    assert_eq!((e[0].line, e[0].rule.as_deref()), (6, Some("x")));
     assert!(e[0].message.contains("colour"), "{}", e[0].message);
     let e = errors("[[rule]\n");
     assert_eq!(e[0].line, 1);
@@ -610,6 +611,49 @@ fn another_policy_does_not_use_the_results_remembered_for_the_first() {
         1,
         "the same rule name and fields, another policy: evaluated again (GPU 1 is at 70 °C)"
     );
+}
+
+/// Issue: `policies validate` stopped at the first unknown key or type error. Every
+/// structural problem of every rule is reported at once, each at its line.
+#[test]
+fn every_structural_problem_of_every_rule_is_reported_at_once() {
+    let text = "[[rule]]\nname = \"a\"\nscope = \"event\"\nwhen = 'true'\nverdict = \"degraded\"\ncolour = 1\n\n\
+                [[rule]]\nname = \"b\"\nscope = \"node\"\nwhen = \"true\"\nverdict = 2\n\n\
+                [[rule]]\nname = \"c\"\nscope = \"node\"\nverdict = \"degraded\"\n\n\
+                [[rule]]\nname = \"d\"\nscope = \"node\"\nwhen = \"true\"\nverdict = \"broken\"\n\n\
+                [extra]\nx = 1\n";
+    let e = errors(text);
+    let got: Vec<(Option<&str>, usize, &str)> = e
+        .iter()
+        .map(|e| (e.rule.as_deref(), e.line, e.message.as_str()))
+        .collect();
+    assert_eq!(e.len(), 5, "{got:#?}");
+    assert!(
+        got.iter()
+            .any(|(r, l, m)| r.is_none() && *l == 25 && m.contains("\"extra\"")),
+        "{got:#?}"
+    );
+    assert!(
+        got.iter()
+            .any(|(r, l, m)| *r == Some("a") && *l == 6 && m.contains("\"colour\"")),
+        "{got:#?}"
+    );
+    assert!(
+        got.iter()
+            .any(|(r, l, m)| *r == Some("b") && *l == 12 && m.contains("verdict must be a string")),
+        "{got:#?}"
+    );
+    assert!(
+        got.iter()
+            .any(|(r, l, m)| *r == Some("c") && *l == 14 && m.contains("missing key \"when\"")),
+        "{got:#?}"
+    );
+    assert!(
+        got.iter()
+            .any(|(r, l, m)| *r == Some("d") && *l == 23 && m.contains("unknown verdict")),
+        "{got:#?}"
+    );
+    assert!(got.iter().all(|(_, _, m)| !m.contains('`')), "{got:#?}");
 }
 
 mod absent;

@@ -5,12 +5,18 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::{lock, stamp, PluginManager};
+use crate::config::reload::ReloadStatus;
 use crate::config::{AgentConfig, Overrides};
 
 impl PluginManager {
     /// Watches the config file and plugin files; reloads on change. Runs until the manager
-    /// is dropped.
-    pub async fn watch(self: Arc<Self>, config_file: Option<PathBuf>, overrides: Overrides) {
+    /// is dropped. Each reload of the config file is recorded in `status`.
+    pub async fn watch(
+        self: Arc<Self>,
+        config_file: Option<PathBuf>,
+        overrides: Overrides,
+        status: Arc<ReloadStatus>,
+    ) {
         let every = self.defaults.reload_interval;
         let me = Arc::downgrade(&self);
         drop(self);
@@ -31,10 +37,12 @@ impl PluginManager {
                 match AgentConfig::load(config_file.as_deref(), &overrides) {
                     Ok(c) => {
                         tracing::info!("configuration changed: reloading plugins (other settings apply at restart)");
+                        status.record(std::time::SystemTime::now(), Ok(()));
                         c.plugins
                     }
                     Err(e) => {
                         tracing::error!(error = %e, "configuration reload failed; the running plugins are unchanged");
+                        status.record(std::time::SystemTime::now(), Err(e.to_string()));
                         continue;
                     }
                 }

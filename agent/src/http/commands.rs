@@ -1,0 +1,90 @@
+//! `POST /v1/commands` and `GET /v1/commands`: the control plane's commands, authenticated
+//! by the digest of this node's token.
+
+use std::time::Duration;
+
+use actix_web::http::header;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use super::{ApiError, AppState};
+
+/// Checks the control plane's credential: the digest of this node's token.
+fn command_caller(
+    req: &HttpRequest,
+    state: &AppState,
+) -> Result<crate::commands::Commands, ApiError> {
+    let Some(commands) = state.commands.clone() else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "this agent takes no commands",
+        ));
+    };
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    match state.command_auth.check(presented.trim()) {
+        Some(true) => Ok(commands),
+        Some(false) => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "commands need the digest of this node's token as the bearer",
+        )),
+        None => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_registered",
+            "this agent has no node token yet: it takes commands once it has registered with a control plane",
+        )),
+    }
+}
+
+pub(super) async fn submit(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let commands = command_caller(&req, &state)?;
+    let r: gpuwarden_wire::command::CommandRequest =
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                format!("invalid command: {e}"),
+            )
+        })?;
+    // Waiting for a quick command to end blocks: keep it off the server's threads.
+    let out = web::block(move || {
+        commands.submit(r).map(|s| {
+            commands
+                .status_within(&s.id, Duration::from_secs(2))
+                .unwrap_or(s)
+        })
+    })
+    .await
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    match out {
+        Ok(status) => Ok(HttpResponse::Ok().json(status)),
+        Err(e @ crate::commands::SubmitError::Invalid(_)) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            e.to_string(),
+        )),
+        Err(e @ crate::commands::SubmitError::Conflict { .. }) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            e.to_string(),
+        )),
+    }
+}
+
+pub(super) async fn list(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let commands = command_caller(&req, &state)?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({"commands": commands.list()})))
+}

@@ -1,0 +1,212 @@
+//! `/v1/fake/inject` and `/v1/fake/clear` (fake GPUs only): who may call them, and the
+//! handlers.
+
+use std::sync::Arc;
+
+use actix_web::http::header;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+
+use super::{collect_now, ApiError, AppState};
+use crate::backend::fake::{FakeBackend, InjectRequest};
+
+fn fake_of(state: &AppState) -> Result<&Arc<FakeBackend>, ApiError> {
+    state
+        .fake
+        .as_ref()
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "fake GPUs are off"))
+}
+
+/// Who may inject and clear faults: anyone on the node itself (a loopback peer, as the quick
+/// start's `curl localhost` is), and from elsewhere only the holder of the node credential
+/// that `/v1/commands` takes. An agent listening on `0.0.0.0` with fake GPUs does not hand
+/// fault injection to the network.
+fn fake_caller<'s>(
+    req: &HttpRequest,
+    state: &'s AppState,
+) -> Result<&'s Arc<FakeBackend>, ApiError> {
+    let fake = fake_of(state)?;
+    let local = req
+        .peer_addr()
+        .is_some_and(|a| a.ip().to_canonical().is_loopback());
+    if local {
+        return Ok(fake);
+    }
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    match state.command_auth.check(presented.trim()) {
+        Some(true) => Ok(fake),
+        Some(false) => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "from another host, /v1/fake/* needs the node credential that /v1/commands takes (the digest of this node's token) as the bearer",
+        )),
+        None => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "from another host, /v1/fake/* needs the node credential, and this agent has none (it has not joined a control plane): call it from the node itself",
+        )),
+    }
+}
+
+pub(super) async fn inject(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let fake = fake_caller(&req, &state)?;
+    let body: InjectRequest = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("invalid JSON body: {e}"),
+        )
+    })?;
+    let fault = body
+        .to_fault()
+        .map_err(|m| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_fault", m))?;
+    fake.inject(body.gpu, fault.clone()).map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_fault",
+            e.to_string(),
+        )
+    })?;
+    tracing::info!(gpu = body.gpu, fault = ?fault, "fault injected");
+    collect_now(&state).await?;
+    Ok(HttpResponse::Ok()
+        .json(serde_json::json!({"gpu": body.gpu, "fault": body.fault, "injected": true})))
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ClearRequest {
+    gpu: Option<u32>,
+}
+
+pub(super) async fn clear(
+    http: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let fake = fake_caller(&http, &state)?;
+    let req: ClearRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        ClearRequest::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                format!("invalid JSON body: {e}"),
+            )
+        })?
+    };
+    fake.clear(req.gpu).map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_fault",
+            e.to_string(),
+        )
+    })?;
+    tracing::info!(gpu = ?req.gpu, "faults cleared");
+    collect_now(&state).await?;
+    Ok(HttpResponse::Ok()
+        .json(serde_json::json!({"cleared": req.gpu.map_or("all".to_string(), |g| g.to_string())})))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{configure, tests::state};
+    use super::*;
+    use actix_web::{test, App};
+
+    #[actix_web::test]
+    async fn fake_endpoints_exist_only_with_the_fake_backend() {
+        let app = test::init_service(App::new().configure(configure(state(None)))).await;
+        let req = test::TestRequest::post()
+            .uri("/v1/fake/inject")
+            .set_json(serde_json::json!({"gpu":0,"fault":"xid","code":79}))
+            .to_request();
+        let resp = test::call_service(&app, req).await;
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+        let body: serde_json::Value = test::read_body_json(resp).await;
+        assert_eq!(body["error"]["code"], "not_found");
+    }
+
+    #[actix_web::test]
+    async fn a_stopped_collector_turns_injection_into_a_clear_error() {
+        use crate::backend::fake::DEFAULT_MODEL;
+        let fake = Arc::new(FakeBackend::new(1, DEFAULT_MODEL, 1));
+        let app = test::init_service(App::new().configure(configure(state(Some(fake))))).await;
+        let req = test::TestRequest::post()
+            .uri("/v1/fake/inject")
+            .peer_addr("127.0.0.1:40000".parse().unwrap())
+            .set_json(serde_json::json!({"gpu":0,"fault":"temperature","value":90}))
+            .to_request();
+        let resp = test::call_service(&app, req).await;
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+    }
+
+    /// Issue: an agent with fake GPUs listening on 0.0.0.0 offered fault injection to the
+    /// network without a credential. The node itself keeps it without one; other hosts need
+    /// the node credential of `/v1/commands`.
+    #[actix_web::test]
+    async fn fault_injection_from_another_host_needs_the_node_credential() {
+        use crate::backend::fake::DEFAULT_MODEL;
+        use sha2::Digest;
+        let fake = Arc::new(FakeBackend::new(1, DEFAULT_MODEL, 1));
+        let st = state(Some(fake));
+        let auth = st.command_auth.clone();
+        let app = test::init_service(App::new().configure(configure(st))).await;
+        let call = |peer: &str, path: &str, bearer: Option<&str>| {
+            let mut r = test::TestRequest::post()
+                .uri(path)
+                .peer_addr(peer.parse().unwrap())
+                .set_json(if path.ends_with("inject") {
+                    serde_json::json!({"gpu":0,"fault":"xid","code":79})
+                } else {
+                    serde_json::json!({"gpu":0})
+                });
+            if let Some(b) = bearer {
+                r = r.insert_header(("Authorization", format!("Bearer {b}")));
+            }
+            r.to_request()
+        };
+        // The test's collector is stopped: 503 means the caller was let through.
+        let through = StatusCode::SERVICE_UNAVAILABLE;
+        for path in ["/v1/fake/inject", "/v1/fake/clear"] {
+            for local in ["127.0.0.1:5000", "[::1]:5000", "[::ffff:127.0.0.1]:5000"] {
+                let r = test::call_service(&app, call(local, path, None)).await;
+                assert_eq!(r.status(), through, "{path} from {local}");
+            }
+            // Not joined yet: no credential exists, other hosts are refused.
+            let r = test::call_service(&app, call("10.1.2.3:5000", path, None)).await;
+            assert_eq!(r.status(), StatusCode::FORBIDDEN, "{path}");
+            let body: serde_json::Value = test::read_body_json(r).await;
+            assert_eq!(body["error"]["code"], "forbidden");
+        }
+        auth.set_token("gwn_node_token");
+        let digest: String = sha2::Sha256::digest(b"gwn_node_token")
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        for path in ["/v1/fake/inject", "/v1/fake/clear"] {
+            let r = test::call_service(&app, call("10.1.2.3:5000", path, None)).await;
+            assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{path}");
+            let r =
+                test::call_service(&app, call("10.1.2.3:5000", path, Some("gwn_node_token"))).await;
+            assert_eq!(
+                r.status(),
+                StatusCode::UNAUTHORIZED,
+                "the token itself is not the credential"
+            );
+            let r = test::call_service(&app, call("10.1.2.3:5000", path, Some(&digest))).await;
+            assert_eq!(r.status(), through, "{path} with the credential");
+        }
+    }
+}

@@ -1,0 +1,23 @@
+//! Loading the gpuwarden programs' configuration (`gpuwarden-agent` and `gpuwarden serve`).
+//!
+//! Both programs read TOML through figment, overridden by `GPUWARDEN_<SECTION>__<KEY>`
+//! environment variables. This crate holds what the two loaders share:
+//!
+//! - [`extract_all`]: every problem of a configuration at once (unknown keys, values of the
+//!   wrong type, in every section), each as a [`Problem`] naming the key path and where the
+//!   value came from: the file's absolute path, or the environment variable. figment stops at
+//!   the first error; here the offending key is set aside and the extraction is repeated, so
+//!   one run lists them all, and the rest of the configuration can still be validated.
+//! - [`env`]: which `GPUWARDEN_*` variables belong to which program, so that one
+//!   program's variables in the environment of the other (one host, one environment file)
+//!   are ignored, while a misspelt key of its own still fails.
+//!
+//! It does not know the programs' configuration structures; it holds no I/O beyond figment's.
+
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod env;
+mod problems;
+
+pub use problems::{extract_all, locate, Extracted, Problem, Pruner};

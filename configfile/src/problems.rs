@@ -1,0 +1,364 @@
+//! Every problem of a configuration at once.
+//!
+//! figment (like serde) stops at the first key it cannot read. [`extract_all`] records that
+//! problem, has the [`Pruner`] drop the offending key from the providers' data (the default
+//! takes its place), and extracts again, until the configuration reads or nothing more can
+//! be dropped (a TOML syntax error). The pruned configuration is returned with the
+//! problems, so the caller's value checks can run on the rest of it in the same pass.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use figment::error::Kind;
+use figment::value::{Dict, Map, Value};
+use figment::{Figment, Metadata, Profile, Provider, Source};
+use serde::de::DeserializeOwned;
+
+/// Most problems listed (and extraction passes made) for one configuration.
+const MAX_PROBLEMS: usize = 100;
+
+/// One problem: where the value came from, its key path, what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The file's absolute path, `environment variable NAME`, or `command line`.
+    pub source: String,
+    /// The key path, e.g. `scrape.interval` or `plugins.0.sha256`; empty for the whole file.
+    pub key: String,
+    /// What is wrong, for people.
+    pub message: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.key.is_empty() {
+            true => write!(f, "{}: {}", self.source, self.message),
+            false => write!(f, "{}: {}: {}", self.source, self.key, self.message),
+        }
+    }
+}
+
+/// The result of [`extract_all`].
+#[derive(Debug)]
+pub struct Extracted<T> {
+    /// The configuration with every unreadable key left at its default; `None` when the
+    /// providers themselves failed (a TOML syntax error, a missing file).
+    pub value: Option<T>,
+    /// Every problem found, in the order found.
+    pub problems: Vec<Problem>,
+}
+
+/// Key paths that the providers it wraps leave out of their data. Clones share the list.
+#[derive(Debug, Clone, Default)]
+pub struct Pruner {
+    paths: Arc<Mutex<Vec<Vec<String>>>>,
+}
+
+impl Pruner {
+    /// `provider` without the keys pruned so far.
+    pub fn wrap<P: Provider>(&self, provider: P) -> Pruned<P> {
+        Pruned {
+            inner: provider,
+            paths: self.paths.clone(),
+        }
+    }
+
+    /// Adds `path`; false when it is empty or already there (no progress).
+    fn add(&self, path: Vec<String>) -> bool {
+        let mut p = self.paths.lock().unwrap_or_else(|e| e.into_inner());
+        if path.is_empty() || p.contains(&path) {
+            return false;
+        }
+        p.push(path);
+        true
+    }
+}
+
+/// A provider with some keys removed; see [`Pruner::wrap`].
+#[derive(Debug)]
+pub struct Pruned<P> {
+    inner: P,
+    paths: Arc<Mutex<Vec<Vec<String>>>>,
+}
+
+impl<P: Provider> Provider for Pruned<P> {
+    fn metadata(&self) -> Metadata {
+        self.inner.metadata()
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        let mut data = self.inner.data()?;
+        let paths = self.paths.lock().unwrap_or_else(|e| e.into_inner());
+        for dict in data.values_mut() {
+            for path in paths.iter() {
+                remove(dict, path);
+            }
+        }
+        Ok(data)
+    }
+
+    fn profile(&self) -> Option<Profile> {
+        self.inner.profile()
+    }
+}
+
+fn remove(dict: &mut Dict, path: &[String]) {
+    let Some((first, rest)) = path.split_first() else {
+        return;
+    };
+    if rest.is_empty() {
+        dict.remove(first);
+        return;
+    }
+    let mut at = dict.get_mut(first);
+    for (i, key) in rest.iter().enumerate() {
+        let last = i + 1 == rest.len();
+        match at {
+            Some(Value::Dict(_, d)) if last => {
+                d.remove(key);
+                return;
+            }
+            Some(Value::Array(_, a)) if last => {
+                if let Ok(n) = key.parse::<usize>() {
+                    if n < a.len() {
+                        // Keep the other elements where they are: a default-like empty table.
+                        a[n] = Value::from(Dict::new());
+                    }
+                }
+                return;
+            }
+            Some(Value::Dict(_, d)) => at = d.get_mut(key),
+            Some(Value::Array(_, a)) => at = key.parse::<usize>().ok().and_then(|n| a.get_mut(n)),
+            _ => return,
+        }
+    }
+}
+
+/// Where the value of `key` (a dotted path) in `fig` came from, as [`Problem::source`] says.
+pub fn locate(fig: &Figment, key: &str) -> Option<String> {
+    let md = fig.find_metadata(key)?;
+    let path: Vec<&str> = key.split('.').collect();
+    Some(describe(md, fig.profile(), &path))
+}
+
+fn describe(md: &Metadata, profile: &Profile, path: &[&str]) -> String {
+    match &md.source {
+        Some(Source::File(f)) => absolute(f).display().to_string(),
+        Some(Source::Code(_)) => "command line".into(),
+        Some(Source::Custom(c)) => c.clone(),
+        Some(other) => other.to_string(),
+        // The environment, split at `__`: the variable is the prefix and the path.
+        None if md.name.contains("environment") && !path.is_empty() => format!(
+            "environment variable {}{}",
+            crate::env::PREFIX,
+            path.join("__").to_ascii_uppercase()
+        ),
+        None if !path.is_empty() => format!("{} {}", md.name, md.interpolate(profile, path)),
+        None => md.name.to_string(),
+    }
+}
+
+fn absolute(f: &Path) -> PathBuf {
+    std::path::absolute(f).unwrap_or_else(|_| f.to_path_buf())
+}
+
+fn list(names: &[&str]) -> String {
+    names.join(", ")
+}
+
+/// The problem `e` describes, and the key path to drop to get past it.
+fn problem(e: &figment::Error, fig: &Figment) -> (Problem, Vec<String>) {
+    let mut path = e.path.clone();
+    let message = match &e.kind {
+        Kind::UnknownField(field, expected) => {
+            if path.last() != Some(field) {
+                path.push(field.clone());
+            }
+            if expected.is_empty() {
+                "unknown key".to_string()
+            } else {
+                format!("unknown key; the keys here are {}", list(expected))
+            }
+        }
+        Kind::MissingField(field) => {
+            path.push(field.to_string());
+            "missing".to_string()
+        }
+        // serde quotes some values in backticks (`signed int \`-1\``); plain text reads better.
+        Kind::InvalidType(actual, expected) => {
+            format!(
+                "expected {expected}, found {}",
+                actual.to_string().replace('`', "")
+            )
+        }
+        Kind::InvalidValue(actual, expected) => format!(
+            "invalid value {}; expected {expected}",
+            actual.to_string().replace('`', "")
+        ),
+        Kind::UnknownVariant(v, expected) => {
+            format!("unknown value {v:?}; use one of {}", list(expected))
+        }
+        Kind::InvalidLength(n, expected) => format!("{n} elements; expected {expected}"),
+        Kind::Message(m) => m.clone(),
+        other => other.to_string(),
+    };
+    let refs: Vec<&str> = path.iter().map(String::as_str).collect();
+    let source = match &e.metadata {
+        Some(md) => describe(md, e.profile.as_ref().unwrap_or(fig.profile()), &refs),
+        None => locate(fig, &path.join(".")).unwrap_or_else(|| "configuration".into()),
+    };
+    let drop = if matches!(e.kind, Kind::MissingField(_)) {
+        Vec::new()
+    } else {
+        path.clone()
+    };
+    (
+        Problem {
+            source,
+            key: path.join("."),
+            message,
+        },
+        drop,
+    )
+}
+
+/// Extracts a `T` from the figment that `build` makes, listing every problem. `build` must
+/// wrap each provider that may hold bad keys (the file, the environment) with
+/// [`Pruner::wrap`]; it is called once per pass.
+pub fn extract_all<T: DeserializeOwned>(build: impl Fn(&Pruner) -> Figment) -> Extracted<T> {
+    let pruner = Pruner::default();
+    let mut problems: Vec<Problem> = Vec::new();
+    for _ in 0..MAX_PROBLEMS {
+        let fig = build(&pruner);
+        let err = match fig.extract::<T>() {
+            Ok(value) => {
+                return Extracted {
+                    value: Some(value),
+                    problems,
+                }
+            }
+            Err(e) => e,
+        };
+        let mut progressed = false;
+        for e in err {
+            let (p, drop) = problem(&e, &fig);
+            progressed |= pruner.add(drop);
+            if !problems.contains(&p) {
+                problems.push(p);
+            }
+        }
+        if !progressed {
+            break;
+        }
+    }
+    Extracted {
+        value: None,
+        problems,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use figment::providers::{Env, Format, Serialized, Toml};
+    use serde::{Deserialize, Serialize};
+    use std::time::Duration;
+
+    #[derive(Debug, Default, Serialize, Deserialize, PartialEq)]
+    #[serde(deny_unknown_fields, default)]
+    struct Cfg {
+        server: Server,
+        items: Vec<Item>,
+    }
+
+    #[derive(Debug, Serialize, Deserialize, PartialEq)]
+    #[serde(deny_unknown_fields, default)]
+    struct Server {
+        listen: String,
+        workers: u32,
+        mode: Mode,
+    }
+
+    impl Default for Server {
+        fn default() -> Self {
+            Server {
+                listen: "127.0.0.1:1".into(),
+                workers: 2,
+                mode: Mode::Fast,
+            }
+        }
+    }
+
+    #[derive(Debug, Serialize, Deserialize, PartialEq)]
+    #[serde(rename_all = "snake_case")]
+    enum Mode {
+        Fast,
+        Slow,
+    }
+
+    #[derive(Debug, Default, Serialize, Deserialize, PartialEq)]
+    #[serde(deny_unknown_fields, default)]
+    struct Item {
+        name: String,
+    }
+
+    fn load(file: &Path) -> Extracted<Cfg> {
+        extract_all(|p| {
+            Figment::from(Serialized::defaults(Cfg::default()))
+                .merge(p.wrap(Toml::file_exact(file)))
+                .merge(p.wrap(Env::prefixed("GW_CFGFILE_TEST_").split("__")))
+        })
+    }
+
+    #[test]
+    fn every_problem_is_listed_with_its_key_and_the_absolute_file() {
+        let dir = std::env::temp_dir().join(format!("gw-cfgfile-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.toml");
+        std::fs::write(
+            &file,
+            "[server]\nlistn = \"x\"\nworkers = \"two\"\nmode = \"medium\"\n\n[[items]]\nname = \"a\"\ncolour = 1\n\n[extra]\nx = 1\n",
+        )
+        .unwrap();
+        let out = load(&file);
+        let lines: Vec<String> = out.problems.iter().map(|p| p.to_string()).collect();
+        let abs = file.display().to_string();
+        for (key, what) in [
+            ("server.listn", "unknown key"),
+            ("server.workers", "expected u32"),
+            ("server.mode", "unknown value \"medium\""),
+            ("items.0.colour", "unknown key"),
+            ("extra", "unknown key"),
+        ] {
+            assert!(
+                lines
+                    .iter()
+                    .any(|l| l.starts_with(&format!("{abs}: {key}: ")) && l.contains(what)),
+                "{key} ({what}) missing from {lines:#?}"
+            );
+        }
+        assert_eq!(lines.len(), 5, "{lines:#?}");
+        assert!(lines
+            .iter()
+            .all(|l| !l.contains("``") && !l.contains("default.")));
+        // The rest of the file still reads: the good value is there, bad ones are defaults.
+        let v = out.value.unwrap();
+        assert_eq!(v.items[0].name, "a");
+        assert_eq!(v.server.workers, 2);
+        let _ = Duration::ZERO;
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_syntax_error_is_one_problem_and_no_value() {
+        let dir = std::env::temp_dir().join(format!("gw-cfgfile-syn-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.toml");
+        std::fs::write(&file, "[server\nlisten = 1\n").unwrap();
+        let out = load(&file);
+        assert!(out.value.is_none());
+        assert_eq!(out.problems.len(), 1, "{:?}", out.problems);
+        assert!(out.problems[0].source.starts_with('/'));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

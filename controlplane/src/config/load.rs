@@ -1,0 +1,155 @@
+//! Loading: defaults < file < `GPUWARDEN_<SECTION>__<KEY>` environment < flags, every
+//! problem reported at once with its key and where the value came from.
+
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use gpuwarden_configfile::env::{self as envvars, AGENT, CONTROL_PLANE};
+use gpuwarden_configfile::{extract_all, locate, Pruner};
+
+use super::ControlPlaneConfig;
+
+/// Values given on the command line, which win over file and environment.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--listen`
+    pub listen: Option<String>,
+    /// `--database`
+    pub database: Option<String>,
+}
+
+/// Why the configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// Keys that cannot be read and values that make no sense; every problem is listed.
+    #[error("invalid configuration{}: {} problem{}\n  {}",
+        .file.as_ref().map(|f| format!(" in {}", f.display())).unwrap_or_default(),
+        .problems.len(),
+        if .problems.len() == 1 { "" } else { "s" },
+        .problems.join("\n  "))]
+    Invalid {
+        /// The file (absolute when it comes from [`ControlPlaneConfig::load`]).
+        file: Option<PathBuf>,
+        /// One line per problem, each naming its key; from `load`, each starts with where
+        /// the value came from: the file's absolute path, `environment variable NAME` or
+        /// `command line`.
+        problems: Vec<String>,
+    },
+}
+
+/// The key a validation message is about (`static_targets[1].name: …` → `static_targets.1.name`).
+fn key_of(problem: &str) -> String {
+    let head = problem.split(": ").next().unwrap_or("");
+    let head = head.split(" (").next().unwrap_or(head);
+    head.chars()
+        .filter(|c| *c != ']' && *c != ' ')
+        .map(|c| if c == '[' { '.' } else { c })
+        .collect()
+}
+
+impl ControlPlaneConfig {
+    /// Loads defaults, then `file` (if any), then the environment, then `overrides`.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Self, ConfigError> {
+        Self::load_from(file, Env::prefixed(envvars::PREFIX), overrides)
+    }
+
+    /// [`ControlPlaneConfig::load`] with the environment given, for tests.
+    pub fn load_from(
+        file: Option<&Path>,
+        env: Env,
+        overrides: &Overrides,
+    ) -> Result<Self, ConfigError> {
+        let build = |p: &Pruner| {
+            let mut fig = Figment::from(Serialized::defaults(ControlPlaneConfig::default()));
+            if let Some(f) = file {
+                fig = fig.merge(p.wrap(Toml::file_exact(f)));
+            }
+            // GPUWARDEN_<SECTION>__<KEY> variables of the control plane's; the agent's and
+            // the tokens (no `__`, read by `serve` itself) are not its configuration.
+            let env = env
+                .clone()
+                .filter(|k| envvars::is_own(k.as_str(), &CONTROL_PLANE, &AGENT))
+                .split("__");
+            fig = fig.merge(p.wrap(env));
+            if let Some(l) = &overrides.listen {
+                fig = fig.merge(Serialized::default("server.listen", l));
+            }
+            if let Some(d) = &overrides.database {
+                fig = fig.merge(Serialized::default("database.url", d));
+            }
+            fig
+        };
+        let out = extract_all::<ControlPlaneConfig>(build);
+        let abs = file.map(|f| std::path::absolute(f).unwrap_or_else(|_| f.to_path_buf()));
+        let mut problems: Vec<String> = out.problems.iter().map(ToString::to_string).collect();
+        if let Some(cfg) = &out.value {
+            if let Err(ConfigError::Invalid { problems: bad, .. }) = cfg.validate(file) {
+                let fig = build(&Pruner::default());
+                for p in bad {
+                    let source = locate(&fig, &key_of(&p))
+                        .or_else(|| abs.as_ref().map(|f| f.display().to_string()))
+                        .unwrap_or_else(|| "configuration".into());
+                    problems.push(format!("{source}: {p}"));
+                }
+            }
+        }
+        match out.value {
+            Some(cfg) if problems.is_empty() => Ok(cfg),
+            _ => Err(ConfigError::Invalid {
+                file: abs,
+                problems,
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::result_large_err)] // figment's Jail returns its own large error
+mod tests {
+    use super::*;
+
+    /// Issue: one prefix for two programs. The agent's variables in the control plane's
+    /// environment are ignored; a misspelt key of its own still fails, naming the variable.
+    #[test]
+    fn the_agents_variables_are_ignored_and_a_typo_of_its_own_fails() {
+        figment::Jail::expect_with(|jail| {
+            for (k, v) in [
+                ("GPUWARDEN_KMSG__PATH", "/dev/kmsg"),
+                ("GPUWARDEN_NODE__ID", "gpu-01"),
+                ("GPUWARDEN_CONTROL_PLANE__URL", "http://cp:8410"),
+                ("GPUWARDEN_GPU__BACKEND", "fake"),
+                ("GPUWARDEN_COMMANDS__DRAIN_POLL", "1s"),
+                ("GPUWARDEN_BOOTSTRAP_TOKEN", "bootstrap-token-0123456789"),
+                ("GPUWARDEN_SCRAPE__INTERVAL", "20s"),
+            ] {
+                jail.set_env(k, v);
+            }
+            let c =
+                ControlPlaneConfig::load(None, &Overrides::default()).map_err(|e| e.to_string())?;
+            assert_eq!(c.scrape.interval, std::time::Duration::from_secs(20));
+            jail.set_env("GPUWARDEN_SCRAPE__INTERVALL", "5s");
+            jail.set_env("GPUWARDEN_COMMANDS__TIMEOT", "5s");
+            let e = ControlPlaneConfig::load(None, &Overrides::default())
+                .unwrap_err()
+                .to_string();
+            for var in ["GPUWARDEN_SCRAPE__INTERVALL", "GPUWARDEN_COMMANDS__TIMEOT"] {
+                assert!(e.contains(&format!("environment variable {var}: ")), "{e}");
+            }
+            assert!(e.contains("2 problems") && !e.contains("KMSG"), "{e}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn validation_messages_name_their_key() {
+        assert_eq!(
+            key_of("server.listen: \"x\" is not an address"),
+            "server.listen"
+        );
+        assert_eq!(
+            key_of("static_targets[1].name: \"a\" appears twice"),
+            "static_targets.1.name"
+        );
+    }
+}
