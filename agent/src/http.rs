@@ -210,6 +210,19 @@ async fn collect_now(state: &AppState) -> Result<(), ApiError> {
     }
 }
 
+/// Whether the request's bearer is the node credential that `/v1/commands` takes (the
+/// SHA-256, hex, of this node's token): `None` when this agent has no node token yet.
+/// Every endpoint that acts on the node checks it through here.
+fn node_credential(req: &HttpRequest, state: &AppState) -> Option<bool> {
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    state.command_auth.check(presented.trim())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -46,6 +46,14 @@ fn example_plugins_flag_injected_faults_through_the_agent() {
     for check in ["xid", "thermal", "ecc", "pcie", "nvlink"] {
         wait_status(&agent, check, 0.0);
     }
+    // The diagnostic compiles beside the checks (seconds in a debug build on a busy machine):
+    // ask for it once it is loaded.
+    agent.wait_plugins("gpu-sanity loaded", |p| {
+        p["plugins"].as_array().is_some_and(|ps| {
+            ps.iter()
+                .any(|x| x["name"] == "gpu-sanity" && x["loaded"] == true)
+        })
+    });
     let (s, body) = agent.post_as("/v1/plugins/gpu-sanity/run", &bearer, "");
     assert_eq!(s, 200, "{body}");
     let healthy: serde_json::Value = serde_json::from_str(&body).unwrap();

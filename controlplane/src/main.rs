@@ -127,8 +127,10 @@ fn serve_command(
             ),
             Output::Table if valid => println!("{}: configuration is valid", file.display()),
             Output::Table => eprintln!(
-                "invalid configuration in {}:\n  {}",
-                file.display(),
+                "invalid configuration in {}: {} problem{}\n  {}",
+                std::path::absolute(&file).unwrap_or(file.clone()).display(),
+                problems.len(),
+                if problems.len() == 1 { "" } else { "s" },
                 problems.join("\n  ")
             ),
         }

@@ -328,7 +328,8 @@ fn every_command_honours_o_json_errors_included_and_global_flags_go_anywhere() {
         "--token",
         token,
     ]);
-    assert_eq!(code, Some(1));
+    // An invalid policy file is invalid input: exit 2, as `--check-config`.
+    assert_eq!(code, Some(2));
     let v = v.expect("JSON on stdout");
     assert_eq!(v["valid"], false, "{v}");
     assert!(v["errors"][0]["line"].is_number(), "{v}");

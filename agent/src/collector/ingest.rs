@@ -13,19 +13,28 @@ use crate::kmsg::{KmsgReport, PciAddr};
 impl Collector {
     fn on_xid(&mut self, gpu: Option<usize>, code: u32, source: XidSource, detail: Option<String>) {
         let idx = gpu.map(|g| g as u32);
-        if !self.dedup.admit(Instant::now(), idx, code, source) {
+        let new = self.dedup.admit(Instant::now(), idx, code, source);
+        // One classification for agent, SDK and policy: some XIDs are decided by their text.
+        let (severity, action) = xid::classify(code, detail.as_deref());
+        // NVML reported this XID first, without the text that decides some XIDs (NVLink5
+        // 144–150, 154). When the kernel log's twin decides otherwise, its verdict is
+        // reported too (the XID is still counted once); else the twin is dropped.
+        let refines =
+            !new && source == XidSource::Kmsg && (severity, action) != xid::classify(code, None);
+        if !new && !refines {
             tracing::debug!(gpu = ?idx, code, "XID already reported by the other source");
             return;
         }
         let info = xid::lookup(code);
-        // One classification for agent, SDK and policy: some XIDs are decided by their text.
-        let (severity, action) = xid::classify(code, detail.as_deref());
         let name = info.map_or("unknown XID", |x| x.meaning);
-        let message = match &detail {
+        let mut message = match &detail {
             Some(d) if !d.is_empty() => format!("XID {code}: {name} ({d})"),
             _ => format!("XID {code}: {name}"),
         };
-        if let Some(i) = gpu {
+        if refines {
+            message.push_str("; the kernel log's status refines the NVML report of this XID");
+        }
+        if let (Some(i), true) = (gpu, new) {
             let g = &mut self.gpus[i];
             *g.xids.entry(code).or_default() += 1;
             g.last_xid = code;
@@ -189,5 +198,63 @@ mod tests {
             &mut acks,
         );
         assert!(body(&shared).contains("gpuwarden_agent_gpu_events_up 0"));
+    }
+
+    /// Issue: NVML's report of an NVLink5 XID carries no text, so when it came first the
+    /// kernel log's `Fatal` status was dropped as a duplicate and the node never condemned.
+    /// The kernel log's verdict is reported when it differs; the XID is counted once.
+    #[test]
+    fn the_kernel_logs_status_refines_an_xid_nvml_reported_first() {
+        let log = Arc::new(Mutex::new(EventLog::new(10, "t".into())));
+        let mut c = Collector::new(
+            CollectorSettings::defaults("n1"),
+            Arc::new(Arc::new(FakeBackend::new(1, "Fake", 1))),
+            Arc::clone(&log),
+            Arc::new(RwLock::new(Arc::default())),
+        )
+        .unwrap();
+        let mut acks = Vec::new();
+        let pci = PciAddr::parse(&c.inventory.gpus[0].pci_bus_id).expect("fake PCI address");
+        let kmsg = |code: u32, text: &str| {
+            Msg::Kmsg(KmsgReport::Xid(crate::kmsg::KmsgXid {
+                pci,
+                code,
+                message: text.into(),
+            }))
+        };
+        // 145 Fatal: NVML first (table row: not fatal), then the kernel log (fatal).
+        c.handle(
+            Msg::Backend(BackendEvent::Xid { gpu: 0, code: 145 }),
+            &mut acks,
+        );
+        c.handle(
+            kmsg(145, "145, RLW_RXPIPE Fatal XC0 i0 Link 13 (0x0409a0c2)"),
+            &mut acks,
+        );
+        // A twin whose text decides nothing (79 is decided by its code) is dropped.
+        c.handle(
+            Msg::Backend(BackendEvent::Xid { gpu: 0, code: 79 }),
+            &mut acks,
+        );
+        c.handle(
+            kmsg(79, "79, pid=1, GPU has fallen off the bus."),
+            &mut acks,
+        );
+        let page = log.lock().unwrap().page(0, 100);
+        let got: Vec<_> = page
+            .events
+            .iter()
+            .map(|e| (e.code, e.severity, e.source.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (Some(145), Severity::Warning, "fake"),
+                (Some(145), Severity::Fatal, "kmsg"),
+                (Some(79), Severity::Fatal, "fake"),
+            ],
+            "{got:?}"
+        );
+        assert_eq!(c.gpus[0].xids.get(&145), Some(&1), "counted once");
     }
 }

@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use actix_web::http::header;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
@@ -21,13 +20,7 @@ fn command_caller(
             "this agent takes no commands",
         ));
     };
-    let presented = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    match state.command_auth.check(presented.trim()) {
+    match super::node_credential(req, state) {
         Some(true) => Ok(commands),
         Some(false) => Err(ApiError::new(
             StatusCode::UNAUTHORIZED,

@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use actix_web::http::header;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
@@ -33,13 +32,7 @@ fn fake_caller<'s>(
     if local {
         return Ok(fake);
     }
-    let presented = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    match state.command_auth.check(presented.trim()) {
+    match super::node_credential(req, state) {
         Some(true) => Ok(fake),
         Some(false) => Err(ApiError::new(
             StatusCode::UNAUTHORIZED,

@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 
-use actix_web::http::header;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
@@ -26,13 +25,7 @@ pub(super) async fn list(state: web::Data<AppState>) -> Result<HttpResponse, Api
 /// Checks the bearer of an on-demand run: 401 without the node token's digest, and 401 with
 /// how to go on when this agent has no node token at all (a standalone agent).
 fn authorize(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
-    let presented = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    match state.command_auth.check(presented.trim()) {
+    match super::node_credential(req, state) {
         Some(true) => Ok(()),
         Some(false) => Err(ApiError::new(
             StatusCode::UNAUTHORIZED,

@@ -27,6 +27,7 @@ pub struct ExpectedGpus {
 
 #[utoipa::path(
     post, path = "/v1/nodes/{id}/expected-gpus", request_body = ExpectedGpus,
+    params(("id" = String, Path, description = "Node id or name")),
     description = "Sets the GPUs the node is expected to have (audited as `node.expected_gpus`). Registrations keep the most GPUs a node ever registered with; this is how an operator lowers the count after removing a GPU on purpose. The `gpu-missing` rule compares the GPUs observed with this count.",
     responses((status = 200, body = Node), (status = 400, description = "Malformed body"), (status = 401), (status = 404), (status = 422, description = "gpus is not between 1 and 1024"))
 )]
