@@ -84,16 +84,31 @@ pub fn classify(code: u32, message: Option<&str>) -> (Severity, Action) {
     }
 }
 
-/// Whether an NVLink5 XID message says `Fatal` (true) or `Nonfatal` (false): the first such
-/// word, as a word of its own (`RLW_RXPIPE Nonfatal XC0 …`).
+/// Whether an NVLink5 XID message says `Fatal` (true) or `Nonfatal` (false): the status word
+/// the driver prints right before the `XC<n>` field of the error
+/// (`145, RLW_RXPIPE Nonfatal XC0 i0 Link 13 (…)`).
+///
+/// Only that position counts, and the last such pair in the text wins: the driver prints
+/// `pid=…, name=…` of the process before the unit, and a process name (which its owner
+/// chooses, spaces included) must not decide whether a GPU is reset.
 fn nvlink5_status(message: &str) -> Option<bool> {
-    message
+    let words: Vec<&str> = message
         .split(|c: char| c.is_whitespace() || c == ',')
-        .find_map(|w| match w.to_ascii_lowercase().as_str() {
+        .filter(|w| !w.is_empty())
+        .collect();
+    words.windows(2).rev().find_map(|w| {
+        let xc = w[1]
+            .strip_prefix("XC")
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+        if !xc {
+            return None;
+        }
+        match w[0].to_ascii_lowercase().as_str() {
             "fatal" => Some(true),
             "nonfatal" | "non-fatal" => Some(false),
             _ => None,
-        })
+        }
+    })
 }
 
 /// The action an XID 154 message asks for, read from its text
@@ -178,6 +193,25 @@ mod tests {
         }
         // Other XIDs do not read the message.
         assert_eq!(classify(79, Some("Nonfatal")), (Fatal, RebootNode));
+    }
+
+    /// A process name is the user's to choose (spaces included) and the driver prints it
+    /// before the unit: it must not decide whether a GPU is reset or its fault ignored.
+    #[test]
+    fn a_process_name_cannot_decide_an_nvlink5_xid() {
+        let hidden = "149, pid=4242, name=job Nonfatal, NETIR_LINK_EVT/NETIR_LINK_DOWN Fatal XC0 i0 Link 00 (0x00000011 0x00000000)";
+        assert_eq!(classify(149, Some(hidden)), (Fatal, ResetGpu));
+        let forged = "145, pid=4243, name=a Fatal, RLW_RXPIPE Nonfatal XC0 i0 Link 13 (0x0409a0c2 0x00000008)";
+        assert_eq!(classify(145, Some(forged)), (Warning, Ignore));
+        // A name that forges the whole `Fatal XC0` pair comes before the driver's own.
+        let forged =
+            "145, pid=1, name=x Fatal XC0, RLW_RXPIPE Nonfatal XC0 i0 Link 13 (0x0409a0c2)";
+        assert_eq!(classify(145, Some(forged)), (Warning, Ignore));
+        // The word alone, without its XC field, decides nothing.
+        assert_eq!(
+            classify(146, Some("146, pid=1, name=Fatal")),
+            (Warning, ContactSupport)
+        );
     }
 
     #[test]
