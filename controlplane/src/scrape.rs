@@ -221,6 +221,7 @@ impl Scraper {
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("scrape-{i}"))
+                    .stack_size(crate::policy::limits::EVAL_STACK_BYTES)
                     .spawn(move || worker(&s, &rx))?,
             );
         }
@@ -228,6 +229,7 @@ impl Scraper {
         threads.push(
             std::thread::Builder::new()
                 .name("scrape-sched".into())
+                .stack_size(crate::policy::limits::EVAL_STACK_BYTES)
                 .spawn(move || {
                     while !st.load(Ordering::SeqCst) {
                         let now = s.clock.now_ms();
@@ -251,6 +253,7 @@ impl Scraper {
         threads.push(
             std::thread::Builder::new()
                 .name("housekeeping".into())
+                .stack_size(crate::policy::limits::EVAL_STACK_BYTES)
                 .spawn(move || {
                     housekeeping(&s, &st, flush_every, retention);
                 })?,

@@ -26,6 +26,7 @@ mod join_api;
 mod node_api;
 mod openapi;
 mod policy_api;
+mod policy_limits;
 mod remediate;
 mod scrape;
 mod scrape_health;
