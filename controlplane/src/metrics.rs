@@ -54,6 +54,8 @@ pub const SCRAPE_RESULTS: &[&str] = &[
     "too_large",
     "body",
     "sample_limit",
+    "cardinality",
+    "not_agent",
     "parse",
     "events",
 ];

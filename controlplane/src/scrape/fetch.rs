@@ -51,6 +51,10 @@ impl ScrapeError {
             ScrapeError::TooLarge(_) => "too_large",
             ScrapeError::Body(_) => "body",
             ScrapeError::Parse(ObserveError::TooManySamples { .. }) => "sample_limit",
+            ScrapeError::Parse(ObserveError::TooMany { .. } | ObserveError::TooLong { .. }) => {
+                "cardinality"
+            }
+            ScrapeError::Parse(ObserveError::NotAnAgent) => "not_agent",
             ScrapeError::Parse(_) => "parse",
             ScrapeError::Events(_) => "events",
         }
