@@ -10,8 +10,11 @@
 //! the nodes that are not scraped (offline) every second, writes the latest observations in
 //! batches and applies retention.
 
+mod events;
 mod fetch;
 mod judge;
+
+pub use events::{EventReads, STUCK_AFTER};
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver};
@@ -58,6 +61,8 @@ pub struct Scraper {
     pub policy: crate::policy::SharedPolicy,
     /// Remediation and webhooks, told of health changes.
     pub links: crate::wake::Links,
+    /// Per node, the page limit of its `/v1/events` reads and their failures in a row.
+    pub event_reads: Arc<EventReads>,
 }
 
 impl std::fmt::Debug for Scraper {
@@ -128,11 +133,7 @@ impl Scraper {
                 }
                 self.judge_observation(&job.node_id, now);
                 if let Some((instance, cursor)) = after.read_events {
-                    if let Err(e) = self.read_events(job, instance, cursor) {
-                        warn!(node = %job.node_id, error = %e, "reading the agent's events failed; retried next scrape");
-                        self.metrics.scrapes.with_label_values(&["events"]).inc();
-                        self.fleet.events_failed(&job.node_id);
-                    }
+                    self.read_events_bounded(job, instance, cursor);
                 }
             }
             Err(e) => {
@@ -155,54 +156,6 @@ impl Scraper {
                 .inc();
             warn!(node = %c.node_id, error = %e, "storing a connectivity change failed");
         }
-    }
-
-    /// Reads the agent's events after `cursor` and stores them with the new cursor.
-    fn read_events(
-        &self,
-        job: &Job,
-        instance: Option<String>,
-        cursor: i64,
-    ) -> Result<(), ScrapeError> {
-        let (mut known, mut after) = (instance, cursor);
-        for _ in 0..MAX_EVENT_PAGES {
-            let page = self.fetch.events(&job.address, after)?;
-            if known
-                .as_deref()
-                .is_some_and(|k| !k.is_empty() && k != page.instance)
-                && after > 0
-            {
-                info!(node = %job.node_id, "agent restarted; reading its events from the start");
-                known = Some(page.instance.clone());
-                after = 0;
-                continue;
-            }
-            known = Some(page.instance.clone());
-            if page.truncated {
-                self.metrics.events_lost.inc();
-                warn!(node = %job.node_id, after, "the agent's event ring overflowed before it was read; some events are lost");
-            }
-            let next = i64::try_from(page.next).unwrap_or(i64::MAX);
-            let batch: Vec<NewEvent> = page
-                .events
-                .iter()
-                .map(|e| new_event(&job.node_id, &page, e, self.clock.now_ms()))
-                .collect();
-            let added = self
-                .store
-                .ingest_events(&job.node_id, &page.instance, next, &batch)
-                .map_err(|e| ScrapeError::Events(e.to_string()))?;
-            self.metrics.events.inc_by(added as u64);
-            for e in &page.events {
-                self.judge_event(&job.node_id, e, self.clock.now_ms());
-            }
-            self.fleet.events_read(&job.node_id, &page.instance, next);
-            if page.events.len() < fetch::EVENTS_PAGE || next <= after {
-                break;
-            }
-            after = next;
-        }
-        Ok(())
     }
 
     /// Starts the scheduler, the workers and housekeeping.

@@ -29,6 +29,7 @@ mod policy_api;
 mod policy_limits;
 mod remediate;
 mod scrape;
+mod scrape_events;
 mod scrape_health;
 mod store;
 mod store_events;
