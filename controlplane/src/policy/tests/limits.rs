@@ -11,7 +11,9 @@ fn doc(when: &str) -> String {
 }
 
 fn refused(when: &str, words: &str) {
-    let errs = Policy::parse(&doc(when)).err().expect("refused");
+    let Err(errs) = Policy::parse(&doc(when)) else {
+        panic!("accepted: {when}")
+    };
     assert_eq!(errs.len(), 1, "{errs:?}");
     let e = &errs[0];
     assert_eq!(e.rule.as_deref(), Some("big"));
