@@ -291,19 +291,38 @@ fn housekeeping(
 }
 
 /// An agent event as a row.
+/// Longest event message the control plane stores, in bytes (longer ones are cut at a
+/// character boundary and end in `…`): the store's size stays bounded whatever an agent sends.
+pub const MAX_EVENT_MESSAGE_BYTES: usize = 4096;
+/// Longest event UUID or source stored, in bytes.
+const MAX_EVENT_FIELD_BYTES: usize = 256;
+
+/// `s` cut to at most `max` bytes at a character boundary, `…` marking a cut.
+fn clip(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max.saturating_sub('…'.len_utf8());
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+/// The stored form of event `e` of node `node_id` (message, UUID and source cut to bounds).
 pub fn new_event(node_id: &str, page: &EventsPage, e: &HealthEvent, now: i64) -> NewEvent {
     NewEvent {
         node_id: node_id.to_string(),
         gpu: e.gpu.and_then(|g| i32::try_from(g).ok()),
-        uuid: e.uuid.clone(),
+        uuid: e.uuid.as_deref().map(|u| clip(u, MAX_EVENT_FIELD_BYTES)),
         kind: e.kind.as_str().to_string(),
         code: e.code.and_then(|c| i64::try_from(c).ok()),
-        message: e.message.clone(),
+        message: clip(&e.message, MAX_EVENT_MESSAGE_BYTES),
         severity: e.severity.as_str().to_string(),
         action: e.action.map(|a| a.as_str()).unwrap_or("ignore").to_string(),
         time: parse_rfc3339(&e.time).unwrap_or(now),
         agent_instance: page.instance.clone(),
         agent_seq: i64::try_from(e.seq).unwrap_or(i64::MAX),
-        source: e.source.clone(),
+        source: clip(&e.source, MAX_EVENT_FIELD_BYTES),
     }
 }

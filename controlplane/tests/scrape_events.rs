@@ -18,6 +18,8 @@ struct Agent {
     total: u64,
     fits: usize,
     huge: Option<u64>,
+    /// Bytes of `é` appended to each message.
+    pad: usize,
     asked: Mutex<Vec<(i64, usize)>>,
 }
 
@@ -39,7 +41,7 @@ impl Fetch for Agent {
             .map(|&seq| {
                 serde_json::from_value::<HealthEvent>(serde_json::json!({
                     "seq": seq, "time": rfc3339(T0), "gpu": 0, "uuid": "GPU-0",
-                    "kind": "thermal", "code": null, "message": format!("event {seq}"),
+                    "kind": "thermal", "code": null, "message": format!("event {seq}{}", "é".repeat(self.pad / 2)),
                     "severity": "info", "action": "ignore", "source": "nvml"}))
                 .unwrap()
             })
@@ -79,6 +81,7 @@ fn an_answer_over_the_byte_cap_is_read_again_in_smaller_pages() {
         total: 300,
         fits: 100,
         huge: None,
+        pad: 0,
         asked: Mutex::default(),
     });
     r.scraper.fetch = agent.clone();
@@ -106,6 +109,7 @@ fn one_event_that_never_fits_is_reported_stuck_then_skipped_and_later_events_are
         total: 8,
         fits: 1000,
         huge: Some(3),
+        pad: 0,
         asked: Mutex::default(),
     });
     r.add("n", "http://agent");
@@ -128,4 +132,28 @@ fn one_event_that_never_fits_is_reported_stuck_then_skipped_and_later_events_are
         .metrics
         .render()
         .contains("gpuwarden_cp_events_lost_total 1"));
+}
+
+#[test]
+fn event_messages_are_stored_within_a_bound() {
+    let mut r = rig(std::time::Duration::from_secs(2), 1 << 20, 10_000);
+    r.scraper.fetch = Arc::new(Agent {
+        total: 2,
+        fits: 1000,
+        huge: None,
+        pad: 100_000,
+        asked: Mutex::default(),
+    });
+    r.add("n", "http://agent");
+    r.scrape("n");
+    let got = stored(&r);
+    assert_eq!(got.len(), 2);
+    for m in got {
+        assert!(
+            m.len() <= gpuwarden_controlplane::scrape::MAX_EVENT_MESSAGE_BYTES,
+            "{}",
+            m.len()
+        );
+        assert!(m.starts_with("event ") && m.ends_with('…'));
+    }
 }
