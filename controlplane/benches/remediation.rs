@@ -87,7 +87,7 @@ impl Fetch for Agents {
         Ok(())
     }
 
-    fn events(&self, address: &str, after: i64) -> Result<EventsPage, ScrapeError> {
+    fn events(&self, address: &str, after: i64, _limit: usize) -> Result<EventsPage, ScrapeError> {
         let hit = self
             .injected
             .lock()
@@ -213,6 +213,7 @@ fn main() {
         body_retain_bytes: 1 << 20,
         policy: Arc::new(std::sync::RwLock::new(Arc::new(Policy::default_policy()))),
         links,
+        event_reads: Default::default(),
     }
     .spawn(
         64,

@@ -76,6 +76,9 @@ pub struct NodeHealth {
     findings: BTreeMap<(String, Option<u32>, i64), Finding>,
     /// The finding that made the node unhealthy, kept until cleared.
     sticky: Option<Finding>,
+    /// Whether the node has had a successful observation: until then, no verdict is
+    /// `unknown` (absence of data), never `healthy`.
+    observed: bool,
 }
 
 fn key(m: &Match, event_time: Option<i64>) -> (String, Option<u32>, i64) {
@@ -90,6 +93,7 @@ impl NodeHealth {
             health: Health::Unknown,
             findings: BTreeMap::new(),
             sticky: None,
+            observed: false,
         }
     }
 
@@ -118,6 +122,8 @@ impl NodeHealth {
             _ => {}
         }
         n.health = stored;
+        // A stored verdict was made from data; `unknown` waits for the first observation.
+        n.observed = stored != Health::Unknown;
         n
     }
 
@@ -131,9 +137,20 @@ impl NodeHealth {
         self.sticky.as_ref()
     }
 
-    /// Applies the state-rule matches of an observation at `now`: conditions that no longer
-    /// match stop holding.
+    /// Applies the state-rule matches of a successful observation at `now`: conditions that
+    /// no longer match stop holding.
     pub fn observe(&mut self, matches: &[Match], now: i64) -> Option<HealthChange> {
+        self.observed = true;
+        self.judge(matches, now)
+    }
+
+    /// Applies the matches of node rules run without an observation (an offline node): they
+    /// can flag the node, but cannot make a never-observed node `healthy`.
+    pub fn judge_unobserved(&mut self, matches: &[Match], now: i64) -> Option<HealthChange> {
+        self.judge(matches, now)
+    }
+
+    fn judge(&mut self, matches: &[Match], now: i64) -> Option<HealthChange> {
         let seen: Vec<_> = matches.iter().map(|m| key(m, None)).collect();
         for (k, f) in self.findings.iter_mut() {
             if k.2 == 0 && f.holding && !seen.contains(k) {
@@ -227,8 +244,10 @@ impl NodeHealth {
             (Health::Unhealthy, Some(f.clone()))
         } else if let Some(f) = counting.iter().find(|f| f.verdict == Verdict::Degraded) {
             (Health::Degraded, Some((*f).clone()))
-        } else {
+        } else if self.observed {
             (Health::Healthy, None)
+        } else {
+            (Health::Unknown, None)
         };
         if to == self.health {
             return None;
@@ -237,6 +256,7 @@ impl NodeHealth {
         self.health = to;
         let reason = match &why {
             Some(f) => format!("rule {}: {}", f.rule, f.detail),
+            None if to == Health::Unknown => "no successful observation yet".to_string(),
             None if from == Health::Unknown => "no rule matches".to_string(),
             None => format!(
                 "no rule has matched for {}",

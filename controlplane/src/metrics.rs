@@ -21,6 +21,11 @@ pub struct Metrics {
     pub events: IntCounter,
     /// `gpuwarden_cp_events_lost_total`: an agent's ring overflowed before it was read.
     pub events_lost: IntCounter,
+    /// `gpuwarden_cp_event_read_failures_total{reason}`: reads of an agent's `/v1/events`
+    /// that failed (`too_large`: the answer was over the byte cap; `error`: any other
+    /// failure), streaks of failures that made the read stuck (`stuck`, logged as an error
+    /// with the node and cursor), and events skipped to get past one (`skipped`).
+    pub event_read_failures: IntCounterVec,
     /// `gpuwarden_cp_store_errors_total{op}`
     pub store_errors: IntCounterVec,
     /// `gpuwarden_cp_observation_flushes_total`
@@ -54,9 +59,13 @@ pub const SCRAPE_RESULTS: &[&str] = &[
     "too_large",
     "body",
     "sample_limit",
+    "cardinality",
+    "not_agent",
     "parse",
     "events",
 ];
+/// `reason` of `gpuwarden_cp_event_read_failures_total`.
+pub const EVENT_READ_FAILURES: &[&str] = &["too_large", "error", "stuck", "skipped"];
 /// `op` of `gpuwarden_cp_store_errors_total`.
 pub const STORE_OPS: &[&str] = &["transition", "observations", "commands"];
 /// `result` of `gpuwarden_cp_command_deliveries_total`.
@@ -124,6 +133,13 @@ impl Metrics {
         let events_lost = must(IntCounter::new(
             "gpuwarden_cp_events_lost_total",
             "Times an agent's event ring overflowed before the control plane read it.",
+        ));
+        let event_read_failures = must(IntCounterVec::new(
+            Opts::new(
+                "gpuwarden_cp_event_read_failures_total",
+                "Failed reads of agents' /v1/events by reason (too_large, error), read streaks stuck, events skipped.",
+            ),
+            &["reason"],
         ));
         let store_errors = must(IntCounterVec::new(
             Opts::new(
@@ -202,6 +218,7 @@ impl Metrics {
             Box::new(samples.clone()),
             Box::new(events.clone()),
             Box::new(events_lost.clone()),
+            Box::new(event_read_failures.clone()),
             Box::new(store_errors.clone()),
             Box::new(flushes.clone()),
             Box::new(rule_failures.clone()),
@@ -215,6 +232,7 @@ impl Metrics {
         // alert on `increase(...) > 0` needs the series before the first increment.
         zero(&scrapes, SCRAPE_RESULTS);
         zero(&store_errors, STORE_OPS);
+        zero(&event_read_failures, EVENT_READ_FAILURES);
         zero(&command_deliveries, DELIVERY_RESULTS);
         zero(&remediation_steps, REMEDIATION_STEPS);
         zero(&webhook_deliveries, WEBHOOK_RESULTS);
@@ -234,6 +252,7 @@ impl Metrics {
             samples,
             events,
             events_lost,
+            event_read_failures,
             store_errors,
             flushes,
             rule_failures,
@@ -308,6 +327,11 @@ mod tests {
         );
         add("gpuwarden_cp_rule_failures_total", "rule", &["fatal-xid"]);
         add("gpuwarden_cp_targets", "up", &["true", "false"]);
+        add(
+            "gpuwarden_cp_event_read_failures_total",
+            "reason",
+            EVENT_READ_FAILURES,
+        );
         for w in &want {
             assert!(text.contains(w.as_str()), "{w} missing from:\n{text}");
         }

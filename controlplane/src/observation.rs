@@ -10,6 +10,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use gpuwarden_wire::exposition::{self, ParseError, Sample};
 use gpuwarden_wire::metric as m;
 
+pub mod limits;
+
 /// Why a body could not be observed.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum ObserveError {
@@ -22,6 +24,34 @@ pub enum ObserveError {
         /// The limit.
         limit: usize,
     },
+    /// More distinct items of one kind than a gpuwarden agent ever sends (GPUs, links per
+    /// GPU, plugin checks, …; see [`limits`]): the body is refused whole, so one target
+    /// cannot make the control plane's memory grow without bound.
+    #[error("more than {limit} {what} in one scrape (a gpuwarden agent never sends so many)")]
+    TooMany {
+        /// What there are too many of, e.g. `GPUs`, `NVLink links on GPU 0`.
+        what: String,
+        /// The limit.
+        limit: usize,
+    },
+    /// A label value (or metric name) the observation keeps is longer than
+    /// [`limits::MAX_VALUE_BYTES`].
+    #[error(
+        "{metric}: the {label} is {len} bytes long; at most {} are kept",
+        limits::MAX_VALUE_BYTES
+    )]
+    TooLong {
+        /// The series.
+        metric: String,
+        /// The label (or `metric name`).
+        label: String,
+        /// Its length in bytes.
+        len: usize,
+    },
+    /// The body has no gpuwarden series at all (an empty body, another exporter): the
+    /// target is not a gpuwarden agent, and nothing can be judged from it.
+    #[error("not a gpuwarden agent: the body has no gpuwarden_ series")]
+    NotAnAgent,
     /// A per-GPU series without a usable `gpu` label.
     #[error("{metric}: the gpu label is missing or not a number")]
     BadGpuLabel {
@@ -89,16 +119,19 @@ fn gpu_of<'o>(
         .ok_or_else(|| ObserveError::BadGpuLabel {
             metric: s.name.to_string(),
         })?;
+    if !node.gpus.contains_key(&index) {
+        limits::room(node.gpus.len(), limits::MAX_GPUS, || "GPUs".into())?;
+    }
     let g = node.gpus.entry(index).or_insert_with(|| GpuObservation {
         index,
         ..Default::default()
     });
     if g.uuid.is_empty() {
-        if let Some(u) = s.labels.get("uuid") {
-            g.uuid = u.into_owned();
+        if let Some(u) = limits::label(s, "uuid")? {
+            g.uuid = u;
         }
-        if let Some(m) = s.labels.get("model") {
-            g.model = m.into_owned();
+        if let Some(m) = limits::label(s, "model")? {
+            g.model = m;
         }
     }
     Ok(g)
@@ -108,9 +141,15 @@ fn label_u32(s: &Sample<'_>, name: &str) -> Option<u32> {
     s.labels.get(name).and_then(|v| v.parse().ok())
 }
 
-/// Reads an agent's `/metrics` body; at most `sample_limit` samples.
+/// Reads an agent's `/metrics` body; at most `sample_limit` samples, and at most the
+/// [`limits`] of distinct GPUs, links, checks, … per body.
+///
+/// A sample whose value is NaN or ±Inf is absent for the policy, like a missing series (the
+/// GPU it names still exists): no rule compares a temperature of NaN. Errors: see
+/// [`ObserveError`]; a body without any `gpuwarden_` series is [`ObserveError::NotAnAgent`].
 pub fn observe(body: &[u8], sample_limit: usize) -> Result<NodeObservation, ObserveError> {
     let mut node = NodeObservation::default();
+    let mut ours = false;
     // Streamed: no vector of samples, and a body over the limit stops being read there.
     for entry in exposition::Parser::new(body) {
         let exposition::Entry::Sample(s) = entry? else {
@@ -122,59 +161,79 @@ pub fn observe(body: &[u8], sample_limit: usize) -> Result<NodeObservation, Obse
                 limit: sample_limit,
             });
         }
+        ours |= s.name.starts_with("gpuwarden_");
         let s = &s;
+        let value = s.value.is_finite().then_some(s.value);
         match s.name {
             m::NODE_INFO => {
-                node.driver_version = s.labels.get("driver_version").map(|v| v.into_owned());
-                node.cuda_version = s.labels.get("cuda_version").map(|v| v.into_owned());
-                node.agent_version = s.labels.get("agent_version").map(|v| v.into_owned());
+                node.driver_version = limits::label(s, "driver_version")?;
+                node.cuda_version = limits::label(s, "cuda_version")?;
+                node.agent_version = limits::label(s, "agent_version")?;
             }
             m::HEALTH_CHECK_STATUS => {
-                if let Some(c) = s.labels.get("check") {
-                    node.health_checks.insert(c.into_owned(), s.value);
+                if let (Some(c), Some(v)) = (limits::label(s, "check")?, value) {
+                    limits::insert(&mut node.health_checks, c, v, limits::MAX_CHECKS, || {
+                        "health checks".into()
+                    })?;
                 }
             }
-            m::GPU_UP => gpu_of(&mut node, s)?.up = Some(s.value == 1.0),
-            m::AGENT_EVENTS => node.events_total += s.value,
-            m::AGENT_START_TIME => node.agent_started = Some(s.value),
+            m::GPU_UP => gpu_of(&mut node, s)?.up = value.map(|v| v == 1.0),
+            m::AGENT_EVENTS => node.events_total += value.unwrap_or(0.0),
+            m::AGENT_START_TIME => node.agent_started = value,
             m::GPU_XID_ERRORS => {
                 let code = label_u32(s, "xid");
                 let g = gpu_of(&mut node, s)?;
-                if let Some(code) = code {
-                    g.xid_errors.insert(code, s.value);
+                if let (Some(code), Some(v)) = (code, value) {
+                    let i = g.index;
+                    limits::insert(&mut g.xid_errors, code, v, limits::MAX_PER_GPU, || {
+                        format!("XID codes on GPU {i}")
+                    })?;
                 }
             }
             m::GPU_ECC_ERRORS => {
                 let key = (
-                    s.labels
-                        .get("type")
-                        .map(|v| v.into_owned())
-                        .unwrap_or_default(),
-                    s.labels
-                        .get("counter")
-                        .map(|v| v.into_owned())
-                        .unwrap_or_default(),
+                    limits::label(s, "type")?.unwrap_or_default(),
+                    limits::label(s, "counter")?.unwrap_or_default(),
                 );
-                gpu_of(&mut node, s)?.ecc_errors.insert(key, s.value);
+                let g = gpu_of(&mut node, s)?;
+                if let Some(v) = value {
+                    let i = g.index;
+                    limits::insert(&mut g.ecc_errors, key, v, limits::MAX_PER_GPU, || {
+                        format!("ECC counters on GPU {i}")
+                    })?;
+                }
             }
             m::GPU_NVLINK_UP => {
                 let link = label_u32(s, "link");
                 let g = gpu_of(&mut node, s)?;
-                if let Some(l) = link {
-                    g.nvlink_up.insert(l, s.value == 1.0);
+                if let (Some(l), Some(v)) = (link, value) {
+                    let i = g.index;
+                    limits::insert(&mut g.nvlink_up, l, v == 1.0, limits::MAX_LINKS, || {
+                        format!("NVLink links on GPU {i}")
+                    })?;
                 }
             }
             m::GPU_NVLINK_ERRORS => {
                 let link = label_u32(s, "link");
                 let g = gpu_of(&mut node, s)?;
-                if let Some(l) = link {
-                    *g.nvlink_errors.entry(l).or_default() += s.value;
+                if let (Some(l), Some(v)) = (link, value) {
+                    let i = g.index;
+                    let sum = g.nvlink_errors.get(&l).copied().unwrap_or(0.0) + v;
+                    limits::insert(&mut g.nvlink_errors, l, sum, limits::MAX_LINKS, || {
+                        format!("NVLink links on GPU {i}")
+                    })?;
                 }
             }
             m::GPU_CLOCK_EVENT => {
-                let reason = s.labels.get("reason").map(|v| v.into_owned());
+                let reason = limits::label(s, "reason")?;
                 let g = gpu_of(&mut node, s)?;
-                if let (Some(r), true) = (reason, s.value == 1.0) {
+                if let (Some(r), Some(1.0)) = (reason, value) {
+                    if !g.clock_events.contains(&r) {
+                        let i = g.index;
+                        limits::room(g.clock_events.len(), limits::MAX_PER_GPU, || {
+                            format!("clock-event reasons on GPU {i}")
+                        })?;
+                    }
                     g.clock_events.insert(r);
                 }
             }
@@ -183,12 +242,24 @@ pub fn observe(body: &[u8], sample_limit: usize) -> Result<NodeObservation, Obse
             }
             name => {
                 if let Some(short) = name.strip_prefix(m::GPU_PREFIX) {
-                    gpu_of(&mut node, s)?
-                        .values
-                        .insert(short.to_string(), s.value);
+                    limits::name(s, short)?;
+                    let g = gpu_of(&mut node, s)?;
+                    if let Some(v) = value {
+                        let i = g.index;
+                        limits::insert(
+                            &mut g.values,
+                            short.to_string(),
+                            v,
+                            limits::MAX_PER_GPU,
+                            || format!("distinct series on GPU {i}"),
+                        )?;
+                    }
                 }
             }
         }
+    }
+    if !ours {
+        return Err(ObserveError::NotAnAgent);
     }
     Ok(node)
 }
@@ -218,115 +289,4 @@ pub fn events_pending(prev: Option<&NodeObservation>, cur: &NodeObservation) -> 
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const BODY: &str = "# HELP gpuwarden_gpu_up Up.\n# TYPE gpuwarden_gpu_up gauge\n\
-gpuwarden_gpu_up{gpu=\"0\",uuid=\"GPU-a\",model=\"NVIDIA H100 80GB HBM3\",rack=\"r,1\"} 1\n\
-gpuwarden_gpu_up{gpu=\"1\",uuid=\"GPU-b\",model=\"NVIDIA H100 80GB HBM3\",rack=\"r,1\"} 0\n\
-# TYPE gpuwarden_gpu_temperature_celsius gauge\n\
-gpuwarden_gpu_temperature_celsius{gpu=\"0\",uuid=\"GPU-a\",model=\"NVIDIA H100 80GB HBM3\",rack=\"r,1\"} 61\n\
-# TYPE gpuwarden_gpu_xid_errors_total counter\n\
-gpuwarden_gpu_xid_errors_total{gpu=\"0\",uuid=\"GPU-a\",model=\"NVIDIA H100 80GB HBM3\",rack=\"r,1\",xid=\"79\"} 1\n\
-# TYPE gpuwarden_gpu_ecc_errors_total counter\n\
-gpuwarden_gpu_ecc_errors_total{gpu=\"0\",uuid=\"GPU-a\",model=\"NVIDIA H100 80GB HBM3\",rack=\"r,1\",type=\"uncorrected\",counter=\"volatile\"} 2\n\
-# TYPE gpuwarden_gpu_nvlink_up gauge\n\
-gpuwarden_gpu_nvlink_up{gpu=\"0\",uuid=\"GPU-a\",model=\"NVIDIA H100 80GB HBM3\",rack=\"r,1\",link=\"3\"} 0\n\
-# TYPE gpuwarden_gpu_clock_event_active gauge\n\
-gpuwarden_gpu_clock_event_active{gpu=\"0\",uuid=\"GPU-a\",model=\"NVIDIA H100 80GB HBM3\",rack=\"r,1\",reason=\"hw_slowdown\"} 1\n\
-gpuwarden_gpu_clock_event_active{gpu=\"0\",uuid=\"GPU-a\",model=\"NVIDIA H100 80GB HBM3\",rack=\"r,1\",reason=\"gpu_idle\"} 0\n\
-# TYPE gpuwarden_node_info gauge\n\
-gpuwarden_node_info{node=\"n1\",driver_version=\"550.54.15\",cuda_version=\"12.4\",agent_version=\"0.1.0\",backend=\"nvml\"} 1\n\
-# TYPE gpuwarden_health_check_status gauge\n\
-gpuwarden_health_check_status{check=\"xid\"} 2\n";
-
-    #[test]
-    fn a_body_becomes_per_gpu_values_counters_and_state() {
-        let o = observe(BODY.as_bytes(), 10_000).unwrap();
-        assert_eq!(o.samples, 10);
-        let g0 = &o.gpus[&0];
-        assert_eq!((g0.uuid.as_str(), g0.up), ("GPU-a", Some(true)));
-        assert_eq!(g0.values["temperature_celsius"], 61.0);
-        assert_eq!(g0.xid_errors[&79], 1.0);
-        assert_eq!(
-            g0.ecc_errors[&("uncorrected".to_string(), "volatile".to_string())],
-            2.0
-        );
-        assert!(!g0.nvlink_up[&3]);
-        assert_eq!(g0.clock_events.iter().collect::<Vec<_>>(), ["hw_slowdown"]);
-        assert_eq!(o.gpus[&1].up, Some(false));
-        assert_eq!(o.driver_version.as_deref(), Some("550.54.15"));
-        assert_eq!(o.health_checks["xid"], 2.0);
-    }
-
-    #[test]
-    fn a_series_the_body_lacks_is_unknown_not_false_or_zero() {
-        // The issue's body: a temperature, no `gpuwarden_gpu_up`.
-        let o = observe(
-            b"gpuwarden_gpu_temperature_celsius{gpu=\"0\",uuid=\"GPU-a\"} 61\n",
-            100,
-        )
-        .unwrap();
-        let g = &o.gpus[&0];
-        assert_eq!(g.up, None, "no up series: unknown");
-        assert!(g.ecc_errors.is_empty() && g.nvlink_up.is_empty());
-        assert_eq!(o.driver_version, None);
-    }
-
-    #[test]
-    fn broken_or_oversized_bodies_are_errors_not_partial_observations() {
-        assert!(matches!(
-            observe(b"gpuwarden_gpu_up{gpu=\"0\" 1\n", 100),
-            Err(ObserveError::Parse(_))
-        ));
-        assert!(matches!(
-            observe(BODY.as_bytes(), 5),
-            Err(ObserveError::TooManySamples { limit: 5 })
-        ));
-        assert_eq!(
-            observe(b"gpuwarden_gpu_up{gpu=\"x\"} 1\n", 100),
-            Err(ObserveError::BadGpuLabel {
-                metric: "gpuwarden_gpu_up".into()
-            })
-        );
-    }
-
-    #[test]
-    fn events_are_pending_when_counters_move() {
-        let a = observe(BODY.as_bytes(), 10_000).unwrap();
-        assert!(events_pending(None, &a), "first scrape reads the events");
-        assert!(!events_pending(Some(&a), &a));
-        let more = BODY.replace("xid=\"79\"} 1", "xid=\"79\"} 2");
-        assert!(events_pending(
-            Some(&a),
-            &observe(more.as_bytes(), 10_000).unwrap()
-        ));
-        let new_code = BODY.replace("xid=\"79\"} 1", "xid=\"13\"} 1");
-        assert!(events_pending(
-            Some(&a),
-            &observe(new_code.as_bytes(), 10_000).unwrap()
-        ));
-        let restarted = BODY.replace("counter=\"volatile\"} 2", "counter=\"volatile\"} 0");
-        assert!(events_pending(
-            Some(&a),
-            &observe(restarted.as_bytes(), 10_000).unwrap()
-        ));
-        let restarted = format!("{BODY}gpuwarden_agent_start_time_seconds 1795000001\n");
-        assert!(
-            events_pending(Some(&a), &observe(restarted.as_bytes(), 10_000).unwrap()),
-            "a restarted agent is read from the start, whatever its counters say"
-        );
-        let thermal = format!(
-            "{BODY}gpuwarden_agent_events_total{{kind=\"thermal\",severity=\"warning\"}} 1\n"
-        );
-        assert!(
-            events_pending(Some(&a), &observe(thermal.as_bytes(), 10_000).unwrap()),
-            "any new event, not only XIDs and ECC"
-        );
-        let warmer = BODY.replace("} 61", "} 75");
-        assert!(
-            !events_pending(Some(&a), &observe(warmer.as_bytes(), 10_000).unwrap()),
-            "gauges are not events"
-        );
-    }
-}
+mod tests;

@@ -24,6 +24,7 @@ use std::time::Duration;
 use cel::{Context, Program};
 use serde::Serialize;
 
+pub use file::limits;
 pub use file::PolicyError;
 pub use input::{EventInput, NodeInput};
 pub use memo::RuleMemo;
@@ -219,6 +220,19 @@ fn register_functions(ctx: &mut Context<'_, '_>) {
     );
 }
 
+/// Runs `f` (an evaluation of rules) on a thread with [`limits::EVAL_STACK_BYTES`] of stack
+/// and waits for it; for callers on threads with a smaller stack. Errors: the thread cannot
+/// be started. A panic in `f` is resumed in the caller.
+pub fn on_eval_stack<T: Send>(f: impl FnOnce() -> T + Send) -> std::io::Result<T> {
+    std::thread::scope(|s| {
+        let h = std::thread::Builder::new()
+            .name("policy-eval".into())
+            .stack_size(limits::EVAL_STACK_BYTES)
+            .spawn_scoped(s, f)?;
+        Ok(h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+    })
+}
+
 /// A fresh context with the policy functions.
 pub(crate) fn base_context() -> Context<'static, 'static> {
     let mut ctx = Context::default();
@@ -230,7 +244,26 @@ impl Policy {
     /// Parses, validates and compiles a policy document; every problem at once.
     pub fn parse(text: &str) -> Result<Self, Vec<PolicyError>> {
         static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-        file::parse(text).map(|rules| Self {
+        // Parsed (and dry-run) on a thread of its own whose stack is sized for the
+        // expression limits (`file::limits`), whatever thread the caller runs on (an HTTP
+        // worker, the blocking pool, a config check).
+        let parsed = std::thread::scope(|s| {
+            std::thread::Builder::new()
+                .name("policy-parse".into())
+                .stack_size(file::limits::PARSE_STACK_BYTES)
+                .spawn_scoped(s, || file::parse(text))
+                .map(|h| h.join())
+        });
+        let parsed = match parsed {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err(vec![file::PolicyError::internal(
+                "the policy parser failed unexpectedly",
+            )]),
+            Err(e) => Err(vec![file::PolicyError::internal(&format!(
+                "cannot start the policy parser thread: {e}"
+            ))]),
+        };
+        parsed.map(|rules| Self {
             rules,
             source: text.to_string(),
             functions: base_context(),

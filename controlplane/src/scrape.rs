@@ -10,8 +10,11 @@
 //! the nodes that are not scraped (offline) every second, writes the latest observations in
 //! batches and applies retention.
 
+mod events;
 mod fetch;
 mod judge;
+
+pub use events::{EventReads, STUCK_AFTER};
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver};
@@ -58,6 +61,8 @@ pub struct Scraper {
     pub policy: crate::policy::SharedPolicy,
     /// Remediation and webhooks, told of health changes.
     pub links: crate::wake::Links,
+    /// Per node, the page limit of its `/v1/events` reads and their failures in a row.
+    pub event_reads: Arc<EventReads>,
 }
 
 impl std::fmt::Debug for Scraper {
@@ -128,11 +133,7 @@ impl Scraper {
                 }
                 self.judge_observation(&job.node_id, now);
                 if let Some((instance, cursor)) = after.read_events {
-                    if let Err(e) = self.read_events(job, instance, cursor) {
-                        warn!(node = %job.node_id, error = %e, "reading the agent's events failed; retried next scrape");
-                        self.metrics.scrapes.with_label_values(&["events"]).inc();
-                        self.fleet.events_failed(&job.node_id);
-                    }
+                    self.read_events_bounded(job, instance, cursor);
                 }
             }
             Err(e) => {
@@ -157,54 +158,6 @@ impl Scraper {
         }
     }
 
-    /// Reads the agent's events after `cursor` and stores them with the new cursor.
-    fn read_events(
-        &self,
-        job: &Job,
-        instance: Option<String>,
-        cursor: i64,
-    ) -> Result<(), ScrapeError> {
-        let (mut known, mut after) = (instance, cursor);
-        for _ in 0..MAX_EVENT_PAGES {
-            let page = self.fetch.events(&job.address, after)?;
-            if known
-                .as_deref()
-                .is_some_and(|k| !k.is_empty() && k != page.instance)
-                && after > 0
-            {
-                info!(node = %job.node_id, "agent restarted; reading its events from the start");
-                known = Some(page.instance.clone());
-                after = 0;
-                continue;
-            }
-            known = Some(page.instance.clone());
-            if page.truncated {
-                self.metrics.events_lost.inc();
-                warn!(node = %job.node_id, after, "the agent's event ring overflowed before it was read; some events are lost");
-            }
-            let next = i64::try_from(page.next).unwrap_or(i64::MAX);
-            let batch: Vec<NewEvent> = page
-                .events
-                .iter()
-                .map(|e| new_event(&job.node_id, &page, e, self.clock.now_ms()))
-                .collect();
-            let added = self
-                .store
-                .ingest_events(&job.node_id, &page.instance, next, &batch)
-                .map_err(|e| ScrapeError::Events(e.to_string()))?;
-            self.metrics.events.inc_by(added as u64);
-            for e in &page.events {
-                self.judge_event(&job.node_id, e, self.clock.now_ms());
-            }
-            self.fleet.events_read(&job.node_id, &page.instance, next);
-            if page.events.len() < fetch::EVENTS_PAGE || next <= after {
-                break;
-            }
-            after = next;
-        }
-        Ok(())
-    }
-
     /// Starts the scheduler, the workers and housekeeping.
     pub fn spawn(
         self,
@@ -221,6 +174,7 @@ impl Scraper {
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("scrape-{i}"))
+                    .stack_size(crate::policy::limits::EVAL_STACK_BYTES)
                     .spawn(move || worker(&s, &rx))?,
             );
         }
@@ -228,6 +182,7 @@ impl Scraper {
         threads.push(
             std::thread::Builder::new()
                 .name("scrape-sched".into())
+                .stack_size(crate::policy::limits::EVAL_STACK_BYTES)
                 .spawn(move || {
                     while !st.load(Ordering::SeqCst) {
                         let now = s.clock.now_ms();
@@ -251,6 +206,7 @@ impl Scraper {
         threads.push(
             std::thread::Builder::new()
                 .name("housekeeping".into())
+                .stack_size(crate::policy::limits::EVAL_STACK_BYTES)
                 .spawn(move || {
                     housekeeping(&s, &st, flush_every, retention);
                 })?,
@@ -335,19 +291,38 @@ fn housekeeping(
 }
 
 /// An agent event as a row.
+/// Longest event message the control plane stores, in bytes (longer ones are cut at a
+/// character boundary and end in `…`): the store's size stays bounded whatever an agent sends.
+pub const MAX_EVENT_MESSAGE_BYTES: usize = 4096;
+/// Longest event UUID or source stored, in bytes.
+const MAX_EVENT_FIELD_BYTES: usize = 256;
+
+/// `s` cut to at most `max` bytes at a character boundary, `…` marking a cut.
+fn clip(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max.saturating_sub('…'.len_utf8());
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+/// The stored form of event `e` of node `node_id` (message, UUID and source cut to bounds).
 pub fn new_event(node_id: &str, page: &EventsPage, e: &HealthEvent, now: i64) -> NewEvent {
     NewEvent {
         node_id: node_id.to_string(),
         gpu: e.gpu.and_then(|g| i32::try_from(g).ok()),
-        uuid: e.uuid.clone(),
+        uuid: e.uuid.as_deref().map(|u| clip(u, MAX_EVENT_FIELD_BYTES)),
         kind: e.kind.as_str().to_string(),
         code: e.code.and_then(|c| i64::try_from(c).ok()),
-        message: e.message.clone(),
+        message: clip(&e.message, MAX_EVENT_MESSAGE_BYTES),
         severity: e.severity.as_str().to_string(),
         action: e.action.map(|a| a.as_str()).unwrap_or("ignore").to_string(),
         time: parse_rfc3339(&e.time).unwrap_or(now),
         agent_instance: page.instance.clone(),
         agent_seq: i64::try_from(e.seq).unwrap_or(i64::MAX),
-        source: e.source.clone(),
+        source: clip(&e.source, MAX_EVENT_FIELD_BYTES),
     }
 }

@@ -386,6 +386,7 @@ pub async fn start(
         body_retain_bytes: cfg.scrape.body_retain_bytes,
         policy: policy.clone(),
         links: links.clone(),
+        event_reads: Default::default(),
     }
     .spawn(
         cfg.scrape.concurrency,

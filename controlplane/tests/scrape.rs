@@ -83,6 +83,7 @@ pub(crate) fn rig(timeout: Duration, body_limit: u64, sample_limit: usize) -> Ri
         body_retain_bytes: 64 * 1024,
         policy: Arc::new(std::sync::RwLock::new(Arc::new(Policy::default_policy()))),
         links: Default::default(),
+        event_reads: Default::default(),
     };
     Rig {
         _dir: dir,

@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use gpuwarden_controlplane::clock::Clock;
+
 use crate::scrape::{rig, Rig, T0};
 use crate::util::{agent_body, Reply, Stub};
 
@@ -92,4 +94,99 @@ fn nvlink5_xids_follow_the_status_the_driver_printed() {
     assert_eq!(health(&r, "n"), "unhealthy");
     let t = &r.store.transitions("n", 1).unwrap()[0];
     assert_eq!(t.actor, "policy:fatal-xid");
+}
+
+fn counted(r: &Rig, result: &str) -> bool {
+    r.scraper.metrics.render().contains(&format!(
+        "gpuwarden_cp_scrapes_total{{result=\"{result}\"}} 1"
+    ))
+}
+
+#[test]
+fn a_node_never_scraped_successfully_is_unknown_whatever_its_target_answers() {
+    let r = rig(Duration::from_secs(2), 4 << 20, 100_000);
+    // Nothing listens; a body refused for its cardinality; an empty 200 body.
+    let many: String = (0..40_000)
+        .map(|g| format!("gpuwarden_gpu_up{{gpu=\"{g}\",uuid=\"GPU-{g}\"}} 1\n"))
+        .collect();
+    let refused = Stub::start(Reply::text(&many));
+    let empty = Stub::start(Reply::text(""));
+    r.add("gone", "http://127.0.0.1:9");
+    r.add("many", &refused.url());
+    r.add("empty", &empty.url());
+    for _ in 0..5 {
+        for id in ["gone", "many", "empty"] {
+            r.scrape(id);
+        }
+        r.clock.advance(15_000);
+        r.scraper.judge_idle(r.clock.now_ms());
+    }
+    for id in ["gone", "many", "empty"] {
+        assert_eq!(
+            health(&r, id),
+            "unknown",
+            "{id}: absence of data is unknown"
+        );
+        assert_eq!(
+            r.fleet.get(id).unwrap().connectivity.as_str(),
+            "offline",
+            "{id}"
+        );
+    }
+    let error = |id| {
+        r.fleet
+            .get(id)
+            .unwrap()
+            .scrape
+            .last_error
+            .unwrap_or_default()
+    };
+    assert!(
+        error("many").contains("more than 1024 GPUs"),
+        "{}",
+        error("many")
+    );
+    assert!(
+        error("empty").contains("not a gpuwarden agent"),
+        "{}",
+        error("empty")
+    );
+    assert!(
+        r.scraper
+            .metrics
+            .render()
+            .contains("gpuwarden_cp_scrapes_total{result=\"cardinality\"} 5"),
+        "counted as failures"
+    );
+    assert!(!counted(&r, "success"));
+    // The first successful observation decides.
+    *refused.reply.lock().unwrap() = Reply::text(&agent_body(2, 0));
+    r.scrape("many");
+    assert_eq!(health(&r, "many"), "healthy");
+}
+
+#[test]
+fn nan_and_infinite_values_are_absent_for_the_rules_not_rule_failures() {
+    let r = rig(Duration::from_secs(2), 1 << 20, 10_000);
+    let body = agent_body(2, 0)
+        .replace("} 40\n", "} NaN\n")
+        .replace("} 41\n", "} +Inf\n");
+    assert!(body.contains("NaN") && body.contains("+Inf"));
+    let agent = Stub::start(Reply::text(&body));
+    r.add("n", &agent.url());
+    r.scrape("n");
+    assert!(counted(&r, "success"));
+    assert_eq!(health(&r, "n"), "healthy");
+    assert!(
+        !r.scraper
+            .metrics
+            .render()
+            .contains("gpuwarden_cp_rule_failures_total{"),
+        "no rule compares NaN"
+    );
+    // A real temperature again is judged.
+    *agent.reply.lock().unwrap() = Reply::text(&agent_body(2, 0).replace("} 40\n", "} 97\n"));
+    r.clock.advance(15_000);
+    r.scrape("n");
+    assert_ne!(health(&r, "n"), "healthy");
 }

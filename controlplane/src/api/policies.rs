@@ -295,7 +295,13 @@ pub(super) async fn simulate(
                 id: n.id,
             });
         }
-        let sim = crate::simulate::simulate(&current, &candidate, &records, since, until);
+        // Evaluated on a thread whose stack is sized for the expression limits, like the
+        // scrape workers' (the blocking pool's threads have 2 MiB).
+        let Ok(sim) = crate::policy::on_eval_stack(|| {
+            crate::simulate::simulate(&current, &candidate, &records, since, until)
+        }) else {
+            return Ok(None);
+        };
         tracing::info!(
             nodes = sim.nodes_evaluated,
             events = sim.events_evaluated,
@@ -303,8 +309,9 @@ pub(super) async fn simulate(
             took_ms = start.elapsed().as_millis() as u64,
             "policy simulated"
         );
-        Ok(sim)
+        Ok(Some(sim))
     })
-    .await?;
+    .await?
+    .ok_or_else(|| ApiError::internal("cannot start the policy evaluation thread"))?;
     Ok(HttpResponse::Ok().json(out))
 }

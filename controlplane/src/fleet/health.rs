@@ -55,6 +55,14 @@ impl Fleet {
         self.lock().get_mut(id)?.health.observe(matches, now)
     }
 
+    /// Applies the matches of node rules run without an observation (offline node).
+    pub fn unobserved_health(&self, id: &str, matches: &[Match], now: i64) -> Option<HealthChange> {
+        self.lock()
+            .get_mut(id)?
+            .health
+            .judge_unobserved(matches, now)
+    }
+
     /// Applies the matches of one health event that happened at `time`.
     pub fn event_health(
         &self,

@@ -168,3 +168,25 @@ fn a_restart_keeps_unhealthy_sticky_and_lets_degraded_clear() {
     assert_eq!(n.observe(&[], T0 + S), None);
     assert_eq!(n.settle(T0 + 300 * S).unwrap().to, Health::Healthy);
 }
+
+#[test]
+fn a_node_never_observed_is_unknown_not_healthy() {
+    let mut n = node();
+    // Housekeeping's timer, and node rules run on an offline node that matched nothing.
+    assert_eq!(n.settle(T0), None);
+    assert_eq!(n.judge_unobserved(&[], T0 + S), None);
+    assert_eq!(n.health(), Health::Unknown, "absence of data is unknown");
+    // An event can still flag it; once the verdict clears, it is unknown again.
+    let c = n
+        .event(&[m("xid", Verdict::Degraded, Some(0), 0)], T0, T0 + S)
+        .unwrap();
+    assert_eq!(c.to, Health::Degraded);
+    let c = n.settle(T0 + 301 * S).unwrap();
+    assert_eq!(
+        (c.to, c.reason.as_str()),
+        (Health::Unknown, "no successful observation yet")
+    );
+    // The first successful observation decides.
+    assert_eq!(n.observe(&[], T0 + 302 * S).unwrap().to, Health::Healthy);
+    assert_eq!(n.judge_unobserved(&[], T0 + 303 * S), None, "stays healthy");
+}

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::{input, Rule, Scope, Verdict};
 
+pub mod limits;
 mod read;
 
 /// One problem of a policy document.
@@ -23,6 +24,18 @@ pub struct PolicyError {
     pub column: usize,
     /// What is wrong.
     pub message: String,
+}
+
+impl PolicyError {
+    /// A problem of the parser itself, not of a rule (line 1, column 1).
+    pub(super) fn internal(message: &str) -> Self {
+        Self {
+            rule: None,
+            line: 1,
+            column: 1,
+            message: message.to_string(),
+        }
+    }
 }
 
 const ACTIONS: &[&str] = &[
@@ -122,6 +135,35 @@ fn dry_run(program: &Program, scope: Scope, when: &str) -> Option<String> {
     }
 }
 
+/// Compiles one `when` (already within [`limits`]); CEL's errors are placed in the document.
+fn compile(
+    when: &str,
+    text: &str,
+    start: usize,
+    name: &str,
+    errs: &mut Errors<'_>,
+) -> Option<Program> {
+    match Program::compile(when) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            for pe in &e.errors {
+                let (line, column) = position(text, start);
+                let (l, c) = (
+                    usize::try_from(pe.pos.0).unwrap_or(1).max(1),
+                    usize::try_from(pe.pos.1).unwrap_or(1).max(1),
+                );
+                errs.list.push(PolicyError {
+                    rule: Some(name.to_string()),
+                    line: line + l - 1,
+                    column: if l == 1 { column + c - 1 } else { c },
+                    message: format!("CEL: {}", pe.msg),
+                });
+            }
+            None
+        }
+    }
+}
+
 /// Parses and validates; compiles only a document without problems.
 pub(super) fn parse(text: &str) -> Result<Vec<Rule>, Vec<PolicyError>> {
     let mut errs = Errors {
@@ -214,24 +256,12 @@ pub(super) fn parse(text: &str) -> Result<Vec<Rule>, Vec<PolicyError>> {
         }
         let when = r.when.get_ref().clone();
         let start = expression_start(text, &r.when.span());
-        let program = match Program::compile(&when) {
-            Ok(p) => Some(p),
-            Err(e) => {
-                for pe in &e.errors {
-                    let (line, column) = position(text, start);
-                    let (l, c) = (
-                        usize::try_from(pe.pos.0).unwrap_or(1).max(1),
-                        usize::try_from(pe.pos.1).unwrap_or(1).max(1),
-                    );
-                    errs.list.push(PolicyError {
-                        rule: Some(name.clone()),
-                        line: line + l - 1,
-                        column: if l == 1 { column + c - 1 } else { c },
-                        message: format!("CEL: {}", pe.msg),
-                    });
-                }
+        let program = match limits::check(&when) {
+            Err(too) => {
+                errs.at(n, start + too.offset..start + too.offset, too.message);
                 None
             }
+            Ok(()) => compile(&when, text, start, &name, &mut errs),
         };
         if let (Some(p), Some(s)) = (&program, scope) {
             if let Some(m) = dry_run(p, s, &when) {

@@ -657,3 +657,4 @@ fn every_structural_problem_of_every_rule_is_reported_at_once() {
 }
 
 mod absent;
+mod limits;

@@ -8,8 +8,13 @@ use thiserror::Error;
 
 use crate::observation::ObserveError;
 
-/// Events asked for per page of `/v1/events`.
+/// Most events asked for per page of `/v1/events` (`limit=`); after failed reads the
+/// scraper asks for fewer (see `scrape::events`).
 pub const EVENTS_PAGE: usize = 1000;
+/// Most bytes of one `/v1/events` answer (or `scrape.body_limit_bytes` when smaller): a
+/// larger answer is refused ([`ScrapeError::EventsTooLarge`]) instead of read for as long as
+/// the scrape timeout allows.
+pub const EVENTS_BODY_LIMIT: u64 = 4 << 20;
 
 /// Why a scrape failed; the message is what operators see as `last_error`.
 #[derive(Debug, Error)]
@@ -38,6 +43,12 @@ pub enum ScrapeError {
     /// Reading or storing the agent's events failed.
     #[error("events: {0}")]
     Events(String),
+    /// The agent answered `/v1/events` with another status than 200.
+    #[error("events: HTTP status {0}")]
+    EventsStatus(u16),
+    /// The agent's `/v1/events` answer was over the byte cap.
+    #[error("events: the answer is larger than {0} bytes")]
+    EventsTooLarge(u64),
 }
 
 impl ScrapeError {
@@ -51,8 +62,14 @@ impl ScrapeError {
             ScrapeError::TooLarge(_) => "too_large",
             ScrapeError::Body(_) => "body",
             ScrapeError::Parse(ObserveError::TooManySamples { .. }) => "sample_limit",
+            ScrapeError::Parse(ObserveError::TooMany { .. } | ObserveError::TooLong { .. }) => {
+                "cardinality"
+            }
+            ScrapeError::Parse(ObserveError::NotAnAgent) => "not_agent",
             ScrapeError::Parse(_) => "parse",
-            ScrapeError::Events(_) => "events",
+            ScrapeError::Events(_)
+            | ScrapeError::EventsStatus(_)
+            | ScrapeError::EventsTooLarge(_) => "events",
         }
     }
 }
@@ -62,8 +79,9 @@ pub trait Fetch: Send + Sync + 'static {
     /// The body of `{address}/metrics`, decompressed, into `body` (cleared first; its
     /// capacity is reused from scrape to scrape).
     fn metrics(&self, address: &str, body: &mut Vec<u8>) -> Result<(), ScrapeError>;
-    /// `{address}/v1/events?after=AFTER`.
-    fn events(&self, address: &str, after: i64) -> Result<EventsPage, ScrapeError>;
+    /// `{address}/v1/events?after=AFTER&limit=LIMIT`: at most `limit` events, the answer at
+    /// most [`EVENTS_BODY_LIMIT`] bytes.
+    fn events(&self, address: &str, after: i64, limit: usize) -> Result<EventsPage, ScrapeError>;
 }
 
 /// Reads `r` to its end into `body`, which never grows past `limit` bytes: its capacity
@@ -203,22 +221,31 @@ impl Fetch for HttpFetcher {
         })
     }
 
-    fn events(&self, address: &str, after: i64) -> Result<EventsPage, ScrapeError> {
+    fn events(&self, address: &str, after: i64, limit: usize) -> Result<EventsPage, ScrapeError> {
         let url = format!(
-            "{}/v1/events?after={}&limit={EVENTS_PAGE}",
+            "{}/v1/events?after={}&limit={}",
             address.trim_end_matches('/'),
-            after.max(0)
+            after.max(0),
+            limit.clamp(1, EVENTS_PAGE)
         );
+        let cap = self.body_limit.min(EVENTS_BODY_LIMIT);
         let mut resp = self.agent.get(&url).call().map_err(|e| self.error(e))?;
         let status = resp.status().as_u16();
         if status != 200 {
-            return Err(ScrapeError::Events(format!("HTTP status {status}")));
+            return Err(ScrapeError::EventsStatus(status));
         }
         resp.body_mut()
             .with_config()
-            .limit(self.body_limit)
+            .limit(cap)
             .read_json::<EventsPage>()
-            .map_err(|e| ScrapeError::Events(e.to_string()))
+            .map_err(|e| match e {
+                ureq::Error::BodyExceedsLimit(_) => ScrapeError::EventsTooLarge(cap),
+                ureq::Error::Timeout(_) => ScrapeError::Events(format!(
+                    "timed out after {}",
+                    humantime::format_duration(self.timeout)
+                )),
+                e => ScrapeError::Events(e.to_string()),
+            })
     }
 }
 

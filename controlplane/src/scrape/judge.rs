@@ -103,7 +103,7 @@ impl Scraper {
         for (id, node) in self.fleet.offline() {
             let e = policy.eval_node(&node);
             self.failures(&e);
-            if let Some(c) = self.fleet.observed_health(&id, &e.matches, now) {
+            if let Some(c) = self.fleet.unobserved_health(&id, &e.matches, now) {
                 self.store_health(&id, &c, now);
             }
         }

@@ -1,0 +1,180 @@
+//! Reading an agent's `/v1/events`, bounded and able to make progress.
+//!
+//! Each read asks for at most a page limit of events (`limit=`, at most
+//! [`fetch::EVENTS_PAGE`]) and accepts at most [`fetch::EVENTS_BODY_LIMIT`] bytes. A read
+//! that failed for its answer (too large, timed out, undecodable) halves that node's page
+//! limit (down to 1), a successful one doubles it back, so an answer too large or too slow
+//! to read whole is read in smaller pages instead of failing on every scrape. After [`STUCK_AFTER`] failures in a row the scraper logs an error with
+//! the node and its cursor and counts it (`gpuwarden_cp_event_read_failures_total{reason=
+//! "stuck"}`); if even a page of one event is still over the byte cap that many times, the
+//! event is skipped (`reason="skipped"`, also in `gpuwarden_cp_events_lost_total`) so one
+//! broken event cannot stop a node's event ingestion for ever.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use tracing::{error, info, warn};
+
+use super::fetch::{self, ScrapeError};
+use super::{new_event, Scraper, MAX_EVENT_PAGES};
+use crate::fleet::Job;
+use crate::store::rows::NewEvent;
+
+/// Failed reads in a row after which a node's event read counts as stuck.
+pub const STUCK_AFTER: u32 = 5;
+
+/// Per node: the page limit to ask for and the failures in a row.
+#[derive(Debug, Default)]
+pub struct EventReads {
+    nodes: Mutex<HashMap<String, (usize, u32)>>,
+}
+
+impl EventReads {
+    /// The page limit to ask node `id` for now.
+    pub fn limit(&self, id: &str) -> usize {
+        self.lock().get(id).map_or(fetch::EVENTS_PAGE, |(l, _)| *l)
+    }
+
+    /// A successful read: the limit grows back, the streak ends.
+    fn succeeded(&self, id: &str) {
+        let mut m = self.lock();
+        if let Some((l, f)) = m.get_mut(id) {
+            *l = (*l * 2).min(fetch::EVENTS_PAGE);
+            *f = 0;
+            if *l == fetch::EVENTS_PAGE {
+                m.remove(id);
+            }
+        }
+    }
+
+    /// A failed read with `limit`: with `shrink`, the next asks for half; returns the
+    /// failures in a row.
+    fn failed(&self, id: &str, limit: usize, shrink: bool) -> u32 {
+        let mut m = self.lock();
+        let e = m.entry(id.to_string()).or_insert((limit, 0));
+        if shrink {
+            e.0 = (limit / 2).max(1);
+        }
+        e.1 += 1;
+        e.1
+    }
+
+    fn forget_streak(&self, id: &str) {
+        if let Some(e) = self.lock().get_mut(id) {
+            e.1 = 0;
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (usize, u32)>> {
+        self.nodes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Scraper {
+    /// Reads the agent's events after `cursor`, stores them with the new cursor, and
+    /// handles a failed read as the module says.
+    pub(super) fn read_events_bounded(&self, job: &Job, instance: Option<String>, cursor: i64) {
+        let limit = self.event_reads.limit(&job.node_id);
+        let Err((e, after)) = self.read_events(job, instance.clone(), cursor, limit) else {
+            self.event_reads.succeeded(&job.node_id);
+            return;
+        };
+        let too_large = matches!(e, ScrapeError::EventsTooLarge(_));
+        self.metrics
+            .event_read_failures
+            .with_label_values(&[if too_large { "too_large" } else { "error" }])
+            .inc();
+        self.metrics.scrapes.with_label_values(&["events"]).inc();
+        self.fleet.events_failed(&job.node_id);
+        // A smaller page helps an answer too large, too slow or undecodable; not an agent
+        // that is unreachable or answers an error status.
+        let shrink = !matches!(e, ScrapeError::Connect(_) | ScrapeError::EventsStatus(_));
+        let failures = self.event_reads.failed(&job.node_id, limit, shrink);
+        warn!(node = %job.node_id, after, limit, error = %e, "reading the agent's events failed; retried next scrape with a smaller page");
+        if failures < STUCK_AFTER {
+            return;
+        }
+        self.metrics
+            .event_read_failures
+            .with_label_values(&["stuck"])
+            .inc();
+        error!(node = %job.node_id, cursor = after, limit, failures, error = %e, "the agent's events cannot be read past this cursor; no later event of this node is stored until this resolves");
+        // A single event over the byte cap never fits: skip it, loudly.
+        if too_large && limit == 1 {
+            if let Some(inst) = instance.filter(|i| !i.is_empty()) {
+                let next = after + 1;
+                if self
+                    .store
+                    .ingest_events(&job.node_id, &inst, next, &[] as &[NewEvent])
+                    .is_ok()
+                {
+                    self.fleet.events_read(&job.node_id, &inst, next);
+                    // Read on from there at the next scrape, whatever the counters say.
+                    self.fleet.events_failed(&job.node_id);
+                    self.metrics
+                        .event_read_failures
+                        .with_label_values(&["skipped"])
+                        .inc();
+                    self.metrics.events_lost.inc();
+                    error!(node = %job.node_id, seq = next, "skipped one event larger than the events byte cap");
+                }
+            }
+        }
+        self.event_reads.forget_streak(&job.node_id);
+    }
+
+    /// Reads pages of at most `limit` events after `cursor`; on failure, the error and the
+    /// cursor the failing page was asked after.
+    fn read_events(
+        &self,
+        job: &Job,
+        instance: Option<String>,
+        cursor: i64,
+        limit: usize,
+    ) -> Result<(), (ScrapeError, i64)> {
+        let (mut known, mut after) = (instance, cursor);
+        for _ in 0..MAX_EVENT_PAGES {
+            let page = self
+                .fetch
+                .events(&job.address, after, limit)
+                .map_err(|e| (e, after))?;
+            if known
+                .as_deref()
+                .is_some_and(|k| !k.is_empty() && k != page.instance)
+                && after > 0
+            {
+                info!(node = %job.node_id, "agent restarted; reading its events from the start");
+                known = Some(page.instance.clone());
+                after = 0;
+                continue;
+            }
+            known = Some(page.instance.clone());
+            if page.truncated {
+                self.metrics.events_lost.inc();
+                warn!(node = %job.node_id, after, "the agent's event ring overflowed before it was read; some events are lost");
+            }
+            let next = i64::try_from(page.next).unwrap_or(i64::MAX);
+            let batch: Vec<NewEvent> = page
+                .events
+                .iter()
+                .map(|e| new_event(&job.node_id, &page, e, self.clock.now_ms()))
+                .collect();
+            let added = self
+                .store
+                .ingest_events(&job.node_id, &page.instance, next, &batch)
+                .map_err(|e| (ScrapeError::Events(e.to_string()), after))?;
+            self.metrics.events.inc_by(added as u64);
+            for e in &page.events {
+                self.judge_event(&job.node_id, e, self.clock.now_ms());
+            }
+            self.fleet.events_read(&job.node_id, &page.instance, next);
+            if page.events.len() < limit || next <= after {
+                return Ok(());
+            }
+            after = next;
+        }
+        // Every page was full: more may wait; read on at the next scrape.
+        self.fleet.events_failed(&job.node_id);
+        Ok(())
+    }
+}
