@@ -214,7 +214,13 @@ impl NodeHealth {
         self.sticky = None;
         self.findings.retain(|_, f| f.holding);
         self.settle(now).map(|mut c| {
-            c.reason = format!("cleared by {who}; {}", c.reason);
+            // The node's verdicts were just forgotten, not outlived: say so, not that no rule
+            // has matched for the clearing time.
+            let why = match (&c.rule, c.to) {
+                (None, Health::Healthy) => "no rule holds now".to_string(),
+                _ => std::mem::take(&mut c.reason),
+            };
+            c.reason = format!("cleared by {who}; {why}");
             c
         })
     }
