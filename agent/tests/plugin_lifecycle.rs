@@ -160,7 +160,12 @@ fn a_cache_entry_damaged_in_place_is_compiled_again() {
     let agent = Agent::start(&args, &[]);
     agent.wait_plugins("ecc loaded", |p| p["plugins"][0]["loaded"] == true);
     assert_eq!(agent.terminate().code(), Some(0));
-    let entry = std::fs::read_dir(&cache).unwrap().next().unwrap().unwrap().path();
+    let entry = std::fs::read_dir(&cache)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
     let mut bytes = std::fs::read(&entry).unwrap();
     let len = bytes.len();
     assert!(len > 4096 + 512, "{len}");
@@ -174,9 +179,17 @@ fn a_cache_entry_damaged_in_place_is_compiled_again() {
         let p = agent.wait_plugins("ecc loaded", |p| p["plugins"][0]["loaded"] == true);
         assert_eq!(p["plugins"][0]["from_cache"], expect_cached, "{p:#}");
         wait_status(&agent, "ecc", 0.0);
-        assert_eq!(agent.terminate().code(), Some(0), "the agent ran and stopped cleanly");
+        assert_eq!(
+            agent.terminate().code(),
+            Some(0),
+            "the agent ran and stopped cleanly"
+        );
     }
-    assert_eq!(std::fs::read(&entry).unwrap().len(), len, "the entry was rewritten");
+    assert_eq!(
+        std::fs::read(&entry).unwrap().len(),
+        len,
+        "the entry was rewritten"
+    );
     assert_ne!(std::fs::read(&entry).unwrap(), bytes);
 }
 
