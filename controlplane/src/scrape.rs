@@ -197,7 +197,8 @@ impl Scraper {
                 self.judge_event(&job.node_id, e, self.clock.now_ms());
             }
             self.fleet.events_read(&job.node_id, &page.instance, next);
-            if page.events.len() < fetch::EVENTS_PAGE || next <= after {
+            // A page ends at our limit, or earlier at the agent's byte budget (`more`).
+            if (!page.more && page.events.len() < fetch::EVENTS_PAGE) || next <= after {
                 break;
             }
             after = next;
