@@ -158,13 +158,24 @@ fn write_token(path: &Path, token: &str) -> std::io::Result<()> {
     if let Some(d) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(d)?;
     }
-    let mut f = std::fs::OpenOptions::new()
+    // A temporary file (mode 0600 from its creation) renamed over the old one: a full disk
+    // leaves the token kept so far whole, and the file ends up 0600 whatever its mode was.
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let written = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .mode(0o600)
-        .open(path)?;
-    writeln!(f, "{token}")
+        .open(&tmp)
+        .and_then(|mut f| {
+            writeln!(f, "{token}")?;
+            f.sync_all()
+        })
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 enum Attempt {
