@@ -356,7 +356,7 @@ fn start_registration(
         labels: cfg.node.labels.clone(),
         capabilities,
     };
-    tracing::info!(control_plane = %cp.url, address = %request.address, "registering with the control plane");
+    tracing::info!(control_plane = %config::secrets::redact_url(&cp.url), address = %config::secrets::redact_url(&request.address), "registering with the control plane");
     register::spawn(register::Registration {
         url: cp.url.clone(),
         credentials,
