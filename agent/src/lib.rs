@@ -27,6 +27,7 @@ pub mod system;
 pub mod text;
 
 mod lifecycle;
+pub use lifecycle::log_panics;
 use lifecycle::{RuntimeGuard, ShutdownSignal};
 
 use std::os::unix::fs::DirBuilderExt;
@@ -71,6 +72,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     // Watch the signals before anything else, so a SIGTERM during start-up is not lost.
     let shutdown = ShutdownSignal::install();
+    lifecycle::keep_running_on_sighup();
     let node_id = cfg.node_id();
     let join_credentials = join_credentials(&cfg)?;
     let backend = open_backend(&cfg, &node_id)?;

@@ -207,3 +207,30 @@ fn weak_token_files_and_urls_with_credentials_are_refused() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(!err.contains("secretpw"), "{err}");
 }
+
+/// Investigation (hardening follow-up): an agent ended during a config reload without a log
+/// line. SIGHUP, which operators send to ask for a reload (and a closed session sends),
+/// ended the process silently by its default action; it is now logged and the agent serves on.
+#[test]
+fn sighup_is_logged_and_the_agent_keeps_serving() {
+    let agent = Agent::start(&["--fake-gpus", "1"], &[]);
+    for _ in 0..2 {
+        let sent = Command::new("kill")
+            .args(["-HUP", &agent.pid().to_string()])
+            .status()
+            .expect("kill");
+        assert!(sent.success());
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        assert_eq!(agent.get("/healthz").0, 200, "the agent still serves");
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let text = agent.logs.lock().unwrap().join("\n");
+        if text.matches("SIGHUP received").count() == 2 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{text}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(agent.terminate().success());
+}
