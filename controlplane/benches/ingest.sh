@@ -47,7 +47,7 @@ for _ in $(seq 1 100); do curl -sf -o /dev/null http://127.0.0.1:19410/healthz &
 # One XID first, so the bodies carry XID series; the counters are the same in every variant
 # (a real agent's counters move only when something happens, and then the control plane
 # reads /v1/events, which this static server does not serve).
-curl -s -XPOST http://127.0.0.1:19410/v1/fake/inject -H 'Content-Type: application/json' -d '{"gpu":2,"fault":"xid","code":13}' >/dev/null
+curl -s -XPOST http://127.0.0.1:19410/v1/fake/inject -d '{"gpu":2,"fault":"xid","code":13}' >/dev/null
 sleep 1
 for i in $(seq 0 7); do
   curl -s http://127.0.0.1:19410/metrics >"$BODIES/body_$i.prom"; gzip -kf "$BODIES/body_$i.prom"; sleep 1

@@ -5,7 +5,9 @@
 //! - larger than [`BODY_LIMIT`]: 413 `too_large`;
 //! - not empty, with a `Content-Type` other than JSON (`application/json` or `…+json`;
 //!   none is taken as JSON): 415 `unsupported_media_type`, as the control plane answers.
-//!   An empty body is allowed whatever its label (`curl -XPOST` without `-d`).
+//!   An empty body is allowed whatever its label (`curl -XPOST` without `-d`), and so is
+//!   `application/x-www-form-urlencoded`, the label `curl -d` puts on any body (the README's
+//!   quick start): these endpoints take no form, so the body is parsed as the JSON it is.
 //!
 //! The handlers then parse the bytes into their own types (400 `bad_request` naming the
 //! problem).
@@ -40,7 +42,10 @@ fn json_content_type(req: &HttpRequest) -> Result<(), ApiError> {
     };
     let ct = String::from_utf8_lossy(ct.as_bytes()).to_ascii_lowercase();
     let essence = ct.split(';').next().unwrap_or("").trim();
-    if essence == "application/json" || essence.ends_with("+json") {
+    if essence == "application/json"
+        || essence.ends_with("+json")
+        || essence == "application/x-www-form-urlencoded"
+    {
         return Ok(());
     }
     let shown: String = essence.chars().take(100).collect();
@@ -137,19 +142,26 @@ mod tests {
             assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "{path}: {j}");
             assert_eq!(j["error"]["code"], "too_large", "{path}: {j}");
 
-            let (s, j) = call(path, Some("text/plain"), b"{}".to_vec()).await;
-            assert_eq!(s, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{path}: {j}");
-            assert_eq!(j["error"]["code"], "unsupported_media_type", "{path}: {j}");
+            for ct in [
+                "text/plain",
+                "multipart/form-data; boundary=x",
+                "application/xml",
+            ] {
+                let (s, j) = call(path, Some(ct), b"{}".to_vec()).await;
+                assert_eq!(s, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{path} {ct}: {j}");
+                assert_eq!(j["error"]["code"], "unsupported_media_type", "{path}: {j}");
+            }
 
             // An empty body is not refused for its label; what comes next is the
             // endpoint's own answer (auth, a default), in JSON.
             let (s, j) = call(path, Some("text/plain"), Vec::new()).await;
             assert_ne!(s, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{path}: {j}");
 
-            // A JSON label with parameters, and `+json`, are JSON.
+            // A JSON label with parameters, `+json`, and `curl -d`'s default are taken.
             for ct in [
                 "application/json; charset=utf-8",
                 "application/merge-patch+json",
+                "application/x-www-form-urlencoded",
             ] {
                 let (s, j) = call(path, Some(ct), b"{}".to_vec()).await;
                 assert_ne!(s, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{path} {ct}: {j}");
