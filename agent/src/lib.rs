@@ -73,6 +73,12 @@ pub async fn run(
     // Watch the signals before anything else, so a SIGTERM during start-up is not lost.
     let shutdown = ShutdownSignal::install();
     lifecycle::keep_running_on_sighup();
+    if let Some(w) = config_file
+        .as_deref()
+        .and_then(config::secrets::config_file_warning)
+    {
+        tracing::warn!("{w}");
+    }
     let node_id = cfg.node_id();
     let join_credentials = join_credentials(&cfg)?;
     let backend = open_backend(&cfg, &node_id)?;

@@ -58,6 +58,35 @@ pub fn token_file_problems(path: &Path) -> Vec<String> {
     p
 }
 
+/// A warning when the config file at `path` holds a credential (a non-empty `token` or
+/// `bootstrap_token` line) and its group or others may read it; `None` otherwise. A warning,
+/// not an error: the credential is for joining, and the control plane may have spent it.
+pub fn config_file_warning(path: &Path) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+    if mode & 0o044 == 0 {
+        return None;
+    }
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .ok()?
+        .take(1 << 20)
+        .read_to_string(&mut text)
+        .ok()?;
+    let holds = text.lines().any(|l| {
+        let Some((key, value)) = l.split_once('=') else {
+            return false;
+        };
+        matches!(key.trim(), "token" | "bootstrap_token") && !matches!(value.trim(), "\"\"" | "''")
+    });
+    holds.then(|| {
+        format!(
+            "{} holds a join or bootstrap token but its mode is {mode:04o} (group or others may read it): chmod 600 it, or pass the token in GPUWARDEN_BOOTSTRAP_TOKEN",
+            path.display()
+        )
+    })
+}
+
 /// `url` with the password of its user info replaced by `***` (and the user kept), so it
 /// can be shown and logged; unchanged when it has none.
 pub fn redact_url(url: &str) -> String {
@@ -143,6 +172,13 @@ mod tests {
         assert!(set("0123456789abcdef\n", 0o600).is_empty());
         assert!(set("", 0o600).is_empty(), "no token yet");
         assert!(token_file_problems(&dir.join("missing")).is_empty());
+        let secret = "[control_plane]\nbootstrap_token = \"boot-token-0123456789\"\n";
+        set(secret, 0o644);
+        assert!(config_file_warning(&f).unwrap().contains("0644"));
+        set("[control_plane]\ntoken = \"\"\n", 0o644);
+        assert!(config_file_warning(&f).is_none(), "no credential in it");
+        set(secret, 0o600);
+        assert!(config_file_warning(&f).is_none());
         assert_eq!(token_file_problems(&dir).len(), 1, "a folder");
         std::fs::remove_dir_all(&dir).unwrap();
     }
