@@ -8,6 +8,7 @@
 mod load;
 mod plugins;
 pub mod reload;
+pub mod secrets;
 mod validate;
 
 pub use load::{ConfigError, Overrides, DEFAULT_STATE_DIR};

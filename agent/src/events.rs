@@ -7,6 +7,39 @@ use std::time::{Duration, Instant, SystemTime};
 
 use gpuwarden_wire::{EventKind, EventsPage, HealthEvent, Severity};
 
+/// Longest event message kept in the log, in bytes; a longer one (from any source: a
+/// kernel-log line, a plugin's finding, a backend) is cut at a character boundary and ends
+/// with [`CUT_MARKER`].
+pub const MAX_MESSAGE_BYTES: usize = 1024;
+/// Longest `uuid` and `source` kept, in bytes (both are short in practice).
+pub const MAX_LABEL_BYTES: usize = 256;
+/// What ends a message that was cut.
+pub const CUT_MARKER: &str = " …[truncated]";
+/// Largest page of `GET /v1/events` in bytes of JSON (about): a page ends before the event
+/// that would take it past this, whatever its `limit`, so a reader's time and memory per
+/// page stay bounded. A page always holds at least one event when one is due.
+pub const PAGE_BUDGET_BYTES: usize = 512 * 1024;
+
+/// `s`, cut to at most `max` bytes (marker included) at a character boundary.
+fn cut(mut s: String, max: usize) -> String {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max.saturating_sub(CUT_MARKER.len());
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s.truncate(end);
+    s.push_str(CUT_MARKER);
+    s
+}
+
+/// About the size of an event in JSON, in bytes: its strings plus the fixed fields (names,
+/// numbers, time). Escapes can make it larger; the budget is a bound on work, not a wire limit.
+fn json_size(e: &HealthEvent) -> usize {
+    200 + e.message.len() + e.uuid.as_ref().map_or(0, String::len) + e.source.len()
+}
+
 /// A new event before it gets its sequence number and time.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewEvent {
@@ -65,19 +98,25 @@ impl EventLog {
             seq: self.last_seq,
             time: humantime::format_rfc3339_millis(at).to_string(),
             gpu: e.gpu,
-            uuid: e.uuid,
+            uuid: e.uuid.map(|u| cut(u, MAX_LABEL_BYTES)),
             kind: e.kind,
             code: e.code,
-            message: e.message,
+            message: cut(e.message, MAX_MESSAGE_BYTES),
             severity: e.severity,
             action: e.action,
-            source: e.source,
+            source: cut(e.source, MAX_LABEL_BYTES),
         });
         self.last_seq
     }
 
-    /// Events with `seq > after`, at most `limit`, oldest first.
+    /// Events with `seq > after`, oldest first: at most `limit`, and no more than fit in
+    /// [`PAGE_BUDGET_BYTES`] (at least one). `more` says whether events after the page's
+    /// last one are held.
     pub fn page(&self, after: u64, limit: usize) -> EventsPage {
+        self.page_within(after, limit, PAGE_BUDGET_BYTES)
+    }
+
+    fn page_within(&self, after: u64, limit: usize, budget: usize) -> EventsPage {
         // A cursor beyond our last sequence comes from an earlier run of the agent (whose
         // `instance` differed): start over from our first event so nothing is lost.
         let after = if after > self.last_seq { 0 } else { after };
@@ -85,11 +124,17 @@ impl EventLog {
         // Events after the cursor were evicted when the oldest held is past `after + 1`.
         let truncated = after < self.last_seq && first > after + 1;
         let start = after.saturating_sub(first - 1) as usize;
+        let mut bytes = 0;
         let events: Vec<HealthEvent> = self
             .ring
             .iter()
             .skip(start.min(self.ring.len()))
             .take(limit)
+            .take_while(|e| {
+                let first = bytes == 0;
+                bytes += json_size(e);
+                first || bytes <= budget
+            })
             .cloned()
             .collect();
         let next = events.last().map_or(after, |e| e.seq);
@@ -98,6 +143,7 @@ impl EventLog {
             next,
             instance: self.instance.clone(),
             truncated,
+            more: next < self.last_seq,
         }
     }
 
@@ -218,6 +264,70 @@ mod tests {
         );
         assert_eq!(p.next, 2);
         assert_eq!(p.events[0].time, "1970-01-01T00:00:00.000Z");
+    }
+
+    /// Regression (hardening follow-up): a 50 MB message made `/v1/events` a 52 MB page
+    /// that took 5.5 s, and the control plane's read timed out on every scrape.
+    #[test]
+    fn messages_are_capped_whatever_their_source() {
+        let mut log = EventLog::new(10, "run".into());
+        for (source, message) in [
+            ("kmsg", "é".repeat(3_000_000)),
+            ("plugin:p", "x".repeat(MAX_MESSAGE_BYTES + 1)),
+            ("nvml", "x".repeat(MAX_MESSAGE_BYTES)),
+        ] {
+            let mut e = ev(1);
+            e.source = source.into();
+            e.message = message;
+            log.push(e, SystemTime::UNIX_EPOCH);
+        }
+        let mut e = ev(1);
+        e.source = "s".repeat(100_000);
+        log.push(e, SystemTime::UNIX_EPOCH);
+        let p = log.page(0, 100);
+        for e in &p.events[..2] {
+            assert!(e.message.len() <= MAX_MESSAGE_BYTES, "{}", e.message.len());
+            assert!(e.message.ends_with(CUT_MARKER), "{}", e.source);
+        }
+        assert_eq!(
+            p.events[2].message,
+            "x".repeat(MAX_MESSAGE_BYTES),
+            "at the cap: whole"
+        );
+        assert!(p.events[3].source.len() <= MAX_LABEL_BYTES);
+    }
+
+    #[test]
+    fn a_page_has_a_byte_budget_and_says_there_is_more() {
+        let mut log = EventLog::new(100, "run".into());
+        for c in 1..=50 {
+            let mut e = ev(c);
+            e.message = "m".repeat(MAX_MESSAGE_BYTES);
+            log.push(e, SystemTime::UNIX_EPOCH);
+        }
+        let per_event = json_size(&log.page(0, 1).events[0]);
+        let (mut after, mut seen) = (0, Vec::new());
+        loop {
+            let p = log.page_within(after, 1000, 10 * per_event);
+            assert!(p.events.len() <= 10, "{}", p.events.len());
+            seen.extend(p.events.iter().map(|e| e.seq));
+            after = p.next;
+            if !p.more {
+                break;
+            }
+        }
+        assert_eq!(
+            seen,
+            (1..=50).collect::<Vec<_>>(),
+            "every event, once, in order"
+        );
+        // One event larger than the budget still comes, alone.
+        let p = log.page_within(0, 1000, 1);
+        assert_eq!(p.events.len(), 1);
+        assert!(p.more);
+        // The serialized page stays within the budget (the estimate is not too low).
+        let full = log.page(0, 10_000);
+        assert!(serde_json::to_vec(&full).unwrap().len() <= PAGE_BUDGET_BYTES + per_event);
     }
 
     #[test]

@@ -17,6 +17,7 @@ use crate::collector::{Msg, SharedSnapshot};
 use crate::events::EventLog;
 use crate::plugin::manager::PluginManager;
 
+pub mod body;
 mod commands;
 mod fake;
 mod plugins;
@@ -81,26 +82,21 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg| {
         let fake = state.fake.is_some();
         cfg.app_data(web::Data::new(state))
-            .app_data(
-                web::JsonConfig::default()
-                    .limit(64 * 1024)
-                    .content_type_required(false)
-                    // `curl -d` labels JSON as a form; take the body for what it is.
-                    .content_type(|_| true)
-                    .error_handler(|e, _| {
-                        ApiError::new(
-                            StatusCode::BAD_REQUEST,
-                            "bad_request",
-                            format!("invalid JSON body: {e}"),
-                        )
-                        .into()
-                    }),
-            )
+            // Bodies go through `body::JsonBody`, which maps these limits to JSON errors.
+            .app_data(web::PayloadConfig::new(body::BODY_LIMIT))
             .app_data(web::QueryConfig::default().error_handler(|e, _| {
                 ApiError::new(
                     StatusCode::BAD_REQUEST,
                     "bad_request",
                     format!("invalid query: {e}"),
+                )
+                .into()
+            }))
+            .app_data(web::PathConfig::default().error_handler(|e, _| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "bad_request",
+                    format!("invalid path: {e}"),
                 )
                 .into()
             }))

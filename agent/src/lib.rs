@@ -27,6 +27,7 @@ pub mod system;
 pub mod text;
 
 mod lifecycle;
+pub use lifecycle::log_panics;
 use lifecycle::{RuntimeGuard, ShutdownSignal};
 
 use std::os::unix::fs::DirBuilderExt;
@@ -71,6 +72,13 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     // Watch the signals before anything else, so a SIGTERM during start-up is not lost.
     let shutdown = ShutdownSignal::install();
+    lifecycle::keep_running_on_sighup();
+    if let Some(w) = config_file
+        .as_deref()
+        .and_then(config::secrets::config_file_warning)
+    {
+        tracing::warn!("{w}");
+    }
     let node_id = cfg.node_id();
     let join_credentials = join_credentials(&cfg)?;
     let backend = open_backend(&cfg, &node_id)?;
@@ -356,7 +364,7 @@ fn start_registration(
         labels: cfg.node.labels.clone(),
         capabilities,
     };
-    tracing::info!(control_plane = %cp.url, address = %request.address, "registering with the control plane");
+    tracing::info!(control_plane = %config::secrets::redact_url(&cp.url), address = %config::secrets::redact_url(&request.address), "registering with the control plane");
     register::spawn(register::Registration {
         url: cp.url.clone(),
         credentials,

@@ -67,3 +67,49 @@ impl ShutdownSignal {
         }
     }
 }
+
+/// Takes SIGHUP, whose default action ends a process without a word: operators send it to
+/// ask for a reload, and a closed terminal or session sends it too. The agent reloads its
+/// configuration by itself when the file changes, so a SIGHUP is logged and the agent runs
+/// on. Call from within the async runtime; without it (the signal cannot be watched) a
+/// warning says so.
+pub(crate) fn keep_running_on_sighup() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::hangup()) {
+        Ok(mut hup) => {
+            tokio::spawn(async move {
+                while hup.recv().await.is_some() {
+                    tracing::info!(
+                        "SIGHUP received: the agent keeps running; it reloads the configuration file by itself \
+                         when it changes (the plugins; other settings apply at restart)"
+                    );
+                }
+            });
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot watch SIGHUP: a SIGHUP would end the agent"),
+    }
+}
+
+/// Logs every panic through `tracing` (thread, location, message) before the default hook
+/// prints it, so a panic in any thread shows in the agent's log as an error line of its
+/// format, with the thread that panicked (a panic in a worker thread does not end the
+/// process; without this line it would stop a part of the agent unseen by log readers).
+pub fn log_panics() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let thread = std::thread::current();
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "(no message)".into());
+        tracing::error!(
+            thread = thread.name().unwrap_or("unnamed"),
+            location = %info.location().map_or_else(String::new, |l| l.to_string()),
+            message = %message,
+            "panic"
+        );
+        default(info);
+    }));
+}

@@ -186,6 +186,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    gpuwarden_agent::log_panics();
     if let Some(Command::Plugin(cmd)) = cli.command {
         return plugin_command(cmd);
     }

@@ -14,6 +14,7 @@ use std::time::Duration;
 use gpuwarden_wire::join::{Capabilities, RegisterRequest, Registered};
 use tracing::{debug, info, warn};
 
+use crate::config::secrets::redact_url;
 use crate::config::ControlPlaneConfig;
 
 /// Everything the registrar sends.
@@ -45,7 +46,7 @@ pub struct Registration {
          so restarts rejoin with it, and issue a new join token with `gpuwarden nodes token NODE`"
 )]
 pub struct JoinRefused {
-    /// The control plane.
+    /// The control plane (its password masked, should the URL carry one).
     pub url: String,
     /// Its last answer.
     pub reason: String,
@@ -158,13 +159,24 @@ fn write_token(path: &Path, token: &str) -> std::io::Result<()> {
     if let Some(d) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(d)?;
     }
-    let mut f = std::fs::OpenOptions::new()
+    // A temporary file (mode 0600 from its creation) renamed over the old one: a full disk
+    // leaves the token kept so far whole, and the file ends up 0600 whatever its mode was.
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let written = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .mode(0o600)
-        .open(path)?;
-    writeln!(f, "{token}")
+        .open(&tmp)
+        .and_then(|mut f| {
+            writeln!(f, "{token}")?;
+            f.sync_all()
+        })
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 enum Attempt {
@@ -286,7 +298,7 @@ pub fn spawn(reg: Registration) -> std::io::Result<RegistrarHandle> {
                             wait
                         }
                         Joined::Refused(reason) if !joined_once => {
-                            let e = JoinRefused { url: client.reg.url.clone(), reason };
+                            let e = JoinRefused { url: redact_url(&client.reg.url), reason };
                             tracing::error!(error = %e, "cannot join the control plane");
                             let _ = refused_tx.send(e);
                             return;
@@ -346,7 +358,7 @@ fn try_all(client: &Client) -> Joined {
     for c in &creds {
         match client.register(c) {
             Attempt::Done(r) => {
-                info!(node_id = %r.node_id, control_plane = %client.reg.url, address = %client.reg.request.address, "registered with the control plane");
+                info!(node_id = %r.node_id, control_plane = %redact_url(&client.reg.url), address = %redact_url(&client.reg.request.address), "registered with the control plane");
                 if let Some(a) = &client.reg.command_auth {
                     a.set_token(&r.node_token);
                 }
@@ -362,12 +374,12 @@ fn try_all(client: &Client) -> Joined {
                 last = m;
             }
             Attempt::Failed(m) => {
-                warn!(control_plane = %client.reg.url, reason = %m, "registration failed; retrying with backoff");
+                warn!(control_plane = %redact_url(&client.reg.url), reason = %m, "registration failed; retrying with backoff");
                 return Joined::Failed;
             }
         }
     }
-    warn!(control_plane = %client.reg.url, reason = %last, "registration failed; retrying with backoff");
+    warn!(control_plane = %redact_url(&client.reg.url), reason = %last, "registration failed; retrying with backoff");
     if creds.is_empty() {
         Joined::Failed
     } else {

@@ -11,7 +11,7 @@ use crate::util::{Agent, Scratch};
 fn a_hook_running_when_the_agent_is_killed_does_not_run_again() {
     let dir = Scratch::new("cmd-sigkill");
     let log = dir.0.join("hook.log");
-    std::fs::write(dir.0.join("node-token"), "gwn_sigkill_token\n").unwrap();
+    dir.write_secret("node-token", "gwn_sigkill_token\n");
     let cfg = dir.write(
         "agent.toml",
         &format!(

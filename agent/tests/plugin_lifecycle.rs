@@ -142,6 +142,57 @@ fn compiled_plugins_are_cached_across_restarts() {
     assert_eq!(entries, 1, "one compiled artefact per plugin and engine");
 }
 
+/// Regression (hardening follow-up): 512 bytes flipped at offset 4096 of a cache entry, the
+/// length unchanged, loaded with `from_cache=true` and the agent died of SIGSEGV at every
+/// start. The entry's digest no longer matches: the plugin is compiled again, runs, and the
+/// entry is rewritten (the next start loads it from the cache again).
+#[test]
+fn a_cache_entry_damaged_in_place_is_compiled_again() {
+    let dir = Scratch::new("cache-damaged");
+    let cache = dir.0.join("cache");
+    let cfg = format!(
+        "[gpu]\nbackend = \"fake\"\nfake_count = 1\n[plugin]\ncache_dir = \"{}\"\n{}",
+        cache.display(),
+        plugin_entry("ecc", "ecc.wasm", "interval = \"200ms\"")
+    );
+    let file = dir.write("agent.toml", &cfg);
+    let args = ["--config", file.to_str().unwrap()];
+    let agent = Agent::start(&args, &[]);
+    agent.wait_plugins("ecc loaded", |p| p["plugins"][0]["loaded"] == true);
+    assert_eq!(agent.terminate().code(), Some(0));
+    let entry = std::fs::read_dir(&cache)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let mut bytes = std::fs::read(&entry).unwrap();
+    let len = bytes.len();
+    assert!(len > 4096 + 512, "{len}");
+    for b in &mut bytes[4096..4096 + 512] {
+        *b ^= 0xff;
+    }
+    std::fs::write(&entry, &bytes).unwrap();
+
+    for expect_cached in [false, true] {
+        let agent = Agent::start(&args, &[]);
+        let p = agent.wait_plugins("ecc loaded", |p| p["plugins"][0]["loaded"] == true);
+        assert_eq!(p["plugins"][0]["from_cache"], expect_cached, "{p:#}");
+        wait_status(&agent, "ecc", 0.0);
+        assert_eq!(
+            agent.terminate().code(),
+            Some(0),
+            "the agent ran and stopped cleanly"
+        );
+    }
+    assert_eq!(
+        std::fs::read(&entry).unwrap().len(),
+        len,
+        "the entry was rewritten"
+    );
+    assert_ne!(std::fs::read(&entry).unwrap(), bytes);
+}
+
 /// Regression: plugin files rewritten while the agent was still loading (a rebuild, a copy)
 /// could make the watcher re-apply only the plugins loaded so far and drop the others; and a
 /// file rewritten with identical content was reloaded for nothing.

@@ -10,8 +10,8 @@ use crate::util::{plugin_entry, plugins, Agent, Scratch, BIN};
 /// the config lines and the bearer (the token's SHA-256).
 pub(crate) fn node_token(dir: &Scratch) -> (String, String) {
     use sha2::Digest;
-    let file = dir.write("node-token", "gwn_plugin_runs\n");
-    let digest = sha2::Sha256::digest(b"gwn_plugin_runs")
+    let file = dir.write_secret("node-token", "gwn_plugin_runs_token\n");
+    let digest = sha2::Sha256::digest(b"gwn_plugin_runs_token")
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
@@ -143,7 +143,7 @@ fn on_demand_runs_need_the_credential_and_never_take_the_health_checks_slots() {
     for (s, body) in [
         agent.post("/v1/plugins/d1/run", ""),
         agent.post_as("/v1/plugins/d1/run", "nope", ""),
-        agent.post_as("/v1/plugins/d1/run", "gwn_plugin_runs", ""),
+        agent.post_as("/v1/plugins/d1/run", "gwn_plugin_runs_token", ""),
     ] {
         assert_eq!(s, 401, "{body}");
         assert_eq!(json(&body)["error"]["code"], "unauthorized", "{body}");

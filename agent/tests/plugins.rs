@@ -457,7 +457,7 @@ fn a_run_diagnostic_command_returns_the_plugins_report() {
     use sha2::Digest;
     let dir = Scratch::new("diag-cmd");
     // A node token kept from an earlier registration: commands are taken for it.
-    let token_file = dir.write("node-token", "gwn_kept_token\n");
+    let token_file = dir.write_secret("node-token", "gwn_kept_node_token\n");
     let cfg = format!(
         "[gpu]\nbackend = \"fake\"\nfake_count = 8\n[control_plane]\ntoken_file = \"{}\"\n\
          [commands]\ndiagnostic = \"gpu-sanity\"\n{}",
@@ -472,7 +472,7 @@ fn a_run_diagnostic_command_returns_the_plugins_report() {
         &["--config", dir.write("agent.toml", &cfg).to_str().unwrap()],
         &[],
     );
-    let digest: String = sha2::Sha256::digest(b"gwn_kept_token")
+    let digest: String = sha2::Sha256::digest(b"gwn_kept_node_token")
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();

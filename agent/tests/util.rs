@@ -77,6 +77,13 @@ impl Scratch {
         std::fs::write(&f, body).unwrap();
         f
     }
+    /// Writes a file only its owner may read (a token file: the agent refuses others).
+    pub fn write_secret(&self, name: &str, body: &str) -> std::path::PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let f = self.write(name, body);
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+        f
+    }
 }
 
 impl Drop for Scratch {

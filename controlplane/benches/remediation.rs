@@ -118,6 +118,7 @@ impl Fetch for Agents {
             events,
             instance: "bench".into(),
             truncated: false,
+            more: false,
         })
     }
 }

@@ -57,6 +57,7 @@ fn round_trip(s: &Store) {
         next: 42,
         instance: "run-a".into(),
         truncated: false,
+        more: false,
     };
     let rows: Vec<_> = events
         .iter()

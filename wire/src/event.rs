@@ -143,4 +143,9 @@ pub struct EventsPage {
     pub instance: String,
     /// True when events after the cursor were already evicted from the agent's ring.
     pub truncated: bool,
+    /// True when the agent holds events after this page: the page ended at its `limit` or
+    /// at the agent's byte budget per page. Read again from `next`. Absent (false) from
+    /// agents older than this field, whose pages end only at `limit`.
+    #[serde(default)]
+    pub more: bool,
 }

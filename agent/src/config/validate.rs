@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use super::{valid_plugin_name, AgentConfig, ConfigError, MAX_PLUGIN_MEMORY_MIB};
+use super::{secrets, valid_plugin_name, AgentConfig, ConfigError, MAX_PLUGIN_MEMORY_MIB};
 
 impl AgentConfig {
     /// Checks every value; all problems, as `KEY: what is wrong` lines.
@@ -45,17 +45,21 @@ impl AgentConfig {
             rest.is_some_and(|r| !r.is_empty() && !r.contains(char::is_whitespace))
         };
         let cp = &self.control_plane;
-        if !cp.url.is_empty() && !is_url(&cp.url) {
-            p.push(format!(
-                "control_plane.url: {:?} is not an http(s):// URL",
-                cp.url
-            ));
+        for (key, url) in [
+            ("control_plane.url", &cp.url),
+            ("control_plane.advertise", &cp.advertise),
+        ] {
+            if url.is_empty() {
+                continue;
+            }
+            if let Some(problem) = secrets::url_credentials_problem(key, url) {
+                p.push(problem);
+            } else if !is_url(url) {
+                p.push(format!("{key}: {url:?} is not an http(s):// URL"));
+            }
         }
-        if !cp.advertise.is_empty() && !is_url(&cp.advertise) {
-            p.push(format!(
-                "control_plane.advertise: {:?} is not an http(s):// URL",
-                cp.advertise
-            ));
+        if let Some(f) = self.token_file() {
+            p.extend(secrets::token_file_problems(&f));
         }
         if cp.retry_max < Duration::from_secs(1) {
             p.push("control_plane.retry_max: must be at least 1s".into());

@@ -37,12 +37,12 @@ fn command_caller(
 
 pub(super) async fn submit(
     req: HttpRequest,
-    body: web::Bytes,
+    body: super::body::JsonBody,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let commands = command_caller(&req, &state)?;
     let r: gpuwarden_wire::command::CommandRequest =
-        serde_json::from_slice(&body).map_err(|e| {
+        serde_json::from_slice(&body.0).map_err(|e| {
             ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "bad_request",

@@ -49,11 +49,11 @@ fn fake_caller<'s>(
 
 pub(super) async fn inject(
     req: HttpRequest,
-    body: web::Bytes,
+    body: super::body::JsonBody,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let fake = fake_caller(&req, &state)?;
-    let body: InjectRequest = serde_json::from_slice(&body).map_err(|e| {
+    let body: InjectRequest = serde_json::from_slice(&body.0).map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
             "bad_request",
@@ -84,14 +84,14 @@ struct ClearRequest {
 
 pub(super) async fn clear(
     http: HttpRequest,
-    body: web::Bytes,
+    body: super::body::JsonBody,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let fake = fake_caller(&http, &state)?;
-    let req: ClearRequest = if body.iter().all(u8::is_ascii_whitespace) {
+    let req: ClearRequest = if body.is_blank() {
         ClearRequest::default()
     } else {
-        serde_json::from_slice(&body).map_err(|e| {
+        serde_json::from_slice(&body.0).map_err(|e| {
             ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "bad_request",

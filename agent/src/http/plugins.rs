@@ -74,11 +74,11 @@ fn params_of(body: &[u8]) -> Result<Vec<(String, String)>, ApiError> {
 pub(super) async fn run(
     req: HttpRequest,
     path: web::Path<String>,
-    body: web::Bytes,
+    body: super::body::JsonBody,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     authorize(&req, &state)?;
-    let params = params_of(&body)?;
+    let params = params_of(&body.0)?;
     let name = path.into_inner();
     match plugins_of(&state)?.run_now(&name, params).await {
         Ok(outcome) => Ok(HttpResponse::Ok().json(outcome)),

@@ -47,3 +47,24 @@ fn credentials_are_tried_kept_token_first_without_repeats() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// A token file an operator left readable by others becomes 0600 when the agent rewrites it,
+/// and a rewrite leaves no temporary file behind.
+#[test]
+fn a_rewritten_token_file_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("gw-reg-{}", fastrand::u64(..)));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("node-token");
+    std::fs::write(&file, "old-token-old-token\n").unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    write_token(&file, "gwn_new_token_0123456789").unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        "gwn_new_token_0123456789\n"
+    );
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -168,7 +168,8 @@ impl Scraper {
                 self.judge_event(&job.node_id, e, self.clock.now_ms());
             }
             self.fleet.events_read(&job.node_id, &page.instance, next);
-            if page.events.len() < limit || next <= after {
+            // A page ends at our limit, or earlier at the agent's byte budget (`more`).
+            if (!page.more && page.events.len() < limit) || next <= after {
                 return Ok(());
             }
             after = next;

@@ -1,10 +1,24 @@
 //! The on-disk compile cache: a directory only the agent's user may write, files written
-//! atomically, machine code trusted as the agent binary is.
+//! atomically, and every entry sealed with the sha256 of its machine code.
+//!
+//! An entry is `GWCWASM1` (8 bytes), the sha256 of the payload (32 bytes), then the payload
+//! (`Component::serialize`'s bytes). Deserializing machine code is unsafe: wasmtime checks
+//! the header of the artefact but not its code, so a file damaged in place (a bad disk
+//! sector, a partial copy of the same length, a stray write) would run as code and crash the
+//! agent at every start. The digest is checked on the bytes in memory, the very bytes then
+//! deserialized, so nothing can change between the check and the use; an entry that fails
+//! it is ignored, and the caller compiles the plugin again and rewrites the entry.
 
 use std::path::Path;
 
+use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 use wasmtime::Engine;
+
+/// The first bytes of an entry (format version 1).
+const MAGIC: &[u8; 8] = b"GWCWASM1";
+/// Magic plus digest.
+const HEADER: usize = MAGIC.len() + 32;
 
 pub(super) fn prepare_cache_dir(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
@@ -28,17 +42,68 @@ pub(super) fn prepare_cache_dir(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-pub(super) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+/// Writes `payload` (serialized machine code) under `path` with its digest, through a
+/// temporary file renamed into place.
+pub(super) fn write_atomically(path: &Path, payload: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path)
+    let mut bytes = Vec::with_capacity(HEADER + payload.len());
+    bytes.extend_from_slice(MAGIC);
+    bytes.extend_from_slice(&Sha256::digest(payload));
+    bytes.extend_from_slice(payload);
+    let written = std::fs::write(&tmp, &bytes).and_then(|()| std::fs::rename(&tmp, path));
+    if written.is_err() {
+        // A full disk must not leave half-written temporary files behind.
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
+}
+
+/// The payload of a cache entry, once its digest matches; an error naming what is wrong
+/// otherwise (short, foreign format, digest mismatch).
+fn verified_payload(bytes: &[u8]) -> Result<&[u8], String> {
+    if bytes.len() < HEADER || &bytes[..MAGIC.len()] != MAGIC {
+        return Err("not a sealed gpuwarden cache entry (short, or an older format)".into());
+    }
+    let (digest, payload) = bytes[MAGIC.len()..].split_at(32);
+    if Sha256::digest(payload).as_slice() != digest {
+        return Err("the machine code does not match its sha256 (the file was damaged)".into());
+    }
+    Ok(payload)
 }
 
 #[allow(unsafe_code)]
 pub(super) fn load_cached(engine: &Engine, path: &Path) -> wasmtime::Result<Component> {
-    // SAFETY: the file was produced by `Component::serialize` of this agent (the name carries
-    // the engine's compatibility hash, and wasmtime re-checks version and configuration
-    // before use) and lives in a directory that `prepare_cache_dir` verified belongs to the
-    // agent's user and is not writable by others.
-    unsafe { Component::deserialize_file(engine, path) }
+    let bytes = std::fs::read(path)?;
+    let payload = verified_payload(&bytes).map_err(wasmtime::Error::msg)?;
+    // SAFETY: the payload is byte for byte what `Component::serialize` of this agent wrote
+    // (its sha256, checked just above on these very bytes, matches the one written beside
+    // it; the name carries the engine's compatibility hash, and wasmtime re-checks version
+    // and configuration before use), and it lives in a directory that `prepare_cache_dir`
+    // verified belongs to the agent's user and is not writable by others.
+    unsafe { Component::deserialize(engine, payload) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_intact_sealed_entries_are_accepted() {
+        let dir = std::env::temp_dir().join(format!("gw-cache-unit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("x.cwasm");
+        let payload: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+        write_atomically(&path, &payload).unwrap();
+        let mut bytes = std::fs::read(&path).unwrap();
+        assert_eq!(verified_payload(&bytes).unwrap(), &payload[..]);
+        // Same length, some bytes flipped in the middle.
+        for b in &mut bytes[4096..4096 + 512] {
+            *b = !*b;
+        }
+        assert!(verified_payload(&bytes).unwrap_err().contains("damaged"));
+        // A raw wasmtime artefact (the format before the seal) and a truncated entry.
+        assert!(verified_payload(&payload).is_err());
+        assert!(verified_payload(&bytes[..20]).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -49,7 +49,11 @@ impl PluginManager {
             } else {
                 lock(&mgr.desired).clone()
             };
-            mgr.apply(entries).await;
+            // A panic while applying must not end the watcher: later changes still apply.
+            let applying = tokio::spawn(async move { mgr.apply(entries).await });
+            if let Err(e) = applying.await {
+                tracing::error!(error = %e, "applying the plugin list failed midway; the watcher carries on with the next change");
+            }
         }
     }
 }
