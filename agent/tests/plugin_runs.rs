@@ -84,7 +84,8 @@ fn a_sleeping_plugin_is_stopped_at_its_wall_clock_deadline() {
         "{forever:#}"
     );
     let took = last["duration_seconds"].as_f64().unwrap();
-    assert!((0.45..1.5).contains(&took), "{took}");
+    // Ended at its deadline, not after it slept (for ever); generous above for a loaded CI.
+    assert!((0.45..5.0).contains(&took), "{took}");
 
     // A diagnostic asked to sleep 120 s answers at its 1 s deadline.
     let t = Instant::now();
@@ -99,7 +100,8 @@ fn a_sleeping_plugin_is_stopped_at_its_wall_clock_deadline() {
             .is_some_and(|f| f.starts_with("deadline exceeded (1s wall-clock")),
         "{body}"
     );
-    assert!(took < Duration::from_secs(4), "{took:?}");
+    // At its 1 s deadline, not after 120 s (generous for a loaded CI machine).
+    assert!(took < Duration::from_secs(15), "{took:?}");
     // Short sleeps finish and report.
     let (s, body) = agent.post_as("/v1/plugins/sleepy/run", &bearer, r#"{"ms":50}"#);
     assert_eq!(

@@ -84,7 +84,21 @@ fn runner(
     cfg: CommandsConfig,
     state: Option<PathBuf>,
 ) -> (Commands, Arc<FakeBackend>, SharedSnapshot) {
+    runner_busy(cfg, state, 0)
+}
+
+/// [`runner`] whose GPU 0 runs `processes` compute processes from the start, before the
+/// runner resumes anything it finds in `state`.
+fn runner_busy(
+    cfg: CommandsConfig,
+    state: Option<PathBuf>,
+    processes: u32,
+) -> (Commands, Arc<FakeBackend>, SharedSnapshot) {
     let fake = Arc::new(FakeBackend::new(2, "Fake H100", 7));
+    if processes > 0 {
+        fake.inject(0, Fault::Processes(processes))
+            .expect("GPU 0 exists");
+    }
     let snap: SharedSnapshot = Arc::new(RwLock::new(Arc::default()));
     publish(&fake, &snap);
     (

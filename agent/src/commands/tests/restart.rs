@@ -89,11 +89,10 @@ fn a_hook_that_started_before_a_crash_never_runs_a_second_time() {
         }
         // The agent dies right after the hook exits, before the end is recorded.
         std::fs::copy(&at_crash, &state).unwrap();
-        let (cmds, fake, snap) = runner(c.clone(), Some(state.clone()));
+        // The GPUs are still busy when the agent comes back (set before it resumes anything).
+        let (cmds, fake, snap) = runner_busy(c.clone(), Some(state.clone()), 1);
         if kind == "drain" {
             // The drain's wait for idle GPUs resumes; the hook does not run again.
-            fake.inject(0, Fault::Processes(1)).unwrap();
-            publish(&fake, &snap);
             std::thread::sleep(Duration::from_millis(150));
             assert_eq!(cmds.status(&id).unwrap().state, CommandState::Running);
             fake.clear(None).unwrap();
