@@ -3,8 +3,13 @@
 //! figment (like serde) stops at the first key it cannot read. [`extract_all`] records that
 //! problem, has the [`Pruner`] drop the offending key from the providers' data (the default
 //! takes its place), and extracts again, until the configuration reads or nothing more can
-//! be dropped (a TOML syntax error). The pruned configuration is returned with the
-//! problems, so the caller's value checks can run on the rest of it in the same pass.
+//! be dropped (a TOML syntax error). A required key that is missing cannot be dropped: the
+//! [`Pruner`] fills it with a placeholder instead (an empty string, then `0`, `false`, an
+//! empty table or list, whichever the type takes), so the entry stays where it is and the
+//! keys after it are still read. The pruned configuration is returned with the problems,
+//! so the caller's value checks can run on the rest of it in the same pass; the keys that
+//! hold placeholders are listed ([`Extracted::filled`]) so that those checks do not report
+//! the placeholder a second time.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -45,13 +50,32 @@ pub struct Extracted<T> {
     pub value: Option<T>,
     /// Every problem found, in the order found.
     pub problems: Vec<Problem>,
+    /// Dotted key paths of missing required keys that hold a placeholder in `value`
+    /// (each is also a `missing` problem); value checks on these keys are noise.
+    pub filled: Vec<String>,
+}
+
+/// What a missing required key is filled with, tried in this order until its type takes one.
+fn placeholder(n: usize) -> Option<Value> {
+    Some(match n {
+        0 => Value::from(String::new()),
+        1 => Value::from(0u64),
+        2 => Value::from(false),
+        3 => Value::from(Dict::new()),
+        4 => Value::from(Vec::<Value>::new()),
+        _ => return None,
+    })
 }
 
 /// Key paths that the providers it wraps leave out of their data. Clones share the list.
 #[derive(Debug, Clone, Default)]
 pub struct Pruner {
     paths: Arc<Mutex<Vec<Vec<String>>>>,
+    fills: Fills,
 }
+
+/// Missing required keys and the placeholder (see [`placeholder`]) each holds now.
+type Fills = Arc<Mutex<Vec<(Vec<String>, usize)>>>;
 
 impl Pruner {
     /// `provider` without the keys pruned so far.
@@ -59,7 +83,36 @@ impl Pruner {
         Pruned {
             inner: provider,
             paths: self.paths.clone(),
+            fills: self.fills.clone(),
         }
+    }
+
+    /// Fills the missing key `path` with its first placeholder; false when already filled.
+    fn fill(&self, path: Vec<String>) -> bool {
+        let mut f = self.fills.lock().unwrap_or_else(|e| e.into_inner());
+        if path.is_empty() || f.iter().any(|(p, _)| *p == path) {
+            return false;
+        }
+        f.push((path, 0));
+        true
+    }
+
+    /// `Some(progress)` when `path` holds a placeholder whose type was wrong: the next one
+    /// is tried (progress), or, when none is left, it stays a plain missing key.
+    fn refill(&self, path: &[String]) -> Option<bool> {
+        let mut f = self.fills.lock().unwrap_or_else(|e| e.into_inner());
+        let i = f.iter().position(|(p, _)| p == path)?;
+        f[i].1 += 1;
+        Some(placeholder(f[i].1).is_some())
+    }
+
+    /// The dotted paths holding a placeholder that their type took.
+    fn filled(&self) -> Vec<String> {
+        let f = self.fills.lock().unwrap_or_else(|e| e.into_inner());
+        f.iter()
+            .filter(|(_, n)| placeholder(*n).is_some())
+            .map(|(p, _)| p.join("."))
+            .collect()
     }
 
     /// Adds `path`; false when it is empty or already there (no progress).
@@ -78,6 +131,7 @@ impl Pruner {
 pub struct Pruned<P> {
     inner: P,
     paths: Arc<Mutex<Vec<Vec<String>>>>,
+    fills: Fills,
 }
 
 impl<P: Provider> Provider for Pruned<P> {
@@ -88,9 +142,15 @@ impl<P: Provider> Provider for Pruned<P> {
     fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
         let mut data = self.inner.data()?;
         let paths = self.paths.lock().unwrap_or_else(|e| e.into_inner());
+        let fills = self.fills.lock().unwrap_or_else(|e| e.into_inner());
         for dict in data.values_mut() {
             for path in paths.iter() {
                 remove(dict, path);
+            }
+            for (path, n) in fills.iter() {
+                if let Some(v) = placeholder(*n) {
+                    insert(dict, path, v);
+                }
             }
         }
         Ok(data)
@@ -133,6 +193,29 @@ fn remove(dict: &mut Dict, path: &[String]) {
     }
 }
 
+/// Sets `path` to `v` when its parent table is in `dict` (in this provider's data only:
+/// a placeholder must not create a list in a provider that never had it).
+fn insert(dict: &mut Dict, path: &[String], v: Value) {
+    let Some((last, parents)) = path.split_last() else {
+        return;
+    };
+    let Some((first, rest)) = parents.split_first() else {
+        dict.entry(last.clone()).or_insert(v);
+        return;
+    };
+    let mut at = dict.get_mut(first);
+    for key in rest {
+        at = match at {
+            Some(Value::Dict(_, d)) => d.get_mut(key),
+            Some(Value::Array(_, a)) => key.parse::<usize>().ok().and_then(|n| a.get_mut(n)),
+            _ => return,
+        };
+    }
+    if let Some(Value::Dict(_, d)) = at {
+        d.entry(last.clone()).or_insert(v);
+    }
+}
+
 /// Where the value of `key` (a dotted path) in `fig` came from, as [`Problem::source`] says.
 pub fn locate(fig: &Figment, key: &str) -> Option<String> {
     let md = fig.find_metadata(key)?;
@@ -157,6 +240,45 @@ fn describe(md: &Metadata, profile: &Profile, path: &[&str]) -> String {
     }
 }
 
+fn is_env(md: &Metadata) -> bool {
+    md.source.is_none() && md.name.contains("environment")
+}
+
+/// The whole names of the environment variables under `path` when it is a table (a
+/// misspelt section: `GPUWARDEN_COLECTOR__INTERVAL`, not `GPUWARDEN_COLECTOR`); `None`
+/// when `path` is a single value.
+fn env_variables(fig: &Figment, path: &[String]) -> Option<String> {
+    let value = fig.find_value(&path.join(".")).ok()?;
+    let Value::Dict(..) = value else {
+        return None;
+    };
+    let mut names = Vec::new();
+    leaves(fig, &value, &mut path.to_vec(), &mut names);
+    match names.len() {
+        0 => None,
+        1 => Some(format!("environment variable {}", names[0])),
+        _ => Some(format!("environment variables {}", names.join(", "))),
+    }
+}
+
+fn leaves(fig: &Figment, v: &Value, path: &mut Vec<String>, out: &mut Vec<String>) {
+    match v {
+        Value::Dict(_, d) => {
+            for (k, v) in d {
+                path.push(k.clone());
+                leaves(fig, v, path, out);
+                path.pop();
+            }
+        }
+        leaf if fig.get_metadata(leaf.tag()).is_some_and(is_env) => out.push(format!(
+            "{}{}",
+            crate::env::PREFIX,
+            path.join("__").to_ascii_uppercase()
+        )),
+        _ => {}
+    }
+}
+
 fn absolute(f: &Path) -> PathBuf {
     std::path::absolute(f).unwrap_or_else(|_| f.to_path_buf())
 }
@@ -165,7 +287,7 @@ fn list(names: &[&str]) -> String {
     names.join(", ")
 }
 
-/// The problem `e` describes, and the key path to drop to get past it.
+/// The problem `e` describes, and its key path (to drop, or for a missing key to fill).
 fn problem(e: &figment::Error, fig: &Figment) -> (Problem, Vec<String>) {
     let mut path = e.path.clone();
     let message = match &e.kind {
@@ -203,14 +325,12 @@ fn problem(e: &figment::Error, fig: &Figment) -> (Problem, Vec<String>) {
     };
     let refs: Vec<&str> = path.iter().map(String::as_str).collect();
     let source = match &e.metadata {
+        Some(md) if is_env(md) => env_variables(fig, &path)
+            .unwrap_or_else(|| describe(md, e.profile.as_ref().unwrap_or(fig.profile()), &refs)),
         Some(md) => describe(md, e.profile.as_ref().unwrap_or(fig.profile()), &refs),
         None => locate(fig, &path.join(".")).unwrap_or_else(|| "configuration".into()),
     };
-    let drop = if matches!(e.kind, Kind::MissingField(_)) {
-        Vec::new()
-    } else {
-        path.clone()
-    };
+    let drop = path.clone();
     (
         Problem {
             source,
@@ -234,14 +354,25 @@ pub fn extract_all<T: DeserializeOwned>(build: impl Fn(&Pruner) -> Figment) -> E
                 return Extracted {
                     value: Some(value),
                     problems,
+                    filled: pruner.filled(),
                 }
             }
             Err(e) => e,
         };
         let mut progressed = false;
         for e in err {
+            // A placeholder of the wrong type is ours, not the operator's: try the next.
+            if !matches!(e.kind, Kind::MissingField(_)) {
+                if let Some(p) = pruner.refill(&e.path) {
+                    progressed |= p;
+                    continue;
+                }
+            }
             let (p, drop) = problem(&e, &fig);
-            progressed |= pruner.add(drop);
+            progressed |= match matches!(e.kind, Kind::MissingField(_)) {
+                true => pruner.fill(drop),
+                false => pruner.add(drop),
+            };
             if !problems.contains(&p) {
                 problems.push(p);
             }
@@ -253,6 +384,7 @@ pub fn extract_all<T: DeserializeOwned>(build: impl Fn(&Pruner) -> Figment) -> E
     Extracted {
         value: None,
         problems,
+        filled: Vec::new(),
     }
 }
 
@@ -269,6 +401,17 @@ mod tests {
     struct Cfg {
         server: Server,
         items: Vec<Item>,
+        entries: Vec<Entry>,
+    }
+
+    /// A list entry with required keys (no `default`), like `[[plugins]]`.
+    #[derive(Debug, Default, Serialize, Deserialize, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    struct Entry {
+        name: String,
+        sha256: String,
+        weight: u32,
+        on: bool,
     }
 
     #[derive(Debug, Serialize, Deserialize, PartialEq)]
@@ -347,6 +490,59 @@ mod tests {
         assert_eq!(v.server.workers, 2);
         let _ = Duration::ZERO;
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Hardening follow-up: a list entry without a required key stopped the listing there;
+    /// the other entries' missing keys and the other sections' problems were hidden.
+    #[test]
+    fn missing_required_keys_in_many_entries_hide_nothing() {
+        let dir = std::env::temp_dir().join(format!("gw-cfgfile-miss-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.toml");
+        let mut text = String::from("[server]\nworkers = \"x\"\n");
+        for i in 0..15 {
+            text.push_str(&format!("[[entries]]\nname = \"e{i}\"\n"));
+        }
+        text.push_str("[[entries]]\nname = \"ok\"\nsha256 = \"zz\"\nweight = 1\non = true\n");
+        std::fs::write(&file, text).unwrap();
+        let out = load(&file);
+        let keys: Vec<&str> = out.problems.iter().map(|p| p.key.as_str()).collect();
+        assert!(keys.contains(&"server.workers"), "{keys:?}");
+        for i in 0..15 {
+            for k in ["sha256", "weight", "on"] {
+                let key = format!("entries.{i}.{k}");
+                assert!(keys.contains(&key.as_str()), "{key} missing from {keys:?}");
+            }
+        }
+        assert_eq!(keys.len(), 1 + 15 * 3, "{keys:?}");
+        // The entries stay in place, so value checks see the good one at its own index.
+        let v = out.value.unwrap();
+        assert_eq!(v.entries.len(), 16);
+        assert_eq!(v.entries[15].sha256, "zz");
+        assert_eq!(v.entries[3].name, "e3");
+        assert_eq!(out.filled.len(), 45);
+        assert!(out.filled.contains(&"entries.0.weight".to_string()));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Hardening follow-up: a misspelt section in the environment named only the prefix
+    /// and the section (`GPUWARDEN_COLECTOR`), not the variable an operator set.
+    #[test]
+    fn a_misspelt_section_in_the_environment_names_the_whole_variable() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("GPUWARDEN_COLECTOR__INTERVAL", "5s");
+            let out = extract_all::<Cfg>(|p| {
+                let env = Env::prefixed(crate::env::PREFIX).filter(|k| k.as_str().contains("__"));
+                Figment::from(Serialized::defaults(Cfg::default())).merge(p.wrap(env.split("__")))
+            });
+            let lines: Vec<String> = out.problems.iter().map(|p| p.to_string()).collect();
+            assert_eq!(lines.len(), 1, "{lines:?}");
+            assert!(
+                lines[0].starts_with("environment variable GPUWARDEN_COLECTOR__INTERVAL: "),
+                "{lines:?}"
+            );
+            Ok(())
+        });
     }
 
     #[test]

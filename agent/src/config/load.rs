@@ -108,7 +108,12 @@ impl AgentConfig {
         let mut problems: Vec<String> = out.problems.iter().map(ToString::to_string).collect();
         if let Some(cfg) = &out.value {
             let fig = build(&gpuwarden_configfile::Pruner::default());
-            for p in cfg.problems() {
+            // A missing key holds a placeholder; it is reported once, as missing.
+            for p in cfg
+                .problems()
+                .into_iter()
+                .filter(|p| !out.filled.contains(&key_of(p)))
+            {
                 let source = locate(&fig, &key_of(&p))
                     .or_else(|| abs.as_ref().map(|f| f.display().to_string()))
                     .unwrap_or_else(|| "configuration".into());
