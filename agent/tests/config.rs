@@ -240,6 +240,46 @@ fn check_config_reports_every_problem_by_key_and_absolute_file() {
     assert!(!err.contains("default.") && !err.contains("``"), "{err}");
 }
 
+/// Hardening follow-up: a `[[plugins]]` entry without `sha256` stopped the listing there:
+/// only `plugins.0.sha256: missing` came out, while 14 more entries lacked it, one digest
+/// was `zz`, a name appeared twice and `server.workers` was no number. Golden: all of them.
+#[test]
+fn check_config_lists_every_missing_key_and_the_problems_after_it() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    let out = run_bin(&dir, &["--check-config", "missing-keys.toml"]);
+    assert_eq!(out.status.code(), Some(2));
+    let abs = std::fs::canonicalize(&dir).unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).replace(&abs.display().to_string(), "{DIR}");
+    golden("missing-keys.stderr", &err);
+    let problems: Vec<&str> = err.lines().filter(|l| l.starts_with("  ")).collect();
+    for i in 0..15 {
+        let key = format!("plugins.{i}.sha256: missing");
+        assert!(problems.iter().any(|p| p.contains(&key)), "{key}: {err}");
+    }
+    assert!(
+        problems.iter().any(|p| p.contains("server.workers: ")),
+        "{err}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("\"zz\"") || p.contains("(bad-digest).sha256")),
+        "{err}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("bad-digest") && p.contains("twice")),
+        "{err}"
+    );
+    // The placeholder of a missing digest is not reported a second time as a bad digest.
+    assert_eq!(
+        problems.iter().filter(|p| p.contains("plugins.0.")).count(),
+        1,
+        "{err}"
+    );
+}
+
 /// Issue: the agent refused to start with the control plane's `GPUWARDEN_SCRAPE__*`
 /// variables in its environment (one prefix, two programs). The control plane's variables
 /// are ignored; a misspelt key of the agent's own sections still fails, naming the variable.

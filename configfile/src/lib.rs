@@ -20,4 +20,4 @@
 pub mod env;
 mod problems;
 
-pub use problems::{extract_all, locate, Extracted, Problem, Pruner};
+pub use problems::{defaults, extract_all, locate, Defaults, Extracted, Problem, Pruner};

@@ -193,6 +193,31 @@ fn remove(dict: &mut Dict, path: &[String]) {
     }
 }
 
+/// The program's built-in defaults as a provider whose values are attributed to
+/// `default value` (not to the command line, as figment's `Serialized` would have it), so
+/// a value check that fails on a default says so.
+pub fn defaults<T: serde::Serialize>(value: &T) -> Defaults<figment::providers::Serialized<&T>> {
+    Defaults(figment::providers::Serialized::defaults(value))
+}
+
+/// See [`defaults`].
+#[derive(Debug)]
+pub struct Defaults<P>(P);
+
+impl<P: Provider> Provider for Defaults<P> {
+    fn metadata(&self) -> Metadata {
+        Metadata::named("default value").source(Source::Custom("default value".into()))
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        self.0.data()
+    }
+
+    fn profile(&self) -> Option<Profile> {
+        self.0.profile()
+    }
+}
+
 /// Sets `path` to `v` when its parent table is in `dict` (in this provider's data only:
 /// a placeholder must not create a list in a provider that never had it).
 fn insert(dict: &mut Dict, path: &[String], v: Value) {

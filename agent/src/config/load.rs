@@ -76,7 +76,7 @@ impl AgentConfig {
         overrides: &Overrides,
     ) -> Result<Self, ConfigError> {
         let build = |p: &gpuwarden_configfile::Pruner| {
-            let mut fig = Figment::from(Serialized::defaults(AgentConfig::default()));
+            let mut fig = Figment::from(gpuwarden_configfile::defaults(&AgentConfig::default()));
             if let Some(f) = file {
                 fig = fig.merge(p.wrap(Toml::file_exact(f)));
             }

@@ -61,7 +61,9 @@ impl ControlPlaneConfig {
         overrides: &Overrides,
     ) -> Result<Self, ConfigError> {
         let build = |p: &Pruner| {
-            let mut fig = Figment::from(Serialized::defaults(ControlPlaneConfig::default()));
+            let mut fig = Figment::from(gpuwarden_configfile::defaults(
+                &ControlPlaneConfig::default(),
+            ));
             if let Some(f) = file {
                 fig = fig.merge(p.wrap(Toml::file_exact(f)));
             }
