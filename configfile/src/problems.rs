@@ -414,7 +414,7 @@ pub fn extract_all<T: DeserializeOwned>(build: impl Fn(&Pruner) -> Figment) -> E
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, clippy::result_large_err)] // figment's Jail has a large error
 mod tests {
     use super::*;
     use figment::providers::{Env, Format, Serialized, Toml};
