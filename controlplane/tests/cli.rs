@@ -487,3 +487,27 @@ fn the_env_lists_match_the_config() {
         assert_eq!(keys, listed, "section {s}");
     }
 }
+
+/// Hardening follow-up: `gpuwarden --server http://u:secretpw@127.0.0.1:1 nodes list`
+/// printed `cannot reach the control plane at http://u:secretpw@…`. Text and JSON errors
+/// mask the password.
+#[test]
+fn cli_errors_never_show_a_password() {
+    for json in [false, true] {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["--server", "http://u:secretpw@127.0.0.1:1", "--token", "t"]);
+        if json {
+            cmd.args(["-o", "json"]);
+        }
+        cmd.args(["nodes", "list"]);
+        let out = cmd.output().unwrap();
+        assert_eq!(out.status.code(), Some(3));
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!all.contains("secretpw"), "{all}");
+        assert!(all.contains("http://u:***@127.0.0.1:1"), "{all}");
+    }
+}
