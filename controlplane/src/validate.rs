@@ -195,6 +195,22 @@ pub fn redact_urls(text: &str) -> String {
     out
 }
 
+/// Checks free text an operator sends (a cordon reason): at most `max` bytes and no
+/// control characters at all (no newline, ESC, BEL, C1), which would forge lines in logs
+/// and tables or drive terminals; the error names what was found, e.g. `U+001B`.
+pub fn free_text(s: &str, max: usize) -> Result<(), String> {
+    if s.len() > max {
+        return Err(format!("is longer than {max} bytes"));
+    }
+    match s.chars().find(|c| c.is_control()) {
+        Some(c) => Err(format!(
+            "contains the control character U+{:04X}; send one line of plain text",
+            c as u32
+        )),
+        None => Ok(()),
+    }
+}
+
 /// `host:port` of a base URL for Prometheus service discovery, credentials dropped.
 pub fn host_port(s: &str) -> Option<&str> {
     split_url(s).ok().map(|p| p.hostport)
@@ -267,6 +283,22 @@ mod tests {
         );
         assert_eq!(redact_urls("no url here"), "no url here");
         assert_eq!(redact_urls("x ://y"), "x ://y");
+    }
+
+    /// Hardening follow-up: a cordon reason `line1\nFAKE-ROW\u{1b}[31mred\u{7}` was stored.
+    #[test]
+    fn free_text_refuses_control_characters() {
+        assert!(free_text("kernel panic on GPU 3 — ticket #12", 1024).is_ok());
+        for bad in [
+            "line1\nFAKE-ROW",
+            "\u{1b}[31mred",
+            "bell\u{7}",
+            "tab\there",
+            "c1\u{9b}",
+        ] {
+            assert!(free_text(bad, 1024).is_err(), "{bad:?}");
+        }
+        assert!(free_text(&"x".repeat(1025), 1024).is_err());
     }
 
     #[test]
