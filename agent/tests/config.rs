@@ -330,6 +330,17 @@ fn the_control_planes_variables_are_ignored_and_a_typo_of_the_agents_own_fails()
     });
 }
 
+/// Hardening follow-up: `config/agent.toml` claimed to document every key but had no
+/// `[control_plane]` section. Every key of the configuration is in the example, set or
+/// shown in a comment.
+#[test]
+fn the_example_file_documents_every_key() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/agent.toml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let missing = gpuwarden_configfile::undocumented_keys(&AgentConfig::default(), &text);
+    assert!(missing.is_empty(), "config/agent.toml lacks {missing:?}");
+}
+
 /// The lists of the agent's sections and keys that the environment filter uses are the
 /// agent's configuration, so the filter cannot drift from it.
 #[test]

@@ -452,6 +452,22 @@ fn check_config_lists_every_missing_key_and_the_problems_after_it() {
     assert_eq!(problems.len(), 5, "{err}");
 }
 
+/// Hardening follow-up: the example files claim to document every key. Every key of the
+/// control plane's configuration is in `config/controlplane.toml`, set or in a comment.
+#[test]
+fn the_example_file_documents_every_key() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/controlplane.toml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let missing = gpuwarden_configfile::undocumented_keys(
+        &gpuwarden_controlplane::config::ControlPlaneConfig::default(),
+        &text,
+    );
+    assert!(
+        missing.is_empty(),
+        "config/controlplane.toml lacks {missing:?}"
+    );
+}
+
 /// The lists of the control plane's sections and keys that the environment filter uses are
 /// its configuration, so the filter cannot drift from it.
 #[test]
