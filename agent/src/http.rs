@@ -17,6 +17,7 @@ use crate::collector::{Msg, SharedSnapshot};
 use crate::events::EventLog;
 use crate::plugin::manager::PluginManager;
 
+mod body;
 mod commands;
 mod fake;
 mod plugins;
@@ -77,6 +78,30 @@ impl ResponseError for ApiError {
 }
 
 /// Registers the routes on an actix app.
+/// A request body that cannot be used, in words: never the Rust debug text of the
+/// decoder's error (a bad gzip body under `Content-Encoding: gzip` gave
+/// `Some(Custom { kind: InvalidInput … })`).
+fn body_error(e: &actix_web::error::JsonPayloadError) -> ApiError {
+    use actix_web::error::{JsonPayloadError as J, PayloadError as P};
+    let bad = |m: String| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", m);
+    match e {
+        J::Overflow { limit } | J::OverflowKnownLength { limit, .. } => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("the request body is larger than {limit} bytes"),
+        ),
+        J::Payload(P::Incomplete(None)) => {
+            bad("the request body ended before its announced length".into())
+        }
+        J::Payload(_) => bad(
+            "the request body could not be read or decoded (is its Content-Encoding right?)".into(),
+        ),
+        J::Deserialize(d) => bad(format!("invalid JSON body: {d}")),
+        J::Serialize(_) | J::ContentType => bad("invalid JSON body".into()),
+        _ => bad("invalid JSON body".into()),
+    }
+}
+
 pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg| {
         let fake = state.fake.is_some();
@@ -87,14 +112,7 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
                     .content_type_required(false)
                     // `curl -d` labels JSON as a form; take the body for what it is.
                     .content_type(|_| true)
-                    .error_handler(|e, _| {
-                        ApiError::new(
-                            StatusCode::BAD_REQUEST,
-                            "bad_request",
-                            format!("invalid JSON body: {e}"),
-                        )
-                        .into()
-                    }),
+                    .error_handler(|e, _| body_error(&e).into()),
             )
             .app_data(web::QueryConfig::default().error_handler(|e, _| {
                 ApiError::new(

@@ -37,7 +37,7 @@ fn command_caller(
 
 pub(super) async fn submit(
     req: HttpRequest,
-    body: web::Bytes,
+    body: super::body::Body,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let commands = command_caller(&req, &state)?;

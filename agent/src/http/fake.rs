@@ -49,7 +49,7 @@ fn fake_caller<'s>(
 
 pub(super) async fn inject(
     req: HttpRequest,
-    body: web::Bytes,
+    body: super::body::Body,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let fake = fake_caller(&req, &state)?;
@@ -84,7 +84,7 @@ struct ClearRequest {
 
 pub(super) async fn clear(
     http: HttpRequest,
-    body: web::Bytes,
+    body: super::body::Body,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let fake = fake_caller(&http, &state)?;
@@ -129,6 +129,30 @@ mod tests {
         assert_eq!(resp.status(), StatusCode::NOT_FOUND);
         let body: serde_json::Value = test::read_body_json(resp).await;
         assert_eq!(body["error"]["code"], "not_found");
+    }
+
+    /// Hardening follow-up: a body under `Content-Encoding: gzip` that is no gzip got the
+    /// decoder's Rust debug text; it gets a clear JSON error.
+    #[actix_web::test]
+    async fn an_undecodable_body_gets_a_clear_json_error() {
+        use crate::backend::fake::DEFAULT_MODEL;
+        let fake = Arc::new(FakeBackend::new(1, DEFAULT_MODEL, 1));
+        let app = test::init_service(App::new().configure(configure(state(Some(fake))))).await;
+        let req = test::TestRequest::post()
+            .uri("/v1/fake/inject")
+            .peer_addr("127.0.0.1:40000".parse().unwrap())
+            .insert_header(("Content-Type", "application/json"))
+            .insert_header(("Content-Encoding", "gzip"))
+            .set_payload(b"\x1f\x8b\x08\x00not gzip".to_vec())
+            .to_request();
+        let resp = test::call_service(&app, req).await;
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+        let body: serde_json::Value = test::read_body_json(resp).await;
+        let m = body["error"]["message"].as_str().unwrap();
+        assert!(
+            m.contains("decoded") && !m.contains("Custom") && !m.contains("Some("),
+            "{m}"
+        );
     }
 
     #[actix_web::test]

@@ -74,7 +74,7 @@ fn params_of(body: &[u8]) -> Result<Vec<(String, String)>, ApiError> {
 pub(super) async fn run(
     req: HttpRequest,
     path: web::Path<String>,
-    body: web::Bytes,
+    body: super::body::Body,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     authorize(&req, &state)?;
