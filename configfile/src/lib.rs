@@ -19,9 +19,11 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod defaults;
 pub mod env;
 mod example;
 mod problems;
 
+pub use defaults::{defaults, Defaults};
 pub use example::undocumented_keys;
-pub use problems::{defaults, extract_all, locate, Defaults, Extracted, Problem, Pruner};
+pub use problems::{extract_all, locate, Extracted, Problem, Pruner};
