@@ -240,6 +240,46 @@ fn check_config_reports_every_problem_by_key_and_absolute_file() {
     assert!(!err.contains("default.") && !err.contains("``"), "{err}");
 }
 
+/// Hardening follow-up: a `[[plugins]]` entry without `sha256` stopped the listing there:
+/// only `plugins.0.sha256: missing` came out, while 14 more entries lacked it, one digest
+/// was `zz`, a name appeared twice and `server.workers` was no number. Golden: all of them.
+#[test]
+fn check_config_lists_every_missing_key_and_the_problems_after_it() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    let out = run_bin(&dir, &["--check-config", "missing-keys.toml"]);
+    assert_eq!(out.status.code(), Some(2));
+    let abs = std::fs::canonicalize(&dir).unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).replace(&abs.display().to_string(), "{DIR}");
+    golden("missing-keys.stderr", &err);
+    let problems: Vec<&str> = err.lines().filter(|l| l.starts_with("  ")).collect();
+    for i in 0..15 {
+        let key = format!("plugins.{i}.sha256: missing");
+        assert!(problems.iter().any(|p| p.contains(&key)), "{key}: {err}");
+    }
+    assert!(
+        problems.iter().any(|p| p.contains("server.workers: ")),
+        "{err}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("\"zz\"") || p.contains("(bad-digest).sha256")),
+        "{err}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("bad-digest") && p.contains("twice")),
+        "{err}"
+    );
+    // The placeholder of a missing digest is not reported a second time as a bad digest.
+    assert_eq!(
+        problems.iter().filter(|p| p.contains("plugins.0.")).count(),
+        1,
+        "{err}"
+    );
+}
+
 /// Issue: the agent refused to start with the control plane's `GPUWARDEN_SCRAPE__*`
 /// variables in its environment (one prefix, two programs). The control plane's variables
 /// are ignored; a misspelt key of the agent's own sections still fails, naming the variable.
@@ -288,6 +328,17 @@ fn the_control_planes_variables_are_ignored_and_a_typo_of_the_agents_own_fails()
         assert!(!e.contains("SCRAPE"), "{e}");
         Ok(())
     });
+}
+
+/// Hardening follow-up: `config/agent.toml` claimed to document every key but had no
+/// `[control_plane]` section. Every key of the configuration is in the example, set or
+/// shown in a comment.
+#[test]
+fn the_example_file_documents_every_key() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/agent.toml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let missing = gpuwarden_configfile::undocumented_keys(&AgentConfig::default(), &text);
+    assert!(missing.is_empty(), "config/agent.toml lacks {missing:?}");
 }
 
 /// The lists of the agent's sections and keys that the environment filter uses are the

@@ -12,12 +12,18 @@
 //!   program's variables in the environment of the other (one host, one environment file)
 //!   are ignored, while a misspelt key of its own still fails.
 //!
+//! - [`undocumented_keys`]: the keys an example configuration file lacks.
+//!
 //! It does not know the programs' configuration structures; it holds no I/O beyond figment's.
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod defaults;
 pub mod env;
+mod example;
 mod problems;
 
+pub use defaults::{defaults, Defaults};
+pub use example::undocumented_keys;
 pub use problems::{extract_all, locate, Extracted, Problem, Pruner};

@@ -3,8 +3,13 @@
 //! figment (like serde) stops at the first key it cannot read. [`extract_all`] records that
 //! problem, has the [`Pruner`] drop the offending key from the providers' data (the default
 //! takes its place), and extracts again, until the configuration reads or nothing more can
-//! be dropped (a TOML syntax error). The pruned configuration is returned with the
-//! problems, so the caller's value checks can run on the rest of it in the same pass.
+//! be dropped (a TOML syntax error). A required key that is missing cannot be dropped: the
+//! [`Pruner`] fills it with a placeholder instead (an empty string, then `0`, `false`, an
+//! empty table or list, whichever the type takes), so the entry stays where it is and the
+//! keys after it are still read. The pruned configuration is returned with the problems,
+//! so the caller's value checks can run on the rest of it in the same pass; the keys that
+//! hold placeholders are listed ([`Extracted::filled`]) so that those checks do not report
+//! the placeholder a second time.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -45,13 +50,32 @@ pub struct Extracted<T> {
     pub value: Option<T>,
     /// Every problem found, in the order found.
     pub problems: Vec<Problem>,
+    /// Dotted key paths of missing required keys that hold a placeholder in `value`
+    /// (each is also a `missing` problem); value checks on these keys are noise.
+    pub filled: Vec<String>,
+}
+
+/// What a missing required key is filled with, tried in this order until its type takes one.
+fn placeholder(n: usize) -> Option<Value> {
+    Some(match n {
+        0 => Value::from(String::new()),
+        1 => Value::from(0u64),
+        2 => Value::from(false),
+        3 => Value::from(Dict::new()),
+        4 => Value::from(Vec::<Value>::new()),
+        _ => return None,
+    })
 }
 
 /// Key paths that the providers it wraps leave out of their data. Clones share the list.
 #[derive(Debug, Clone, Default)]
 pub struct Pruner {
     paths: Arc<Mutex<Vec<Vec<String>>>>,
+    fills: Fills,
 }
+
+/// Missing required keys and the placeholder (see [`placeholder`]) each holds now.
+type Fills = Arc<Mutex<Vec<(Vec<String>, usize)>>>;
 
 impl Pruner {
     /// `provider` without the keys pruned so far.
@@ -59,7 +83,36 @@ impl Pruner {
         Pruned {
             inner: provider,
             paths: self.paths.clone(),
+            fills: self.fills.clone(),
         }
+    }
+
+    /// Fills the missing key `path` with its first placeholder; false when already filled.
+    fn fill(&self, path: Vec<String>) -> bool {
+        let mut f = self.fills.lock().unwrap_or_else(|e| e.into_inner());
+        if path.is_empty() || f.iter().any(|(p, _)| *p == path) {
+            return false;
+        }
+        f.push((path, 0));
+        true
+    }
+
+    /// `Some(progress)` when `path` holds a placeholder whose type was wrong: the next one
+    /// is tried (progress), or, when none is left, it stays a plain missing key.
+    fn refill(&self, path: &[String]) -> Option<bool> {
+        let mut f = self.fills.lock().unwrap_or_else(|e| e.into_inner());
+        let i = f.iter().position(|(p, _)| p == path)?;
+        f[i].1 += 1;
+        Some(placeholder(f[i].1).is_some())
+    }
+
+    /// The dotted paths holding a placeholder that their type took.
+    fn filled(&self) -> Vec<String> {
+        let f = self.fills.lock().unwrap_or_else(|e| e.into_inner());
+        f.iter()
+            .filter(|(_, n)| placeholder(*n).is_some())
+            .map(|(p, _)| p.join("."))
+            .collect()
     }
 
     /// Adds `path`; false when it is empty or already there (no progress).
@@ -78,6 +131,7 @@ impl Pruner {
 pub struct Pruned<P> {
     inner: P,
     paths: Arc<Mutex<Vec<Vec<String>>>>,
+    fills: Fills,
 }
 
 impl<P: Provider> Provider for Pruned<P> {
@@ -88,9 +142,15 @@ impl<P: Provider> Provider for Pruned<P> {
     fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
         let mut data = self.inner.data()?;
         let paths = self.paths.lock().unwrap_or_else(|e| e.into_inner());
+        let fills = self.fills.lock().unwrap_or_else(|e| e.into_inner());
         for dict in data.values_mut() {
             for path in paths.iter() {
                 remove(dict, path);
+            }
+            for (path, n) in fills.iter() {
+                if let Some(v) = placeholder(*n) {
+                    insert(dict, path, v);
+                }
             }
         }
         Ok(data)
@@ -133,6 +193,29 @@ fn remove(dict: &mut Dict, path: &[String]) {
     }
 }
 
+/// Sets `path` to `v` when its parent table is in `dict` (in this provider's data only:
+/// a placeholder must not create a list in a provider that never had it).
+fn insert(dict: &mut Dict, path: &[String], v: Value) {
+    let Some((last, parents)) = path.split_last() else {
+        return;
+    };
+    let Some((first, rest)) = parents.split_first() else {
+        dict.entry(last.clone()).or_insert(v);
+        return;
+    };
+    let mut at = dict.get_mut(first);
+    for key in rest {
+        at = match at {
+            Some(Value::Dict(_, d)) => d.get_mut(key),
+            Some(Value::Array(_, a)) => key.parse::<usize>().ok().and_then(|n| a.get_mut(n)),
+            _ => return,
+        };
+    }
+    if let Some(Value::Dict(_, d)) = at {
+        d.entry(last.clone()).or_insert(v);
+    }
+}
+
 /// Where the value of `key` (a dotted path) in `fig` came from, as [`Problem::source`] says.
 pub fn locate(fig: &Figment, key: &str) -> Option<String> {
     let md = fig.find_metadata(key)?;
@@ -157,6 +240,45 @@ fn describe(md: &Metadata, profile: &Profile, path: &[&str]) -> String {
     }
 }
 
+fn is_env(md: &Metadata) -> bool {
+    md.source.is_none() && md.name.contains("environment")
+}
+
+/// The whole names of the environment variables under `path` when it is a table (a
+/// misspelt section: `GPUWARDEN_COLECTOR__INTERVAL`, not `GPUWARDEN_COLECTOR`); `None`
+/// when `path` is a single value.
+fn env_variables(fig: &Figment, path: &[String]) -> Option<String> {
+    let value = fig.find_value(&path.join(".")).ok()?;
+    let Value::Dict(..) = value else {
+        return None;
+    };
+    let mut names = Vec::new();
+    leaves(fig, &value, &mut path.to_vec(), &mut names);
+    match names.len() {
+        0 => None,
+        1 => Some(format!("environment variable {}", names[0])),
+        _ => Some(format!("environment variables {}", names.join(", "))),
+    }
+}
+
+fn leaves(fig: &Figment, v: &Value, path: &mut Vec<String>, out: &mut Vec<String>) {
+    match v {
+        Value::Dict(_, d) => {
+            for (k, v) in d {
+                path.push(k.clone());
+                leaves(fig, v, path, out);
+                path.pop();
+            }
+        }
+        leaf if fig.get_metadata(leaf.tag()).is_some_and(is_env) => out.push(format!(
+            "{}{}",
+            crate::env::PREFIX,
+            path.join("__").to_ascii_uppercase()
+        )),
+        _ => {}
+    }
+}
+
 fn absolute(f: &Path) -> PathBuf {
     std::path::absolute(f).unwrap_or_else(|_| f.to_path_buf())
 }
@@ -165,7 +287,7 @@ fn list(names: &[&str]) -> String {
     names.join(", ")
 }
 
-/// The problem `e` describes, and the key path to drop to get past it.
+/// The problem `e` describes, and its key path (to drop, or for a missing key to fill).
 fn problem(e: &figment::Error, fig: &Figment) -> (Problem, Vec<String>) {
     let mut path = e.path.clone();
     let message = match &e.kind {
@@ -203,14 +325,12 @@ fn problem(e: &figment::Error, fig: &Figment) -> (Problem, Vec<String>) {
     };
     let refs: Vec<&str> = path.iter().map(String::as_str).collect();
     let source = match &e.metadata {
+        Some(md) if is_env(md) => env_variables(fig, &path)
+            .unwrap_or_else(|| describe(md, e.profile.as_ref().unwrap_or(fig.profile()), &refs)),
         Some(md) => describe(md, e.profile.as_ref().unwrap_or(fig.profile()), &refs),
         None => locate(fig, &path.join(".")).unwrap_or_else(|| "configuration".into()),
     };
-    let drop = if matches!(e.kind, Kind::MissingField(_)) {
-        Vec::new()
-    } else {
-        path.clone()
-    };
+    let drop = path.clone();
     (
         Problem {
             source,
@@ -234,14 +354,25 @@ pub fn extract_all<T: DeserializeOwned>(build: impl Fn(&Pruner) -> Figment) -> E
                 return Extracted {
                     value: Some(value),
                     problems,
+                    filled: pruner.filled(),
                 }
             }
             Err(e) => e,
         };
         let mut progressed = false;
         for e in err {
+            // A placeholder of the wrong type is ours, not the operator's: try the next.
+            if !matches!(e.kind, Kind::MissingField(_)) {
+                if let Some(p) = pruner.refill(&e.path) {
+                    progressed |= p;
+                    continue;
+                }
+            }
             let (p, drop) = problem(&e, &fig);
-            progressed |= pruner.add(drop);
+            progressed |= match matches!(e.kind, Kind::MissingField(_)) {
+                true => pruner.fill(drop),
+                false => pruner.add(drop),
+            };
             if !problems.contains(&p) {
                 problems.push(p);
             }
@@ -253,112 +384,10 @@ pub fn extract_all<T: DeserializeOwned>(build: impl Fn(&Pruner) -> Figment) -> E
     Extracted {
         value: None,
         problems,
+        filled: Vec::new(),
     }
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-    use figment::providers::{Env, Format, Serialized, Toml};
-    use serde::{Deserialize, Serialize};
-    use std::time::Duration;
-
-    #[derive(Debug, Default, Serialize, Deserialize, PartialEq)]
-    #[serde(deny_unknown_fields, default)]
-    struct Cfg {
-        server: Server,
-        items: Vec<Item>,
-    }
-
-    #[derive(Debug, Serialize, Deserialize, PartialEq)]
-    #[serde(deny_unknown_fields, default)]
-    struct Server {
-        listen: String,
-        workers: u32,
-        mode: Mode,
-    }
-
-    impl Default for Server {
-        fn default() -> Self {
-            Server {
-                listen: "127.0.0.1:1".into(),
-                workers: 2,
-                mode: Mode::Fast,
-            }
-        }
-    }
-
-    #[derive(Debug, Serialize, Deserialize, PartialEq)]
-    #[serde(rename_all = "snake_case")]
-    enum Mode {
-        Fast,
-        Slow,
-    }
-
-    #[derive(Debug, Default, Serialize, Deserialize, PartialEq)]
-    #[serde(deny_unknown_fields, default)]
-    struct Item {
-        name: String,
-    }
-
-    fn load(file: &Path) -> Extracted<Cfg> {
-        extract_all(|p| {
-            Figment::from(Serialized::defaults(Cfg::default()))
-                .merge(p.wrap(Toml::file_exact(file)))
-                .merge(p.wrap(Env::prefixed("GW_CFGFILE_TEST_").split("__")))
-        })
-    }
-
-    #[test]
-    fn every_problem_is_listed_with_its_key_and_the_absolute_file() {
-        let dir = std::env::temp_dir().join(format!("gw-cfgfile-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("c.toml");
-        std::fs::write(
-            &file,
-            "[server]\nlistn = \"x\"\nworkers = \"two\"\nmode = \"medium\"\n\n[[items]]\nname = \"a\"\ncolour = 1\n\n[extra]\nx = 1\n",
-        )
-        .unwrap();
-        let out = load(&file);
-        let lines: Vec<String> = out.problems.iter().map(|p| p.to_string()).collect();
-        let abs = file.display().to_string();
-        for (key, what) in [
-            ("server.listn", "unknown key"),
-            ("server.workers", "expected u32"),
-            ("server.mode", "unknown value \"medium\""),
-            ("items.0.colour", "unknown key"),
-            ("extra", "unknown key"),
-        ] {
-            assert!(
-                lines
-                    .iter()
-                    .any(|l| l.starts_with(&format!("{abs}: {key}: ")) && l.contains(what)),
-                "{key} ({what}) missing from {lines:#?}"
-            );
-        }
-        assert_eq!(lines.len(), 5, "{lines:#?}");
-        assert!(lines
-            .iter()
-            .all(|l| !l.contains("``") && !l.contains("default.")));
-        // The rest of the file still reads: the good value is there, bad ones are defaults.
-        let v = out.value.unwrap();
-        assert_eq!(v.items[0].name, "a");
-        assert_eq!(v.server.workers, 2);
-        let _ = Duration::ZERO;
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn a_syntax_error_is_one_problem_and_no_value() {
-        let dir = std::env::temp_dir().join(format!("gw-cfgfile-syn-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("c.toml");
-        std::fs::write(&file, "[server\nlisten = 1\n").unwrap();
-        let out = load(&file);
-        assert!(out.value.is_none());
-        assert_eq!(out.problems.len(), 1, "{:?}", out.problems);
-        assert!(out.problems[0].source.starts_with('/'));
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-}
+#[allow(clippy::unwrap_used, clippy::result_large_err)] // figment's Jail has a large error
+mod tests;

@@ -176,6 +176,7 @@ fn main() {
                 token_digest: format!("d{i}"),
                 token_expires: None,
                 actor: "bench".into(),
+                bootstrap: false,
                 now,
             })
             .expect("register")

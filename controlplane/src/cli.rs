@@ -8,6 +8,7 @@
 //! API's own error document).
 
 pub mod commands;
+mod escape;
 mod invalid;
 mod table;
 mod views;
@@ -21,6 +22,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use thiserror::Error;
 
+pub use escape::{escape, escape_text};
 pub use table::Table;
 pub use views::{
     audit_table, commands_table, events_table, node_view, nodes_table, simulation_table, step_view,
@@ -44,19 +46,21 @@ impl Output {
     pub fn render(self, v: &Value, render: Render) -> String {
         match self {
             Output::Json => format!("{}\n", serde_json::to_string_pretty(v).unwrap_or_default()),
-            Output::Table => render(v),
+            Output::Table => escape_text(&render(v)),
         }
     }
 
     /// An error as this output shows it: `error: …` text, or a JSON document.
+    /// Passwords in URLs are masked and control characters escaped in both.
     pub fn error(self, e: &CliError) -> String {
-        match self {
+        let text = match self {
             Output::Json => format!(
                 "{}\n",
                 serde_json::to_string_pretty(&e.to_json()).unwrap_or_default()
             ),
             Output::Table => format!("error: {e}\n"),
-        }
+        };
+        escape_text(&crate::validate::redact_urls(&text))
     }
 }
 

@@ -173,6 +173,44 @@ pub fn redact_url(s: &str) -> String {
     format!("{}{user}:***@{}", &s[..scheme_end + 3], &after[at + 1..])
 }
 
+/// `text` with the password of every `scheme://user:password@` in it masked as
+/// [`redact_url`] does; for messages that quote URLs among other words (the CLI's errors).
+pub fn redact_urls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("://") {
+        // The scheme starts after the last character that cannot be part of it.
+        let start = rest[..i]
+            .rfind(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')))
+            .map_or(0, |j| j + 1);
+        out.push_str(&rest[..start]);
+        let tail = &rest[start..];
+        let end = tail[i - start + 3..]
+            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '>' | ')' | ','))
+            .map_or(tail.len(), |e| e + i - start + 3);
+        out.push_str(&redact_url(&tail[..end]));
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Checks free text an operator sends (a cordon reason): at most `max` bytes and no
+/// control characters at all (no newline, ESC, BEL, C1), which would forge lines in logs
+/// and tables or drive terminals; the error names what was found, e.g. `U+001B`.
+pub fn free_text(s: &str, max: usize) -> Result<(), String> {
+    if s.len() > max {
+        return Err(format!("is longer than {max} bytes"));
+    }
+    match s.chars().find(|c| c.is_control()) {
+        Some(c) => Err(format!(
+            "contains the control character U+{:04X}; send one line of plain text",
+            c as u32
+        )),
+        None => Ok(()),
+    }
+}
+
 /// `host:port` of a base URL for Prometheus service discovery, credentials dropped.
 pub fn host_port(s: &str) -> Option<&str> {
     split_url(s).ok().map(|p| p.hostport)
@@ -230,6 +268,38 @@ fn show(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Hardening follow-up: `--server http://u:secretpw@127.0.0.1:1` showed the password in
+    /// `cannot reach the control plane at …`.
+    #[test]
+    fn every_url_in_a_message_has_its_password_masked() {
+        let m = "cannot reach the control plane at http://u:secretpw@127.0.0.1:1: \
+                 io: Connection refused (url \"https://a:b@h/x?y\")";
+        let r = redact_urls(m);
+        assert!(!r.contains("secretpw") && !r.contains(":b@"), "{r}");
+        assert!(
+            r.contains("http://u:***@127.0.0.1:1:") && r.contains("https://a:***@h/x"),
+            "{r}"
+        );
+        assert_eq!(redact_urls("no url here"), "no url here");
+        assert_eq!(redact_urls("x ://y"), "x ://y");
+    }
+
+    /// Hardening follow-up: a cordon reason `line1\nFAKE-ROW\u{1b}[31mred\u{7}` was stored.
+    #[test]
+    fn free_text_refuses_control_characters() {
+        assert!(free_text("kernel panic on GPU 3 — ticket #12", 1024).is_ok());
+        for bad in [
+            "line1\nFAKE-ROW",
+            "\u{1b}[31mred",
+            "bell\u{7}",
+            "tab\there",
+            "c1\u{9b}",
+        ] {
+            assert!(free_text(bad, 1024).is_err(), "{bad:?}");
+        }
+        assert!(free_text(&"x".repeat(1025), 1024).is_err());
+    }
 
     #[test]
     fn names_are_dns_like() {

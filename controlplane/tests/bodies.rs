@@ -278,3 +278,61 @@ async fn a_drain_with_a_numeric_timeout_is_refused_not_run_with_the_defaults() {
     let (_, c) = send(&app, "GET", "/v1/nodes/gpu-01/commands", Some(ADMIN), None).await;
     assert_eq!(c["commands"], json!([]), "nothing was queued");
 }
+
+/// Hardening follow-up: a body under `Content-Encoding: gzip` that is no gzip got the Rust
+/// debug text of the decoder's error (`Some(Custom { kind: InvalidInput … })`).
+#[actix_web::test]
+async fn an_undecodable_body_gets_a_clear_json_error() {
+    let e = env(true);
+    let app = app!(e);
+    let req = TestRequest::post()
+        .uri("/v1/nodes")
+        .insert_header(("Authorization", format!("Bearer {ADMIN}")))
+        .insert_header(("Content-Type", "application/json"))
+        .insert_header(("Content-Encoding", "gzip"))
+        .set_payload(b"\x1f\x8b\x08\x00not gzip at all".to_vec())
+        .to_request();
+    let resp = call_service(&app, req).await;
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let v: Value = serde_json::from_slice(&read_body(resp).await).unwrap();
+    let m = v["error"]["message"].as_str().unwrap();
+    assert_eq!(v["error"]["code"], "bad_request");
+    assert!(m.contains("gzip") && m.contains("decoded"), "{m}");
+    assert!(!m.contains("Custom") && !m.contains("Some("), "{m}");
+}
+
+/// Hardening follow-up: a cordon reason with a newline, ESC and BEL was stored and
+/// printed raw by `gpuwarden nodes history`. Free text with control characters is refused.
+#[actix_web::test]
+async fn a_reason_with_control_characters_is_refused() {
+    let e = env(true);
+    let app = app!(e);
+    let (st, n) = send(
+        &app,
+        "POST",
+        "/v1/nodes",
+        Some(ADMIN),
+        Some(json!({"name": "gpu-01"})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED);
+    let id = n["id"].as_str().unwrap();
+    let (st, v) = send(
+        &app,
+        "POST",
+        &format!("/v1/nodes/{id}/cordon"),
+        Some(ADMIN),
+        Some(json!({"reason": "line1\nFAKE-ROW\u{1b}[31mred\u{7}"})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("control character"),
+        "{v}"
+    );
+    let (_, n) = send(&app, "GET", &format!("/v1/nodes/{id}"), Some(ADMIN), None).await;
+    assert_eq!(n["status"], "pending", "{n}");
+}

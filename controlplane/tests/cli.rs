@@ -416,6 +416,58 @@ fn check_config_reports_every_problem_by_key_and_absolute_file() {
     assert!(!err.contains("default.") && !err.contains("``"), "{err}");
 }
 
+/// Hardening follow-up: `[[static_targets]]` without `address` stopped the listing there:
+/// `workers = 0`, the webhook without `url` and `interval = "0s"` were hidden. Golden: all of them.
+#[test]
+fn check_config_lists_every_missing_key_and_the_problems_after_it() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    let mut cmd = Command::new(BIN);
+    cmd.args(["serve", "--check-config", "missing-keys.toml"])
+        .current_dir(&dir);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("GPUWARDEN_") {
+            cmd.env_remove(k);
+        }
+    }
+    let out = cmd.output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let abs = std::fs::canonicalize(&dir).unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).replace(&abs.display().to_string(), "{DIR}");
+    let golden = dir.join("missing-keys.stderr");
+    if std::env::var_os("GOLDEN_BLESS").is_some() {
+        std::fs::write(&golden, &err).unwrap();
+    }
+    assert_eq!(err, std::fs::read_to_string(&golden).unwrap_or_default());
+    let problems: Vec<&str> = err.lines().filter(|l| l.starts_with("  ")).collect();
+    for key in [
+        "server.workers",
+        "scrape.interval",
+        "webhooks.0.url: missing",
+        "static_targets.0.address: missing",
+        // A consequence of the interval, reported too.
+        "scrape.timeout",
+    ] {
+        assert!(problems.iter().any(|p| p.contains(key)), "{key}: {err}");
+    }
+    assert_eq!(problems.len(), 5, "{err}");
+}
+
+/// Hardening follow-up: the example files claim to document every key. Every key of the
+/// control plane's configuration is in `config/controlplane.toml`, set or in a comment.
+#[test]
+fn the_example_file_documents_every_key() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/controlplane.toml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let missing = gpuwarden_configfile::undocumented_keys(
+        &gpuwarden_controlplane::config::ControlPlaneConfig::default(),
+        &text,
+    );
+    assert!(
+        missing.is_empty(),
+        "config/controlplane.toml lacks {missing:?}"
+    );
+}
+
 /// The lists of the control plane's sections and keys that the environment filter uses are
 /// its configuration, so the filter cannot drift from it.
 #[test]
@@ -449,5 +501,29 @@ fn the_env_lists_match_the_config() {
         keys.sort_unstable();
         listed.sort_unstable();
         assert_eq!(keys, listed, "section {s}");
+    }
+}
+
+/// Hardening follow-up: `gpuwarden --server http://u:secretpw@127.0.0.1:1 nodes list`
+/// printed `cannot reach the control plane at http://u:secretpw@…`. Text and JSON errors
+/// mask the password.
+#[test]
+fn cli_errors_never_show_a_password() {
+    for json in [false, true] {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["--server", "http://u:secretpw@127.0.0.1:1", "--token", "t"]);
+        if json {
+            cmd.args(["-o", "json"]);
+        }
+        cmd.args(["nodes", "list"]);
+        let out = cmd.output().unwrap();
+        assert_eq!(out.status.code(), Some(3));
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!all.contains("secretpw"), "{all}");
+        assert!(all.contains("http://u:***@127.0.0.1:1"), "{all}");
     }
 }

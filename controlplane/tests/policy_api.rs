@@ -30,6 +30,7 @@ fn register(e: &crate::api::Env, name: &str) -> String {
             token_digest: format!("d-{name}"),
             token_expires: None,
             actor: "bootstrap".into(),
+            bootstrap: false,
             now: e.clock.now_ms(),
         })
         .unwrap()

@@ -151,6 +151,7 @@ fn register(s: &Store, name: &str, pool: Option<&str>, now: i64) -> String {
         token_digest: format!("digest-of-{name}"),
         token_expires: None,
         actor: "bootstrap".into(),
+        bootstrap: false,
         now,
     })
     .unwrap()

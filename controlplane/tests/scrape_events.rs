@@ -51,6 +51,7 @@ impl Fetch for Agent {
             next: seqs.last().copied().unwrap_or(after),
             instance: "i1".into(),
             truncated: false,
+            more: false,
         })
     }
 }

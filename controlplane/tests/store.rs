@@ -50,6 +50,7 @@ fn reg(name: &str, digest: &str, now: i64) -> Registration {
         token_digest: digest.into(),
         token_expires: None,
         actor: "bootstrap".into(),
+        bootstrap: false,
         now,
     }
 }

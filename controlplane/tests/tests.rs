@@ -13,6 +13,7 @@
 //! - `store_events`: stored events keep every field rules read (SQLite and PostgreSQL).
 //! - `expected_gpus`: the expected GPU count across re-registrations and the operator's
 //!   `POST /v1/nodes/{id}/expected-gpus`.
+//! - `takeover`: what the bootstrap token may do to an existing node.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -33,3 +34,4 @@ mod scrape_events;
 mod scrape_health;
 mod store;
 mod store_events;
+mod takeover;

@@ -76,7 +76,7 @@ impl AgentConfig {
         overrides: &Overrides,
     ) -> Result<Self, ConfigError> {
         let build = |p: &gpuwarden_configfile::Pruner| {
-            let mut fig = Figment::from(Serialized::defaults(AgentConfig::default()));
+            let mut fig = Figment::from(gpuwarden_configfile::defaults(&AgentConfig::default()));
             if let Some(f) = file {
                 fig = fig.merge(p.wrap(Toml::file_exact(f)));
             }
@@ -108,7 +108,12 @@ impl AgentConfig {
         let mut problems: Vec<String> = out.problems.iter().map(ToString::to_string).collect();
         if let Some(cfg) = &out.value {
             let fig = build(&gpuwarden_configfile::Pruner::default());
-            for p in cfg.problems() {
+            // A missing key holds a placeholder; it is reported once, as missing.
+            for p in cfg
+                .problems()
+                .into_iter()
+                .filter(|p| !out.filled.contains(&key_of(p)))
+            {
                 let source = locate(&fig, &key_of(&p))
                     .or_else(|| abs.as_ref().map(|f| f.display().to_string()))
                     .unwrap_or_else(|| "configuration".into());

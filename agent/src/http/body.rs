@@ -74,11 +74,21 @@ impl FromRequest for JsonBody {
                         "too_large",
                         format!("the request body is larger than {BODY_LIMIT} bytes"),
                     )
-                } else {
+                } else if matches!(
+                    e.as_error::<actix_web::error::PayloadError>(),
+                    Some(actix_web::error::PayloadError::Incomplete(None))
+                ) {
                     ApiError::new(
                         StatusCode::BAD_REQUEST,
                         "bad_request",
-                        format!("request body: {e}"),
+                        "the request body ended before its announced length",
+                    )
+                } else {
+                    // Not the decoder's debug text: what an operator can act on.
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "bad_request",
+                        "the request body could not be read or decoded (is its Content-Encoding right?)",
                     )
                 }
             })?;

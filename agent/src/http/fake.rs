@@ -131,6 +131,30 @@ mod tests {
         assert_eq!(body["error"]["code"], "not_found");
     }
 
+    /// A body its `Content-Encoding` cannot decode gets a clear JSON 400, not the
+    /// decoder's debug text.
+    #[actix_web::test]
+    async fn an_undecodable_body_gets_a_clear_json_error() {
+        use crate::backend::fake::DEFAULT_MODEL;
+        let fake = Arc::new(FakeBackend::new(1, DEFAULT_MODEL, 1));
+        let app = test::init_service(App::new().configure(configure(state(Some(fake))))).await;
+        let req = test::TestRequest::post()
+            .uri("/v1/fake/inject")
+            .peer_addr("127.0.0.1:40000".parse().unwrap())
+            .insert_header(("Content-Type", "application/json"))
+            .insert_header(("Content-Encoding", "gzip"))
+            .set_payload(b"\x1f\x8b\x08\x00not gzip".to_vec())
+            .to_request();
+        let resp = test::call_service(&app, req).await;
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+        let body: serde_json::Value = test::read_body_json(resp).await;
+        let m = body["error"]["message"].as_str().unwrap();
+        assert!(
+            m.contains("decoded") && !m.contains("Custom") && !m.contains("Some("),
+            "{m}"
+        );
+    }
+
     #[actix_web::test]
     async fn a_stopped_collector_turns_injection_into_a_clear_error() {
         use crate::backend::fake::DEFAULT_MODEL;

@@ -5,7 +5,9 @@
 //! - a `Content-Type` other than JSON (`application/json` or `…+json`; none is taken as
 //!   JSON): 415 `unsupported_media_type`;
 //! - not JSON, JSON of the wrong shape or type, an unknown field (every request type has
-//!   `deny_unknown_fields`), a missing required field: 400 `bad_request` naming the problem.
+//!   `deny_unknown_fields`), a missing required field: 400 `bad_request` naming the problem;
+//! - a body that cannot be read or decoded (bad gzip under `Content-Encoding: gzip`, cut
+//!   short): 400 `bad_request` saying so in words.
 //!
 //! [`Json`] requires a body; [`OptJson`] takes an empty body (or JSON `null`) as the
 //! type's default (the lifecycle steps, join tokens, diagnostics) but refuses a malformed
@@ -29,6 +31,15 @@ type Fut<T> = Pin<Box<dyn Future<Output = Result<T, ApiError>>>>;
 /// The raw body, at most [`BODY_LIMIT`] bytes; 413 (JSON) beyond it.
 fn read(req: &HttpRequest, payload: &mut Payload) -> Fut<web::Bytes> {
     let fut = web::Bytes::from_request(req, payload);
+    let req_encoding = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | ',' | ' '))
+        .take(40)
+        .collect::<String>();
     Box::pin(async move {
         fut.await.map_err(|e| {
             let status = e.as_response_error().status_code();
@@ -39,10 +50,37 @@ fn read(req: &HttpRequest, payload: &mut Payload) -> Fut<web::Bytes> {
                     format!("the request body is larger than {BODY_LIMIT} bytes"),
                 )
             } else {
-                ApiError::bad_request(format!("request body: {e}"))
+                ApiError::bad_request(unreadable(&req_encoding, &e))
             }
         })
     })
+}
+
+/// Why the body could not be read, for people: never the Rust debug text of the decoder's
+/// error (`Incomplete(Some(Custom { kind: InvalidInput … }))`).
+fn unreadable(encoding: &str, e: &actix_web::Error) -> String {
+    use actix_web::error::PayloadError as P;
+    let decoding = || {
+        match encoding {
+        "" => "the request body could not be read".to_string(),
+        enc => format!("the request body could not be decoded: it is not valid {enc} data (Content-Encoding: {enc})"),
+    }
+    };
+    match e.as_error::<P>() {
+        Some(P::EncodingCorrupted) => decoding(),
+        Some(P::Incomplete(Some(io)) | P::Io(io))
+            if matches!(
+                io.kind(),
+                std::io::ErrorKind::InvalidInput | std::io::ErrorKind::InvalidData
+            ) =>
+        {
+            decoding()
+        }
+        Some(P::Incomplete(_)) => "the request body ended before its announced length".into(),
+        Some(P::UnknownLength) => "the request body has no length".into(),
+        _ if !encoding.is_empty() => decoding(),
+        _ => "the request body could not be read".into(),
+    }
 }
 
 /// 415 unless the request's `Content-Type` is JSON (or missing).

@@ -1,6 +1,8 @@
 //! `POST /v1/nodes/register`: an agent joins, with a bootstrap token (any name) or the join
-//! token of a pre-created node (that node only). Idempotent by name: the same name updates
-//! the same node. The answer carries a fresh node token; older ones stop working.
+//! token of a pre-created node (that node only). Idempotent by name for a node's own
+//! credentials (its join or node token). The bootstrap token creates nodes but does not take
+//! over an existing one that is in use or was created by an operator (409; see
+//! `store/nodes/bootstrap.rs`). The answer carries a fresh node token; older ones stop working.
 
 use actix_web::http::StatusCode;
 use actix_web::{post, web, HttpRequest, HttpResponse};
@@ -46,7 +48,7 @@ pub struct RegisterResponse {
         (status = 400, description = "Malformed body"),
         (status = 401, description = "No bootstrap token, and no valid join token"),
         (status = 403, description = "A join token of another node"),
-        (status = 409, description = "The node was terminated"),
+        (status = 409, description = "The node was terminated, or the bootstrap token names a node created by an operator or in use"),
         (status = 422, description = "Invalid name, address or labels"),
     )
 )]
@@ -125,6 +127,7 @@ pub(super) async fn register(
         pool: b.pool.clone(),
         labels: b.labels.clone(),
         actor: if bootstrap { "bootstrap" } else { "join-token" }.into(),
+        bootstrap,
         address: b.address.trim_end_matches('/').to_string(),
         capabilities: serde_json::to_string(&b.capabilities).unwrap_or_else(|_| "{}".into()),
         token_digest: issued.digest.clone(),

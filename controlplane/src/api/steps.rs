@@ -132,9 +132,7 @@ pub(super) async fn step(
             .reason
             .clone()
             .unwrap_or_else(|| format!("{action} requested by an operator"));
-        if reason.len() > 1024 {
-            return Err(ApiError::invalid("reason is longer than 1024 bytes"));
-        }
+        validate::free_text(&reason, 1024).map_err(|e| ApiError::invalid(format!("reason {e}")))?;
         Ok((load(&state, &key).await?.id, reason))
     })
     .await?;

@@ -16,9 +16,11 @@ impl Table {
         }
     }
 
-    /// Adds a row (missing cells are blank).
+    /// Adds a row (missing cells are blank); control characters in a cell are shown as
+    /// escapes, so a cell can neither break the row nor drive the terminal.
     pub fn row(&mut self, cells: Vec<String>) {
-        self.rows.push(cells);
+        self.rows
+            .push(cells.iter().map(|c| super::escape(c)).collect());
     }
 
     /// The table as text, one line per row, trailing spaces trimmed.

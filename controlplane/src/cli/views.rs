@@ -8,8 +8,8 @@ pub(super) fn s(v: &Value) -> String {
     match v {
         Value::Null => "-".into(),
         Value::String(s) if s.is_empty() => "-".into(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
+        Value::String(s) => super::escape(s),
+        other => super::escape(&other.to_string()),
     }
 }
 

@@ -61,7 +61,9 @@ impl ControlPlaneConfig {
         overrides: &Overrides,
     ) -> Result<Self, ConfigError> {
         let build = |p: &Pruner| {
-            let mut fig = Figment::from(Serialized::defaults(ControlPlaneConfig::default()));
+            let mut fig = Figment::from(gpuwarden_configfile::defaults(
+                &ControlPlaneConfig::default(),
+            ));
             if let Some(f) = file {
                 fig = fig.merge(p.wrap(Toml::file_exact(f)));
             }
@@ -86,7 +88,8 @@ impl ControlPlaneConfig {
         if let Some(cfg) = &out.value {
             if let Err(ConfigError::Invalid { problems: bad, .. }) = cfg.validate(file) {
                 let fig = build(&Pruner::default());
-                for p in bad {
+                // A missing key holds a placeholder; it is reported once, as missing.
+                for p in bad.into_iter().filter(|p| !out.filled.contains(&key_of(p))) {
                     let source = locate(&fig, &key_of(&p))
                         .or_else(|| abs.as_ref().map(|f| f.display().to_string()))
                         .unwrap_or_else(|| "configuration".into());

@@ -198,6 +198,10 @@ pub(super) fn parse(text: &str) -> Result<Vec<Rule>, Vec<PolicyError>> {
                 format!("a rule named {name:?} appears twice"),
             );
         }
+        // Shown in node views, tables and the console: one line of plain text.
+        if let Err(e) = crate::validate::free_text(&r.description, 1024) {
+            errs.at(n, r.name.span(), format!("description {e}"));
+        }
         let scope = match r.scope.get_ref().as_str() {
             "event" => Some(Scope::Event),
             "gpu" => Some(Scope::Gpu),
@@ -287,5 +291,25 @@ pub(super) fn parse(text: &str) -> Result<Vec<Rule>, Vec<PolicyError>> {
         Ok(rules)
     } else {
         Err(errs.list)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::Policy;
+
+    /// Hardening follow-up: free text with control characters reaches tables and terminals;
+    /// a rule description is one line of plain text.
+    #[test]
+    fn a_description_with_control_characters_is_refused() {
+        let rule = |d: &str| {
+            format!(
+                "[[rule]]\nname = \"r\"\ndescription = \"{d}\"\nscope = \"event\"\nwhen = 'event.kind == \"xid\"'\nverdict = \"degraded\"\n"
+            )
+        };
+        assert!(Policy::parse(&rule("XIDs that need a reset")).is_ok());
+        let errs = Policy::parse(&rule("line1\\nFAKE\\u001b[31m")).unwrap_err();
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(errs[0].message.contains("control character"), "{errs:?}");
     }
 }

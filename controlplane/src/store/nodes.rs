@@ -2,6 +2,8 @@
 
 use diesel::prelude::*;
 
+mod bootstrap;
+
 use super::rows::{AdminTokenRow, CommandRow, NewAudit, NewTransition, NodeRow, NodeTokenRow};
 use super::schema::{
     admin_tokens, audit, commands, expected_gpus, node_tokens, nodes, transitions,
@@ -40,6 +42,9 @@ pub struct Registration {
     pub labels: std::collections::BTreeMap<String, String>,
     /// Who registers: `bootstrap` or `join-token`.
     pub actor: String,
+    /// Whether the credential is the bootstrap token: it creates nodes, and registers an
+    /// existing one again only under the rule of `nodes/bootstrap.rs` (else 409).
+    pub bootstrap: bool,
     /// Scrape base URL.
     pub address: String,
     /// Capabilities JSON.
@@ -164,6 +169,10 @@ impl Store {
                 .first::<NodeRow>(c)
                 .optional()?;
             let (mut node, created) = match existing {
+                Some(n) if r.bootstrap => {
+                    bootstrap::may_reregister(&n)?;
+                    (n, false)
+                }
                 Some(n) => (n, false),
                 None => {
                     let n = NodeRow::fresh(
