@@ -205,6 +205,22 @@ async fn a_diagnostic_is_queued_as_a_command_and_readable_by_id() {
     )
     .await;
     assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
+    // Arguments the agent could never take (its body limit is 64 KiB) are refused here, not
+    // queued to fail at every delivery.
+    let many: serde_json::Map<String, Value> =
+        (0..33).map(|i| (format!("k{i}"), json!("v"))).collect();
+    let long = json!({"k": "x".repeat(1025)});
+    for args in [Value::Object(many), long] {
+        let (st, body) = send(
+            &app,
+            "POST",
+            "/v1/nodes/train-a/diagnose",
+            Some(ADMIN),
+            Some(json!({"plugin": "gpu-sanity", "args": args})),
+        )
+        .await;
+        assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    }
 }
 
 #[actix_web::test]

@@ -70,9 +70,11 @@ pub(super) async fn diagnose(
                 return Err(ApiError::invalid("plugin must be 1 to 128 characters"));
             }
         }
-        if b.args.len() > 64 || b.args.iter().any(|(k, v)| k.len() > 128 || v.len() > 4096) {
+        // Bounded so that the command always fits the agent's 64 KiB body limit: a command
+        // the agent must refuse (413) would be retried until it expires.
+        if b.args.len() > 32 || b.args.iter().any(|(k, v)| k.len() > 128 || v.len() > 1024) {
             return Err(ApiError::invalid(
-                "args: at most 64, names up to 128 bytes, values up to 4096",
+                "args: at most 32, names up to 128 bytes, values up to 1024",
             ));
         }
         load(&state, &key).await
