@@ -23,7 +23,9 @@ mod defaults;
 pub mod env;
 mod example;
 mod problems;
+mod report;
 
 pub use defaults::{defaults, Defaults};
 pub use example::undocumented_keys;
 pub use problems::{extract_all, locate, Extracted, Problem, Pruner};
+pub use report::{key_of, ConfigError};

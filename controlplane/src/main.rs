@@ -127,11 +127,11 @@ fn serve_command(
             ),
             Output::Table if valid => println!("{}: configuration is valid", file.display()),
             Output::Table => eprintln!(
-                "invalid configuration in {}: {} problem{}\n  {}",
-                std::path::absolute(&file).unwrap_or(file.clone()).display(),
-                problems.len(),
-                if problems.len() == 1 { "" } else { "s" },
-                problems.join("\n  ")
+                "{}",
+                ConfigError::Invalid {
+                    file: Some(std::path::absolute(&file).unwrap_or(file.clone())),
+                    problems,
+                }
             ),
         }
         return if valid {

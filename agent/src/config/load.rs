@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use gpuwarden_configfile::env::{self as envvars, AGENT, CONTROL_PLANE};
-use gpuwarden_configfile::{extract_all, locate};
+pub use gpuwarden_configfile::ConfigError;
+use gpuwarden_configfile::{extract_all, key_of, locate};
 
 use super::{AgentConfig, BackendKind};
 
@@ -25,42 +26,6 @@ pub struct Overrides {
     pub control_plane: Option<String>,
     /// `--advertise URL`
     pub advertise: Option<String>,
-}
-
-/// Why the configuration cannot be used.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// Keys that cannot be read and values that make no sense; every problem is listed.
-    #[error("invalid configuration{}: {} problem{}\n  {}",
-        .file.as_ref().map(|f| format!(" in {}", f.display())).unwrap_or_default(),
-        .problems.len(),
-        if .problems.len() == 1 { "" } else { "s" },
-        .problems.join("\n  "))]
-    Invalid {
-        /// The file (absolute), when one was given.
-        file: Option<PathBuf>,
-        /// One line per problem: `SOURCE: KEY: what is wrong`, where SOURCE is the file's
-        /// absolute path, `environment variable NAME` or `command line`.
-        problems: Vec<String>,
-    },
-}
-
-/// The key a validation message is about (`plugins[0] (name).sha256: …` → `plugins.0.sha256`).
-fn key_of(problem: &str) -> String {
-    let head = problem.split(": ").next().unwrap_or("");
-    let mut key = String::new();
-    let mut skip = false;
-    for c in head.chars() {
-        match c {
-            '(' => skip = true,
-            ')' => skip = false,
-            _ if skip => {}
-            '[' => key.push('.'),
-            ']' | ' ' => {}
-            c => key.push(c),
-        }
-    }
-    key
 }
 
 impl AgentConfig {

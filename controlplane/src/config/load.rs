@@ -1,12 +1,13 @@
 //! Loading: defaults < file < `GPUWARDEN_<SECTION>__<KEY>` environment < flags, every
 //! problem reported at once with its key and where the value came from.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use gpuwarden_configfile::env::{self as envvars, AGENT, CONTROL_PLANE};
-use gpuwarden_configfile::{extract_all, locate, Pruner};
+pub use gpuwarden_configfile::ConfigError;
+use gpuwarden_configfile::{extract_all, key_of, locate, Pruner};
 
 use super::ControlPlaneConfig;
 
@@ -17,35 +18,6 @@ pub struct Overrides {
     pub listen: Option<String>,
     /// `--database`
     pub database: Option<String>,
-}
-
-/// Why the configuration cannot be used.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// Keys that cannot be read and values that make no sense; every problem is listed.
-    #[error("invalid configuration{}: {} problem{}\n  {}",
-        .file.as_ref().map(|f| format!(" in {}", f.display())).unwrap_or_default(),
-        .problems.len(),
-        if .problems.len() == 1 { "" } else { "s" },
-        .problems.join("\n  "))]
-    Invalid {
-        /// The file (absolute when it comes from [`ControlPlaneConfig::load`]).
-        file: Option<PathBuf>,
-        /// One line per problem, each naming its key; from `load`, each starts with where
-        /// the value came from: the file's absolute path, `environment variable NAME` or
-        /// `command line`.
-        problems: Vec<String>,
-    },
-}
-
-/// The key a validation message is about (`static_targets[1].name: …` → `static_targets.1.name`).
-fn key_of(problem: &str) -> String {
-    let head = problem.split(": ").next().unwrap_or("");
-    let head = head.split(" (").next().unwrap_or(head);
-    head.chars()
-        .filter(|c| *c != ']' && *c != ' ')
-        .map(|c| if c == '[' { '.' } else { c })
-        .collect()
 }
 
 impl ControlPlaneConfig {
