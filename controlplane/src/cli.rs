@@ -318,7 +318,7 @@ impl Client {
             }
         };
         let mut resp = result.map_err(|e| CliError::Unreachable {
-            url: self.target.server.clone(),
+            url: crate::validate::redact_url(&self.target.server),
             message: e.to_string(),
         })?;
         let status = resp.status().as_u16();
@@ -328,7 +328,7 @@ impl Client {
             .limit(64 << 20)
             .read_to_string()
             .map_err(|e| CliError::Unreachable {
-                url: self.target.server.clone(),
+                url: crate::validate::redact_url(&self.target.server),
                 message: e.to_string(),
             })?;
         let v: Value = if text.is_empty() {

@@ -158,19 +158,19 @@ pub fn webhook_url(s: &str) -> Result<(), String> {
 }
 
 /// `s` with the password of any `user:password@` replaced by `***` (the user stays, so a
-/// log still says which account). Text that is no URL comes back unchanged.
+/// log still says which account), with or without a scheme (`u:pw@host` is masked too: a
+/// mistyped URL is still a secret). Text without `@` in its authority comes back unchanged.
 pub fn redact_url(s: &str) -> String {
-    let Some(scheme_end) = s.find("://") else {
-        return s.to_string();
-    };
-    let after = &s[scheme_end + 3..];
+    // Without a scheme (`user:pass@host`, a mistyped URL), the authority starts at once.
+    let scheme_end = s.find("://").map(|i| i + 3).unwrap_or(0);
+    let after = &s[scheme_end..];
     let end = after.find(['/', '?', '#']).unwrap_or(after.len());
     let authority = &after[..end];
     let Some(at) = authority.rfind('@') else {
         return s.to_string();
     };
     let user = authority[..at].split(':').next().unwrap_or("");
-    format!("{}{user}:***@{}", &s[..scheme_end + 3], &after[at + 1..])
+    format!("{}{user}:***@{}", &s[..scheme_end], &after[at + 1..])
 }
 
 /// `text` with the password of every `scheme://user:password@` in it masked as
@@ -359,6 +359,9 @@ mod tests {
             "https://bot:***@hooks.example/x?y=1"
         );
         assert_eq!(redact_url("http://h:9410/a@b"), "http://h:9410/a@b");
+        // Without a scheme (a mistyped --server or webhook URL) the password is masked too.
+        assert_eq!(redact_url("u:secretpw@127.0.0.1:1"), "u:***@127.0.0.1:1");
+        assert_eq!(redact_url("127.0.0.1:1"), "127.0.0.1:1");
         assert_eq!(host_port("http://u:p@h:9410/x"), Some("h:9410"));
         assert_eq!(host_port("http://[::1]:9410"), Some("[::1]:9410"));
     }
