@@ -102,6 +102,26 @@ where
     (status, v)
 }
 
+/// Creates node `name` through the API as the admin (asserting 201) and returns its id.
+pub(crate) async fn create_node<S>(app: &S, name: &str) -> String
+where
+    S: Service<actix_http::Request, Response = ServiceResponse, Error = actix_web::Error>,
+{
+    let (st, n) = send(
+        app,
+        "POST",
+        "/v1/nodes",
+        Some(ADMIN),
+        Some(json!({ "name": name })),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{n}");
+    n["id"]
+        .as_str()
+        .expect("a created node has an id")
+        .to_string()
+}
+
 macro_rules! app {
     ($env:expr) => {
         actix_web::test::init_service(
@@ -138,16 +158,7 @@ pub(crate) fn counts(s: &Store) -> Vec<i64> {
 async fn every_admin_endpoint_refuses_missing_and_wrong_tokens_and_writes_nothing() {
     let e = env(true);
     let app = app!(e);
-    let (st, n) = send(
-        &app,
-        "POST",
-        "/v1/nodes",
-        Some(ADMIN),
-        Some(json!({"name": "gpu-01"})),
-    )
-    .await;
-    assert_eq!(st, StatusCode::CREATED);
-    let id = n["id"].as_str().unwrap().to_string();
+    let id = create_node(&app, "gpu-01").await;
     let before = counts(&e.store);
     let endpoints: Vec<(&str, String, Option<Value>)> = vec![
         ("GET", "/v1/nodes".into(), None),

@@ -6,7 +6,7 @@ use actix_web::http::StatusCode;
 use actix_web::test::{call_service, read_body, TestRequest};
 use serde_json::{json, Value};
 
-use crate::api::{app, counts, env, error_code, send, ADMIN, BOOT};
+use crate::api::{app, counts, create_node, env, error_code, send, ADMIN, BOOT};
 
 /// Sends `body` raw with `content_type`; the status and the answer as JSON (`Null` when
 /// the answer is not JSON, which the callers treat as a failure).
@@ -56,16 +56,7 @@ type Case = (
 async fn every_body_taking_endpoint_refuses_bad_bodies_with_json_errors_and_writes_nothing() {
     let e = env(true);
     let app = app!(e);
-    let (st, n) = send(
-        &app,
-        "POST",
-        "/v1/nodes",
-        Some(ADMIN),
-        Some(json!({"name": "gpu-01"})),
-    )
-    .await;
-    assert_eq!(st, StatusCode::CREATED);
-    let id = n["id"].as_str().unwrap().to_string();
+    let id = create_node(&app, "gpu-01").await;
     // Each endpoint with a body of the right shape but a wrongly typed field.
     let endpoints: Vec<(&str, String, &str, Value)> = vec![
         ("POST", "/v1/nodes".into(), ADMIN, json!({"name": 5})),
@@ -307,16 +298,7 @@ async fn an_undecodable_body_gets_a_clear_json_error() {
 async fn a_reason_with_control_characters_is_refused() {
     let e = env(true);
     let app = app!(e);
-    let (st, n) = send(
-        &app,
-        "POST",
-        "/v1/nodes",
-        Some(ADMIN),
-        Some(json!({"name": "gpu-01"})),
-    )
-    .await;
-    assert_eq!(st, StatusCode::CREATED);
-    let id = n["id"].as_str().unwrap();
+    let id = create_node(&app, "gpu-01").await;
     let (st, v) = send(
         &app,
         "POST",

@@ -5,7 +5,7 @@ use actix_web::http::StatusCode;
 use gpuwarden_controlplane::model::Health;
 use serde_json::{json, Value};
 
-use crate::api::{app, counts, env, send, ADMIN};
+use crate::api::{app, counts, create_node, env, send, ADMIN};
 
 /// The newest audit entry: (action, target, result).
 async fn last_audit<S>(app: &S) -> (String, String, String)
@@ -143,15 +143,7 @@ async fn refused_admin_actions_are_audited_with_their_reason() {
 async fn nodes_get_says_why_a_node_is_unhealthy_and_since_when() {
     let e = env(false);
     let app = app!(e);
-    let (_, n) = send(
-        &app,
-        "POST",
-        "/v1/nodes",
-        Some(ADMIN),
-        Some(json!({"name": "gpu-01"})),
-    )
-    .await;
-    let id = n["id"].as_str().unwrap().to_string();
+    let id = create_node(&app, "gpu-01").await;
     let (_, v) = send(&app, "GET", "/v1/nodes/gpu-01", Some(ADMIN), None).await;
     assert!(v.get("health_reason").is_none(), "unknown: no reason {v}");
     e.store

@@ -9,7 +9,7 @@ use gpuwarden_controlplane::store::rows::NewEvent;
 use gpuwarden_controlplane::store::Registration;
 use serde_json::{json, Value};
 
-use crate::api::{app, env, send, ADMIN};
+use crate::api::{app, create_node, env, send, ADMIN};
 
 fn register(e: &crate::api::Env, name: &str) -> String {
     e.store
@@ -263,15 +263,7 @@ async fn policies_are_validated_with_every_error_and_its_position() {
 async fn clearing_the_health_of_a_node_is_audited() {
     let e = env(true);
     let app = app!(e);
-    let (_, v) = send(
-        &app,
-        "POST",
-        "/v1/nodes",
-        Some(ADMIN),
-        Some(json!({"name": "gpu-01"})),
-    )
-    .await;
-    let id = v["id"].as_str().unwrap().to_string();
+    let id = create_node(&app, "gpu-01").await;
     e.store
         .set_health(
             &id,
