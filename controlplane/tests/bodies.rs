@@ -193,48 +193,38 @@ async fn every_body_taking_endpoint_refuses_bad_bodies_with_json_errors_and_writ
     let (_, n) = send(&app, "GET", &format!("/v1/nodes/{id}"), Some(ADMIN), None).await;
     assert_eq!(n["status"], "pending", "no step was taken");
 
-    // Where a body is optional, none at all (and `{}`) still works.
-    let (st, v) = raw(
-        &app,
-        "POST",
-        &format!("/v1/nodes/{id}/token"),
-        ADMIN,
-        None,
-        vec![],
-    )
-    .await;
-    assert_eq!(st, StatusCode::CREATED, "{v}");
-    let (st, v) = raw(
-        &app,
-        "POST",
-        &format!("/v1/nodes/{id}/clear-health"),
-        ADMIN,
-        Some("application/json"),
-        b"{}".to_vec(),
-    )
-    .await;
-    assert_eq!(st, StatusCode::OK, "{v}");
-    let (st, v) = raw(
-        &app,
-        "POST",
-        &format!("/v1/nodes/{id}/terminate"),
-        ADMIN,
-        None,
-        vec![],
-    )
-    .await;
-    assert_eq!(st, StatusCode::ACCEPTED, "{v}");
-    // JSON null is no body too (the document marks optional bodies nullable).
-    let (st, v) = raw(
-        &app,
-        "POST",
-        &format!("/v1/nodes/{id}/clear-health"),
-        ADMIN,
-        Some("application/json"),
-        b"null".to_vec(),
-    )
-    .await;
-    assert_eq!(st, StatusCode::OK, "{v}");
+    // Where a body is optional, none at all, `{}` and JSON null (the document marks optional
+    // bodies nullable) still work.
+    let optional: [(String, Option<&str>, &[u8], StatusCode); 4] = [
+        (
+            format!("/v1/nodes/{id}/token"),
+            None,
+            b"",
+            StatusCode::CREATED,
+        ),
+        (
+            format!("/v1/nodes/{id}/clear-health"),
+            Some("application/json"),
+            b"{}",
+            StatusCode::OK,
+        ),
+        (
+            format!("/v1/nodes/{id}/terminate"),
+            None,
+            b"",
+            StatusCode::ACCEPTED,
+        ),
+        (
+            format!("/v1/nodes/{id}/clear-health"),
+            Some("application/json"),
+            b"null",
+            StatusCode::OK,
+        ),
+    ];
+    for (path, ct, body, want) in optional {
+        let (st, v) = raw(&app, "POST", &path, ADMIN, ct, body.to_vec()).await;
+        assert_eq!(st, want, "{path} {:?}: {v}", String::from_utf8_lossy(body));
+    }
     // A required body may not be left out.
     let (st, v) = raw(&app, "POST", "/v1/nodes", ADMIN, None, vec![]).await;
     assert_eq!(
