@@ -21,6 +21,7 @@ mod util;
 
 mod api;
 mod bodies;
+mod check_config;
 mod cli;
 mod expected_gpus;
 mod join_api;
