@@ -7,7 +7,7 @@
 use std::io::{Read, Write};
 use std::time::Instant;
 
-use gpuwarden_controlplane::observation::observe;
+use gpuwarden_controlplane::model::observation::observe;
 
 fn per_iter(n: u32, mut f: impl FnMut()) -> f64 {
     for _ in 0..n / 10 {

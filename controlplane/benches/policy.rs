@@ -5,8 +5,8 @@
 
 use std::time::Instant;
 
-use gpuwarden_controlplane::observation::{GpuObservation, NodeObservation};
-use gpuwarden_controlplane::policy::{EventInput, NodeInput, Policy, RuleMemo, Scope};
+use gpuwarden_controlplane::judge::policy::{EventInput, NodeInput, Policy, RuleMemo, Scope};
+use gpuwarden_controlplane::model::observation::{GpuObservation, NodeObservation};
 
 fn percentile(v: &mut [f64], p: f64) -> f64 {
     v.sort_by(f64::total_cmp);

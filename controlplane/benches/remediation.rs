@@ -16,15 +16,15 @@ use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use gpuwarden_controlplane::act::remediate::Remediator;
+use gpuwarden_controlplane::act::wake::Links;
 use gpuwarden_controlplane::clock::{Clock, SystemClock};
 use gpuwarden_controlplane::config::{Plan, RemediationConfig};
-use gpuwarden_controlplane::fleet::{Fleet, FleetSettings};
+use gpuwarden_controlplane::judge::policy::Policy;
 use gpuwarden_controlplane::metrics::Metrics;
-use gpuwarden_controlplane::policy::Policy;
-use gpuwarden_controlplane::remediate::Remediator;
+use gpuwarden_controlplane::scrape::fleet::{Fleet, FleetSettings};
 use gpuwarden_controlplane::scrape::{Fetch, ScrapeError, Scraper};
 use gpuwarden_controlplane::store::{Registration, Store, StoreOptions};
-use gpuwarden_controlplane::wake::Links;
 use gpuwarden_wire::event::{Action, EventKind, EventsPage, HealthEvent, Severity};
 
 fn env(k: &str, d: u64) -> u64 {

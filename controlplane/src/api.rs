@@ -30,8 +30,8 @@ pub use auth::{configured_digest as auth_digest, Auth, Caller};
 pub use doc::{document, ApiDoc};
 
 use crate::clock::SharedClock;
-use crate::fleet::Fleet;
 use crate::metrics::Metrics;
+use crate::scrape::fleet::Fleet;
 use crate::store::{Store, StoreError};
 
 /// Settings the handlers need.
@@ -60,13 +60,13 @@ pub struct AppState {
     /// Token checks.
     pub auth: Auth,
     /// The running health policy.
-    pub policy: crate::policy::SharedPolicy,
+    pub policy: crate::judge::policy::SharedPolicy,
     /// Where `PUT /v1/policies` keeps the new policy (empty: memory only).
     pub policy_file: std::path::PathBuf,
     /// Settings.
     pub settings: ApiSettings,
     /// The dispatcher, remediation and webhooks.
-    pub links: crate::wake::Links,
+    pub links: crate::act::wake::Links,
 }
 
 impl std::fmt::Debug for AppState {

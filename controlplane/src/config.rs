@@ -200,13 +200,13 @@ impl Default for HealthConfig {
 impl HealthConfig {
     /// The policy this config names, compiled; every problem of the file otherwise, one per
     /// line (`health.policy_file: /abs/file:LINE:COLUMN: rule "NAME": what is wrong`).
-    pub fn policy(&self) -> Result<crate::policy::Policy, String> {
+    pub fn policy(&self) -> Result<crate::judge::policy::Policy, String> {
         if self.policy_file.as_os_str().is_empty() {
-            return Ok(crate::policy::Policy::default_policy());
+            return Ok(crate::judge::policy::Policy::default_policy());
         }
         let text = std::fs::read_to_string(&self.policy_file)
             .map_err(|e| format!("health.policy_file {}: {e}", self.policy_file.display()))?;
-        crate::policy::Policy::parse(&text).map_err(|errs| {
+        crate::judge::policy::Policy::parse(&text).map_err(|errs| {
             // One line per problem, `FILE:LINE:COLUMN: …` with the file's absolute path.
             let file =
                 std::path::absolute(&self.policy_file).unwrap_or_else(|_| self.policy_file.clone());
@@ -302,7 +302,7 @@ impl ControlPlaneConfig {
         }
         let url = &self.database.url;
         let pg = url.starts_with("postgres://") || url.starts_with("postgresql://");
-        if !pg && crate::store::sqlite_path(url).is_none() {
+        if !pg && crate::validate::sqlite_path(url).is_none() {
             p.push(format!(
                 "database.url: {url:?} is neither sqlite://PATH nor postgres://…"
             ));

@@ -310,6 +310,9 @@ pub struct AuditEntry {
     pub time: String,
 }
 
+pub mod lifecycle;
+pub mod observation;
+
 #[cfg(test)]
 mod tests {
     use super::*;

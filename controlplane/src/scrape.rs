@@ -12,7 +12,9 @@
 
 mod events;
 mod fetch;
+pub mod fleet;
 mod judge;
+pub mod schedule;
 
 pub use events::{EventReads, STUCK_AFTER};
 
@@ -28,9 +30,9 @@ use tracing::{debug, info, warn};
 pub use fetch::{Fetch, HttpFetcher, ScrapeError};
 
 use crate::clock::{parse_rfc3339, SharedClock};
-use crate::fleet::{ConnectivityChange, Fleet, Job};
 use crate::metrics::Metrics;
-use crate::observation::observe;
+use crate::model::observation::observe;
+use crate::scrape::fleet::{ConnectivityChange, Fleet, Job};
 use crate::store::rows::NewEvent;
 use crate::store::Store;
 
@@ -58,9 +60,9 @@ pub struct Scraper {
     /// every worker reads a body at the limit.
     pub body_retain_bytes: usize,
     /// The health policy (swappable at run time).
-    pub policy: crate::policy::SharedPolicy,
+    pub policy: crate::judge::policy::SharedPolicy,
     /// Remediation and webhooks, told of health changes.
-    pub links: crate::wake::Links,
+    pub links: crate::act::wake::Links,
     /// Per node, the page limit of its `/v1/events` reads and their failures in a row.
     pub event_reads: Arc<EventReads>,
 }
@@ -174,7 +176,7 @@ impl Scraper {
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("scrape-{i}"))
-                    .stack_size(crate::policy::limits::EVAL_STACK_BYTES)
+                    .stack_size(crate::judge::policy::limits::EVAL_STACK_BYTES)
                     .spawn(move || worker(&s, &rx))?,
             );
         }
@@ -182,7 +184,7 @@ impl Scraper {
         threads.push(
             std::thread::Builder::new()
                 .name("scrape-sched".into())
-                .stack_size(crate::policy::limits::EVAL_STACK_BYTES)
+                .stack_size(crate::judge::policy::limits::EVAL_STACK_BYTES)
                 .spawn(move || {
                     while !st.load(Ordering::SeqCst) {
                         let now = s.clock.now_ms();
@@ -206,7 +208,7 @@ impl Scraper {
         threads.push(
             std::thread::Builder::new()
                 .name("housekeeping".into())
-                .stack_size(crate::policy::limits::EVAL_STACK_BYTES)
+                .stack_size(crate::judge::policy::limits::EVAL_STACK_BYTES)
                 .spawn(move || {
                     housekeeping(&s, &st, flush_every, retention);
                 })?,

@@ -10,21 +10,21 @@ use actix_web::{web, App, HttpServer};
 use thiserror::Error;
 use tracing::{info, warn};
 
+use crate::act::deliver::{Dispatcher, DispatcherHandle, HttpSender};
+use crate::act::remediate::{Remediator, RemediatorHandle};
+use crate::act::wake::Links;
+use crate::act::webhooks::{Notifier, NotifierHandle};
 use crate::api::{self, auth_digest, ApiSettings, AppState, Auth};
 use crate::clock::SharedClock;
 use crate::config::ControlPlaneConfig;
-use crate::deliver::{Dispatcher, DispatcherHandle, HttpSender};
-use crate::fleet::{Fleet, FleetSettings};
-use crate::health::HealthSettings;
+use crate::judge::health::HealthSettings;
 use crate::metrics::Metrics;
 use crate::model::{Source, Status};
-use crate::notify::{Notifier, NotifierHandle};
-use crate::remediate::{Remediator, RemediatorHandle};
+use crate::scrape::fleet::{Fleet, FleetSettings};
 use crate::scrape::{HttpFetcher, Scraper, ScraperHandle};
 use crate::store::rows::{AdminTokenRow, NodeRow};
 use crate::store::{Store, StoreError, StoreOptions};
 use crate::token::{self, TokenKind};
-use crate::wake::Links;
 
 /// Why the control plane could not start.
 #[derive(Debug, Error)]
@@ -115,7 +115,7 @@ pub struct Running {
         DispatcherHandle,
         RemediatorHandle,
         NotifierHandle,
-        Option<crate::policy::watch::WatchHandle>,
+        Option<crate::judge::policy::watch::WatchHandle>,
     )>,
 }
 
@@ -285,7 +285,8 @@ pub async fn start(
     }));
     let loaded = cfg.health.policy().map_err(ServeError::Policy)?;
     info!(rules = loaded.rules().len(), file = %cfg.health.policy_file.display(), "health policy loaded");
-    let policy: crate::policy::SharedPolicy = Arc::new(std::sync::RwLock::new(Arc::new(loaded)));
+    let policy: crate::judge::policy::SharedPolicy =
+        Arc::new(std::sync::RwLock::new(Arc::new(loaded)));
     let store_err = |source| ServeError::Store {
         url: redact(&cfg.database.url),
         source,
@@ -305,7 +306,7 @@ pub async fn start(
     info!(targets = fleet.len(), interval = %humantime::format_duration(cfg.scrape.interval), "scrape targets loaded");
     let metrics = Metrics::new();
     metrics.init_rules(
-        crate::policy::current(&policy)
+        crate::judge::policy::current(&policy)
             .rules()
             .iter()
             .map(|r| r.name.as_str()),
@@ -451,19 +452,19 @@ pub async fn start(
 /// Reloads `health.policy_file` when it is edited; each reload is audited and counted.
 fn watch_policy(
     cfg: &ControlPlaneConfig,
-    policy: &crate::policy::SharedPolicy,
+    policy: &crate::judge::policy::SharedPolicy,
     store: &Arc<Store>,
     metrics: &Metrics,
     clock: &SharedClock,
-) -> std::io::Result<crate::policy::watch::WatchHandle> {
-    use crate::policy::watch::{self, Reload};
+) -> std::io::Result<crate::judge::policy::watch::WatchHandle> {
+    use crate::judge::policy::watch::{self, Reload};
     let (store, m, c) = (store.clone(), metrics.clone(), clock.clone());
     let running = policy.clone();
     let w = watch::Watcher::new(cfg.health.policy_file.clone(), policy.clone());
     watch::spawn(w, cfg.health.reload_interval, move |r| {
         let (label, details, result) = match r {
             Reload::Applied(n) => {
-                let p = crate::policy::current(&running);
+                let p = crate::judge::policy::current(&running);
                 m.init_rules(p.rules().iter().map(|r| r.name.as_str()));
                 ("applied", serde_json::json!({"rules": n}), "ok".to_string())
             }

@@ -7,6 +7,7 @@
 //! never runs on actix's workers. Compound changes (a transition with its audit entry and
 //! command) are one transaction each.
 
+pub mod observations;
 pub mod rows;
 pub mod schema;
 
@@ -176,15 +177,6 @@ impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqlitePragma
     }
 }
 
-/// The SQLite file a `sqlite://PATH` (or bare path) URL names.
-pub fn sqlite_path(url: &str) -> Option<&str> {
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        return None;
-    }
-    let path = url.strip_prefix("sqlite://").unwrap_or(url);
-    (!path.is_empty() && !path.contains("://")).then_some(path)
-}
-
 impl Store {
     /// Connects to `url` (`sqlite://PATH`, a bare path, or `postgres://…`) and applies the
     /// pending migrations of that backend. A SQLite file and its folder are created.
@@ -199,7 +191,8 @@ impl Store {
                 .map_err(|e| StoreError::Migration(e.to_string()))?;
             Pools::Postgres(pool)
         } else {
-            let path = sqlite_path(url).ok_or_else(|| StoreError::Url(url.to_string()))?;
+            let path = crate::validate::sqlite_path(url)
+                .ok_or_else(|| StoreError::Url(url.to_string()))?;
             if let Some(dir) = Path::new(path)
                 .parent()
                 .filter(|d| !d.as_os_str().is_empty())

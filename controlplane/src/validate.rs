@@ -265,6 +265,15 @@ fn show(d: Duration) -> String {
     format!("{s}s")
 }
 
+/// The SQLite file a `sqlite://PATH` (or bare path) URL names.
+pub fn sqlite_path(url: &str) -> Option<&str> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return None;
+    }
+    let path = url.strip_prefix("sqlite://").unwrap_or(url);
+    (!path.is_empty() && !path.contains("://")).then_some(path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

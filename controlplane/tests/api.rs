@@ -10,8 +10,8 @@ use actix_web::test::{call_service, read_body, TestRequest};
 use actix_web::web;
 use gpuwarden_controlplane::api::{auth_digest, ApiSettings, AppState, Auth};
 use gpuwarden_controlplane::clock::FakeClock;
-use gpuwarden_controlplane::fleet::{Fleet, FleetSettings};
 use gpuwarden_controlplane::metrics::Metrics;
+use gpuwarden_controlplane::scrape::fleet::{Fleet, FleetSettings};
 use gpuwarden_controlplane::store::Store;
 use serde_json::{json, Value};
 
@@ -51,7 +51,7 @@ pub(crate) fn env(bootstrap: bool) -> Env {
             },
         ),
         policy: Arc::new(std::sync::RwLock::new(Arc::new(
-            gpuwarden_controlplane::policy::Policy::default_policy(),
+            gpuwarden_controlplane::judge::policy::Policy::default_policy(),
         ))),
         policy_file: std::path::PathBuf::new(),
         settings: ApiSettings {

@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use actix_web::http::StatusCode;
-use gpuwarden_controlplane::observation::{GpuObservation, NodeObservation};
-use gpuwarden_controlplane::policy::Policy;
+use gpuwarden_controlplane::judge::policy::Policy;
+use gpuwarden_controlplane::model::observation::{GpuObservation, NodeObservation};
 use serde_json::{json, Value};
 
 use crate::api::{app, env, error_code, send, Env, ADMIN, BOOT};

@@ -4,7 +4,7 @@
 use actix_web::http::StatusCode;
 use actix_web::test::{call_service, read_body, TestRequest};
 use gpuwarden_controlplane::clock::{rfc3339, Clock};
-use gpuwarden_controlplane::policy::DEFAULT_POLICY;
+use gpuwarden_controlplane::judge::policy::DEFAULT_POLICY;
 use gpuwarden_controlplane::store::rows::NewEvent;
 use gpuwarden_controlplane::store::Registration;
 use serde_json::{json, Value};
@@ -238,7 +238,10 @@ async fn policies_are_validated_with_every_error_and_its_position() {
     };
     let resp = call_service(
         &app,
-        post(gpuwarden_controlplane::policy::DEFAULT_POLICY, Some(ADMIN)),
+        post(
+            gpuwarden_controlplane::judge::policy::DEFAULT_POLICY,
+            Some(ADMIN),
+        ),
     )
     .await;
     assert_eq!(resp.status(), StatusCode::OK);
@@ -321,7 +324,10 @@ async fn a_policy_is_replaced_only_by_a_valid_one_and_the_change_is_audited() {
     let before = v["rules"].as_array().unwrap().len();
     assert!(before >= 19);
     assert_eq!(v["rules"][0]["name"], "fatal-xid");
-    assert_eq!(v["source"], gpuwarden_controlplane::policy::DEFAULT_POLICY);
+    assert_eq!(
+        v["source"],
+        gpuwarden_controlplane::judge::policy::DEFAULT_POLICY
+    );
     let put = |body: &'static str| {
         TestRequest::put()
             .uri("/v1/policies")
@@ -358,7 +364,7 @@ async fn a_policy_is_replaced_only_by_a_valid_one_and_the_change_is_audited() {
         (1, Some("hot"), Some("1m"))
     );
     assert_eq!(
-        gpuwarden_controlplane::policy::current(&e.data.policy)
+        gpuwarden_controlplane::judge::policy::current(&e.data.policy)
             .rules()
             .len(),
         1,

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use actix_web::http::StatusCode;
 use actix_web::test::{call_service, read_body, TestRequest};
-use gpuwarden_controlplane::policy::limits::{MAX_NESTING, MAX_OPERATORS};
-use gpuwarden_controlplane::policy::{Policy, DEFAULT_POLICY};
+use gpuwarden_controlplane::judge::policy::limits::{MAX_NESTING, MAX_OPERATORS};
+use gpuwarden_controlplane::judge::policy::{Policy, DEFAULT_POLICY};
 use serde_json::{json, Value};
 
 use crate::api::{app, env, send, ADMIN};

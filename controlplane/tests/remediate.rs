@@ -7,12 +7,12 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use gpuwarden_controlplane::act::deliver::{Deliver, Delivery, Dispatcher};
+use gpuwarden_controlplane::act::remediate::Remediator;
 use gpuwarden_controlplane::clock::{Clock, FakeClock};
 use gpuwarden_controlplane::config::{CommandsConfig, Plan, PoolRemediation, RemediationConfig};
-use gpuwarden_controlplane::deliver::{Deliver, Delivery, Dispatcher};
 use gpuwarden_controlplane::metrics::Metrics;
 use gpuwarden_controlplane::model::{CommandState, Health};
-use gpuwarden_controlplane::remediate::Remediator;
 use gpuwarden_controlplane::store::{Registration, Store, StoreOptions};
 use gpuwarden_wire::command::{CommandRequest, CommandState as AgentState, CommandStatus};
 
@@ -498,12 +498,12 @@ fn a_failed_terminate_or_drain_leaves_the_node_cordoned_where_the_operator_can_a
     let agent = Arc::new(ScriptedAgent::default());
     let r = rig(store.clone(), clock.clone(), agent.clone(), Plan::Nothing);
     let id = register(&store, "gpu-t", None, T0);
-    let step = |s: gpuwarden_controlplane::lifecycle::Step, cmd: &str| {
+    let step = |s: gpuwarden_controlplane::model::lifecycle::Step, cmd: &str| {
         let c = gpuwarden_controlplane::store::rows::CommandRow::pending(
             cmd.into(),
             &id,
             match s {
-                gpuwarden_controlplane::lifecycle::Step::Drain => {
+                gpuwarden_controlplane::model::lifecycle::Step::Drain => {
                     gpuwarden_controlplane::model::CommandKind::Drain
                 }
                 _ => gpuwarden_controlplane::model::CommandKind::Terminate,
@@ -523,7 +523,7 @@ fn a_failed_terminate_or_drain_leaves_the_node_cordoned_where_the_operator_can_a
             .apply_step(&id, s, "operator", "admin:test", Some(c), entry)
             .unwrap();
     };
-    use gpuwarden_controlplane::lifecycle::Step;
+    use gpuwarden_controlplane::model::lifecycle::Step;
 
     // The agent has no terminate hook: the terminate fails, and the node is cordoned, not
     // stuck in terminating (where uncordon is refused).

@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gpuwarden_controlplane::clock::FakeClock;
-use gpuwarden_controlplane::fleet::{Fleet, FleetSettings, Job};
+use gpuwarden_controlplane::judge::policy::Policy;
 use gpuwarden_controlplane::metrics::Metrics;
 use gpuwarden_controlplane::model::Connectivity;
-use gpuwarden_controlplane::policy::Policy;
+use gpuwarden_controlplane::scrape::fleet::{Fleet, FleetSettings, Job};
 use gpuwarden_controlplane::scrape::{retained_body_capacity, HttpFetcher, Scraper};
 use gpuwarden_controlplane::store::rows::NodeRow;
 use gpuwarden_controlplane::store::Store;

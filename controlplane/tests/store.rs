@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use gpuwarden_controlplane::lifecycle::Step;
+use gpuwarden_controlplane::model::lifecycle::Step;
 use gpuwarden_controlplane::store::rows::ObservationRow;
 use gpuwarden_controlplane::store::rows::{CommandRow, NewAudit, NewEvent, NodeRow, NodeTokenRow};
 use gpuwarden_controlplane::store::{

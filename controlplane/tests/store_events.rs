@@ -1,9 +1,9 @@
 //! Stored events keep every field a rule reads: the policy simulation, which judges stored
 //! events, sees the same input the live evaluation saw, field by field.
 
-use gpuwarden_controlplane::policy::EventInput;
+use gpuwarden_controlplane::judge::policy::EventInput;
+use gpuwarden_controlplane::judge::simulate::event_input;
 use gpuwarden_controlplane::scrape::new_event;
-use gpuwarden_controlplane::simulate::event_input;
 use gpuwarden_controlplane::store::rows::NodeRow;
 use gpuwarden_controlplane::store::{Backend, Store, StoreOptions};
 use gpuwarden_wire::event::{Action, EventKind, EventsPage, HealthEvent, Severity};
@@ -81,11 +81,11 @@ fn round_trip(s: &Store) {
         assert_eq!(a, b, "and nothing else differs");
     }
     // A rule on event.source matches in the simulation as it did live.
-    let p = gpuwarden_controlplane::policy::Policy::parse(
+    let p = gpuwarden_controlplane::judge::policy::Policy::parse(
         "[[rule]]\nname = \"kmsg\"\nscope = \"event\"\nwhen = 'event.source == \"kmsg\"'\nverdict = \"degraded\"\n",
     )
     .unwrap();
-    let n = gpuwarden_controlplane::policy::NodeInput::default();
+    let n = gpuwarden_controlplane::judge::policy::NodeInput::default();
     let matched = |i: &EventInput| !p.eval_event(i, &n).matches.is_empty();
     assert!(matched(&EventInput::from_event(&events[0])));
     assert!(matched(&event_input(&stored[0])));

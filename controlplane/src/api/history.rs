@@ -153,7 +153,7 @@ pub(super) async fn observation(
                 t.observation.unwrap_or_default(),
                 t.last_success.unwrap_or(0),
             );
-            crate::fleet::observation_rows(&id, &o, at)
+            crate::store::observations::observation_rows(&id, &o, at)
         }
         _ => {
             let (store, id) = (state.store.clone(), id.to_string());

@@ -83,7 +83,11 @@ fn split_address(address: &str) -> Option<(String, &'static str, String)> {
 /// The SD labels of one target: its valid labels (a label Prometheus would refuse, stored
 /// before the rules were shared, is left out with a warning: one bad label would make
 /// Prometheus drop the whole answer), then `node`, `node_id`, `pool`, scheme and path.
-fn sd_labels(t: &crate::fleet::Target, scheme: &str, path: String) -> BTreeMap<String, String> {
+fn sd_labels(
+    t: &crate::scrape::fleet::Target,
+    scheme: &str,
+    path: String,
+) -> BTreeMap<String, String> {
     let mut labels: BTreeMap<String, String> = t
         .labels
         .iter()

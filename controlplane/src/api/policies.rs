@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 use super::auth::Admin;
 use super::body::{Json, Text};
 use super::{ApiError, AppState};
-use crate::policy::{Policy, PolicyError};
+use crate::judge::policy::{Policy, PolicyError};
 
 /// Answer of `POST /v1/policies/validate` for a valid document.
 #[derive(Debug, Serialize, ToSchema)]
@@ -102,7 +102,7 @@ fn view(p: &Policy) -> PolicyView {
 #[utoipa::path(get, path = "/v1/policies", operation_id = "get_policies", responses((status = 200, body = PolicyView), (status = 401)))]
 #[get("/v1/policies")]
 pub(super) async fn get(_admin: Admin, state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok().json(view(&crate::policy::current(&state.policy)))
+    HttpResponse::Ok().json(view(&crate::judge::policy::current(&state.policy)))
 }
 
 #[utoipa::path(
@@ -220,7 +220,7 @@ fn time_arg(v: Option<&str>, default_ago: std::time::Duration, now: i64) -> Resu
     description = "Evaluates a candidate policy and the running one over the stored events and latest observations of a time window; answers per node the verdict of each, the rules behind it, and which nodes the candidate would change.",
     request_body = SimulateRequest,
     responses(
-        (status = 200, body = crate::simulate::Simulation),
+        (status = 200, body = crate::judge::simulate::Simulation),
         (status = 422, description = "The candidate policy is invalid: every problem", body = Invalid),
         (status = 400, description = "Malformed body, or `since`/`until` neither RFC 3339 nor a duration, or not in order"), (status = 401),
     )
@@ -251,7 +251,7 @@ pub(super) async fn simulate(
             }))
         }
     };
-    let current = crate::policy::current(&state.policy);
+    let current = crate::judge::policy::current(&state.policy);
     let (store, fleet) = (state.store.clone(), state.fleet.clone());
     let pool = req.pool;
     let out = super::blocking(move || {
@@ -273,7 +273,7 @@ pub(super) async fn simulate(
             }
             let observation = obs
                 .remove(&n.id)
-                .and_then(|rows| crate::simulate::observation_from_rows(&rows))
+                .and_then(|rows| crate::judge::simulate::observation_from_rows(&rows))
                 .filter(|(_, at)| (since..until).contains(at));
             let expected_gpus = expected
                 .get(&n.id)
@@ -282,8 +282,8 @@ pub(super) async fn simulate(
             let connectivity = fleet
                 .scrape_view(&n.id)
                 .map_or(n.connectivity.clone(), |(_, c, _)| c.as_str().to_string());
-            records.push(crate::simulate::NodeRecord {
-                input: crate::policy::NodeInput {
+            records.push(crate::judge::simulate::NodeRecord {
+                input: crate::judge::policy::NodeInput {
                     name: n.name.clone(),
                     pool: n.pool.clone(),
                     labels: serde_json::from_str(&n.labels).unwrap_or_default(),
@@ -297,8 +297,8 @@ pub(super) async fn simulate(
         }
         // Evaluated on a thread whose stack is sized for the expression limits, like the
         // scrape workers' (the blocking pool's threads have 2 MiB).
-        let Ok(sim) = crate::policy::on_eval_stack(|| {
-            crate::simulate::simulate(&current, &candidate, &records, since, until)
+        let Ok(sim) = crate::judge::policy::on_eval_stack(|| {
+            crate::judge::simulate::simulate(&current, &candidate, &records, since, until)
         }) else {
             return Ok(None);
         };

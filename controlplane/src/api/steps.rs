@@ -13,7 +13,7 @@ use super::auth::Admin;
 use super::body::{NoBody, OptJson};
 use super::nodes::{load, node_json};
 use super::{audited, blocking, clip, ApiError, AppState};
-use crate::lifecycle::Step;
+use crate::model::lifecycle::Step;
 use crate::model::{Command, CommandKind, Node};
 use crate::store::rows::NewAudit;
 use crate::validate;

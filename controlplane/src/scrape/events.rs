@@ -17,7 +17,7 @@ use tracing::{error, info, warn};
 
 use super::fetch::{self, ScrapeError};
 use super::{new_event, Scraper, MAX_EVENT_PAGES};
-use crate::fleet::Job;
+use crate::scrape::fleet::Job;
 use crate::store::rows::NewEvent;
 
 /// Failed reads in a row after which a node's event read counts as stuck.

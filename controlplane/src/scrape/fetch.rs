@@ -6,7 +6,7 @@ use std::time::Duration;
 use gpuwarden_wire::event::EventsPage;
 use thiserror::Error;
 
-use crate::observation::ObserveError;
+use crate::model::observation::ObserveError;
 
 /// Most events asked for per page of `/v1/events` (`limit=`); after failed reads the
 /// scraper asks for fewer (see `scrape::events`).

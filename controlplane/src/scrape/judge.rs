@@ -9,8 +9,8 @@ use tracing::{info, warn};
 
 use super::Scraper;
 use crate::clock::parse_rfc3339;
-use crate::health::HealthChange;
-use crate::policy::{Evaluation, EventInput};
+use crate::judge::health::HealthChange;
+use crate::judge::policy::{Evaluation, EventInput};
 
 impl Scraper {
     pub(super) fn failures(&self, e: &Evaluation) {
@@ -70,7 +70,7 @@ impl Scraper {
         let Some((Some(obs), prev, node, memo)) = self.fleet.policy_input(id) else {
             return;
         };
-        let e = crate::policy::current(&self.policy).eval_observation_memo(
+        let e = crate::judge::policy::current(&self.policy).eval_observation_memo(
             &obs,
             prev.as_ref().map(|(p, dt)| (&**p, *dt)),
             &node,
@@ -88,7 +88,7 @@ impl Scraper {
             return;
         };
         let input = EventInput::from_event(ev);
-        let e = crate::policy::current(&self.policy).eval_event(&input, &node);
+        let e = crate::judge::policy::current(&self.policy).eval_event(&input, &node);
         self.failures(&e);
         let time = parse_rfc3339(&ev.time).unwrap_or(now);
         if let Some(c) = self.fleet.event_health(id, &e.matches, time, now) {
@@ -99,7 +99,7 @@ impl Scraper {
     /// Node rules for the nodes that are not scraped now (offline), and degraded verdicts
     /// that clear with time.
     pub fn judge_idle(&self, now: i64) {
-        let policy = crate::policy::current(&self.policy);
+        let policy = crate::judge::policy::current(&self.policy);
         for (id, node) in self.fleet.offline() {
             let e = policy.eval_node(&node);
             self.failures(&e);

@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use super::rows::{CommandRow, NewAudit, NewTransition, NodeRow};
 use super::schema::{audit, commands, node_tokens, nodes, transitions};
 use super::{with_conn, Store, StoreError, WriteTx};
-use crate::lifecycle;
+use crate::model::lifecycle;
 use crate::model::{CommandKind, CommandState, Health, Status};
 
 /// Where a node's agent takes commands.
@@ -151,7 +151,7 @@ impl Store {
                                     "{} command {id} {}: {}",
                                     cmd.kind,
                                     state.as_str(),
-                                    crate::deliver::message_of(result)
+                                    crate::store::rows::message_of(result)
                                 ),
                                 actor: "agent".into(),
                                 time: now,
@@ -164,7 +164,7 @@ impl Store {
                     }
                 }
             }
-            let message = crate::deliver::message_of(result);
+            let message = crate::store::rows::message_of(result);
             let outcome = if state == CommandState::Succeeded {
                 "ok".to_string()
             } else {

@@ -9,7 +9,7 @@ use super::schema::{
     admin_tokens, audit, commands, expected_gpus, node_tokens, nodes, transitions,
 };
 use super::{is_unique_violation, with_conn, Store, StoreError, WriteTx};
-use crate::lifecycle::{self, Step};
+use crate::model::lifecycle::{self, Step};
 use crate::model::{Connectivity, Status};
 
 /// Filters and page of `GET /v1/nodes`.

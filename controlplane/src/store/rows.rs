@@ -303,7 +303,7 @@ impl CommandRow {
                 .map_err(|e| StoreError::Corrupt(format!("params of command {}: {e}", self.id)))?,
             state: parse(&self.state)?,
             attempts: self.attempts,
-            message: self.result.as_deref().map(crate::deliver::message_of),
+            message: self.result.as_deref().map(crate::store::rows::message_of),
             result: self.result.as_deref().map(|r| {
                 serde_json::from_str(r).unwrap_or_else(|_| serde_json::Value::String(r.into()))
             }),
@@ -371,4 +371,12 @@ impl NewAudit {
             time,
         }
     }
+}
+
+/// The `message` of a stored result.
+pub fn message_of(result: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(result)
+        .ok()
+        .and_then(|v| v["message"].as_str().map(str::to_string))
+        .unwrap_or_else(|| result.to_string())
 }

@@ -9,8 +9,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::judge::policy::{Match, Verdict};
 use crate::model::Health;
-use crate::policy::{Match, Verdict};
 
 /// Settings of the state machine.
 #[derive(Debug, Clone)]

@@ -27,14 +27,14 @@ use gpuwarden_wire::command::{
 use serde_json::{json, Value};
 use tracing::{debug, info, warn};
 
+use crate::act::wake::Wake;
+use crate::act::webhooks::Notifier;
 use crate::clock::SharedClock;
 use crate::config::CommandsConfig;
 use crate::metrics::Metrics;
 use crate::model::CommandState;
-use crate::notify::Notifier;
 use crate::store::rows::CommandRow;
 use crate::store::Store;
-use crate::wake::Wake;
 
 /// How one delivery attempt ended.
 #[derive(Debug, Clone, PartialEq)]
@@ -244,7 +244,11 @@ impl Dispatcher {
         let now = self.clock.now_ms();
         let expire = i64::try_from(self.cfg.expire_after.as_millis()).unwrap_or(i64::MAX);
         if cmd.state == CommandState::Pending.as_str() && now - cmd.created_at > expire {
-            let last = cmd.result.as_deref().map(message_of).unwrap_or_default();
+            let last = cmd
+                .result
+                .as_deref()
+                .map(crate::store::rows::message_of)
+                .unwrap_or_default();
             let msg = format!(
                 "not delivered within {}: {last}",
                 humantime::format_duration(self.cfg.expire_after)
@@ -418,12 +422,4 @@ fn worker(d: &Dispatcher, rx: &Mutex<Receiver<CommandRow>>) {
         let Ok(cmd) = job else { return };
         d.deliver(&cmd);
     }
-}
-
-/// The `message` of a stored result.
-pub fn message_of(result: &str) -> String {
-    serde_json::from_str::<Value>(result)
-        .ok()
-        .and_then(|v| v["message"].as_str().map(str::to_string))
-        .unwrap_or_else(|| result.to_string())
 }

@@ -2,7 +2,7 @@
 //! inputs that carry no data at all.
 
 use super::super::*;
-use crate::observation::GpuObservation;
+use crate::model::observation::GpuObservation;
 
 fn bare_gpu() -> GpuObservation {
     GpuObservation {

@@ -21,15 +21,15 @@ use std::time::Duration;
 use serde_json::json;
 use tracing::{info, warn};
 
+use crate::act::wake::Wake;
+use crate::act::webhooks::Notifier;
 use crate::clock::SharedClock;
 use crate::config::{Plan, RemediationConfig};
-use crate::lifecycle::Step;
 use crate::metrics::Metrics;
+use crate::model::lifecycle::Step;
 use crate::model::{CommandKind, CommandState, Status};
-use crate::notify::Notifier;
 use crate::store::rows::{CommandRow, NewAudit, NodeRow};
 use crate::store::{Store, StoreError};
-use crate::wake::Wake;
 
 /// Who remediation's commands and transitions are by.
 pub const ACTOR: &str = "remediation";

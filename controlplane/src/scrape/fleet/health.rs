@@ -4,10 +4,10 @@
 use std::sync::{Arc, Mutex};
 
 use super::{Fleet, Target};
-use crate::health::HealthChange;
+use crate::judge::health::HealthChange;
+use crate::judge::policy::{Match, NodeInput};
+use crate::model::observation::NodeObservation;
 use crate::model::Connectivity;
-use crate::observation::NodeObservation;
-use crate::policy::{Match, NodeInput};
 
 impl Fleet {
     /// Keeps a health change the store could not write, to write it again later (the latest
@@ -39,7 +39,7 @@ impl Fleet {
         Option<Arc<NodeObservation>>,
         Option<(Arc<NodeObservation>, f64)>,
         NodeInput,
-        Arc<Mutex<crate::policy::RuleMemo>>,
+        Arc<Mutex<crate::judge::policy::RuleMemo>>,
     )> {
         let map = self.lock();
         let t = map.get(id)?;

@@ -23,7 +23,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::observation::{GpuObservation, NodeObservation};
+use crate::model::observation::{GpuObservation, NodeObservation};
 
 /// A health event, as rules see it.
 #[derive(Debug, Clone, Default, PartialEq)]

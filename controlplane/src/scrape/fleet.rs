@@ -12,13 +12,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use serde_json::json;
-
-use crate::health::{HealthChange, HealthSettings, NodeHealth};
+use crate::judge::health::{HealthChange, HealthSettings, NodeHealth};
+use crate::model::observation::NodeObservation;
 use crate::model::{Connectivity, Health, ScrapeInfo, Status};
-use crate::observation::NodeObservation;
-use crate::schedule;
-use crate::store::rows::{NodeRow, ObservationRow};
+use crate::scrape::schedule;
+use crate::store::observations::observation_rows;
+use crate::store::rows::NodeRow;
 use crate::store::ObservationWrite;
 
 /// Scheduling settings.
@@ -72,7 +71,7 @@ pub struct Target {
     /// Its health.
     pub health: NodeHealth,
     /// The policy's rule results for it, reused while what a rule reads is unchanged.
-    pub memo: Arc<Mutex<crate::policy::RuleMemo>>,
+    pub memo: Arc<Mutex<crate::judge::policy::RuleMemo>>,
     /// Phase within the interval.
     offset: Duration,
     /// Next scrape (Unix ms).
@@ -327,7 +326,7 @@ impl Fleet {
         let mut map = self.lock();
         let t = map.get_mut(id)?;
         t.in_flight = false;
-        let pending = crate::observation::events_pending(t.observation.as_deref(), &obs);
+        let pending = crate::model::observation::events_pending(t.observation.as_deref(), &obs);
         t.scrape = ScrapeInfo {
             up: true,
             last_scrape: Some(crate::clock::rfc3339(now)),
@@ -443,7 +442,7 @@ fn counters_only(o: &NodeObservation) -> NodeObservation {
         .gpus
         .iter()
         .map(|(i, g)| {
-            let mut slim = crate::observation::GpuObservation {
+            let mut slim = crate::model::observation::GpuObservation {
                 index: g.index,
                 up: g.up,
                 ecc_errors: g.ecc_errors.clone(),
@@ -460,50 +459,4 @@ fn counters_only(o: &NodeObservation) -> NodeObservation {
         gpus,
         ..Default::default()
     }
-}
-
-/// One node's observation as rows: one per GPU, and `gpu = -1` for the node.
-pub fn observation_rows(node_id: &str, o: &NodeObservation, at: i64) -> Vec<ObservationRow> {
-    let mut rows = Vec::with_capacity(o.gpus.len() + 1);
-    rows.push(ObservationRow {
-        node_id: node_id.to_string(),
-        gpu: -1,
-        uuid: String::new(),
-        model: String::new(),
-        body: json!({
-            "driver_version": o.driver_version,
-            "cuda_version": o.cuda_version,
-            "agent_version": o.agent_version,
-            "health_checks": o.health_checks,
-            "gpus": o.gpus.len(),
-            "samples": o.samples,
-        })
-        .to_string(),
-        observed_at: at,
-    });
-    for g in o.gpus.values() {
-        let ecc: serde_json::Map<String, serde_json::Value> = g
-            .ecc_errors
-            .iter()
-            .map(|((ty, counter), v)| (format!("{ty}/{counter}"), json!(v)))
-            .collect();
-        rows.push(ObservationRow {
-            node_id: node_id.to_string(),
-            gpu: i32::try_from(g.index).unwrap_or(i32::MAX),
-            uuid: g.uuid.clone(),
-            model: g.model.clone(),
-            body: json!({
-                "up": g.up,
-                "values": g.values,
-                "xid_errors": g.xid_errors,
-                "ecc_errors": ecc,
-                "nvlink_up": g.nvlink_up,
-                "nvlink_errors": g.nvlink_errors,
-                "clock_events": g.clock_events,
-            })
-            .to_string(),
-            observed_at: at,
-        });
-    }
-    rows
 }

@@ -15,8 +15,8 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use crate::clock::rfc3339;
-use crate::observation::{GpuObservation, NodeObservation};
-use crate::policy::{Evaluation, EventInput, NodeInput, Policy, Verdict};
+use crate::judge::policy::{Evaluation, EventInput, NodeInput, Policy, Verdict};
+use crate::model::observation::{GpuObservation, NodeObservation};
 use crate::store::rows::{EventRow, ObservationRow};
 
 /// One node's stored records in the window.

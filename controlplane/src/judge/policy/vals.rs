@@ -17,7 +17,7 @@ use cel::common::value::{CowVal, Val};
 use cel::ExecutionError;
 
 use super::input::{ecc, growth, nvlink_errors, EventInput, NodeInput};
-use crate::observation::{GpuObservation, NodeObservation};
+use crate::model::observation::{GpuObservation, NodeObservation};
 
 static EVENT_TYPE: Type = Type::simple_type(Kind::Struct, "gpuwarden.Event");
 static GPU_TYPE: Type = Type::simple_type(Kind::Struct, "gpuwarden.Gpu");

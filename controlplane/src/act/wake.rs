@@ -34,7 +34,7 @@ impl Wake {
 #[derive(Debug, Clone, Default)]
 pub struct Links {
     /// Webhooks.
-    pub notifier: crate::notify::Notifier,
+    pub notifier: crate::act::webhooks::Notifier,
     /// Wakes the command dispatcher.
     pub dispatch: std::sync::Arc<Wake>,
     /// Wakes remediation.

@@ -1,6 +1,6 @@
 use super::*;
-use crate::fleet::observation_rows;
-use crate::policy::DEFAULT_POLICY;
+use crate::judge::policy::DEFAULT_POLICY;
+use crate::store::observations::observation_rows;
 
 const T: i64 = 1_800_000_000_000;
 

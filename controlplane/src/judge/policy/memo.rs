@@ -15,8 +15,8 @@ use cel::Context;
 
 use super::vals::{Fingerprint, GpuVal, NodeVal};
 use super::{input, Evaluation, Match, Policy, Rule, RuleFailure, Scope};
-use crate::observation::NodeObservation;
-use crate::policy::NodeInput;
+use crate::judge::policy::NodeInput;
+use crate::model::observation::NodeObservation;
 
 /// A field a rule reads.
 #[derive(Debug, Clone, PartialEq, Eq)]

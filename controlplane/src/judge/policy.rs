@@ -29,10 +29,10 @@ pub use file::PolicyError;
 pub use input::{EventInput, NodeInput};
 pub use memo::RuleMemo;
 
-use crate::observation::NodeObservation;
+use crate::model::observation::NodeObservation;
 
 /// The shipped default policy (`config/policies.toml`).
-pub const DEFAULT_POLICY: &str = include_str!("../../config/policies.toml");
+pub const DEFAULT_POLICY: &str = include_str!("../../../config/policies.toml");
 
 /// What a rule is evaluated on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
