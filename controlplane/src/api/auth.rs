@@ -7,17 +7,8 @@ use std::sync::RwLock;
 use actix_web::http::StatusCode;
 use actix_web::HttpRequest;
 
-use super::{blocking, ApiError, AppState};
+use super::error::ApiError;
 use crate::token;
-
-/// Who is calling.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Caller {
-    /// An operator; the string names the token (`admin:<digest prefix>`).
-    Admin(String),
-    /// An agent acting for this node id.
-    Node(String),
-}
 
 /// The token digests the control plane accepts.
 #[derive(Debug, Default)]
@@ -34,7 +25,7 @@ pub fn configured_digest(t: &str) -> String {
     }
 }
 
-fn unauthorized(message: &str) -> ApiError {
+pub(super) fn unauthorized(message: &str) -> ApiError {
     ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
 }
 
@@ -110,35 +101,6 @@ impl Auth {
     }
 }
 
-/// The caller of an endpoint that admins and the node's own agent may use: an admin token,
-/// or a node token (looked up in the store). 401 for neither.
-pub async fn caller(req: &HttpRequest, state: &AppState) -> Result<Caller, ApiError> {
-    let t = bearer(req)?.to_string();
-    if let Some(actor) = state.auth.admin_actor(&t) {
-        return Ok(Caller::Admin(actor));
-    }
-    let store = state.store.clone();
-    let now = state.clock.now_ms();
-    let digest = token::digest(&t);
-    match blocking(move || store.node_for_token(&digest, now)).await? {
-        Some(node) => Ok(Caller::Node(node)),
-        None => Err(unauthorized("invalid or expired token")),
-    }
-}
-
-/// 403 unless the caller is an admin or the agent of node `id`.
-pub fn allow_node(caller: &Caller, id: &str) -> Result<(), ApiError> {
-    match caller {
-        Caller::Admin(_) => Ok(()),
-        Caller::Node(n) if n == id => Ok(()),
-        Caller::Node(n) => Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            format!("the token of node {n} cannot act for node {id}"),
-        )),
-    }
-}
-
 /// Adds the bearer scheme to the OpenAPI document.
 #[derive(Debug)]
 pub struct BearerScheme;
@@ -171,23 +133,5 @@ mod tests {
         assert!(a.admin_actor("second-token-00002").is_some());
         assert!(a.admin_actor("operator-token-0002").is_none());
         assert!(!a.bootstrap_enabled());
-    }
-}
-
-/// Extractor: the request carries an admin token. It runs before the body is read, so an
-/// unauthenticated request is refused with 401 whatever its body.
-#[derive(Debug, Clone)]
-pub struct Admin(pub String);
-
-impl actix_web::FromRequest for Admin {
-    type Error = ApiError;
-    type Future = std::future::Ready<Result<Self, ApiError>>;
-
-    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        let r = match req.app_data::<actix_web::web::Data<AppState>>() {
-            Some(state) => state.auth.admin(req).map(Admin),
-            None => Err(ApiError::internal("application state missing")),
-        };
-        std::future::ready(r)
     }
 }

@@ -21,7 +21,7 @@ use actix_web::http::StatusCode;
 use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
 use serde::de::DeserializeOwned;
 
-use super::ApiError;
+use super::error::ApiError;
 
 /// Largest request body, in bytes (1 MiB).
 pub const BODY_LIMIT: usize = 1 << 20;

@@ -7,32 +7,14 @@ use serde::Deserialize;
 use serde_json::json;
 use utoipa::ToSchema;
 
-use super::auth::Admin;
 use super::body::OptJson;
+use super::caller::Admin;
+use super::error::ApiError;
 use super::nodes::{load, node_json};
-use super::steps::StepResult;
-use super::{audited, blocking, clip, ApiError, AppState};
+use super::state::{audited, blocking, clip, AppState};
+use super::steps::{new_command, StepResult};
 use crate::model::{Command, CommandKind};
-use crate::store::rows::{CommandRow, NewAudit};
-use crate::token;
-
-/// A new `pending` command for `node`, due now.
-pub fn new_command(
-    node: &str,
-    kind: CommandKind,
-    params: serde_json::Value,
-    by: &str,
-    now: i64,
-) -> Result<CommandRow, ApiError> {
-    Ok(CommandRow::pending(
-        token::random_id("cmd-")?,
-        node,
-        kind,
-        &params,
-        by,
-        now,
-    ))
-}
+use crate::store::rows::NewAudit;
 
 /// Body of `POST /v1/nodes/{id}/diagnose`.
 #[derive(Debug, Default, Deserialize, ToSchema)]

@@ -8,10 +8,11 @@ use serde::Deserialize;
 use serde_json::json;
 use utoipa::ToSchema;
 
-use super::auth::Admin;
 use super::body::Json;
+use super::caller::Admin;
+use super::error::ApiError;
 use super::nodes::{load, node_json};
-use super::{audited, blocking, ApiError, AppState};
+use super::state::{audited, blocking, AppState};
 use crate::model::Node;
 
 /// Most GPUs a node may be expected to have (as at registration).

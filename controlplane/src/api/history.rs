@@ -5,9 +5,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 
-use super::auth::Admin;
+use super::caller::Admin;
+use super::error::ApiError;
 use super::nodes::load;
-use super::{blocking, ApiError, AppState};
+use super::state::{blocking, AppState};
 use crate::clock::{parse_rfc3339, rfc3339};
 use crate::model::{Command, Event, Transition};
 

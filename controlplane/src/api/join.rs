@@ -11,8 +11,9 @@ use utoipa::ToSchema;
 
 use super::auth::bearer;
 use super::body::Json;
+use super::error::ApiError;
 use super::nodes::{check_labels, node_json};
-use super::{blocking, clip, ApiError, AppState};
+use super::state::{blocking, clip, AppState};
 use crate::model::Node;
 use crate::store::Registration;
 use crate::token::{self, TokenKind};

@@ -7,8 +7,9 @@ use actix_web::{get, web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::auth::Admin;
-use super::{blocking, ApiError, AppState};
+use super::caller::Admin;
+use super::error::ApiError;
+use super::state::{blocking, AppState};
 use crate::model::AuditEntry;
 
 #[utoipa::path(get, path = "/healthz", security(), responses((status = 200, description = "The process serves")))]
@@ -53,7 +54,7 @@ pub(super) async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, 
 #[utoipa::path(get, path = "/v1/openapi.json", security(), responses((status = 200, description = "This document")))]
 #[get("/v1/openapi.json")]
 pub(super) async fn openapi() -> HttpResponse {
-    HttpResponse::Ok().json(super::document())
+    HttpResponse::Ok().json(super::doc::document())
 }
 
 /// One target group of Prometheus HTTP service discovery.

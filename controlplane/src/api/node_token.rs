@@ -8,10 +8,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
 
-use super::auth::Admin;
 use super::body::OptJson;
+use super::caller::Admin;
+use super::error::ApiError;
 use super::nodes::load;
-use super::{audited, blocking, clip, ApiError, AppState};
+use super::state::{audited, blocking, clip, AppState};
 use crate::clock::rfc3339;
 use crate::model::Status;
 use crate::store::rows::{NewAudit, NodeTokenRow};

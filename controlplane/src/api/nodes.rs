@@ -8,9 +8,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 
-use super::auth::{allow_node, caller, Admin, Caller};
 use super::body::Json;
-use super::{audited, blocking, clip, ApiError, AppState};
+use super::caller::allow_node;
+use super::caller::caller;
+use super::caller::Admin;
+use super::caller::Caller;
+use super::error::ApiError;
+use super::state::{audited, blocking, clip, AppState};
 use crate::clock::rfc3339;
 use crate::model::{Connectivity, Health, HealthReason, Node, Source, Status};
 use crate::store::rows::{NewAudit, NodeRow};

@@ -4,9 +4,10 @@ use actix_web::{get, post, put, web, HttpResponse};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::auth::Admin;
 use super::body::{Json, Text};
-use super::{ApiError, AppState};
+use super::caller::Admin;
+use super::error::ApiError;
+use super::state::AppState;
 use crate::judge::policy::{Policy, PolicyError};
 
 /// Answer of `POST /v1/policies/validate` for a valid document.
@@ -150,7 +151,7 @@ pub(super) async fn put(
                 )
             };
             let store = state.store.clone();
-            super::blocking(move || store.audit(entry)).await?;
+            super::state::blocking(move || store.audit(entry)).await?;
             Ok(HttpResponse::UnprocessableEntity().json(Invalid {
                 valid: false,
                 errors,
@@ -172,7 +173,7 @@ pub(super) async fn put(
                 now,
             );
             let store = state.store.clone();
-            super::blocking(move || store.audit(entry)).await?;
+            super::state::blocking(move || store.audit(entry)).await?;
             Ok(HttpResponse::Ok().json(out))
         }
     }
@@ -254,7 +255,7 @@ pub(super) async fn simulate(
     let current = crate::judge::policy::current(&state.policy);
     let (store, fleet) = (state.store.clone(), state.fleet.clone());
     let pool = req.pool;
-    let out = super::blocking(move || {
+    let out = super::state::blocking(move || {
         let start = std::time::Instant::now();
         let mut events = store.events_between(since, until, SIMULATE_MAX_EVENTS)?;
         let mut by_node: std::collections::HashMap<String, Vec<_>> = Default::default();

@@ -9,10 +9,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
 
-use super::auth::Admin;
 use super::body::{NoBody, OptJson};
+use super::caller::Admin;
+use super::error::ApiError;
 use super::nodes::{load, node_json};
-use super::{audited, blocking, clip, ApiError, AppState};
+use super::state::{audited, blocking, clip, AppState};
 use crate::model::lifecycle::Step;
 use crate::model::{Command, CommandKind, Node};
 use crate::store::rows::NewAudit;
@@ -69,6 +70,24 @@ pub struct StepRequest {
     /// Drain only: how long the drain may take, like `30m` (1s to 7d).
     #[serde(default)]
     pub timeout: Option<String>,
+}
+
+/// A new `pending` command for `node`, due now.
+pub fn new_command(
+    node: &str,
+    kind: CommandKind,
+    params: serde_json::Value,
+    by: &str,
+    now: i64,
+) -> Result<crate::store::rows::CommandRow, ApiError> {
+    Ok(crate::store::rows::CommandRow::pending(
+        crate::token::random_id("cmd-")?,
+        node,
+        kind,
+        &params,
+        by,
+        now,
+    ))
 }
 
 /// Answer of a lifecycle step.
@@ -137,7 +156,7 @@ pub(super) async fn step(
     })
     .await?;
     let now = state.clock.now_ms();
-    let cmd = super::commands::new_command(
+    let cmd = new_command(
         &id,
         kind,
         json!({"reason": reason, "timeout": b.timeout}),

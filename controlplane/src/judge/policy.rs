@@ -14,135 +14,27 @@
 //! remediation, hot reload and the API come next.
 
 mod file;
+mod functions;
 mod input;
 mod memo;
+mod reads;
+mod rule;
 mod vals;
 pub mod watch;
 
-use std::time::Duration;
-
-use cel::{Context, Program};
-use serde::Serialize;
+use cel::Context;
 
 pub use file::limits;
 pub use file::PolicyError;
 pub use input::{EventInput, NodeInput};
 pub use memo::RuleMemo;
+pub use rule::{Evaluation, Match, Rule, RuleFailure, Scope, Verdict};
 
 use crate::model::observation::NodeObservation;
+use functions::base_context;
 
 /// The shipped default policy (`config/policies.toml`).
 pub const DEFAULT_POLICY: &str = include_str!("../../../config/policies.toml");
-
-/// What a rule is evaluated on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Scope {
-    /// Each new health event.
-    Event,
-    /// Each GPU of each observation.
-    Gpu,
-    /// Each node observation.
-    Node,
-}
-
-impl Scope {
-    /// The name used in policy files.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Scope::Event => "event",
-            Scope::Gpu => "gpu",
-            Scope::Node => "node",
-        }
-    }
-}
-
-/// What a matching rule says about the node.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Verdict {
-    /// Works, but needs a look.
-    Degraded,
-    /// Should not run work.
-    Unhealthy,
-}
-
-impl Verdict {
-    /// The name used in policy files.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Verdict::Degraded => "degraded",
-            Verdict::Unhealthy => "unhealthy",
-        }
-    }
-}
-
-/// A compiled rule.
-#[derive(Debug)]
-pub struct Rule {
-    /// Unique name.
-    pub name: String,
-    /// For people.
-    pub description: String,
-    /// What it looks at.
-    pub scope: Scope,
-    /// The CEL source.
-    pub when: String,
-    /// Its verdict.
-    pub verdict: Verdict,
-    /// How long the condition must hold (gpu and node rules).
-    pub hold: Option<Duration>,
-    /// Recommended action.
-    pub action: Option<String>,
-    program: Program,
-    /// The fields it reads, when the text says them all (memoization).
-    reads: Option<Vec<memo::Read>>,
-}
-
-/// A rule that matched.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Match {
-    /// The rule.
-    pub rule: String,
-    /// Its verdict.
-    pub verdict: Verdict,
-    /// Its recommended action (the rule's, else the event's).
-    pub action: Option<String>,
-    /// The GPU, for gpu rules and GPU events.
-    pub gpu: Option<u32>,
-    /// What matched, for people (`XID 79 on GPU 3: …`, `temperature_celsius = 97`).
-    pub detail: String,
-    /// How long it must hold before it counts.
-    #[serde(skip)]
-    pub hold: Option<Duration>,
-}
-
-/// A rule that could not be evaluated: its name, the input and the error.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct RuleFailure {
-    /// The rule.
-    pub rule: String,
-    /// The input, summarized (`event 17`, `gpu 3`, `node`).
-    pub input: String,
-    /// The error.
-    pub error: String,
-}
-
-/// The outcome of evaluating a policy on one input.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct Evaluation {
-    /// Rules that matched, in policy order.
-    pub matches: Vec<Match>,
-    /// Rules that failed.
-    pub failures: Vec<RuleFailure>,
-}
-
-impl Evaluation {
-    /// The worst verdict among the matches (`None`: healthy as far as these rules see).
-    pub fn worst(&self) -> Option<Verdict> {
-        self.matches.iter().map(|m| m.verdict).max()
-    }
-}
 
 /// The running policy, swapped whole by `PUT /v1/policies` (readers keep the one they took).
 pub type SharedPolicy = std::sync::Arc<std::sync::RwLock<std::sync::Arc<Policy>>>;
@@ -171,55 +63,6 @@ impl std::fmt::Debug for Policy {
     }
 }
 
-/// The XID an expression names, with the driver's message when it passes one:
-/// `xid_severity(code)` or `xid_severity(code, message)`.
-fn xid_args(name: &str, args: &[cel::Value]) -> Result<(u32, Option<String>), cel::ExecutionError> {
-    let code = match args.first() {
-        Some(cel::Value::Int(c)) => u32::try_from(*c).unwrap_or(u32::MAX),
-        Some(cel::Value::UInt(c)) => u32::try_from(*c).unwrap_or(u32::MAX),
-        _ => {
-            return Err(cel::ExecutionError::function_error(
-                name,
-                "takes an XID code (int) and, optionally, the event's message (string)",
-            ))
-        }
-    };
-    match args.get(1..) {
-        Some([]) | None => Ok((code, None)),
-        Some([cel::Value::String(m)]) => Ok((code, Some(m.to_string()))),
-        Some(_) => Err(cel::ExecutionError::function_error(
-            name,
-            "takes an XID code (int) and, optionally, the event's message (string)",
-        )),
-    }
-}
-
-fn register_functions(ctx: &mut Context<'_, '_>) {
-    use cel::extractors::Arguments;
-    // Both read `gpuwarden_wire::xid::classify`, the classification the agent uses: with the
-    // message, XIDs decided by their text (NVLink5 144–150, 154) are read as the agent reads them.
-    let _ = ctx.add_function(
-        "xid_severity",
-        |Arguments(args): Arguments| -> Result<cel::Value, cel::ExecutionError> {
-            let (code, message) = xid_args("xid_severity", &args)?;
-            let v = gpuwarden_wire::xid::classify(code, message.as_deref()).0;
-            Ok(cel::Value::String(std::sync::Arc::new(
-                v.as_str().to_string(),
-            )))
-        },
-    );
-    let _ = ctx.add_function(
-        "xid_action",
-        |Arguments(args): Arguments| -> Result<cel::Value, cel::ExecutionError> {
-            let (code, message) = xid_args("xid_action", &args)?;
-            let v = gpuwarden_wire::xid::classify(code, message.as_deref()).1;
-            Ok(cel::Value::String(std::sync::Arc::new(
-                v.as_str().to_string(),
-            )))
-        },
-    );
-}
-
 /// Runs `f` (an evaluation of rules) on a thread with [`limits::EVAL_STACK_BYTES`] of stack
 /// and waits for it; for callers on threads with a smaller stack. Errors: the thread cannot
 /// be started. A panic in `f` is resumed in the caller.
@@ -231,13 +74,6 @@ pub fn on_eval_stack<T: Send>(f: impl FnOnce() -> T + Send) -> std::io::Result<T
             .spawn_scoped(s, f)?;
         Ok(h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
     })
-}
-
-/// A fresh context with the policy functions.
-pub(crate) fn base_context() -> Context<'static, 'static> {
-    let mut ctx = Context::default();
-    register_functions(&mut ctx);
-    ctx
 }
 
 impl Policy {

@@ -5,38 +5,16 @@ use std::collections::HashSet;
 use std::ops::Range;
 
 use cel::{ExecutionError, Program};
-use serde::Serialize;
 
-use super::{input, Rule, Scope, Verdict};
+use super::input;
+use super::rule::{Rule, Scope, Verdict};
 
+mod errors;
 pub mod limits;
 mod read;
 
-/// One problem of a policy document.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
-#[error("{}line {line}, column {column}: {message}", .rule.as_ref().map(|r| format!("rule {r:?}, ")).unwrap_or_default())]
-pub struct PolicyError {
-    /// The rule, when the problem is in one.
-    pub rule: Option<String>,
-    /// 1-based line in the document.
-    pub line: usize,
-    /// 1-based column.
-    pub column: usize,
-    /// What is wrong.
-    pub message: String,
-}
-
-impl PolicyError {
-    /// A problem of the parser itself, not of a rule (line 1, column 1).
-    pub(super) fn internal(message: &str) -> Self {
-        Self {
-            rule: None,
-            line: 1,
-            column: 1,
-            message: message.to_string(),
-        }
-    }
-}
+pub use errors::PolicyError;
+use errors::{position, Errors};
 
 const ACTIONS: &[&str] = &[
     "ignore",
@@ -45,33 +23,6 @@ const ACTIONS: &[&str] = &[
     "reboot_node",
     "contact_support",
 ];
-
-fn position(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let column = before
-        .rfind('\n')
-        .map_or(before.chars().count(), |i| before[i + 1..].chars().count())
-        + 1;
-    (line, column)
-}
-
-struct Errors<'t> {
-    text: &'t str,
-    list: Vec<PolicyError>,
-}
-
-impl Errors<'_> {
-    fn at(&mut self, rule: Option<&str>, span: Range<usize>, message: String) {
-        let (line, column) = position(self.text, span.start);
-        self.list.push(PolicyError {
-            rule: rule.map(str::to_string),
-            line,
-            column,
-            message,
-        });
-    }
-}
 
 /// Where the expression of a `when` starts in the document (after the opening quotes).
 fn expression_start(text: &str, span: &Range<usize>) -> usize {
@@ -87,7 +38,7 @@ fn expression_start(text: &str, span: &Range<usize>) -> usize {
 /// errors, surface at load time instead of on the first real event.
 fn dry_run(program: &Program, scope: Scope, when: &str) -> Option<String> {
     let (event, gpu, obs, node) = input::samples();
-    let mut ctx = super::base_context();
+    let mut ctx = super::functions::base_context();
     match scope {
         Scope::Event => {
             ctx.add_variable_as_val("event", Box::new(super::vals::EventVal(&event)));
@@ -273,7 +224,7 @@ pub(super) fn parse(text: &str) -> Result<Vec<Rule>, Vec<PolicyError>> {
             }
         }
         if let (Some(program), Some(scope), Some(verdict)) = (program, scope, verdict) {
-            let reads = super::memo::reads(&when);
+            let reads = super::reads::reads(&when);
             rules.push(Rule {
                 name,
                 description: r.description,
@@ -291,25 +242,5 @@ pub(super) fn parse(text: &str) -> Result<Vec<Rule>, Vec<PolicyError>> {
         Ok(rules)
     } else {
         Err(errs.list)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::super::Policy;
-
-    /// Hardening follow-up: free text with control characters reaches tables and terminals;
-    /// a rule description is one line of plain text.
-    #[test]
-    fn a_description_with_control_characters_is_refused() {
-        let rule = |d: &str| {
-            format!(
-                "[[rule]]\nname = \"r\"\ndescription = \"{d}\"\nscope = \"event\"\nwhen = 'event.kind == \"xid\"'\nverdict = \"degraded\"\n"
-            )
-        };
-        assert!(Policy::parse(&rule("XIDs that need a reset")).is_ok());
-        let errs = Policy::parse(&rule("line1\\nFAKE\\u001b[31m")).unwrap_err();
-        assert_eq!(errs.len(), 1, "{errs:?}");
-        assert!(errs[0].message.contains("control character"), "{errs:?}");
     }
 }

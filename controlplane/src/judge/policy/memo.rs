@@ -13,84 +13,13 @@ use std::collections::HashMap;
 
 use cel::Context;
 
+use super::input;
+use super::reads::Read;
+use super::rule::{Evaluation, Match, Rule, RuleFailure, Scope};
 use super::vals::{Fingerprint, GpuVal, NodeVal};
-use super::{input, Evaluation, Match, Policy, Rule, RuleFailure, Scope};
+use super::Policy;
 use crate::judge::policy::NodeInput;
 use crate::model::observation::NodeObservation;
-
-/// A field a rule reads.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Read {
-    /// `gpu.FIELD`
-    Gpu(String),
-    /// `node.FIELD`
-    Node(String),
-}
-
-/// The fields `when` reads, or `None` when they cannot all be known from the text.
-pub(crate) fn reads(when: &str) -> Option<Vec<Read>> {
-    if when.contains('\\') {
-        return None;
-    }
-    let b = when.as_bytes();
-    let ident = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
-    let mut out: Vec<Read> = Vec::new();
-    let mut i = 0;
-    while i < b.len() {
-        let c = b[i];
-        if c == b'"' || c == b'\'' {
-            // A string literal: skip to its closing quote.
-            i += 1;
-            while i < b.len() && b[i] != c {
-                i += 1;
-            }
-            i += 1;
-            continue;
-        }
-        if !ident(c) {
-            i += 1;
-            continue;
-        }
-        let start = i;
-        while i < b.len() && ident(b[i]) {
-            i += 1;
-        }
-        let word = &when[start..i];
-        let is_field_name = start > 0 && b[start - 1] == b'.';
-        if is_field_name || !matches!(word, "gpu" | "node" | "event") {
-            continue;
-        }
-        let mut j = i;
-        while j < b.len() && b[j].is_ascii_whitespace() {
-            j += 1;
-        }
-        if j >= b.len() || b[j] != b'.' {
-            return None;
-        }
-        j += 1;
-        while j < b.len() && b[j].is_ascii_whitespace() {
-            j += 1;
-        }
-        let fs = j;
-        while j < b.len() && ident(b[j]) {
-            j += 1;
-        }
-        if j == fs {
-            return None;
-        }
-        let field = when[fs..j].to_string();
-        let r = match word {
-            "gpu" => Read::Gpu(field),
-            "node" => Read::Node(field),
-            _ => return None, // state rules do not see events
-        };
-        if !out.contains(&r) {
-            out.push(r);
-        }
-        i = j;
-    }
-    Some(out)
-}
 
 /// One node's remembered rule results: per GPU (the node rules under `u32::MAX`), per rule,
 /// the fingerprint of what it read and whether it matched.
@@ -260,6 +189,7 @@ fn judge(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::judge::policy::reads::reads;
 
     #[test]
     fn the_fields_a_rule_reads_are_found_or_it_is_always_run() {

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::model::observation::GpuObservation;
+use std::time::Duration;
 
 fn node() -> NodeInput {
     NodeInput {

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use gpuwarden_wire::exposition::Sample;
 
-use super::ObserveError;
+use super::error::ObserveError;
 
 /// GPUs per target: the same bound registration applies (`POST /v1/nodes/register`).
 pub const MAX_GPUS: usize = 1024;
@@ -59,6 +59,7 @@ pub(super) fn label(s: &Sample<'_>, name: &str) -> Result<Option<String>, Observ
             metric: s.name.to_string(),
             label: format!("{name} label"),
             len: v.len(),
+            max: MAX_VALUE_BYTES,
         }),
         Some(v) => Ok(Some(v.into_owned())),
         None => Ok(None),
@@ -73,6 +74,7 @@ pub(super) fn name(s: &Sample<'_>, short: &str) -> Result<(), ObserveError> {
             metric: format!("{head}…"),
             label: "metric name".into(),
             len: s.name.len(),
+            max: MAX_VALUE_BYTES,
         });
     }
     Ok(())

@@ -7,7 +7,7 @@ use std::ops::Range;
 
 use toml_edit::{ImDocument, Item, Key, TableLike, Value};
 
-use super::Errors;
+use super::errors::Errors;
 
 /// A value and where it is in the document.
 #[derive(Debug, Clone)]

@@ -123,3 +123,18 @@ fn the_shipped_rules_are_far_below_the_limits() {
         assert!(ops * 4 < MAX_OPERATORS, "{}: {ops}", r.name);
     }
 }
+
+/// Hardening follow-up: free text with control characters reaches tables and terminals;
+/// a rule description is one line of plain text.
+#[test]
+fn a_description_with_control_characters_is_refused() {
+    let rule = |d: &str| {
+        format!(
+                "[[rule]]\nname = \"r\"\ndescription = \"{d}\"\nscope = \"event\"\nwhen = 'event.kind == \"xid\"'\nverdict = \"degraded\"\n"
+            )
+    };
+    assert!(Policy::parse(&rule("XIDs that need a reset")).is_ok());
+    let errs = Policy::parse(&rule("line1\\nFAKE\\u001b[31m")).unwrap_err();
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(errs[0].message.contains("control character"), "{errs:?}");
+}
