@@ -47,7 +47,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(meta::healthz)
         .service(meta::readyz)
         .service(meta::metrics)
-        .service(meta::openapi)
+        .service(doc::openapi_json)
         .service(meta::service_discovery)
         .service(meta::audit)
         .service(join::register)

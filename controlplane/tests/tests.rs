@@ -14,6 +14,7 @@
 //! - `expected_gpus`: the expected GPU count across re-registrations and the operator's
 //!   `POST /v1/nodes/{id}/expected-gpus`.
 //! - `takeover`: what the bootstrap token may do to an existing node.
+//! - `layers`: the crate's shape: imports run downwards between folders, no import circles.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -25,6 +26,7 @@ mod check_config;
 mod cli;
 mod expected_gpus;
 mod join_api;
+mod layers;
 mod node_api;
 mod openapi;
 mod policy_api;

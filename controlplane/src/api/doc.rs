@@ -8,6 +8,7 @@
 
 use std::sync::OnceLock;
 
+use actix_web::{get, HttpResponse};
 use serde_json::{json, Value};
 use utoipa::OpenApi;
 
@@ -39,7 +40,7 @@ use super::{commands, expected, history, join, meta, node_token, nodes, policies
         meta::metrics,
         meta::service_discovery,
         meta::audit,
-        meta::openapi,
+        openapi_json,
         policies::validate,
         policies::get,
         policies::put,
@@ -193,4 +194,10 @@ pub fn methods_for(path: &str) -> Option<Vec<String>> {
     methods.sort();
     methods.dedup();
     (!methods.is_empty()).then_some(methods)
+}
+
+#[utoipa::path(get, path = "/v1/openapi.json", security(), responses((status = 200, description = "This document")))]
+#[get("/v1/openapi.json")]
+pub(super) async fn openapi_json() -> HttpResponse {
+    HttpResponse::Ok().json(document())
 }

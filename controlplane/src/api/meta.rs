@@ -1,4 +1,4 @@
-//! `/healthz`, `/readyz`, `/metrics`, `/v1/openapi.json`, `/v1/sd` (Prometheus HTTP service
+//! `/healthz`, `/readyz`, `/metrics`, `/v1/sd` (Prometheus HTTP service
 //! discovery) and `/v1/audit`.
 
 use std::collections::BTreeMap;
@@ -49,12 +49,6 @@ pub(super) async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, 
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(state.metrics.render()))
-}
-
-#[utoipa::path(get, path = "/v1/openapi.json", security(), responses((status = 200, description = "This document")))]
-#[get("/v1/openapi.json")]
-pub(super) async fn openapi() -> HttpResponse {
-    HttpResponse::Ok().json(super::doc::document())
 }
 
 /// One target group of Prometheus HTTP service discovery.
