@@ -7,9 +7,11 @@
 //! the API's JSON with `-o json` — errors included (`{"error":{"code","message"}}`, or the
 //! API's own error document).
 
+pub mod args;
 pub mod commands;
 mod escape;
 mod invalid;
+pub mod run;
 mod table;
 mod views;
 

@@ -1,13 +1,10 @@
 //! `gpuwarden serve`: opens the store, sets up tokens, loads the targets, starts the scraper
 //! and the HTTP server. [`start`] is what the binary and the end-to-end tests both run.
 
-use std::io::Write;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use actix_web::{web, App, HttpServer};
-use thiserror::Error;
 use tracing::{info, warn};
 
 use crate::act::deliver::{Dispatcher, DispatcherHandle, HttpSender};
@@ -22,85 +19,19 @@ use crate::metrics::Metrics;
 use crate::model::{Source, Status};
 use crate::scrape::fleet::{Fleet, FleetSettings};
 use crate::scrape::{HttpFetcher, Scraper, ScraperHandle};
-use crate::store::rows::{AdminTokenRow, NodeRow};
-use crate::store::{Store, StoreError, StoreOptions};
-use crate::token::{self, TokenKind};
+use crate::store::rows::NodeRow;
+use crate::store::{Store, StoreOptions};
+use crate::token;
 
-/// Why the control plane could not start.
-#[derive(Debug, Error)]
-pub enum ServeError {
-    /// The database.
-    #[error("database {url}: {source}")]
-    Store {
-        /// The URL, password hidden.
-        url: String,
-        /// The cause.
-        #[source]
-        source: StoreError,
-    },
-    /// Files or sockets.
-    #[error("{what}: {source}")]
-    Io {
-        /// What was being done.
-        what: String,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The health policy does not load.
-    #[error("{0}")]
-    Policy(String),
-    /// No randomness for tokens.
-    #[error(transparent)]
-    Random(#[from] token::RandomError),
-    /// A token given through the environment is unusable (too short, …).
-    #[error("{}", .0.join("\n"))]
-    Tokens(Vec<String>),
-}
+pub mod command;
+mod error;
+mod signal;
+mod tokens;
 
-/// Tokens given through the environment (`GPUWARDEN_ADMIN_TOKEN`, `GPUWARDEN_BOOTSTRAP_TOKEN`).
-#[derive(Debug, Clone, Default)]
-pub struct EnvTokens {
-    /// Admin token.
-    pub admin: Option<String>,
-    /// Bootstrap token.
-    pub bootstrap: Option<String>,
-}
-
-impl EnvTokens {
-    /// Reads the two variables.
-    pub fn from_env() -> Self {
-        let get = |k| {
-            std::env::var(k)
-                .ok()
-                .filter(|v: &String| !v.trim().is_empty())
-        };
-        Self {
-            admin: get("GPUWARDEN_ADMIN_TOKEN"),
-            bootstrap: get("GPUWARDEN_BOOTSTRAP_TOKEN"),
-        }
-    }
-
-    /// Checks both tokens by the rule of `auth.*_tokens` ([`crate::validate::token`]: at
-    /// least 16 characters, or `sha256:<64 hex>`); every problem, naming its variable.
-    pub fn check(&self) -> Result<(), Vec<String>> {
-        let problems: Vec<String> = [
-            ("GPUWARDEN_ADMIN_TOKEN", &self.admin),
-            ("GPUWARDEN_BOOTSTRAP_TOKEN", &self.bootstrap),
-        ]
-        .into_iter()
-        .filter_map(|(var, t)| {
-            let e = crate::validate::token(t.as_deref()?).err()?;
-            Some(format!("{var}: {e}"))
-        })
-        .collect();
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(problems)
-        }
-    }
-}
+pub use error::{redact, ServeError};
+pub use signal::ShutdownSignal;
+use tokens::admin_tokens;
+pub use tokens::{EnvTokens, Generated};
 
 /// A running control plane.
 pub struct Running {
@@ -146,78 +77,6 @@ impl Running {
         })
         .await;
     }
-}
-
-/// Hides the password of a database URL for logs and errors.
-pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let creds = &url[s + 3..at];
-            match creds.find(':') {
-                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
-                None => url.to_string(),
-            }
-        }
-        _ => url.to_string(),
-    }
-}
-
-fn write_secret(path: &Path, secret: &str) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
-    }
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
-    writeln!(f, "{secret}")
-}
-
-/// An admin token generated at start: the secret and the file it was written to.
-pub type Generated = (String, PathBuf);
-
-/// The admin token digests to accept; generates one when there are none anywhere.
-fn admin_tokens(
-    cfg: &ControlPlaneConfig,
-    env: &EnvTokens,
-    store: &Store,
-    now: i64,
-) -> Result<(Vec<String>, Option<Generated>), ServeError> {
-    let store_err = |source| ServeError::Store {
-        url: redact(&cfg.database.url),
-        source,
-    };
-    let mut digests: Vec<String> = cfg
-        .auth
-        .admin_tokens
-        .iter()
-        .map(|t| auth_digest(t))
-        .collect();
-    digests.extend(env.admin.iter().map(|t| auth_digest(t)));
-    let stored = store.admin_token_digests().map_err(store_err)?;
-    let mut generated = None;
-    if digests.is_empty() && stored.is_empty() {
-        let t = token::issue(TokenKind::Admin)?;
-        let path = cfg.server.data_dir.join("admin-token");
-        store
-            .add_admin_token(&AdminTokenRow {
-                digest: t.digest.clone(),
-                name: "generated".into(),
-                created_at: now,
-            })
-            .map_err(store_err)?;
-        write_secret(&path, &t.secret).map_err(|source| ServeError::Io {
-            what: format!("writing {}", path.display()),
-            source,
-        })?;
-        digests.push(t.digest);
-        generated = Some((t.secret, path));
-    }
-    digests.extend(stored);
-    Ok((digests, generated))
 }
 
 fn static_row(t: &crate::config::StaticTarget, now: i64) -> Result<NodeRow, ServeError> {
@@ -498,62 +357,4 @@ fn sysinfo_hostname() -> String {
         .ok()
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "gpuwarden".into())
-}
-
-/// SIGINT and SIGTERM, watched from the moment it is installed: install it before starting,
-/// so a signal that arrives while the control plane starts (a supervisor stopping it at once)
-/// is a graceful stop rather than the default action, which kills the process.
-#[derive(Debug)]
-pub struct ShutdownSignal {
-    term: Option<tokio::signal::unix::Signal>,
-    int: Option<tokio::signal::unix::Signal>,
-}
-
-impl ShutdownSignal {
-    /// Starts watching (inside the runtime).
-    pub fn install() -> Self {
-        use tokio::signal::unix::{signal, SignalKind};
-        let watch = |kind, name: &str| match signal(kind) {
-            Ok(s) => Some(s),
-            Err(e) => {
-                warn!(error = %e, "cannot watch {name}");
-                None
-            }
-        };
-        ShutdownSignal {
-            term: watch(SignalKind::terminate(), "SIGTERM"),
-            int: watch(SignalKind::interrupt(), "SIGINT"),
-        }
-    }
-
-    /// Waits for either signal.
-    pub async fn wait(mut self) {
-        async fn recv(s: Option<&mut tokio::signal::unix::Signal>) {
-            match s {
-                Some(s) => {
-                    s.recv().await;
-                }
-                None => std::future::pending().await,
-            }
-        }
-        tokio::select! {
-            _ = recv(self.term.as_mut()) => {}
-            _ = recv(self.int.as_mut()) => {}
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn passwords_are_hidden_in_database_urls() {
-        assert_eq!(
-            redact("postgres://gw:s3cret@db:5432/gw"),
-            "postgres://gw:***@db:5432/gw"
-        );
-        assert_eq!(redact("postgres://gw@db/gw"), "postgres://gw@db/gw");
-        assert_eq!(redact("sqlite://gpuwarden.db"), "sqlite://gpuwarden.db");
-    }
 }

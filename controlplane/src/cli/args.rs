@@ -1,0 +1,83 @@
+//! The `gpuwarden` command line (clap): global flags, the `serve` command and the admin
+//! commands over the REST API.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use super::commands::{NodesCommand, PoliciesCommand};
+use super::Output;
+
+/// gpuwarden keeps fleets of GPU machines healthy. `serve` runs the control plane; the other
+/// commands drive it over its REST API.
+#[derive(Debug, Parser)]
+#[command(name = "gpuwarden", version, about)]
+pub struct Cli {
+    #[command(flatten)]
+    /// The global flags.
+    pub conn: Conn,
+    #[command(subcommand)]
+    /// What to do.
+    pub command: Command,
+}
+
+/// The global flags: before or after the subcommand.
+#[derive(Debug, Args)]
+pub struct Conn {
+    /// Control-plane URL [env GPUWARDEN_SERVER; CLI config; default http://127.0.0.1:8410].
+    #[arg(long, global = true, value_name = "URL")]
+    pub server: Option<String>,
+    /// Admin token [env GPUWARDEN_ADMIN_TOKEN; CLI config; ./admin-token].
+    #[arg(long, global = true, value_name = "TOKEN")]
+    pub token: Option<String>,
+    /// Output format.
+    #[arg(short = 'o', long, global = true, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+}
+
+/// The commands. (Doc comments here are clap's help text; the subcommand fields have none.)
+#[derive(Debug, Subcommand)]
+#[allow(missing_docs)]
+pub enum Command {
+    /// Run the control plane (SQLite ./gpuwarden.db on 127.0.0.1:8410 with no config).
+    Serve {
+        /// Configuration file (TOML); GPUWARDEN_<SECTION>__<KEY> variables override it.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Address of the API [default: 127.0.0.1:8410].
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+        /// Database: sqlite://PATH or postgres://USER:PASS@HOST/DB [default: sqlite://gpuwarden.db].
+        #[arg(long, value_name = "URL")]
+        database: Option<String>,
+        /// Check a configuration file and exit (0 valid; 2 invalid, every problem listed).
+        #[arg(long, value_name = "FILE", conflicts_with = "config")]
+        check_config: Option<PathBuf>,
+    },
+    /// List, inspect, join and act on nodes.
+    Nodes {
+        #[command(subcommand)]
+        command: NodesCommand,
+    },
+    /// Show, check, replace and try out health policies.
+    Policies {
+        #[command(subcommand)]
+        command: PoliciesCommand,
+    },
+    /// The audit log of admin actions, newest first.
+    Audit {
+        /// How many entries.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+}
+
+/// Whether the raw arguments ask for JSON output (`-o json`, `-ojson`, `--output json`,
+/// `--output=json`): how a command-line error is shown before clap could parse the flags.
+pub fn wants_json(args: &[String]) -> bool {
+    args.iter().enumerate().any(|(i, a)| {
+        let next = args.get(i + 1).map(String::as_str);
+        matches!(a.as_str(), "-ojson" | "--output=json")
+            || (matches!(a.as_str(), "-o" | "--output") && next == Some("json"))
+    })
+}

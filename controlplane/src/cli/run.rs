@@ -1,0 +1,52 @@
+//! Running an admin command: resolve the server and token, call the API, print the answer
+//! (a table, or JSON with `-o json`), and map failures onto exit codes.
+
+use std::process::ExitCode;
+
+use super::args::{Command, Conn};
+use super::{commands, CliError, Client, Output, Target};
+
+/// Runs an admin command (every command but `serve`); the process's exit code.
+pub fn admin(conn: Conn, command: Command) -> ExitCode {
+    match command {
+        Command::Serve { .. } => {
+            fail(
+                conn.output,
+                &CliError::Usage("serve is not an admin command".into()),
+            );
+            ExitCode::from(2)
+        }
+        Command::Nodes { command } => run_cli(conn, |c, out| commands::nodes(command, c, out)),
+        Command::Policies { command } => {
+            run_cli(conn, |c, out| commands::policies(command, c, out))
+        }
+        Command::Audit { limit } => run_cli(conn, |c, out| {
+            let v = c.call("GET", &format!("/v1/audit?limit={limit}"), None)?;
+            Ok(out.render(&v, super::audit_table))
+        }),
+    }
+}
+
+fn run_cli(conn: Conn, f: impl FnOnce(&Client, Output) -> Result<String, CliError>) -> ExitCode {
+    let result =
+        Target::resolve(conn.server, conn.token).and_then(|t| f(&Client::new(t), conn.output));
+    match result {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            fail(conn.output, &e);
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+/// Prints an error: text on stderr, or with `-o json` the JSON document on stdout (where a
+/// script reads the answer).
+pub fn fail(out: Output, e: &CliError) {
+    match out {
+        Output::Json => print!("{}", out.error(e)),
+        Output::Table => eprint!("{}", out.error(e)),
+    }
+}
