@@ -87,9 +87,7 @@ fn main() {
 fn run() -> Result<(), String> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.len() < 3 || args.len() > 4 {
-        return Err(
-            "usage: static_targets ADDR BODIES_DIR LIFETIME_SECS [MAX_CONNECTIONS]".into(),
-        );
+        return Err("usage: static_targets ADDR BODIES_DIR LIFETIME_SECS [MAX_CONNECTIONS]".into());
     }
     let addr: SocketAddr = args[0]
         .parse()
@@ -351,10 +349,23 @@ fn respond_error(
     // The messages above hold no quote or backslash but a client's parameter name might.
     let message: String = message
         .chars()
-        .map(|c| if c == '"' || c == '\\' || c.is_control() { '\'' } else { c })
+        .map(|c| {
+            if c == '"' || c == '\\' || c.is_control() {
+                '\''
+            } else {
+                c
+            }
+        })
         .collect();
     let json = format!(r#"{{"error":{{"code":"{code}","message":"{message}"}}}}"#);
-    write(out, status, "application/json", None, json.as_bytes(), keep_alive)
+    write(
+        out,
+        status,
+        "application/json",
+        None,
+        json.as_bytes(),
+        keep_alive,
+    )
 }
 
 /// Writes one response with a `Content-Length`.
