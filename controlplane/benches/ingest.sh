@@ -4,13 +4,17 @@
 #
 # usage: controlplane/benches/ingest.sh
 # env:   PROM_N=200 PROM_INTERVAL=1s  FLEET_NS="2000 10000 20000" FLEET_INTERVAL=15s
-#        WARM=20 MEASURE=45 WORK=target/bench-ingest
-# needs: prometheus (apt-get install -y prometheus), curl, jq, gzip, rustc.
-# Output: RESULT lines on stdout and $WORK/results.tsv.
+#        WARM=20 MEASURE=45 WORK=target/bench-ingest  BUILD=1 (0: use target/release as it is)
+#        PROM_N=0 skips Prometheus and the gpuwarden run at its size.
+# needs: prometheus (apt-get install -y prometheus), curl, gzip, bc, python3, rustc.
+# Output: RESULT lines on stdout and $WORK/results.tsv; each gpuwarden run also reports its
+# failed scrapes and failed event reads (both should be 0).
 #
 # The targets are bodies captured from a real `gpuwarden-agent --fake-gpus 8`, served gzip'd
-# with keep-alive by ../shared/bench/peer/static_metrics_server.rs on 127.0.0.1 (one port,
-# one path per target). Every process here runs under `timeout` and is stopped by PID.
+# with keep-alive by controlplane/benches/ingest/static_targets.rs (std only, built here with
+# rustc -O) on 127.0.0.1: one port, target i at /t/i/metrics, and /t/i/v1/events answering
+# like an agent with no new events. Every process here runs under `timeout` and is stopped
+# by PID.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -21,7 +25,7 @@ FLEET_INTERVAL=${FLEET_INTERVAL:-15s}
 WARM=${WARM:-20}
 MEASURE=${MEASURE:-45}
 WORK=${WORK:-$ROOT/target/bench-ingest}
-PEER=${PEER:-$ROOT/../shared/bench/peer}
+BUILD=${BUILD:-1}
 SRV_PORT=${SRV_PORT:-19200}
 PROM_PORT=${PROM_PORT:-19090}
 CP_PORT=${CP_PORT:-18410}
@@ -34,19 +38,24 @@ metric_sum() { # URL NAME [label filter]
   curl -s --max-time 10 "$1" | awk -v m="$2" -v f="${3:-}" '($1==m || index($1, m"{")==1) && (f=="" || index($1,f)) {s+=$NF} END {printf "%.6f", s}'; }
 secs() { local v=$1; case $v in *ms) echo "scale=3; ${v%ms}/1000" | bc;; *s) echo "${v%s}";; *m) echo "$(( ${v%m} * 60 ))";; esac; }
 
-echo "== build (release)"
-cargo build --release -q -p gpuwarden-agent -p gpuwarden-controlplane --bins
 BIN=$ROOT/target/release
-[ -x "$WORK/static_metrics_server" ] || rustc -O -o "$WORK/static_metrics_server" "$PEER/static_metrics_server.rs"
+if [ "$BUILD" = 1 ]; then
+  echo "== build (release)"
+  cargo build --release -q -p gpuwarden-agent -p gpuwarden-controlplane --bins
+fi
+SRC=$ROOT/controlplane/benches/ingest/static_targets.rs
+if [ ! -x "$WORK/static_targets" ] || [ "$SRC" -nt "$WORK/static_targets" ]; then
+  rustc -O --edition 2021 -o "$WORK/static_targets" "$SRC"
+fi
 
 echo "== capture 8 bodies from a real agent with 8 fake GPUs"
 BODIES=$WORK/bodies; rm -rf "$BODIES"; mkdir -p "$BODIES"
 timeout 120 "$BIN/gpuwarden-agent" --fake-gpus 8 --listen 127.0.0.1:19410 >"$WORK/agent.log" 2>&1 &
 AG=$!
 for _ in $(seq 1 100); do curl -sf -o /dev/null http://127.0.0.1:19410/healthz && break; sleep 0.1; done
-# One XID first, so the bodies carry XID series; the counters are the same in every variant
-# (a real agent's counters move only when something happens, and then the control plane
-# reads /v1/events, which this static server does not serve).
+# One XID first, so the bodies carry XID series. A target always gets the same body, so its
+# counters never move: the control plane reads /v1/events once per target (its first
+# scrape), as from an agent where nothing happens.
 curl -s -XPOST http://127.0.0.1:19410/v1/fake/inject -d '{"gpu":2,"fault":"xid","code":13}' >/dev/null
 sleep 1
 for i in $(seq 0 7); do
@@ -57,9 +66,9 @@ SPB=$(grep -vc '^#' "$BODIES/body_0.prom")
 echo "samples per body: $SPB, bytes: $(wc -c <"$BODIES/body_0.prom") plain / $(wc -c <"$BODIES/body_0.prom.gz") gzip"
 
 TOTAL_SECS=$(( (WARM + MEASURE + 90) * (1 + 2 * $(echo $FLEET_NS | wc -w)) + 120 ))
-timeout "$TOTAL_SECS" "$WORK/static_metrics_server" "127.0.0.1:$SRV_PORT" "$BODIES" gzip "$TOTAL_SECS" >"$WORK/server.log" 2>&1 &
+timeout "$TOTAL_SECS" "$WORK/static_targets" "127.0.0.1:$SRV_PORT" "$BODIES" "$TOTAL_SECS" >"$WORK/server.log" 2>&1 &
 SRV=$!
-sleep 1
+for _ in $(seq 1 50); do curl -sf -o /dev/null "http://127.0.0.1:$SRV_PORT/healthz" && break; sleep 0.1; done
 printf "system\tN\tinterval\tsamples_per_s\tcpu_cores\tsamples_per_cpu_s\tscrapes_per_s\texpected_scrapes_per_s\trss_mib\n" >"$WORK/results.tsv"
 
 # gpuwarden serve with N static targets; prints one result line.
@@ -70,7 +79,7 @@ run_cp() {
     printf '[server]\nlisten = "127.0.0.1:%s"\ndata_dir = "%s"\n[database]\nurl = "sqlite://%s/gw.db"\nflush_interval = "15s"\n' "$CP_PORT" "$d" "$d"
     printf '[scrape]\ninterval = "%s"\ntimeout = "%s"\nconcurrency = 64\n' "$iv" "$iv"
     for i in $(seq 0 $((n - 1))); do
-      printf '[[static_targets]]\nname = "gpu-node-%05d"\naddress = "http://127.0.0.1:%s/metrics/%d"\npool = "pool-%d"\n' "$i" "$SRV_PORT" "$i" $((i % 4))
+      printf '[[static_targets]]\nname = "gpu-node-%05d"\naddress = "http://127.0.0.1:%s/t/%d"\npool = "pool-%d"\n' "$i" "$SRV_PORT" "$i" $((i % 4))
     done
   } >"$d/cp.toml"
   GPUWARDEN_ADMIN_TOKEN=bench-admin-token-000000 RUST_LOG=warn timeout $((WARM + MEASURE + 120)) \
@@ -86,11 +95,12 @@ run_cp() {
   t2=$(date +%s.%N); s2=$(metric_sum "$url" gpuwarden_cp_samples_ingested_total); c2=$(proc_cpu "$pid")
   k2=$(metric_sum "$url" gpuwarden_cp_scrapes_total 'result="success"')
   rss=$(awk '/VmRSS/{printf "%.0f", $2/1024}' /proc/"$pid"/status)
-  local fails; fails=$(curl -s "$url" | awk '/^gpuwarden_cp_scrapes_total/ && !/success/ {s+=$NF} END {print s+0}')
+  local fails efails; fails=$(curl -s "$url" | awk '/^gpuwarden_cp_scrapes_total/ && !/success/ {s+=$NF} END {print s+0}')
+  efails=$(metric_sum "$url" gpuwarden_cp_event_read_failures_total)
   kill "$pid" 2>/dev/null; wait "$wrap" 2>/dev/null || true
   awk -v N="$n" -v iv="$iv" -v ivs="$(secs "$iv")" -v t1="$t1" -v t2="$t2" -v s1="$s1" -v s2="$s2" -v c1="$c1" -v c2="$c2" -v k1="$k1" -v k2="$k2" -v rss="$rss" \
     'BEGIN{dt=t2-t1; sps=(s2-s1)/dt; cpu=(c2-c1)/dt; printf "gpuwarden\t%d\t%s\t%.0f\t%.3f\t%.0f\t%.1f\t%.1f\t%s\n", N, iv, sps, cpu, (cpu>0?sps/cpu:0), (k2-k1)/dt, N/ivs, rss}'
-  echo "   (failed scrapes so far: $fails)" >&2
+  echo "   (failed scrapes so far: $fails; failed event reads: $efails, logged: $(grep -c "reading the agent's events failed" "$d/cp.log" || true))" >&2
 }
 
 run_prom() {
@@ -100,7 +110,7 @@ run_prom() {
 import json, sys
 n, port = int(sys.argv[1]), sys.argv[2]
 print(json.dumps([{"targets": ["127.0.0.1:%s" % port],
-                   "labels": {"__metrics_path__": "/metrics/%d" % i, "instance": "gpu-node-%05d" % i,
+                   "labels": {"__metrics_path__": "/t/%d/metrics" % i, "instance": "gpu-node-%05d" % i,
                               "pool": "pool-%d" % (i % 4)}} for i in range(n)]))
 PY
   printf 'global:\n  scrape_interval: %s\n  scrape_timeout: %s\nscrape_configs:\n  - job_name: gpu\n    file_sd_configs:\n      - files: ["%s/targets.json"]\n' "$iv" "$iv" "$d" >"$d/prometheus.yml"
@@ -122,10 +132,12 @@ PY
     'BEGIN{dt=t2-t1; sps=(s2-s1)/dt; cpu=(c2-c1)/dt; printf "prometheus\t%d\t%s\t%.0f\t%.3f\t%.0f\t%.1f\t%.1f\t%s\n", N, iv, sps, cpu, (cpu>0?sps/cpu:0), (k2-k1)/dt, N/ivs, rss}'
 }
 
-echo "== Prometheus, $PROM_N targets at $PROM_INTERVAL"
-line=$(run_prom "$PROM_N" "$PROM_INTERVAL"); echo "RESULT $line"; echo "$line" >>"$WORK/results.tsv"
-echo "== gpuwarden, the same $PROM_N targets at $PROM_INTERVAL"
-line=$(run_cp "$PROM_N" "$PROM_INTERVAL"); echo "RESULT $line"; echo "$line" >>"$WORK/results.tsv"
+if [ "$PROM_N" -gt 0 ]; then
+  echo "== Prometheus, $PROM_N targets at $PROM_INTERVAL"
+  line=$(run_prom "$PROM_N" "$PROM_INTERVAL"); echo "RESULT $line"; echo "$line" >>"$WORK/results.tsv"
+  echo "== gpuwarden, the same $PROM_N targets at $PROM_INTERVAL"
+  line=$(run_cp "$PROM_N" "$PROM_INTERVAL"); echo "RESULT $line"; echo "$line" >>"$WORK/results.tsv"
+fi
 for n in $FLEET_NS; do
   echo "== gpuwarden, $n targets at $FLEET_INTERVAL"
   line=$(run_cp "$n" "$FLEET_INTERVAL"); echo "RESULT $line"; echo "$line" >>"$WORK/results.tsv"

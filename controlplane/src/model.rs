@@ -1,5 +1,5 @@
 //! The fleet's vocabulary: node lifecycle, health and connectivity, commands, and the JSON
-//! shapes of the REST API (`DESIGN.md`, "Node states").
+//! shapes of the REST API (docs/remediation.md, "Node states").
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -2,7 +2,8 @@
 //! dcgm-compat, generated here), parsed by this crate and by `prometheus-parse` in the same run.
 //!
 //! `cargo bench -p gpuwarden-wire --bench parse [-- FILE]` — with FILE, that body instead
-//! (e.g. a saved `curl localhost:9410/metrics`, or `../shared/bench/peer`'s synthetic bodies).
+//! (e.g. a saved `curl localhost:9410/metrics`, or a body `controlplane/benches/ingest.sh`
+//! captured into `target/bench-ingest/bodies/`).
 #![allow(clippy::unwrap_used)] // a benchmark: a failure should stop it loudly
 
 use std::time::{Duration, Instant};

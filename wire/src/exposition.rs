@@ -4,7 +4,7 @@
 //! with a colon, cuts a label value at a comma, loses a label whose value holds `=`, drops a
 //! sample whose value holds `}`, leaves escaped quotes escaped) and skips broken lines
 //! without a word; `openmetrics-parser` is correct but 4× slower still, LGPL-3.0, and
-//! rejects untyped series (measurements in `../shared/bench/peer/parse_bench.out`).
+//! rejects untyped series (measured while planning; not re-run in this repository).
 //!
 //! This parser borrows every name and label from the body: a [`Sample`] holds slices, and a
 //! label value is unescaped only when it contains an escape ([`Labels::iter`] yields

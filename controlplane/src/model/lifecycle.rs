@@ -1,4 +1,5 @@
-//! The node lifecycle of `DESIGN.md`, and the one place its transitions are decided.
+//! The node lifecycle (docs/remediation.md, "Node states"), and the one place its
+//! transitions are decided.
 //!
 //! ```text
 //! pending ─register─► active ─cordon─► cordoned ─drain─► draining ─terminate─► terminating ─► terminated
