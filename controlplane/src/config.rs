@@ -6,15 +6,15 @@
 //! environment variable it came from (see `gpuwarden-configfile`).
 //! `config/controlplane.toml` documents every key.
 
-use std::collections::{BTreeMap, HashSet};
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 mod load;
 mod remediation;
+mod validate;
 pub use load::{ConfigError, Overrides};
 pub use remediation::{
     CommandsConfig, Plan, PoolRemediation, RemediationConfig, WebhookConfig, NOTIFICATION_KINDS,
@@ -273,136 +273,7 @@ fn default_pool() -> String {
     "default".into()
 }
 
-/// Whether `s` is an agent base URL ([`crate::validate::base_url`]: `http(s)://host[:port]`,
-/// no credentials).
-pub fn valid_base_url(s: &str) -> bool {
-    crate::validate::base_url(s).is_ok()
-}
-
 impl ControlPlaneConfig {
-    /// Checks every value; lists all problems.
-    pub fn validate(&self, file: Option<&Path>) -> Result<(), ConfigError> {
-        let mut p = Vec::new();
-        if self.server.listen.parse::<SocketAddr>().is_err() {
-            p.push(format!(
-                "server.listen: {:?} is not an address like 127.0.0.1:8410",
-                self.server.listen
-            ));
-        }
-        if !(1..=64).contains(&self.server.workers) {
-            p.push(format!(
-                "server.workers: {} is not between 1 and 64",
-                self.server.workers
-            ));
-        }
-        if !self.server.external_url.is_empty() {
-            if let Err(e) = crate::validate::base_url(&self.server.external_url) {
-                p.push(format!("server.external_url: {e}"));
-            }
-        }
-        let url = &self.database.url;
-        let pg = url.starts_with("postgres://") || url.starts_with("postgresql://");
-        if !pg && crate::validate::sqlite_path(url).is_none() {
-            p.push(format!(
-                "database.url: {url:?} is neither sqlite://PATH nor postgres://…"
-            ));
-        }
-        if !(1..=256).contains(&self.database.pool_size) {
-            p.push(format!(
-                "database.pool_size: {} is not between 1 and 256",
-                self.database.pool_size
-            ));
-        }
-        if self.database.flush_interval < Duration::from_secs(1) {
-            p.push("database.flush_interval: must be at least 1s".into());
-        }
-        for (key, tokens) in [
-            ("auth.admin_tokens", &self.auth.admin_tokens),
-            ("auth.bootstrap_tokens", &self.auth.bootstrap_tokens),
-        ] {
-            for (i, t) in tokens.iter().enumerate() {
-                if let Err(e) = crate::validate::token(t) {
-                    p.push(format!("{key}[{i}]: {e}"));
-                }
-            }
-        }
-        if self.auth.join_token_ttl < Duration::from_secs(60) {
-            p.push("auth.join_token_ttl: must be at least 1m".into());
-        }
-        let s = &self.scrape;
-        if s.interval < Duration::from_secs(1) {
-            p.push("scrape.interval: must be at least 1s".into());
-        }
-        if s.timeout.is_zero() || s.timeout > s.interval {
-            p.push(format!(
-                "scrape.timeout: {} must be above 0 and at most scrape.interval ({})",
-                humantime::format_duration(s.timeout),
-                humantime::format_duration(s.interval)
-            ));
-        }
-        if s.body_limit_bytes < 1024 {
-            p.push("scrape.body_limit_bytes: must be at least 1024".into());
-        }
-        if u64::try_from(s.body_retain_bytes).unwrap_or(u64::MAX) > s.body_limit_bytes {
-            p.push(format!(
-                "scrape.body_retain_bytes: {} is above scrape.body_limit_bytes ({})",
-                s.body_retain_bytes, s.body_limit_bytes
-            ));
-        }
-        if s.sample_limit == 0 {
-            p.push("scrape.sample_limit: must be at least 1".into());
-        }
-        if !(1..=4096).contains(&s.concurrency) {
-            p.push(format!(
-                "scrape.concurrency: {} is not between 1 and 4096",
-                s.concurrency
-            ));
-        }
-        if let Err(e) = self.health.policy() {
-            p.extend(e.lines().map(str::to_string));
-        }
-        if self.health.degraded_clear_after.is_zero() {
-            p.push("health.degraded_clear_after: must be above 0".into());
-        }
-        if s.offline_after == 0 {
-            p.push("scrape.offline_after: must be at least 1 interval".into());
-        }
-        let mut names = HashSet::new();
-        for (i, t) in self.static_targets.iter().enumerate() {
-            if let Err(e) = crate::validate::name(&t.name) {
-                p.push(format!("static_targets[{i}].name: {e}"));
-            }
-            if let Err(e) = crate::validate::name(&t.pool) {
-                p.push(format!("static_targets[{i}].pool: {e}"));
-            }
-            if let Err(e) = crate::validate::labels(&t.labels) {
-                p.push(format!("static_targets[{i}].labels: {e}"));
-            }
-            if !names.insert(&t.name) {
-                p.push(format!(
-                    "static_targets[{i}].name: {:?} appears twice",
-                    t.name
-                ));
-            }
-            if let Err(e) = crate::validate::base_url(&t.address) {
-                p.push(format!("static_targets[{i}].address: {e}"));
-            }
-        }
-        p.extend(remediation::problems(
-            &self.remediation,
-            &self.commands,
-            &self.webhooks,
-        ));
-        if p.is_empty() {
-            Ok(())
-        } else {
-            Err(ConfigError::Invalid {
-                file: file.map(Path::to_path_buf),
-                problems: p,
-            })
-        }
-    }
-
     /// The URL agents should use to reach this control plane.
     pub fn external_url(&self) -> String {
         if self.server.external_url.is_empty() {
@@ -415,92 +286,4 @@ impl ControlPlaneConfig {
 
 #[cfg(test)]
 #[allow(clippy::result_large_err)] // figment's Jail returns its own large error
-mod tests {
-    use super::*;
-    use figment::providers::Env;
-
-    #[test]
-    fn no_config_means_sqlite_on_localhost() {
-        let c = ControlPlaneConfig::default();
-        c.validate(None).unwrap();
-        assert_eq!(c.server.listen, "127.0.0.1:8410");
-        assert_eq!(c.database.url, "sqlite://gpuwarden.db");
-        assert_eq!(c.scrape.interval, Duration::from_secs(15));
-        assert_eq!(c.external_url(), "http://127.0.0.1:8410");
-    }
-
-    #[test]
-    fn every_bad_value_is_listed_with_its_key() {
-        let mut c = ControlPlaneConfig::default();
-        c.server.listen = "nowhere".into();
-        c.database.url = "mysql://x".into();
-        c.scrape.timeout = Duration::from_secs(60);
-        c.auth.admin_tokens = vec!["short".into()];
-        c.static_targets = vec![
-            StaticTarget {
-                name: "a".into(),
-                address: "10.0.0.1:9410".into(),
-                pool: "default".into(),
-                labels: BTreeMap::new(),
-            },
-            StaticTarget {
-                name: "a".into(),
-                address: "http://10.0.0.2:9410".into(),
-                pool: "default".into(),
-                labels: BTreeMap::new(),
-            },
-        ];
-        let e = c
-            .validate(Some(Path::new("cp.toml")))
-            .unwrap_err()
-            .to_string();
-        for key in [
-            "in cp.toml",
-            "server.listen",
-            "database.url",
-            "scrape.timeout",
-            "auth.admin_tokens[0]",
-            "static_targets[0].address",
-            "static_targets[1].name: \"a\" appears twice",
-        ] {
-            assert!(e.contains(key), "{key} missing from:\n{e}");
-        }
-    }
-
-    #[test]
-    fn unknown_keys_name_the_key_and_the_file() {
-        figment::Jail::expect_with(|jail| {
-            jail.create_file("cp.toml", "[scrape]\nintervall = \"5s\"\n")?;
-            let e = ControlPlaneConfig::load_from(
-                Some(Path::new("cp.toml")),
-                Env::prefixed("GPUWARDEN_TEST_NONE_"),
-                &Overrides::default(),
-            )
-            .unwrap_err()
-            .to_string();
-            assert!(e.contains("intervall") && e.contains("cp.toml"), "{e}");
-            Ok(())
-        });
-    }
-
-    #[test]
-    fn environment_and_flags_override_the_file() {
-        figment::Jail::expect_with(|jail| {
-            jail.create_file("cp.toml", "[scrape]\ninterval = \"30s\"\n")?;
-            jail.set_env("GPUWARDEN_SCRAPE__INTERVAL", "20s");
-            let c = ControlPlaneConfig::load_from(
-                Some(Path::new("cp.toml")),
-                Env::prefixed("GPUWARDEN_"),
-                &Overrides {
-                    listen: Some("127.0.0.1:9999".into()),
-                    database: Some("postgres://x@localhost/db".into()),
-                },
-            )
-            .unwrap();
-            assert_eq!(c.scrape.interval, Duration::from_secs(20));
-            assert_eq!(c.server.listen, "127.0.0.1:9999");
-            assert_eq!(c.database.url, "postgres://x@localhost/db");
-            Ok(())
-        });
-    }
-}
+mod tests;

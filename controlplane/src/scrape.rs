@@ -10,13 +10,15 @@
 //! the nodes that are not scraped (offline) every second, writes the latest observations in
 //! batches and applies retention.
 
+mod event_reads;
 mod events;
 mod fetch;
 pub mod fleet;
 mod judge;
 pub mod schedule;
 
-pub use events::{EventReads, STUCK_AFTER};
+pub use event_reads::EventReads;
+pub use events::STUCK_AFTER;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver};

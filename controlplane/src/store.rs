@@ -15,6 +15,8 @@ mod commands;
 mod expected;
 mod nodes;
 mod records;
+mod states;
+mod tokens;
 
 use std::path::Path;
 use std::time::Duration;

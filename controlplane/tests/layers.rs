@@ -3,9 +3,9 @@
 //! through others.
 //!
 //! A file imports another when its code names an item of that file by a path: `crate::a::b`,
-//! `super::x` or `child::x` of a child it declares. A parent's `mod` and `pub use` lines
-//! declare and re-export its children and are not imports; neither is `use super::*` in an
-//! inline test module. Comments are ignored.
+//! `super::x` or `child::x` of a child it declares, or uses a name it re-exports. A parent's
+//! `mod` and `pub use` lines alone declare and re-export its children and are not imports;
+//! neither is `use super::*` in an inline test module. Comments are ignored.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -52,23 +52,76 @@ fn module_of(path: &Path) -> Module {
     s.split('/').map(str::to_string).collect()
 }
 
+/// Whether a line is a re-export (`pub use …;`, `pub(crate) use …;`).
+fn is_reexport(t: &str) -> bool {
+    t.starts_with("pub use ")
+        || (t.starts_with("pub(")
+            && t.split_once(')')
+                .is_some_and(|(_, r)| r.trim_start().starts_with("use ")))
+}
+
 /// The code of a file without comments and re-export lines.
 fn code(text: &str) -> String {
     let mut out = String::new();
     for line in text.lines() {
         let line = line.split("//").next().unwrap_or("");
         let t = line.trim_start();
-        let reexport = t.starts_with("pub use ")
-            || (t.starts_with("pub(")
-                && t.split_once(')')
-                    .is_some_and(|(_, r)| r.trim_start().starts_with("use ")));
-        if reexport || t == "use super::*;" {
+        if is_reexport(t) || t == "use super::*;" {
             continue;
         }
         out.push_str(line);
         out.push('\n');
     }
     out
+}
+
+/// The names a file re-exports, with the path each comes from (`pub use a::{B, c::D as E};`
+/// gives `B` → `a::B` and `E` → `a::c::D`). A file that re-exports a name and then uses it
+/// imports it.
+fn reexports(text: &str) -> Vec<(String, Vec<String>)> {
+    let mut out = Vec::new();
+    let mut pending = String::new();
+    for line in text.lines() {
+        let t = line.split("//").next().unwrap_or("").trim();
+        if pending.is_empty() && !is_reexport(t) {
+            continue;
+        }
+        pending.push_str(t);
+        pending.push(' ');
+        if !t.ends_with(';') {
+            continue; // a re-export over several lines
+        }
+        let stmt = std::mem::take(&mut pending);
+        let body = stmt[stmt.find("use ").map_or(0, |i| i + 4)..]
+            .trim()
+            .trim_end_matches(';');
+        let (prefix, items) = match body.split_once('{') {
+            Some((p, rest)) => (p.trim_end_matches("::"), rest.trim_end_matches('}')),
+            None => match body.rsplit_once("::") {
+                Some((p, last)) => (p, last),
+                None => continue,
+            },
+        };
+        for item in items.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+            let (path, alias) = match item.split_once(" as ") {
+                Some((p, a)) => (p.trim(), a.trim()),
+                None => (item, item.rsplit("::").next().unwrap_or(item)),
+            };
+            let mut full: Vec<String> = prefix.split("::").map(str::to_string).collect();
+            full.extend(path.split("::").map(str::to_string));
+            out.push((alias.to_string(), full));
+        }
+    }
+    out
+}
+
+/// Whether `word` occurs in `code` as a whole identifier.
+fn uses_word(code: &str, word: &str) -> bool {
+    code.match_indices(word).any(|(i, _)| {
+        let before = code[..i].chars().next_back();
+        let after = code[i + word.len()..].chars().next();
+        !before.is_some_and(|c| ident(c) || c == ':') && !after.is_some_and(ident)
+    })
 }
 
 fn ident(c: char) -> bool {
@@ -163,6 +216,23 @@ fn imports(modules: &BTreeSet<Module>) -> BTreeMap<Module, BTreeSet<Module>> {
                 base
             };
             if let Some(r) = resolve(&full, modules).or(Some(parent)) {
+                to.insert(r);
+            }
+        }
+        for (name, path) in reexports(&text) {
+            if !uses_word(&code, &name) {
+                continue;
+            }
+            let full: Vec<String> = match path.first().map(String::as_str) {
+                Some("crate") => path[1..].to_vec(),
+                Some("super") => {
+                    let mut base = own[..own.len().saturating_sub(1)].to_vec();
+                    base.extend(path[1..].iter().cloned());
+                    base
+                }
+                _ => own.iter().cloned().chain(path.iter().cloned()).collect(),
+            };
+            if let Some(r) = resolve(&full, modules) {
                 to.insert(r);
             }
         }

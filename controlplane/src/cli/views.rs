@@ -2,14 +2,15 @@
 
 use serde_json::Value;
 
-use super::Table;
+use super::escape::escape;
+use super::table::Table;
 
 pub(super) fn s(v: &Value) -> String {
     match v {
         Value::Null => "-".into(),
         Value::String(s) if s.is_empty() => "-".into(),
-        Value::String(s) => super::escape(s),
-        other => super::escape(&other.to_string()),
+        Value::String(s) => escape(s),
+        other => escape(&other.to_string()),
     }
 }
 

@@ -30,7 +30,6 @@ pub use input::{EventInput, NodeInput};
 pub use memo::RuleMemo;
 pub use rule::{Evaluation, Match, Rule, RuleFailure, Scope, Verdict};
 
-use crate::model::observation::NodeObservation;
 use functions::base_context;
 
 /// The shipped default policy (`config/policies.toml`).
@@ -203,17 +202,6 @@ impl Policy {
         let detail = |r: &Rule| r.description.clone();
         self.run(Scope::Node, &ctx, "node", None, detail, &mut out);
         out
-    }
-
-    /// Evaluates the gpu rules on every GPU of an observation, then the node rules.
-    /// `prev` (with the seconds between the two) gives counters' growth.
-    pub fn eval_observation(
-        &self,
-        obs: &NodeObservation,
-        prev: Option<(&NodeObservation, f64)>,
-        node: &NodeInput,
-    ) -> Evaluation {
-        self.eval_state(obs, prev, node, &mut RuleMemo::default(), false)
     }
 }
 

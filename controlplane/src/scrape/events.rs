@@ -1,7 +1,7 @@
 //! Reading an agent's `/v1/events`, bounded and able to make progress.
 //!
 //! Each read asks for at most a page limit of events (`limit=`, at most
-//! [`fetch::EVENTS_PAGE`]) and accepts at most [`fetch::EVENTS_BODY_LIMIT`] bytes. A read
+//! [`super::fetch::EVENTS_PAGE`]) and accepts at most [`super::fetch::EVENTS_BODY_LIMIT`] bytes. A read
 //! that failed for its answer (too large, timed out, undecodable) halves that node's page
 //! limit (down to 1), a successful one doubles it back, so an answer too large or too slow
 //! to read whole is read in smaller pages instead of failing on every scrape. After [`STUCK_AFTER`] failures in a row the scraper logs an error with
@@ -10,65 +10,15 @@
 //! event is skipped (`reason="skipped"`, also in `gpuwarden_cp_events_lost_total`) so one
 //! broken event cannot stop a node's event ingestion for ever.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-
 use tracing::{error, info, warn};
 
-use super::fetch::{self, ScrapeError};
+use super::fetch::ScrapeError;
 use super::{new_event, Scraper, MAX_EVENT_PAGES};
 use crate::scrape::fleet::Job;
 use crate::store::rows::NewEvent;
 
 /// Failed reads in a row after which a node's event read counts as stuck.
 pub const STUCK_AFTER: u32 = 5;
-
-/// Per node: the page limit to ask for and the failures in a row.
-#[derive(Debug, Default)]
-pub struct EventReads {
-    nodes: Mutex<HashMap<String, (usize, u32)>>,
-}
-
-impl EventReads {
-    /// The page limit to ask node `id` for now.
-    pub fn limit(&self, id: &str) -> usize {
-        self.lock().get(id).map_or(fetch::EVENTS_PAGE, |(l, _)| *l)
-    }
-
-    /// A successful read: the limit grows back, the streak ends.
-    fn succeeded(&self, id: &str) {
-        let mut m = self.lock();
-        if let Some((l, f)) = m.get_mut(id) {
-            *l = (*l * 2).min(fetch::EVENTS_PAGE);
-            *f = 0;
-            if *l == fetch::EVENTS_PAGE {
-                m.remove(id);
-            }
-        }
-    }
-
-    /// A failed read with `limit`: with `shrink`, the next asks for half; returns the
-    /// failures in a row.
-    fn failed(&self, id: &str, limit: usize, shrink: bool) -> u32 {
-        let mut m = self.lock();
-        let e = m.entry(id.to_string()).or_insert((limit, 0));
-        if shrink {
-            e.0 = (limit / 2).max(1);
-        }
-        e.1 += 1;
-        e.1
-    }
-
-    fn forget_streak(&self, id: &str) {
-        if let Some(e) = self.lock().get_mut(id) {
-            e.1 = 0;
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (usize, u32)>> {
-        self.nodes.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
 
 impl Scraper {
     /// Reads the agent's events after `cursor`, stores them with the new cursor, and

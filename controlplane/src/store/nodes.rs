@@ -4,10 +4,8 @@ use diesel::prelude::*;
 
 mod bootstrap;
 
-use super::rows::{AdminTokenRow, CommandRow, NewAudit, NewTransition, NodeRow, NodeTokenRow};
-use super::schema::{
-    admin_tokens, audit, commands, expected_gpus, node_tokens, nodes, transitions,
-};
+use super::rows::{CommandRow, NewAudit, NewTransition, NodeRow, NodeTokenRow};
+use super::schema::{audit, commands, expected_gpus, node_tokens, nodes, transitions};
 use super::{is_unique_violation, with_conn, Store, StoreError, WriteTx};
 use crate::model::lifecycle::{self, Step};
 use crate::model::{Connectivity, Status};
@@ -67,30 +65,6 @@ pub struct Registered {
     /// GPUs it is expected to have now: the most it ever registered with, unless an
     /// operator lowered it since.
     pub expected_gpus: usize,
-}
-
-fn transition(
-    c_node: &NodeRow,
-    field: &str,
-    to: &str,
-    reason: &str,
-    actor: &str,
-    now: i64,
-) -> NewTransition {
-    let from = match field {
-        "status" => c_node.status.clone(),
-        "health" => c_node.health.clone(),
-        _ => c_node.connectivity.clone(),
-    };
-    NewTransition {
-        node_id: c_node.id.clone(),
-        field: field.to_string(),
-        from_state: from,
-        to_state: to.to_string(),
-        reason: reason.to_string(),
-        actor: actor.to_string(),
-        time: now,
-    }
 }
 
 macro_rules! filtered {
@@ -193,7 +167,7 @@ impl Store {
             let to = lifecycle::next(from, Step::Register)
                 .map_err(|e| StoreError::Conflict(format!("node {:?}: {e}", node.name)))?;
             if to != from {
-                let t = transition(&node, "status", to.as_str(), "agent registered", "agent", r.now);
+                let t = NewTransition::of(&node, "status", to.as_str(), "agent registered", "agent", r.now);
                 diesel::insert_into(transitions::table).values(&t).execute(c)?;
             }
             node.status = to.as_str().into();
@@ -276,7 +250,7 @@ impl Store {
             let to = lifecycle::next(from, step)
                 .map_err(|e| StoreError::Conflict(e.to_string()))?;
             if to != from {
-                let t = transition(&node, "status", to.as_str(), reason, actor, now);
+                let t = NewTransition::of(&node, "status", to.as_str(), reason, actor, now);
                 diesel::insert_into(transitions::table).values(&t).execute(c)?;
                 node.status = to.as_str().into();
                 node.updated_at = now;
@@ -299,60 +273,6 @@ impl Store {
         outcome
     }
 
-    /// Records a connectivity change (and, going online, the time of the scrape).
-    pub fn set_connectivity(
-        &self,
-        id: &str,
-        to: Connectivity,
-        reason: &str,
-        now: i64,
-    ) -> Result<(), StoreError> {
-        with_conn!(self, c => c.write_tx(|c| {
-            let Some(node) = nodes::table.find(id).first::<NodeRow>(c).optional()? else {
-                return Ok(());
-            };
-            if node.connectivity == to.as_str() {
-                return Ok(());
-            }
-            let t = transition(&node, "connectivity", to.as_str(), reason, "scraper", now);
-            diesel::insert_into(transitions::table).values(&t).execute(c)?;
-            let seen = (to == Connectivity::Online).then_some(now).or(node.last_seen);
-            diesel::update(nodes::table.find(id))
-                .set((
-                    nodes::connectivity.eq(to.as_str()),
-                    nodes::updated_at.eq(now),
-                    nodes::last_seen.eq(seen),
-                ))
-                .execute(c)?;
-            Ok(())
-        }))
-    }
-
-    /// Records a health change with its reason and actor (`policy:RULE`, `admin:…`).
-    pub fn set_health(
-        &self,
-        id: &str,
-        to: crate::model::Health,
-        reason: &str,
-        actor: &str,
-        now: i64,
-    ) -> Result<(), StoreError> {
-        with_conn!(self, c => c.write_tx(|c| {
-            let Some(node) = nodes::table.find(id).first::<NodeRow>(c).optional()? else {
-                return Ok(());
-            };
-            if node.health == to.as_str() {
-                return Ok(());
-            }
-            let t = transition(&node, "health", to.as_str(), reason, actor, now);
-            diesel::insert_into(transitions::table).values(&t).execute(c)?;
-            diesel::update(nodes::table.find(id))
-                .set((nodes::health.eq(to.as_str()), nodes::updated_at.eq(now)))
-                .execute(c)?;
-            Ok(())
-        }))
-    }
-
     /// The agent shut down gracefully: stop scraping it until it registers again. Its token
     /// stays valid, so a restarted agent comes back with the token it kept.
     pub fn deregister(&self, id: &str, now: i64) -> Result<(), StoreError> {
@@ -363,7 +283,7 @@ impl Store {
                 .optional()?
                 .ok_or_else(|| StoreError::NotFound(format!("node {id}")))?;
             if node.connectivity != Connectivity::Offline.as_str() {
-                let t = transition(&node, "connectivity", "offline", "agent deregistered (graceful shutdown)", "agent", now);
+                let t = NewTransition::of(&node, "connectivity", "offline", "agent deregistered (graceful shutdown)", "agent", now);
                 diesel::insert_into(transitions::table).values(&t).execute(c)?;
             }
             diesel::update(nodes::table.find(id))
@@ -389,44 +309,6 @@ impl Store {
             diesel::insert_into(audit::table).values(&entry).execute(c)?;
             Ok(())
         }))
-    }
-
-    /// Stores a node token (hashed) for a node, with its audit entry.
-    pub fn add_node_token(&self, token: &NodeTokenRow, entry: NewAudit) -> Result<(), StoreError> {
-        with_conn!(self, c => c.write_tx(|c| {
-            let exists = nodes::table.find(&token.node_id).count().get_result::<i64>(c)? > 0;
-            if !exists {
-                return Err(StoreError::NotFound(format!("node {}", token.node_id)));
-            }
-            diesel::insert_into(node_tokens::table).values(token).execute(c)?;
-            diesel::insert_into(audit::table).values(&entry).execute(c)?;
-            Ok(())
-        }))
-    }
-
-    /// The node a token digest belongs to, if the token is known and not expired.
-    pub fn node_for_token(&self, digest: &str, now: i64) -> Result<Option<String>, StoreError> {
-        with_conn!(self, c => {
-            let row = node_tokens::table.find(digest).first::<NodeTokenRow>(c).optional()?;
-            Ok(row
-                .filter(|t| t.expires_at.is_none_or(|e| e > now))
-                .map(|t| t.node_id))
-        })
-    }
-
-    /// Digests of the admin tokens kept in the database.
-    pub fn admin_token_digests(&self) -> Result<Vec<String>, StoreError> {
-        with_conn!(self, c => Ok(admin_tokens::table
-            .select(admin_tokens::digest)
-            .load::<String>(c)?))
-    }
-
-    /// Stores a generated admin token (hashed).
-    pub fn add_admin_token(&self, row: &AdminTokenRow) -> Result<(), StoreError> {
-        with_conn!(self, c => {
-            diesel::insert_into(admin_tokens::table).values(row).execute(c)?;
-            Ok(())
-        })
     }
 }
 

@@ -45,6 +45,17 @@ fn fingerprint(r: &Rule, gpu: Option<&GpuVal<'_>>, node: &NodeVal<'_>) -> Option
 }
 
 impl Policy {
+    /// Evaluates the gpu rules on every GPU of an observation, then the node rules.
+    /// `prev` (with the seconds between the two) gives counters' growth.
+    pub fn eval_observation(
+        &self,
+        obs: &NodeObservation,
+        prev: Option<(&NodeObservation, f64)>,
+        node: &NodeInput,
+    ) -> Evaluation {
+        self.eval_state(obs, prev, node, &mut RuleMemo::default(), false)
+    }
+
     /// [`Policy::eval_observation`], reusing the results of rules whose fields did not change
     /// since the same node's last evaluation (`memo` is that node's).
     pub fn eval_observation_memo(

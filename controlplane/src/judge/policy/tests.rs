@@ -2,7 +2,7 @@
 //! errors for invalid policies, and run-time failures that are reported, not skipped.
 
 use super::*;
-use crate::model::observation::GpuObservation;
+use crate::model::observation::{GpuObservation, NodeObservation};
 use std::time::Duration;
 
 fn node() -> NodeInput {

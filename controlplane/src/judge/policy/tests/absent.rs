@@ -2,7 +2,7 @@
 //! inputs that carry no data at all.
 
 use super::super::*;
-use crate::model::observation::GpuObservation;
+use crate::model::observation::{GpuObservation, NodeObservation};
 
 fn bare_gpu() -> GpuObservation {
     GpuObservation {

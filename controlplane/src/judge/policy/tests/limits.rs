@@ -4,7 +4,7 @@
 
 use super::super::file::limits::{EVAL_STACK_BYTES, MAX_NESTING, MAX_OPERATORS};
 use super::super::*;
-use crate::model::observation::GpuObservation;
+use crate::model::observation::{GpuObservation, NodeObservation};
 
 fn doc(when: &str) -> String {
     format!("[[rule]]\nname = \"big\"\nscope = \"gpu\"\nverdict = \"degraded\"\nwhen = '{when}'\n")

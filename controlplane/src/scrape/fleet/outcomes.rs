@@ -1,0 +1,132 @@
+//! What a scrape, an event read or the passing of time does to a target: the outcomes the
+//! scraper records in the [`Fleet`], and what it must store because of them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{counters_only, AfterScrape, ConnectivityChange, Fleet};
+use crate::model::observation::NodeObservation;
+use crate::model::{Connectivity, ScrapeInfo};
+use crate::store::observations::observation_rows;
+use crate::store::ObservationWrite;
+
+impl Fleet {
+    /// Records a successful scrape.
+    pub fn succeeded(
+        &self,
+        id: &str,
+        obs: NodeObservation,
+        took: Duration,
+        now: i64,
+    ) -> Option<AfterScrape> {
+        let mut map = self.lock();
+        let t = map.get_mut(id)?;
+        t.in_flight = false;
+        let pending = crate::model::observation::events_pending(t.observation.as_deref(), &obs);
+        t.scrape = ScrapeInfo {
+            up: true,
+            last_scrape: Some(crate::clock::rfc3339(now)),
+            duration_seconds: took.as_secs_f64(),
+            samples: obs.samples,
+            last_error: None,
+            consecutive_failures: 0,
+        };
+        if let (Some(o), Some(at)) = (t.observation.take(), t.last_success) {
+            t.previous = Some((Arc::new(counters_only(&o)), at));
+        }
+        t.last_success = Some(now);
+        t.observation = Some(Arc::new(obs));
+        t.dirty = true;
+        let change = (t.connectivity != Connectivity::Online).then(|| {
+            t.connectivity = Connectivity::Online;
+            ConnectivityChange {
+                node_id: id.to_string(),
+                to: Connectivity::Online,
+                reason: "scrape succeeded".into(),
+            }
+        });
+        Some(AfterScrape {
+            change,
+            read_events: (pending || t.events_unread)
+                .then(|| (t.agent_instance.clone(), t.event_cursor)),
+        })
+    }
+
+    /// Records a failed scrape; the node goes offline only in [`Fleet::sweep`].
+    pub fn failed(&self, id: &str, error: String, took: Duration, now: i64) {
+        if let Some(t) = self.lock().get_mut(id) {
+            t.in_flight = false;
+            t.scrape.up = false;
+            t.scrape.last_scrape = Some(crate::clock::rfc3339(now));
+            t.scrape.duration_seconds = took.as_secs_f64();
+            t.scrape.last_error = Some(error);
+            t.scrape.consecutive_failures += 1;
+        }
+    }
+
+    /// Records that events up to `cursor` of agent run `instance` are stored.
+    pub fn events_read(&self, id: &str, instance: &str, cursor: i64) {
+        if let Some(t) = self.lock().get_mut(id) {
+            t.agent_instance = Some(instance.to_string());
+            t.event_cursor = cursor;
+            t.events_unread = false;
+        }
+    }
+
+    /// Records that reading the agent's events failed; the cursor stays where the store has
+    /// it, and the next scrape reads again.
+    pub fn events_failed(&self, id: &str) {
+        if let Some(t) = self.lock().get_mut(id) {
+            t.events_unread = true;
+        }
+    }
+
+    /// Nodes with no successful scrape for the grace period go offline.
+    pub fn sweep(&self, now: i64) -> Vec<ConnectivityChange> {
+        let grace = i64::try_from(
+            self.settings.interval.as_millis() * u128::from(self.settings.offline_after),
+        )
+        .unwrap_or(i64::MAX);
+        let mut changes = Vec::new();
+        for t in self.lock().values_mut() {
+            // Judged from the later of the last success and the moment the target was added, so a
+            // restarted control plane gives every node a full grace period.
+            let since = t.last_success.unwrap_or(t.since).max(t.since);
+            if t.connectivity == Connectivity::Online && now - since > grace {
+                t.connectivity = Connectivity::Offline;
+                let why = t.scrape.last_error.as_deref().unwrap_or("no answer");
+                changes.push(ConnectivityChange {
+                    node_id: t.node_id.clone(),
+                    to: Connectivity::Offline,
+                    reason: format!(
+                        "no successful scrape for {} ({} missed intervals): {why}",
+                        humantime::format_duration(Duration::from_millis(
+                            u64::try_from(now - since).unwrap_or(0)
+                        )),
+                        self.settings.offline_after
+                    ),
+                });
+            }
+        }
+        changes
+    }
+
+    /// The observations that changed since the last call, as rows to write.
+    pub fn take_dirty(&self) -> Vec<ObservationWrite> {
+        let mut out = std::mem::take(&mut *self.removed.lock().unwrap_or_else(|p| p.into_inner()));
+        for t in self.lock().values_mut() {
+            if !t.dirty {
+                continue;
+            }
+            t.dirty = false;
+            if let (Some(o), Some(seen)) = (&t.observation, t.last_success) {
+                out.push(ObservationWrite {
+                    node_id: t.node_id.clone(),
+                    rows: observation_rows(&t.node_id, o, seen),
+                    last_seen: seen,
+                });
+            }
+        }
+        out
+    }
+}
