@@ -7,9 +7,11 @@
 //!   body-taking endpoint refusing bad bodies; `openapi`: the OpenAPI document;
 //!   `node_api`: refused actions audited, why a node is unhealthy, pending nodes scraped.
 //! - `remediate`: remediation and command delivery on SQLite and PostgreSQL.
-//! - `scrape`: the scraper against stub HTTP servers (malformed, huge, slow, truncated, …)
-//!   and offline/online transitions driven by a fake clock; `scrape_health`: what the
-//!   default policy makes of scraped bodies and agent events (absent data, XID actions).
+//! - `scrape`: the scraper's rig and the scraper against stub HTTP servers (malformed, huge,
+//!   slow, truncated, …); `scrape_offline`: offline/online transitions and phases on a fake
+//!   clock; `scrape_writes`: events stored once, observations in batches; `scrape_health`:
+//!   what the default policy makes of scraped bodies and agent events (absent data, XID
+//!   actions), stored with its reason.
 //! - `store_events`: stored events keep every field rules read (SQLite and PostgreSQL).
 //! - `expected_gpus`: the expected GPU count across re-registrations and the operator's
 //!   `POST /v1/nodes/{id}/expected-gpus`.
@@ -35,6 +37,8 @@ mod remediate;
 mod scrape;
 mod scrape_events;
 mod scrape_health;
+mod scrape_offline;
+mod scrape_writes;
 mod store;
 mod store_events;
 mod takeover;
