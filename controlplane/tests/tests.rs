@@ -6,7 +6,9 @@
 //!   `policy_api`: policies, simulation, clearing health, commands; `bodies`: every
 //!   body-taking endpoint refusing bad bodies; `openapi`: the OpenAPI document;
 //!   `node_api`: refused actions audited, why a node is unhealthy, pending nodes scraped.
-//! - `remediate`: remediation and command delivery on SQLite and PostgreSQL.
+//! - `remediate`: the full remediation plan on SQLite and PostgreSQL; `remediate_delivery`:
+//!   backoff while the agent is away, a restart carrying on; `remediate_failures`: failures,
+//!   operators and undeliverable commands stopping the plan.
 //! - `scrape`: the scraper's rig and the scraper against stub HTTP servers (malformed, huge,
 //!   slow, truncated, …); `scrape_offline`: offline/online transitions and phases on a fake
 //!   clock; `scrape_writes`: events stored once, observations in batches; `scrape_health`:
@@ -34,6 +36,8 @@ mod openapi;
 mod policy_api;
 mod policy_limits;
 mod remediate;
+mod remediate_delivery;
+mod remediate_failures;
 mod scrape;
 mod scrape_events;
 mod scrape_health;
