@@ -1,11 +1,12 @@
 //! Control-plane integration tests: one binary, a module per area (see `tests/README.md`).
 //!
 //! - `store`: every store operation on SQLite and on a real PostgreSQL server the test starts.
-//! - `api`: the REST API in-process (actix test service) over a real SQLite file: auth and
-//!   the node lifecycle; `join_api`: node tokens, registration input, meta endpoints;
-//!   `policy_api`: policies, simulation, clearing health, commands; `bodies`: every
-//!   body-taking endpoint refusing bad bodies; `openapi`: the OpenAPI document;
-//!   `node_api`: refused actions audited, why a node is unhealthy, pending nodes scraped.
+//! - `api`: the REST API in-process (actix test service) over a real SQLite file: shared
+//!   helpers and auth; `api_lifecycle`: a node's life through the API; `join_api`: node
+//!   tokens, registration input, meta endpoints; `policy_api`: policies, simulation,
+//!   clearing health, commands; `bodies`: every body-taking endpoint refusing bad bodies;
+//!   `openapi`: the OpenAPI document; `node_api`: refused actions audited, why a node is
+//!   unhealthy, pending nodes scraped.
 //! - `remediate`: the full remediation plan on SQLite and PostgreSQL; `remediate_delivery`:
 //!   backoff while the agent is away, a restart carrying on; `remediate_failures`: failures,
 //!   operators and undeliverable commands stopping the plan.
@@ -25,6 +26,7 @@
 mod util;
 
 mod api;
+mod api_lifecycle;
 mod bodies;
 mod check_config;
 mod cli;
