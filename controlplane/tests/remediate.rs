@@ -1,7 +1,6 @@
 //! Remediation and command delivery over a real store (SQLite file and PostgreSQL), with a
-//! fake clock and a scripted agent: the plan walks cordon → drain → terminate one finished
-//! step at a time, an unreachable agent gets its command once it is back, a restarted
-//! control plane carries on, and commands nobody can take fail with a reason.
+//! fake clock and a scripted agent (the rig here is shared by the other `remediate_*`
+//! modules): the full plan walks cordon → drain → terminate one finished step at a time.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -9,29 +8,29 @@ use std::time::Duration;
 
 use gpuwarden_controlplane::act::deliver::{Deliver, Delivery, Dispatcher};
 use gpuwarden_controlplane::act::remediate::Remediator;
-use gpuwarden_controlplane::clock::{Clock, FakeClock};
+use gpuwarden_controlplane::clock::FakeClock;
 use gpuwarden_controlplane::config::{CommandsConfig, Plan, PoolRemediation, RemediationConfig};
 use gpuwarden_controlplane::metrics::Metrics;
-use gpuwarden_controlplane::model::{CommandState, Health};
+use gpuwarden_controlplane::model::Health;
 use gpuwarden_controlplane::store::{Registration, Store, StoreOptions};
 use gpuwarden_wire::command::{CommandRequest, CommandState as AgentState, CommandStatus};
 
 use crate::util::{sqlite_store, Postgres, TempDir};
 
-const T0: i64 = 1_800_000_000_000;
+pub(crate) const T0: i64 = 1_800_000_000_000;
 
 /// An agent that answers from a script per command kind, and counts what it was sent.
 #[derive(Default)]
-struct ScriptedAgent {
+pub(crate) struct ScriptedAgent {
     /// Answers per kind, used in order; the last one repeats.
-    script: Mutex<HashMap<String, VecDeque<Delivery>>>,
+    pub(crate) script: Mutex<HashMap<String, VecDeque<Delivery>>>,
     /// Every delivery: (address, credential, command id, kind).
-    seen: Mutex<Vec<(String, String, String, String)>>,
+    pub(crate) seen: Mutex<Vec<(String, String, String, String)>>,
     /// When set, every delivery fails as unreachable.
-    down: Mutex<bool>,
+    pub(crate) down: Mutex<bool>,
 }
 
-fn answer(id: &str, kind: &str, state: AgentState, message: &str) -> Delivery {
+pub(crate) fn answer(id: &str, kind: &str, state: AgentState, message: &str) -> Delivery {
     Delivery::Answered(CommandStatus {
         id: id.into(),
         kind: kind.into(),
@@ -44,7 +43,7 @@ fn answer(id: &str, kind: &str, state: AgentState, message: &str) -> Delivery {
 }
 
 impl ScriptedAgent {
-    fn script(&self, kind: &str, states: &[AgentState]) {
+    pub(crate) fn script(&self, kind: &str, states: &[AgentState]) {
         let mut s = self.script.lock().unwrap();
         s.insert(
             kind.into(),
@@ -54,7 +53,7 @@ impl ScriptedAgent {
                 .collect(),
         );
     }
-    fn kinds_seen(&self) -> Vec<String> {
+    pub(crate) fn kinds_seen(&self) -> Vec<String> {
         self.seen
             .lock()
             .unwrap()
@@ -92,13 +91,18 @@ impl Deliver for ScriptedAgent {
     }
 }
 
-struct Rig {
-    clock: FakeClock,
-    dispatcher: Dispatcher,
-    remediator: Remediator,
+pub(crate) struct Rig {
+    pub(crate) clock: FakeClock,
+    pub(crate) dispatcher: Dispatcher,
+    pub(crate) remediator: Remediator,
 }
 
-fn rig(store: Arc<Store>, clock: FakeClock, agent: Arc<ScriptedAgent>, plan: Plan) -> Rig {
+pub(crate) fn rig(
+    store: Arc<Store>,
+    clock: FakeClock,
+    agent: Arc<ScriptedAgent>,
+    plan: Plan,
+) -> Rig {
     let metrics = Metrics::new();
     let cfg = CommandsConfig {
         poll_interval: Duration::from_secs(2),
@@ -140,7 +144,7 @@ fn rig(store: Arc<Store>, clock: FakeClock, agent: Arc<ScriptedAgent>, plan: Pla
     }
 }
 
-fn register(s: &Store, name: &str, pool: Option<&str>, now: i64) -> String {
+pub(crate) fn register(s: &Store, name: &str, pool: Option<&str>, now: i64) -> String {
     s.register(&Registration {
         new_id: format!("node-{name}"),
         name: name.into(),
@@ -161,7 +165,11 @@ fn register(s: &Store, name: &str, pool: Option<&str>, now: i64) -> String {
 
 /// Registers `name`, makes it unhealthy, takes one remediation pass and one delivery, and
 /// returns its newest command.
-fn first_step(r: &Rig, store: &Store, name: &str) -> gpuwarden_controlplane::model::Command {
+pub(crate) fn first_step(
+    r: &Rig,
+    store: &Store,
+    name: &str,
+) -> gpuwarden_controlplane::model::Command {
     let id = register(store, name, None, T0);
     store
         .set_health(&id, Health::Unhealthy, "x", "policy:x", T0)
@@ -176,7 +184,7 @@ fn first_step(r: &Rig, store: &Store, name: &str) -> gpuwarden_controlplane::mod
         .unwrap()
 }
 
-fn status(s: &Store, id: &str) -> String {
+pub(crate) fn status(s: &Store, id: &str) -> String {
     s.node(id).unwrap().status
 }
 
@@ -331,269 +339,4 @@ fn the_full_plan_runs_to_terminated_on_postgres() {
     run_full_plan(Arc::new(
         Store::open(&url, &StoreOptions::default()).unwrap(),
     ));
-}
-
-#[test]
-fn an_unreachable_agent_gets_its_command_once_it_is_back_and_a_restart_carries_on() {
-    let dir = TempDir::new("remediate-down");
-    let store = Arc::new(sqlite_store(&dir));
-    let clock = FakeClock::at(T0);
-    let agent = Arc::new(ScriptedAgent::default());
-    let r = rig(
-        store.clone(),
-        clock.clone(),
-        agent.clone(),
-        Plan::CordonDrain,
-    );
-    let id = register(&store, "gpu-b", None, T0);
-    store
-        .set_health(
-            &id,
-            Health::Unhealthy,
-            "ecc-double-bit",
-            "policy:ecc-double-bit",
-            T0,
-        )
-        .unwrap();
-    r.remediator.run_once();
-    *agent.down.lock().unwrap() = true;
-    // Backoff: each attempt waits longer; nothing is tried before it is due.
-    let mut waits = Vec::new();
-    for _ in 0..5 {
-        assert_eq!(r.dispatcher.run_once(), 1);
-        let c = store.commands(&id, 1).unwrap().remove(0);
-        assert_eq!(c.state, "pending");
-        assert!(c
-            .result
-            .as_deref()
-            .unwrap_or("")
-            .contains("connection refused"));
-        let wait = c.next_attempt_at - r.clock.now_ms();
-        assert_eq!(r.dispatcher.run_once(), 0, "not due yet");
-        waits.push(wait);
-        r.clock.advance(wait);
-    }
-    assert!(
-        waits.windows(2).all(|w| w[1] > w[0]),
-        "backoff grows: {waits:?}"
-    );
-    assert_eq!(store.commands(&id, 1).unwrap()[0].attempts, 5);
-
-    // The control plane restarts (new dispatcher and remediator over the same database)
-    // and the agent comes back: the cordon is delivered, once, and the plan goes on.
-    drop(r);
-    *agent.down.lock().unwrap() = false;
-    let r = rig(
-        store.clone(),
-        clock.clone(),
-        agent.clone(),
-        Plan::CordonDrain,
-    );
-    r.clock.advance(120_000);
-    assert_eq!(r.dispatcher.run_once(), 1);
-    assert_eq!(
-        r.dispatcher.run_once(),
-        0,
-        "a delivered command is not sent again"
-    );
-    assert_eq!(r.remediator.run_once(), 1);
-    assert_eq!(status(&store, &id), "draining");
-    r.dispatcher.run_once();
-    assert_eq!(status(&store, &id), "cordoned", "the drain ended");
-    assert_eq!(
-        r.remediator.run_once(),
-        0,
-        "cordon_drain stops after the drain: no second drain from cordoned"
-    );
-    let kinds = agent.kinds_seen();
-    assert_eq!(
-        kinds.iter().filter(|k| *k == "cordon").count(),
-        6,
-        "5 failed attempts + 1"
-    );
-    assert_eq!(kinds.last().map(String::as_str), Some("drain"));
-}
-
-#[test]
-fn failures_and_operators_stop_the_plan_and_undeliverable_commands_fail_with_a_reason() {
-    let dir = TempDir::new("remediate-stop");
-    let store = Arc::new(sqlite_store(&dir));
-    let clock = FakeClock::at(T0);
-    let agent = Arc::new(ScriptedAgent::default());
-    let r = rig(
-        store.clone(),
-        clock.clone(),
-        agent.clone(),
-        Plan::CordonDrainTerminate,
-    );
-
-    // The cordon hook fails: no drain follows.
-    agent.script("cordon", &[AgentState::Failed]);
-    let c = first_step(&r, &store, "gpu-f");
-    assert_eq!(c.state, CommandState::Failed);
-    assert_eq!(c.message.as_deref(), Some("cordon failed"));
-    assert_eq!(r.remediator.run_once(), 0);
-    assert_eq!(r.remediator.run_once(), 0, "a stopped node stays stopped");
-    assert_eq!(status(&store, &c.node_id), "cordoned");
-    // Fixed, cleared, and unhealthy again later: a new episode, and the plan goes on from
-    // where the node is (cordoned: drain next).
-    store
-        .set_health(
-            &c.node_id,
-            Health::Healthy,
-            "cleared",
-            "admin:test",
-            T0 + 60_000,
-        )
-        .unwrap();
-    store
-        .set_health(&c.node_id, Health::Unhealthy, "x", "policy:x", T0 + 120_000)
-        .unwrap();
-    r.clock.advance(120_000);
-    assert_eq!(r.remediator.run_once(), 1);
-    assert_eq!(status(&store, &c.node_id), "draining");
-
-    // The agent refuses a command for good: failed with its reason, not retried.
-    let refusing = Arc::new(ScriptedAgent::default());
-    refusing.script("cordon", &[AgentState::Succeeded]);
-    {
-        let mut s = refusing.script.lock().unwrap();
-        s.insert(
-            "cordon".into(),
-            [Delivery::Refused(
-                409,
-                "command cmd-x was received before as a drain".into(),
-            )]
-            .into(),
-        );
-    }
-    let r2 = rig(store.clone(), clock.clone(), refusing.clone(), Plan::Cordon);
-    let c = first_step(&r2, &store, "gpu-g");
-    assert_eq!(c.state, CommandState::Failed);
-    assert!(c
-        .message
-        .unwrap()
-        .contains("refused the command (HTTP 409)"));
-
-    // An agent that never comes back: the command expires.
-    let down = Arc::new(ScriptedAgent::default());
-    *down.down.lock().unwrap() = true;
-    let r3 = rig(store.clone(), clock.clone(), down, Plan::Cordon);
-    let pending = first_step(&r3, &store, "gpu-h");
-    assert_eq!(pending.state, CommandState::Pending);
-    r3.clock.advance(25 * 3_600_000);
-    r3.dispatcher.run_once();
-    let c = store.command(&pending.id).unwrap().to_model().unwrap();
-    assert_eq!(c.state, CommandState::Failed);
-    let m = c.message.unwrap();
-    assert!(m.starts_with("not delivered within 1day"), "{m}");
-    assert!(m.contains("connection refused"), "{m}");
-}
-
-#[test]
-fn a_failed_terminate_or_drain_leaves_the_node_cordoned_where_the_operator_can_act() {
-    let dir = TempDir::new("remediate-ends");
-    let store = Arc::new(sqlite_store(&dir));
-    let clock = FakeClock::at(T0);
-    let agent = Arc::new(ScriptedAgent::default());
-    let r = rig(store.clone(), clock.clone(), agent.clone(), Plan::Nothing);
-    let id = register(&store, "gpu-t", None, T0);
-    let step = |s: gpuwarden_controlplane::model::lifecycle::Step, cmd: &str| {
-        let c = gpuwarden_controlplane::store::rows::CommandRow::pending(
-            cmd.into(),
-            &id,
-            match s {
-                gpuwarden_controlplane::model::lifecycle::Step::Drain => {
-                    gpuwarden_controlplane::model::CommandKind::Drain
-                }
-                _ => gpuwarden_controlplane::model::CommandKind::Terminate,
-            },
-            &serde_json::json!({}),
-            "admin:test",
-            clock.now_ms(),
-        );
-        let entry = gpuwarden_controlplane::store::rows::NewAudit::ok(
-            "admin:test",
-            "node.step",
-            &id,
-            serde_json::json!({}),
-            clock.now_ms(),
-        );
-        store
-            .apply_step(&id, s, "operator", "admin:test", Some(c), entry)
-            .unwrap();
-    };
-    use gpuwarden_controlplane::model::lifecycle::Step;
-
-    // The agent has no terminate hook: the terminate fails, and the node is cordoned, not
-    // stuck in terminating (where uncordon is refused).
-    {
-        let mut s = agent.script.lock().unwrap();
-        s.insert(
-            "terminate".into(),
-            [answer(
-                "",
-                "terminate",
-                AgentState::Failed,
-                "no terminate hook is configured",
-            )]
-            .into(),
-        );
-    }
-    step(Step::Terminate, "cmd-t1");
-    assert_eq!(status(&store, &id), "terminating");
-    r.dispatcher.run_once();
-    assert_eq!(status(&store, &id), "cordoned");
-    let t = store.transitions(&id, 1).unwrap().remove(0);
-    assert!(
-        t.reason
-            .contains("terminate command cmd-t1 failed: no terminate hook"),
-        "{}",
-        t.reason
-    );
-    let audit = store.audit_log(1).unwrap().remove(0);
-    assert_eq!(audit.action, "command.failed");
-    assert!(
-        audit.result.starts_with("failed: no terminate hook"),
-        "a failed command is not audited as ok: {}",
-        audit.result
-    );
-    for (s, want) in [(Step::Uncordon, "active"), (Step::Cordon, "cordoned")] {
-        let entry = gpuwarden_controlplane::store::rows::NewAudit::ok(
-            "admin:test",
-            "node.step",
-            &id,
-            serde_json::json!({}),
-            T0,
-        );
-        let (row, _) = store
-            .apply_step(&id, s, "operator", "admin:test", None, entry)
-            .unwrap();
-        assert_eq!(row.status, want);
-    }
-
-    // A drain that completes, and one that fails: cordoned both times.
-    agent.script("drain", &[AgentState::Succeeded, AgentState::Failed]);
-    step(Step::Drain, "cmd-d1");
-    assert_eq!(status(&store, &id), "draining");
-    r.dispatcher.run_once();
-    assert_eq!(status(&store, &id), "cordoned");
-    assert_eq!(store.audit_log(1).unwrap()[0].result, "ok");
-    r.clock.advance(1_000);
-    step(Step::Drain, "cmd-d2");
-    r.dispatcher.run_once();
-    assert_eq!(status(&store, &id), "cordoned");
-
-    // A drain that ends after the operator asked for something else changes nothing.
-    agent.script("drain", &[AgentState::Running, AgentState::Succeeded]);
-    r.clock.advance(1_000);
-    step(Step::Drain, "cmd-d3");
-    r.dispatcher.run_once();
-    r.clock.advance(1_000);
-    step(Step::Terminate, "cmd-t2");
-    r.clock.advance(5_000);
-    agent.script("terminate", &[AgentState::Running]);
-    r.dispatcher.run_once();
-    assert_eq!(store.command("cmd-d3").unwrap().state, "succeeded");
-    assert_eq!(status(&store, &id), "terminating");
 }

@@ -1,6 +1,8 @@
 //! What the default policy makes of scraped bodies and agent events, end to end through the
 //! scraper: absent data is unknown (never down), XIDs the table says to ignore do not degrade,
-//! NVLink5 XIDs follow the status the driver printed.
+//! NVLink5 XIDs follow the status the driver printed; the health is stored with its reason,
+//! a degrading XID clears after its time, and a health change the database refused is
+//! written once it can be.
 
 use std::time::Duration;
 
@@ -189,4 +191,123 @@ fn nan_and_infinite_values_are_absent_for_the_rules_not_rule_failures() {
     r.clock.advance(15_000);
     r.scrape("n");
     assert_ne!(health(&r, "n"), "healthy");
+}
+
+#[test]
+fn the_policy_judges_observations_and_events_and_the_health_is_stored_with_its_reason() {
+    let r = rig(Duration::from_secs(2), 1 << 20, 10_000);
+    let agent = Stub::start(Reply::text(&agent_body(8, 0)));
+    r.add("n", &agent.url());
+    r.scrape("n");
+    assert_eq!(r.store.node("n").unwrap().health, "healthy");
+
+    // GPU 1 falls off the bus: unhealthy, with the rule and the GPU in the history.
+    let lost = agent_body(8, 0).replace(
+        "gpuwarden_gpu_up{gpu=\"1\",uuid=\"GPU-1\",model=\"NVIDIA H100 80GB HBM3\"} 1",
+        "gpuwarden_gpu_up{gpu=\"1\",uuid=\"GPU-1\",model=\"NVIDIA H100 80GB HBM3\"} 0",
+    );
+    *agent.reply.lock().unwrap() = Reply::text(&lost);
+    r.clock.advance(15_000);
+    r.scrape("n");
+    assert_eq!(r.store.node("n").unwrap().health, "unhealthy");
+    let t = &r.store.transitions("n", 1).unwrap()[0];
+    assert_eq!(
+        (t.field.as_str(), t.actor.as_str()),
+        ("health", "policy:gpu-lost")
+    );
+    assert!(
+        t.reason.contains("GPU 1") && t.reason.contains("up = false"),
+        "{}",
+        t.reason
+    );
+    // It comes back: still unhealthy (sticky) until an operator clears it.
+    *agent.reply.lock().unwrap() = Reply::text(&agent_body(8, 0));
+    r.clock.advance(15_000);
+    r.scrape("n");
+    r.scraper
+        .judge_idle(gpuwarden_controlplane::clock::Clock::now_ms(&r.clock) + 3_600_000);
+    assert_eq!(r.store.node("n").unwrap().health, "unhealthy");
+    assert!(r
+        .scraper
+        .metrics
+        .render()
+        .contains("gpuwarden_cp_health_changes_total{to=\"unhealthy\"} 1"));
+}
+
+#[test]
+fn a_degrading_xid_event_degrades_the_node_until_the_clear_time_passes() {
+    let r = rig(Duration::from_secs(2), 1 << 20, 10_000);
+    let agent = Stub::start(Reply::text(&agent_body(8, 0)));
+    r.add("n", &agent.url());
+    r.scrape("n");
+    *agent.reply.lock().unwrap() =
+        Reply::text(&agent_body(8, 0).replace("xid=\"79\"} 0", "xid=\"13\"} 1"));
+    let event_ms = T0 + 10_000;
+    let stamp = gpuwarden_controlplane::clock::rfc3339(event_ms);
+    *agent.events.lock().unwrap() = r#"{"events":[{"seq":1,"time":"STAMP","gpu":2,"uuid":"GPU-2","kind":"xid","code":13,"message":"XID 13: graphics engine exception","severity":"warning","action":"restart_app","source":"nvml"}],"next":1,"instance":"A","truncated":false}"#.replace("STAMP", &stamp);
+    r.clock.advance(15_000);
+    r.scrape("n");
+    let node = r.store.node("n").unwrap();
+    assert_eq!(node.health, "degraded");
+    let t = &r.store.transitions("n", 1).unwrap()[0];
+    assert_eq!(t.actor, "policy:xid");
+    assert!(
+        t.reason.contains("13") && t.reason.contains("GPU 2"),
+        "{}",
+        t.reason
+    );
+    // Five minutes after the event (default degraded_clear_after), healthy again.
+    r.scraper.judge_idle(event_ms + 299_000);
+    assert_eq!(r.store.node("n").unwrap().health, "degraded");
+    r.scraper.judge_idle(event_ms + 300_000);
+    assert_eq!(r.store.node("n").unwrap().health, "healthy");
+}
+
+#[test]
+fn a_health_change_the_database_refused_is_written_once_it_can_be() {
+    use diesel::connection::SimpleConnection;
+    use diesel::Connection;
+    let r = rig(Duration::from_secs(2), 1 << 20, 10_000);
+    let agent = Stub::start(Reply::text(&agent_body(8, 0)));
+    r.add("n", &agent.url());
+    r.scrape("n");
+    // Another process holds SQLite's write lock while the node turns unhealthy (GPU lost).
+    let mut other =
+        diesel::sqlite::SqliteConnection::establish(r._dir.path().join("gw.db").to_str().unwrap())
+            .unwrap();
+    other.batch_execute("BEGIN IMMEDIATE").unwrap();
+    *agent.reply.lock().unwrap() = Reply::text(&agent_body(8, 0).replace(
+        "gpu=\"1\",uuid=\"GPU-1\",model=\"NVIDIA H100 80GB HBM3\"} 1",
+        "gpu=\"1\",uuid=\"GPU-1\",model=\"NVIDIA H100 80GB HBM3\"} 0",
+    ));
+    r.clock.advance(15_000);
+    r.scrape("n");
+    assert_ne!(
+        r.store.node("n").unwrap().health,
+        "unhealthy",
+        "the write was refused"
+    );
+    assert!(r
+        .scraper
+        .metrics
+        .render()
+        .contains("gpuwarden_cp_store_errors_total{op=\"transition\"}"));
+    // Still locked: kept for later, not lost.
+    r.scraper.retry_unsaved();
+    other.batch_execute("COMMIT").unwrap();
+    r.scraper.retry_unsaved();
+    assert_eq!(r.store.node("n").unwrap().health, "unhealthy");
+    let t = &r.store.transitions("n", 1).unwrap()[0];
+    assert_eq!(t.actor, "policy:gpu-lost");
+    r.scraper.retry_unsaved();
+    assert_eq!(
+        r.store
+            .transitions("n", 10)
+            .unwrap()
+            .iter()
+            .filter(|t| t.to_state == "unhealthy")
+            .count(),
+        1,
+        "written once"
+    );
 }

@@ -1,15 +1,21 @@
 //! Control-plane integration tests: one binary, a module per area (see `tests/README.md`).
 //!
-//! - `store`: every store operation on SQLite and on a real PostgreSQL server the test starts.
-//! - `api`: the REST API in-process (actix test service) over a real SQLite file: auth and
-//!   the node lifecycle; `join_api`: node tokens, registration input, meta endpoints;
-//!   `policy_api`: policies, simulation, clearing health, commands; `bodies`: every
-//!   body-taking endpoint refusing bad bodies; `openapi`: the OpenAPI document;
-//!   `node_api`: refused actions audited, why a node is unhealthy, pending nodes scraped.
-//! - `remediate`: remediation and command delivery on SQLite and PostgreSQL.
-//! - `scrape`: the scraper against stub HTTP servers (malformed, huge, slow, truncated, …)
-//!   and offline/online transitions driven by a fake clock; `scrape_health`: what the
-//!   default policy makes of scraped bodies and agent events (absent data, XID actions).
+//! - `store`: every store operation (the suite in `store_suite`) on SQLite and on a real
+//!   PostgreSQL server the test starts.
+//! - `api`: the REST API in-process (actix test service) over a real SQLite file: shared
+//!   helpers and auth; `api_lifecycle`: a node's life through the API; `join_api`: node
+//!   tokens, registration input, meta endpoints; `policy_api`: policies, simulation,
+//!   clearing health, commands; `bodies`: every body-taking endpoint refusing bad bodies;
+//!   `openapi`: the OpenAPI document; `node_api`: refused actions audited, why a node is
+//!   unhealthy, pending nodes scraped.
+//! - `remediate`: the full remediation plan on SQLite and PostgreSQL; `remediate_delivery`:
+//!   backoff while the agent is away, a restart carrying on; `remediate_failures`: failures,
+//!   operators and undeliverable commands stopping the plan.
+//! - `scrape`: the scraper's rig and the scraper against stub HTTP servers (malformed, huge,
+//!   slow, truncated, …); `scrape_offline`: offline/online transitions and phases on a fake
+//!   clock; `scrape_writes`: events stored once, observations in batches; `scrape_health`:
+//!   what the default policy makes of scraped bodies and agent events (absent data, XID
+//!   actions), stored with its reason.
 //! - `store_events`: stored events keep every field rules read (SQLite and PostgreSQL).
 //! - `expected_gpus`: the expected GPU count across re-registrations and the operator's
 //!   `POST /v1/nodes/{id}/expected-gpus`.
@@ -21,6 +27,7 @@
 mod util;
 
 mod api;
+mod api_lifecycle;
 mod bodies;
 mod check_config;
 mod cli;
@@ -32,9 +39,14 @@ mod openapi;
 mod policy_api;
 mod policy_limits;
 mod remediate;
+mod remediate_delivery;
+mod remediate_failures;
 mod scrape;
 mod scrape_events;
 mod scrape_health;
+mod scrape_offline;
+mod scrape_writes;
 mod store;
 mod store_events;
+mod store_suite;
 mod takeover;
