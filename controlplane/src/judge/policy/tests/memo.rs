@@ -3,6 +3,7 @@
 
 use super::super::*;
 use super::{node, obs_with};
+use crate::model::observation::NodeObservation;
 
 #[test]
 fn remembered_results_are_the_results_of_running_every_rule() {
