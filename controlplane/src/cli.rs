@@ -12,6 +12,7 @@ mod client;
 pub mod commands;
 mod escape;
 mod invalid;
+pub mod policies;
 pub mod run;
 mod table;
 mod views;

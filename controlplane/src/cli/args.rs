@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use super::commands::{NodesCommand, PoliciesCommand};
+use super::commands::NodesCommand;
+use super::policies::PoliciesCommand;
 use super::Output;
 
 /// gpuwarden keeps fleets of GPU machines healthy. `serve` runs the control plane; the other

@@ -18,7 +18,7 @@ pub fn admin(conn: Conn, command: Command) -> ExitCode {
         }
         Command::Nodes { command } => run_cli(conn, |c, out| commands::nodes(command, c, out)),
         Command::Policies { command } => {
-            run_cli(conn, |c, out| commands::policies(command, c, out))
+            run_cli(conn, |c, out| super::policies::policies(command, c, out))
         }
         Command::Audit { limit } => run_cli(conn, |c, out| {
             let v = c.call("GET", &format!("/v1/audit?limit={limit}"), None)?;

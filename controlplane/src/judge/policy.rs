@@ -14,6 +14,7 @@
 //! remediation, hot reload and the API come next.
 
 mod file;
+mod fingerprint;
 mod functions;
 mod input;
 mod memo;

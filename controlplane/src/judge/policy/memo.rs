@@ -13,10 +13,11 @@ use std::collections::HashMap;
 
 use cel::Context;
 
+use super::fingerprint::Fingerprint;
 use super::input;
 use super::reads::Read;
 use super::rule::{Evaluation, Match, Rule, RuleFailure, Scope};
-use super::vals::{Fingerprint, GpuVal, NodeVal};
+use super::vals::{GpuVal, NodeVal};
 use super::Policy;
 use crate::judge::policy::NodeInput;
 use crate::model::observation::NodeObservation;
