@@ -15,7 +15,6 @@ pub mod backend;
 pub mod collector;
 pub mod commands;
 pub mod config;
-pub mod dcgm;
 pub mod derive;
 pub mod events;
 pub mod http;
@@ -25,6 +24,9 @@ pub mod register;
 pub mod render;
 pub mod system;
 pub mod text;
+
+/// dcgm-exporter compatibility, rendered by [`render`]; kept at this path for callers.
+pub use render::dcgm;
 
 mod lifecycle;
 pub use lifecycle::log_panics;
