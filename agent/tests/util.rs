@@ -1,4 +1,5 @@
-//! A running agent process for tests: started on an ephemeral port, stopped on drop.
+//! A running agent process for tests: started on an ephemeral port, stopped on drop. The
+//! scratch folders, the plugin build and the HTTP client are `gpuwarden-testkit`'s.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -7,43 +8,10 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub use gpuwarden_testkit::http::client as http_client;
+pub use gpuwarden_testkit::{plugins, repo, Scratch};
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_gpuwarden-agent");
-
-/// The repository root.
-pub fn repo() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// Builds the plugins workspace (example and hostile plugins) once per test run and returns
-/// the folder with the `.wasm` files.
-pub fn plugins() -> std::path::PathBuf {
-    static BUILT: std::sync::OnceLock<Result<std::path::PathBuf, String>> =
-        std::sync::OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let dir = repo().join("plugins");
-            // Install the target when rustup can (a no-op when it is there), so that
-            // `cargo test --workspace` alone works on a fresh machine.
-            let _ = Command::new("rustup").args(["target", "add", "wasm32-wasip2"]).output();
-            let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-                .args(["build", "--release", "--target", "wasm32-wasip2", "--target-dir"])
-                .arg(dir.join("target"))
-                .current_dir(&dir)
-                .env_remove("CARGO_TARGET_DIR")
-                .env_remove("RUSTFLAGS")
-                .output()
-                .map_err(|e| format!("cannot run cargo: {e}"))?;
-            if !out.status.success() {
-                return Err(format!(
-                    "building the plugins failed (is the target installed? `rustup target add wasm32-wasip2`):\n{}",
-                    String::from_utf8_lossy(&out.stderr)
-                ));
-            }
-            Ok(dir.join("target/wasm32-wasip2/release"))
-        })
-        .clone()
-        .unwrap_or_else(|e| panic!("{e}"))
-}
 
 /// The sha256 of a file, as the agent wants it pinned.
 pub fn sha256(path: &std::path::Path) -> String {
@@ -60,51 +28,11 @@ pub fn plugin_entry(name: &str, file: &str, extra: &str) -> String {
     )
 }
 
-/// A scratch folder, removed on drop.
-pub struct Scratch(pub std::path::PathBuf);
-
-impl Scratch {
-    pub fn new(tag: &str) -> Scratch {
-        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let p = std::env::temp_dir().join(format!("gw-{tag}-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        Scratch(p)
-    }
-    pub fn write(&self, name: &str, body: &str) -> std::path::PathBuf {
-        let f = self.0.join(name);
-        std::fs::write(&f, body).unwrap();
-        f
-    }
-    /// Writes a file only its owner may read (a token file: the agent refuses others).
-    pub fn write_secret(&self, name: &str, body: &str) -> std::path::PathBuf {
-        use std::os::unix::fs::PermissionsExt;
-        let f = self.write(name, body);
-        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
-        f
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 pub struct Agent {
     child: Child,
     pub base: String,
     pub logs: Arc<Mutex<Vec<String>>>,
     http: ureq::Agent,
-}
-
-pub fn http_client() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(10)))
-        .build()
-        .into()
 }
 
 impl Agent {
