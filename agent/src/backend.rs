@@ -11,8 +11,6 @@
 pub mod fake;
 pub mod nvml;
 
-use std::sync::Arc;
-
 /// Why a backend call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
@@ -287,8 +285,4 @@ pub trait GpuBackend: Send + Sync {
     /// Starts delivering critical events to `sink` from a thread of the backend's own.
     /// Returns when delivery has started (or failed to).
     fn start_events(&self, sink: EventSink) -> Result<(), BackendError>;
-    /// The fake backend, for fault injection; `None` for real hardware.
-    fn as_fake(&self) -> Option<Arc<fake::FakeBackend>> {
-        None
-    }
 }

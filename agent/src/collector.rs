@@ -150,7 +150,7 @@ impl Collector {
                 }
                 GpuState {
                     labels,
-                    dcgm_labels: crate::dcgm::gpu_labels(
+                    dcgm_labels: render::dcgm::gpu_labels(
                         g,
                         &settings.node_id,
                         &inventory.driver_version,

@@ -15,7 +15,6 @@ pub mod backend;
 pub mod collector;
 pub mod commands;
 pub mod config;
-pub mod dcgm;
 pub mod derive;
 pub mod events;
 pub mod http;
@@ -25,6 +24,9 @@ pub mod register;
 pub mod render;
 pub mod system;
 pub mod text;
+
+/// dcgm-exporter compatibility, rendered by [`render`]; kept at this path for callers.
+pub use render::dcgm;
 
 mod lifecycle;
 pub use lifecycle::log_panics;
@@ -42,8 +44,17 @@ use collector::{Collector, CollectorSettings, Msg};
 use config::{AgentConfig, BackendKind};
 use events::EventLog;
 
-/// Builds the configured GPU backend.
-pub fn open_backend(cfg: &AgentConfig, node_id: &str) -> anyhow::Result<Arc<dyn GpuBackend>> {
+/// The configured GPU backend; with fake GPUs also the fake backend itself, which
+/// `/v1/fake/inject` and `/v1/fake/clear` drive.
+pub struct OpenedBackend {
+    /// What the collector reads.
+    pub gpus: Arc<dyn GpuBackend>,
+    /// The same backend as [`FakeBackend`] when it is the fake one; `None` for NVML.
+    pub fake: Option<Arc<FakeBackend>>,
+}
+
+/// Builds the configured GPU backend (NVML fails here when the library cannot be loaded).
+pub fn open_backend(cfg: &AgentConfig, node_id: &str) -> anyhow::Result<OpenedBackend> {
     Ok(match cfg.gpu.backend {
         BackendKind::Fake => {
             let seed = if cfg.gpu.fake_seed != 0 {
@@ -53,13 +64,20 @@ pub fn open_backend(cfg: &AgentConfig, node_id: &str) -> anyhow::Result<Arc<dyn 
                     (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
                 })
             };
-            Arc::new(Arc::new(FakeBackend::new(
+            let fake = Arc::new(FakeBackend::new(
                 cfg.gpu.fake_count,
                 &cfg.gpu.fake_model,
                 seed,
-            )))
+            ));
+            OpenedBackend {
+                gpus: Arc::new(Arc::clone(&fake)),
+                fake: Some(fake),
+            }
         }
-        BackendKind::Nvml => Arc::new(NvmlBackend::open()?),
+        BackendKind::Nvml => OpenedBackend {
+            gpus: Arc::new(NvmlBackend::open()?),
+            fake: None,
+        },
     })
 }
 
@@ -81,7 +99,10 @@ pub async fn run(
     }
     let node_id = cfg.node_id();
     let join_credentials = join_credentials(&cfg)?;
-    let backend = open_backend(&cfg, &node_id)?;
+    let OpenedBackend {
+        gpus: backend,
+        fake,
+    } = open_backend(&cfg, &node_id)?;
     prepare_state_dir(&cfg);
     let instance = format!("{:016x}", fastrand::u64(..));
     let events = Arc::new(Mutex::new(EventLog::new(cfg.events.capacity, instance)));
@@ -218,7 +239,7 @@ pub async fn run(
     let state = http::AppState {
         snapshot,
         events,
-        fake: backend.as_fake(),
+        fake,
         collector: tx.clone(),
         plugins: Some(Arc::clone(&plugins)),
         commands: Some(runner),

@@ -73,8 +73,8 @@ fn check_config_accepts_the_example_and_rejects_bad_files() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("valid"));
 
-    let dir = std::env::temp_dir().join(format!("gw-check-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let scratch = crate::util::Scratch::new("check");
+    let dir = scratch.path();
     let bad = dir.join("bad.toml");
     std::fs::write(&bad, "[server]\nlisten = \"nowhere\"\n").unwrap();
     let out = Command::new(BIN)
@@ -96,7 +96,6 @@ fn check_config_accepts_the_example_and_rejects_bad_files() {
         .expect("run");
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("missing.toml"));
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

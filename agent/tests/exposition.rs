@@ -4,20 +4,13 @@
 
 use std::io::Read;
 
-use crate::util::{http_client, Agent, Metrics};
-
-fn config_file(name: &str, body: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("gw-expo-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let f = dir.join("agent.toml");
-    std::fs::write(&f, body).unwrap();
-    f
-}
+use crate::util::{http_client, Agent, Metrics, Scratch};
 
 #[test]
 fn metrics_are_valid_prometheus_text_with_escaped_labels() {
-    let cfg = config_file(
-        "escape",
+    let dir = Scratch::new("expo-escape");
+    let cfg = dir.write(
+        "agent.toml",
         "[node]\nid = \"node-a\"\n[node.labels]\nrack = 'r\"1\\b'\nnote = \"two\\nlines\"\n[gpu]\nbackend = \"fake\"\nfake_count = 8\n[collector]\ninterval = \"1h\"\n",
     );
     let agent = Agent::start(&["--config", cfg.to_str().unwrap()], &[]);

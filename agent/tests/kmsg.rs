@@ -5,8 +5,8 @@ use crate::util::Agent;
 
 #[test]
 fn kernel_log_xids_map_to_gpus_and_duplicates_with_nvml_count_once() {
-    let dir = std::env::temp_dir().join(format!("gw-kmsg-e2e-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let scratch = crate::util::Scratch::new("kmsg-e2e");
+    let dir = scratch.path();
     let log = dir.join("kmsg");
     // Fake GPU 0 sits at bus 0x18, GPU 1 at 0x2a (HGX layout).
     std::fs::write(
@@ -123,7 +123,6 @@ fn kernel_log_xids_map_to_gpus_and_duplicates_with_nvml_count_once() {
         ) == Some(1.0)
     });
     drop(agent);
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// Issue: with `read_existing = true`, a restarted agent replayed old kernel-log XIDs as new

@@ -1,49 +1,15 @@
-//! A running agent process for tests: started on an ephemeral port, stopped on drop.
+//! A running agent process for tests ([`Agent`], on testkit's process handle) and a strict
+//! reader of its metrics. The scratch folders, the plugin build and the HTTP client are
+//! `gpuwarden-testkit`'s.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+pub use gpuwarden_testkit::http::client as http_client;
+pub use gpuwarden_testkit::{plugins, repo, Scratch};
+use gpuwarden_testkit::{poll, Launch, Proc};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_gpuwarden-agent");
-
-/// The repository root.
-pub fn repo() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// Builds the plugins workspace (example and hostile plugins) once per test run and returns
-/// the folder with the `.wasm` files.
-pub fn plugins() -> std::path::PathBuf {
-    static BUILT: std::sync::OnceLock<Result<std::path::PathBuf, String>> =
-        std::sync::OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let dir = repo().join("plugins");
-            // Install the target when rustup can (a no-op when it is there), so that
-            // `cargo test --workspace` alone works on a fresh machine.
-            let _ = Command::new("rustup").args(["target", "add", "wasm32-wasip2"]).output();
-            let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-                .args(["build", "--release", "--target", "wasm32-wasip2", "--target-dir"])
-                .arg(dir.join("target"))
-                .current_dir(&dir)
-                .env_remove("CARGO_TARGET_DIR")
-                .env_remove("RUSTFLAGS")
-                .output()
-                .map_err(|e| format!("cannot run cargo: {e}"))?;
-            if !out.status.success() {
-                return Err(format!(
-                    "building the plugins failed (is the target installed? `rustup target add wasm32-wasip2`):\n{}",
-                    String::from_utf8_lossy(&out.stderr)
-                ));
-            }
-            Ok(dir.join("target/wasm32-wasip2/release"))
-        })
-        .clone()
-        .unwrap_or_else(|e| panic!("{e}"))
-}
 
 /// The sha256 of a file, as the agent wants it pinned.
 pub fn sha256(path: &std::path::Path) -> String {
@@ -60,109 +26,41 @@ pub fn plugin_entry(name: &str, file: &str, extra: &str) -> String {
     )
 }
 
-/// A scratch folder, removed on drop.
-pub struct Scratch(pub std::path::PathBuf);
-
-impl Scratch {
-    pub fn new(tag: &str) -> Scratch {
-        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let p = std::env::temp_dir().join(format!("gw-{tag}-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        Scratch(p)
-    }
-    pub fn write(&self, name: &str, body: &str) -> std::path::PathBuf {
-        let f = self.0.join(name);
-        std::fs::write(&f, body).unwrap();
-        f
-    }
-    /// Writes a file only its owner may read (a token file: the agent refuses others).
-    pub fn write_secret(&self, name: &str, body: &str) -> std::path::PathBuf {
-        use std::os::unix::fs::PermissionsExt;
-        let f = self.write(name, body);
-        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
-        f
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
+/// A running `gpuwarden-agent` (a testkit [`Proc`]: its `base` URL and `logs` are read
+/// through it), with the agent's endpoints as methods. Dropping it stops the agent
+/// (SIGTERM, then SIGKILL).
 pub struct Agent {
-    child: Child,
-    pub base: String,
-    pub logs: Arc<Mutex<Vec<String>>>,
+    // Dropped first: its pooled connections close before the agent is asked to stop.
     http: ureq::Agent,
+    proc: Proc,
 }
 
-pub fn http_client() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(10)))
-        .build()
-        .into()
+impl std::ops::Deref for Agent {
+    type Target = Proc;
+    fn deref(&self) -> &Proc {
+        &self.proc
+    }
 }
 
 impl Agent {
-    /// Starts the agent with `args` (plus `--listen 127.0.0.1:0`) and `env`.
+    /// Starts the agent with `args` (plus `--listen 127.0.0.1:0`) and `env`; waits (at most
+    /// 30 s) until it listens.
     pub fn start(args: &[&str], env: &[(&str, &str)]) -> Agent {
-        let mut cmd = Command::new(BIN);
-        cmd.args(args)
+        let proc = Launch::new(BIN)
+            .args(args)
             .args(["--listen", "127.0.0.1:0"])
-            .env("RUST_LOG", "info");
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start gpuwarden-agent");
-        let stderr = child.stderr.take().expect("stderr");
-        let logs = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = mpsc::channel();
-        let sink = Arc::clone(&logs);
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if line.contains(" listening") {
-                    if let Some(addr) = line
-                        .split("addr=")
-                        .nth(1)
-                        .and_then(|s| s.split_whitespace().next())
-                    {
-                        let _ = tx.send(addr.to_string());
-                    }
-                }
-                sink.lock().unwrap().push(line);
-            }
-        });
-        let addr = match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(a) => a,
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "agent did not start; log:\n{}",
-                    logs.lock().unwrap().join("\n")
-                );
-            }
-        };
+            .envs(env)
+            .ready_within(Duration::from_secs(30))
+            .start();
         Agent {
-            child,
-            base: format!("http://{addr}"),
-            logs,
             http: http_client(),
+            proc,
         }
     }
 
     /// The agent's process id (to read its memory in /proc).
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.proc.pid().expect("the agent runs")
     }
 
     pub fn get(&self, path: &str) -> (u16, String) {
@@ -213,15 +111,11 @@ impl Agent {
 
     /// Waits (bounded) until `cond` holds on the agent's metrics.
     pub fn wait_metrics(&self, what: &str, cond: impl Fn(&Metrics) -> bool) -> Metrics {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
+        poll(Duration::from_secs(60), || {
             let m = self.metrics();
-            if cond(&m) {
-                return m;
-            }
-            assert!(Instant::now() < deadline, "timed out waiting for {what}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+            cond(&m).then_some(m)
+        })
+        .unwrap_or_else(|| panic!("timed out waiting for {what}"))
     }
 
     /// `GET /v1/plugins` as JSON.
@@ -246,40 +140,23 @@ impl Agent {
         what: &str,
         cond: impl Fn(&serde_json::Value) -> bool,
     ) -> serde_json::Value {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
+        let mut last = serde_json::Value::Null;
+        poll(Duration::from_secs(60), || {
             let p = self.plugins();
             if cond(&p) {
-                return p;
+                return Some(p);
             }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}: {p:#}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+            last = p;
+            None
+        })
+        .unwrap_or_else(|| panic!("timed out waiting for {what}: {last:#}"))
     }
 
-    /// Sends SIGTERM and waits (bounded) for the exit status.
+    /// Sends SIGTERM and waits (at most 10 s) for the exit status.
     pub fn terminate(mut self) -> std::process::ExitStatus {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(s) = self.child.try_wait().expect("wait") {
-                return s;
-            }
-            assert!(Instant::now() < deadline, "agent did not stop on SIGTERM");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.proc
+            .terminate(Duration::from_secs(10))
+            .expect("agent did not stop on SIGTERM")
     }
 }
 

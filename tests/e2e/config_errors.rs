@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use gpuwarden_e2e::{bins, repo, Proc, Scratch};
+use gpuwarden_e2e::{bins, repo, start_bin, Scratch};
 
 use crate::cp::{self, ADMIN, BOOT};
 
@@ -43,7 +43,7 @@ fn each_program_starts_with_the_others_variables_and_still_refuses_its_own_typos
     ];
     env.extend(agent_vars);
     env.extend(cp_vars);
-    let control = Proc::start(
+    let control = start_bin(
         "gpuwarden",
         &["serve", "--config", cfg.to_str().unwrap()],
         &env,
@@ -57,7 +57,7 @@ fn each_program_starts_with_the_others_variables_and_still_refuses_its_own_typos
             control.base
         ),
     );
-    let _agent = Proc::start(
+    let _agent = start_bin(
         "gpuwarden-agent",
         &[
             "--config",

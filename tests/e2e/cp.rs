@@ -1,6 +1,6 @@
 //! Starting a control plane for a test.
 
-use gpuwarden_e2e::{Api, Proc, Scratch};
+use gpuwarden_e2e::{start_bin, Api, Proc, Scratch};
 
 pub const ADMIN: &str = "e2e-admin-token-0123456789";
 pub const BOOT: &str = "e2e-bootstrap-token-012345";
@@ -16,7 +16,7 @@ pub fn start(dir: &Scratch, extra: &str) -> (Proc, Api) {
             db.display()
         ),
     );
-    let p = Proc::start(
+    let p = start_bin(
         "gpuwarden",
         &["serve", "--config", cfg.to_str().unwrap()],
         &[
@@ -43,7 +43,7 @@ pub fn agent_with(cp: &str, name: &str, dir: &Scratch, extra: &str) -> Proc {
             dir.path().join(format!("{name}.token")).display()
         ),
     );
-    Proc::start(
+    start_bin(
         "gpuwarden-agent",
         &["--config", cfg.to_str().unwrap(), "--listen", "127.0.0.1:0"],
         &[("GPUWARDEN_BOOTSTRAP_TOKEN", BOOT)],

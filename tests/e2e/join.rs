@@ -1,6 +1,6 @@
 //! Joining, scraping, events and the CLI with real processes.
 
-use gpuwarden_e2e::{cli, wait_for, Api, Proc, Scratch};
+use gpuwarden_e2e::{cli, start_bin, wait_for, Api, Scratch};
 use serde_json::json;
 
 use crate::cp::{self, ADMIN};
@@ -185,7 +185,7 @@ fn a_pre_created_node_joins_with_its_join_token_and_rejoins_after_a_restart() {
         ),
     );
     let start = || {
-        Proc::start(
+        start_bin(
             "gpuwarden-agent",
             &["--config", cfg.to_str().unwrap(), "--listen", "127.0.0.1:0"],
             &[],

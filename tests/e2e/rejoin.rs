@@ -1,6 +1,6 @@
 //! A node joined with the config that `gpuwarden nodes token` prints survives restarts.
 
-use gpuwarden_e2e::{cli, wait_for, Proc, Scratch};
+use gpuwarden_e2e::{cli, start_bin, wait_for, Proc, Scratch};
 
 use crate::cp::{self, ADMIN};
 
@@ -36,7 +36,7 @@ fn issue(api_base: &str, name: &str) -> (String, String) {
 /// The printed config as it is; the test only moves the state folder into its scratch
 /// folder and runs fake GPUs, through the environment (as an operator's drop-in would).
 fn start(cfg: &std::path::Path, state: &std::path::Path, dir: &Scratch) -> Proc {
-    Proc::start(
+    start_bin(
         "gpuwarden-agent",
         &["--config", cfg.to_str().unwrap(), "--listen", "127.0.0.1:0"],
         &[

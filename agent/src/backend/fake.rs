@@ -363,10 +363,6 @@ impl GpuBackend for Arc<FakeBackend> {
         *self.sink.lock().unwrap_or_else(|p| p.into_inner()) = Some(sink);
         Ok(())
     }
-
-    fn as_fake(&self) -> Option<Arc<FakeBackend>> {
-        Some(Arc::clone(self))
-    }
 }
 
 #[cfg(test)]

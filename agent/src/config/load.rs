@@ -10,7 +10,7 @@ use gpuwarden_configfile::env::{self as envvars, AGENT, CONTROL_PLANE};
 pub use gpuwarden_configfile::ConfigError;
 use gpuwarden_configfile::{extract_all, key_of, locate};
 
-use super::{AgentConfig, BackendKind};
+use super::model::{AgentConfig, BackendKind};
 
 /// The state folder of an agent with NVML GPUs whose `node.state_dir` is empty.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/gpuwarden-agent";

@@ -122,7 +122,8 @@ pub fn valid_plugin_name(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::MAX_CONCURRENT_RUNS;
-    use crate::config::{AgentConfig, ConfigError};
+    use crate::config::load::ConfigError;
+    use crate::config::model::AgentConfig;
 
     #[test]
     fn max_concurrent_runs_is_between_1_and_16() {

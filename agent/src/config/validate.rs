@@ -5,7 +5,10 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use super::{secrets, valid_plugin_name, AgentConfig, ConfigError, MAX_PLUGIN_MEMORY_MIB};
+use super::load::ConfigError;
+use super::model::AgentConfig;
+use super::plugins::{valid_plugin_name, MAX_PLUGIN_MEMORY_MIB};
+use super::secrets;
 
 impl AgentConfig {
     /// Checks every value; all problems, as `KEY: what is wrong` lines.

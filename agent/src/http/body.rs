@@ -18,7 +18,7 @@ use std::pin::Pin;
 use actix_web::http::{header, StatusCode};
 use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
 
-use super::ApiError;
+use super::state::ApiError;
 
 /// Largest request body the agent takes, in bytes (64 KiB): commands, fault injections and
 /// diagnostic parameters are a few hundred bytes.

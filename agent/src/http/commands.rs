@@ -6,7 +6,7 @@ use std::time::Duration;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use super::{ApiError, AppState};
+use super::state::{ApiError, AppState};
 
 /// Checks the control plane's credential: the digest of this node's token.
 fn command_caller(
@@ -20,7 +20,7 @@ fn command_caller(
             "this agent takes no commands",
         ));
     };
-    match super::node_credential(req, state) {
+    match super::state::node_credential(req, state) {
         Some(true) => Ok(commands),
         Some(false) => Err(ApiError::new(
             StatusCode::UNAUTHORIZED,

@@ -7,7 +7,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
-use super::{collect_now, ApiError, AppState};
+use super::state::{collect_now, ApiError, AppState};
 use crate::backend::fake::{FakeBackend, InjectRequest};
 
 fn fake_of(state: &AppState) -> Result<&Arc<FakeBackend>, ApiError> {
@@ -32,7 +32,7 @@ fn fake_caller<'s>(
     if local {
         return Ok(fake);
     }
-    match super::node_credential(req, state) {
+    match super::state::node_credential(req, state) {
         Some(true) => Ok(fake),
         Some(false) => Err(ApiError::new(
             StatusCode::UNAUTHORIZED,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use super::{ApiError, AppState};
+use super::state::{ApiError, AppState};
 use crate::plugin::manager::{PluginManager, RunError};
 
 fn plugins_of(state: &AppState) -> Result<&Arc<PluginManager>, ApiError> {
@@ -25,7 +25,7 @@ pub(super) async fn list(state: web::Data<AppState>) -> Result<HttpResponse, Api
 /// Checks the bearer of an on-demand run: 401 without the node token's digest, and 401 with
 /// how to go on when this agent has no node token at all (a standalone agent).
 fn authorize(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
-    match super::node_credential(req, state) {
+    match super::state::node_credential(req, state) {
         Some(true) => Ok(()),
         Some(false) => Err(ApiError::new(
             StatusCode::UNAUTHORIZED,

@@ -10,12 +10,15 @@ use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use super::bindings::{check, diagnostic};
-use super::host::PluginCtx;
+use super::host::{PluginCtx, RUN_CORE_INSTANCES, RUN_MEMORIES, RUN_TABLES};
 use super::{one_line, WIT_VERSION};
 use crate::config::{PluginKind, MAX_PLUGIN_MEMORY_MIB};
 
 mod cache;
+mod error;
 mod exports;
+
+pub use error::PluginError;
 
 use cache::{load_cached, prepare_cache_dir, write_atomically};
 
@@ -26,63 +29,6 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// Plugin instances that may exist at once (the pooling allocator's slots; with on-demand
 /// allocation, the same bound keeps memory at most this many memory caps).
 pub const MAX_INSTANCES: u32 = 64;
-
-/// What one run (one store) may create: core module instances, linear memories, tables.
-/// The pool holds [`MAX_INSTANCES`] runs at these limits, so no run can use up what the
-/// others' slots need (a diagnostic with many memories cannot starve the health checks).
-pub const RUN_CORE_INSTANCES: u32 = 16;
-/// Linear memories of one run.
-pub const RUN_MEMORIES: u32 = 8;
-/// Tables of one run.
-pub const RUN_TABLES: u32 = 16;
-
-/// Why a plugin cannot be loaded.
-#[derive(Debug, thiserror::Error)]
-pub enum PluginError {
-    /// The file cannot be read.
-    #[error("cannot read {path}: {source}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The file's digest is not the configured one.
-    #[error("sha256 mismatch for {path}: the config pins {expected}, the file has {actual}")]
-    DigestMismatch {
-        /// The file.
-        path: PathBuf,
-        /// Configured.
-        expected: String,
-        /// Found.
-        actual: String,
-    },
-    /// Not a WebAssembly component (corrupt, a core module, or not wasm at all).
-    #[error("not a WebAssembly component: {0}")]
-    NotAComponent(String),
-    /// A component, but not of the expected world.
-    #[error("wrong world: {0}")]
-    WrongWorld(String),
-    /// It exports the right interface, but a function of it has another type than the
-    /// contract's (checked at load, so it never loads only to fail every run).
-    #[error("wrong signature: {0}")]
-    WrongSignature(String),
-    /// Built against a contract version this agent does not provide.
-    #[error("incompatible plugin: built against gpuwarden:plugin@{found}; this agent provides gpuwarden:plugin@{provided} (compatible: 0.1.x with x <= the agent's)")]
-    Incompatible {
-        /// The plugin's version.
-        found: String,
-        /// Ours.
-        provided: &'static str,
-    },
-    /// Its imports cannot be satisfied (it asks for something the sandbox does not offer).
-    #[error("cannot link: {0}")]
-    Link(String),
-    /// The engine could not be built.
-    #[error("wasmtime engine: {0}")]
-    Engine(String),
-}
 
 /// A component ready to instantiate.
 #[derive(Clone)]

@@ -11,7 +11,6 @@ use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxView, Was
 
 use super::bindings::check::gpuwarden::plugin::host;
 use super::bindings::types as wit;
-use super::engine::{RUN_CORE_INSTANCES, RUN_MEMORIES, RUN_TABLES};
 
 mod convert;
 
@@ -19,6 +18,17 @@ use crate::collector::Snapshot;
 use crate::events::EventLog;
 use convert::{action, samples_of, unix_ms};
 pub use convert::{gpu_info, gpu_sample};
+
+/// What one run (one store) may create: core module instances, linear memories, tables;
+/// [`PluginCtx`]'s limiter enforces them. The engine's pool holds
+/// [`MAX_INSTANCES`](super::engine::MAX_INSTANCES) runs at these limits, so no run can use up
+/// what the others' slots need (a diagnostic with many memories cannot starve the health
+/// checks).
+pub const RUN_CORE_INSTANCES: u32 = 16;
+/// Linear memories of one run.
+pub const RUN_MEMORIES: u32 = 8;
+/// Tables of one run.
+pub const RUN_TABLES: u32 = 16;
 
 /// What a run of a plugin may see: shared, read-only.
 #[derive(Debug, Clone)]

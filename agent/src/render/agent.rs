@@ -3,7 +3,7 @@
 
 use gpuwarden_wire::metric as m;
 
-use super::RenderInput;
+use super::input::RenderInput;
 use crate::text::{labels, Kind, Text};
 
 /// When the process started (the first render, during start-up).

@@ -11,7 +11,7 @@ use wasmtime::Engine;
 
 use super::super::bindings::types::Report;
 use super::super::one_line;
-use super::PluginError;
+use super::error::PluginError;
 use crate::config::PluginKind;
 
 /// The function each world's interface must export, and its type as `wit/plugin.wit` says.

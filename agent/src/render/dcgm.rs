@@ -8,8 +8,8 @@
 //! dcgm-exporter without DCGM profiling. `DCGM_FI_DEV_VGPU_LICENSE_STATUS` applies to vGPU
 //! guests only and is left out.
 
+use super::input::{GpuState, RenderInput};
 use crate::backend::{GpuInfo, GpuSample};
-use crate::render::{GpuState, RenderInput};
 use crate::text::{labels, Kind, Text};
 
 type Get = fn(&GpuInfo, &GpuSample, &GpuState) -> Option<f64>;
