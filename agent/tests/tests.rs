@@ -10,6 +10,7 @@ mod config;
 mod events;
 mod exposition;
 mod faults;
+mod imports;
 mod kmsg;
 mod plugin_lifecycle;
 mod plugin_load;

@@ -1,14 +1,10 @@
 //! The control plane's shape (docs/ARCHITECTURE.md, "Layers"): its folders follow the data
 //! flow and imports only run downwards, and no two files import each other, directly or
-//! through others.
-//!
-//! A file imports another when its code names an item of that file by a path: `crate::a::b`,
-//! `super::x` or `child::x` of a child it declares, or uses a name it re-exports. A parent's
-//! `mod` and `pub use` lines alone declare and re-export its children and are not imports;
-//! neither is `use super::*` in an inline test module. Comments are ignored.
+//! through others (what counts as an import: `gpuwarden_testkit::imports`).
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+
+use gpuwarden_testkit::imports::{all_modules, circles, code, imports, name, paths_after, Module};
 
 /// Folders (and bottom-layer files) from the bottom up: a file may import files of its own
 /// folder and of lower layers only. Same-layer imports are allowed between the bottom
@@ -26,243 +22,8 @@ const LAYERS: &[&[&str]] = &[
     &["lib", "main"],
 ];
 
-type Module = Vec<String>;
-
 fn src() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
-}
-
-fn files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for e in std::fs::read_dir(dir).expect("read src") {
-        let p = e.expect("dir entry").path();
-        if p.is_dir() {
-            files(&p, out);
-        } else if p.extension().is_some_and(|x| x == "rs") {
-            out.push(p);
-        }
-    }
-}
-
-fn module_of(path: &Path) -> Module {
-    let rel = path.strip_prefix(src()).expect("under src");
-    let s = rel.with_extension("").to_string_lossy().replace('\\', "/");
-    if s == "lib" || s == "main" {
-        return vec![s];
-    }
-    s.split('/').map(str::to_string).collect()
-}
-
-/// Whether a line is a re-export (`pub use …;`, `pub(crate) use …;`).
-fn is_reexport(t: &str) -> bool {
-    t.starts_with("pub use ")
-        || (t.starts_with("pub(")
-            && t.split_once(')')
-                .is_some_and(|(_, r)| r.trim_start().starts_with("use ")))
-}
-
-/// The code of a file without comments and re-export lines.
-fn code(text: &str) -> String {
-    let mut out = String::new();
-    for line in text.lines() {
-        let line = line.split("//").next().unwrap_or("");
-        let t = line.trim_start();
-        if is_reexport(t) || t == "use super::*;" {
-            continue;
-        }
-        out.push_str(line);
-        out.push('\n');
-    }
-    out
-}
-
-/// The names a file re-exports, with the path each comes from (`pub use a::{B, c::D as E};`
-/// gives `B` → `a::B` and `E` → `a::c::D`). A file that re-exports a name and then uses it
-/// imports it.
-fn reexports(text: &str) -> Vec<(String, Vec<String>)> {
-    let mut out = Vec::new();
-    let mut pending = String::new();
-    for line in text.lines() {
-        let t = line.split("//").next().unwrap_or("").trim();
-        if pending.is_empty() && !is_reexport(t) {
-            continue;
-        }
-        pending.push_str(t);
-        pending.push(' ');
-        if !t.ends_with(';') {
-            continue; // a re-export over several lines
-        }
-        let stmt = std::mem::take(&mut pending);
-        let body = stmt[stmt.find("use ").map_or(0, |i| i + 4)..]
-            .trim()
-            .trim_end_matches(';');
-        let (prefix, items) = match body.split_once('{') {
-            Some((p, rest)) => (p.trim_end_matches("::"), rest.trim_end_matches('}')),
-            None => match body.rsplit_once("::") {
-                Some((p, last)) => (p, last),
-                None => continue,
-            },
-        };
-        for item in items.split(',').map(str::trim).filter(|i| !i.is_empty()) {
-            let (path, alias) = match item.split_once(" as ") {
-                Some((p, a)) => (p.trim(), a.trim()),
-                None => (item, item.rsplit("::").next().unwrap_or(item)),
-            };
-            let mut full: Vec<String> = prefix.split("::").map(str::to_string).collect();
-            full.extend(path.split("::").map(str::to_string));
-            out.push((alias.to_string(), full));
-        }
-    }
-    out
-}
-
-/// Whether `word` occurs in `code` as a whole identifier.
-fn uses_word(code: &str, word: &str) -> bool {
-    code.match_indices(word).any(|(i, _)| {
-        let before = code[..i].chars().next_back();
-        let after = code[i + word.len()..].chars().next();
-        !before.is_some_and(|c| ident(c) || c == ':') && !after.is_some_and(ident)
-    })
-}
-
-fn ident(c: char) -> bool {
-    c.is_ascii_alphanumeric() || c == '_'
-}
-
-/// Every `word::a::b…` path in `code` (the segments after `word`), where `word` stands alone
-/// (not after `::`, `$` or an identifier character).
-fn paths_after(code: &str, word: &str) -> Vec<Vec<String>> {
-    let needle = format!("{word}::");
-    let mut out = Vec::new();
-    let mut from = 0;
-    while let Some(i) = code[from..].find(&needle) {
-        let at = from + i;
-        from = at + needle.len();
-        let before = code[..at].chars().next_back();
-        if before.is_some_and(|c| ident(c) || c == ':' || c == '$') {
-            continue;
-        }
-        let rest = &code[from..];
-        // `word::{a, b::c}`: each item of the group is a path of its own.
-        if let Some(group) = rest.strip_prefix('{') {
-            let inner = &group[..group.find('}').unwrap_or(group.len())];
-            for item in inner.split(',') {
-                let segs = segments(item.trim());
-                if !segs.is_empty() && segs[0] != "self" {
-                    out.push(segs);
-                }
-            }
-            continue;
-        }
-        out.push(segments(rest));
-    }
-    out
-}
-
-/// The `a::b::c` path at the start of `s`.
-fn segments(s: &str) -> Vec<String> {
-    let mut segs = Vec::new();
-    let mut cur = s;
-    loop {
-        let n = cur.find(|c: char| !ident(c)).unwrap_or(cur.len());
-        if n == 0 {
-            break;
-        }
-        segs.push(cur[..n].to_string());
-        match cur[n..].strip_prefix("::") {
-            Some(r) => cur = r,
-            None => break,
-        }
-    }
-    segs
-}
-
-/// The longest prefix of `path` that is a file of the crate.
-fn resolve(path: &[String], modules: &BTreeSet<Module>) -> Option<Module> {
-    (1..=path.len())
-        .rev()
-        .map(|n| path[..n].to_vec())
-        .find(|m| modules.contains(m))
-}
-
-fn imports(modules: &BTreeSet<Module>) -> BTreeMap<Module, BTreeSet<Module>> {
-    let mut paths = Vec::new();
-    files(&src(), &mut paths);
-    let mut edges: BTreeMap<Module, BTreeSet<Module>> = BTreeMap::new();
-    for p in paths {
-        let m = module_of(&p);
-        if m == ["main"] {
-            continue; // the binary's `crate` is itself; it reaches the library by name
-        }
-        let text = std::fs::read_to_string(&p).expect("read file");
-        let code = code(&text);
-        let own = if m == ["lib"] { vec![] } else { m.clone() };
-        let mut to = BTreeSet::new();
-        for segs in paths_after(&code, "crate") {
-            if let Some(r) = resolve(&segs, modules) {
-                to.insert(r);
-            }
-        }
-        for segs in paths_after(&code, "super") {
-            let mut base = own[..own.len().saturating_sub(1)].to_vec();
-            let mut rest = segs.as_slice();
-            while rest.first().is_some_and(|s| s == "super") {
-                base.pop();
-                rest = &rest[1..];
-            }
-            let full: Vec<String> = base.iter().cloned().chain(rest.iter().cloned()).collect();
-            let parent = if base.is_empty() {
-                vec!["lib".to_string()]
-            } else {
-                base
-            };
-            if let Some(r) = resolve(&full, modules).or(Some(parent)) {
-                to.insert(r);
-            }
-        }
-        for (name, path) in reexports(&text) {
-            if !uses_word(&code, &name) {
-                continue;
-            }
-            let full: Vec<String> = match path.first().map(String::as_str) {
-                Some("crate") => path[1..].to_vec(),
-                Some("super") => {
-                    let mut base = own[..own.len().saturating_sub(1)].to_vec();
-                    base.extend(path[1..].iter().cloned());
-                    base
-                }
-                _ => own.iter().cloned().chain(path.iter().cloned()).collect(),
-            };
-            if let Some(r) = resolve(&full, modules) {
-                to.insert(r);
-            }
-        }
-        for line in code.lines() {
-            let t = line.trim();
-            let decl = t
-                .strip_prefix("pub mod ")
-                .or_else(|| t.strip_prefix("mod "))
-                .or_else(|| t.split_once(") mod ").map(|(_, r)| r));
-            if let Some(name) = decl.and_then(|r| r.strip_suffix(';')) {
-                let child: Module = own.iter().cloned().chain([name.to_string()]).collect();
-                if modules.contains(&child) && !paths_after(&code, name).is_empty() {
-                    to.insert(child);
-                }
-            }
-        }
-        to.remove(&m);
-        edges.insert(m, to);
-    }
-    edges
-}
-
-fn all_modules() -> BTreeSet<Module> {
-    let mut paths = Vec::new();
-    files(&src(), &mut paths);
-    paths.iter().map(|p| module_of(p)).collect()
-}
-
-fn name(m: &Module) -> String {
-    m.join("/")
 }
 
 fn layer(m: &Module) -> usize {
@@ -277,9 +38,8 @@ fn layer(m: &Module) -> usize {
 
 #[test]
 fn imports_run_downwards_between_folders() {
-    let modules = all_modules();
     let mut wrong = Vec::new();
-    for (from, tos) in imports(&modules) {
+    for (from, tos) in imports(&src()) {
         for to in tos {
             let (a, b) = (layer(&from), layer(&to));
             let same_folder = from.first() == to.first();
@@ -297,34 +57,7 @@ fn imports_run_downwards_between_folders() {
 
 #[test]
 fn no_two_files_import_each_other() {
-    let modules = all_modules();
-    let edges = imports(&modules);
-    // Every file that can reach itself again is in a circle; report each circle once.
-    let reach = |start: &Module| {
-        let mut seen = BTreeSet::new();
-        let mut stack = vec![start.clone()];
-        while let Some(m) = stack.pop() {
-            for n in edges.get(&m).into_iter().flatten() {
-                if seen.insert(n.clone()) {
-                    stack.push(n.clone());
-                }
-            }
-        }
-        seen
-    };
-    let mut circles: BTreeSet<Vec<String>> = BTreeSet::new();
-    for m in edges.keys() {
-        let r = reach(m);
-        if r.contains(m) {
-            let mut members: Vec<String> = edges
-                .keys()
-                .filter(|n| r.contains(*n) && reach(n).contains(m))
-                .map(name)
-                .collect();
-            members.sort();
-            circles.insert(members);
-        }
-    }
+    let circles = circles(&imports(&src()));
     assert!(
         circles.is_empty(),
         "import circles:\n{}",
@@ -340,11 +73,15 @@ fn no_two_files_import_each_other() {
 #[test]
 fn the_checks_see_paths_of_every_kind() {
     let code = code(
-        "use crate::store::rows::NodeRow;\n// crate::api::x in a comment\npub use inner::Thing;\nlet x = super::super::y::z();\n$crate::m::n\nuse super::{a, b::C};\n",
+        "use crate::store::rows::NodeRow;\n// crate::api::x in a comment\npub use inner::Thing;\nlet x = super::super::y::z();\n$crate::m::n\nuse super::{a, b::C};\nuse super::super::{d, e::F};\n#[cfg(test)]\nmod tests {\n    use crate::api::AppState;\n    fn f() { if true { crate::x::y(); } }\n}\nlet after = crate::store::Store;\n",
     );
     assert_eq!(
         paths_after(&code, "crate"),
-        vec![vec!["store".to_string(), "rows".into(), "NodeRow".into()]]
+        vec![
+            vec!["store".to_string(), "rows".into(), "NodeRow".into()],
+            vec!["store".to_string(), "Store".into()],
+        ],
+        "an inline test module is skipped to its end, and only it"
     );
     assert_eq!(
         paths_after(&code, "super"),
@@ -352,11 +89,13 @@ fn the_checks_see_paths_of_every_kind() {
             vec!["super".to_string(), "y".into(), "z".into()],
             vec!["a".to_string()],
             vec!["b".to_string(), "C".into()],
+            vec!["super".to_string(), "d".into()],
+            vec!["super".to_string(), "e".into(), "F".into()],
         ]
     );
-    let modules = all_modules();
+    let modules = all_modules(&src());
     assert!(modules.contains(&vec!["judge".to_string(), "policy".into()]));
-    let edges = imports(&modules);
+    let edges = imports(&src());
     let scrape = edges.get(&vec!["scrape".to_string()]).expect("scrape.rs");
     assert!(
         scrape.contains(&vec!["scrape".to_string(), "fleet".into()]),

@@ -9,6 +9,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod http;
+pub mod imports;
 mod plugins;
 mod process;
 mod scratch;

@@ -1,0 +1,159 @@
+//! Applying a plugin list: load new plugins, reload changed ones (a bad new version leaves
+//! the old one running), stop removed ones, and start each health check's loop.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+
+use super::super::engine::{kind_name, PluginError};
+use super::super::host::RunLimits;
+use super::super::runner::Limits;
+use super::loader::{digest_file, load};
+use super::{lock, stamp, PluginManager, RunState, Slot};
+use crate::config::{PluginEntry, PluginKind};
+
+impl PluginManager {
+    pub(super) fn limits(&self, entry: &PluginEntry, kind: PluginKind) -> Limits {
+        let timeout = entry.timeout.unwrap_or(match kind {
+            PluginKind::Check => self.defaults.check_timeout,
+            PluginKind::Diagnostic => self.defaults.diagnostic_timeout,
+        });
+        Limits {
+            timeout,
+            run: RunLimits {
+                memory_bytes: entry
+                    .memory_limit_mib
+                    .unwrap_or(self.defaults.memory_limit_mib)
+                    as usize
+                    * 1024
+                    * 1024,
+                log_max_lines: self.defaults.log_max_lines,
+                output_max_bytes: self.defaults.output_max_bytes,
+            },
+            report_max_bytes: self.defaults.report_max_bytes,
+        }
+    }
+
+    /// Makes the running set match `entries`: loads new plugins, reloads changed ones (a bad
+    /// new version leaves the old one running), stops removed ones. Other plugins are not
+    /// touched.
+    pub async fn apply(self: &Arc<Self>, entries: Vec<PluginEntry>) {
+        let _one_at_a_time = self.applying.lock().await;
+        *lock(&self.desired) = entries.clone();
+        let wanted: BTreeSet<String> = entries.iter().map(|e| e.name.clone()).collect();
+        let mut changed = false;
+        {
+            let mut slots = lock(&self.slots);
+            let gone: Vec<String> = slots
+                .keys()
+                .filter(|n| !wanted.contains(*n))
+                .cloned()
+                .collect();
+            for name in gone {
+                changed = true;
+                slots.remove(&name);
+                tracing::info!(plugin = %name, "plugin removed");
+            }
+        }
+        for entry in entries {
+            let file = stamp(&entry.path);
+            let unchanged = lock(&self.slots)
+                .get(&entry.name)
+                .is_some_and(|s| s.entry == entry && s.file == file && s.loaded.is_some());
+            if unchanged {
+                continue;
+            }
+            // A file rewritten with the same content (a rebuild, a copy) needs no reload.
+            let same_content = {
+                let slots = lock(&self.slots);
+                slots.get(&entry.name).and_then(|s| {
+                    let l = s.loaded.as_ref()?;
+                    (s.entry == entry).then(|| l.sha256.clone())
+                })
+            }
+            .is_some_and(|sha| digest_file(&entry.path).is_ok_and(|d| d == sha));
+            if same_content {
+                if let Some(s) = lock(&self.slots).get_mut(&entry.name) {
+                    s.file = file;
+                }
+                continue;
+            }
+            changed = true;
+            let engine_self = Arc::clone(self);
+            let e2 = entry.clone();
+            let result = tokio::task::spawn_blocking(move || load(&engine_self.engine, &e2))
+                .await
+                .unwrap_or_else(|e| Err(PluginError::Engine(format!("loader panicked: {e}"))));
+            let mut slots = lock(&self.slots);
+            match result {
+                Ok(loaded) => {
+                    let loaded = Arc::new(loaded);
+                    tracing::info!(
+                        plugin = %entry.name,
+                        kind = kind_name(loaded.compiled.kind),
+                        sha256 = %loaded.sha256,
+                        world_version = %loaded.compiled.world_version,
+                        from_cache = loaded.compiled.from_cache,
+                        load_ms = loaded.load_seconds * 1e3,
+                        "plugin loaded"
+                    );
+                    let replaced = slots.remove(&entry.name);
+                    if replaced.is_some() {
+                        tracing::info!(plugin = %entry.name, "plugin replaced by the new version");
+                    }
+                    let mut slot = Slot {
+                        entry: entry.clone(),
+                        loaded: Some(Arc::clone(&loaded)),
+                        load_error: None,
+                        file,
+                        state: Arc::new(Mutex::new(RunState::default())),
+                        task: None,
+                        on_demand: replaced.map_or_else(
+                            || self.per_plugin_runs(),
+                            |old| Arc::clone(&old.on_demand),
+                        ),
+                    };
+                    if loaded.compiled.kind == PluginKind::Check {
+                        let interval = entry.interval.unwrap_or(self.defaults.interval);
+                        let me = Arc::downgrade(self);
+                        let name = entry.name.clone();
+                        slot.task = Some(
+                            self.runtime
+                                .spawn(super::run::check_loop(me, name, interval)),
+                        );
+                    }
+                    slots.insert(entry.name.clone(), slot);
+                }
+                Err(e) => {
+                    let msg = e.to_string();
+                    match slots.get_mut(&entry.name) {
+                        Some(slot) if slot.loaded.is_some() => {
+                            tracing::error!(plugin = %entry.name, error = %msg, "new plugin version refused; the previous version keeps running");
+                            slot.load_error =
+                                Some(format!("{msg} (the previous version keeps running)"));
+                            slot.file = file;
+                            slot.entry.sha256 = entry.sha256.clone();
+                        }
+                        _ => {
+                            tracing::error!(plugin = %entry.name, error = %msg, "plugin refused");
+                            slots.insert(
+                                entry.name.clone(),
+                                Slot {
+                                    entry: entry.clone(),
+                                    loaded: None,
+                                    load_error: Some(msg),
+                                    file,
+                                    state: Arc::new(Mutex::new(RunState::default())),
+                                    task: None,
+                                    on_demand: self.per_plugin_runs(),
+                                },
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        if changed {
+            self.refresh();
+        }
+    }
+}
