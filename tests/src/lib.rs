@@ -14,18 +14,24 @@ use serde_json::Value;
 pub use gpuwarden_testkit::{repo, wait_for, Api, Launch, Proc, Scratch};
 
 /// Builds `gpuwarden` and `gpuwarden-agent` (debug) once per test run; returns the folder.
+///
+/// They are built the way `cargo test --workspace` builds them for the agent's and the
+/// control plane's own integration tests (`cargo test -p … --no-run`, which leaves the two
+/// binaries in `target/debug`), not with `cargo build --bins`: the tests' dev-dependencies
+/// turn on features of shared crates (figment's `test`, more of `regex`), and a plain build
+/// would compile both programs a second time with other features.
 pub fn bins() -> PathBuf {
     static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     BUILT
         .get_or_init(|| {
             let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
                 .args([
-                    "build",
+                    "test",
                     "-p",
                     "gpuwarden-agent",
                     "-p",
                     "gpuwarden-controlplane",
-                    "--bins",
+                    "--no-run",
                 ])
                 .current_dir(repo())
                 .output()
