@@ -196,7 +196,7 @@ pub fn methods_for(path: &str) -> Option<Vec<String>> {
     (!methods.is_empty()).then_some(methods)
 }
 
-#[utoipa::path(get, path = "/v1/openapi.json", security(), responses((status = 200, description = "This document")))]
+#[utoipa::path(get, path = "/v1/openapi.json", operation_id = "openapi", security(), responses((status = 200, description = "This document")))]
 #[get("/v1/openapi.json")]
 pub(super) async fn openapi_json() -> HttpResponse {
     HttpResponse::Ok().json(document())
