@@ -11,6 +11,7 @@ mod events;
 mod exposition;
 mod faults;
 mod kmsg;
+mod notify;
 mod plugin_lifecycle;
 mod plugin_load;
 mod plugin_runs;
