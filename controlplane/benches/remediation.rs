@@ -216,6 +216,7 @@ fn main() {
         policy: Arc::new(std::sync::RwLock::new(Arc::new(Policy::default_policy()))),
         links,
         event_reads: Default::default(),
+        urgent: Default::default(),
     }
     .spawn(
         64,

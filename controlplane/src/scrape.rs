@@ -13,8 +13,10 @@
 mod events;
 mod fetch;
 mod judge;
+mod urgent;
 
 pub use events::{EventReads, STUCK_AFTER};
+pub use urgent::{NoticeOutcome, Urgent};
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver};
@@ -63,6 +65,8 @@ pub struct Scraper {
     pub links: crate::wake::Links,
     /// Per node, the page limit of its `/v1/events` reads and their failures in a row.
     pub event_reads: Arc<EventReads>,
+    /// Reads made due by agents' urgent-event notices, and each node's read turn.
+    pub urgent: Arc<Urgent>,
 }
 
 impl std::fmt::Debug for Scraper {
@@ -77,6 +81,7 @@ impl std::fmt::Debug for Scraper {
 #[derive(Debug)]
 pub struct ScraperHandle {
     stop: Arc<AtomicBool>,
+    urgent: Arc<Urgent>,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -84,6 +89,7 @@ impl ScraperHandle {
     /// Stops scheduling, lets running scrapes finish, writes the observations once more.
     pub fn stop(self) {
         self.stop.store(true, Ordering::SeqCst);
+        self.urgent.stop();
         for t in self.threads {
             let _ = t.join();
         }
@@ -132,8 +138,8 @@ impl Scraper {
                     self.store_change(&c, now);
                 }
                 self.judge_observation(&job.node_id, now);
-                if let Some((instance, cursor)) = after.read_events {
-                    self.read_events_bounded(job, instance, cursor);
+                if after.read_events.is_some() {
+                    self.read_events_in_turn(job);
                 }
             }
             Err(e) => {
@@ -178,6 +184,16 @@ impl Scraper {
                     .spawn(move || worker(&s, &rx))?,
             );
         }
+        for i in 0..self.urgent.workers() {
+            let s = self.clone();
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("notice-{i}"))
+                    .stack_size(crate::policy::limits::EVAL_STACK_BYTES)
+                    .spawn(move || s.notice_worker())?,
+            );
+        }
+        let urgent = self.urgent.clone();
         let (s, st) = (self.clone(), stop.clone());
         threads.push(
             std::thread::Builder::new()
@@ -211,7 +227,11 @@ impl Scraper {
                     housekeeping(&s, &st, flush_every, retention);
                 })?,
         );
-        Ok(ScraperHandle { stop, threads })
+        Ok(ScraperHandle {
+            stop,
+            urgent,
+            threads,
+        })
     }
 
     /// Writes the changed observations in one batch.

@@ -26,6 +26,7 @@ mod cli;
 mod expected_gpus;
 mod join_api;
 mod node_api;
+mod notify;
 mod openapi;
 mod policy_api;
 mod policy_limits;
