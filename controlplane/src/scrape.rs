@@ -6,7 +6,9 @@
 //! production), parses it with the shared zero-copy parser, and records the result in the
 //! [`Fleet`]. When an XID or ECC counter moved, the worker reads the agent's
 //! `/v1/events?after=CURSOR` and stores the events with the cursor in one transaction, so
-//! none is stored twice or skipped when either side restarts. A housekeeping thread judges
+//! none is stored twice or skipped when either side restarts. An agent's urgent-event notice
+//! makes the same read due at once, on a few workers of its own ([`Urgent`]); a node's events
+//! are read by one of them at a time. A housekeeping thread judges
 //! the nodes that are not scraped (offline) every second, writes the latest observations in
 //! batches and applies retention.
 
