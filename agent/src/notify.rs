@@ -339,39 +339,4 @@ impl ExtraMetrics for Notifier {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_to_the_cap_and_jitter_stays_in_the_upper_half() {
-        let p = RetryPolicy::default();
-        assert_eq!(p.backoff(0, 1.0), Duration::from_millis(200));
-        assert_eq!(p.backoff(0, 0.0), Duration::from_millis(100));
-        assert_eq!(p.backoff(2, 1.0), Duration::from_millis(800));
-        assert_eq!(p.backoff(10, 1.0), Duration::from_secs(2));
-        assert_eq!(p.backoff(40, 0.0), Duration::from_secs(1));
-        // The waits of one notice fit the budget several times over: it is retried, then
-        // given up well before the budget's end plus one attempt.
-        let total: Duration = (0..6).map(|n| p.backoff(n, 1.0)).sum();
-        assert!(total <= p.budget, "{total:?}");
-    }
-
-    #[test]
-    fn a_burst_is_one_pending_notice_with_the_newest_seq_and_nothing_waits_before_joining() {
-        let n = Notifier::new("run".into(), RetryPolicy::default());
-        n.urgent(1);
-        assert_eq!(n.lock().pending, None, "not joined: nothing kept");
-        n.joined("http://cp/", "node-1", "tok");
-        for seq in [5, 3, 9, 7] {
-            n.urgent(seq);
-        }
-        assert_eq!(n.lock().pending, Some(9));
-        let counts: std::collections::HashMap<_, _> = n.counts().into_iter().collect();
-        assert_eq!(counts["dropped"], 1);
-        assert_eq!(counts["coalesced"], 3);
-        assert!(
-            !format!("{n:?}").contains("tok"),
-            "the token is never printed"
-        );
-    }
-}
+mod tests;
