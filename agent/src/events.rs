@@ -3,9 +3,12 @@
 //! kernel log.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use gpuwarden_wire::{EventKind, EventsPage, HealthEvent, Severity};
+
+use crate::notify::Notifier;
 
 /// Longest event message kept in the log, in bytes; a longer one (from any source: a
 /// kernel-log line, a plugin's finding, a backend) is cut at a character boundary and ends
@@ -70,6 +73,8 @@ pub struct EventLog {
     last_seq: u64,
     /// Count by (kind, severity) since start, for `gpuwarden_agent_events_total`.
     counts: BTreeMap<(&'static str, &'static str), u64>,
+    /// Told the sequence of each fatal event (see [`crate::notify`]).
+    urgent: Option<Arc<Notifier>>,
 }
 
 impl EventLog {
@@ -81,12 +86,25 @@ impl EventLog {
             ring: VecDeque::new(),
             last_seq: 0,
             counts: BTreeMap::new(),
+            urgent: None,
         }
+    }
+
+    /// From now on, each event of severity `fatal` (XIDs, critical temperatures, unhealthy
+    /// plugin verdicts: every source records through [`EventLog::push`]) is also handed to
+    /// `notifier`, which tells the control plane at once.
+    pub fn notify_urgent(&mut self, notifier: Arc<Notifier>) {
+        self.urgent = Some(notifier);
     }
 
     /// Appends an event, evicting the oldest when full; returns its sequence number.
     pub fn push(&mut self, e: NewEvent, at: SystemTime) -> u64 {
         self.last_seq += 1;
+        if e.severity == Severity::Fatal {
+            if let Some(n) = &self.urgent {
+                n.urgent(self.last_seq);
+            }
+        }
         *self
             .counts
             .entry((e.kind.as_str(), e.severity.as_str()))

@@ -19,6 +19,7 @@ pub mod derive;
 pub mod events;
 pub mod http;
 pub mod kmsg;
+pub mod notify;
 pub mod plugin;
 pub mod register;
 pub mod render;
@@ -105,7 +106,13 @@ pub async fn run(
     } = open_backend(&cfg, &node_id)?;
     prepare_state_dir(&cfg);
     let instance = format!("{:016x}", fastrand::u64(..));
-    let events = Arc::new(Mutex::new(EventLog::new(cfg.events.capacity, instance)));
+    let notifier = (cfg.control_plane.notify_urgent && !cfg.control_plane.url.is_empty())
+        .then(|| notify::Notifier::new(instance.clone(), notify::RetryPolicy::default()));
+    let mut log = EventLog::new(cfg.events.capacity, instance);
+    if let Some(n) = &notifier {
+        log.notify_urgent(Arc::clone(n));
+    }
+    let events = Arc::new(Mutex::new(log));
     let snapshot = Arc::new(RwLock::new(Arc::default()));
     let settings = CollectorSettings {
         node_id: node_id.clone(),
@@ -150,10 +157,12 @@ pub async fn run(
     )
     .context("starting the WebAssembly engine")?;
     let reload_status = Arc::new(config::reload::ReloadStatus::default());
-    collector.set_extra(Arc::new(config::reload::Extras(vec![
-        plugins.clone(),
-        reload_status.clone(),
-    ])));
+    let mut extras: Vec<Arc<dyn render::ExtraMetrics>> =
+        vec![plugins.clone(), reload_status.clone()];
+    if let Some(n) = &notifier {
+        extras.push(n.clone());
+    }
+    collector.set_extra(Arc::new(config::reload::Extras(extras)));
     let inv = collector.inventory().clone();
     tracing::info!(
         node = %node_id,
@@ -268,9 +277,13 @@ pub async fn run(
             &inv,
             backend.name(),
             *bound,
-            Arc::clone(&command_auth),
+            (Arc::clone(&command_auth), notifier.clone()),
         )?),
         _ => None,
+    };
+    let notify_thread = match &notifier {
+        Some(n) => Some(n.spawn().context("starting the notice thread")?),
+        None => None,
     };
     let server = server.run();
     let handle = server.handle();
@@ -290,6 +303,10 @@ pub async fn run(
     if let Some(r) = registrar {
         // Deregister first, so the control plane stops scraping before the server stops.
         let _ = tokio::task::spawn_blocking(move || r.stop()).await;
+    }
+    if let (Some(n), Some(t)) = (&notifier, notify_thread) {
+        n.stop();
+        let _ = tokio::task::spawn_blocking(move || t.join()).await;
     }
     handle.stop(true).await;
     let _ = server_task.await;
@@ -360,7 +377,8 @@ fn start_registration(
     inv: &backend::Inventory,
     backend_name: &str,
     bound: std::net::SocketAddr,
-    command_auth: Arc<commands::CommandAuth>,
+    // Told of each join: the commands' credential and the urgent-event notifier.
+    (command_auth, notifier): (Arc<commands::CommandAuth>, Option<Arc<notify::Notifier>>),
 ) -> anyhow::Result<register::RegistrarHandle> {
     let cp = &cfg.control_plane;
     let host = sysinfo::System::host_name().unwrap_or_else(|_| node_id.to_string());
@@ -393,6 +411,7 @@ fn start_registration(
         request,
         retry_max: cp.retry_max,
         command_auth: Some(command_auth),
+        notifier,
     })
     .context("starting the registration thread")
 }

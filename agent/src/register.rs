@@ -32,6 +32,9 @@ pub struct Registration {
     pub retry_max: Duration,
     /// Told each node token issued, so the agent takes commands for it.
     pub command_auth: Option<std::sync::Arc<crate::commands::CommandAuth>>,
+    /// Told each join (and when the control plane forgot the node), so urgent-event
+    /// notices go out with the current node id and token.
+    pub notifier: Option<std::sync::Arc<crate::notify::Notifier>>,
 }
 
 /// The control plane refused every credential the agent has, before it had joined once in
@@ -312,6 +315,9 @@ pub fn spawn(reg: Registration) -> std::io::Result<RegistrarHandle> {
                     Some(r) => {
                         if client.known(r) == Some(false) {
                             warn!(node_id = %r.node_id, "the control plane does not know this node any more; registering again");
+                            if let Some(n) = &client.reg.notifier {
+                                n.left();
+                            }
                             current = None;
                             continue;
                         }
@@ -324,6 +330,9 @@ pub fn spawn(reg: Registration) -> std::io::Result<RegistrarHandle> {
                 }
             }
             if let Some(r) = &current {
+                if let Some(n) = &client.reg.notifier {
+                    n.left();
+                }
                 client.deregister(r);
             }
         })?;
@@ -361,6 +370,9 @@ fn try_all(client: &Client) -> Joined {
                 info!(node_id = %r.node_id, control_plane = %redact_url(&client.reg.url), address = %redact_url(&client.reg.request.address), "registered with the control plane");
                 if let Some(a) = &client.reg.command_auth {
                     a.set_token(&r.node_token);
+                }
+                if let Some(n) = &client.reg.notifier {
+                    n.joined(&client.reg.url, &r.node_id, &r.node_token);
                 }
                 if let Some(f) = &client.reg.token_file {
                     if let Err(e) = write_token(f, &r.node_token) {

@@ -12,6 +12,7 @@ mod exposition;
 mod faults;
 mod imports;
 mod kmsg;
+mod notify;
 mod plugin_lifecycle;
 mod plugin_load;
 mod plugin_runs;

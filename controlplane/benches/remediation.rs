@@ -8,8 +8,15 @@
 //! measured by `benches/ingest.sh`). Faults hit a different node every `GAP_MS`; the
 //! latency of each is the stored command's `created_at` minus the injection time.
 //!
+//! With `NOTIFY=1` the injected fault also sends the agent's urgent-event notice: the bench
+//! calls [`Urgent::notice`], the function `POST /v1/nodes/{id}/notify` calls once it has
+//! authenticated the node, so the notice path (coalescing set, notice workers, the bounded
+//! events read, judging, remediation) is measured, but not HTTP's loopback cost nor the
+//! agent's sender (both well under a millisecond on one host; a node token lookup adds one
+//! indexed query).
+//!
 //! `cargo bench -p gpuwarden-controlplane --bench remediation`
-//! env: AGENTS=1000 INTERVAL_MS=1000 FAULTS=100 GAP_MS=200 WARM_S=5
+//! env: AGENTS=1000 INTERVAL_MS=1000 FAULTS=100 GAP_MS=200 WARM_S=5 NOTIFY=0
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -23,7 +30,7 @@ use gpuwarden_controlplane::config::{Plan, RemediationConfig};
 use gpuwarden_controlplane::judge::policy::Policy;
 use gpuwarden_controlplane::metrics::Metrics;
 use gpuwarden_controlplane::scrape::fleet::{Fleet, FleetSettings};
-use gpuwarden_controlplane::scrape::{Fetch, ScrapeError, Scraper};
+use gpuwarden_controlplane::scrape::{Fetch, ScrapeError, Scraper, Urgent};
 use gpuwarden_controlplane::store::{Registration, Store, StoreOptions};
 use gpuwarden_wire::event::{Action, EventKind, EventsPage, HealthEvent, Severity};
 
@@ -146,6 +153,7 @@ fn main() {
     let faults = env("FAULTS", 100) as usize;
     let gap = Duration::from_millis(env("GAP_MS", 200));
     let warm = Duration::from_secs(env("WARM_S", 5));
+    let notify = env("NOTIFY", 0) == 1;
 
     let dir = std::env::temp_dir().join(format!("gw-bench-remediation-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
@@ -190,6 +198,7 @@ fn main() {
         injected: Mutex::default(),
     });
     let metrics = Metrics::new();
+    let urgent = Arc::new(Urgent::default());
     let links = Links::default();
     let remediator = Remediator::new(
         store.clone(),
@@ -216,6 +225,7 @@ fn main() {
         policy: Arc::new(std::sync::RwLock::new(Arc::new(Policy::default_policy()))),
         links,
         event_reads: Default::default(),
+        urgent: urgent.clone(),
     }
     .spawn(
         64,
@@ -245,6 +255,13 @@ fn main() {
             .unwrap_or_else(|p| p.into_inner())
             .insert(address.clone(), at);
         injected.push((id.clone(), at));
+        if notify {
+            let n = gpuwarden_wire::notice::UrgentNotice {
+                instance: "bench".into(),
+                seq: 1,
+            };
+            urgent.notice(&fleet, &metrics, id, &n);
+        }
         std::thread::sleep(gap);
     }
     std::thread::sleep(interval * 3);
@@ -288,14 +305,19 @@ fn main() {
             .unwrap_or(f64::NAN)
     };
     println!(
-        "RESULT fault->cordon agents={agents} interval_ms={} faults={} missing={missing} p50_ms={:.0} p90_ms={:.0} p99_ms={:.0} max_ms={:.0} goal_ms={}",
+        "RESULT fault->cordon agents={agents} interval_ms={} notify={} faults={} missing={missing} p50_ms={:.0} p90_ms={:.0} p99_ms={:.0} max_ms={:.0} goal_ms={}",
         interval.as_millis(),
+        u8::from(notify),
         lat.len(),
         q(0.5),
         q(0.9),
         q(0.99),
         lat.last().copied().unwrap_or(f64::NAN),
-        interval.as_millis() + 100
+        if notify {
+            1000
+        } else {
+            interval.as_millis() + 100
+        }
     );
     println!(
         "RESULT load scrapes_per_s={:.0} cpu_cores={:.2} (whole process, while faults were injected)",

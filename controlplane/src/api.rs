@@ -18,6 +18,7 @@ mod join;
 mod meta;
 mod node_token;
 mod nodes;
+mod notify;
 mod policies;
 mod state;
 mod steps;
@@ -51,6 +52,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(meta::service_discovery)
         .service(meta::audit)
         .service(join::register)
+        .service(notify::notify)
         .service(nodes::create)
         .service(nodes::list)
         .service(nodes::get)

@@ -150,6 +150,9 @@ pub struct ScrapeConfig {
     pub sample_limit: usize,
     /// Scrapes in flight at once.
     pub concurrency: usize,
+    /// Event reads in flight at once for urgent-event notices (`POST /v1/nodes/{id}/notify`),
+    /// beside the scrapes; notices for many nodes at once wait their turn.
+    pub notice_concurrency: usize,
     /// Missed intervals before a node is `offline`.
     pub offline_after: u32,
     /// Name of this control-plane replica; it shifts every target's phase. Empty means the
@@ -166,6 +169,7 @@ impl Default for ScrapeConfig {
             body_retain_bytes: 1 << 20,
             sample_limit: 50_000,
             concurrency: 64,
+            notice_concurrency: 8,
             offline_after: 3,
             replica: String::new(),
         }

@@ -46,6 +46,10 @@ pub struct Metrics {
     pub webhook_deliveries: IntCounterVec,
     /// `gpuwarden_cp_policy_reloads_total{result}`
     pub policy_reloads: IntCounterVec,
+    /// `gpuwarden_cp_notices_total{result}`: agents' urgent-event notices ([`NOTICE_RESULTS`]).
+    pub notices: IntCounterVec,
+    /// `gpuwarden_cp_notice_reads_total`: event reads made for notices.
+    pub notice_reads: IntCounter,
 }
 
 /// `result` of `gpuwarden_cp_scrapes_total`: `success`, or the failure kind
@@ -81,6 +85,10 @@ pub const DELIVERY_RESULTS: &[&str] = &[
 pub const REMEDIATION_STEPS: &[&str] = &["cordon", "drain", "terminate"];
 /// `result` of `gpuwarden_cp_webhook_deliveries_total`.
 pub const WEBHOOK_RESULTS: &[&str] = &["ok", "retry", "dropped"];
+/// `result` of `gpuwarden_cp_notices_total`: `accepted` (the node's events are read now),
+/// `coalesced` (a read was already due or under way: one read, or one more after it, serves
+/// it), `stale` (its `seq` is stored already: no read), `refused` (401, 403, 404, bad body).
+pub const NOTICE_RESULTS: &[&str] = &["accepted", "coalesced", "stale", "refused"];
 /// `result` of `gpuwarden_cp_policy_reloads_total`.
 pub const RELOAD_RESULTS: &[&str] = &["applied", "rejected"];
 
@@ -208,8 +216,21 @@ impl Metrics {
             ),
             &["result"],
         ));
+        let notices = must(IntCounterVec::new(
+            Opts::new(
+                "gpuwarden_cp_notices_total",
+                "Agents' urgent-event notices by result (accepted, coalesced, stale, refused).",
+            ),
+            &["result"],
+        ));
+        let notice_reads = must(IntCounter::new(
+            "gpuwarden_cp_notice_reads_total",
+            "Reads of an agent's /v1/events made for its urgent-event notices.",
+        ));
         for c in [
             Box::new(policy_reloads.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(notices.clone()),
+            Box::new(notice_reads.clone()),
             Box::new(command_deliveries.clone()),
             Box::new(remediation_steps.clone()),
             Box::new(webhook_deliveries.clone()),
@@ -237,6 +258,7 @@ impl Metrics {
         zero(&remediation_steps, REMEDIATION_STEPS);
         zero(&webhook_deliveries, WEBHOOK_RESULTS);
         zero(&policy_reloads, RELOAD_RESULTS);
+        zero(&notices, NOTICE_RESULTS);
         let healths: Vec<&str> = crate::model::Health::ALL
             .iter()
             .map(|h| h.as_str())
@@ -263,6 +285,8 @@ impl Metrics {
             remediation_steps,
             webhook_deliveries,
             policy_reloads,
+            notices,
+            notice_reads,
         }
     }
 
@@ -300,6 +324,7 @@ mod tests {
         };
         add("gpuwarden_cp_scrapes_total", "result", SCRAPE_RESULTS);
         add("gpuwarden_cp_store_errors_total", "op", STORE_OPS);
+        add("gpuwarden_cp_notices_total", "result", NOTICE_RESULTS);
         add(
             "gpuwarden_cp_command_deliveries_total",
             "result",

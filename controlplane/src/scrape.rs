@@ -6,7 +6,9 @@
 //! production), parses it with the shared zero-copy parser, and records the result in the
 //! [`Fleet`]. When an XID or ECC counter moved, the worker reads the agent's
 //! `/v1/events?after=CURSOR` and stores the events with the cursor in one transaction, so
-//! none is stored twice or skipped when either side restarts. A housekeeping thread judges
+//! none is stored twice or skipped when either side restarts. An agent's urgent-event notice
+//! makes the same read due at once, on a few workers of its own ([`Urgent`]); a node's events
+//! are read by one of them at a time. A housekeeping thread judges
 //! the nodes that are not scraped (offline) every second, writes the latest observations in
 //! batches and applies retention.
 
@@ -16,9 +18,11 @@ mod fetch;
 pub mod fleet;
 mod judge;
 pub mod schedule;
+mod urgent;
 
 pub use event_reads::EventReads;
 pub use events::STUCK_AFTER;
+pub use urgent::{NoticeOutcome, Urgent};
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver};
@@ -67,6 +71,8 @@ pub struct Scraper {
     pub links: crate::act::wake::Links,
     /// Per node, the page limit of its `/v1/events` reads and their failures in a row.
     pub event_reads: Arc<EventReads>,
+    /// Reads made due by agents' urgent-event notices, and each node's read turn.
+    pub urgent: Arc<Urgent>,
 }
 
 impl std::fmt::Debug for Scraper {
@@ -81,6 +87,7 @@ impl std::fmt::Debug for Scraper {
 #[derive(Debug)]
 pub struct ScraperHandle {
     stop: Arc<AtomicBool>,
+    urgent: Arc<Urgent>,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -88,6 +95,7 @@ impl ScraperHandle {
     /// Stops scheduling, lets running scrapes finish, writes the observations once more.
     pub fn stop(self) {
         self.stop.store(true, Ordering::SeqCst);
+        self.urgent.stop();
         for t in self.threads {
             let _ = t.join();
         }
@@ -136,8 +144,8 @@ impl Scraper {
                     self.store_change(&c, now);
                 }
                 self.judge_observation(&job.node_id, now);
-                if let Some((instance, cursor)) = after.read_events {
-                    self.read_events_bounded(job, instance, cursor);
+                if after.read_events.is_some() {
+                    self.read_events_in_turn(job);
                 }
             }
             Err(e) => {
@@ -182,6 +190,16 @@ impl Scraper {
                     .spawn(move || worker(&s, &rx))?,
             );
         }
+        for i in 0..self.urgent.workers() {
+            let s = self.clone();
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("notice-{i}"))
+                    .stack_size(crate::judge::policy::limits::EVAL_STACK_BYTES)
+                    .spawn(move || s.notice_worker())?,
+            );
+        }
+        let urgent = self.urgent.clone();
         let (s, st) = (self.clone(), stop.clone());
         threads.push(
             std::thread::Builder::new()
@@ -215,7 +233,11 @@ impl Scraper {
                     housekeeping(&s, &st, flush_every, retention);
                 })?,
         );
-        Ok(ScraperHandle { stop, threads })
+        Ok(ScraperHandle {
+            stop,
+            urgent,
+            threads,
+        })
     }
 
     /// Writes the changed observations in one batch.

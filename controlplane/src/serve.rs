@@ -229,6 +229,7 @@ pub async fn start(
         .spawn()
         .map_err(io("starting the command dispatcher"))?;
     let remediator = remediator.spawn().map_err(io("starting remediation"))?;
+    let urgent = Arc::new(crate::scrape::Urgent::new(cfg.scrape.notice_concurrency));
     let scraper = Scraper {
         fleet: fleet.clone(),
         store: store.clone(),
@@ -247,6 +248,7 @@ pub async fn start(
         policy: policy.clone(),
         links: links.clone(),
         event_reads: Default::default(),
+        urgent: urgent.clone(),
     }
     .spawn(
         cfg.scrape.concurrency,
@@ -273,16 +275,20 @@ pub async fn start(
         },
         links,
     });
-    let server =
-        HttpServer::new(move || App::new().app_data(state.clone()).configure(api::configure))
-            .workers(cfg.server.workers)
-            .disable_signals()
-            .shutdown_timeout(5)
-            .bind(&cfg.server.listen)
-            .map_err(|source| ServeError::Io {
-                what: format!("cannot listen on {}", cfg.server.listen),
-                source,
-            })?;
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .app_data(web::Data::from(urgent.clone()))
+            .configure(api::configure)
+    })
+    .workers(cfg.server.workers)
+    .disable_signals()
+    .shutdown_timeout(5)
+    .bind(&cfg.server.listen)
+    .map_err(|source| ServeError::Io {
+        what: format!("cannot listen on {}", cfg.server.listen),
+        source,
+    })?;
     let addr = server
         .addrs()
         .first()

@@ -84,6 +84,7 @@ pub(crate) fn rig(timeout: Duration, body_limit: u64, sample_limit: usize) -> Ri
         policy: Arc::new(std::sync::RwLock::new(Arc::new(Policy::default_policy()))),
         links: Default::default(),
         event_reads: Default::default(),
+        urgent: Default::default(),
     };
     Rig {
         _dir: dir,

@@ -7,11 +7,16 @@ pub const BOOT: &str = "e2e-bootstrap-token-012345";
 
 /// A control plane on an ephemeral port with a SQLite file in `dir`, scraping every second.
 pub fn start(dir: &Scratch, extra: &str) -> (Proc, Api) {
+    start_every(dir, "1s", extra)
+}
+
+/// [`start`] scraping every `interval` (a duration like `"60s"`).
+pub fn start_every(dir: &Scratch, interval: &str, extra: &str) -> (Proc, Api) {
     let db = dir.path().join("gw.db");
     let cfg = dir.write(
         "cp.toml",
         &format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n\n[database]\nurl = \"sqlite://{}\"\nflush_interval = \"1s\"\n\n[scrape]\ninterval = \"1s\"\ntimeout = \"1s\"\n{extra}\n",
+            "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n\n[database]\nurl = \"sqlite://{}\"\nflush_interval = \"1s\"\n\n[scrape]\ninterval = \"{interval}\"\ntimeout = \"1s\"\n{extra}\n",
             dir.path().display(),
             db.display()
         ),

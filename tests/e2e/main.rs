@@ -5,6 +5,7 @@
 mod config_errors;
 mod cp;
 mod join;
+mod notify;
 mod prometheus;
 mod rejoin;
 mod remediate;

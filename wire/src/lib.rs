@@ -5,7 +5,8 @@
 //! actions), the [health event](event) shape served at `GET /v1/events`, and the
 //! [metric names](metric) the agent exposes and the control plane reads, and a strict,
 //! zero-copy parser of the Prometheus [text exposition format](exposition), and the
-//! [registration](join) an agent sends to join the control plane.
+//! [registration](join) an agent sends to join the control plane, and the [notice](notice)
+//! it sends when it records an urgent event.
 //!
 //! It has no I/O and depends only on `serde` and `memchr`, so the agent stays free of the control
 //! plane's dependencies and the other way round.
@@ -16,6 +17,7 @@ pub mod event;
 pub mod exposition;
 pub mod join;
 pub mod metric;
+pub mod notice;
 pub mod xid;
 
 pub use event::{Action, EventKind, EventsPage, HealthEvent, Severity};

@@ -105,6 +105,9 @@ pub struct ControlPlaneConfig {
     /// Longest wait between registration attempts (they back off from 1s, with jitter).
     #[serde(with = "humantime_serde")]
     pub retry_max: Duration,
+    /// Tell the control plane at once when a fatal event is recorded
+    /// (`POST /v1/nodes/{id}/notify`), instead of waiting for its next scrape.
+    pub notify_urgent: bool,
 }
 
 /// `[node]`
@@ -260,6 +263,7 @@ impl Default for AgentConfig {
                 advertise: String::new(),
                 pool: String::new(),
                 retry_max: Duration::from_secs(60),
+                notify_urgent: true,
             },
             commands: CommandsConfig {
                 cordon: Vec::new(),

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use utoipa::OpenApi;
 
 use super::auth::BearerScheme;
-use super::{commands, expected, history, join, meta, node_token, nodes, policies, steps};
+use super::{commands, expected, history, join, meta, node_token, nodes, notify, policies, steps};
 
 /// The OpenAPI document, generated from the handlers and types.
 #[derive(OpenApi)]
@@ -35,6 +35,7 @@ use super::{commands, expected, history, join, meta, node_token, nodes, policies
         history::commands,
         history::observation,
         join::register,
+        notify::notify,
         meta::healthz,
         meta::readyz,
         meta::metrics,
@@ -56,6 +57,8 @@ use super::{commands, expected, history, join, meta, node_token, nodes, policies
         crate::model::GpuInfo,
         crate::model::ScrapeInfo,
         gpuwarden_wire::join::RegisterRequest,
+        gpuwarden_wire::notice::UrgentNotice,
+        gpuwarden_wire::notice::NoticeAccepted,
         expected::ExpectedGpus,
     )),
     modifiers(&BearerScheme),

@@ -88,6 +88,12 @@ impl ControlPlaneConfig {
                 s.concurrency
             ));
         }
+        if !(1..=256).contains(&s.notice_concurrency) {
+            p.push(format!(
+                "scrape.notice_concurrency: {} is not between 1 and 256",
+                s.notice_concurrency
+            ));
+        }
         if let Err(e) = self.health.policy() {
             p.extend(e.lines().map(str::to_string));
         }

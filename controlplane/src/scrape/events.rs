@@ -10,9 +10,10 @@
 //! event is skipped (`reason="skipped"`, also in `gpuwarden_cp_events_lost_total`) so one
 //! broken event cannot stop a node's event ingestion for ever.
 
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use super::fetch::ScrapeError;
+use super::urgent::{stored, Wanted};
 use super::{new_event, Scraper, MAX_EVENT_PAGES};
 use crate::scrape::fleet::Job;
 use crate::store::rows::NewEvent;
@@ -127,5 +128,55 @@ impl Scraper {
         // Every page was full: more may wait; read on at the next scrape.
         self.fleet.events_failed(&job.node_id);
         Ok(())
+    }
+}
+
+impl Scraper {
+    /// Reads node `id`'s events from its stored cursor in its turn (see [`super::Urgent`]); when a
+    /// read is under way already, one more is made due after it instead. The scrape's path
+    /// when its counters say events are waiting.
+    pub(super) fn read_events_in_turn(&self, job: &Job) {
+        if !self.urgent.begin(&job.node_id) {
+            let _ = self.urgent.mark(
+                &job.node_id,
+                Wanted {
+                    instance: String::new(),
+                    seq: u64::MAX,
+                },
+            );
+            return;
+        }
+        if let Some(t) = self.fleet.get(&job.node_id) {
+            self.read_events_bounded(job, t.agent_instance, t.event_cursor);
+        }
+        self.urgent.end(&job.node_id);
+    }
+
+    /// One notice worker: reads due nodes until [`super::Urgent::stop`].
+    pub(super) fn notice_worker(&self) {
+        while let Some((id, want)) = self.urgent.next() {
+            match self.fleet.get(&id) {
+                Some(t)
+                    if stored(
+                        t.agent_instance.as_deref(),
+                        t.event_cursor,
+                        &want.instance,
+                        want.seq,
+                    ) =>
+                {
+                    debug!(node = %id, seq = want.seq, "notified events already read");
+                }
+                Some(t) => {
+                    self.metrics.notice_reads.inc();
+                    let job = Job {
+                        node_id: id.clone(),
+                        address: t.address.clone(),
+                    };
+                    self.read_events_bounded(&job, t.agent_instance, t.event_cursor);
+                }
+                None => {}
+            }
+            self.urgent.end(&id);
+        }
     }
 }

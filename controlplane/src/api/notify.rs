@@ -1,0 +1,81 @@
+//! `POST /v1/nodes/{id}/notify`: an agent says it recorded an urgent (fatal) event, so its
+//! events are read now rather than at the next scrape. Authenticated with the node's token
+//! (or an admin token); the read itself is the scraper's ([`crate::scrape::Urgent`]), so this
+//! answers at once, whatever the agent's state.
+
+use actix_web::http::StatusCode;
+use actix_web::{post, web, HttpRequest, HttpResponse};
+use gpuwarden_wire::notice::{NoticeAccepted, UrgentNotice, MAX_INSTANCE_BYTES};
+
+use super::body::Json;
+use super::caller::{allow_node, caller};
+use super::error::ApiError;
+use super::state::AppState;
+use crate::scrape::Urgent;
+
+#[utoipa::path(
+    post, path = "/v1/nodes/{id}/notify", request_body = UrgentNotice,
+    params(("id" = String, Path, description = "Node id (as returned at registration)")),
+    description = "An agent's urgent-event notice: it recorded an event of severity `fatal` whose sequence is `seq`. The control plane reads the node's `/v1/events` from its stored cursor soon after (coalesced per node: many notices before the read are one read; at most `scrape.notice_concurrency` reads at once); nothing is read when events up to `seq` of this agent run are stored already. A lost notice falls back to the next scrape. Takes the node's own token (or an admin token).",
+    responses(
+        (status = 202, body = NoticeAccepted),
+        (status = 401),
+        (status = 403, description = "Another node's token"),
+        (status = 404, description = "No such node, or the node is not scraped (no address, terminated, deregistered)"),
+        (status = 422, description = "instance is empty, longer than 128 bytes, or not printable ASCII"),
+    )
+)]
+#[post("/v1/nodes/{id}/notify")]
+pub(super) async fn notify(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    urgent: Option<web::Data<Urgent>>,
+    id: web::Path<String>,
+    body: Json<UrgentNotice>,
+) -> Result<HttpResponse, ApiError> {
+    let answer = take(
+        &req,
+        &state,
+        urgent.as_ref().map(|u| u.get_ref()),
+        &id,
+        &body.0,
+    )
+    .await;
+    if answer.is_err() {
+        state.metrics.notices.with_label_values(&["refused"]).inc();
+    }
+    answer
+}
+
+async fn take(
+    req: &HttpRequest,
+    state: &AppState,
+    urgent: Option<&Urgent>,
+    id: &str,
+    n: &UrgentNotice,
+) -> Result<HttpResponse, ApiError> {
+    let who = caller(req, state).await?;
+    allow_node(&who, id)?;
+    if n.instance.is_empty()
+        || n.instance.len() > MAX_INSTANCE_BYTES
+        || !n.instance.bytes().all(|b| b.is_ascii_graphic())
+    {
+        return Err(ApiError::invalid(format!(
+            "instance: must be 1 to {MAX_INSTANCE_BYTES} printable ASCII characters (the `instance` of the agent's /v1/events)"
+        )));
+    }
+    let urgent = urgent.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "urgent-event notices are not taken by this server",
+        )
+    })?;
+    let outcome = urgent
+        .notice(&state.fleet, &state.metrics, id, n)
+        .ok_or_else(|| {
+            ApiError::not_found(format!("node {id} is not scraped (unknown, or no address)"))
+        })?;
+    tracing::debug!(node = %id, seq = n.seq, outcome = outcome.as_str(), "urgent-event notice");
+    Ok(HttpResponse::Accepted().json(NoticeAccepted { accepted: true }))
+}
