@@ -44,7 +44,8 @@ if [ "$BUILD" = 1 ]; then
   cargo build --release -q -p gpuwarden-agent -p gpuwarden-controlplane --bins
 fi
 SRC=$ROOT/controlplane/benches/ingest/static_targets.rs
-if [ ! -x "$WORK/static_targets" ] || [ "$SRC" -nt "$WORK/static_targets" ]; then
+# static_targets.rs is the crate root; its modules (http.rs) lie beside it.
+if [ ! -x "$WORK/static_targets" ] || [ -n "$(find "$(dirname "$SRC")" -name '*.rs' -newer "$WORK/static_targets")" ]; then
   rustc -O --edition 2021 -o "$WORK/static_targets" "$SRC"
 fi
 

@@ -3,17 +3,17 @@
 //! the real hardware and NVML would.
 
 mod inject;
+mod sample;
+#[cfg(test)]
+mod tests;
 
 pub use inject::{Fault, InjectRequest};
 
 use std::collections::BTreeSet;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
-use super::{
-    clock_event, BackendError, BackendEvent, EccCounts, EventSink, GpuBackend, GpuInfo, GpuSample,
-    Inventory, NvLinkSample, ProfSample, RemappedRows,
-};
+use super::{BackendError, BackendEvent, EventSink, GpuInfo, Inventory};
 
 /// The model the fake GPUs claim to be unless configured otherwise.
 pub const DEFAULT_MODEL: &str = "NVIDIA H100 80GB HBM3";
@@ -255,214 +255,5 @@ impl FakeBackend {
             None => gpus.iter_mut().for_each(FakeGpu::clear_faults),
         }
         Ok(())
-    }
-}
-
-impl GpuBackend for Arc<FakeBackend> {
-    fn name(&self) -> &'static str {
-        "fake"
-    }
-
-    fn inventory(&self) -> Result<Inventory, BackendError> {
-        Ok(self.inventory.clone())
-    }
-
-    fn sample(&self, gpu: u32) -> Result<GpuSample, BackendError> {
-        let info = self
-            .inventory
-            .gpus
-            .get(gpu as usize)
-            .ok_or(BackendError::NoSuchGpu(gpu))?;
-        let mut gpus = self.lock();
-        let g = gpus
-            .get_mut(gpu as usize)
-            .ok_or(BackendError::NoSuchGpu(gpu))?;
-        if g.lost {
-            return Err(BackendError::GpuLost(gpu));
-        }
-        // Drift: a bounded random walk in utilization; the rest follows it.
-        let step = (g.rng.f64() - 0.5) * 0.1;
-        g.utilization = (g.utilization + step).clamp(0.3, 0.98);
-        let mem_step = (g.rng.f64() - 0.5) * 2000.0 * MIB as f64;
-        g.memory_used = (g.memory_used as f64 + mem_step)
-            .clamp(10_000.0 * MIB as f64, 78_000.0 * MIB as f64) as u64;
-        let u = g.utilization;
-        let power = g.power.unwrap_or(120.0 + 520.0 * u + g.rng.f64() * 10.0);
-        let now = Instant::now();
-        let dt = g
-            .last_sample
-            .map_or(0.0, |t| now.duration_since(t).as_secs_f64());
-        g.last_sample = Some(now);
-        g.energy_joules += power * dt;
-        let temperature = g.temperature.unwrap_or(38.0 + 30.0 * u + g.rng.f64());
-        let reserved = 600 * MIB;
-        let nvlinks = (0..info.nvlink_count)
-            .map(|link| NvLinkSample {
-                link,
-                up: !g.nvlink_down.contains(&link),
-                replay_errors: Some(0),
-                recovery_errors: Some(0),
-                crc_flit_errors: Some(g.nvlink_errors.get(link as usize).copied().unwrap_or(0)),
-                crc_data_errors: Some(0),
-            })
-            .collect();
-        // Fake GPUs run no compute process unless one is injected (drains need to know).
-        let processes = g.processes;
-        Ok(GpuSample {
-            utilization: Some(u),
-            memory_utilization: Some(u * 0.6),
-            encoder_utilization: Some(0.0),
-            decoder_utilization: Some(0.0),
-            memory_used_bytes: Some(g.memory_used),
-            memory_free_bytes: Some(info.memory_total_bytes - g.memory_used - reserved),
-            memory_reserved_bytes: Some(reserved),
-            temperature_celsius: Some(temperature.round()),
-            memory_temperature_celsius: Some((temperature + 6.0).round()),
-            power_watts: Some(power),
-            energy_joules: Some(g.energy_joules),
-            sm_clock_hertz: Some(if g.throttle & clock_event::HARDWARE != 0 {
-                1_095e6
-            } else {
-                1_980e6
-            }),
-            memory_clock_hertz: Some(2_619e6),
-            clock_event_reasons: Some(g.throttle),
-            pcie_generation: Some(if g.pcie_degraded { 3 } else { 5 }),
-            pcie_width: Some(if g.pcie_degraded { 8 } else { 16 }),
-            pcie_replays: Some(g.pcie_replays),
-            ecc: EccCounts {
-                corrected_volatile: Some(g.ecc_corrected),
-                uncorrected_volatile: Some(g.ecc_uncorrected),
-                corrected_aggregate: Some(g.ecc_corrected),
-                uncorrected_aggregate: Some(g.ecc_uncorrected),
-            },
-            remapped_rows: Some(RemappedRows {
-                correctable: 0,
-                uncorrectable: g.ecc_uncorrected.min(1),
-                pending: g.remap_pending,
-                failure: g.remap_failure,
-            }),
-            nvlinks,
-            nvlink_bandwidth_total: Some((g.energy_joules * 1000.0) as u64),
-            // SXM boards have no fans of their own.
-            fan_speed: None,
-            recovery_action: Some(g.recovery_action),
-            compute_processes: Some(processes),
-            compute_processes_memory_bytes: Some(if processes > 0 { g.memory_used } else { 0 }),
-            prof: Some(ProfSample {
-                gr_engine_active: u,
-                tensor_active: u * 0.7,
-                dram_active: u * 0.5,
-                pcie_tx_bytes_per_second: 2.0e9 * u,
-                pcie_rx_bytes_per_second: 3.0e9 * u,
-            }),
-        })
-    }
-
-    fn start_events(&self, sink: EventSink) -> Result<(), BackendError> {
-        *self.sink.lock().unwrap_or_else(|p| p.into_inner()) = Some(sink);
-        Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn req(json: &str) -> Result<Fault, String> {
-        serde_json::from_str::<InjectRequest>(json)
-            .map_err(|e| e.to_string())?
-            .to_fault()
-    }
-
-    #[test]
-    fn inject_requests_of_design_md_parse() {
-        assert_eq!(
-            req(r#"{"gpu":0,"fault":"xid","code":79}"#),
-            Ok(Fault::Xid(79))
-        );
-        assert_eq!(
-            req(r#"{"gpu":1,"fault":"temperature","value":97}"#),
-            Ok(Fault::Temperature(97.0))
-        );
-        assert_eq!(
-            req(r#"{"gpu":2,"fault":"ecc","type":"double_bit"}"#),
-            Ok(Fault::EccDoubleBit(1))
-        );
-        assert_eq!(
-            req(r#"{"gpu":2,"fault":"ecc","type":"single_bit","count":5}"#),
-            Ok(Fault::EccSingleBit(5))
-        );
-        assert_eq!(
-            req(r#"{"gpu":3,"fault":"fell_off_bus"}"#),
-            Ok(Fault::FellOffBus)
-        );
-        assert_eq!(
-            req(r#"{"gpu":4,"fault":"nvlink_down","link":0}"#),
-            Ok(Fault::NvlinkDown(0))
-        );
-        assert_eq!(
-            req(r#"{"gpu":5,"fault":"pcie_degraded"}"#),
-            Ok(Fault::PcieDegraded)
-        );
-        assert_eq!(
-            req(r#"{"gpu":6,"fault":"power","value":900}"#),
-            Ok(Fault::Power(900.0))
-        );
-        assert_eq!(
-            req(r#"{"gpu":7,"fault":"throttle","reason":"hw_slowdown"}"#),
-            Ok(Fault::Throttle(clock_event::HW_SLOWDOWN))
-        );
-    }
-
-    #[test]
-    fn bad_inject_requests_say_what_is_wrong() {
-        assert!(req(r#"{"gpu":0,"fault":"xid"}"#)
-            .unwrap_err()
-            .contains("\"code\""));
-        assert!(req(r#"{"gpu":0,"fault":"melt"}"#)
-            .unwrap_err()
-            .contains("unknown fault"));
-        assert!(req(r#"{"gpu":0,"fault":"ecc","type":"triple"}"#)
-            .unwrap_err()
-            .contains("triple"));
-        assert!(req(r#"{"gpu":0,"fault":"throttle","reason":"x"}"#)
-            .unwrap_err()
-            .contains("known"));
-        assert!(req(r#"{"gpu":0,"fault":"xid","code":1,"bogus":1}"#)
-            .unwrap_err()
-            .contains("bogus"));
-    }
-
-    #[test]
-    fn fell_off_bus_makes_reads_fail_until_cleared() {
-        let fake = Arc::new(FakeBackend::new(2, DEFAULT_MODEL, 1));
-        fake.inject(1, Fault::FellOffBus).unwrap();
-        assert!(matches!(fake.sample(1), Err(BackendError::GpuLost(1))));
-        assert!(fake.sample(0).is_ok());
-        fake.clear(Some(1)).unwrap();
-        assert!(fake.sample(1).is_ok());
-    }
-
-    #[test]
-    fn readings_drift_but_stay_plausible() {
-        let fake = Arc::new(FakeBackend::new(1, DEFAULT_MODEL, 7));
-        let temps: Vec<f64> = (0..50)
-            .map(|_| fake.sample(0).unwrap().temperature_celsius.unwrap())
-            .collect();
-        assert!(temps.iter().all(|t| (30.0..80.0).contains(t)), "{temps:?}");
-        assert!(
-            temps.windows(2).any(|w| w[0] != w[1]),
-            "readings never changed"
-        );
-    }
-
-    #[test]
-    fn injecting_on_a_missing_gpu_is_an_error() {
-        let fake = FakeBackend::new(2, DEFAULT_MODEL, 1);
-        assert!(matches!(
-            fake.inject(9, Fault::Xid(79)),
-            Err(BackendError::NoSuchGpu(9))
-        ));
     }
 }

@@ -5,15 +5,17 @@
 //! `--fake-gpus`. Every NVML call is blocking: the collector calls [`GpuBackend::sample`] from
 //! its own thread, and critical events are waited for on a dedicated thread.
 
+mod events;
+#[cfg(test)]
+mod tests;
+
 use std::sync::Mutex;
 
-use nvml_wrapper::bitmasks::event::EventTypes;
 use nvml_wrapper::enum_wrappers::device::{
     Clock, EccCounter, MemoryError, TemperatureSensor, TemperatureThreshold,
 };
 use nvml_wrapper::enum_wrappers::nv_link::ErrorCounter;
 use nvml_wrapper::enums::device::{SampleValue, UsedGpuMemory};
-use nvml_wrapper::enums::event::XidError;
 use nvml_wrapper::enums::gpm::GpmMetricId;
 use nvml_wrapper::error::NvmlError;
 use nvml_wrapper::struct_wrappers::device::FieldValueSample;
@@ -26,8 +28,8 @@ use nvml_wrapper::sys_exports::field_id::{
 use nvml_wrapper::{Device, GpmSample, Nvml};
 
 use super::{
-    BackendError, BackendEvent, EccCounts, EventSink, GpuBackend, GpuInfo, GpuSample, Inventory,
-    NvLinkSample, ProfSample, RemappedRows,
+    BackendError, EccCounts, EventSink, GpuBackend, GpuInfo, GpuSample, Inventory, NvLinkSample,
+    ProfSample, RemappedRows,
 };
 
 /// NVML has at most this many NVLinks per GPU (NVML_NVLINK_MAX_LINKS).
@@ -307,101 +309,6 @@ impl GpuBackend for NvmlBackend {
     }
 
     fn start_events(&self, sink: EventSink) -> Result<(), BackendError> {
-        let nvml = self.nvml;
-        let wanted = EventTypes::CRITICAL_XID_ERROR
-            | EventTypes::SINGLE_BIT_ECC_ERROR
-            | EventTypes::DOUBLE_BIT_ECC_ERROR
-            | EventTypes::CLOCK_CHANGE;
-        let mut set = nvml.create_event_set().map_err(unavailable)?;
-        for gpu in 0..self.gpu_count {
-            let d = self.device(gpu)?;
-            let supported = d
-                .supported_event_types()
-                .map(|s| s & wanted)
-                .unwrap_or(wanted);
-            set = match d.register_events(supported, set) {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::warn!(gpu, error = %e.error, "NVML events not available for this GPU");
-                    return Err(BackendError::Call {
-                        gpu,
-                        call: "nvmlDeviceRegisterEvents",
-                        message: e.error.to_string(),
-                    });
-                }
-            };
-        }
-        std::thread::Builder::new()
-            .name("nvml-events".into())
-            .spawn(move || loop {
-                match set.wait(1000) {
-                    Ok(ev) => {
-                        let gpu = ev.device.index().unwrap_or(u32::MAX);
-                        let out = if ev.event_type.contains(EventTypes::CRITICAL_XID_ERROR) {
-                            let code = match ev.event_data {
-                                Some(XidError::Value(v)) => v as u32,
-                                _ => 0,
-                            };
-                            BackendEvent::Xid { gpu, code }
-                        } else if ev.event_type.contains(EventTypes::DOUBLE_BIT_ECC_ERROR) {
-                            BackendEvent::EccDoubleBit { gpu, count: 1 }
-                        } else if ev.event_type.contains(EventTypes::SINGLE_BIT_ECC_ERROR) {
-                            BackendEvent::EccSingleBit { gpu, count: 1 }
-                        } else {
-                            BackendEvent::ClockChange { gpu }
-                        };
-                        if !sink(out) {
-                            return; // the collector stopped: shutting down
-                        }
-                    }
-                    Err(NvmlError::Timeout) => {}
-                    Err(NvmlError::GpuLost) => {
-                        // A lost GPU keeps failing the wait; the collector reports the loss.
-                        std::thread::sleep(std::time::Duration::from_secs(1));
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "NVML event wait failed; XIDs now come from the kernel log only");
-                        sink(BackendEvent::Stopped { reason: format!("NVML event wait failed: {e}") });
-                        return;
-                    }
-                }
-            })
-            .map_err(|e| BackendError::Unavailable(format!("cannot start the NVML event thread: {e}")))?;
-        Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Needs a GPU and its driver; run with `cargo test -p gpuwarden-agent -- --ignored`.
-    #[test]
-    #[ignore = "needs an NVIDIA GPU and driver"]
-    fn nvml_reads_inventory_and_samples_on_a_real_gpu() {
-        let b = NvmlBackend::open().expect("NVML");
-        let inv = b.inventory().expect("inventory");
-        assert!(!inv.gpus.is_empty());
-        assert!(inv.gpus[0].uuid.starts_with("GPU-"), "{:?}", inv.gpus[0]);
-        let s = b.sample(0).expect("sample");
-        let t = s
-            .temperature_celsius
-            .expect("every data-center GPU reports temperature");
-        assert!((10.0..110.0).contains(&t), "temperature {t}");
-        assert!(s.memory_used_bytes.is_some());
-        println!("{inv:#?}\n{s:#?}");
-    }
-
-    #[test]
-    fn opening_nvml_either_finds_gpus_or_says_to_use_fake_gpus() {
-        // Without libnvidia-ml (CI) opening fails with a hint; with a driver it must find GPUs.
-        match NvmlBackend::open() {
-            Err(e) => {
-                let msg = e.to_string();
-                assert!(matches!(e, BackendError::Unavailable(_)), "{msg}");
-                assert!(msg.contains("--fake-gpus"), "{msg}");
-            }
-            Ok(b) => assert!(!b.inventory().expect("inventory").gpus.is_empty()),
-        }
+        self.watch_events(sink)
     }
 }
