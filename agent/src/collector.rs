@@ -272,19 +272,22 @@ impl Collector {
 
     /// Renders the current state into a `/metrics` body.
     pub fn render_body(&mut self) -> String {
+        self.render_body_at().0
+    }
+
+    /// [`Collector::render_body`], with the sequence of the newest event it counts.
+    fn render_body_at(&mut self) -> (String, u64) {
         let process = self.process_stats();
-        let counts = self
-            .events
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .counts()
-            .clone();
+        let (counts, seq) = {
+            let log = self.events.lock().unwrap_or_else(|p| p.into_inner());
+            (log.counts().clone(), log.last_seq())
+        };
         let mut collectors = vec![("gpu", self.gpu_stat)];
         if self.system.is_some() {
             collectors.push(("system", self.system_stat));
         }
         let taken = self.last_collection.unwrap_or_else(SystemTime::now);
-        render::render(&RenderInput {
+        let body = render::render(&RenderInput {
             node_id: &self.settings.node_id,
             backend: self.backend.name(),
             inventory: &self.inventory,
@@ -300,12 +303,13 @@ impl Collector {
                 .map_or(0.0, |d| d.as_secs_f64()),
             dcgm_compat: self.settings.dcgm_compat,
             extra: self.extra.as_deref(),
-        })
+        });
+        (body, seq)
     }
 
     /// Renders the current state and swaps it in as the latest snapshot.
     pub fn publish(&mut self) {
-        let body = self.render_body();
+        let (body, seq) = self.render_body_at();
         let taken = self.last_collection.unwrap_or_else(SystemTime::now);
         let body_gzip = gzip(body.as_bytes());
         let snap = Snapshot {
@@ -321,6 +325,10 @@ impl Collector {
                 .collect(),
         };
         *self.shared.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(snap);
+        self.events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .published(seq);
     }
 
     /// Runs the loop until [`Msg::Shutdown`] or until every sender is gone. The first

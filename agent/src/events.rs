@@ -174,6 +174,14 @@ impl EventLog {
     pub fn counts(&self) -> &BTreeMap<(&'static str, &'static str), u64> {
         &self.counts
     }
+
+    /// A `/metrics` body that counts the events up to `seq` is published: an urgent notice
+    /// for them may go now, since the control plane's scrape will see what they changed.
+    pub fn published(&self, seq: u64) {
+        if let Some(n) = &self.urgent {
+            n.published(seq);
+        }
+    }
 }
 
 /// Which reporter saw an XID.

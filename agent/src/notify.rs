@@ -5,6 +5,11 @@
 //! next scrape. The notice carries no event: the control plane reads `GET /v1/events` from
 //! its cursor as a scrape would, so a lost notice only means the scrape reads the event.
 //!
+//! A notice goes once the agent has published the `/metrics` body that counts its event
+//! (or after [`PUBLISH_WAIT`]): the control plane scrapes the node when it takes a notice, so
+//! that its gpu and node rules see an ECC count or a temperature at once, not only its event
+//! rules the event.
+//!
 //! Bounded by construction: one pending slot holding the newest urgent sequence (a burst of
 //! events while a notice is on its way is one more notice, with the newest `seq`, never a
 //! queue), and one sender thread that sleeps on a condition variable until an urgent event
@@ -26,6 +31,10 @@ use tracing::{debug, info, warn};
 
 use crate::render::ExtraMetrics;
 use crate::text::{labels, Kind, Text};
+
+/// Longest a notice waits for the `/metrics` body that counts its event (see
+/// [`Notifier::published`]).
+pub const PUBLISH_WAIT: Duration = Duration::from_secs(1);
 
 /// Longest one attempt may take, connecting and reading the answer together.
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -76,6 +85,8 @@ struct State {
     target: Option<Target>,
     /// A 401/403/404 was logged since the last join.
     refusal_logged: bool,
+    /// The newest event sequence counted in a published `/metrics` body.
+    published: u64,
     stop: bool,
 }
 
@@ -166,6 +177,35 @@ impl Notifier {
         s.refusal_logged = false;
     }
 
+    /// A `/metrics` body counting the events up to `seq` is published: notices up to `seq`
+    /// may go (the control plane scrapes the node when it takes one, and must see the fault
+    /// in the values as well as in the events).
+    pub fn published(&self, seq: u64) {
+        let mut s = self.lock();
+        if seq > s.published {
+            s.published = seq;
+            self.wake.notify_all();
+        }
+    }
+
+    /// Waits until a published body counts event `seq`, at most [`PUBLISH_WAIT`] (a body is
+    /// published right after each event; past the wait the notice goes anyway).
+    fn wait_published(&self, seq: u64) {
+        let deadline = Instant::now() + PUBLISH_WAIT;
+        let mut s = self.lock();
+        while s.published < seq && !s.stop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            s = self
+                .wake
+                .wait_timeout(s, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+
     /// The agent is no longer joined: notices are dropped until it joins again.
     pub fn left(&self) {
         self.lock().target = None;
@@ -210,6 +250,7 @@ impl Notifier {
                     s = self.wake.wait(s).unwrap_or_else(|p| p.into_inner());
                 }
             };
+            self.wait_published(seq);
             self.deliver(client, seq, target);
         }
     }

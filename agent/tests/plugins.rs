@@ -28,10 +28,14 @@ fn wait_plugin_event(agent: &Agent, source: &str, gpu: u64, severity: &str) {
         events["events"]
             .as_array()?
             .iter()
-            .any(|e| e["source"] == source && e["gpu"].as_u64() == Some(gpu) && e["severity"] == severity)
+            .any(|e| {
+                e["source"] == source && e["gpu"].as_u64() == Some(gpu) && e["severity"] == severity
+            })
             .then_some(())
     })
-    .unwrap_or_else(|| panic!("timed out waiting for a {severity} event from {source} on GPU {gpu}"));
+    .unwrap_or_else(|| {
+        panic!("timed out waiting for a {severity} event from {source} on GPU {gpu}")
+    });
 }
 
 #[test]

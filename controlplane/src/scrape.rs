@@ -117,6 +117,13 @@ pub fn retained_body_capacity() -> usize {
 impl Scraper {
     /// Scrapes `job` now and records the outcome.
     pub fn scrape_one(&self, job: &Job) {
+        self.scrape(job, false);
+    }
+
+    /// Scrapes `job` and records the outcome; when its counters say events are waiting, reads
+    /// them in the node's turn, or at once when the caller holds that turn already (a notice
+    /// worker). Whether it read (or tried to read) the events.
+    pub(super) fn scrape(&self, job: &Job, holding_turn: bool) -> bool {
         let start = Instant::now();
         let outcome = BODY.with_borrow_mut(|body| {
             let outcome = self
@@ -138,20 +145,26 @@ impl Scraper {
                 self.metrics.scrapes.with_label_values(&["success"]).inc();
                 self.metrics.samples.inc_by(obs.samples as u64);
                 let Some(after) = self.fleet.succeeded(&job.node_id, obs, took, now) else {
-                    return;
+                    return false;
                 };
                 if let Some(c) = after.change {
                     self.store_change(&c, now);
                 }
                 self.judge_observation(&job.node_id, now);
-                if after.read_events.is_some() {
-                    self.read_events_in_turn(job);
+                match after.read_events {
+                    Some((instance, cursor)) if holding_turn => {
+                        self.read_events_bounded(job, instance, cursor);
+                    }
+                    Some(_) => self.read_events_in_turn(job),
+                    None => return false,
                 }
+                true
             }
             Err(e) => {
                 debug!(node = %job.node_id, address = %job.address, error = %e, "scrape failed");
                 self.metrics.scrapes.with_label_values(&[e.kind()]).inc();
                 self.fleet.failed(&job.node_id, e.to_string(), took, now);
+                false
             }
         }
     }

@@ -96,3 +96,37 @@ fn an_unreachable_control_plane_is_retried_within_the_budget_then_given_up() {
     n.stop();
     sender.join().unwrap();
 }
+
+#[test]
+fn a_notice_waits_for_the_metrics_body_that_counts_its_event_but_not_for_ever() {
+    let n = Notifier::new("run".into(), RetryPolicy::default());
+    let mut log = EventLog::new(10, "run".into());
+    log.notify_urgent(Arc::clone(&n));
+    // The collector publishes the body counting event 5 a little later.
+    let publisher = {
+        let n = Arc::clone(&n);
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(150));
+            n.published(5);
+        })
+    };
+    let t = Instant::now();
+    n.wait_published(5);
+    let waited = t.elapsed();
+    assert!(
+        waited >= Duration::from_millis(100) && waited < PUBLISH_WAIT,
+        "{waited:?}"
+    );
+    publisher.join().unwrap();
+    // Already published: no wait.
+    let t = Instant::now();
+    n.wait_published(4);
+    assert!(t.elapsed() < Duration::from_millis(50));
+    // The event log passes the collector's word on.
+    log.published(9);
+    assert_eq!(n.lock().published, 9);
+    // A body that never comes delays the notice by at most PUBLISH_WAIT.
+    let t = Instant::now();
+    n.wait_published(10);
+    assert!(t.elapsed() >= PUBLISH_WAIT && t.elapsed() < PUBLISH_WAIT * 2);
+}

@@ -168,11 +168,30 @@ impl Scraper {
                 }
                 Some(t) => {
                     self.metrics.notice_reads.inc();
-                    let job = Job {
-                        node_id: id.clone(),
-                        address: t.address.clone(),
-                    };
-                    self.read_events_bounded(&job, t.agent_instance, t.event_cursor);
+                    // Scrape /metrics now as well, so the gpu and node rules (an ECC count,
+                    // a temperature, a plugin's status) judge the fault at once, not only the
+                    // event rules; that scrape reads the events when its counters moved.
+                    let read = self
+                        .fleet
+                        .claim(&id)
+                        .is_some_and(|job| self.scrape(&job, true));
+                    // The events, unless that scrape read them or tried (it failed, a
+                    // scheduled one was in flight, or no counter it reads moved).
+                    let t = self.fleet.get(&id).unwrap_or(t);
+                    if !read
+                        && !stored(
+                            t.agent_instance.as_deref(),
+                            t.event_cursor,
+                            &want.instance,
+                            want.seq,
+                        )
+                    {
+                        let job = Job {
+                            node_id: id.clone(),
+                            address: t.address.clone(),
+                        };
+                        self.read_events_bounded(&job, t.agent_instance, t.event_cursor);
+                    }
                 }
                 None => {}
             }
