@@ -53,9 +53,12 @@ enum PluginCommand {
         /// Number of fake GPUs.
         #[arg(long, default_value_t = 8, value_name = "N")]
         fake_gpus: u32,
-        /// Inject a fault first: xid:79@0, temperature:97@1, ecc:double_bit@2,
-        /// ecc:single_bit:5@2, fell_off_bus@3, nvlink_down:0@4, pcie_degraded@5, power:900@6,
-        /// throttle:hw_slowdown@7, recovery_action:2@0, row_remap_pending@0 (repeatable).
+        /// Inject a fault first (repeatable): xid:79@0, temperature:97@1, ecc:double_bit@2,
+        /// ecc:single_bit:5@2, fell_off_bus@3, nvlink_down:0@4, nvlink_errors:LINK:COUNT@4,
+        /// pcie_degraded@5, pcie_replays:COUNT@5, power:900@6, throttle:hw_slowdown@7,
+        /// recovery_action:2@0, row_remap_pending@0, row_remap_failure@0, processes:COUNT@0.
+        /// The plugin runs once, after the faults, with the fleet before them as its previous
+        /// run (so counters that grew are seen).
         #[arg(long, value_name = "FAULT@GPU")]
         inject: Vec<String>,
         /// A plugin config value or diagnostic parameter, key=value (repeatable).

@@ -116,3 +116,30 @@ fn authoring_commands_digest_test_and_new() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success() && text.contains("DEGRADED"), "{text}");
 }
+
+/// Checks that compare with the previous run see injected counters grow: `plugin test` runs
+/// the plugin with the fleet before the faults as its previous run.
+#[test]
+fn plugin_test_shows_counters_that_grew() {
+    for (plugin, inject, gpu, grew) in [
+        ("nvlink.wasm", "nvlink_errors:2:9@7", 7, "grew by 9"),
+        ("pcie.wasm", "pcie_replays:50@6", 6, "grew by 50"),
+    ] {
+        let out = Command::new(BIN)
+            .args(["plugin", "test"])
+            .arg(plugins().join(plugin))
+            .args(["--inject", inject, "--json"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let o: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(o["report"]["status"], "degraded", "{plugin}: {o}");
+        let f = &o["report"]["findings"][0];
+        assert_eq!(f["gpu"], gpu, "{o}");
+        assert!(f["message"].as_str().unwrap_or("").contains(grew), "{o}");
+    }
+}

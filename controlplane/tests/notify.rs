@@ -245,6 +245,20 @@ fn notices_from_the_wrong_caller_or_with_a_bad_body_are_refused() {
         4.0
     );
     assert_eq!(cp.event_reads(), 0);
+    // An admin may name the node; its events are then due like the agent's own notice.
+    let name = cp
+        .call("GET", &format!("/v1/nodes/{}", cp.node), ADMIN, None)
+        .1["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(name, cp.node);
+    assert_eq!(cp.notify(ADMIN, &name, 1).0, 202);
+    let end = Instant::now() + Duration::from_secs(2);
+    while cp.event_reads() == 0 && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(cp.event_reads(), 1, "the named node's events were read");
 }
 
 #[test]

@@ -75,6 +75,7 @@ pub fn parse_inject(spec: &str) -> anyhow::Result<InjectRequest> {
             r.count = Some(num(n)? as u64);
         }
         ("throttle", [reason]) => r.reason = Some((*reason).to_string()),
+        ("processes", [n]) => r.count = Some(num(n)? as u64),
         (_, []) => {}
         _ => bail!("\"{spec}\": unexpected arguments for fault \"{name}\""),
     }
@@ -114,6 +115,10 @@ pub fn test(opts: &TestOptions) -> anyhow::Result<(Outcome, PluginKind)> {
         Arc::clone(&snapshot),
     )?;
     collector.collect();
+    // The fleet before the faults is the plugin's "previous run", as in the agent, so checks
+    // that compare with it (counters that grew: PCIe replays, NVLink errors) see the faults.
+    let before = Arc::clone(&snapshot.read().unwrap_or_else(|p| p.into_inner()));
+    let cursor_before = events.lock().unwrap_or_else(|p| p.into_inner()).last_seq();
     let (tx, rx) = std::sync::mpsc::channel::<Msg>();
     let tx = Mutex::new(tx);
     backend.start_events(Box::new(move |e| {
@@ -156,9 +161,9 @@ pub fn test(opts: &TestOptions) -> anyhow::Result<(Outcome, PluginKind)> {
             .file_stem()
             .map_or("plugin".into(), |s| s.to_string_lossy().into_owned()),
         snapshot: Arc::clone(&snapshot.read().unwrap_or_else(|p| p.into_inner())),
-        previous: None,
+        previous: Some(before),
         events,
-        previous_cursor: 0,
+        previous_cursor: cursor_before,
         config: config.clone(),
     };
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -299,6 +304,31 @@ mod tests {
                 .as_deref(),
             Some("hw_slowdown")
         );
+        // Every fault the fake backend takes (backend/fake/inject.rs) has a spec here.
+        for spec in [
+            "xid:79@0",
+            "temperature:97@1",
+            "power:900@6",
+            "ecc:double_bit@2",
+            "ecc:single_bit:5@2",
+            "fell_off_bus@3",
+            "nvlink_down:0@4",
+            "pcie_degraded@5",
+            "throttle:hw_slowdown@7",
+            "recovery_action:2@0",
+            "row_remap_pending@0",
+            "row_remap_failure@0",
+            "processes:2@1",
+            "pcie_replays:50@6",
+            "nvlink_errors:2:9@7",
+        ] {
+            assert!(
+                parse_inject(spec).is_ok(),
+                "{spec}: {:?}",
+                parse_inject(spec)
+            );
+        }
+        assert_eq!(parse_inject("processes:2@1").unwrap().count, Some(2));
         for bad in [
             "xid:79",
             "xid@x",

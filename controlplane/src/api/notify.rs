@@ -8,14 +8,14 @@ use actix_web::{post, web, HttpRequest, HttpResponse};
 use gpuwarden_wire::notice::{NoticeAccepted, UrgentNotice, MAX_INSTANCE_BYTES};
 
 use super::body::Json;
-use super::caller::{allow_node, caller};
+use super::caller::{allow_node, caller, Caller};
 use super::error::ApiError;
 use super::state::AppState;
 use crate::scrape::Urgent;
 
 #[utoipa::path(
     post, path = "/v1/nodes/{id}/notify", request_body = UrgentNotice,
-    params(("id" = String, Path, description = "Node id (as returned at registration)")),
+    params(("id" = String, Path, description = "Node id (as returned at registration) or name")),
     description = "An agent's urgent-event notice: it recorded an event of severity `fatal` whose sequence is `seq`. The control plane reads the node's `/v1/events` from its stored cursor soon after (coalesced per node: many notices before the read are one read; at most `scrape.notice_concurrency` reads at once); nothing is read when events up to `seq` of this agent run are stored already. A lost notice falls back to the next scrape. Takes the node's own token (or an admin token).",
     responses(
         (status = 202, body = NoticeAccepted),
@@ -55,6 +55,18 @@ async fn take(
     n: &UrgentNotice,
 ) -> Result<HttpResponse, ApiError> {
     let who = caller(req, state).await?;
+    // Agents send their node id (a node's token acts for its id only); an admin trying it by
+    // hand may give the name, as every other `/v1/nodes/{id}` path takes (one database read,
+    // only for a name).
+    if matches!(who, Caller::Node(_)) {
+        allow_node(&who, id)?;
+    }
+    let id = if state.fleet.get(id).is_some() || matches!(who, Caller::Node(_)) {
+        id.to_string()
+    } else {
+        super::nodes::load(state, id).await?.id
+    };
+    let id = id.as_str();
     allow_node(&who, id)?;
     if n.instance.is_empty()
         || n.instance.len() > MAX_INSTANCE_BYTES
