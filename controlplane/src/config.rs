@@ -136,9 +136,10 @@ pub struct ScrapeConfig {
     /// How often each agent is scraped.
     #[serde(with = "humantime_serde")]
     pub interval: Duration,
-    /// Longest a scrape may take.
-    #[serde(with = "humantime_serde")]
-    pub timeout: Duration,
+    /// Longest a scrape may take; unset, 10 s or the interval if that is shorter (as
+    /// Prometheus's `scrape_timeout`). Read it through [`ScrapeConfig::timeout`].
+    #[serde(default, with = "humantime_serde::option")]
+    pub timeout: Option<Duration>,
     /// Largest body accepted, after decompression.
     pub body_limit_bytes: u64,
     /// Capacity each scrape worker's body buffer keeps between scrapes (at most
@@ -160,11 +161,23 @@ pub struct ScrapeConfig {
     pub replica: String,
 }
 
+/// The scrape timeout when `scrape.timeout` is not set.
+pub const DEFAULT_SCRAPE_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl ScrapeConfig {
+    /// The scrape timeout: `timeout` when set, else [`DEFAULT_SCRAPE_TIMEOUT`] or the
+    /// interval if that is shorter.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+            .unwrap_or(DEFAULT_SCRAPE_TIMEOUT.min(self.interval))
+    }
+}
+
 impl Default for ScrapeConfig {
     fn default() -> Self {
         Self {
             interval: Duration::from_secs(15),
-            timeout: Duration::from_secs(10),
+            timeout: None,
             body_limit_bytes: 16 << 20,
             body_retain_bytes: 1 << 20,
             sample_limit: 50_000,

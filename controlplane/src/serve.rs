@@ -234,7 +234,7 @@ pub async fn start(
         fleet: fleet.clone(),
         store: store.clone(),
         fetch: Arc::new(HttpFetcher::new(
-            cfg.scrape.timeout,
+            cfg.scrape.timeout(),
             cfg.scrape.body_limit_bytes,
             // One kept connection per target would be ideal; the pool is bounded instead
             // (each kept connection holds ~20 KiB of buffers).

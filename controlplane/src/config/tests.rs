@@ -19,7 +19,7 @@ fn every_bad_value_is_listed_with_its_key() {
     let mut c = ControlPlaneConfig::default();
     c.server.listen = "nowhere".into();
     c.database.url = "mysql://x".into();
-    c.scrape.timeout = Duration::from_secs(60);
+    c.scrape.timeout = Some(Duration::from_secs(60));
     c.auth.admin_tokens = vec!["short".into()];
     c.static_targets = vec![
         StaticTarget {
@@ -87,4 +87,21 @@ fn environment_and_flags_override_the_file() {
         assert_eq!(c.database.url, "postgres://x@localhost/db");
         Ok(())
     });
+}
+
+/// As Prometheus's `scrape_timeout`: unset, it follows a short interval instead of refusing
+/// it; set, it must fit in the interval.
+#[test]
+fn an_unset_scrape_timeout_fits_the_interval() {
+    let mut c = ControlPlaneConfig::default();
+    assert_eq!(c.scrape.timeout(), Duration::from_secs(10));
+    c.scrape.interval = Duration::from_secs(5);
+    c.validate(None).unwrap();
+    assert_eq!(c.scrape.timeout(), Duration::from_secs(5));
+    c.scrape.timeout = Some(Duration::from_secs(20));
+    let e = c.validate(None).unwrap_err().to_string();
+    assert!(
+        e.contains("scrape.timeout: 20s must be above 0 and at most scrape.interval (5s)"),
+        "{e}"
+    );
 }

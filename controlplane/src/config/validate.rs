@@ -63,10 +63,11 @@ impl ControlPlaneConfig {
         if s.interval < Duration::from_secs(1) {
             p.push("scrape.interval: must be at least 1s".into());
         }
-        if s.timeout.is_zero() || s.timeout > s.interval {
+        // Unset, the timeout follows the interval (whose own problem is reported above).
+        if let Some(t) = s.timeout.filter(|t| t.is_zero() || *t > s.interval) {
             p.push(format!(
                 "scrape.timeout: {} must be above 0 and at most scrape.interval ({})",
-                humantime::format_duration(s.timeout),
+                humantime::format_duration(t),
                 humantime::format_duration(s.interval)
             ));
         }
