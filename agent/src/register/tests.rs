@@ -1,4 +1,6 @@
 use super::*;
+use crate::config::ControlPlaneConfig;
+use std::net::SocketAddr;
 
 #[test]
 fn the_scrape_url_comes_from_advertise_or_the_bound_address() {
