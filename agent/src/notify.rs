@@ -191,19 +191,10 @@ impl Notifier {
     /// Waits until a published body counts event `seq`, at most [`PUBLISH_WAIT`] (a body is
     /// published right after each event; past the wait the notice goes anyway).
     fn wait_published(&self, seq: u64) {
-        let deadline = Instant::now() + PUBLISH_WAIT;
-        let mut s = self.lock();
-        while s.published < seq && !s.stop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            s = self
-                .wake
-                .wait_timeout(s, left)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
-        }
+        let _unpublished = self
+            .wake
+            .wait_timeout_while(self.lock(), PUBLISH_WAIT, |s| s.published < seq && !s.stop)
+            .unwrap_or_else(|p| p.into_inner());
     }
 
     /// The agent is no longer joined: notices are dropped until it joins again.
@@ -291,19 +282,10 @@ impl Notifier {
                     self.counts.retried.fetch_add(1, Ordering::Relaxed);
                     debug!(seq, reason = %reason, wait_ms = wait.as_millis() as u64, "urgent-event notice failed; retrying");
                     retries += 1;
-                    let deadline = Instant::now() + wait;
-                    let mut s = self.lock();
-                    while !s.stop {
-                        let left = deadline.saturating_duration_since(Instant::now());
-                        if left.is_zero() {
-                            break;
-                        }
-                        s = self
-                            .wake
-                            .wait_timeout(s, left)
-                            .unwrap_or_else(|p| p.into_inner())
-                            .0;
-                    }
+                    let (mut s, _) = self
+                        .wake
+                        .wait_timeout_while(self.lock(), wait, |s| !s.stop)
+                        .unwrap_or_else(|p| p.into_inner());
                     if s.stop {
                         self.counts.dropped.fetch_add(1, Ordering::Relaxed);
                         return;

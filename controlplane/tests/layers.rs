@@ -4,7 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-use gpuwarden_testkit::imports::{all_modules, circles, code, imports, name, paths_after, Module};
+use gpuwarden_testkit::imports::{
+    all_modules, assert_no_circles, code, imports, name, paths_after, Module,
+};
 
 /// Folders (and bottom-layer files) from the bottom up: a file may import files of its own
 /// folder and of lower layers only. Same-layer imports are allowed between the bottom
@@ -57,16 +59,7 @@ fn imports_run_downwards_between_folders() {
 
 #[test]
 fn no_two_files_import_each_other() {
-    let circles = circles(&imports(&src()));
-    assert!(
-        circles.is_empty(),
-        "import circles:\n{}",
-        circles
-            .iter()
-            .map(|c| c.join(" ↔ "))
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
+    assert_no_circles(&src());
 }
 
 /// The check itself finds what it is meant to find.

@@ -319,3 +319,17 @@ pub fn circles(edges: &BTreeMap<Module, BTreeSet<Module>>) -> Vec<Vec<String>> {
     }
     out.into_iter().collect()
 }
+
+/// Panics with every import circle among the files under `src`, each as `a ↔ b ↔ …`.
+pub fn assert_no_circles(src: &Path) {
+    let circles = circles(&imports(src));
+    assert!(
+        circles.is_empty(),
+        "import circles:\n{}",
+        circles
+            .iter()
+            .map(|c| c.join(" ↔ "))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
