@@ -227,6 +227,17 @@ fn a_hundred_notices_for_one_node_are_one_read() {
 fn notices_from_the_wrong_caller_or_with_a_bad_body_are_refused() {
     let cp = start();
     assert_eq!(cp.notify(ADMIN, "no-such-node", 1).0, 404);
+    // A node created by an operator has no agent address yet: nothing to read, 409.
+    let (s, created) = cp.call(
+        "POST",
+        "/v1/nodes",
+        ADMIN,
+        Some(json!({"name": "pending-1"})),
+    );
+    assert_eq!(s, 201, "{created}");
+    let (s, e) = cp.notify(ADMIN, created["id"].as_str().unwrap(), 1);
+    assert_eq!(s, 409, "{e}");
+    assert_eq!(e["error"]["code"], "not_scraped", "{e}");
     assert_eq!(cp.notify("not-a-token-at-all-0000", &cp.node, 1).0, 401);
     assert_eq!(cp.notify(&cp.token, "other-node", 1).0, 403);
     let path = format!("/v1/nodes/{}/notify", cp.node);
@@ -238,11 +249,18 @@ fn notices_from_the_wrong_caller_or_with_a_bad_body_are_refused() {
     );
     assert_eq!(s, 422, "{e}");
     assert_eq!(e["error"]["code"], "invalid");
+    let (s, e) = cp.call(
+        "POST",
+        &path,
+        &cp.token,
+        Some(json!({"instance": "i1", "seq": 1u64 << 63})),
+    );
+    assert_eq!(s, 422, "{e}");
     let (s, e) = cp.call("POST", &path, &cp.token, Some(json!({"seq": 1})));
     assert_eq!(s, 400, "{e}");
     assert_eq!(
         cp.metric("gpuwarden_cp_notices_total{result=\"refused\"}"),
-        4.0
+        6.0
     );
     assert_eq!(cp.event_reads(), 0);
     // An admin may name the node; its events are then due like the agent's own notice.

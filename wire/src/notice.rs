@@ -15,7 +15,12 @@ use serde::{Deserialize, Serialize};
 #[serde(deny_unknown_fields)]
 pub struct UrgentNotice {
     /// The agent run that recorded the event: `instance` of its `GET /v1/events` pages
-    /// ([`crate::EventsPage::instance`]). At most [`MAX_INSTANCE_BYTES`] bytes.
+    /// ([`crate::EventsPage::instance`]). 1 to [`MAX_INSTANCE_BYTES`] printable ASCII
+    /// characters.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 128, pattern = "^[!-~]+$")
+    )]
     pub instance: String,
     /// Sequence number of the newest urgent event (`seq` of [`crate::HealthEvent`]); a
     /// burst of events is one notice with the newest.

@@ -21,8 +21,9 @@ use crate::scrape::Urgent;
         (status = 202, body = NoticeAccepted),
         (status = 401),
         (status = 403, description = "Another node's token"),
-        (status = 404, description = "No such node, or the node is not scraped (no address, terminated, deregistered)"),
-        (status = 422, description = "instance is empty, longer than 128 bytes, or not printable ASCII"),
+        (status = 404, description = "No such node"),
+        (status = 409, description = "The node is not scraped (no agent address: pending, deregistered, terminated)"),
+        (status = 422, description = "instance is empty, longer than 128 bytes, or not printable ASCII; seq above 2^63-1"),
     )
 )]
 #[post("/v1/nodes/{id}/notify")]
@@ -76,6 +77,13 @@ async fn take(
             "instance: must be 1 to {MAX_INSTANCE_BYTES} printable ASCII characters (the `instance` of the agent's /v1/events)"
         )));
     }
+    if i64::try_from(n.seq).is_err() {
+        return Err(ApiError::invalid(format!(
+            "seq: {} is above {} (the event sequences the control plane stores are 64-bit signed)",
+            n.seq,
+            i64::MAX
+        )));
+    }
     let urgent = urgent.ok_or_else(|| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -83,11 +91,18 @@ async fn take(
             "urgent-event notices are not taken by this server",
         )
     })?;
-    let outcome = urgent
-        .notice(&state.fleet, &state.metrics, id, n)
-        .ok_or_else(|| {
-            ApiError::not_found(format!("node {id} is not scraped (unknown, or no address)"))
-        })?;
+    let Some(outcome) = urgent.notice(&state.fleet, &state.metrics, id, n) else {
+        // Not scraped: unknown (404), or known without an address to read (409).
+        let node = super::nodes::load(state, id).await?;
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "not_scraped",
+            format!(
+                "node {} is {} and not scraped (no agent address): there are no events to read",
+                node.id, node.status
+            ),
+        ));
+    };
     tracing::debug!(node = %id, seq = n.seq, outcome = outcome.as_str(), "urgent-event notice");
     Ok(HttpResponse::Accepted().json(NoticeAccepted { accepted: true }))
 }
