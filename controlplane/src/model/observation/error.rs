@@ -15,7 +15,7 @@ pub enum ObserveError {
         limit: usize,
     },
     /// More distinct items of one kind than a gpuwarden agent ever sends (GPUs, links per
-    /// GPU, plugin checks, …; see [`limits`]): the body is refused whole, so one target
+    /// GPU, plugin checks, …; see [`super::limits`]): the body is refused whole, so one target
     /// cannot make the control plane's memory grow without bound.
     #[error("more than {limit} {what} in one scrape (a gpuwarden agent never sends so many)")]
     TooMany {
