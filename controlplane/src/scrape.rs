@@ -42,6 +42,19 @@ use crate::scrape::fleet::{ConnectivityChange, Fleet, Job};
 use crate::store::rows::NewEvent;
 use crate::store::Store;
 
+/// What one scrape came to, for a notice worker deciding whether to read the events too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scraped {
+    /// The agent answered; no counter said events were waiting.
+    Reached,
+    /// The agent answered and its events were read (or the read was tried).
+    ReadEvents,
+    /// The agent did not answer usably (unreachable, timed out, bad body).
+    Failed,
+    /// The node left the fleet meanwhile.
+    Gone,
+}
+
 /// Most event pages read after one scrape; the rest come with the next.
 const MAX_EVENT_PAGES: usize = 10;
 
@@ -122,8 +135,9 @@ impl Scraper {
 
     /// Scrapes `job` and records the outcome; when its counters say events are waiting, reads
     /// them in the node's turn, or at once when the caller holds that turn already (a notice
-    /// worker). Whether it read (or tried to read) the events.
-    pub(super) fn scrape(&self, job: &Job, holding_turn: bool) -> bool {
+    /// worker). Whether it reached the agent, and whether it read (or tried to read) the
+    /// events.
+    pub(super) fn scrape(&self, job: &Job, holding_turn: bool) -> Scraped {
         let start = Instant::now();
         let outcome = BODY.with_borrow_mut(|body| {
             let outcome = self
@@ -145,7 +159,7 @@ impl Scraper {
                 self.metrics.scrapes.with_label_values(&["success"]).inc();
                 self.metrics.samples.inc_by(obs.samples as u64);
                 let Some(after) = self.fleet.succeeded(&job.node_id, obs, took, now) else {
-                    return false;
+                    return Scraped::Gone;
                 };
                 if let Some(c) = after.change {
                     self.store_change(&c, now);
@@ -156,15 +170,15 @@ impl Scraper {
                         self.read_events_bounded(job, instance, cursor);
                     }
                     Some(_) => self.read_events_in_turn(job),
-                    None => return false,
+                    None => return Scraped::Reached,
                 }
-                true
+                Scraped::ReadEvents
             }
             Err(e) => {
                 debug!(node = %job.node_id, address = %job.address, error = %e, "scrape failed");
                 self.metrics.scrapes.with_label_values(&[e.kind()]).inc();
                 self.fleet.failed(&job.node_id, e.to_string(), took, now);
-                false
+                Scraped::Failed
             }
         }
     }

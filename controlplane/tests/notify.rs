@@ -299,3 +299,35 @@ fn a_notice_whose_read_fails_leaves_the_event_to_the_next_scrape() {
         "the scrape read the event the notice could not"
     );
 }
+
+/// A node that cannot be scraped when its notice comes (down, hung, answering errors) costs a
+/// notice worker one attempt, not a second one at its events: its next scrape reads them.
+#[test]
+fn a_notice_for_an_agent_that_does_not_answer_its_scrape_skips_the_event_read() {
+    let cp = start();
+    *cp.agent.events.lock().unwrap() = xid_page();
+    *cp.agent.reply.lock().unwrap() = Reply::Full(500, vec![], b"down".to_vec());
+    assert_eq!(cp.notify(&cp.token, &cp.node, 1).0, 202);
+    let scrapes = || {
+        cp.agent
+            .requests
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|p| p.starts_with("/metrics"))
+            .count()
+    };
+    let end = Instant::now() + Duration::from_secs(2);
+    while scrapes() == 0 && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(scrapes(), 1, "{:?}", cp.agent.requests.lock().unwrap());
+    assert_eq!(
+        cp.event_reads(),
+        0,
+        "{:?}",
+        cp.agent.requests.lock().unwrap()
+    );
+    assert_eq!(cp.metric("gpuwarden_cp_notice_reads_total"), 1.0);
+}

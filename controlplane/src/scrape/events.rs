@@ -14,7 +14,7 @@ use tracing::{debug, error, info, warn};
 
 use super::fetch::ScrapeError;
 use super::urgent::{stored, Wanted};
-use super::{new_event, Scraper, MAX_EVENT_PAGES};
+use super::{new_event, Scraped, Scraper, MAX_EVENT_PAGES};
 use crate::scrape::fleet::Job;
 use crate::store::rows::NewEvent;
 
@@ -171,13 +171,16 @@ impl Scraper {
                     // Scrape /metrics now as well, so the gpu and node rules (an ECC count,
                     // a temperature, a plugin's status) judge the fault at once, not only the
                     // event rules; that scrape reads the events when its counters moved.
-                    let read = self
-                        .fleet
-                        .claim(&id)
-                        .is_some_and(|job| self.scrape(&job, true));
-                    // The events, unless that scrape read them or tried (it failed, a
-                    // scheduled one was in flight, or no counter it reads moved).
+                    let scraped = self.fleet.claim(&id).map(|job| self.scrape(&job, true));
+                    // The events, unless that scrape read them or tried, or could not reach
+                    // the agent (then its next scrape reads them; a hung agent must not hold
+                    // a notice worker for a second timeout). Read when a scheduled scrape was
+                    // in flight, or no counter the scrape reads moved.
                     let t = self.fleet.get(&id).unwrap_or(t);
+                    let read = matches!(
+                        scraped,
+                        Some(Scraped::ReadEvents | Scraped::Failed | Scraped::Gone)
+                    );
                     if !read
                         && !stored(
                             t.agent_instance.as_deref(),
