@@ -16,8 +16,8 @@
 //! comes (no periodic wake-up). Each attempt takes at most [`ATTEMPT_TIMEOUT`]; connect
 //! errors, timeouts, 429 and 5xx are retried with exponential backoff and jitter for at most
 //! [`RetryPolicy::budget`], then the notice is given up (the scrape is the fallback). 401, 403
-//! and 404 are not retried: they are logged once per join, and the registration thread,
-//! which checks that the control plane still knows the node, owns joining again.
+//! and 404 are not retried, and stop notices until the agent joins again: the registration
+//! thread, which checks that the control plane still knows the node, owns joining again.
 //!
 //! Counted in `gpuwarden_agent_notices_total{result}` (see `docs/metrics.md`).
 
@@ -83,8 +83,11 @@ struct State {
     /// The newest urgent sequence not yet sent.
     pending: Option<u64>,
     target: Option<Target>,
-    /// A 401/403/404 was logged since the last join.
-    refusal_logged: bool,
+    /// The control plane refused a notice (401/403/404) since the last join: notices wait
+    /// for the next join (registration notices when the node must join again).
+    refused: bool,
+    /// A notice was rejected (another 4xx, a 3xx) and logged since the last join.
+    rejection_logged: bool,
     /// The newest event sequence counted in a published `/metrics` body.
     published: u64,
     stop: bool,
@@ -125,7 +128,7 @@ enum Attempt {
     Sent,
     /// 401, 403 or 404: the control plane does not take this node's notices now.
     Refused(u16),
-    /// Another answer that retrying cannot change (400, 413, 422 …).
+    /// Another answer that retrying cannot change (400, 409, 413, 422, a redirect …).
     Rejected(u16),
     /// Connect error, timeout, 429, 5xx.
     Retry(String),
@@ -152,7 +155,7 @@ impl Notifier {
     /// first scrape); one still waiting is replaced by this newer one.
     pub fn urgent(&self, seq: u64) {
         let mut s = self.lock();
-        if s.target.is_none() {
+        if s.target.is_none() || s.refused {
             self.counts.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
@@ -174,7 +177,8 @@ impl Notifier {
             node_id: node_id.to_string(),
             token: token.to_string(),
         });
-        s.refusal_logged = false;
+        s.refused = false;
+        s.rejection_logged = false;
     }
 
     /// A `/metrics` body counting the events up to `seq` is published: notices up to `seq`
@@ -208,6 +212,8 @@ impl Notifier {
         let client: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(ATTEMPT_TIMEOUT))
+            // A redirect is an answer (rejected, not retried), never followed with the token.
+            .max_redirects(0)
             .build()
             .into();
         std::thread::Builder::new()
@@ -261,15 +267,20 @@ impl Notifier {
                 Attempt::Refused(status) => {
                     self.counts.failed.fetch_add(1, Ordering::Relaxed);
                     let mut s = self.lock();
-                    if !s.refusal_logged {
-                        s.refusal_logged = true;
-                        warn!(status, node_id = %target.node_id, "the control plane refused an urgent-event notice; not retried (the next scrape reads the event; registration checks that the node is still known)");
-                    }
+                    s.refused = true;
+                    s.pending = None;
+                    warn!(status, node_id = %target.node_id, "the control plane refused an urgent-event notice; no more notices until the agent joins again (scrapes read the events; registration checks that the node is still known)");
                     return;
                 }
                 Attempt::Rejected(status) => {
                     self.counts.failed.fetch_add(1, Ordering::Relaxed);
-                    warn!(status, seq, "the control plane rejected an urgent-event notice; not retried (the next scrape reads the event)");
+                    let mut s = self.lock();
+                    if s.rejection_logged {
+                        debug!(status, seq, "urgent-event notice rejected");
+                    } else {
+                        s.rejection_logged = true;
+                        warn!(status, seq, "the control plane rejected an urgent-event notice; not retried (the next scrape reads the event); further rejections until the next join are logged at debug level");
+                    }
                     return;
                 }
                 Attempt::Retry(reason) => {

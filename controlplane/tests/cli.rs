@@ -305,3 +305,66 @@ fn cli_errors_never_show_a_password() {
         assert!(all.contains("http://u:***@127.0.0.1:1"), "{all}");
     }
 }
+
+/// A server that is not a control plane, a reader that goes away, a malformed `--since`:
+/// clear errors and exit codes, never a panic.
+#[test]
+fn the_cli_handles_a_foreign_server_a_closed_pipe_and_a_bad_since() {
+    use crate::util::{Reply, Stub};
+    use std::process::Stdio;
+
+    let foreign = Stub::start(Reply::text("hello, I am not an API"));
+    let out = Command::new(BIN)
+        .args([
+            "--server",
+            &foreign.url(),
+            "--token",
+            "admin-token-0123456789",
+        ])
+        .args(["nodes", "list"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("not JSON") && err.contains("control plane"),
+        "{err}"
+    );
+
+    let out = Command::new(BIN)
+        .args([
+            "--server",
+            &foreign.url(),
+            "--token",
+            "admin-token-0123456789",
+        ])
+        .args(["nodes", "events", "gpu-1", "--since", "bogus"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("neither a duration"), "{err}");
+
+    // A long answer to a reader that closes the pipe at once (`| head -c 1`).
+    let nodes: Vec<_> = (0..2000)
+        .map(|i| serde_json::json!({"id": format!("node-{i}"), "name": format!("gpu-{i}")}))
+        .collect();
+    let body = serde_json::json!({"nodes": nodes, "total": 2000}).to_string();
+    let api = Stub::start(Reply::Full(
+        200,
+        vec![("Content-Type".into(), "application/json".into())],
+        body.into_bytes(),
+    ));
+    let mut child = Command::new(BIN)
+        .args(["--server", &api.url(), "--token", "admin-token-0123456789"])
+        .args(["nodes", "list", "-o", "json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}

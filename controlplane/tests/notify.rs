@@ -256,11 +256,19 @@ fn notices_from_the_wrong_caller_or_with_a_bad_body_are_refused() {
         Some(json!({"instance": "i1", "seq": 1u64 << 63})),
     );
     assert_eq!(s, 422, "{e}");
+    // The token is checked before the body: a stranger gets 401 whatever it sends.
+    let (s, e) = cp.call(
+        "POST",
+        &path,
+        "not-a-token-at-all-0000",
+        Some(json!({"x": 1})),
+    );
+    assert_eq!(s, 401, "{e}");
     let (s, e) = cp.call("POST", &path, &cp.token, Some(json!({"seq": 1})));
     assert_eq!(s, 400, "{e}");
     assert_eq!(
         cp.metric("gpuwarden_cp_notices_total{result=\"refused\"}"),
-        6.0
+        8.0
     );
     assert_eq!(cp.event_reads(), 0);
     // An admin may name the node; its events are then due like the agent's own notice.

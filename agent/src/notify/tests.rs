@@ -130,3 +130,19 @@ fn a_notice_waits_for_the_metrics_body_that_counts_its_event_but_not_for_ever() 
     n.wait_published(10);
     assert!(t.elapsed() >= PUBLISH_WAIT && t.elapsed() < PUBLISH_WAIT * 2);
 }
+
+#[test]
+fn after_a_refusal_notices_wait_for_the_next_join() {
+    let n = Notifier::new("run".into(), RetryPolicy::default());
+    n.joined("http://cp", "node-1", "tok");
+    n.lock().refused = true;
+    n.urgent(3);
+    assert_eq!(
+        n.lock().pending,
+        None,
+        "refused: nothing is sent until the next join"
+    );
+    n.joined("http://cp", "node-1", "tok2");
+    n.urgent(4);
+    assert_eq!(n.lock().pending, Some(4));
+}

@@ -4,7 +4,7 @@
 //! answers at once, whatever the agent's state.
 
 use actix_web::http::StatusCode;
-use actix_web::{post, web, HttpRequest, HttpResponse};
+use actix_web::{post, web, FromRequest, HttpRequest, HttpResponse};
 use gpuwarden_wire::notice::{NoticeAccepted, UrgentNotice, MAX_INSTANCE_BYTES};
 
 use super::body::Json;
@@ -32,15 +32,22 @@ pub(super) async fn notify(
     state: web::Data<AppState>,
     urgent: Option<web::Data<Urgent>>,
     id: web::Path<String>,
-    body: Json<UrgentNotice>,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let answer = take(
-        &req,
-        &state,
-        urgent.as_ref().map(|u| u.get_ref()),
-        &id,
-        &body.0,
-    )
+    let answer = async {
+        // The caller first, the body after: a request without a valid token is 401 whatever
+        // its body (the body extractor would otherwise answer 400/413/415 first).
+        let who = caller(&req, &state).await?;
+        let body = Json::<UrgentNotice>::from_request(&req, &mut payload.into_inner()).await?;
+        take(
+            &state,
+            urgent.as_ref().map(|u| u.get_ref()),
+            &id,
+            who,
+            &body.0,
+        )
+        .await
+    }
     .await;
     if answer.is_err() {
         state.metrics.notices.with_label_values(&["refused"]).inc();
@@ -49,13 +56,12 @@ pub(super) async fn notify(
 }
 
 async fn take(
-    req: &HttpRequest,
     state: &AppState,
     urgent: Option<&Urgent>,
     id: &str,
+    who: Caller,
     n: &UrgentNotice,
 ) -> Result<HttpResponse, ApiError> {
-    let who = caller(req, state).await?;
     // Agents send their node id (a node's token acts for its id only); an admin trying it by
     // hand may give the name, as every other `/v1/nodes/{id}` path takes (one database read,
     // only for a name).

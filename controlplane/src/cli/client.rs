@@ -185,10 +185,20 @@ impl Client {
                 url: crate::validate::redact_url(&self.target.server),
                 message: e.to_string(),
             })?;
+        let json = serde_json::from_str::<Value>(&text);
+        if (200..300).contains(&status) && !text.is_empty() && json.is_err() {
+            // Something answered, but not the REST API (another service on that port).
+            return Err(CliError::Unreachable {
+                url: crate::validate::redact_url(&self.target.server),
+                message: format!(
+                    "HTTP {status} with a body that is not JSON: is this a gpuwarden control plane?"
+                ),
+            });
+        }
         let v: Value = if text.is_empty() {
             Value::Null
         } else {
-            serde_json::from_str(&text).unwrap_or(Value::String(text))
+            json.unwrap_or(Value::String(text))
         };
         if (200..300).contains(&status) {
             return Ok(v);

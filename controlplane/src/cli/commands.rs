@@ -142,6 +142,11 @@ fn since_param(s: Option<String>) -> Result<Option<String>, CliError> {
             .ok_or_else(|| CliError::Usage(format!("--since {s}: too far back")))?;
         return Ok(Some(humantime::format_rfc3339_millis(t).to_string()));
     }
+    if crate::clock::parse_rfc3339(&s).is_none() {
+        return Err(CliError::Usage(format!(
+            "--since {s:?}: neither a duration like 1h nor an RFC 3339 time like 2026-11-30T08:00:00Z"
+        )));
+    }
     Ok(Some(s))
 }
 

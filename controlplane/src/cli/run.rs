@@ -32,7 +32,7 @@ fn run_cli(conn: Conn, f: impl FnOnce(&Client, Output) -> Result<String, CliErro
         Target::resolve(conn.server, conn.token).and_then(|t| f(&Client::new(t), conn.output));
     match result {
         Ok(text) => {
-            print!("{text}");
+            write_out(&text, false);
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -45,8 +45,17 @@ fn run_cli(conn: Conn, f: impl FnOnce(&Client, Output) -> Result<String, CliErro
 /// Prints an error: text on stderr, or with `-o json` the JSON document on stdout (where a
 /// script reads the answer).
 pub fn fail(out: Output, e: &CliError) {
-    match out {
-        Output::Json => print!("{}", out.error(e)),
-        Output::Table => eprint!("{}", out.error(e)),
-    }
+    write_out(&out.error(e), out == Output::Table);
+}
+
+/// Writes `text` to stdout (or stderr). A reader that went away (`| head`) is not an error of
+/// the command: the write is dropped instead of panicking as `print!` does.
+fn write_out(text: &str, to_stderr: bool) {
+    use std::io::Write;
+    let _ = if to_stderr {
+        std::io::stderr().lock().write_all(text.as_bytes())
+    } else {
+        let mut out = std::io::stdout().lock();
+        out.write_all(text.as_bytes()).and_then(|()| out.flush())
+    };
 }
