@@ -4,7 +4,7 @@
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
-use std::time::Duration;
+use std::sync::Arc;
 
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
@@ -13,18 +13,17 @@ use super::bindings::{check, diagnostic};
 use super::host::{PluginCtx, RUN_CORE_INSTANCES, RUN_MEMORIES, RUN_TABLES};
 use super::{one_line, WIT_VERSION};
 use crate::config::{PluginKind, MAX_PLUGIN_MEMORY_MIB};
+use ticker::Ticker;
+pub use ticker::{Running, EPOCH_TICK};
 
 mod cache;
 mod error;
 mod exports;
+mod ticker;
 
 pub use error::PluginError;
 
 use cache::{load_cached, prepare_cache_dir, write_atomically};
-
-/// How often the epoch advances: a running guest gives its thread back to the plugin
-/// runtime this often, and its deadline is checked this often.
-pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 /// Plugin instances that may exist at once (the pooling allocator's slots; with on-demand
 /// allocation, the same bound keeps memory at most this many memory caps).
@@ -64,10 +63,17 @@ pub struct Compiled {
 /// The engine, its linker, and the compile cache.
 pub struct PluginEngine {
     engine: Engine,
+    ticker: Arc<Ticker>,
     linker: Linker<PluginCtx>,
     pooling: bool,
     cache_dir: Option<PathBuf>,
     engine_key: String,
+}
+
+impl Drop for PluginEngine {
+    fn drop(&mut self) {
+        self.ticker.stop();
+    }
 }
 
 impl std::fmt::Debug for PluginEngine {
@@ -135,18 +141,8 @@ impl PluginEngine {
         let mut h = DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut h);
         let engine_key = format!("{:016x}", h.finish());
-        // The ticker ends when the engine is dropped. It is an OS thread so that a guest
-        // spinning on an async worker cannot starve it.
-        let weak = engine.weak();
-        std::thread::Builder::new()
-            .name("wasm-epoch".into())
-            .spawn(move || {
-                while let Some(e) = weak.upgrade() {
-                    e.increment_epoch();
-                    drop(e);
-                    std::thread::sleep(EPOCH_TICK);
-                }
-            })
+        // Ticks only while a plugin runs; ends when the engine is dropped.
+        let ticker = Ticker::start(&engine)
             .map_err(|e| PluginError::Engine(format!("cannot start the epoch thread: {e}")))?;
         let cache_dir = cache_dir.and_then(|d| match prepare_cache_dir(&d) {
             Ok(()) => Some(d),
@@ -157,6 +153,7 @@ impl PluginEngine {
         });
         Ok(PluginEngine {
             engine,
+            ticker,
             linker,
             pooling,
             cache_dir,
@@ -167,6 +164,17 @@ impl PluginEngine {
     /// The wasmtime engine.
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// Held while a plugin runs: the epoch (which interrupts guests at their deadline)
+    /// advances only while some run holds one.
+    pub fn running(&self) -> Running {
+        self.ticker.running()
+    }
+
+    /// Epochs the ticker has advanced (0 while nothing ever ran).
+    pub fn epoch_ticks(&self) -> u64 {
+        self.ticker.ticks()
     }
 
     /// Whether the pooling allocator is in use.

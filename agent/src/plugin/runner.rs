@@ -158,6 +158,7 @@ pub async fn run(
     limits: Limits,
     params: Vec<(String, String)>,
 ) -> Outcome {
+    let _ticking = engine.running();
     let plugin = view.plugin.clone();
     let gpu_count = view.snapshot.gpus.len();
     let mut store = Store::new(engine.engine(), PluginCtx::new(view, limits.run));
