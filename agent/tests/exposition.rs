@@ -266,3 +266,22 @@ fn concurrent_scrapes_share_one_snapshot() {
         "scrapes between collections differ"
     );
 }
+
+/// The control plane tells a restarted agent (whose counters may be back at the same values)
+/// by `gpuwarden_agent_start_time_seconds` changing: two runs started within one second must
+/// not report the same value.
+#[test]
+fn agents_started_one_after_the_other_report_different_start_times() {
+    let start = |n: &str| {
+        let a = Agent::start(&["--fake-gpus", n], &[]);
+        let v = a
+            .metrics()
+            .value("gpuwarden_agent_start_time_seconds", &[])
+            .expect("start time");
+        drop(a);
+        v
+    };
+    let (first, second) = (start("1"), start("1"));
+    assert!(second > first, "{first} then {second}");
+    assert!(second - first < 60.0, "{first} then {second}");
+}

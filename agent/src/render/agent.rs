@@ -6,11 +6,13 @@ use gpuwarden_wire::metric as m;
 use super::input::RenderInput;
 use crate::text::{labels, Kind, Text};
 
-/// When the process started (the first render, during start-up).
+/// When the process started (the first render, during start-up), in seconds with
+/// millisecond precision: the control plane tells a restarted agent by this value changing
+/// (with its counters back at the same values), so two runs in one second must differ.
 static START_TIME: std::sync::LazyLock<f64> = std::sync::LazyLock::new(|| {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as f64)
+        .map(|d| d.as_millis() as f64 / 1000.0)
         .unwrap_or(0.0)
 });
 
