@@ -172,11 +172,6 @@ impl PluginEngine {
         self.ticker.running()
     }
 
-    /// Epochs the ticker has advanced (0 while nothing ever ran).
-    pub fn epoch_ticks(&self) -> u64 {
-        self.ticker.ticks()
-    }
-
     /// Whether the pooling allocator is in use.
     pub fn pooling(&self) -> bool {
         self.pooling

@@ -68,7 +68,7 @@ async fn take(
     if matches!(who, Caller::Node(_)) {
         allow_node(&who, id)?;
     }
-    let id = if state.fleet.get(id).is_some() || matches!(who, Caller::Node(_)) {
+    let id = if state.fleet.contains(id) || matches!(who, Caller::Node(_)) {
         id.to_string()
     } else {
         super::nodes::load(state, id).await?.id

@@ -254,6 +254,11 @@ impl Fleet {
         self.lock().get(id).cloned()
     }
 
+    /// Whether node `id` is a target (scraped), without copying it.
+    pub fn contains(&self, id: &str) -> bool {
+        self.lock().contains_key(id)
+    }
+
     /// The scrape state of one target, without copying the rest of it (API responses).
     pub fn scrape_view(&self, id: &str) -> Option<(ScrapeInfo, Connectivity, Option<i64>)> {
         self.lock()
