@@ -80,6 +80,29 @@ fn wait_final(c: &Commands, id: &str) -> CommandStatus {
     }
 }
 
+/// Waits until the state file at `path` itself records command `id` as ended. The worker
+/// sets the end in memory before it writes the file, so [`wait_final`] can return while that
+/// write is still under way; a test that then stands in for a crash by replacing the file
+/// must wait for the write first, or the write lands on the replacement.
+fn wait_final_on_disk(path: &std::path::Path, id: &str) {
+    let start = Instant::now();
+    loop {
+        let ended = std::fs::read(path)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Vec<CommandStatus>>(&b).ok())
+            .is_some_and(|all| all.iter().any(|s| s.id == id && s.state.is_final()));
+        if ended {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "{id}'s end was never written to {}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 fn runner(
     cfg: CommandsConfig,
     state: Option<PathBuf>,

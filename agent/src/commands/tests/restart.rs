@@ -13,6 +13,7 @@ fn commands_survive_an_agent_restart_and_are_not_run_again() {
         let (cmds, _, _) = runner(c.clone(), Some(state.clone()));
         cmds.submit(req("cmd-c", "cordon", "")).unwrap();
         wait_final(&cmds, "cmd-c");
+        wait_final_on_disk(&state, "cmd-c");
     }
     // A drain that was running when the agent stopped, and a terminate.
     let mut kept: Vec<CommandStatus> =
@@ -86,6 +87,8 @@ fn a_hook_that_started_before_a_crash_never_runs_a_second_time() {
             cmds.submit(req(&id, kind, "xid 79")).unwrap();
             let s = wait_final(&cmds, &id);
             assert_eq!(s.state, CommandState::Succeeded, "{s:?}");
+            // This agent's last write must be on disk before the stand-in crash replaces it.
+            wait_final_on_disk(&state, &id);
         }
         // The agent dies right after the hook exits, before the end is recorded.
         std::fs::copy(&at_crash, &state).unwrap();
