@@ -154,6 +154,7 @@ impl<'a> Iterator for Parser<'a> {
             };
             self.pos += advance;
             let line = Line { b, line: self.line };
+            let mut set_hash = (0, 0);
             let first = line.skip_blanks(0);
             if first == b.len() {
                 continue; // empty line
@@ -165,14 +166,17 @@ impl<'a> Iterator for Parser<'a> {
                     Err(e) => Err(e),
                 }
             } else {
-                line.sample(&mut self.names).map(Entry::Sample)
+                let mut set = self.rules.set_hash();
+                let sample = line.sample(&mut self.names, &mut set);
+                set_hash = set.finish();
+                sample.map(Entry::Sample)
             };
             // The rules across lines; their errors point at the line's first character.
             let result = result.and_then(|e| {
                 match &e {
                     Entry::Help { name, .. } => self.rules.help(name),
                     Entry::Type { name, kind } => self.rules.declare(name, *kind),
-                    Entry::Sample(s) => self.rules.sample(s),
+                    Entry::Sample(s) => self.rules.sample(s, set_hash),
                 }
                 .map(|()| e)
                 .map_err(|message| line.err(first, message))

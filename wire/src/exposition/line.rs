@@ -1,6 +1,7 @@
 //! One line of a body: metric and label names, label sets, values, timestamps, `HELP` and
 //! `TYPE` comments, each checked byte by byte with the column of the first fault.
 
+use super::rules::SetHash;
 use super::{Entry, Labels, MetricType, ParseError, Sample};
 
 fn is_name_start(c: u8) -> bool {
@@ -53,8 +54,18 @@ impl<'a> Line<'a> {
     }
 
     /// Validates `{…}` starting after the `{` at `i`; returns the index of the `}`.
-    fn labels(&self, mut i: usize) -> Result<usize, ParseError> {
+    ///
+    /// The same pass records each label name with its offset in `names` (for
+    /// [`Line::unique_names`]) and adds each `(name, raw value)` pair's hash to `set`, so the
+    /// label set is read once per line (the series rules need its order-independent hash).
+    fn labels(
+        &self,
+        mut i: usize,
+        names: &mut Vec<(&'a str, usize)>,
+        set: &mut SetHash<'_>,
+    ) -> Result<usize, ParseError> {
         let b = self.b;
+        names.clear();
         loop {
             i = self.skip_blanks(i);
             match b.get(i) {
@@ -63,9 +74,11 @@ impl<'a> Line<'a> {
                 Some(_) => return Err(self.err(i, "expected a label name or '}'")),
                 None => return Err(self.err(i, "unterminated label set")),
             }
+            let name_start = i;
             while i < b.len() && is_label_char(b[i]) {
                 i += 1;
             }
+            let name_end = i;
             i = self.skip_blanks(i);
             if b.get(i) != Some(&b'=') {
                 return Err(self.err(i, "expected '=' after the label name"));
@@ -76,6 +89,7 @@ impl<'a> Line<'a> {
             }
             i += 1;
             let value_start = i;
+            let mut ascii = true;
             loop {
                 match b.get(i) {
                     None => return Err(self.err(i, "unterminated label value")),
@@ -87,12 +101,21 @@ impl<'a> Line<'a> {
                                 .err(i, "invalid escape in label value (use \\\\, \\\" or \\n)"))
                         }
                     },
-                    Some(_) => i += 1,
+                    Some(&c) => {
+                        ascii &= c.is_ascii();
+                        i += 1;
+                    }
                 }
             }
-            if std::str::from_utf8(&b[value_start..i]).is_err() {
+            // Names and ASCII values are valid UTF-8 by construction; other values are checked.
+            if !ascii && std::str::from_utf8(&b[value_start..i]).is_err() {
                 return Err(self.err(value_start, "label value is not valid UTF-8"));
             }
+            let Ok(name) = std::str::from_utf8(&b[name_start..name_end]) else {
+                return Err(self.err(name_start, "bad label name"));
+            };
+            names.push((name, name_start));
+            set.add(name.as_bytes(), &b[value_start..i]);
             i = self.skip_blanks(i + 1);
             match b.get(i) {
                 Some(b',') => i += 1,
@@ -112,20 +135,9 @@ impl<'a> Line<'a> {
     }
 
     /// A label name may appear once per sample (`m{gpu="0",gpu="1"}` is refused, as
-    /// Prometheus refuses it). `names` is scratch space reused from line to line.
-    fn unique_names(
-        &self,
-        labels: &Labels<'a>,
-        at: usize,
-        names: &mut Vec<(&'a str, usize)>,
-    ) -> Result<(), ParseError> {
-        names.clear();
-        let base = labels.raw().as_ptr() as usize;
-        names.extend(
-            labels
-                .raw_pairs()
-                .map(|(n, _)| (n, at + (n.as_ptr() as usize - base))),
-        );
+    /// Prometheus refuses it). `names` holds the set's names with their offsets in the line,
+    /// as [`Line::labels`] recorded them.
+    fn unique_names(&self, names: &mut [(&'a str, usize)]) -> Result<(), ParseError> {
         let repeated = if names.len() <= 16 {
             (1..names.len())
                 .find(|&i| names[..i].iter().any(|(n, _)| *n == names[i].0))
@@ -144,9 +156,12 @@ impl<'a> Line<'a> {
         }
     }
 
+    /// A sample line; `names` is scratch space reused from line to line, `set` receives the
+    /// hash of the label set.
     pub(super) fn sample(
         &self,
         names: &mut Vec<(&'a str, usize)>,
+        set: &mut SetHash<'_>,
     ) -> Result<Sample<'a>, ParseError> {
         let b = self.b;
         let start = self.skip_blanks(0);
@@ -155,13 +170,13 @@ impl<'a> Line<'a> {
         let mut labels = Labels::default();
         let open = self.skip_blanks(i);
         if b.get(open) == Some(&b'{') {
-            let close = self.labels(open + 1)?;
+            let close = self.labels(open + 1, names, set)?;
             // Validated ASCII structure and UTF-8 values: the slice is valid UTF-8.
             labels = Labels {
                 raw: std::str::from_utf8(&b[open + 1..close])
                     .map_err(|_| self.err(open, "labels are not valid UTF-8"))?,
             };
-            self.unique_names(&labels, open + 1, names)?;
+            self.unique_names(names)?;
             i = close + 1;
         }
         let value_start = self.skip_blanks(i);

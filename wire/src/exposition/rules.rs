@@ -6,7 +6,9 @@
 //! caller bounds with its sample limit; nothing is copied from the body.
 
 use std::collections::{HashMap, HashSet};
-use std::hash::{Hash, Hasher};
+use std::hash::BuildHasher;
+
+use foldhash::quality::RandomState;
 
 use super::{parse_value, Labels, MetricType, Sample};
 
@@ -20,13 +22,15 @@ struct Seen<'a> {
 /// What the body has declared and sent so far.
 #[derive(Debug, Clone, Default)]
 pub(super) struct BodyRules<'a> {
-    types: HashMap<&'a str, MetricType>,
-    helped: HashSet<&'a str>,
+    types: HashMap<&'a str, MetricType, RandomState>,
+    helped: HashSet<&'a str, RandomState>,
     /// The family whose lines are being read, and whether it has had samples.
     current: Option<(&'a str, bool)>,
     /// Families whose group ended: they may not appear again.
-    closed: HashSet<&'a str>,
-    series: HashMap<u64, Seen<'a>>,
+    closed: HashSet<&'a str, RandomState>,
+    /// Series by the hash of name and label set (foldhash with a seed of this body's own:
+    /// a body cannot aim collisions at a known hasher).
+    series: HashMap<u64, Seen<'a>, RandomState>,
     /// Different series whose hashes met (kept apart so both are still checked).
     collided: Vec<(u64, Seen<'a>)>,
 }
@@ -86,8 +90,17 @@ impl<'a> BodyRules<'a> {
         Ok(())
     }
 
-    /// A sample line.
-    pub(super) fn sample(&mut self, s: &Sample<'a>) -> Result<(), &'static str> {
+    /// The hasher of this body's label sets (for [`SetHash`]).
+    pub(super) fn set_hash(&self) -> SetHash<'_> {
+        SetHash {
+            state: self.series.hasher(),
+            sum: 0,
+            n: 0,
+        }
+    }
+
+    /// A sample line; `set` is its label set's hash from [`BodyRules::set_hash`].
+    pub(super) fn sample(&mut self, s: &Sample<'a>, set: (u64, u64)) -> Result<(), &'static str> {
         let (family, kind) = self.family_of(s.name);
         self.enter(family)?;
         if let Some((_, sampled)) = &mut self.current {
@@ -107,11 +120,11 @@ impl<'a> BodyRules<'a> {
             }
             _ => {}
         }
-        self.series(s)
+        self.series(s, set)
     }
 
-    fn series(&mut self, s: &Sample<'a>) -> Result<(), &'static str> {
-        let h = series_hash(s.name, &s.labels);
+    fn series(&mut self, s: &Sample<'a>, (set, n): (u64, u64)) -> Result<(), &'static str> {
+        let h = self.series.hasher().hash_one((s.name, set, n));
         let new = Seen {
             name: s.name,
             labels: s.labels,
@@ -134,17 +147,27 @@ impl<'a> BodyRules<'a> {
     }
 }
 
-/// A hash of the name and the label set that does not depend on the labels' order.
-fn series_hash(name: &str, labels: &Labels<'_>) -> u64 {
-    let mut set: u64 = 0;
-    let mut n: u64 = 0;
-    for (k, v) in labels.raw_pairs() {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        (k, v).hash(&mut h);
-        set = set.wrapping_add(h.finish());
-        n += 1;
+/// The hash of one label set that does not depend on the labels' order: the wrapping sum of
+/// each `(name, raw value)` pair's hash, and the count of pairs. A raw value has one spelling
+/// (each escape is required), so equal sets have equal sums.
+#[derive(Debug, Clone)]
+pub(super) struct SetHash<'s> {
+    state: &'s RandomState,
+    sum: u64,
+    n: u64,
+}
+
+impl SetHash<'_> {
+    /// Adds a pair.
+    pub(super) fn add(&mut self, name: &[u8], raw_value: &[u8]) {
+        self.sum = self
+            .sum
+            .wrapping_add(self.state.hash_one((name, raw_value)));
+        self.n += 1;
     }
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    (name, set, n).hash(&mut h);
-    h.finish()
+
+    /// The sum and the count.
+    pub(super) fn finish(&self) -> (u64, u64) {
+        (self.sum, self.n)
+    }
 }
