@@ -56,7 +56,7 @@ fn observation() -> NodeObservation {
             ("memory_clock_hertz", 2.6e9),
             ("energy_joules_total", 1.0e9),
         ] {
-            g.values.insert(k.into(), v);
+            g.values.insert(k, v);
         }
         for l in 0..18 {
             g.nvlink_up.insert(l, true);
@@ -148,7 +148,7 @@ fn main() {
                 ("sm_clock_hertz", 1.4e9, 0.6e9),
                 ("energy_joules_total", 1e9 + f64::from(i) * 6000.0, 1.0),
             ] {
-                g.values.insert(k.into(), base + rng.f64() * spread);
+                g.values.insert(k, base + rng.f64() * spread);
             }
         }
         let t = Instant::now();

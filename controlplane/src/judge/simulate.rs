@@ -156,13 +156,13 @@ pub fn observation_from_rows(rows: &[ObservationRow]) -> Option<(NodeObservation
             model: r.model.clone(),
             up: body["up"].as_bool(),
             values: serde_json::from_value(body["values"].clone()).unwrap_or_default(),
-            xid_errors: keyed("xid_errors"),
+            xid_errors: keyed("xid_errors").into_iter().collect(),
             ecc_errors: serde_json::from_value::<BTreeMap<String, f64>>(body["ecc_errors"].clone())
                 .unwrap_or_default()
                 .into_iter()
                 .filter_map(|(k, v)| {
                     let (t, c) = k.split_once('/')?;
-                    Some(((t.to_string(), c.to_string()), v))
+                    Some(((t.into(), c.into()), v))
                 })
                 .collect(),
             nvlink_up: serde_json::from_value::<BTreeMap<String, bool>>(body["nvlink_up"].clone())
@@ -170,7 +170,7 @@ pub fn observation_from_rows(rows: &[ObservationRow]) -> Option<(NodeObservation
                 .into_iter()
                 .filter_map(|(k, v)| Some((k.parse().ok()?, v)))
                 .collect(),
-            nvlink_errors: keyed("nvlink_errors"),
+            nvlink_errors: keyed("nvlink_errors").into_iter().collect(),
             clock_events: serde_json::from_value(body["clock_events"].clone()).unwrap_or_default(),
         };
         o.gpus.insert(g.index, g);

@@ -5,13 +5,15 @@
 //! a reason, never a partial observation. Names come from `gpuwarden_wire::metric`, the same
 //! constants the agent renders with.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use gpuwarden_wire::exposition::{self, Sample};
 use gpuwarden_wire::metric as m;
 
+pub mod compact;
 mod error;
 pub mod limits;
+pub use compact::{intern, Name, SmallMap, SmallSet, Values};
 pub use error::ObserveError;
 
 /// One GPU.
@@ -27,18 +29,31 @@ pub struct GpuObservation {
     /// such series for this GPU: unknown, never read as down.
     pub up: Option<bool>,
     /// Single-series families by name without the `gpuwarden_gpu_` prefix, e.g.
-    /// `temperature_celsius`, `power_watts`, `pcie_link_width`.
-    pub values: BTreeMap<String, f64>,
+    /// `temperature_celsius`, `power_watts`, `pcie_link_width` (names shared fleet-wide).
+    pub values: Values,
     /// XIDs seen, by code.
-    pub xid_errors: BTreeMap<u32, f64>,
+    pub xid_errors: SmallMap<u32, f64>,
     /// ECC errors by (`type`, `counter`).
-    pub ecc_errors: BTreeMap<(String, String), f64>,
+    pub ecc_errors: SmallMap<(Name, Name), f64>,
     /// NVLink state by link.
-    pub nvlink_up: BTreeMap<u32, bool>,
+    pub nvlink_up: SmallMap<u32, bool>,
     /// NVLink errors by link, all types summed.
-    pub nvlink_errors: BTreeMap<u32, f64>,
+    pub nvlink_errors: SmallMap<u32, f64>,
     /// Active clock-event reasons.
-    pub clock_events: BTreeSet<String>,
+    pub clock_events: SmallSet<Name>,
+}
+
+impl GpuObservation {
+    /// Drops the spare capacity left by parsing.
+    fn shrink(&mut self) {
+        self.xid_errors.shrink();
+        self.ecc_errors.shrink();
+        self.nvlink_up.shrink();
+        self.nvlink_errors.shrink();
+        self.clock_events.shrink();
+        self.uuid.shrink_to_fit();
+        self.model.shrink_to_fit();
+    }
 }
 
 /// One node.
@@ -104,6 +119,8 @@ fn label_u32(s: &Sample<'_>, name: &str) -> Option<u32> {
 pub fn observe(body: &[u8], sample_limit: usize) -> Result<NodeObservation, ObserveError> {
     let mut node = NodeObservation::default();
     let mut ours = false;
+    // Single-series values per GPU, borrowed from the body until the end.
+    let mut values: BTreeMap<u32, Vec<(&str, f64)>> = BTreeMap::new();
     // Streamed: no vector of samples, and a body over the limit stops being read there.
     for entry in exposition::Parser::new(body) {
         let exposition::Entry::Sample(s) = entry? else {
@@ -139,20 +156,20 @@ pub fn observe(body: &[u8], sample_limit: usize) -> Result<NodeObservation, Obse
                 let g = gpu_of(&mut node, s)?;
                 if let (Some(code), Some(v)) = (code, value) {
                     let i = g.index;
-                    limits::insert(&mut g.xid_errors, code, v, limits::MAX_PER_GPU, || {
+                    limits::insert_small(&mut g.xid_errors, code, v, limits::MAX_PER_GPU, || {
                         format!("XID codes on GPU {i}")
                     })?;
                 }
             }
             m::GPU_ECC_ERRORS => {
                 let key = (
-                    limits::label(s, "type")?.unwrap_or_default(),
-                    limits::label(s, "counter")?.unwrap_or_default(),
+                    intern(&limits::label(s, "type")?.unwrap_or_default()),
+                    intern(&limits::label(s, "counter")?.unwrap_or_default()),
                 );
                 let g = gpu_of(&mut node, s)?;
                 if let Some(v) = value {
                     let i = g.index;
-                    limits::insert(&mut g.ecc_errors, key, v, limits::MAX_PER_GPU, || {
+                    limits::insert_small(&mut g.ecc_errors, key, v, limits::MAX_PER_GPU, || {
                         format!("ECC counters on GPU {i}")
                     })?;
                 }
@@ -162,7 +179,7 @@ pub fn observe(body: &[u8], sample_limit: usize) -> Result<NodeObservation, Obse
                 let g = gpu_of(&mut node, s)?;
                 if let (Some(l), Some(v)) = (link, value) {
                     let i = g.index;
-                    limits::insert(&mut g.nvlink_up, l, v == 1.0, limits::MAX_LINKS, || {
+                    limits::insert_small(&mut g.nvlink_up, l, v == 1.0, limits::MAX_LINKS, || {
                         format!("NVLink links on GPU {i}")
                     })?;
                 }
@@ -173,7 +190,7 @@ pub fn observe(body: &[u8], sample_limit: usize) -> Result<NodeObservation, Obse
                 if let (Some(l), Some(v)) = (link, value) {
                     let i = g.index;
                     let sum = g.nvlink_errors.get(&l).copied().unwrap_or(0.0) + v;
-                    limits::insert(&mut g.nvlink_errors, l, sum, limits::MAX_LINKS, || {
+                    limits::insert_small(&mut g.nvlink_errors, l, sum, limits::MAX_LINKS, || {
                         format!("NVLink links on GPU {i}")
                     })?;
                 }
@@ -182,13 +199,13 @@ pub fn observe(body: &[u8], sample_limit: usize) -> Result<NodeObservation, Obse
                 let reason = limits::label(s, "reason")?;
                 let g = gpu_of(&mut node, s)?;
                 if let (Some(r), Some(1.0)) = (reason, value) {
-                    if !g.clock_events.contains(&r) {
+                    if !g.clock_events.contains(r.as_str()) {
                         let i = g.index;
                         limits::room(g.clock_events.len(), limits::MAX_PER_GPU, || {
                             format!("clock-event reasons on GPU {i}")
                         })?;
+                        g.clock_events.insert(intern(&r));
                     }
-                    g.clock_events.insert(r);
                 }
             }
             "gpuwarden_gpu_info" | "gpuwarden_gpu_remapped_rows_total" => {
@@ -197,16 +214,15 @@ pub fn observe(body: &[u8], sample_limit: usize) -> Result<NodeObservation, Obse
             name => {
                 if let Some(short) = name.strip_prefix(m::GPU_PREFIX) {
                     limits::name(s, short)?;
-                    let g = gpu_of(&mut node, s)?;
+                    let i = gpu_of(&mut node, s)?.index;
                     if let Some(v) = value {
-                        let i = g.index;
-                        limits::insert(
-                            &mut g.values,
-                            short.to_string(),
-                            v,
-                            limits::MAX_PER_GPU,
-                            || format!("distinct series on GPU {i}"),
-                        )?;
+                        let list = values.entry(i).or_default();
+                        // Counted per sample: a name sent twice with other labels counts
+                        // twice, which only matters past a bound no agent comes near.
+                        limits::room(list.len(), limits::MAX_PER_GPU, || {
+                            format!("distinct series on GPU {i}")
+                        })?;
+                        list.push((short, v));
                     }
                 }
             }
@@ -214,6 +230,14 @@ pub fn observe(body: &[u8], sample_limit: usize) -> Result<NodeObservation, Obse
     }
     if !ours {
         return Err(ObserveError::NotAnAgent);
+    }
+    for (i, list) in values {
+        if let Some(g) = node.gpus.get_mut(&i) {
+            g.values = Values::from_pairs(list);
+        }
+    }
+    for g in node.gpus.values_mut() {
+        g.shrink();
     }
     Ok(node)
 }
@@ -238,7 +262,7 @@ pub fn events_pending(prev: Option<&NodeObservation>, cur: &NodeObservation) -> 
             || p.xid_errors.keys().any(|c| !g.xid_errors.contains_key(c))
             || g.ecc_errors
                 .iter()
-                .any(|(k, v)| k.1 == "volatile" && changed(Some(v), p.ecc_errors.get(k)))
+                .any(|(k, v)| &*k.1 == "volatile" && changed(Some(v), p.ecc_errors.get(k)))
     })
 }
 

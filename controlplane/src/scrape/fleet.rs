@@ -350,7 +350,7 @@ fn counters_only(o: &NodeObservation) -> NodeObservation {
                 ..Default::default()
             };
             if let Some(v) = g.values.get("pcie_replays_total") {
-                slim.values.insert("pcie_replays_total".into(), *v);
+                slim.values.insert("pcie_replays_total", *v);
             }
             (*i, slim)
         })

@@ -92,8 +92,9 @@ pub struct NodeInput {
 /// report it (no ECC, or not exported): unknown, not zero.
 pub(crate) fn ecc(g: &GpuObservation, ty: &str) -> Option<f64> {
     g.ecc_errors
-        .get(&(ty.to_string(), "volatile".to_string()))
-        .copied()
+        .iter()
+        .find(|((t, c), _)| &**t == ty && &**c == "volatile")
+        .map(|(_, v)| *v)
 }
 
 /// A counter's growth from `before` to `now`; `None` when either is unknown.
@@ -192,7 +193,7 @@ pub(crate) fn samples() -> (EventInput, GpuObservation, NodeObservation, NodeInp
         "memory_clock_hertz",
         "energy_joules_total",
     ] {
-        g.values.insert(k.into(), 1.0);
+        g.values.insert(k, 1.0);
     }
     let mut obs = NodeObservation::default();
     obs.gpus.insert(0, g.clone());

@@ -38,7 +38,7 @@ fn gpu(index: u32) -> GpuObservation {
         ("remapped_rows_failure", 0.0),
         ("recovery_action", 0.0),
     ] {
-        g.values.insert(k.into(), v);
+        g.values.insert(k, v);
     }
     for link in 0..18 {
         g.nvlink_up.insert(link, true);
@@ -181,7 +181,7 @@ fn every_gpu_rule_fires_on_its_condition_and_only_then() {
         (
             "row-remap-failed",
             Box::new(|g| {
-                g.values.insert("remapped_rows_failure".into(), 1.0);
+                g.values.insert("remapped_rows_failure", 1.0);
             }),
             Box::new(|g| {
                 g.values.remove("remapped_rows_failure");
@@ -190,7 +190,7 @@ fn every_gpu_rule_fires_on_its_condition_and_only_then() {
         (
             "row-remap-pending",
             Box::new(|g| {
-                g.values.insert("remapped_rows_pending".into(), 1.0);
+                g.values.insert("remapped_rows_pending", 1.0);
             }),
             Box::new(|g| {
                 g.values.remove("remapped_rows_pending");
@@ -199,16 +199,16 @@ fn every_gpu_rule_fires_on_its_condition_and_only_then() {
         (
             "thermal-critical",
             Box::new(|g| {
-                g.values.insert("temperature_celsius".into(), 95.0);
+                g.values.insert("temperature_celsius", 95.0);
             }),
             Box::new(|g| {
-                g.values.insert("temperature_celsius".into(), 84.9);
+                g.values.insert("temperature_celsius", 84.9);
             }),
         ),
         (
             "thermal-warning",
             Box::new(|g| {
-                g.values.insert("temperature_celsius".into(), 86.0);
+                g.values.insert("temperature_celsius", 86.0);
             }),
             Box::new(|g| {
                 g.values.remove("temperature_celsius");
@@ -227,10 +227,10 @@ fn every_gpu_rule_fires_on_its_condition_and_only_then() {
         (
             "power-over-limit",
             Box::new(|g| {
-                g.values.insert("power_watts".into(), 760.0);
+                g.values.insert("power_watts", 760.0);
             }),
             Box::new(|g| {
-                g.values.insert("power_watts".into(), 730.0);
+                g.values.insert("power_watts", 730.0);
             }),
         ),
         (
@@ -252,26 +252,26 @@ fn every_gpu_rule_fires_on_its_condition_and_only_then() {
         (
             "pcie-degraded",
             Box::new(|g| {
-                g.values.insert("pcie_link_width".into(), 8.0);
+                g.values.insert("pcie_link_width", 8.0);
             }),
             Box::new(|g| {
                 g.values.remove("pcie_link_max_width");
-                g.values.insert("pcie_link_width".into(), 8.0);
+                g.values.insert("pcie_link_width", 8.0);
             }),
         ),
         (
             "pcie-replays-growing",
             Box::new(|g| {
-                g.values.insert("pcie_replays_total".into(), 12.0);
+                g.values.insert("pcie_replays_total", 12.0);
             }),
             Box::new(|g| {
-                g.values.insert("pcie_replays_total".into(), 9.0);
+                g.values.insert("pcie_replays_total", 9.0);
             }),
         ),
         (
             "recovery-action",
             Box::new(|g| {
-                g.values.insert("recovery_action".into(), 2.0);
+                g.values.insert("recovery_action", 2.0);
             }),
             Box::new(|g| {
                 g.values.remove("recovery_action");

@@ -266,7 +266,7 @@ impl<'a> GpuVal<'a> {
                 let v: Vec<Box<dyn Val + 'a>> = g
                     .clock_events
                     .iter()
-                    .map(|r| Box::new(CelString::from(r.as_str())) as Box<dyn Val + 'a>)
+                    .map(|r| Box::new(CelString::from(&**r)) as Box<dyn Val + 'a>)
                     .collect();
                 CelList::from(v)
             }))),

@@ -32,7 +32,7 @@ fn node(id: &str, pool: &str, events: Vec<EventRow>, temp: Option<f64>) -> NodeR
             up: Some(true),
             ..GpuObservation::default()
         };
-        g.values.insert("temperature_celsius".into(), t);
+        g.values.insert("temperature_celsius", t);
         o.gpus.insert(0, g);
         (o, T + 5_000)
     });
@@ -182,7 +182,7 @@ fn stored_observation_rows_come_back_as_the_observation() {
         up: Some(true),
         ..GpuObservation::default()
     };
-    g.values.insert("temperature_celsius".into(), 71.0);
+    g.values.insert("temperature_celsius", 71.0);
     g.xid_errors.insert(79, 2.0);
     g.ecc_errors
         .insert(("volatile".into(), "uncorrected".into()), 1.0);

@@ -7,6 +7,8 @@
 
 use std::collections::BTreeMap;
 
+use super::compact::SmallMap;
+
 use gpuwarden_wire::exposition::Sample;
 
 use super::error::ObserveError;
@@ -40,6 +42,21 @@ pub(super) fn room(
 /// Inserts `k` → `v`, refusing a new key past `limit`.
 pub(super) fn insert<K: Ord, V>(
     map: &mut BTreeMap<K, V>,
+    k: K,
+    v: V,
+    limit: usize,
+    what: impl FnOnce() -> String,
+) -> Result<(), ObserveError> {
+    if !map.contains_key(&k) {
+        room(map.len(), limit, what)?;
+    }
+    map.insert(k, v);
+    Ok(())
+}
+
+/// The value of label `name` of `s`, refused when longer than [`MAX_VALUE_BYTES`].
+pub(super) fn insert_small<K: Ord, V>(
+    map: &mut SmallMap<K, V>,
     k: K,
     v: V,
     limit: usize,

@@ -30,11 +30,14 @@ fn a_body_becomes_per_gpu_values_counters_and_state() {
     assert_eq!(g0.values["temperature_celsius"], 61.0);
     assert_eq!(g0.xid_errors[&79], 1.0);
     assert_eq!(
-        g0.ecc_errors[&("uncorrected".to_string(), "volatile".to_string())],
+        g0.ecc_errors[&("uncorrected".into(), "volatile".into())],
         2.0
     );
     assert!(!g0.nvlink_up[&3]);
-    assert_eq!(g0.clock_events.iter().collect::<Vec<_>>(), ["hw_slowdown"]);
+    assert_eq!(
+        g0.clock_events.iter().map(|r| &**r).collect::<Vec<_>>(),
+        ["hw_slowdown"]
+    );
     assert_eq!(o.gpus[&1].up, Some(false));
     assert_eq!(o.driver_version.as_deref(), Some("550.54.15"));
     assert_eq!(o.health_checks["xid"], 2.0);

@@ -33,7 +33,7 @@ fn the_default_policy_judges_nothing_it_was_not_told() {
     let p = Policy::default_policy();
     // A GPU seen only by name (and the case: a temperature, no up series).
     let mut warm = bare_gpu();
-    warm.values.insert("temperature_celsius".into(), 61.0);
+    warm.values.insert("temperature_celsius", 61.0);
     for g in [bare_gpu(), warm] {
         let o = obs(g);
         for prev in [None, Some((&o, 15.0))] {

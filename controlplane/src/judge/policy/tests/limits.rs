@@ -89,7 +89,7 @@ fn an_expression_at_the_limits_validates_and_evaluates_on_a_scrape_workers_stack
             uuid: "GPU-0".into(),
             ..Default::default()
         };
-        g.values.insert("temperature_celsius".into(), 60.0);
+        g.values.insert("temperature_celsius", 60.0);
         let mut obs = NodeObservation::default();
         obs.gpus.insert(0, g);
         let node = NodeInput {

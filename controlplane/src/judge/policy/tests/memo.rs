@@ -18,11 +18,11 @@ fn remembered_results_are_the_results_of_running_every_rule() {
     for step in 0..300 {
         for g in o.gpus.values_mut() {
             g.values
-                .insert("temperature_celsius".into(), 60.0 + rng.f64() * 40.0);
-            g.values
-                .insert("power_watts".into(), 600.0 + rng.f64() * 150.0);
+                .insert("temperature_celsius", 60.0 + rng.f64() * 40.0);
+            g.values.insert("power_watts", 600.0 + rng.f64() * 150.0);
             if rng.u8(..) < 8 {
-                *g.xid_errors.entry(13).or_insert(0.0) += 1.0;
+                let n = g.xid_errors.get(&13).copied().unwrap_or(0.0);
+                g.xid_errors.insert(13, n + 1.0);
             }
             if rng.u8(..) < 8 {
                 g.up = g.up.map(|u| !u);
@@ -33,13 +33,14 @@ fn remembered_results_are_the_results_of_running_every_rule() {
                 g.clock_events.clear();
             }
             if rng.u8(..) < 4 {
-                let w = g.values.entry("pcie_link_width".into()).or_insert(16.0);
-                *w = if *w == 16.0 { 8.0 } else { 16.0 };
+                let w = g.values.get("pcie_link_width").copied().unwrap_or(16.0);
+                g.values
+                    .insert("pcie_link_width", if w == 16.0 { 8.0 } else { 16.0 });
             }
             if rng.u8(..) < 4 {
-                *g.ecc_errors
-                    .entry(("corrected".into(), "volatile".into()))
-                    .or_insert(0.0) += 500.0;
+                let key = ("corrected".into(), "volatile".into());
+                let n = g.ecc_errors.get(&key).copied().unwrap_or(0.0);
+                g.ecc_errors.insert(key, n + 500.0);
             }
         }
         if rng.u8(..) < 10 {
@@ -70,7 +71,7 @@ fn another_policy_does_not_use_the_results_remembered_for_the_first() {
         .unwrap()
     };
     let o = obs_with(|g| {
-        g.values.insert("temperature_celsius".into(), 70.0);
+        g.values.insert("temperature_celsius", 70.0);
     });
     let mut memo = RuleMemo::default();
     let a = hot(80.0);
