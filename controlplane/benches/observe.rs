@@ -3,6 +3,10 @@
 //!
 //! `cargo bench -p gpuwarden-controlplane --bench observe [-- BODY_FILE]`; without a file
 //! it uses `target/bench-ingest/bodies/body_0.prom` (written by `benches/ingest.sh`).
+//!
+//! It also prints what one observation keeps in memory: the growth of this process's RSS
+//! (`/proc/self/status`, allocator overhead included) while it holds 10,000 of them, each
+//! parsed from the body, as the scraper holds one per node.
 
 use std::io::{Read, Write};
 use std::time::Instant;
@@ -18,6 +22,18 @@ fn per_iter(n: u32, mut f: impl FnMut()) -> f64 {
         f();
     }
     t.elapsed().as_secs_f64() / f64::from(n)
+}
+
+/// This process's resident set in KiB.
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 fn main() {
@@ -77,4 +93,16 @@ fn main() {
         total * 1e6,
         samples as f64 / total / 1e6
     );
+    let held = 10_000;
+    let before = rss_kib();
+    let kept: Vec<_> = (0..held)
+        .map(|_| observe(&body, 100_000).expect("observe"))
+        .collect();
+    let after = rss_kib();
+    println!(
+        "memory per observation: {:.1} KiB (RSS +{} KiB holding {held})",
+        (after.saturating_sub(before)) as f64 / f64::from(held),
+        after.saturating_sub(before)
+    );
+    std::hint::black_box(kept);
 }

@@ -30,3 +30,26 @@ impl Fingerprint {
         }
     }
 }
+
+/// A remembered rule result in one word: the fingerprint's upper 62 bits, bit 1 set when a
+/// result is held, bit 0 the result. 0 means nothing remembered. (Two bits fewer of digest
+/// make a false "unchanged" 4× likelier: still one in 2^62 per comparison.)
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Remembered(u64);
+
+impl Remembered {
+    const HELD: u64 = 2;
+
+    /// `matched` for the values digested in `fp`; nothing for `None`.
+    pub(crate) fn new(r: Option<(Fingerprint, bool)>) -> Self {
+        match r {
+            Some((fp, m)) => Remembered((fp.0 & !3) | Self::HELD | u64::from(m)),
+            None => Remembered(0),
+        }
+    }
+
+    /// The remembered result when it was for the same values as `fp`.
+    pub(crate) fn result_for(self, fp: Fingerprint) -> Option<bool> {
+        (self.0 & Self::HELD != 0 && self.0 & !3 == fp.0 & !3).then_some(self.0 & 1 == 1)
+    }
+}
