@@ -57,6 +57,8 @@ pub(crate) enum Scraped {
 
 /// Most event pages read after one scrape; the rest come with the next.
 const MAX_EVENT_PAGES: usize = 10;
+/// How often the scheduler looks for targets gone offline (ms).
+const SWEEP_EVERY_MS: i64 = 250;
 
 /// What the scraper needs.
 #[derive(Clone)]
@@ -233,10 +235,16 @@ impl Scraper {
                 .name("scrape-sched".into())
                 .stack_size(crate::judge::policy::limits::EVAL_STACK_BYTES)
                 .spawn(move || {
+                    // Offline is judged in whole intervals: a sweep over every target
+                    // four times a second is soon enough (and not one per tick).
+                    let mut swept = i64::MIN;
                     while !st.load(Ordering::SeqCst) {
                         let now = s.clock.now_ms();
-                        for c in s.fleet.sweep(now) {
-                            s.store_change(&c, now);
+                        if now.saturating_sub(swept) >= SWEEP_EVERY_MS {
+                            swept = now;
+                            for c in s.fleet.sweep(now) {
+                                s.store_change(&c, now);
+                            }
                         }
                         for job in s.fleet.due(now) {
                             if tx.send(job).is_err() {

@@ -9,7 +9,8 @@
 mod health;
 mod outcomes;
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -117,6 +118,10 @@ pub struct AfterScrape {
 pub struct Fleet {
     settings: FleetSettings,
     targets: Mutex<HashMap<String, Target>>,
+    /// Scrapes by due time (Unix ms), earliest first, so a tick reads only what is due
+    /// instead of every target. An entry whose time is no longer its target's `next_at`
+    /// (rescheduled, removed) is dropped when it comes up. Locked after `targets`.
+    queue: Mutex<BinaryHeap<Reverse<(i64, String)>>>,
     /// Unwritten observations of targets removed since the last batch.
     removed: Mutex<Vec<ObservationWrite>>,
     /// Health changes the store refused (busy, down), to write again: node → (change, when).
@@ -137,6 +142,7 @@ impl Fleet {
         Self {
             settings,
             targets: Mutex::new(HashMap::new()),
+            queue: Mutex::new(BinaryHeap::new()),
             removed: Mutex::new(Vec::new()),
             unsaved_health: Mutex::new(HashMap::new()),
         }
@@ -144,6 +150,10 @@ impl Fleet {
 
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Target>> {
         self.targets.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn queue(&self) -> MutexGuard<'_, BinaryHeap<Reverse<(i64, String)>>> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The interval.
@@ -184,6 +194,7 @@ impl Fleet {
                 if e.address != address {
                     e.address = address;
                     e.next_at = now;
+                    self.queue().push(Reverse((now, row.id.clone())));
                 }
                 e.name = row.name.clone();
                 e.pool = row.pool.clone();
@@ -227,6 +238,8 @@ impl Fleet {
                         dirty: false,
                     },
                 );
+                let at = i64::try_from(next.as_millis()).unwrap_or(i64::MAX);
+                self.queue().push(Reverse((at, row.id.clone())));
             }
         }
     }
@@ -303,12 +316,23 @@ impl Fleet {
         })
     }
 
-    /// The scrapes due at `now`, marked in flight; each is scheduled for its next phase.
+    /// The scrapes due at `now`, marked in flight; each is scheduled for its next phase. A
+    /// target still in flight when it is due again is scraped as soon as it is free.
     pub fn due(&self, now: i64) -> Vec<Job> {
         let interval = self.settings.interval;
         let mut jobs = Vec::new();
-        for t in self.lock().values_mut() {
-            if t.in_flight || t.next_at > now {
+        let mut targets = self.lock();
+        let mut queue = self.queue();
+        let mut busy = Vec::new();
+        while queue.peek().is_some_and(|Reverse((at, _))| *at <= now) {
+            let Some(Reverse((at, id))) = queue.pop() else {
+                break;
+            };
+            let Some(t) = targets.get_mut(&id).filter(|t| t.next_at == at) else {
+                continue; // removed or rescheduled: a newer entry stands for it
+            };
+            if t.in_flight {
+                busy.push(Reverse((at, id)));
                 continue;
             }
             t.in_flight = true;
@@ -319,18 +343,18 @@ impl Fleet {
                 node_id: t.node_id.clone(),
                 address: t.address.clone(),
             });
+            queue.push(Reverse((t.next_at, id)));
         }
+        queue.extend(busy);
         jobs
     }
 
-    /// Milliseconds until the next scrape is due (at most `cap`).
+    /// Milliseconds until the next scrape is due (at most `cap`; 0 while a due target is
+    /// still in flight).
     pub fn idle_for(&self, now: i64, cap: i64) -> i64 {
-        self.lock()
-            .values()
-            .filter(|t| !t.in_flight)
-            .map(|t| t.next_at - now)
-            .min()
-            .unwrap_or(cap)
+        self.queue()
+            .peek()
+            .map_or(cap, |Reverse((at, _))| at - now)
             .clamp(0, cap)
     }
 }

@@ -36,7 +36,10 @@ impl RuleMemo {
             self.slots
                 .insert(gpu, vec![Remembered::default(); rules].into_boxed_slice());
         }
-        self.slots.get_mut(&gpu).map(|s| &mut s[..]).unwrap_or(&mut [])
+        self.slots
+            .get_mut(&gpu)
+            .map(|s| &mut s[..])
+            .unwrap_or(&mut [])
     }
 }
 

@@ -40,3 +40,105 @@ fn a_claimed_node_is_not_scraped_twice_at_once_and_keeps_its_phase() {
     );
     assert!(fleet.claim("node-2").is_none(), "unknown node");
 }
+
+fn row(id: &str, address: &str) -> NodeRow {
+    NodeRow::fresh(
+        id.into(),
+        id,
+        "default",
+        &Default::default(),
+        Some(address.into()),
+        Status::Active,
+        Source::Static,
+        0,
+    )
+}
+
+/// The schedule hands out each target once per interval in due order, skips a target still
+/// in flight until it is free, follows an address change at once and forgets removed ones.
+#[test]
+fn the_schedule_hands_out_each_due_target_once_per_interval() {
+    let fleet = Fleet::new(FleetSettings {
+        interval: Duration::from_secs(10),
+        offline_after: 3,
+        replica: "r".into(),
+        health: HealthSettings::default(),
+    });
+    for i in 0..50 {
+        fleet.sync(
+            &row(&format!("node-{i}"), &format!("http://10.0.0.{i}:9410")),
+            0,
+        );
+    }
+    assert!(
+        fleet.idle_for(0, 60_000) <= 10_000,
+        "the first is due within an interval"
+    );
+    // Over three intervals, millisecond by millisecond in 7 ms ticks: each target three times.
+    let mut seen: HashMap<String, Vec<i64>> = HashMap::new();
+    let mut now = 0;
+    while now < 30_000 {
+        for job in fleet.due(now) {
+            seen.entry(job.node_id.clone()).or_default().push(now);
+            fleet.failed(&job.node_id, "refused".into(), Duration::ZERO, now);
+        }
+        now += 7;
+    }
+    assert_eq!(seen.len(), 50);
+    for (id, times) in &seen {
+        assert_eq!(times.len(), 3, "{id}: {times:?}");
+        assert!(
+            times.windows(2).all(|w| (w[1] - w[0] - 10_000).abs() <= 7),
+            "{id}: {times:?}"
+        );
+    }
+    // A target in flight when it is due again waits for its outcome, then goes at once.
+    let t = fleet.get("node-0").unwrap().next_at;
+    let first = fleet.due(t);
+    assert!(first.iter().any(|j| j.node_id == "node-0"));
+    for j in first.iter().filter(|j| j.node_id != "node-0") {
+        fleet.failed(&j.node_id, "refused".into(), Duration::ZERO, t);
+    }
+    let t2 = fleet.get("node-0").unwrap().next_at;
+    let others = fleet.due(t2);
+    assert!(
+        others.iter().all(|j| j.node_id != "node-0"),
+        "still in flight"
+    );
+    for j in others {
+        fleet.failed(&j.node_id, "refused".into(), Duration::ZERO, t2);
+    }
+    assert_eq!(
+        fleet.idle_for(t2, 60_000),
+        0,
+        "an overdue target keeps the ticks short"
+    );
+    fleet.failed("node-0", "timeout".into(), Duration::ZERO, t2);
+    let again = fleet.due(t2 + 1);
+    assert!(
+        again.iter().any(|j| j.node_id == "node-0"),
+        "free: due at once"
+    );
+    for j in again {
+        fleet.failed(&j.node_id, "refused".into(), Duration::ZERO, t2 + 1);
+    }
+    // A new address is scraped at once, once.
+    fleet.sync(&row("node-1", "http://10.0.9.9:9410"), t2);
+    let jobs: Vec<_> = fleet
+        .due(t2 + 2)
+        .into_iter()
+        .filter(|j| j.node_id == "node-1")
+        .collect();
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].address, "http://10.0.9.9:9410");
+    // A removed target never comes up again.
+    fleet.remove("node-2");
+    let mut now = t2;
+    while now < t2 + 20_000 {
+        for job in fleet.due(now) {
+            assert_ne!(job.node_id, "node-2");
+            fleet.failed(&job.node_id, "refused".into(), Duration::ZERO, now);
+        }
+        now += 50;
+    }
+}
