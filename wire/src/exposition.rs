@@ -110,6 +110,8 @@ pub enum Entry<'a> {
 #[derive(Debug, Clone)]
 pub struct Parser<'a> {
     body: &'a [u8],
+    /// The body as text when it is valid UTF-8 throughout (checked once).
+    text: Option<&'a str>,
     pos: usize,
     line: usize,
     failed: bool,
@@ -124,10 +126,11 @@ impl<'a> Parser<'a> {
     pub fn new(body: &'a [u8]) -> Self {
         Parser {
             body,
+            text: std::str::from_utf8(body).ok(),
             pos: 0,
             line: 0,
             failed: false,
-            rules: rules::BodyRules::default(),
+            rules: rules::BodyRules::with_capacity(body.len() / 128),
             names: Vec::new(),
         }
     }
@@ -152,8 +155,14 @@ impl<'a> Iterator for Parser<'a> {
                     }));
                 }
             };
+            let start = self.pos;
             self.pos += advance;
-            let line = Line { b, line: self.line };
+            let text = self.text.and_then(|t| t.get(start..start + b.len()));
+            let line = Line {
+                b,
+                text,
+                line: self.line,
+            };
             let mut set_hash = (0, 0);
             let first = line.skip_blanks(0);
             if first == b.len() {

@@ -33,7 +33,10 @@ impl<'a> Labels<'a> {
 
     /// The value of label `name`.
     pub fn get(&self, name: &str) -> Option<Cow<'a, str>> {
-        self.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
+        // Only the value asked for is unescaped (the others are skipped as sent).
+        self.raw_pairs()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| unescape(v))
     }
 
     /// The labels in order with their values as sent (escapes included). An escaped value

@@ -22,10 +22,21 @@ fn is_blank(c: u8) -> bool {
 
 pub(super) struct Line<'a> {
     pub(super) b: &'a [u8],
+    /// The same line as text when the whole body is valid UTF-8 (checked once, up front):
+    /// slices are then taken without checking each one again.
+    pub(super) text: Option<&'a str>,
     pub(super) line: usize,
 }
 
 impl<'a> Line<'a> {
+    /// Bytes `a..b` of the line as text, or `None` when they are not valid UTF-8.
+    fn text(&self, a: usize, b: usize) -> Option<&'a str> {
+        match self.text {
+            Some(t) => t.get(a..b),
+            None => std::str::from_utf8(&self.b[a..b]).ok(),
+        }
+    }
+
     pub(super) fn err(&self, at: usize, message: &'static str) -> ParseError {
         ParseError {
             line: self.line,
@@ -89,29 +100,26 @@ impl<'a> Line<'a> {
             }
             i += 1;
             let value_start = i;
-            let mut ascii = true;
             loop {
-                match b.get(i) {
-                    None => return Err(self.err(i, "unterminated label value")),
-                    Some(b'"') => break,
-                    Some(b'\\') => match b.get(i + 1) {
-                        Some(b'\\' | b'"' | b'n') => i += 2,
-                        _ => {
-                            return Err(self
-                                .err(i, "invalid escape in label value (use \\\\, \\\" or \\n)"))
-                        }
-                    },
-                    Some(&c) => {
-                        ascii &= c.is_ascii();
-                        i += 1;
+                // Straight to the next quote or backslash.
+                i += memchr::memchr2(b'"', b'\\', &b[i..])
+                    .ok_or_else(|| self.err(b.len(), "unterminated label value"))?;
+                if b[i] == b'"' {
+                    break;
+                }
+                match b.get(i + 1) {
+                    Some(b'\\' | b'"' | b'n') => i += 2,
+                    _ => {
+                        return Err(
+                            self.err(i, "invalid escape in label value (use \\\\, \\\" or \\n)")
+                        )
                     }
                 }
             }
-            // Names and ASCII values are valid UTF-8 by construction; other values are checked.
-            if !ascii && std::str::from_utf8(&b[value_start..i]).is_err() {
+            if self.text(value_start, i).is_none() {
                 return Err(self.err(value_start, "label value is not valid UTF-8"));
             }
-            let Ok(name) = std::str::from_utf8(&b[name_start..name_end]) else {
+            let Some(name) = self.text(name_start, name_end) else {
                 return Err(self.err(name_start, "bad label name"));
             };
             names.push((name, name_start));
@@ -173,8 +181,9 @@ impl<'a> Line<'a> {
             let close = self.labels(open + 1, names, set)?;
             // Validated ASCII structure and UTF-8 values: the slice is valid UTF-8.
             labels = Labels {
-                raw: std::str::from_utf8(&b[open + 1..close])
-                    .map_err(|_| self.err(open, "labels are not valid UTF-8"))?,
+                raw: self
+                    .text(open + 1, close)
+                    .ok_or_else(|| self.err(open, "labels are not valid UTF-8"))?,
             };
             self.unique_names(names)?;
             i = close + 1;
@@ -193,8 +202,8 @@ impl<'a> Line<'a> {
         let mut timestamp_ms = None;
         if ts_start < b.len() {
             let ts_end = self.token(ts_start);
-            let ts = std::str::from_utf8(&b[ts_start..ts_end])
-                .ok()
+            let ts = self
+                .text(ts_start, ts_end)
                 .and_then(|t| t.parse::<i64>().ok())
                 .ok_or_else(|| self.err(ts_start, "timestamp is not an integer (milliseconds)"))?;
             timestamp_ms = Some(ts);
@@ -206,8 +215,9 @@ impl<'a> Line<'a> {
             }
         }
         // Names are ASCII by construction.
-        let name =
-            std::str::from_utf8(&b[start..name_end]).map_err(|_| self.err(start, "bad name"))?;
+        let name = self
+            .text(start, name_end)
+            .ok_or_else(|| self.err(start, "bad name"))?;
         Ok(Sample {
             name,
             labels,
@@ -229,11 +239,13 @@ impl<'a> Line<'a> {
         if name_end < b.len() && !is_blank(b[name_end]) {
             return Err(self.err(name_end, "unexpected character in the metric name"));
         }
-        let name = std::str::from_utf8(&b[name_start..name_end])
-            .map_err(|_| self.err(name_start, "bad name"))?;
+        let name = self
+            .text(name_start, name_end)
+            .ok_or_else(|| self.err(name_start, "bad name"))?;
         let rest_start = self.skip_blanks(name_end);
-        let rest = std::str::from_utf8(&b[rest_start..])
-            .map_err(|_| self.err(rest_start, "text is not valid UTF-8"))?;
+        let rest = self
+            .text(rest_start, b.len())
+            .ok_or_else(|| self.err(rest_start, "text is not valid UTF-8"))?;
         if kw == b"HELP" {
             // The docstring's only escapes are `\\` and `\n`.
             let mut bytes = rest.bytes().enumerate();

@@ -36,6 +36,15 @@ pub(super) struct BodyRules<'a> {
 }
 
 impl<'a> BodyRules<'a> {
+    /// Rules for a body of about `series` series (the map of seen series is sized for them
+    /// at once instead of growing by doubling).
+    pub(super) fn with_capacity(series: usize) -> Self {
+        Self {
+            series: HashMap::with_capacity_and_hasher(series, RandomState::default()),
+            ..Self::default()
+        }
+    }
+
     /// The family a sample name belongs to: `x_bucket`, `x_sum` and `x_count` belong to a
     /// histogram `x`; `x_sum` and `x_count` to a summary `x`; any other name to itself.
     fn family_of(&self, name: &'a str) -> (&'a str, Option<MetricType>) {

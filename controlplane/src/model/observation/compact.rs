@@ -62,10 +62,27 @@ impl Interner {
     }
 }
 
+/// Names each thread remembers before it asks the shared table (no lock for the common
+/// ones: 64 scrape workers would otherwise meet on one mutex for every ECC counter).
+const LOCAL_NAMES: usize = 64;
+
 /// The process-wide [`Name`] for `s` (an [`Interner`] of [`MAX_INTERNED`] strings).
 pub fn intern(s: &str) -> Name {
     static TABLE: OnceLock<Interner> = OnceLock::new();
-    TABLE.get_or_init(|| Interner::new(MAX_INTERNED)).intern(s)
+    thread_local! {
+        static LOCAL: std::cell::RefCell<Vec<Name>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    LOCAL.with_borrow_mut(|local| {
+        if let Some(n) = local.iter().find(|n| &***n == s) {
+            return n.clone();
+        }
+        let n = TABLE.get_or_init(|| Interner::new(MAX_INTERNED)).intern(s);
+        if local.len() >= LOCAL_NAMES {
+            local.remove(0);
+        }
+        local.push(n.clone());
+        n
+    })
 }
 
 /// A map kept as a vector of pairs sorted by key: lookups by binary search, iteration in key
@@ -321,8 +338,30 @@ impl<'de, K: Ord + Deserialize<'de>> Deserialize<'de> for SmallSet<K> {
 /// A sorted list of distinct value names, shared by the GPUs that report the same families.
 type Schema = Arc<[Name]>;
 
+/// Schemas each thread remembers before it asks the shared table.
+const LOCAL_SCHEMAS: usize = 8;
+
 /// The process-wide schema equal to `names` (sorted, distinct), or a new one.
 fn schema(names: &[&str]) -> Schema {
+    thread_local! {
+        static LOCAL: std::cell::RefCell<Vec<Schema>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    let same = |s: &Schema| s.len() == names.len() && s.iter().zip(names).all(|(a, b)| &**a == *b);
+    LOCAL.with_borrow_mut(|local| {
+        if let Some(s) = local.iter().find(|s| same(s)) {
+            return s.clone();
+        }
+        let s = shared_schema(names);
+        if local.len() >= LOCAL_SCHEMAS {
+            local.remove(0);
+        }
+        local.push(s.clone());
+        s
+    })
+}
+
+/// [`schema`] from the process-wide table.
+fn shared_schema(names: &[&str]) -> Schema {
     type Table = HashMap<u64, Vec<Schema>, foldhash::fast::FixedState>;
     static TABLE: OnceLock<Mutex<(Table, usize)>> = OnceLock::new();
     let table = TABLE.get_or_init(Default::default);
