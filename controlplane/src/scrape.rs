@@ -57,6 +57,9 @@ pub(crate) enum Scraped {
 
 /// Most event pages read after one scrape; the rest come with the next.
 const MAX_EVENT_PAGES: usize = 10;
+/// Nodes whose observations one flush step turns into rows and writes: a flush of 10,000
+/// nodes holds 500 nodes' rows at a time, not all of them.
+const FLUSH_BATCH: usize = 500;
 /// How often the scheduler looks for targets gone offline (ms).
 const SWEEP_EVERY_MS: i64 = 250;
 
@@ -275,29 +278,35 @@ impl Scraper {
         })
     }
 
-    /// Writes the changed observations in one batch.
+    /// Writes the changed observations, [`FLUSH_BATCH`] nodes at a time.
     pub fn flush(&self) {
-        let batch = self.fleet.take_dirty();
-        if batch.is_empty() {
-            return;
-        }
         let start = Instant::now();
-        match self.store.write_observations(&batch) {
-            Ok(()) => {
-                self.metrics.flushes.inc();
-                debug!(
-                    nodes = batch.len(),
-                    took_ms = start.elapsed().as_millis() as u64,
-                    "observations written"
-                );
+        let mut nodes = 0;
+        loop {
+            let batch = self.fleet.take_dirty(FLUSH_BATCH);
+            if batch.is_empty() {
+                break;
             }
-            Err(e) => {
+            nodes += batch.len();
+            if let Err(e) = self.store.write_observations(&batch) {
                 self.metrics
                     .store_errors
                     .with_label_values(&["observations"])
                     .inc();
                 warn!(nodes = batch.len(), error = %e, "writing observations failed; the next scrape brings them again");
+                return;
             }
+            if batch.len() < FLUSH_BATCH {
+                break;
+            }
+        }
+        if nodes > 0 {
+            self.metrics.flushes.inc();
+            debug!(
+                nodes,
+                took_ms = start.elapsed().as_millis() as u64,
+                "observations written"
+            );
         }
     }
 }

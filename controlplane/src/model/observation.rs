@@ -60,7 +60,7 @@ impl GpuObservation {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct NodeObservation {
     /// GPUs by index.
-    pub gpus: BTreeMap<u32, GpuObservation>,
+    pub gpus: SmallMap<u32, GpuObservation>,
     /// Driver version from `gpuwarden_node_info`.
     pub driver_version: Option<String>,
     /// CUDA version.
@@ -90,11 +90,19 @@ fn gpu_of<'o>(
         })?;
     if !node.gpus.contains_key(&index) {
         limits::room(node.gpus.len(), limits::MAX_GPUS, || "GPUs".into())?;
+        node.gpus.insert(
+            index,
+            GpuObservation {
+                index,
+                ..Default::default()
+            },
+        );
     }
-    let g = node.gpus.entry(index).or_insert_with(|| GpuObservation {
-        index,
-        ..Default::default()
-    });
+    let Some(g) = node.gpus.get_mut(&index) else {
+        return Err(ObserveError::BadGpuLabel {
+            metric: s.name.to_string(),
+        });
+    };
     if g.uuid.is_empty() {
         if let Some(u) = limits::label(s, "uuid")? {
             g.uuid = u;
@@ -239,6 +247,7 @@ pub fn observe(body: &[u8], sample_limit: usize) -> Result<NodeObservation, Obse
     for g in node.gpus.values_mut() {
         g.shrink();
     }
+    node.gpus.shrink();
     Ok(node)
 }
 

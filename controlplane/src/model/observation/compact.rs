@@ -174,6 +174,11 @@ impl<K, V> SmallMap<K, V> {
         self.0.iter().map(|(_, v)| v)
     }
 
+    /// Values in key order, mutable.
+    pub fn values_mut(&mut self) -> impl DoubleEndedIterator<Item = &mut V> + ExactSizeIterator {
+        self.0.iter_mut().map(|(_, v)| v)
+    }
+
     /// Removes every entry.
     pub fn clear(&mut self) {
         self.0.clear();

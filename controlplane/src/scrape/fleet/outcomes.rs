@@ -111,22 +111,34 @@ impl Fleet {
         changes
     }
 
-    /// The observations that changed since the last call, as rows to write.
-    pub fn take_dirty(&self) -> Vec<ObservationWrite> {
+    /// Up to `limit` nodes' observations that changed since they were last taken, as rows to
+    /// write (and the observations of removed targets, which are few). The rows are built
+    /// after the fleet lock is released, so scrapes do not wait on JSON; a flush takes batch
+    /// after batch, so its memory is one batch's, not the whole fleet's.
+    pub fn take_dirty(&self, limit: usize) -> Vec<ObservationWrite> {
         let mut out = std::mem::take(&mut *self.removed.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut taken = Vec::new();
         for t in self.lock().values_mut() {
+            if taken.len() >= limit {
+                break;
+            }
             if !t.dirty {
                 continue;
             }
             t.dirty = false;
             if let (Some(o), Some(seen)) = (&t.observation, t.last_success) {
-                out.push(ObservationWrite {
-                    node_id: t.node_id.clone(),
-                    rows: observation_rows(&t.node_id, o, seen),
-                    last_seen: seen,
-                });
+                taken.push((t.node_id.clone(), o.clone(), seen));
             }
         }
+        out.extend(
+            taken
+                .into_iter()
+                .map(|(node_id, o, seen)| ObservationWrite {
+                    rows: observation_rows(&node_id, &o, seen),
+                    node_id,
+                    last_seen: seen,
+                }),
+        );
         out
     }
 }
