@@ -92,9 +92,13 @@ run_cp() {
   local t1 s1 c1 k1 t2 s2 c2 k2 rss
   t1=$(date +%s.%N); s1=$(metric_sum "$url" gpuwarden_cp_samples_ingested_total); c1=$(proc_cpu "$pid")
   k1=$(metric_sum "$url" gpuwarden_cp_scrapes_total 'result="success"')
+  local d1 d1a d1b; d1=$(metric_sum "$url" gpuwarden_cp_scrape_delay_seconds_count)
+  d1a=$(metric_sum "$url" gpuwarden_cp_scrape_delay_seconds_bucket 'le="0.1"'); d1b=$(metric_sum "$url" gpuwarden_cp_scrape_delay_seconds_bucket 'le="1"')
   sleep "$MEASURE"
   t2=$(date +%s.%N); s2=$(metric_sum "$url" gpuwarden_cp_samples_ingested_total); c2=$(proc_cpu "$pid")
   k2=$(metric_sum "$url" gpuwarden_cp_scrapes_total 'result="success"')
+  local d2 d2a d2b; d2=$(metric_sum "$url" gpuwarden_cp_scrape_delay_seconds_count)
+  d2a=$(metric_sum "$url" gpuwarden_cp_scrape_delay_seconds_bucket 'le="0.1"'); d2b=$(metric_sum "$url" gpuwarden_cp_scrape_delay_seconds_bucket 'le="1"')
   rss=$(awk '/VmRSS/{printf "%.0f", $2/1024}' /proc/"$pid"/status)
   local fails efails; fails=$(curl -s "$url" | awk '/^gpuwarden_cp_scrapes_total/ && !/success/ {s+=$NF} END {print s+0}')
   efails=$(metric_sum "$url" gpuwarden_cp_event_read_failures_total)
@@ -102,6 +106,7 @@ run_cp() {
   awk -v N="$n" -v iv="$iv" -v ivs="$(secs "$iv")" -v t1="$t1" -v t2="$t2" -v s1="$s1" -v s2="$s2" -v c1="$c1" -v c2="$c2" -v k1="$k1" -v k2="$k2" -v rss="$rss" \
     'BEGIN{dt=t2-t1; sps=(s2-s1)/dt; cpu=(c2-c1)/dt; printf "gpuwarden\t%d\t%s\t%.0f\t%.3f\t%.0f\t%.1f\t%.1f\t%s\n", N, iv, sps, cpu, (cpu>0?sps/cpu:0), (k2-k1)/dt, N/ivs, rss}'
   echo "   (failed scrapes so far: $fails; failed event reads: $efails, logged: $(grep -c "reading the agent's events failed" "$d/cp.log" || true))" >&2
+  awk -v n="$d1" -v m="$d2" -v a1="$d1a" -v a2="$d2a" -v b1="$d1b" -v b2="$d2b" 'BEGIN{d=m-n; if (d>0) printf "   (scheduled scrapes started: %d; within 100 ms of due: %.2f %%, within 1 s: %.2f %%)\n", d, 100*(a2-a1)/d, 100*(b2-b1)/d}' >&2
 }
 
 run_prom() {

@@ -15,6 +15,9 @@ pub struct Metrics {
     pub scrapes: IntCounterVec,
     /// `gpuwarden_cp_scrape_duration_seconds`
     pub scrape_duration: Histogram,
+    /// `gpuwarden_cp_scrape_delay_seconds`: how late a scheduled scrape started (its
+    /// phase's due time to a worker taking it): the scheduler keeping up, or not.
+    pub scrape_delay: Histogram,
     /// `gpuwarden_cp_samples_ingested_total`
     pub samples: IntCounter,
     /// `gpuwarden_cp_events_ingested_total`
@@ -130,6 +133,15 @@ impl Metrics {
                 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
             ]),
         ));
+        let scrape_delay = must(Histogram::with_opts(
+            HistogramOpts::new(
+                "gpuwarden_cp_scrape_delay_seconds",
+                "Time from a scheduled scrape's due time to a worker starting it.",
+            )
+            .buckets(vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+            ]),
+        ));
         let samples = must(IntCounter::new(
             "gpuwarden_cp_samples_ingested_total",
             "Samples parsed from agents.",
@@ -236,6 +248,7 @@ impl Metrics {
             Box::new(webhook_deliveries.clone()),
             Box::new(scrapes.clone()),
             Box::new(scrape_duration.clone()),
+            Box::new(scrape_delay.clone()),
             Box::new(samples.clone()),
             Box::new(events.clone()),
             Box::new(events_lost.clone()),
@@ -271,6 +284,7 @@ impl Metrics {
             registry,
             scrapes,
             scrape_duration,
+            scrape_delay,
             samples,
             events,
             events_lost,

@@ -318,6 +318,10 @@ fn worker(s: &Scraper, rx: &Mutex<Receiver<Job>>) {
             guard.recv()
         };
         let Ok(job) = job else { return };
+        if let Some(due) = job.due_at {
+            let late_ms = s.clock.now_ms().saturating_sub(due).max(0);
+            s.metrics.scrape_delay.observe(late_ms as f64 / 1000.0);
+        }
         s.scrape_one(&job);
     }
 }

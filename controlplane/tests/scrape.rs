@@ -106,6 +106,7 @@ impl Rig {
         self.scraper.scrape_one(&Job {
             node_id: id.into(),
             address: t.address,
+            due_at: None,
         });
     }
 }

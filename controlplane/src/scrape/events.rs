@@ -192,6 +192,7 @@ impl Scraper {
                         let job = Job {
                             node_id: id.clone(),
                             address: t.address.clone(),
+                            due_at: None,
                         };
                         self.read_events_bounded(&job, t.agent_instance, t.event_cursor);
                     }

@@ -91,6 +91,8 @@ pub struct Job {
     pub node_id: String,
     /// Agent base URL.
     pub address: String,
+    /// When it was due (Unix ms); `None` for a scrape outside the schedule (a notice).
+    pub due_at: Option<i64>,
 }
 
 /// A connectivity change to store.
@@ -313,6 +315,7 @@ impl Fleet {
         Some(Job {
             node_id: t.node_id.clone(),
             address: t.address.clone(),
+            due_at: None,
         })
     }
 
@@ -342,6 +345,7 @@ impl Fleet {
             jobs.push(Job {
                 node_id: t.node_id.clone(),
                 address: t.address.clone(),
+                due_at: Some(at),
             });
             queue.push(Reverse((t.next_at, id)));
         }
