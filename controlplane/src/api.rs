@@ -9,12 +9,14 @@
 mod auth;
 pub mod body;
 mod caller;
+mod changes;
 mod commands;
 mod doc;
 mod error;
 mod expected;
 mod history;
 mod join;
+mod listing;
 mod meta;
 mod node_token;
 mod nodes;
@@ -30,8 +32,10 @@ use error::json_error;
 
 pub use auth::{configured_digest as auth_digest, Auth};
 pub use caller::Caller;
+pub use changes::{Changes, ChangesError};
 pub use doc::{document, ApiDoc};
 pub use error::ApiError;
+pub use listing::{FleetView, ListingCache, DEFAULT_MAX_BYTES as LISTING_CACHE_BYTES};
 pub use state::{blocking, ApiSettings, AppState};
 
 /// Registers every route.

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use actix_web::web::Bytes;
 use actix_web::{delete, get, post, web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -14,6 +15,7 @@ use super::caller::caller;
 use super::caller::Admin;
 use super::caller::Caller;
 use super::error::ApiError;
+use super::listing::{FleetView, ListingCache};
 use super::state::{audited, blocking, clip, AppState};
 use crate::clock::rfc3339;
 use crate::model::{Connectivity, Health, HealthReason, Node, Source, Status};
@@ -51,16 +53,21 @@ pub fn check_labels(labels: &BTreeMap<String, String>) -> Result<(), ApiError> {
 /// The node as JSON, with its scrape state when it is a target. Addresses stored before
 /// credentials were refused are shown without their password.
 pub fn node_json(row: &NodeRow, state: &AppState) -> Result<Node, ApiError> {
+    node_json_with(row, &FleetView::of(&state.fleet, &row.id))
+}
+
+/// [`node_json`] with the scraper's view of the node already taken.
+fn node_json_with(row: &NodeRow, view: &FleetView) -> Result<Node, ApiError> {
     let mut n = row.to_model()?;
     n.address = n.address.as_deref().map(validate::redact_url);
-    if let Some((scrape, connectivity, last_success)) = state.fleet.scrape_view(&row.id) {
-        n.scrape = Some(scrape);
-        n.connectivity = connectivity;
+    if let Some((scrape, connectivity, last_success)) = &view.scrape {
+        n.scrape = Some(scrape.clone());
+        n.connectivity = *connectivity;
         if let Some(seen) = last_success {
-            n.last_seen = Some(rfc3339(seen));
+            n.last_seen = Some(rfc3339(*seen));
         }
     }
-    if let Some(gpus) = state.fleet.expected_gpus(&row.id) {
+    if let Some(gpus) = view.expected_gpus {
         n.expected_gpus = gpus;
     }
     Ok(n)
@@ -176,6 +183,7 @@ fn check<T: std::str::FromStr<Err = String>>(v: &Option<String>) -> Result<(), A
 pub(super) async fn list(
     _admin: Admin,
     state: web::Data<AppState>,
+    cache: Option<web::Data<ListingCache>>,
     q: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let q = q.into_inner();
@@ -197,18 +205,49 @@ pub(super) async fn list(
         offset,
         limit,
     };
+    // Read the change counter before the rows: a page is tagged with what was true
+    // when its reading began.
+    let version = cache.as_ref().and_then(|c| c.version());
+    let key = format!(
+        "{:?}|{:?}|{:?}|{:?}|{limit}|{offset}",
+        filter.pool, filter.status, filter.health, filter.connectivity
+    );
+    if let (Some(c), Some(v)) = (&cache, version) {
+        if let Some(body) = c.get(&key, v, &state.fleet) {
+            return Ok(json_body(body));
+        }
+    }
     let store = state.store.clone();
     let (rows, total) = blocking(move || store.list_nodes(&filter)).await?;
-    let nodes = rows
-        .iter()
-        .map(|r| node_json(r, &state))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(HttpResponse::Ok().json(NodeList {
+    let mut views = Vec::with_capacity(rows.len());
+    let mut nodes = Vec::with_capacity(rows.len());
+    let mut hint = 64;
+    for r in &rows {
+        let view = FleetView::of(&state.fleet, &r.id);
+        nodes.push(node_json_with(r, &view)?);
+        hint += 512 + r.labels.len() + 2 * r.capabilities.len();
+        views.push((r.id.clone(), view));
+    }
+    let list = NodeList {
         nodes,
         total,
         limit,
         offset,
-    }))
+    };
+    // Straight into a buffer of about the answer's size: no growing, no copy after.
+    let mut buf = Vec::with_capacity(hint);
+    serde_json::to_writer(&mut buf, &list).map_err(|e| ApiError::internal(e.to_string()))?;
+    let body = Bytes::from(buf);
+    if let (Some(c), Some(v)) = (&cache, version) {
+        c.put(key, v, views, body.clone());
+    }
+    Ok(json_body(body))
+}
+
+fn json_body(body: Bytes) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(actix_web::http::header::ContentType::json())
+        .body(body)
 }
 
 pub(super) async fn load(state: &AppState, id: &str) -> Result<NodeRow, ApiError> {

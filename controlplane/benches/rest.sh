@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# REST API under load: `GET /v1/nodes?limit=100` (the first page), a filtered page and one
+# node (`GET /v1/nodes/{id}`), each for SECS seconds with oha (keep-alive, CONNS connections),
+# against a release `gpuwarden serve` on 127.0.0.1 with a fresh SQLite file. The load
+# generator runs on the same machine as the server (on this 2-core machine: the same 2 cores).
+#
+# usage: controlplane/benches/rest.sh
+# env:   NODES=1000 REGISTERED=100 GPUS=8 CONNS=16 SECS=10 WARM=2 FILTER=status=active
+#        WORK=target/bench-rest BUILD=1 (0: use target/release/gpuwarden as it is)
+#        PORT=18420 OHA=oha BIN=target/release/gpuwarden (another build to compare)
+# needs: oha (`cargo install oha --locked --no-default-features`: plain HTTP is all it needs
+#        here; not packaged by Debian 12), curl, python3.
+#
+# The fleet: NODES nodes created through `POST /v1/nodes` (4 pools, 2 labels each); every
+# (NODES/REGISTERED)-th of them then registers through the bootstrap token with GPUS GPUs
+# in its capabilities (so pages hold big and small rows, as in a real fleet) and then
+# deregisters with its node token (a stopped agent), so nothing is scraped during the run.
+# The registered nodes are `active`, the others `pending`: FILTER=status=active is the
+# filtered listing (100 of NODES rows match, spread over the name order).
+#
+# Output per scenario: one RESULT line (tab-separated, also in $WORK/results.tsv): requests
+# per second, p50/p99 latency, the server's CPU per request (utime+stime of the server
+# process from /proc/PID/stat over the run, all threads), oha's CPU per request, bytes per
+# answer, and answers that were not 200 (must be 0). Every process runs under `timeout`
+# and is stopped by PID (trap).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROOT=$PWD
+NODES=${NODES:-1000}
+REGISTERED=${REGISTERED:-100}
+GPUS=${GPUS:-8}
+CONNS=${CONNS:-16}
+SECS=${SECS:-10}
+WARM=${WARM:-2}
+FILTER=${FILTER:-status=active}
+WORK=${WORK:-$ROOT/target/bench-rest}
+BUILD=${BUILD:-1}
+PORT=${PORT:-18420}
+OHA=${OHA:-oha}
+TOKEN=bench-admin-token-000000
+BOOT=bench-bootstrap-token-00
+CLK=$(getconf CLK_TCK)
+BIN=${BIN:-$ROOT/target/release/gpuwarden}
+command -v "$OHA" >/dev/null || { echo "needs oha: cargo install oha --locked --no-default-features" >&2; exit 2; }
+
+if [ "$BUILD" = 1 ]; then
+  echo "== build (release)"
+  cargo build --release -q -p gpuwarden-controlplane --bin gpuwarden
+fi
+rm -rf "$WORK"; mkdir -p "$WORK"
+
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT INT TERM
+proc_cpu() { awk -v c="$CLK" '{printf "%.4f", ($14+$15)/c}' /proc/"$1"/stat; }
+# CPU seconds of the process and its waited-for children (oha runs as a child of timeout).
+kids_cpu() { awk -v c="$CLK" '{printf "%.4f", ($16+$17)/c}' /proc/"$1"/stat; }
+
+printf '[server]\nlisten = "127.0.0.1:%s"\ndata_dir = "%s"\n[database]\nurl = "sqlite://%s/gw.db"\n' \
+  "$PORT" "$WORK" "$WORK" >"$WORK/cp.toml"
+RUN_S=$(( 300 + NODES / 5 + 4 * (WARM + SECS + 5) ))
+GPUWARDEN_ADMIN_TOKEN=$TOKEN GPUWARDEN_BOOTSTRAP_TOKEN=$BOOT RUST_LOG=warn \
+  timeout "$RUN_S" "$BIN" serve --config "$WORK/cp.toml" >"$WORK/cp.log" 2>&1 &
+WRAP=$!; PIDS+=("$WRAP")
+for _ in $(seq 1 300); do curl -sf -o /dev/null "http://127.0.0.1:$PORT/healthz" && break; sleep 0.1; done
+SRV=$(pgrep -P "$WRAP" | head -1); SRV=${SRV:-$WRAP}
+
+echo "== $NODES nodes, every $((NODES / (REGISTERED > 0 ? REGISTERED : NODES + 1) )).th registered with $GPUS GPUs"
+python3 - "$PORT" "$TOKEN" "$BOOT" "$NODES" "$REGISTERED" "$GPUS" >"$WORK/fleet.txt" <<'PY'
+import http.client, json, sys
+port, token, boot, n, registered, gpus = sys.argv[1], sys.argv[2], sys.argv[3], *map(int, sys.argv[4:])
+c = http.client.HTTPConnection("127.0.0.1", int(port), timeout=30)
+def call(method, path, tok, body=None):
+    c.request(method, path, body=json.dumps(body) if body is not None else None,
+              headers={"Authorization": "Bearer " + tok, "Content-Type": "application/json"})
+    r = c.getresponse(); data = r.read()
+    if r.status >= 300:
+        sys.exit(f"{method} {path}: {r.status} {data[:300]!r}")
+    return json.loads(data) if data else None
+every = n // registered if registered else 0
+ids = []
+for i in range(n):
+    name = "gpu-node-%05d" % i
+    node = call("POST", "/v1/nodes", token, {"name": name, "pool": "pool-%d" % (i % 4),
+                "labels": {"rack": "r%03d" % (i // 40), "zone": "z%d" % (i % 3)}})
+    ids.append(node["id"])
+    if every and i % every == 0:
+        caps = {"gpus": [{"index": g, "uuid": "GPU-%08x-1111-2222-3333-%012x" % (i, g),
+                          "model": "NVIDIA H100 80GB HBM3", "memory_bytes": 85899345920}
+                         for g in range(gpus)],
+                "driver_version": "550.54.15", "cuda_version": "12.4", "hostname": name,
+                "ips": ["10.0.%d.%d" % (i // 250, i % 250)], "os": "Ubuntu 22.04",
+                "backend": "nvml", "agent_version": "0.1.0"}
+        join = call("POST", "/v1/nodes/%s/token" % node["id"], token, {})["token"]
+        reg = call("POST", "/v1/nodes/register", join, {"name": name,
+                   "address": "http://127.0.0.1:9/", "capabilities": caps})
+        call("DELETE", "/v1/nodes/" + reg["node_id"], reg["node_token"])
+print(ids[n // 2])
+PY
+ONE=$(tail -1 "$WORK/fleet.txt")
+printf "scenario\tpath\trequests_per_s\tp50_ms\tp99_ms\tserver_cpu_us_per_req\toha_cpu_us_per_req\tbytes_per_answer\tnot_200\n" >"$WORK/results.tsv"
+
+# One scenario: NAME PATH; prints its RESULT line.
+scenario() {
+  local name=$1 path=$2 url="http://127.0.0.1:$PORT$2" out="$WORK/oha-$1.json"
+  local bytes; bytes=$(curl -s -H "Authorization: Bearer $TOKEN" -o "$WORK/answer-$name.json" -w '%{http_code} %{size_download}' "$url")
+  [ "${bytes%% *}" = 200 ] || { echo "GET $path answered ${bytes%% *}" >&2; exit 1; }
+  timeout $((WARM + 30)) "$OHA" --no-tui -c "$CONNS" -z "${WARM}s" -H "Authorization: Bearer $TOKEN" "$url" >/dev/null
+  local c1 k1 t1 c2 k2 t2
+  c1=$(proc_cpu "$SRV"); k1=$(kids_cpu $BASHPID); t1=$(date +%s.%N)
+  timeout $((SECS + 30)) "$OHA" --no-tui --output-format json -c "$CONNS" -z "${SECS}s" \
+    -H "Authorization: Bearer $TOKEN" "$url" >"$out"
+  c2=$(proc_cpu "$SRV"); k2=$(kids_cpu $BASHPID); t2=$(date +%s.%N)
+  python3 - "$name" "$path" "$out" "$c1" "$c2" "$k1" "$k2" "${bytes#* }" <<'PY'
+import json, sys
+name, path, out = sys.argv[1:4]
+c1, c2, k1, k2 = map(float, sys.argv[4:8]); size = int(sys.argv[8])
+r = json.load(open(out)); s = r["summary"]; lat = r["latencyPercentiles"]
+codes = r.get("statusCodeDistribution", {})
+ok = int(codes.get("200", 0)); bad = sum(int(v) for k, v in codes.items() if k != "200")
+bad += sum(int(v) for v in r.get("errorDistribution", {}).values())
+n = max(ok + bad, 1)
+print("%s\t%s\t%.0f\t%.3f\t%.3f\t%.1f\t%.1f\t%d\t%d" % (name, path, s["requestsPerSec"],
+      lat["p50"] * 1e3, lat["p99"] * 1e3, (c2 - c1) / n * 1e6, (k2 - k1) / n * 1e6, size, bad))
+PY
+}
+
+for sc in "list /v1/nodes?limit=100" "filtered /v1/nodes?$FILTER&limit=100" "one /v1/nodes/$ONE"; do
+  set -- $sc
+  echo "== $1: GET $2, $CONNS connections, ${SECS}s"
+  line=$(scenario "$1" "$2"); echo "RESULT $line"; echo "$line" >>"$WORK/results.tsv"
+done
+echo "== results ($WORK/results.tsv; server: $(nproc) CPUs shared with oha)"
+column -t -s $'\t' "$WORK/results.tsv"
