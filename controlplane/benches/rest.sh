@@ -5,7 +5,7 @@
 # generator runs on the same machine as the server (on this 2-core machine: the same 2 cores).
 #
 # usage: controlplane/benches/rest.sh
-# env:   NODES=1000 REGISTERED=100 GPUS=8 CONNS=16 SECS=10 WARM=2 FILTER=status=active
+# env:   NODES=1000 REGISTERED=100 GPUS=8 CONNS=16 SECS=10 WARM=2 FILTER='pool=pool-1&status=pending'
 #        WORK=target/bench-rest BUILD=1 (0: use target/release/gpuwarden as it is)
 #        PORT=18420 OHA=oha BIN=target/release/gpuwarden (another build to compare)
 # needs: oha (`cargo install oha --locked --no-default-features`: plain HTTP is all it needs
@@ -15,8 +15,9 @@
 # (NODES/REGISTERED)-th of them then registers through the bootstrap token with GPUS GPUs
 # in its capabilities (so pages hold big and small rows, as in a real fleet) and then
 # deregisters with its node token (a stopped agent), so nothing is scraped during the run.
-# The registered nodes are `active`, the others `pending`: FILTER=status=active is the
-# filtered listing (100 of NODES rows match, spread over the name order).
+# The registered nodes are `active` (all in pools 0 and 2), the others `pending`: the
+# default FILTER matches the 250 pending nodes of pool-1, spread over the name order
+# (FILTER=status=active: the 100 nodes with GPUs, 2.5 KB of JSON each).
 #
 # Output per scenario: one RESULT line (tab-separated, also in $WORK/results.tsv): requests
 # per second, p50/p99 latency, the server's CPU per request (utime+stime of the server
@@ -32,7 +33,7 @@ GPUS=${GPUS:-8}
 CONNS=${CONNS:-16}
 SECS=${SECS:-10}
 WARM=${WARM:-2}
-FILTER=${FILTER:-status=active}
+FILTER=${FILTER:-pool=pool-1&status=pending}
 WORK=${WORK:-$ROOT/target/bench-rest}
 BUILD=${BUILD:-1}
 PORT=${PORT:-18420}
@@ -100,17 +101,20 @@ PY
 ONE=$(tail -1 "$WORK/fleet.txt")
 printf "scenario\tpath\trequests_per_s\tp50_ms\tp99_ms\tserver_cpu_us_per_req\toha_cpu_us_per_req\tbytes_per_answer\tnot_200\n" >"$WORK/results.tsv"
 
-# One scenario: NAME PATH; prints its RESULT line.
+# One scenario: NAME PATH [oha options]; prints its RESULT line. With --rand-regex-url,
+# PATH is a regular expression and the answer's size is that of its first page.
 scenario() {
-  local name=$1 path=$2 url="http://127.0.0.1:$PORT$2" out="$WORK/oha-$1.json"
-  local bytes; bytes=$(curl -s -H "Authorization: Bearer $TOKEN" -o "$WORK/answer-$name.json" -w '%{http_code} %{size_download}' "$url")
-  [ "${bytes%% *}" = 200 ] || { echo "GET $path answered ${bytes%% *}" >&2; exit 1; }
-  timeout $((WARM + 30)) "$OHA" --no-tui -c "$CONNS" -z "${WARM}s" -H "Authorization: Bearer $TOKEN" "$url" >/dev/null
-  local c1 k1 t1 c2 k2 t2
-  c1=$(proc_cpu "$SRV"); k1=$(kids_cpu $BASHPID); t1=$(date +%s.%N)
-  timeout $((SECS + 30)) "$OHA" --no-tui --output-format json -c "$CONNS" -z "${SECS}s" \
+  local name=$1 path=$2 url="http://127.0.0.1:$PORT$2" out="$WORK/oha-$1.json"; shift 2
+  local first=$url; [ $# -gt 0 ] && first="http://127.0.0.1:$PORT/v1/nodes?limit=100"
+  local bytes; bytes=$(curl -s -H "Authorization: Bearer $TOKEN" -o "$WORK/answer-$name.json" -w '%{http_code} %{size_download}' "$first")
+  [ "${bytes%% *}" = 200 ] || { echo "GET $first answered ${bytes%% *}" >&2; exit 1; }
+  # (oha takes the dots of a --rand-regex-url literally)
+  timeout $((WARM + 30)) "$OHA" --no-tui "$@" -c "$CONNS" -z "${WARM}s" -H "Authorization: Bearer $TOKEN" "$url" >/dev/null
+  local c1 k1 c2 k2 me=$BASHPID
+  c1=$(proc_cpu "$SRV"); k1=$(kids_cpu "$me")
+  timeout $((SECS + 30)) "$OHA" --no-tui "$@" --output-format json -c "$CONNS" -z "${SECS}s" \
     -H "Authorization: Bearer $TOKEN" "$url" >"$out"
-  c2=$(proc_cpu "$SRV"); k2=$(kids_cpu $BASHPID); t2=$(date +%s.%N)
+  c2=$(proc_cpu "$SRV"); k2=$(kids_cpu "$me")
   python3 - "$name" "$path" "$out" "$c1" "$c2" "$k1" "$k2" "${bytes#* }" <<'PY'
 import json, sys
 name, path, out = sys.argv[1:4]
@@ -118,17 +122,23 @@ c1, c2, k1, k2 = map(float, sys.argv[4:8]); size = int(sys.argv[8])
 r = json.load(open(out)); s = r["summary"]; lat = r["latencyPercentiles"]
 codes = r.get("statusCodeDistribution", {})
 ok = int(codes.get("200", 0)); bad = sum(int(v) for k, v in codes.items() if k != "200")
-bad += sum(int(v) for v in r.get("errorDistribution", {}).values())
+# Requests still in flight when the time is up are cut off by oha: not failures.
+bad += sum(int(v) for k, v in r.get("errorDistribution", {}).items() if "deadline" not in k)
 n = max(ok + bad, 1)
-print("%s\t%s\t%.0f\t%.3f\t%.3f\t%.1f\t%.1f\t%d\t%d" % (name, path, s["requestsPerSec"],
+print("%s\t%s\t%.0f\t%.3f\t%.3f\t%.1f\t%.1f\t%d\t%d" % (name, path, ok / s["total"],
       lat["p50"] * 1e3, lat["p99"] * 1e3, (c2 - c1) / n * 1e6, (k2 - k1) / n * 1e6, size, bad))
 PY
 }
 
-for sc in "list /v1/nodes?limit=100" "filtered /v1/nodes?$FILTER&limit=100" "one /v1/nodes/$ONE"; do
-  set -- $sc
+run() { # NAME PATH [oha options]
   echo "== $1: GET $2, $CONNS connections, ${SECS}s"
-  line=$(scenario "$1" "$2"); echo "RESULT $line"; echo "$line" >>"$WORK/results.tsv"
-done
+  local line; line=$(scenario "$@"); echo "RESULT $line"; echo "$line" >>"$WORK/results.tsv"
+}
+run list "/v1/nodes?limit=100"
+run filtered "/v1/nodes?$FILTER&limit=100"
+run one "/v1/nodes/$ONE"
+# 800 different pages at random offsets: the cache holds 64 of them, so most requests read
+# the database and render (the cost after every write).
+run pages '/v1/nodes\?limit=100&offset=[1-8][0-9]{2}' --rand-regex-url
 echo "== results ($WORK/results.tsv; server: $(nproc) CPUs shared with oha)"
 column -t -s $'\t' "$WORK/results.tsv"

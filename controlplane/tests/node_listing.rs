@@ -110,6 +110,17 @@ async fn cached_pages_are_the_uncached_answers_in_order_pages_and_filters() {
         queries.len() as u64,
         "every second answer came from the cache"
     );
+    // One node, by name and by id, the same way.
+    let id = e.store.node("reg-1").unwrap().id;
+    for q in ["/v1/nodes/n-03".to_string(), format!("/v1/nodes/{id}")] {
+        let want = raw(&plain, &q).await;
+        assert_eq!(want.0, StatusCode::OK, "{q}");
+        assert_eq!(raw(&cached, &q).await, want, "{q}: first answer");
+        assert_eq!(raw(&cached, &q).await, want, "{q}: from the cache");
+    }
+    assert_eq!(c.hits(), queries.len() as u64 + 2);
+    let (st, _) = raw(&cached, "/v1/nodes/nope").await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
     // Pages run by name, the second after the first.
     let mut all = names(&cached, "/v1/nodes").await;
     let mut sorted = all.clone();
@@ -173,6 +184,14 @@ async fn a_write_shows_in_the_next_answer_whoever_wrote() {
     );
     let (_, v) = send(&app, "GET", "/v1/nodes?health=unhealthy", Some(ADMIN), None).await;
     assert_eq!(v["total"], 8);
+    // One node's answer too.
+    let (_, v) = send(&app, "GET", "/v1/nodes/n-00", Some(ADMIN), None).await;
+    let (_, again) = send(&app, "GET", "/v1/nodes/n-00", Some(ADMIN), None).await;
+    assert_eq!((v["health"].as_str(), &again), (Some("unknown"), &v));
+    conn.batch_execute("UPDATE nodes SET health = 'degraded' WHERE name = 'n-00';")
+        .unwrap();
+    let (_, v) = send(&app, "GET", "/v1/nodes/n-00", Some(ADMIN), None).await;
+    assert_eq!(v["health"], "degraded");
 }
 
 #[actix_web::test]

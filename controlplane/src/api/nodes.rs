@@ -234,14 +234,19 @@ pub(super) async fn list(
         limit,
         offset,
     };
-    // Straight into a buffer of about the answer's size: no growing, no copy after.
-    let mut buf = Vec::with_capacity(hint);
-    serde_json::to_writer(&mut buf, &list).map_err(|e| ApiError::internal(e.to_string()))?;
-    let body = Bytes::from(buf);
+    let body = to_body(&list, hint)?;
     if let (Some(c), Some(v)) = (&cache, version) {
         c.put(key, v, views, body.clone());
     }
     Ok(json_body(body))
+}
+
+/// `v` as JSON, written straight into a buffer of about its size (`hint`): no growing, no
+/// copy after.
+fn to_body<T: Serialize>(v: &T, hint: usize) -> Result<Bytes, ApiError> {
+    let mut buf = Vec::with_capacity(hint);
+    serde_json::to_writer(&mut buf, v).map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(Bytes::from(buf))
 }
 
 fn json_body(body: Bytes) -> HttpResponse {
@@ -265,12 +270,25 @@ pub(super) async fn load(state: &AppState, id: &str) -> Result<NodeRow, ApiError
 pub(super) async fn get(
     req: HttpRequest,
     state: web::Data<AppState>,
+    cache: Option<web::Data<ListingCache>>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let c = caller(&req, &state).await?;
+    // An admin's read is kept like a listing page (an agent's read of its own node is not).
+    let cached = match (&c, &cache) {
+        (Caller::Admin(_), Some(cache)) => cache.version().map(|v| (cache, v)),
+        _ => None,
+    };
+    let key = format!("node|{id}");
+    if let Some((cache, v)) = &cached {
+        if let Some(body) = cache.get(&key, *v, &state.fleet) {
+            return Ok(json_body(body));
+        }
+    }
     let row = load(&state, &id).await?;
     allow_node(&c, &row.id)?;
-    let mut n = node_json(&row, &state)?;
+    let view = FleetView::of(&state.fleet, &row.id);
+    let mut n = node_json_with(&row, &view)?;
     if matches!(n.health, Health::Degraded | Health::Unhealthy) {
         let (store, nid) = (state.store.clone(), row.id.clone());
         let last = blocking(move || store.last_health_change(&nid)).await?;
@@ -281,7 +299,12 @@ pub(super) async fn get(
             by: t.actor,
         });
     }
-    Ok(HttpResponse::Ok().json(n))
+    let hint = 1024 + row.labels.len() + 2 * row.capabilities.len();
+    let body = to_body(&n, hint)?;
+    if let Some((cache, v)) = cached {
+        cache.put(key, v, vec![(row.id, view)], body.clone());
+    }
+    Ok(json_body(body))
 }
 
 #[utoipa::path(
