@@ -1,18 +1,23 @@
 #!/usr/bin/env bash
-# REST API under load: `GET /v1/nodes?limit=100` (the first page), a filtered page and one
-# node (`GET /v1/nodes/{id}`), each for SECS seconds with oha (keep-alive, CONNS connections),
-# against a release `gpuwarden serve` on 127.0.0.1 with a fresh SQLite file. The load
-# generator runs on the same machine as the server (on this 2-core machine: the same 2 cores).
+# REST API under load: `GET /v1/nodes?limit=100` (the first page), a filtered page, one
+# node (`GET /v1/nodes/{id}`) and 800 different pages at random offsets (`pages`: most miss
+# the listing cache, so each reads SQLite and renders), each for SECS seconds with oha
+# (keep-alive, CONNS connections), against a release `gpuwarden serve` on 127.0.0.1 with a
+# fresh SQLite file. The load generator runs on the same machine as the server (on the
+# 2-core development machine: the same 2 cores). The CI does not run it.
+# Before/after a change: BUILD=0 BIN=/path/to/old/gpuwarden controlplane/benches/rest.sh,
+# then the same with the new binary.
 #
 # usage: controlplane/benches/rest.sh
 # env:   NODES=1000 REGISTERED=100 GPUS=8 CONNS=16 SECS=10 WARM=2 FILTER='pool=pool-1&status=pending'
 #        WORK=target/bench-rest BUILD=1 (0: use target/release/gpuwarden as it is)
 #        PORT=18420 OHA=oha BIN=target/release/gpuwarden (another build to compare)
-# needs: oha (`cargo install oha --locked --no-default-features`: plain HTTP is all it needs
-#        here; not packaged by Debian 12), curl, python3.
+# needs: oha (not packaged by Debian 12: `cargo install oha --locked --no-default-features
+#        --features native-tls`, with libssl-dev; its default TLS, rustls over aws-lc, needs a
+#        longer build), curl, python3.
 #
 # The fleet: NODES nodes created through `POST /v1/nodes` (4 pools, 2 labels each); every
-# (NODES/REGISTERED)-th of them then registers through the bootstrap token with GPUS GPUs
+# (NODES/REGISTERED)-th of them then registers with its join token and GPUS GPUs
 # in its capabilities (so pages hold big and small rows, as in a real fleet) and then
 # deregisters with its node token (a stopped agent), so nothing is scraped during the run.
 # The registered nodes are `active` (all in pools 0 and 2), the others `pending`: the
@@ -39,10 +44,9 @@ BUILD=${BUILD:-1}
 PORT=${PORT:-18420}
 OHA=${OHA:-oha}
 TOKEN=bench-admin-token-000000
-BOOT=bench-bootstrap-token-00
 CLK=$(getconf CLK_TCK)
 BIN=${BIN:-$ROOT/target/release/gpuwarden}
-command -v "$OHA" >/dev/null || { echo "needs oha: cargo install oha --locked --no-default-features" >&2; exit 2; }
+command -v "$OHA" >/dev/null || { echo "needs oha: cargo install oha --locked --no-default-features --features native-tls" >&2; exit 2; }
 
 if [ "$BUILD" = 1 ]; then
   echo "== build (release)"
@@ -60,16 +64,16 @@ kids_cpu() { awk -v c="$CLK" '{printf "%.4f", ($16+$17)/c}' /proc/"$1"/stat; }
 printf '[server]\nlisten = "127.0.0.1:%s"\ndata_dir = "%s"\n[database]\nurl = "sqlite://%s/gw.db"\n' \
   "$PORT" "$WORK" "$WORK" >"$WORK/cp.toml"
 RUN_S=$(( 300 + NODES / 5 + 4 * (WARM + SECS + 5) ))
-GPUWARDEN_ADMIN_TOKEN=$TOKEN GPUWARDEN_BOOTSTRAP_TOKEN=$BOOT RUST_LOG=warn \
+GPUWARDEN_ADMIN_TOKEN=$TOKEN RUST_LOG=warn \
   timeout "$RUN_S" "$BIN" serve --config "$WORK/cp.toml" >"$WORK/cp.log" 2>&1 &
 WRAP=$!; PIDS+=("$WRAP")
 for _ in $(seq 1 300); do curl -sf -o /dev/null "http://127.0.0.1:$PORT/healthz" && break; sleep 0.1; done
 SRV=$(pgrep -P "$WRAP" | head -1); SRV=${SRV:-$WRAP}
 
-echo "== $NODES nodes, every $((NODES / (REGISTERED > 0 ? REGISTERED : NODES + 1) )).th registered with $GPUS GPUs"
-python3 - "$PORT" "$TOKEN" "$BOOT" "$NODES" "$REGISTERED" "$GPUS" >"$WORK/fleet.txt" <<'PY'
+echo "== $NODES nodes, $REGISTERED of them registered with $GPUS GPUs"
+python3 - "$PORT" "$TOKEN" "$NODES" "$REGISTERED" "$GPUS" >"$WORK/fleet.txt" <<'PY'
 import http.client, json, sys
-port, token, boot, n, registered, gpus = sys.argv[1], sys.argv[2], sys.argv[3], *map(int, sys.argv[4:])
+port, token, n, registered, gpus = sys.argv[1], sys.argv[2], *map(int, sys.argv[3:])
 c = http.client.HTTPConnection("127.0.0.1", int(port), timeout=30)
 def call(method, path, tok, body=None):
     c.request(method, path, body=json.dumps(body) if body is not None else None,

@@ -4,7 +4,9 @@
 //! Every error is JSON `{"error":{"code","message"}}` with its status, including bad bodies
 //! ([`body`]: one extractor for every endpoint), bad queries and paths, unknown routes (404)
 //! and known paths asked with another method (405). Refused admin actions are audited
-//! (`audited`). Database work runs through `web::block`, never on actix's workers.
+//! (`audited`). Database work runs through `web::block`, never on actix's workers; the one
+//! exception is the listing cache's change check (`changes`: `PRAGMA data_version` on a
+//! connection of its own that never waits for a lock).
 
 mod auth;
 pub mod body;
