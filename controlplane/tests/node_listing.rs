@@ -247,3 +247,38 @@ async fn the_cache_holds_no_more_than_its_bytes() {
     assert_eq!(a, b);
     assert_eq!(c.hits(), hits);
 }
+
+#[actix_web::test]
+async fn a_kept_answer_still_asks_for_a_valid_token_and_a_revoked_one_is_refused_at_once() {
+    let e = env(true);
+    let c = cache(&e, LISTING_CACHE_BYTES);
+    let app = cached_app!(e, c);
+    fleet(&app).await;
+    let body = json!({"name": "agent-1", "address": "http://127.0.0.1:19",
+        "capabilities": {"gpus": []}});
+    let (_, v) = send(&app, "POST", "/v1/nodes/register", Some(BOOT), Some(body.clone())).await;
+    let (old, id) = (v["node_token"].as_str().unwrap().to_string(), v["node_id"].clone());
+    let own = format!("/v1/nodes/{}", id.as_str().unwrap());
+    for _ in 0..2 {
+        assert_eq!(raw(&app, "/v1/nodes").await.0, StatusCode::OK);
+        assert_eq!(raw(&app, "/v1/nodes/n-05").await.0, StatusCode::OK);
+    }
+    assert_eq!(c.hits(), 2);
+    for token in [None, Some("wrong-token-000000000000"), Some(old.as_str())] {
+        let (st, _) = send(&app, "GET", "/v1/nodes", token, None).await;
+        assert_eq!(st, StatusCode::UNAUTHORIZED, "{token:?}");
+    }
+    // A node's token reads its own node, never another's, kept or not.
+    let (st, v) = send(&app, "GET", &own, Some(&old), None).await;
+    assert_eq!((st, &v["name"]), (StatusCode::OK, &json!("agent-1")));
+    let (st, _) = send(&app, "GET", "/v1/nodes/n-05", Some(&old), None).await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    // Registering again rotates the node's token: the old one is refused at once.
+    let (st, v) = send(&app, "POST", "/v1/nodes/register", Some(&old), Some(body)).await;
+    assert!(st.is_success(), "{v}");
+    let new = v["node_token"].as_str().unwrap().to_string();
+    let (st, _) = send(&app, "GET", &own, Some(&old), None).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    let (st, _) = send(&app, "GET", &own, Some(&new), None).await;
+    assert_eq!(st, StatusCode::OK);
+}
