@@ -277,7 +277,7 @@ pub async fn start(
     });
     let listing = web::Data::new(api::ListingCache::for_database(
         &cfg.database.url,
-        api::LISTING_CACHE_BYTES,
+        cfg.database.listing_cache_bytes,
     ));
     let server = HttpServer::new(move || {
         App::new()

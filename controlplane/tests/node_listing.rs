@@ -246,6 +246,13 @@ async fn the_cache_holds_no_more_than_its_bytes() {
     let (_, b) = raw(&app, "/v1/nodes?limit=1000").await;
     assert_eq!(a, b);
     assert_eq!(c.hits(), hits);
+    // `database.listing_cache_bytes = 0`: nothing is kept.
+    let off = cache(&e, 0);
+    let app = cached_app!(e, off);
+    for _ in 0..3 {
+        assert_eq!(raw(&app, "/v1/nodes?limit=1").await.0, StatusCode::OK);
+    }
+    assert_eq!((off.hits(), off.bytes()), (0, 0));
 }
 
 #[actix_web::test]
@@ -256,8 +263,18 @@ async fn a_kept_answer_still_asks_for_a_valid_token_and_a_revoked_one_is_refused
     fleet(&app).await;
     let body = json!({"name": "agent-1", "address": "http://127.0.0.1:19",
         "capabilities": {"gpus": []}});
-    let (_, v) = send(&app, "POST", "/v1/nodes/register", Some(BOOT), Some(body.clone())).await;
-    let (old, id) = (v["node_token"].as_str().unwrap().to_string(), v["node_id"].clone());
+    let (_, v) = send(
+        &app,
+        "POST",
+        "/v1/nodes/register",
+        Some(BOOT),
+        Some(body.clone()),
+    )
+    .await;
+    let (old, id) = (
+        v["node_token"].as_str().unwrap().to_string(),
+        v["node_id"].clone(),
+    );
     let own = format!("/v1/nodes/{}", id.as_str().unwrap());
     for _ in 0..2 {
         assert_eq!(raw(&app, "/v1/nodes").await.0, StatusCode::OK);

@@ -20,7 +20,7 @@ use crate::scrape::fleet::Fleet;
 
 /// Pages kept at most.
 pub const MAX_PAGES: usize = 64;
-/// Bytes of rendered pages kept at most (by default).
+/// Bytes of rendered pages kept at most by default (`database.listing_cache_bytes`).
 pub const DEFAULT_MAX_BYTES: usize = 16 << 20;
 
 /// What a node's JSON takes from the scraper's memory rather than the database.
@@ -90,10 +90,12 @@ impl std::fmt::Debug for ListingCache {
 
 impl ListingCache {
     /// A cache over the database at `url` (as `Store::open` takes it), holding at most
-    /// `max_bytes` of pages. Only a SQLite file has one; for another database, or when the
-    /// file cannot be watched (logged), the cache keeps nothing.
+    /// `max_bytes` of pages (`database.listing_cache_bytes`). Only a SQLite file has one;
+    /// for another database, with `max_bytes` 0, or when the file cannot be watched
+    /// (logged), the cache keeps nothing.
     pub fn for_database(url: &str, max_bytes: usize) -> Self {
         let changes = match crate::validate::sqlite_path(url) {
+            _ if max_bytes == 0 => None,
             Some(path) if !url.starts_with("postgres") => match Changes::open(path) {
                 Ok(c) => Some(c),
                 Err(e) => {
