@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # REST API under load: `GET /v1/nodes?limit=100` (the first page), a filtered page, one
-# node (`GET /v1/nodes/{id}`) and 800 different pages at random offsets (`pages`: most miss
+# node (`GET /v1/nodes/{id}`), the first page while an operator writes WRITES times a second
+# (`list+writes`), and 800 different pages at random offsets (`pages`: most miss
 # the listing cache, so each reads SQLite and renders), each for SECS seconds with oha
 # (keep-alive, CONNS connections), against a release `gpuwarden serve` on 127.0.0.1 with a
 # fresh SQLite file. The load generator runs on the same machine as the server (on the
@@ -10,6 +11,7 @@
 #
 # usage: controlplane/benches/rest.sh
 # env:   NODES=1000 REGISTERED=100 GPUS=8 CONNS=16 SECS=10 WARM=2 FILTER='pool=pool-1&status=pending'
+#        WRITES=10 (per second, scenario list+writes)
 #        WORK=target/bench-rest BUILD=1 (0: use target/release/gpuwarden as it is)
 #        PORT=18420 OHA=oha BIN=target/release/gpuwarden (another build to compare)
 # needs: oha (not packaged by Debian 12: `cargo install oha --locked --no-default-features
@@ -39,6 +41,7 @@ CONNS=${CONNS:-16}
 SECS=${SECS:-10}
 WARM=${WARM:-2}
 FILTER=${FILTER:-pool=pool-1&status=pending}
+WRITES=${WRITES:-10}
 WORK=${WORK:-$ROOT/target/bench-rest}
 BUILD=${BUILD:-1}
 PORT=${PORT:-18420}
@@ -141,6 +144,25 @@ run() { # NAME PATH [oha options]
 run list "/v1/nodes?limit=100"
 run filtered "/v1/nodes?$FILTER&limit=100"
 run one "/v1/nodes/$ONE"
+# The first page again while an operator writes WRITES times a second (each write empties
+# the cache: the next request reads and renders).
+python3 - "$PORT" "$TOKEN" "$ONE" "$WRITES" "$((WARM + SECS + 5))" >"$WORK/writer.log" 2>&1 <<'PY' &
+import http.client, json, sys, time
+port, token, node, rate, secs = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4]), float(sys.argv[5])
+c = http.client.HTTPConnection("127.0.0.1", int(port), timeout=30)
+end, n = time.time() + secs, 0
+while rate > 0 and time.time() < end:
+    c.request("POST", "/v1/nodes/%s/expected-gpus" % node, body=json.dumps({"gpus": 1 + n % 8}),
+              headers={"Authorization": "Bearer " + token, "Content-Type": "application/json"})
+    r = c.getresponse(); r.read(); n += 1
+    if r.status != 200:
+        sys.exit("write: %d" % r.status)
+    time.sleep(1 / rate)
+print("writes:", n)
+PY
+WRITER=$!; PIDS+=("$WRITER")
+run list+writes "/v1/nodes?limit=100"
+wait "$WRITER"
 # 800 different pages at random offsets: the cache holds 64 of them, so most requests read
 # the database and render (the cost after every write).
 run pages '/v1/nodes\?limit=100&offset=[1-8][0-9]{2}' --rand-regex-url
