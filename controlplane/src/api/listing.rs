@@ -33,6 +33,16 @@ pub struct FleetView {
 }
 
 impl FleetView {
+    /// What keeping it takes, in bytes (its own size and the text it holds).
+    fn heap_bytes(&self) -> usize {
+        let text = |s: &Option<String>| s.as_ref().map_or(0, String::len);
+        std::mem::size_of::<(String, Self)>()
+            + self
+                .scrape
+                .as_ref()
+                .map_or(0, |(s, _, _)| text(&s.last_scrape) + text(&s.last_error))
+    }
+
     /// The node's view now.
     pub fn of(fleet: &Fleet, id: &str) -> Self {
         Self {
@@ -160,7 +170,7 @@ impl ListingCache {
             + key.len()
             + views
                 .iter()
-                .map(|(id, _)| id.len() + std::mem::size_of::<(String, FleetView)>())
+                .map(|(id, view)| id.len() + view.heap_bytes())
                 .sum::<usize>();
         if bytes > self.max_bytes / 4 {
             return;
