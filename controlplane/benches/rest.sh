@@ -71,6 +71,7 @@ GPUWARDEN_ADMIN_TOKEN=$TOKEN RUST_LOG=warn \
   timeout "$RUN_S" "$BIN" serve --config "$WORK/cp.toml" >"$WORK/cp.log" 2>&1 &
 WRAP=$!; PIDS+=("$WRAP")
 for _ in $(seq 1 300); do curl -sf -o /dev/null "http://127.0.0.1:$PORT/healthz" && break; sleep 0.1; done
+curl -sf -o /dev/null "http://127.0.0.1:$PORT/healthz" || { echo "gpuwarden serve did not start:" >&2; cat "$WORK/cp.log" >&2; exit 1; }
 SRV=$(pgrep -P "$WRAP" | head -1); SRV=${SRV:-$WRAP}
 
 echo "== $NODES nodes, $REGISTERED of them registered with $GPUS GPUs"
