@@ -4,17 +4,21 @@
 //! Every error is JSON `{"error":{"code","message"}}` with its status, including bad bodies
 //! ([`body`]: one extractor for every endpoint), bad queries and paths, unknown routes (404)
 //! and known paths asked with another method (405). Refused admin actions are audited
-//! (`audited`). Database work runs through `web::block`, never on actix's workers.
+//! (`audited`). Database work runs through `web::block`, never on actix's workers; the one
+//! exception is the listing cache's change check (`changes`: `PRAGMA data_version` on a
+//! connection of its own that never waits for a lock).
 
 mod auth;
 pub mod body;
 mod caller;
+mod changes;
 mod commands;
 mod doc;
 mod error;
 mod expected;
 mod history;
 mod join;
+mod listing;
 mod meta;
 mod node_token;
 mod nodes;
@@ -30,8 +34,10 @@ use error::json_error;
 
 pub use auth::{configured_digest as auth_digest, Auth};
 pub use caller::Caller;
+pub use changes::{Changes, ChangesError};
 pub use doc::{document, ApiDoc};
 pub use error::ApiError;
+pub use listing::{FleetView, ListingCache, DEFAULT_MAX_BYTES as LISTING_CACHE_BYTES};
 pub use state::{blocking, ApiSettings, AppState};
 
 /// Registers every route.

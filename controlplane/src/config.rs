@@ -86,6 +86,9 @@ pub struct DatabaseConfig {
     /// How often the latest observations are written (in one batch).
     #[serde(with = "humantime_serde")]
     pub flush_interval: Duration,
+    /// Bytes of rendered `GET /v1/nodes` pages kept while the SQLite file is unchanged
+    /// (0: none).
+    pub listing_cache_bytes: usize,
 }
 
 impl Default for DatabaseConfig {
@@ -95,6 +98,7 @@ impl Default for DatabaseConfig {
             pool_size: 8,
             busy_timeout: Duration::from_secs(5),
             flush_interval: Duration::from_secs(30),
+            listing_cache_bytes: 16 << 20,
         }
     }
 }

@@ -275,9 +275,14 @@ pub async fn start(
         },
         links,
     });
+    let listing = web::Data::new(api::ListingCache::for_database(
+        &cfg.database.url,
+        cfg.database.listing_cache_bytes,
+    ));
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
+            .app_data(listing.clone())
             .app_data(web::Data::from(urgent.clone()))
             .configure(api::configure)
     })

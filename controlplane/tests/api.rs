@@ -27,6 +27,13 @@ pub(crate) struct Env {
     pub(crate) data: web::Data<AppState>,
 }
 
+impl Env {
+    /// The URL of the environment's SQLite file.
+    pub(crate) fn db_url(&self) -> String {
+        format!("sqlite://{}", self._dir.path().join("gw.db").display())
+    }
+}
+
 pub(crate) fn env(bootstrap: bool) -> Env {
     crate::util::logs();
     let dir = TempDir::new("api");

@@ -35,6 +35,7 @@ mod expected_gpus;
 mod join_api;
 mod layers;
 mod node_api;
+mod node_listing;
 mod notify;
 mod openapi;
 mod policy_api;

@@ -6,6 +6,7 @@ use std::sync::RwLock;
 
 use actix_web::http::StatusCode;
 use actix_web::HttpRequest;
+use subtle::ConstantTimeEq;
 
 use super::error::ApiError;
 use crate::token;
@@ -50,10 +51,12 @@ pub fn bearer(req: &HttpRequest) -> Result<&str, ApiError> {
 }
 
 fn any_match(presented: &str, digests: &[String]) -> Option<String> {
-    // Compare against every digest, so the time taken does not depend on which matched.
+    // Hash once; compare against every digest, so the time taken does not depend on which
+    // matched.
+    let hashed = token::digest(presented);
     let mut found = None;
     for d in digests {
-        if token::matches_digest(presented, d) {
+        if bool::from(hashed.as_bytes().ct_eq(d.as_bytes())) {
             found = Some(d.clone());
         }
     }

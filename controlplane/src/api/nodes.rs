@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use actix_web::web::Bytes;
 use actix_web::{delete, get, post, web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -14,6 +15,7 @@ use super::caller::caller;
 use super::caller::Admin;
 use super::caller::Caller;
 use super::error::ApiError;
+use super::listing::{FleetView, ListingCache};
 use super::state::{audited, blocking, clip, AppState};
 use crate::clock::rfc3339;
 use crate::model::{Connectivity, Health, HealthReason, Node, Source, Status};
@@ -51,16 +53,21 @@ pub fn check_labels(labels: &BTreeMap<String, String>) -> Result<(), ApiError> {
 /// The node as JSON, with its scrape state when it is a target. Addresses stored before
 /// credentials were refused are shown without their password.
 pub fn node_json(row: &NodeRow, state: &AppState) -> Result<Node, ApiError> {
+    node_json_with(row, &FleetView::of(&state.fleet, &row.id))
+}
+
+/// [`node_json`] with the scraper's view of the node already taken.
+fn node_json_with(row: &NodeRow, view: &FleetView) -> Result<Node, ApiError> {
     let mut n = row.to_model()?;
     n.address = n.address.as_deref().map(validate::redact_url);
-    if let Some((scrape, connectivity, last_success)) = state.fleet.scrape_view(&row.id) {
-        n.scrape = Some(scrape);
-        n.connectivity = connectivity;
+    if let Some((scrape, connectivity, last_success)) = &view.scrape {
+        n.scrape = Some(scrape.clone());
+        n.connectivity = *connectivity;
         if let Some(seen) = last_success {
-            n.last_seen = Some(rfc3339(seen));
+            n.last_seen = Some(rfc3339(*seen));
         }
     }
-    if let Some(gpus) = state.fleet.expected_gpus(&row.id) {
+    if let Some(gpus) = view.expected_gpus {
         n.expected_gpus = gpus;
     }
     Ok(n)
@@ -176,6 +183,7 @@ fn check<T: std::str::FromStr<Err = String>>(v: &Option<String>) -> Result<(), A
 pub(super) async fn list(
     _admin: Admin,
     state: web::Data<AppState>,
+    cache: Option<web::Data<ListingCache>>,
     q: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let q = q.into_inner();
@@ -197,18 +205,54 @@ pub(super) async fn list(
         offset,
         limit,
     };
+    // Read the change counter before the rows: a page is tagged with what was true
+    // when its reading began.
+    let version = cache.as_ref().and_then(|c| c.version());
+    let key = format!(
+        "{:?}|{:?}|{:?}|{:?}|{limit}|{offset}",
+        filter.pool, filter.status, filter.health, filter.connectivity
+    );
+    if let (Some(c), Some(v)) = (&cache, version) {
+        if let Some(body) = c.get(&key, v, &state.fleet) {
+            return Ok(json_body(body));
+        }
+    }
     let store = state.store.clone();
     let (rows, total) = blocking(move || store.list_nodes(&filter)).await?;
-    let nodes = rows
-        .iter()
-        .map(|r| node_json(r, &state))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(HttpResponse::Ok().json(NodeList {
+    let mut views = Vec::with_capacity(rows.len());
+    let mut nodes = Vec::with_capacity(rows.len());
+    let mut hint = 64;
+    for r in &rows {
+        let view = FleetView::of(&state.fleet, &r.id);
+        nodes.push(node_json_with(r, &view)?);
+        hint += 512 + r.labels.len() + 2 * r.capabilities.len();
+        views.push((r.id.clone(), view));
+    }
+    let list = NodeList {
         nodes,
         total,
         limit,
         offset,
-    }))
+    };
+    let body = to_body(&list, hint)?;
+    if let (Some(c), Some(v)) = (&cache, version) {
+        c.put(key, v, views, body.clone());
+    }
+    Ok(json_body(body))
+}
+
+/// `v` as JSON, written straight into a buffer of about its size (`hint`): no growing, no
+/// copy after.
+fn to_body<T: Serialize>(v: &T, hint: usize) -> Result<Bytes, ApiError> {
+    let mut buf = Vec::with_capacity(hint);
+    serde_json::to_writer(&mut buf, v).map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(Bytes::from(buf))
+}
+
+fn json_body(body: Bytes) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(actix_web::http::header::ContentType::json())
+        .body(body)
 }
 
 pub(super) async fn load(state: &AppState, id: &str) -> Result<NodeRow, ApiError> {
@@ -226,12 +270,25 @@ pub(super) async fn load(state: &AppState, id: &str) -> Result<NodeRow, ApiError
 pub(super) async fn get(
     req: HttpRequest,
     state: web::Data<AppState>,
+    cache: Option<web::Data<ListingCache>>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let c = caller(&req, &state).await?;
+    // An admin's read is kept like a listing page (an agent's read of its own node is not).
+    let cached = match (&c, &cache) {
+        (Caller::Admin(_), Some(cache)) => cache.version().map(|v| (cache, v)),
+        _ => None,
+    };
+    let key = format!("node|{id}");
+    if let Some((cache, v)) = &cached {
+        if let Some(body) = cache.get(&key, *v, &state.fleet) {
+            return Ok(json_body(body));
+        }
+    }
     let row = load(&state, &id).await?;
     allow_node(&c, &row.id)?;
-    let mut n = node_json(&row, &state)?;
+    let view = FleetView::of(&state.fleet, &row.id);
+    let mut n = node_json_with(&row, &view)?;
     if matches!(n.health, Health::Degraded | Health::Unhealthy) {
         let (store, nid) = (state.store.clone(), row.id.clone());
         let last = blocking(move || store.last_health_change(&nid)).await?;
@@ -242,7 +299,12 @@ pub(super) async fn get(
             by: t.actor,
         });
     }
-    Ok(HttpResponse::Ok().json(n))
+    let hint = 1024 + row.labels.len() + 2 * row.capabilities.len();
+    let body = to_body(&n, hint)?;
+    if let Some((cache, v)) = cached {
+        cache.put(key, v, vec![(row.id, view)], body.clone());
+    }
+    Ok(json_body(body))
 }
 
 #[utoipa::path(

@@ -21,6 +21,7 @@ fn every_bad_value_is_listed_with_its_key() {
     c.database.url = "mysql://x".into();
     c.scrape.timeout = Some(Duration::from_secs(60));
     c.auth.admin_tokens = vec!["short".into()];
+    c.database.listing_cache_bytes = 2 << 30;
     c.static_targets = vec![
         StaticTarget {
             name: "a".into(),
@@ -45,6 +46,7 @@ fn every_bad_value_is_listed_with_its_key() {
         "database.url",
         "scrape.timeout",
         "auth.admin_tokens[0]",
+        "database.listing_cache_bytes: 2147483648 is more than",
         "static_targets[0].address",
         "static_targets[1].name: \"a\" appears twice",
     ] {

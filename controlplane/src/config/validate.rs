@@ -43,6 +43,12 @@ impl ControlPlaneConfig {
                 self.database.pool_size
             ));
         }
+        if self.database.listing_cache_bytes > 1 << 30 {
+            p.push(format!(
+                "database.listing_cache_bytes: {} is more than 1073741824 (1 GiB)",
+                self.database.listing_cache_bytes
+            ));
+        }
         if self.database.flush_interval < Duration::from_secs(1) {
             p.push("database.flush_interval: must be at least 1s".into());
         }
