@@ -92,13 +92,15 @@ run_cp() {
   local t1 s1 c1 k1 t2 s2 c2 k2 rss
   t1=$(date +%s.%N); s1=$(metric_sum "$url" gpuwarden_cp_samples_ingested_total); c1=$(proc_cpu "$pid")
   k1=$(metric_sum "$url" gpuwarden_cp_scrapes_total 'result="success"')
-  local d1 d1a d1b; d1=$(metric_sum "$url" gpuwarden_cp_scrape_delay_seconds_count)
-  d1a=$(metric_sum "$url" gpuwarden_cp_scrape_delay_seconds_bucket 'le="0.1"'); d1b=$(metric_sum "$url" gpuwarden_cp_scrape_delay_seconds_bucket 'le="1"')
+  local d1 d1a d1b; curl -s --max-time 10 "$url" >"$d/m1"
+  d1=$(metric_sum "file://$d/m1" gpuwarden_cp_scrape_delay_seconds_count)
+  d1a=$(metric_sum "file://$d/m1" gpuwarden_cp_scrape_delay_seconds_bucket 'le="0.1"'); d1b=$(metric_sum "file://$d/m1" gpuwarden_cp_scrape_delay_seconds_bucket 'le="1"')
   sleep "$MEASURE"
   t2=$(date +%s.%N); s2=$(metric_sum "$url" gpuwarden_cp_samples_ingested_total); c2=$(proc_cpu "$pid")
   k2=$(metric_sum "$url" gpuwarden_cp_scrapes_total 'result="success"')
-  local d2 d2a d2b; d2=$(metric_sum "$url" gpuwarden_cp_scrape_delay_seconds_count)
-  d2a=$(metric_sum "$url" gpuwarden_cp_scrape_delay_seconds_bucket 'le="0.1"'); d2b=$(metric_sum "$url" gpuwarden_cp_scrape_delay_seconds_bucket 'le="1"')
+  local d2 d2a d2b; curl -s --max-time 10 "$url" >"$d/m2"
+  d2=$(metric_sum "file://$d/m2" gpuwarden_cp_scrape_delay_seconds_count)
+  d2a=$(metric_sum "file://$d/m2" gpuwarden_cp_scrape_delay_seconds_bucket 'le="0.1"'); d2b=$(metric_sum "file://$d/m2" gpuwarden_cp_scrape_delay_seconds_bucket 'le="1"')
   rss=$(awk '/VmRSS/{printf "%.0f", $2/1024}' /proc/"$pid"/status)
   local fails efails; fails=$(curl -s "$url" | awk '/^gpuwarden_cp_scrapes_total/ && !/success/ {s+=$NF} END {print s+0}')
   efails=$(metric_sum "$url" gpuwarden_cp_event_read_failures_total)

@@ -304,6 +304,30 @@ pub(crate) fn suite(s: &Store) {
         (r#"{"t":2}"#, 7_000)
     );
     assert_eq!(s.node(&node).unwrap().last_seen, Some(7_000));
+    // A batch larger than one upsert statement (1,200 rows: 150 nodes' worth of 8 GPUs)
+    // lands whole, and written again it replaces, never duplicates.
+    let many = |at: i64| ObservationWrite {
+        node_id: node.clone(),
+        rows: (0..1_200)
+            .map(|g| ObservationRow {
+                node_id: node.clone(),
+                gpu: g,
+                uuid: format!("GPU-{g}"),
+                model: "H100".into(),
+                body: format!(r#"{{"t":{at}}}"#),
+                observed_at: at,
+            })
+            .collect(),
+        last_seen: at,
+    };
+    s.write_observations(&[many(7_100)]).unwrap();
+    s.write_observations(&[many(7_200)]).unwrap();
+    let rows = s.observations(&node).unwrap();
+    assert_eq!(rows.len(), 1_200);
+    assert!(rows
+        .iter()
+        .all(|r| r.observed_at == 7_200 && r.body == r#"{"t":7200}"#));
+    assert_eq!(s.node(&node).unwrap().last_seen, Some(7_200));
 
     // Connectivity: stored once per change, with its reason.
     s.set_connectivity(
