@@ -36,7 +36,8 @@ fn main() {
     };
     let events = Arc::new(Mutex::new(EventLog::new(1000, "bench".into())));
     let shared = Arc::new(RwLock::new(Arc::default()));
-    let mut c = Collector::new(settings, backend, events, Arc::clone(&shared)).expect("collector");
+    let mut c =
+        Collector::new(settings, backend.clone(), events, Arc::clone(&shared)).expect("collector");
     c.collect();
     let body = c.render_body();
     let samples = body.lines().filter(|l| !l.starts_with('#')).count();
@@ -82,4 +83,34 @@ fn main() {
     row("render (text only)", &render);
     row("publish (render + gzip + swap)", &publish);
     row("collect (sample 8 GPUs + publish)", &collect);
+    parts(&backend, runs / 4);
+}
+
+/// The parts of a collection apart, each timed alone (p50 of `runs`).
+fn parts(backend: &Arc<Arc<FakeBackend>>, runs: usize) {
+    use gpuwarden_agent::backend::GpuBackend;
+    let time = |f: &mut dyn FnMut()| {
+        let mut v: Vec<Duration> = (0..runs)
+            .map(|_| {
+                let t = Instant::now();
+                f();
+                t.elapsed()
+            })
+            .collect();
+        v.sort();
+        percentile(&v, 0.5).as_secs_f64() * 1e6
+    };
+    println!("parts of a collection (p50):");
+    let b: &dyn GpuBackend = &**backend;
+    let us = time(&mut || {
+        for i in 0..8 {
+            std::hint::black_box(b.sample(i).unwrap());
+        }
+    });
+    println!("  sample 8 fake GPUs                 {us:>8.1} µs");
+    let mut sys = gpuwarden_agent::system::SystemCollector::new();
+    let us = time(&mut || {
+        std::hint::black_box(sys.collect());
+    });
+    println!("  node metrics (sysinfo)             {us:>8.1} µs");
 }
