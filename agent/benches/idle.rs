@@ -15,7 +15,9 @@
 //! context switches from `/proc/PID/task/*/status`).
 //!
 //! Environment: `IDLE_INTERVAL_S` (scrape interval, default 15), `IDLE_SCRAPES` (scrapes
-//! measured, default 8), `IDLE_WARMUP_S` (default 12).
+//! measured, default 8), `IDLE_WARMUP_S` (default 12), `IDLE_BASELINE` (the path of another
+//! `gpuwarden-agent` binary, an earlier build: measured too, scraped, with and without the
+//! checks, as `base …` rows).
 
 #![allow(clippy::unwrap_used)] // a benchmark: a failure should stop it loudly
 
@@ -38,7 +40,7 @@ const CHECKS: [(&str, &str); 5] = [
 ];
 
 struct Target {
-    name: &'static str,
+    name: String,
     child: Child,
     /// `None`: started, never scraped.
     url: Option<String>,
@@ -91,9 +93,9 @@ fn wait_up(url: &str) {
     }
 }
 
-fn agent(name: &'static str, config: Option<&Path>, scraped: bool) -> Target {
+fn agent(bin: &str, name: &str, config: Option<&Path>, scraped: bool) -> Target {
     let port = free_port();
-    let mut cmd = Command::new(AGENT);
+    let mut cmd = Command::new(bin);
     match config {
         Some(c) => cmd.arg("--config").arg(c),
         None => cmd.args(["--fake-gpus", "8"]),
@@ -108,7 +110,7 @@ fn agent(name: &'static str, config: Option<&Path>, scraped: bool) -> Target {
     let url = format!("http://127.0.0.1:{port}/metrics");
     wait_up(&url);
     Target {
-        name,
+        name: name.into(),
         child,
         url: scraped.then_some(url),
     }
@@ -126,7 +128,7 @@ fn node_exporter() -> Option<Target> {
     let url = format!("http://127.0.0.1:{port}/metrics");
     wait_up(&url);
     Some(Target {
-        name: "node_exporter",
+        name: "node_exporter".into(),
         child,
         url: Some(url),
     })
@@ -258,10 +260,14 @@ fn main() {
     let cfg = config_with_checks(&dir, &plugins);
 
     let mut targets = vec![
-        agent("agent, not scraped", None, false),
-        agent("agent", None, true),
-        agent("agent + 5 checks", Some(&cfg), true),
+        agent(AGENT, "agent, not scraped", None, false),
+        agent(AGENT, "agent", None, true),
+        agent(AGENT, "agent + 5 checks", Some(&cfg), true),
     ];
+    if let Ok(base) = std::env::var("IDLE_BASELINE") {
+        targets.push(agent(&base, "base agent", None, true));
+        targets.push(agent(&base, "base agent + 5 checks", Some(&cfg), true));
+    }
     match node_exporter() {
         Some(t) => targets.push(t),
         None => eprintln!(

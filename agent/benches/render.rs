@@ -65,7 +65,7 @@ fn main() {
         collect.push(t.elapsed());
     }
     collect.sort();
-    let gz = shared.read().map(|s| s.body_gzip.len()).unwrap_or(0);
+    let gz = shared.read().map(|s| s.body_gzip().len()).unwrap_or(0);
     println!("render benchmark: 8 fake GPUs, native + dcgm_compat + node metrics");
     println!(
         "body: {samples} samples, {} bytes ({gz} bytes gzip)",
@@ -83,11 +83,11 @@ fn main() {
     row("render (text only)", &render);
     row("publish (render + gzip + swap)", &publish);
     row("collect (sample 8 GPUs + publish)", &collect);
-    parts(&backend, runs / 4);
+    parts(&backend, runs / 4, body.as_bytes());
 }
 
 /// The parts of a collection apart, each timed alone (p50 of `runs`).
-fn parts(backend: &Arc<Arc<FakeBackend>>, runs: usize) {
+fn parts(backend: &Arc<Arc<FakeBackend>>, runs: usize, body: &[u8]) {
     use gpuwarden_agent::backend::GpuBackend;
     let time = |f: &mut dyn FnMut()| {
         let mut v: Vec<Duration> = (0..runs)
@@ -113,4 +113,56 @@ fn parts(backend: &Arc<Arc<FakeBackend>>, runs: usize) {
         std::hint::black_box(sys.collect());
     });
     println!("  node metrics (sysinfo)             {us:>8.1} µs");
+    let mut time_part = |name: &str, f: &mut dyn FnMut()| {
+        let us = time(f);
+        println!("    {name:<32} {us:>8.1} µs");
+    };
+    let mut s = sysinfo::System::new().unwrap();
+    time_part("cpu + memory", &mut || {
+        s.refresh_cpu_usage();
+        s.refresh_memory();
+    });
+    time_part("load, uptime, boot time", &mut || {
+        std::hint::black_box((
+            sysinfo::System::load_average(),
+            sysinfo::System::uptime(),
+            sysinfo::System::boot_time(),
+        ));
+    });
+    let mut d = sysinfo::Disks::new_with_refreshed_list().unwrap();
+    time_part(&format!("{} disks", d.iter().count()), &mut || {
+        d.refresh(true)
+    });
+    let mut n = sysinfo::Networks::new_with_refreshed_list().unwrap();
+    time_part(
+        &format!("{} network interfaces", n.iter().count()),
+        &mut || n.refresh(true),
+    );
+    let pid = sysinfo::get_current_pid().unwrap();
+    time_part("agent process (refresh_processes)", &mut || {
+        s.refresh_processes(sysinfo::ProcessesToUpdate::Some(&[pid]), true);
+    });
+    time_part("agent process (memory + cpu)", &mut || {
+        s.refresh_processes_specifics(
+            sysinfo::ProcessesToUpdate::Some(&[pid]),
+            true,
+            sysinfo::ProcessRefreshKind::nothing()
+                .with_memory()
+                .with_cpu(),
+        );
+    });
+    for (name, level) in [
+        ("gzip the body (level 1, as published)", 1),
+        ("gzip the body (level 6)", 6),
+    ] {
+        time_part(name, &mut || {
+            use std::io::Write;
+            let mut e = flate2::write::GzEncoder::new(
+                Vec::with_capacity(body.len() / 8),
+                flate2::Compression::new(level),
+            );
+            e.write_all(body).unwrap();
+            std::hint::black_box(e.finish().unwrap());
+        });
+    }
 }
