@@ -94,8 +94,19 @@ fn wait_up(url: &str) {
 }
 
 fn agent(bin: &str, name: &str, config: Option<&Path>, scraped: bool) -> Target {
+    agent_env(bin, name, config, scraped, &[])
+}
+
+fn agent_env(
+    bin: &str,
+    name: &str,
+    config: Option<&Path>,
+    scraped: bool,
+    env: &[(&str, &str)],
+) -> Target {
     let port = free_port();
     let mut cmd = Command::new(bin);
+    cmd.envs(env.iter().copied());
     match config {
         Some(c) => cmd.arg("--config").arg(c),
         None => cmd.args(["--fake-gpus", "8"]),
@@ -263,6 +274,13 @@ fn main() {
         agent(AGENT, "agent, not scraped", None, false),
         agent(AGENT, "agent", None, true),
         agent(AGENT, "agent + 5 checks", Some(&cfg), true),
+        agent_env(
+            AGENT,
+            "agent, 1 HTTP worker",
+            None,
+            true,
+            &[("GPUWARDEN_SERVER__WORKERS", "1")],
+        ),
     ];
     if let Ok(base) = std::env::var("IDLE_BASELINE") {
         targets.push(agent(&base, "base agent", None, true));
