@@ -103,7 +103,7 @@ fn main() {
 }
 
 /// The parts of a collection apart, each timed alone (p50 of `runs`).
-fn parts(backend: &Arc<Arc<FakeBackend>>, runs: usize, body: &[u8]) {
+fn parts(backend: &Arc<FakeBackend>, runs: usize, body: &[u8]) {
     use gpuwarden_agent::backend::GpuBackend;
     let time = |f: &mut dyn FnMut()| {
         let mut v: Vec<Duration> = (0..runs)
@@ -117,7 +117,7 @@ fn parts(backend: &Arc<Arc<FakeBackend>>, runs: usize, body: &[u8]) {
         percentile(&v, 0.5).as_secs_f64() * 1e6
     };
     println!("parts of a collection (p50):");
-    let b: &dyn GpuBackend = &**backend;
+    let b: &dyn GpuBackend = backend;
     let us = time(&mut || {
         for i in 0..8 {
             std::hint::black_box(b.sample(i).unwrap());
