@@ -11,7 +11,7 @@
 
 #![allow(clippy::unwrap_used)] // a benchmark: a failure should stop it loudly
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -28,33 +28,7 @@ use gpuwarden_agent::plugin::runner::{self, Limits};
 mod agent;
 mod common;
 use agent::{cold_start, rss};
-use common::{pct_us, times};
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn build_plugins() -> PathBuf {
-    let dir = repo().join("plugins");
-    let st = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args([
-            "build",
-            "--release",
-            "--target",
-            "wasm32-wasip2",
-            "--target-dir",
-        ])
-        .arg(dir.join("target"))
-        .current_dir(&dir)
-        .env_remove("CARGO_TARGET_DIR")
-        .status()
-        .expect("cargo");
-    assert!(
-        st.success(),
-        "building the plugins failed (rustup target add wasm32-wasip2?)"
-    );
-    dir.join("target/wasm32-wasip2/release")
-}
+use common::{build_plugins, pct_us, times};
 
 fn view(
     snapshot: &Arc<RwLock<Arc<gpuwarden_agent::collector::Snapshot>>>,

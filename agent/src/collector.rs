@@ -7,34 +7,25 @@
 //! here, never on the async runtime.
 
 mod ingest;
+mod snapshot;
+
+pub use snapshot::Snapshot;
+use snapshot::{Frozen, LazyBody};
 
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::backend::{BackendError, BackendEvent, GpuBackend, GpuSample, Inventory};
+use crate::backend::{BackendError, BackendEvent, GpuBackend, Inventory};
 use crate::derive::{self, Thresholds};
 use crate::events::{EventLog, NewEvent, XidDedup};
 use crate::kmsg::KmsgReport;
-use crate::render::{self, CollectorStat, GpuState, KmsgStats, RenderInput};
+use crate::render::{self, CollectorStat, GpuState, KmsgStats};
 use crate::system::{SystemCollector, SystemStats};
 use crate::text::push_label;
 
 /// Clock-change events trigger an early collection at most this often.
 const CLOCK_EVENT_MIN_GAP: Duration = Duration::from_secs(1);
-
-/// What the latest collection produced. Shared read-only; replaced whole.
-#[derive(Debug, Default)]
-pub struct Snapshot {
-    /// The `/metrics` body (reference-counted: a scrape sends it without copying).
-    pub body: actix_web::web::Bytes,
-    /// The same body, gzip-compressed once for every scrape that accepts gzip.
-    pub body_gzip: actix_web::web::Bytes,
-    /// When it was collected.
-    pub taken: Option<SystemTime>,
-    /// The inventory and latest sample of every GPU (`None`: lost), for plugins and APIs.
-    pub gpus: Vec<(crate::backend::GpuInfo, Option<GpuSample>)>,
-}
 
 /// The latest snapshot, swapped atomically.
 pub type SharedSnapshot = Arc<RwLock<Arc<Snapshot>>>;
@@ -103,7 +94,7 @@ impl CollectorSettings {
 pub struct Collector {
     settings: CollectorSettings,
     backend: Arc<dyn GpuBackend>,
-    inventory: Inventory,
+    inventory: Arc<Inventory>,
     gpus: Vec<GpuState>,
     lost: Vec<bool>,
     events: Arc<Mutex<EventLog>>,
@@ -114,7 +105,6 @@ pub struct Collector {
     system_stat: CollectorStat,
     kmsg: KmsgStats,
     gpu_events_up: bool,
-    process: Option<sysinfo::System>,
     shared: SharedSnapshot,
     last_collection: Option<SystemTime>,
     extra: Option<Arc<dyn render::ExtraMetrics>>,
@@ -165,7 +155,7 @@ impl Collector {
             system: settings.system.then(SystemCollector::new),
             settings,
             backend,
-            inventory,
+            inventory: Arc::new(inventory),
             gpus,
             lost: vec![false; n],
             events,
@@ -174,7 +164,6 @@ impl Collector {
             system_stat: CollectorStat::default(),
             kmsg: KmsgStats::default(),
             gpu_events_up: false,
-            process: sysinfo::System::new().ok(),
             shared,
             last_collection: None,
             extra: None,
@@ -262,23 +251,15 @@ impl Collector {
         self.publish();
     }
 
-    fn process_stats(&mut self) -> Option<(u64, f64)> {
-        let pid = sysinfo::get_current_pid().ok()?;
-        let sys = self.process.as_mut()?;
-        sys.refresh_processes(sysinfo::ProcessesToUpdate::Some(&[pid]), true);
-        let p = sys.process(pid)?;
-        Some((p.memory(), p.accumulated_cpu_time() as f64 / 1000.0))
-    }
-
     /// Renders the current state into a `/metrics` body.
     pub fn render_body(&mut self) -> String {
-        self.render_body_at().0
+        self.freeze().0.render()
     }
 
-    /// [`Collector::render_body`], with the sequence of the newest event it counts.
-    fn render_body_at(&mut self) -> (String, u64) {
-        let process = self.process_stats();
-        let (counts, seq) = {
+    /// What a render of the current state reads, with the sequence of the newest event it
+    /// counts.
+    fn freeze(&self) -> (Frozen, u64) {
+        let (event_counts, seq) = {
             let log = self.events.lock().unwrap_or_else(|p| p.into_inner());
             (log.counts().clone(), log.last_seq())
         };
@@ -287,34 +268,31 @@ impl Collector {
             collectors.push(("system", self.system_stat));
         }
         let taken = self.last_collection.unwrap_or_else(SystemTime::now);
-        let body = render::render(&RenderInput {
-            node_id: &self.settings.node_id,
+        let frozen = Frozen {
+            node_id: self.settings.node_id.clone(),
             backend: self.backend.name(),
-            inventory: &self.inventory,
-            gpus: &self.gpus,
-            system: self.system_stats.as_ref(),
-            collectors: &collectors,
-            event_counts: &counts,
+            inventory: Arc::clone(&self.inventory),
+            gpus: self.gpus.clone(),
+            system: self.system_stats.clone(),
+            collectors,
+            event_counts,
             kmsg: self.kmsg,
             gpu_events_up: self.gpu_events_up,
-            process,
             timestamp_seconds: taken
                 .duration_since(SystemTime::UNIX_EPOCH)
                 .map_or(0.0, |d| d.as_secs_f64()),
             dcgm_compat: self.settings.dcgm_compat,
-            extra: self.extra.as_deref(),
-        });
-        (body, seq)
+            extra: self.extra.clone(),
+        };
+        (frozen, seq)
     }
 
-    /// Renders the current state and swaps it in as the latest snapshot.
+    /// Swaps in the current state as the latest snapshot; its body is rendered when a
+    /// scrape first asks for it. The events it counts are marked published.
     pub fn publish(&mut self) {
-        let (body, seq) = self.render_body_at();
+        let (frozen, seq) = self.freeze();
         let taken = self.last_collection.unwrap_or_else(SystemTime::now);
-        let body_gzip = gzip(body.as_bytes());
         let snap = Snapshot {
-            body: body.into_bytes().into(),
-            body_gzip: body_gzip.into(),
             taken: Some(taken),
             gpus: self
                 .inventory
@@ -323,6 +301,7 @@ impl Collector {
                 .cloned()
                 .zip(self.gpus.iter().map(|g| g.sample.clone()))
                 .collect(),
+            body: LazyBody::new(frozen),
         };
         *self.shared.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(snap);
         self.events
@@ -371,16 +350,4 @@ impl Collector {
             }
         }
     }
-}
-
-fn gzip(body: &[u8]) -> Vec<u8> {
-    use flate2::write::GzEncoder;
-    use std::io::Write;
-    let mut enc = GzEncoder::new(
-        Vec::with_capacity(body.len() / 8),
-        flate2::Compression::fast(),
-    );
-    // Writing into a Vec cannot fail.
-    let _ = enc.write_all(body);
-    enc.finish().unwrap_or_default()
 }

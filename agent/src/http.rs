@@ -80,9 +80,9 @@ async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     resp.insert_header((header::CONTENT_TYPE, TEXT_FORMAT));
     if gzip {
         resp.insert_header(ContentEncoding::Gzip);
-        resp.body(snap.body_gzip.clone())
+        resp.body(snap.body_gzip())
     } else {
-        resp.body(snap.body.clone())
+        resp.body(snap.body())
     }
 }
 

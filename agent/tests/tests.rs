@@ -20,4 +20,5 @@ mod plugin_hostile;
 mod plugin_lifecycle;
 mod plugin_load;
 mod plugin_runs;
+mod plugin_watch;
 mod plugins;

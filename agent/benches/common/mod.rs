@@ -1,6 +1,8 @@
 //! Helpers shared by the benchmarks.
 #![allow(dead_code)] // each benchmark uses a subset
 
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// A `/proc/PID/status` field in KiB (`VmRSS:`, `VmHWM:`); 0 when unreadable.
@@ -30,4 +32,27 @@ pub fn times(n: usize, mut f: impl FnMut()) -> Vec<Duration> {
 pub fn pct_us(v: &mut [Duration], p: f64) -> f64 {
     v.sort();
     v[((v.len() - 1) as f64 * p).round() as usize].as_secs_f64() * 1e6
+}
+
+/// Builds the example and test plugins (release, `wasm32-wasip2`) and returns their folder.
+pub fn build_plugins() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins");
+    let st = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "--target-dir",
+        ])
+        .arg(dir.join("target"))
+        .current_dir(&dir)
+        .env_remove("CARGO_TARGET_DIR")
+        .status()
+        .expect("cargo");
+    assert!(
+        st.success(),
+        "building the plugins failed (rustup target add wasm32-wasip2?)"
+    );
+    dir.join("target/wasm32-wasip2/release")
 }

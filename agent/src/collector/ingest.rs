@@ -177,7 +177,7 @@ mod tests {
         )
         .unwrap();
         let body = |s: &crate::collector::SharedSnapshot| {
-            String::from_utf8_lossy(&s.read().unwrap().body).into_owned()
+            String::from_utf8_lossy(&s.read().unwrap().body()).into_owned()
         };
         c.set_kmsg_up(true);
         c.set_gpu_events_up(true);

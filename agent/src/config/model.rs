@@ -130,7 +130,8 @@ pub struct NodeConfig {
 pub struct ServerConfig {
     /// Address for `/metrics`, `/healthz` and `/v1/…`.
     pub listen: String,
-    /// HTTP worker threads.
+    /// HTTP worker threads. Each wakes four times a second even when idle (actix-http's
+    /// date timer), so one is the default: every handler is asynchronous or pre-rendered.
     pub workers: usize,
 }
 
@@ -215,7 +216,7 @@ impl Default for AgentConfig {
             },
             server: ServerConfig {
                 listen: "0.0.0.0:9410".into(),
-                workers: 2,
+                workers: 1,
             },
             gpu: GpuConfig {
                 backend: BackendKind::Nvml,

@@ -31,7 +31,8 @@ pub struct PluginDefaults {
     pub log_max_lines: usize,
     /// stdout + stderr bytes a run may write; more traps the plugin.
     pub output_max_bytes: usize,
-    /// How often plugin files and the config file are checked for changes.
+    /// How often plugin files and the config file are checked for changes where their
+    /// folder cannot be watched (inotify tells of changes everywhere else).
     #[serde(with = "humantime_serde")]
     pub reload_interval: Duration,
     /// Use wasmtime's pooling allocator (falls back to on-demand when the host cannot

@@ -6,6 +6,7 @@ mod loader;
 mod metrics;
 mod reload;
 mod run;
+mod watch;
 
 pub use loader::{digest_file, load, Loaded};
 
@@ -128,6 +129,9 @@ pub struct PluginManager {
     desired: Mutex<Vec<PluginEntry>>,
     /// One `apply` at a time: the initial load and the watcher never interleave.
     applying: tokio::sync::Mutex<()>,
+    /// Told when an `apply` starts and ends: the watcher follows the folders of a new list,
+    /// and checks again for a file that changed while it was being loaded.
+    applied: Arc<tokio::sync::Notify>,
     runtime: tokio::runtime::Handle,
     started: Instant,
     first_result_logged: Mutex<bool>,
@@ -165,6 +169,7 @@ impl PluginManager {
             slots: Mutex::new(BTreeMap::new()),
             desired: Mutex::new(Vec::new()),
             applying: tokio::sync::Mutex::new(()),
+            applied: Arc::default(),
             runtime,
             started: Instant::now(),
             first_result_logged: Mutex::new(false),
@@ -226,6 +231,13 @@ impl PluginManager {
                 }
             })
             .collect()
+    }
+}
+
+impl Drop for PluginManager {
+    fn drop(&mut self) {
+        // The watcher holds no strong reference: woken, it finds the manager gone and ends.
+        self.applied.notify_one();
     }
 }
 

@@ -2,6 +2,11 @@
 //! plugin run is in progress, so a running guest yields and meets its deadline, and sleeps
 //! on a condition variable while none is: an idle agent has no thread waking up with nothing
 //! to do. It is an OS thread so that a guest spinning on an async worker cannot starve it.
+//!
+//! The first tick comes one [`EPOCH_TICK`] after a run starts, not at once: a run shorter
+//! than a tick (a health check takes ~10 µs) never sees the epoch move, so it never yields
+//! to the runtime halfway. A run wakes the thread only when it is parked; runs that follow
+//! each other within a tick cost no system call.
 
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
@@ -20,6 +25,8 @@ struct State {
     stop: bool,
     /// Epochs advanced (for tests).
     ticks: u64,
+    /// The thread waits on the condition variable (a run must wake it).
+    parked: bool,
 }
 
 /// The ticker shared by the engine and its thread.
@@ -59,33 +66,45 @@ impl Ticker {
     fn run(&self, weak: &EngineWeak) {
         loop {
             {
-                let s = self
-                    .wake
-                    .wait_while(self.lock(), |s| s.runs == 0 && !s.stop)
-                    .unwrap_or_else(|p| p.into_inner());
+                let mut s = self.lock();
+                while s.runs == 0 && !s.stop {
+                    s.parked = true;
+                    s = self.wake.wait(s).unwrap_or_else(|p| p.into_inner());
+                    s.parked = false;
+                }
                 if s.stop {
                     return;
                 }
             }
+            std::thread::sleep(EPOCH_TICK);
+            let mut s = self.lock();
+            if s.runs == 0 {
+                continue;
+            }
             let Some(engine) = weak.upgrade() else { return };
             engine.increment_epoch();
             drop(engine);
-            self.lock().ticks += 1;
-            std::thread::sleep(EPOCH_TICK);
+            s.ticks += 1;
         }
     }
 
-    /// A run starts: the epoch advances until the returned guard is dropped.
+    /// A run starts: the epoch advances every tick until the returned guard is dropped.
     pub fn running(self: &Arc<Self>) -> Running {
-        self.lock().runs += 1;
-        self.wake.notify_all();
+        let parked = {
+            let mut s = self.lock();
+            s.runs += 1;
+            s.parked
+        };
+        if parked {
+            self.wake.notify_one();
+        }
         Running(Arc::clone(self))
     }
 
     /// Ends the thread (the engine is being dropped).
     pub fn stop(&self) {
         self.lock().stop = true;
-        self.wake.notify_all();
+        self.wake.notify_one();
     }
 
     /// Epochs advanced so far (the tests read it).
@@ -105,7 +124,13 @@ mod tests {
         let t = Ticker::start(&engine).unwrap();
         std::thread::sleep(EPOCH_TICK * 5);
         assert_eq!(t.ticks(), 0, "idle: no wake-ups");
+        let started = std::time::Instant::now();
         let run = t.running();
+        std::thread::sleep(EPOCH_TICK / 5);
+        let early = t.ticks();
+        if started.elapsed() < EPOCH_TICK {
+            assert_eq!(early, 0, "a run shorter than a tick saw the epoch move");
+        }
         std::thread::sleep(EPOCH_TICK * 5);
         let during = t.ticks();
         assert!(during >= 2, "{during}");

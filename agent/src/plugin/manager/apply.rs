@@ -39,6 +39,7 @@ impl PluginManager {
     pub async fn apply(self: &Arc<Self>, entries: Vec<PluginEntry>) {
         let _one_at_a_time = self.applying.lock().await;
         *lock(&self.desired) = entries.clone();
+        self.applied.notify_one();
         let wanted: BTreeSet<String> = entries.iter().map(|e| e.name.clone()).collect();
         let mut changed = false;
         {
@@ -155,5 +156,6 @@ impl PluginManager {
         if changed {
             self.refresh();
         }
+        self.applied.notify_one();
     }
 }

@@ -1,28 +1,46 @@
-//! Hot reload: the config file and the plugin files are polled; a change re-applies the
-//! configured list.
+//! Hot reload: a change of the config file or of a plugin file re-applies the configured
+//! list. The check runs when the kernel reports a change in their folders
+//! ([`super::watch`]), or every `reload_interval` where a folder cannot be watched.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use super::watch::Wakeups;
 use super::{lock, stamp, PluginManager};
 use crate::config::reload::ReloadStatus;
 use crate::config::{AgentConfig, Overrides};
 
 impl PluginManager {
     /// Watches the config file and plugin files; reloads on change. Runs until the manager
-    /// is dropped. Each reload of the config file is recorded in `status`.
+    /// is dropped. Each reload of the config file is recorded in `status`. Sleeps while
+    /// nothing changes (inotify), polling only where a folder cannot be watched.
     pub async fn watch(
         self: Arc<Self>,
         config_file: Option<PathBuf>,
         overrides: Overrides,
         status: Arc<ReloadStatus>,
     ) {
-        let every = self.defaults.reload_interval;
+        let mut wakeups = Wakeups::new(self.defaults.reload_interval);
+        let applied = Arc::clone(&self.applied);
         let me = Arc::downgrade(&self);
         drop(self);
         let mut last_config = config_file.as_deref().and_then(stamp);
         loop {
-            tokio::time::sleep(every).await;
+            // The folders of the config file and of the plugins configured now; a folder
+            // watched for the first time may hold a change made before: check at once.
+            let fresh = {
+                let Some(mgr) = me.upgrade() else { return };
+                let mut files: Vec<PathBuf> = config_file.iter().cloned().collect();
+                files.extend(lock(&mgr.desired).iter().map(|e| e.path.clone()));
+                files.extend(lock(&mgr.slots).values().map(|s| s.entry.path.clone()));
+                wakeups.follow(files.iter().map(PathBuf::as_path))
+            };
+            if !fresh {
+                tokio::select! {
+                    () = wakeups.wait() => {}
+                    () = applied.notified() => {}
+                }
+            }
             let Some(mgr) = me.upgrade() else { return };
             let config_now = config_file.as_deref().and_then(stamp);
             let config_changed = config_now != last_config;
