@@ -269,7 +269,7 @@ impl Scraper {
                 .name("housekeeping".into())
                 .stack_size(crate::judge::policy::limits::EVAL_STACK_BYTES)
                 .spawn(move || {
-                    housekeeping::housekeeping(&s, &st, flush_every, retention);
+                    s.housekeeping(&st, flush_every, retention);
                 })?,
         );
         Ok(ScraperHandle {
