@@ -294,6 +294,7 @@ pub(crate) fn suite(s: &Store) {
             observed_at: at,
         }],
         last_seen: at,
+        replace: false,
     };
     s.write_observations(&[obs(r#"{"t":1}"#, 6_000)]).unwrap();
     s.write_observations(&[obs(r#"{"t":2}"#, 7_000)]).unwrap();
@@ -319,6 +320,7 @@ pub(crate) fn suite(s: &Store) {
             })
             .collect(),
         last_seen: at,
+        replace: false,
     };
     s.write_observations(&[many(7_100)]).unwrap();
     s.write_observations(&[many(7_200)]).unwrap();
@@ -328,6 +330,20 @@ pub(crate) fn suite(s: &Store) {
         .iter()
         .all(|r| r.observed_at == 7_200 && r.body == r#"{"t":7200}"#));
     assert_eq!(s.node(&node).unwrap().last_seen, Some(7_200));
+    // GPUs that are gone leave no row once the node's GPUs changed; a node deleted since its
+    // scrape is skipped and the rest of the batch is written.
+    let mut fewer = many(7_300);
+    fewer.rows.truncate(2);
+    fewer.replace = true;
+    let mut gone = many(7_300);
+    gone.node_id = "node-deleted-meanwhile".into();
+    for r in &mut gone.rows {
+        r.node_id = gone.node_id.clone();
+    }
+    s.write_observations(&[gone, fewer]).unwrap();
+    assert_eq!(s.observations(&node).unwrap().len(), 2);
+    assert!(s.observations("node-deleted-meanwhile").unwrap().is_empty());
+    assert_eq!(s.node(&node).unwrap().last_seen, Some(7_300));
 
     // Connectivity: stored once per change, with its reason.
     s.set_connectivity(

@@ -82,6 +82,9 @@ pub struct Target {
     in_flight: bool,
     /// The observation changed since the last batch write.
     dirty: bool,
+    /// The GPU indices of the observation last handed to a write, as a digest (`None`:
+    /// none since the control plane started).
+    gpus_written: Option<u64>,
 }
 
 /// A scrape to run.
@@ -238,6 +241,7 @@ impl Fleet {
                         next_at: i64::try_from(next.as_millis()).unwrap_or(i64::MAX),
                         in_flight: false,
                         dirty: false,
+                        gpus_written: None,
                     },
                 );
                 let at = i64::try_from(next.as_millis()).unwrap_or(i64::MAX);
@@ -257,6 +261,7 @@ impl Fleet {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .push(ObservationWrite {
+                    replace: true,
                     node_id: t.node_id.clone(),
                     rows: observation_rows(&t.node_id, o, seen),
                     last_seen: seen,

@@ -17,6 +17,10 @@ pub struct ObservationWrite {
     pub rows: Vec<ObservationRow>,
     /// Its last successful scrape.
     pub last_seen: i64,
+    /// The node's GPUs are not those last written (or nothing was written since the control
+    /// plane started): its stored rows are deleted first, so a GPU it no longer reports
+    /// leaves no row behind.
+    pub replace: bool,
 }
 
 /// Observation rows written by one upsert statement.
@@ -150,15 +154,15 @@ impl Store {
                 let mut guard = p.get()?;
                 let c: &mut diesel::sqlite::SqliteConnection = &mut guard;
                 c.write_tx(|c| {
-                    for row in batch.iter().flat_map(|w| &w.rows) {
-                        diesel::replace_into(observations::table)
-                            .values(row)
-                            .execute(c)?;
-                    }
                     for w in batch {
-                        diesel::update(nodes::table.find(&w.node_id))
-                            .set(nodes::last_seen.eq(w.last_seen))
-                            .execute(c)?;
+                        if !still_there(c, w)? {
+                            continue;
+                        }
+                        for row in &w.rows {
+                            diesel::replace_into(observations::table)
+                                .values(row)
+                                .execute(c)?;
+                        }
                     }
                     Ok(())
                 })
@@ -166,8 +170,13 @@ impl Store {
             Pools::Postgres(p) => {
                 let mut guard = p.get()?;
                 let c: &mut diesel::pg::PgConnection = &mut guard;
-                let rows: Vec<&ObservationRow> = batch.iter().flat_map(|w| &w.rows).collect();
                 c.write_tx(|c| {
+                    let mut rows: Vec<&ObservationRow> = Vec::new();
+                    for w in batch {
+                        if still_there(c, w)? {
+                            rows.extend(&w.rows);
+                        }
+                    }
                     for part in rows.chunks(UPSERT_ROWS) {
                         diesel::insert_into(observations::table)
                             .values(part.to_vec())
@@ -181,16 +190,56 @@ impl Store {
                             ))
                             .execute(c)?;
                     }
-                    for w in batch {
-                        diesel::update(nodes::table.find(&w.node_id))
-                            .set(nodes::last_seen.eq(w.last_seen))
-                            .execute(c)?;
-                    }
                     Ok(())
                 })
             }
         }
     }
+}
+
+/// Sets the written node's `last_seen` and, when its GPUs changed, deletes its stored rows;
+/// false when the node is gone (deleted since the scrape: its rows are not written, and the
+/// rest of the batch is).
+macro_rules! still_there_body {
+    ($c:ident, $w:ident) => {{
+        let n = diesel::update(nodes::table.find(&$w.node_id))
+            .set(nodes::last_seen.eq($w.last_seen))
+            .execute($c)?;
+        if n > 0 && $w.replace {
+            diesel::delete(observations::table.filter(observations::node_id.eq(&$w.node_id)))
+                .execute($c)?;
+        }
+        Ok(n > 0)
+    }};
+}
+
+/// A backend's connection that [`still_there`] runs on.
+trait StillThere {
+    /// See [`still_there`].
+    fn still_there(&mut self, w: &ObservationWrite) -> Result<bool, diesel::result::Error>;
+}
+
+impl StillThere for diesel::sqlite::SqliteConnection {
+    fn still_there(&mut self, w: &ObservationWrite) -> Result<bool, diesel::result::Error> {
+        let c = self;
+        still_there_body!(c, w)
+    }
+}
+
+impl StillThere for diesel::pg::PgConnection {
+    fn still_there(&mut self, w: &ObservationWrite) -> Result<bool, diesel::result::Error> {
+        let c = self;
+        still_there_body!(c, w)
+    }
+}
+
+/// Whether `w`'s node still exists (and its `last_seen` is set; its old rows deleted when
+/// its GPUs changed).
+fn still_there<C: StillThere>(
+    c: &mut C,
+    w: &ObservationWrite,
+) -> Result<bool, diesel::result::Error> {
+    c.still_there(w)
 }
 
 impl Store {

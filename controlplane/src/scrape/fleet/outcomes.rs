@@ -127,16 +127,22 @@ impl Fleet {
             }
             t.dirty = false;
             if let (Some(o), Some(seen)) = (&t.observation, t.last_success) {
-                taken.push((t.node_id.clone(), o.clone(), seen));
+                let gpus = o.gpus.keys().fold(o.gpus.len() as u64, |h, i| {
+                    h.rotate_left(7) ^ u64::from(*i).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+                });
+                let replace = t.gpus_written != Some(gpus);
+                t.gpus_written = Some(gpus);
+                taken.push((t.node_id.clone(), o.clone(), seen, replace));
             }
         }
         out.extend(
             taken
                 .into_iter()
-                .map(|(node_id, o, seen)| ObservationWrite {
+                .map(|(node_id, o, seen, replace)| ObservationWrite {
                     rows: observation_rows(&node_id, &o, seen),
                     node_id,
                     last_seen: seen,
+                    replace,
                 }),
         );
         out
