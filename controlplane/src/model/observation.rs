@@ -84,7 +84,7 @@ fn gpu_of<'o>(
     let index: u32 = s
         .labels
         .get("gpu")
-        .and_then(|g| g.parse().ok())
+        .and_then(|g| canonical_u32(&g))
         .ok_or_else(|| ObserveError::BadGpuLabel {
             metric: s.name.to_string(),
         })?;
@@ -114,8 +114,17 @@ fn gpu_of<'o>(
     Ok(g)
 }
 
+/// A number label (`gpu`, `link`, `xid`) in its one decimal spelling: `0`, `17`; not `+0`,
+/// `00` or `007`. Two spellings of one number would be two series to the text format's
+/// "no series twice" rule but one GPU or link here, and the later would silently win.
+fn canonical_u32(v: &str) -> Option<u32> {
+    let canonical =
+        !v.is_empty() && v.bytes().all(|c| c.is_ascii_digit()) && (v == "0" || !v.starts_with('0'));
+    canonical.then(|| v.parse().ok()).flatten()
+}
+
 fn label_u32(s: &Sample<'_>, name: &str) -> Option<u32> {
-    s.labels.get(name).and_then(|v| v.parse().ok())
+    s.labels.get(name).and_then(|v| canonical_u32(&v))
 }
 
 /// Reads an agent's `/metrics` body; at most `sample_limit` samples, and at most the

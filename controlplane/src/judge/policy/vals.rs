@@ -189,11 +189,10 @@ impl<'a> GpuVal<'a> {
     }
 
     /// A field that is a number, string or bool; `None` when absent (unknown, see `input.rs`).
+    /// The fields the control plane derives (`ecc_uncorrected`, `nvlink_down`, the deltas, …)
+    /// come first: a series of the same name in the agent's body cannot stand in for them.
     fn scalar(&self, f: &str) -> Option<Scalar<'a>> {
         let g = self.g;
-        if let Some(v) = g.values.get(f) {
-            return Some(Scalar::F(*v));
-        }
         let prev = self.prev.map(|(p, _)| p);
         match f {
             "index" => Some(Scalar::I(i64::from(g.index))),
@@ -221,7 +220,7 @@ impl<'a> GpuVal<'a> {
                 prev.and_then(|p| p.values.get("pcie_replays_total").copied()),
             )
             .map(Scalar::F),
-            _ => None,
+            _ => g.values.get(f).map(|v| Scalar::F(*v)),
         }
     }
 

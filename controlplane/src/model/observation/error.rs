@@ -42,7 +42,7 @@ pub enum ObserveError {
     #[error("not a gpuwarden agent: the body has no gpuwarden_ series")]
     NotAnAgent,
     /// A per-GPU series without a usable `gpu` label.
-    #[error("{metric}: the gpu label is missing or not a number")]
+    #[error("{metric}: the gpu label is missing or not a number in its one decimal spelling (0, 1, … not +0 or 01)")]
     BadGpuLabel {
         /// The series.
         metric: String,

@@ -226,3 +226,32 @@ fn a_body_without_gpuwarden_series_is_not_an_agent() {
     )
     .is_ok());
 }
+
+/// `gpu="0"` and `gpu="+0"` are two series to the text format but one GPU: a second
+/// spelling of a number must not overwrite (and hide) the first GPU's or link's value.
+#[test]
+fn a_gpu_or_link_number_has_one_spelling() {
+    for gpu in ["+0", "00", "01", "-0", " 0", ""] {
+        let body = format!(
+            "gpuwarden_gpu_temperature_celsius{{gpu=\"0\"}} 95\n\
+             gpuwarden_gpu_temperature_celsius{{gpu=\"{gpu}\"}} 30\n"
+        );
+        assert!(
+            matches!(
+                observe(body.as_bytes(), 100),
+                Err(ObserveError::BadGpuLabel { .. })
+            ),
+            "gpu={gpu:?}"
+        );
+    }
+    let body = "gpuwarden_gpu_nvlink_up{gpu=\"0\",link=\"1\"} 0\n\
+                gpuwarden_gpu_nvlink_up{gpu=\"0\",link=\"01\"} 1\n\
+                gpuwarden_gpu_xid_errors_total{gpu=\"0\",xid=\"79\"} 1\n\
+                gpuwarden_gpu_xid_errors_total{gpu=\"0\",xid=\"079\"} 0\n\
+                gpuwarden_gpu_up{gpu=\"10\"} 1\n";
+    let o = observe(body.as_bytes(), 100).unwrap();
+    let g = &o.gpus[&0];
+    assert_eq!(g.nvlink_up.get(&1), Some(&false), "link 01 is not link 1");
+    assert_eq!(g.xid_errors.get(&79), Some(&1.0), "xid 079 is not xid 79");
+    assert!(o.gpus.contains_key(&10), "10 is a number like any other");
+}

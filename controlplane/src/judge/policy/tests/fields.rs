@@ -70,3 +70,48 @@ verdict = "degraded"
     assert!(e.failures.is_empty(), "{:?}", e.failures);
     assert_eq!(fired(&e), ["event-fields"]);
 }
+
+/// A body that sends a series named like a field the control plane derives
+/// (`gpuwarden_gpu_nvlink_down 0`, `…_ecc_uncorrected 0`) cannot hide what it derives.
+#[test]
+fn a_series_named_like_a_derived_field_does_not_replace_it() {
+    let p = Policy::parse(
+        r#"
+[[rule]]
+name = "nvlink-down"
+scope = "gpu"
+when = 'has(gpu.nvlink_down) && gpu.nvlink_down > 0'
+verdict = "unhealthy"
+
+[[rule]]
+name = "ecc"
+scope = "gpu"
+when = 'has(gpu.ecc_uncorrected) && gpu.ecc_uncorrected > 0.0'
+verdict = "unhealthy"
+
+[[rule]]
+name = "index"
+scope = "gpu"
+when = 'gpu.index == 1'
+verdict = "degraded"
+"#,
+    )
+    .unwrap_or_else(|e| panic!("{e:?}"));
+    let o = obs_with(|g| {
+        if g.index == 1 {
+            g.nvlink_up.insert(3, false);
+            g.ecc_errors
+                .insert(("uncorrected".into(), "volatile".into()), 4.0);
+            for (k, v) in [
+                ("nvlink_down", 0.0),
+                ("ecc_uncorrected", 0.0),
+                ("index", 7.0),
+            ] {
+                g.values.insert(k, v);
+            }
+        }
+    });
+    let e = p.eval_observation(&o, None, &node());
+    assert!(e.failures.is_empty(), "{:?}", e.failures);
+    assert_eq!(fired(&e), ["nvlink-down", "ecc", "index"]);
+}
