@@ -279,7 +279,7 @@ impl Scraper {
         })
     }
 
-    /// Writes the changed observations, [`FLUSH_BATCH`] nodes at a time.
+    /// Writes the changed observations, 500 nodes (`FLUSH_BATCH`) at a time.
     pub fn flush(&self) {
         let start = Instant::now();
         let mut nodes = 0;
