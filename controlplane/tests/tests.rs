@@ -51,4 +51,5 @@ mod scrape_writes;
 mod store;
 mod store_events;
 mod store_suite;
+mod store_suite_observations;
 mod takeover;
