@@ -38,7 +38,10 @@ fn a_sleeping_plugin_is_stopped_at_its_wall_clock_deadline() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(3), "{text}");
     assert!(text.contains("deadline exceeded (1s wall-clock"), "{text}");
-    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    // Well under the 30 s asked for: the run was stopped. The rest is start-up, and compiling
+    // the component in a debug build on a loaded 2-core machine took several seconds once
+    // (this bound was 10 s and failed under load).
+    assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
 
     let dir = Scratch::new("sleep");
     let (token, bearer) = node_token(&dir);
