@@ -68,7 +68,7 @@ pub struct NodeObservation {
     /// Agent version.
     pub agent_version: Option<String>,
     /// Health-check plugin verdicts (0 healthy, 1 degraded, 2 unhealthy, 3 unknown).
-    pub health_checks: BTreeMap<String, f64>,
+    pub health_checks: SmallMap<String, f64>,
     /// Samples in the body.
     pub samples: usize,
     /// Health events the agent has recorded (all kinds), since it started.
@@ -173,20 +173,25 @@ pub fn observe(body: &[u8], sample_limit: usize) -> Result<NodeObservation, Obse
                 let g = gpu_of(&mut node, s)?;
                 if let (Some(code), Some(v)) = (code, value) {
                     let i = g.index;
-                    limits::insert_small(&mut g.xid_errors, code, v, limits::MAX_PER_GPU, || {
+                    limits::insert(&mut g.xid_errors, code, v, limits::MAX_PER_GPU, || {
                         format!("XID codes on GPU {i}")
                     })?;
                 }
             }
             m::GPU_ECC_ERRORS => {
+                // Interned straight from the body: no owned string per sample.
                 let key = (
-                    intern(&limits::label(s, "type")?.unwrap_or_default()),
-                    intern(&limits::label(s, "counter")?.unwrap_or_default()),
+                    intern(limits::label_ref(s, "type")?.as_deref().unwrap_or_default()),
+                    intern(
+                        limits::label_ref(s, "counter")?
+                            .as_deref()
+                            .unwrap_or_default(),
+                    ),
                 );
                 let g = gpu_of(&mut node, s)?;
                 if let Some(v) = value {
                     let i = g.index;
-                    limits::insert_small(&mut g.ecc_errors, key, v, limits::MAX_PER_GPU, || {
+                    limits::insert(&mut g.ecc_errors, key, v, limits::MAX_PER_GPU, || {
                         format!("ECC counters on GPU {i}")
                     })?;
                 }
@@ -196,7 +201,7 @@ pub fn observe(body: &[u8], sample_limit: usize) -> Result<NodeObservation, Obse
                 let g = gpu_of(&mut node, s)?;
                 if let (Some(l), Some(v)) = (link, value) {
                     let i = g.index;
-                    limits::insert_small(&mut g.nvlink_up, l, v == 1.0, limits::MAX_LINKS, || {
+                    limits::insert(&mut g.nvlink_up, l, v == 1.0, limits::MAX_LINKS, || {
                         format!("NVLink links on GPU {i}")
                     })?;
                 }
@@ -207,16 +212,16 @@ pub fn observe(body: &[u8], sample_limit: usize) -> Result<NodeObservation, Obse
                 if let (Some(l), Some(v)) = (link, value) {
                     let i = g.index;
                     let sum = g.nvlink_errors.get(&l).copied().unwrap_or(0.0) + v;
-                    limits::insert_small(&mut g.nvlink_errors, l, sum, limits::MAX_LINKS, || {
+                    limits::insert(&mut g.nvlink_errors, l, sum, limits::MAX_LINKS, || {
                         format!("NVLink links on GPU {i}")
                     })?;
                 }
             }
             m::GPU_CLOCK_EVENT => {
-                let reason = limits::label(s, "reason")?;
+                let reason = limits::label_ref(s, "reason")?;
                 let g = gpu_of(&mut node, s)?;
                 if let (Some(r), Some(1.0)) = (reason, value) {
-                    if !g.clock_events.contains(r.as_str()) {
+                    if !g.clock_events.contains(&*r) {
                         let i = g.index;
                         limits::room(g.clock_events.len(), limits::MAX_PER_GPU, || {
                             format!("clock-event reasons on GPU {i}")
@@ -257,6 +262,7 @@ pub fn observe(body: &[u8], sample_limit: usize) -> Result<NodeObservation, Obse
         g.shrink();
     }
     node.gpus.shrink();
+    node.health_checks.shrink();
     Ok(node)
 }
 

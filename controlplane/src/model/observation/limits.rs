@@ -5,9 +5,9 @@
 //! refused whole as a failed scrape (`gpuwarden_cp_scrapes_total{result="cardinality"}`).
 //! The bounds are far above what real hardware reports.
 
-use std::collections::BTreeMap;
-
 use super::compact::SmallMap;
+
+use std::borrow::Cow;
 
 use gpuwarden_wire::exposition::Sample;
 
@@ -41,21 +41,6 @@ pub(super) fn room(
 
 /// Inserts `k` → `v`, refusing a new key past `limit`.
 pub(super) fn insert<K: Ord, V>(
-    map: &mut BTreeMap<K, V>,
-    k: K,
-    v: V,
-    limit: usize,
-    what: impl FnOnce() -> String,
-) -> Result<(), ObserveError> {
-    if !map.contains_key(&k) {
-        room(map.len(), limit, what)?;
-    }
-    map.insert(k, v);
-    Ok(())
-}
-
-/// The value of label `name` of `s`, refused when longer than [`MAX_VALUE_BYTES`].
-pub(super) fn insert_small<K: Ord, V>(
     map: &mut SmallMap<K, V>,
     k: K,
     v: V,
@@ -69,8 +54,12 @@ pub(super) fn insert_small<K: Ord, V>(
     Ok(())
 }
 
-/// The value of label `name` of `s`, refused when longer than [`MAX_VALUE_BYTES`].
-pub(super) fn label(s: &Sample<'_>, name: &str) -> Result<Option<String>, ObserveError> {
+/// The value of label `name` of `s` as sent (unescaped), refused when longer than
+/// [`MAX_VALUE_BYTES`]; borrowed from the body unless it holds an escape.
+pub(super) fn label_ref<'a>(
+    s: &Sample<'a>,
+    name: &str,
+) -> Result<Option<Cow<'a, str>>, ObserveError> {
     match s.labels.get(name) {
         Some(v) if v.len() > MAX_VALUE_BYTES => Err(ObserveError::TooLong {
             metric: s.name.to_string(),
@@ -78,12 +67,15 @@ pub(super) fn label(s: &Sample<'_>, name: &str) -> Result<Option<String>, Observ
             len: v.len(),
             max: MAX_VALUE_BYTES,
         }),
-        Some(v) => Ok(Some(v.into_owned())),
-        None => Ok(None),
+        v => Ok(v),
     }
 }
 
-/// Refuses a metric name (its short form `short`) longer than [`MAX_VALUE_BYTES`].
+/// [`label_ref`], owned.
+pub(super) fn label(s: &Sample<'_>, name: &str) -> Result<Option<String>, ObserveError> {
+    Ok(label_ref(s, name)?.map(Cow::into_owned))
+}
+
 pub(super) fn name(s: &Sample<'_>, short: &str) -> Result<(), ObserveError> {
     if short.len() > MAX_VALUE_BYTES {
         let head: String = s.name.chars().take(64).collect();
