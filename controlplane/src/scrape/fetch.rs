@@ -8,6 +8,8 @@ use thiserror::Error;
 
 use crate::model::observation::ObserveError;
 
+mod resolve;
+
 /// Most events asked for per page of `/v1/events` (`limit=`); after failed reads the
 /// scraper asks for fewer (see `scrape::events`).
 pub const EVENTS_PAGE: usize = 1000;
@@ -134,7 +136,7 @@ impl HttpFetcher {
         connections: usize,
         keep_alive: Duration,
     ) -> Self {
-        let agent = ureq::Agent::config_builder()
+        let config = ureq::Agent::config_builder()
             .timeout_global(Some(timeout))
             .http_status_as_error(false)
             .max_idle_connections(connections.max(1))
@@ -149,8 +151,12 @@ impl HttpFetcher {
                 "gpuwarden-controlplane/",
                 env!("CARGO_PKG_VERSION")
             ))
-            .build()
-            .into();
+            .build();
+        let agent = ureq::Agent::with_parts(
+            config,
+            ureq::unversioned::transport::DefaultConnector::new(),
+            resolve::LiteralFirst::default(),
+        );
         Self {
             agent,
             timeout,
