@@ -7,6 +7,8 @@
 //! It also prints what one observation keeps in memory: the growth of this process's RSS
 //! (`/proc/self/status`, allocator overhead included) while it holds 10,000 of them, each
 //! parsed from the body, as the scraper holds one per node.
+//!
+//! Env: `OBSERVE_ITERS` (2000) runs per figure, `OBSERVE_HELD` (10000) observations held.
 
 use std::io::{Read, Write};
 use std::time::Instant;
@@ -57,7 +59,15 @@ fn main() {
     let samples = gpuwarden_wire::exposition::parse(&body)
         .expect("valid body")
         .len();
-    let n = 2_000;
+    // `OBSERVE_ITERS` / `OBSERVE_HELD` shrink the run (e.g. under callgrind, where
+    // instruction counts compare builds on a busy machine).
+    let knob = |k: &str, d: u32| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let n = knob("OBSERVE_ITERS", 2_000);
     let gunzip = per_iter(n, || {
         let mut out = Vec::with_capacity(body.len());
         flate2::read::GzDecoder::new(&gz[..])
@@ -93,7 +103,7 @@ fn main() {
         total * 1e6,
         samples as f64 / total / 1e6
     );
-    let held = 10_000;
+    let held = knob("OBSERVE_HELD", 10_000);
     let before = rss_kib();
     let kept: Vec<_> = (0..held)
         .map(|_| observe(&body, 100_000).expect("observe"))

@@ -105,8 +105,19 @@ impl<'a> Iterator for RawPairs<'a> {
         }
         i += 1;
         let value_start = i.min(b.len());
-        while i < b.len() && b[i] != b'"' {
-            i += if b[i] == b'\\' { 2 } else { 1 };
+        // Straight to the closing quote (an escaped quote is skipped with its backslash).
+        loop {
+            match b.get(i..).and_then(|r| memchr::memchr2(b'"', b'\\', r)) {
+                Some(n) if b[i + n] == b'"' => {
+                    i += n;
+                    break;
+                }
+                Some(n) => i += n + 2,
+                None => {
+                    i = b.len();
+                    break;
+                }
+            }
         }
         let value = &self.raw[value_start..i.min(b.len())];
         self.pos = i + 1;

@@ -116,7 +116,9 @@ impl<'a> Line<'a> {
                     }
                 }
             }
-            if self.text(value_start, i).is_none() {
+            // Between two quotes (ASCII): within a body checked as UTF-8 up front, the
+            // value is valid text without looking again.
+            if self.text.is_none() && self.text(value_start, i).is_none() {
                 return Err(self.err(value_start, "label value is not valid UTF-8"));
             }
             let Some(name) = self.text(name_start, name_end) else {
@@ -147,8 +149,12 @@ impl<'a> Line<'a> {
     /// as [`Line::labels`] recorded them.
     fn unique_names(&self, names: &mut [(&'a str, usize)]) -> Result<(), ParseError> {
         let repeated = if names.len() <= 16 {
+            // Length and first byte first: most names differ there, without a memcmp.
+            let same = |a: &str, b: &str| {
+                a.len() == b.len() && a.as_bytes().first() == b.as_bytes().first() && a == b
+            };
             (1..names.len())
-                .find(|&i| names[..i].iter().any(|(n, _)| *n == names[i].0))
+                .find(|&i| names[..i].iter().any(|(n, _)| same(n, names[i].0)))
                 .map(|i| names[i].1)
         } else {
             names.sort_unstable();

@@ -33,6 +33,10 @@ pub(super) struct BodyRules<'a> {
     series: HashMap<u64, Seen<'a>, RandomState>,
     /// Different series whose hashes met (kept apart so both are still checked).
     collided: Vec<(u64, Seen<'a>)>,
+    /// The last sample name with its family and type ([`BodyRules::family_of`]): a
+    /// family's samples come one after another, so most lines need no lookup. Forgotten at
+    /// every `HELP` and `TYPE` line, which may change what a name belongs to.
+    last: Option<(&'a str, &'a str, Option<MetricType>)>,
 }
 
 impl<'a> BodyRules<'a> {
@@ -80,6 +84,7 @@ impl<'a> BodyRules<'a> {
 
     /// A `# HELP` line.
     pub(super) fn help(&mut self, name: &'a str) -> Result<(), &'static str> {
+        self.last = None;
         self.enter(name)?;
         if !self.helped.insert(name) {
             return Err("a second HELP line for this metric");
@@ -89,6 +94,7 @@ impl<'a> BodyRules<'a> {
 
     /// A `# TYPE` line.
     pub(super) fn declare(&mut self, name: &'a str, kind: MetricType) -> Result<(), &'static str> {
+        self.last = None;
         self.enter(name)?;
         if self.current.is_some_and(|(_, sampled)| sampled) {
             return Err("TYPE line after the metric's first sample");
@@ -110,7 +116,14 @@ impl<'a> BodyRules<'a> {
 
     /// A sample line; `set` is its label set's hash from [`BodyRules::set_hash`].
     pub(super) fn sample(&mut self, s: &Sample<'a>, set: (u64, u64)) -> Result<(), &'static str> {
-        let (family, kind) = self.family_of(s.name);
+        let (family, kind) = match self.last {
+            Some((name, family, kind)) if name == s.name => (family, kind),
+            _ => {
+                let (family, kind) = self.family_of(s.name);
+                self.last = Some((s.name, family, kind));
+                (family, kind)
+            }
+        };
         self.enter(family)?;
         if let Some((_, sampled)) = &mut self.current {
             *sampled = true;

@@ -174,6 +174,11 @@ fn families_are_one_group_with_one_help_and_one_type_before_their_samples() {
     let ok = "# HELP h H.\n# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_bucket{le=\"+Inf\"} 2\nh_sum 3\nh_count 2\n\
 # TYPE s summary\ns{quantile=\"0.5\"} 1\ns_sum 1\ns_count 1\n# HELP c C \\\\ \\n.\nc_total 1\nc_sum 2\n";
     assert_eq!(parse(ok.as_bytes()).unwrap().len(), 9);
+    // A TYPE line changes what the next line's name belongs to (the parser remembers the
+    // last name's family between lines, and must forget it there): `x_sum` is first a
+    // family of its own, then the summary `x`'s sum.
+    let retyped = "x_sum 1\n# TYPE x summary\nx_sum{a=\"1\"} 2\n";
+    assert_eq!(parse(retyped.as_bytes()).unwrap().len(), 2);
 }
 
 #[test]
