@@ -4,7 +4,9 @@
 #
 # usage: controlplane/benches/ingest.sh
 # env:   PROM_N=200 PROM_INTERVAL=1s  FLEET_NS="2000 10000 20000" FLEET_INTERVAL=15s
-#        WARM=20 MEASURE=45 WORK=target/bench-ingest  BUILD=1 (0: use target/release as it is)
+#        WARM=20 MEASURE=60 WORK=target/bench-ingest  BUILD=1 (0: use target/release as it is)
+#        FLUSH= (database.flush_interval; empty: the product's default, 30s). MEASURE should
+#        be a multiple of the flush interval, so every window holds the same number of flushes.
 #        PROM_N=0 skips Prometheus and the gpuwarden run at its size.
 # needs: prometheus (apt-get install -y prometheus), curl, gzip, bc, python3, rustc.
 # Output: RESULT lines on stdout and $WORK/results.tsv; each gpuwarden run also reports its
@@ -23,7 +25,8 @@ PROM_INTERVAL=${PROM_INTERVAL:-1s}
 FLEET_NS=${FLEET_NS:-"2000 10000 20000"}
 FLEET_INTERVAL=${FLEET_INTERVAL:-15s}
 WARM=${WARM:-20}
-MEASURE=${MEASURE:-45}
+MEASURE=${MEASURE:-60}
+FLUSH=${FLUSH:-}
 WORK=${WORK:-$ROOT/target/bench-ingest}
 BUILD=${BUILD:-1}
 SRV_PORT=${SRV_PORT:-19200}
@@ -77,7 +80,8 @@ run_cp() {
   local n=$1 iv=$2 d="$WORK/cp-$1-$2"
   rm -rf "$d"; mkdir -p "$d"
   {
-    printf '[server]\nlisten = "127.0.0.1:%s"\ndata_dir = "%s"\n[database]\nurl = "sqlite://%s/gw.db"\nflush_interval = "15s"\n' "$CP_PORT" "$d" "$d"
+    printf '[server]\nlisten = "127.0.0.1:%s"\ndata_dir = "%s"\n[database]\nurl = "sqlite://%s/gw.db"\n' "$CP_PORT" "$d" "$d"
+    if [ -n "$FLUSH" ]; then printf 'flush_interval = "%s"\n' "$FLUSH"; fi
     printf '[scrape]\ninterval = "%s"\ntimeout = "%s"\nconcurrency = 64\n' "$iv" "$iv"
     for i in $(seq 0 $((n - 1))); do
       printf '[[static_targets]]\nname = "gpu-node-%05d"\naddress = "http://127.0.0.1:%s/t/%d"\npool = "pool-%d"\n' "$i" "$SRV_PORT" "$i" $((i % 4))
