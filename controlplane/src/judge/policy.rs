@@ -13,6 +13,8 @@
 //! policy and the evaluation; the node health state machine (`for` durations, stickiness),
 //! remediation, hot reload and the API come next.
 
+mod fast;
+mod field;
 mod file;
 mod fingerprint;
 mod functions;
@@ -53,6 +55,8 @@ pub struct Policy {
     functions: Context<'static, 'static>,
     /// Unique per loaded policy: remembered rule results of another policy are not used.
     generation: u64,
+    /// The distinct fields the native rules read (`fast`): the slots of a GPU's cache.
+    fast_slots: usize,
 }
 
 impl std::fmt::Debug for Policy {
@@ -76,6 +80,15 @@ pub fn on_eval_stack<T: Send>(f: impl FnOnce() -> T + Send) -> std::io::Result<T
     })
 }
 
+/// Compiles the rules that have a native form (`fast`); with the slots their fields need.
+fn compile_fast(mut rules: Vec<Rule>) -> (Vec<Rule>, usize) {
+    let mut slots = fast::Slots::default();
+    for r in &mut rules {
+        r.fast = fast::compile(r.program.expression(), r.scope, &mut slots);
+    }
+    (rules, slots.len())
+}
+
 impl Policy {
     /// Parses, validates and compiles a policy document; every problem at once.
     pub fn parse(text: &str) -> Result<Self, Vec<PolicyError>> {
@@ -87,7 +100,7 @@ impl Policy {
             std::thread::Builder::new()
                 .name("policy-parse".into())
                 .stack_size(file::limits::PARSE_STACK_BYTES)
-                .spawn_scoped(s, || file::parse(text))
+                .spawn_scoped(s, || file::parse(text).map(compile_fast))
                 .map(|h| h.join())
         });
         let parsed = match parsed {
@@ -99,8 +112,9 @@ impl Policy {
                 "cannot start the policy parser thread: {e}"
             ))]),
         };
-        parsed.map(|rules| Self {
+        parsed.map(|(rules, fast_slots)| Self {
             rules,
+            fast_slots,
             source: text.to_string(),
             functions: base_context(),
             generation: GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
