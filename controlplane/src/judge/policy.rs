@@ -57,6 +57,8 @@ pub struct Policy {
     generation: u64,
     /// The distinct fields the native rules read (`fast`): the slots of a GPU's cache.
     fast_slots: usize,
+    /// Those of them that are the agent's values, by name.
+    fast_values: fast::ValueFields,
 }
 
 impl std::fmt::Debug for Policy {
@@ -81,12 +83,12 @@ pub fn on_eval_stack<T: Send>(f: impl FnOnce() -> T + Send) -> std::io::Result<T
 }
 
 /// Compiles the rules that have a native form (`fast`); with the slots their fields need.
-fn compile_fast(mut rules: Vec<Rule>) -> (Vec<Rule>, usize) {
+fn compile_fast(mut rules: Vec<Rule>) -> (Vec<Rule>, fast::Slots) {
     let mut slots = fast::Slots::default();
     for r in &mut rules {
         r.fast = fast::compile(r.program.expression(), r.scope, &mut slots);
     }
-    (rules, slots.len())
+    (rules, slots)
 }
 
 impl Policy {
@@ -112,9 +114,10 @@ impl Policy {
                 "cannot start the policy parser thread: {e}"
             ))]),
         };
-        parsed.map(|(rules, fast_slots)| Self {
+        parsed.map(|(rules, slots)| Self {
             rules,
-            fast_slots,
+            fast_slots: slots.len(),
+            fast_values: slots.value_fields(),
             source: text.to_string(),
             functions: base_context(),
             generation: GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed),

@@ -25,6 +25,10 @@
 use cel::common::ast::{operators, CallExpr, Expr, LiteralValue};
 use cel::IdedExpr;
 
+mod values;
+
+pub(crate) use values::{Positions, ValueFields};
+
 use super::field::{GpuField, NodeField};
 use super::rule::Scope;
 use super::vals::{GpuVal, NodeVal, Scalar};
@@ -90,6 +94,19 @@ impl Slots {
     /// How many slots a GPU's cache needs.
     pub(crate) fn len(&self) -> usize {
         self.names.len()
+    }
+
+    /// The agent's values among the fields (`gpu.temperature_celsius`, …), sorted by name.
+    pub(crate) fn value_fields(&self) -> ValueFields {
+        let mut v: ValueFields = self
+            .names
+            .iter()
+            .enumerate()
+            .filter(|(_, (gpu, n))| *gpu && GpuField::of(n) == GpuField::Value)
+            .map(|(i, (_, n))| (n.as_str().into(), i))
+            .collect();
+        v.sort();
+        v
     }
 
     fn slot(&mut self, gpu: bool, name: &str) -> usize {

@@ -11,7 +11,7 @@
 
 use cel::Context;
 
-use super::fast::{self, Input, Slot};
+use super::fast::{self, Input, Positions, Slot};
 use super::fingerprint::{Fingerprint, Remembered};
 use super::input;
 use super::reads::Read;
@@ -109,6 +109,7 @@ impl Policy {
             big.resize(self.fast_slots, Slot::Unread);
             &mut big
         };
+        let mut positions = Positions::default();
         if self.rules.iter().any(|r| r.scope == Scope::Gpu) {
             for g in obs.gpus.values() {
                 let prev_g = prev.and_then(|(p, dt)| p.gpus.get(&g.index).map(|pg| (pg, dt)));
@@ -116,6 +117,7 @@ impl Policy {
                 let slots = memo.slots(g.index, n_rules);
                 let mut ctx: Option<Context<'_, '_>> = None;
                 cache.fill(Slot::Unread);
+                positions.read(&g.values, &self.fast_values, cache);
                 for (i, r) in self.rules.iter().enumerate() {
                     if r.scope != Scope::Gpu {
                         continue;
