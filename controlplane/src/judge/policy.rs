@@ -86,7 +86,12 @@ pub fn on_eval_stack<T: Send>(f: impl FnOnce() -> T + Send) -> std::io::Result<T
 fn compile_fast(mut rules: Vec<Rule>) -> (Vec<Rule>, fast::Slots) {
     let mut slots = fast::Slots::default();
     for r in &mut rules {
-        r.fast = fast::compile(r.program.expression(), r.scope, &mut slots);
+        let scope = match r.scope {
+            Scope::Gpu => fast::Scope::Gpu,
+            Scope::Node => fast::Scope::Node,
+            Scope::Event => continue,
+        };
+        r.fast = fast::compile(r.program.expression(), scope, &mut slots);
     }
     (rules, slots)
 }

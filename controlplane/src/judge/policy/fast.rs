@@ -27,10 +27,9 @@ use cel::IdedExpr;
 
 mod values;
 
-pub(crate) use values::{Positions, ValueFields};
+pub(crate) use values::{Positions, Slot, ValueFields};
 
 use super::field::{GpuField, NodeField};
-use super::rule::Scope;
 use super::vals::{GpuVal, NodeVal, Scalar};
 
 /// A field the native rules read, with the slot that caches its value on one GPU.
@@ -118,12 +117,16 @@ impl Slots {
     }
 }
 
+/// What a rule's variables are: `gpu` and `node` (gpu rules) or `node` alone (node rules).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scope {
+    Gpu,
+    Node,
+}
+
 /// `expr` as a native condition of a rule of `scope`; `None` when it is not one of the
-/// shapes evaluated natively (event rules never are).
+/// shapes evaluated natively.
 pub(crate) fn compile(expr: &IdedExpr, scope: Scope, slots: &mut Slots) -> Option<Cond> {
-    if scope == Scope::Event {
-        return None;
-    }
     cond(&expr.expr, scope, slots)
 }
 
@@ -204,16 +207,6 @@ fn field(var: &Expr, name: &str, scope: Scope, slots: &mut Slots) -> Option<Fiel
         },
         _ => None,
     }
-}
-
-/// A cached field value on one GPU.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) enum Slot<'a> {
-    /// Not read yet.
-    #[default]
-    Unread,
-    /// Read: its value, or absent.
-    Read(Option<Scalar<'a>>),
 }
 
 /// What a native rule reads: the GPU (gpu rules), the node, and the cache of fields read.

@@ -7,8 +7,17 @@
 //! walk over the sorted names.
 
 use super::super::vals::Scalar;
-use super::Slot;
 use crate::model::observation::Values;
+
+/// A cached field value on one GPU.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) enum Slot<'a> {
+    /// Not read yet.
+    #[default]
+    Unread,
+    /// Read: its value, or absent.
+    Read(Option<Scalar<'a>>),
+}
 
 /// The value fields of a policy's native rules: name and slot, sorted by name.
 pub(crate) type ValueFields = Vec<(Box<str>, usize)>;
