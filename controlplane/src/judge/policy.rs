@@ -6,7 +6,9 @@
 //! input that catches unknown variables, functions and fields) and returns every problem at
 //! once with its rule, line and column; only a policy without problems is compiled. The
 //! evaluation builds one CEL context per event, per GPU and per node and runs every rule of
-//! that scope against it. A rule that fails at run time is reported as a [`RuleFailure`]
+//! that scope against it; gpu and node rules of the commonest shapes are compiled further
+//! into native conditions (`fast`) that give the interpreter's results without running it.
+//! A rule that fails at run time is reported as a [`RuleFailure`]
 //! (the caller logs and counts it), never skipped silently.
 //!
 //! Being built (step 4): what exists is the policy language, its validation, the default

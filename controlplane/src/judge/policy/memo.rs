@@ -7,7 +7,9 @@
 //! of the rule's last evaluation on that GPU, and when it is the same the last result is
 //! used instead of running the program. A rule whose fields cannot all be found (it uses
 //! `gpu` or `node` other than as `gpu.field`, or has a backslash in it) is always run.
-//! Failures are never remembered.
+//! Failures are never remembered. Native rules (`fast`) are not remembered either: running
+//! one costs less than its fingerprint; only where one falls back to the interpreter does
+//! the memory apply.
 
 use cel::Context;
 
