@@ -1,7 +1,8 @@
 //! CEL policy cost: event-rule evaluations per second, and the whole default policy over one
 //! 8-GPU node observation, contexts included.
 //!
-//! `cargo bench -p gpuwarden-controlplane --bench policy`
+//! `cargo bench -p gpuwarden-controlplane --bench policy`; with `POLICY_BENCH=scraped` (or
+//! `event`, `every`) in the environment only that case runs (to profile it alone).
 
 use std::time::Instant;
 
@@ -74,6 +75,11 @@ fn observation() -> NodeObservation {
     o
 }
 
+/// Whether the case `name` runs (`POLICY_BENCH` unset: every case).
+fn runs(name: &str) -> bool {
+    std::env::var("POLICY_BENCH").map_or(true, |c| c == name)
+}
+
 fn main() {
     let p = Policy::default_policy();
     let node = NodeInput {
@@ -95,13 +101,26 @@ fn main() {
         source: "nvml".into(),
     };
     let event_rules = p.rules().iter().filter(|r| r.scope == Scope::Event).count();
+    if runs("event") {
+        event(&p, &ev, &node, event_rules);
+    }
+    if runs("every") {
+        every_rule(&p, &node, event_rules);
+    }
+    if runs("scraped") {
+        as_scraped(&p, &node);
+    }
+}
+
+/// Event rules: evaluations per second.
+fn event(p: &Policy, ev: &EventInput, node: &NodeInput, event_rules: usize) {
     let n = 50_000;
     for _ in 0..n / 10 {
-        std::hint::black_box(p.eval_event(&ev, &node));
+        std::hint::black_box(p.eval_event(ev, node));
     }
     let t = Instant::now();
     for _ in 0..n {
-        std::hint::black_box(p.eval_event(&ev, &node));
+        std::hint::black_box(p.eval_event(ev, node));
     }
     let per = t.elapsed().as_secs_f64() / f64::from(n);
     println!(
@@ -112,13 +131,16 @@ fn main() {
         "  → {:.2} M event-rule evaluations per core-second (goal ≥ 1 M)",
         event_rules as f64 / per / 1e6
     );
+}
 
+/// The whole policy on one observation, no rule memory.
+fn every_rule(p: &Policy, node: &NodeInput, event_rules: usize) {
     let obs = observation();
     let prev = observation();
     let state_rules = p.rules().len() - event_rules;
     let (p50, p99) = p50_p99(|_| {
         let t = Instant::now();
-        let e = p.eval_observation(&obs, Some((&prev, 15.0)), &node);
+        let e = p.eval_observation(&obs, Some((&prev, 15.0)), node);
         let d = t.elapsed().as_secs_f64();
         std::hint::black_box(e);
         d
@@ -129,7 +151,10 @@ fn main() {
         p50 * 1e6,
         p99 * 1e6
     );
+}
 
+/// The scraper's case.
+fn as_scraped(p: &Policy, node: &NodeInput) {
     // The scraper's case: the node's rule memory kept from scrape to scrape, and on every
     // scrape each GPU's temperature, power, utilization, clocks and energy move (as they do
     // on a busy GPU), while counters and link state stay. Changing the values is not timed.
@@ -152,7 +177,7 @@ fn main() {
             }
         }
         let t = Instant::now();
-        let e = p.eval_observation_memo(&obs, Some((&prev, 15.0)), &node, &mut memo);
+        let e = p.eval_observation_memo(&obs, Some((&prev, 15.0)), node, &mut memo);
         let d = t.elapsed().as_secs_f64();
         std::hint::black_box(e);
         d

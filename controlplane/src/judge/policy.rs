@@ -6,13 +6,17 @@
 //! input that catches unknown variables, functions and fields) and returns every problem at
 //! once with its rule, line and column; only a policy without problems is compiled. The
 //! evaluation builds one CEL context per event, per GPU and per node and runs every rule of
-//! that scope against it. A rule that fails at run time is reported as a [`RuleFailure`]
+//! that scope against it; gpu and node rules of the commonest shapes are compiled further
+//! into native conditions (`fast`) that give the interpreter's results without running it.
+//! A rule that fails at run time is reported as a [`RuleFailure`]
 //! (the caller logs and counts it), never skipped silently.
 //!
 //! Being built (step 4): what exists is the policy language, its validation, the default
 //! policy and the evaluation; the node health state machine (`for` durations, stickiness),
 //! remediation, hot reload and the API come next.
 
+mod fast;
+mod field;
 mod file;
 mod fingerprint;
 mod functions;
@@ -53,6 +57,10 @@ pub struct Policy {
     functions: Context<'static, 'static>,
     /// Unique per loaded policy: remembered rule results of another policy are not used.
     generation: u64,
+    /// The distinct fields the native rules read (`fast`): the slots of a GPU's cache.
+    fast_slots: usize,
+    /// Those of them that are the agent's values, by name.
+    fast_values: fast::ValueFields,
 }
 
 impl std::fmt::Debug for Policy {
@@ -76,6 +84,20 @@ pub fn on_eval_stack<T: Send>(f: impl FnOnce() -> T + Send) -> std::io::Result<T
     })
 }
 
+/// Compiles the rules that have a native form (`fast`); with the slots their fields need.
+fn compile_fast(mut rules: Vec<Rule>) -> (Vec<Rule>, fast::Slots) {
+    let mut slots = fast::Slots::default();
+    for r in &mut rules {
+        let scope = match r.scope {
+            Scope::Gpu => fast::Scope::Gpu,
+            Scope::Node => fast::Scope::Node,
+            Scope::Event => continue,
+        };
+        r.fast = fast::compile(r.program.expression(), scope, &mut slots);
+    }
+    (rules, slots)
+}
+
 impl Policy {
     /// Parses, validates and compiles a policy document; every problem at once.
     pub fn parse(text: &str) -> Result<Self, Vec<PolicyError>> {
@@ -87,7 +109,7 @@ impl Policy {
             std::thread::Builder::new()
                 .name("policy-parse".into())
                 .stack_size(file::limits::PARSE_STACK_BYTES)
-                .spawn_scoped(s, || file::parse(text))
+                .spawn_scoped(s, || file::parse(text).map(compile_fast))
                 .map(|h| h.join())
         });
         let parsed = match parsed {
@@ -99,8 +121,10 @@ impl Policy {
                 "cannot start the policy parser thread: {e}"
             ))]),
         };
-        parsed.map(|rules| Self {
+        parsed.map(|(rules, slots)| Self {
             rules,
+            fast_slots: slots.len(),
+            fast_values: slots.value_fields(),
             source: text.to_string(),
             functions: base_context(),
             generation: GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed),

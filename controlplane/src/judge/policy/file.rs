@@ -235,6 +235,7 @@ pub(super) fn parse(text: &str) -> Result<Vec<Rule>, Vec<PolicyError>> {
                 action: r.action.map(|a| a.into_inner()),
                 program,
                 reads,
+                fast: None,
             });
         }
     }

@@ -7,10 +7,13 @@
 //! of the rule's last evaluation on that GPU, and when it is the same the last result is
 //! used instead of running the program. A rule whose fields cannot all be found (it uses
 //! `gpu` or `node` other than as `gpu.field`, or has a backslash in it) is always run.
-//! Failures are never remembered.
+//! Failures are never remembered. Native rules (`fast`) are not remembered either: running
+//! one costs less than its fingerprint; only where one falls back to the interpreter does
+//! the memory apply.
 
 use cel::Context;
 
+use super::fast::{self, Input, Positions, Slot};
 use super::fingerprint::{Fingerprint, Remembered};
 use super::input;
 use super::reads::Read;
@@ -99,34 +102,60 @@ impl Policy {
         let parent: &Context<'_, '_> = &self.functions;
         let n_rules = self.rules.len();
         let nv = NodeVal::new(node, Some(obs));
+        // The fields the native rules read, cached per GPU (on the stack for up to 32).
+        let mut small = [Slot::Unread; 32];
+        let mut big = Vec::new();
+        let cache: &mut [Slot<'_>] = if self.fast_slots <= small.len() {
+            &mut small[..self.fast_slots]
+        } else {
+            big.resize(self.fast_slots, Slot::Unread);
+            &mut big
+        };
+        let mut positions = Positions::default();
         if self.rules.iter().any(|r| r.scope == Scope::Gpu) {
             for g in obs.gpus.values() {
                 let prev_g = prev.and_then(|(p, dt)| p.gpus.get(&g.index).map(|pg| (pg, dt)));
                 let gv = GpuVal::new(g, prev_g);
                 let slots = memo.slots(g.index, n_rules);
                 let mut ctx: Option<Context<'_, '_>> = None;
+                cache.fill(Slot::Unread);
+                positions.read(&g.values, &self.fast_values, cache);
                 for (i, r) in self.rules.iter().enumerate() {
                     if r.scope != Scope::Gpu {
                         continue;
                     }
-                    let fp = remember.then(|| fingerprint(r, Some(&gv), &nv)).flatten();
-                    let matched = match fp.and_then(|now| slots[i].result_for(now)) {
-                        Some(m) => Some(m),
-                        None => {
-                            let ctx = ctx.get_or_insert_with(|| {
-                                let mut c = parent.new_inner_scope();
-                                c.add_variable_as_val("gpu", Box::new(GpuVal::new(g, prev_g)));
-                                c.add_variable_as_val(
-                                    "node",
-                                    Box::new(NodeVal::new(node, Some(obs))),
-                                );
-                                c
-                            });
-                            let m = judge(r, ctx, || format!("gpu {}", g.index), &mut out);
-                            slots[i] = Remembered::new(fp.zip(m));
-                            m
-                        }
-                    };
+                    // A native rule is cheaper to run than to look up; it falls back to the
+                    // interpreter (and the memory) only where it cannot answer.
+                    let native = r.fast.as_ref().and_then(|c| {
+                        fast::eval(
+                            c,
+                            &mut Input {
+                                gpu: Some(&gv),
+                                node: &nv,
+                                cache,
+                            },
+                        )
+                    });
+                    let fp = || remember.then(|| fingerprint(r, Some(&gv), &nv)).flatten();
+                    let fp = if native.is_some() { None } else { fp() };
+                    let matched =
+                        match native.or_else(|| fp.and_then(|now| slots[i].result_for(now))) {
+                            Some(m) => Some(m),
+                            None => {
+                                let ctx = ctx.get_or_insert_with(|| {
+                                    let mut c = parent.new_inner_scope();
+                                    c.add_variable_as_val("gpu", Box::new(GpuVal::new(g, prev_g)));
+                                    c.add_variable_as_val(
+                                        "node",
+                                        Box::new(NodeVal::new(node, Some(obs))),
+                                    );
+                                    c
+                                });
+                                let m = judge(r, ctx, || format!("gpu {}", g.index), &mut out);
+                                slots[i] = Remembered::new(fp.zip(m));
+                                m
+                            }
+                        };
                     if matched == Some(true) {
                         out.matches.push(matched_rule(
                             r,
@@ -143,8 +172,19 @@ impl Policy {
             if r.scope != Scope::Node {
                 continue;
             }
-            let fp = remember.then(|| fingerprint(r, None, &nv)).flatten();
-            let matched = match fp.and_then(|now| slots[i].result_for(now)) {
+            let native = r.fast.as_ref().and_then(|c| {
+                fast::eval(
+                    c,
+                    &mut Input {
+                        gpu: None,
+                        node: &nv,
+                        cache,
+                    },
+                )
+            });
+            let fp = || remember.then(|| fingerprint(r, None, &nv)).flatten();
+            let fp = if native.is_some() { None } else { fp() };
+            let matched = match native.or_else(|| fp.and_then(|now| slots[i].result_for(now))) {
                 Some(m) => Some(m),
                 None => {
                     let ctx = ctx.get_or_insert_with(|| {

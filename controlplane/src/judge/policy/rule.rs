@@ -6,6 +6,7 @@ use std::time::Duration;
 use cel::Program;
 use serde::Serialize;
 
+use super::fast::Cond;
 use super::reads::Read;
 
 /// What a rule is evaluated on.
@@ -71,6 +72,8 @@ pub struct Rule {
     pub(super) program: Program,
     /// The fields it reads, when the text says them all (memoization).
     pub(super) reads: Option<Vec<Read>>,
+    /// Its native form, when it has one (`fast`): evaluated without the interpreter.
+    pub(super) fast: Option<Cond>,
 }
 
 /// A rule that matched.

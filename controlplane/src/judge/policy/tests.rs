@@ -357,6 +357,7 @@ fn node_rules_see_missing_gpus_plugin_verdicts_and_connectivity() {
 
 mod absent;
 mod errors;
+mod fast;
 mod fields;
 mod limits;
 mod memo;

@@ -16,6 +16,7 @@ use cel::common::types::{
 use cel::common::value::{CowVal, Val};
 use cel::ExecutionError;
 
+use super::field::{GpuField, NodeField};
 use super::fingerprint::Fingerprint;
 use super::input::{ecc, growth, nvlink_errors, EventInput, NodeInput};
 use crate::model::observation::{GpuObservation, NodeObservation};
@@ -56,7 +57,7 @@ fn string_map<'v, V: Val + 'v>(entries: impl Iterator<Item = (String, V)>) -> Ce
 
 /// A field's value that is not a container.
 #[derive(Debug, Clone, Copy)]
-enum Scalar<'a> {
+pub(crate) enum Scalar<'a> {
     F(f64),
     I(i64),
     B(bool),
@@ -189,38 +190,43 @@ impl<'a> GpuVal<'a> {
     }
 
     /// A field that is a number, string or bool; `None` when absent (unknown, see `input.rs`).
+    fn scalar(&self, f: &str) -> Option<Scalar<'a>> {
+        self.field(GpuField::of(f), f)
+    }
+
+    /// [`GpuVal::scalar`] of field `f`, whose kind `k` (`GpuField::of(f)`) was found before.
     /// The fields the control plane derives (`ecc_uncorrected`, `nvlink_down`, the deltas, …)
     /// come first: a series of the same name in the agent's body cannot stand in for them.
-    fn scalar(&self, f: &str) -> Option<Scalar<'a>> {
+    pub(crate) fn field(&self, k: GpuField, f: &str) -> Option<Scalar<'a>> {
         let g = self.g;
         let prev = self.prev.map(|(p, _)| p);
-        match f {
-            "index" => Some(Scalar::I(i64::from(g.index))),
-            "uuid" => Some(Scalar::S(&g.uuid)),
-            "model" => Some(Scalar::S(&g.model)),
-            "up" => g.up.map(Scalar::B),
-            "ecc_corrected" => ecc(g, "corrected").map(Scalar::F),
-            "ecc_uncorrected" => ecc(g, "uncorrected").map(Scalar::F),
-            "nvlink_errors" => nvlink_errors(g).map(Scalar::F),
-            "nvlink_down" => (!g.nvlink_up.is_empty()).then(|| {
+        match k {
+            GpuField::Index => Some(Scalar::I(i64::from(g.index))),
+            GpuField::Uuid => Some(Scalar::S(&g.uuid)),
+            GpuField::Model => Some(Scalar::S(&g.model)),
+            GpuField::Up => g.up.map(Scalar::B),
+            GpuField::EccCorrected => ecc(g, "corrected").map(Scalar::F),
+            GpuField::EccUncorrected => ecc(g, "uncorrected").map(Scalar::F),
+            GpuField::NvlinkErrors => nvlink_errors(g).map(Scalar::F),
+            GpuField::NvlinkDown => (!g.nvlink_up.is_empty()).then(|| {
                 Scalar::I(
                     i64::try_from(g.nvlink_up.values().filter(|up| !**up).count()).unwrap_or(0),
                 )
             }),
-            "ecc_corrected_per_hour" => match self.prev {
+            GpuField::EccCorrectedPerHour => match self.prev {
                 Some((p, dt)) if dt > 0.0 => growth(ecc(g, "corrected"), ecc(p, "corrected"))
                     .map(|d| Scalar::F(d * 3600.0 / dt)),
                 _ => None,
             },
-            "nvlink_errors_delta" => {
+            GpuField::NvlinkErrorsDelta => {
                 growth(nvlink_errors(g), prev.and_then(nvlink_errors)).map(Scalar::F)
             }
-            "pcie_replays_delta" => growth(
+            GpuField::PcieReplaysDelta => growth(
                 g.values.get("pcie_replays_total").copied(),
                 prev.and_then(|p| p.values.get("pcie_replays_total").copied()),
             )
             .map(Scalar::F),
-            _ => g.values.get(f).map(|v| Scalar::F(*v)),
+            GpuField::Value => g.values.get(f).map(|v| Scalar::F(*v)),
         }
     }
 
@@ -300,20 +306,25 @@ impl<'a> NodeVal<'a> {
     }
 
     fn scalar(&self, f: &str) -> Option<Scalar<'a>> {
+        self.field(NodeField::of(f))
+    }
+
+    /// The field of kind `k`, when it is a number or string; `None` when absent or a map.
+    pub(crate) fn field(&self, k: NodeField) -> Option<Scalar<'a>> {
         let n = self.n;
         let count = |c: usize| Scalar::I(i64::try_from(c).unwrap_or(i64::MAX));
-        match f {
-            "name" => Some(Scalar::S(&n.name)),
-            "pool" => Some(Scalar::S(&n.pool)),
-            "connectivity" => Some(Scalar::S(&n.connectivity)),
+        match k {
+            NodeField::Name => Some(Scalar::S(&n.name)),
+            NodeField::Pool => Some(Scalar::S(&n.pool)),
+            NodeField::Connectivity => Some(Scalar::S(&n.connectivity)),
             // Absent when unknown: 0 expected, or no observation to count GPUs in.
-            "expected_gpus" => (n.expected_gpus > 0).then(|| count(n.expected_gpus)),
-            "gpu_count" => self.obs.map(|o| count(o.gpus.len())),
-            "driver_version" => self
+            NodeField::ExpectedGpus => (n.expected_gpus > 0).then(|| count(n.expected_gpus)),
+            NodeField::GpuCount => self.obs.map(|o| count(o.gpus.len())),
+            NodeField::DriverVersion => self
                 .obs
                 .and_then(|o| o.driver_version.as_deref())
                 .map(Scalar::S),
-            _ => None,
+            NodeField::Other => None,
         }
     }
 
