@@ -4,17 +4,40 @@
 use super::rules::SetHash;
 use super::{Entry, Labels, MetricType, ParseError, Sample};
 
+/// Byte classes, one table lookup per byte in the name loops (the four comparisons each
+/// byte took were a fifth of the parser's own time in `perf annotate`).
+const NAME_START: u8 = 1;
+const NAME_CHAR: u8 = 2;
+const LABEL_START: u8 = 4;
+const LABEL_CHAR: u8 = 8;
+static CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        let alpha = b.is_ascii_alphabetic() || b == b'_';
+        let digit = b.is_ascii_digit();
+        let colon = b == b':';
+        t[c] = (if alpha || colon { NAME_START } else { 0 })
+            | (if alpha || digit || colon { NAME_CHAR } else { 0 })
+            | (if alpha { LABEL_START } else { 0 })
+            | (if alpha || digit { LABEL_CHAR } else { 0 });
+        c += 1;
+    }
+    t
+};
+
 fn is_name_start(c: u8) -> bool {
-    c.is_ascii_alphabetic() || c == b'_' || c == b':'
+    CLASS[c as usize] & NAME_START != 0
 }
 fn is_name_char(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || c == b'_' || c == b':'
+    CLASS[c as usize] & NAME_CHAR != 0
 }
 fn is_label_start(c: u8) -> bool {
-    c.is_ascii_alphabetic() || c == b'_'
+    CLASS[c as usize] & LABEL_START != 0
 }
 pub(super) fn is_label_char(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || c == b'_'
+    CLASS[c as usize] & LABEL_CHAR != 0
 }
 fn is_blank(c: u8) -> bool {
     c == b' ' || c == b'\t'
@@ -289,4 +312,23 @@ pub(super) fn parse_value(t: &[u8]) -> Option<f64> {
         return s.parse::<u64>().ok().map(|v| v as f64);
     }
     s.parse::<f64>().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The table gives the text format's classes for every byte: metric names
+    /// `[a-zA-Z_:][a-zA-Z0-9_:]*`, label names `[a-zA-Z_][a-zA-Z0-9_]*`.
+    #[test]
+    fn byte_classes_are_the_formats_for_every_byte() {
+        for c in 0..=255u8 {
+            let alpha = c.is_ascii_alphabetic() || c == b'_';
+            let digit = c.is_ascii_digit();
+            assert_eq!(is_name_start(c), alpha || c == b':', "{c}");
+            assert_eq!(is_name_char(c), alpha || digit || c == b':', "{c}");
+            assert_eq!(is_label_start(c), alpha, "{c}");
+            assert_eq!(is_label_char(c), alpha || digit, "{c}");
+        }
+    }
 }
