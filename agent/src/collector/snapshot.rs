@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
-use actix_web::web::Bytes;
+use bytes::Bytes;
 
 use crate::backend::{GpuInfo, GpuSample, Inventory};
 use crate::render::{self, CollectorStat, ExtraMetrics, GpuState, KmsgStats, RenderInput};
