@@ -127,17 +127,8 @@ fn process_stats() -> Option<(u64, f64)> {
     Some((stat.rss * procfs::page_size(), cpu))
 }
 
-fn gzip(body: &[u8]) -> Vec<u8> {
-    use flate2::write::GzEncoder;
-    use std::io::Write;
-    let mut enc = GzEncoder::new(
-        Vec::with_capacity(body.len() / 8),
-        flate2::Compression::fast(),
-    );
-    // Writing into a Vec cannot fail.
-    let _ = enc.write_all(body);
-    enc.finish().unwrap_or_default()
-}
+mod gzip;
+use gzip::gzip;
 
 #[cfg(test)]
 mod tests;
