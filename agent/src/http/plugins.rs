@@ -46,6 +46,15 @@ fn authorize(headers: &HeaderMap, state: &AppState) -> Result<(), ApiError> {
     }
 }
 
+/// 400 for a plugin name that does not decode.
+fn bad_path(e: PathRejection) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+        format!("invalid path: {}", e.body_text()),
+    )
+}
+
 /// Diagnostic parameters: a JSON object of strings, numbers and booleans.
 fn params_of(body: &[u8]) -> Result<Vec<(String, String)>, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
@@ -81,7 +90,7 @@ pub(super) async fn run(
     body: super::body::JsonBody,
 ) -> Result<Response, ApiError> {
     authorize(&headers, &state)?;
-    let Path(name) = path.map_err(super::bad_path)?;
+    let Path(name) = path.map_err(bad_path)?;
     let params = params_of(&body.0)?;
     match plugins_of(&state)?.run_now(&name, params).await {
         Ok(outcome) => Ok(Json(outcome).into_response()),
