@@ -274,12 +274,13 @@ fn main() {
         agent(AGENT, "agent, not scraped", None, false),
         agent(AGENT, "agent", None, true),
         agent(AGENT, "agent + 5 checks", Some(&cfg), true),
+        // More runtime threads: what each costs an agent (nothing while idle).
         agent_env(
             AGENT,
-            "agent, 1 HTTP worker",
+            "agent, 2 workers",
             None,
             true,
-            &[("GPUWARDEN_SERVER__WORKERS", "1")],
+            &[("GPUWARDEN_SERVER__WORKERS", "2")],
         ),
     ];
     if let Ok(base) = std::env::var("IDLE_BASELINE") {

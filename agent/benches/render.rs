@@ -92,9 +92,9 @@ fn main() {
             p50.as_secs_f64() * 1e9 / samples as f64
         );
     };
-    row("render (text only)", &render);
+    row("render (text; node metrics read)", &render);
     row("publish (freeze the render input + swap)", &publish);
-    row("collect (sample 8 GPUs + node + publish)", &collect);
+    row("collect (sample 8 GPUs + publish)", &collect);
     row(
         "first scrape after a collection (render+gzip)",
         &first_scrape,

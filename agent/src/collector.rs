@@ -21,7 +21,7 @@ use crate::derive::{self, Thresholds};
 use crate::events::{EventLog, NewEvent, XidDedup};
 use crate::kmsg::KmsgReport;
 use crate::render::{self, CollectorStat, GpuState, KmsgStats};
-use crate::system::{SystemCollector, SystemStats};
+use crate::system::SystemCollector;
 use crate::text::push_label;
 
 /// Clock-change events trigger an early collection at most this often.
@@ -99,10 +99,9 @@ pub struct Collector {
     lost: Vec<bool>,
     events: Arc<Mutex<EventLog>>,
     dedup: XidDedup,
-    system: Option<SystemCollector>,
-    system_stats: Option<SystemStats>,
+    /// Node metrics, read by the render (see [`snapshot`]), not by every collection.
+    system: Option<Arc<Mutex<SystemCollector>>>,
     gpu_stat: CollectorStat,
-    system_stat: CollectorStat,
     kmsg: KmsgStats,
     gpu_events_up: bool,
     shared: SharedSnapshot,
@@ -152,16 +151,16 @@ impl Collector {
         let n = gpus.len();
         Ok(Collector {
             dedup: XidDedup::new(settings.xid_dedup_window),
-            system: settings.system.then(SystemCollector::new),
+            system: settings
+                .system
+                .then(|| Arc::new(Mutex::new(SystemCollector::new()))),
             settings,
             backend,
             inventory: Arc::new(inventory),
             gpus,
             lost: vec![false; n],
             events,
-            system_stats: None,
             gpu_stat: CollectorStat::default(),
-            system_stat: CollectorStat::default(),
             kmsg: KmsgStats::default(),
             gpu_events_up: false,
             shared,
@@ -238,15 +237,6 @@ impl Collector {
             success: failures == 0,
             errors_total: self.gpu_stat.errors_total + u64::from(failures > 0),
         };
-        if let Some(sys) = self.system.as_mut() {
-            let t = Instant::now();
-            self.system_stats = Some(sys.collect());
-            self.system_stat = CollectorStat {
-                duration_seconds: t.elapsed().as_secs_f64(),
-                success: true,
-                errors_total: self.system_stat.errors_total,
-            };
-        }
         self.last_collection = Some(SystemTime::now());
         self.publish();
     }
@@ -263,17 +253,14 @@ impl Collector {
             let log = self.events.lock().unwrap_or_else(|p| p.into_inner());
             (log.counts().clone(), log.last_seq())
         };
-        let mut collectors = vec![("gpu", self.gpu_stat)];
-        if self.system.is_some() {
-            collectors.push(("system", self.system_stat));
-        }
+        let collectors = vec![("gpu", self.gpu_stat)];
         let taken = self.last_collection.unwrap_or_else(SystemTime::now);
         let frozen = Frozen {
             node_id: self.settings.node_id.clone(),
             backend: self.backend.name(),
             inventory: Arc::clone(&self.inventory),
             gpus: self.gpus.clone(),
-            system: self.system_stats.clone(),
+            system: self.system.clone(),
             collectors,
             event_counts,
             kmsg: self.kmsg,

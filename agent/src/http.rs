@@ -5,91 +5,117 @@
 
 use std::sync::Arc;
 
-use actix_web::http::header::{self, ContentEncoding};
-use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
 use serde::Deserialize;
+use tower::util::MapResponse;
 
 pub mod body;
 mod commands;
 mod fake;
 mod plugins;
+pub mod serve;
 mod state;
 
-pub use state::{ApiError, AppState};
+pub use state::{ApiError, AppState, Peer};
 
 /// Content type of the Prometheus text format.
 pub const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
 const MAX_EVENTS_PAGE: usize = 10_000;
 
-/// Registers the routes on an actix app.
-pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
-    move |cfg| {
-        let fake = state.fake.is_some();
-        cfg.app_data(web::Data::new(state))
-            // Bodies go through `body::JsonBody`, which maps these limits to JSON errors.
-            .app_data(web::PayloadConfig::new(body::BODY_LIMIT))
-            .app_data(web::QueryConfig::default().error_handler(|e, _| {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "bad_request",
-                    format!("invalid query: {e}"),
-                )
-                .into()
-            }))
-            .app_data(web::PathConfig::default().error_handler(|e, _| {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "bad_request",
-                    format!("invalid path: {e}"),
-                )
-                .into()
-            }))
-            .route("/metrics", web::get().to(metrics))
-            .route("/healthz", web::get().to(healthz))
-            .route("/v1/events", web::get().to(events))
-            .route("/v1/plugins", web::get().to(plugins::list))
-            .route("/v1/plugins/{name}/run", web::post().to(plugins::run))
-            .route("/v1/commands", web::post().to(commands::submit))
-            .route("/v1/commands", web::get().to(commands::list));
-        if fake {
-            cfg.route("/v1/fake/inject", web::post().to(fake::inject))
-                .route("/v1/fake/clear", web::post().to(fake::clear));
-        }
-        cfg.default_service(web::to(|req: HttpRequest| async move {
-            Err::<HttpResponse, _>(ApiError::new(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                format!("no route for {} {}", req.method(), req.path()),
-            ))
-        }));
+/// The agent's routes. A path the agent does not serve, or a method a path does not take,
+/// gets a JSON 404 (as the agent answered under actix-web).
+pub fn router(state: AppState) -> Router {
+    let fake = state.fake.is_some();
+    // HEAD is not served (axum would answer it from GET): 404, as before.
+    let mut r = Router::new()
+        .route("/metrics", get(metrics).head(no_route))
+        .route("/healthz", get(healthz).head(no_route))
+        .route("/v1/events", get(events).head(no_route))
+        .route("/v1/plugins", get(plugins::list).head(no_route))
+        .route("/v1/plugins/{name}/run", post(plugins::run))
+        .route(
+            "/v1/commands",
+            post(commands::submit).get(commands::list).head(no_route),
+        );
+    if fake {
+        r = r
+            .route("/v1/fake/inject", post(fake::inject))
+            .route("/v1/fake/clear", post(fake::clear));
     }
+    let routes = r
+        .fallback(no_route)
+        .method_not_allowed_fallback(no_route)
+        .with_state(state);
+    // axum lists a known path's methods on its method-not-allowed answer; that answer is the
+    // 404 above, as under actix-web, so the list goes.
+    Router::new().fallback_service(MapResponse::new(routes, |mut resp: Response| {
+        if resp.status() == StatusCode::NOT_FOUND {
+            resp.headers_mut().remove(header::ALLOW);
+        }
+        resp
+    }))
 }
 
-async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let snap = Arc::clone(&state.snapshot.read().unwrap_or_else(|p| p.into_inner()));
-    let gzip = req
-        .headers()
+async fn no_route(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no route for {method} {}", uri.path()),
+    )
+}
+
+/// 400 for a query string that does not parse.
+fn bad_query(e: QueryRejection) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+        format!(
+            "invalid query: {}",
+            // The field and what is wrong with it, without axum's preamble.
+            e.body_text()
+                .trim_start_matches("Failed to deserialize query string: ")
+        ),
+    )
+}
+
+/// Whether `Accept-Encoding` lists gzip.
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers
         .get(header::ACCEPT_ENCODING)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| {
             v.split(',')
                 .any(|e| e.trim().split(';').next() == Some("gzip"))
-        });
-    let mut resp = HttpResponse::Ok();
-    resp.insert_header((header::CONTENT_TYPE, TEXT_FORMAT));
-    if gzip {
-        resp.insert_header(ContentEncoding::Gzip);
-        resp.body(snap.body_gzip())
+        })
+}
+
+async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let snap = Arc::clone(&state.snapshot.read().unwrap_or_else(|p| p.into_inner()));
+    let text = HeaderValue::from_static(TEXT_FORMAT);
+    if accepts_gzip(&headers) {
+        let gzip = HeaderValue::from_static("gzip");
+        (
+            [
+                (header::CONTENT_TYPE, text),
+                (header::CONTENT_ENCODING, gzip),
+            ],
+            snap.body_gzip(),
+        )
+            .into_response()
     } else {
-        resp.body(snap.body())
+        ([(header::CONTENT_TYPE, text)], snap.body()).into_response()
     }
 }
 
-async fn healthz(state: web::Data<AppState>) -> HttpResponse {
+async fn healthz(State(state): State<AppState>) -> Response {
     let snap = Arc::clone(&state.snapshot.read().unwrap_or_else(|p| p.into_inner()));
     let lost = snap.gpus.iter().filter(|g| g.1.is_none()).count();
-    HttpResponse::Ok().json(serde_json::json!({
+    Json(serde_json::json!({
         "status": "ok",
         "gpus": snap.gpus.len(),
         "gpus_lost": lost,
@@ -97,6 +123,7 @@ async fn healthz(state: web::Data<AppState>) -> HttpResponse {
         // A config file that no longer loads: the running configuration stays, and says so.
         "config_reload": state.reload.as_ref().map(|r| r.health()),
     }))
+    .into_response()
 }
 
 #[derive(Debug, Deserialize)]
@@ -108,9 +135,10 @@ struct EventsQuery {
 }
 
 async fn events(
-    q: web::Query<EventsQuery>,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
+    State(state): State<AppState>,
+    q: Result<Query<EventsQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(q) = q.map_err(bad_query)?;
     let limit = q.limit.unwrap_or(1000);
     if limit == 0 || limit > MAX_EVENTS_PAGE {
         return Err(ApiError::new(
@@ -124,15 +152,17 @@ async fn events(
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .page(q.after, limit);
-    Ok(HttpResponse::Ok().json(page))
+    Ok(Json(page).into_response())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use actix_web::{test, App};
+    use axum::body::Body;
+    use axum::http::Request;
     use std::sync::Mutex;
     use std::time::Duration;
+    use tower::ServiceExt;
 
     use crate::backend::fake::FakeBackend;
     use crate::events::EventLog;
@@ -157,21 +187,58 @@ mod tests {
         }
     }
 
-    #[actix_web::test]
+    /// Answers `req` as the server would (without a socket).
+    pub(super) async fn call(app: &Router, req: Request<Body>) -> Response {
+        match app.clone().oneshot(req).await {
+            Ok(r) => r,
+            Err(e) => match e {},
+        }
+    }
+
+    /// The body of `resp` as JSON.
+    pub(super) async fn json(resp: Response) -> serde_json::Value {
+        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .expect("the body");
+        serde_json::from_slice(&bytes).expect("a JSON body")
+    }
+
+    /// A request; `peer` is what the server would put in its extensions.
+    pub(super) fn request(
+        method: &str,
+        uri: &str,
+        headers: &[(&str, &str)],
+        peer: Option<&str>,
+        body: impl Into<Body>,
+    ) -> Request<Body> {
+        let mut r = Request::builder().method(method).uri(uri);
+        for (k, v) in headers {
+            r = r.header(*k, *v);
+        }
+        if let Some(p) = peer {
+            r = r.extension(Peer(p.parse().expect("a socket address")));
+        }
+        r.body(body.into()).expect("a request")
+    }
+
+    #[tokio::test]
     async fn commands_need_the_node_token_digest_and_run_once() {
         use sha2::Digest;
         let st = state(None);
         let auth = st.command_auth.clone();
-        let app = test::init_service(App::new().configure(configure(st))).await;
+        let app = router(st);
         let body = r#"{"id":"cmd-1","kind":"cordon","params":{"reason":"xid 79"}}"#;
         let post = |bearer: &str| {
-            test::TestRequest::post()
-                .uri("/v1/commands")
-                .insert_header(("Authorization", format!("Bearer {bearer}")))
-                .set_payload(body)
-                .to_request()
+            let auth = format!("Bearer {bearer}");
+            request(
+                "POST",
+                "/v1/commands",
+                &[("Authorization", &auth)],
+                None,
+                body,
+            )
         };
-        let r = test::call_service(&app, post("x")).await;
+        let r = call(&app, post("x")).await;
         assert_eq!(
             r.status(),
             StatusCode::SERVICE_UNAVAILABLE,
@@ -182,14 +249,13 @@ mod tests {
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect();
-        let r = test::call_service(&app, post("gwn_t")).await;
+        let r = call(&app, post("gwn_t")).await;
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-        let first: serde_json::Value =
-            test::read_body_json(test::call_service(&app, post(&digest)).await).await;
+        let first = json(call(&app, post(&digest)).await).await;
         assert_eq!(first["id"], "cmd-1");
         let mut last = first;
         for _ in 0..200 {
-            last = test::read_body_json(test::call_service(&app, post(&digest)).await).await;
+            last = json(call(&app, post(&digest)).await).await;
             if last["state"] != "running" {
                 break;
             }
@@ -200,23 +266,29 @@ mod tests {
             last["message"],
             "recorded; no commands.cordon hook is configured"
         );
-        let r = test::call_service(
+        let bearer = format!("Bearer {digest}");
+        let r = call(
             &app,
-            test::TestRequest::post()
-                .uri("/v1/commands")
-                .insert_header(("Authorization", format!("Bearer {digest}")))
-                .set_payload("{\"id\":\"cmd-2\"}")
-                .to_request(),
+            request(
+                "POST",
+                "/v1/commands",
+                &[("Authorization", &bearer)],
+                None,
+                "{\"id\":\"cmd-2\"}",
+            ),
         )
         .await;
         assert_eq!(r.status(), StatusCode::BAD_REQUEST);
-        let list: serde_json::Value = test::read_body_json(
-            test::call_service(
+        let list = json(
+            call(
                 &app,
-                test::TestRequest::get()
-                    .uri("/v1/commands")
-                    .insert_header(("Authorization", format!("Bearer {digest}")))
-                    .to_request(),
+                request(
+                    "GET",
+                    "/v1/commands",
+                    &[("Authorization", &bearer)],
+                    None,
+                    Body::empty(),
+                ),
             )
             .await,
         )

@@ -256,21 +256,13 @@ pub async fn run(
         command_auth: Arc::clone(&command_auth),
         reload: Some(reload_status),
     };
-    let server = actix_web::HttpServer::new(move || {
-        actix_web::App::new().configure(http::configure(state.clone()))
-    })
-    .workers(cfg.server.workers)
-    .disable_signals()
-    // A client that closes its side has gone away: its handler is dropped (an on-demand
-    // plugin run is then stopped and frees its slot) instead of running to its end.
-    .h1_allow_half_closed(false)
-    .shutdown_timeout(5)
-    .bind(&cfg.server.listen)
-    .with_context(|| format!("cannot listen on {}", cfg.server.listen))?;
-    for addr in server.addrs() {
+    let bound = http::serve::bind(&cfg.server.listen)
+        .with_context(|| format!("cannot listen on {}", cfg.server.listen))?;
+    let addrs = bound.addrs();
+    for addr in &addrs {
         tracing::info!(%addr, interval = %humantime::format_duration(cfg.collector.interval), "listening");
     }
-    let mut registrar = match server.addrs().first() {
+    let mut registrar = match addrs.first() {
         Some(bound) if !join_credentials.is_empty() => Some(start_registration(
             &cfg,
             join_credentials,
@@ -286,9 +278,8 @@ pub async fn run(
         Some(n) => Some(n.spawn().context("starting the notice thread")?),
         None => None,
     };
-    let server = server.run();
-    let handle = server.handle();
-    let server_task = tokio::spawn(server);
+    // On this runtime (`server.workers` threads in the binary); see `http::serve`.
+    let server = bound.serve(http::router(state));
 
     let refused = async {
         match registrar.as_mut() {
@@ -309,8 +300,7 @@ pub async fn run(
         n.stop();
         let _ = tokio::task::spawn_blocking(move || t.join()).await;
     }
-    handle.stop(true).await;
-    let _ = server_task.await;
+    server.stop().await;
     let _ = tx.send(Msg::Shutdown);
     let _ = collector_thread.join();
     drop(plugins);

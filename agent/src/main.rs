@@ -218,8 +218,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // The runtime serves the HTTP API too (`server.workers` threads).
     let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
+        .worker_threads(cfg.server.workers)
         .enable_all()
         .build()
     {

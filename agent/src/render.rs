@@ -11,6 +11,8 @@ mod input;
 
 pub use input::{CollectorStat, ExtraMetrics, GpuState, KmsgStats, RenderInput};
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use gpuwarden_wire::metric as m;
 
 use crate::backend::{clock_event, GpuInfo, GpuSample};
@@ -218,9 +220,12 @@ const SIMPLE: &[(&str, &str, Kind, Get)] = &[
     ),
 ];
 
+/// The last body's length: the next is as long (from 96 KiB, 8 GPUs' ~200 KiB grew twice).
+static LAST_LEN: AtomicUsize = AtomicUsize::new(96 * 1024);
+
 /// Renders the whole `/metrics` body.
 pub fn render(input: &RenderInput<'_>) -> String {
-    let mut t = Text::with_capacity(96 * 1024);
+    let mut t = Text::with_capacity(LAST_LEN.load(Ordering::Relaxed) * 17 / 16);
     let inv = input.inventory;
     let with_sample = || {
         inv.gpus
@@ -389,5 +394,7 @@ pub fn render(input: &RenderInput<'_>) -> String {
     if let Some(extra) = input.extra {
         extra.render(&mut t);
     }
-    t.finish()
+    let body = t.finish();
+    LAST_LEN.store(body.len(), Ordering::Relaxed);
+    body
 }

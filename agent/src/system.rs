@@ -16,6 +16,8 @@ pub struct SystemCollector {
     disks: Option<Disks>,
     /// Constant while the node runs: read once.
     boot_time_seconds: Option<u64>,
+    /// Readings taken.
+    reads: u64,
 }
 
 impl std::fmt::Debug for SystemCollector {
@@ -60,11 +62,13 @@ impl SystemCollector {
             )
             .ok(),
             boot_time_seconds: System::boot_time().ok(),
+            reads: 0,
         }
     }
 
     /// Reads the node now.
     pub fn collect(&mut self) -> SystemStats {
+        self.reads += 1;
         let mut s = SystemStats::default();
         if let Some(sys) = self.system.as_mut() {
             sys.refresh_cpu_usage();
@@ -105,6 +109,13 @@ impl SystemCollector {
             s.networks.truncate(MAX_NICS);
         }
         s
+    }
+}
+
+impl SystemCollector {
+    /// How many readings [`collect`](Self::collect) has taken.
+    pub fn reads(&self) -> u64 {
+        self.reads
     }
 }
 

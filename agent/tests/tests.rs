@@ -12,6 +12,7 @@ mod config_env;
 mod events;
 mod exposition;
 mod faults;
+mod idle;
 mod imports;
 mod kmsg;
 mod notify;

@@ -130,8 +130,11 @@ pub struct NodeConfig {
 pub struct ServerConfig {
     /// Address for `/metrics`, `/healthz` and `/v1/…`.
     pub listen: String,
-    /// HTTP worker threads. Each wakes four times a second even when idle (actix-http's
-    /// date timer), so one is the default: every handler is asynchronous or pre-rendered.
+    /// Threads of the `gpuwarden-agent` binary's async runtime, which serves HTTP (hyper,
+    /// [`http::serve`](crate::http::serve)) and runs the agent's other asynchronous tasks;
+    /// 1 to 64. One is the default: every handler is asynchronous or pre-rendered, and
+    /// collections, plugins and blocking work have threads of their own. An idle thread
+    /// sleeps (actix-web, before, woke each of its workers 4 times a second).
     pub workers: usize,
 }
 

@@ -12,21 +12,23 @@
 //! The handlers then parse the bytes into their own types (400 `bad_request` naming the
 //! problem).
 
-use std::future::Future;
-use std::pin::Pin;
+use std::io::Read;
 
-use actix_web::http::{header, StatusCode};
-use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::{header, HeaderMap, StatusCode};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 
 use super::state::ApiError;
 
 /// Largest request body the agent takes, in bytes (64 KiB): commands, fault injections and
-/// diagnostic parameters are a few hundred bytes.
+/// diagnostic parameters are a few hundred bytes. With a `Content-Encoding`, the limit is
+/// on the decoded body too.
 pub const BODY_LIMIT: usize = 64 * 1024;
 
 /// A request body of at most [`BODY_LIMIT`] bytes, labelled JSON unless it is empty.
 #[derive(Debug)]
-pub struct JsonBody(pub web::Bytes);
+pub struct JsonBody(pub Bytes);
 
 impl JsonBody {
     /// Whether the body is empty or only whitespace.
@@ -36,8 +38,8 @@ impl JsonBody {
 }
 
 /// 415 unless `Content-Type` is missing or JSON.
-fn json_content_type(req: &HttpRequest) -> Result<(), ApiError> {
-    let Some(ct) = req.headers().get(header::CONTENT_TYPE) else {
+fn json_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(ct) = headers.get(header::CONTENT_TYPE) else {
         return Ok(());
     };
     let ct = String::from_utf8_lossy(ct.as_bytes()).to_ascii_lowercase();
@@ -56,48 +58,114 @@ fn json_content_type(req: &HttpRequest) -> Result<(), ApiError> {
     ))
 }
 
-impl FromRequest for JsonBody {
-    type Error = ApiError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+fn too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "too_large",
+        format!("the request body is larger than {BODY_LIMIT} bytes"),
+    )
+}
 
-    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let typed = json_content_type(req);
-        // The limit is the app's `PayloadConfig` ([`BODY_LIMIT`]); a larger body (declared or
-        // streamed) ends the read.
-        let fut = web::Bytes::from_request(req, payload);
-        Box::pin(async move {
-            let bytes = fut.await.map_err(|e| {
-                let status = e.as_response_error().status_code();
-                if status == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::new(
-                        status,
-                        "too_large",
-                        format!("the request body is larger than {BODY_LIMIT} bytes"),
-                    )
-                } else if matches!(
-                    e.as_error::<actix_web::error::PayloadError>(),
-                    Some(actix_web::error::PayloadError::Incomplete(None))
-                ) {
+fn undecodable() -> ApiError {
+    // Not the decoder's debug text: what an operator can act on.
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+        "the request body could not be read or decoded (is its Content-Encoding right?)",
+    )
+}
+
+/// The body decoded as its `Content-Encoding` says: gzip and deflate (zlib) as the agent
+/// took them before (actix-web's `compress-gzip`), none and `identity` as they are; any
+/// other coding gets 415.
+fn decode(headers: &HeaderMap, raw: Bytes) -> Result<Bytes, ApiError> {
+    let coding = headers.get(header::CONTENT_ENCODING).map(|v| {
+        String::from_utf8_lossy(v.as_bytes())
+            .trim()
+            .to_ascii_lowercase()
+    });
+    let reader: Box<dyn Read + '_> = match coding.as_deref() {
+        None | Some("" | "identity") => return Ok(raw),
+        Some("gzip" | "x-gzip") => Box::new(flate2::read::GzDecoder::new(&raw[..])),
+        Some("deflate") => Box::new(flate2::read::ZlibDecoder::new(&raw[..])),
+        Some(other) => {
+            let shown: String = other.chars().take(100).collect();
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                format!(
+                    "the request body's Content-Encoding {shown:?} is not taken (gzip, deflate or none)"
+                ),
+            ));
+        }
+    };
+    let mut out = Vec::new();
+    // One byte past the limit tells a body at the limit from a larger one.
+    reader
+        .take(BODY_LIMIT as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|_| undecodable())?;
+    if out.len() > BODY_LIMIT {
+        return Err(too_large());
+    }
+    Ok(out.into())
+}
+
+/// Whether reading a body failed because the client stopped sending before the length it
+/// announced (hyper: an `UnexpectedEof` under its body error).
+fn ended_early(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut at = Some(e);
+    while let Some(e) = at {
+        if e.downcast_ref::<hyper::Error>()
+            .is_some_and(hyper::Error::is_incomplete_message)
+            || e.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::UnexpectedEof)
+        {
+            return true;
+        }
+        at = e.source();
+    }
+    false
+}
+
+impl<S: Send + Sync> FromRequest<S> for JsonBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _: &S) -> Result<Self, ApiError> {
+        let (parts, body) = req.into_parts();
+        let typed = json_content_type(&parts.headers);
+        // A declared length over the limit is refused before anything is read; a streamed
+        // body ends the read at the limit.
+        let declared = parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok());
+        if declared.is_some_and(|n| n > BODY_LIMIT as u64) {
+            return Err(too_large());
+        }
+        let raw = Limited::new(body, BODY_LIMIT)
+            .collect()
+            .await
+            .map_err(|e| {
+                if e.is::<LengthLimitError>() {
+                    return too_large();
+                }
+                if ended_early(&*e) {
                     ApiError::new(
                         StatusCode::BAD_REQUEST,
                         "bad_request",
                         "the request body ended before its announced length",
                     )
                 } else {
-                    // Not the decoder's debug text: what an operator can act on.
-                    ApiError::new(
-                        StatusCode::BAD_REQUEST,
-                        "bad_request",
-                        "the request body could not be read or decoded (is its Content-Encoding right?)",
-                    )
+                    undecodable()
                 }
-            })?;
-            let body = JsonBody(bytes);
-            if !body.is_blank() {
-                typed?;
-            }
-            Ok(body)
-        })
+            })?
+            .to_bytes();
+        let body = JsonBody(decode(&parts.headers, raw)?);
+        if !body.is_blank() {
+            typed?;
+        }
+        Ok(body)
     }
 }
 
@@ -105,9 +173,8 @@ impl FromRequest for JsonBody {
 mod tests {
     use std::sync::Arc;
 
-    use actix_web::{test, App};
-
-    use super::super::{configure, tests::state};
+    use super::super::router;
+    use super::super::tests::{call as answer, request, state};
     use super::*;
     use crate::backend::fake::{FakeBackend, DEFAULT_MODEL};
 
@@ -125,14 +192,16 @@ mod tests {
         body: Vec<u8>,
     ) -> (StatusCode, serde_json::Value) {
         let fake = Arc::new(FakeBackend::new(1, DEFAULT_MODEL, 1));
-        let app = test::init_service(App::new().configure(configure(state(Some(fake))))).await;
-        let mut req = test::TestRequest::post().uri(path).set_payload(body);
-        if let Some(ct) = content_type {
-            req = req.insert_header((header::CONTENT_TYPE, ct));
-        }
-        let resp = test::call_service(&app, req.to_request()).await;
+        let app = router(state(Some(fake)));
+        let headers: Vec<(&str, &str)> = content_type
+            .map(|ct| ("Content-Type", ct))
+            .into_iter()
+            .collect();
+        let resp = answer(&app, request("POST", path, &headers, None, body)).await;
         let status = resp.status();
-        let bytes = test::read_body(resp).await;
+        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .expect("the body");
         let json = serde_json::from_slice(&bytes).unwrap_or_else(|e| {
             panic!(
                 "{path}: {status} is not JSON ({e}): {}",
@@ -144,7 +213,7 @@ mod tests {
 
     /// Regression (hardening follow-up): a 5 MB body got a plain-text "payload reached size
     /// limit", and the run endpoint took `text/plain`.
-    #[actix_web::test]
+    #[tokio::test]
     async fn every_body_taking_endpoint_refuses_bad_bodies_in_json() {
         for path in BODY_ROUTES {
             let big = vec![b' '; 5 << 20];
@@ -179,19 +248,22 @@ mod tests {
         }
     }
 
-    #[actix_web::test]
+    #[tokio::test]
     async fn query_errors_are_json() {
         let fake = Arc::new(FakeBackend::new(1, DEFAULT_MODEL, 1));
-        let app = test::init_service(App::new().configure(configure(state(Some(fake))))).await;
+        let app = router(state(Some(fake)));
         for uri in [
             "/v1/events?after=-1",
             "/v1/events?limit=x",
             "/v1/events?bogus=1",
         ] {
-            let resp =
-                test::call_service(&app, test::TestRequest::get().uri(uri).to_request()).await;
+            let resp = answer(
+                &app,
+                request("GET", uri, &[], None, axum::body::Body::empty()),
+            )
+            .await;
             assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{uri}");
-            let j: serde_json::Value = test::read_body_json(resp).await;
+            let j = super::super::tests::json(resp).await;
             assert_eq!(j["error"]["code"], "bad_request", "{uri}: {j}");
         }
     }

@@ -3,14 +3,16 @@
 
 use std::time::Duration;
 
-use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
 
 use super::state::{ApiError, AppState};
 
 /// Checks the control plane's credential: the digest of this node's token.
 fn command_caller(
-    req: &HttpRequest,
+    headers: &HeaderMap,
     state: &AppState,
 ) -> Result<crate::commands::Commands, ApiError> {
     let Some(commands) = state.commands.clone() else {
@@ -20,7 +22,7 @@ fn command_caller(
             "this agent takes no commands",
         ));
     };
-    match super::state::node_credential(req, state) {
+    match super::state::node_credential(headers, state) {
         Some(true) => Ok(commands),
         Some(false) => Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -36,11 +38,11 @@ fn command_caller(
 }
 
 pub(super) async fn submit(
-    req: HttpRequest,
+    State(state): State<AppState>,
+    headers: HeaderMap,
     body: super::body::JsonBody,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    let commands = command_caller(&req, &state)?;
+) -> Result<Response, ApiError> {
+    let commands = command_caller(&headers, &state)?;
     let r: gpuwarden_wire::command::CommandRequest =
         serde_json::from_slice(&body.0).map_err(|e| {
             ApiError::new(
@@ -50,7 +52,7 @@ pub(super) async fn submit(
             )
         })?;
     // Waiting for a quick command to end blocks: keep it off the server's threads.
-    let out = web::block(move || {
+    let out = tokio::task::spawn_blocking(move || {
         commands.submit(r).map(|s| {
             commands
                 .status_within(&s.id, Duration::from_secs(2))
@@ -60,7 +62,7 @@ pub(super) async fn submit(
     .await
     .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
     match out {
-        Ok(status) => Ok(HttpResponse::Ok().json(status)),
+        Ok(status) => Ok(Json(status).into_response()),
         Err(e @ crate::commands::SubmitError::Invalid(_)) => Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "bad_request",
@@ -75,9 +77,9 @@ pub(super) async fn submit(
 }
 
 pub(super) async fn list(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    let commands = command_caller(&req, &state)?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({"commands": commands.list()})))
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let commands = command_caller(&headers, &state)?;
+    Ok(Json(serde_json::json!({"commands": commands.list()})).into_response())
 }

@@ -3,11 +3,15 @@
 
 use std::sync::Arc;
 
-use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse};
+use std::net::SocketAddr;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use serde::Deserialize;
 
-use super::state::{collect_now, ApiError, AppState};
+use super::state::{collect_now, ApiError, AppState, Peer};
 use crate::backend::fake::{FakeBackend, InjectRequest};
 
 fn fake_of(state: &AppState) -> Result<&Arc<FakeBackend>, ApiError> {
@@ -22,17 +26,16 @@ fn fake_of(state: &AppState) -> Result<&Arc<FakeBackend>, ApiError> {
 /// that `/v1/commands` takes. An agent listening on `0.0.0.0` with fake GPUs does not hand
 /// fault injection to the network.
 fn fake_caller<'s>(
-    req: &HttpRequest,
+    peer: Option<SocketAddr>,
+    headers: &HeaderMap,
     state: &'s AppState,
 ) -> Result<&'s Arc<FakeBackend>, ApiError> {
     let fake = fake_of(state)?;
-    let local = req
-        .peer_addr()
-        .is_some_and(|a| a.ip().to_canonical().is_loopback());
+    let local = peer.is_some_and(|a| a.ip().to_canonical().is_loopback());
     if local {
         return Ok(fake);
     }
-    match super::state::node_credential(req, state) {
+    match super::state::node_credential(headers, state) {
         Some(true) => Ok(fake),
         Some(false) => Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -48,11 +51,12 @@ fn fake_caller<'s>(
 }
 
 pub(super) async fn inject(
-    req: HttpRequest,
+    State(state): State<AppState>,
+    peer: Option<Extension<Peer>>,
+    headers: HeaderMap,
     body: super::body::JsonBody,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    let fake = fake_caller(&req, &state)?;
+) -> Result<Response, ApiError> {
+    let fake = fake_caller(peer.map(|p| p.0 .0), &headers, &state)?;
     let body: InjectRequest = serde_json::from_slice(&body.0).map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -72,8 +76,10 @@ pub(super) async fn inject(
     })?;
     tracing::info!(gpu = body.gpu, fault = ?fault, "fault injected");
     collect_now(&state).await?;
-    Ok(HttpResponse::Ok()
-        .json(serde_json::json!({"gpu": body.gpu, "fault": body.fault, "injected": true})))
+    Ok(
+        Json(serde_json::json!({"gpu": body.gpu, "fault": body.fault, "injected": true}))
+            .into_response(),
+    )
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -83,11 +89,12 @@ struct ClearRequest {
 }
 
 pub(super) async fn clear(
-    http: HttpRequest,
+    State(state): State<AppState>,
+    peer: Option<Extension<Peer>>,
+    headers: HeaderMap,
     body: super::body::JsonBody,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    let fake = fake_caller(&http, &state)?;
+) -> Result<Response, ApiError> {
+    let fake = fake_caller(peer.map(|p| p.0 .0), &headers, &state)?;
     let req: ClearRequest = if body.is_blank() {
         ClearRequest::default()
     } else {
@@ -108,46 +115,48 @@ pub(super) async fn clear(
     })?;
     tracing::info!(gpu = ?req.gpu, "faults cleared");
     collect_now(&state).await?;
-    Ok(HttpResponse::Ok()
-        .json(serde_json::json!({"cleared": req.gpu.map_or("all".to_string(), |g| g.to_string())})))
+    Ok(
+        Json(serde_json::json!({"cleared": req.gpu.map_or("all".to_string(), |g| g.to_string())}))
+            .into_response(),
+    )
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::{configure, tests::state};
+    use super::super::router;
+    use super::super::tests::{call, json, request, state};
     use super::*;
-    use actix_web::{test, App};
 
-    #[actix_web::test]
+    const JSON: (&str, &str) = ("Content-Type", "application/json");
+
+    #[tokio::test]
     async fn fake_endpoints_exist_only_with_the_fake_backend() {
-        let app = test::init_service(App::new().configure(configure(state(None)))).await;
-        let req = test::TestRequest::post()
-            .uri("/v1/fake/inject")
-            .set_json(serde_json::json!({"gpu":0,"fault":"xid","code":79}))
-            .to_request();
-        let resp = test::call_service(&app, req).await;
+        let app = router(state(None));
+        let body = serde_json::json!({"gpu":0,"fault":"xid","code":79}).to_string();
+        let req = request("POST", "/v1/fake/inject", &[JSON], None, body);
+        let resp = call(&app, req).await;
         assert_eq!(resp.status(), StatusCode::NOT_FOUND);
-        let body: serde_json::Value = test::read_body_json(resp).await;
+        let body = json(resp).await;
         assert_eq!(body["error"]["code"], "not_found");
     }
 
     /// A body its `Content-Encoding` cannot decode gets a clear JSON 400, not the
     /// decoder's debug text.
-    #[actix_web::test]
+    #[tokio::test]
     async fn an_undecodable_body_gets_a_clear_json_error() {
         use crate::backend::fake::DEFAULT_MODEL;
         let fake = Arc::new(FakeBackend::new(1, DEFAULT_MODEL, 1));
-        let app = test::init_service(App::new().configure(configure(state(Some(fake))))).await;
-        let req = test::TestRequest::post()
-            .uri("/v1/fake/inject")
-            .peer_addr("127.0.0.1:40000".parse().unwrap())
-            .insert_header(("Content-Type", "application/json"))
-            .insert_header(("Content-Encoding", "gzip"))
-            .set_payload(b"\x1f\x8b\x08\x00not gzip".to_vec())
-            .to_request();
-        let resp = test::call_service(&app, req).await;
+        let app = router(state(Some(fake)));
+        let req = request(
+            "POST",
+            "/v1/fake/inject",
+            &[JSON, ("Content-Encoding", "gzip")],
+            Some("127.0.0.1:40000"),
+            b"\x1f\x8b\x08\x00not gzip".to_vec(),
+        );
+        let resp = call(&app, req).await;
         assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
-        let body: serde_json::Value = test::read_body_json(resp).await;
+        let body = json(resp).await;
         let m = body["error"]["message"].as_str().unwrap();
         assert!(
             m.contains("decoded") && !m.contains("Custom") && !m.contains("Some("),
@@ -155,56 +164,56 @@ mod tests {
         );
     }
 
-    #[actix_web::test]
+    #[tokio::test]
     async fn a_stopped_collector_turns_injection_into_a_clear_error() {
         use crate::backend::fake::DEFAULT_MODEL;
         let fake = Arc::new(FakeBackend::new(1, DEFAULT_MODEL, 1));
-        let app = test::init_service(App::new().configure(configure(state(Some(fake))))).await;
-        let req = test::TestRequest::post()
-            .uri("/v1/fake/inject")
-            .peer_addr("127.0.0.1:40000".parse().unwrap())
-            .set_json(serde_json::json!({"gpu":0,"fault":"temperature","value":90}))
-            .to_request();
-        let resp = test::call_service(&app, req).await;
+        let app = router(state(Some(fake)));
+        let body = serde_json::json!({"gpu":0,"fault":"temperature","value":90}).to_string();
+        let req = request(
+            "POST",
+            "/v1/fake/inject",
+            &[JSON],
+            Some("127.0.0.1:40000"),
+            body,
+        );
+        let resp = call(&app, req).await;
         assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
     }
 
     /// Issue: an agent with fake GPUs listening on 0.0.0.0 offered fault injection to the
     /// network without a credential. The node itself keeps it without one; other hosts need
     /// the node credential of `/v1/commands`.
-    #[actix_web::test]
+    #[tokio::test]
     async fn fault_injection_from_another_host_needs_the_node_credential() {
         use crate::backend::fake::DEFAULT_MODEL;
         use sha2::Digest;
         let fake = Arc::new(FakeBackend::new(1, DEFAULT_MODEL, 1));
         let st = state(Some(fake));
         let auth = st.command_auth.clone();
-        let app = test::init_service(App::new().configure(configure(st))).await;
-        let call = |peer: &str, path: &str, bearer: Option<&str>| {
-            let mut r = test::TestRequest::post()
-                .uri(path)
-                .peer_addr(peer.parse().unwrap())
-                .set_json(if path.ends_with("inject") {
-                    serde_json::json!({"gpu":0,"fault":"xid","code":79})
-                } else {
-                    serde_json::json!({"gpu":0})
-                });
-            if let Some(b) = bearer {
-                r = r.insert_header(("Authorization", format!("Bearer {b}")));
-            }
-            r.to_request()
+        let app = router(st);
+        let req = |peer: &str, path: &str, bearer: Option<&str>| {
+            let body = if path.ends_with("inject") {
+                serde_json::json!({"gpu":0,"fault":"xid","code":79})
+            } else {
+                serde_json::json!({"gpu":0})
+            };
+            let auth = bearer.map(|b| format!("Bearer {b}"));
+            let mut headers = vec![JSON];
+            headers.extend(auth.as_deref().map(|a| ("Authorization", a)));
+            request("POST", path, &headers, Some(peer), body.to_string())
         };
         // The test's collector is stopped: 503 means the caller was let through.
         let through = StatusCode::SERVICE_UNAVAILABLE;
         for path in ["/v1/fake/inject", "/v1/fake/clear"] {
             for local in ["127.0.0.1:5000", "[::1]:5000", "[::ffff:127.0.0.1]:5000"] {
-                let r = test::call_service(&app, call(local, path, None)).await;
+                let r = call(&app, req(local, path, None)).await;
                 assert_eq!(r.status(), through, "{path} from {local}");
             }
             // Not joined yet: no credential exists, other hosts are refused.
-            let r = test::call_service(&app, call("10.1.2.3:5000", path, None)).await;
+            let r = call(&app, req("10.1.2.3:5000", path, None)).await;
             assert_eq!(r.status(), StatusCode::FORBIDDEN, "{path}");
-            let body: serde_json::Value = test::read_body_json(r).await;
+            let body = json(r).await;
             assert_eq!(body["error"]["code"], "forbidden");
         }
         auth.set_token("gwn_node_token");
@@ -213,16 +222,15 @@ mod tests {
             .map(|b| format!("{b:02x}"))
             .collect();
         for path in ["/v1/fake/inject", "/v1/fake/clear"] {
-            let r = test::call_service(&app, call("10.1.2.3:5000", path, None)).await;
+            let r = call(&app, req("10.1.2.3:5000", path, None)).await;
             assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{path}");
-            let r =
-                test::call_service(&app, call("10.1.2.3:5000", path, Some("gwn_node_token"))).await;
+            let r = call(&app, req("10.1.2.3:5000", path, Some("gwn_node_token"))).await;
             assert_eq!(
                 r.status(),
                 StatusCode::UNAUTHORIZED,
                 "the token itself is not the credential"
             );
-            let r = test::call_service(&app, call("10.1.2.3:5000", path, Some(&digest))).await;
+            let r = call(&app, req("10.1.2.3:5000", path, Some(&digest))).await;
             assert_eq!(r.status(), through, "{path} with the credential");
         }
     }

@@ -4,8 +4,11 @@
 
 use std::sync::Arc;
 
-use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
 
 use super::state::{ApiError, AppState};
 use crate::plugin::manager::{PluginManager, RunError};
@@ -18,14 +21,14 @@ fn plugins_of(state: &AppState) -> Result<&Arc<PluginManager>, ApiError> {
 }
 
 /// `GET /v1/plugins`.
-pub(super) async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "plugins": plugins_of(&state)?.list() })))
+pub(super) async fn list(State(state): State<AppState>) -> Result<Response, ApiError> {
+    Ok(Json(serde_json::json!({ "plugins": plugins_of(&state)?.list() })).into_response())
 }
 
 /// Checks the bearer of an on-demand run: 401 without the node token's digest, and 401 with
 /// how to go on when this agent has no node token at all (a standalone agent).
-fn authorize(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
-    match super::state::node_credential(req, state) {
+fn authorize(headers: &HeaderMap, state: &AppState) -> Result<(), ApiError> {
+    match super::state::node_credential(headers, state) {
         Some(true) => Ok(()),
         Some(false) => Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -41,6 +44,15 @@ fn authorize(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
              to try a plugin against fake GPUs instead, run `gpuwarden-agent plugin test FILE`",
         )),
     }
+}
+
+/// 400 for a plugin name that does not decode.
+fn bad_path(e: PathRejection) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+        format!("invalid path: {}", e.body_text()),
+    )
 }
 
 /// Diagnostic parameters: a JSON object of strings, numbers and booleans.
@@ -69,19 +81,19 @@ fn params_of(body: &[u8]) -> Result<Vec<(String, String)>, ApiError> {
 /// `POST /v1/plugins/{name}/run`: 200 with the outcome (a failed run is an `unknown`
 /// report, not an HTTP error), 401 without the credential, 404 no such plugin, 409 not
 /// loaded, 429 busy. A run whose caller went away is stopped: the server drops this
-/// handler when the client closes its connection (`h1_allow_half_closed(false)`), and the
-/// run ends at its deadline in any case.
+/// handler when the client closes its connection (hyper's `half_close(false)`, see
+/// [`serve`](super::serve)), and the run ends at its deadline in any case.
 pub(super) async fn run(
-    req: HttpRequest,
-    path: web::Path<String>,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    path: Result<Path<String>, PathRejection>,
     body: super::body::JsonBody,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    authorize(&req, &state)?;
+) -> Result<Response, ApiError> {
+    authorize(&headers, &state)?;
+    let Path(name) = path.map_err(bad_path)?;
     let params = params_of(&body.0)?;
-    let name = path.into_inner();
     match plugins_of(&state)?.run_now(&name, params).await {
-        Ok(outcome) => Ok(HttpResponse::Ok().json(outcome)),
+        Ok(outcome) => Ok(Json(outcome).into_response()),
         Err(e @ RunError::NotFound(_)) => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",
@@ -104,12 +116,13 @@ pub(super) async fn run(
 mod tests {
     use std::sync::Mutex;
 
-    use actix_web::{test, App};
+    use axum::body::Body;
 
+    use super::super::tests::{call, json, request};
     use super::*;
     use crate::events::EventLog;
 
-    #[actix_web::test]
+    #[tokio::test]
     async fn an_on_demand_run_needs_the_node_token_digest() {
         let (tx, _rx) = std::sync::mpsc::channel();
         let state = AppState {
@@ -123,20 +136,27 @@ mod tests {
             reload: None,
         };
         let auth = Arc::clone(&state.command_auth);
-        let app = test::init_service(App::new().configure(super::super::configure(state))).await;
+        let app = super::super::router(state);
         let run = |bearer: Option<&str>| {
-            let mut r = test::TestRequest::post().uri("/v1/plugins/gpu-sanity/run");
-            if let Some(b) = bearer {
-                r = r.insert_header(("Authorization", format!("Bearer {b}")));
-            }
-            r.to_request()
+            let auth = bearer.map(|b| format!("Bearer {b}"));
+            let headers: Vec<(&str, &str)> = auth
+                .as_deref()
+                .map(|a| ("Authorization", a))
+                .into_iter()
+                .collect();
+            request(
+                "POST",
+                "/v1/plugins/gpu-sanity/run",
+                &headers,
+                None,
+                Body::empty(),
+            )
         };
         macro_rules! call {
             ($req:expr) => {{
-                let resp = test::call_service(&app, $req).await;
+                let resp = call(&app, $req).await;
                 let status = resp.status();
-                let body: serde_json::Value = test::read_body_json(resp).await;
-                (status, body)
+                (status, json(resp).await)
             }};
         }
         // A standalone agent (no node token) refuses and says how to go on.

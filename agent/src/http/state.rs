@@ -5,9 +5,8 @@ use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use actix_web::http::header;
-use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, ResponseError};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 
 use crate::backend::fake::FakeBackend;
 use crate::collector::{Msg, SharedSnapshot};
@@ -35,6 +34,10 @@ pub struct AppState {
     pub reload: Option<Arc<crate::config::reload::ReloadStatus>>,
 }
 
+/// The address of the client of a request, put in its extensions by the server.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub std::net::SocketAddr);
+
 /// An API error: status, machine code, human message.
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
@@ -55,13 +58,10 @@ impl ApiError {
     }
 }
 
-impl ResponseError for ApiError {
-    fn status_code(&self) -> StatusCode {
-        self.status
-    }
-    fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status)
-            .json(serde_json::json!({"error": {"code": self.code, "message": self.message}}))
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({"error": {"code": self.code, "message": self.message}});
+        (self.status, axum::Json(body)).into_response()
     }
 }
 
@@ -92,9 +92,8 @@ pub(super) async fn collect_now(state: &AppState) -> Result<(), ApiError> {
 /// Whether the request's bearer is the node credential that `/v1/commands` takes (the
 /// SHA-256, hex, of this node's token): `None` when this agent has no node token yet.
 /// Every endpoint that acts on the node checks it through here.
-pub(super) fn node_credential(req: &HttpRequest, state: &AppState) -> Option<bool> {
-    let presented = req
-        .headers()
+pub(super) fn node_credential(headers: &HeaderMap, state: &AppState) -> Option<bool> {
+    let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))

@@ -103,3 +103,51 @@ fn an_empty_snapshot_has_an_empty_body() {
     assert!(s.body().is_empty());
     assert!(!s.body_gzip().is_empty(), "still valid gzip");
 }
+
+/// Node metrics are read by the render of a collection a scrape asks for, not by every
+/// collection (two in three were never scraped at 5 s collections, 15 s scrapes).
+#[test]
+fn node_metrics_are_read_when_a_body_is_rendered_not_at_every_collection() {
+    let fake = Arc::new(FakeBackend::new(1, "Fake", 1));
+    let shared: SharedSnapshot = Arc::new(RwLock::new(Arc::default()));
+    let mut settings = CollectorSettings::defaults("n1");
+    settings.system = true;
+    let mut c = Collector::new(
+        settings,
+        Arc::new(Arc::clone(&fake)),
+        Arc::new(Mutex::new(EventLog::new(10, "t".into()))),
+        Arc::clone(&shared),
+    )
+    .unwrap();
+    let reads = || {
+        latest(&shared)
+            .body
+            .frozen
+            .as_ref()
+            .unwrap()
+            .system
+            .as_ref()
+            .unwrap()
+            .lock()
+            .unwrap()
+            .reads()
+    };
+    for _ in 0..3 {
+        c.collect();
+    }
+    assert_eq!(reads(), 0, "collections nobody scraped read the node");
+    let body = String::from_utf8_lossy(&latest(&shared).body()).into_owned();
+    assert_eq!(reads(), 1);
+    assert!(body.contains("gpuwarden_node_memory"), "{body}");
+    assert!(
+        body.contains("collector_duration_seconds{collector=\"system\"}"),
+        "{body}"
+    );
+    latest(&shared).body_gzip();
+    latest(&shared).body();
+    assert_eq!(
+        reads(),
+        1,
+        "a second scrape of one collection read the node again"
+    );
+}
