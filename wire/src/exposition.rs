@@ -130,7 +130,8 @@ impl<'a> Parser<'a> {
             pos: 0,
             line: 0,
             failed: false,
-            rules: rules::BodyRules::with_capacity(body.len() / 128),
+            // An agent's largest family is its NVLink error counters: 8 GPUs × 18 links × 4 types.
+            rules: rules::BodyRules::with_capacity(64),
             names: Vec::new(),
         }
     }

@@ -238,7 +238,8 @@ pub fn observe(body: &[u8], sample_limit: usize) -> Result<NodeObservation, Obse
                     limits::name(s, short)?;
                     let i = gpu_of(&mut node, s)?.index;
                     if let Some(v) = value {
-                        let list = values.entry(i).or_default();
+                        // Sized for an agent's ~35 values a GPU at once (no doubling).
+                        let list = values.entry(i).or_insert_with(|| Vec::with_capacity(48));
                         // Counted per sample: a name sent twice with other labels counts
                         // twice, which only matters past a bound no agent comes near.
                         limits::room(list.len(), limits::MAX_PER_GPU, || {

@@ -19,7 +19,11 @@ static CLASS: [u8; 256] = {
         let digit = b.is_ascii_digit();
         let colon = b == b':';
         t[c] = (if alpha || colon { NAME_START } else { 0 })
-            | (if alpha || digit || colon { NAME_CHAR } else { 0 })
+            | (if alpha || digit || colon {
+                NAME_CHAR
+            } else {
+                0
+            })
             | (if alpha { LABEL_START } else { 0 })
             | (if alpha || digit { LABEL_CHAR } else { 0 });
         c += 1;

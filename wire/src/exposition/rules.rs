@@ -28,10 +28,18 @@ pub(super) struct BodyRules<'a> {
     current: Option<(&'a str, bool)>,
     /// Families whose group ended: they may not appear again.
     closed: HashSet<&'a str, RandomState>,
-    /// Series by the hash of name and label set (foldhash with a seed of this body's own:
-    /// a body cannot aim collisions at a known hasher).
+    /// The current family's series by the hash of name and label set (foldhash with a seed
+    /// of this body's own: a body cannot aim collisions at a known hasher). A series belongs
+    /// to one family and a family's lines are one group, so a repeated series can only be
+    /// in the group being read: the set is emptied when the next family starts, and holds
+    /// the largest family's series at most instead of the whole body's.
     series: HashMap<u64, Seen<'a>, RandomState>,
-    /// Different series whose hashes met (kept apart so both are still checked).
+    /// Series of ended families named `…_bucket`, `…_sum` or `…_count`: a later `TYPE`
+    /// line can make such a name part of a histogram or summary family, so its series may
+    /// come back in another group (`x_sum 1`, `# TYPE x summary`, `x_sum 2`).
+    kept: HashMap<u64, Seen<'a>, RandomState>,
+    /// Different series whose hashes met (kept apart so both are still checked), for the
+    /// whole body.
     collided: Vec<(u64, Seen<'a>)>,
     /// The last sample name with its family and type ([`BodyRules::family_of`]): a
     /// family's samples come one after another, so most lines need no lookup. Forgotten at
@@ -40,8 +48,8 @@ pub(super) struct BodyRules<'a> {
 }
 
 impl<'a> BodyRules<'a> {
-    /// Rules for a body of about `series` series (the map of seen series is sized for them
-    /// at once instead of growing by doubling).
+    /// Rules for a body whose largest family has about `series` series (the map of one
+    /// family's series is sized for them at once instead of growing by doubling).
     pub(super) fn with_capacity(series: usize) -> Self {
         Self {
             series: HashMap::with_capacity_and_hasher(series, RandomState::default()),
@@ -75,7 +83,11 @@ impl<'a> BodyRules<'a> {
             prev => {
                 if let Some((f, _)) = prev {
                     self.closed.insert(f);
+                    if ["_bucket", "_sum", "_count"].iter().any(|x| f.ends_with(x)) {
+                        self.kept.extend(self.series.drain());
+                    }
                 }
+                self.series.clear();
                 self.current = Some((family, false));
                 Ok(())
             }
@@ -152,6 +164,9 @@ impl<'a> BodyRules<'a> {
             labels: s.labels,
         };
         let same = |o: &Seen<'_>| o.name == s.name && o.labels.same_set(&s.labels);
+        if self.kept.get(&h).is_some_and(same) {
+            return Err("series repeated: same name and labels as an earlier line");
+        }
         match self.series.get(&h) {
             None => {
                 self.series.insert(h, new);

@@ -121,6 +121,10 @@ fn a_series_repeated_in_one_body_is_refused_whatever_its_label_order() {
         "x{a=\"1\",b=\"2\"} 1\nx{b=\"2\",a=\"1\"} 1\n",
         "x 1\nx{} 2\n",
         "x{a=\"q\\\"\"} 1\nx{ a = \"q\\\"\" , } 2\n",
+        // The same series in two groups: `x_sum` is a family of its own until the TYPE
+        // line makes it the summary `x`'s.
+        "x_sum{a=\"1\"} 1\n# TYPE x summary\nx_sum{a=\"1\"} 2\n",
+        "x_count 1\ny 1\n# TYPE x histogram\nx_count 2\n",
     ] {
         let e = err(body);
         assert_eq!(e.line, body.lines().count(), "{body:?}: {e}");
