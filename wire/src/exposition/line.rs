@@ -175,6 +175,23 @@ impl<'a> Line<'a> {
     /// Prometheus refuses it). `names` holds the set's names with their offsets in the line,
     /// as [`Line::labels`] recorded them.
     fn unique_names(&self, names: &mut [(&'a str, usize)]) -> Result<(), ParseError> {
+        // A bit per name from its length and end bytes: names that set distinct bits are
+        // distinct, and most sets need no comparison at all.
+        let mut bits = 0u64;
+        let clash = names.iter().any(|(n, _)| {
+            let b = n.as_bytes();
+            let (first, last) = (b.first().copied(), b.last().copied());
+            let k = (b.len() * 7
+                + usize::from(first.unwrap_or(0)) * 3
+                + usize::from(last.unwrap_or(0)))
+                & 63;
+            let seen = bits & (1 << k) != 0;
+            bits |= 1 << k;
+            seen
+        });
+        if !clash {
+            return Ok(());
+        }
         let repeated = if names.len() <= 16 {
             // Length and first byte first: most names differ there, without a memcmp.
             let same = |a: &str, b: &str| {
@@ -310,12 +327,13 @@ impl<'a> Line<'a> {
 
 /// Go's `strconv.ParseFloat` as Prometheus uses it: decimals, exponents, `NaN`, `±Inf`.
 pub(super) fn parse_value(t: &[u8]) -> Option<f64> {
-    let s = std::str::from_utf8(t).ok()?;
-    // Fast path for plain integers, the commonest values.
-    if !s.is_empty() && s.len() < 16 && s.bytes().all(|c| c.is_ascii_digit()) {
-        return s.parse::<u64>().ok().map(|v| v as f64);
+    // Fast path for plain integers, the commonest values: up to 15 digits are exact in an
+    // f64 and cannot overflow a u64.
+    if !t.is_empty() && t.len() < 16 && t.iter().all(u8::is_ascii_digit) {
+        let v = t.iter().fold(0u64, |v, d| v * 10 + u64::from(d - b'0'));
+        return Some(v as f64);
     }
-    s.parse::<f64>().ok()
+    std::str::from_utf8(t).ok()?.parse::<f64>().ok()
 }
 
 #[cfg(test)]
@@ -334,5 +352,28 @@ mod tests {
             assert_eq!(is_label_start(c), alpha, "{c}");
             assert_eq!(is_label_char(c), alpha || digit, "{c}");
         }
+    }
+
+    /// Plain integers take a path of their own; every value equals Go's/std's parse.
+    #[test]
+    fn integer_values_are_exact_on_the_fast_path_and_beside_it() {
+        for v in [
+            "0",
+            "7",
+            "42345481189",
+            "999999999999999",
+            "1000000000000000",
+            "9007199254740993",
+            "18446744073709551616",
+            "00012",
+            "1e3",
+            "-5",
+            "+5",
+            "1.5",
+        ] {
+            assert_eq!(parse_value(v.as_bytes()), v.parse::<f64>().ok(), "{v}");
+        }
+        assert_eq!(parse_value(b""), None);
+        assert_eq!(parse_value(b"12a"), None);
     }
 }
