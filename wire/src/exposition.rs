@@ -119,6 +119,8 @@ pub struct Parser<'a> {
     rules: rules::BodyRules<'a>,
     /// The current line's label names with their columns (reused from line to line).
     names: Vec<(&'a str, usize)>,
+    /// The current line's pairs' places (reused from line to line).
+    spans: Vec<labels::Span>,
 }
 
 impl<'a> Parser<'a> {
@@ -133,6 +135,7 @@ impl<'a> Parser<'a> {
             // An agent's largest family is its NVLink error counters: 8 GPUs × 18 links × 4 types.
             rules: rules::BodyRules::with_capacity(64),
             names: Vec::new(),
+            spans: Vec::new(),
         }
     }
 }
@@ -177,7 +180,7 @@ impl<'a> Iterator for Parser<'a> {
                 }
             } else {
                 let mut set = self.rules.set_hash();
-                let sample = line.sample(&mut self.names, &mut set);
+                let sample = line.sample(&mut self.names, &mut self.spans, &mut set);
                 set_hash = set.finish();
                 sample.map(Entry::Sample)
             };

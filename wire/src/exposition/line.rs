@@ -1,6 +1,7 @@
 //! One line of a body: metric and label names, label sets, values, timestamps, `HELP` and
 //! `TYPE` comments, each checked byte by byte with the column of the first fault.
 
+use super::labels::Span;
 use super::rules::SetHash;
 use super::{Entry, Labels, MetricType, ParseError, Sample};
 
@@ -101,9 +102,12 @@ impl<'a> Line<'a> {
         mut i: usize,
         names: &mut Vec<(&'a str, usize)>,
         set: &mut SetHash<'_>,
+        spans: &mut Vec<Span>,
     ) -> Result<usize, ParseError> {
         let b = self.b;
+        let open = i;
         names.clear();
+        spans.clear();
         loop {
             i = self.skip_blanks(i);
             match b.get(i) {
@@ -153,6 +157,13 @@ impl<'a> Line<'a> {
             };
             names.push((name, name_start));
             set.add(name.as_bytes(), &b[value_start..i]);
+            // Places within the set's text (which starts at `open`), while u16 reaches.
+            let at = |x: usize| u16::try_from(x - open).ok();
+            if let (Some(a), Some(n), Some(v), Some(e)) =
+                (at(name_start), at(name_end), at(value_start), at(i))
+            {
+                spans.push([a, n, v, e]);
+            }
             i = self.skip_blanks(i + 1);
             match b.get(i) {
                 Some(b',') => i += 1,
@@ -214,11 +225,12 @@ impl<'a> Line<'a> {
         }
     }
 
-    /// A sample line; `names` is scratch space reused from line to line, `set` receives the
-    /// hash of the label set.
+    /// A sample line; `names` and `spans` are scratch space reused from line to line, `set`
+    /// receives the hash of the label set.
     pub(super) fn sample(
         &self,
         names: &mut Vec<(&'a str, usize)>,
+        spans: &mut Vec<Span>,
         set: &mut SetHash<'_>,
     ) -> Result<Sample<'a>, ParseError> {
         let b = self.b;
@@ -228,13 +240,13 @@ impl<'a> Line<'a> {
         let mut labels = Labels::default();
         let open = self.skip_blanks(i);
         if b.get(open) == Some(&b'{') {
-            let close = self.labels(open + 1, names, set)?;
+            let close = self.labels(open + 1, names, set, spans)?;
             // Validated ASCII structure and UTF-8 values: the slice is valid UTF-8.
-            labels = Labels {
-                raw: self
-                    .text(open + 1, close)
-                    .ok_or_else(|| self.err(open, "labels are not valid UTF-8"))?,
-            };
+            let raw = self
+                .text(open + 1, close)
+                .ok_or_else(|| self.err(open, "labels are not valid UTF-8"))?;
+            // Indexed only when every pair's place was recorded.
+            labels = Labels::new(raw, (spans.len() == names.len()).then_some(&spans[..]));
             self.unique_names(names)?;
             i = close + 1;
         }

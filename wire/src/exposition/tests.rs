@@ -335,3 +335,35 @@ fn mutated_bodies_never_panic() {
         }
     }
 }
+
+#[test]
+fn a_label_read_through_the_parsers_index_equals_one_read_from_the_text() {
+    let nine: String = (0..9).map(|i| format!("l{i}=\"v{i}\",")).collect();
+    for body in [
+        "m{gpu=\"0\",uuid=\"GPU-1\",model=\"H100\",link=\"17\",type=\"crc_data\"} 1\n".to_string(),
+        "m{ a = \"x,y=\\\"}\" , b=\"\\\\n\\n\" ,} 1\n".to_string(),
+        "m{} 1\n".to_string(),
+        format!("m{{{nine}}} 1\n"),
+    ] {
+        let s = one(&body);
+        let text = Labels::new(s.labels.raw(), None);
+        assert_eq!(s.labels, text);
+        let all = labels(&s);
+        assert!(!all.is_empty() || body.starts_with("m{}"), "{body}");
+        for (name, value) in &all {
+            assert_eq!(
+                s.labels.get(name).as_deref(),
+                Some(value.as_str()),
+                "{body}: {name}"
+            );
+            assert_eq!(
+                text.get(name).as_deref(),
+                Some(value.as_str()),
+                "{body}: {name}"
+            );
+        }
+        for absent in ["", "gp", "gpu0", "zz", "v0"] {
+            assert_eq!(s.labels.get(absent), None, "{body}: {absent}");
+        }
+    }
+}
