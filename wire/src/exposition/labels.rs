@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 
 /// Pairs whose places the parser records (an agent sends at most 5 labels a sample).
-pub(super) const INDEXED: usize = 8;
+pub(super) const INDEXED: usize = 6;
 
 /// Where one pair lies in the raw text: name start and end, value start and end (the
 /// value as sent, between its quotes).

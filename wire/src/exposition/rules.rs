@@ -16,7 +16,8 @@ use super::{parse_value, Labels, MetricType, Sample};
 #[derive(Debug, Clone, Copy)]
 struct Seen<'a> {
     name: &'a str,
-    labels: Labels<'a>,
+    /// The label set's text (compared pair by pair only when two hashes meet).
+    labels: &'a str,
 }
 
 /// What the body has declared and sent so far.
@@ -161,9 +162,10 @@ impl<'a> BodyRules<'a> {
         let h = self.series.hasher().hash_one((s.name, set, n));
         let new = Seen {
             name: s.name,
-            labels: s.labels,
+            labels: s.labels.raw(),
         };
-        let same = |o: &Seen<'_>| o.name == s.name && o.labels.same_set(&s.labels);
+        let same =
+            |o: &Seen<'_>| o.name == s.name && Labels::new(o.labels, None).same_set(&s.labels);
         if self.kept.get(&h).is_some_and(same) {
             return Err("series repeated: same name and labels as an earlier line");
         }
