@@ -33,6 +33,8 @@ pub struct Metrics {
     pub store_errors: IntCounterVec,
     /// `gpuwarden_cp_observation_flushes_total`
     pub flushes: IntCounter,
+    /// `gpuwarden_cp_observation_flush_seconds`: how long one flush took.
+    pub flush_seconds: Histogram,
     /// `gpuwarden_cp_rule_failures_total{rule}`: a policy rule failed at run time.
     pub rule_failures: IntCounterVec,
     /// `gpuwarden_cp_health_changes_total{to}`
@@ -172,6 +174,13 @@ impl Metrics {
             "gpuwarden_cp_observation_flushes_total",
             "Batched writes of the latest observations.",
         ));
+        let flush_seconds = must(Histogram::with_opts(
+            HistogramOpts::new(
+                "gpuwarden_cp_observation_flush_seconds",
+                "Time one flush of the changed observations took.",
+            )
+            .buckets(vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
+        ));
         let rule_failures = must(IntCounterVec::new(
             Opts::new(
                 "gpuwarden_cp_rule_failures_total",
@@ -255,6 +264,7 @@ impl Metrics {
             Box::new(event_read_failures.clone()),
             Box::new(store_errors.clone()),
             Box::new(flushes.clone()),
+            Box::new(flush_seconds.clone()),
             Box::new(rule_failures.clone()),
             Box::new(health_changes.clone()),
             Box::new(nodes.clone()),
@@ -291,6 +301,7 @@ impl Metrics {
             event_read_failures,
             store_errors,
             flushes,
+            flush_seconds,
             rule_failures,
             health_changes,
             nodes,

@@ -303,6 +303,9 @@ impl Scraper {
         }
         if nodes > 0 {
             self.metrics.flushes.inc();
+            self.metrics
+                .flush_seconds
+                .observe(start.elapsed().as_secs_f64());
             debug!(
                 nodes,
                 took_ms = start.elapsed().as_millis() as u64,

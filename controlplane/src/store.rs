@@ -13,6 +13,7 @@ pub mod schema;
 
 mod commands;
 mod expected;
+mod flush;
 mod nodes;
 mod records;
 mod states;

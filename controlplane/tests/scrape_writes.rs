@@ -140,4 +140,9 @@ fn observations_are_written_in_batches_not_per_scrape() {
         1,
         "an unchanged fleet writes nothing"
     );
+    assert_eq!(
+        r.scraper.metrics.flush_seconds.get_sample_count(),
+        1,
+        "the flush that wrote is timed, the empty one is not"
+    );
 }

@@ -30,6 +30,16 @@ pub(crate) fn observations(s: &Store, node: &str) {
         (r#"{"t":2}"#, 7_000)
     );
     assert_eq!(s.node(&node).unwrap().last_seen, Some(7_000));
+    // A node twice in one batch (taken again before the flush wrote it): its later write
+    // wins, for its rows and its last-seen time.
+    s.write_observations(&[obs(r#"{"t":3}"#, 7_050), obs(r#"{"t":4}"#, 7_060)])
+        .unwrap();
+    let rows = s.observations(&node).unwrap();
+    assert_eq!(
+        (rows.len(), rows[0].body.as_str(), rows[0].observed_at),
+        (1, r#"{"t":4}"#, 7_060)
+    );
+    assert_eq!(s.node(&node).unwrap().last_seen, Some(7_060));
     // A batch larger than one upsert statement (1,200 rows: 150 nodes' worth of 8 GPUs)
     // lands whole, and written again it replaces, never duplicates.
     let many = |at: i64| ObservationWrite {

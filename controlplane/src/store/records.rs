@@ -23,9 +23,6 @@ pub struct ObservationWrite {
     pub replace: bool,
 }
 
-/// Observation rows written by one upsert statement.
-const UPSERT_ROWS: usize = 500;
-
 impl Store {
     /// Stores events read from an agent and moves the node's event cursor, in one
     /// transaction. An event already stored (same node, agent instance and sequence) is
@@ -126,120 +123,6 @@ impl Store {
             .limit(limit)
             .load::<AuditRow>(c)?))
     }
-
-    /// Writes a batch of latest observations and last-seen times in one transaction.
-    pub fn write_observations(&self, batch: &[ObservationWrite]) -> Result<(), StoreError> {
-        /// Rows per upsert statement: 6 bound values each, far under SQLite's (32,766) and
-        /// PostgreSQL's (65,535) limits on a statement's parameters.
-        const _: () = assert!(UPSERT_ROWS * 6 < 32_766);
-        // In transactions of 100 nodes: one for thousands of nodes held SQLite's write lock
-        // for a few hundred milliseconds, and health changes and commands waited behind it.
-        for chunk in batch.chunks(100) {
-            self.write_observation_chunk(chunk)?;
-        }
-        Ok(())
-    }
-
-    fn write_observation_chunk(&self, batch: &[ObservationWrite]) -> Result<(), StoreError> {
-        use super::Pools;
-        use diesel::upsert::excluded;
-        use observations::dsl as o;
-        // Diesel prepares an `ON CONFLICT … DO UPDATE` anew on every execution (it never
-        // caches one), and preparing one per GPU row was a fifth of the control plane's CPU
-        // at 10,000 nodes. On SQLite a row is written with `INSERT OR REPLACE` (the table has
-        // no other columns and nothing refers to its rows), a statement diesel prepares once
-        // per connection; PostgreSQL takes the upsert for up to [`UPSERT_ROWS`] rows at a time.
-        match &self.pools {
-            Pools::Sqlite(p) => {
-                let mut guard = p.get()?;
-                let c: &mut diesel::sqlite::SqliteConnection = &mut guard;
-                c.write_tx(|c| {
-                    for w in batch {
-                        if !still_there(c, w)? {
-                            continue;
-                        }
-                        for row in &w.rows {
-                            diesel::replace_into(observations::table)
-                                .values(row)
-                                .execute(c)?;
-                        }
-                    }
-                    Ok(())
-                })
-            }
-            Pools::Postgres(p) => {
-                let mut guard = p.get()?;
-                let c: &mut diesel::pg::PgConnection = &mut guard;
-                c.write_tx(|c| {
-                    let mut rows: Vec<&ObservationRow> = Vec::new();
-                    for w in batch {
-                        if still_there(c, w)? {
-                            rows.extend(&w.rows);
-                        }
-                    }
-                    for part in rows.chunks(UPSERT_ROWS) {
-                        diesel::insert_into(observations::table)
-                            .values(part.to_vec())
-                            .on_conflict((o::node_id, o::gpu))
-                            .do_update()
-                            .set((
-                                o::uuid.eq(excluded(o::uuid)),
-                                o::model.eq(excluded(o::model)),
-                                o::body.eq(excluded(o::body)),
-                                o::observed_at.eq(excluded(o::observed_at)),
-                            ))
-                            .execute(c)?;
-                    }
-                    Ok(())
-                })
-            }
-        }
-    }
-}
-
-/// Sets the written node's `last_seen` and, when its GPUs changed, deletes its stored rows;
-/// false when the node is gone (deleted since the scrape: its rows are not written, and the
-/// rest of the batch is).
-macro_rules! still_there_body {
-    ($c:ident, $w:ident) => {{
-        let n = diesel::update(nodes::table.find(&$w.node_id))
-            .set(nodes::last_seen.eq($w.last_seen))
-            .execute($c)?;
-        if n > 0 && $w.replace {
-            diesel::delete(observations::table.filter(observations::node_id.eq(&$w.node_id)))
-                .execute($c)?;
-        }
-        Ok(n > 0)
-    }};
-}
-
-/// A backend's connection that [`still_there`] runs on.
-trait StillThere {
-    /// See [`still_there`].
-    fn still_there(&mut self, w: &ObservationWrite) -> Result<bool, diesel::result::Error>;
-}
-
-impl StillThere for diesel::sqlite::SqliteConnection {
-    fn still_there(&mut self, w: &ObservationWrite) -> Result<bool, diesel::result::Error> {
-        let c = self;
-        still_there_body!(c, w)
-    }
-}
-
-impl StillThere for diesel::pg::PgConnection {
-    fn still_there(&mut self, w: &ObservationWrite) -> Result<bool, diesel::result::Error> {
-        let c = self;
-        still_there_body!(c, w)
-    }
-}
-
-/// Whether `w`'s node still exists (and its `last_seen` is set; its old rows deleted when
-/// its GPUs changed).
-fn still_there<C: StillThere>(
-    c: &mut C,
-    w: &ObservationWrite,
-) -> Result<bool, diesel::result::Error> {
-    c.still_there(w)
 }
 
 impl Store {
