@@ -3,7 +3,7 @@
 # fleet of 8-GPU agents, in one run, one after the other (never both at once on 2 cores).
 #
 # usage: controlplane/benches/ingest.sh
-# env:   PROM_N=200 PROM_INTERVAL=1s  FLEET_NS="2000 10000 20000" FLEET_INTERVAL=15s
+# env:   BIN=target/release (where gpuwarden and gpuwarden-agent are)  PROM_N=200 PROM_INTERVAL=1s  FLEET_NS="2000 10000 20000" FLEET_INTERVAL=15s
 #        WARM=20 MEASURE=60 WORK=target/bench-ingest  BUILD=1 (0: use target/release as it is)
 #        FLUSH= (database.flush_interval; empty: the product's default, 30s). MEASURE should
 #        be a multiple of the flush interval, so every window holds the same number of flushes.
@@ -41,7 +41,7 @@ metric_sum() { # URL NAME [label filter]
   curl -s --max-time 10 "$1" | awk -v m="$2" -v f="${3:-}" '($1==m || index($1, m"{")==1) && (f=="" || index($1,f)) {s+=$NF} END {printf "%.6f", s}'; }
 secs() { local v=$1; case $v in *ms) echo "scale=3; ${v%ms}/1000" | bc;; *s) echo "${v%s}";; *m) echo "$(( ${v%m} * 60 ))";; esac; }
 
-BIN=$ROOT/target/release
+BIN=${BIN:-$ROOT/target/release}
 if [ "$BUILD" = 1 ]; then
   echo "== build (release)"
   cargo build --release -q -p gpuwarden-agent -p gpuwarden-controlplane --bins

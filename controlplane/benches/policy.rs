@@ -32,7 +32,7 @@ fn observation() -> NodeObservation {
     for i in 0..8 {
         let mut g = GpuObservation {
             index: i,
-            uuid: format!("GPU-{i}"),
+            uuid: format!("GPU-{i}").into(),
             model: "NVIDIA H100 80GB HBM3".into(),
             up: Some(true),
             ..Default::default()

@@ -27,7 +27,7 @@ fn observed(gpus: u32) -> NodeObservation {
             i,
             GpuObservation {
                 index: i,
-                uuid: format!("GPU-{i}"),
+                uuid: format!("GPU-{i}").into(),
                 up: Some(true),
                 ..Default::default()
             },

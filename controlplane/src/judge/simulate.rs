@@ -152,8 +152,8 @@ pub fn observation_from_rows(rows: &[ObservationRow]) -> Option<(NodeObservation
         };
         let g = GpuObservation {
             index: u32::try_from(r.gpu).ok()?,
-            uuid: r.uuid.clone(),
-            model: r.model.clone(),
+            uuid: r.uuid.as_str().into(),
+            model: r.model.as_str().into(),
             up: body["up"].as_bool(),
             values: serde_json::from_value(body["values"].clone()).unwrap_or_default(),
             xid_errors: keyed("xid_errors").into_iter().collect(),

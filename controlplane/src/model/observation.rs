@@ -13,7 +13,7 @@ use gpuwarden_wire::metric as m;
 pub mod compact;
 mod error;
 pub mod limits;
-pub use compact::{intern, Name, SmallMap, SmallSet, Values};
+pub use compact::{intern, LinkStates, LinkValues, Name, SmallMap, SmallSet, Values};
 pub use error::ObserveError;
 
 /// One GPU.
@@ -22,9 +22,9 @@ pub struct GpuObservation {
     /// Index.
     pub index: u32,
     /// UUID.
-    pub uuid: String,
-    /// Model.
-    pub model: String,
+    pub uuid: Box<str>,
+    /// Model, shared by the GPUs (and nodes) of one model.
+    pub model: Name,
     /// Whether the agent could read it (`gpuwarden_gpu_up`); `None` when the body has no
     /// such series for this GPU: unknown, never read as down.
     pub up: Option<bool>,
@@ -36,9 +36,9 @@ pub struct GpuObservation {
     /// ECC errors by (`type`, `counter`).
     pub ecc_errors: SmallMap<(Name, Name), f64>,
     /// NVLink state by link.
-    pub nvlink_up: SmallMap<u32, bool>,
+    pub nvlink_up: LinkStates,
     /// NVLink errors by link, all types summed.
-    pub nvlink_errors: SmallMap<u32, f64>,
+    pub nvlink_errors: LinkValues,
     /// Active clock-event reasons.
     pub clock_events: SmallSet<Name>,
 }
@@ -51,8 +51,6 @@ impl GpuObservation {
         self.nvlink_up.shrink();
         self.nvlink_errors.shrink();
         self.clock_events.shrink();
-        self.uuid.shrink_to_fit();
-        self.model.shrink_to_fit();
     }
 }
 
@@ -75,6 +73,44 @@ pub struct NodeObservation {
     pub events_total: f64,
     /// When the agent started (Unix seconds); a change means a restart.
     pub agent_started: Option<f64>,
+}
+
+impl NodeObservation {
+    /// What the policy reads from the observation before the latest: the counters whose
+    /// growth it judges (volatile ECC counts, the NVLink error total, PCIe replays), so a
+    /// node does not keep two full observations.
+    pub fn counters_only(&self) -> NodeObservation {
+        let gpus = self
+            .gpus
+            .iter()
+            .map(|(i, g)| {
+                let mut slim = GpuObservation {
+                    index: g.index,
+                    up: g.up,
+                    ecc_errors: g
+                        .ecc_errors
+                        .iter()
+                        .filter(|((_, counter), _)| &**counter == "volatile")
+                        .map(|(k, v)| (k.clone(), *v))
+                        .collect(),
+                    // Kept under link 0: rules read the sum over links.
+                    nvlink_errors: (!g.nvlink_errors.is_empty())
+                        .then(|| (0, g.nvlink_errors.values().sum::<f64>()))
+                        .into_iter()
+                        .collect(),
+                    ..Default::default()
+                };
+                if let Some(v) = g.values.get("pcie_replays_total") {
+                    slim.values.insert("pcie_replays_total", *v);
+                }
+                (*i, slim)
+            })
+            .collect();
+        NodeObservation {
+            gpus,
+            ..Default::default()
+        }
+    }
 }
 
 fn gpu_of<'o>(
@@ -105,10 +141,10 @@ fn gpu_of<'o>(
     };
     if g.uuid.is_empty() {
         if let Some(u) = limits::label(s, "uuid")? {
-            g.uuid = u;
+            g.uuid = u.into();
         }
-        if let Some(m) = limits::label(s, "model")? {
-            g.model = m;
+        if let Some(m) = limits::label_ref(s, "model")? {
+            g.model = intern(&m);
         }
     }
     Ok(g)
@@ -201,9 +237,12 @@ pub fn observe(body: &[u8], sample_limit: usize) -> Result<NodeObservation, Obse
                 let g = gpu_of(&mut node, s)?;
                 if let (Some(l), Some(v)) = (link, value) {
                     let i = g.index;
-                    limits::insert(&mut g.nvlink_up, l, v == 1.0, limits::MAX_LINKS, || {
-                        format!("NVLink links on GPU {i}")
-                    })?;
+                    if !g.nvlink_up.contains_key(&l) {
+                        limits::room(g.nvlink_up.len(), limits::MAX_LINKS, || {
+                            format!("NVLink links on GPU {i}")
+                        })?;
+                    }
+                    g.nvlink_up.insert(l, v == 1.0);
                 }
             }
             m::GPU_NVLINK_ERRORS => {
@@ -211,10 +250,13 @@ pub fn observe(body: &[u8], sample_limit: usize) -> Result<NodeObservation, Obse
                 let g = gpu_of(&mut node, s)?;
                 if let (Some(l), Some(v)) = (link, value) {
                     let i = g.index;
-                    let sum = g.nvlink_errors.get(&l).copied().unwrap_or(0.0) + v;
-                    limits::insert(&mut g.nvlink_errors, l, sum, limits::MAX_LINKS, || {
-                        format!("NVLink links on GPU {i}")
-                    })?;
+                    let old = g.nvlink_errors.get(&l).copied();
+                    if old.is_none() {
+                        limits::room(g.nvlink_errors.len(), limits::MAX_LINKS, || {
+                            format!("NVLink links on GPU {i}")
+                        })?;
+                    }
+                    g.nvlink_errors.insert(l, old.unwrap_or(0.0) + v);
                 }
             }
             m::GPU_CLOCK_EVENT => {

@@ -4,7 +4,9 @@
 use serde::ser::{Serialize, Serializer};
 use serde_json::json;
 
-use crate::model::observation::{Name, NodeObservation, SmallMap, SmallSet, Values};
+use crate::model::observation::{
+    LinkStates, LinkValues, Name, NodeObservation, SmallMap, SmallSet, Values,
+};
 use crate::store::rows::ObservationRow;
 
 /// A GPU row's body, serialized straight to text (no intermediate JSON tree: at 10,000
@@ -15,8 +17,8 @@ struct GpuBody<'o> {
     values: &'o Values,
     xid_errors: &'o SmallMap<u32, f64>,
     ecc_errors: Ecc<'o>,
-    nvlink_up: &'o SmallMap<u32, bool>,
-    nvlink_errors: &'o SmallMap<u32, f64>,
+    nvlink_up: &'o LinkStates,
+    nvlink_errors: &'o LinkValues,
     clock_events: &'o SmallSet<Name>,
 }
 
@@ -66,8 +68,8 @@ pub fn observation_rows(node_id: &str, o: &NodeObservation, at: i64) -> Vec<Obse
         rows.push(ObservationRow {
             node_id: node_id.to_string(),
             gpu: i32::try_from(g.index).unwrap_or(i32::MAX),
-            uuid: g.uuid.clone(),
-            model: g.model.clone(),
+            uuid: g.uuid.to_string(),
+            model: g.model.to_string(),
             // Serializing borrowed maps of numbers and strings cannot fail.
             body: serde_json::to_string(&body).unwrap_or_default(),
             observed_at: at,
@@ -116,6 +118,46 @@ mod tests {
                 "nvlink_errors": {"0": 5.0},
                 "clock_events": ["hw_slowdown"],
             })
+        );
+    }
+
+    /// NVLink links (kept as bit sets), the model (shared) and the UUID read from a body come
+    /// back in the row exactly as sent: every link, in link order as text keys, the error
+    /// types of a link summed, and a link past 63 as well.
+    #[test]
+    fn links_model_and_uuid_of_a_body_reach_the_row_unchanged() {
+        let line = |name: &str, labels: &str, v: &str| {
+            format!(
+                "gpuwarden_gpu_{name}{{gpu=\"0\",uuid=\"GPU-5a3bb63d-4b7f-28db-76c0-6a42272ad0f7\",\
+                 model=\"NVIDIA H100 80GB HBM3\"{labels}}} {v}\n"
+            )
+        };
+        let links = [(17, "1"), (2, "0"), (100, "0"), (0, "1")];
+        let mut body = String::new();
+        for (link, up) in links {
+            body += &line("nvlink_up", &format!(",link=\"{link}\""), up);
+        }
+        for (link, _) in links {
+            for (ty, v) in [("crc_flit", "1.5"), ("replay", "2")] {
+                let labels = format!(",link=\"{link}\",type=\"{ty}\"");
+                body += &line("nvlink_errors_total", &labels, v);
+            }
+        }
+        let o = crate::model::observation::observe(body.as_bytes(), 1000).unwrap();
+        let rows = observation_rows("n1", &o, 7);
+        assert_eq!(
+            (rows[1].uuid.as_str(), rows[1].model.as_str()),
+            (
+                "GPU-5a3bb63d-4b7f-28db-76c0-6a42272ad0f7",
+                "NVIDIA H100 80GB HBM3"
+            )
+        );
+        assert!(
+            rows[1].body.contains(
+                r#""nvlink_up":{"0":true,"2":false,"17":true,"100":false},"nvlink_errors":{"0":3.5,"2":3.5,"17":3.5,"100":3.5}"#
+            ),
+            "{}",
+            rows[1].body
         );
     }
 }

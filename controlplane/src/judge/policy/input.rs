@@ -131,8 +131,8 @@ pub(crate) fn gpu_detail(g: &GpuObservation, when: &str) -> String {
         let down: Vec<u32> = g
             .nvlink_up
             .iter()
-            .filter(|(_, up)| !**up)
-            .map(|(l, _)| *l)
+            .filter(|(_, up)| !*up)
+            .map(|(l, _)| l)
             .collect();
         parts.push(format!("links down = {down:?}"));
     }

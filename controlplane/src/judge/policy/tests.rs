@@ -20,7 +20,7 @@ fn node() -> NodeInput {
 fn gpu(index: u32) -> GpuObservation {
     let mut g = GpuObservation {
         index,
-        uuid: format!("GPU-{index}"),
+        uuid: format!("GPU-{index}").into(),
         model: "NVIDIA H100 80GB HBM3".into(),
         up: Some(true),
         ..Default::default()

@@ -210,7 +210,7 @@ impl<'a> GpuVal<'a> {
             GpuField::NvlinkErrors => nvlink_errors(g).map(Scalar::F),
             GpuField::NvlinkDown => (!g.nvlink_up.is_empty()).then(|| {
                 Scalar::I(
-                    i64::try_from(g.nvlink_up.values().filter(|up| !**up).count()).unwrap_or(0),
+                    i64::try_from(g.nvlink_up.values().filter(|up| !*up).count()).unwrap_or(0),
                 )
             }),
             GpuField::EccCorrectedPerHour => match self.prev {

@@ -8,6 +8,7 @@
 //! - [`Values`]: a GPU's single-series values. The sorted list of names (the *schema*) is
 //!   shared by every GPU that reports the same families, usually the whole fleet, so a GPU
 //!   keeps one pointer and its `f64`s.
+//! - [`LinkStates`] / [`LinkValues`]: NVLink state and error totals by link, as bit sets.
 //!
 //! Both process-wide tables are bounded ([`MAX_INTERNED`], [`MAX_SCHEMAS`]): past the bound
 //! a string or schema is still stored, in the observation that holds it, not shared. Memory
@@ -17,8 +18,10 @@
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, OnceLock};
 
+mod links;
 mod small;
 mod values;
+pub use links::{LinkStates, LinkValues};
 pub use small::{SmallMap, SmallSet};
 pub use values::Values;
 

@@ -26,7 +26,7 @@ fn a_body_becomes_per_gpu_values_counters_and_state() {
     let o = observe(BODY.as_bytes(), 10_000).unwrap();
     assert_eq!(o.samples, 10);
     let g0 = &o.gpus[&0];
-    assert_eq!((g0.uuid.as_str(), g0.up), ("GPU-a", Some(true)));
+    assert_eq!((&*g0.uuid, g0.up), ("GPU-a", Some(true)));
     assert_eq!(g0.values["temperature_celsius"], 61.0);
     assert_eq!(g0.xid_errors[&79], 1.0);
     assert_eq!(
@@ -254,4 +254,12 @@ fn a_gpu_or_link_number_has_one_spelling() {
     assert_eq!(g.nvlink_up.get(&1), Some(&false), "link 01 is not link 1");
     assert_eq!(g.xid_errors.get(&79), Some(&1.0), "xid 079 is not xid 79");
     assert!(o.gpus.contains_key(&10), "10 is a number like any other");
+}
+
+#[test]
+fn gpus_of_one_model_share_its_name() {
+    let o = observe(BODY.as_bytes(), 10_000).unwrap();
+    let (a, b) = (&o.gpus[&0].model, &o.gpus[&1].model);
+    assert_eq!(&**a, "NVIDIA H100 80GB HBM3");
+    assert!(std::sync::Arc::ptr_eq(a, b), "one allocation for the model");
 }

@@ -32,7 +32,7 @@ impl Fleet {
             consecutive_failures: 0,
         };
         if let (Some(o), Some(at)) = (t.observation.take(), t.last_success) {
-            t.previous = Some((Arc::new(counters_only(&o)), at));
+            t.previous = Some((Arc::new(o.counters_only()), at));
         }
         t.last_success = Some(now);
         t.observation = Some(Arc::new(obs));
@@ -146,41 +146,5 @@ impl Fleet {
                 }),
         );
         out
-    }
-}
-
-/// What the policy reads from the previous observation: the counters whose growth it
-/// judges (ECC, NVLink errors, PCIe replays), so a node does not keep two full observations.
-fn counters_only(o: &NodeObservation) -> NodeObservation {
-    let gpus = o
-        .gpus
-        .iter()
-        .map(|(i, g)| {
-            // Only what growth is judged on: volatile ECC counts, the NVLink error total
-            // (kept under link 0: rules read the sum over links), PCIe replays.
-            let mut slim = crate::model::observation::GpuObservation {
-                index: g.index,
-                up: g.up,
-                ecc_errors: g
-                    .ecc_errors
-                    .iter()
-                    .filter(|((_, counter), _)| &**counter == "volatile")
-                    .map(|(k, v)| (k.clone(), *v))
-                    .collect(),
-                nvlink_errors: (!g.nvlink_errors.is_empty())
-                    .then(|| (0, g.nvlink_errors.values().sum::<f64>()))
-                    .into_iter()
-                    .collect(),
-                ..Default::default()
-            };
-            if let Some(v) = g.values.get("pcie_replays_total") {
-                slim.values.insert("pcie_replays_total", *v);
-            }
-            (*i, slim)
-        })
-        .collect();
-    NodeObservation {
-        gpus,
-        ..Default::default()
     }
 }

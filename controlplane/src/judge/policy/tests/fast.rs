@@ -121,7 +121,7 @@ fn pick(rng: &mut fastrand::Rng) -> Option<f64> {
 fn random_gpu(rng: &mut fastrand::Rng, index: u32) -> GpuObservation {
     let mut g = GpuObservation {
         index,
-        uuid: format!("GPU-{index}"),
+        uuid: format!("GPU-{index}").into(),
         model: ["NVIDIA H100", "H200", ""][rng.usize(..3)].into(),
         up: [None, Some(true), Some(false)][rng.usize(..3)],
         ..Default::default()

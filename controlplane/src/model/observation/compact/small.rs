@@ -6,14 +6,25 @@ use std::fmt;
 use serde::de::{Deserialize, Deserializer};
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
-/// A map kept as a vector of pairs sorted by key: lookups by binary search, iteration in key
-/// order like a `BTreeMap`, and no spare slots once [`SmallMap::shrink`] ran.
+/// Runs `f` on the items of `b` as a vector and puts them back, exactly sized: a boxed slice
+/// is 16 bytes where a `Vec` is 24, and keeps no spare slots. Each insert or removal
+/// reallocates, which costs nothing measurable at the sizes an observation holds (an 8-GPU
+/// body: some 40 inserts of this kind among 1,161 samples).
+fn edit<T, R>(b: &mut Box<[T]>, f: impl FnOnce(&mut Vec<T>) -> R) -> R {
+    let mut v = std::mem::take(b).into_vec();
+    let r = f(&mut v);
+    *b = v.into_boxed_slice();
+    r
+}
+
+/// A map kept as a boxed slice of pairs sorted by key: lookups by binary search, iteration
+/// in key order like a `BTreeMap`, and no spare slots.
 #[derive(Clone, PartialEq)]
-pub struct SmallMap<K, V>(Vec<(K, V)>);
+pub struct SmallMap<K, V>(Box<[(K, V)]>);
 
 impl<K, V> Default for SmallMap<K, V> {
     fn default() -> Self {
-        Self(Vec::new())
+        Self(Box::default())
     }
 }
 
@@ -46,7 +57,7 @@ impl<K: Ord, V> SmallMap<K, V> {
         match self.find(&k) {
             Ok(i) => Some(std::mem::replace(&mut self.0[i].1, v)),
             Err(i) => {
-                self.0.insert(i, (k, v));
+                edit(&mut self.0, |e| e.insert(i, (k, v)));
                 None
             }
         }
@@ -57,7 +68,8 @@ impl<K: Ord, V> SmallMap<K, V> {
     where
         K: Borrow<Q>,
     {
-        self.find(k).ok().map(|i| self.0.remove(i).1)
+        let i = self.find(k).ok()?;
+        Some(edit(&mut self.0, |e| e.remove(i).1))
     }
 
     /// The value of `k`, mutable.
@@ -102,13 +114,11 @@ impl<K, V> SmallMap<K, V> {
 
     /// Removes every entry.
     pub fn clear(&mut self) {
-        self.0.clear();
+        self.0 = Box::default();
     }
 
-    /// Drops the spare capacity left by building the map.
-    pub fn shrink(&mut self) {
-        self.0.shrink_to_fit();
-    }
+    /// Drops spare capacity (there is none: kept for callers that shrink after building).
+    pub fn shrink(&mut self) {}
 }
 
 /// `map[&k]`, like a `BTreeMap`: panics when `k` is absent (for tests and known keys).
@@ -129,12 +139,17 @@ impl<K: fmt::Debug, V: fmt::Debug> fmt::Debug for SmallMap<K, V> {
 
 impl<K: Ord, V> FromIterator<(K, V)> for SmallMap<K, V> {
     fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
-        let mut m = Self::default();
-        for (k, v) in iter {
-            m.insert(k, v);
+        let mut pairs: Vec<(K, V)> = iter.into_iter().collect();
+        // Stable: of pairs with one key, the last given stays last, and is kept.
+        pairs.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut kept: Vec<(K, V)> = Vec::with_capacity(pairs.len());
+        for (k, v) in pairs {
+            if kept.last().is_some_and(|(l, _)| *l == k) {
+                kept.pop();
+            }
+            kept.push((k, v));
         }
-        m.shrink();
-        m
+        Self(kept.into_boxed_slice())
     }
 }
 
@@ -164,13 +179,13 @@ impl<'de, K: Ord + Deserialize<'de>, V: Deserialize<'de>> Deserialize<'de> for S
     }
 }
 
-/// A set kept as a sorted vector; serialized as a list, like a `BTreeSet`.
+/// A set kept as a sorted boxed slice; serialized as a list, like a `BTreeSet`.
 #[derive(Clone, PartialEq)]
-pub struct SmallSet<K>(Vec<K>);
+pub struct SmallSet<K>(Box<[K]>);
 
 impl<K> Default for SmallSet<K> {
     fn default() -> Self {
-        Self(Vec::new())
+        Self(Box::default())
     }
 }
 
@@ -188,7 +203,7 @@ impl<K: Ord> SmallSet<K> {
         match self.0.binary_search(&k) {
             Ok(_) => false,
             Err(i) => {
-                self.0.insert(i, k);
+                edit(&mut self.0, |e| e.insert(i, k));
                 true
             }
         }
@@ -211,16 +226,14 @@ impl<K> SmallSet<K> {
         self.0.iter()
     }
 
-    /// Drops the spare capacity left by building the set.
-    pub fn shrink(&mut self) {
-        self.0.shrink_to_fit();
-    }
+    /// Drops spare capacity (there is none: kept for callers that shrink after building).
+    pub fn shrink(&mut self) {}
 }
 
 impl<K> SmallSet<K> {
     /// Removes every member.
     pub fn clear(&mut self) {
-        self.0.clear();
+        self.0 = Box::default();
     }
 }
 
@@ -238,8 +251,7 @@ impl<K: Ord> FromIterator<K> for SmallSet<K> {
         let mut v: Vec<K> = iter.into_iter().collect();
         v.sort();
         v.dedup();
-        v.shrink_to_fit();
-        Self(v)
+        Self(v.into_boxed_slice())
     }
 }
 

@@ -16,6 +16,12 @@ fn a_small_map_reads_like_a_sorted_map() {
     );
     let back: SmallMap<u32, f64> = serde_json::from_str(r#"{"3":7.0,"1":2.0}"#).unwrap();
     assert_eq!(back.keys().copied().collect::<Vec<_>>(), [1, 3]);
+    // Collected pairs with one key: the last one given is kept, as `insert` would.
+    let m: SmallMap<u32, f64> = [(2, 1.0), (1, 0.0), (2, 3.0)].into_iter().collect();
+    assert_eq!(m.iter().collect::<Vec<_>>(), [(&1, &0.0), (&2, &3.0)]);
+    let mut m = m;
+    assert_eq!(m.remove(&1), Some(0.0));
+    assert_eq!((m.len(), m.get(&2)), (1, Some(&3.0)));
 }
 
 #[test]
