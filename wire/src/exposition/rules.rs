@@ -52,8 +52,13 @@ impl<'a> BodyRules<'a> {
     /// Rules for a body whose largest family has about `series` series (the map of one
     /// family's series is sized for them at once instead of growing by doubling).
     pub(super) fn with_capacity(series: usize) -> Self {
+        // Families: an agent's body has ~70; sized once instead of rehashed as they come.
+        const FAMILIES: usize = 128;
         Self {
             series: HashMap::with_capacity_and_hasher(series, RandomState::default()),
+            types: HashMap::with_capacity_and_hasher(FAMILIES, RandomState::default()),
+            helped: HashSet::with_capacity_and_hasher(FAMILIES, RandomState::default()),
+            closed: HashSet::with_capacity_and_hasher(FAMILIES, RandomState::default()),
             ..Self::default()
         }
     }
