@@ -8,6 +8,7 @@ use thiserror::Error;
 
 use crate::model::observation::ObserveError;
 
+mod gunzip;
 mod resolve;
 
 /// Most events asked for per page of `/v1/events` (`limit=`); after failed reads the
@@ -165,6 +166,32 @@ impl HttpFetcher {
         }
     }
 
+    /// The body as sent (still compressed, when it is) into `into`, at most `body_limit`
+    /// bytes, with ureq's errors mapped.
+    fn read_body(
+        &self,
+        reader: &mut impl std::io::Read,
+        into: &mut Vec<u8>,
+    ) -> Result<(), ScrapeError> {
+        read_bounded(reader, into, self.body_limit)?.map_err(|e| {
+            // ureq reports its own errors (limit, timeout) inside the io::Error.
+            let kind = e.kind();
+            match e.into_inner().map(|inner| inner.downcast::<ureq::Error>()) {
+                Some(Ok(u)) => match *u {
+                    ureq::Error::BodyExceedsLimit(_) => ScrapeError::TooLarge(self.body_limit),
+                    // The answer had started: what breaks now breaks the body.
+                    other => match self.error(other) {
+                        ScrapeError::Connect(m) => ScrapeError::Body(m),
+                        e => e,
+                    },
+                },
+                _ if kind == std::io::ErrorKind::TimedOut => ScrapeError::Timeout(self.timeout),
+                Some(Err(other)) => ScrapeError::Body(other.to_string()),
+                None => ScrapeError::Body(format!("{kind}")),
+            }
+        })
+    }
+
     fn error(&self, e: ureq::Error) -> ScrapeError {
         match e {
             ureq::Error::Timeout(_) => ScrapeError::Timeout(self.timeout),
@@ -188,6 +215,8 @@ impl Fetch for HttpFetcher {
             .agent
             .get(&url)
             .header("Accept", "text/plain;version=0.0.4;q=1,*/*;q=0.1")
+            // Decoded here with a kept decoder (`gunzip`), not by ureq.
+            .header("Accept-Encoding", "gzip")
             .call()
             .map_err(|e| self.error(e))?;
         let status = resp.status().as_u16();
@@ -203,29 +232,32 @@ impl Fetch for HttpFetcher {
         if !ct.to_ascii_lowercase().starts_with("text/plain") {
             return Err(ScrapeError::ContentType(ct));
         }
-        body.clear();
+        let encoding = resp
+            .headers()
+            .get("content-encoding")
+            .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase());
         let mut reader = resp
             .body_mut()
             .with_config()
             .limit(self.body_limit)
             .reader();
-        read_bounded(&mut reader, body, self.body_limit)?.map_err(|e| {
-            // ureq reports its own errors (limit, timeout) inside the io::Error.
-            let kind = e.kind();
-            match e.into_inner().map(|inner| inner.downcast::<ureq::Error>()) {
-                Some(Ok(u)) => match *u {
-                    ureq::Error::BodyExceedsLimit(_) => ScrapeError::TooLarge(self.body_limit),
-                    // The answer had started: what breaks now breaks the body.
-                    other => match self.error(other) {
-                        ScrapeError::Connect(m) => ScrapeError::Body(m),
-                        e => e,
-                    },
-                },
-                _ if kind == std::io::ErrorKind::TimedOut => ScrapeError::Timeout(self.timeout),
-                Some(Err(other)) => ScrapeError::Body(other.to_string()),
-                None => ScrapeError::Body(format!("{kind}")),
+        let mut read = |into: &mut Vec<u8>| self.read_body(&mut reader, into);
+        match encoding.as_deref() {
+            None | Some("identity") => {
+                body.clear();
+                read(body)
             }
-        })
+            Some("gzip" | "x-gzip") => {
+                body.clear();
+                gunzip::gunzip(read, |d| {
+                    read_bounded(d, body, self.body_limit)?
+                        .map_err(|e| ScrapeError::Body(format!("gzip: {e}")))
+                })
+            }
+            Some(other) => Err(ScrapeError::Body(format!(
+                "unsupported Content-Encoding {other:?} (gzip or none)"
+            ))),
+        }
     }
 
     fn events(&self, address: &str, after: i64, limit: usize) -> Result<EventsPage, ScrapeError> {
