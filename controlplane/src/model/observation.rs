@@ -13,6 +13,7 @@ use gpuwarden_wire::metric as m;
 pub mod compact;
 mod error;
 pub mod limits;
+mod scratch;
 pub use compact::{intern, LinkStates, LinkValues, Name, SmallMap, SmallSet, Values};
 pub use error::ObserveError;
 
@@ -172,8 +173,9 @@ fn label_u32(s: &Sample<'_>, name: &str) -> Option<u32> {
 pub fn observe(body: &[u8], sample_limit: usize) -> Result<NodeObservation, ObserveError> {
     let mut node = NodeObservation::default();
     let mut ours = false;
-    // Single-series values per GPU, borrowed from the body until the end.
-    let mut values: BTreeMap<u32, Vec<(&str, f64)>> = BTreeMap::new();
+    // Per GPU: values (borrowed from the body), counters, link totals and reasons, in
+    // growable lists until the end, then each compact form built once.
+    let mut scratch: BTreeMap<u32, scratch::Scratch<'_>> = BTreeMap::new();
     // Streamed: no vector of samples, and a body over the limit stops being read there.
     for entry in exposition::Parser::new(body) {
         let exposition::Entry::Sample(s) = entry? else {
@@ -206,12 +208,12 @@ pub fn observe(body: &[u8], sample_limit: usize) -> Result<NodeObservation, Obse
             m::AGENT_START_TIME => node.agent_started = value,
             m::GPU_XID_ERRORS => {
                 let code = label_u32(s, "xid");
-                let g = gpu_of(&mut node, s)?;
+                let i = gpu_of(&mut node, s)?.index;
                 if let (Some(code), Some(v)) = (code, value) {
-                    let i = g.index;
-                    limits::insert(&mut g.xid_errors, code, v, limits::MAX_PER_GPU, || {
+                    let list = &mut scratch.entry(i).or_default().xid;
+                    *scratch::slot(list, code, limits::MAX_PER_GPU, || {
                         format!("XID codes on GPU {i}")
-                    })?;
+                    })? = v;
                 }
             }
             m::GPU_ECC_ERRORS => {
@@ -224,12 +226,12 @@ pub fn observe(body: &[u8], sample_limit: usize) -> Result<NodeObservation, Obse
                             .unwrap_or_default(),
                     ),
                 );
-                let g = gpu_of(&mut node, s)?;
+                let i = gpu_of(&mut node, s)?.index;
                 if let Some(v) = value {
-                    let i = g.index;
-                    limits::insert(&mut g.ecc_errors, key, v, limits::MAX_PER_GPU, || {
+                    let list = &mut scratch.entry(i).or_default().ecc;
+                    *scratch::slot(list, key, limits::MAX_PER_GPU, || {
                         format!("ECC counters on GPU {i}")
-                    })?;
+                    })? = v;
                 }
             }
             m::GPU_NVLINK_UP => {
@@ -247,28 +249,24 @@ pub fn observe(body: &[u8], sample_limit: usize) -> Result<NodeObservation, Obse
             }
             m::GPU_NVLINK_ERRORS => {
                 let link = label_u32(s, "link");
-                let g = gpu_of(&mut node, s)?;
+                let i = gpu_of(&mut node, s)?.index;
                 if let (Some(l), Some(v)) = (link, value) {
-                    let i = g.index;
-                    let old = g.nvlink_errors.get(&l).copied();
-                    if old.is_none() {
-                        limits::room(g.nvlink_errors.len(), limits::MAX_LINKS, || {
-                            format!("NVLink links on GPU {i}")
-                        })?;
-                    }
-                    g.nvlink_errors.insert(l, old.unwrap_or(0.0) + v);
+                    let list = &mut scratch.entry(i).or_default().links;
+                    *scratch::slot(list, l, limits::MAX_LINKS, || {
+                        format!("NVLink links on GPU {i}")
+                    })? += v;
                 }
             }
             m::GPU_CLOCK_EVENT => {
                 let reason = limits::label_ref(s, "reason")?;
-                let g = gpu_of(&mut node, s)?;
+                let i = gpu_of(&mut node, s)?.index;
                 if let (Some(r), Some(1.0)) = (reason, value) {
-                    if !g.clock_events.contains(&*r) {
-                        let i = g.index;
-                        limits::room(g.clock_events.len(), limits::MAX_PER_GPU, || {
+                    let list = &mut scratch.entry(i).or_default().clocks;
+                    if let Err(at) = list.binary_search_by(|x| (**x).cmp(&*r)) {
+                        limits::room(list.len(), limits::MAX_PER_GPU, || {
                             format!("clock-event reasons on GPU {i}")
                         })?;
-                        g.clock_events.insert(intern(&r));
+                        list.insert(at, intern(&r));
                     }
                 }
             }
@@ -281,7 +279,10 @@ pub fn observe(body: &[u8], sample_limit: usize) -> Result<NodeObservation, Obse
                     let i = gpu_of(&mut node, s)?.index;
                     if let Some(v) = value {
                         // Sized for an agent's ~35 values a GPU at once (no doubling).
-                        let list = values.entry(i).or_insert_with(|| Vec::with_capacity(48));
+                        let list = &mut scratch.entry(i).or_default().values;
+                        if list.capacity() == 0 {
+                            list.reserve_exact(48);
+                        }
                         // Counted per sample: a name sent twice with other labels counts
                         // twice, which only matters past a bound no agent comes near.
                         limits::room(list.len(), limits::MAX_PER_GPU, || {
@@ -296,9 +297,9 @@ pub fn observe(body: &[u8], sample_limit: usize) -> Result<NodeObservation, Obse
     if !ours {
         return Err(ObserveError::NotAnAgent);
     }
-    for (i, list) in values {
+    for (i, lists) in scratch {
         if let Some(g) = node.gpus.get_mut(&i) {
-            g.values = Values::from_pairs(list);
+            lists.finish(g);
         }
     }
     for g in node.gpus.values_mut() {

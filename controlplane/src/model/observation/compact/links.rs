@@ -133,6 +133,29 @@ pub struct LinkValues {
 }
 
 impl LinkValues {
+    /// The totals of `pairs`, sorted by link with each link once: built in one pass, with
+    /// one allocation for the links below 64 (inserting link by link reallocates each time).
+    pub fn from_sorted(pairs: Vec<(u32, f64)>) -> Self {
+        let low = pairs.partition_point(|(l, _)| *l < BITS);
+        let mut known = 0;
+        let mut values = Vec::with_capacity(low);
+        let mut more = Vec::new();
+        for (l, v) in pairs {
+            match bit(l) {
+                Some(b) => {
+                    known |= b;
+                    values.push(v);
+                }
+                None => more.push((l, v)),
+            }
+        }
+        Self {
+            known,
+            values: values.into_boxed_slice(),
+            more: (!more.is_empty()).then(|| Box::new(SmallMap::from_sorted(more))),
+        }
+    }
+
     /// Where link `l`'s value is (or goes) in `values`.
     fn slot(&self, b: u64) -> usize {
         (self.known & (b - 1)).count_ones() as usize
@@ -209,19 +232,27 @@ impl std::ops::Index<&u32> for LinkValues {
     }
 }
 
+impl FromIterator<(u32, bool)> for LinkStates {
+    fn from_iter<I: IntoIterator<Item = (u32, bool)>>(iter: I) -> Self {
+        let mut m = Self::default();
+        for (l, v) in iter {
+            m.insert(l, v);
+        }
+        m.shrink();
+        m
+    }
+}
+
+impl FromIterator<(u32, f64)> for LinkValues {
+    fn from_iter<I: IntoIterator<Item = (u32, f64)>>(iter: I) -> Self {
+        // Sorted, the last of one link kept, then built once.
+        let sorted: SmallMap<u32, f64> = iter.into_iter().collect();
+        Self::from_sorted(sorted.iter().map(|(l, v)| (*l, *v)).collect())
+    }
+}
+
 macro_rules! map_like {
     ($t:ty, $v:ty) => {
-        impl FromIterator<(u32, $v)> for $t {
-            fn from_iter<I: IntoIterator<Item = (u32, $v)>>(iter: I) -> Self {
-                let mut m = Self::default();
-                for (l, v) in iter {
-                    m.insert(l, v);
-                }
-                m.shrink();
-                m
-            }
-        }
-
         impl fmt::Debug for $t {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.debug_map().entries(self.iter()).finish()

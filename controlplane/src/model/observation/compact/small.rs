@@ -82,6 +82,12 @@ impl<K: Ord, V> SmallMap<K, V> {
 }
 
 impl<K, V> SmallMap<K, V> {
+    /// The map of `pairs`, which must be sorted by key with each key once (as a parser's
+    /// scratch list is): one allocation at most, no sorting.
+    pub fn from_sorted(pairs: Vec<(K, V)>) -> Self {
+        Self(pairs.into_boxed_slice())
+    }
+
     /// Entries.
     pub fn len(&self) -> usize {
         self.0.len()
@@ -211,6 +217,11 @@ impl<K: Ord> SmallSet<K> {
 }
 
 impl<K> SmallSet<K> {
+    /// The set of `members`, which must be sorted with each once: one allocation at most.
+    pub fn from_sorted(members: Vec<K>) -> Self {
+        Self(members.into_boxed_slice())
+    }
+
     /// Members.
     pub fn len(&self) -> usize {
         self.0.len()

@@ -62,3 +62,25 @@ fn link_values_read_sum_and_serialize_like_a_map() {
     }
     assert_eq!(other, packed, "one value per link whatever the order given");
 }
+
+#[test]
+fn link_values_built_at_once_equal_built_link_by_link() {
+    let mut one_by_one = LinkValues::default();
+    let mut map = SmallMap::<u32, f64>::default();
+    for (n, l) in LINKS.into_iter().enumerate() {
+        one_by_one.insert(l, n as f64 + 0.5);
+        map.insert(l, n as f64 + 0.5);
+    }
+    let sorted: Vec<(u32, f64)> = map.iter().map(|(l, v)| (*l, *v)).collect();
+    let at_once = LinkValues::from_sorted(sorted.clone());
+    assert_eq!(
+        at_once, one_by_one,
+        "same links, values and order, 64 and above included"
+    );
+    assert_eq!(at_once.iter().collect::<Vec<_>>(), sorted);
+    assert_eq!(LinkValues::from_sorted(Vec::new()), LinkValues::default());
+    // Collected from any order, the last value of a link is kept, as with insert.
+    let collected: LinkValues = sorted.iter().rev().copied().chain([(3, 9.0)]).collect();
+    one_by_one.insert(3, 9.0);
+    assert_eq!(collected, one_by_one);
+}
