@@ -8,6 +8,7 @@
 #        FLUSH= (database.flush_interval; empty: the product's default, 30s). MEASURE should
 #        be a multiple of the flush interval, so every window holds the same number of flushes.
 #        PROM_N=0 skips Prometheus and the gpuwarden run at its size.
+#        Ports (all on 127.0.0.1): SRV_PORT=19200 (targets) CP_PORT=18410 PROM_PORT=19090 AGENT_PORT=19410 (body capture).
 # needs: prometheus (apt-get install -y prometheus), curl, gzip, bc, python3, rustc.
 # Output: RESULT lines on stdout and $WORK/results.tsv; each gpuwarden run also reports its
 # failed scrapes and failed event reads (both should be 0).
@@ -32,6 +33,7 @@ BUILD=${BUILD:-1}
 SRV_PORT=${SRV_PORT:-19200}
 PROM_PORT=${PROM_PORT:-19090}
 CP_PORT=${CP_PORT:-18410}
+AGENT_PORT=${AGENT_PORT:-19410}
 CLK=$(getconf CLK_TCK)
 mkdir -p "$WORK"
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
@@ -54,16 +56,16 @@ fi
 
 echo "== capture 8 bodies from a real agent with 8 fake GPUs"
 BODIES=$WORK/bodies; rm -rf "$BODIES"; mkdir -p "$BODIES"
-timeout 120 "$BIN/gpuwarden-agent" --fake-gpus 8 --listen 127.0.0.1:19410 >"$WORK/agent.log" 2>&1 &
+timeout 120 "$BIN/gpuwarden-agent" --fake-gpus 8 --listen 127.0.0.1:$AGENT_PORT >"$WORK/agent.log" 2>&1 &
 AG=$!
-for _ in $(seq 1 100); do curl -sf -o /dev/null http://127.0.0.1:19410/healthz && break; sleep 0.1; done
+for _ in $(seq 1 100); do curl -sf -o /dev/null http://127.0.0.1:$AGENT_PORT/healthz && break; sleep 0.1; done
 # One XID first, so the bodies carry XID series. A target always gets the same body, so its
 # counters never move: the control plane reads /v1/events once per target (its first
 # scrape), as from an agent where nothing happens.
-curl -s -XPOST http://127.0.0.1:19410/v1/fake/inject -d '{"gpu":2,"fault":"xid","code":13}' >/dev/null
+curl -s -XPOST http://127.0.0.1:$AGENT_PORT/v1/fake/inject -d '{"gpu":2,"fault":"xid","code":13}' >/dev/null
 sleep 1
 for i in $(seq 0 7); do
-  curl -s http://127.0.0.1:19410/metrics >"$BODIES/body_$i.prom"; gzip -kf "$BODIES/body_$i.prom"; sleep 1
+  curl -s http://127.0.0.1:$AGENT_PORT/metrics >"$BODIES/body_$i.prom"; gzip -kf "$BODIES/body_$i.prom"; sleep 1
 done
 kill "$AG"; wait "$AG" 2>/dev/null || true
 SPB=$(grep -vc '^#' "$BODIES/body_0.prom")
