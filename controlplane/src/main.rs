@@ -28,6 +28,15 @@ fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match cli.command {
+        Command::Serve { .. } if cli.conn.token.is_some() || cli.conn.server.is_some() => {
+            // The global flags are the CLI's; a server given them would silently ignore them.
+            eprintln!(
+                "error: --token and --server are the CLI's (the admin token it sends, the server \
+                 it calls); `serve` takes its admin tokens from auth.admin_tokens \
+                 (GPUWARDEN_AUTH__ADMIN_TOKENS) and its address from --listen"
+            );
+            std::process::ExitCode::from(2)
+        }
         Command::Serve {
             config,
             listen,

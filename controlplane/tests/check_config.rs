@@ -227,3 +227,24 @@ fn the_env_lists_match_the_config() {
         assert_eq!(keys, listed, "section {s}");
     }
 }
+
+/// `--token` and `--server` are the CLI's flags: `serve` refuses them instead of starting
+/// with a generated admin token the operator did not ask for.
+#[test]
+fn serve_refuses_the_clis_token_and_server_flags() {
+    for flags in [
+        &["serve", "--token", "my-admin-token-1234567"][..],
+        &[
+            "--server",
+            "http://127.0.0.1:1",
+            "serve",
+            "--check-config",
+            "x.toml",
+        ][..],
+    ] {
+        let out = Command::new(BIN).args(flags).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{flags:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("auth.admin_tokens"), "{flags:?}: {err}");
+    }
+}
