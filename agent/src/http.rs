@@ -1,7 +1,8 @@
 //! The agent's HTTP API: `/metrics`, `/healthz`, `/v1/events`, `/v1/plugins` (in
 //! [`plugins`]), `/v1/commands` and, with fake GPUs only, `/v1/fake/inject` and
-//! `/v1/fake/clear`. Every error is JSON
-//! `{"error":{"code":…,"message":…}}`.
+//! `/v1/fake/clear`. Every error the API answers is JSON
+//! `{"error":{"code":…,"message":…}}`; a request too malformed to route (a bad request
+//! line, a URI or head over hyper's limits) gets hyper's own 400/414/431 with no body.
 
 use std::sync::Arc;
 
@@ -84,31 +85,54 @@ fn bad_query(e: QueryRejection) -> ApiError {
 }
 
 /// Whether `Accept-Encoding` lists gzip.
+/// Whether `Accept-Encoding` takes gzip (RFC 9110 §12.5.3): `gzip` or `x-gzip` in any case
+/// with a weight above 0, or `*` above 0 when gzip is not listed itself; `gzip;q=0` refuses it.
 fn accepts_gzip(headers: &HeaderMap) -> bool {
-    headers
+    let Some(v) = headers
         .get(header::ACCEPT_ENCODING)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(',')
-                .any(|e| e.trim().split(';').next() == Some("gzip"))
-        })
+    else {
+        return false;
+    };
+    let (mut gzip, mut any) = (None, None);
+    for item in v.split(',') {
+        let mut parts = item.split(';');
+        let coding = parts.next().unwrap_or("").trim();
+        let q = parts
+            .filter_map(|p| p.trim().strip_prefix("q=").or(p.trim().strip_prefix("Q=")))
+            .find_map(|q| q.trim().parse::<f32>().ok())
+            .unwrap_or(1.0);
+        if coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip") {
+            gzip = Some(gzip.unwrap_or(0.0f32).max(q));
+        } else if coding == "*" {
+            any = Some(q);
+        }
+    }
+    gzip.or(any).is_some_and(|q| q > 0.0)
 }
 
 async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let snap = Arc::clone(&state.snapshot.read().unwrap_or_else(|p| p.into_inner()));
     let text = HeaderValue::from_static(TEXT_FORMAT);
+    // The answer depends on Accept-Encoding: caches must not hand one form for the other.
+    let vary = HeaderValue::from_static("accept-encoding");
     if accepts_gzip(&headers) {
         let gzip = HeaderValue::from_static("gzip");
         (
             [
                 (header::CONTENT_TYPE, text),
                 (header::CONTENT_ENCODING, gzip),
+                (header::VARY, vary),
             ],
             snap.body_gzip(),
         )
             .into_response()
     } else {
-        ([(header::CONTENT_TYPE, text)], snap.body()).into_response()
+        (
+            [(header::CONTENT_TYPE, text), (header::VARY, vary)],
+            snap.body(),
+        )
+            .into_response()
     }
 }
 
@@ -294,5 +318,40 @@ mod tests {
         )
         .await;
         assert_eq!(list["commands"].as_array().map(Vec::len), Some(1));
+    }
+
+    /// gzip when the client takes it by the rules of `Accept-Encoding`: any case, `x-gzip`,
+    /// weights (`q=0` refuses), `*`; and the answer says it varies with that header.
+    #[tokio::test]
+    async fn metrics_are_gzipped_as_accept_encoding_asks() {
+        let app = router(state(None));
+        for (accept, gzip) in [
+            (None, false),
+            (Some("gzip"), true),
+            (Some("GZIP"), true),
+            (Some("x-gzip"), true),
+            (Some("br, gzip;q=0.5"), true),
+            (Some("gzip;q=0"), false),
+            (Some("gzip; q=0.0, identity"), false),
+            (Some("*"), true),
+            (Some("*;q=0"), false),
+            (Some("gzip;q=0, *"), false),
+            (Some("identity"), false),
+            (Some("gzipped"), false),
+        ] {
+            let headers: Vec<(&str, &str)> =
+                accept.map(|a| ("Accept-Encoding", a)).into_iter().collect();
+            let resp = call(&app, request("GET", "/metrics", &headers, None, Vec::new())).await;
+            assert_eq!(resp.status(), StatusCode::OK);
+            let enc = resp.headers().get(header::CONTENT_ENCODING);
+            assert_eq!(enc.is_some(), gzip, "{accept:?}");
+            assert_eq!(
+                resp.headers()
+                    .get(header::VARY)
+                    .and_then(|v| v.to_str().ok()),
+                Some("accept-encoding"),
+                "{accept:?}"
+            );
+        }
     }
 }

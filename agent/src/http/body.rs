@@ -3,6 +3,9 @@
 //! refuses a bad body the same way, as JSON, before its handler runs:
 //!
 //! - larger than [`BODY_LIMIT`]: 413 `too_large`;
+//! - not all sent within [`BODY_TIMEOUT`] of the head: 408 `request_timeout` (a client that
+//!   announces a body and stalls would otherwise hold its connection, and a file
+//!   descriptor, for ever: the head alone has hyper's 5 s limit);
 //! - not empty, with a `Content-Type` other than JSON (`application/json` or `…+json`;
 //!   none is taken as JSON): 415 `unsupported_media_type`, as the control plane answers.
 //!   An empty body is allowed whatever its label (`curl -XPOST` without `-d`), and so is
@@ -25,6 +28,10 @@ use super::state::ApiError;
 /// diagnostic parameters are a few hundred bytes. With a `Content-Encoding`, the limit is
 /// on the decoded body too.
 pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// How long a request's body may take to arrive once its head has (10 s: the largest
+/// body, 64 KiB, is sent in well under that on any link an agent is reached over).
+pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A request body of at most [`BODY_LIMIT`] bytes, labelled JSON unless it is empty.
 #[derive(Debug)]
@@ -143,9 +150,20 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
         if declared.is_some_and(|n| n > BODY_LIMIT as u64) {
             return Err(too_large());
         }
-        let raw = Limited::new(body, BODY_LIMIT)
-            .collect()
-            .await
+        let collected =
+            tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, BODY_LIMIT).collect())
+                .await
+                .map_err(|_| {
+                    ApiError::new(
+                        StatusCode::REQUEST_TIMEOUT,
+                        "request_timeout",
+                        format!(
+                            "the request body did not arrive within {}",
+                            humantime::format_duration(BODY_TIMEOUT)
+                        ),
+                    )
+                })?;
+        let raw = collected
             .map_err(|e| {
                 if e.is::<LengthLimitError>() {
                     return too_large();
@@ -265,6 +283,48 @@ mod tests {
             assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{uri}");
             let j = super::super::tests::json(resp).await;
             assert_eq!(j["error"]["code"], "bad_request", "{uri}: {j}");
+        }
+    }
+
+    /// A body that sends one byte and then nothing, for ever.
+    struct Stall(bool);
+
+    impl hyper::body::Body for Stall {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+            if self.0 {
+                return std::task::Poll::Pending;
+            }
+            self.0 = true;
+            std::task::Poll::Ready(Some(Ok(hyper::body::Frame::data(Bytes::from_static(b"{")))))
+        }
+    }
+
+    /// A client that announces a body and stalls gets 408 after [`BODY_TIMEOUT`] (the
+    /// connection then closes) instead of holding its connection for ever.
+    #[tokio::test(start_paused = true)]
+    async fn a_body_that_stalls_is_refused_after_the_body_timeout() {
+        let fake = Arc::new(FakeBackend::new(1, DEFAULT_MODEL, 1));
+        let app = router(state(Some(fake)));
+        for path in BODY_ROUTES {
+            let req = axum::http::Request::builder()
+                .method("POST")
+                .uri(path)
+                .header("Content-Type", "application/json")
+                .header("Content-Length", "100")
+                .body(axum::body::Body::new(Stall(false)))
+                .unwrap();
+            let started = tokio::time::Instant::now();
+            let resp = answer(&app, req).await;
+            assert_eq!(resp.status(), StatusCode::REQUEST_TIMEOUT, "{path}");
+            assert_eq!(started.elapsed(), BODY_TIMEOUT, "{path}");
+            let body = super::super::tests::json(resp).await;
+            assert_eq!(body["error"]["code"], "request_timeout", "{path}");
         }
     }
 }

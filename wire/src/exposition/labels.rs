@@ -66,11 +66,7 @@ impl<'a> Labels<'a> {
     /// The labels in order, values unescaped.
     pub fn iter(&self) -> LabelIter<'a> {
         LabelIter {
-            raw: RawPairs {
-                rest: self.raw.as_bytes(),
-                raw: self.raw,
-                pos: 0,
-            },
+            raw: self.raw_pairs(),
         }
     }
 
@@ -98,6 +94,8 @@ impl<'a> Labels<'a> {
             rest: self.raw.as_bytes(),
             raw: self.raw,
             pos: 0,
+            spans: self.spans,
+            indexed: self.indexed,
         }
     }
 
@@ -129,13 +127,23 @@ impl<'a> Iterator for LabelIter<'a> {
 pub(super) struct RawPairs<'a> {
     rest: &'a [u8],
     raw: &'a str,
+    /// The next byte to scan, or (indexed) the next pair.
     pos: usize,
+    /// The parser's index of the set, read instead of the text when `indexed` ≤ [`INDEXED`].
+    spans: [Span; INDEXED],
+    indexed: u8,
 }
 
 impl<'a> Iterator for RawPairs<'a> {
     type Item = (&'a str, &'a str);
 
     fn next(&mut self) -> Option<Self::Item> {
+        if usize::from(self.indexed) <= INDEXED {
+            let [a, b, c, d] = *self.spans[..usize::from(self.indexed)].get(self.pos)?;
+            self.pos += 1;
+            let at = |x: u16, y: u16| self.raw.get(usize::from(x)..usize::from(y));
+            return Some((at(a, b)?, at(c, d)?));
+        }
         // The set was validated when the line was parsed: names, `="…"`, commas, blanks.
         let b = self.rest;
         let mut i = self.pos;
@@ -156,8 +164,13 @@ impl<'a> Iterator for RawPairs<'a> {
         }
         i += 1;
         let value_start = i.min(b.len());
-        // Straight to the closing quote (an escaped quote is skipped with its backslash).
-        loop {
+        // Short values byte by byte (a call to memchr2 costs more than a few bytes), then
+        // straight to the closing quote (an escaped quote is skipped with its backslash).
+        let short = (i + 16).min(b.len());
+        while i < short && b[i] != b'"' {
+            i += if b[i] == b'\\' { 2 } else { 1 };
+        }
+        while i < b.len() && b[i] != b'"' {
             match b.get(i..).and_then(|r| memchr::memchr2(b'"', b'\\', r)) {
                 Some(n) if b[i + n] == b'"' => {
                     i += n;
