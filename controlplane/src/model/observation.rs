@@ -299,7 +299,7 @@ pub fn observe(body: &[u8], sample_limit: usize) -> Result<NodeObservation, Obse
     }
     for (i, lists) in scratch {
         if let Some(g) = node.gpus.get_mut(&i) {
-            lists.finish(g);
+            finish(lists, g);
         }
     }
     for g in node.gpus.values_mut() {
@@ -332,6 +332,17 @@ pub fn events_pending(prev: Option<&NodeObservation>, cur: &NodeObservation) -> 
                 .iter()
                 .any(|(k, v)| &*k.1 == "volatile" && changed(Some(v), p.ecc_errors.get(k)))
     })
+}
+
+/// Moves a GPU's scratch lists into `g`, each container built once and exactly sized.
+fn finish(lists: scratch::Scratch<'_>, g: &mut GpuObservation) {
+    if !lists.values.is_empty() {
+        g.values = Values::from_pairs(lists.values);
+    }
+    g.xid_errors = SmallMap::from_sorted(lists.xid);
+    g.ecc_errors = SmallMap::from_sorted(lists.ecc);
+    g.nvlink_errors = LinkValues::from_sorted(lists.links);
+    g.clock_events = SmallSet::from_sorted(lists.clocks);
 }
 
 #[cfg(test)]

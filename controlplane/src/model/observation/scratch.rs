@@ -3,9 +3,9 @@
 //! filling them entry by entry reallocated on every new key (some 400 times for an 8-GPU
 //! body); they are built once per body from these lists instead.
 
-use super::compact::{LinkValues, Name, SmallMap, SmallSet, Values};
+use super::compact::Name;
+use super::error::ObserveError;
 use super::limits;
-use super::{GpuObservation, ObserveError};
 
 /// One GPU's lists, each sorted by key with distinct keys (values: as sent).
 #[derive(Default)]
@@ -39,17 +39,4 @@ pub(super) fn slot<K: Ord, V: Default>(
         }
     };
     Ok(&mut list[i].1)
-}
-
-impl Scratch<'_> {
-    /// Moves the lists into `g`, each built once and exactly sized.
-    pub fn finish(self, g: &mut GpuObservation) {
-        if !self.values.is_empty() {
-            g.values = Values::from_pairs(self.values);
-        }
-        g.xid_errors = SmallMap::from_sorted(self.xid);
-        g.ecc_errors = SmallMap::from_sorted(self.ecc);
-        g.nvlink_errors = LinkValues::from_sorted(self.links);
-        g.clock_events = SmallSet::from_sorted(self.clocks);
-    }
 }
