@@ -8,7 +8,7 @@
 //!   value came from: the file's absolute path, or the environment variable. figment stops at
 //!   the first error; here the offending key is set aside and the extraction is repeated, so
 //!   one run lists them all, and the rest of the configuration can still be validated.
-//! - [`env`]: which `GPUWARDEN_*` variables belong to which program, so that one
+//! - [`mod@env`]: which `GPUWARDEN_*` variables belong to which program, so that one
 //!   program's variables in the environment of the other (one host, one environment file)
 //!   are ignored, while a misspelt key of its own still fails.
 //!

@@ -12,7 +12,7 @@ pub(super) type Span = [u16; 4];
 
 /// The label set of a sample: the raw text between `{` and `}`, already validated.
 ///
-/// The parser also records where each pair lies when the set has at most [`INDEXED`]
+/// The parser also records where each pair lies when the set has at most 6
 /// pairs and is under 64 KiB, so [`Labels::get`] compares names without reading the text again:
 /// reading a label late in the set was ~1,000 instructions per sample before.
 #[derive(Debug, Clone, Copy, Default)]
