@@ -97,8 +97,14 @@ pub fn rss(plugins: &Path, seconds: u64) {
     std::fs::create_dir_all(&dir).unwrap();
     // On-demand runs need the node token's digest: a token kept as if from a registration.
     let token_file = dir.join("node-token");
-    std::fs::write(&token_file, "gwn_bench_token\n").unwrap();
-    let digest: String = <sha2::Sha256 as sha2::Digest>::digest(b"gwn_bench_token")
+    // At least 16 characters, readable by its owner only: the agent refuses anything else.
+    std::fs::write(&token_file, "gwn_bench_token_0123456789\n").unwrap();
+    std::fs::set_permissions(
+        &token_file,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let digest: String = <sha2::Sha256 as sha2::Digest>::digest(b"gwn_bench_token_0123456789")
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
@@ -138,6 +144,8 @@ pub fn rss(plugins: &Path, seconds: u64) {
         }
         n += 1;
         if n.is_multiple_of(60) {
+            // An agent that exited has no VmRSS: say so instead of printing 0.
+            assert!(status("VmRSS:") > 0, "the agent exited (pid {pid})");
             println!(
                 "  {:>4} s: RSS {} KiB",
                 start.elapsed().as_secs(),
