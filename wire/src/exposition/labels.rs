@@ -48,11 +48,6 @@ impl<'a> Labels<'a> {
         l
     }
 
-    /// The recorded pairs, when there are.
-    fn index(&self) -> Option<&[Span]> {
-        self.spans.get(..usize::from(self.indexed))
-    }
-
     /// The text between the braces, as sent (escapes included).
     pub fn raw(&self) -> &'a str {
         self.raw
@@ -72,15 +67,8 @@ impl<'a> Labels<'a> {
 
     /// The value of label `name`.
     pub fn get(&self, name: &str) -> Option<Cow<'a, str>> {
-        if let Some(index) = self.index() {
-            let raw = self.raw;
-            return index
-                .iter()
-                .find(|[a, b, _, _]| raw.get(usize::from(*a)..usize::from(*b)) == Some(name))
-                .and_then(|[_, _, c, d]| raw.get(usize::from(*c)..usize::from(*d)))
-                .map(unescape);
-        }
-        // Only the value asked for is unescaped (the others are skipped as sent).
+        // Through the parser's index when there is one; only the value asked for is
+        // unescaped (the others are skipped as sent).
         self.raw_pairs()
             .find(|(n, _)| *n == name)
             .map(|(_, v)| unescape(v))
