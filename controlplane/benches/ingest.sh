@@ -5,6 +5,7 @@
 # usage: controlplane/benches/ingest.sh
 # env:   BIN=target/release (where gpuwarden and gpuwarden-agent are)  PROM_N=200 PROM_INTERVAL=1s  FLEET_NS="2000 10000 20000" FLEET_INTERVAL=15s
 #        WARM=20 MEASURE=60 WORK=target/bench-ingest  BUILD=1 (0: use target/release as it is)
+#        CONCURRENCY=64 (scrape.concurrency of the control plane)
 #        FLUSH= (database.flush_interval; empty: the product's default, 30s). MEASURE should
 #        be a multiple of the flush interval, so every window holds the same number of flushes.
 #        PROM_N=0 skips Prometheus and the gpuwarden run at its size.
@@ -27,6 +28,7 @@ FLEET_NS=${FLEET_NS:-"2000 10000 20000"}
 FLEET_INTERVAL=${FLEET_INTERVAL:-15s}
 WARM=${WARM:-20}
 MEASURE=${MEASURE:-60}
+CONCURRENCY=${CONCURRENCY:-64}
 FLUSH=${FLUSH:-}
 WORK=${WORK:-$ROOT/target/bench-ingest}
 BUILD=${BUILD:-1}
@@ -84,7 +86,7 @@ run_cp() {
   {
     printf '[server]\nlisten = "127.0.0.1:%s"\ndata_dir = "%s"\n[database]\nurl = "sqlite://%s/gw.db"\n' "$CP_PORT" "$d" "$d"
     if [ -n "$FLUSH" ]; then printf 'flush_interval = "%s"\n' "$FLUSH"; fi
-    printf '[scrape]\ninterval = "%s"\ntimeout = "%s"\nconcurrency = 64\n' "$iv" "$iv"
+    printf '[scrape]\ninterval = "%s"\ntimeout = "%s"\nconcurrency = %s\n' "$iv" "$iv" "$CONCURRENCY"
     for i in $(seq 0 $((n - 1))); do
       printf '[[static_targets]]\nname = "gpu-node-%05d"\naddress = "http://127.0.0.1:%s/t/%d"\npool = "pool-%d"\n' "$i" "$SRV_PORT" "$i" $((i % 4))
     done

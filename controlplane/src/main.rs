@@ -8,6 +8,12 @@ use gpuwarden_controlplane::cli::args::{wants_json, Cli, Command};
 use gpuwarden_controlplane::cli::{run, CliError, Output};
 use gpuwarden_controlplane::serve;
 
+/// jemalloc instead of glibc's malloc: ~8 % less CPU and ~10 % less memory scraping 10,000
+/// nodes (the scrape path allocates and frees per body on many threads; README, step 7).
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     let cli = match Cli::try_parse_from(&args) {

@@ -121,6 +121,8 @@ pub struct Parser<'a> {
     names: Vec<(&'a str, usize)>,
     /// The current line's pairs' places (reused from line to line).
     spans: Vec<labels::Span>,
+    /// The previous sample's name, checked: the next line's name is compared with it first.
+    known: &'a str,
 }
 
 impl<'a> Parser<'a> {
@@ -136,6 +138,7 @@ impl<'a> Parser<'a> {
             rules: rules::BodyRules::with_capacity(64),
             names: Vec::new(),
             spans: Vec::new(),
+            known: "",
         }
     }
 }
@@ -180,7 +183,10 @@ impl<'a> Iterator for Parser<'a> {
                 }
             } else {
                 let mut set = self.rules.set_hash();
-                let sample = line.sample(&mut self.names, &mut self.spans, &mut set);
+                let sample = line.sample(self.known, &mut self.names, &mut self.spans, &mut set);
+                if let Ok(s) = &sample {
+                    self.known = s.name;
+                }
                 set_hash = set.finish();
                 sample.map(Entry::Sample)
             };

@@ -80,8 +80,13 @@ impl<'a> Line<'a> {
         i
     }
 
-    /// `[a-zA-Z_:][a-zA-Z0-9_:]*` at `i`; returns the end.
-    fn name(&self, i: usize) -> Result<usize, ParseError> {
+    /// `[a-zA-Z_:][a-zA-Z0-9_:]*` at `i`; returns the end. `known` is a name already checked
+    /// (the previous sample's): when the line repeats it, as a family's lines do, its bytes
+    /// are compared at once instead of classed one by one.
+    fn name(&self, i: usize, known: &str) -> Result<usize, ParseError> {
+        if let Some(end) = self.repeats(i, known, is_name_char) {
+            return Ok(end);
+        }
         if i >= self.b.len() || !is_name_start(self.b[i]) {
             return Err(self.err(i, "expected a metric name"));
         }
@@ -90,6 +95,17 @@ impl<'a> Line<'a> {
             j += 1;
         }
         Ok(j)
+    }
+
+    /// The end of `known` when the line holds it at `i` and no name character follows (a
+    /// longer name is read byte by byte); `known` is empty or already valid as a name.
+    #[inline]
+    fn repeats(&self, i: usize, known: &str, more: fn(u8) -> bool) -> Option<usize> {
+        let end = i + known.len();
+        (!known.is_empty()
+            && self.b.get(i..end) == Some(known.as_bytes())
+            && !self.b.get(end).is_some_and(|&c| more(c)))
+        .then_some(end)
     }
 
     /// Validates `{…}` starting after the `{` at `i`; returns the index of the `}`.
@@ -106,19 +122,30 @@ impl<'a> Line<'a> {
     ) -> Result<usize, ParseError> {
         let b = self.b;
         let open = i;
-        names.clear();
+        // On entry `names` holds the previous sample's label names, checked: a pair whose
+        // name repeats the one at its place there is compared at once (a family's samples
+        // mostly share their label names and order).
+        let mut k = 0;
         spans.clear();
         loop {
             i = self.skip_blanks(i);
             match b.get(i) {
-                Some(b'}') => return Ok(i),
+                Some(b'}') => {
+                    names.truncate(k);
+                    return Ok(i);
+                }
                 Some(&c) if is_label_start(c) => {}
                 Some(_) => return Err(self.err(i, "expected a label name or '}'")),
                 None => return Err(self.err(i, "unterminated label set")),
             }
             let name_start = i;
-            while i < b.len() && is_label_char(b[i]) {
-                i += 1;
+            let known = names.get(k).map_or("", |n| n.0);
+            if let Some(end) = self.repeats(i, known, is_label_char) {
+                i = end;
+            } else {
+                while i < b.len() && is_label_char(b[i]) {
+                    i += 1;
+                }
             }
             let name_end = i;
             i = self.skip_blanks(i);
@@ -155,8 +182,19 @@ impl<'a> Line<'a> {
             let Some(name) = self.text(name_start, name_end) else {
                 return Err(self.err(name_start, "bad label name"));
             };
-            names.push((name, name_start));
-            set.add(name.as_bytes(), &b[value_start..i]);
+            if k < names.len() {
+                names[k] = (name, name_start);
+            } else {
+                names.push((name, name_start));
+            }
+            k += 1;
+            // The pair as `name="value`: its bytes as sent when nothing stands between the
+            // name and the quote, as agents send it.
+            if value_start == name_end + 2 {
+                set.add(&b[name_start..i]);
+            } else {
+                set.add_parts(name.as_bytes(), &b[value_start..i]);
+            }
             // Places within the set's text (which starts at `open`), while u16 reaches.
             let at = |x: usize| u16::try_from(x - open).ok();
             if let (Some(a), Some(n), Some(v), Some(e)) =
@@ -167,7 +205,10 @@ impl<'a> Line<'a> {
             i = self.skip_blanks(i + 1);
             match b.get(i) {
                 Some(b',') => i += 1,
-                Some(b'}') => return Ok(i),
+                Some(b'}') => {
+                    names.truncate(k);
+                    return Ok(i);
+                }
                 Some(_) => return Err(self.err(i, "expected ',' or '}' after the label value")),
                 None => return Err(self.err(i, "unterminated label set")),
             }
@@ -229,13 +270,14 @@ impl<'a> Line<'a> {
     /// receives the hash of the label set.
     pub(super) fn sample(
         &self,
+        known: &str,
         names: &mut Vec<(&'a str, usize)>,
         spans: &mut Vec<Span>,
         set: &mut SetHash<'_>,
     ) -> Result<Sample<'a>, ParseError> {
         let b = self.b;
         let start = self.skip_blanks(0);
-        let name_end = self.name(start)?;
+        let name_end = self.name(start, known)?;
         let mut i = name_end;
         let mut labels = Labels::default();
         let open = self.skip_blanks(i);
@@ -297,7 +339,7 @@ impl<'a> Line<'a> {
             return Ok(None); // an ordinary comment
         }
         let name_start = self.skip_blanks(kw_end);
-        let name_end = self.name(name_start)?;
+        let name_end = self.name(name_start, "")?;
         if name_end < b.len() && !is_blank(b[name_end]) {
             return Err(self.err(name_end, "unexpected character in the metric name"));
         }

@@ -45,7 +45,7 @@ pub(super) struct BodyRules<'a> {
     /// The last sample name with its family and type ([`BodyRules::family_of`]): a
     /// family's samples come one after another, so most lines need no lookup. Forgotten at
     /// every `HELP` and `TYPE` line, which may change what a name belongs to.
-    last: Option<(&'a str, &'a str, Option<MetricType>)>,
+    last: Option<(&'a str, &'a str, Option<MetricType>, u64)>,
 }
 
 impl<'a> BodyRules<'a> {
@@ -134,12 +134,14 @@ impl<'a> BodyRules<'a> {
 
     /// A sample line; `set` is its label set's hash from [`BodyRules::set_hash`].
     pub(super) fn sample(&mut self, s: &Sample<'a>, set: (u64, u64)) -> Result<(), &'static str> {
-        let (family, kind) = match self.last {
-            Some((name, family, kind)) if name == s.name => (family, kind),
+        // The name's hash too: the series' key hashes it, once per run of one name.
+        let (family, kind, name_hash) = match self.last {
+            Some((name, family, kind, h)) if name == s.name => (family, kind, h),
             _ => {
                 let (family, kind) = self.family_of(s.name);
-                self.last = Some((s.name, family, kind));
-                (family, kind)
+                let h = self.series.hasher().hash_one(s.name);
+                self.last = Some((s.name, family, kind, h));
+                (family, kind, h)
             }
         };
         self.enter(family)?;
@@ -160,11 +162,16 @@ impl<'a> BodyRules<'a> {
             }
             _ => {}
         }
-        self.series(s, set)
+        self.series(s, name_hash, set)
     }
 
-    fn series(&mut self, s: &Sample<'a>, (set, n): (u64, u64)) -> Result<(), &'static str> {
-        let h = self.series.hasher().hash_one((s.name, set, n));
+    fn series(
+        &mut self,
+        s: &Sample<'a>,
+        name_hash: u64,
+        (set, n): (u64, u64),
+    ) -> Result<(), &'static str> {
+        let h = self.series.hasher().hash_one((name_hash, set, n));
         let new = Seen {
             name: s.name,
             labels: s.labels.raw(),
@@ -202,12 +209,22 @@ pub(super) struct SetHash<'s> {
 }
 
 impl SetHash<'_> {
-    /// Adds a pair.
-    pub(super) fn add(&mut self, name: &[u8], raw_value: &[u8]) {
-        self.sum = self
-            .sum
-            .wrapping_add(self.state.hash_one((name, raw_value)));
+    /// Adds a pair given as its bytes `name="value` (the value as sent, without its closing
+    /// quote): one hash over one slice of the body. A name holds no `=` or `"`, so the
+    /// bytes name one pair only.
+    pub(super) fn add(&mut self, pair: &[u8]) {
+        self.sum = self.sum.wrapping_add(self.state.hash_one(pair));
         self.n += 1;
+    }
+
+    /// Adds a pair sent with blanks around its `=`: hashed as [`SetHash::add`] hashes the
+    /// same pair sent without them.
+    pub(super) fn add_parts(&mut self, name: &[u8], raw_value: &[u8]) {
+        let mut pair = Vec::with_capacity(name.len() + 2 + raw_value.len());
+        pair.extend_from_slice(name);
+        pair.extend_from_slice(b"=\"");
+        pair.extend_from_slice(raw_value);
+        self.add(&pair);
     }
 
     /// The sum and the count.

@@ -114,10 +114,44 @@ fn a_label_name_repeated_in_one_sample_is_refused_where_it_repeats() {
     assert_eq!(labels(&one("m{a=\"1\",b=\"1\"} 1\n")).len(), 2);
 }
 
+/// The parser compares a line's metric and label names with the previous line's first (a
+/// family's lines repeat them): a name that starts like the previous one is still read whole.
+#[test]
+fn names_that_extend_the_previous_lines_names_are_read_whole() {
+    let body =
+        "m 1\nm_total 2\nmm{a=\"1\"} 3\nmm{ab=\"1\"} 4\nmm{a=\"1\",b=\"2\"} 5\nmm{b=\"2\"} 6\n";
+    let got: Vec<(String, Vec<(String, String)>)> = parse(body.as_bytes())
+        .unwrap()
+        .iter()
+        .map(|s| (s.name.to_string(), labels(s)))
+        .collect();
+    let l = |p: &[(&str, &str)]| -> Vec<(String, String)> {
+        p.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    };
+    assert_eq!(
+        got,
+        vec![
+            ("m".to_string(), l(&[])),
+            ("m_total".to_string(), l(&[])),
+            ("mm".to_string(), l(&[("a", "1")])),
+            ("mm".to_string(), l(&[("ab", "1")])),
+            ("mm".to_string(), l(&[("a", "1"), ("b", "2")])),
+            ("mm".to_string(), l(&[("b", "2")])),
+        ]
+    );
+    // A bad byte right after a repeated name is still an error at its column.
+    let e = err("mm{a=\"1\"} 1\nmm{a-=\"1\"} 2\n");
+    assert_eq!((e.line, e.column), (2, 5), "{e}");
+}
+
 #[test]
 fn a_series_repeated_in_one_body_is_refused_whatever_its_label_order() {
     for body in [
         "# TYPE x gauge\nx{a=\"1\"} 1\nx{a=\"1\"} 2\n",
+        "x{a = \"1\",b=\"2\"} 1\nx{b=\"2\", a=\"1\"} 1\n",
+        "x{a=\"1\",b=\"2\"} 1\nx{b =\"2\",a= \"1\"} 1\n",
         "x{a=\"1\",b=\"2\"} 1\nx{b=\"2\",a=\"1\"} 1\n",
         "x 1\nx{} 2\n",
         "x{a=\"q\\\"\"} 1\nx{ a = \"q\\\"\" , } 2\n",
