@@ -40,6 +40,7 @@ mod notify;
 mod openapi;
 mod policy_api;
 mod policy_limits;
+mod provider_exec;
 mod remediate;
 mod remediate_delivery;
 mod remediate_failures;

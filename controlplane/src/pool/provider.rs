@@ -27,8 +27,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::{SharedClock, SystemClock};
 
+pub mod exec;
 pub mod fake;
 pub mod params;
+pub mod run;
 
 /// The provider kinds [`build`] knows.
 pub const KINDS: &[&str] = &["fake", "local", "exec", "lambda"];
@@ -340,6 +342,7 @@ pub fn build(
 ) -> Result<Arc<dyn Provider>, Vec<String>> {
     Ok(match kind {
         "fake" => Arc::new(fake::FakeProvider::from_params(params)?),
+        "exec" => Arc::new(exec::ExecProvider::from_params(params)?),
         other => {
             return Err(vec![format!(
                 "unknown provider {other:?} (known: {})",
