@@ -41,6 +41,7 @@ mod openapi;
 mod policy_api;
 mod policy_limits;
 mod provider_exec;
+mod provider_local;
 mod remediate;
 mod remediate_delivery;
 mod remediate_failures;

@@ -29,6 +29,7 @@ use crate::clock::{SharedClock, SystemClock};
 
 pub mod exec;
 pub mod fake;
+pub mod local;
 pub mod params;
 pub mod run;
 
@@ -342,6 +343,7 @@ pub fn build(
 ) -> Result<Arc<dyn Provider>, Vec<String>> {
     Ok(match kind {
         "fake" => Arc::new(fake::FakeProvider::from_params(params)?),
+        "local" => Arc::new(local::LocalProvider::from_params(params, env)?),
         "exec" => Arc::new(exec::ExecProvider::from_params(params)?),
         other => {
             return Err(vec![format!(
