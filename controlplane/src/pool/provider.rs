@@ -29,6 +29,7 @@ use crate::clock::{SharedClock, SystemClock};
 
 pub mod exec;
 pub mod fake;
+pub mod lambda;
 pub mod local;
 pub mod params;
 pub mod run;
@@ -345,6 +346,7 @@ pub fn build(
         "fake" => Arc::new(fake::FakeProvider::from_params(params)?),
         "local" => Arc::new(local::LocalProvider::from_params(params, env)?),
         "exec" => Arc::new(exec::ExecProvider::from_params(params)?),
+        "lambda" => Arc::new(lambda::LambdaProvider::from_params(params, env)?),
         other => {
             return Err(vec![format!(
                 "unknown provider {other:?} (known: {})",
