@@ -28,6 +28,9 @@ pub struct Seen {
     pub at_ms: i64,
 }
 
+/// A canned answer: status, headers, body.
+pub type Canned = (u16, Vec<(String, String)>, String);
+
 /// The account behind the stub.
 #[derive(Debug)]
 pub struct Account {
@@ -41,7 +44,7 @@ pub struct Account {
     pub next_id: u64,
     pub last_launch_ms: Option<i64>,
     /// Answers queued for the next requests: (status, headers, body).
-    pub fail: VecDeque<(u16, Vec<(String, String)>, String)>,
+    pub fail: VecDeque<Canned>,
     /// Delay before answering the next request.
     pub delay: Option<Duration>,
     pub seen: Vec<Seen>,
@@ -67,7 +70,10 @@ impl LambdaStub {
             key: key.into(),
             ssh_keys: vec!["ci-key".into()],
             types: BTreeMap::from([
-                ("gpu_1x_a100".to_string(), (129, vec!["us-east-1".to_string()])),
+                (
+                    "gpu_1x_a100".to_string(),
+                    (129, vec!["us-east-1".to_string()]),
+                ),
                 ("gpu_8x_h100_sxm5".to_string(), (2392, vec![])),
             ]),
             quota: 10,
@@ -172,10 +178,7 @@ fn serve(s: TcpStream, acc: &Mutex<Account>, clock: &FakeClock) {
     let mut body = vec![0u8; len];
     let _ = r.read_exact(&mut body);
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let path = path
-        .strip_prefix("/api/v1")
-        .unwrap_or(&path)
-        .to_string();
+    let path = path.strip_prefix("/api/v1").unwrap_or(&path).to_string();
     let (delay, answer) = {
         let mut a = acc.lock().unwrap();
         a.seen.push(Seen {
@@ -213,9 +216,22 @@ fn serve(s: TcpStream, acc: &Mutex<Account>, clock: &FakeClock) {
     let _ = s.flush();
 }
 
-fn route(a: &mut Account, method: &str, path: &str, auth: &str, body: &Value, now: i64) -> (u16, String) {
+fn route(
+    a: &mut Account,
+    method: &str,
+    path: &str,
+    auth: &str,
+    body: &Value,
+    now: i64,
+) -> (u16, String) {
     if auth != format!("Bearer {}", a.key) {
-        return (401, error("global/invalid-api-key", "API key was invalid, expired, or deleted."));
+        return (
+            401,
+            error(
+                "global/invalid-api-key",
+                "API key was invalid, expired, or deleted.",
+            ),
+        );
     }
     match (method, path) {
         ("GET", "/instance-types") => {
@@ -243,7 +259,11 @@ fn route(a: &mut Account, method: &str, path: &str, auth: &str, body: &Value, no
         ("POST", "/instance-operations/terminate") => {
             let ids: Vec<String> = body["instance_ids"]
                 .as_array()
-                .map(|v| v.iter().filter_map(|s| s.as_str().map(String::from)).collect())
+                .map(|v| {
+                    v.iter()
+                        .filter_map(|s| s.as_str().map(String::from))
+                        .collect()
+                })
                 .unwrap_or_default();
             let mut out = Vec::new();
             for id in &ids {
@@ -252,12 +272,21 @@ fn route(a: &mut Account, method: &str, path: &str, auth: &str, body: &Value, no
                     .iter_mut()
                     .find(|i| i["id"] == id.as_str() && i["status"] != "terminated")
                 else {
-                    return (404, error("global/object-does-not-exist", "Specified instance does not exist."));
+                    return (
+                        404,
+                        error(
+                            "global/object-does-not-exist",
+                            "Specified instance does not exist.",
+                        ),
+                    );
                 };
                 i["status"] = json!("terminating");
                 out.push(i.clone());
             }
-            (200, json!({"data": {"terminated_instances": out}}).to_string())
+            (
+                200,
+                json!({"data": {"terminated_instances": out}}).to_string(),
+            )
         }
         _ => (404, error("global/object-does-not-exist", "Not found.")),
     }
@@ -266,14 +295,23 @@ fn route(a: &mut Account, method: &str, path: &str, auth: &str, body: &Value, no
 fn launch(a: &mut Account, body: &Value, now: i64) -> (u16, String) {
     if let Some(last) = a.last_launch_ms {
         if now - last < 12_000 {
-            return (429, error("global/too-many-requests", "Too many launch requests."));
+            return (
+                429,
+                error("global/too-many-requests", "Too many launch requests."),
+            );
         }
     }
     let invalid = |m: &str| (400, error("global/invalid-parameters", m));
-    let (Some(region), Some(ty)) = (body["region_name"].as_str(), body["instance_type_name"].as_str()) else {
+    let (Some(region), Some(ty)) = (
+        body["region_name"].as_str(),
+        body["instance_type_name"].as_str(),
+    ) else {
         return invalid("region_name and instance_type_name are required.");
     };
-    let keys = body["ssh_key_names"].as_array().cloned().unwrap_or_default();
+    let keys = body["ssh_key_names"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     if keys.len() != 1 || !a.ssh_keys.iter().any(|k| keys[0] == k.as_str()) {
         return invalid("Specify exactly one SSH key of your account.");
     }
@@ -285,9 +323,19 @@ fn launch(a: &mut Account, body: &Value, now: i64) -> (u16, String) {
     };
     a.last_launch_ms = Some(now);
     if !regions.iter().any(|r| r == region) {
-        return (400, error("instance-operations/launch/insufficient-capacity", "Not enough capacity to fulfill launch request."));
+        return (
+            400,
+            error(
+                "instance-operations/launch/insufficient-capacity",
+                "Not enough capacity to fulfill launch request.",
+            ),
+        );
     }
-    let alive = a.instances.iter().filter(|i| i["status"] != "terminated").count();
+    let alive = a
+        .instances
+        .iter()
+        .filter(|i| i["status"] != "terminated")
+        .count();
     if alive >= a.quota {
         return (400, error("global/quota-exceeded", "Quota exceeded."));
     }

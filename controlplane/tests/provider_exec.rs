@@ -195,7 +195,8 @@ fn a_program_past_its_deadline_is_killed_with_what_it_started() {
     assert_eq!(e.kind, ErrorKind::Timeout);
     assert!(e.retryable());
     assert!(
-        e.message.contains("did not finish within 300ms and was killed; stderr: started"),
+        e.message
+            .contains("did not finish within 300ms and was killed; stderr: started"),
         "{e}"
     );
     let child = std::fs::read_to_string(&pidfile).unwrap();
@@ -228,7 +229,10 @@ fn programs_get_a_clean_environment_and_the_request_on_stdin_only() {
         .collect();
     assert!(!ours.is_empty());
     for k in ours {
-        assert!(!env.lines().any(|l| l.starts_with(&format!("{k}="))), "{k} passed: {env}");
+        assert!(
+            !env.lines().any(|l| l.starts_with(&format!("{k}="))),
+            "{k} passed: {env}"
+        );
     }
     assert!(env.contains("PATH="));
     let args = std::fs::read_to_string(out.with_extension("args")).unwrap();
@@ -267,6 +271,9 @@ fn invalid_params_are_all_reported_at_once() {
     ];
     assert_eq!(e.len(), want.len(), "{e:#?}");
     for (got, w) in e.iter().zip(want) {
-        assert!(got.starts_with("provider exec: param ") && got.contains(w), "{got} / {w}");
+        assert!(
+            got.starts_with("provider exec: param ") && got.contains(w),
+            "{got} / {w}"
+        );
     }
 }

@@ -25,7 +25,14 @@ fn agent_binary() -> PathBuf {
     BUILT
         .get_or_init(|| {
             let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-                .args(["test", "-p", "gpuwarden-agent", "-p", "gpuwarden-controlplane", "--no-run"])
+                .args([
+                    "test",
+                    "-p",
+                    "gpuwarden-agent",
+                    "-p",
+                    "gpuwarden-controlplane",
+                    "--no-run",
+                ])
                 .current_dir(&repo)
                 .output()
                 .map_err(|e| format!("cannot run cargo: {e}"))?;
@@ -62,7 +69,11 @@ fn control_plane(dir: &TempDir) -> (Proc, Api) {
 
 /// Creates the node `name` in `pool` and issues its join token, as the pool manager does.
 fn join_token(api: &Api, name: &str, pool: &str) -> String {
-    let (st, node) = api.call("POST", "/v1/nodes", Some(json!({"name": name, "pool": pool})));
+    let (st, node) = api.call(
+        "POST",
+        "/v1/nodes",
+        Some(json!({"name": name, "pool": pool})),
+    );
     assert_eq!(st, 201, "{node}");
     let id = node["id"].as_str().unwrap();
     let (st, t) = api.call("POST", &format!("/v1/nodes/{id}/token"), None);
@@ -108,7 +119,8 @@ fn a_local_agent_joins_with_its_token_and_survives_a_control_plane_restart() {
     assert_eq!(node["address"].as_str(), m.address.as_deref());
     assert_eq!(node["gpus"].as_array().map(Vec::len), Some(2), "{node}");
     let log = std::fs::read_to_string(
-        dir.path().join("providers/local/instances/inst-1/agent.log"),
+        dir.path()
+            .join("providers/local/instances/inst-1/agent.log"),
     )
     .unwrap();
     assert!(log.contains("listening"), "{log}");

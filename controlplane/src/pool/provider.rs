@@ -19,20 +19,22 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::clock::{SharedClock, SystemClock};
-
+mod builder;
+mod env;
+mod error;
 pub mod exec;
 pub mod fake;
 pub mod lambda;
 pub mod local;
 pub mod params;
 pub mod run;
+
+pub use builder::build;
+pub use env::{EnvVars, ProviderEnv, Sleeper};
+pub use error::{ErrorKind, ProviderError};
 
 /// The provider kinds [`build`] knows.
 pub const KINDS: &[&str] = &["fake", "local", "exec", "lambda"];
@@ -140,220 +142,6 @@ pub struct Offering {
     pub price_cents_per_hour: Option<u64>,
     /// Regions that can launch it now.
     pub regions_with_capacity: Vec<String>,
-}
-
-/// Why a provider call failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorKind {
-    /// No capacity for this instance type or region now.
-    Capacity,
-    /// The account's quota is used up.
-    Quota,
-    /// Credentials missing, invalid, or the account inactive.
-    Auth,
-    /// Too many requests: slow down.
-    RateLimited,
-    /// No answer in time (the machine may exist: [`Provider::list`] finds it).
-    Timeout,
-    /// The provider refused the request as invalid.
-    InvalidRequest,
-    /// The machine does not exist.
-    NotFound,
-    /// The provider is unreachable or failing (5xx, connection refused).
-    Unavailable,
-    /// The provider answered something that cannot be read.
-    BadAnswer,
-    /// Anything else.
-    Other,
-}
-
-impl ErrorKind {
-    /// Every kind, in declaration order.
-    pub const ALL: &'static [ErrorKind] = &[
-        ErrorKind::Capacity,
-        ErrorKind::Quota,
-        ErrorKind::Auth,
-        ErrorKind::RateLimited,
-        ErrorKind::Timeout,
-        ErrorKind::InvalidRequest,
-        ErrorKind::NotFound,
-        ErrorKind::Unavailable,
-        ErrorKind::BadAnswer,
-        ErrorKind::Other,
-    ];
-
-    /// The name in JSON, the exec contract and the pool's status.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorKind::Capacity => "capacity",
-            ErrorKind::Quota => "quota",
-            ErrorKind::Auth => "auth",
-            ErrorKind::RateLimited => "rate_limited",
-            ErrorKind::Timeout => "timeout",
-            ErrorKind::InvalidRequest => "invalid_request",
-            ErrorKind::NotFound => "not_found",
-            ErrorKind::Unavailable => "unavailable",
-            ErrorKind::BadAnswer => "bad_answer",
-            ErrorKind::Other => "other",
-        }
-    }
-
-    /// The kind named `s` ([`ErrorKind::as_str`]).
-    pub fn parse(s: &str) -> Option<ErrorKind> {
-        ErrorKind::ALL.iter().copied().find(|k| k.as_str() == s)
-    }
-
-    /// Whether the same call may succeed later without anyone changing anything.
-    pub fn retryable(self) -> bool {
-        matches!(
-            self,
-            ErrorKind::Capacity
-                | ErrorKind::RateLimited
-                | ErrorKind::Timeout
-                | ErrorKind::Unavailable
-        )
-    }
-}
-
-impl fmt::Display for ErrorKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A failed provider call: its kind, a message for the pool's status (never a secret),
-/// and how long the provider asked us to wait.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{kind}: {message}")]
-pub struct ProviderError {
-    /// What went wrong.
-    pub kind: ErrorKind,
-    /// What the provider said, in words.
-    pub message: String,
-    /// Wait at least this long before the next call (a 429's `Retry-After`, a pacing limit).
-    pub retry_after: Option<Duration>,
-}
-
-impl ProviderError {
-    /// An error of `kind`.
-    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self {
-            kind,
-            message: message.into(),
-            retry_after: None,
-        }
-    }
-
-    /// The same error, asking the caller to wait `d` first.
-    pub fn with_retry_after(mut self, d: Duration) -> Self {
-        self.retry_after = Some(d);
-        self
-    }
-
-    /// Whether the call may be retried (with backoff): capacity, rate limits, timeouts and
-    /// an unavailable provider; not auth, quota, invalid requests or unreadable answers.
-    pub fn retryable(&self) -> bool {
-        self.kind.retryable()
-    }
-}
-
-/// Sleeps for a duration; tests pass one that moves a fake clock instead.
-pub type Sleeper = Arc<dyn Fn(Duration) + Send + Sync>;
-
-/// Environment variables as providers read them (API keys): the process's, or a map.
-#[derive(Clone, Default)]
-pub struct EnvVars(Option<Arc<BTreeMap<String, String>>>);
-
-impl EnvVars {
-    /// The process's environment.
-    pub fn process() -> Self {
-        Self(None)
-    }
-    /// Only these variables (tests).
-    pub fn from_map(vars: BTreeMap<String, String>) -> Self {
-        Self(Some(Arc::new(vars)))
-    }
-    /// The value of `name`, when set and not empty.
-    pub fn get(&self, name: &str) -> Option<String> {
-        let v = match &self.0 {
-            None => std::env::var(name).ok(),
-            Some(m) => m.get(name).cloned(),
-        };
-        v.filter(|v| !v.trim().is_empty())
-    }
-}
-
-impl fmt::Debug for EnvVars {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.0.is_some() { "EnvVars(map)" } else { "EnvVars(process)" })
-    }
-}
-
-/// What the control plane gives every provider.
-#[derive(Clone)]
-pub struct ProviderEnv {
-    /// The control plane's URL as agents reach it (the default of
-    /// [`ProvisionRequest::control_plane_url`]).
-    pub control_plane_url: String,
-    /// A folder for providers' state (under the control plane's data folder); each kind
-    /// keeps its files in a subfolder named after it.
-    pub state_dir: PathBuf,
-    /// The `gpuwarden-agent` binary for the `local` provider; `None`: the one beside the
-    /// running executable, else `gpuwarden-agent` on `PATH`.
-    pub agent_binary: Option<PathBuf>,
-    /// The clock (rate limits, ids).
-    pub clock: SharedClock,
-    /// How providers wait (rate limits); tests move a fake clock instead.
-    pub sleep: Sleeper,
-    /// Where API keys are read from.
-    pub vars: EnvVars,
-}
-
-impl ProviderEnv {
-    /// The system clock, real sleeps, the process's environment.
-    pub fn new(control_plane_url: impl Into<String>, state_dir: impl Into<PathBuf>) -> Self {
-        Self {
-            control_plane_url: control_plane_url.into(),
-            state_dir: state_dir.into(),
-            agent_binary: None,
-            clock: Arc::new(SystemClock),
-            sleep: Arc::new(std::thread::sleep),
-            vars: EnvVars::process(),
-        }
-    }
-}
-
-impl fmt::Debug for ProviderEnv {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ProviderEnv")
-            .field("control_plane_url", &self.control_plane_url)
-            .field("state_dir", &self.state_dir)
-            .field("agent_binary", &self.agent_binary)
-            .field("vars", &self.vars)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Builds a provider from its kind and params (the JSON object of the pool spec); every
-/// problem at once, each naming the param.
-pub fn build(
-    kind: &str,
-    params: &serde_json::Map<String, serde_json::Value>,
-    env: &ProviderEnv,
-) -> Result<Arc<dyn Provider>, Vec<String>> {
-    Ok(match kind {
-        "fake" => Arc::new(fake::FakeProvider::from_params(params)?),
-        "local" => Arc::new(local::LocalProvider::from_params(params, env)?),
-        "exec" => Arc::new(exec::ExecProvider::from_params(params)?),
-        "lambda" => Arc::new(lambda::LambdaProvider::from_params(params, env)?),
-        other => {
-            return Err(vec![format!(
-                "unknown provider {other:?} (known: {})",
-                KINDS.join(", ")
-            )])
-        }
-    })
 }
 
 /// `text` with every occurrence of each secret replaced by `[redacted]`.

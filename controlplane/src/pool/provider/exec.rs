@@ -30,10 +30,7 @@ use serde_json::{json, Map, Value};
 
 use super::params::Params;
 use super::run::{one_line, run, Outcome};
-use super::{
-    redact, ErrorKind, Listed, Provider, ProviderError, ProvisionRequest,
-    Provisioned,
-};
+use super::{redact, ErrorKind, Listed, Provider, ProviderError, ProvisionRequest, Provisioned};
 
 /// The provider that runs the operator's programs.
 #[derive(Debug)]
@@ -89,7 +86,13 @@ impl ExecProvider {
     }
 
     /// Runs `argv` with `input`; stdout on exit 0, else the error the program reported.
-    fn call(&self, action: &str, argv: &[String], input: &Value, secrets: &[&str]) -> Result<Vec<u8>, ProviderError> {
+    fn call(
+        &self,
+        action: &str,
+        argv: &[String],
+        input: &Value,
+        secrets: &[&str],
+    ) -> Result<Vec<u8>, ProviderError> {
         let stdin = serde_json::to_vec(input).unwrap_or_default();
         let out = run(argv, &self.env, &stdin, self.timeout).map_err(|e| {
             ProviderError::new(
@@ -132,7 +135,11 @@ impl ExecProvider {
                     ),
                 ),
             };
-            if let Some(s) = a.error.retry_after_seconds.filter(|s| s.is_finite() && *s > 0.0) {
+            if let Some(s) = a
+                .error
+                .retry_after_seconds
+                .filter(|s| s.is_finite() && *s > 0.0)
+            {
                 e = e.with_retry_after(Duration::from_secs_f64(s.min(86_400.0)));
             }
             return Err(e);
@@ -174,7 +181,8 @@ impl Provider for ExecProvider {
             "control_plane_url": req.control_plane_url,
         });
         let out = self.call("provision", &self.provision, &input, &[&req.join_token])?;
-        let p: Provisioned = serde_json::from_slice(&out).map_err(|e| bad_answer("provision", e))?;
+        let p: Provisioned =
+            serde_json::from_slice(&out).map_err(|e| bad_answer("provision", e))?;
         if p.provider_id.trim().is_empty() || p.provider_id.len() > 256 {
             return Err(bad_answer(
                 "provision",
@@ -182,7 +190,8 @@ impl Provider for ExecProvider {
             ));
         }
         if let Some(a) = &p.address {
-            crate::validate::base_url(a).map_err(|e| bad_answer("provision", format!("address {e}")))?;
+            crate::validate::base_url(a)
+                .map_err(|e| bad_answer("provision", format!("address {e}")))?;
         }
         Ok(p)
     }

@@ -210,9 +210,11 @@ impl Provider for FakeProvider {
         let mut s = self.lock();
         Self::enter(&mut s, Call::Provision)?;
         // The same instance again (an answer lost): the same machine.
-        if let Some((id, _)) = s.machines.iter().find(|(_, m)| {
-            m.request.instance_id == req.instance_id && m.state != ListedState::Gone
-        }) {
+        if let Some((id, _)) = s
+            .machines
+            .iter()
+            .find(|(_, m)| m.request.instance_id == req.instance_id && m.state != ListedState::Gone)
+        {
             return Ok(Provisioned {
                 provider_id: id.clone(),
                 address: None,

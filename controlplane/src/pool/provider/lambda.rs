@@ -94,7 +94,10 @@ struct Region {
 }
 
 fn bad(path: &str, e: impl std::fmt::Display) -> ProviderError {
-    ProviderError::new(ErrorKind::BadAnswer, format!("{path}: unexpected answer: {e}"))
+    ProviderError::new(
+        ErrorKind::BadAnswer,
+        format!("{path}: unexpected answer: {e}"),
+    )
 }
 
 /// `data` of an answer, read as `T`.
@@ -118,20 +121,31 @@ impl LambdaProvider {
     /// From a pool spec's params (see the module docs).
     pub fn from_params(map: &Map<String, Value>, env: &ProviderEnv) -> Result<Self, Vec<String>> {
         let mut p = Params::new("lambda", map);
-        let key_env = p.required_string("api_key_env", "the environment variable that holds the API key");
+        let key_env = p.required_string(
+            "api_key_env",
+            "the environment variable that holds the API key",
+        );
         let key = key_env.as_deref().and_then(|name| {
             let k = env.vars.get(name);
             if k.is_none() {
-                p.problem("api_key_env", format!("the environment variable {name} is not set"));
+                p.problem(
+                    "api_key_env",
+                    format!("the environment variable {name} is not set"),
+                );
             }
             k
         });
         let ssh_key_names = p.strings("ssh_key_names");
         if ssh_key_names.is_empty() {
-            p.problem("ssh_key_names", "required: the names of one or more SSH keys of the account");
+            p.problem(
+                "ssh_key_names",
+                "required: the names of one or more SSH keys of the account",
+            );
         }
         let file_system_names = p.strings("file_system_names");
-        let base_url = p.string("base_url").unwrap_or_else(|| DEFAULT_BASE_URL.into());
+        let base_url = p
+            .string("base_url")
+            .unwrap_or_else(|| DEFAULT_BASE_URL.into());
         if let Err(e) = crate::validate::base_url(&base_url) {
             p.problem("base_url", e);
         }
@@ -173,7 +187,10 @@ impl Provider for LambdaProvider {
         }
         let user_data = user_data::script(req, self.install_command.as_deref(), &self.agent_path);
         if user_data.len() > user_data::MAX_USER_DATA {
-            return invalid(format!("user_data of {} bytes is over 1 MiB", user_data.len()));
+            return invalid(format!(
+                "user_data of {} bytes is over 1 MiB",
+                user_data.len()
+            ));
         }
         let mut body = json!({
             "region_name": req.region,
@@ -201,13 +218,19 @@ impl Provider for LambdaProvider {
                 provider_id: id.clone(),
                 address: None,
             }),
-            ids => Err(bad(path, format!("{} instance ids for one instance", ids.len()))),
+            ids => Err(bad(
+                path,
+                format!("{} instance ids for one instance", ids.len()),
+            )),
         }
     }
 
     fn terminate(&self, provider_id: &str) -> Result<(), ProviderError> {
         let path = "/instance-operations/terminate";
-        match self.api.post(path, &json!({"instance_ids": [provider_id]}), false) {
+        match self
+            .api
+            .post(path, &json!({"instance_ids": [provider_id]}), false)
+        {
             Ok(_) => Ok(()),
             // Already gone: what terminate is for.
             Err(e) if e.kind == ErrorKind::NotFound => Ok(()),

@@ -18,7 +18,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -33,6 +33,7 @@ use super::{
 use crate::clock::SharedClock;
 
 pub mod proc;
+mod start;
 pub mod state;
 
 use state::Kept;
@@ -94,7 +95,10 @@ impl LocalProvider {
             .or_else(default_agent_binary);
         match &agent {
             Some(a) if is_executable(a) => {}
-            Some(a) => p.problem("agent_binary", format!("{} is not an executable file", a.display())),
+            Some(a) => p.problem(
+                "agent_binary",
+                format!("{} is not an executable file", a.display()),
+            ),
             None => p.problem(
                 "agent_binary",
                 "no gpuwarden-agent beside this executable or on PATH: name one",
@@ -137,130 +141,16 @@ impl LocalProvider {
         proc::alive(k.pid, k.start_ticks)
     }
 
-    fn start(&self, req: &ProvisionRequest) -> Result<Kept, ProviderError> {
-        let other = |what: &str, e: std::io::Error| {
-            ProviderError::new(ErrorKind::Other, format!("{what}: {e}"))
-        };
-        let dir = state::dir(&self.root, &req.instance_id);
-        let agent_state = dir.join("agent-state");
-        state::mkdir(&agent_state).map_err(|e| other(&format!("create {}", agent_state.display()), e))?;
-        let log_path = dir.join("agent.log");
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log_path)
-            .map_err(|e| other(&format!("open {}", log_path.display()), e))?;
-        let from = log.metadata().map(|m| m.len()).unwrap_or(0);
-        let err_log = log.try_clone().map_err(|e| other("log file", e))?;
-        let url = if req.control_plane_url.is_empty() {
-            return Err(ProviderError::new(ErrorKind::InvalidRequest, "no control_plane_url"));
-        } else {
-            req.control_plane_url.clone()
-        };
-        let mut cmd = Command::new(&self.agent);
-        cmd.args(["--fake-gpus", &self.gpus.to_string(), "--listen", "127.0.0.1:0", "--control-plane", &url])
-            .env_clear();
-        for k in ["PATH", "HOME", "LANG"] {
-            if let Some(v) = std::env::var_os(k) {
-                cmd.env(k, v);
-            }
-        }
-        cmd.env("RUST_LOG", "info")
-            .envs(&self.env)
-            .env("GPUWARDEN_NODE__ID", &req.node_name)
-            .env("GPUWARDEN_CONTROL_PLANE__POOL", &req.pool)
-            .env("GPUWARDEN_CONTROL_PLANE__TOKEN", &req.join_token)
-            .env("GPUWARDEN_NODE__STATE_DIR", &agent_state)
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(log))
-            .stderr(Stdio::from(err_log));
-        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| other(&format!("start {}", self.agent.display()), e))?;
-        let pid = child.id();
-        let addr = match self.await_listening(&mut child, &log_path, from) {
-            Ok(a) => a,
-            Err(e) => {
-                proc::signal(pid, Signal::KILL);
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(e);
-            }
-        };
-        let start_ticks = proc::stat(pid).map(|s| s.0).unwrap_or(0);
-        let kept = Kept {
-            instance_id: req.instance_id.clone(),
-            node_name: req.node_name.clone(),
-            pool: req.pool.clone(),
-            pid,
-            start_ticks,
-            address: format!("http://{addr}"),
-            log: log_path,
-            started_ms: self.clock.0.now_ms(),
-        };
-        if let Err(e) = state::save(&self.root, &kept) {
-            proc::signal(pid, Signal::KILL);
-            let _ = child.wait();
-            return Err(other("write the instance state", e));
-        }
-        self.children
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(req.instance_id.clone(), child);
-        Ok(kept)
-    }
-
-    /// Waits for the agent's `listening addr=…` line in its log (written after `from`).
-    fn await_listening(&self, child: &mut Child, log: &Path, from: u64) -> Result<String, ProviderError> {
-        let deadline = Instant::now() + self.start_timeout;
-        let read = || {
-            let b = std::fs::read(log).unwrap_or_default();
-            let from = usize::try_from(from).unwrap_or(0).min(b.len());
-            String::from_utf8_lossy(&b[from..]).into_owned()
-        };
-        loop {
-            let text = read();
-            if let Some(addr) = text
-                .lines()
-                .filter(|l| l.contains(" listening"))
-                .find_map(|l| l.split("addr=").nth(1)?.split_whitespace().next().map(String::from))
-            {
-                return Ok(addr);
-            }
-            if let Ok(Some(st)) = child.try_wait() {
-                let tail = super::run::one_line(&text[text.len().saturating_sub(600)..]);
-                let kind = if st.code() == Some(JOIN_REFUSED) {
-                    ErrorKind::Auth
-                } else {
-                    ErrorKind::Other
-                };
-                return Err(ProviderError::new(
-                    kind,
-                    format!("the agent exited ({st}) before listening: {tail}"),
-                ));
-            }
-            if Instant::now() >= deadline {
-                return Err(ProviderError::new(
-                    ErrorKind::Timeout,
-                    format!(
-                        "the agent did not listen within {} (log: {})",
-                        humantime::format_duration(self.start_timeout),
-                        log.display()
-                    ),
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
     /// Stops the agent of `k`: SIGTERM to its group, SIGKILL after the grace period.
     fn stop(&self, k: &Kept) -> Result<(), ProviderError> {
         if !self.alive(k) {
             return Ok(());
         }
         proc::signal(k.pid, Signal::TERM);
-        for (signal, wait) in [(None, self.grace), (Some(Signal::KILL), Duration::from_secs(5))] {
+        for (signal, wait) in [
+            (None, self.grace),
+            (Some(Signal::KILL), Duration::from_secs(5)),
+        ] {
             if let Some(s) = signal {
                 proc::signal(k.pid, s);
             }
@@ -302,7 +192,10 @@ impl Provider for LocalProvider {
 
     fn provision(&self, req: &ProvisionRequest) -> Result<Provisioned, ProviderError> {
         if let Err(e) = crate::validate::name(&req.instance_id) {
-            return Err(ProviderError::new(ErrorKind::InvalidRequest, format!("instance_id {e}")));
+            return Err(ProviderError::new(
+                ErrorKind::InvalidRequest,
+                format!("instance_id {e}"),
+            ));
         }
         let provider_id = format!("{ID_PREFIX}{}", req.instance_id);
         {
@@ -356,7 +249,10 @@ impl Provider for LocalProvider {
     fn list(&self) -> Result<Vec<Listed>, ProviderError> {
         self.reap();
         let ids = state::instances(&self.root).map_err(|e| {
-            ProviderError::new(ErrorKind::Other, format!("read {}: {e}", self.root.display()))
+            ProviderError::new(
+                ErrorKind::Other,
+                format!("read {}: {e}", self.root.display()),
+            )
         })?;
         Ok(ids
             .into_iter()

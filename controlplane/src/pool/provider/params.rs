@@ -106,10 +106,13 @@ impl<'a> Params<'a> {
     pub fn strings(&mut self, key: &'static str) -> Vec<String> {
         match self.get(key) {
             None => Vec::new(),
-            Some(Value::Array(a)) if a.iter().all(|v| v.as_str().is_some_and(|s| !s.is_empty())) => a
-                .iter()
-                .filter_map(|v| v.as_str().map(String::from))
-                .collect(),
+            Some(Value::Array(a))
+                if a.iter().all(|v| v.as_str().is_some_and(|s| !s.is_empty())) =>
+            {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect()
+            }
             Some(_) => {
                 self.problem(key, "must be a list of non-empty strings");
                 Vec::new()
@@ -235,7 +238,11 @@ mod tests {
         let e = p.finish().unwrap_err();
         assert_eq!(e.len(), 5, "{e:#?}");
         assert!(e[0].starts_with("provider fake: param \"count\": must be a whole number"));
-        assert!(e[1].starts_with("provider fake: param \"wait\": "), "{}", e[1]);
+        assert!(
+            e[1].starts_with("provider fake: param \"wait\": "),
+            "{}",
+            e[1]
+        );
         assert_eq!(
             e[2],
             "provider fake: param \"name\": must be a string, not a number"

@@ -64,9 +64,7 @@ pub fn run(
     if let Some(mut out) = child.stdout.take() {
         std::thread::spawn(move || {
             let mut buf = Vec::new();
-            let read = (&mut out)
-                .take(MAX_STDOUT as u64 + 1)
-                .read_to_end(&mut buf);
+            let read = (&mut out).take(MAX_STDOUT as u64 + 1).read_to_end(&mut buf);
             let truncated = buf.len() > MAX_STDOUT;
             buf.truncate(MAX_STDOUT);
             // Drain the rest so the program is not blocked on a full pipe.

@@ -32,7 +32,10 @@ fn ids_are_deterministic_and_list_follows_provision_and_terminate() {
     let f = FakeProvider::new();
     let a = f.provision(&req("i-1")).unwrap();
     let b = f.provision(&req("i-2")).unwrap();
-    assert_eq!((a.provider_id.as_str(), b.provider_id.as_str()), ("fake-0001", "fake-0002"));
+    assert_eq!(
+        (a.provider_id.as_str(), b.provider_id.as_str()),
+        ("fake-0001", "fake-0002")
+    );
     assert_eq!(
         states(&f),
         vec![
@@ -45,7 +48,10 @@ fn ids_are_deterministic_and_list_follows_provision_and_terminate() {
     // Already gone, and never there: both fine.
     f.terminate("fake-0001").unwrap();
     f.terminate("fake-9999").unwrap();
-    assert_eq!(f.machines()["fake-0002"].request.join_token, "gwj_0123456789abcdef");
+    assert_eq!(
+        f.machines()["fake-0002"].request.join_token,
+        "gwj_0123456789abcdef"
+    );
 }
 
 #[test]
@@ -77,12 +83,24 @@ fn capacity_counts_live_machines_only() {
 #[test]
 fn failures_are_injected_per_call_once_or_always() {
     let f = FakeProvider::new();
-    f.fail_next(Call::Provision, ProviderError::new(ErrorKind::Quota, "quota"));
-    f.fail_next(Call::Provision, ProviderError::new(ErrorKind::Timeout, "slow"));
+    f.fail_next(
+        Call::Provision,
+        ProviderError::new(ErrorKind::Quota, "quota"),
+    );
+    f.fail_next(
+        Call::Provision,
+        ProviderError::new(ErrorKind::Timeout, "slow"),
+    );
     assert_eq!(f.provision(&req("i-1")).unwrap_err().kind, ErrorKind::Quota);
-    assert_eq!(f.provision(&req("i-1")).unwrap_err().kind, ErrorKind::Timeout);
+    assert_eq!(
+        f.provision(&req("i-1")).unwrap_err().kind,
+        ErrorKind::Timeout
+    );
     assert!(f.provision(&req("i-1")).is_ok());
-    f.fail_always(Call::List, ProviderError::new(ErrorKind::Unavailable, "down"));
+    f.fail_always(
+        Call::List,
+        ProviderError::new(ErrorKind::Unavailable, "down"),
+    );
     for _ in 0..3 {
         assert_eq!(f.list().unwrap_err().kind, ErrorKind::Unavailable);
     }
@@ -128,8 +146,14 @@ fn built_from_params_with_capacity_prefix_failures_and_offerings() {
     let p = build("fake", params.as_object().unwrap(), &env).unwrap();
     assert_eq!(p.kind(), "fake");
     assert_eq!(p.provision(&req("i-1")).unwrap().provider_id, "sim-0001");
-    assert_eq!(p.provision(&req("i-2")).unwrap_err().kind, ErrorKind::Capacity);
-    assert_eq!(p.terminate("sim-0001").unwrap_err().kind, ErrorKind::Unavailable);
+    assert_eq!(
+        p.provision(&req("i-2")).unwrap_err().kind,
+        ErrorKind::Capacity
+    );
+    assert_eq!(
+        p.terminate("sim-0001").unwrap_err().kind,
+        ErrorKind::Unavailable
+    );
     assert_eq!(p.offerings().unwrap()[0].price_cents_per_hour, Some(75));
 
     let bad = json!({"capacity": "two", "prefix": "no spaces", "fail": {"launch": "capacity", "list": "boom"}, "colour": "red"});

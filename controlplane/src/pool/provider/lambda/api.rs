@@ -158,8 +158,15 @@ fn transport(path: &str, e: &ureq::Error) -> ProviderError {
 }
 
 /// The error an answer with HTTP `status` and body `text` stands for.
-pub fn classify(path: &str, status: u16, text: &str, retry_after: Option<Duration>) -> ProviderError {
-    let body = serde_json::from_str::<ErrorAnswer>(text).ok().map(|a| a.error);
+pub fn classify(
+    path: &str,
+    status: u16,
+    text: &str,
+    retry_after: Option<Duration>,
+) -> ProviderError {
+    let body = serde_json::from_str::<ErrorAnswer>(text)
+        .ok()
+        .map(|a| a.error);
     let code = body.as_ref().map_or("", |b| b.code.as_str());
     let kind = match (status, code) {
         (_, codes::INSUFFICIENT_CAPACITY) => ErrorKind::Capacity,
@@ -206,16 +213,28 @@ mod tests {
             (400, body(codes::QUOTA_EXCEEDED), ErrorKind::Quota),
             (401, body(codes::INVALID_API_KEY), ErrorKind::Auth),
             (403, body(codes::ACCOUNT_INACTIVE), ErrorKind::Auth),
-            (400, body(codes::INVALID_PARAMETERS), ErrorKind::InvalidRequest),
+            (
+                400,
+                body(codes::INVALID_PARAMETERS),
+                ErrorKind::InvalidRequest,
+            ),
             (404, body(codes::OBJECT_DOES_NOT_EXIST), ErrorKind::NotFound),
             (429, String::new(), ErrorKind::RateLimited),
             (500, body("global/unknown"), ErrorKind::Unavailable),
-            (502, "<html>bad gateway</html>".into(), ErrorKind::Unavailable),
+            (
+                502,
+                "<html>bad gateway</html>".into(),
+                ErrorKind::Unavailable,
+            ),
             (504, String::new(), ErrorKind::Timeout),
             (302, String::new(), ErrorKind::BadAnswer),
         ];
         for (status, text, kind) in cases {
-            assert_eq!(classify("/x", status, &text, None).kind, kind, "{status} {text}");
+            assert_eq!(
+                classify("/x", status, &text, None).kind,
+                kind,
+                "{status} {text}"
+            );
         }
         let e = classify("/x", 429, "", None);
         assert_eq!(e.retry_after, Some(Duration::from_secs(12)));

@@ -50,7 +50,9 @@ pub struct Pace {
 
 impl std::fmt::Debug for Pace {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pace").field("limits", &self.limits).finish_non_exhaustive()
+        f.debug_struct("Pace")
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
     }
 }
 
@@ -84,7 +86,11 @@ impl Pace {
                     format!(
                         "paced to the API's limits ({} a {}): next slot in {}",
                         if launch { "one launch" } else { "one request" },
-                        humantime::format_duration(if launch { self.limits.launch } else { self.limits.request }),
+                        humantime::format_duration(if launch {
+                            self.limits.launch
+                        } else {
+                            self.limits.request
+                        }),
                         humantime::format_duration(d)
                     ),
                 )
@@ -123,7 +129,9 @@ mod tests {
         let slept = Arc::new(Mutex::new(Vec::new()));
         let (c, s) = (clock.clone(), slept.clone());
         let sleep: Sleeper = Arc::new(move |d: Duration| {
-            s.lock().unwrap().push(u64::try_from(d.as_millis()).unwrap());
+            s.lock()
+                .unwrap()
+                .push(u64::try_from(d.as_millis()).unwrap());
             c.advance(i64::try_from(d.as_millis()).unwrap());
         });
         (

@@ -96,14 +96,20 @@ mod tests {
             join_token: "gwj_abc".into(),
             control_plane_url: "https://cp.example:8410".into(),
         };
-        let s = script(&req, Some("curl -fsSL https://x/agent -o /usr/local/bin/gpuwarden-agent"), "/usr/local/bin/gpuwarden-agent");
+        let s = script(
+            &req,
+            Some("curl -fsSL https://x/agent -o /usr/local/bin/gpuwarden-agent"),
+            "/usr/local/bin/gpuwarden-agent",
+        );
         assert!(s.starts_with("#!/bin/sh\n"));
         assert!(s.contains("token = \"gwj_abc\"\n"));
         assert!(s.contains("id = \"train-7\"\n"));
         assert!(s.contains("\"team\" = \"a \\\"b\\\"\"\n"));
         assert!(s.contains("chmod 600 /etc/gpuwarden/agent.toml"));
         assert!(s.contains("curl -fsSL"));
-        assert!(s.contains("ExecStart=/usr/local/bin/gpuwarden-agent --config /etc/gpuwarden/agent.toml"));
+        assert!(s.contains(
+            "ExecStart=/usr/local/bin/gpuwarden-agent --config /etc/gpuwarden/agent.toml"
+        ));
         // The token is in the config file only, never on a command line.
         assert_eq!(s.matches("gwj_abc").count(), 1);
     }

@@ -43,7 +43,8 @@ exec sleep 300
         let mut env = ProviderEnv::new("http://127.0.0.1:1", self.dir.path().join("providers"));
         env.agent_binary = Some(self.dir.path().join("fake-agent.sh"));
         env.clock = Arc::new(FakeClock::at(1_000));
-        let mut params = json!({"gpus": 2, "grace": "5s", "start_timeout": "5s", "env": {"FAKE_MODE": mode}});
+        let mut params =
+            json!({"gpus": 2, "grace": "5s", "start_timeout": "5s", "env": {"FAKE_MODE": mode}});
         for (k, v) in extra.as_object().unwrap() {
             params[k] = v.clone();
         }
@@ -89,7 +90,11 @@ fn an_agent_started_by_one_run_is_listed_and_stopped_by_the_next() {
     let first = rig.provider("", json!({}));
     let m = first.provision(&req("i-1")).unwrap();
     assert_eq!(m.provider_id, "local-i-1");
-    assert!(m.address.as_deref().unwrap().starts_with("http://127.0.0.1:"));
+    assert!(m
+        .address
+        .as_deref()
+        .unwrap()
+        .starts_with("http://127.0.0.1:"));
     // The same instance again: the same agent.
     assert_eq!(first.provision(&req("i-1")).unwrap(), m);
     let k = state::load(first.state_dir(), "i-1").unwrap().unwrap();
@@ -150,7 +155,10 @@ fn a_dead_agent_is_gone_and_a_reused_pid_is_not_ours() {
     state::save(p.state_dir(), &k2).unwrap();
     assert_eq!(listed(&p)[1].1, ListedState::Gone);
     p.terminate("local-i-2").unwrap();
-    assert!(proc::alive(real.pid, real.start_ticks), "a stranger was killed");
+    assert!(
+        proc::alive(real.pid, real.start_ticks),
+        "a stranger was killed"
+    );
     proc::signal(real.pid, Signal::KILL);
 }
 
@@ -171,18 +179,31 @@ fn an_agent_that_ignores_sigterm_is_killed_after_the_grace_period() {
 #[test]
 fn agents_that_fail_to_start_say_why_and_leave_nothing_running() {
     let rig = Rig::new("local-fail");
-    let e = rig.provider("exit78", json!({})).provision(&req("i-1")).unwrap_err();
+    let e = rig
+        .provider("exit78", json!({}))
+        .provision(&req("i-1"))
+        .unwrap_err();
     assert_eq!(e.kind, ErrorKind::Auth, "{e}");
     assert!(e.message.contains("refused the join token"), "{e}");
-    let e = rig.provider("crash", json!({})).provision(&req("i-2")).unwrap_err();
+    let e = rig
+        .provider("crash", json!({}))
+        .provision(&req("i-2"))
+        .unwrap_err();
     assert_eq!(e.kind, ErrorKind::Other, "{e}");
-    assert!(e.message.contains("exited (exit status: 3) before listening: panicked at nothing"), "{e}");
+    assert!(
+        e.message
+            .contains("exited (exit status: 3) before listening: panicked at nothing"),
+        "{e}"
+    );
 
     let p = rig.provider("silent", json!({"start_timeout": "1s"}));
     let e = p.provision(&req("i-3")).unwrap_err();
     assert_eq!(e.kind, ErrorKind::Timeout, "{e}");
     assert!(e.message.contains("did not listen within 1s"), "{e}");
-    assert!(listed(&p).is_empty(), "no state kept for agents that never listened");
+    assert!(
+        listed(&p).is_empty(),
+        "no state kept for agents that never listened"
+    );
     let e = p.provision(&req("bad/id")).unwrap_err();
     assert_eq!(e.kind, ErrorKind::InvalidRequest);
 }
