@@ -332,3 +332,22 @@ fn invalid_params_and_a_missing_key_are_all_reported_at_once() {
         );
     }
 }
+
+/// A launch that timed out may still have made the machine: the retry finds it by its
+/// instance tag instead of launching a second one.
+#[test]
+fn a_retry_after_a_timed_out_launch_finds_the_machine_instead_of_launching_again() {
+    let r = rig_with(KEY, json!({"timeout": "1s"}));
+    r.stub.lock().delay = Some(Duration::from_millis(1_500));
+    let e = r.provider.provision(&req("i-1")).unwrap_err();
+    assert_eq!((e.kind, e.retryable()), (ErrorKind::Timeout, true), "{e}");
+    assert_eq!(r.stub.lock().instances.len(), 1, "the API made it anyway");
+    r.later();
+    let m = r.provider.provision(&req("i-1")).unwrap();
+    assert_eq!(m.provider_id, r.stub.lock().instances[0]["id"].as_str().unwrap());
+    assert_eq!(r.stub.seen("/instance-operations/launch").len(), 1, "no second launch");
+    // Once known, the next provision of another instance launches as usual.
+    r.later();
+    r.provider.provision(&req("i-2")).unwrap();
+    assert_eq!(r.stub.lock().instances.len(), 2);
+}

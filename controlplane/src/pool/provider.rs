@@ -139,8 +139,10 @@ pub struct Offering {
     /// The instance type's name.
     pub instance_type: String,
     /// Its price in US cents per hour, where known.
+    #[serde(default)]
     pub price_cents_per_hour: Option<u64>,
     /// Regions that can launch it now.
+    #[serde(default)]
     pub regions_with_capacity: Vec<String>,
 }
 

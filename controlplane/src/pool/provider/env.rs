@@ -48,8 +48,8 @@ impl fmt::Debug for EnvVars {
 /// What the control plane gives every provider.
 #[derive(Clone)]
 pub struct ProviderEnv {
-    /// The control plane's URL as agents reach it (the default of
-    /// [`ProvisionRequest::control_plane_url`]).
+    /// The control plane's URL as agents reach it: what the pool manager puts in every
+    /// [`super::ProvisionRequest::control_plane_url`] (providers take the request's).
     pub control_plane_url: String,
     /// A folder for providers' state (under the control plane's data folder); each kind
     /// keeps its files in a subfolder named after it.

@@ -18,7 +18,7 @@ pub enum ErrorKind {
     Auth,
     /// Too many requests: slow down.
     RateLimited,
-    /// No answer in time (the machine may exist: [`Provider::list`] finds it).
+    /// No answer in time (the machine may exist: [`super::Provider::list`] finds it).
     Timeout,
     /// The provider refused the request as invalid.
     InvalidRequest,

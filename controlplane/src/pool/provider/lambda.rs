@@ -2,7 +2,9 @@
 //!
 //! - provision: `POST /instance-operations/launch` with one instance, named after the
 //!   node, tagged `gpuwarden-instance-id` (and `gpuwarden-pool`) so that `list` maps it
-//!   back, and a `user_data` script that starts the agent with the join token;
+//!   back, and a `user_data` script that starts the agent with the join token; after a
+//!   launch whose outcome is unknown (timeout, 5xx, unreadable answer) the next provision
+//!   of the same instance looks for its machine first instead of launching twice;
 //! - terminate: `POST /instance-operations/terminate`; a 404 (or
 //!   `global/object-does-not-exist`) means already gone, which is success;
 //! - list: `GET /instances`, the instances tagged by gpuwarden only (an account's other
@@ -22,6 +24,8 @@
 //! `/usr/local/bin/gpuwarden-agent`), `timeout` (each request, default 30s),
 //! `request_interval` (1s), `launch_interval` (12s), `max_wait` (2s).
 
+use std::collections::HashSet;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -49,10 +53,16 @@ pub const INSTANCE_TAG: &str = "gpuwarden-instance-id";
 /// The tag that carries the pool.
 pub const POOL_TAG: &str = "gpuwarden-pool";
 
+/// Most instance ids remembered with an uncertain launch.
+const MAX_UNCERTAIN: usize = 1024;
+
 /// The Lambda Cloud provider.
 #[derive(Debug)]
 pub struct LambdaProvider {
     api: Api,
+    /// Instances whose last launch may have happened without our knowing (a timeout, a
+    /// 5xx, an unreadable answer): their next provision looks for the machine first.
+    uncertain: Mutex<HashSet<String>>,
     ssh_key_names: Vec<String>,
     file_system_names: Vec<String>,
     install_command: Option<String>,
@@ -167,20 +177,20 @@ impl LambdaProvider {
         let pace = Pace::new(limits, env.clock.clone(), env.sleep.clone());
         Ok(Self {
             api: Api::new(&base_url, key.unwrap_or_default(), timeout, pace),
+            uncertain: Mutex::default(),
             ssh_key_names,
             file_system_names,
             install_command,
             agent_path,
         })
     }
-}
 
-impl Provider for LambdaProvider {
-    fn kind(&self) -> &'static str {
-        "lambda"
+    fn uncertain_set(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.uncertain.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn provision(&self, req: &ProvisionRequest) -> Result<Provisioned, ProviderError> {
+    /// One launch for `req`.
+    fn launch(&self, req: &ProvisionRequest) -> Result<Provisioned, ProviderError> {
         let invalid = |m: String| Err(ProviderError::new(ErrorKind::InvalidRequest, m));
         if req.instance_type.is_empty() || req.region.is_empty() {
             return invalid("the pool names no instance_type or region".into());
@@ -223,6 +233,49 @@ impl Provider for LambdaProvider {
                 format!("{} instance ids for one instance", ids.len()),
             )),
         }
+    }
+}
+
+impl Provider for LambdaProvider {
+    fn kind(&self) -> &'static str {
+        "lambda"
+    }
+
+    fn provision(&self, req: &ProvisionRequest) -> Result<Provisioned, ProviderError> {
+        let id = &req.instance_id;
+        let was_uncertain = self.uncertain_set().contains(id);
+        if was_uncertain {
+            // The last launch may have made the machine: find it rather than launch twice.
+            let found = self.list()?.into_iter().find(|l| {
+                l.instance_id.as_deref() == Some(id.as_str()) && l.state != ListedState::Gone
+            });
+            if let Some(l) = found {
+                self.uncertain_set().remove(id);
+                return Ok(Provisioned {
+                    provider_id: l.provider_id,
+                    address: None,
+                });
+            }
+        }
+        let result = self.launch(req);
+        let mut u = self.uncertain_set();
+        match &result {
+            Err(e)
+                if matches!(
+                    e.kind,
+                    ErrorKind::Timeout | ErrorKind::Unavailable | ErrorKind::BadAnswer
+                ) =>
+            {
+                if u.len() >= MAX_UNCERTAIN {
+                    u.clear();
+                }
+                u.insert(id.clone());
+            }
+            _ => {
+                u.remove(id);
+            }
+        }
+        result
     }
 
     fn terminate(&self, provider_id: &str) -> Result<(), ProviderError> {
