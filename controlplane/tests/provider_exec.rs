@@ -175,6 +175,15 @@ fn unreadable_answers_are_bad_answers() {
         "5s",
     );
     assert_eq!(p.list().unwrap_err().kind, ErrorKind::BadAnswer);
+    // An answer past the 1 MiB bound is not read in part.
+    let p = script_provider(
+        &dir,
+        "cat >/dev/null; head -c 2000000 /dev/zero | tr '\\0' ' '",
+        "5s",
+    );
+    let e = p.list().unwrap_err();
+    assert_eq!(e.kind, ErrorKind::BadAnswer);
+    assert!(e.message.contains("more than 1 MiB"), "{e}");
 }
 
 #[test]

@@ -121,6 +121,9 @@ impl ExecProvider {
         }
         let status = out.status;
         if status.is_some_and(|s| s.success()) {
+            if out.stdout_truncated {
+                return Err(bad_answer(action, "more than 1 MiB on stdout"));
+            }
             return Ok(out.stdout);
         }
         if let Ok(a) = serde_json::from_slice::<ErrorAnswer>(&out.stdout) {
