@@ -21,6 +21,9 @@ use super::{
 /// Most terminated machines kept (listed as [`ListedState::Gone`]); older ones are forgotten.
 pub const MAX_GONE: usize = 1024;
 
+/// Most calls kept in order for [`FakeProvider::calls`] (the counts are kept for all).
+pub const MAX_CALLS: usize = 4096;
+
 /// A call of the [`Provider`] trait.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Call {
@@ -63,7 +66,8 @@ struct State {
     gone: VecDeque<String>,
     once: HashMap<Call, VecDeque<ProviderError>>,
     always: HashMap<Call, ProviderError>,
-    calls: Vec<Call>,
+    calls: VecDeque<Call>,
+    counts: HashMap<Call, usize>,
     offerings: Vec<Offering>,
 }
 
@@ -170,19 +174,23 @@ impl FakeProvider {
         self.lock().machines.clone()
     }
 
-    /// Every call so far, in order (failed ones included).
+    /// The last [`MAX_CALLS`] calls, in order (failed ones included).
     pub fn calls(&self) -> Vec<Call> {
-        self.lock().calls.clone()
+        self.lock().calls.iter().copied().collect()
     }
 
     /// How many calls of `call` so far.
     pub fn count(&self, call: Call) -> usize {
-        self.lock().calls.iter().filter(|c| **c == call).count()
+        self.lock().counts.get(&call).copied().unwrap_or(0)
     }
 
     /// Records the call; the failure injected for it, if any.
     fn enter(s: &mut State, call: Call) -> Result<(), ProviderError> {
-        s.calls.push(call);
+        s.calls.push_back(call);
+        if s.calls.len() > MAX_CALLS {
+            s.calls.pop_front();
+        }
+        *s.counts.entry(call).or_default() += 1;
         if let Some(e) = s.once.get_mut(&call).and_then(VecDeque::pop_front) {
             return Err(e);
         }

@@ -124,14 +124,18 @@ fn set_state_simulates_booting_and_crashes() {
 }
 
 #[test]
-fn gone_machines_are_forgotten_beyond_a_bound() {
+fn gone_machines_and_the_call_record_are_bounded() {
     let f = FakeProvider::new();
-    for i in 0..(MAX_GONE + 10) {
+    for i in 0..MAX_CALLS {
         let p = f.provision(&req(&format!("i-{i}"))).unwrap();
         f.terminate(&p.provider_id).unwrap();
     }
     assert_eq!(f.machines().len(), MAX_GONE);
     assert!(!f.machines().contains_key("fake-0001"));
+    // The record of calls is bounded too; the counts are not lost.
+    assert_eq!(f.calls().len(), MAX_CALLS);
+    assert_eq!(f.count(Call::Provision), MAX_CALLS);
+    assert_eq!(f.count(Call::Terminate), MAX_CALLS);
 }
 
 #[test]
