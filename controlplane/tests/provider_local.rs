@@ -109,11 +109,18 @@ fn a_local_agent_joins_with_its_token_and_survives_a_control_plane_restart() {
         control_plane_url: api.base.clone(),
     };
     let first = provider(&dir);
+    let t = std::time::Instant::now();
     let m = first.provision(&req).unwrap();
+    let provisioned = t.elapsed();
     let node = wait_for("demo-1 online", 30, || {
         let (st, v) = api.call("GET", "/v1/nodes/demo-1", None);
         (st == 200 && v["connectivity"] == "online" && v["scrape"]["up"] == true).then_some(v)
     });
+    // Not asserted (timing): shown with --nocapture.
+    eprintln!(
+        "local provision: agent listening after {provisioned:?}, node online after {:?}",
+        t.elapsed()
+    );
     assert_eq!(node["status"], "active");
     assert_eq!(node["pool"], "demo");
     assert_eq!(node["address"].as_str(), m.address.as_deref());
