@@ -72,10 +72,16 @@ struct State {
 }
 
 /// The in-process provider.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct FakeProvider {
     prefix: String,
     state: Mutex<State>,
+}
+
+impl Default for FakeProvider {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl FakeProvider {
