@@ -20,6 +20,9 @@
 //! - `expected_gpus`: the expected GPU count across re-registrations and the operator's
 //!   `POST /v1/nodes/{id}/expected-gpus`.
 //! - `takeover`: what the bootstrap token may do to an existing node.
+//! - `provider_exec`, `provider_local`, `provider_lambda`, `provider_lambda_http`: the pool
+//!   providers against real programs, real agents and a stand-in of the Lambda Cloud API
+//!   (`lambda_stub`).
 //! - `layers`: the crate's shape: imports run downwards between folders, no import circles.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -33,6 +36,7 @@ mod check_config;
 mod cli;
 mod expected_gpus;
 mod join_api;
+mod lambda_stub;
 mod layers;
 mod node_api;
 mod node_listing;
@@ -40,6 +44,10 @@ mod notify;
 mod openapi;
 mod policy_api;
 mod policy_limits;
+mod provider_exec;
+mod provider_lambda;
+mod provider_lambda_http;
+mod provider_local;
 mod remediate;
 mod remediate_delivery;
 mod remediate_failures;

@@ -1,0 +1,171 @@
+use std::collections::BTreeMap;
+
+use serde_json::json;
+
+use super::*;
+use crate::pool::provider::{build, ProviderEnv};
+
+fn req(instance: &str) -> ProvisionRequest {
+    ProvisionRequest {
+        instance_id: instance.into(),
+        pool: "train".into(),
+        node_name: format!("node-{instance}"),
+        instance_type: "gpu_1x_a100".into(),
+        region: "us-east-1".into(),
+        zone: None,
+        labels: BTreeMap::new(),
+        join_token: "gwj_0123456789abcdef".into(),
+        control_plane_url: "http://127.0.0.1:8410".into(),
+    }
+}
+
+fn states(f: &FakeProvider) -> Vec<(String, Option<String>, ListedState)> {
+    f.list()
+        .unwrap()
+        .into_iter()
+        .map(|l| (l.provider_id, l.instance_id, l.state))
+        .collect()
+}
+
+#[test]
+fn ids_are_deterministic_and_list_follows_provision_and_terminate() {
+    let f = FakeProvider::new();
+    let a = f.provision(&req("i-1")).unwrap();
+    let b = f.provision(&req("i-2")).unwrap();
+    assert_eq!(
+        (a.provider_id.as_str(), b.provider_id.as_str()),
+        ("fake-0001", "fake-0002")
+    );
+    assert_eq!(
+        states(&f),
+        vec![
+            ("fake-0001".into(), Some("i-1".into()), ListedState::Running),
+            ("fake-0002".into(), Some("i-2".into()), ListedState::Running),
+        ]
+    );
+    f.terminate("fake-0001").unwrap();
+    assert_eq!(states(&f)[0].2, ListedState::Gone);
+    // Already gone, and never there: both fine.
+    f.terminate("fake-0001").unwrap();
+    f.terminate("fake-9999").unwrap();
+    assert_eq!(
+        f.machines()["fake-0002"].request.join_token,
+        "gwj_0123456789abcdef"
+    );
+}
+
+#[test]
+fn the_same_instance_twice_is_one_machine() {
+    let f = FakeProvider::new();
+    let a = f.provision(&req("i-1")).unwrap();
+    let again = f.provision(&req("i-1")).unwrap();
+    assert_eq!(a, again);
+    assert_eq!(f.machines().len(), 1);
+    // Once gone, the instance may be provisioned anew.
+    f.terminate(&a.provider_id).unwrap();
+    assert_ne!(f.provision(&req("i-1")).unwrap(), a);
+}
+
+#[test]
+fn capacity_counts_live_machines_only() {
+    let f = FakeProvider::new();
+    f.set_capacity(Some(2));
+    f.provision(&req("i-1")).unwrap();
+    f.provision(&req("i-2")).unwrap();
+    let e = f.provision(&req("i-3")).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Capacity);
+    assert!(e.retryable());
+    assert_eq!(e.message, "no capacity: 2 of 2 machines in use");
+    f.terminate("fake-0001").unwrap();
+    assert_eq!(f.provision(&req("i-3")).unwrap().provider_id, "fake-0003");
+}
+
+#[test]
+fn failures_are_injected_per_call_once_or_always() {
+    let f = FakeProvider::new();
+    f.fail_next(
+        Call::Provision,
+        ProviderError::new(ErrorKind::Quota, "quota"),
+    );
+    f.fail_next(
+        Call::Provision,
+        ProviderError::new(ErrorKind::Timeout, "slow"),
+    );
+    assert_eq!(f.provision(&req("i-1")).unwrap_err().kind, ErrorKind::Quota);
+    assert_eq!(
+        f.provision(&req("i-1")).unwrap_err().kind,
+        ErrorKind::Timeout
+    );
+    assert!(f.provision(&req("i-1")).is_ok());
+    f.fail_always(
+        Call::List,
+        ProviderError::new(ErrorKind::Unavailable, "down"),
+    );
+    for _ in 0..3 {
+        assert_eq!(f.list().unwrap_err().kind, ErrorKind::Unavailable);
+    }
+    assert!(f.terminate("fake-0001").is_ok(), "other calls unaffected");
+    f.clear_failures();
+    assert!(f.list().is_ok());
+    assert_eq!(f.count(Call::Provision), 3);
+    assert_eq!(f.count(Call::List), 4);
+    assert_eq!(f.machines().len(), 1, "failed provisions made nothing");
+}
+
+#[test]
+fn set_state_simulates_booting_and_crashes() {
+    let f = FakeProvider::new();
+    let a = f.provision(&req("i-1")).unwrap();
+    assert!(f.set_state(&a.provider_id, ListedState::Pending));
+    assert_eq!(states(&f)[0].2, ListedState::Pending);
+    assert!(f.set_state(&a.provider_id, ListedState::Gone));
+    assert_eq!(states(&f)[0].2, ListedState::Gone);
+    assert!(!f.set_state("fake-0042", ListedState::Running));
+}
+
+#[test]
+fn gone_machines_and_the_call_record_are_bounded() {
+    let f = FakeProvider::new();
+    for i in 0..MAX_CALLS {
+        let p = f.provision(&req(&format!("i-{i}"))).unwrap();
+        f.terminate(&p.provider_id).unwrap();
+    }
+    assert_eq!(f.machines().len(), MAX_GONE);
+    assert!(!f.machines().contains_key("fake-0001"));
+    // The record of calls is bounded too; the counts are not lost.
+    assert_eq!(f.calls().len(), MAX_CALLS);
+    assert_eq!(f.count(Call::Provision), MAX_CALLS);
+    assert_eq!(f.count(Call::Terminate), MAX_CALLS);
+}
+
+#[test]
+fn built_from_params_with_capacity_prefix_failures_and_offerings() {
+    let env = ProviderEnv::new("http://127.0.0.1:8410", "/nonexistent");
+    let params = json!({
+        "capacity": 1,
+        "prefix": "sim",
+        "fail": {"terminate": "unavailable"},
+        "offerings": [{"instance_type": "gpu_1x_a10", "price_cents_per_hour": 75, "regions_with_capacity": ["us-west-1"]}],
+    });
+    let p = build("fake", params.as_object().unwrap(), &env).unwrap();
+    assert_eq!(p.kind(), "fake");
+    assert_eq!(p.provision(&req("i-1")).unwrap().provider_id, "sim-0001");
+    assert_eq!(
+        p.provision(&req("i-2")).unwrap_err().kind,
+        ErrorKind::Capacity
+    );
+    assert_eq!(
+        p.terminate("sim-0001").unwrap_err().kind,
+        ErrorKind::Unavailable
+    );
+    assert_eq!(p.offerings().unwrap()[0].price_cents_per_hour, Some(75));
+
+    let bad = json!({"capacity": "two", "prefix": "no spaces", "fail": {"launch": "capacity", "list": "boom"}, "colour": "red"});
+    let e = build("fake", bad.as_object().unwrap(), &env).unwrap_err();
+    assert_eq!(e.len(), 5, "{e:#?}");
+    assert!(e.iter().any(|m| m.contains("\"capacity\"")));
+    assert!(e.iter().any(|m| m.contains("\"prefix\"")));
+    assert!(e.iter().any(|m| m.contains("\"launch\"")));
+    assert!(e.iter().any(|m| m.contains("\"boom\"")));
+    assert!(e.iter().any(|m| m.contains("\"colour\": unknown")));
+}

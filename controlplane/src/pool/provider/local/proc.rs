@@ -1,0 +1,50 @@
+//! Processes by pid, as Linux shows them in `/proc`: whether the process we started is
+//! still the one behind a pid (its start time, so a reused pid is never mistaken for it),
+//! and signals to its process group.
+
+use std::path::PathBuf;
+
+/// A process's start time, in clock ticks after boot (`/proc/PID/stat`, field 22), and
+/// whether it is a zombie; `None` when there is no such process.
+pub fn stat(pid: u32) -> Option<(u64, bool)> {
+    let text = std::fs::read_to_string(PathBuf::from(format!("/proc/{pid}/stat"))).ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces or ')'.
+    let after = &text[text.rfind(')')? + 1..];
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let zombie = matches!(fields.first(), Some(&"Z") | Some(&"X"));
+    let start = fields.get(19)?.parse().ok()?;
+    Some((start, zombie))
+}
+
+/// Whether `pid` is alive and started at `start_ticks` (so it is the process we started).
+pub fn alive(pid: u32, start_ticks: u64) -> bool {
+    matches!(stat(pid), Some((s, false)) if s == start_ticks)
+}
+
+/// Sends `signal` to the process group led by `pid`, else to `pid` alone.
+pub fn signal(pid: u32, signal: rustix::process::Signal) {
+    let Some(p) = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    else {
+        return;
+    };
+    if rustix::process::kill_process_group(p, signal).is_err() {
+        let _ = rustix::process::kill_process(p, signal);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn our_own_process_is_alive_and_a_wrong_start_time_is_not() {
+        let me = std::process::id();
+        let (start, zombie) = stat(me).unwrap();
+        assert!(!zombie);
+        assert!(alive(me, start));
+        assert!(!alive(me, start + 1), "a reused pid is not our process");
+        assert_eq!(stat(u32::MAX), None);
+    }
+}
