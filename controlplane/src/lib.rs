@@ -10,7 +10,7 @@
 //! | [`serve`] | wires the loops and the API together for `gpuwarden serve` |
 //! | [`cli`] | the admin CLI over the REST API |
 //! | [`api`] | the REST API (actix-web) |
-//! | *`pool`* | the pool manager: autoscaling, providers, instances (being built) |
+//! | [`pool`] | the pool manager: autoscaling, providers, instances (being built) |
 //! | [`scrape`] | schedule and fetch `/metrics` and `/v1/events`; the in-memory [`scrape::fleet`] |
 //! | [`act`] | remediation, command delivery, webhooks, wake-ups |
 //! | [`config`] | the configuration file, validated |
@@ -27,6 +27,7 @@ pub mod config;
 pub mod judge;
 pub mod metrics;
 pub mod model;
+pub mod pool;
 pub mod scrape;
 pub mod serve;
 pub mod store;

@@ -1,0 +1,4 @@
+//! (being built)
+
+/// stub
+pub fn decide() {}
