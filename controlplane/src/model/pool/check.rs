@@ -53,7 +53,7 @@ pub(super) fn problems(p: &PoolSpec) -> Vec<PoolError> {
         out.add("max_nodes", format!("must be at most {MAX_POOL_NODES}"));
     }
     for (field, text) in [("instance_type", &p.instance_type), ("region", &p.region)] {
-        if let Some(Err(e)) = text.as_deref().map(|t| short_text(t)) {
+        if let Some(Err(e)) = text.as_deref().map(short_text) {
             out.add(field, e);
         }
     }
