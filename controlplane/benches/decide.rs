@@ -32,7 +32,7 @@ const NOW: i64 = 1_800_000_000_000;
 
 fn pool(i: usize, nodes: usize) -> Pool {
     let mut spec = PoolSpec::new(&format!("pool-{i}"), "fake", 2, (nodes + 10) as u32);
-    spec.auto_replace = i % 2 == 0;
+    spec.auto_replace = i.is_multiple_of(2);
     spec.budget.max_percent = 20.0;
     spec.budget.max_nodes = 3;
     spec.autoscaler = Some(AutoscalerSpec::Reactive(ReactiveSpec {
@@ -66,7 +66,7 @@ fn nodes(i: usize, n: usize) -> (Vec<NodeView>, Vec<InstanceView>) {
                 } else {
                     Connectivity::Online
                 },
-                busy: j % 3 == 0,
+                busy: j.is_multiple_of(3),
                 drained,
             }
         })
@@ -103,8 +103,12 @@ fn main() {
             nodes: ns.clone(),
             instances: is.clone(),
             last_scale_up_ms: Some(NOW - 10 * 60_000),
-            last_scale_down_ms: if i % 3 == 0 { Some(NOW - 60_000) } else { None },
-            manual_target: if i % 5 == 0 {
+            last_scale_down_ms: if i.is_multiple_of(3) {
+                Some(NOW - 60_000)
+            } else {
+                None
+            },
+            manual_target: if i.is_multiple_of(5) {
                 Some((nodes_n / 2) as u32)
             } else {
                 None

@@ -20,197 +20,21 @@
 //! The target is the manual one (`POST /v1/pools/{name}/scale`), else the autoscaler's,
 //! else the last target, else `min_nodes`; always within `min_nodes..=max_nodes`.
 
-use crate::model::pool::{BudgetSpec, InstanceState};
-use crate::model::{Connectivity, Health, Status};
+use crate::model::pool::InstanceState;
+use crate::model::Status;
+use crate::pool::autoscale::Metrics;
 
-use super::autoscale::Metrics;
-use super::Pool;
-
+mod decision;
 mod remedy;
 mod shrink;
+mod state;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_remedy;
 
-/// A node of the pool, as `decide` needs it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NodeView {
-    /// Node id.
-    pub id: String,
-    /// The instance it runs on, when this pool's provider made it; none for a node that
-    /// joined by itself (never scaled down: the pool cannot make it again).
-    pub instance_id: Option<String>,
-    /// Lifecycle.
-    pub status: Status,
-    /// Health verdict.
-    pub health: Health,
-    /// Connectivity.
-    pub connectivity: Connectivity,
-    /// Work on it: busy workload slots or GPU compute processes. A busy node is never
-    /// scaled down.
-    pub busy: bool,
-    /// Its last drain ended (completed, failed or timed out), so it may be terminated.
-    pub drained: bool,
-}
-
-impl NodeView {
-    fn is_gone(&self) -> bool {
-        matches!(self.status, Status::Terminating | Status::Terminated)
-    }
-
-    fn is_serving(&self) -> bool {
-        self.status == Status::Active
-            && self.connectivity == Connectivity::Online
-            && self.health != Health::Unhealthy
-    }
-
-    fn is_unhealthy(&self) -> bool {
-        self.health == Health::Unhealthy && !self.is_gone()
-    }
-}
-
-/// An instance of the pool, as `decide` needs it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InstanceView {
-    /// Instance id.
-    pub id: String,
-    /// Its state.
-    pub state: InstanceState,
-    /// The node that registered with its join token.
-    pub node_id: Option<String>,
-    /// When it was asked for (Unix ms); the registration timeout runs from here.
-    pub created_ms: i64,
-}
-
-/// The whole fleet's remediation budget and use, for the fleet-wide limit.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct FleetBudget {
-    /// The fleet's budget.
-    pub spec: BudgetSpec,
-    /// Nodes of the fleet (not terminated).
-    pub size: u32,
-    /// Of those, held out of service by remediation, this pool's included.
-    pub out: u32,
-}
-
-/// Everything `decide` looks at for one pool.
-#[derive(Debug)]
-pub struct PoolState<'a> {
-    /// The compiled pool.
-    pub pool: &'a Pool,
-    /// Its nodes (terminated ones may be left out).
-    pub nodes: Vec<NodeView>,
-    /// Its instances (terminated ones may be left out).
-    pub instances: Vec<InstanceView>,
-    /// When the last scale-up was carried out (Unix ms).
-    pub last_scale_up_ms: Option<i64>,
-    /// When the last scale-down started (Unix ms).
-    pub last_scale_down_ms: Option<i64>,
-    /// The operator's target (`POST /v1/pools/{name}/scale`), over the autoscaler's.
-    pub manual_target: Option<u32>,
-    /// The target of the previous decision, kept when the autoscaler has no opinion.
-    pub last_target: Option<u32>,
-    /// What the autoscaler sees (`capacity` and `booting` are filled in by `decide`).
-    pub metrics: Metrics,
-    /// The fleet-wide remediation budget.
-    pub fleet: FleetBudget,
-}
-
-/// One thing to do; each names what it acts on and says why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Action {
-    /// Record these instances (state `provisioning`), then ask the chosen provider for
-    /// each. The ids are derived from the pool and the time of the decision.
-    Provision {
-        /// New instance ids.
-        ids: Vec<String>,
-        /// Why.
-        reason: String,
-    },
-    /// Cordon an unhealthy node (remediation, within the budget).
-    Cordon {
-        /// Node id.
-        node: String,
-        /// Why.
-        reason: String,
-    },
-    /// Move the node's work off (it is cordoned first if it is not).
-    Drain {
-        /// Node id.
-        node: String,
-        /// Why.
-        reason: String,
-    },
-    /// Terminate the node, and its instance through the provider when it has one.
-    TerminateNode {
-        /// Node id.
-        node: String,
-        /// Its instance.
-        instance: Option<String>,
-        /// Why.
-        reason: String,
-    },
-    /// Terminate an instance that has no node to drain (failed, or its node is gone).
-    TerminateInstance {
-        /// Instance id.
-        instance: String,
-        /// Why.
-        reason: String,
-    },
-    /// Mark an instance failed (then it is terminated and replaced).
-    FailInstance {
-        /// Instance id.
-        instance: String,
-        /// Why.
-        reason: String,
-    },
-    /// Leave an unhealthy node in service, marked held, because the budget is full.
-    Hold {
-        /// Node id.
-        node: String,
-        /// Why.
-        reason: String,
-    },
-}
-
-/// The pool's numbers as `decide` counted them (shown by `GET /v1/pools/{name}`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Counts {
-    /// Serving nodes (capacity).
-    pub serving: u32,
-    /// Instances booting.
-    pub booting: u32,
-    /// Nodes not terminating or terminated, plus booting instances.
-    pub members: u32,
-    /// Unhealthy nodes not yet terminating.
-    pub unhealthy: u32,
-    /// Nodes held out of service by remediation.
-    pub remediating: u32,
-    /// Unhealthy nodes held in service by the budget.
-    pub held: u32,
-}
-
-/// What `decide` concluded.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Decision {
-    /// Nodes the pool should have, within its bounds.
-    pub target: u32,
-    /// What to do, in order.
-    pub actions: Vec<Action>,
-    /// Why, a line each (the autoscaler's reason, cooldowns, waits).
-    pub reasons: Vec<String>,
-    /// The numbers.
-    pub counts: Counts,
-    /// Whether carrying this out starts a scale-up: set `last_scale_up_ms` to now.
-    pub starts_scale_up: bool,
-    /// Whether carrying this out starts a scale-down: set `last_scale_down_ms` to now.
-    pub starts_scale_down: bool,
-    /// Scale-up cooldown left (ms; 0: none).
-    pub scale_up_cooldown_left_ms: i64,
-    /// Scale-down cooldown left (ms; 0: none).
-    pub scale_down_cooldown_left_ms: i64,
-}
+pub use decision::{Action, Counts, Decision};
+pub use state::{FleetBudget, InstanceView, NodeView, PoolState};
 
 /// What the pool needs at `now_ms` (Unix ms).
 pub fn decide(s: &PoolState<'_>, now_ms: i64) -> Decision {

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::DurationText;
+use super::duration::DurationText;
 
 /// An autoscaler, tagged by `type`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -37,7 +37,14 @@ impl Problems {
     }
 }
 
-pub(super) fn problems(p: &PoolSpec) -> Vec<PoolError> {
+impl PoolSpec {
+    /// Every problem of this spec, each naming its field; empty when it is valid.
+    pub fn validate(&self) -> Vec<PoolError> {
+        problems(self)
+    }
+}
+
+fn problems(p: &PoolSpec) -> Vec<PoolError> {
     let mut out = Problems(Vec::new());
     if let Err(e) = validate::name(&p.name) {
         out.add("name", e);

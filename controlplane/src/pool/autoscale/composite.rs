@@ -1,6 +1,6 @@
 //! `composite`: several autoscalers, combined by the largest, smallest or mean answer.
 
-use super::{Autoscale, Metrics, Recommendation};
+use super::metrics::{Autoscale, Metrics, Recommendation};
 use crate::model::pool::CompositeMode;
 
 /// Children and how their answers combine.

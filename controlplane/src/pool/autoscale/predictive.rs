@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use super::{Autoscale, Metrics, Recommendation};
+use super::metrics::{Autoscale, Metrics, Recommendation};
 use crate::model::pool::PredictiveSpec;
 
 /// A linear forecast of the pool's utilization.

@@ -1,7 +1,7 @@
 //! `queue`: enough nodes for the jobs, at `jobs_per_node` each. The jobs are the busy
 //! workload slots the agents report plus the pending jobs a scheduler pushed.
 
-use super::{Autoscale, Metrics, Recommendation};
+use super::metrics::{Autoscale, Metrics, Recommendation};
 use crate::model::pool::QueueSpec;
 
 /// Jobs per node.

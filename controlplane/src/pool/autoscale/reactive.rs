@@ -1,6 +1,6 @@
 //! `reactive`: one step up above the upper utilization threshold, one down below the lower.
 
-use super::{Autoscale, Metrics, Recommendation};
+use super::metrics::{Autoscale, Metrics, Recommendation};
 use crate::model::pool::ReactiveSpec;
 
 /// Thresholds on the pool-average GPU utilization.

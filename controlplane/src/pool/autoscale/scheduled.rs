@@ -15,7 +15,7 @@
 use jiff::tz::TimeZone;
 use jiff::Timestamp;
 
-use super::{build, Autoscale, Metrics, Recommendation};
+use super::metrics::{Autoscale, Metrics, Recommendation};
 use crate::model::pool::{PoolError, ScheduledSpec, WEEKDAYS};
 
 /// One window, compiled.
@@ -40,8 +40,12 @@ pub struct Scheduled {
 }
 
 impl Scheduled {
-    /// From its (validated) spec at field path `at`.
-    pub fn new(s: &ScheduledSpec, at: &str) -> Result<Scheduled, PoolError> {
+    /// From its (validated) spec at field path `at`, with its fallback already built.
+    pub fn new(
+        s: &ScheduledSpec,
+        at: &str,
+        fallback: Option<Box<dyn Autoscale>>,
+    ) -> Result<Scheduled, PoolError> {
         let err = |field: String, message: String| PoolError { field, message };
         let tz = jiff::tz::db()
             .get(&s.timezone)
@@ -57,10 +61,6 @@ impl Scheduled {
                 max: w.max_nodes,
             });
         }
-        let fallback = match &s.fallback {
-            Some(fb) => Some(build(fb, &format!("{at}.fallback"))?),
-            None => None,
-        };
         Ok(Scheduled {
             tz_name: s.timezone.clone(),
             tz,

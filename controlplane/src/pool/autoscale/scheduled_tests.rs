@@ -19,15 +19,13 @@ fn window(days: &[&str], start: &str, end: &str, min: u32, max: u32) -> WindowSp
 }
 
 fn sched(tz: &str, windows: Vec<WindowSpec>, fallback: Option<AutoscalerSpec>) -> Scheduled {
-    Scheduled::new(
-        &ScheduledSpec {
-            timezone: tz.into(),
-            windows,
-            fallback: fallback.map(Box::new),
-        },
-        "autoscaler",
-    )
-    .expect("valid")
+    let fallback = fallback.map(|f| crate::pool::autoscale::build(&f, "fallback").expect("valid"));
+    let spec = ScheduledSpec {
+        timezone: tz.into(),
+        windows,
+        fallback: None,
+    };
+    Scheduled::new(&spec, "autoscaler", fallback).expect("valid")
 }
 
 fn nodes(s: &Scheduled, current: u32, when: &str) -> Option<u32> {

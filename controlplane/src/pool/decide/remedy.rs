@@ -11,7 +11,8 @@ use crate::model::pool::Plan;
 use crate::model::Status;
 use crate::pool::budget::{Admission, Usage};
 
-use super::{Action, Decision, PoolState};
+use super::decision::{Action, Decision};
+use super::state::PoolState;
 
 pub(super) fn unhealthy(s: &PoolState<'_>, d: &mut Decision, room: u32) {
     let spec = &s.pool.spec;

@@ -8,7 +8,8 @@
 use crate::model::pool::Plan;
 use crate::model::{Health, Status};
 
-use super::{Action, Decision, NodeView, PoolState};
+use super::decision::{Action, Decision};
+use super::state::{NodeView, PoolState};
 
 pub(super) fn scale_down(s: &PoolState<'_>, d: &mut Decision, _now_ms: i64) {
     let plan = s.pool.spec.remediation.action;

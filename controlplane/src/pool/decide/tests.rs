@@ -4,6 +4,7 @@
 use super::*;
 use crate::model::pool::{AutoscalerSpec, PoolSpec, ReactiveSpec};
 use crate::model::{Connectivity, Health, Status};
+use crate::pool::Pool;
 
 pub(super) const NOW: i64 = 1_800_000_000_000;
 pub(super) const MIN: i64 = 60_000;
