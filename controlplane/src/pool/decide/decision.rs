@@ -1,7 +1,11 @@
-//! What `decide` answers: the target, the actions, the reasons and the counts.
+//! What `decide` answers: the target, the actions, the reasons and the counts. All of it
+//! serializes for the API's last decisions (`{"action":"drain","node":…,"reason":…}`).
+
+use serde::Serialize;
 
 /// One thing to do; each names what it acts on and says why.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
 pub enum Action {
     /// Record these instances (state `provisioning`), then ask the chosen provider for
     /// each. The ids are derived from the pool and the time of the decision.
@@ -58,7 +62,7 @@ pub enum Action {
 }
 
 /// The pool's numbers as `decide` counted them (shown by `GET /v1/pools/{name}`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Counts {
     /// Serving nodes (capacity).
     pub serving: u32,
@@ -75,7 +79,7 @@ pub struct Counts {
 }
 
 /// What `decide` concluded.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Decision {
     /// Nodes the pool should have, within its bounds.
     pub target: u32,

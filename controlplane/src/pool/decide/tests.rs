@@ -384,3 +384,17 @@ fn navarch_the_same_stored_state_gives_the_same_decision_after_a_restart() {
     assert_eq!(decide(&s2, NOW), first);
     assert_eq!(node_actions(&first), vec!["cordon:d"]);
 }
+
+/// The API shows the last decisions as JSON: each action with its kind and target.
+#[test]
+fn a_decision_serializes_with_each_action_named() {
+    let p = pool(1, 4, |_| {});
+    let mut s = state(&p, vec![up("a"), up("b")], vec![]);
+    s.manual_target = Some(1);
+    let d = decide(&s, NOW);
+    let j = serde_json::to_value(&d).expect("serializes");
+    assert_eq!(j["target"], 1);
+    assert_eq!(j["actions"][0]["action"], "drain");
+    assert_eq!(j["actions"][0]["node"], "a");
+    assert_eq!(j["counts"]["serving"], 2);
+}
