@@ -1,6 +1,6 @@
 //! Autoscalers: each a small pure type behind [`Autoscale`], built once from its spec by
 //! [`build`]. An autoscaler recommends a node count; the pool's bounds, cooldowns and
-//! nodes in flight are [`decide`](super::decide)'s business, not theirs.
+//! nodes in flight are [`decide`](super::decide())'s business, not theirs.
 
 mod build;
 mod composite;
