@@ -2,11 +2,12 @@
 //! parameters (`crate::pool::autoscale` runs them).
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::duration::DurationText;
 
 /// An autoscaler, tagged by `type`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum AutoscalerSpec {
     /// GPU utilization thresholds: one `step` up above the upper, down below the lower.
@@ -35,7 +36,7 @@ impl AutoscalerSpec {
 }
 
 /// `type = "reactive"`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReactiveSpec {
     /// Pool-average GPU utilization (0 to 1) above which it adds `step` nodes (default 0.8).
@@ -50,7 +51,7 @@ pub struct ReactiveSpec {
 }
 
 /// `type = "queue"`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QueueSpec {
     /// Jobs (busy slots plus pending jobs) one node should carry; more than 0 (default 1).
@@ -59,7 +60,7 @@ pub struct QueueSpec {
 }
 
 /// `type = "scheduled"`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScheduledSpec {
     /// IANA time zone the windows are written in (default `UTC`).
@@ -71,11 +72,12 @@ pub struct ScheduledSpec {
     /// one, a window holds the pool within its bounds and outside them the pool returns
     /// to its `min_nodes`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(no_recursion)]
     pub fallback: Option<Box<AutoscalerSpec>>,
 }
 
 /// One window of a scheduled autoscaler.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WindowSpec {
     /// Days it starts on (`mon` … `sun`; default every day).
@@ -96,7 +98,7 @@ pub struct WindowSpec {
 pub const WEEKDAYS: &[&str] = &["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
 /// `type = "predictive"`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PredictiveSpec {
     /// How far back the trend is fitted (default `30m`).
@@ -117,19 +119,20 @@ pub struct PredictiveSpec {
 }
 
 /// `type = "composite"`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CompositeSpec {
     /// How the children's answers combine (default `max`).
     #[serde(default)]
     pub mode: CompositeMode,
     /// The children, at least one.
+    #[schema(no_recursion)]
     pub autoscalers: Vec<AutoscalerSpec>,
 }
 
 /// How a composite autoscaler combines its children's node counts (children without an
 /// answer are left out).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CompositeMode {
     /// The largest: whoever needs the most nodes wins.

@@ -4,11 +4,13 @@ use std::fmt;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// A duration as written (`"5m"`, `"90s"`, `"1h 30m"`), parsed by [`DurationText::parse`];
 /// kept as text so validation reports a bad one among all other problems.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(transparent)]
+#[schema(value_type = String, example = "5m")]
 pub struct DurationText(pub String);
 
 impl DurationText {

@@ -3,9 +3,10 @@
 //! (`crate::config::Plan` re-exports it, so older configs keep working).
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// What to do when a node turns unhealthy. Each plan includes the ones before it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Plan {
     /// Record the verdict and notify; change nothing on the node.

@@ -1,6 +1,7 @@
 //! A pool's providers and how one is chosen among several.
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// The provider kinds gpuwarden has (`crate::pool::provider`).
 pub const PROVIDER_KINDS: &[&str] = &["fake", "local", "exec", "lambda"];
@@ -10,7 +11,7 @@ pub const PROVIDER_KINDS: &[&str] = &["fake", "local", "exec", "lambda"];
 /// Its provider-specific parameters go either in a `params` table or beside the common
 /// keys (`{"name":"gpu-cloud","kind":"exec","provision":"/opt/x"}`); the provider checks
 /// them. They are kept, and shown, as `params`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(try_from = "ProviderRaw")]
 pub struct ProviderSpec {
     /// Unique within the pool; names it in status and errors.
@@ -26,6 +27,7 @@ pub struct ProviderSpec {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cost_per_hour: Option<f64>,
     /// Provider-specific parameters.
+    #[schema(value_type = Object)]
     #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
     pub params: serde_json::Map<String, serde_json::Value>,
 }
@@ -93,7 +95,7 @@ impl TryFrom<ProviderRaw> for ProviderSpec {
 
 /// How a pool chooses the provider of its next instance (`crate::pool::select`). A
 /// provider that failed is skipped while it backs off, whatever the strategy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Strategy {
     /// The lowest `priority` first; the next one when it fails.

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::autoscaler::AutoscalerSpec;
 use super::duration::DurationText;
@@ -10,7 +11,7 @@ use super::plan::Plan;
 use super::provider::{ProviderSpec, Strategy};
 
 /// A pool: a set of nodes gpuwarden keeps at the right size with healthy machines.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PoolSpec {
     /// Unique name, like a node name (`crate::validate::NAME_RULE`).
@@ -115,7 +116,7 @@ impl PoolSpec {
 
 /// What happens to an unhealthy node of the pool (the `[remediation.pools.NAME]` plan of
 /// older configs, now part of the pool).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RemediationSpec {
     /// `nothing`, `cordon`, `cordon_drain` or `cordon_drain_terminate` (default
@@ -155,7 +156,7 @@ impl Default for RemediationSpec {
 /// can still remediate one at a time; a percentage alone would allow none. `max_nodes = 0`
 /// holds every node (remediation paused). Recovery (uncordon, clear-health) is never
 /// limited by it.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BudgetSpec {
     /// Percentage of the pool's nodes, more than 0 and at most 100 (default 10).

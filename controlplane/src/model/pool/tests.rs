@@ -255,3 +255,22 @@ fn the_plan_keeps_its_config_names() {
     let p: Plan = serde_json::from_str("\"cordon_drain_terminate\"").unwrap();
     assert!(p > Plan::CordonDrain);
 }
+
+/// The API's OpenAPI document can describe a pool: the required fields are the contract's.
+#[test]
+fn the_openapi_schema_requires_only_name_min_and_max() {
+    use utoipa::PartialSchema;
+    let j = serde_json::to_value(PoolSpec::schema()).expect("schema serializes");
+    let mut required: Vec<&str> = j["required"]
+        .as_array()
+        .expect("required list")
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    required.sort();
+    assert_eq!(required, vec!["max_nodes", "min_nodes", "name"], "{j:#}");
+    let a = serde_json::to_string(&AutoscalerSpec::schema()).expect("schema serializes");
+    for kind in ["reactive", "queue", "scheduled", "predictive", "composite"] {
+        assert!(a.contains(kind), "{kind} in {a}");
+    }
+}

@@ -2,9 +2,10 @@
 //! serializes for the API's last decisions (`{"action":"drain","node":…,"reason":…}`).
 
 use serde::Serialize;
+use utoipa::ToSchema;
 
 /// One thing to do; each names what it acts on and says why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum Action {
     /// Record these instances (state `provisioning`), then ask the chosen provider for
@@ -62,7 +63,7 @@ pub enum Action {
 }
 
 /// The pool's numbers as `decide` counted them (shown by `GET /v1/pools/{name}`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, ToSchema)]
 pub struct Counts {
     /// Serving nodes (capacity).
     pub serving: u32,
@@ -79,7 +80,7 @@ pub struct Counts {
 }
 
 /// What `decide` concluded.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct Decision {
     /// Nodes the pool should have, within its bounds.
     pub target: u32,
