@@ -312,6 +312,7 @@ pub struct AuditEntry {
 
 pub mod lifecycle;
 pub mod observation;
+pub mod pool;
 
 #[cfg(test)]
 mod tests {

@@ -6,31 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-/// What to do when a node turns unhealthy. Each plan includes the ones before it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Plan {
-    /// Record the verdict and notify; change nothing on the node.
-    Nothing,
-    /// Stop new work landing on the node.
-    Cordon,
-    /// Cordon, then move the work off.
-    CordonDrain,
-    /// Cordon, drain, then shut the node down.
-    CordonDrainTerminate,
-}
-
-impl Plan {
-    /// The config name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Plan::Nothing => "nothing",
-            Plan::Cordon => "cordon",
-            Plan::CordonDrain => "cordon_drain",
-            Plan::CordonDrainTerminate => "cordon_drain_terminate",
-        }
-    }
-}
+pub use crate::model::pool::Plan;
 
 /// The plan of one pool.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,0 +1,104 @@
+//! Unhealthy nodes: the pool's remediation plan within the budget, and, with
+//! `auto_replace`, the replacement before the drain while the pool is below `max_nodes`.
+//!
+//! Navarch's replace terminated before it provisioned, skipped the drain, and ignored the
+//! cooldown and `max_nodes`. Here the replacement is ordinary capacity (an unhealthy node
+//! is not capacity, so the scale-up provisions for it, under the cooldown and within
+//! max), and the unhealthy node is drained, then terminated, only once its replacement
+//! serves, or at once when nothing is coming (at max: drained first, which frees room).
+
+use crate::model::pool::Plan;
+use crate::model::Status;
+use crate::pool::budget::{Admission, Usage};
+
+use super::decision::{Action, Decision};
+use super::state::PoolState;
+
+pub(super) fn unhealthy(s: &PoolState<'_>, d: &mut Decision, room: u32) {
+    let spec = &s.pool.spec;
+    let plan = spec.remediation.action;
+    let out = |st: Status| {
+        matches!(
+            st,
+            Status::Cordoned | Status::Draining | Status::Terminating
+        )
+    };
+    let pool_out = s
+        .nodes
+        .iter()
+        .filter(|n| n.health == crate::model::Health::Unhealthy && out(n.status))
+        .count() as u32;
+    let mut usage = Usage {
+        pool_size: s
+            .nodes
+            .iter()
+            .filter(|n| n.status != Status::Terminated)
+            .count() as u32,
+        pool_out,
+        fleet_size: s.fleet.size,
+        fleet_out: s.fleet.out,
+    };
+    d.counts.remediating = pool_out;
+    let provisioned: u32 = d
+        .actions
+        .iter()
+        .map(|a| match a {
+            Action::Provision { ids, .. } => ids.len() as u32,
+            _ => 0,
+        })
+        .sum();
+    // A replacement is coming (booting, or asked for now) and not serving yet.
+    let coming = d.counts.booting + provisioned > 0 || room > provisioned;
+    let wait = spec.auto_replace && d.counts.serving < d.target && coming;
+    let mut sick: Vec<_> = s.nodes.iter().filter(|n| n.is_unhealthy()).collect();
+    sick.sort_by(|a, b| a.id.cmp(&b.id));
+    let mut waiting = 0;
+    for n in sick {
+        let node = n.id.clone();
+        match n.status {
+            Status::Active | Status::Pending if plan >= Plan::Cordon => {
+                match usage.admit(&spec.budget, &s.fleet.spec, false) {
+                    Admission::Admit => {
+                        d.counts.remediating += 1;
+                        d.actions.push(Action::Cordon {
+                            node,
+                            reason: format!("unhealthy: remediation plan {}", plan.as_str()),
+                        });
+                    }
+                    Admission::Hold { reason } => {
+                        d.counts.held += 1;
+                        d.actions.push(Action::Hold { node, reason });
+                    }
+                }
+            }
+            Status::Cordoned if !n.drained && plan >= Plan::CordonDrain => {
+                if wait {
+                    waiting += 1;
+                } else {
+                    d.actions.push(Action::Drain {
+                        node,
+                        reason: "unhealthy: drain before terminate".into(),
+                    });
+                }
+            }
+            Status::Cordoned if n.drained && plan >= Plan::CordonDrainTerminate => {
+                if wait {
+                    waiting += 1;
+                } else {
+                    d.actions.push(Action::TerminateNode {
+                        node,
+                        instance: n.instance_id.clone(),
+                        reason: "unhealthy and drained".into(),
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    if waiting > 0 {
+        d.reasons.push(format!(
+            "{waiting} unhealthy node(s) wait for their replacement before the drain ({} serving of {})",
+            d.counts.serving, d.target
+        ));
+    }
+}
