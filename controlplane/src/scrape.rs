@@ -150,9 +150,11 @@ impl Scraper {
                 .fetch
                 .metrics(&job.address, body)
                 .and_then(|()| observe(body, self.sample_limit).map_err(ScrapeError::from));
-            // One huge body (a gzip bomb refused at the limit) must not keep its buffer.
-            body.clear();
+            // The buffer's length is kept as initialized room for the next body (the fetcher
+            // reads into it in place); one huge body (a gzip bomb refused at the limit) must
+            // not keep its buffer.
             if body.capacity() > self.body_retain_bytes {
+                body.truncate(self.body_retain_bytes);
                 body.shrink_to(self.body_retain_bytes);
             }
             outcome

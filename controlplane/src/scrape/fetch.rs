@@ -79,8 +79,9 @@ impl ScrapeError {
 
 /// Fetches what the scraper reads from an agent. Tests and the simulator fake it.
 pub trait Fetch: Send + Sync + 'static {
-    /// The body of `{address}/metrics`, decompressed, into `body` (cleared first; its
-    /// capacity is reused from scrape to scrape).
+    /// The body of `{address}/metrics`, decompressed, into `body`: what it held before is
+    /// overwritten, and it ends holding the body exactly (its allocation is reused from
+    /// scrape to scrape).
     fn metrics(&self, address: &str, body: &mut Vec<u8>) -> Result<(), ScrapeError>;
     /// `{address}/v1/events?after=AFTER&limit=LIMIT`: at most `limit` events, the answer at
     /// most [`EVENTS_BODY_LIMIT`] bytes.
@@ -116,6 +117,44 @@ pub(crate) fn read_bounded(
             body.reserve_exact(want - body.len());
         }
         body.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// Reads `r` to its end into `body[*filled..]`, straight into the buffer: `body`'s length on
+/// entry is space already initialized by earlier scrapes (the thread's buffer is reused), so
+/// a body costs neither a copy through a chunk nor zeroing. The buffer grows (doubling,
+/// capped at `limit`) only past that; `*filled` ends at the body's length, and the caller
+/// truncates `body` to it. Over `limit` bytes is [`ScrapeError::TooLarge`]; other read
+/// errors are returned for the caller to map.
+pub(crate) fn read_reusing(
+    r: &mut impl std::io::Read,
+    body: &mut Vec<u8>,
+    filled: &mut usize,
+    limit: u64,
+) -> Result<std::io::Result<()>, ScrapeError> {
+    let cap = usize::try_from(limit).unwrap_or(usize::MAX);
+    loop {
+        if *filled == body.len() {
+            if body.len() >= cap {
+                // At the limit: one byte more is a body over it.
+                let mut probe = [0u8; 1];
+                return match r.read(&mut probe) {
+                    Ok(0) => Ok(Ok(())),
+                    Ok(_) => Err(ScrapeError::TooLarge(limit)),
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => Ok(Err(e)),
+                };
+            }
+            let want = (body.len() * 2).max(64 * 1024).min(cap);
+            body.reserve_exact(want - body.len());
+            body.resize(want, 0);
+        }
+        match r.read(&mut body[*filled..]) {
+            Ok(0) => return Ok(Ok(())),
+            Ok(n) => *filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Ok(Err(e)),
+        }
     }
 }
 
@@ -173,23 +212,26 @@ impl HttpFetcher {
         reader: &mut impl std::io::Read,
         into: &mut Vec<u8>,
     ) -> Result<(), ScrapeError> {
-        read_bounded(reader, into, self.body_limit)?.map_err(|e| {
-            // ureq reports its own errors (limit, timeout) inside the io::Error.
-            let kind = e.kind();
-            match e.into_inner().map(|inner| inner.downcast::<ureq::Error>()) {
-                Some(Ok(u)) => match *u {
-                    ureq::Error::BodyExceedsLimit(_) => ScrapeError::TooLarge(self.body_limit),
-                    // The answer had started: what breaks now breaks the body.
-                    other => match self.error(other) {
-                        ScrapeError::Connect(m) => ScrapeError::Body(m),
-                        e => e,
-                    },
+        read_bounded(reader, into, self.body_limit)?.map_err(|e| self.read_error(e))
+    }
+
+    /// A read error of the body as sent, with ureq's own errors (limit, timeout) mapped.
+    fn read_error(&self, e: std::io::Error) -> ScrapeError {
+        // ureq reports its own errors (limit, timeout) inside the io::Error.
+        let kind = e.kind();
+        match e.into_inner().map(|inner| inner.downcast::<ureq::Error>()) {
+            Some(Ok(u)) => match *u {
+                ureq::Error::BodyExceedsLimit(_) => ScrapeError::TooLarge(self.body_limit),
+                // The answer had started: what breaks now breaks the body.
+                other => match self.error(other) {
+                    ScrapeError::Connect(m) => ScrapeError::Body(m),
+                    e => e,
                 },
-                _ if kind == std::io::ErrorKind::TimedOut => ScrapeError::Timeout(self.timeout),
-                Some(Err(other)) => ScrapeError::Body(other.to_string()),
-                None => ScrapeError::Body(format!("{kind}")),
-            }
-        })
+            },
+            _ if kind == std::io::ErrorKind::TimedOut => ScrapeError::Timeout(self.timeout),
+            Some(Err(other)) => ScrapeError::Body(other.to_string()),
+            None => ScrapeError::Body(format!("{kind}")),
+        }
     }
 
     fn error(&self, e: ureq::Error) -> ScrapeError {
@@ -242,22 +284,24 @@ impl Fetch for HttpFetcher {
             .limit(self.body_limit)
             .reader();
         let mut read = |into: &mut Vec<u8>| self.read_body(&mut reader, into);
-        match encoding.as_deref() {
+        // `body` keeps its length from the last scrape as initialized room (see
+        // `read_reusing`), and is cut to what was read at the end.
+        let mut filled = 0;
+        let result = match encoding.as_deref() {
             None | Some("identity") => {
-                body.clear();
-                read(body)
+                read_reusing(&mut reader, body, &mut filled, self.body_limit)
+                    .and_then(|r| r.map_err(|e| self.read_error(e)))
             }
-            Some("gzip" | "x-gzip") => {
-                body.clear();
-                gunzip::gunzip(read, |d| {
-                    read_bounded(d, body, self.body_limit)?
-                        .map_err(|e| ScrapeError::Body(format!("gzip: {e}")))
-                })
-            }
+            Some("gzip" | "x-gzip") => gunzip::gunzip(read, |d| {
+                read_reusing(d, body, &mut filled, self.body_limit)?
+                    .map_err(|e| ScrapeError::Body(format!("gzip: {e}")))
+            }),
             Some(other) => Err(ScrapeError::Body(format!(
                 "unsupported Content-Encoding {other:?} (gzip or none)"
             ))),
-        }
+        };
+        body.truncate(filled);
+        result
     }
 
     fn events(&self, address: &str, after: i64, limit: usize) -> Result<EventsPage, ScrapeError> {
@@ -312,6 +356,26 @@ mod tests {
                 "capacity {} over the limit {limit}",
                 body.capacity()
             );
+        }
+        // Straight into the reused buffer: a bomb stops at the limit there too.
+        for limit in [1024 * 1024, 3 * 1024 * 1024 + 17] {
+            let (mut body, mut filled) = (vec![1u8; 4096], 0);
+            let r = read_reusing(&mut Zeros, &mut body, &mut filled, limit);
+            assert!(matches!(r, Err(ScrapeError::TooLarge(l)) if l == limit));
+            assert!(body.capacity() as u64 <= limit, "{}", body.capacity());
+        }
+        // A shorter body over a longer one left from the last scrape, a longer one after
+        // it, and one exactly at the limit: each read whole, nothing of the old left.
+        let mut body = vec![9u8; 100_000];
+        for (len, limit) in [(70_000, 1 << 20), (300_000, 1 << 20), (400_000, 400_000)] {
+            let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            let mut filled = 0;
+            read_reusing(&mut &data[..], &mut body, &mut filled, limit)
+                .unwrap()
+                .unwrap();
+            body.truncate(filled);
+            assert_eq!(body, data);
+            assert!(body.capacity() <= 1 << 20, "{len} {limit} {}", body.capacity());
         }
         // A body at the limit is read whole.
         let data = vec![7u8; 200_000];

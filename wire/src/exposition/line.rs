@@ -102,10 +102,14 @@ impl<'a> Line<'a> {
     #[inline]
     fn repeats(&self, i: usize, known: &str, more: fn(u8) -> bool) -> Option<usize> {
         let end = i + known.len();
-        (!known.is_empty()
-            && self.b.get(i..end) == Some(known.as_bytes())
-            && !self.b.get(end).is_some_and(|&c| more(c)))
-        .then_some(end)
+        let got = self.b.get(i..end)?;
+        // Label names are a few bytes: compared in line, not through a call to memcmp.
+        let same = if known.len() <= 16 {
+            got.iter().zip(known.as_bytes()).all(|(a, b)| a == b)
+        } else {
+            got == known.as_bytes()
+        };
+        (!known.is_empty() && same && !self.b.get(end).is_some_and(|&c| more(c))).then_some(end)
     }
 
     /// Validates `{…}` starting after the `{` at `i`; returns the index of the `}`.
