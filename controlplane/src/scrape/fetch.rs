@@ -283,7 +283,7 @@ impl Fetch for HttpFetcher {
             .with_config()
             .limit(self.body_limit)
             .reader();
-        let mut read = |into: &mut Vec<u8>| self.read_body(&mut reader, into);
+        let read = |into: &mut Vec<u8>| self.read_body(&mut reader, into);
         // `body` keeps its length from the last scrape as initialized room (see
         // `read_reusing`), and is cut to what was read at the end.
         let mut filled = 0;
