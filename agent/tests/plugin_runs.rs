@@ -42,6 +42,10 @@ fn a_sleeping_plugin_is_stopped_at_its_wall_clock_deadline() {
     // the component in a debug build on a loaded 2-core machine took several seconds once
     // (this bound was 10 s and failed under load).
     assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
+    println!(
+        "plugin test of a 30 s sleep with --timeout 1s: {:?} (start-up and compile included)",
+        t.elapsed()
+    );
 
     let dir = Scratch::new("sleep");
     let (token, bearer) = node_token(&dir);
@@ -89,6 +93,7 @@ fn a_sleeping_plugin_is_stopped_at_its_wall_clock_deadline() {
     let took = last["duration_seconds"].as_f64().unwrap();
     // Ended at its deadline, not after it slept (for ever); generous above for a loaded CI.
     assert!((0.45..5.0).contains(&took), "{took}");
+    println!("a check that sleeps for ever, 500 ms deadline: reported after {took:.3} s");
 
     // A diagnostic asked to sleep 120 s answers at its 1 s deadline.
     let t = Instant::now();
@@ -105,6 +110,7 @@ fn a_sleeping_plugin_is_stopped_at_its_wall_clock_deadline() {
     );
     // At its 1 s deadline, not after 120 s (generous for a loaded CI machine).
     assert!(took < Duration::from_secs(15), "{took:?}");
+    println!("a diagnostic asked to sleep 120 s, 1 s deadline: answered after {took:?}");
     // Short sleeps finish and report.
     let (s, body) = agent.post_as("/v1/plugins/sleepy/run", &bearer, r#"{"ms":50}"#);
     assert_eq!(
@@ -192,6 +198,11 @@ fn on_demand_runs_need_the_credential_and_never_take_the_health_checks_slots() {
     // The health check kept running, and never failed, while the diagnostics waited.
     let thermal = agent.plugin("thermal").unwrap();
     assert_eq!(thermal["failures"], 0, "{thermal:#}");
+    println!(
+        "70 concurrent on-demand runs: {ok} answered, {} refused 429 busy, {} health-check failures",
+        busy.len(),
+        thermal["failures"]
+    );
     assert!(check_runs(&agent) >= runs_before + 5, "{thermal:#}");
 
     // Callers that go away: their runs are stopped at once (not at their 20 s deadline),
