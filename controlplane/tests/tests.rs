@@ -23,6 +23,8 @@
 //! - `provider_exec`, `provider_local`, `provider_lambda`, `provider_lambda_http`: the pool
 //!   providers against real programs, real agents and a stand-in of the Lambda Cloud API
 //!   (`lambda_stub`).
+//! - `pools_api`: pools and instances through the REST API (contract body, every problem of
+//!   an invalid pool, config pools read-only, scale bounds, demand, deletion, listing).
 //! - `layers`: the crate's shape: imports run downwards between folders, no import circles.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -44,6 +46,7 @@ mod notify;
 mod openapi;
 mod policy_api;
 mod policy_limits;
+mod pools_api;
 mod provider_exec;
 mod provider_lambda;
 mod provider_lambda_http;
