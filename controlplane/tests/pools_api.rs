@@ -89,11 +89,41 @@ async fn the_contract_body_creates_a_pool_and_get_shows_its_nodes_target_and_dec
     assert_eq!(v["instances_in_flight"][0]["id"], "p-1");
     assert_eq!(v["instances_in_flight"][0]["state"], "provisioning");
     assert_eq!(
-        (v["budget"]["in_use"].as_u64(), v["budget"]["held"].as_u64()),
+        (
+            v["budget_status"]["in_use"].as_u64(),
+            v["budget_status"]["held"].as_u64()
+        ),
         (Some(1), Some(2))
     );
-    assert_eq!(v["budget"]["limit"], 1, "10 % of one node, at least one");
+    assert_eq!(
+        v["budget_status"]["limit"], 1,
+        "10 % of one node, at least one"
+    );
     assert_eq!(v["cooldowns"]["scale_up_seconds"], 0.0);
+    assert_eq!(
+        v["budget"]["max_nodes"], 2,
+        "the spec's budget is not shadowed"
+    );
+    // The detail's body is a valid pool body again (what `pools update` sends back).
+    let spec: serde_json::Map<String, Value> = v
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| {
+            serde_json::to_value(PoolSpec::new("p", "local", 2, 4))
+                .unwrap()
+                .get(k.as_str())
+                .is_some()
+                || k.as_str() == "provider"
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    assert_eq!(
+        serde_json::from_value::<PoolSpec>(Value::Object(spec))
+            .unwrap()
+            .min_nodes,
+        2
+    );
     // The node carries its pool and instance.
     let (_, n) = send(&app, "GET", "/v1/nodes/p-node-1", Some(ADMIN), None).await;
     assert_eq!(

@@ -25,6 +25,7 @@
 //!   (`lambda_stub`).
 //! - `pools_api`: pools and instances through the REST API (contract body, every problem of
 //!   an invalid pool, config pools read-only, scale bounds, demand, deletion, listing).
+//! - `cli_pools`: `gpuwarden pools …` and `instances …` against a real control plane.
 //! - `config_pools`: `[[pools]]` applied at start, removed when no longer declared, their
 //!   remediation over `[remediation.pools.NAME]`, every problem by key and file.
 //! - `layers`: the crate's shape: imports run downwards between folders, no import circles.
@@ -38,6 +39,7 @@ mod api_lifecycle;
 mod bodies;
 mod check_config;
 mod cli;
+mod cli_pools;
 mod config_pools;
 mod expected_gpus;
 mod join_api;

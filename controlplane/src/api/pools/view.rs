@@ -71,7 +71,7 @@ pub struct Cooldowns {
     pub scale_down_seconds: f64,
 }
 
-/// The pool's remediation budget.
+/// The pool's remediation budget in use (its configuration is the spec's `budget`).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct BudgetView {
     /// Nodes remediation may hold out of service at once now (of `nodes`).
@@ -80,10 +80,6 @@ pub struct BudgetView {
     pub in_use: u64,
     /// Unhealthy nodes held back by the budget, at the last decision.
     pub held: u64,
-    /// The configured percentage.
-    pub max_percent: f64,
-    /// The configured count.
-    pub max_nodes: u32,
 }
 
 /// A provider of the pool, as its selection sees it.
@@ -113,8 +109,8 @@ pub struct PoolDetail {
     pub decisions: Vec<DecisionView>,
     /// Cooldowns left.
     pub cooldowns: Cooldowns,
-    /// The remediation budget.
-    pub budget: BudgetView,
+    /// The remediation budget in use (`budget` is its configuration).
+    pub budget_status: BudgetView,
     /// Instances asked for and not yet running, or being terminated.
     pub instances_in_flight: Vec<InstanceView>,
     /// Each provider's state: failures, backoff, last error.
@@ -211,12 +207,10 @@ pub fn detail(
         .first()
         .and_then(|d| serde_json::from_str::<Value>(&d.counts).ok())
         .unwrap_or(Value::Null);
-    let budget = BudgetView {
+    let budget_status = BudgetView {
         limit: spec.budget.limit(u32::try_from(nodes).unwrap_or(u32::MAX)),
         in_use: counts["remediating"].as_u64().unwrap_or(0),
         held: counts["held"].as_u64().unwrap_or(0),
-        max_percent: spec.budget.max_percent,
-        max_nodes: spec.budget.max_nodes,
     };
     let cooldowns = Cooldowns {
         scale_up_seconds: left_seconds(row.last_scale_up, &spec.scale_up_cooldown, now),
@@ -229,7 +223,7 @@ pub fn detail(
     Ok(PoolDetail {
         decisions: decisions.iter().map(decision).collect(),
         cooldowns,
-        budget,
+        budget_status,
         instances_in_flight,
         providers_status: providers(row),
         pool,
