@@ -23,8 +23,9 @@
 //! - `provider_exec`, `provider_local`, `provider_lambda`, `provider_lambda_http`: the pool
 //!   providers against real programs, real agents and a stand-in of the Lambda Cloud API
 //!   (`lambda_stub`).
-//! - `pools_api`: pools and instances through the REST API (contract body, every problem of
-//!   an invalid pool, config pools read-only, scale bounds, demand, deletion, listing).
+//! - `pools_api`: pools through the REST API (contract body, every problem of an invalid
+//!   pool, config pools read-only, scale bounds, demand); `instances_api`: deleting a pool,
+//!   the instance listing and its filters, auth.
 //! - `cli_pools`: `gpuwarden pools …` and `instances …` against a real control plane.
 //! - `config_pools`: `[[pools]]` applied at start, removed when no longer declared, their
 //!   remediation over `[remediation.pools.NAME]`, every problem by key and file.
@@ -42,6 +43,7 @@ mod cli;
 mod cli_pools;
 mod config_pools;
 mod expected_gpus;
+mod instances_api;
 mod join_api;
 mod lambda_stub;
 mod layers;
