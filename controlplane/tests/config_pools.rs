@@ -178,4 +178,24 @@ fn check_config_lists_every_problem_of_every_pool_with_its_key_and_file() {
         err.contains("warning: remediation.pools.train: overridden"),
         "{err}"
     );
+    let out = Command::new(BIN)
+        .args([
+            "-o",
+            "json",
+            "serve",
+            "--check-config",
+            file.to_str().unwrap(),
+        ])
+        .env("GPUWARDEN_ADMIN_TOKEN", "admin-token-for-config-pools-01")
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    assert_eq!(v["valid"], true);
+    assert!(
+        v["warnings"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("remediation.pools.train"),
+        "{v}"
+    );
 }
