@@ -64,6 +64,7 @@ pub const CONTROL_PLANE: Schema = Schema {
         "remediation",
         "commands",
         "webhooks",
+        "pools",
     ],
     shared_keys: &[
         "server.listen",

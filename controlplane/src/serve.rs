@@ -25,6 +25,7 @@ use crate::token;
 
 pub mod command;
 mod error;
+mod pools;
 mod signal;
 mod tokens;
 
@@ -118,6 +119,11 @@ pub async fn start(
     let store = Arc::new(store);
     info!(database = %redact(&cfg.database.url), backend = ?store.backend(), "database ready");
     let now = clock.now_ms();
+    let mut cfg = cfg;
+    pools::apply(&mut cfg, &store, now).map_err(|source| ServeError::Store {
+        url: redact(&cfg.database.url),
+        source,
+    })?;
     let (admin, generated) = admin_tokens(&cfg, &env, &store, now)?;
     let mut bootstrap: Vec<String> = cfg
         .auth

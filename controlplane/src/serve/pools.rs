@@ -1,0 +1,58 @@
+//! Pools at start: the config file's `[[pools]]` applied to the database (created,
+//! updated, taken over from the API, removed when no longer declared), and every stored
+//! pool's remediation plan put over `[remediation.pools.NAME]` (the pool's wins; a warning
+//! says which). The control plane's config is not reloaded while it runs: a changed
+//! `[[pools]]` applies at the next start.
+
+use tracing::{info, warn};
+
+use crate::config::{ControlPlaneConfig, PoolRemediation};
+use crate::store::{Store, StoreError};
+
+/// Applies the config pools, then merges every stored pool's remediation into
+/// `cfg.remediation.pools`. Logs what changed and each warning.
+pub(super) fn apply(
+    cfg: &mut ControlPlaneConfig,
+    store: &Store,
+    now: i64,
+) -> Result<(), StoreError> {
+    for w in &cfg.warnings {
+        warn!("{w}");
+    }
+    let file = cfg
+        .file
+        .as_ref()
+        .map_or_else(|| "(environment)".to_string(), |f| f.display().to_string());
+    let done = store.apply_config_pools(&cfg.pools, &file, now)?;
+    if !done.created.is_empty() || !done.updated.is_empty() || !done.removed.is_empty() {
+        info!(file = %file, created = ?done.created, updated = ?done.updated, removed = ?done.removed, "config pools applied");
+    }
+    for name in &done.taken_over {
+        warn!(pool = %name, file = %file, "a pool created through the API is now declared in the config file: the file's spec wins, and the pool is read-only through the API");
+    }
+    for row in store.pools()? {
+        if row.from_config() {
+            continue; // merged when the config was loaded
+        }
+        let spec = match row.spec() {
+            Ok(s) => s,
+            Err(e) => {
+                warn!(pool = %row.name, error = %e, "stored pool unreadable; its remediation is the global one");
+                continue;
+            }
+        };
+        let plan = PoolRemediation {
+            action: Some(spec.remediation.action),
+            drain_timeout: spec.remediation.drain_timeout.parse().ok(),
+        };
+        if cfg
+            .remediation
+            .pools
+            .insert(row.name.clone(), plan)
+            .is_some()
+        {
+            warn!(pool = %row.name, "remediation.pools.{}: overridden by the remediation of pool {:?} (the pool's wins); move it into the pool (docs/POOLS.md, \"Config\")", row.name, row.name);
+        }
+    }
+    Ok(())
+}
