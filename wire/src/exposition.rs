@@ -135,7 +135,7 @@ impl<'a> Parser<'a> {
             line: 0,
             failed: false,
             // An agent's largest family is its NVLink error counters: 8 GPUs × 18 links × 4 types.
-            rules: rules::BodyRules::with_capacity(64),
+            rules: rules::BodyRules::with_capacity(640),
             names: Vec::new(),
             spans: Vec::new(),
             known: "",

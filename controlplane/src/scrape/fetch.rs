@@ -292,16 +292,10 @@ impl Fetch for HttpFetcher {
                 read_reusing(&mut reader, body, &mut filled, self.body_limit)
                     .and_then(|r| r.map_err(|e| self.read_error(e)))
             }
-            Some("gzip" | "x-gzip") => gunzip::gunzip(
-                read,
-                body,
-                &mut filled,
-                usize::try_from(self.body_limit).unwrap_or(usize::MAX),
-                |e| match e {
-                    gunzip::GunzipError::TooLarge => ScrapeError::TooLarge(self.body_limit),
-                    gunzip::GunzipError::Invalid(m) => ScrapeError::Body(format!("gzip: {m}")),
-                },
-            ),
+            Some("gzip" | "x-gzip") => gunzip::gunzip(read, |d| {
+                read_reusing(d, body, &mut filled, self.body_limit)?
+                    .map_err(|e| ScrapeError::Body(format!("gzip: {e}")))
+            }),
             Some(other) => Err(ScrapeError::Body(format!(
                 "unsupported Content-Encoding {other:?} (gzip or none)"
             ))),
@@ -381,11 +375,7 @@ mod tests {
                 .unwrap();
             body.truncate(filled);
             assert_eq!(body, data);
-            assert!(
-                body.capacity() <= 1 << 20,
-                "{len} {limit} {}",
-                body.capacity()
-            );
+            assert!(body.capacity() <= 1 << 20, "{len} {limit} {}", body.capacity());
         }
         // A body at the limit is read whole.
         let data = vec![7u8; 200_000];
