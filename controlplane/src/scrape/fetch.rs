@@ -375,7 +375,11 @@ mod tests {
                 .unwrap();
             body.truncate(filled);
             assert_eq!(body, data);
-            assert!(body.capacity() <= 1 << 20, "{len} {limit} {}", body.capacity());
+            assert!(
+                body.capacity() <= 1 << 20,
+                "{len} {limit} {}",
+                body.capacity()
+            );
         }
         // A body at the limit is read whole.
         let data = vec![7u8; 200_000];
