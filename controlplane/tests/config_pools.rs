@@ -124,6 +124,34 @@ fn config_pools_are_applied_at_start_and_removed_when_no_longer_declared() {
     let rows = store.pools().unwrap();
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].spec().unwrap().min_nodes, 2);
+    drop(store);
+
+    // Started without a config file (`gpuwarden serve` with flags and environment only):
+    // nothing declares pools, so the file's pool is left as it is, not removed.
+    let mut cfg = ControlPlaneConfig::load(Some(&file), &Overrides::default()).unwrap();
+    cfg.file = None;
+    cfg.pools.clear();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let env = EnvTokens {
+        admin: Some("admin-token-for-config-pools-01".into()),
+        bootstrap: None,
+    };
+    let running = rt
+        .block_on(serve::start(
+            cfg,
+            env,
+            Arc::new(FakeClock::at(1_800_000_000_000)),
+        ))
+        .unwrap();
+    rt.block_on(running.stop());
+    let store = Store::open(&url, &StoreOptions::default()).unwrap();
+    let rows = store.pools().unwrap();
+    assert_eq!(rows.len(), 1, "kept without a config file");
+    assert_eq!(rows[0].source, "config");
 }
 
 #[test]

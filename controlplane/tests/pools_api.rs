@@ -385,6 +385,26 @@ async fn scale_outside_the_bounds_is_422_and_demand_is_stored() {
     )
     .await;
     assert_eq!(st, StatusCode::NOT_FOUND);
+    // `{}` is not `null`: a body without `nodes` is refused, and the target stays.
+    let (st, _) = send(
+        &app,
+        "POST",
+        "/v1/pools/p/scale",
+        Some(ADMIN),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    // A demand the database cannot hold is refused, not clamped.
+    let (st, v) = send(
+        &app,
+        "PUT",
+        "/v1/pools/p/demand",
+        Some(ADMIN),
+        Some(json!({"pending_jobs": u64::MAX})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
 
     let (st, _) = send(
         &app,

@@ -286,7 +286,10 @@ pub(super) async fn delete(
 #[serde(deny_unknown_fields)]
 pub struct Scale {
     /// Nodes to keep the pool at, within its `min_nodes..=max_nodes`; `null` hands the
-    /// pool back to its autoscaler (or `min_nodes`).
+    /// pool back to its autoscaler (or `min_nodes`). Required: `{}` is refused rather than
+    /// read as `null`, which would release the pool by accident.
+    #[serde(deserialize_with = "Option::deserialize")]
+    #[schema(required = true)]
     pub nodes: Option<u32>,
 }
 
@@ -365,6 +368,14 @@ pub(super) async fn demand(
 ) -> Result<HttpResponse, ApiError> {
     let name = name.into_inner();
     check_name(&name)?;
+    // Stored as a signed 64-bit integer on both backends: refused above, never clamped.
+    if i64::try_from(body.0.pending_jobs).is_err() {
+        return Err(ApiError::invalid(format!(
+            "pending_jobs {} is above {}",
+            body.0.pending_jobs,
+            i64::MAX
+        )));
+    }
     let (store, now, n) = (
         state.store.clone(),
         state.clock.now_ms(),

@@ -19,10 +19,14 @@ pub(super) fn apply(
     for w in &cfg.warnings {
         warn!("{w}");
     }
-    let file = cfg
-        .file
-        .as_ref()
-        .map_or_else(|| "(environment)".to_string(), |f| f.display().to_string());
+    // Without a config file nothing declares pools: the stored ones (a file's included) are
+    // left as they are, instead of removed because an operator started without `--config`.
+    let Some(file) = cfg.file.as_ref().map(|f| f.display().to_string()) else {
+        if !cfg.pools.is_empty() {
+            warn!("[[pools]] from the environment only are not applied: declare pools in a config file");
+        }
+        return merge_remediation(cfg, store);
+    };
     let done = store.apply_config_pools(&cfg.pools, &file, now)?;
     if !done.created.is_empty() || !done.updated.is_empty() || !done.removed.is_empty() {
         info!(file = %file, created = ?done.created, updated = ?done.updated, removed = ?done.removed, "config pools applied");
@@ -30,6 +34,11 @@ pub(super) fn apply(
     for name in &done.taken_over {
         warn!(pool = %name, file = %file, "a pool created through the API is now declared in the config file: the file's spec wins, and the pool is read-only through the API");
     }
+    merge_remediation(cfg, store)
+}
+
+/// Puts every stored API pool's remediation plan over `[remediation.pools.NAME]`.
+fn merge_remediation(cfg: &mut ControlPlaneConfig, store: &Store) -> Result<(), StoreError> {
     for row in store.pools()? {
         if row.from_config() {
             continue; // merged when the config was loaded
