@@ -150,6 +150,20 @@ async fn invalid_pools_get_422_with_every_problem_and_change_nothing() {
             vec!["provider"],
         ),
         (
+            "provider params the provider refuses (required, unknown, out of range)",
+            json!({"name":"p","min_nodes":0,"max_nodes":4,"providers":[
+                {"name":"e","kind":"exec","params":{}},
+                {"name":"l","kind":"local","params":{"gpus":0,"zzz":1}}]}),
+            // exec: provision, terminate and list missing; local: gpus 0, zzz unknown.
+            vec![
+                "providers[0].params",
+                "providers[0].params",
+                "providers[0].params",
+                "providers[1].params",
+                "providers[1].params",
+            ],
+        ),
+        (
             "bad autoscaler parameters",
             json!({"name":"p","provider":"local","min_nodes":0,"max_nodes":4,
                    "autoscaler":{"type":"reactive","scale_up_threshold":0.2,"scale_down_threshold":0.5,"step":0}}),

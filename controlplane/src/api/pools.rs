@@ -50,18 +50,37 @@ pub fn pool_shape(body: Value) -> Result<PoolSpec, ApiError> {
 /// Every rule of a pool (`Pool::build`) at once: `Ok`, or 422 `invalid_pool` with one
 /// `details` entry per problem.
 pub fn pool_rules(spec: &PoolSpec) -> Result<(), ApiError> {
-    let problems = match Pool::build(spec.clone()) {
-        Ok(_) => return Ok(()),
-        Err(p) => p,
+    let mut details: Vec<FieldError> = match Pool::build(spec.clone()) {
+        Ok(_) => Vec::new(),
+        Err(problems) => problems
+            .into_iter()
+            .map(|p| FieldError {
+                field: p.field,
+                message: p.message,
+            })
+            .collect(),
     };
-    let n = problems.len();
-    let details: Vec<FieldError> = problems
-        .into_iter()
-        .map(|p| FieldError {
-            field: p.field,
-            message: p.message,
-        })
-        .collect();
+    // Each provider's params, as the provider reads them (required, unknown and
+    // out-of-range params; an API key's variable that is not set): built, not started. An
+    // agent binary that is not named is the pool manager's to find when it provisions (a
+    // pool may be declared before the binary is installed); one that is named is checked.
+    let mut env = crate::pool::provider::ProviderEnv::new("http://127.0.0.1", std::env::temp_dir());
+    env.agent_binary = std::env::current_exe().ok();
+    for (i, p) in spec.provider_list().iter().enumerate() {
+        if !crate::pool::provider::KINDS.contains(&p.kind.as_str()) {
+            continue; // already reported by the spec's rules
+        }
+        if let Err(problems) = crate::pool::provider::build(&p.kind, &p.params, &env) {
+            details.extend(problems.into_iter().map(|message| FieldError {
+                field: format!("providers[{i}].params"),
+                message,
+            }));
+        }
+    }
+    if details.is_empty() {
+        return Ok(());
+    }
+    let n = details.len();
     let first = details
         .first()
         .map(|d| format!(": {}: {}", d.field, d.message))
