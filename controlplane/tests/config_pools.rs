@@ -37,7 +37,11 @@ fn write_config(dir: &Path, pools: &str) -> std::path::PathBuf {
 
 /// Starts the control plane with `file` and stops it again: what it applied at start stays.
 fn start_and_stop(file: &Path) {
-    let cfg = ControlPlaneConfig::load(Some(file), &Overrides::default()).unwrap();
+    start_and_stop_with(ControlPlaneConfig::load(Some(file), &Overrides::default()).unwrap());
+}
+
+/// Starts the control plane with `cfg` and stops it again.
+fn start_and_stop_with(cfg: ControlPlaneConfig) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -131,23 +135,7 @@ fn config_pools_are_applied_at_start_and_removed_when_no_longer_declared() {
     let mut cfg = ControlPlaneConfig::load(Some(&file), &Overrides::default()).unwrap();
     cfg.file = None;
     cfg.pools.clear();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let env = EnvTokens {
-        admin: Some("admin-token-for-config-pools-01".into()),
-        bootstrap: None,
-    };
-    let running = rt
-        .block_on(serve::start(
-            cfg,
-            env,
-            Arc::new(FakeClock::at(1_800_000_000_000)),
-        ))
-        .unwrap();
-    rt.block_on(running.stop());
+    start_and_stop_with(cfg);
     let store = Store::open(&url, &StoreOptions::default()).unwrap();
     let rows = store.pools().unwrap();
     assert_eq!(rows.len(), 1, "kept without a config file");

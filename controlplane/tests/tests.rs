@@ -54,6 +54,7 @@ mod openapi;
 mod policy_api;
 mod policy_limits;
 mod pools_api;
+mod pools_invalid;
 mod provider_exec;
 mod provider_lambda;
 mod provider_lambda_http;

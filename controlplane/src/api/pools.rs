@@ -8,7 +8,10 @@
 //! file are read-only here (409 naming the file); scaling them and pushing their demand are
 //! allowed (they change the pool's state, not its declaration).
 
+mod rules;
 mod view;
+
+pub use rules::{pool_rules, pool_shape};
 
 use actix_web::http::StatusCode;
 use actix_web::{delete, get, post, put, web, HttpResponse};
@@ -21,7 +24,6 @@ use super::caller::Admin;
 use super::error::{ApiError, FieldError};
 use super::state::{audited, blocking, clip, AppState};
 use crate::model::pool::{InstanceState, PoolSpec};
-use crate::pool::Pool;
 use crate::store::pool_rows::{PoolRow, SOURCE_API};
 use crate::store::rows::NewAudit;
 use crate::store::InstanceFilter;
@@ -31,70 +33,6 @@ pub use view::{PoolDetail, PoolList, PoolView};
 
 /// How many of a pool's last decisions `GET /v1/pools/{name}` shows.
 const SHOWN_DECISIONS: i64 = 10;
-
-/// A pool body's shape: the spec, or 400 `bad_request` naming the field (`autoscaler.type:
-/// unknown variant …`) — a wrong type, an unknown field, a missing required field, like
-/// every other body of the API. Nothing is written (not even an audit entry).
-pub fn pool_shape(body: Value) -> Result<PoolSpec, ApiError> {
-    serde_path_to_error::deserialize(body).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        if path == "." {
-            ApiError::bad_request(format!("pool body: {inner}"))
-        } else {
-            ApiError::bad_request(format!("pool body: {path}: {inner}"))
-        }
-    })
-}
-
-/// Every rule of a pool (`Pool::build`) at once: `Ok`, or 422 `invalid_pool` with one
-/// `details` entry per problem.
-pub fn pool_rules(spec: &PoolSpec) -> Result<(), ApiError> {
-    let mut details: Vec<FieldError> = match Pool::build(spec.clone()) {
-        Ok(_) => Vec::new(),
-        Err(problems) => problems
-            .into_iter()
-            .map(|p| FieldError {
-                field: p.field,
-                message: p.message,
-            })
-            .collect(),
-    };
-    // Each provider's params, as the provider reads them (required, unknown and
-    // out-of-range params; an API key's variable that is not set): built, not started. An
-    // agent binary that is not named is the pool manager's to find when it provisions (a
-    // pool may be declared before the binary is installed); one that is named is checked.
-    let mut env = crate::pool::provider::ProviderEnv::new("http://127.0.0.1", std::env::temp_dir());
-    env.agent_binary = std::env::current_exe().ok();
-    for (i, p) in spec.provider_list().iter().enumerate() {
-        if !crate::pool::provider::KINDS.contains(&p.kind.as_str()) {
-            continue; // already reported by the spec's rules
-        }
-        if let Err(problems) = crate::pool::provider::build(&p.kind, &p.params, &env) {
-            details.extend(problems.into_iter().map(|message| FieldError {
-                field: format!("providers[{i}].params"),
-                message,
-            }));
-        }
-    }
-    if details.is_empty() {
-        return Ok(());
-    }
-    let n = details.len();
-    let first = details
-        .first()
-        .map(|d| format!(": {}: {}", d.field, d.message))
-        .unwrap_or_default();
-    Err(ApiError::new(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "invalid_pool",
-        format!(
-            "the pool is invalid ({n} problem{}){first}",
-            if n == 1 { "" } else { "s" }
-        ),
-    )
-    .with_details(details))
-}
 
 fn check_name(name: &str) -> Result<(), ApiError> {
     validate::name(name).map_err(|e| ApiError::not_found(format!("pool {}: {e}", clip(name, 64))))
