@@ -313,6 +313,7 @@ pub struct AuditEntry {
 pub mod lifecycle;
 pub mod observation;
 pub mod pool;
+pub mod workload;
 
 #[cfg(test)]
 mod tests {
