@@ -13,6 +13,7 @@ pub mod autoscale;
 pub mod budget;
 pub mod compile;
 pub mod decide;
+pub mod manager;
 pub mod provider;
 pub mod select;
 
