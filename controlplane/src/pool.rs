@@ -15,6 +15,7 @@ pub mod compile;
 pub mod decide;
 pub mod manager;
 pub mod provider;
+pub mod reconcile;
 pub mod select;
 
 pub use compile::Pool;

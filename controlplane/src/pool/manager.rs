@@ -23,7 +23,7 @@ mod context;
 mod gather;
 mod run;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use calls::{call, ProviderCache};
 pub use carry::{fail_instance, node_gone, request, start_provision, terminate_instance, ACTOR};
