@@ -191,6 +191,9 @@ pub struct Node {
     pub updated_at: String,
     /// Last successful scrape (RFC 3339).
     pub last_seen: Option<String>,
+    /// The pool instance it runs on, when a pool provisioned it (`GET /v1/instances/{id}`).
+    #[serde(default)]
+    pub instance_id: Option<String>,
     /// Scrape state, when the control plane scrapes it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scrape: Option<ScrapeInfo>,

@@ -8,13 +8,16 @@
 //! command) are one transaction each.
 
 pub mod observations;
+pub mod pool_rows;
 pub mod rows;
 pub mod schema;
 
 mod commands;
 mod expected;
 mod flush;
+mod instances;
 mod nodes;
+mod pools;
 mod records;
 mod states;
 mod tokens;
@@ -31,7 +34,9 @@ use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use thiserror::Error;
 
 pub use commands::DeliveryTarget;
+pub use instances::InstanceFilter;
 pub use nodes::{NodeFilter, Registered, Registration};
+pub use pools::ConfigApplied;
 pub use records::ObservationWrite;
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/sqlite");

@@ -36,6 +36,7 @@ pub(crate) fn row(id: &str, address: &str) -> NodeRow {
         created_at: T0,
         updated_at: T0,
         last_seen: None,
+        instance_id: None,
     }
 }
 

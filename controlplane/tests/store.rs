@@ -5,6 +5,7 @@
 use gpuwarden_controlplane::store::{Backend, Store, StoreError, StoreOptions};
 
 use crate::store_suite::suite;
+use crate::store_suite_pools::pools;
 use crate::util::{sqlite_store, Postgres, TempDir};
 
 #[test]
@@ -17,6 +18,7 @@ fn sqlite_store_does_everything_the_control_plane_needs() {
     drop(s);
     let s = sqlite_store(&dir);
     assert_eq!(s.count("nodes").unwrap(), 6);
+    pools(&s);
 }
 
 #[test]
@@ -29,6 +31,7 @@ fn postgres_store_does_everything_the_control_plane_needs() {
     drop(s);
     let s = Store::open(&url, &StoreOptions::default()).unwrap();
     assert_eq!(s.count("nodes").unwrap(), 6);
+    pools(&s);
 }
 
 #[test]

@@ -29,6 +29,7 @@ fn pending(id: &str, name: &str, pool: &str) -> NodeRow {
         created_at: 1_000,
         updated_at: 1_000,
         last_seen: None,
+        instance_id: None,
     }
 }
 

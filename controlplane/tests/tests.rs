@@ -1,7 +1,7 @@
 //! Control-plane integration tests: one binary, a module per area (see `tests/README.md`).
 //!
-//! - `store`: every store operation (the suite in `store_suite`) on SQLite and on a real
-//!   PostgreSQL server the test starts.
+//! - `store`: every store operation (the suites in `store_suite*`, pools and instances in
+//!   `store_suite_pools`) on SQLite and on a real PostgreSQL server the test starts.
 //! - `api`: the REST API in-process (actix test service) over a real SQLite file: shared
 //!   helpers and auth; `api_lifecycle`: a node's life through the API; `join_api`: node
 //!   tokens, registration input, meta endpoints; `policy_api`: policies, simulation,
@@ -60,4 +60,5 @@ mod store;
 mod store_events;
 mod store_suite;
 mod store_suite_observations;
+mod store_suite_pools;
 mod takeover;

@@ -171,7 +171,8 @@ impl Store {
                 diesel::insert_into(transitions::table).values(&t).execute(c)?;
             }
             node.status = to.as_str().into();
-            if let Some(p) = &r.pool {
+            // A node a pool provisioned stays in that pool, whatever its agent says.
+            if let (Some(p), None) = (&r.pool, &node.instance_id) {
                 node.pool = p.clone();
             }
             let mut labels = node.labels()?;

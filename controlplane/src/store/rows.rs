@@ -32,6 +32,7 @@ pub struct NodeRow {
     pub created_at: i64,
     pub updated_at: i64,
     pub last_seen: Option<i64>,
+    pub instance_id: Option<String>,
 }
 
 fn parse<T: std::str::FromStr<Err = String>>(v: &str) -> Result<T, StoreError> {
@@ -68,6 +69,7 @@ impl NodeRow {
             created_at: now,
             updated_at: now,
             last_seen: None,
+            instance_id: None,
         }
     }
 
@@ -116,6 +118,7 @@ impl NodeRow {
             created_at: rfc3339(self.created_at),
             updated_at: rfc3339(self.updated_at),
             last_seen: self.last_seen.map(rfc3339),
+            instance_id: self.instance_id.clone(),
             scrape: None,
             health_reason: None,
         })

@@ -21,6 +21,7 @@ diesel::table! {
         created_at -> BigInt,
         updated_at -> BigInt,
         last_seen -> Nullable<BigInt>,
+        instance_id -> Nullable<Text>,
     }
 }
 
@@ -121,6 +122,59 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Pools: the spec (JSON), where it comes from, and the pool manager's state.
+    pools (name) {
+        name -> Text,
+        spec -> Text,
+        source -> Text,
+        source_file -> Nullable<Text>,
+        manual_target -> Nullable<Integer>,
+        demand_pending -> Nullable<BigInt>,
+        demand_at -> Nullable<BigInt>,
+        last_target -> Nullable<Integer>,
+        last_scale_up -> Nullable<BigInt>,
+        last_scale_down -> Nullable<BigInt>,
+        select_state -> Text,
+        status -> Text,
+        last_error -> Nullable<Text>,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// The last decisions of each pool (target, reasons, actions, counts as JSON).
+    pool_decisions (id) {
+        id -> BigInt,
+        pool -> Text,
+        time -> BigInt,
+        target -> Integer,
+        reasons -> Text,
+        actions -> Text,
+        counts -> Text,
+    }
+}
+
+diesel::table! {
+    /// Machines asked of providers, recorded before the provider is called.
+    instances (id) {
+        id -> Text,
+        pool -> Text,
+        provider -> Text,
+        provider_id -> Nullable<Text>,
+        state -> Text,
+        node_id -> Nullable<Text>,
+        token_digest -> Nullable<Text>,
+        error -> Nullable<Text>,
+        attempts -> Integer,
+        created_at -> BigInt,
+        state_since -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::joinable!(pool_decisions -> pools (pool));
 diesel::joinable!(node_tokens -> nodes (node_id));
 diesel::joinable!(events -> nodes (node_id));
 diesel::joinable!(observations -> nodes (node_id));
@@ -138,4 +192,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     transitions,
     commands,
     audit,
+    pools,
+    pool_decisions,
+    instances,
 );
