@@ -13,9 +13,11 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 mod load;
+mod pool_manager;
 mod remediation;
 mod validate;
 pub use load::{ConfigError, Overrides};
+pub use pool_manager::PoolManagerConfig;
 pub use remediation::{
     CommandsConfig, Plan, PoolRemediation, RemediationConfig, WebhookConfig, NOTIFICATION_KINDS,
 };
@@ -44,6 +46,8 @@ pub struct ControlPlaneConfig {
     pub commands: CommandsConfig,
     /// Notifications (`[[webhooks]]`).
     pub webhooks: Vec<WebhookConfig>,
+    /// The pool manager and the instance reconciler.
+    pub pool_manager: PoolManagerConfig,
 }
 
 /// `[server]`

@@ -48,6 +48,7 @@ mod provider_exec;
 mod provider_lambda;
 mod provider_lambda_http;
 mod provider_local;
+mod pools_local;
 mod remediate;
 mod remediate_delivery;
 mod remediate_failures;
