@@ -137,7 +137,9 @@ impl Workload {
                 s.reading = None;
                 s.failing = true;
                 let now = Instant::now();
-                if s.last_warning.is_none_or(|t| now.duration_since(t) >= WARN_EVERY) {
+                if s.last_warning
+                    .is_none_or(|t| now.duration_since(t) >= WARN_EVERY)
+                {
                     s.last_warning = Some(now);
                     tracing::warn!(%error, "workload source unreadable: gpuwarden_workload_* series are absent until it answers");
                 }
@@ -181,8 +183,18 @@ impl ExtraMetrics for Workload {
             "Workload slots on the node by state, from the local workload source.",
             Kind::Gauge,
         );
-        t.sample(m::WORKLOAD_SLOTS, &labels(&[("state", "free")]), "", r.free as f64);
-        t.sample(m::WORKLOAD_SLOTS, &labels(&[("state", "busy")]), "", r.busy as f64);
+        t.sample(
+            m::WORKLOAD_SLOTS,
+            &labels(&[("state", "free")]),
+            "",
+            r.free as f64,
+        );
+        t.sample(
+            m::WORKLOAD_SLOTS,
+            &labels(&[("state", "busy")]),
+            "",
+            r.busy as f64,
+        );
         t.family(
             m::WORKLOAD_READY,
             "1 when the node's workload takes work (a pool ready, not draining).",

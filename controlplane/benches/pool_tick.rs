@@ -27,7 +27,10 @@ use gpuwarden_controlplane::store::{InstanceFilter, Store, StoreOptions};
 const NOW: i64 = 1_800_000_000_000;
 
 fn env(k: &str, d: usize) -> usize {
-    std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d)
+    std::env::var(k)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(d)
 }
 
 /// Process CPU seconds (user + system) from /proc/self/stat.
@@ -50,8 +53,11 @@ fn main() {
     std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
     let path = dir.join("gw.db");
     let store = Arc::new(
-        Store::open(&format!("sqlite://{}", path.display()), &StoreOptions::default())
-            .unwrap_or_else(|e| panic!("{e}")),
+        Store::open(
+            &format!("sqlite://{}", path.display()),
+            &StoreOptions::default(),
+        )
+        .unwrap_or_else(|e| panic!("{e}")),
     );
     for p in 0..pools {
         let spec: PoolSpec = serde_json::from_value(serde_json::json!({
@@ -60,7 +66,16 @@ fn main() {
         .unwrap_or_else(|e| panic!("{e}"));
         let row = PoolRow::new(&spec, "api", None, NOW).unwrap_or_else(|e| panic!("{e}"));
         store
-            .create_pool(&row, NewAudit::ok("bench", "pool.create", &spec.name, serde_json::json!({}), NOW))
+            .create_pool(
+                &row,
+                NewAudit::ok(
+                    "bench",
+                    "pool.create",
+                    &spec.name,
+                    serde_json::json!({}),
+                    NOW,
+                ),
+            )
             .unwrap_or_else(|e| panic!("{e}"));
     }
     let n = pools * per;
@@ -84,7 +99,10 @@ fn main() {
     for i in 0..n {
         let mut o = NodeObservation::default();
         for g in 0..8u32 {
-            let mut gpu = GpuObservation { index: g, ..GpuObservation::default() };
+            let mut gpu = GpuObservation {
+                index: g,
+                ..GpuObservation::default()
+            };
             gpu.values.insert("utilization_ratio", 0.5);
             gpu.values.insert("compute_processes", 1.0);
             o.gpus.insert(g, gpu);
@@ -112,7 +130,11 @@ fn main() {
     let mgr = PoolManager::new(ctx);
     // Warm up: the first tick compiles the pools and fills the histories.
     let first = mgr.tick().unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!((first.pools, first.actions, first.failed), (pools, 0, 0), "the fleet is steady");
+    assert_eq!(
+        (first.pools, first.actions, first.failed),
+        (pools, 0, 0),
+        "the fleet is steady"
+    );
     let (mut wall, cpu0) = (Vec::new(), cpu_seconds());
     for _ in 0..ticks {
         clock.advance(10_000);
@@ -128,8 +150,14 @@ fn main() {
         let t = Instant::now();
         let p = store.pools().map(|p| p.len()).unwrap_or(0);
         let nodes = store.all_nodes().map(|v| v.len()).unwrap_or(0);
-        let filter = InstanceFilter { limit: i64::from(i32::MAX), ..InstanceFilter::default() };
-        let inst = store.list_instances(&filter).map(|v| v.0.len()).unwrap_or(0);
+        let filter = InstanceFilter {
+            limit: i64::from(i32::MAX),
+            ..InstanceFilter::default()
+        };
+        let inst = store
+            .list_instances(&filter)
+            .map(|v| v.0.len())
+            .unwrap_or(0);
         std::hint::black_box((p, nodes, inst));
         reads.push(t.elapsed().as_secs_f64() * 1000.0);
     }
@@ -139,7 +167,11 @@ fn main() {
     println!("pool manager tick: {pools} pools x {per} nodes = {n} nodes, SQLite, {ticks} ticks (steady fleet, 8-GPU observations)");
     println!("  tick:        CPU {cpu_tick:.1} ms/tick; wall p50 {p50:.1} ms, p99 {p99:.1} ms");
     println!("  reads alone: CPU {cpu_reads:.1} ms/tick; wall p50 {r50:.1} ms (pools + all nodes + live instances)");
-    println!("  ratio tick/reads: CPU {:.2}x, wall {:.2}x", cpu_tick / cpu_reads.max(0.001), p50 / r50.max(0.001));
+    println!(
+        "  ratio tick/reads: CPU {:.2}x, wall {:.2}x",
+        cpu_tick / cpu_reads.max(0.001),
+        p50 / r50.max(0.001)
+    );
     println!(
         "  at the default 10 s interval: {:.2} % of one core",
         cpu_tick / Duration::from_secs(10).as_millis() as f64 * 100.0

@@ -324,12 +324,7 @@ pub async fn start(
     } else {
         cfg.external_url()
     };
-    let pool_ctx = crate::serve::pools::context(
-        &cfg,
-        &agents_url,
-        pool_parts,
-        managed,
-    );
+    let pool_ctx = crate::serve::pools::context(&cfg, &agents_url, pool_parts, managed);
     let pool_loops = crate::serve::pools::start(pool_ctx).map_err(|source| ServeError::Io {
         what: "starting the pool manager".into(),
         source,

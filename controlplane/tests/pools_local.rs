@@ -28,7 +28,8 @@ const ADMIN: &str = "pools-local-admin-token-0123456789";
 /// copy taken right after the build, where several checkouts share one target folder), else
 /// the ones cargo built.
 fn cp_bin() -> String {
-    std::env::var("GPUWARDEN_TEST_CP_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_gpuwarden").into())
+    std::env::var("GPUWARDEN_TEST_CP_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_gpuwarden").into())
 }
 
 fn agent_bin() -> String {
@@ -53,7 +54,11 @@ impl Drop for Agents {
 }
 
 fn store(dir: &Path) -> Store {
-    Store::open(&format!("sqlite://{}/gw.db", dir.display()), &StoreOptions::default()).unwrap()
+    Store::open(
+        &format!("sqlite://{}/gw.db", dir.display()),
+        &StoreOptions::default(),
+    )
+    .unwrap()
 }
 
 fn local(extra: Value) -> Value {
@@ -81,7 +86,10 @@ fn create_pool(store: &Store, spec: Value) {
     let spec: PoolSpec = serde_json::from_value(spec).unwrap();
     let now = SystemClock.now_ms();
     store
-        .create_pool(&PoolRow::new(&spec, "api", None, now).unwrap(), NewAudit::ok("test", "pool.create", &spec.name, json!({}), now))
+        .create_pool(
+            &PoolRow::new(&spec, "api", None, now).unwrap(),
+            NewAudit::ok("test", "pool.create", &spec.name, json!({}), now),
+        )
         .unwrap();
 }
 
@@ -112,7 +120,14 @@ fn wait<T>(cp: &Proc, what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -
         Some(v) => v,
         None => {
             let log = cp.log();
-            let tail: String = log.chars().rev().take(6000).collect::<Vec<_>>().into_iter().rev().collect();
+            let tail: String = log
+                .chars()
+                .rev()
+                .take(6000)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
             panic!("timed out after {secs}s waiting for {what}; control plane log:\n{tail}")
         }
     }
@@ -130,19 +145,33 @@ fn nodes(api: &Api, pool: &str) -> Vec<Value> {
 fn serving(api: &Api, pool: &str) -> Vec<Value> {
     nodes(api, pool)
         .into_iter()
-        .filter(|n| n["status"] == "active" && n["connectivity"] == "online" && n["health"] != "unhealthy")
+        .filter(|n| {
+            n["status"] == "active" && n["connectivity"] == "online" && n["health"] != "unhealthy"
+        })
         .collect()
 }
 
 fn instances(store: &Store, pool: &str) -> Vec<InstanceRow> {
-    store.list_instances(&InstanceFilter { pool: Some(pool.into()), limit: 1000, ..InstanceFilter::default() }).unwrap().0
+    store
+        .list_instances(&InstanceFilter {
+            pool: Some(pool.into()),
+            limit: 1000,
+            ..InstanceFilter::default()
+        })
+        .unwrap()
+        .0
 }
 
 fn live_machines(dir: &Path) -> Vec<String> {
     let env = ProviderEnv::new("http://127.0.0.1:1", dir.join("providers"));
     let params = json!({"agent_binary": agent_bin()});
     let p = build("local", params.as_object().unwrap(), &env).unwrap();
-    p.list().unwrap().into_iter().filter(|m| m.state != ListedState::Gone).filter_map(|m| m.instance_id).collect()
+    p.list()
+        .unwrap()
+        .into_iter()
+        .filter(|m| m.state != ListedState::Gone)
+        .filter_map(|m| m.instance_id)
+        .collect()
 }
 
 #[test]
@@ -150,45 +179,84 @@ fn a_pool_comes_up_scales_and_replaces_a_node_with_a_fatal_xid() {
     let dir = TempDir::new("pools-local");
     let _agents = Agents(dir.path().to_path_buf());
     let db = store(dir.path());
-    create_pool(&db, json!({"name": "p", "providers": local(json!({})), "min_nodes": 2, "max_nodes": 5, "auto_replace": true,
+    create_pool(
+        &db,
+        json!({"name": "p", "providers": local(json!({})), "min_nodes": 2, "max_nodes": 5, "auto_replace": true,
         "scale_up_cooldown": "1s", "scale_down_cooldown": "1s", "registration_timeout": "60s",
-        "budget": {"max_percent": 100, "max_nodes": 2}}));
+        "budget": {"max_percent": 100, "max_nodes": 2}}),
+    );
     let (cp, api) = control_plane(dir.path());
     let t = Instant::now();
-    wait(&cp, "two nodes of pool p online", 60, || (serving(&api, "p").len() == 2).then_some(()));
+    wait(&cp, "two nodes of pool p online", 60, || {
+        (serving(&api, "p").len() == 2).then_some(())
+    });
     eprintln!("pool of 2 online after {:?}", t.elapsed());
     let now = SystemClock.now_ms();
-    db.set_manual_target("p", Some(4), now, NewAudit::ok("test", "pool.scale", "p", json!({"nodes": 4}), now)).unwrap();
+    db.set_manual_target(
+        "p",
+        Some(4),
+        now,
+        NewAudit::ok("test", "pool.scale", "p", json!({"nodes": 4}), now),
+    )
+    .unwrap();
     let t = Instant::now();
-    wait(&cp, "four nodes online", 60, || (serving(&api, "p").len() == 4).then_some(()));
+    wait(&cp, "four nodes online", 60, || {
+        (serving(&api, "p").len() == 4).then_some(())
+    });
     eprintln!("scaled 2 -> 4 in {:?}", t.elapsed());
-    let running = instances(&db, "p").into_iter().filter(|i| i.state == "running").count();
+    let running = instances(&db, "p")
+        .into_iter()
+        .filter(|i| i.state == "running")
+        .count();
     assert_eq!(running, 4);
 
-    let before: Vec<String> = serving(&api, "p").iter().map(|n| n["id"].as_str().unwrap().to_string()).collect();
+    let before: Vec<String> = serving(&api, "p")
+        .iter()
+        .map(|n| n["id"].as_str().unwrap().to_string())
+        .collect();
     let bad = serving(&api, "p").remove(0);
     let bad_id = bad["id"].as_str().unwrap().to_string();
     let agent = Api::new(bad["address"].as_str().unwrap(), "");
     let t0 = Instant::now();
-    let (st, v) = agent.call("POST", "/v1/fake/inject", Some(json!({"gpu": 0, "fault": "xid", "code": 79})));
+    let (st, v) = agent.call(
+        "POST",
+        "/v1/fake/inject",
+        Some(json!({"gpu": 0, "fault": "xid", "code": 79})),
+    );
     assert_eq!(st, 200, "{v}");
     let replacement = wait(&cp, "a replacement online", 60, || {
-        serving(&api, "p").into_iter().find(|n| !before.contains(&n["id"].as_str().unwrap_or_default().to_string()))
+        serving(&api, "p")
+            .into_iter()
+            .find(|n| !before.contains(&n["id"].as_str().unwrap_or_default().to_string()))
     });
     let t_replacement = t0.elapsed();
     wait(&cp, "the bad node terminated", 60, || {
         (api.get(&format!("/v1/nodes/{bad_id}"))["status"] == "terminated").then_some(())
     });
     let t_terminated = t0.elapsed();
-    let cmds = api.get(&format!("/v1/nodes/{bad_id}/commands"))["commands"].as_array().cloned().unwrap_or_default();
+    let cmds = api.get(&format!("/v1/nodes/{bad_id}/commands"))["commands"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     let kinds: Vec<&str> = cmds.iter().filter_map(|c| c["kind"].as_str()).collect();
-    assert!(kinds.contains(&"drain"), "drained before it was terminated: {kinds:?}");
-    wait_for("back at four healthy nodes", 30, || (serving(&api, "p").len() == 4).then_some(()));
-    let bad_inst = instances(&db, "p").into_iter().find(|i| i.node_id.as_deref() == Some(bad_id.as_str())).unwrap();
+    assert!(
+        kinds.contains(&"drain"),
+        "drained before it was terminated: {kinds:?}"
+    );
+    wait_for("back at four healthy nodes", 30, || {
+        (serving(&api, "p").len() == 4).then_some(())
+    });
+    let bad_inst = instances(&db, "p")
+        .into_iter()
+        .find(|i| i.node_id.as_deref() == Some(bad_id.as_str()))
+        .unwrap();
     wait_for("the bad node's instance terminated", 30, || {
         (db.instance(&bad_inst.id).unwrap().state == "terminated").then_some(())
     });
-    assert!(!live_machines(dir.path()).contains(&bad_inst.id), "its agent process is stopped");
+    assert!(
+        !live_machines(dir.path()).contains(&bad_inst.id),
+        "its agent process is stopped"
+    );
     assert_ne!(replacement["id"], bad["id"]);
     // The benchmark's figures (timing: shown with --nocapture, not asserted).
     eprintln!("BENCH fatal XID -> replacement online: {t_replacement:?}; -> bad node terminated: {t_terminated:?}");
@@ -201,24 +269,41 @@ fn an_instance_that_never_registers_is_failed_and_replaced() {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/providers/exec-example.sh");
     let script = script.to_str().unwrap();
     let db = store(dir.path());
-    create_pool(&db, json!({"name": "x", "providers": [{"name": "exec", "kind": "exec", "params": {
+    create_pool(
+        &db,
+        json!({"name": "x", "providers": [{"name": "exec", "kind": "exec", "params": {
         "provision": script, "terminate": script, "list": script, "timeout": "10s",
         "env": {"MACHINES_DIR": machines.to_str().unwrap()}}}],
-        "min_nodes": 1, "max_nodes": 2, "registration_timeout": "2s", "scale_up_cooldown": "1s"}));
+        "min_nodes": 1, "max_nodes": 2, "registration_timeout": "2s", "scale_up_cooldown": "1s"}),
+    );
     let (_cp, _api) = control_plane(dir.path());
     let first = wait_for("an instance registering", 30, || {
-        instances(&db, "x").into_iter().find(|i| i.state == "registering")
+        instances(&db, "x")
+            .into_iter()
+            .find(|i| i.state == "registering")
     });
     wait_for("the instance failed and terminated", 30, || {
         (db.instance(&first.id).unwrap().state == InstanceState::Terminated.as_str()).then_some(())
     });
     let row = db.instance(&first.id).unwrap();
-    assert!(row.error.as_deref().unwrap_or_default().contains("did not register"), "{row:?}");
+    assert!(
+        row.error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("did not register"),
+        "{row:?}"
+    );
     wait_for("a replacement asked for", 30, || {
-        instances(&db, "x").into_iter().find(|i| i.id != first.id && i.state == "registering")
+        instances(&db, "x")
+            .into_iter()
+            .find(|i| i.id != first.id && i.state == "registering")
     });
-    let machine = std::fs::read_to_string(machines.join(row.provider_id.as_deref().unwrap())).unwrap();
-    assert!(machine.contains("state=gone"), "the failed instance's machine is terminated: {machine}");
+    let machine =
+        std::fs::read_to_string(machines.join(row.provider_id.as_deref().unwrap())).unwrap();
+    assert!(
+        machine.contains("state=gone"),
+        "the failed instance's machine is terminated: {machine}"
+    );
 }
 
 #[test]
@@ -226,20 +311,33 @@ fn a_control_plane_killed_mid_scale_up_leaves_no_duplicate_and_no_orphan() {
     let dir = TempDir::new("pools-crash");
     let _agents = Agents(dir.path().to_path_buf());
     let db = store(dir.path());
-    create_pool(&db, json!({"name": "c", "providers": local(json!({})), "min_nodes": 3, "max_nodes": 3, "registration_timeout": "60s"}));
+    create_pool(
+        &db,
+        json!({"name": "c", "providers": local(json!({})), "min_nodes": 3, "max_nodes": 3, "registration_timeout": "60s"}),
+    );
     let (mut cp, _api) = control_plane(dir.path());
     // Killed as soon as the first instance is recorded: its provider calls are under way.
-    wait_for("an instance recorded", 30, || (!instances(&db, "c").is_empty()).then_some(()));
+    wait_for("an instance recorded", 30, || {
+        (!instances(&db, "c").is_empty()).then_some(())
+    });
     cp.kill();
     let (cp2, api) = control_plane(dir.path());
-    wait(&cp2, "three nodes online after the restart", 90, || (serving(&api, "c").len() == 3).then_some(()));
+    wait(&cp2, "three nodes online after the restart", 90, || {
+        (serving(&api, "c").len() == 3).then_some(())
+    });
     // Give the reconciler a pass or two, then count.
     std::thread::sleep(Duration::from_secs(3));
-    let live: Vec<InstanceRow> = instances(&db, "c").into_iter().filter(|i| i.state != "terminated" && i.state != "failed").collect();
+    let live: Vec<InstanceRow> = instances(&db, "c")
+        .into_iter()
+        .filter(|i| i.state != "terminated" && i.state != "failed")
+        .collect();
     assert_eq!(live.len(), 3, "no duplicate: {live:?}");
     let mut machines = live_machines(dir.path());
     machines.sort();
     let mut ids: Vec<String> = live.iter().map(|i| i.id.clone()).collect();
     ids.sort();
-    assert_eq!(machines, ids, "every live machine has its live instance: no orphan");
+    assert_eq!(
+        machines, ids,
+        "every live machine has its live instance: no orphan"
+    );
 }

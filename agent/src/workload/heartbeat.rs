@@ -43,7 +43,9 @@ pub fn parse(body: &[u8]) -> Result<Reading, String> {
         return Err(format!("answer over {MAX_BYTES} bytes"));
     }
     let hb: Heartbeat = serde_json::from_slice(body).map_err(|e| {
-        format!("not a heartbeat ({{\"pools\":[{{\"ready\",\"slots_free\",\"slots_total\"}}]}}): {e}")
+        format!(
+            "not a heartbeat ({{\"pools\":[{{\"ready\",\"slots_free\",\"slots_total\"}}]}}): {e}"
+        )
     })?;
     if hb.pools.len() > MAX_POOLS {
         return Err(format!("{} pools, more than {MAX_POOLS}", hb.pools.len()));
@@ -103,8 +105,14 @@ mod tests {
         for (body, says) in [
             (&b"not json"[..], "not a heartbeat"),
             (br#"{"pools":[{"ready":true}]}"#, "slots_free"),
-            (br#"{"pools":[{"pool_id":"a","ready":true,"slots_free":5,"slots_total":4}]}"#, "more than slots_total"),
-            (br#"{"pools":[{"ready":true,"slots_free":-1,"slots_total":4}]}"#, "not a heartbeat"),
+            (
+                br#"{"pools":[{"pool_id":"a","ready":true,"slots_free":5,"slots_total":4}]}"#,
+                "more than slots_total",
+            ),
+            (
+                br#"{"pools":[{"ready":true,"slots_free":-1,"slots_total":4}]}"#,
+                "not a heartbeat",
+            ),
         ] {
             let e = parse(body).unwrap_err();
             assert!(e.contains(says), "{e}");

@@ -38,8 +38,14 @@ fn a_file_source_shows_its_slots_and_a_bad_one_removes_them() {
     .unwrap();
     w.read_once();
     let body = rendered(&w);
-    assert!(body.contains("gpuwarden_workload_slots{state=\"free\"} 2"), "{body}");
-    assert!(body.contains("gpuwarden_workload_slots{state=\"busy\"} 6"), "{body}");
+    assert!(
+        body.contains("gpuwarden_workload_slots{state=\"free\"} 2"),
+        "{body}"
+    );
+    assert!(
+        body.contains("gpuwarden_workload_slots{state=\"busy\"} 6"),
+        "{body}"
+    );
     assert!(body.contains("gpuwarden_workload_ready 1"), "{body}");
     // Garbage after a good answer: the old values are not kept.
     std::fs::write(&path, "{\"pools\":").unwrap();
@@ -60,7 +66,11 @@ fn a_bad_source_warns_once_a_minute_not_every_read() {
     let first = w.lock().last_warning.unwrap();
     w.read_once();
     w.read_once();
-    assert_eq!(w.lock().last_warning, Some(first), "warned again within a minute");
+    assert_eq!(
+        w.lock().last_warning,
+        Some(first),
+        "warned again within a minute"
+    );
 }
 
 #[test]

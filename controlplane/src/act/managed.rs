@@ -76,7 +76,12 @@ impl Held {
     }
 
     /// Replaces the held nodes of `pool` by `held` (node, reason); returns those newly held.
-    pub fn set_pool(&self, pool: &str, held: &[(String, String)], now: i64) -> Vec<(String, String)> {
+    pub fn set_pool(
+        &self,
+        pool: &str,
+        held: &[(String, String)],
+        now: i64,
+    ) -> Vec<(String, String)> {
         let mut map = self.lock();
         map.retain(|id, h| h.pool != pool || held.iter().any(|(n, _)| n == id));
         let mut new = Vec::new();
@@ -96,9 +101,7 @@ impl Held {
                 }
             }
         }
-        self.gauge
-            .with_label_values(&[pool])
-            .set(held.len() as i64);
+        self.gauge.with_label_values(&[pool]).set(held.len() as i64);
         new
     }
 
@@ -135,14 +138,25 @@ mod tests {
     fn holds_are_replaced_per_pool_and_only_new_ones_are_reported() {
         let m = Metrics::new();
         let h = Held::new(Some(&m));
-        let a = vec![("n1".to_string(), "full".to_string()), ("n2".into(), "full".into())];
+        let a = vec![
+            ("n1".to_string(), "full".to_string()),
+            ("n2".into(), "full".into()),
+        ];
         assert_eq!(h.set_pool("p", &a, 1).len(), 2);
-        assert_eq!(h.set_pool("p", &a, 2).len(), 0, "the same holds again are not new");
+        assert_eq!(
+            h.set_pool("p", &a, 2).len(),
+            0,
+            "the same holds again are not new"
+        );
         assert_eq!(h.get("n1").unwrap().since, 1);
-        assert!(m.render().contains("gpuwarden_remediation_held_nodes{pool=\"p\"} 2"));
+        assert!(m
+            .render()
+            .contains("gpuwarden_remediation_held_nodes{pool=\"p\"} 2"));
         h.set_pool("p", &a[1..], 3);
         assert!(h.get("n1").is_none(), "a node no longer held is released");
-        assert!(m.render().contains("gpuwarden_remediation_held_nodes{pool=\"p\"} 1"));
+        assert!(m
+            .render()
+            .contains("gpuwarden_remediation_held_nodes{pool=\"p\"} 1"));
         h.keep_pools(&BTreeSet::new());
         assert!(h.all().is_empty());
     }

@@ -51,13 +51,38 @@ impl PoolManagerConfig {
         let mut p = Vec::new();
         let fmt = |d: Duration| humantime::format_duration(d).to_string();
         for (key, d, min, max) in [
-            ("interval", self.interval, Duration::from_millis(100), Duration::from_secs(3600)),
-            ("reconcile_interval", self.reconcile_interval, Duration::from_millis(100), Duration::from_secs(24 * 3600)),
-            ("call_timeout", self.call_timeout, Duration::from_secs(1), Duration::from_secs(3600)),
-            ("instance_retention", self.instance_retention, Duration::from_secs(60), Duration::from_secs(3650 * 24 * 3600)),
+            (
+                "interval",
+                self.interval,
+                Duration::from_millis(100),
+                Duration::from_secs(3600),
+            ),
+            (
+                "reconcile_interval",
+                self.reconcile_interval,
+                Duration::from_millis(100),
+                Duration::from_secs(24 * 3600),
+            ),
+            (
+                "call_timeout",
+                self.call_timeout,
+                Duration::from_secs(1),
+                Duration::from_secs(3600),
+            ),
+            (
+                "instance_retention",
+                self.instance_retention,
+                Duration::from_secs(60),
+                Duration::from_secs(3650 * 24 * 3600),
+            ),
         ] {
             if d < min || d > max {
-                p.push(format!("pool_manager.{key}: {} is not between {} and {}", fmt(d), fmt(min), fmt(max)));
+                p.push(format!(
+                    "pool_manager.{key}: {} is not between {} and {}",
+                    fmt(d),
+                    fmt(min),
+                    fmt(max)
+                ));
             }
         }
         if !(self.fleet_budget_percent > 0.0 && self.fleet_budget_percent <= 100.0) {

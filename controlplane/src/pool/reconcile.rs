@@ -97,7 +97,8 @@ impl Reconciler {
                 limit: i64::from(i32::MAX),
             })?;
             for spec in &pool.providers {
-                let mine: Vec<&InstanceRow> = rows.iter().filter(|i| i.provider == spec.name).collect();
+                let mine: Vec<&InstanceRow> =
+                    rows.iter().filter(|i| i.provider == spec.name).collect();
                 self.provider(&pool, spec, &mine, &mut r)?;
             }
         }
@@ -143,7 +144,8 @@ impl Reconciler {
         // Orphans: tagged machines whose instance is unknown or terminated.
         for (id, m) in &live {
             let orphan = if known.contains(id) {
-                mine.iter().any(|i| i.id == *id && i.state == InstanceState::Terminated.as_str())
+                mine.iter()
+                    .any(|i| i.id == *id && i.state == InstanceState::Terminated.as_str())
             } else {
                 match ctx.store.instance(id) {
                     Err(StoreError::NotFound(_)) => true,
@@ -155,13 +157,21 @@ impl Reconciler {
                 continue;
             }
             let (p, pid) = (provider.clone(), m.provider_id.clone());
-            match call("terminate", ctx.settings.call_timeout, move || p.terminate(&pid)) {
+            match call("terminate", ctx.settings.call_timeout, move || {
+                p.terminate(&pid)
+            }) {
                 Ok(()) => {
                     info!(pool = %name, instance = %id, provider_id = %m.provider_id, "orphan machine terminated");
                     r.orphans += 1;
                 }
                 Err(e) if e.kind == ErrorKind::NotFound => {}
-                Err(e) => ctx.error(name, format!("provider {}: terminate orphan {}: {}", spec.name, m.provider_id, e.message)),
+                Err(e) => ctx.error(
+                    name,
+                    format!(
+                        "provider {}: terminate orphan {}: {}",
+                        spec.name, m.provider_id, e.message
+                    ),
+                ),
             }
         }
         let grace = i64::try_from(ctx.settings.call_timeout.as_millis()).unwrap_or(i64::MAX);
@@ -183,9 +193,11 @@ impl Reconciler {
                         info!(pool = %name, instance = %i.id, provider_id = %m.provider_id, "adopted the machine of an instance left provisioning");
                         r.adopted += 1;
                     } else {
-                        let join = token::issue(TokenKind::Node).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                        let join = token::issue(TokenKind::Node)
+                            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
                         let expires = now.saturating_add(pool.registration_timeout_ms);
-                        ctx.store.rotate_join_token(&i.id, &join.digest, Some(expires), now)?;
+                        ctx.store
+                            .rotate_join_token(&i.id, &join.digest, Some(expires), now)?;
                         info!(pool = %name, instance = %i.id, "asking again for an instance left provisioning");
                         start_provision(ctx, pool, i, join.secret);
                         r.reprovisioned += 1;
@@ -197,12 +209,18 @@ impl Reconciler {
                     }
                     // Machines listed without our tag are matched by the provider's id.
                     let pid = i.provider_id.as_deref().unwrap_or_default();
-                    if listed.iter().any(|m| m.provider_id == pid && m.state != ListedState::Gone) {
+                    if listed
+                        .iter()
+                        .any(|m| m.provider_id == pid && m.state != ListedState::Gone)
+                    {
                         continue;
                     }
                     let u = InstanceUpdate {
                         state: Some(InstanceState::Failed),
-                        error: Some(Some(format!("provider {} lists its machine {pid} as gone", spec.name))),
+                        error: Some(Some(format!(
+                            "provider {} lists its machine {pid} as gone",
+                            spec.name
+                        ))),
                         ..InstanceUpdate::default()
                     };
                     ctx.store.update_instance(&i.id, &u, now)?;
@@ -220,14 +238,16 @@ impl Reconciler {
         let stop = Arc::new(AtomicBool::new(false));
         let wake: Arc<Wake> = Arc::default();
         let (st, w) = (stop.clone(), wake.clone());
-        let thread = std::thread::Builder::new().name("pool-reconcile".into()).spawn(move || {
-            while !st.load(Ordering::SeqCst) {
-                if let Err(e) = self.run_once() {
-                    warn!(error = %e, "instance reconcile failed; trying again next interval");
+        let thread = std::thread::Builder::new()
+            .name("pool-reconcile".into())
+            .spawn(move || {
+                while !st.load(Ordering::SeqCst) {
+                    if let Err(e) = self.run_once() {
+                        warn!(error = %e, "instance reconcile failed; trying again next interval");
+                    }
+                    w.wait(self.ctx.settings.reconcile_interval);
                 }
-                w.wait(self.ctx.settings.reconcile_interval);
-            }
-        })?;
+            })?;
         Ok(ReconcilerHandle { stop, wake, thread })
     }
 }

@@ -54,7 +54,12 @@ impl std::fmt::Debug for Parts {
 }
 
 /// What the pool manager acts through, from the config; agents join at `agents_url`.
-pub fn context(cfg: &ControlPlaneConfig, agents_url: &str, parts: Parts, managed: ManagedPools) -> Ctx {
+pub fn context(
+    cfg: &ControlPlaneConfig,
+    agents_url: &str,
+    parts: Parts,
+    managed: ManagedPools,
+) -> Ctx {
     let Parts {
         store,
         clock,

@@ -73,7 +73,13 @@ pub fn provision(ctx: &Ctx, pool: &Pool, id: &str, now: i64) -> Result<(), Store
 }
 
 /// The request for `row`'s machine.
-pub fn request(ctx: &Ctx, pool: &Pool, row: &InstanceRow, join_token: String, node_name: String) -> ProvisionRequest {
+pub fn request(
+    ctx: &Ctx,
+    pool: &Pool,
+    row: &InstanceRow,
+    join_token: String,
+    node_name: String,
+) -> ProvisionRequest {
     let spec = &pool.spec;
     ProvisionRequest {
         instance_id: row.id.clone(),
@@ -93,8 +99,19 @@ pub fn request(ctx: &Ctx, pool: &Pool, row: &InstanceRow, join_token: String, no
 /// is unknown (timeout, unavailable) leaves it `provisioning` for the reconciler to find or
 /// ask again; any other fails it (the next evaluation replaces it). The provider backs off.
 pub fn start_provision(ctx: &Ctx, pool: &Pool, row: &InstanceRow, join_token: String) {
-    let Some(spec) = pool.providers.iter().find(|p| p.name == row.provider).cloned() else {
-        ctx.error(&pool.spec.name, format!("instance {}: provider {:?} is no longer in the pool", row.id, row.provider));
+    let Some(spec) = pool
+        .providers
+        .iter()
+        .find(|p| p.name == row.provider)
+        .cloned()
+    else {
+        ctx.error(
+            &pool.spec.name,
+            format!(
+                "instance {}: provider {:?} is no longer in the pool",
+                row.id, row.provider
+            ),
+        );
         return;
     };
     let provider = match ctx.providers.get(&pool.spec.name, &spec, &ctx.env) {
@@ -113,7 +130,12 @@ pub fn start_provision(ctx: &Ctx, pool: &Pool, row: &InstanceRow, join_token: St
         .map(|n| n.name)
         .unwrap_or_else(|_| node_name(&pool.spec.name, &row.id));
     let req = request(ctx, pool, row, join_token, name);
-    let (ctx, id, pool_name, prov) = (ctx.clone(), row.id.clone(), pool.spec.name.clone(), spec.name);
+    let (ctx, id, pool_name, prov) = (
+        ctx.clone(),
+        row.id.clone(),
+        pool.spec.name.clone(),
+        spec.name,
+    );
     let spawned = std::thread::Builder::new()
         .name("pool-provision".into())
         .spawn({
@@ -170,16 +192,26 @@ pub fn start_provision(ctx: &Ctx, pool: &Pool, row: &InstanceRow, join_token: St
         });
     if let Err(e) = spawned {
         ctx.in_flight.release(&id);
-        ctx.error(&pool.spec.name, format!("no thread for a provider call: {e}"));
+        ctx.error(
+            &pool.spec.name,
+            format!("no thread for a provider call: {e}"),
+        );
     }
 }
 
 /// Cordons or drains a node through the command queue (nothing while a lifecycle command
 /// of the node is unfinished, or when its status makes the step a no-op).
-pub fn node_step(ctx: &Ctx, node: &str, step: Step, reason: &str, drain_timeout_ms: i64) -> Result<bool, StoreError> {
+pub fn node_step(
+    ctx: &Ctx,
+    node: &str,
+    step: Step,
+    reason: &str,
+    drain_timeout_ms: i64,
+) -> Result<bool, StoreError> {
     let unfinished = ctx.store.commands(node, 10)?.into_iter().any(|c| {
         c.kind != CommandKind::RunDiagnostic.as_str()
-            && (c.state == CommandState::Pending.as_str() || c.state == CommandState::Running.as_str())
+            && (c.state == CommandState::Pending.as_str()
+                || c.state == CommandState::Running.as_str())
     });
     if unfinished {
         return Ok(false);
@@ -196,13 +228,22 @@ pub fn node_step(ctx: &Ctx, node: &str, step: Step, reason: &str, drain_timeout_
     };
     let now = ctx.clock.now_ms();
     let params = match kind {
-        CommandKind::Drain => json!({"reason": reason, "timeout": humantime::format_duration(std::time::Duration::from_millis(drain_timeout_ms.max(1000) as u64)).to_string()}),
+        CommandKind::Drain => {
+            json!({"reason": reason, "timeout": humantime::format_duration(std::time::Duration::from_millis(drain_timeout_ms.max(1000) as u64)).to_string()})
+        }
         _ => json!({"reason": reason}),
     };
     let id = token::random_id("cmd-").map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let cmd = CommandRow::pending(id.clone(), node, kind, &params, ACTOR, now);
-    let entry = NewAudit::ok(ACTOR, &format!("node.{}", step.as_str()), node, json!({"reason": reason, "command": id}), now);
-    ctx.store.apply_step(node, step, reason, ACTOR, Some(cmd), entry)?;
+    let entry = NewAudit::ok(
+        ACTOR,
+        &format!("node.{}", step.as_str()),
+        node,
+        json!({"reason": reason, "command": id}),
+        now,
+    );
+    ctx.store
+        .apply_step(node, step, reason, ACTOR, Some(cmd), entry)?;
     info!(node, step = step.as_str(), command = %id, reason, "pool step");
     ctx.notifier.send("remediation", node, now, json!({"remediation": {"step": step.as_str(), "command": id, "reason": reason, "by": ACTOR}}));
     ctx.dispatch.notify();
@@ -223,8 +264,15 @@ pub fn node_gone(ctx: &Ctx, node: &str, reason: &str) -> Result<(), StoreError> 
         if st == Status::Terminated || (step == Step::Terminate && st == Status::Terminating) {
             continue;
         }
-        let entry = NewAudit::ok(ACTOR, &format!("node.{}", step.as_str()), &row.id, json!({"reason": reason}), now);
-        ctx.store.apply_step(&row.id, step, reason, ACTOR, None, entry)?;
+        let entry = NewAudit::ok(
+            ACTOR,
+            &format!("node.{}", step.as_str()),
+            &row.id,
+            json!({"reason": reason}),
+            now,
+        );
+        ctx.store
+            .apply_step(&row.id, step, reason, ACTOR, None, entry)?;
     }
     Ok(())
 }
@@ -232,14 +280,26 @@ pub fn node_gone(ctx: &Ctx, node: &str, reason: &str) -> Result<(), StoreError> 
 /// Terminates instance `row` (and its node): `terminating`, the provider's terminate on a
 /// thread of its own (a machine already gone is success), then `terminated`. A failed call
 /// leaves it `terminating`, asked again at the next tick.
-pub fn terminate_instance(ctx: &Ctx, pool: Option<&Pool>, row: &InstanceRow, reason: &str) -> Result<(), StoreError> {
+pub fn terminate_instance(
+    ctx: &Ctx,
+    pool: Option<&Pool>,
+    row: &InstanceRow,
+    reason: &str,
+) -> Result<(), StoreError> {
     let now = ctx.clock.now_ms();
     let state = row.state()?;
     if state == InstanceState::Terminated || ctx.in_flight.contains(&row.id) {
         return Ok(());
     }
     if state != InstanceState::Terminating {
-        ctx.store.update_instance(&row.id, &InstanceUpdate { state: Some(InstanceState::Terminating), ..InstanceUpdate::default() }, now)?;
+        ctx.store.update_instance(
+            &row.id,
+            &InstanceUpdate {
+                state: Some(InstanceState::Terminating),
+                ..InstanceUpdate::default()
+            },
+            now,
+        )?;
         info!(instance = %row.id, reason, "terminating instance");
     }
     let Some(provider_id) = row.provider_id.clone() else {
@@ -248,11 +308,23 @@ pub fn terminate_instance(ctx: &Ctx, pool: Option<&Pool>, row: &InstanceRow, rea
         if let Some(n) = &row.node_id {
             node_gone(ctx, n, reason)?;
         }
-        ctx.store.update_instance(&row.id, &InstanceUpdate { state: Some(InstanceState::Terminated), ..InstanceUpdate::default() }, now)?;
+        ctx.store.update_instance(
+            &row.id,
+            &InstanceUpdate {
+                state: Some(InstanceState::Terminated),
+                ..InstanceUpdate::default()
+            },
+            now,
+        )?;
         return Ok(());
     };
     let provider = pool
-        .and_then(|p| p.providers.iter().find(|s| s.name == row.provider).map(|s| (p, s)))
+        .and_then(|p| {
+            p.providers
+                .iter()
+                .find(|s| s.name == row.provider)
+                .map(|s| (p, s))
+        })
         .map(|(p, s)| ctx.providers.get(&p.spec.name, s, &ctx.env));
     let provider = match provider {
         Some(Ok(p)) => p,
@@ -268,7 +340,12 @@ pub fn terminate_instance(ctx: &Ctx, pool: Option<&Pool>, row: &InstanceRow, rea
     if !ctx.in_flight.claim(&row.id) {
         return Ok(());
     }
-    let (ctx2, id, node, reason) = (ctx.clone(), row.id.clone(), row.node_id.clone(), reason.to_string());
+    let (ctx2, id, node, reason) = (
+        ctx.clone(),
+        row.id.clone(),
+        row.node_id.clone(),
+        reason.to_string(),
+    );
     let spawned = std::thread::Builder::new().name("pool-terminate".into()).spawn(move || {
         let ctx = ctx2;
         let r = calls::call("terminate", ctx.settings.call_timeout, move || match provider.terminate(&provider_id) {
@@ -306,30 +383,60 @@ pub fn terminate_instance(ctx: &Ctx, pool: Option<&Pool>, row: &InstanceRow, rea
 pub fn fail_instance(ctx: &Ctx, id: &str, reason: &str) -> Result<(), StoreError> {
     let now = ctx.clock.now_ms();
     let row = ctx.store.instance(id)?;
-    if matches!(row.state()?, InstanceState::Failed | InstanceState::Terminating | InstanceState::Terminated) {
+    if matches!(
+        row.state()?,
+        InstanceState::Failed | InstanceState::Terminating | InstanceState::Terminated
+    ) {
         return Ok(());
     }
     warn!(instance = %id, reason, "instance failed");
-    ctx.store.update_instance(id, &InstanceUpdate { state: Some(InstanceState::Failed), error: Some(Some(reason.to_string())), ..InstanceUpdate::default() }, now)?;
+    ctx.store.update_instance(
+        id,
+        &InstanceUpdate {
+            state: Some(InstanceState::Failed),
+            error: Some(Some(reason.to_string())),
+            ..InstanceUpdate::default()
+        },
+        now,
+    )?;
     Ok(())
 }
 
 /// Registration matching: an instance whose pre-created node has been registered by its
 /// agent (the join token was spent: the node is no longer `pending`) is `running`.
-pub fn match_registrations(ctx: &Ctx, instances: &[InstanceRow], nodes: &[crate::store::rows::NodeRow]) -> Result<usize, StoreError> {
+pub fn match_registrations(
+    ctx: &Ctx,
+    instances: &[InstanceRow],
+    nodes: &[crate::store::rows::NodeRow],
+) -> Result<usize, StoreError> {
     let now = ctx.clock.now_ms();
     let mut n = 0;
     for i in instances {
         if !i.state()?.is_booting() {
             continue;
         }
-        let Some(node) = i.node_id.as_ref().and_then(|id| nodes.iter().find(|r| &r.id == id)) else {
+        let Some(node) = i
+            .node_id
+            .as_ref()
+            .and_then(|id| nodes.iter().find(|r| &r.id == id))
+        else {
             continue;
         };
-        if matches!(node.status()?, Status::Pending | Status::Terminating | Status::Terminated) {
+        if matches!(
+            node.status()?,
+            Status::Pending | Status::Terminating | Status::Terminated
+        ) {
             continue;
         }
-        ctx.store.update_instance(&i.id, &InstanceUpdate { state: Some(InstanceState::Running), error: Some(None), ..InstanceUpdate::default() }, now)?;
+        ctx.store.update_instance(
+            &i.id,
+            &InstanceUpdate {
+                state: Some(InstanceState::Running),
+                error: Some(None),
+                ..InstanceUpdate::default()
+            },
+            now,
+        )?;
         info!(instance = %i.id, node = %node.id, "instance's agent registered: running");
         n += 1;
     }

@@ -9,9 +9,9 @@ use crate::model::pool::InstanceState;
 use crate::model::{CommandKind, CommandState, Connectivity, Health, Status};
 use crate::pool::autoscale::Metrics;
 use crate::pool::decide::{FleetBudget, InstanceView, NodeView};
-use crate::store::InstanceFilter;
 use crate::store::pool_rows::{InstanceRow, PoolRow};
 use crate::store::rows::NodeRow;
+use crate::store::InstanceFilter;
 use crate::store::{Store, StoreError};
 
 use super::context::Observations;
@@ -30,7 +30,10 @@ pub struct Gathered {
 }
 
 /// Reads the pools, their nodes and live instances.
-pub fn read(store: &Store, fleet_budget: crate::model::pool::BudgetSpec) -> Result<Gathered, StoreError> {
+pub fn read(
+    store: &Store,
+    fleet_budget: crate::model::pool::BudgetSpec,
+) -> Result<Gathered, StoreError> {
     let pools = store.pools()?;
     let mut nodes: HashMap<String, Vec<NodeRow>> = HashMap::new();
     let mut fleet = FleetBudget {
@@ -106,11 +109,9 @@ pub fn node_views(
         let o = obs.observation(&r.id);
         let busy = o.as_deref().is_some_and(|o| {
             o.workload.slots_busy.is_some_and(|b| b > 0.0)
-                || o.gpus.values().any(|g| {
-                    g.values
-                        .get("compute_processes")
-                        .is_some_and(|p| *p > 0.0)
-                })
+                || o.gpus
+                    .values()
+                    .any(|g| g.values.get("compute_processes").is_some_and(|p| *p > 0.0))
         });
         out.push((
             NodeView {

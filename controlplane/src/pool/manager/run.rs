@@ -135,13 +135,24 @@ impl PoolManager {
         let node_rows = g.nodes.get(name).unwrap_or(&no_nodes);
         let inst_rows = g.instances.get(name).unwrap_or(&no_instances);
         let st = |e: StoreError| e.to_string();
-        if !ctx.select.lock().unwrap_or_else(|p| p.into_inner()).contains_key(name) {
+        if !ctx
+            .select
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(name)
+        {
             let saved = serde_json::from_str(&row.select_state).unwrap_or_default();
-            ctx.select.lock().unwrap_or_else(|p| p.into_inner()).insert(name.clone(), saved);
+            ctx.select
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(name.clone(), saved);
         }
         carry::match_registrations(ctx, inst_rows, node_rows).map_err(st)?;
         // Re-read what matching changed.
-        let inst_rows = if inst_rows.iter().any(|i| i.state().is_ok_and(|s| s.is_booting())) {
+        let inst_rows = if inst_rows
+            .iter()
+            .any(|i| i.state().is_ok_and(|s| s.is_booting()))
+        {
             let (rows, _) = ctx
                 .store
                 .list_instances(&crate::store::InstanceFilter {
@@ -159,7 +170,8 @@ impl PoolManager {
         } else {
             inst_rows.clone()
         };
-        let views = gather::node_views(&ctx.store, node_rows, ctx.observations.as_ref()).map_err(st)?;
+        let views =
+            gather::node_views(&ctx.store, node_rows, ctx.observations.as_ref()).map_err(st)?;
         let now = ctx.clock.now_ms();
         let metrics = {
             let mut h = self.history.lock().unwrap_or_else(|p| p.into_inner());
@@ -186,14 +198,24 @@ impl PoolManager {
         let d = decide(&state, now);
         let n = self.carry_out(&pool, &d, &inst_rows, now).map_err(st)?;
         // Instances whose terminate failed earlier are asked again.
-        for i in inst_rows.iter().filter(|i| i.state().is_ok_and(|s| s == crate::model::pool::InstanceState::Terminating)) {
-            carry::terminate_instance(ctx, Some(&pool), i, "terminate again after a failure").map_err(st)?;
+        for i in inst_rows.iter().filter(|i| {
+            i.state()
+                .is_ok_and(|s| s == crate::model::pool::InstanceState::Terminating)
+        }) {
+            carry::terminate_instance(ctx, Some(&pool), i, "terminate again after a failure")
+                .map_err(st)?;
         }
         self.save(row, Some(&d), None).map_err(st)?;
         Ok(n)
     }
 
-    fn carry_out(&self, pool: &Pool, d: &Decision, instances: &[crate::store::pool_rows::InstanceRow], now: i64) -> Result<usize, StoreError> {
+    fn carry_out(
+        &self,
+        pool: &Pool,
+        d: &Decision,
+        instances: &[crate::store::pool_rows::InstanceRow],
+        now: i64,
+    ) -> Result<usize, StoreError> {
         let ctx = &self.ctx;
         let mut held = Vec::new();
         let mut n = 0;
@@ -206,18 +228,42 @@ impl PoolManager {
                     }
                 }
                 Action::Cordon { node, reason } => {
-                    n += usize::from(carry::node_step(ctx, node, Step::Cordon, reason, pool.drain_timeout_ms)?);
+                    n += usize::from(carry::node_step(
+                        ctx,
+                        node,
+                        Step::Cordon,
+                        reason,
+                        pool.drain_timeout_ms,
+                    )?);
                 }
                 Action::Drain { node, reason } => {
-                    n += usize::from(carry::node_step(ctx, node, Step::Drain, reason, pool.drain_timeout_ms)?);
+                    n += usize::from(carry::node_step(
+                        ctx,
+                        node,
+                        Step::Drain,
+                        reason,
+                        pool.drain_timeout_ms,
+                    )?);
                 }
-                Action::TerminateNode { node, instance, reason } => {
-                    let row = instance.as_ref().and_then(|i| instances.iter().find(|r| &r.id == i));
+                Action::TerminateNode {
+                    node,
+                    instance,
+                    reason,
+                } => {
+                    let row = instance
+                        .as_ref()
+                        .and_then(|i| instances.iter().find(|r| &r.id == i));
                     match row {
                         Some(r) => carry::terminate_instance(ctx, Some(pool), r, reason)?,
                         // A node without an instance of ours: its agent's terminate hook.
                         None => {
-                            carry::node_step(ctx, node, Step::Terminate, reason, pool.drain_timeout_ms)?;
+                            carry::node_step(
+                                ctx,
+                                node,
+                                Step::Terminate,
+                                reason,
+                                pool.drain_timeout_ms,
+                            )?;
                         }
                     }
                     n += 1;
@@ -230,9 +276,18 @@ impl PoolManager {
                 }
                 Action::FailInstance { instance, reason } => {
                     carry::fail_instance(ctx, instance, reason)?;
-                    if let Some(node) = instances.iter().find(|r| &r.id == instance).and_then(|r| r.node_id.clone()) {
+                    if let Some(node) = instances
+                        .iter()
+                        .find(|r| &r.id == instance)
+                        .and_then(|r| r.node_id.clone())
+                    {
                         // Its pre-created node never joined: it is not capacity to wait for.
-                        if ctx.store.node(&node).and_then(|r| r.status()).is_ok_and(|s| s == crate::model::Status::Pending) {
+                        if ctx
+                            .store
+                            .node(&node)
+                            .and_then(|r| r.status())
+                            .is_ok_and(|s| s == crate::model::Status::Pending)
+                        {
                             carry::node_gone(ctx, &node, reason)?;
                         }
                     }
@@ -243,13 +298,29 @@ impl PoolManager {
         }
         for (node, reason) in ctx.held.set_pool(&pool.spec.name, &held, now) {
             warn!(pool = %pool.spec.name, %node, %reason, "unhealthy node held in service: remediation budget full");
-            ctx.notifier.send("remediation", &node, now, json!({"remediation": {"step": "held", "reason": reason, "by": ACTOR}}));
-            let _ = ctx.store.audit(NewAudit::ok(ACTOR, "node.hold", &node, json!({"reason": reason}), now));
+            ctx.notifier.send(
+                "remediation",
+                &node,
+                now,
+                json!({"remediation": {"step": "held", "reason": reason, "by": ACTOR}}),
+            );
+            let _ = ctx.store.audit(NewAudit::ok(
+                ACTOR,
+                "node.hold",
+                &node,
+                json!({"reason": reason}),
+                now,
+            ));
         }
         Ok(n)
     }
 
-    fn save(&self, row: &PoolRow, d: Option<&Decision>, failure: Option<String>) -> Result<(), StoreError> {
+    fn save(
+        &self,
+        row: &PoolRow,
+        d: Option<&Decision>,
+        failure: Option<String>,
+    ) -> Result<(), StoreError> {
         let ctx = &self.ctx;
         let now = ctx.clock.now_ms();
         let errors = ctx
@@ -259,11 +330,23 @@ impl PoolManager {
             .remove(&row.name)
             .unwrap_or_default();
         let last_error = failure.or_else(|| errors.last().cloned());
-        let select_state = ctx.with_select(&row.name, |s| serde_json::to_string(s).unwrap_or_else(|_| "{}".into()));
+        let select_state = ctx.with_select(&row.name, |s| {
+            serde_json::to_string(s).unwrap_or_else(|_| "{}".into())
+        });
         let rt = PoolRuntime {
-            last_target: d.map(|d| i32::try_from(d.target).unwrap_or(i32::MAX)).or(row.last_target),
-            last_scale_up: if d.is_some_and(|d| d.starts_scale_up) { Some(now) } else { row.last_scale_up },
-            last_scale_down: if d.is_some_and(|d| d.starts_scale_down) { Some(now) } else { row.last_scale_down },
+            last_target: d
+                .map(|d| i32::try_from(d.target).unwrap_or(i32::MAX))
+                .or(row.last_target),
+            last_scale_up: if d.is_some_and(|d| d.starts_scale_up) {
+                Some(now)
+            } else {
+                row.last_scale_up
+            },
+            last_scale_down: if d.is_some_and(|d| d.starts_scale_down) {
+                Some(now)
+            } else {
+                row.last_scale_down
+            },
             select_state,
             status: if last_error.is_some() { "error" } else { "ok" }.into(),
             last_error,
@@ -291,14 +374,16 @@ impl PoolManager {
     pub fn spawn(self) -> std::io::Result<ManagerHandle> {
         let stop = Arc::new(AtomicBool::new(false));
         let (st, wake) = (stop.clone(), self.wake.clone());
-        let thread = std::thread::Builder::new().name("pool-manager".into()).spawn(move || {
-            while !st.load(Ordering::SeqCst) {
-                if let Err(e) = self.tick() {
-                    warn!(error = %e, "pool manager tick failed; trying again next interval");
+        let thread = std::thread::Builder::new()
+            .name("pool-manager".into())
+            .spawn(move || {
+                while !st.load(Ordering::SeqCst) {
+                    if let Err(e) = self.tick() {
+                        warn!(error = %e, "pool manager tick failed; trying again next interval");
+                    }
+                    self.wake.wait(self.ctx.settings.interval);
                 }
-                self.wake.wait(self.ctx.settings.interval);
-            }
-        })?;
+            })?;
         Ok(ManagerHandle { stop, wake, thread })
     }
 }

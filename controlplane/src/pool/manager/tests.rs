@@ -16,7 +16,9 @@ use crate::model::lifecycle::Step;
 use crate::model::pool::{InstanceState, PoolSpec};
 use crate::model::{Connectivity, Health, Status};
 use crate::pool::provider::fake::{Call, FakeProvider};
-use crate::pool::provider::{ErrorKind, Listed, Provider, ProviderEnv, ProviderError, ProvisionRequest, Provisioned};
+use crate::pool::provider::{
+    ErrorKind, Listed, Provider, ProviderEnv, ProviderError, ProvisionRequest, Provisioned,
+};
 use crate::store::pool_rows::{InstanceRow, PoolRow};
 use crate::store::rows::NewAudit;
 use crate::store::{InstanceFilter, Store, StoreOptions};
@@ -38,7 +40,11 @@ impl Drop for TempDir {
 }
 
 pub(crate) fn temp_dir(tag: &str) -> TempDir {
-    let d = std::env::temp_dir().join(format!("gw-pm-{tag}-{}-{:x}", std::process::id(), fastrand::u64(..)));
+    let d = std::env::temp_dir().join(format!(
+        "gw-pm-{tag}-{}-{:x}",
+        std::process::id(),
+        fastrand::u64(..)
+    ));
     std::fs::create_dir_all(&d).unwrap();
     TempDir(d)
 }
@@ -70,34 +76,61 @@ pub(crate) fn ctx_for(store: Arc<Store>, clock: &FakeClock, dir: &std::path::Pat
 
 pub(crate) fn harness(spec: serde_json::Value) -> H {
     let dir = temp_dir("m");
-    let store = Arc::new(Store::open(&format!("sqlite://{}/db.sqlite", dir.0.display()), &StoreOptions::default()).unwrap());
+    let store = Arc::new(
+        Store::open(
+            &format!("sqlite://{}/db.sqlite", dir.0.display()),
+            &StoreOptions::default(),
+        )
+        .unwrap(),
+    );
     let clock = FakeClock::at(1_800_000_000_000);
     let spec: PoolSpec = serde_json::from_value(spec).unwrap();
     let now = clock.now_ms();
     store
-        .create_pool(&PoolRow::new(&spec, "api", None, now).unwrap(), NewAudit::ok("test", "pool.create", &spec.name, json!({}), now))
+        .create_pool(
+            &PoolRow::new(&spec, "api", None, now).unwrap(),
+            NewAudit::ok("test", "pool.create", &spec.name, json!({}), now),
+        )
         .unwrap();
     let ctx = ctx_for(store.clone(), &clock, &dir.0);
     let fake = Arc::new(FakeProvider::new());
     for p in spec.provider_list() {
         ctx.providers.preset(&spec.name, &p.name, fake.clone());
     }
-    H { mgr: PoolManager::new(ctx), clock, store, fake, _dir: dir }
+    H {
+        mgr: PoolManager::new(ctx),
+        clock,
+        store,
+        fake,
+        _dir: dir,
+    }
 }
 
 impl H {
     pub fn tick(&self) -> TickReport {
         let r = self.mgr.tick().unwrap();
-        assert!(self.mgr.ctx.in_flight.wait_idle(Duration::from_secs(10)), "provider calls did not end");
+        assert!(
+            self.mgr.ctx.in_flight.wait_idle(Duration::from_secs(10)),
+            "provider calls did not end"
+        );
         r
     }
 
     pub fn instances(&self) -> Vec<InstanceRow> {
-        self.store.list_instances(&InstanceFilter { limit: 1000, ..InstanceFilter::default() }).unwrap().0
+        self.store
+            .list_instances(&InstanceFilter {
+                limit: 1000,
+                ..InstanceFilter::default()
+            })
+            .unwrap()
+            .0
     }
 
     pub fn in_state(&self, s: InstanceState) -> Vec<InstanceRow> {
-        self.instances().into_iter().filter(|i| i.state().unwrap() == s).collect()
+        self.instances()
+            .into_iter()
+            .filter(|i| i.state().unwrap() == s)
+            .collect()
     }
 
     /// The instance's agent registers with its join token and is scraped: active, online,
@@ -105,14 +138,30 @@ impl H {
     pub fn join(&self, i: &InstanceRow) -> String {
         let node = i.node_id.clone().unwrap();
         let now = self.clock.now_ms();
-        self.store.apply_step(&node, Step::Register, "agent registered", "agent", None, NewAudit::ok("agent", "node.register", &node, json!({}), now)).unwrap();
-        self.store.set_connectivity(&node, Connectivity::Online, "scraped", now).unwrap();
-        self.store.set_health(&node, Health::Healthy, "ok", "test", now).unwrap();
+        self.store
+            .apply_step(
+                &node,
+                Step::Register,
+                "agent registered",
+                "agent",
+                None,
+                NewAudit::ok("agent", "node.register", &node, json!({}), now),
+            )
+            .unwrap();
+        self.store
+            .set_connectivity(&node, Connectivity::Online, "scraped", now)
+            .unwrap();
+        self.store
+            .set_health(&node, Health::Healthy, "ok", "test", now)
+            .unwrap();
         node
     }
 
     pub fn join_all(&self) -> Vec<String> {
-        self.in_state(InstanceState::Registering).iter().map(|i| self.join(i)).collect()
+        self.in_state(InstanceState::Registering)
+            .iter()
+            .map(|i| self.join(i))
+            .collect()
     }
 
     pub fn pool(&self) -> PoolRow {
@@ -137,15 +186,27 @@ fn min_is_provisioned_once_and_booting_instances_are_counted() {
     assert_eq!(h.fake.count(Call::Provision), 2);
     let booting = h.in_state(InstanceState::Registering);
     assert_eq!(booting.len(), 2, "{:?}", h.instances());
-    assert!(booting.iter().all(|i| i.provider_id.is_some() && i.node_id.is_some()));
+    assert!(booting
+        .iter()
+        .all(|i| i.provider_id.is_some() && i.node_id.is_some()));
     for _ in 0..5 {
         h.clock.advance(100_000);
         h.tick();
     }
-    assert_eq!(h.fake.count(Call::Provision), 2, "provisioned again while booting");
+    assert_eq!(
+        h.fake.count(Call::Provision),
+        2,
+        "provisioned again while booting"
+    );
     // The pre-created nodes carry the pool and their instance.
-    let node = h.store.node(booting[0].node_id.as_deref().unwrap()).unwrap();
-    assert_eq!((node.pool.as_str(), node.instance_id.as_deref()), ("p", Some(booting[0].id.as_str())));
+    let node = h
+        .store
+        .node(booting[0].node_id.as_deref().unwrap())
+        .unwrap();
+    assert_eq!(
+        (node.pool.as_str(), node.instance_id.as_deref()),
+        ("p", Some(booting[0].id.as_str()))
+    );
     assert_eq!(node.status().unwrap(), Status::Pending);
 }
 
@@ -170,7 +231,14 @@ fn a_manual_target_scales_up_within_max() {
     h.tick();
     h.join_all();
     let now = h.clock.now_ms();
-    h.store.set_manual_target("p", Some(9), now, NewAudit::ok("t", "pool.scale", "p", json!({}), now)).unwrap();
+    h.store
+        .set_manual_target(
+            "p",
+            Some(9),
+            now,
+            NewAudit::ok("t", "pool.scale", "p", json!({}), now),
+        )
+        .unwrap();
     h.clock.advance(61_000);
     h.tick();
     assert_eq!(h.fake.count(Call::Provision), 4, "max_nodes 4 holds");
@@ -192,7 +260,10 @@ impl Gate {
     }
     fn wait_for(&self, n: usize) -> bool {
         let g = self.waiting.lock().unwrap();
-        let (g, _) = self.cv.wait_timeout_while(g, Duration::from_secs(10), |w| *w < n).unwrap();
+        let (g, _) = self
+            .cv
+            .wait_timeout_while(g, Duration::from_secs(10), |w| *w < n)
+            .unwrap();
         *g >= n
     }
 }
@@ -238,14 +309,23 @@ fn provider_calls_run_outside_the_tick_and_in_parallel() {
 #[test]
 fn a_failing_provider_fails_its_instances_backs_off_and_shows_in_the_status() {
     let h = harness(small(json!({})));
-    h.fake.fail_always(Call::Provision, ProviderError::new(ErrorKind::Quota, "quota used up"));
+    h.fake.fail_always(
+        Call::Provision,
+        ProviderError::new(ErrorKind::Quota, "quota used up"),
+    );
     h.tick();
     assert_eq!(h.in_state(InstanceState::Failed).len(), 2);
     h.clock.advance(1000);
     h.tick();
     let row = h.pool();
     assert_eq!(row.status, "error");
-    assert!(row.last_error.as_deref().unwrap_or_default().contains("quota"), "{row:?}");
+    assert!(
+        row.last_error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("quota"),
+        "{row:?}"
+    );
     // Backing off: not asked again within 10 s, and the failed records are cleaned up.
     assert_eq!(h.fake.count(Call::Provision), 2);
     assert!(h.in_state(InstanceState::Failed).is_empty());
@@ -262,13 +342,20 @@ fn a_failing_provider_fails_its_instances_backs_off_and_shows_in_the_status() {
 #[test]
 fn an_unknown_outcome_keeps_the_instance_for_the_reconciler_never_a_second_machine() {
     let h = harness(small(json!({"min_nodes": 1})));
-    h.fake.fail_next(Call::Provision, ProviderError::new(ErrorKind::Timeout, "no answer"));
+    h.fake.fail_next(
+        Call::Provision,
+        ProviderError::new(ErrorKind::Timeout, "no answer"),
+    );
     h.tick();
     let i = h.in_state(InstanceState::Provisioning);
     assert_eq!(i.len(), 1, "{:?}", h.instances());
     h.clock.advance(120_000);
     h.tick();
-    assert_eq!(h.instances().len(), 1, "a timed-out instance is booting, not replaced");
+    assert_eq!(
+        h.instances().len(),
+        1,
+        "a timed-out instance is booting, not replaced"
+    );
 }
 
 #[test]
@@ -281,31 +368,75 @@ fn an_unhealthy_node_is_replaced_first_then_drained_and_terminated() {
     h.tick();
     let bad = &nodes[0];
     let now = h.clock.now_ms();
-    h.store.set_health(bad, Health::Unhealthy, "fatal-xid: XID 79", "policy", now).unwrap();
+    h.store
+        .set_health(bad, Health::Unhealthy, "fatal-xid: XID 79", "policy", now)
+        .unwrap();
     h.clock.advance(1000);
     h.tick();
-    assert_eq!(h.fake.count(Call::Provision), 3, "the replacement comes first");
-    assert_eq!(h.store.node(bad).unwrap().status().unwrap(), Status::Cordoned);
+    assert_eq!(
+        h.fake.count(Call::Provision),
+        3,
+        "the replacement comes first"
+    );
+    assert_eq!(
+        h.store.node(bad).unwrap().status().unwrap(),
+        Status::Cordoned
+    );
     let cmds = h.store.commands(bad, 10).unwrap();
-    assert_eq!(cmds.iter().map(|c| c.kind.as_str()).collect::<Vec<_>>(), ["cordon"], "no drain before the replacement serves");
-    h.store.finish_command(&cmds[0].id, crate::model::CommandState::Succeeded, "ok", now).unwrap();
+    assert_eq!(
+        cmds.iter().map(|c| c.kind.as_str()).collect::<Vec<_>>(),
+        ["cordon"],
+        "no drain before the replacement serves"
+    );
+    h.store
+        .finish_command(
+            &cmds[0].id,
+            crate::model::CommandState::Succeeded,
+            "ok",
+            now,
+        )
+        .unwrap();
     h.clock.advance(1000);
     h.tick();
-    assert_eq!(h.store.commands(bad, 10).unwrap().len(), 1, "still waiting for the replacement");
+    assert_eq!(
+        h.store.commands(bad, 10).unwrap().len(),
+        1,
+        "still waiting for the replacement"
+    );
     h.join_all();
     h.clock.advance(1000);
     h.tick();
-    let drain = h.store.commands(bad, 10).unwrap().into_iter().find(|c| c.kind == "drain").expect("drained once the replacement serves");
-    h.store.finish_command(&drain.id, crate::model::CommandState::Succeeded, "drained", h.clock.now_ms()).unwrap();
+    let drain = h
+        .store
+        .commands(bad, 10)
+        .unwrap()
+        .into_iter()
+        .find(|c| c.kind == "drain")
+        .expect("drained once the replacement serves");
+    h.store
+        .finish_command(
+            &drain.id,
+            crate::model::CommandState::Succeeded,
+            "drained",
+            h.clock.now_ms(),
+        )
+        .unwrap();
     h.clock.advance(1000);
     h.tick();
-    assert_eq!(h.store.node(bad).unwrap().status().unwrap(), Status::Terminated);
+    assert_eq!(
+        h.store.node(bad).unwrap().status().unwrap(),
+        Status::Terminated
+    );
     assert_eq!(h.fake.count(Call::Terminate), 1);
     let inst = h.store.instance_of_node(bad).unwrap().unwrap();
     assert_eq!(inst.state().unwrap(), InstanceState::Terminated);
     h.clock.advance(1000);
     h.tick();
-    assert_eq!(h.fake.count(Call::Provision), 3, "back at two serving, nothing more");
+    assert_eq!(
+        h.fake.count(Call::Provision),
+        3,
+        "back at two serving, nothing more"
+    );
 }
 
 #[test]
@@ -315,19 +446,35 @@ fn an_instance_that_never_registers_is_failed_terminated_and_replaced() {
     let first = h.in_state(InstanceState::Registering).remove(0);
     h.clock.advance(121_000);
     h.tick();
-    assert_eq!(h.store.instance(&first.id).unwrap().state().unwrap(), InstanceState::Failed);
+    assert_eq!(
+        h.store.instance(&first.id).unwrap().state().unwrap(),
+        InstanceState::Failed
+    );
     let node = h.store.node(first.node_id.as_deref().unwrap()).unwrap();
-    assert_eq!(node.status().unwrap(), Status::Terminated, "its pre-created node is not capacity to wait for");
+    assert_eq!(
+        node.status().unwrap(),
+        Status::Terminated,
+        "its pre-created node is not capacity to wait for"
+    );
     h.clock.advance(1000);
     h.tick();
-    assert_eq!(h.fake.count(Call::Provision), 2, "replaced at the next evaluation");
-    assert_eq!(h.store.instance(&first.id).unwrap().state().unwrap(), InstanceState::Terminated);
+    assert_eq!(
+        h.fake.count(Call::Provision),
+        2,
+        "replaced at the next evaluation"
+    );
+    assert_eq!(
+        h.store.instance(&first.id).unwrap().state().unwrap(),
+        InstanceState::Terminated
+    );
     assert_eq!(h.fake.count(Call::Terminate), 1);
 }
 
 #[test]
 fn a_budget_full_holds_nodes_visibly_and_managed_pools_are_left_to_the_pool_manager() {
-    let h = harness(small(json!({"min_nodes": 4, "budget": {"max_percent": 100, "max_nodes": 1}})));
+    let h = harness(small(
+        json!({"min_nodes": 4, "budget": {"max_percent": 100, "max_nodes": 1}}),
+    ));
     h.tick();
     let nodes = h.join_all();
     h.clock.advance(120_000);
@@ -335,13 +482,18 @@ fn a_budget_full_holds_nodes_visibly_and_managed_pools_are_left_to_the_pool_mana
     assert!(h.mgr.ctx.managed.contains("p"));
     let now = h.clock.now_ms();
     for n in &nodes[..3] {
-        h.store.set_health(n, Health::Unhealthy, "fatal-xid", "policy", now).unwrap();
+        h.store
+            .set_health(n, Health::Unhealthy, "fatal-xid", "policy", now)
+            .unwrap();
     }
     h.tick();
     let held = h.mgr.ctx.held.all();
     assert_eq!(held.len(), 2, "{held:?}");
     assert!(held.values().all(|h| h.reason.contains("budget full")));
-    let cordoned = nodes.iter().filter(|n| h.store.node(n).unwrap().status().unwrap() == Status::Cordoned).count();
+    let cordoned = nodes
+        .iter()
+        .filter(|n| h.store.node(n).unwrap().status().unwrap() == Status::Cordoned)
+        .count();
     assert_eq!(cordoned, 1);
 }
 

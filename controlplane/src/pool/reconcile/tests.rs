@@ -17,7 +17,9 @@ fn pool() -> serde_json::Value {
 }
 
 fn reconciler(h: &H) -> Reconciler {
-    Reconciler { ctx: h.mgr.ctx.clone() }
+    Reconciler {
+        ctx: h.mgr.ctx.clone(),
+    }
 }
 
 fn run(h: &H) -> ReconcileReport {
@@ -72,7 +74,11 @@ fn a_crash_between_the_record_and_the_call_asks_again_once() {
     assert_eq!(h.fake.count(Call::Provision), 1);
     let i = h.store.instance("p-1").unwrap();
     assert_eq!(i.state().unwrap(), InstanceState::Registering);
-    assert_ne!(i.token_digest.as_deref(), Some("digest-p-1"), "a fresh join token");
+    assert_ne!(
+        i.token_digest.as_deref(),
+        Some("digest-p-1"),
+        "a fresh join token"
+    );
     h.clock.advance(10 * 60_000);
     assert_eq!(run(&h), ReconcileReport::default());
     assert_eq!(h.fake.count(Call::Provision), 1, "no duplicate");
@@ -87,7 +93,10 @@ fn a_crash_after_the_call_adopts_the_machine_instead_of_a_second_one() {
     let r = run(&h);
     assert_eq!(r.adopted, 1, "{r:?}");
     let i = h.store.instance("p-2").unwrap();
-    assert_eq!((i.state().unwrap(), i.provider_id.as_deref()), (InstanceState::Registering, Some(pid.as_str())));
+    assert_eq!(
+        (i.state().unwrap(), i.provider_id.as_deref()),
+        (InstanceState::Registering, Some(pid.as_str()))
+    );
     assert_eq!(h.fake.count(Call::Provision), 1);
 }
 
@@ -97,12 +106,24 @@ fn orphans_are_terminated_and_another_pools_machines_left_alone() {
     let orphan = machine_for(&h, "p-unknown");
     // A machine of pool q on the same provider: known, not ours to stop.
     let now = h.clock.now_ms();
-    let spec: crate::model::pool::PoolSpec = serde_json::from_value(json!({"name": "q", "provider": "fake", "min_nodes": 0, "max_nodes": 1})).unwrap();
+    let spec: crate::model::pool::PoolSpec = serde_json::from_value(
+        json!({"name": "q", "provider": "fake", "min_nodes": 0, "max_nodes": 1}),
+    )
+    .unwrap();
     h.store
-        .create_pool(&crate::store::pool_rows::PoolRow::new(&spec, "api", None, now).unwrap(), crate::store::rows::NewAudit::ok("t", "pool.create", "q", json!({}), now))
+        .create_pool(
+            &crate::store::pool_rows::PoolRow::new(&spec, "api", None, now).unwrap(),
+            crate::store::rows::NewAudit::ok("t", "pool.create", "q", json!({}), now),
+        )
         .unwrap();
     h.store
-        .create_instance(&NewInstance { id: "q-1".into(), pool: "q".into(), provider: "fake".into(), node: None, now })
+        .create_instance(&NewInstance {
+            id: "q-1".into(),
+            pool: "q".into(),
+            provider: "fake".into(),
+            node: None,
+            now,
+        })
         .unwrap();
     let theirs = machine_for(&h, "q-1");
     let r = run(&h);
@@ -119,7 +140,16 @@ fn a_machine_of_a_terminated_instance_is_an_orphan() {
     let i = h.in_state(InstanceState::Registering).remove(0);
     let now = h.clock.now_ms();
     for s in [InstanceState::Terminating, InstanceState::Terminated] {
-        h.store.update_instance(&i.id, &InstanceUpdate { state: Some(s), ..InstanceUpdate::default() }, now).unwrap();
+        h.store
+            .update_instance(
+                &i.id,
+                &InstanceUpdate {
+                    state: Some(s),
+                    ..InstanceUpdate::default()
+                },
+                now,
+            )
+            .unwrap();
     }
     assert_eq!(run(&h).orphans, 1);
 }
@@ -132,16 +162,27 @@ fn a_machine_gone_fails_its_instance_and_the_manager_replaces_it() {
     let node = h.join(&i);
     h.clock.advance(1000);
     h.tick();
-    assert!(h.fake.set_state(i.provider_id.as_deref().unwrap(), ListedState::Gone));
+    assert!(h
+        .fake
+        .set_state(i.provider_id.as_deref().unwrap(), ListedState::Gone));
     let r = run(&h);
     assert_eq!(r.gone, 1, "{r:?}");
-    assert_eq!(h.store.instance(&i.id).unwrap().state().unwrap(), InstanceState::Failed);
+    assert_eq!(
+        h.store.instance(&i.id).unwrap().state().unwrap(),
+        InstanceState::Failed
+    );
     h.clock.advance(120_000);
     h.tick();
     h.clock.advance(1000);
     h.tick();
-    assert_eq!(h.store.instance(&i.id).unwrap().state().unwrap(), InstanceState::Terminated);
-    assert_eq!(h.store.node(&node).unwrap().status().unwrap(), crate::model::Status::Terminated);
+    assert_eq!(
+        h.store.instance(&i.id).unwrap().state().unwrap(),
+        InstanceState::Terminated
+    );
+    assert_eq!(
+        h.store.node(&node).unwrap().status().unwrap(),
+        crate::model::Status::Terminated
+    );
     assert_eq!(h.fake.count(Call::Provision), 2, "replaced");
 }
 
@@ -151,7 +192,16 @@ fn terminated_records_are_kept_for_the_retention_then_deleted() {
     recorded(&h, "p-old");
     let now = h.clock.now_ms();
     for s in [InstanceState::Terminating, InstanceState::Terminated] {
-        h.store.update_instance("p-old", &InstanceUpdate { state: Some(s), ..InstanceUpdate::default() }, now).unwrap();
+        h.store
+            .update_instance(
+                "p-old",
+                &InstanceUpdate {
+                    state: Some(s),
+                    ..InstanceUpdate::default()
+                },
+                now,
+            )
+            .unwrap();
     }
     assert_eq!(run(&h).purged, 0);
     h.clock.advance(8 * 24 * 3600 * 1000);
