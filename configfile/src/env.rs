@@ -33,6 +33,7 @@ pub const AGENT: Schema = Schema {
         "plugins",
         "control_plane",
         "commands",
+        "workload",
     ],
     shared_keys: &[
         "server.listen",
@@ -64,6 +65,7 @@ pub const CONTROL_PLANE: Schema = Schema {
         "remediation",
         "commands",
         "webhooks",
+        "pool_manager",
     ],
     shared_keys: &[
         "server.listen",

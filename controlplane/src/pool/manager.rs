@@ -20,12 +20,16 @@
 mod calls;
 mod carry;
 mod context;
+mod ending;
 mod gather;
 mod run;
 #[cfg(test)]
 pub(crate) mod tests;
+#[cfg(test)]
+mod tests_replace;
 
 pub use calls::{call, ProviderCache};
-pub use carry::{fail_instance, node_gone, request, start_provision, terminate_instance, ACTOR};
+pub use carry::{request, start_provision, ACTOR};
 pub use context::{AlwaysLeader, Ctx, InFlight, Leader, ManagerSettings, Observations};
+pub use ending::{fail_instance, node_gone, terminate_instance};
 pub use run::{ManagerHandle, PoolManager, TickReport};

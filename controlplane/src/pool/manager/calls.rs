@@ -10,11 +10,16 @@ use std::time::Duration;
 use crate::model::pool::ProviderSpec;
 use crate::pool::provider::{self, ErrorKind, Provider, ProviderEnv, ProviderError};
 
+/// (pool, provider name).
+type Key = (String, String);
+/// A built provider with the spec it was built from.
+type Built = HashMap<Key, (String, Arc<dyn Provider>)>;
+
 /// Built providers by (pool, provider name), with the params they were built from.
 #[derive(Clone, Default)]
 pub struct ProviderCache {
-    built: Arc<Mutex<HashMap<(String, String), (String, Arc<dyn Provider>)>>>,
-    preset: Arc<Mutex<HashMap<(String, String), Arc<dyn Provider>>>>,
+    built: Arc<Mutex<Built>>,
+    preset: Arc<Mutex<HashMap<Key, Arc<dyn Provider>>>>,
 }
 
 impl std::fmt::Debug for ProviderCache {

@@ -97,12 +97,15 @@ fn drained(store: &Store, node: &str) -> Result<bool, StoreError> {
     }))
 }
 
+/// A node as `decide` sees it, with its latest observation.
+pub type Viewed = (NodeView, Option<Arc<NodeObservation>>);
+
 /// The node views of a pool, with each node's observation.
 pub fn node_views(
     store: &Store,
     rows: &[NodeRow],
     obs: &dyn Observations,
-) -> Result<Vec<(NodeView, Option<Arc<NodeObservation>>)>, StoreError> {
+) -> Result<Vec<Viewed>, StoreError> {
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {
         let status = r.status()?;
@@ -147,7 +150,7 @@ pub fn instance_views(rows: &[InstanceRow]) -> Result<Vec<InstanceView>, StoreEr
 /// summed over the pool, the pending jobs pushed for it, and the pool's own utilization
 /// history (one sample per evaluation, at most `keep` samples).
 pub fn metrics(
-    nodes: &[(NodeView, Option<Arc<NodeObservation>>)],
+    nodes: &[Viewed],
     pending_jobs: Option<u64>,
     history: &mut VecDeque<(i64, f64)>,
     keep: usize,

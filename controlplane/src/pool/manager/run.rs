@@ -19,15 +19,21 @@ use crate::store::StoreError;
 
 use super::carry::{self, ACTOR};
 use super::context::Ctx;
+use super::ending;
 use super::gather;
+
+/// Compiled pools by name, with the stored spec they were compiled from.
+type Compiled = HashMap<String, (String, Arc<Pool>)>;
+/// Each pool's utilization over time, (Unix ms, ratio), oldest first.
+type History = HashMap<String, VecDeque<(i64, f64)>>;
 
 /// The pool manager.
 #[derive(Clone)]
 pub struct PoolManager {
     /// What it acts through (shared with the reconciler).
     pub ctx: Ctx,
-    compiled: Arc<Mutex<HashMap<String, (String, Arc<Pool>)>>>,
-    history: Arc<Mutex<HashMap<String, VecDeque<(i64, f64)>>>>,
+    compiled: Arc<Mutex<Compiled>>,
+    history: Arc<Mutex<History>>,
     wake: Arc<Wake>,
 }
 
@@ -147,7 +153,7 @@ impl PoolManager {
                 .unwrap_or_else(|p| p.into_inner())
                 .insert(name.clone(), saved);
         }
-        carry::match_registrations(ctx, inst_rows, node_rows).map_err(st)?;
+        ending::match_registrations(ctx, inst_rows, node_rows).map_err(st)?;
         // Re-read what matching changed.
         let inst_rows = if inst_rows
             .iter()
@@ -202,7 +208,7 @@ impl PoolManager {
             i.state()
                 .is_ok_and(|s| s == crate::model::pool::InstanceState::Terminating)
         }) {
-            carry::terminate_instance(ctx, Some(&pool), i, "terminate again after a failure")
+            ending::terminate_instance(ctx, Some(&pool), i, "terminate again after a failure")
                 .map_err(st)?;
         }
         self.save(row, Some(&d), None).map_err(st)?;
@@ -254,7 +260,7 @@ impl PoolManager {
                         .as_ref()
                         .and_then(|i| instances.iter().find(|r| &r.id == i));
                     match row {
-                        Some(r) => carry::terminate_instance(ctx, Some(pool), r, reason)?,
+                        Some(r) => ending::terminate_instance(ctx, Some(pool), r, reason)?,
                         // A node without an instance of ours: its agent's terminate hook.
                         None => {
                             carry::node_step(
@@ -270,12 +276,12 @@ impl PoolManager {
                 }
                 Action::TerminateInstance { instance, reason } => {
                     if let Some(r) = instances.iter().find(|r| &r.id == instance) {
-                        carry::terminate_instance(ctx, Some(pool), r, reason)?;
+                        ending::terminate_instance(ctx, Some(pool), r, reason)?;
                         n += 1;
                     }
                 }
                 Action::FailInstance { instance, reason } => {
-                    carry::fail_instance(ctx, instance, reason)?;
+                    ending::fail_instance(ctx, instance, reason)?;
                     if let Some(node) = instances
                         .iter()
                         .find(|r| &r.id == instance)
@@ -288,7 +294,7 @@ impl PoolManager {
                             .and_then(|r| r.status())
                             .is_ok_and(|s| s == crate::model::Status::Pending)
                         {
-                            carry::node_gone(ctx, &node, reason)?;
+                            ending::node_gone(ctx, &node, reason)?;
                         }
                     }
                     n += 1;
