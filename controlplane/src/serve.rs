@@ -199,6 +199,7 @@ pub async fn start(
         notifier: notifier.clone(),
         dispatch: dispatcher.wake.clone(),
         remediate: dispatcher.ended.clone(),
+        held: crate::act::managed::Held::new(Some(&metrics)),
     };
     let managed = crate::act::managed::ManagedPools::default();
     let remediator = Remediator::new(
@@ -270,9 +271,9 @@ pub async fn start(
         store: store.clone(),
         clock: clock.clone(),
         fleet: fleet.clone(),
-        metrics: metrics.clone(),
         notifier: links.notifier.clone(),
         dispatch: links.dispatch.clone(),
+        held: links.held.clone(),
     };
     let state = web::Data::new(AppState {
         store,

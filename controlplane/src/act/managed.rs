@@ -7,6 +7,7 @@
 //! the stored state), so keeping them in memory loses nothing in a restart.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use prometheus::{IntGaugeVec, Opts};
@@ -48,6 +49,15 @@ pub struct HeldNode {
 pub struct Held {
     nodes: Arc<Mutex<BTreeMap<String, HeldNode>>>,
     gauge: IntGaugeVec,
+    /// Bumped by every change (API caches key on it).
+    generation: Arc<AtomicU64>,
+}
+
+impl Default for Held {
+    /// An empty set whose gauge is not exported.
+    fn default() -> Self {
+        Held::new(None)
+    }
 }
 
 impl Held {
@@ -68,11 +78,17 @@ impl Held {
         Held {
             nodes: Arc::default(),
             gauge,
+            generation: Arc::default(),
         }
     }
 
     fn lock(&self) -> MutexGuard<'_, BTreeMap<String, HeldNode>> {
         self.nodes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Changes so far: a cached answer that shows holds is stale once this moves.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
     }
 
     /// Replaces the held nodes of `pool` by `held` (node, reason); returns those newly held.
@@ -83,12 +99,18 @@ impl Held {
         now: i64,
     ) -> Vec<(String, String)> {
         let mut map = self.lock();
+        let before = map.len();
         map.retain(|id, h| h.pool != pool || held.iter().any(|(n, _)| n == id));
+        let mut changed = map.len() != before;
         let mut new = Vec::new();
         for (node, reason) in held {
             match map.get_mut(node) {
-                Some(h) => h.reason = reason.clone(),
+                Some(h) => {
+                    changed |= h.reason != *reason;
+                    h.reason = reason.clone();
+                }
                 None => {
+                    changed = true;
                     new.push((node.clone(), reason.clone()));
                     map.insert(
                         node.clone(),
@@ -114,6 +136,9 @@ impl Held {
             .map(|h| h.pool.clone())
             .collect();
         map.retain(|_, h| pools.contains(&h.pool));
+        if !gone.is_empty() {
+            self.generation.fetch_add(1, Ordering::SeqCst);
+        }
         for p in gone {
             let _ = self.gauge.remove_label_values(&[&p]);
         }

@@ -8,7 +8,6 @@ use crate::act::wake::Wake;
 use crate::act::webhooks::Notifier;
 use crate::clock::SharedClock;
 use crate::config::ControlPlaneConfig;
-use crate::metrics::Metrics;
 use crate::model::pool::BudgetSpec;
 use crate::pool::manager::{AlwaysLeader, Ctx, ManagerHandle, ManagerSettings, PoolManager};
 use crate::pool::provider::ProviderEnv;
@@ -39,12 +38,12 @@ pub struct Parts {
     pub clock: SharedClock,
     /// The scraper's fleet (observations).
     pub fleet: Arc<Fleet>,
-    /// The control plane's metrics.
-    pub metrics: Metrics,
     /// Webhooks.
     pub notifier: Notifier,
     /// Wakes the command dispatcher.
     pub dispatch: Arc<Wake>,
+    /// The held nodes the API shows.
+    pub held: Held,
 }
 
 impl std::fmt::Debug for Parts {
@@ -64,9 +63,9 @@ pub fn context(
         store,
         clock,
         fleet,
-        metrics,
         notifier,
         dispatch,
+        held,
     } = parts;
     let pm = &cfg.pool_manager;
     let mut env = ProviderEnv::new(agents_url, cfg.server.data_dir.join("providers"));
@@ -96,7 +95,7 @@ pub fn context(
         select: Arc::default(),
         errors: Arc::default(),
         managed,
-        held: Held::new(Some(&metrics)),
+        held,
         notifier,
         dispatch,
     }
