@@ -27,6 +27,9 @@ type Compiled = HashMap<String, (String, Arc<Pool>)>;
 /// Each pool's utilization over time, (Unix ms, ratio), oldest first.
 type History = HashMap<String, VecDeque<(i64, f64)>>;
 
+/// The last decision recorded per pool: target, reasons and counts as stored.
+type Recorded = HashMap<String, (i32, String, String)>;
+
 /// The pool manager.
 #[derive(Clone)]
 pub struct PoolManager {
@@ -34,6 +37,7 @@ pub struct PoolManager {
     pub ctx: Ctx,
     compiled: Arc<Mutex<Compiled>>,
     history: Arc<Mutex<History>>,
+    recorded: Arc<Mutex<Recorded>>,
     wake: Arc<Wake>,
 }
 
@@ -78,6 +82,7 @@ impl PoolManager {
             ctx,
             compiled: Arc::default(),
             history: Arc::default(),
+            recorded: Arc::default(),
             wake: Arc::default(),
         }
     }
@@ -358,20 +363,34 @@ impl PoolManager {
             last_error,
             updated_at: now,
         };
-        ctx.store.save_pool_runtime(&row.name, &rt)?;
+        // An idle pool's tick writes nothing: the runtime only when it changed, a decision
+        // only when it acts or differs from the last one recorded.
+        let same_runtime = rt.last_target == row.last_target
+            && rt.last_scale_up == row.last_scale_up
+            && rt.last_scale_down == row.last_scale_down
+            && rt.select_state == row.select_state
+            && rt.status == row.status
+            && rt.last_error == row.last_error;
+        if !same_runtime {
+            ctx.store.save_pool_runtime(&row.name, &rt)?;
+        }
         if let Some(d) = d {
             let text = |v: serde_json::Result<String>| v.unwrap_or_else(|_| "null".into());
-            ctx.store.record_decision(
-                &NewDecision {
-                    pool: row.name.clone(),
-                    time: now,
-                    target: i32::try_from(d.target).unwrap_or(i32::MAX),
-                    reasons: text(serde_json::to_string(&d.reasons)),
-                    actions: text(serde_json::to_string(&d.actions)),
-                    counts: text(serde_json::to_string(&d.counts)),
-                },
-                ctx.settings.keep_decisions,
-            )?;
+            let new = NewDecision {
+                pool: row.name.clone(),
+                time: now,
+                target: i32::try_from(d.target).unwrap_or(i32::MAX),
+                reasons: text(serde_json::to_string(&d.reasons)),
+                actions: text(serde_json::to_string(&d.actions)),
+                counts: text(serde_json::to_string(&d.counts)),
+            };
+            let key = (new.target, new.reasons.clone(), new.counts.clone());
+            let mut last = self.recorded.lock().unwrap_or_else(|p| p.into_inner());
+            if !d.actions.is_empty() || last.get(&row.name) != Some(&key) {
+                ctx.store
+                    .record_decision(&new, ctx.settings.keep_decisions)?;
+                last.insert(row.name.clone(), key);
+            }
         }
         Ok(())
     }

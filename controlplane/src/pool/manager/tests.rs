@@ -357,3 +357,42 @@ fn an_unknown_outcome_keeps_the_instance_for_the_reconciler_never_a_second_machi
         "a timed-out instance is booting, not replaced"
     );
 }
+
+#[test]
+fn an_idle_pool_writes_nothing_tick_after_tick() {
+    let h = harness(small(json!({})));
+    h.tick();
+    h.join_all();
+    h.clock.advance(1000);
+    h.tick();
+    h.clock.advance(1000);
+    h.tick();
+    let (row, decisions) = (h.pool(), h.store.decisions("p", 100).unwrap().len());
+    for _ in 0..5 {
+        h.clock.advance(10_000);
+        h.tick();
+    }
+    assert_eq!(
+        h.store.decisions("p", 100).unwrap().len(),
+        decisions,
+        "an unchanged decision is not stored again"
+    );
+    assert_eq!(
+        h.pool().updated_at,
+        row.updated_at,
+        "an unchanged runtime is not written again"
+    );
+    // A change is recorded at once.
+    let now = h.clock.now_ms();
+    h.store
+        .set_manual_target(
+            "p",
+            Some(3),
+            now,
+            NewAudit::ok("t", "pool.scale", "p", json!({}), now),
+        )
+        .unwrap();
+    h.clock.advance(61_000);
+    h.tick();
+    assert_eq!(h.store.decisions("p", 100).unwrap().len(), decisions + 1);
+}
