@@ -65,6 +65,7 @@ pub const CONTROL_PLANE: Schema = Schema {
         "remediation",
         "commands",
         "webhooks",
+        "pools",
         "pool_manager",
     ],
     shared_keys: &[

@@ -17,6 +17,7 @@ mod doc;
 mod error;
 mod expected;
 mod history;
+mod instances;
 mod join;
 mod listing;
 mod meta;
@@ -24,6 +25,7 @@ mod node_token;
 mod nodes;
 mod notify;
 mod policies;
+pub mod pools;
 mod state;
 mod steps;
 
@@ -77,6 +79,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(policies::get)
         .service(policies::put)
         .service(policies::simulate)
+        .service(pools::list)
+        .service(pools::create)
+        .service(pools::get)
+        .service(pools::update)
+        .service(pools::delete)
+        .service(pools::scale)
+        .service(pools::demand)
+        .service(instances::list)
+        .service(instances::get)
         .default_service(web::to(|req: actix_web::HttpRequest| async move {
             unrouted(&req)
         }));

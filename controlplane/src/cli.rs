@@ -1,4 +1,5 @@
-//! The admin CLI: `gpuwarden nodes …` and `gpuwarden audit` over the REST API.
+//! The admin CLI: `gpuwarden nodes …`, `pools …`, `instances …`, `policies …` and
+//! `gpuwarden audit` over the REST API.
 //!
 //! The server URL and token come from flags, else `GPUWARDEN_SERVER` /
 //! `GPUWARDEN_ADMIN_TOKEN`, else the CLI config file (`~/.config/gpuwarden/cli.toml`, or
@@ -13,6 +14,8 @@ pub mod commands;
 mod escape;
 mod invalid;
 pub mod policies;
+mod pool_views;
+pub mod pools;
 pub mod run;
 mod table;
 mod views;

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 mod load;
 mod pool_manager;
+mod pools;
 mod remediation;
 mod validate;
 pub use load::{ConfigError, Overrides};
@@ -46,6 +47,17 @@ pub struct ControlPlaneConfig {
     pub commands: CommandsConfig,
     /// Notifications (`[[webhooks]]`).
     pub webhooks: Vec<WebhookConfig>,
+    /// Pools declared here (`[[pools]]`, docs/POOLS.md): applied to the database at start,
+    /// read-only through the API.
+    pub pools: Vec<crate::model::pool::PoolSpec>,
+    /// The file this was loaded from (absolute), set by [`ControlPlaneConfig::load`]: the
+    /// source named by the config pools.
+    #[serde(skip)]
+    pub file: Option<PathBuf>,
+    /// What is accepted but should change (a `[remediation.pools.NAME]` overridden by the
+    /// pool's own `remediation`), one line each; set by [`ControlPlaneConfig::load`].
+    #[serde(skip)]
+    pub warnings: Vec<String>,
     /// The pool manager and the instance reconciler.
     pub pool_manager: PoolManagerConfig,
 }
@@ -267,6 +279,12 @@ pub struct RetentionConfig {
     /// How long audit entries are kept.
     #[serde(with = "humantime_serde")]
     pub audit: Duration,
+    /// How long the records of terminated instances are kept (and of failed ones the
+    /// provider never created).
+    #[serde(with = "humantime_serde")]
+    pub instances: Duration,
+    /// How many of each pool's last decisions are kept (`GET /v1/pools/{name}`).
+    pub pool_decisions: usize,
 }
 
 impl Default for RetentionConfig {
@@ -274,6 +292,8 @@ impl Default for RetentionConfig {
         Self {
             events: Duration::from_secs(30 * 86_400),
             audit: Duration::from_secs(365 * 86_400),
+            instances: Duration::from_secs(7 * 86_400),
+            pool_decisions: 50,
         }
     }
 }

@@ -25,7 +25,8 @@ use crate::token;
 
 pub mod command;
 mod error;
-pub mod pools;
+pub mod pool_loops;
+mod pools;
 mod signal;
 mod tokens;
 
@@ -43,7 +44,7 @@ pub struct Running {
     server: actix_web::dev::ServerHandle,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     scraper: ScraperHandle,
-    pools: Option<crate::serve::pools::PoolLoops>,
+    pools: Option<crate::serve::pool_loops::PoolLoops>,
     loops: Option<(
         DispatcherHandle,
         RemediatorHandle,
@@ -123,6 +124,11 @@ pub async fn start(
     let store = Arc::new(store);
     info!(database = %redact(&cfg.database.url), backend = ?store.backend(), "database ready");
     let now = clock.now_ms();
+    let mut cfg = cfg;
+    pools::apply(&mut cfg, &store, now).map_err(|source| ServeError::Store {
+        url: redact(&cfg.database.url),
+        source,
+    })?;
     let (admin, generated) = admin_tokens(&cfg, &env, &store, now)?;
     let mut bootstrap: Vec<String> = cfg
         .auth
@@ -267,7 +273,7 @@ pub async fn start(
         what: "starting the scraper threads".into(),
         source,
     })?;
-    let pool_parts = crate::serve::pools::Parts {
+    let pool_parts = crate::serve::pool_loops::Parts {
         store: store.clone(),
         clock: clock.clone(),
         fleet: fleet.clone(),
@@ -325,11 +331,12 @@ pub async fn start(
     } else {
         cfg.external_url()
     };
-    let pool_ctx = crate::serve::pools::context(&cfg, &agents_url, pool_parts, managed);
-    let pool_loops = crate::serve::pools::start(pool_ctx).map_err(|source| ServeError::Io {
-        what: "starting the pool manager".into(),
-        source,
-    })?;
+    let pool_ctx = crate::serve::pool_loops::context(&cfg, &agents_url, pool_parts, managed);
+    let pool_loops =
+        crate::serve::pool_loops::start(pool_ctx).map_err(|source| ServeError::Io {
+            what: "starting the pool manager".into(),
+            source,
+        })?;
     if let Some((_, path)) = &generated {
         warn!(file = %path.display(), "no admin token was configured: generated one, printed once below and written to the file (mode 0600)");
     }

@@ -120,6 +120,30 @@ async fn every_body_taking_endpoint_refuses_bad_bodies_with_json_errors_and_writ
             ADMIN,
             json!({"policy": 1}),
         ),
+        (
+            "POST",
+            "/v1/pools".into(),
+            ADMIN,
+            json!({"name": "p", "provider": "local", "min_nodes": "two", "max_nodes": 4}),
+        ),
+        (
+            "PUT",
+            "/v1/pools/p".into(),
+            ADMIN,
+            json!({"name": "p", "provider": "local", "min_nodes": 0, "max_nodes": [4]}),
+        ),
+        (
+            "POST",
+            "/v1/pools/p/scale".into(),
+            ADMIN,
+            json!({"nodes": "3"}),
+        ),
+        (
+            "PUT",
+            "/v1/pools/p/demand".into(),
+            ADMIN,
+            json!({"pending_jobs": 1.5}),
+        ),
     ];
     let before = counts(&e.store);
     let huge = vec![b' '; 10 << 20];

@@ -142,14 +142,14 @@ fn a_short_token_in_the_environment_stops_the_start_naming_the_variable() {
 }
 
 /// A control plane on an ephemeral port with `token`; stopped (SIGTERM) on drop.
-struct Server {
+pub(crate) struct Server {
     child: std::process::Child,
-    url: String,
-    _dir: TempDir,
+    pub(crate) url: String,
+    pub(crate) _dir: TempDir,
 }
 
 impl Server {
-    fn start(token: &str) -> Self {
+    pub(crate) fn start(token: &str) -> Self {
         use std::io::BufRead;
         let dir = TempDir::new("cliserve");
         let mut child = Command::new(BIN)

@@ -23,6 +23,12 @@
 //! - `provider_exec`, `provider_local`, `provider_lambda`, `provider_lambda_http`: the pool
 //!   providers against real programs, real agents and a stand-in of the Lambda Cloud API
 //!   (`lambda_stub`).
+//! - `pools_api`: pools through the REST API (contract body, every problem of an invalid
+//!   pool, config pools read-only, scale bounds, demand); `instances_api`: deleting a pool,
+//!   the instance listing and its filters, auth.
+//! - `cli_pools`: `gpuwarden pools …` and `instances …` against a real control plane.
+//! - `config_pools`: `[[pools]]` applied at start, removed when no longer declared, their
+//!   remediation over `[remediation.pools.NAME]`, every problem by key and file.
 //! - `layers`: the crate's shape: imports run downwards between folders, no import circles.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -34,7 +40,10 @@ mod api_lifecycle;
 mod bodies;
 mod check_config;
 mod cli;
+mod cli_pools;
+mod config_pools;
 mod expected_gpus;
+mod instances_api;
 mod join_api;
 mod lambda_stub;
 mod layers;
@@ -44,6 +53,7 @@ mod notify;
 mod openapi;
 mod policy_api;
 mod policy_limits;
+mod pools_api;
 mod pools_local;
 mod provider_exec;
 mod provider_lambda;

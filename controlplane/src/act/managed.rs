@@ -124,6 +124,9 @@ impl Held {
             }
         }
         self.gauge.with_label_values(&[pool]).set(held.len() as i64);
+        if changed {
+            self.generation.fetch_add(1, Ordering::SeqCst);
+        }
         new
     }
 
@@ -174,11 +177,15 @@ mod tests {
             "the same holds again are not new"
         );
         assert_eq!(h.get("n1").unwrap().since, 1);
+        let g = h.generation();
+        h.set_pool("p", &a, 3);
+        assert_eq!(h.generation(), g, "nothing changed");
         assert!(m
             .render()
             .contains("gpuwarden_remediation_held_nodes{pool=\"p\"} 2"));
         h.set_pool("p", &a[1..], 3);
         assert!(h.get("n1").is_none(), "a node no longer held is released");
+        assert!(h.generation() > g, "a release moves the generation (API caches)");
         assert!(m
             .render()
             .contains("gpuwarden_remediation_held_nodes{pool=\"p\"} 1"));

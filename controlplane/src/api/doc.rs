@@ -13,7 +13,10 @@ use serde_json::{json, Value};
 use utoipa::OpenApi;
 
 use super::auth::BearerScheme;
-use super::{commands, expected, history, join, meta, node_token, nodes, notify, policies, steps};
+use super::{
+    commands, expected, history, instances, join, meta, node_token, nodes, notify, policies, pools,
+    steps,
+};
 
 /// The OpenAPI document, generated from the handlers and types.
 #[derive(OpenApi)]
@@ -46,6 +49,15 @@ use super::{commands, expected, history, join, meta, node_token, nodes, notify, 
         policies::get,
         policies::put,
         policies::simulate,
+        pools::list,
+        pools::create,
+        pools::get,
+        pools::update,
+        pools::delete,
+        pools::scale,
+        pools::demand,
+        instances::list,
+        instances::get,
     ),
     components(schemas(
         crate::model::Node,
@@ -60,6 +72,8 @@ use super::{commands, expected, history, join, meta, node_token, nodes, notify, 
         gpuwarden_wire::notice::UrgentNotice,
         gpuwarden_wire::notice::NoticeAccepted,
         expected::ExpectedGpus,
+        crate::model::pool::PoolSpec,
+        crate::model::pool::InstanceState,
     )),
     modifiers(&BearerScheme),
     security(("bearer" = []))
@@ -138,8 +152,12 @@ fn complete(mut doc: Value) -> Value {
             "type": "object",
             "required": ["code", "message"],
             "properties": {
-                "code": {"type": "string", "description": "bad_request, unauthorized, forbidden, not_found, conflict, too_large, unsupported_media_type, invalid, internal, unavailable"},
-                "message": {"type": "string"}
+                "code": {"type": "string", "description": "bad_request, unauthorized, forbidden, not_found, conflict, too_large, unsupported_media_type, invalid, invalid_pool, internal, unavailable"},
+                "message": {"type": "string"},
+                "details": {"type": "array", "description": "Every problem, when there are several (invalid_pool)", "items": {
+                    "type": "object", "required": ["field", "message"],
+                    "properties": {"field": {"type": "string"}, "message": {"type": "string"}}
+                }}
             }
         }}
     });

@@ -17,6 +17,17 @@ pub struct ApiError {
     pub code: &'static str,
     /// For people.
     pub message: String,
+    /// Every problem, when there are several (`invalid_pool`); not shown when empty.
+    pub details: Vec<FieldError>,
+}
+
+/// One problem of a request, naming its field (`min_nodes`, `providers[1].kind`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct FieldError {
+    /// Path of the field.
+    pub field: String,
+    /// What is wrong.
+    pub message: String,
 }
 
 impl ApiError {
@@ -26,7 +37,13 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            details: Vec::new(),
         }
+    }
+    /// This error, listing every problem in `details`.
+    pub fn with_details(mut self, details: Vec<FieldError>) -> Self {
+        self.details = details;
+        self
     }
     /// 400 `bad_request`.
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -54,6 +71,8 @@ struct ErrorBody<'a> {
 struct ErrorInner<'a> {
     code: &'a str,
     message: &'a str,
+    #[serde(skip_serializing_if = "<[FieldError]>::is_empty")]
+    details: &'a [FieldError],
 }
 
 impl ResponseError for ApiError {
@@ -65,6 +84,7 @@ impl ResponseError for ApiError {
             error: ErrorInner {
                 code: self.code,
                 message: &self.message,
+                details: &self.details,
             },
         })
     }

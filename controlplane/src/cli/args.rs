@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand};
 
 use super::commands::NodesCommand;
 use super::policies::PoliciesCommand;
+use super::pools::{InstancesCommand, PoolsCommand};
 use super::Output;
 
 /// gpuwarden keeps fleets of GPU machines healthy. `serve` runs the control plane; the other
@@ -59,6 +60,16 @@ pub enum Command {
     Nodes {
         #[command(subcommand)]
         command: NodesCommand,
+    },
+    /// List, inspect, create, change, scale and delete pools.
+    Pools {
+        #[command(subcommand)]
+        command: PoolsCommand,
+    },
+    /// The machines pools asked of their providers.
+    Instances {
+        #[command(subcommand)]
+        command: InstancesCommand,
     },
     /// Show, check, replace and try out health policies.
     Policies {

@@ -17,6 +17,10 @@ pub fn admin(conn: Conn, command: Command) -> ExitCode {
             ExitCode::from(2)
         }
         Command::Nodes { command } => run_cli(conn, |c, out| commands::nodes(command, c, out)),
+        Command::Pools { command } => run_cli(conn, |c, out| super::pools::pools(command, c, out)),
+        Command::Instances { command } => {
+            run_cli(conn, |c, out| super::pools::instances(command, c, out))
+        }
         Command::Policies { command } => {
             run_cli(conn, |c, out| super::policies::policies(command, c, out))
         }

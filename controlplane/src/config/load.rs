@@ -70,7 +70,11 @@ impl ControlPlaneConfig {
             }
         }
         match out.value {
-            Some(cfg) if problems.is_empty() => Ok(cfg),
+            Some(mut cfg) if problems.is_empty() => {
+                cfg.file = abs;
+                cfg.warnings = cfg.apply_pool_remediation();
+                Ok(cfg)
+            }
             _ => Err(ConfigError::Invalid {
                 file: abs,
                 problems,

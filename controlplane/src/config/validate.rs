@@ -131,6 +131,16 @@ impl ControlPlaneConfig {
                 p.push(format!("static_targets[{i}].address: {e}"));
             }
         }
+        if self.retention.instances < Duration::from_secs(60) {
+            p.push("retention.instances: must be at least 1m".into());
+        }
+        if !(1..=10_000).contains(&self.retention.pool_decisions) {
+            p.push(format!(
+                "retention.pool_decisions: {} is not between 1 and 10000",
+                self.retention.pool_decisions
+            ));
+        }
+        p.extend(super::pools::problems(&self.pools));
         p.extend(super::remediation::problems(
             &self.remediation,
             &self.commands,

@@ -27,9 +27,9 @@ pub fn run(
     let overrides = Overrides { listen, database };
     let env = EnvTokens::from_env();
     if let Some(file) = check_config {
-        let mut problems = match ControlPlaneConfig::load(Some(&file), &overrides) {
-            Ok(_) => Vec::new(),
-            Err(e) => config_problems(&e),
+        let (mut problems, warnings) = match ControlPlaneConfig::load(Some(&file), &overrides) {
+            Ok(c) => (Vec::new(), c.warnings),
+            Err(e) => (config_problems(&e), Vec::new()),
         };
         problems.extend(env.check().err().unwrap_or_default());
         let valid = problems.is_empty();
@@ -38,10 +38,16 @@ pub fn run(
                 "{}",
                 serde_json::to_string_pretty(&serde_json::json!({
                     "file": file.display().to_string(), "valid": valid, "problems": problems,
+                    "warnings": warnings,
                 }))
                 .unwrap_or_default()
             ),
-            Output::Table if valid => println!("{}: configuration is valid", file.display()),
+            Output::Table if valid => {
+                for w in &warnings {
+                    eprintln!("warning: {w}");
+                }
+                println!("{}: configuration is valid", file.display());
+            }
             Output::Table => eprintln!(
                 "{}",
                 ConfigError::Invalid {

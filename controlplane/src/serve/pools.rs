@@ -1,112 +1,58 @@
-//! Starting the pool manager and the instance reconciler for `gpuwarden serve`, with one
-//! [`ProviderEnv`] for every pool's providers.
+//! Pools at start: the config file's `[[pools]]` applied to the database (created,
+//! updated, taken over from the API, removed when no longer declared), and every stored
+//! pool's remediation plan put over `[remediation.pools.NAME]` (the pool's wins; a warning
+//! says which). The control plane's config is not reloaded while it runs: a changed
+//! `[[pools]]` applies at the next start.
 
-use std::sync::Arc;
+use tracing::{info, warn};
 
-use crate::act::managed::{Held, ManagedPools};
-use crate::act::wake::Wake;
-use crate::act::webhooks::Notifier;
-use crate::clock::SharedClock;
-use crate::config::ControlPlaneConfig;
-use crate::model::pool::BudgetSpec;
-use crate::pool::manager::{AlwaysLeader, Ctx, ManagerHandle, ManagerSettings, PoolManager};
-use crate::pool::provider::ProviderEnv;
-use crate::pool::reconcile::{Reconciler, ReconcilerHandle};
-use crate::scrape::fleet::Fleet;
-use crate::store::Store;
+use crate::config::{ControlPlaneConfig, PoolRemediation};
+use crate::store::{Store, StoreError};
 
-/// The two loops, running.
-#[derive(Debug)]
-pub struct PoolLoops {
-    manager: ManagerHandle,
-    reconciler: ReconcilerHandle,
-}
-
-impl PoolLoops {
-    /// Ends both loops after the pass under way.
-    pub fn stop(self) {
-        self.manager.stop();
-        self.reconciler.stop();
+/// Applies the config pools, then merges every stored pool's remediation into
+/// `cfg.remediation.pools`. Logs what changed and each warning.
+pub(super) fn apply(
+    cfg: &mut ControlPlaneConfig,
+    store: &Store,
+    now: i64,
+) -> Result<(), StoreError> {
+    for w in &cfg.warnings {
+        warn!("{w}");
     }
-}
-
-/// The parts of the running control plane the pool manager acts through.
-pub struct Parts {
-    /// The database.
-    pub store: Arc<Store>,
-    /// Time.
-    pub clock: SharedClock,
-    /// The scraper's fleet (observations).
-    pub fleet: Arc<Fleet>,
-    /// Webhooks.
-    pub notifier: Notifier,
-    /// Wakes the command dispatcher.
-    pub dispatch: Arc<Wake>,
-    /// The held nodes the API shows.
-    pub held: Held,
-}
-
-impl std::fmt::Debug for Parts {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Parts").finish_non_exhaustive()
+    let file = cfg
+        .file
+        .as_ref()
+        .map_or_else(|| "(environment)".to_string(), |f| f.display().to_string());
+    let done = store.apply_config_pools(&cfg.pools, &file, now)?;
+    if !done.created.is_empty() || !done.updated.is_empty() || !done.removed.is_empty() {
+        info!(file = %file, created = ?done.created, updated = ?done.updated, removed = ?done.removed, "config pools applied");
     }
-}
-
-/// What the pool manager acts through, from the config; agents join at `agents_url`.
-pub fn context(
-    cfg: &ControlPlaneConfig,
-    agents_url: &str,
-    parts: Parts,
-    managed: ManagedPools,
-) -> Ctx {
-    let Parts {
-        store,
-        clock,
-        fleet,
-        notifier,
-        dispatch,
-        held,
-    } = parts;
-    let pm = &cfg.pool_manager;
-    let mut env = ProviderEnv::new(agents_url, cfg.server.data_dir.join("providers"));
-    env.clock = clock.clone();
-    if !pm.agent_binary.as_os_str().is_empty() {
-        env.agent_binary = Some(pm.agent_binary.clone());
+    for name in &done.taken_over {
+        warn!(pool = %name, file = %file, "a pool created through the API is now declared in the config file: the file's spec wins, and the pool is read-only through the API");
     }
-    Ctx {
-        store,
-        clock,
-        env,
-        leader: Arc::new(AlwaysLeader),
-        observations: fleet,
-        settings: ManagerSettings {
-            interval: pm.interval,
-            reconcile_interval: pm.reconcile_interval,
-            call_timeout: pm.call_timeout,
-            fleet_budget: BudgetSpec {
-                max_percent: pm.fleet_budget_percent,
-                max_nodes: pm.fleet_budget_nodes,
-            },
-            retention: pm.instance_retention,
-            ..ManagerSettings::default()
-        },
-        providers: Default::default(),
-        in_flight: Arc::default(),
-        select: Arc::default(),
-        errors: Arc::default(),
-        managed,
-        held,
-        notifier,
-        dispatch,
+    for row in store.pools()? {
+        if row.from_config() {
+            continue; // merged when the config was loaded
+        }
+        let spec = match row.spec() {
+            Ok(s) => s,
+            Err(e) => {
+                warn!(pool = %row.name, error = %e, "stored pool unreadable; its remediation is the global one");
+                continue;
+            }
+        };
+        let plan = PoolRemediation {
+            action: Some(spec.remediation.action),
+            drain_timeout: spec.remediation.drain_timeout.parse().ok(),
+        };
+        if cfg
+            .remediation
+            .pools
+            .insert(row.name.clone(), plan)
+            .is_some()
+        {
+            warn!(pool = %row.name, "remediation.pools.{}: overridden by the remediation of pool {:?} (the pool's wins); move it into the pool (docs/POOLS.md, \"Config\")", row.name, row.name);
+        }
     }
-}
-
-/// Starts both loops.
-pub fn start(ctx: Ctx) -> std::io::Result<PoolLoops> {
-    let manager = PoolManager::new(ctx.clone()).spawn()?;
-    let reconciler = Reconciler { ctx }.spawn()?;
-    Ok(PoolLoops {
-        manager,
-        reconciler,
-    })
+    Ok(())
 }

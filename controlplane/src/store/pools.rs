@@ -50,9 +50,16 @@ fn live_states() -> Vec<&'static str> {
 }
 
 impl Store {
-    /// Inserts a pool, with its audit entry; a pool of that name is a conflict.
+    /// Inserts a pool, with its audit entry; a pool of that name is a conflict (naming the
+    /// config file when the config declares it).
     pub fn create_pool(&self, row: &PoolRow, entry: NewAudit) -> Result<(), StoreError> {
         with_conn!(self, c => c.write_tx(|c| {
+            let existing = pools::table.find(&row.name).first::<PoolRow>(c).optional()?;
+            match existing {
+                Some(r) if r.from_config() => return Err(read_only(&r)),
+                Some(r) => return Err(StoreError::Conflict(format!("a pool named {:?} exists", r.name))),
+                None => {}
+            }
             diesel::insert_into(pools::table).values(row).execute(c).map_err(|e| {
                 if is_unique_violation(&e) {
                     StoreError::Conflict(format!("a pool named {:?} exists", row.name))
