@@ -174,6 +174,33 @@ fn live_machines(dir: &Path) -> Vec<String> {
         .collect()
 }
 
+/// Agent processes running for `dir` (found by the state folder in their environment, so an
+/// agent no provider lists is counted too); zombies are not.
+fn agent_processes(dir: &Path) -> usize {
+    let needle = format!("GPUWARDEN_NODE__STATE_DIR={}", dir.display());
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    procs
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .chars()
+                .all(|c| c.is_ascii_digit())
+        })
+        .filter(|e| {
+            let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+            let state = stat.rsplit_once(") ").and_then(|(_, r)| r.chars().next());
+            let env = std::fs::read(e.path().join("environ")).unwrap_or_default();
+            state != Some('Z')
+                && env
+                    .split(|b| *b == 0)
+                    .any(|v| v.starts_with(needle.as_bytes()))
+        })
+        .count()
+}
+
 #[test]
 fn a_pool_comes_up_scales_and_replaces_a_node_with_a_fatal_xid() {
     let dir = TempDir::new("pools-local");
@@ -340,4 +367,12 @@ fn a_control_plane_killed_mid_scale_up_leaves_no_duplicate_and_no_orphan() {
         machines, ids,
         "every live machine has its live instance: no orphan"
     );
+    assert_eq!(
+        agent_processes(dir.path()),
+        3,
+        "no agent process runs that no provider lists"
+    );
+    if let Ok(f) = std::env::var("GPUWARDEN_TEST_CRASH_LOG") {
+        let _ = std::fs::write(f, format!("{}\n=== first\n{}", cp2.log(), cp.log()));
+    }
 }

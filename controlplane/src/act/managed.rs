@@ -185,7 +185,10 @@ mod tests {
             .contains("gpuwarden_remediation_held_nodes{pool=\"p\"} 2"));
         h.set_pool("p", &a[1..], 3);
         assert!(h.get("n1").is_none(), "a node no longer held is released");
-        assert!(h.generation() > g, "a release moves the generation (API caches)");
+        assert!(
+            h.generation() > g,
+            "a release moves the generation (API caches)"
+        );
         assert!(m
             .render()
             .contains("gpuwarden_remediation_held_nodes{pool=\"p\"} 1"));

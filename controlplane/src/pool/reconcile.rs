@@ -233,19 +233,20 @@ impl Reconciler {
         Ok(())
     }
 
-    /// Starts the loop: a pass every `reconcile_interval`.
+    /// Starts the loop: a pass every `reconcile_interval`, the first one interval after the start.
     pub fn spawn(self) -> std::io::Result<ReconcilerHandle> {
         let stop = Arc::new(AtomicBool::new(false));
         let wake: Arc<Wake> = Arc::default();
         let (st, w) = (stop.clone(), wake.clone());
         let thread = std::thread::Builder::new()
             .name("pool-reconcile".into())
-            .spawn(move || {
-                while !st.load(Ordering::SeqCst) {
-                    if let Err(e) = self.run_once() {
-                        warn!(error = %e, "instance reconcile failed; trying again next interval");
-                    }
-                    w.wait(self.ctx.settings.reconcile_interval);
+            .spawn(move || loop {
+                w.wait(self.ctx.settings.reconcile_interval);
+                if st.load(Ordering::SeqCst) {
+                    break;
+                }
+                if let Err(e) = self.run_once() {
+                    warn!(error = %e, "instance reconcile failed; trying again next interval");
                 }
             })?;
         Ok(ReconcilerHandle { stop, wake, thread })

@@ -395,18 +395,24 @@ impl PoolManager {
         Ok(())
     }
 
-    /// Starts the loop: a tick every `interval`, and when woken.
+    /// Starts the loop: a tick every `interval` (the first one interval after the start), and
+    /// when woken.
     pub fn spawn(self) -> std::io::Result<ManagerHandle> {
         let stop = Arc::new(AtomicBool::new(false));
         let (st, wake) = (stop.clone(), self.wake.clone());
         let thread = std::thread::Builder::new()
             .name("pool-manager".into())
             .spawn(move || {
-                while !st.load(Ordering::SeqCst) {
+                // The first tick waits one interval: the scraper has seen the fleet by
+                // then, and a control plane stopped at once acts on nothing.
+                loop {
+                    self.wake.wait(self.ctx.settings.interval);
+                    if st.load(Ordering::SeqCst) {
+                        break;
+                    }
                     if let Err(e) = self.tick() {
                         warn!(error = %e, "pool manager tick failed; trying again next interval");
                     }
-                    self.wake.wait(self.ctx.settings.interval);
                 }
             })?;
         Ok(ManagerHandle { stop, wake, thread })
