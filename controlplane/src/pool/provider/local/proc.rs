@@ -34,21 +34,6 @@ pub fn signal(pid: u32, signal: rustix::process::Signal) {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn our_own_process_is_alive_and_a_wrong_start_time_is_not() {
-        let me = std::process::id();
-        let (start, zombie) = stat(me).unwrap();
-        assert!(!zombie);
-        assert!(alive(me, start));
-        assert!(!alive(me, start + 1), "a reused pid is not our process");
-        assert_eq!(stat(u32::MAX), None);
-    }
-}
-
 /// Processes (not zombies) whose environment names `state_dir` as their agent state folder
 /// (`GPUWARDEN_NODE__STATE_DIR`): the agents of one instance, found even when no state file
 /// records them (the control plane died between starting one and writing its state).
@@ -67,4 +52,19 @@ pub fn agents_of(state_dir: &std::path::Path) -> Vec<u32> {
                 .unwrap_or(false)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn our_own_process_is_alive_and_a_wrong_start_time_is_not() {
+        let me = std::process::id();
+        let (start, zombie) = stat(me).unwrap();
+        assert!(!zombie);
+        assert!(alive(me, start));
+        assert!(!alive(me, start + 1), "a reused pid is not our process");
+        assert_eq!(stat(u32::MAX), None);
+    }
 }
