@@ -19,9 +19,6 @@ pub struct PoolManagerConfig {
     /// Longest a provider call may take (provision, terminate, list).
     #[serde(with = "humantime_serde")]
     pub call_timeout: Duration,
-    /// How long terminated instance records are kept.
-    #[serde(with = "humantime_serde")]
-    pub instance_retention: Duration,
     /// The `gpuwarden-agent` the `local` provider runs; empty: beside the `gpuwarden`
     /// executable, else on `PATH`. A pool's `agent_binary` param wins.
     pub agent_binary: PathBuf,
@@ -37,7 +34,6 @@ impl Default for PoolManagerConfig {
             interval: Duration::from_secs(10),
             reconcile_interval: Duration::from_secs(60),
             call_timeout: Duration::from_secs(120),
-            instance_retention: Duration::from_secs(7 * 24 * 3600),
             agent_binary: PathBuf::new(),
             fleet_budget_percent: 10.0,
             fleet_budget_nodes: 10,
@@ -68,12 +64,6 @@ impl PoolManagerConfig {
                 self.call_timeout,
                 Duration::from_secs(1),
                 Duration::from_secs(3600),
-            ),
-            (
-                "instance_retention",
-                self.instance_retention,
-                Duration::from_secs(60),
-                Duration::from_secs(3650 * 24 * 3600),
             ),
         ] {
             if d < min || d > max {

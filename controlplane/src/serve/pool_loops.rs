@@ -87,7 +87,8 @@ pub fn context(
                 max_percent: pm.fleet_budget_percent,
                 max_nodes: pm.fleet_budget_nodes,
             },
-            retention: pm.instance_retention,
+            retention: cfg.retention.instances,
+            keep_decisions: cfg.retention.pool_decisions,
             ..ManagerSettings::default()
         },
         providers: Default::default(),
