@@ -231,11 +231,18 @@ fn a_pool_comes_up_scales_and_replaces_a_node_with_a_fatal_xid() {
         (serving(&api, "p").len() == 4).then_some(())
     });
     eprintln!("scaled 2 -> 4 in {:?}", t.elapsed());
-    let running = instances(&db, "p")
+    wait(&cp, "four instances running", 30, || {
+        let running = instances(&db, "p")
+            .into_iter()
+            .filter(|i| i.state == "running")
+            .count();
+        (running == 4).then_some(())
+    });
+    let live = instances(&db, "p")
         .into_iter()
-        .filter(|i| i.state == "running")
+        .filter(|i| i.state != "terminated" && i.state != "failed")
         .count();
-    assert_eq!(running, 4);
+    assert_eq!(live, 4, "no instance beyond the target");
 
     let before: Vec<String> = serving(&api, "p")
         .iter()

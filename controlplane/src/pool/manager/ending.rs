@@ -171,7 +171,8 @@ pub fn fail_instance(ctx: &Ctx, id: &str, reason: &str) -> Result<(), StoreError
 }
 
 /// Registration matching: an instance whose pre-created node has been registered by its
-/// agent (the join token was spent: the node is no longer `pending`) is `running`.
+/// agent (the join token was spent: the node is no longer `pending`) and scraped (online) is
+/// `running`.
 pub fn match_registrations(
     ctx: &Ctx,
     instances: &[InstanceRow],
@@ -194,6 +195,11 @@ pub fn match_registrations(
             node.status()?,
             Status::Pending | Status::Terminating | Status::Terminated
         ) {
+            continue;
+        }
+        // Registered but not scraped yet: still booting (counted toward the size). As
+        // `running` it would be an offline node, no capacity, and be provisioned again.
+        if node.connectivity != crate::model::Connectivity::Online.as_str() {
             continue;
         }
         ctx.store.update_instance(

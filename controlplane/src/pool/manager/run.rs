@@ -340,7 +340,14 @@ impl PoolManager {
             .unwrap_or_else(|p| p.into_inner())
             .remove(&row.name)
             .unwrap_or_default();
-        let last_error = failure.or_else(|| errors.last().cloned());
+        // A provider still backing off keeps its error in the status until it succeeds.
+        let backing_off = ctx.with_select(&row.name, |s| {
+            s.providers
+                .values()
+                .filter(|h| h.retry_at_ms > now)
+                .find_map(|h| h.last_error.clone())
+        });
+        let last_error = failure.or_else(|| errors.last().cloned()).or(backing_off);
         let select_state = ctx.with_select(&row.name, |s| {
             serde_json::to_string(s).unwrap_or_else(|_| "{}".into())
         });

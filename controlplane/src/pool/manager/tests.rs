@@ -396,3 +396,33 @@ fn an_idle_pool_writes_nothing_tick_after_tick() {
     h.tick();
     assert_eq!(h.store.decisions("p", 100).unwrap().len(), decisions + 1);
 }
+
+#[test]
+fn a_registered_node_not_yet_scraped_is_still_booting_not_provisioned_again() {
+    // Registered (active) but offline until its first scrape: not capacity yet, and its
+    // instance must keep counting, or the pool provisions a second machine for it.
+    let h = harness(small(json!({})));
+    h.tick();
+    for i in h.in_state(InstanceState::Registering) {
+        let node = i.node_id.clone().unwrap();
+        let now = h.clock.now_ms();
+        h.store
+            .apply_step(
+                &node,
+                Step::Register,
+                "agent registered",
+                "agent",
+                None,
+                NewAudit::ok("agent", "node.register", &node, json!({}), now),
+            )
+            .unwrap();
+    }
+    h.clock.advance(120_000);
+    h.tick();
+    assert_eq!(
+        h.fake.count(Call::Provision),
+        2,
+        "provisioned again for registered nodes"
+    );
+    assert_eq!(h.in_state(InstanceState::Registering).len(), 2);
+}
