@@ -11,6 +11,7 @@ mod plugins;
 pub mod reload;
 pub mod secrets;
 mod validate;
+mod workload;
 
 pub use load::{ConfigError, Overrides, DEFAULT_STATE_DIR};
 pub use model::{
@@ -18,6 +19,7 @@ pub use model::{
     EventsConfig, GpuConfig, KmsgConfig, MetricsConfig, NodeConfig, ServerConfig,
 };
 pub use validate::RESERVED_LABELS;
+pub use workload::WorkloadConfig;
 
 pub use plugins::{
     valid_plugin_name, PluginDefaults, PluginEntry, PluginKind, PluginValue, MAX_PLUGIN_MEMORY_MIB,

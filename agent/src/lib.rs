@@ -25,6 +25,7 @@ pub mod register;
 pub mod render;
 pub mod system;
 pub mod text;
+pub mod workload;
 
 /// dcgm-exporter compatibility, rendered by [`render`]; kept at this path for callers.
 pub use render::dcgm;
@@ -163,6 +164,10 @@ pub async fn run(
     if let Some(n) = &notifier {
         extras.push(n.clone());
     }
+    let workload = workload::Workload::new(&cfg.workload);
+    if let Some(w) = &workload {
+        extras.push(w.clone());
+    }
     collector.set_extra(Arc::new(config::reload::Extras(extras)));
     let inv = collector.inventory().clone();
     tracing::info!(
@@ -222,6 +227,13 @@ pub async fn run(
         async move { plugins.apply(entries).await }
     });
     plugin_rt.spawn(Arc::clone(&plugins).watch(config_file, overrides, reload_status.clone()));
+    let workload_thread = match &workload {
+        Some(w) => Some(
+            w.spawn(cfg.collector.interval)
+                .context("starting the workload reader")?,
+        ),
+        None => None,
+    };
     let collector_thread = std::thread::Builder::new()
         .name("collector".into())
         .spawn(move || collector.run(rx))
@@ -298,6 +310,10 @@ pub async fn run(
     }
     if let (Some(n), Some(t)) = (&notifier, notify_thread) {
         n.stop();
+        let _ = tokio::task::spawn_blocking(move || t.join()).await;
+    }
+    if let (Some(w), Some(t)) = (&workload, workload_thread) {
+        w.stop();
         let _ = tokio::task::spawn_blocking(move || t.join()).await;
     }
     server.stop().await;

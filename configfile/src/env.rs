@@ -33,6 +33,7 @@ pub const AGENT: Schema = Schema {
         "plugins",
         "control_plane",
         "commands",
+        "workload",
     ],
     shared_keys: &[
         "server.listen",
@@ -65,6 +66,7 @@ pub const CONTROL_PLANE: Schema = Schema {
         "commands",
         "webhooks",
         "pools",
+        "pool_manager",
     ],
     shared_keys: &[
         "server.listen",

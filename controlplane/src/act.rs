@@ -7,6 +7,7 @@
 //! [`crate::store`] with its command and audit entry in one transaction.
 
 pub mod deliver;
+pub mod managed;
 pub mod remediate;
 pub mod wake;
 pub mod webhooks;

@@ -13,10 +13,12 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 mod load;
+mod pool_manager;
 mod pools;
 mod remediation;
 mod validate;
 pub use load::{ConfigError, Overrides};
+pub use pool_manager::PoolManagerConfig;
 pub use remediation::{
     CommandsConfig, Plan, PoolRemediation, RemediationConfig, WebhookConfig, NOTIFICATION_KINDS,
 };
@@ -56,6 +58,8 @@ pub struct ControlPlaneConfig {
     /// pool's own `remediation`), one line each; set by [`ControlPlaneConfig::load`].
     #[serde(skip)]
     pub warnings: Vec<String>,
+    /// The pool manager and the instance reconciler.
+    pub pool_manager: PoolManagerConfig,
 }
 
 /// `[server]`

@@ -323,6 +323,12 @@ impl Metrics {
         }
     }
 
+    /// Exports one more collector (a part's own metric, e.g. the pool manager's).
+    pub fn register(&self, c: Box<dyn prometheus::core::Collector>) {
+        // A second registration of the same name is refused; the first stays exported.
+        let _ = self.registry.register(c);
+    }
+
     /// The text exposition of every metric.
     pub fn render(&self) -> String {
         let mut buf = Vec::new();

@@ -200,6 +200,10 @@ pub struct Node {
     /// Why the node is `degraded` or `unhealthy` (`GET /v1/nodes/{id}` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_reason: Option<HealthReason>,
+    /// Why remediation leaves this unhealthy node in service: its pool's or the fleet's
+    /// remediation budget is full (`GET /v1/nodes/{id}` only; docs/POOLS.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held: Option<String>,
 }
 
 /// Why a node has its health: the latest health change, from the node's history.
@@ -316,6 +320,7 @@ pub struct AuditEntry {
 pub mod lifecycle;
 pub mod observation;
 pub mod pool;
+pub mod workload;
 
 #[cfg(test)]
 mod tests {

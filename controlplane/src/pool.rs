@@ -13,7 +13,9 @@ pub mod autoscale;
 pub mod budget;
 pub mod compile;
 pub mod decide;
+pub mod manager;
 pub mod provider;
+pub mod reconcile;
 pub mod select;
 
 pub use compile::Pool;

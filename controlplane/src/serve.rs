@@ -25,6 +25,7 @@ use crate::token;
 
 pub mod command;
 mod error;
+pub mod pool_loops;
 mod pools;
 mod signal;
 mod tokens;
@@ -43,6 +44,7 @@ pub struct Running {
     server: actix_web::dev::ServerHandle,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     scraper: ScraperHandle,
+    pools: Option<crate::serve::pool_loops::PoolLoops>,
     loops: Option<(
         DispatcherHandle,
         RemediatorHandle,
@@ -64,8 +66,11 @@ impl Running {
     pub async fn stop(self) {
         self.server.stop(true).await;
         let _ = self.task.await;
-        let (scraper, loops) = (self.scraper, self.loops);
+        let (scraper, loops, pool_loops) = (self.scraper, self.loops, self.pools);
         let _ = tokio::task::spawn_blocking(move || {
+            if let Some(p) = pool_loops {
+                p.stop();
+            }
             if let Some((d, r, n, w)) = loops {
                 if let Some(w) = w {
                     w.stop();
@@ -200,7 +205,9 @@ pub async fn start(
         notifier: notifier.clone(),
         dispatch: dispatcher.wake.clone(),
         remediate: dispatcher.ended.clone(),
+        held: crate::act::managed::Held::new(Some(&metrics)),
     };
+    let managed = crate::act::managed::ManagedPools::default();
     let remediator = Remediator::new(
         store.clone(),
         clock.clone(),
@@ -209,7 +216,8 @@ pub async fn start(
         notifier,
         links.dispatch.clone(),
         links.remediate.clone(),
-    );
+    )
+    .with_managed(managed.clone());
     let pools: Vec<String> = cfg
         .remediation
         .pools
@@ -265,6 +273,14 @@ pub async fn start(
         what: "starting the scraper threads".into(),
         source,
     })?;
+    let pool_parts = crate::serve::pool_loops::Parts {
+        store: store.clone(),
+        clock: clock.clone(),
+        fleet: fleet.clone(),
+        notifier: links.notifier.clone(),
+        dispatch: links.dispatch.clone(),
+        held: links.held.clone(),
+    };
     let state = web::Data::new(AppState {
         store,
         fleet,
@@ -309,6 +325,18 @@ pub async fn start(
             source: std::io::Error::other("bind returned none"),
         })?;
     info!(%addr, "listening");
+    // Agents the pools start join at the address actually bound (listen may be port 0).
+    let agents_url = if cfg.server.external_url.is_empty() {
+        format!("http://{addr}")
+    } else {
+        cfg.external_url()
+    };
+    let pool_ctx = crate::serve::pool_loops::context(&cfg, &agents_url, pool_parts, managed);
+    let pool_loops =
+        crate::serve::pool_loops::start(pool_ctx).map_err(|source| ServeError::Io {
+            what: "starting the pool manager".into(),
+            source,
+        })?;
     if let Some((_, path)) = &generated {
         warn!(file = %path.display(), "no admin token was configured: generated one, printed once below and written to the file (mode 0600)");
     }
@@ -321,6 +349,7 @@ pub async fn start(
         server: handle,
         task,
         scraper,
+        pools: Some(pool_loops),
         loops: Some((dispatcher, remediator, notifier_handle, watcher)),
     })
 }

@@ -17,6 +17,7 @@ mod expected;
 mod flush;
 mod instances;
 mod nodes;
+mod pool_runs;
 mod pools;
 mod records;
 mod states;

@@ -239,3 +239,25 @@ async fn event_times_with_an_utc_offset_are_rfc_3339_too() {
         assert_eq!(st, StatusCode::OK, "{since}: {v}");
     }
 }
+
+/// A node the pool manager holds in service (its remediation budget is full) says so and why
+/// in `GET /v1/nodes/{id}`; released, the field is gone.
+#[actix_web::test]
+async fn a_held_node_shows_why_it_is_held() {
+    let e = env(false);
+    let app = app!(e);
+    let id = create_node(&app, "held-1").await;
+    let (_, v) = send(&app, "GET", &format!("/v1/nodes/{id}"), Some(ADMIN), None).await;
+    assert!(v.get("held").is_none(), "{v}");
+    let reason = "pool remediation budget full: 2 of the pool's nodes already out of service";
+    e.data
+        .links
+        .held
+        .set_pool("default", &[(id.clone(), reason.to_string())], 0);
+    let (st, v) = send(&app, "GET", &format!("/v1/nodes/{id}"), Some(ADMIN), None).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(v["held"], reason);
+    e.data.links.held.set_pool("default", &[], 1);
+    let (_, v) = send(&app, "GET", &format!("/v1/nodes/{id}"), Some(ADMIN), None).await;
+    assert!(v.get("held").is_none(), "{v}");
+}

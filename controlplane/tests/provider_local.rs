@@ -19,7 +19,7 @@ const ADMIN: &str = "provider-admin-token-0123456789";
 
 /// `gpuwarden-agent`, built as `cargo test` builds it for the agent's own tests (the way
 /// the end-to-end tests build it, so both share one binary).
-fn agent_binary() -> PathBuf {
+pub(crate) fn agent_binary() -> PathBuf {
     static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     BUILT

@@ -55,6 +55,7 @@ mod policy_api;
 mod policy_limits;
 mod pools_api;
 mod pools_invalid;
+mod pools_local;
 mod provider_exec;
 mod provider_lambda;
 mod provider_lambda_http;

@@ -49,3 +49,9 @@ pub const NODE_INFO: &str = "gpuwarden_node_info";
 pub const AGENT_EVENTS: &str = "gpuwarden_agent_events_total";
 /// Unix time the agent process started: a new value means a new event sequence.
 pub const AGENT_START_TIME: &str = "gpuwarden_agent_start_time_seconds";
+/// Workload slots on the node by `state` (`free`, `busy`), from the local workload source
+/// (`[workload]` in the agent's config); absent when none is configured or it cannot be read.
+pub const WORKLOAD_SLOTS: &str = "gpuwarden_workload_slots";
+/// 1 when the node's workload is ready to take work (a pool ready and not draining), else 0;
+/// absent like [`WORKLOAD_SLOTS`].
+pub const WORKLOAD_READY: &str = "gpuwarden_workload_ready";

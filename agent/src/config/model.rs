@@ -35,6 +35,8 @@ pub struct AgentConfig {
     pub control_plane: ControlPlaneConfig,
     /// Carrying out the control plane's commands (`POST /v1/commands`).
     pub commands: CommandsConfig,
+    /// The node's workload (slots free and busy) for pool autoscaling; off by default.
+    pub workload: super::workload::WorkloadConfig,
 }
 
 /// When a drain is complete.
@@ -281,6 +283,7 @@ impl Default for AgentConfig {
                 diagnostic: String::new(),
                 state_file: PathBuf::new(),
             },
+            workload: super::workload::WorkloadConfig::default(),
         }
     }
 }

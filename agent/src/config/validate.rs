@@ -170,6 +170,7 @@ impl AgentConfig {
                 ));
             }
         }
+        p.extend(self.workload.problems());
         p
     }
 

@@ -54,6 +54,9 @@ pub struct Remediator {
     /// Nodes with nothing (more) to do: id → (the node's `updated_at` then, its episode).
     /// Until the node row changes (a status or health change), it is not looked at again.
     settled: Arc<Mutex<HashMap<String, (i64, i64)>>>,
+    /// Pools the pool manager runs: their nodes are its to remediate (within the pool's
+    /// budget), not this loop's.
+    managed: crate::act::managed::ManagedPools,
 }
 
 impl std::fmt::Debug for Remediator {
@@ -99,7 +102,14 @@ impl Remediator {
             dispatch,
             wake,
             settled: Arc::default(),
+            managed: Default::default(),
         }
+    }
+
+    /// Leaves the nodes of `managed` pools to the pool manager.
+    pub fn with_managed(mut self, managed: crate::act::managed::ManagedPools) -> Self {
+        self.managed = managed;
+        self
     }
 
     /// One pass over the unhealthy nodes; returns the steps taken.
@@ -139,6 +149,9 @@ impl Remediator {
     }
 
     fn reconcile(&self, node: &NodeRow) -> Result<bool, StoreError> {
+        if self.managed.contains(&node.pool) {
+            return Ok(false);
+        }
         let (plan, drain_timeout) = self.cfg.for_pool(&node.pool);
         if plan == Plan::Nothing {
             return Ok(false);

@@ -39,6 +39,8 @@ pub struct Links {
     pub dispatch: std::sync::Arc<Wake>,
     /// Wakes remediation.
     pub remediate: std::sync::Arc<Wake>,
+    /// Unhealthy nodes the pool manager holds in service (the budget is full).
+    pub held: crate::act::managed::Held,
 }
 
 #[cfg(test)]

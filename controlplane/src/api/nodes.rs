@@ -53,7 +53,9 @@ pub fn check_labels(labels: &BTreeMap<String, String>) -> Result<(), ApiError> {
 /// The node as JSON, with its scrape state when it is a target. Addresses stored before
 /// credentials were refused are shown without their password.
 pub fn node_json(row: &NodeRow, state: &AppState) -> Result<Node, ApiError> {
-    node_json_with(row, &FleetView::of(&state.fleet, &row.id))
+    let mut n = node_json_with(row, &FleetView::of(&state.fleet, &row.id))?;
+    n.held = state.links.held.get(&row.id).map(|h| h.reason);
+    Ok(n)
 }
 
 /// [`node_json`] with the scraper's view of the node already taken.
@@ -279,7 +281,8 @@ pub(super) async fn get(
         (Caller::Admin(_), Some(cache)) => cache.version().map(|v| (cache, v)),
         _ => None,
     };
-    let key = format!("node|{id}");
+    // Holds change outside the database: their generation is part of the key.
+    let key = format!("node|{id}|{}", state.links.held.generation());
     if let Some((cache, v)) = &cached {
         if let Some(body) = cache.get(&key, *v, &state.fleet) {
             return Ok(json_body(body));
@@ -289,6 +292,7 @@ pub(super) async fn get(
     allow_node(&c, &row.id)?;
     let view = FleetView::of(&state.fleet, &row.id);
     let mut n = node_json_with(&row, &view)?;
+    n.held = state.links.held.get(&row.id).map(|h| h.reason);
     if matches!(n.health, Health::Degraded | Health::Unhealthy) {
         let (store, nid) = (state.store.clone(), row.id.clone());
         let last = blocking(move || store.last_health_change(&nid)).await?;

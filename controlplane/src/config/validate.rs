@@ -146,6 +146,7 @@ impl ControlPlaneConfig {
             &self.commands,
             &self.webhooks,
         ));
+        p.extend(self.pool_manager.problems());
         if p.is_empty() {
             Ok(())
         } else {

@@ -74,6 +74,8 @@ pub struct NodeObservation {
     pub events_total: f64,
     /// When the agent started (Unix seconds); a change means a restart.
     pub agent_started: Option<f64>,
+    /// Its workload's slots and readiness (pool autoscaling).
+    pub workload: crate::model::workload::WorkloadObservation,
 }
 
 impl NodeObservation {
@@ -206,6 +208,10 @@ pub fn observe(body: &[u8], sample_limit: usize) -> Result<NodeObservation, Obse
             m::GPU_UP => gpu_of(&mut node, s)?.up = value.map(|v| v == 1.0),
             m::AGENT_EVENTS => node.events_total += value.unwrap_or(0.0),
             m::AGENT_START_TIME => node.agent_started = value,
+            m::WORKLOAD_SLOTS | m::WORKLOAD_READY => {
+                let state = limits::label_ref(s, "state")?;
+                node.workload.add(s.name, state.as_deref(), value);
+            }
             m::GPU_XID_ERRORS => {
                 let code = label_u32(s, "xid");
                 let i = gpu_of(&mut node, s)?.index;

@@ -121,6 +121,7 @@ impl NodeRow {
             instance_id: self.instance_id.clone(),
             scrape: None,
             health_reason: None,
+            held: None,
         })
     }
 }

@@ -34,6 +34,26 @@ pub fn signal(pid: u32, signal: rustix::process::Signal) {
     }
 }
 
+/// Processes (not zombies) whose environment names `state_dir` as their agent state folder
+/// (`GPUWARDEN_NODE__STATE_DIR`): the agents of one instance, found even when no state file
+/// records them (the control plane died between starting one and writing its state).
+pub fn agents_of(state_dir: &std::path::Path) -> Vec<u32> {
+    let needle = format!("GPUWARDEN_NODE__STATE_DIR={}", state_dir.display());
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
+        .filter(|pid| matches!(stat(*pid), Some((_, false))))
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .map(|env| env.split(|b| *b == 0).any(|v| v == needle.as_bytes()))
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -36,6 +36,12 @@ impl LocalProvider {
         } else {
             req.control_plane_url.clone()
         };
+        // An agent of this instance that no state file records (its start was cut short by
+        // a crash) is stopped first: one instance, one agent.
+        for pid in proc::agents_of(&agent_state) {
+            tracing::warn!(instance = %req.instance_id, pid, "stopping an agent of this instance that no state records");
+            proc::signal(pid, Signal::KILL);
+        }
         let mut cmd = Command::new(&self.agent);
         cmd.args([
             "--fake-gpus",
@@ -65,26 +71,37 @@ impl LocalProvider {
             .spawn()
             .map_err(|e| other(&format!("start {}", self.agent.display()), e))?;
         let pid = child.id();
+        let start_ticks = proc::stat(pid).map(|s| s.0).unwrap_or(0);
+        let mut kept = Kept {
+            instance_id: req.instance_id.clone(),
+            node_name: req.node_name.clone(),
+            pool: req.pool.clone(),
+            pid,
+            start_ticks,
+            address: String::new(),
+            log: log_path.clone(),
+            started_ms: self.clock.0.now_ms(),
+        };
+        // Kept from the moment it runs: a control plane that dies while the agent starts
+        // lists it after its restart (and adopts or stops it) instead of starting a second
+        // one beside an agent nobody knows of.
+        if let Err(e) = state::save(&self.root, &kept) {
+            proc::signal(pid, Signal::KILL);
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(other("write the instance state", e));
+        }
         let addr = match self.await_listening(&mut child, &log_path, from) {
             Ok(a) => a,
             Err(e) => {
                 proc::signal(pid, Signal::KILL);
                 let _ = child.kill();
                 let _ = child.wait();
+                let _ = state::forget(&self.root, &req.instance_id);
                 return Err(e);
             }
         };
-        let start_ticks = proc::stat(pid).map(|s| s.0).unwrap_or(0);
-        let kept = Kept {
-            instance_id: req.instance_id.clone(),
-            node_name: req.node_name.clone(),
-            pool: req.pool.clone(),
-            pid,
-            start_ticks,
-            address: format!("http://{addr}"),
-            log: log_path,
-            started_ms: self.clock.0.now_ms(),
-        };
+        kept.address = format!("http://{addr}");
         if let Err(e) = state::save(&self.root, &kept) {
             proc::signal(pid, Signal::KILL);
             let _ = child.wait();
