@@ -83,6 +83,17 @@ fn config_pools_are_applied_at_start_and_removed_when_no_longer_declared() {
         "{:?}",
         cfg.warnings
     );
+    // A pool without a plan of its own inherits: the global `cordon` here, never more.
+    assert_eq!(cfg.remediation.for_pool("infer").0, Plan::Cordon);
+    // ...and the older `[remediation.pools.NAME]` when there is one, without a warning.
+    let bare = write_config(
+        dir.path(),
+        "[[pools]]\nname = \"train\"\nprovider = \"fake\"\nmin_nodes = 0\nmax_nodes = 2\n",
+    );
+    let inherited = ControlPlaneConfig::load(Some(&bare), &Overrides::default()).unwrap();
+    assert_eq!(inherited.remediation.for_pool("train").0, Plan::Nothing);
+    assert!(inherited.warnings.is_empty(), "{:?}", inherited.warnings);
+    let file = write_config(dir.path(), TWO_POOLS);
 
     // An API pool of a name the config declares later: the config takes it over.
     let url = format!("sqlite://{}", dir.path().join("gw.db").display());

@@ -30,8 +30,12 @@ impl ControlPlaneConfig {
     pub fn apply_pool_remediation(&mut self) -> Vec<String> {
         let mut warnings = Vec::new();
         for spec in &self.pools {
+            // A pool without a plan of its own inherits `[remediation.pools.NAME]`.
+            if spec.remediation.action.is_none() {
+                continue;
+            }
             let plan = PoolRemediation {
-                action: Some(spec.remediation.action),
+                action: spec.remediation.action,
                 drain_timeout: spec.remediation.drain_timeout.parse().ok(),
             };
             if let Some(old) = self.remediation.pools.insert(spec.name.clone(), plan) {

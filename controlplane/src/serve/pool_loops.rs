@@ -89,6 +89,7 @@ pub fn context(
             },
             retention: cfg.retention.instances,
             keep_decisions: cfg.retention.pool_decisions,
+            remediation: cfg.remediation.clone(),
             ..ManagerSettings::default()
         },
         providers: Default::default(),

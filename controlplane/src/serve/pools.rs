@@ -50,8 +50,11 @@ fn merge_remediation(cfg: &mut ControlPlaneConfig, store: &Store) -> Result<(), 
                 continue;
             }
         };
+        if spec.remediation.action.is_none() {
+            continue; // no plan of its own: `[remediation.pools.NAME]` or the global one
+        }
         let plan = PoolRemediation {
-            action: Some(spec.remediation.action),
+            action: spec.remediation.action,
             drain_timeout: spec.remediation.drain_timeout.parse().ok(),
         };
         if cfg

@@ -82,6 +82,17 @@ fn default_registration_timeout() -> DurationText {
 }
 
 impl PoolSpec {
+    /// The remediation plan: the pool's own `remediation.action`, else
+    /// `cordon_drain_terminate` with `auto_replace`, else `inherited`
+    /// (`[remediation.pools.NAME]`, else `[remediation] action`).
+    pub fn plan(&self, inherited: Plan) -> Plan {
+        self.remediation.action.unwrap_or(if self.auto_replace {
+            Plan::CordonDrainTerminate
+        } else {
+            inherited
+        })
+    }
+
     /// A pool with every default, one `kind` provider, `min..=max` nodes.
     pub fn new(name: &str, kind: &str, min_nodes: u32, max_nodes: u32) -> PoolSpec {
         PoolSpec {
@@ -119,17 +130,16 @@ impl PoolSpec {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RemediationSpec {
-    /// `nothing`, `cordon`, `cordon_drain` or `cordon_drain_terminate` (default
-    /// `cordon_drain_terminate`: a pool replaces what it terminates).
-    #[serde(default = "default_action")]
-    pub action: Plan,
+    /// `nothing`, `cordon`, `cordon_drain` or `cordon_drain_terminate`. Unset (the
+    /// default): `cordon_drain_terminate` when the pool has `auto_replace` (replacing a node
+    /// is draining and terminating it once its replacement serves), else the pool inherits
+    /// `[remediation.pools.NAME]`, else `[remediation] action` (default `cordon`): declaring
+    /// a pool never makes remediation go further than the operator chose.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<Plan>,
     /// Longest a drain may take before the next step goes ahead anyway (default `30m`).
     #[serde(default = "default_drain_timeout")]
     pub drain_timeout: DurationText,
-}
-
-fn default_action() -> Plan {
-    Plan::CordonDrainTerminate
 }
 
 fn default_drain_timeout() -> DurationText {
@@ -139,7 +149,7 @@ fn default_drain_timeout() -> DurationText {
 impl Default for RemediationSpec {
     fn default() -> Self {
         RemediationSpec {
-            action: default_action(),
+            action: None,
             drain_timeout: default_drain_timeout(),
         }
     }

@@ -19,7 +19,16 @@ fn the_contract_body_parses_with_defaults_and_is_valid() {
     assert_eq!(p.provider_list(), vec![ProviderSpec::of_kind("local")]);
     assert_eq!(p.strategy, Strategy::Priority);
     assert_eq!(p.registration_timeout.parse(), Ok(Duration::from_secs(600)));
-    assert_eq!(p.remediation.action, Plan::CordonDrainTerminate);
+    assert_eq!(p.remediation.action, None, "inherited unless set");
+    // The contract's pool replaces (`auto_replace`): it drains and terminates; without
+    // `auto_replace` the plan is inherited, and a pool's own plan wins over both.
+    assert_eq!(p.plan(Plan::Cordon), Plan::CordonDrainTerminate);
+    let mut plain = p.clone();
+    plain.auto_replace = false;
+    assert_eq!(plain.plan(Plan::Cordon), Plan::Cordon);
+    assert_eq!(plain.plan(Plan::Nothing), Plan::Nothing);
+    plain.remediation.action = Some(Plan::CordonDrain);
+    assert_eq!(plain.plan(Plan::Nothing), Plan::CordonDrain, "its own wins");
     assert!(p.auto_replace && p.autoscaler.is_none());
     // What the API shows parses back to the same spec.
     let back: PoolSpec = serde_json::from_str(&serde_json::to_string(&p).unwrap()).unwrap();

@@ -16,7 +16,8 @@ use super::state::PoolState;
 
 pub(super) fn unhealthy(s: &PoolState<'_>, d: &mut Decision, room: u32) {
     let spec = &s.pool.spec;
-    let plan = spec.remediation.action;
+    // The caller fills an unset plan with the inherited one; unset here is the default.
+    let plan = spec.plan(Plan::Cordon);
     let out = |st: Status| {
         matches!(
             st,

@@ -12,7 +12,7 @@ use super::decision::{Action, Decision};
 use super::state::{NodeView, PoolState};
 
 pub(super) fn scale_down(s: &PoolState<'_>, d: &mut Decision, _now_ms: i64) {
-    let plan = s.pool.spec.remediation.action;
+    let plan = s.pool.spec.plan(Plan::Cordon);
     let terminating_sick = if plan >= Plan::CordonDrainTerminate {
         d.counts.unhealthy
     } else {

@@ -235,7 +235,7 @@ fn scale_up_and_scale_down_have_separate_cooldowns_and_min_is_not_held_by_them()
 #[test]
 fn scale_down_picks_unhealthy_then_cordoned_then_idle_never_busy_or_self_joined() {
     let p = pool(1, 10, |s| {
-        s.remediation.action = crate::model::pool::Plan::Cordon
+        s.remediation.action = Some(crate::model::pool::Plan::Cordon)
     });
     let mut busy = up("b-busy");
     busy.busy = true;

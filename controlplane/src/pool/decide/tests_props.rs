@@ -79,7 +79,7 @@ fn random_pools_keep_every_bound() {
         let auto = rng.bool();
         let p = pool(min, max, |s| {
             s.auto_replace = auto;
-            s.remediation.action = plan;
+            s.remediation.action = Some(plan);
         });
         let s = random_state(&mut rng, &p);
         let d = decide(&s, NOW);

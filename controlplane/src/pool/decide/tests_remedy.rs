@@ -151,7 +151,11 @@ fn the_fleet_budget_holds_a_pool_with_room_of_its_own() {
 /// remediated by the plan, and the pool refills once it is gone (no surge).
 #[test]
 fn without_auto_replace_the_pool_refills_after_the_unhealthy_node_is_gone() {
-    let p = pool(1, 8, |_| {});
+    // Terminating is the operator's explicit plan here: without `auto_replace` a pool's plan
+    // is inherited (`cordon` by default), never escalated by declaring the pool.
+    let p = pool(1, 8, |s| {
+        s.remediation.action = Some(Plan::CordonDrainTerminate)
+    });
     let mut s = state(
         &p,
         vec![up("a"), up("b"), up("c"), sick("u", Status::Active)],
@@ -181,7 +185,7 @@ fn the_plan_decides_how_far_remediation_goes() {
         (Plan::CordonDrain, vec!["drain:u"]),
         (Plan::CordonDrainTerminate, vec!["drain:u"]),
     ] {
-        let p = pool(1, 8, |s| s.remediation.action = plan);
+        let p = pool(1, 8, |s| s.remediation.action = Some(plan));
         let mut s = state(&p, vec![up("a"), sick("u", Status::Cordoned)], vec![]);
         s.manual_target = Some(2);
         assert_eq!(node_actions(&decide(&s, NOW)), want, "{plan:?}");
@@ -189,7 +193,7 @@ fn the_plan_decides_how_far_remediation_goes() {
         let terminates = node_actions(&decide(&s, NOW)) == vec!["terminate:u"];
         assert_eq!(terminates, plan == Plan::CordonDrainTerminate, "{plan:?}");
     }
-    let p = pool(1, 8, |s| s.remediation.action = Plan::Nothing);
+    let p = pool(1, 8, |s| s.remediation.action = Some(Plan::Nothing));
     let s = state(&p, vec![up("a"), sick("u", Status::Active)], vec![]);
     assert_eq!(node_actions(&decide(&s, NOW)), Vec::<String>::new());
 }

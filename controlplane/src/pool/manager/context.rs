@@ -73,6 +73,9 @@ pub struct ManagerSettings {
     pub history_samples: usize,
     /// Decisions kept per pool.
     pub keep_decisions: usize,
+    /// The remediation plans a pool without one of its own inherits
+    /// (`[remediation.pools.NAME]`, else `[remediation] action`).
+    pub remediation: crate::config::RemediationConfig,
 }
 
 impl Default for ManagerSettings {
@@ -85,6 +88,7 @@ impl Default for ManagerSettings {
             retention: Duration::from_secs(7 * 24 * 3600),
             history_samples: 720,
             keep_decisions: 20,
+            remediation: crate::config::RemediationConfig::default(),
         }
     }
 }

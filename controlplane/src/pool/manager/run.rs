@@ -99,7 +99,11 @@ impl PoolManager {
                 return Ok(p.clone());
             }
         }
-        let spec = row.spec().map_err(|e| e.to_string())?;
+        let mut spec = row.spec().map_err(|e| e.to_string())?;
+        if spec.remediation.action.is_none() {
+            let inherited = self.ctx.settings.remediation.for_pool(&spec.name).0;
+            spec.remediation.action = Some(spec.plan(inherited));
+        }
         let pool = Pool::build(spec).map_err(|e| {
             e.iter()
                 .map(|p| format!("{}: {}", p.field, p.message))
