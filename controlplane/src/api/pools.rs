@@ -314,7 +314,11 @@ pub struct Demand {
     put, path = "/v1/pools/{name}/demand", operation_id = "set_pool_demand",
     params(("name" = String, Path, description = "Pool name")),
     request_body = Demand,
-    responses((status = 204, description = "Stored"), (status = 404, description = "No such pool"))
+    responses(
+        (status = 204, description = "Stored"),
+        (status = 404, description = "No such pool"),
+        (status = 422, description = "`pending_jobs` above 9223372036854775807 (a signed 64-bit integer in the database)"),
+    )
 )]
 #[put("/v1/pools/{name}/demand")]
 pub(super) async fn demand(
