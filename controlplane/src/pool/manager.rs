@@ -1,7 +1,7 @@
 //! The pool manager: one loop per control plane that keeps each pool at its target with
 //! healthy machines (docs/POOLS.md). Each tick, for each pool: its state is read from the
 //! database (nodes, instances, cooldowns, targets, demand) and the scraper's latest
-//! observations (workload slots, utilization, compute processes), [`crate::pool::decide`]d,
+//! observations (workload slots, utilization, compute processes), decided ([`crate::pool::decide()`]),
 //! the decision stored, and the actions carried out idempotently.
 //!
 //! - Provider calls run on threads of their own, outside any lock, under a timeout; an

@@ -1,4 +1,4 @@
-//! The instance reconciler: one loop per control plane (same [`Leader`] guard as the pool
+//! The instance reconciler: one loop per control plane (same [`Leader`](crate::pool::manager::Leader) guard as the pool
 //! manager, its own interval) that compares each provider's machines with the database, so
 //! that a crash between recording an instance and the provider's answer never leaves an
 //! orphan or a duplicate (docs/POOLS.md, "Providers").
