@@ -4,8 +4,6 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::process::Command;
-use std::sync::OnceLock;
 
 use gpuwarden_controlplane::pool::provider::{
     build, ListedState, Provider, ProviderEnv, ProvisionRequest,
@@ -17,35 +15,9 @@ use crate::util::TempDir;
 
 const ADMIN: &str = "provider-admin-token-0123456789";
 
-/// `gpuwarden-agent`, built as `cargo test` builds it for the agent's own tests (the way
-/// the end-to-end tests build it, so both share one binary).
+/// `gpuwarden-agent`, built as the end-to-end tests build it (one binary for both).
 pub(crate) fn agent_binary() -> PathBuf {
-    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    BUILT
-        .get_or_init(|| {
-            let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-                .args([
-                    "test",
-                    "-p",
-                    "gpuwarden-agent",
-                    "-p",
-                    "gpuwarden-controlplane",
-                    "--no-run",
-                ])
-                .current_dir(&repo)
-                .output()
-                .map_err(|e| format!("cannot run cargo: {e}"))?;
-            if !out.status.success() {
-                return Err(String::from_utf8_lossy(&out.stderr).into_owned());
-            }
-            let target = std::env::var_os("CARGO_TARGET_DIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| repo.join("target"));
-            Ok(target.join("debug").join("gpuwarden-agent"))
-        })
-        .clone()
-        .unwrap_or_else(|e| panic!("building gpuwarden-agent failed:\n{e}"))
+    gpuwarden_testkit::bins().join("gpuwarden-agent")
 }
 
 /// A control plane on an ephemeral port with a SQLite file in `dir`, scraping every second.

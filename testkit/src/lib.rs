@@ -8,6 +8,7 @@
 //! harness is a failed test. Used only as a dev-dependency.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod bins;
 pub mod http;
 pub mod imports;
 mod plugins;
@@ -17,6 +18,7 @@ mod wait;
 
 use std::path::{Path, PathBuf};
 
+pub use bins::bins;
 pub use http::Api;
 pub use plugins::plugins;
 pub use process::{Launch, Proc};

@@ -4,49 +4,14 @@
 //! scratch folders, `wait_for` and the API client are `gpuwarden-testkit`'s, re-exported.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
 
-pub use gpuwarden_testkit::{repo, wait_for, Api, Launch, Proc, Scratch};
-
-/// Builds `gpuwarden` and `gpuwarden-agent` (debug) once per test run; returns the folder.
-///
-/// They are built the way `cargo test --workspace` builds them for the agent's and the
-/// control plane's own integration tests (`cargo test -p … --no-run`, which leaves the two
-/// binaries in `target/debug`), not with `cargo build --bins`: the tests' dev-dependencies
-/// turn on features of shared crates (figment's `test`, more of `regex`), and a plain build
-/// would compile both programs a second time with other features.
-pub fn bins() -> PathBuf {
-    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-                .args([
-                    "test",
-                    "-p",
-                    "gpuwarden-agent",
-                    "-p",
-                    "gpuwarden-controlplane",
-                    "--no-run",
-                ])
-                .current_dir(repo())
-                .output()
-                .map_err(|e| format!("cannot run cargo: {e}"))?;
-            if !out.status.success() {
-                return Err(String::from_utf8_lossy(&out.stderr).into_owned());
-            }
-            let target = std::env::var_os("CARGO_TARGET_DIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| repo().join("target"));
-            Ok(target.join("debug"))
-        })
-        .clone()
-        .unwrap_or_else(|e| panic!("building the binaries failed:\n{e}"))
-}
+pub use gpuwarden_testkit::{bins, repo, wait_for, Api, Launch, Proc, Scratch};
 
 /// Starts `bin` (one of the two binaries [`bins`] built) with `args` and `env` in `dir`,
 /// without the `GPUWARDEN_ADMIN_TOKEN`, `GPUWARDEN_BOOTSTRAP_TOKEN` and `GPUWARDEN_SERVER`

@@ -23,6 +23,7 @@ mod context;
 mod ending;
 mod gather;
 mod run;
+mod save;
 #[cfg(test)]
 pub(crate) mod tests;
 #[cfg(test)]

@@ -136,6 +136,19 @@ impl H {
     /// The instance's agent registers with its join token and is scraped: active, online,
     /// healthy.
     pub fn join(&self, i: &InstanceRow) -> String {
+        let node = self.register(i);
+        let now = self.clock.now_ms();
+        self.store
+            .set_connectivity(&node, Connectivity::Online, "scraped", now)
+            .unwrap();
+        self.store
+            .set_health(&node, Health::Healthy, "ok", "test", now)
+            .unwrap();
+        node
+    }
+
+    /// The instance's agent registers with its join token (active; not scraped yet).
+    pub fn register(&self, i: &InstanceRow) -> String {
         let node = i.node_id.clone().unwrap();
         let now = self.clock.now_ms();
         self.store
@@ -147,12 +160,6 @@ impl H {
                 None,
                 NewAudit::ok("agent", "node.register", &node, json!({}), now),
             )
-            .unwrap();
-        self.store
-            .set_connectivity(&node, Connectivity::Online, "scraped", now)
-            .unwrap();
-        self.store
-            .set_health(&node, Health::Healthy, "ok", "test", now)
             .unwrap();
         node
     }
@@ -404,18 +411,7 @@ fn a_registered_node_not_yet_scraped_is_still_booting_not_provisioned_again() {
     let h = harness(small(json!({})));
     h.tick();
     for i in h.in_state(InstanceState::Registering) {
-        let node = i.node_id.clone().unwrap();
-        let now = h.clock.now_ms();
-        h.store
-            .apply_step(
-                &node,
-                Step::Register,
-                "agent registered",
-                "agent",
-                None,
-                NewAudit::ok("agent", "node.register", &node, json!({}), now),
-            )
-            .unwrap();
+        h.register(&i);
     }
     h.clock.advance(120_000);
     h.tick();
