@@ -6,19 +6,23 @@
 # env:   BIN=target/release (where gpuwarden and gpuwarden-agent are)  PROM_N=200 PROM_INTERVAL=1s  FLEET_NS="2000 10000 20000" FLEET_INTERVAL=15s
 #        WARM=20 MEASURE=60 WORK=target/bench-ingest  BUILD=1 (0: use target/release as it is)
 #        CONCURRENCY=64 (scrape.concurrency of the control plane)
+#        HOSTS=distinct (every target on its own loopback address, 127.1.0.1, 127.1.0.2, …, as a
+#        real fleet has one host per agent) or one (every target on 127.0.0.1:SRV_PORT: a client
+#        that pools connections by host reuses a few for the whole fleet, which no real fleet allows)
 #        FLUSH= (database.flush_interval; empty: the product's default, 30s). MEASURE should
 #        be a multiple of the flush interval, so every window holds the same number of flushes.
 #        PROM_N=0 skips Prometheus and the gpuwarden run at its size.
-#        Ports (all on 127.0.0.1): SRV_PORT=19200 (targets) CP_PORT=18410 PROM_PORT=19090 AGENT_PORT=19410 (body capture).
+#        Ports (on 127.0.0.1; the targets on their addresses): SRV_PORT=19200 (targets) CP_PORT=18410 PROM_PORT=19090 AGENT_PORT=19410 (body capture).
 # needs: prometheus (apt-get install -y prometheus), curl, gzip, bc, python3, rustc.
 # Output: RESULT lines on stdout and $WORK/results.tsv; each gpuwarden run also reports its
 # failed scrapes and failed event reads (both should be 0).
 #
 # The targets are bodies captured from a real `gpuwarden-agent --fake-gpus 8`, served gzip'd
 # with keep-alive by controlplane/benches/ingest/static_targets.rs (std only, built here with
-# rustc -O) on 127.0.0.1: one port, target i at /t/i/metrics, and /t/i/v1/events answering
-# like an agent with no new events. Every process here runs under `timeout` and is stopped
-# by PID.
+# rustc -O) on loopback: target i at http://ADDR_i:SRV_PORT/t/i/metrics (ADDR_i its own
+# address, or 127.0.0.1 with HOSTS=one), and /t/i/v1/events answering like an agent with no
+# new events. Like the agent, the server closes a connection idle for 5 s. Every process
+# here runs under `timeout` and is stopped by PID.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -29,6 +33,8 @@ FLEET_INTERVAL=${FLEET_INTERVAL:-15s}
 WARM=${WARM:-20}
 MEASURE=${MEASURE:-60}
 CONCURRENCY=${CONCURRENCY:-64}
+HOSTS=${HOSTS:-distinct}
+case $HOSTS in distinct|one) ;; *) echo "HOSTS must be distinct or one, not $HOSTS" >&2; exit 2;; esac
 FLUSH=${FLUSH:-}
 WORK=${WORK:-$ROOT/target/bench-ingest}
 BUILD=${BUILD:-1}
@@ -73,10 +79,15 @@ kill "$AG"; wait "$AG" 2>/dev/null || true
 SPB=$(grep -vc '^#' "$BODIES/body_0.prom")
 echo "samples per body: $SPB, bytes: $(wc -c <"$BODIES/body_0.prom") plain / $(wc -c <"$BODIES/body_0.prom.gz") gzip"
 
+# target_host I: sets HOST to the address of target I (no subshell: called 10,000s of times).
+target_host() { if [ "$HOSTS" = one ]; then HOST=127.0.0.1; else local a=$((0x7f010001 + $1)); HOST="$((a >> 24 & 255)).$((a >> 16 & 255)).$((a >> 8 & 255)).$((a & 255))"; fi; }
+MAXN=$PROM_N; for n in $FLEET_NS; do [ "$n" -gt "$MAXN" ] && MAXN=$n; done
+if [ "$HOSTS" = one ]; then SRV_ADDR=127.0.0.1; NHOSTS=1; else SRV_ADDR=127.1.0.1; NHOSTS=$MAXN; fi
 TOTAL_SECS=$(( (WARM + MEASURE + 90) * (1 + 2 * $(echo $FLEET_NS | wc -w)) + 120 ))
-timeout "$TOTAL_SECS" "$WORK/static_targets" "127.0.0.1:$SRV_PORT" "$BODIES" "$TOTAL_SECS" >"$WORK/server.log" 2>&1 &
+timeout "$TOTAL_SECS" "$WORK/static_targets" "$SRV_ADDR:$SRV_PORT" "$BODIES" "$TOTAL_SECS" $((MAXN + 1024)) "$NHOSTS" >"$WORK/server.log" 2>&1 &
 SRV=$!
-for _ in $(seq 1 50); do curl -sf -o /dev/null "http://127.0.0.1:$SRV_PORT/healthz" && break; sleep 0.1; done
+for _ in $(seq 1 100); do curl -sf -o /dev/null "http://$SRV_ADDR:$SRV_PORT/healthz" && break; sleep 0.1; done
+echo "targets: $(head -1 "$WORK/server.log")"
 printf "system\tN\tinterval\tsamples_per_s\tcpu_cores\tsamples_per_cpu_s\tscrapes_per_s\texpected_scrapes_per_s\trss_mib\n" >"$WORK/results.tsv"
 
 # gpuwarden serve with N static targets; prints one result line.
@@ -88,7 +99,8 @@ run_cp() {
     if [ -n "$FLUSH" ]; then printf 'flush_interval = "%s"\n' "$FLUSH"; fi
     printf '[scrape]\ninterval = "%s"\ntimeout = "%s"\nconcurrency = %s\n' "$iv" "$iv" "$CONCURRENCY"
     for i in $(seq 0 $((n - 1))); do
-      printf '[[static_targets]]\nname = "gpu-node-%05d"\naddress = "http://127.0.0.1:%s/t/%d"\npool = "pool-%d"\n' "$i" "$SRV_PORT" "$i" $((i % 4))
+      target_host "$i"
+      printf '[[static_targets]]\nname = "gpu-node-%05d"\naddress = "http://%s:%s/t/%d"\npool = "pool-%d"\n' "$i" "$HOST" "$SRV_PORT" "$i" $((i % 4))
     done
   } >"$d/cp.toml"
   GPUWARDEN_ADMIN_TOKEN=bench-admin-token-000000 RUST_LOG=warn timeout $((WARM + MEASURE + 120)) \
@@ -122,10 +134,11 @@ run_cp() {
 run_prom() {
   local n=$1 iv=$2 d="$WORK/prom-$1"
   rm -rf "$d"; mkdir -p "$d/data"
-  python3 - "$n" "$SRV_PORT" >"$d/targets.json" <<'PY'
-import json, sys
-n, port = int(sys.argv[1]), sys.argv[2]
-print(json.dumps([{"targets": ["127.0.0.1:%s" % port],
+  python3 - "$n" "$SRV_PORT" "$HOSTS" >"$d/targets.json" <<'PY'
+import ipaddress, json, sys
+n, port, hosts = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+host = lambda i: "127.0.0.1" if hosts == "one" else str(ipaddress.IPv4Address("127.1.0.1") + i)
+print(json.dumps([{"targets": ["%s:%s" % (host(i), port)],
                    "labels": {"__metrics_path__": "/t/%d/metrics" % i, "instance": "gpu-node-%05d" % i,
                               "pool": "pool-%d" % (i % 4)}} for i in range(n)]))
 PY

@@ -250,10 +250,6 @@ pub async fn start(
         fetch: Arc::new(HttpFetcher::new(
             cfg.scrape.timeout(),
             cfg.scrape.body_limit_bytes,
-            // One kept connection per target would be ideal; the pool is bounded instead
-            // (each kept connection holds ~20 KiB of buffers).
-            4096,
-            cfg.scrape.interval * 2,
         )),
         clock: clock.clone(),
         metrics: metrics.clone(),

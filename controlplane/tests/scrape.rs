@@ -72,12 +72,7 @@ pub(crate) fn rig(timeout: Duration, body_limit: u64, sample_limit: usize) -> Ri
     let scraper = Scraper {
         fleet: fleet.clone(),
         store: store.clone(),
-        fetch: Arc::new(HttpFetcher::new(
-            timeout,
-            body_limit,
-            16,
-            Duration::from_secs(30),
-        )),
+        fetch: Arc::new(HttpFetcher::new(timeout, body_limit)),
         clock: Arc::new(clock.clone()),
         metrics: Metrics::new(),
         sample_limit,

@@ -10,8 +10,9 @@ use super::Fleet;
 
 /// Largest request head (request line and headers) read, bytes.
 const MAX_HEAD: usize = 16 * 1024;
-/// A kept-alive connection with no request for this long is closed.
-const IDLE: Duration = Duration::from_secs(60);
+/// A kept-alive connection with no request for this long is closed: 5 s, as the agent
+/// closes it (`agent/src/http/serve.rs`, `HEADER_TIMEOUT`).
+const IDLE: Duration = Duration::from_secs(5);
 /// Largest `limit` of an events page, as the agent's.
 const MAX_EVENTS_PAGE: u64 = 10_000;
 

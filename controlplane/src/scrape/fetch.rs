@@ -1,5 +1,5 @@
-//! Fetching an agent's `/metrics` and `/v1/events` over HTTP (ureq: keep-alive, gzip,
-//! timeouts), with the body limit applied after decompression.
+//! Fetching an agent's `/metrics` and `/v1/events` over HTTP (ureq: a connection per
+//! request, gzip, timeouts), with the body limit applied after decompression.
 
 use std::time::Duration;
 
@@ -158,7 +158,22 @@ pub(crate) fn read_reusing(
     }
 }
 
-/// [`Fetch`] over HTTP.
+/// [`Fetch`] over HTTP: a new connection per request, closed after the answer.
+///
+/// Every request says `Connection: close` and nothing is pooled, because:
+/// - The agent closes a keep-alive connection idle for 5 s (`HEADER_TIMEOUT` in
+///   `agent/src/http/serve.rs`), so at the usual 15 s interval a kept connection is dead by
+///   the next scrape: it would only hold buffers and a socket in between.
+/// - ureq's pool re-ranks every idle connection by host on each checkout and return, under
+///   one lock: O(idle × hosts). A fleet has one host per agent, so with thousands kept that
+///   is millions of comparisons a request.
+///
+/// The cost is a TCP handshake per scrape, and sockets in TIME_WAIT for 60 s: mostly on the
+/// agent, which closes first (22 % on the control plane in `ingest.sh`: ~1,600 at 2,000
+/// targets, a few hundred bytes of kernel memory each). With one loopback address per
+/// target, `controlplane/benches/ingest.sh` measured 2,000 targets at 0.144 cores, every
+/// scrape on time; ureq's pool, keeping 4,096, took 0.862 cores and fell to 27 % of due
+/// scrapes.
 #[derive(Debug)]
 pub struct HttpFetcher {
     agent: ureq::Agent,
@@ -168,23 +183,15 @@ pub struct HttpFetcher {
 
 impl HttpFetcher {
     /// A fetcher with a per-request `timeout` and a `body_limit` after decompression.
-    /// Up to `connections` connections are kept alive for `keep_alive` (set it above the
-    /// scrape interval, so each target's connection is reused from one scrape to the next).
-    pub fn new(
-        timeout: Duration,
-        body_limit: u64,
-        connections: usize,
-        keep_alive: Duration,
-    ) -> Self {
+    pub fn new(timeout: Duration, body_limit: u64) -> Self {
         let config = ureq::Agent::config_builder()
             .timeout_global(Some(timeout))
             .http_status_as_error(false)
-            .max_idle_connections(connections.max(1))
-            .max_idle_connections_per_host(connections.max(1))
-            .max_idle_age(keep_alive)
-            // ureq's defaults (128 KiB in, 128 KiB out per connection) would hold gigabytes
-            // with thousands of kept connections; a gzip'd agent body is ~10 KiB. (4 + 2 KiB
-            // measured the same RSS at 2,000 and 10,000 nodes in ingest.sh: kept.)
+            // No connection outlives its request (see above).
+            .max_idle_connections(0)
+            .max_idle_connections_per_host(0)
+            // Buffers live only while a request is in flight (at most `scrape.concurrency`
+            // of them): 16 KiB in holds a gzip'd agent body (~10 KiB) in one read.
             .input_buffer_size(16 * 1024)
             .output_buffer_size(4 * 1024)
             .max_response_header_size(16 * 1024)
@@ -259,6 +266,7 @@ impl Fetch for HttpFetcher {
             .header("Accept", "text/plain;version=0.0.4;q=1,*/*;q=0.1")
             // Decoded here with a kept decoder (`gunzip`), not by ureq.
             .header("Accept-Encoding", "gzip")
+            .header("Connection", "close")
             .call()
             .map_err(|e| self.error(e))?;
         let status = resp.status().as_u16();
@@ -312,7 +320,12 @@ impl Fetch for HttpFetcher {
             limit.clamp(1, EVENTS_PAGE)
         );
         let cap = self.body_limit.min(EVENTS_BODY_LIMIT);
-        let mut resp = self.agent.get(&url).call().map_err(|e| self.error(e))?;
+        let mut resp = self
+            .agent
+            .get(&url)
+            .header("Connection", "close")
+            .call()
+            .map_err(|e| self.error(e))?;
         let status = resp.status().as_u16();
         if status != 200 {
             return Err(ScrapeError::EventsStatus(status));
