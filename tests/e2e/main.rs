@@ -4,6 +4,8 @@
 
 mod config_errors;
 mod cp;
+mod grafana;
+mod install;
 mod join;
 mod notify;
 mod prometheus;

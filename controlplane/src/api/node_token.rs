@@ -1,5 +1,5 @@
-//! `POST /v1/nodes/{id}/token`: a join token for a pre-created node, with the agent config
-//! and systemd unit that use it (shown once; only the digest is kept).
+//! `POST /v1/nodes/{id}/token`: a join token for a pre-created node, with the agent config,
+//! systemd unit and install script that use it (shown once; only the digest is kept).
 
 use std::time::Duration;
 
@@ -45,6 +45,9 @@ pub struct IssuedToken {
     pub agent_config: String,
     /// A systemd unit that runs the agent with it.
     pub systemd_unit: String,
+    /// A `sh` script that installs both and starts the agent (run as root on the node;
+    /// `ROOT=DIR` writes under DIR instead, `GPUWARDEN_AGENT_BIN=PATH` copies the binary).
+    pub install_script: String,
 }
 
 /// The agent config of an install snippet.
@@ -68,27 +71,56 @@ pub fn agent_config_snippet(name: &str, pool: &str, url: &str, token: &str) -> S
     )
 }
 
-/// The systemd unit of an install snippet.
-pub const SYSTEMD_UNIT: &str = "# /etc/systemd/system/gpuwarden-agent.service\n\
-[Unit]\n\
-Description=gpuwarden agent (GPU health and metrics)\n\
-Wants=network-online.target\n\
-After=network-online.target nvidia-persistenced.service\n\n\
-[Service]\n\
-ExecStart=/usr/local/bin/gpuwarden-agent --config /etc/gpuwarden/agent.toml\n\
-# /var/lib/gpuwarden-agent (node.state_dir): the node token and the agent's other state.\n\
-StateDirectory=gpuwarden-agent\n\
-StateDirectoryMode=0700\n\
-Restart=always\n\
-RestartSec=5\n\
-# 78: the control plane refused every credential (a spent join token and no kept node\n\
-# token); restarting cannot help: see `journalctl -u gpuwarden-agent`, issue a new join token.\n\
-RestartPreventExitStatus=78\n\
-# Graceful stop deregisters the node.\n\
-KillSignal=SIGTERM\n\
-TimeoutStopSec=30\n\n\
-[Install]\n\
-WantedBy=multi-user.target\n";
+/// The systemd unit of an install snippet: `config/systemd/gpuwarden-agent.service`.
+pub const SYSTEMD_UNIT: &str = include_str!("../../../config/systemd/gpuwarden-agent.service");
+
+/// A POSIX `sh` script that installs the agent on a node with `agent_config` and
+/// [`SYSTEMD_UNIT`]: it writes `/etc/gpuwarden/agent.toml` (0600) and
+/// `/etc/systemd/system/gpuwarden-agent.service` (0644), then enables and starts the unit.
+///
+/// The agent binary must be at `/usr/local/bin/gpuwarden-agent`, or be named by
+/// `GPUWARDEN_AGENT_BIN` (copied there). `ROOT=DIR` installs under `DIR` instead of `/` and
+/// leaves systemd alone (to look before installing, and for tests). Run twice, it rewrites
+/// the same files. Exit 1, with nothing written, when the binary is missing.
+pub fn install_script(name: &str, agent_config: &str) -> String {
+    format!(
+        "#!/bin/sh\n\
+         # Installs the gpuwarden agent for node {name}. Run as root on the node:\n\
+         #   sh install.sh                                  (agent at /usr/local/bin/gpuwarden-agent)\n\
+         #   GPUWARDEN_AGENT_BIN=./gpuwarden-agent sh install.sh   (copies it there)\n\
+         #   ROOT=/tmp/look sh install.sh                   (writes under /tmp/look; systemd untouched)\n\
+         # It holds a join token: keep it secret, and run it once.\n\
+         set -eu\n\
+         ROOT=\"${{ROOT:-}}\"\n\
+         BIN=\"$ROOT/usr/local/bin/gpuwarden-agent\"\n\
+         if [ -n \"${{GPUWARDEN_AGENT_BIN:-}}\" ]; then\n\
+         \x20 [ -x \"$GPUWARDEN_AGENT_BIN\" ] || {{ echo \"install: GPUWARDEN_AGENT_BIN=$GPUWARDEN_AGENT_BIN is not an executable file\" >&2; exit 1; }}\n\
+         \x20 mkdir -p \"$ROOT/usr/local/bin\"\n\
+         \x20 install -m 0755 \"$GPUWARDEN_AGENT_BIN\" \"$BIN\"\n\
+         fi\n\
+         [ -x \"$BIN\" ] || {{ echo \"install: no agent at $BIN: copy gpuwarden-agent there or set GPUWARDEN_AGENT_BIN=PATH\" >&2; exit 1; }}\n\
+         umask 077\n\
+         mkdir -p \"$ROOT/etc/gpuwarden\" \"$ROOT/etc/systemd/system\"\n\
+         cat > \"$ROOT/etc/gpuwarden/agent.toml.new\" <<'GPUWARDEN_AGENT_TOML'\n\
+         {agent_config}\
+         GPUWARDEN_AGENT_TOML\n\
+         chmod 0600 \"$ROOT/etc/gpuwarden/agent.toml.new\"\n\
+         mv -f \"$ROOT/etc/gpuwarden/agent.toml.new\" \"$ROOT/etc/gpuwarden/agent.toml\"\n\
+         cat > \"$ROOT/etc/systemd/system/gpuwarden-agent.service.new\" <<'GPUWARDEN_AGENT_UNIT'\n\
+         {SYSTEMD_UNIT}\
+         GPUWARDEN_AGENT_UNIT\n\
+         chmod 0644 \"$ROOT/etc/systemd/system/gpuwarden-agent.service.new\"\n\
+         mv -f \"$ROOT/etc/systemd/system/gpuwarden-agent.service.new\" \"$ROOT/etc/systemd/system/gpuwarden-agent.service\"\n\
+         \"$BIN\" --check-config \"$ROOT/etc/gpuwarden/agent.toml\" >/dev/null\n\
+         if [ -n \"$ROOT\" ]; then\n\
+         \x20 echo \"installed under $ROOT (systemd not touched)\"\n\
+         else\n\
+         \x20 systemctl daemon-reload\n\
+         \x20 systemctl enable --now gpuwarden-agent.service\n\
+         \x20 echo \"gpuwarden-agent started; it joins as node {name}: journalctl -u gpuwarden-agent\"\n\
+         fi\n"
+    )
+}
 
 #[utoipa::path(
     post, path = "/v1/nodes/{id}/token",
@@ -139,14 +171,16 @@ pub(super) async fn issue_token(
         );
         let store = state.store.clone();
         blocking(move || store.add_node_token(&t, entry)).await?;
+        let agent_config = agent_config_snippet(
+            &row.name,
+            &row.pool,
+            &state.settings.external_url,
+            &issued.secret,
+        );
         Ok(HttpResponse::Created().json(IssuedToken {
             node_id: row.id.clone(),
-            agent_config: agent_config_snippet(
-                &row.name,
-                &row.pool,
-                &state.settings.external_url,
-                &issued.secret,
-            ),
+            install_script: install_script(&row.name, &agent_config),
+            agent_config,
             token: issued.secret,
             expires_at: rfc3339(expires),
             systemd_unit: SYSTEMD_UNIT.to_string(),

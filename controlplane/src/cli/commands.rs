@@ -70,13 +70,18 @@ pub enum NodesCommand {
         #[arg(long)]
         address: Option<String>,
     },
-    /// Issue a join token and print the agent config and systemd unit that use it.
+    /// Issue a join token and print the install script (agent config and systemd unit)
+    /// that uses it.
     Token {
         /// Node id or name.
         node: String,
         /// Lifetime (e.g. 24h).
         #[arg(long)]
         ttl: Option<String>,
+        /// Print only the install script, to pipe to the node:
+        /// `gpuwarden nodes token gpu-01 --script | ssh gpu-01 sudo sh`.
+        #[arg(long)]
+        script: bool,
     },
     /// Stop scheduling work on a node.
     Cordon(StepArgs),
@@ -223,22 +228,33 @@ pub fn nodes(cmd: NodesCommand, client: &Client, out: Output) -> Result<String, 
                 super::node_view,
             )
         }
-        NodesCommand::Token { node, ttl } => {
+        NodesCommand::Token { node, ttl, script } => {
             let v = client.call(
                 "POST",
                 &format!("/v1/nodes/{}/token", seg(&node)),
                 Some(json!({"ttl": ttl})),
             )?;
-            (v, |v| {
-                format!(
-                    "join token for node {} (expires {}); shown once:\n\n{}\n\n{}\n{}",
-                    v["node_id"].as_str().unwrap_or("-"),
-                    v["expires_at"].as_str().unwrap_or("-"),
-                    v["token"].as_str().unwrap_or("-"),
-                    v["agent_config"].as_str().unwrap_or(""),
-                    v["systemd_unit"].as_str().unwrap_or("")
-                )
-            })
+            if script {
+                (v, |v| {
+                    v["install_script"]
+                        .as_str()
+                        .unwrap_or("")
+                        .trim_end()
+                        .to_string()
+                })
+            } else {
+                (v, |v| {
+                    format!(
+                        "join token for node {} (expires {}); shown once:\n\n{}\n\n\
+                         Install script (run as root on the node; `--script` prints it alone,\n\
+                         `ROOT=DIR sh` writes under DIR to look first):\n\n{}",
+                        v["node_id"].as_str().unwrap_or("-"),
+                        v["expires_at"].as_str().unwrap_or("-"),
+                        v["token"].as_str().unwrap_or("-"),
+                        v["install_script"].as_str().unwrap_or("").trim_end()
+                    )
+                })
+            }
         }
         NodesCommand::Cordon(a) => step(client, "cordon", a, None)?,
         NodesCommand::Uncordon(a) => step(client, "uncordon", a, None)?,
