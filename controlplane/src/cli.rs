@@ -9,7 +9,7 @@
 //! API's own error document).
 
 pub mod args;
-mod client;
+pub mod client;
 pub mod commands;
 mod escape;
 mod invalid;

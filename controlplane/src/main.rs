@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use gpuwarden_controlplane::cli::args::{wants_json, Cli, Command};
 use gpuwarden_controlplane::cli::{run, CliError, Output};
-use gpuwarden_controlplane::serve;
+use gpuwarden_controlplane::{demo, serve};
 
 /// jemalloc instead of glibc's malloc: ~8 % less CPU and ~10 % less memory scraping 10,000
 /// nodes (the scrape path allocates and frees per body on many threads; README, step 7).
@@ -49,6 +49,19 @@ fn main() -> ExitCode {
             database,
             check_config,
         } => serve::command::run(config, listen, database, check_config, cli.conn.output),
+        Command::Demo {
+            dir,
+            ci,
+            nodes,
+            fault_after,
+            time_limit,
+        } => demo::run(demo::DemoArgs {
+            dir,
+            ci,
+            nodes,
+            fault_after,
+            time_limit,
+        }),
         command => run::admin(cli.conn, command),
     }
 }

@@ -20,7 +20,7 @@ const LAYERS: &[&[&str]] = &[
     &["scrape"],
     &["pool"],
     &["api", "cli"],
-    &["serve"],
+    &["serve", "demo"],
     &["lib", "main"],
 ];
 

@@ -4,6 +4,7 @@
 
 mod config_errors;
 mod cp;
+mod demo;
 mod grafana;
 mod install;
 mod join;

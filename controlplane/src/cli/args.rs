@@ -56,6 +56,27 @@ pub enum Command {
         #[arg(long, value_name = "FILE", conflicts_with = "config")]
         check_config: Option<PathBuf>,
     },
+    /// The whole product on this machine: a control plane, a pool of 4 local agents with
+    /// fake GPUs, a fatal XID injected into one, and a live view while it is replaced.
+    /// Ctrl-C stops everything it started.
+    Demo {
+        /// Folder to run in (created; must be empty) [default: ./gpuwarden-demo-UNIXTIME].
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// One line per change instead of the live view; exit 0 once the faulty node has been
+        /// replaced, 1 with the reason after --time-limit.
+        #[arg(long)]
+        ci: bool,
+        /// Agents in the pool (1 to 16).
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=16))]
+        nodes: u32,
+        /// How long the healthy pool runs before the fatal XID (e.g. 10s).
+        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+        fault_after: std::time::Duration,
+        /// Without the live view (--ci, or no terminal): give up after this long (e.g. 5m).
+        #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+        time_limit: std::time::Duration,
+    },
     /// List, inspect, join and act on nodes.
     Nodes {
         #[command(subcommand)]

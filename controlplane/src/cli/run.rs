@@ -9,10 +9,10 @@ use super::{commands, CliError, Client, Output, Target};
 /// Runs an admin command (every command but `serve`); the process's exit code.
 pub fn admin(conn: Conn, command: Command) -> ExitCode {
     match command {
-        Command::Serve { .. } => {
+        Command::Serve { .. } | Command::Demo { .. } => {
             fail(
                 conn.output,
-                &CliError::Usage("serve is not an admin command".into()),
+                &CliError::Usage("serve and demo are not admin commands".into()),
             );
             ExitCode::from(2)
         }

@@ -14,7 +14,9 @@
 //! `gpuwarden-agent` beside this executable, else on `PATH`), `state_dir` (default:
 //! `local` under the control plane's provider state folder), `grace` (default 10s),
 //! `start_timeout` (how long to wait for the agent to listen, default 30s), `env` (more
-//! variables for the agents, e.g. `GPUWARDEN_COLLECTOR__INTERVAL`).
+//! variables for the agents, e.g. `GPUWARDEN_COLLECTOR__INTERVAL`), `config` (an agent
+//! config file every agent starts with, `--config FILE`, for what variables cannot say
+//! well, such as `[[plugins]]`; the variables above still override it).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -53,6 +55,8 @@ pub struct LocalProvider {
     grace: Duration,
     start_timeout: Duration,
     env: BTreeMap<String, String>,
+    /// The agents' config file (`--config`), when given.
+    config: Option<PathBuf>,
     clock: ClockDebug,
     /// Agents this process started, kept to reap them when they exit.
     children: Mutex<HashMap<String, Child>>,
@@ -112,6 +116,12 @@ impl LocalProvider {
         let grace = p.duration("grace", second * 10, Duration::ZERO, second * 600);
         let start_timeout = p.duration("start_timeout", second * 30, second, second * 600);
         let extra = p.string_map("env");
+        let config = p.string("config").map(PathBuf::from);
+        if let Some(c) = &config {
+            if !c.is_file() {
+                p.problem("config", format!("{} is not a file", c.display()));
+            }
+        }
         p.finish()?;
         Ok(Self {
             agent: agent.unwrap_or_default(),
@@ -120,6 +130,7 @@ impl LocalProvider {
             grace,
             start_timeout,
             env: extra,
+            config,
             clock: ClockDebug(env.clock.clone()),
             children: Mutex::default(),
             starting: Mutex::default(),

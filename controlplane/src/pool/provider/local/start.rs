@@ -52,6 +52,9 @@ impl LocalProvider {
             &url,
         ])
         .env_clear();
+        if let Some(c) = &self.config {
+            cmd.arg("--config").arg(c);
+        }
         for k in ["PATH", "HOME", "LANG"] {
             if let Some(v) = std::env::var_os(k) {
                 cmd.env(k, v);

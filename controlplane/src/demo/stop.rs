@@ -1,0 +1,117 @@
+//! Stopping what the demo started: the control plane, then every agent of the demo's
+//! folder, whoever started it (found by its state folder in `/proc/PID/environ`).
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rustix::process::{kill_process_group, Pid, Signal};
+
+use super::setup::Demo;
+use crate::pool::provider::local::proc;
+
+/// How long a process gets between SIGTERM and SIGKILL. (An agent deregisters on SIGTERM.)
+const GRACE: Duration = Duration::from_secs(10);
+
+/// Sets `flag` on the first Ctrl-C (SIGINT) or SIGTERM, from a thread of its own.
+pub fn on_ctrl_c(flag: Arc<AtomicBool>) -> std::io::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::Builder::new()
+        .name("demo-signals".into())
+        .spawn(move || {
+            rt.block_on(async {
+                let mut term =
+                    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    {
+                        Ok(t) => t,
+                        Err(_) => {
+                            let _ = tokio::signal::ctrl_c().await;
+                            flag.store(true, Ordering::SeqCst);
+                            return;
+                        }
+                    };
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+                flag.store(true, Ordering::SeqCst);
+            })
+        })?;
+    Ok(())
+}
+
+/// Stops the control plane, then the agents; says what it stopped.
+pub fn everything(demo: &Demo) -> String {
+    let cp = demo.control_plane.id();
+    let cp_line = match stop_groups(&[cp]) {
+        0 => "the control plane had already exited".to_string(),
+        _ => format!("stopped the control plane (pid {cp})"),
+    };
+    let agents = agents_under(&demo.agents_dir);
+    let n = stop_groups(&agents);
+    let left = agents_under(&demo.agents_dir).len();
+    let left = if left == 0 {
+        "nothing left running".to_string()
+    } else {
+        format!("{left} agents would not stop")
+    };
+    format!("{cp_line}; stopped {n} agents; {left}")
+}
+
+/// Agents (not zombies) whose state folder lies under `root`.
+fn agents_under(root: &Path) -> Vec<u32> {
+    let prefix = format!("GPUWARDEN_NODE__STATE_DIR={}/", root.display());
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
+        .filter(|pid| matches!(proc::stat(*pid), Some((_, false))))
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .map(|env| {
+                    env.split(|b| *b == 0)
+                        .any(|v| v.starts_with(prefix.as_bytes()))
+                })
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+/// SIGTERM to each process's group (each leads its own), SIGKILL to those alive after
+/// [`GRACE`]; returns how many were alive at the start.
+fn stop_groups(pids: &[u32]) -> usize {
+    let alive = |pid: u32| matches!(proc::stat(pid), Some((_, false)));
+    let live: Vec<u32> = pids.iter().copied().filter(|p| alive(*p)).collect();
+    for pid in &live {
+        signal_group(*pid, Signal::TERM);
+    }
+    let t = Instant::now();
+    while live.iter().any(|p| alive(*p)) && t.elapsed() < GRACE {
+        reap();
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for pid in &live {
+        if alive(*pid) {
+            signal_group(*pid, Signal::KILL);
+        }
+    }
+    reap();
+    live.len()
+}
+
+fn signal_group(pid: u32, sig: Signal) {
+    if let Some(p) = i32::try_from(pid).ok().and_then(Pid::from_raw) {
+        // The group may be gone already; then so is the process.
+        let _ = kill_process_group(p, sig);
+    }
+}
+
+/// Collects exited children (the control plane is ours), so they do not linger as zombies.
+fn reap() {
+    while let Ok(Some(_)) = rustix::process::waitpid(None, rustix::process::WaitOptions::NOHANG) {}
+}
