@@ -17,7 +17,7 @@ mod pool_manager;
 mod pools;
 mod remediation;
 mod validate;
-pub use load::{ConfigError, Overrides};
+pub use load::{ConfigError, Overrides, PoolCheck};
 pub use pool_manager::PoolManagerConfig;
 pub use remediation::{
     CommandsConfig, Plan, PoolRemediation, RemediationConfig, WebhookConfig, NOTIFICATION_KINDS,
@@ -58,6 +58,10 @@ pub struct ControlPlaneConfig {
     /// pool's own `remediation`), one line each; set by [`ControlPlaneConfig::load`].
     #[serde(skip)]
     pub warnings: Vec<String>,
+    /// The command-line values it was loaded with, set by [`ControlPlaneConfig::load`]: a
+    /// reload of the file applies them again.
+    #[serde(skip)]
+    pub overrides: Overrides,
     /// The pool manager and the instance reconciler.
     pub pool_manager: PoolManagerConfig,
 }

@@ -105,6 +105,7 @@ pub async fn start(
     clock: SharedClock,
 ) -> Result<Running, ServeError> {
     env.check().map_err(ServeError::Tokens)?;
+    pools::check(&cfg)?;
     let url = cfg.database.url.clone();
     let opts = StoreOptions {
         pool_size: cfg.database.pool_size,

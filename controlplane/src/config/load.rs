@@ -10,9 +10,10 @@ pub use gpuwarden_configfile::ConfigError;
 use gpuwarden_configfile::{extract_all, key_of, locate, Pruner};
 
 use super::ControlPlaneConfig;
+use crate::model::pool::{PoolError, PoolSpec};
 
 /// Values given on the command line, which win over file and environment.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Overrides {
     /// `--listen`
     pub listen: Option<String>,
@@ -20,10 +21,26 @@ pub struct Overrides {
     pub database: Option<String>,
 }
 
+/// Rules of a pool that this layer cannot apply itself (each provider's params, which the
+/// providers above it read), run on every `[[pools]]` entry by
+/// [`ControlPlaneConfig::load_checked`]; each problem names its field within the pool.
+pub type PoolCheck = fn(&PoolSpec) -> Vec<PoolError>;
+
 impl ControlPlaneConfig {
     /// Loads defaults, then `file` (if any), then the environment, then `overrides`.
     pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Self, ConfigError> {
         Self::load_from(file, Env::prefixed(envvars::PREFIX), overrides)
+    }
+
+    /// [`ControlPlaneConfig::load`] with `check` applied to every `[[pools]]` entry too,
+    /// its problems reported with all the others (`gpuwarden serve`, `--check-config` and
+    /// each reload pass `crate::pool::rules::param_problems`).
+    pub fn load_checked(
+        file: Option<&Path>,
+        overrides: &Overrides,
+        check: PoolCheck,
+    ) -> Result<Self, ConfigError> {
+        Self::load_inner(file, Env::prefixed(envvars::PREFIX), overrides, Some(check))
     }
 
     /// [`ControlPlaneConfig::load`] with the environment given, for tests.
@@ -31,6 +48,15 @@ impl ControlPlaneConfig {
         file: Option<&Path>,
         env: Env,
         overrides: &Overrides,
+    ) -> Result<Self, ConfigError> {
+        Self::load_inner(file, env, overrides, None)
+    }
+
+    fn load_inner(
+        file: Option<&Path>,
+        env: Env,
+        overrides: &Overrides,
+        check: Option<PoolCheck>,
     ) -> Result<Self, ConfigError> {
         let build = |p: &Pruner| {
             let mut fig = Figment::from(gpuwarden_configfile::defaults(
@@ -58,7 +84,14 @@ impl ControlPlaneConfig {
         let abs = file.map(|f| std::path::absolute(f).unwrap_or_else(|_| f.to_path_buf()));
         let mut problems: Vec<String> = out.problems.iter().map(ToString::to_string).collect();
         if let Some(cfg) = &out.value {
-            if let Err(ConfigError::Invalid { problems: bad, .. }) = cfg.validate(file) {
+            let mut bad = match cfg.validate(file) {
+                Err(ConfigError::Invalid { problems, .. }) => problems,
+                Ok(()) => Vec::new(),
+            };
+            if let Some(check) = check {
+                bad.extend(super::pools::checked(&cfg.pools, check));
+            }
+            if !bad.is_empty() {
                 let fig = build(&Pruner::default());
                 // A missing key holds a placeholder; it is reported once, as missing.
                 for p in bad.into_iter().filter(|p| !out.filled.contains(&key_of(p))) {
@@ -72,6 +105,7 @@ impl ControlPlaneConfig {
         match out.value {
             Some(mut cfg) if problems.is_empty() => {
                 cfg.file = abs;
+                cfg.overrides = overrides.clone();
                 cfg.warnings = cfg.apply_pool_remediation();
                 Ok(cfg)
             }

@@ -24,7 +24,10 @@ pub use autoscaler::{
     AutoscalerSpec, CompositeMode, CompositeSpec, PredictiveSpec, QueueSpec, ReactiveSpec,
     ScheduledSpec, WindowSpec, WEEKDAYS,
 };
-pub use check::{PoolError, MAX_POOL_NODES};
+pub use check::{
+    PoolError, MAX_AUTOSCALERS, MAX_CHILDREN, MAX_PARAMS_BYTES, MAX_POOL_NODES, MAX_PROVIDERS,
+    MAX_WINDOWS, MAX_ZONES,
+};
 pub use duration::DurationText;
 pub use instance::{InstanceState, InstanceTransitionError};
 pub use plan::Plan;
