@@ -17,11 +17,20 @@ mod pool_manager;
 mod pools;
 mod remediation;
 mod validate;
-pub use load::{ConfigError, Overrides, PoolCheck};
+pub use load::{ConfigError, PoolCheck};
 pub use pool_manager::PoolManagerConfig;
 pub use remediation::{
     CommandsConfig, Plan, PoolRemediation, RemediationConfig, WebhookConfig, NOTIFICATION_KINDS,
 };
+
+/// Values given on the command line, which win over file and environment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Overrides {
+    /// `--listen`
+    pub listen: Option<String>,
+    /// `--database`
+    pub database: Option<String>,
+}
 
 /// The whole control-plane configuration. Every section and key is optional.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]

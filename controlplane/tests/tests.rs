@@ -26,6 +26,8 @@
 //! - `pools_api`: pools through the REST API (contract body, every problem of an invalid
 //!   pool, config pools read-only, scale bounds, demand); `instances_api`: deleting a pool,
 //!   the instance listing and its filters, auth.
+//! - `pools_breaker`: what a breaker sent the pools API (labels, list caps, keys given
+//!   twice, a bad autoscaler field's path, config pools' 409 first, a clamped target).
 //! - `cli_pools`: `gpuwarden pools …` and `instances …` against a real control plane.
 //! - `config_pools`: `[[pools]]` applied at start, removed when no longer declared, their
 //!   remediation over `[remediation.pools.NAME]`, every problem by key and file.
@@ -54,6 +56,7 @@ mod openapi;
 mod policy_api;
 mod policy_limits;
 mod pools_api;
+mod pools_breaker;
 mod pools_invalid;
 mod pools_local;
 mod provider_exec;

@@ -9,17 +9,8 @@ use gpuwarden_configfile::env::{self as envvars, AGENT, CONTROL_PLANE};
 pub use gpuwarden_configfile::ConfigError;
 use gpuwarden_configfile::{extract_all, key_of, locate, Pruner};
 
-use super::ControlPlaneConfig;
+use super::{ControlPlaneConfig, Overrides};
 use crate::model::pool::{PoolError, PoolSpec};
-
-/// Values given on the command line, which win over file and environment.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Overrides {
-    /// `--listen`
-    pub listen: Option<String>,
-    /// `--database`
-    pub database: Option<String>,
-}
 
 /// Rules of a pool that this layer cannot apply itself (each provider's params, which the
 /// providers above it read), run on every `[[pools]]` entry by
@@ -89,7 +80,7 @@ impl ControlPlaneConfig {
                 Ok(()) => Vec::new(),
             };
             if let Some(check) = check {
-                bad.extend(super::pools::checked(&cfg.pools, check));
+                bad.extend(cfg.pool_check_problems(check));
             }
             if !bad.is_empty() {
                 let fig = build(&Pruner::default());

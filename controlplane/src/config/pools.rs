@@ -40,7 +40,7 @@ pub(super) fn problems(pools: &[PoolSpec]) -> Vec<String> {
 
 /// The problems `check` finds in each `[[pools]]` entry (each provider's params), named
 /// like [`problems`].
-pub(super) fn checked(pools: &[PoolSpec], check: super::PoolCheck) -> Vec<String> {
+fn checked(pools: &[PoolSpec], check: super::PoolCheck) -> Vec<String> {
     pools
         .iter()
         .enumerate()
@@ -60,10 +60,15 @@ impl ControlPlaneConfig {
             .file
             .as_ref()
             .map_or_else(|| "configuration".to_string(), |f| f.display().to_string());
-        checked(&self.pools, check)
+        self.pool_check_problems(check)
             .into_iter()
             .map(|p| format!("{source}: {p}"))
             .collect()
+    }
+
+    /// What `check` finds in the `[[pools]]`, each naming its pool and field.
+    pub(super) fn pool_check_problems(&self, check: super::PoolCheck) -> Vec<String> {
+        checked(&self.pools, check)
     }
 
     /// Puts each `[[pools]]` entry's `remediation` into `remediation.pools` (the plan the

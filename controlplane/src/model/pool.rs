@@ -24,10 +24,8 @@ pub use autoscaler::{
     AutoscalerSpec, CompositeMode, CompositeSpec, PredictiveSpec, QueueSpec, ReactiveSpec,
     ScheduledSpec, WindowSpec, WEEKDAYS,
 };
-pub use check::{
-    PoolError, MAX_AUTOSCALERS, MAX_CHILDREN, MAX_PARAMS_BYTES, MAX_POOL_NODES, MAX_PROVIDERS,
-    MAX_WINDOWS, MAX_ZONES,
-};
+pub use check::{PoolError, MAX_AUTOSCALERS, MAX_CHILDREN, MAX_PARAMS_BYTES};
+pub use check::{MAX_POOL_NODES, MAX_PROVIDERS, MAX_WINDOWS, MAX_ZONES};
 pub use duration::DurationText;
 pub use instance::{InstanceState, InstanceTransitionError};
 pub use plan::Plan;

@@ -7,16 +7,17 @@
 use tracing::{info, warn};
 
 use crate::config::{ControlPlaneConfig, PoolRemediation};
+use crate::serve::error::ServeError;
 use crate::store::{Store, StoreError};
 
 /// Refuses config pools whose providers' params are invalid (a configuration loaded with
 /// [`ControlPlaneConfig::load_checked`] has none: this is for one loaded without).
-pub(super) fn check(cfg: &ControlPlaneConfig) -> Result<(), super::ServeError> {
+pub(super) fn check(cfg: &ControlPlaneConfig) -> Result<(), ServeError> {
     let problems = cfg.checked_pools(crate::pool::rules::param_problems);
     if problems.is_empty() {
         Ok(())
     } else {
-        Err(super::ServeError::Config(problems))
+        Err(ServeError::Config(problems))
     }
 }
 

@@ -11,10 +11,9 @@ use super::{AutoscalerSpec, DurationText, PoolSpec, ProviderSpec, ScheduledSpec,
 use crate::validate;
 
 mod caps;
-use caps::{clip, count, too_long};
-pub use caps::{
-    MAX_AUTOSCALERS, MAX_CHILDREN, MAX_PARAMS_BYTES, MAX_PROVIDERS, MAX_WINDOWS, MAX_ZONES,
-};
+use caps::{clip, count};
+pub use caps::{MAX_AUTOSCALERS, MAX_CHILDREN, MAX_PARAMS_BYTES};
+pub use caps::{MAX_PROVIDERS, MAX_WINDOWS, MAX_ZONES};
 
 /// Most nodes a pool may have: bounds what the pool manager holds per pool.
 pub const MAX_POOL_NODES: u32 = 10_000;
@@ -32,14 +31,26 @@ pub struct PoolError {
     pub message: String,
 }
 
-pub(super) struct Problems(Vec<PoolError>);
+struct Problems(Vec<PoolError>);
 
 impl Problems {
-    pub(super) fn add(&mut self, field: impl Into<String>, message: impl Into<String>) {
+    fn add(&mut self, field: impl Into<String>, message: impl Into<String>) {
         self.0.push(PoolError {
             field: field.into(),
             message: message.into(),
         });
+    }
+}
+
+/// Lists (and maps) of a pool spec are bounded, so that one pool cannot make the control
+/// plane hold megabytes: a list longer than its cap is one problem (its entries are not
+/// checked one by one).
+fn too_long(out: &mut Problems, field: &str, len: usize, max: usize) -> bool {
+    if len > max {
+        out.add(field, format!("has {len} entries; at most {max}"));
+        true
+    } else {
+        false
     }
 }
 

@@ -1,7 +1,6 @@
 //! The caps on a pool spec's lists and sizes ([`super`] applies them).
 
-use super::Problems;
-use crate::model::pool::AutoscalerSpec;
+use crate::model::pool::autoscaler::AutoscalerSpec;
 
 /// Most providers of one pool.
 pub const MAX_PROVIDERS: usize = 16;
@@ -21,18 +20,6 @@ pub const MAX_AUTOSCALERS: usize = 16;
 
 /// Most bytes of one provider's params, as JSON.
 pub const MAX_PARAMS_BYTES: usize = 16 * 1024;
-
-/// Lists (and maps) of a pool spec are bounded, so that one pool cannot make the control
-/// plane hold megabytes: a list longer than its cap is one problem (its entries are not
-/// checked one by one).
-pub(super) fn too_long(out: &mut Problems, field: &str, len: usize, max: usize) -> bool {
-    if len > max {
-        out.add(field, format!("has {len} entries; at most {max}"));
-        true
-    } else {
-        false
-    }
-}
 
 /// `s` cut to 64 bytes (at a character boundary), `…` marking the cut.
 pub(super) fn clip(s: &str) -> String {
