@@ -88,6 +88,10 @@ pub struct ServerConfig {
     pub external_url: String,
     /// Folder for files the control plane writes (the generated admin token).
     pub data_dir: PathBuf,
+    /// How often the config file is looked at for edits: an edit reloads its `[[pools]]`
+    /// (as SIGHUP does; docs/POOLS.md, "Config"). `0s`: on SIGHUP only.
+    #[serde(with = "humantime_serde")]
+    pub config_reload_interval: Duration,
 }
 
 impl Default for ServerConfig {
@@ -97,6 +101,7 @@ impl Default for ServerConfig {
             workers: 2,
             external_url: String::new(),
             data_dir: PathBuf::from("."),
+            config_reload_interval: Duration::from_secs(5),
         }
     }
 }

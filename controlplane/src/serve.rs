@@ -27,6 +27,7 @@ pub mod command;
 mod error;
 pub mod pool_loops;
 mod pools;
+pub mod reload;
 mod signal;
 mod tokens;
 
@@ -45,6 +46,7 @@ pub struct Running {
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     scraper: ScraperHandle,
     pools: Option<crate::serve::pool_loops::PoolLoops>,
+    reload: Option<reload::ReloadHandle>,
     loops: Option<(
         DispatcherHandle,
         RemediatorHandle,
@@ -62,12 +64,22 @@ impl std::fmt::Debug for Running {
 }
 
 impl Running {
+    /// Reloads the config file's `[[pools]]` now, as SIGHUP does ([`reload`]); `None` when
+    /// the reload thread is gone.
+    pub fn reload_pools(&self) -> Option<reload::PoolsReload> {
+        self.reload.as_ref()?.reload()
+    }
+
     /// Stops serving, stops the scraper, and writes the observations once more.
     pub async fn stop(self) {
         self.server.stop(true).await;
         let _ = self.task.await;
         let (scraper, loops, pool_loops) = (self.scraper, self.loops, self.pools);
+        let reload = self.reload;
         let _ = tokio::task::spawn_blocking(move || {
+            if let Some(r) = reload {
+                r.stop();
+            }
             if let Some(p) = pool_loops {
                 p.stop();
             }
@@ -106,6 +118,7 @@ pub async fn start(
 ) -> Result<Running, ServeError> {
     env.check().map_err(ServeError::Tokens)?;
     pools::check(&cfg)?;
+    let started = cfg.clone(); // as loaded: what a reload compares the file's sections with
     let url = cfg.database.url.clone();
     let opts = StoreOptions {
         pool_size: cfg.database.pool_size,
@@ -282,6 +295,7 @@ pub async fn start(
         dispatch: links.dispatch.clone(),
         held: links.held.clone(),
     };
+    let reload_parts = (store.clone(), clock.clone(), metrics.clone());
     let state = web::Data::new(AppState {
         store,
         fleet,
@@ -338,6 +352,10 @@ pub async fn start(
             what: "starting the pool manager".into(),
             source,
         })?;
+    let (store, clock, metrics) = reload_parts;
+    let reloader = reload::Reloader::new(started, store, clock, &metrics, Some(pool_loops.wake()));
+    let reload = reload::spawn(reloader, cfg.server.config_reload_interval)
+        .map_err(io("starting the config reload thread"))?;
     if let Some((_, path)) = &generated {
         warn!(file = %path.display(), "no admin token was configured: generated one, printed once below and written to the file (mode 0600)");
     }
@@ -351,6 +369,7 @@ pub async fn start(
         task,
         scraper,
         pools: Some(pool_loops),
+        reload: Some(reload),
         loops: Some((dispatcher, remediator, notifier_handle, watcher)),
     })
 }

@@ -31,6 +31,8 @@
 //! - `cli_pools`: `gpuwarden pools …` and `instances …` against a real control plane.
 //! - `config_pools`: `[[pools]]` applied at start, removed when no longer declared, their
 //!   remediation over `[remediation.pools.NAME]`, every problem by key and file.
+//! - `config_reload`: `[[pools]]` applied on SIGHUP and when the file changes; an invalid
+//!   edit changes nothing; other sections wait for a restart.
 //! - `layers`: the crate's shape: imports run downwards between folders, no import circles.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -44,6 +46,7 @@ mod check_config;
 mod cli;
 mod cli_pools;
 mod config_pools;
+mod config_reload;
 mod expected_gpus;
 mod instances_api;
 mod join_api;
