@@ -82,6 +82,7 @@ pub(super) async fn list(
     request_body(content = PoolSpec, description = "The pool: `name`, `provider` (or `providers`), `min_nodes` and `max_nodes` are required; every other field has a default"),
     responses(
         (status = 201, body = PoolView),
+        (status = 400, description = "Not JSON, a wrong type, an unknown or missing field, or a key given twice (named)"),
         (status = 409, description = "A pool of that name exists (from the config file: named)"),
         (status = 422, description = "Every problem of the pool, in `details`"),
     )
@@ -155,8 +156,9 @@ pub(super) async fn get(
     request_body(content = PoolSpec, description = "The whole new spec; its `name` is the path's"),
     responses(
         (status = 200, body = PoolView),
+        (status = 400, description = "Not JSON, a wrong type, an unknown or missing field, or a key given twice (named)"),
         (status = 404, description = "No such pool"),
-        (status = 409, description = "The pool is declared in the config file (named)"),
+        (status = 409, description = "The pool is declared in the config file (named); answered before the body is read"),
         (status = 422, description = "Every problem of the pool, in `details`"),
     )
 )]
@@ -230,8 +232,9 @@ pub struct DeleteQuery {
     params(("name" = String, Path, description = "Pool name"), DeleteQuery),
     responses(
         (status = 204, description = "Deleted"),
+        (status = 400, description = "A bad query string"),
         (status = 404, description = "No such pool"),
-        (status = 409, description = "Declared in the config file (named), or it has nodes or instances in flight and `force` is not set"),
+        (status = 409, description = "Declared in the config file (named; answered before the query is read), or it has nodes or instances in flight and `force` is not set"),
     )
 )]
 #[delete("/v1/pools/{name}")]
