@@ -236,7 +236,12 @@ fn config_pools_provider_params_are_checked_by_check_config_and_serve() {
     let bad = "[[pools]]\nname = \"batch\"\nmin_nodes = 0\nmax_nodes = 2\n\
         [[pools.providers]]\nname = \"ops\"\nkind = \"exec\"\n\
         [[pools.providers]]\nname = \"here\"\nkind = \"local\"\ngpus = 0\nzzz = 1\n\
-        [[pools]]\nname = \"infer\"\nprovider = \"local\"\nmin_nodes = 3\nmax_nodes = 2\n";
+        [[pools]]\nname = \"infer\"\nprovider = \"local\"\nmin_nodes = 3\nmax_nodes = 2\n\
+        [[pools]]\nname = \"mixed\"\nprovider = \"fake\"\nmin_nodes = 0\nmax_nodes = 2\n\
+        [pools.autoscaler]\ntype = \"composite\"\n\
+        [[pools.autoscaler.autoscalers]]\ntype = \"queue\"\n\
+        [[pools.autoscaler.autoscalers]]\ntype = \"composite\"\nmode = \"median\"\n\
+        [[pools.autoscaler.autoscalers.autoscalers]]\ntype = \"queue\"\n";
     let file = write_config(dir.path(), bad);
     let abs = std::path::absolute(&file).unwrap().display().to_string();
     let clean = |cmd: &mut Command| {
@@ -254,6 +259,8 @@ fn config_pools_provider_params_are_checked_by_check_config_and_serve() {
         "pools[0] (batch).providers[1].params: provider local: param \"gpus\"",
         "pools[0] (batch).providers[1].params: provider local: param \"zzz\"",
         "pools[1] (infer).min_nodes: 3 is more than max_nodes (2)",
+        // A composite's bad mode, with the path to it (not `pools.2.autoscaler`).
+        "pools.2.autoscaler.autoscalers[1].mode: unknown",
     ];
     for args in [
         vec!["serve", "--check-config", file.to_str().unwrap()],

@@ -9,7 +9,6 @@
 //! allowed (they change the pool's state, not its declaration).
 
 mod rules;
-mod shape;
 mod view;
 
 pub use rules::{pool_rules, pool_shape};

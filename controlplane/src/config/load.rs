@@ -73,7 +73,11 @@ impl ControlPlaneConfig {
         };
         let out = extract_all::<ControlPlaneConfig>(build);
         let abs = file.map(|f| std::path::absolute(f).unwrap_or_else(|_| f.to_path_buf()));
-        let mut problems: Vec<String> = out.problems.iter().map(ToString::to_string).collect();
+        let mut problems: Vec<String> = out
+            .problems
+            .iter()
+            .map(|p| autoscaler_problem(p, &build).unwrap_or_else(|| p.to_string()))
+            .collect();
         if let Some(cfg) = &out.value {
             let mut bad = match cfg.validate(file) {
                 Err(ConfigError::Invalid { problems, .. }) => problems,
@@ -106,6 +110,24 @@ impl ControlPlaneConfig {
             }),
         }
     }
+}
+
+/// A problem figment reports at a pool's autoscaler as a whole (`pools.0.autoscaler: unknown
+/// value "median"`: the autoscaler is tagged by `type`, so the path inside is lost), told
+/// again with the path to the field (`pools.0.autoscaler.mode`); `None` for any other.
+fn autoscaler_problem(
+    p: &gpuwarden_configfile::Problem,
+    build: &impl Fn(&Pruner) -> Figment,
+) -> Option<String> {
+    let rest = p.key.strip_prefix("pools.")?;
+    let (index, tail) = rest.split_once('.')?;
+    if tail != "autoscaler" {
+        return None;
+    }
+    let pools: serde_json::Value = build(&Pruner::default()).extract_inner("pools").ok()?;
+    let raw = pools.get(index.parse::<usize>().ok()?)?.get("autoscaler")?;
+    let found = crate::model::pool::autoscaler_error(raw, "autoscaler")?;
+    Some(format!("{}: pools.{index}.{found}", p.source))
 }
 
 #[cfg(test)]

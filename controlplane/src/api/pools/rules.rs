@@ -14,7 +14,7 @@ pub fn pool_shape(body: Value) -> Result<PoolSpec, ApiError> {
     // An error inside the (tagged) autoscaler is found again with its whole path.
     let inner = body
         .get("autoscaler")
-        .and_then(|a| super::shape::autoscaler_error(a, "autoscaler"));
+        .and_then(|a| crate::model::pool::autoscaler_error(a, "autoscaler"));
     serde_path_to_error::deserialize(body).map_err(|e| {
         if let Some(located) = inner {
             return ApiError::bad_request(format!("pool body: {located}"));

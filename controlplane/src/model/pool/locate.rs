@@ -2,16 +2,17 @@
 //! reads each one whole before it knows its kind, and an error inside (a bad `mode`, a
 //! window's wrong type) loses its path: `autoscaler: unknown variant …`. Reading the
 //! autoscaler again, one level at a time with its kind known, finds the field
-//! (`autoscaler.autoscalers[1].mode`).
+//! (`autoscaler.autoscalers[1].mode`). The API reads a pool body's autoscaler again this
+//! way, and the config loader a `[[pools]]` entry's.
 
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
-use crate::model::pool::{CompositeSpec, PredictiveSpec, QueueSpec, ReactiveSpec, ScheduledSpec};
+use super::autoscaler::{CompositeSpec, PredictiveSpec, QueueSpec, ReactiveSpec, ScheduledSpec};
 
 /// The first shape error under the autoscaler `v` found at `at`, as `PATH: message`;
 /// `None` when every level reads (or `v` is not an object: serde's error says so).
-pub(super) fn autoscaler_error(v: &Value, at: &str) -> Option<String> {
+pub fn autoscaler_error(v: &Value, at: &str) -> Option<String> {
     let obj = v.as_object()?;
     let kind = obj.get("type")?.as_str()?;
     let mut rest: Map<String, Value> = obj.clone();
