@@ -73,6 +73,7 @@ pub const CONTROL_PLANE: Schema = Schema {
         "server.workers",
         "server.external_url",
         "server.data_dir",
+        "server.config_reload_interval",
         "commands.concurrency",
         "commands.timeout",
         "commands.retry_max",

@@ -17,11 +17,20 @@ mod pool_manager;
 mod pools;
 mod remediation;
 mod validate;
-pub use load::{ConfigError, Overrides};
+pub use load::{ConfigError, PoolCheck};
 pub use pool_manager::PoolManagerConfig;
 pub use remediation::{
     CommandsConfig, Plan, PoolRemediation, RemediationConfig, WebhookConfig, NOTIFICATION_KINDS,
 };
+
+/// Values given on the command line, which win over file and environment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Overrides {
+    /// `--listen`
+    pub listen: Option<String>,
+    /// `--database`
+    pub database: Option<String>,
+}
 
 /// The whole control-plane configuration. Every section and key is optional.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -58,6 +67,10 @@ pub struct ControlPlaneConfig {
     /// pool's own `remediation`), one line each; set by [`ControlPlaneConfig::load`].
     #[serde(skip)]
     pub warnings: Vec<String>,
+    /// The command-line values it was loaded with, set by [`ControlPlaneConfig::load`]: a
+    /// reload of the file applies them again.
+    #[serde(skip)]
+    pub overrides: Overrides,
     /// The pool manager and the instance reconciler.
     pub pool_manager: PoolManagerConfig,
 }
@@ -75,6 +88,10 @@ pub struct ServerConfig {
     pub external_url: String,
     /// Folder for files the control plane writes (the generated admin token).
     pub data_dir: PathBuf,
+    /// How often the config file is looked at for edits: an edit reloads its `[[pools]]`
+    /// (as SIGHUP does; docs/POOLS.md, "Config"). `0s`: on SIGHUP only.
+    #[serde(with = "humantime_serde")]
+    pub config_reload_interval: Duration,
 }
 
 impl Default for ServerConfig {
@@ -84,6 +101,7 @@ impl Default for ServerConfig {
             workers: 2,
             external_url: String::new(),
             data_dir: PathBuf::from("."),
+            config_reload_interval: Duration::from_secs(5),
         }
     }
 }

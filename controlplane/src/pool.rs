@@ -16,6 +16,7 @@ pub mod decide;
 pub mod manager;
 pub mod provider;
 pub mod reconcile;
+pub mod rules;
 pub mod select;
 
 pub use compile::Pool;

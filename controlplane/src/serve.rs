@@ -25,8 +25,10 @@ use crate::token;
 
 pub mod command;
 mod error;
+mod policy_watch;
 pub mod pool_loops;
 mod pools;
+pub mod reload;
 mod signal;
 mod tokens;
 
@@ -45,6 +47,7 @@ pub struct Running {
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     scraper: ScraperHandle,
     pools: Option<crate::serve::pool_loops::PoolLoops>,
+    reload: Option<reload::ReloadHandle>,
     loops: Option<(
         DispatcherHandle,
         RemediatorHandle,
@@ -62,12 +65,22 @@ impl std::fmt::Debug for Running {
 }
 
 impl Running {
+    /// Reloads the config file's `[[pools]]` now, as SIGHUP does ([`reload`]); `None` when
+    /// the reload thread is gone.
+    pub fn reload_pools(&self) -> Option<reload::PoolsReload> {
+        self.reload.as_ref()?.reload()
+    }
+
     /// Stops serving, stops the scraper, and writes the observations once more.
     pub async fn stop(self) {
         self.server.stop(true).await;
         let _ = self.task.await;
         let (scraper, loops, pool_loops) = (self.scraper, self.loops, self.pools);
+        let reload = self.reload;
         let _ = tokio::task::spawn_blocking(move || {
+            if let Some(r) = reload {
+                r.stop();
+            }
             if let Some(p) = pool_loops {
                 p.stop();
             }
@@ -105,6 +118,8 @@ pub async fn start(
     clock: SharedClock,
 ) -> Result<Running, ServeError> {
     env.check().map_err(ServeError::Tokens)?;
+    pools::check(&cfg)?;
+    let started = cfg.clone(); // as loaded: what a reload compares the file's sections with
     let url = cfg.database.url.clone();
     let opts = StoreOptions {
         pool_size: cfg.database.pool_size,
@@ -235,7 +250,7 @@ pub async fn start(
             None
         } else {
             Some(
-                watch_policy(&cfg, &policy, &store, &metrics, &clock)
+                policy_watch::watch_policy(&cfg, &policy, &store, &metrics, &clock)
                     .map_err(io("starting the policy watcher"))?,
             )
         };
@@ -277,6 +292,7 @@ pub async fn start(
         dispatch: links.dispatch.clone(),
         held: links.held.clone(),
     };
+    let reload_parts = (store.clone(), clock.clone(), metrics.clone());
     let state = web::Data::new(AppState {
         store,
         fleet,
@@ -333,6 +349,10 @@ pub async fn start(
             what: "starting the pool manager".into(),
             source,
         })?;
+    let (store, clock, metrics) = reload_parts;
+    let reloader = reload::Reloader::new(started, store, clock, &metrics, Some(pool_loops.wake()));
+    let reload = reload::spawn(reloader, cfg.server.config_reload_interval)
+        .map_err(io("starting the config reload thread"))?;
     if let Some((_, path)) = &generated {
         warn!(file = %path.display(), "no admin token was configured: generated one, printed once below and written to the file (mode 0600)");
     }
@@ -346,50 +366,8 @@ pub async fn start(
         task,
         scraper,
         pools: Some(pool_loops),
+        reload: Some(reload),
         loops: Some((dispatcher, remediator, notifier_handle, watcher)),
-    })
-}
-
-/// Reloads `health.policy_file` when it is edited; each reload is audited and counted.
-fn watch_policy(
-    cfg: &ControlPlaneConfig,
-    policy: &crate::judge::policy::SharedPolicy,
-    store: &Arc<Store>,
-    metrics: &Metrics,
-    clock: &SharedClock,
-) -> std::io::Result<crate::judge::policy::watch::WatchHandle> {
-    use crate::judge::policy::watch::{self, Reload};
-    let (store, m, c) = (store.clone(), metrics.clone(), clock.clone());
-    let running = policy.clone();
-    let w = watch::Watcher::new(cfg.health.policy_file.clone(), policy.clone());
-    watch::spawn(w, cfg.health.reload_interval, move |r| {
-        let (label, details, result) = match r {
-            Reload::Applied(n) => {
-                let p = crate::judge::policy::current(&running);
-                m.init_rules(p.rules().iter().map(|r| r.name.as_str()));
-                ("applied", serde_json::json!({"rules": n}), "ok".to_string())
-            }
-            Reload::Rejected(p) => (
-                "rejected",
-                serde_json::json!({"problems": p}),
-                format!("rejected: {} problem(s); the running policy stays", p.len()),
-            ),
-            Reload::Unchanged => return,
-        };
-        m.policy_reloads.with_label_values(&[label]).inc();
-        let entry = crate::store::rows::NewAudit {
-            result,
-            ..crate::store::rows::NewAudit::ok(
-                "file",
-                "policy.reload",
-                "policy",
-                details,
-                c.now_ms(),
-            )
-        };
-        if let Err(e) = store.audit(entry) {
-            warn!(error = %e, "auditing a policy reload failed");
-        }
     })
 }
 

@@ -10,7 +10,7 @@ use crate::api::{app, counts, create_node, env, error_code, send, ADMIN, BOOT};
 
 /// Sends `body` raw with `content_type`; the status and the answer as JSON (`Null` when
 /// the answer is not JSON, which the callers treat as a failure).
-async fn raw<S>(
+pub(crate) async fn raw<S>(
     app: &S,
     method: &str,
     path: &str,

@@ -174,11 +174,11 @@ fn check_config_lists_every_problem_of_every_pool_with_its_key_and_file() {
     let err = String::from_utf8_lossy(&out.stderr);
     let abs = std::path::absolute(&file).unwrap().display().to_string();
     for want in [
-        "pools[0].provider: unknown provider kind \"aws\"",
-        "pools[0].min_nodes: 5 is more than max_nodes (4)",
-        "pools[0].scale_up_cooldown",
-        "pools[0].autoscaler.step",
-        "pools[1].name: \"a\" appears twice",
+        "pools[0] (a).provider: unknown provider kind \"aws\"",
+        "pools[0] (a).min_nodes: 5 is more than max_nodes (4)",
+        "pools[0] (a).scale_up_cooldown",
+        "pools[0] (a).autoscaler.step",
+        "pools[1] (a).name: \"a\" appears twice",
         "colour",
     ] {
         let line = err.lines().find(|l| l.contains(want));
@@ -224,5 +224,90 @@ fn check_config_lists_every_problem_of_every_pool_with_its_key_and_file() {
             .unwrap()
             .starts_with("remediation.pools.train"),
         "{v}"
+    );
+}
+
+/// A config pool's providers are checked as the API checks them (`providers[I].params`):
+/// `--check-config` and `serve` list those problems with the spec's own, each naming the
+/// file, the pool and the field, and refuse to start.
+#[test]
+fn config_pools_provider_params_are_checked_by_check_config_and_serve() {
+    let dir = TempDir::new("cfgpools-params");
+    let bad = "[[pools]]\nname = \"batch\"\nmin_nodes = 0\nmax_nodes = 2\n\
+        [[pools.providers]]\nname = \"ops\"\nkind = \"exec\"\n\
+        [[pools.providers]]\nname = \"here\"\nkind = \"local\"\ngpus = 0\nzzz = 1\n\
+        [[pools]]\nname = \"infer\"\nprovider = \"local\"\nmin_nodes = 3\nmax_nodes = 2\n\
+        [[pools]]\nname = \"mixed\"\nprovider = \"fake\"\nmin_nodes = 0\nmax_nodes = 2\n\
+        [pools.autoscaler]\ntype = \"composite\"\n\
+        [[pools.autoscaler.autoscalers]]\ntype = \"queue\"\n\
+        [[pools.autoscaler.autoscalers]]\ntype = \"composite\"\nmode = \"median\"\n\
+        [[pools.autoscaler.autoscalers.autoscalers]]\ntype = \"queue\"\n";
+    let file = write_config(dir.path(), bad);
+    let abs = std::path::absolute(&file).unwrap().display().to_string();
+    let clean = |cmd: &mut Command| {
+        for (k, _) in std::env::vars() {
+            if k.starts_with("GPUWARDEN_") {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.env("GPUWARDEN_ADMIN_TOKEN", "admin-token-for-config-pools-01");
+    };
+    let want = [
+        "pools[0] (batch).providers[0].params: provider exec: param \"provision\"",
+        "pools[0] (batch).providers[0].params: provider exec: param \"terminate\"",
+        "pools[0] (batch).providers[0].params: provider exec: param \"list\"",
+        "pools[0] (batch).providers[1].params: provider local: param \"gpus\"",
+        "pools[0] (batch).providers[1].params: provider local: param \"zzz\"",
+        "pools[1] (infer).min_nodes: 3 is more than max_nodes (2)",
+        // A composite's bad mode, with the path to it (not `pools.2.autoscaler`).
+        "pools.2.autoscaler.autoscalers[1].mode: unknown",
+    ];
+    for args in [
+        vec!["serve", "--check-config", file.to_str().unwrap()],
+        vec!["serve", "--config", file.to_str().unwrap()],
+    ] {
+        let mut cmd = Command::new(BIN);
+        cmd.args(&args).current_dir(dir.path());
+        clean(&mut cmd);
+        let out = cmd.output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        for w in want {
+            assert!(
+                err.lines().any(|l| l.contains(w) && l.contains(&abs)),
+                "{args:?}: {w} with the file in:\n{err}"
+            );
+        }
+    }
+    assert!(
+        !dir.path().join("gw.db").exists(),
+        "serve refused before opening the database"
+    );
+
+    // A configuration loaded without the check (a library caller) is refused by start.
+    let cfg = ControlPlaneConfig::load(Some(&file), &Overrides::default());
+    assert!(cfg.is_err(), "the spec's own rules still apply");
+    let ok = write_config(
+        dir.path(),
+        "[[pools]]\nname = \"batch\"\nmin_nodes = 0\nmax_nodes = 2\n\
+         [[pools.providers]]\nname = \"ops\"\nkind = \"exec\"\n",
+    );
+    let cfg = ControlPlaneConfig::load(Some(&ok), &Overrides::default()).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let env = EnvTokens {
+        admin: Some("admin-token-for-config-pools-01".into()),
+        bootstrap: None,
+    };
+    let err = rt
+        .block_on(serve::start(cfg, env, Arc::new(FakeClock::at(1))))
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("pools[0] (batch).providers[0].params: provider exec"),
+        "{err}"
     );
 }

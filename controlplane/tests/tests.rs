@@ -26,9 +26,13 @@
 //! - `pools_api`: pools through the REST API (contract body, every problem of an invalid
 //!   pool, config pools read-only, scale bounds, demand); `instances_api`: deleting a pool,
 //!   the instance listing and its filters, auth.
+//! - `pools_breaker`: what a breaker sent the pools API (labels, list caps, keys given
+//!   twice, a bad autoscaler field's path, config pools' 409 first, a clamped target).
 //! - `cli_pools`: `gpuwarden pools …` and `instances …` against a real control plane.
 //! - `config_pools`: `[[pools]]` applied at start, removed when no longer declared, their
 //!   remediation over `[remediation.pools.NAME]`, every problem by key and file.
+//! - `config_reload`: `[[pools]]` applied on SIGHUP and when the file changes; an invalid
+//!   edit changes nothing; other sections wait for a restart.
 //! - `layers`: the crate's shape: imports run downwards between folders, no import circles.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -42,6 +46,7 @@ mod check_config;
 mod cli;
 mod cli_pools;
 mod config_pools;
+mod config_reload;
 mod expected_gpus;
 mod instances_api;
 mod join_api;
@@ -54,6 +59,7 @@ mod openapi;
 mod policy_api;
 mod policy_limits;
 mod pools_api;
+mod pools_breaker;
 mod pools_invalid;
 mod pools_local;
 mod provider_exec;

@@ -34,6 +34,26 @@ pub use view::{PoolDetail, PoolList, PoolView};
 /// How many of a pool's last decisions `GET /v1/pools/{name}` shows.
 const SHOWN_DECISIONS: i64 = 10;
 
+/// 409 naming the file when `name` is declared in the config file: asked before the body
+/// or the query is looked at, so a change of a config pool is refused as such whatever it
+/// carries. A pool that does not exist (or an invalid name) passes: the handler says so.
+async fn not_from_config(state: &AppState, name: &str) -> Result<(), ApiError> {
+    if validate::name(name).is_err() {
+        return Ok(());
+    }
+    let (store, name) = (state.store.clone(), name.to_string());
+    let row = blocking(move || match store.pool(&name) {
+        Ok(r) => Ok(Some(r)),
+        Err(crate::store::StoreError::NotFound(_)) => Ok(None),
+        Err(e) => Err(e),
+    })
+    .await?;
+    match row.and_then(|r| r.config_conflict()) {
+        Some(e) => Err(e.into()),
+        None => Ok(()),
+    }
+}
+
 fn check_name(name: &str) -> Result<(), ApiError> {
     validate::name(name).map_err(|e| ApiError::not_found(format!("pool {}: {e}", clip(name, 64))))
 }
@@ -61,6 +81,7 @@ pub(super) async fn list(
     request_body(content = PoolSpec, description = "The pool: `name`, `provider` (or `providers`), `min_nodes` and `max_nodes` are required; every other field has a default"),
     responses(
         (status = 201, body = PoolView),
+        (status = 400, description = "Not JSON, a wrong type, an unknown or missing field, or a key given twice (named)"),
         (status = 409, description = "A pool of that name exists (from the config file: named)"),
         (status = 422, description = "Every problem of the pool, in `details`"),
     )
@@ -134,8 +155,9 @@ pub(super) async fn get(
     request_body(content = PoolSpec, description = "The whole new spec; its `name` is the path's"),
     responses(
         (status = 200, body = PoolView),
+        (status = 400, description = "Not JSON, a wrong type, an unknown or missing field, or a key given twice (named)"),
         (status = 404, description = "No such pool"),
-        (status = 409, description = "The pool is declared in the config file (named)"),
+        (status = 409, description = "The pool is declared in the config file (named); answered before the body is read"),
         (status = 422, description = "Every problem of the pool, in `details`"),
     )
 )]
@@ -147,6 +169,13 @@ pub(super) async fn update(
     body: Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
     let name = name.into_inner();
+    if let Err(e) = not_from_config(&state, &name).await {
+        let target = clip(&name, 64);
+        return audited(&state, &admin.0, "pool.update", &target, json!({}), async {
+            Err(e)
+        })
+        .await;
+    }
     let spec = pool_shape(body.0)?;
     audited(
         &state,
@@ -202,8 +231,9 @@ pub struct DeleteQuery {
     params(("name" = String, Path, description = "Pool name"), DeleteQuery),
     responses(
         (status = 204, description = "Deleted"),
+        (status = 400, description = "A bad query string"),
         (status = 404, description = "No such pool"),
-        (status = 409, description = "Declared in the config file (named), or it has nodes or instances in flight and `force` is not set"),
+        (status = 409, description = "Declared in the config file (named; answered before the query is read), or it has nodes or instances in flight and `force` is not set"),
     )
 )]
 #[delete("/v1/pools/{name}")]
@@ -211,9 +241,19 @@ pub(super) async fn delete(
     admin: Admin,
     state: web::Data<AppState>,
     name: web::Path<String>,
-    q: web::Query<DeleteQuery>,
+    req: actix_web::HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let name = name.into_inner();
+    if let Err(e) = not_from_config(&state, &name).await {
+        let target = clip(&name, 64);
+        return audited(&state, &admin.0, "pool.delete", &target, json!({}), async {
+            Err(e)
+        })
+        .await;
+    }
+    // Read after the config check: a config pool's 409 comes first, whatever the query.
+    let q = web::Query::<DeleteQuery>::from_query(req.query_string())
+        .map_err(|e| ApiError::bad_request(format!("query string: {e}")))?;
     let force = q.force.unwrap_or(false);
     audited(
         &state,

@@ -2,6 +2,7 @@
 
 use serde_json::Value;
 
+use super::escape::escape;
 use super::table::Table;
 use super::views::s;
 
@@ -19,6 +20,31 @@ fn provider(p: &Value) -> String {
         "-".into()
     } else {
         names.join(",")
+    }
+}
+
+/// The pool's zones in order of preference, `-` for none.
+fn zones(p: &Value) -> String {
+    let z: Vec<String> = p["zones"].as_array().into_iter().flatten().map(s).collect();
+    if z.is_empty() {
+        "-".into()
+    } else {
+        z.join(",")
+    }
+}
+
+/// The pool's labels as `k=v,…`, `-` for none.
+fn labels(p: &Value) -> String {
+    let l: Vec<String> = p["labels"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| format!("{}={}", escape(k), s(v)))
+        .collect();
+    if l.is_empty() {
+        "-".into()
+    } else {
+        l.join(",")
     }
 }
 
@@ -79,6 +105,8 @@ pub fn pool_view(p: &Value) -> String {
     ] {
         t.row(vec![k.to_string(), s(&p[k])]);
     }
+    t.row(vec!["zones".into(), zones(p)]);
+    t.row(vec!["labels".into(), labels(p)]);
     t.row(vec!["autoscaler".into(), s(&p["autoscaler"]["type"])]);
     t.row(vec![
         "remediation".into(),
@@ -213,4 +241,32 @@ pub fn instance_view(i: &Value) -> String {
         t.row(vec![k.to_string(), s(&i[k])]);
     }
     t.render()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `pools get NAME` shows where the pool's machines go and what they are labelled.
+    #[test]
+    fn pool_get_shows_labels_zones_and_region() {
+        let p = serde_json::json!({"name":"train","provider":"lambda","region":"us-east-1",
+            "zones":["us-east-1a","us-east-1b"],"labels":{"team":"ml","tier":"gold"}});
+        let out = pool_view(&p);
+        let line = |k: &str| {
+            out.lines()
+                .find(|l| l.split_whitespace().next() == Some(k))
+                .unwrap_or_else(|| panic!("{k} in\n{out}"))
+                .to_string()
+        };
+        assert!(line("region").ends_with("us-east-1"), "{out}");
+        assert!(line("zones").ends_with("us-east-1a,us-east-1b"), "{out}");
+        assert!(line("labels").ends_with("team=ml,tier=gold"), "{out}");
+        let bare = pool_view(&serde_json::json!({"name":"p","provider":"local"}));
+        assert!(
+            bare.lines()
+                .any(|l| l.starts_with("zones") && l.ends_with('-')),
+            "{bare}"
+        );
+    }
 }

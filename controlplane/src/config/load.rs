@@ -9,16 +9,13 @@ use gpuwarden_configfile::env::{self as envvars, AGENT, CONTROL_PLANE};
 pub use gpuwarden_configfile::ConfigError;
 use gpuwarden_configfile::{extract_all, key_of, locate, Pruner};
 
-use super::ControlPlaneConfig;
+use super::{ControlPlaneConfig, Overrides};
+use crate::model::pool::{PoolError, PoolSpec};
 
-/// Values given on the command line, which win over file and environment.
-#[derive(Debug, Clone, Default)]
-pub struct Overrides {
-    /// `--listen`
-    pub listen: Option<String>,
-    /// `--database`
-    pub database: Option<String>,
-}
+/// Rules of a pool that this layer cannot apply itself (each provider's params, which the
+/// providers above it read), run on every `[[pools]]` entry by
+/// [`ControlPlaneConfig::load_checked`]; each problem names its field within the pool.
+pub type PoolCheck = fn(&PoolSpec) -> Vec<PoolError>;
 
 impl ControlPlaneConfig {
     /// Loads defaults, then `file` (if any), then the environment, then `overrides`.
@@ -26,11 +23,31 @@ impl ControlPlaneConfig {
         Self::load_from(file, Env::prefixed(envvars::PREFIX), overrides)
     }
 
+    /// [`ControlPlaneConfig::load`] with `check` applied to every `[[pools]]` entry too,
+    /// its problems reported with all the others (`gpuwarden serve`, `--check-config` and
+    /// each reload pass `crate::pool::rules::param_problems`).
+    pub fn load_checked(
+        file: Option<&Path>,
+        overrides: &Overrides,
+        check: PoolCheck,
+    ) -> Result<Self, ConfigError> {
+        Self::load_inner(file, Env::prefixed(envvars::PREFIX), overrides, Some(check))
+    }
+
     /// [`ControlPlaneConfig::load`] with the environment given, for tests.
     pub fn load_from(
         file: Option<&Path>,
         env: Env,
         overrides: &Overrides,
+    ) -> Result<Self, ConfigError> {
+        Self::load_inner(file, env, overrides, None)
+    }
+
+    fn load_inner(
+        file: Option<&Path>,
+        env: Env,
+        overrides: &Overrides,
+        check: Option<PoolCheck>,
     ) -> Result<Self, ConfigError> {
         let build = |p: &Pruner| {
             let mut fig = Figment::from(gpuwarden_configfile::defaults(
@@ -56,9 +73,20 @@ impl ControlPlaneConfig {
         };
         let out = extract_all::<ControlPlaneConfig>(build);
         let abs = file.map(|f| std::path::absolute(f).unwrap_or_else(|_| f.to_path_buf()));
-        let mut problems: Vec<String> = out.problems.iter().map(ToString::to_string).collect();
+        let mut problems: Vec<String> = out
+            .problems
+            .iter()
+            .map(|p| autoscaler_problem(p, &build).unwrap_or_else(|| p.to_string()))
+            .collect();
         if let Some(cfg) = &out.value {
-            if let Err(ConfigError::Invalid { problems: bad, .. }) = cfg.validate(file) {
+            let mut bad = match cfg.validate(file) {
+                Err(ConfigError::Invalid { problems, .. }) => problems,
+                Ok(()) => Vec::new(),
+            };
+            if let Some(check) = check {
+                bad.extend(cfg.pool_check_problems(check));
+            }
+            if !bad.is_empty() {
                 let fig = build(&Pruner::default());
                 // A missing key holds a placeholder; it is reported once, as missing.
                 for p in bad.into_iter().filter(|p| !out.filled.contains(&key_of(p))) {
@@ -72,6 +100,7 @@ impl ControlPlaneConfig {
         match out.value {
             Some(mut cfg) if problems.is_empty() => {
                 cfg.file = abs;
+                cfg.overrides = overrides.clone();
                 cfg.warnings = cfg.apply_pool_remediation();
                 Ok(cfg)
             }
@@ -81,6 +110,24 @@ impl ControlPlaneConfig {
             }),
         }
     }
+}
+
+/// A problem figment reports at a pool's autoscaler as a whole (`pools.0.autoscaler: unknown
+/// value "median"`: the autoscaler is tagged by `type`, so the path inside is lost), told
+/// again with the path to the field (`pools.0.autoscaler.mode`); `None` for any other.
+fn autoscaler_problem(
+    p: &gpuwarden_configfile::Problem,
+    build: &impl Fn(&Pruner) -> Figment,
+) -> Option<String> {
+    let rest = p.key.strip_prefix("pools.")?;
+    let (index, tail) = rest.split_once('.')?;
+    if tail != "autoscaler" {
+        return None;
+    }
+    let pools: serde_json::Value = build(&Pruner::default()).extract_inner("pools").ok()?;
+    let raw = pools.get(index.parse::<usize>().ok()?)?.get("autoscaler")?;
+    let found = crate::model::pool::autoscaler_error(raw, "autoscaler")?;
+    Some(format!("{}: pools.{index}.{found}", p.source))
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! `[[pools]]`: pools declared in the config file. Each is checked with the same rules as
-//! `POST /v1/pools` (`PoolSpec::validate`), every problem named `pools[I].FIELD`; names are
-//! unique. A pool's `remediation` replaces the older `[remediation.pools.NAME]` of the same
+//! `POST /v1/pools` (`PoolSpec::validate` here, each provider's params through the
+//! [`super::PoolCheck`] the caller passes), every problem named `pools[I] (NAME).FIELD`;
+//! names are unique. A pool's `remediation` replaces the older `[remediation.pools.NAME]` of the same
 //! name, which is still accepted (with a warning when both are given).
 
 use std::collections::HashSet;
@@ -8,22 +9,68 @@ use std::collections::HashSet;
 use super::{ControlPlaneConfig, PoolRemediation};
 use crate::model::pool::PoolSpec;
 
-/// Problems of the `[[pools]]`, each naming its key.
+/// How a problem of `[[pools]]` entry `i` names it: `pools[1] (train)`, the name left out
+/// when it is not a valid one (the key's path must stay readable: `pools[1].min_nodes`).
+fn at(i: usize, spec: &PoolSpec) -> String {
+    if crate::validate::name(&spec.name).is_ok() {
+        format!("pools[{i}] ({})", spec.name)
+    } else {
+        format!("pools[{i}]")
+    }
+}
+
+/// Problems of the `[[pools]]`, each naming its pool and key.
 pub(super) fn problems(pools: &[PoolSpec]) -> Vec<String> {
     let mut p = Vec::new();
     let mut names = HashSet::new();
     for (i, spec) in pools.iter().enumerate() {
         for e in spec.validate() {
-            p.push(format!("pools[{i}].{}: {}", e.field, e.message));
+            p.push(format!("{}.{}: {}", at(i, spec), e.field, e.message));
         }
         if !names.insert(spec.name.as_str()) {
-            p.push(format!("pools[{i}].name: {:?} appears twice", spec.name));
+            p.push(format!(
+                "{}.name: {:?} appears twice",
+                at(i, spec),
+                spec.name
+            ));
         }
     }
     p
 }
 
+/// The problems `check` finds in each `[[pools]]` entry (each provider's params), named
+/// like [`problems`].
+fn checked(pools: &[PoolSpec], check: super::PoolCheck) -> Vec<String> {
+    pools
+        .iter()
+        .enumerate()
+        .flat_map(|(i, spec)| {
+            check(spec)
+                .into_iter()
+                .map(move |e| format!("{}.{}: {}", at(i, spec), e.field, e.message))
+        })
+        .collect()
+}
+
 impl ControlPlaneConfig {
+    /// What `check` finds in the `[[pools]]`, each line prefixed by the config file (for a
+    /// configuration loaded without it: [`ControlPlaneConfig::load`]).
+    pub fn checked_pools(&self, check: super::PoolCheck) -> Vec<String> {
+        let source = self
+            .file
+            .as_ref()
+            .map_or_else(|| "configuration".to_string(), |f| f.display().to_string());
+        self.pool_check_problems(check)
+            .into_iter()
+            .map(|p| format!("{source}: {p}"))
+            .collect()
+    }
+
+    /// What `check` finds in the `[[pools]]`, each naming its pool and field.
+    pub(super) fn pool_check_problems(&self, check: super::PoolCheck) -> Vec<String> {
+        checked(&self.pools, check)
+    }
+
     /// Puts each `[[pools]]` entry's `remediation` into `remediation.pools` (the plan the
     /// remediation loop reads), over a `[remediation.pools.NAME]` of the same name; returns
     /// a warning for each such override. Call on a validated configuration.

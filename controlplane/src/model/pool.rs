@@ -14,6 +14,7 @@ mod autoscaler;
 mod check;
 mod duration;
 mod instance;
+mod locate;
 mod plan;
 mod provider;
 mod spec;
@@ -24,9 +25,11 @@ pub use autoscaler::{
     AutoscalerSpec, CompositeMode, CompositeSpec, PredictiveSpec, QueueSpec, ReactiveSpec,
     ScheduledSpec, WindowSpec, WEEKDAYS,
 };
-pub use check::{PoolError, MAX_POOL_NODES};
+pub use check::{PoolError, MAX_AUTOSCALERS, MAX_CHILDREN, MAX_PARAMS_BYTES};
+pub use check::{MAX_POOL_NODES, MAX_PROVIDERS, MAX_WINDOWS, MAX_ZONES};
 pub use duration::DurationText;
 pub use instance::{InstanceState, InstanceTransitionError};
+pub use locate::autoscaler_error;
 pub use plan::Plan;
 pub use provider::{ProviderSpec, Strategy, PROVIDER_KINDS};
 pub use spec::{BudgetSpec, PoolSpec, RemediationSpec};

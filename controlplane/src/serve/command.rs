@@ -9,6 +9,7 @@ use super::{start, EnvTokens, ShutdownSignal};
 use crate::cli::Output;
 use crate::clock::SystemClock;
 use crate::config::{ConfigError, ControlPlaneConfig, Overrides};
+use crate::pool::rules::param_problems;
 
 /// The problems of a configuration (file, environment, flags), one line each.
 fn config_problems(e: &ConfigError) -> Vec<String> {
@@ -27,10 +28,11 @@ pub fn run(
     let overrides = Overrides { listen, database };
     let env = EnvTokens::from_env();
     if let Some(file) = check_config {
-        let (mut problems, warnings) = match ControlPlaneConfig::load(Some(&file), &overrides) {
-            Ok(c) => (Vec::new(), c.warnings),
-            Err(e) => (config_problems(&e), Vec::new()),
-        };
+        let (mut problems, warnings) =
+            match ControlPlaneConfig::load_checked(Some(&file), &overrides, param_problems) {
+                Ok(c) => (Vec::new(), c.warnings),
+                Err(e) => (config_problems(&e), Vec::new()),
+            };
         problems.extend(env.check().err().unwrap_or_default());
         let valid = problems.is_empty();
         match out {
@@ -62,7 +64,8 @@ pub fn run(
             ExitCode::from(2)
         };
     }
-    let cfg = match ControlPlaneConfig::load(config.as_deref(), &overrides) {
+    let cfg = match ControlPlaneConfig::load_checked(config.as_deref(), &overrides, param_problems)
+    {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");

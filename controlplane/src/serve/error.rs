@@ -26,6 +26,9 @@ pub enum ServeError {
         #[source]
         source: std::io::Error,
     },
+    /// The configuration is invalid (every problem, one a line).
+    #[error("invalid configuration:\n  {}", .0.join("\n  "))]
+    Config(Vec<String>),
     /// The health policy does not load.
     #[error("{0}")]
     Policy(String),

@@ -20,9 +20,15 @@ use crate::store::Store;
 pub struct PoolLoops {
     manager: ManagerHandle,
     reconciler: ReconcilerHandle,
+    wake: Arc<Wake>,
 }
 
 impl PoolLoops {
+    /// Wakes the pool manager now (the config's pools changed).
+    pub fn wake(&self) -> Arc<Wake> {
+        self.wake.clone()
+    }
+
     /// Ends both loops after the pass under way.
     pub fn stop(self) {
         self.manager.stop();
@@ -105,10 +111,13 @@ pub fn context(
 
 /// Starts both loops.
 pub fn start(ctx: Ctx) -> std::io::Result<PoolLoops> {
-    let manager = PoolManager::new(ctx.clone()).spawn()?;
+    let manager = PoolManager::new(ctx.clone());
+    let wake = manager.wake();
+    let manager = manager.spawn()?;
     let reconciler = Reconciler { ctx }.spawn()?;
     Ok(PoolLoops {
         manager,
         reconciler,
+        wake,
     })
 }

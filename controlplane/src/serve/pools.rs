@@ -7,7 +7,19 @@
 use tracing::{info, warn};
 
 use crate::config::{ControlPlaneConfig, PoolRemediation};
+use crate::serve::error::ServeError;
 use crate::store::{Store, StoreError};
+
+/// Refuses config pools whose providers' params are invalid (a configuration loaded with
+/// [`ControlPlaneConfig::load_checked`] has none: this is for one loaded without).
+pub(super) fn check(cfg: &ControlPlaneConfig) -> Result<(), ServeError> {
+    let problems = cfg.checked_pools(crate::pool::rules::param_problems);
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(ServeError::Config(problems))
+    }
+}
 
 /// Applies the config pools, then merges every stored pool's remediation into
 /// `cfg.remediation.pools`. Logs what changed and each warning.

@@ -81,6 +81,18 @@ impl PoolRow {
     pub fn from_config(&self) -> bool {
         self.source == SOURCE_CONFIG
     }
+
+    /// The conflict a change through the API gets when the pool is declared in the config
+    /// file (naming the file); `None` for a pool of the API.
+    pub fn config_conflict(&self) -> Option<StoreError> {
+        self.from_config().then(|| {
+            StoreError::Conflict(format!(
+                "pool {:?} is declared in the config file {}; change it there",
+                self.name,
+                self.source_file.as_deref().unwrap_or("(unknown)")
+            ))
+        })
+    }
 }
 
 /// A spec as stored.

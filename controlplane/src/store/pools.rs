@@ -30,14 +30,46 @@ pub struct ConfigApplied {
     pub taken_over: Vec<String>,
     /// Config pools no longer in the config: deleted (their nodes and instances stay).
     pub removed: Vec<String>,
+    /// Manual targets moved into a changed pool's new bounds, why for each.
+    pub clamped: Vec<String>,
 }
 
 fn read_only(row: &PoolRow) -> StoreError {
-    StoreError::Conflict(format!(
-        "pool {:?} is declared in the config file {}; change it there",
-        row.name,
-        row.source_file.as_deref().unwrap_or("(unknown)")
-    ))
+    row.config_conflict()
+        .unwrap_or_else(|| StoreError::Conflict(format!("pool {:?} is read-only", row.name)))
+}
+
+/// The manual target moved into `spec`'s bounds when a change of the spec left it outside
+/// (a lowered `max_nodes`): the new target and why, or `None` when it stays.
+fn clamp_manual(manual: Option<i32>, spec: &PoolSpec) -> Option<(i32, String)> {
+    let m = manual?;
+    let (lo, hi) = (i64::from(spec.min_nodes), i64::from(spec.max_nodes));
+    let to = i64::from(m).clamp(lo, hi.max(lo));
+    (to != i64::from(m)).then(|| {
+        (
+            i32::try_from(to).unwrap_or(i32::MAX),
+            format!("manual target {m} clamped to {to}: the pool's bounds are now {lo}..{hi}"),
+        )
+    })
+}
+
+/// The decision that records a clamped manual target (shown by `GET /v1/pools/{name}`
+/// among the pool manager's): no actions, the counts of the last decision.
+fn clamp_decision(
+    pool: &str,
+    target: i32,
+    why: &str,
+    counts: Option<String>,
+    now: i64,
+) -> NewDecision {
+    NewDecision {
+        pool: pool.to_string(),
+        time: now,
+        target,
+        reasons: serde_json::json!([why]).to_string(),
+        actions: "[]".into(),
+        counts: counts.unwrap_or_else(|| "{}".into()),
+    }
 }
 
 /// Instances that still hold or will hold a machine.
@@ -107,6 +139,21 @@ impl Store {
                 .set((pools::spec.eq(&json), pools::updated_at.eq(now)))
                 .execute(c)?;
             diesel::insert_into(audit::table).values(&entry).execute(c)?;
+            if let Some((to, why)) = clamp_manual(row.manual_target, spec) {
+                let counts: Option<String> = pool_decisions::table
+                    .filter(pool_decisions::pool.eq(&spec.name))
+                    .order(pool_decisions::id.desc())
+                    .select(pool_decisions::counts)
+                    .first(c)
+                    .optional()?;
+                diesel::update(pools::table.find(&spec.name))
+                    .set(pools::manual_target.eq(Some(to)))
+                    .execute(c)?;
+                diesel::insert_into(pool_decisions::table)
+                    .values(&clamp_decision(&spec.name, to, &why, counts, now))
+                    .execute(c)?;
+                row.manual_target = Some(to);
+            }
             row.spec = json.clone();
             row.updated_at = now;
             Ok(row)
@@ -279,6 +326,21 @@ impl Store {
                                 pools::updated_at.eq(now),
                             ))
                             .execute(c)?;
+                        if let Some((to, why)) = clamp_manual(r.manual_target, spec) {
+                            let counts: Option<String> = pool_decisions::table
+                                .filter(pool_decisions::pool.eq(name))
+                                .order(pool_decisions::id.desc())
+                                .select(pool_decisions::counts)
+                                .first(c)
+                                .optional()?;
+                            diesel::update(pools::table.find(name))
+                                .set(pools::manual_target.eq(Some(to)))
+                                .execute(c)?;
+                            diesel::insert_into(pool_decisions::table)
+                                .values(&clamp_decision(name, to, &why, counts, now))
+                                .execute(c)?;
+                            out.clamped.push(why);
+                        }
                         if r.source == SOURCE_API {
                             out.taken_over.push(name.clone());
                         } else {
@@ -301,6 +363,7 @@ impl Store {
                 serde_json::json!({
                     "created": out.created, "updated": out.updated,
                     "taken_over": out.taken_over, "removed": out.removed,
+                    "clamped": out.clamped,
                 }),
                 now,
             );

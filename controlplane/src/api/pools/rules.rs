@@ -6,13 +6,19 @@ use serde_json::Value;
 
 use crate::api::error::{ApiError, FieldError};
 use crate::model::pool::PoolSpec;
-use crate::pool::Pool;
 
 /// A pool body's shape: the spec, or 400 `bad_request` naming the field (`autoscaler.type:
 /// unknown variant …`) — a wrong type, an unknown field, a missing required field, like
 /// every other body of the API. Nothing is written (not even an audit entry).
 pub fn pool_shape(body: Value) -> Result<PoolSpec, ApiError> {
+    // An error inside the (tagged) autoscaler is found again with its whole path.
+    let inner = body
+        .get("autoscaler")
+        .and_then(|a| crate::model::pool::autoscaler_error(a, "autoscaler"));
     serde_path_to_error::deserialize(body).map_err(|e| {
+        if let Some(located) = inner {
+            return ApiError::bad_request(format!("pool body: {located}"));
+        }
         let path = e.path().to_string();
         let inner = e.into_inner();
         if path == "." {
@@ -23,36 +29,16 @@ pub fn pool_shape(body: Value) -> Result<PoolSpec, ApiError> {
     })
 }
 
-/// Every rule of a pool (`Pool::build`) at once: `Ok`, or 422 `invalid_pool` with one
+/// Every rule of a pool (`crate::pool::rules::problems`) at once: `Ok`, or 422 `invalid_pool` with one
 /// `details` entry per problem.
 pub fn pool_rules(spec: &PoolSpec) -> Result<(), ApiError> {
-    let mut details: Vec<FieldError> = match Pool::build(spec.clone()) {
-        Ok(_) => Vec::new(),
-        Err(problems) => problems
-            .into_iter()
-            .map(|p| FieldError {
-                field: p.field,
-                message: p.message,
-            })
-            .collect(),
-    };
-    // Each provider's params, as the provider reads them (required, unknown and
-    // out-of-range params; an API key's variable that is not set): built, not started. An
-    // agent binary that is not named is the pool manager's to find when it provisions (a
-    // pool may be declared before the binary is installed); one that is named is checked.
-    let mut env = crate::pool::provider::ProviderEnv::new("http://127.0.0.1", std::env::temp_dir());
-    env.agent_binary = std::env::current_exe().ok();
-    for (i, p) in spec.provider_list().iter().enumerate() {
-        if !crate::pool::provider::KINDS.contains(&p.kind.as_str()) {
-            continue; // already reported by the spec's rules
-        }
-        if let Err(problems) = crate::pool::provider::build(&p.kind, &p.params, &env) {
-            details.extend(problems.into_iter().map(|message| FieldError {
-                field: format!("providers[{i}].params"),
-                message,
-            }));
-        }
-    }
+    let details: Vec<FieldError> = crate::pool::rules::problems(spec)
+        .into_iter()
+        .map(|p| FieldError {
+            field: p.field,
+            message: p.message,
+        })
+        .collect();
     if details.is_empty() {
         return Ok(());
     }

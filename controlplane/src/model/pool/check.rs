@@ -10,6 +10,11 @@ use thiserror::Error;
 use super::{AutoscalerSpec, DurationText, PoolSpec, ProviderSpec, ScheduledSpec, PROVIDER_KINDS};
 use crate::validate;
 
+mod caps;
+use caps::{clip, count};
+pub use caps::{MAX_AUTOSCALERS, MAX_CHILDREN, MAX_PARAMS_BYTES};
+pub use caps::{MAX_PROVIDERS, MAX_WINDOWS, MAX_ZONES};
+
 /// Most nodes a pool may have: bounds what the pool manager holds per pool.
 pub const MAX_POOL_NODES: u32 = 10_000;
 
@@ -34,6 +39,18 @@ impl Problems {
             field: field.into(),
             message: message.into(),
         });
+    }
+}
+
+/// Lists (and maps) of a pool spec are bounded, so that one pool cannot make the control
+/// plane hold megabytes: a list longer than its cap is one problem (its entries are not
+/// checked one by one).
+fn too_long(out: &mut Problems, field: &str, len: usize, max: usize) -> bool {
+    if len > max {
+        out.add(field, format!("has {len} entries; at most {max}"));
+        true
+    } else {
+        false
     }
 }
 
@@ -65,16 +82,19 @@ fn problems(p: &PoolSpec) -> Vec<PoolError> {
         }
     }
     let mut seen = BTreeSet::new();
-    for (i, z) in p.zones.iter().enumerate() {
+    let zones = if too_long(&mut out, "zones", p.zones.len(), MAX_ZONES) {
+        &[][..]
+    } else {
+        &p.zones[..]
+    };
+    for (i, z) in zones.iter().enumerate() {
         if let Err(e) = short_text(z) {
             out.add(format!("zones[{i}]"), e);
         } else if !seen.insert(z) {
             out.add(format!("zones[{i}]"), format!("{z:?} is listed twice"));
         }
     }
-    if let Err(e) = validate::labels(&p.labels) {
-        out.add("labels", e);
-    }
+    labels(&mut out, p);
     let day = Duration::from_secs(86_400);
     duration(
         &mut out,
@@ -110,9 +130,35 @@ fn problems(p: &PoolSpec) -> Vec<PoolError> {
         out.add("budget.max_percent", "must be more than 0 and at most 100");
     }
     if let Some(a) = &p.autoscaler {
-        autoscaler(&mut out, "autoscaler", a, p, 1);
+        let n = count(a);
+        if n > MAX_AUTOSCALERS {
+            out.add(
+                "autoscaler",
+                format!("{n} autoscalers in all; at most {MAX_AUTOSCALERS}"),
+            );
+        } else {
+            autoscaler(&mut out, "autoscaler", a, p, 1);
+        }
     }
     out.0
+}
+
+/// Every bad label name and value, each named `labels.NAME`.
+fn labels(out: &mut Problems, p: &PoolSpec) {
+    if too_long(out, "labels", p.labels.len(), validate::MAX_LABELS) {
+        return;
+    }
+    for (k, v) in &p.labels {
+        // The name as the field's path: clipped, so a huge bad name is not echoed whole.
+        let at = format!("labels.{}", clip(k));
+        // A name longer than 64 bytes is invalid clipped too (the mark is not ASCII).
+        if let Err(e) = validate::label_name(&clip(k)) {
+            out.add(at.clone(), e);
+        }
+        if let Err(e) = validate::label_value(&clip(k), v) {
+            out.add(at, e);
+        }
+    }
 }
 
 fn providers(p: &PoolSpec, out: &mut Problems) {
@@ -131,6 +177,9 @@ fn providers(p: &PoolSpec, out: &mut Problems) {
             }
         }
         (None, false) => {}
+    }
+    if too_long(out, "providers", p.providers.len(), MAX_PROVIDERS) {
+        return;
     }
     let mut names = BTreeSet::new();
     for (i, pr) in p.providers.iter().enumerate() {
@@ -163,6 +212,13 @@ fn provider(out: &mut Problems, i: usize, pr: &ProviderSpec) {
         .is_some_and(|c| !(c.is_finite() && c >= 0.0))
     {
         out.add(at("cost_per_hour"), "must be a price of 0 or more");
+    }
+    let bytes = serde_json::to_string(&pr.params).map_or(usize::MAX, |j| j.len());
+    if bytes > MAX_PARAMS_BYTES {
+        out.add(
+            at("params"),
+            format!("{bytes} bytes of JSON; at most {MAX_PARAMS_BYTES}"),
+        );
     }
 }
 
@@ -248,6 +304,9 @@ fn autoscaler(out: &mut Problems, at: &str, a: &AutoscalerSpec, p: &PoolSpec, de
                     "a composite needs at least one autoscaler",
                 );
             }
+            if too_long(out, &f("autoscalers"), c.autoscalers.len(), MAX_CHILDREN) {
+                return;
+            }
             for (i, child) in c.autoscalers.iter().enumerate() {
                 autoscaler(out, &format!("{at}.autoscalers[{i}]"), child, p, depth + 1);
             }
@@ -261,7 +320,7 @@ fn scheduled(out: &mut Problems, at: &str, s: &ScheduledSpec, p: &PoolSpec, dept
             format!("{at}.timezone"),
             format!(
                 "{:?} is not a known IANA time zone (like Europe/Berlin): {e}",
-                s.timezone
+                clip(&s.timezone)
             ),
         );
     }
@@ -271,8 +330,16 @@ fn scheduled(out: &mut Problems, at: &str, s: &ScheduledSpec, p: &PoolSpec, dept
             "a scheduled autoscaler needs at least one window",
         );
     }
-    for (i, w) in s.windows.iter().enumerate() {
+    let windows = if too_long(out, &format!("{at}.windows"), s.windows.len(), MAX_WINDOWS) {
+        &[][..]
+    } else {
+        &s.windows[..]
+    };
+    for (i, w) in windows.iter().enumerate() {
         let f = |name: &str| format!("{at}.windows[{i}].{name}");
+        if too_long(out, &f("days"), w.days.len(), 7) {
+            continue;
+        }
         if let Err(e) = w.day_bits() {
             out.add(f("days"), e);
         }

@@ -147,7 +147,7 @@ fn validation_reports_every_problem_with_its_field_path() {
         "providers[1].name".into(),
         "min_nodes".into(),
         "zones[1]".into(),
-        "labels".into(),
+        "labels.__x".into(),
         "scale_up_cooldown".into(),
         "registration_timeout".into(),
         "remediation.drain_timeout".into(),
