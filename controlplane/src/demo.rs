@@ -15,7 +15,6 @@
 //! folder (found through `/proc`, whoever started it), each group with SIGTERM, then
 //! SIGKILL after a grace period. The folder stays, with the logs, for a look afterwards.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -27,21 +26,7 @@ mod stop;
 mod view;
 
 use fleet::{Phase, Snapshot};
-
-/// What `gpuwarden demo` was asked.
-#[derive(Debug, Clone)]
-pub struct DemoArgs {
-    /// The folder to run in (created; must be empty); default `./gpuwarden-demo-UNIXTIME`.
-    pub dir: Option<PathBuf>,
-    /// Lines instead of the live view, and exit once the faulty node has been replaced.
-    pub ci: bool,
-    /// Agents in the pool.
-    pub nodes: u32,
-    /// How long the healthy pool runs before the fault.
-    pub fault_after: Duration,
-    /// With `--ci` (or without a terminal), give up after this long.
-    pub time_limit: Duration,
-}
+pub use setup::DemoArgs;
 
 /// Runs the demo; the exit code is the process's.
 pub fn run(args: DemoArgs) -> ExitCode {
@@ -58,7 +43,7 @@ pub fn run(args: DemoArgs) -> ExitCode {
         }
     };
     let outcome = watch(&args, &demo, &stop_flag);
-    let stopped = stop::everything(&demo);
+    let stopped = stop::everything(demo.control_plane.id(), &demo.agents_dir);
     println!("{stopped}");
     println!(
         "The folder {} keeps the logs and the database.",
@@ -126,13 +111,19 @@ fn watch(
                 for line in fleet::changes(last.as_ref(), &now) {
                     say(line, &mut log, live);
                 }
-                let (next, said) = phase.advance(&now, demo, args, started.elapsed());
+                let (next, said) = phase.advance(
+                    &now,
+                    demo.nodes as usize,
+                    args.fault_after,
+                    started.elapsed(),
+                    |address| demo.inject(address, fleet::fatal_xid()),
+                );
                 for line in said {
                     say(line, &mut log, live);
                 }
                 phase = next;
                 if let Some(s) = screen.as_mut() {
-                    s.draw(demo, &now, &phase, &log);
+                    s.draw(&demo.base, &now, &phase, &log);
                 }
                 last = Some(now);
                 if let Phase::Replaced { summary } = &phase {

@@ -6,9 +6,6 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::setup::Demo;
-use super::DemoArgs;
-
 /// One node, as the live view shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeLine {
@@ -166,6 +163,12 @@ pub fn changes(before: Option<&Snapshot>, now: &Snapshot) -> Vec<String> {
     out
 }
 
+/// The fault the demo injects: XID 79 (the GPU fell off the bus) on GPU 0, as the agent's
+/// fake backend takes it at `POST /v1/fake/inject`.
+pub fn fatal_xid() -> Value {
+    json!({"gpu": 0, "fault": "xid", "code": 79})
+}
+
 /// Where the demo is.
 #[derive(Debug, Clone)]
 pub enum Phase {
@@ -203,30 +206,31 @@ impl Phase {
         }
     }
 
-    /// The next phase given `now`; lines to say.
+    /// The next phase given `now`, for a pool of `want` nodes whose fault comes
+    /// `fault_after` once it is up, `elapsed` into the demo; `inject` puts the fault into the
+    /// agent at an address. Lines to say.
     pub fn advance(
         &self,
         now: &Snapshot,
-        demo: &Demo,
-        args: &DemoArgs,
+        want: usize,
+        fault_after: Duration,
         elapsed: Duration,
+        inject: impl FnOnce(&str) -> Result<(), String>,
     ) -> (Phase, Vec<String>) {
-        let want = demo.nodes as usize;
         match self {
             Phase::Starting if now.serving().len() >= want => (
                 Phase::Up { at: elapsed },
                 vec![format!(
                     "pool up: {want} nodes active, healthy and online after {:.1}s; a fatal XID in {}s",
                     elapsed.as_secs_f64(),
-                    args.fault_after.as_secs()
+                    fault_after.as_secs()
                 )],
             ),
-            Phase::Up { at } if elapsed >= *at + args.fault_after => {
+            Phase::Up { at } if elapsed >= *at + fault_after => {
                 let Some(victim) = now.serving().first().map(|n| (*n).clone()) else {
                     return (Phase::Starting, vec!["the pool is no longer up".into()]);
                 };
-                let fault = json!({"gpu": 0, "fault": "xid", "code": 79});
-                match demo.inject(&victim.address, fault) {
+                match inject(&victim.address) {
                     Ok(()) => (
                         Phase::Faulted {
                             node: victim.name.clone(),
@@ -324,5 +328,67 @@ mod tests {
         let names: Vec<&str> = s.serving().iter().map(|n| n.name.as_str()).collect();
         assert_eq!(names, ["a"]);
         assert_eq!(s.in_flight(), 1);
+    }
+
+    #[test]
+    fn the_phases_go_up_fault_and_replaced_only_when_the_pool_is_back() {
+        let up = snap(
+            vec![
+                node("a", "active", "healthy", "online"),
+                node("b", "active", "healthy", "online"),
+            ],
+            json!([]),
+        );
+        let secs = Duration::from_secs;
+        let no_inject = |_: &str| -> Result<(), String> { panic!("no fault yet") };
+        // Not up with one node of two.
+        let one = snap(vec![node("a", "active", "healthy", "online")], json!([]));
+        let (p, _) = Phase::Starting.advance(&one, 2, secs(5), secs(1), no_inject);
+        assert!(matches!(p, Phase::Starting));
+        let (p, said) = Phase::Starting.advance(&up, 2, secs(5), secs(2), no_inject);
+        assert!(matches!(p, Phase::Up { at } if at == secs(2)), "{said:?}");
+        // The fault waits for fault_after, then goes to the first serving node's address.
+        let (p, _) = p.advance(&up, 2, secs(5), secs(6), no_inject);
+        assert!(matches!(p, Phase::Up { .. }));
+        let mut hit = None;
+        let (p, _) = p.advance(&up, 2, secs(5), secs(7), |addr| {
+            hit = Some(addr.to_string());
+            Ok(())
+        });
+        assert_eq!(hit.as_deref(), Some("http://127.0.0.1:1"));
+        assert!(matches!(&p, Phase::Faulted { node, .. } if node == "a"));
+        // The bad node cordoned and a replacement joining: not done.
+        let mid = snap(
+            vec![
+                node("a", "cordoned", "unhealthy", "online"),
+                node("b", "active", "healthy", "online"),
+                node("c", "active", "unknown", "offline"),
+            ],
+            json!([]),
+        );
+        let (p, _) = p.advance(&mid, 2, secs(5), secs(8), no_inject);
+        assert!(matches!(p, Phase::Faulted { .. }));
+        // A replacement serving but the bad node not terminated yet: not done either.
+        let both = snap(
+            vec![
+                node("a", "draining", "unhealthy", "online"),
+                node("b", "active", "healthy", "online"),
+                node("c", "active", "healthy", "online"),
+            ],
+            json!([]),
+        );
+        let (p, _) = p.advance(&both, 2, secs(5), secs(9), no_inject);
+        assert!(matches!(p, Phase::Faulted { .. }));
+        let done = snap(
+            vec![
+                node("a", "terminated", "unhealthy", "offline"),
+                node("b", "active", "healthy", "online"),
+                node("c", "active", "healthy", "online"),
+            ],
+            json!([]),
+        );
+        let (p, said) = p.advance(&done, 2, secs(5), secs(10), no_inject);
+        assert!(matches!(p, Phase::Replaced { .. }), "{said:?}");
+        assert!(said[0].contains("3.0s after the fault"), "{said:?}");
     }
 }

@@ -8,8 +8,22 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use super::fleet::Snapshot;
-use super::DemoArgs;
 use crate::cli::client::{Client, Target};
+
+/// What `gpuwarden demo` was asked.
+#[derive(Debug, Clone)]
+pub struct DemoArgs {
+    /// The folder to run in (created; must be empty); default `./gpuwarden-demo-UNIXTIME`.
+    pub dir: Option<PathBuf>,
+    /// Lines instead of the live view, and exit once the faulty node has been replaced.
+    pub ci: bool,
+    /// Agents in the pool.
+    pub nodes: u32,
+    /// How long the healthy pool runs before the fault.
+    pub fault_after: Duration,
+    /// With `--ci` (or without a terminal), give up after this long.
+    pub time_limit: Duration,
+}
 
 /// The pool the demo declares.
 pub const POOL: &str = "demo";
@@ -48,10 +62,7 @@ pub fn start(args: &DemoArgs) -> Result<Demo, String> {
     let exe = std::env::current_exe().map_err(|e| format!("this executable: {e}"))?;
     let agent = exe.with_file_name("gpuwarden-agent");
     if !agent.is_file() {
-        return Err(format!(
-            "no gpuwarden-agent beside {}: build both programs first (cargo build --release --bins)",
-            exe.display()
-        ));
+        build_agent(&exe)?;
     }
     let (plugins, plugin_config) = plugins(&dir);
     let agent_config = dir.join("agent.toml");
@@ -114,7 +125,7 @@ pub fn start(args: &DemoArgs) -> Result<Demo, String> {
         client,
     };
     if let Err(e) = demo.declare_pool(&agent, &agent_config) {
-        let stopped = super::stop::everything(&demo);
+        let stopped = super::stop::everything(demo.control_plane.id(), &demo.agents_dir);
         return Err(format!("{e}\n{stopped}"));
     }
     Ok(demo)
@@ -230,6 +241,33 @@ impl Demo {
             200 => Ok(()),
             s => Err(format!("{url}: HTTP {s}")),
         }
+    }
+}
+
+/// Builds `gpuwarden-agent` beside `exe` when the demo runs under `cargo run` (cargo sets
+/// `CARGO`), in the same profile; otherwise says how.
+fn build_agent(exe: &Path) -> Result<(), String> {
+    let how = "build both programs first: cargo build --release --bins";
+    let Some(cargo) = std::env::var_os("CARGO") else {
+        return Err(format!("no gpuwarden-agent beside {}: {how}", exe.display()));
+    };
+    let release = exe
+        .parent()
+        .and_then(Path::file_name)
+        .is_some_and(|d| d == "release");
+    let mut cmd = Command::new(cargo);
+    cmd.args(["build", "-p", "gpuwarden-agent", "--bin", "gpuwarden-agent"]);
+    if release {
+        cmd.arg("--release");
+    }
+    println!(
+        "building gpuwarden-agent (cargo build{} -p gpuwarden-agent) …",
+        if release { " --release" } else { "" }
+    );
+    match cmd.status() {
+        Ok(s) if s.success() && exe.with_file_name("gpuwarden-agent").is_file() => Ok(()),
+        Ok(s) => Err(format!("building gpuwarden-agent failed ({s}): {how}")),
+        Err(e) => Err(format!("cannot run cargo ({e}): {how}")),
     }
 }
 

@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use rustix::process::{kill_process_group, Pid, Signal};
 
-use super::setup::Demo;
 use crate::pool::provider::local::proc;
 
 /// How long a process gets between SIGTERM and SIGKILL. (An agent deregisters on SIGTERM.)
@@ -43,16 +42,16 @@ pub fn on_ctrl_c(flag: Arc<AtomicBool>) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Stops the control plane, then the agents; says what it stopped.
-pub fn everything(demo: &Demo) -> String {
-    let cp = demo.control_plane.id();
+/// Stops the control plane (`cp`, the leader of its process group), then the agents whose
+/// state folder lies under `agents_dir`; says what it stopped.
+pub fn everything(cp: u32, agents_dir: &Path) -> String {
     let cp_line = match stop_groups(&[cp]) {
         0 => "the control plane had already exited".to_string(),
         _ => format!("stopped the control plane (pid {cp})"),
     };
-    let agents = agents_under(&demo.agents_dir);
+    let agents = agents_under(agents_dir);
     let n = stop_groups(&agents);
-    let left = agents_under(&demo.agents_dir).len();
+    let left = agents_under(agents_dir).len();
     let left = if left == 0 {
         "nothing left running".to_string()
     } else {

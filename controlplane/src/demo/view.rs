@@ -12,7 +12,7 @@ use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table, Wrap};
 use ratatui::DefaultTerminal;
 
 use super::fleet::{Phase, Snapshot};
-use super::setup::{Demo, POOL};
+use super::setup::POOL;
 
 /// Whether stdout is a terminal the live view can draw on.
 pub fn is_terminal() -> bool {
@@ -50,7 +50,7 @@ impl Screen {
     }
 
     /// Draws one frame. A failed draw is skipped: the next one tries again.
-    pub fn draw(&mut self, demo: &Demo, now: &Snapshot, phase: &Phase, log: &[String]) {
+    pub fn draw(&mut self, base: &str, now: &Snapshot, phase: &Phase, log: &[String]) {
         let _ = self.terminal.draw(|f| {
             let [top, table, bottom] = Layout::vertical([
                 Constraint::Length(4),
@@ -78,7 +78,7 @@ impl Screen {
                 Paragraph::new(head).block(
                     Block::new()
                         .borders(Borders::ALL)
-                        .title(format!(" gpuwarden demo — {} — q quits ", demo.base)),
+                        .title(format!(" gpuwarden demo — {base} — q quits ")),
                 ),
                 top,
             );
