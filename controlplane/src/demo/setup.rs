@@ -249,7 +249,10 @@ impl Demo {
 fn build_agent(exe: &Path) -> Result<(), String> {
     let how = "build both programs first: cargo build --release --bins";
     let Some(cargo) = std::env::var_os("CARGO") else {
-        return Err(format!("no gpuwarden-agent beside {}: {how}", exe.display()));
+        return Err(format!(
+            "no gpuwarden-agent beside {}: {how}",
+            exe.display()
+        ));
     };
     let release = exe
         .parent()
