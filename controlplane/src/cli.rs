@@ -11,6 +11,7 @@
 pub mod args;
 pub mod client;
 pub mod commands;
+pub mod db;
 mod escape;
 mod invalid;
 pub mod policies;

@@ -62,6 +62,7 @@ fn main() -> ExitCode {
             fault_after,
             time_limit,
         }),
+        Command::Db { command } => gpuwarden_controlplane::cli::db::run(command),
         command => run::admin(cli.conn, command),
     }
 }

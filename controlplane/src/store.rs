@@ -13,6 +13,7 @@ pub mod rows;
 pub mod schema;
 
 mod commands;
+pub mod copy;
 mod expected;
 mod flush;
 mod instances;

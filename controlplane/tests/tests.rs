@@ -47,6 +47,7 @@ mod cli;
 mod cli_pools;
 mod config_pools;
 mod config_reload;
+mod db_copy;
 mod expected_gpus;
 mod instances_api;
 mod join_api;

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use super::commands::NodesCommand;
+use super::db::DbCommand;
 use super::policies::PoliciesCommand;
 use super::pools::{InstancesCommand, PoolsCommand};
 use super::Output;
@@ -96,6 +97,11 @@ pub enum Command {
     Policies {
         #[command(subcommand)]
         command: PoliciesCommand,
+    },
+    /// The database itself: `db copy` moves it from SQLite to PostgreSQL.
+    Db {
+        #[command(subcommand)]
+        command: DbCommand,
     },
     /// The audit log of admin actions, newest first.
     Audit {
