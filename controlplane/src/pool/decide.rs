@@ -52,8 +52,12 @@ pub fn decide(s: &PoolState<'_>, now_ms: i64) -> Decision {
         scale_up_cooldown_left_ms: 0,
         scale_down_cooldown_left_ms: 0,
     };
-    let booting = instances(s, now_ms, &mut d);
-    let live = s.nodes.iter().filter(|n| !n.is_gone());
+    let (booting, never) = instances(s, now_ms, &mut d);
+    // A failed instance's pre-created node never joins: not a member, not capacity to wait
+    // for, from the evaluation that fails it (its replacement is provisioned now).
+    let live = s.nodes.iter().filter(|n| {
+        !n.is_gone() && !(n.status == Status::Pending && never.contains(&n.id.as_str()))
+    });
     let serving = live.clone().filter(|n| n.is_serving()).count() as u32;
     let pending = live.clone().filter(|n| n.status == Status::Pending).count() as u32;
     let unhealthy = live.clone().filter(|n| n.is_unhealthy()).count() as u32;
@@ -117,14 +121,17 @@ pub fn decide(s: &PoolState<'_>, now_ms: i64) -> Decision {
     d
 }
 
-/// Registration timeouts and instances to clean up; returns the booting count.
-fn instances(s: &PoolState<'_>, now_ms: i64, d: &mut Decision) -> u32 {
+/// Registration timeouts and instances to clean up; returns the booting count and the
+/// nodes of the instances failed (now or before), which will never join.
+fn instances<'s>(s: &'s PoolState<'_>, now_ms: i64, d: &mut Decision) -> (u32, Vec<&'s str>) {
     let timeout = s.pool.registration_timeout_ms;
     let mut booting = 0;
+    let mut never = Vec::new();
     for i in &s.instances {
         match i.state {
             st if st.is_booting() => {
                 if now_ms.saturating_sub(i.created_ms) >= timeout {
+                    never.extend(i.node_id.as_deref());
                     d.actions.push(Action::FailInstance {
                         instance: i.id.clone(),
                         reason: format!(
@@ -138,10 +145,13 @@ fn instances(s: &PoolState<'_>, now_ms: i64, d: &mut Decision) -> u32 {
                     booting += 1;
                 }
             }
-            InstanceState::Failed => d.actions.push(Action::TerminateInstance {
-                instance: i.id.clone(),
-                reason: "the instance failed".into(),
-            }),
+            InstanceState::Failed => {
+                never.extend(i.node_id.as_deref());
+                d.actions.push(Action::TerminateInstance {
+                    instance: i.id.clone(),
+                    reason: "the instance failed".into(),
+                });
+            }
             InstanceState::Running => {
                 let node = i
                     .node_id
@@ -157,7 +167,7 @@ fn instances(s: &PoolState<'_>, now_ms: i64, d: &mut Decision) -> u32 {
             _ => {}
         }
     }
-    booting
+    (booting, never)
 }
 
 /// The target, within the pool's bounds, and why.

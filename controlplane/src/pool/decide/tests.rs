@@ -326,8 +326,17 @@ fn an_instance_that_never_registers_is_failed_terminated_and_replaced() {
         "the other booting instance makes up min"
     );
     s.instances.remove(1);
+    // Its pre-created node, still pending, is no capacity once the instance fails.
+    s.instances[0].node_id = Some("late-node".into());
+    s.nodes.push(node(
+        "late-node",
+        Status::Pending,
+        Health::Unknown,
+        Connectivity::Offline,
+    ));
     let d = decide(&s, NOW);
     assert_eq!(provisioned(&d), 1, "replaced in the same decision");
+    assert_eq!(d.counts.members, 1, "only a: {:?}", d.counts);
     // Next round it is failed: terminated.
     s.instances[0].state = InstanceState::Failed;
     let d = decide(&s, NOW);
