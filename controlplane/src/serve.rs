@@ -206,6 +206,7 @@ pub async fn start(
         dispatch: dispatcher.wake.clone(),
         remediate: dispatcher.ended.clone(),
         held: crate::act::managed::Held::new(Some(&metrics)),
+        pools: Arc::default(),
     };
     let managed = crate::act::managed::ManagedPools::default();
     let remediator = Remediator::new(
@@ -280,6 +281,7 @@ pub async fn start(
         notifier: links.notifier.clone(),
         dispatch: links.dispatch.clone(),
         held: links.held.clone(),
+        wake: links.pools.clone(),
     };
     let state = web::Data::new(AppState {
         store,

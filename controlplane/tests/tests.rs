@@ -56,6 +56,7 @@ mod policy_limits;
 mod pools_api;
 mod pools_invalid;
 mod pools_local;
+mod pools_manager_api;
 mod provider_exec;
 mod provider_lambda;
 mod provider_lambda_http;

@@ -6,7 +6,8 @@
 //! `bad_request`, naming the field's path), then every rule of `Pool::build`, all reported
 //! at once as 422 `invalid_pool` with one `details` entry per problem. Pools declared in the config
 //! file are read-only here (409 naming the file); scaling them and pushing their demand are
-//! allowed (they change the pool's state, not its declaration).
+//! allowed (they change the pool's state, not its declaration). Each change wakes the pool
+//! manager, which evaluates the pool at once rather than at its next interval.
 
 mod rules;
 mod view;
@@ -87,6 +88,7 @@ pub(super) async fn create(
         );
         let (store, r) = (state.store.clone(), row.clone());
         blocking(move || store.create_pool(&r, entry)).await?;
+        state.links.pools.notify();
         Ok(HttpResponse::Created().json(view::view(&row, 0)?))
     })
     .await
@@ -181,6 +183,7 @@ pub(super) async fn update(
                 Ok((row, n))
             })
             .await?;
+            state.links.pools.notify();
             Ok(HttpResponse::Ok().json(view::view(&row, nodes)?))
         },
     )
@@ -296,6 +299,7 @@ pub(super) async fn scale(
             })
             .await?
             .map_err(ApiError::invalid)?;
+            state.links.pools.notify();
             Ok(HttpResponse::Ok().json(view::view(&row, count)?))
         },
     )
@@ -344,5 +348,6 @@ pub(super) async fn demand(
     );
     // Pushed often by a scheduler: stored, not audited.
     blocking(move || store.set_demand(&name, n, now)).await?;
+    state.links.pools.notify();
     Ok(HttpResponse::NoContent().finish())
 }

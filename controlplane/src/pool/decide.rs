@@ -31,6 +31,8 @@ mod state;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_boot;
+#[cfg(test)]
 mod tests_props;
 #[cfg(test)]
 mod tests_remedy;
@@ -52,11 +54,15 @@ pub fn decide(s: &PoolState<'_>, now_ms: i64) -> Decision {
         scale_up_cooldown_left_ms: 0,
         scale_down_cooldown_left_ms: 0,
     };
-    let (booting, never) = instances(s, now_ms, &mut d);
-    // A failed instance's pre-created node never joins: not a member, not capacity to wait
-    // for, from the evaluation that fails it (its replacement is provisioned now).
+    let (booting, skip) = instances(s, now_ms, &mut d);
+    // The node of a booting instance counts once, as its instance. A failed instance's
+    // pre-created node never joins: not a member, not capacity to wait for, from the
+    // evaluation that fails it (its replacement is provisioned now).
     let live = s.nodes.iter().filter(|n| {
-        !n.is_gone() && !(n.status == Status::Pending && never.contains(&n.id.as_str()))
+        !n.is_gone()
+            && !skip
+                .iter()
+                .any(|(id, booting)| *id == n.id && (*booting || n.status == Status::Pending))
     });
     let serving = live.clone().filter(|n| n.is_serving()).count() as u32;
     let pending = live.clone().filter(|n| n.status == Status::Pending).count() as u32;
@@ -121,17 +127,22 @@ pub fn decide(s: &PoolState<'_>, now_ms: i64) -> Decision {
     d
 }
 
-/// Registration timeouts and instances to clean up; returns the booting count and the
-/// nodes of the instances failed (now or before), which will never join.
-fn instances<'s>(s: &'s PoolState<'_>, now_ms: i64, d: &mut Decision) -> (u32, Vec<&'s str>) {
+/// Registration timeouts and instances to clean up. Returns the booting count, and the
+/// nodes of instances (true: booting, counted as their instance; false: failed, now or
+/// before, so their pending node will never join).
+fn instances<'s>(
+    s: &'s PoolState<'_>,
+    now_ms: i64,
+    d: &mut Decision,
+) -> (u32, Vec<(&'s str, bool)>) {
     let timeout = s.pool.registration_timeout_ms;
     let mut booting = 0;
-    let mut never = Vec::new();
+    let mut skip = Vec::new();
     for i in &s.instances {
         match i.state {
             st if st.is_booting() => {
                 if now_ms.saturating_sub(i.created_ms) >= timeout {
-                    never.extend(i.node_id.as_deref());
+                    skip.extend(i.node_id.as_deref().map(|n| (n, false)));
                     d.actions.push(Action::FailInstance {
                         instance: i.id.clone(),
                         reason: format!(
@@ -143,10 +154,11 @@ fn instances<'s>(s: &'s PoolState<'_>, now_ms: i64, d: &mut Decision) -> (u32, V
                     });
                 } else {
                     booting += 1;
+                    skip.extend(i.node_id.as_deref().map(|n| (n, true)));
                 }
             }
             InstanceState::Failed => {
-                never.extend(i.node_id.as_deref());
+                skip.extend(i.node_id.as_deref().map(|n| (n, false)));
                 d.actions.push(Action::TerminateInstance {
                     instance: i.id.clone(),
                     reason: "the instance failed".into(),
@@ -167,7 +179,7 @@ fn instances<'s>(s: &'s PoolState<'_>, now_ms: i64, d: &mut Decision) -> (u32, V
             _ => {}
         }
     }
-    (booting, never)
+    (booting, skip)
 }
 
 /// The target, within the pool's bounds, and why.

@@ -303,50 +303,6 @@ fn scale_down_drains_before_it_terminates_and_finishes_during_the_cooldown() {
 }
 
 #[test]
-fn an_instance_that_never_registers_is_failed_terminated_and_replaced() {
-    let p = pool(2, 4, |_| {});
-    let mut s = state(
-        &p,
-        vec![up("a")],
-        vec![
-            booting("late", NOW - 10 * MIN),
-            booting("ok", NOW - 9 * MIN),
-        ],
-    );
-    s.last_scale_up_ms = Some(NOW - 10 * MIN);
-    let d = decide(&s, NOW);
-    assert!(
-        matches!(&d.actions[0], Action::FailInstance { instance, reason } if instance == "late" && reason.contains("did not register within 10m")),
-        "{:?}",
-        d.actions
-    );
-    assert_eq!(
-        provisioned(&d),
-        0,
-        "the other booting instance makes up min"
-    );
-    s.instances.remove(1);
-    // Its pre-created node, still pending, is no capacity once the instance fails.
-    s.instances[0].node_id = Some("late-node".into());
-    s.nodes.push(node(
-        "late-node",
-        Status::Pending,
-        Health::Unknown,
-        Connectivity::Offline,
-    ));
-    let d = decide(&s, NOW);
-    assert_eq!(provisioned(&d), 1, "replaced in the same decision");
-    assert_eq!(d.counts.members, 1, "only a: {:?}", d.counts);
-    // Next round it is failed: terminated.
-    s.instances[0].state = InstanceState::Failed;
-    let d = decide(&s, NOW);
-    assert!(d.actions.contains(&Action::TerminateInstance {
-        instance: "late".into(),
-        reason: "the instance failed".into()
-    }));
-}
-
-#[test]
 fn the_autoscaler_sets_the_target_within_bounds_and_says_why() {
     let p = pool(1, 3, |s| {
         s.autoscaler = Some(AutoscalerSpec::Reactive(ReactiveSpec {

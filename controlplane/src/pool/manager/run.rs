@@ -36,7 +36,6 @@ pub struct PoolManager {
     compiled: Arc<Mutex<Compiled>>,
     history: Arc<Mutex<History>>,
     recorded: Arc<Mutex<Recorded>>,
-    wake: Arc<Wake>,
 }
 
 impl std::fmt::Debug for PoolManager {
@@ -81,13 +80,12 @@ impl PoolManager {
             compiled: Arc::default(),
             history: Arc::default(),
             recorded: Arc::default(),
-            wake: Arc::default(),
         }
     }
 
-    /// Wakes the loop now (a pool changed through the API).
+    /// Wakes the loop now (a pool changed through the API); the same as `ctx.wake`.
     pub fn wake(&self) -> Arc<Wake> {
-        self.wake.clone()
+        self.ctx.wake.clone()
     }
 
     fn compile(&self, row: &PoolRow) -> Result<Arc<Pool>, String> {
@@ -341,14 +339,14 @@ impl PoolManager {
     /// when woken.
     pub fn spawn(self) -> std::io::Result<ManagerHandle> {
         let stop = Arc::new(AtomicBool::new(false));
-        let (st, wake) = (stop.clone(), self.wake.clone());
+        let (st, wake) = (stop.clone(), self.ctx.wake.clone());
         let thread = std::thread::Builder::new()
             .name("pool-manager".into())
             .spawn(move || {
                 // The first tick waits one interval: the scraper has seen the fleet by
                 // then, and a control plane stopped at once acts on nothing.
                 loop {
-                    self.wake.wait(self.ctx.settings.interval);
+                    self.ctx.wake.wait(self.ctx.settings.interval);
                     if st.load(Ordering::SeqCst) {
                         break;
                     }

@@ -71,6 +71,7 @@ pub(crate) fn ctx_for(store: Arc<Store>, clock: &FakeClock, dir: &std::path::Pat
         held: Held::new(None),
         notifier: Default::default(),
         dispatch: Arc::default(),
+        wake: Arc::default(),
     }
 }
 
