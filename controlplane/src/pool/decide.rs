@@ -38,7 +38,7 @@ mod tests_props;
 mod tests_remedy;
 
 pub use decision::{Action, Counts, Decision};
-pub use state::{FleetBudget, InstanceView, NodeView, PoolState};
+pub use state::{FleetBudget, Holds, InstanceView, NodeView, PoolState};
 
 /// What the pool needs at `now_ms` (Unix ms).
 pub fn decide(s: &PoolState<'_>, now_ms: i64) -> Decision {

@@ -67,6 +67,7 @@ pub(super) fn state(
             size: 1000,
             out: 0,
         },
+        holds: Holds::default(),
     }
 }
 
