@@ -1,7 +1,8 @@
 //! Control-plane integration tests: one binary, a module per area (see `tests/README.md`).
 //!
 //! - `store`: every store operation (the suites in `store_suite*`, pools and instances in
-//!   `store_suite_pools`) on SQLite and on a real PostgreSQL server the test starts.
+//!   `store_suite_pools`, the budget by hand and utilization history in
+//!   `store_suite_remedy`) on SQLite and on a real PostgreSQL server the test starts.
 //! - `api`: the REST API in-process (actix test service) over a real SQLite file: shared
 //!   helpers and auth; `api_lifecycle`: a node's life through the API; `join_api`: node
 //!   tokens, registration input, meta endpoints; `policy_api`: policies, simulation,
@@ -74,4 +75,5 @@ mod store_events;
 mod store_suite;
 mod store_suite_observations;
 mod store_suite_pools;
+mod store_suite_remedy;
 mod takeover;
