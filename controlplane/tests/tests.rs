@@ -27,6 +27,8 @@
 //! - `pools_api`: pools through the REST API (contract body, every problem of an invalid
 //!   pool, config pools read-only, scale bounds, demand); `instances_api`: deleting a pool,
 //!   the instance listing and its filters, auth.
+//! - `pools_manager_api`: the REST API and a pool manager together: a change through the API
+//!   acted on at once; a held node released and the budget raised, audited, shown by the CLI.
 //! - `cli_pools`: `gpuwarden pools …` and `instances …` against a real control plane.
 //! - `config_pools`: `[[pools]]` applied at start, removed when no longer declared, their
 //!   remediation over `[remediation.pools.NAME]`, every problem by key and file.
