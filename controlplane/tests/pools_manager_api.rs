@@ -216,6 +216,9 @@ async fn an_operator_releases_a_held_node_and_raises_the_budget_audited_and_show
     );
     tick(&mgr);
     assert_eq!(status(&n[1]), Status::Cordoned);
+    let (_, pool) = send(&app, "GET", "/v1/pools/b", Some(ADMIN), None).await;
+    assert_eq!(pool["budget_status"]["limit"], 3, "{pool}");
+    assert_eq!(pool["budget_status"]["operator"]["max_nodes"], 3, "{pool}");
     let (_, b) = send(&app, "GET", "/v1/remediation/budget", Some(ADMIN), None).await;
     assert_eq!(b["overrides"][0]["max_nodes"], 3, "{b}");
     assert_eq!(b["held"], json!([]), "{b}");

@@ -124,7 +124,14 @@ pub(super) async fn get(
             limit: 100,
         };
         let (in_flight, _) = store.list_instances(&f)?;
-        view::detail(&row, nodes, &decisions, &in_flight, now)
+        let mut d = view::detail(&row, nodes, &decisions, &in_flight, now)?;
+        // An operator's budget is in force over the spec's.
+        let key = crate::store::BudgetScope::Pool(name.clone()).key();
+        if let Some(b) = store.budgets()?.into_iter().find(|b| b.scope == key) {
+            d.budget_status.limit = b.spec().limit(u32::try_from(nodes).unwrap_or(u32::MAX));
+            d.budget_status.operator = Some(b.spec());
+        }
+        Ok(d)
     })
     .await?;
     Ok(HttpResponse::Ok().json(detail))
