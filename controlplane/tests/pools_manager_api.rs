@@ -67,6 +67,10 @@ async fn a_pool_created_and_scaled_through_the_api_is_acted_on_at_once_not_at_th
     wait_for("the created pool's first instance", 10, || {
         (fake.count(Call::Provision) == 1).then_some(())
     });
+    // The evaluation is over once it stored its scale-up (the clock may move then).
+    wait_for("the first scale-up stored", 10, || {
+        e.store.pool("w").unwrap().last_scale_up.map(|_| ())
+    });
     // Past the scale-up cooldown (1m) on the manager's clock, not on the wall's.
     e.clock.advance(61_000);
     let (st, v) = send(
@@ -157,13 +161,14 @@ async fn an_operator_releases_a_held_node_and_raises_the_budget_audited_and_show
 
     // The listing and the node show the holds, and so does the CLI's table.
     let (_, list) = send(&app, "GET", "/v1/nodes?pool=b", Some(ADMIN), None).await;
-    let held: Vec<&str> = list["nodes"]
+    let mut held: Vec<&str> = list["nodes"]
         .as_array()
         .unwrap()
         .iter()
         .filter(|x| x["held"].is_string())
         .map(|x| x["id"].as_str().unwrap())
         .collect();
+    held.sort();
     assert_eq!(held, [&n[1], &n[2]], "{list}");
     let table = gpuwarden_controlplane::cli::nodes_table(&list);
     assert!(table.contains("unhealthy (held)"), "{table}");
