@@ -124,6 +124,7 @@ fn main() {
                 out: 0,
                 ..FleetBudget::default()
             },
+            holds: Default::default(),
         })
         .collect();
     let mut per_pool = Vec::with_capacity(pools_n * rounds);

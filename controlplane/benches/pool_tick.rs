@@ -126,6 +126,7 @@ fn main() {
         held: Held::new(None),
         notifier: Default::default(),
         dispatch: Arc::default(),
+        wake: Arc::default(),
     };
     let mgr = PoolManager::new(ctx);
     // Warm up: the first tick compiles the pools and fills the histories.

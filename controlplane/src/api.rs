@@ -26,6 +26,7 @@ mod nodes;
 mod notify;
 mod policies;
 pub mod pools;
+mod remedy;
 mod state;
 mod steps;
 
@@ -70,6 +71,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(expected::set)
         .service(commands::diagnose)
         .service(commands::get)
+        .service(remedy::release)
         .service(steps::step)
         .service(history::events)
         .service(history::transitions)
@@ -88,6 +90,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(pools::demand)
         .service(instances::list)
         .service(instances::get)
+        .service(remedy::get_budget)
+        .service(remedy::set_budget)
+        .service(remedy::clear_budget)
         .default_service(web::to(|req: actix_web::HttpRequest| async move {
             unrouted(&req)
         }));

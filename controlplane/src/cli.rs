@@ -1,5 +1,5 @@
-//! The admin CLI: `gpuwarden nodes …`, `pools …`, `instances …`, `policies …` and
-//! `gpuwarden audit` over the REST API.
+//! The admin CLI: `gpuwarden nodes …`, `pools …`, `instances …`, `policies …`,
+//! `remediation …` and `gpuwarden audit` over the REST API.
 //!
 //! The server URL and token come from flags, else `GPUWARDEN_SERVER` /
 //! `GPUWARDEN_ADMIN_TOKEN`, else the CLI config file (`~/.config/gpuwarden/cli.toml`, or
@@ -17,6 +17,7 @@ mod invalid;
 pub mod policies;
 mod pool_views;
 pub mod pools;
+pub mod remedy;
 pub mod run;
 mod table;
 mod views;

@@ -221,6 +221,7 @@ pub async fn start(
         dispatch: dispatcher.wake.clone(),
         remediate: dispatcher.ended.clone(),
         held: crate::act::managed::Held::new(Some(&metrics)),
+        pools: Arc::default(),
     };
     let managed = crate::act::managed::ManagedPools::default();
     let remediator = Remediator::new(
@@ -291,6 +292,7 @@ pub async fn start(
         notifier: links.notifier.clone(),
         dispatch: links.dispatch.clone(),
         held: links.held.clone(),
+        wake: links.pools.clone(),
     };
     let reload_parts = (store.clone(), clock.clone(), metrics.clone());
     let state = web::Data::new(AppState {

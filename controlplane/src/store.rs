@@ -21,8 +21,10 @@ mod nodes;
 mod pool_runs;
 mod pools;
 mod records;
+mod remedy;
 mod states;
 mod tokens;
+mod utilization;
 
 use std::path::Path;
 use std::time::Duration;
@@ -40,6 +42,7 @@ pub use instances::InstanceFilter;
 pub use nodes::{NodeFilter, Registered, Registration};
 pub use pools::ConfigApplied;
 pub use records::ObservationWrite;
+pub use remedy::{BudgetRow, BudgetScope, ReleaseRow};
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/postgres");

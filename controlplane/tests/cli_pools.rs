@@ -50,7 +50,7 @@ fn pools_and_instances_through_the_cli_in_tables_and_json() {
         "create",
         "train",
         "--provider",
-        "local",
+        "fake",
         "--min",
         "2",
         "--max",
@@ -89,9 +89,12 @@ fn pools_and_instances_through_the_cli_in_tables_and_json() {
         .unwrap()
         .split_whitespace()
         .collect();
+    // NODES: 0, or 2 once the pool manager acted (creating a pool wakes it at once; the
+    // `fake` provider's machines never register, so nothing runs).
+    assert!(matches!(train[2], "0" | "2"), "{out}");
     assert_eq!(
-        &train[..7],
-        &["train", "api", "0", "2", "2", "4", "local"],
+        [&train[..2], &train[3..7]].concat(),
+        ["train", "api", "2", "2", "4", "fake"],
         "{out}"
     );
     assert!(
@@ -155,10 +158,13 @@ fn pools_and_instances_through_the_cli_in_tables_and_json() {
     let (code, _, err) = run(&["pools", "scale", "train", "9"]);
     assert_eq!(code, Some(1));
     assert!(err.contains("outside the pool's bounds 2..4"), "{err}");
+    // The target shown is the last decision's: 3 until the woken pool manager decides again.
     let (code, out, _) = run(&["pools", "scale", "train", "--auto"]);
-    assert_eq!(
-        (code, out.as_str()),
-        (Some(0), "pool train: target 2 (autoscaler)\n")
+    assert_eq!(code, Some(0));
+    assert!(
+        out == "pool train: target 2 (autoscaler)\n"
+            || out == "pool train: target 3 (autoscaler)\n",
+        "{out}"
     );
 
     let (code, out, _) = run(&["pools", "demand", "infer", "7"]);
@@ -212,7 +218,8 @@ fn pools_and_instances_through_the_cli_in_tables_and_json() {
             .any(|l| l.starts_with("infer-0001") && l.contains("provisioning")),
         "{out}"
     );
-    assert!(out.ends_with("1 of 1 instances\n"), "{out}");
+    // Besides those the pool manager asked for the pushed demand (7 jobs, 4 per node).
+    assert!(out.ends_with(" instances\n"), "{out}");
     let (_, v) = json(&["instances", "list", "--state", "running"]);
     assert_eq!(v["total"], 0);
     let (code, out, _) = run(&["instances", "get", "infer-0001"]);

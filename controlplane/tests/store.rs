@@ -6,6 +6,7 @@ use gpuwarden_controlplane::store::{Backend, Store, StoreError, StoreOptions};
 
 use crate::store_suite::suite;
 use crate::store_suite_pools::pools;
+use crate::store_suite_remedy::remedy;
 use crate::util::{sqlite_store, Postgres, TempDir};
 
 #[test]
@@ -19,6 +20,7 @@ fn sqlite_store_does_everything_the_control_plane_needs() {
     let s = sqlite_store(&dir);
     assert_eq!(s.count("nodes").unwrap(), 6);
     pools(&s);
+    remedy(&s);
 }
 
 #[test]
@@ -32,6 +34,7 @@ fn postgres_store_does_everything_the_control_plane_needs() {
     let s = Store::open(&url, &StoreOptions::default()).unwrap();
     assert_eq!(s.count("nodes").unwrap(), 6);
     pools(&s);
+    remedy(&s);
 }
 
 #[test]

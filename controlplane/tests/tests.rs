@@ -1,7 +1,8 @@
 //! Control-plane integration tests: one binary, a module per area (see `tests/README.md`).
 //!
 //! - `store`: every store operation (the suites in `store_suite*`, pools and instances in
-//!   `store_suite_pools`) on SQLite and on a real PostgreSQL server the test starts.
+//!   `store_suite_pools`, the budget by hand and utilization history in
+//!   `store_suite_remedy`) on SQLite and on a real PostgreSQL server the test starts.
 //! - `api`: the REST API in-process (actix test service) over a real SQLite file: shared
 //!   helpers and auth; `api_lifecycle`: a node's life through the API; `join_api`: node
 //!   tokens, registration input, meta endpoints; `policy_api`: policies, simulation,
@@ -28,6 +29,8 @@
 //!   the instance listing and its filters, auth.
 //! - `pools_breaker`: what a breaker sent the pools API (labels, list caps, keys given
 //!   twice, a bad autoscaler field's path, config pools' 409 first, a clamped target).
+//! - `pools_manager_api`: the REST API and a pool manager together: a change through the API
+//!   acted on at once; a held node released and the budget raised, audited, shown by the CLI.
 //! - `cli_pools`: `gpuwarden pools …` and `instances …` against a real control plane.
 //! - `config_pools`: `[[pools]]` applied at start, removed when no longer declared, their
 //!   remediation over `[remediation.pools.NAME]`, every problem by key and file.
@@ -63,6 +66,7 @@ mod pools_api;
 mod pools_breaker;
 mod pools_invalid;
 mod pools_local;
+mod pools_manager_api;
 mod provider_exec;
 mod provider_lambda;
 mod provider_lambda_http;
@@ -80,4 +84,5 @@ mod store_events;
 mod store_suite;
 mod store_suite_observations;
 mod store_suite_pools;
+mod store_suite_remedy;
 mod takeover;

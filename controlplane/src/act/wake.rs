@@ -41,6 +41,8 @@ pub struct Links {
     pub remediate: std::sync::Arc<Wake>,
     /// Unhealthy nodes the pool manager holds in service (the budget is full).
     pub held: crate::act::managed::Held,
+    /// Wakes the pool manager: a pool changed through the API.
+    pub pools: std::sync::Arc<Wake>,
 }
 
 #[cfg(test)]

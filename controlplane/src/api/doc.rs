@@ -15,7 +15,7 @@ use utoipa::OpenApi;
 use super::auth::BearerScheme;
 use super::{
     commands, expected, history, instances, join, meta, node_token, nodes, notify, policies, pools,
-    steps,
+    remedy, steps,
 };
 
 /// The OpenAPI document, generated from the handlers and types.
@@ -58,6 +58,10 @@ use super::{
         pools::demand,
         instances::list,
         instances::get,
+        remedy::release,
+        remedy::get_budget,
+        remedy::set_budget,
+        remedy::clear_budget,
     ),
     components(schemas(
         crate::model::Node,

@@ -210,9 +210,14 @@ pub(super) async fn list(
     // Read the change counter before the rows: a page is tagged with what was true
     // when its reading began.
     let version = cache.as_ref().and_then(|c| c.version());
+    // Holds change outside the database: their generation is part of the key.
     let key = format!(
-        "{:?}|{:?}|{:?}|{:?}|{limit}|{offset}",
-        filter.pool, filter.status, filter.health, filter.connectivity
+        "{:?}|{:?}|{:?}|{:?}|{limit}|{offset}|{}",
+        filter.pool,
+        filter.status,
+        filter.health,
+        filter.connectivity,
+        state.links.held.generation()
     );
     if let (Some(c), Some(v)) = (&cache, version) {
         if let Some(body) = c.get(&key, v, &state.fleet) {
@@ -226,7 +231,9 @@ pub(super) async fn list(
     let mut hint = 64;
     for r in &rows {
         let view = FleetView::of(&state.fleet, &r.id);
-        nodes.push(node_json_with(r, &view)?);
+        let mut n = node_json_with(r, &view)?;
+        n.held = state.links.held.get(&r.id).map(|h| h.reason);
+        nodes.push(n);
         hint += 512 + r.labels.len() + 2 * r.capabilities.len();
         views.push((r.id.clone(), view));
     }

@@ -6,7 +6,8 @@
 //! `bad_request`, naming the field's path), then every rule of `Pool::build`, all reported
 //! at once as 422 `invalid_pool` with one `details` entry per problem. Pools declared in the config
 //! file are read-only here (409 naming the file); scaling them and pushing their demand are
-//! allowed (they change the pool's state, not its declaration).
+//! allowed (they change the pool's state, not its declaration). Each change wakes the pool
+//! manager, which evaluates the pool at once rather than at its next interval.
 
 mod rules;
 mod view;
@@ -108,6 +109,7 @@ pub(super) async fn create(
         );
         let (store, r) = (state.store.clone(), row.clone());
         blocking(move || store.create_pool(&r, entry)).await?;
+        state.links.pools.notify();
         Ok(HttpResponse::Created().json(view::view(&row, 0)?))
     })
     .await
@@ -143,7 +145,14 @@ pub(super) async fn get(
             limit: 100,
         };
         let (in_flight, _) = store.list_instances(&f)?;
-        view::detail(&row, nodes, &decisions, &in_flight, now)
+        let mut d = view::detail(&row, nodes, &decisions, &in_flight, now)?;
+        // An operator's budget is in force over the spec's.
+        let key = crate::store::BudgetScope::Pool(name.clone()).key();
+        if let Some(b) = store.budgets()?.into_iter().find(|b| b.scope == key) {
+            d.budget_status.limit = b.spec().limit(u32::try_from(nodes).unwrap_or(u32::MAX));
+            d.budget_status.operator = Some(b.spec());
+        }
+        Ok(d)
     })
     .await?;
     Ok(HttpResponse::Ok().json(detail))
@@ -210,6 +219,7 @@ pub(super) async fn update(
                 Ok((row, n))
             })
             .await?;
+            state.links.pools.notify();
             Ok(HttpResponse::Ok().json(view::view(&row, nodes)?))
         },
     )
@@ -336,6 +346,7 @@ pub(super) async fn scale(
             })
             .await?
             .map_err(ApiError::invalid)?;
+            state.links.pools.notify();
             Ok(HttpResponse::Ok().json(view::view(&row, count)?))
         },
     )
@@ -384,5 +395,6 @@ pub(super) async fn demand(
     );
     // Pushed often by a scheduler: stored, not audited.
     blocking(move || store.set_demand(&name, n, now)).await?;
+    state.links.pools.notify();
     Ok(HttpResponse::NoContent().finish())
 }

@@ -93,6 +93,11 @@ pub enum Command {
         #[command(subcommand)]
         command: InstancesCommand,
     },
+    /// The remediation budget: raise or clear it by hand, see the nodes it holds.
+    Remediation {
+        #[command(subcommand)]
+        command: super::remedy::RemediationCommand,
+    },
     /// Show, check, replace and try out health policies.
     Policies {
         #[command(subcommand)]

@@ -108,6 +108,12 @@ pub enum NodesCommand {
         #[arg(long = "arg", value_name = "KEY=VALUE")]
         args: Vec<String>,
     },
+    /// Release a node the remediation budget holds: it is remediated now, past the budget
+    /// (audited).
+    Release {
+        /// Node id or name.
+        node: String,
+    },
     /// Clear a node's health verdict (a sticky `unhealthy`); it is recomputed from what
     /// still holds.
     ClearHealth {
@@ -282,6 +288,7 @@ pub fn nodes(cmd: NodesCommand, client: &Client, out: Output) -> Result<String, 
                 )
             })
         }
+        NodesCommand::Release { node } => super::remedy::release(client, &node)?,
         NodesCommand::ClearHealth { node } => (
             client.call(
                 "POST",

@@ -21,6 +21,9 @@ pub fn admin(conn: Conn, command: Command) -> ExitCode {
         Command::Instances { command } => {
             run_cli(conn, |c, out| super::pools::instances(command, c, out))
         }
+        Command::Remediation { command } => {
+            run_cli(conn, |c, out| super::remedy::remediation(command, c, out))
+        }
         Command::Policies { command } => {
             run_cli(conn, |c, out| super::policies::policies(command, c, out))
         }

@@ -27,13 +27,20 @@ pub fn nodes_table(v: &Value) -> String {
         "LAST SEEN",
         "ADDRESS",
     ]);
+    let mut held = 0;
     for n in v["nodes"].as_array().into_iter().flatten() {
+        let health = if n["held"].is_string() {
+            held += 1;
+            format!("{} (held)", s(&n["health"]))
+        } else {
+            s(&n["health"])
+        };
         t.row(vec![
             s(&n["name"]),
             s(&n["id"]),
             s(&n["pool"]),
             s(&n["status"]),
-            s(&n["health"]),
+            health,
             s(&n["connectivity"]),
             n["gpus"].as_array().map_or(0, Vec::len).to_string(),
             s(&n["last_seen"]),
@@ -41,7 +48,17 @@ pub fn nodes_table(v: &Value) -> String {
         ]);
     }
     let shown = v["nodes"].as_array().map_or(0, Vec::len);
-    format!("{}{} of {} nodes\n", t.render(), shown, s(&v["total"]))
+    let held = if held > 0 {
+        format!("; {held} held in service by the remediation budget (`nodes get` says why, `nodes release` lets one go)")
+    } else {
+        String::new()
+    };
+    format!(
+        "{}{} of {} nodes{held}\n",
+        t.render(),
+        shown,
+        s(&v["total"])
+    )
 }
 
 /// The view of `nodes get`.
@@ -68,6 +85,10 @@ pub fn node_view(n: &Value) -> String {
         t.row(vec!["health.rule".into(), s(&why["rule"])]);
         t.row(vec!["health.reason".into(), s(&why["reason"])]);
         t.row(vec!["health.since".into(), s(&why["since"])]);
+    }
+    if n["held"].is_string() {
+        // Unhealthy, left in service because the remediation budget is full.
+        t.row(vec!["held".into(), s(&n["held"])]);
     }
     if let Some(l) = n["labels"].as_object() {
         let labels: Vec<String> = l.iter().map(|(k, v)| format!("{k}={}", s(v))).collect();

@@ -78,6 +78,13 @@ impl Usage {
         Admission::Admit
     }
 
+    /// A node taken out of service past the budget (an operator released it): counted like
+    /// one admitted, so the nodes after it still wait.
+    pub fn take(&mut self) {
+        self.pool_out += 1;
+        self.fleet_out += 1;
+    }
+
     /// Uncordon, clear-health, or a hand release: never refused. A node that was out
     /// (`was_out`) frees its place in both budgets.
     pub fn recover(&mut self, was_out: bool) -> Recovered {

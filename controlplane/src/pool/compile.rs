@@ -1,6 +1,6 @@
 //! A pool compiled from its validated spec: durations parsed, the autoscaler built once.
 
-use crate::model::pool::{PoolError, PoolSpec, ProviderSpec};
+use crate::model::pool::{AutoscalerSpec, PoolError, PoolSpec, ProviderSpec};
 
 use super::autoscale::{build, Autoscale};
 
@@ -21,6 +21,9 @@ pub struct Pool {
     pub drain_timeout_ms: i64,
     /// The autoscaler, when the spec names one.
     pub autoscaler: Option<Box<dyn Autoscale>>,
+    /// How far back the autoscaler reads the pool's utilization (the longest `window` of
+    /// its predictive autoscalers; 0: none reads it, and no history is stored).
+    pub history_window_ms: i64,
 }
 
 impl Pool {
@@ -45,6 +48,7 @@ impl Pool {
             None => None,
         };
         Ok(Pool {
+            history_window_ms: spec.autoscaler.as_ref().map_or(0, history_window_ms),
             providers: spec.provider_list(),
             scale_up_cooldown_ms: ms("scale_up_cooldown", &spec.scale_up_cooldown)?,
             scale_down_cooldown_ms: ms("scale_down_cooldown", &spec.scale_down_cooldown)?,
@@ -53,5 +57,23 @@ impl Pool {
             autoscaler,
             spec,
         })
+    }
+}
+
+/// The longest `window` of the predictive autoscalers in `a` (a composite's children
+/// included), in milliseconds; 0 when there is none.
+pub fn history_window_ms(a: &AutoscalerSpec) -> i64 {
+    match a {
+        AutoscalerSpec::Predictive(p) => p
+            .window
+            .parse()
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+        AutoscalerSpec::Composite(c) => c
+            .autoscalers
+            .iter()
+            .map(history_window_ms)
+            .max()
+            .unwrap_or(0),
+        _ => 0,
     }
 }

@@ -31,12 +31,14 @@ mod state;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_boot;
+#[cfg(test)]
 mod tests_props;
 #[cfg(test)]
 mod tests_remedy;
 
 pub use decision::{Action, Counts, Decision};
-pub use state::{FleetBudget, InstanceView, NodeView, PoolState};
+pub use state::{FleetBudget, Holds, InstanceView, NodeView, PoolState};
 
 /// What the pool needs at `now_ms` (Unix ms).
 pub fn decide(s: &PoolState<'_>, now_ms: i64) -> Decision {
@@ -52,8 +54,16 @@ pub fn decide(s: &PoolState<'_>, now_ms: i64) -> Decision {
         scale_up_cooldown_left_ms: 0,
         scale_down_cooldown_left_ms: 0,
     };
-    let booting = instances(s, now_ms, &mut d);
-    let live = s.nodes.iter().filter(|n| !n.is_gone());
+    let (booting, skip) = instances(s, now_ms, &mut d);
+    // The node of a booting instance counts once, as its instance. A failed instance's
+    // pre-created node never joins: not a member, not capacity to wait for, from the
+    // evaluation that fails it (its replacement is provisioned now).
+    let live = s.nodes.iter().filter(|n| {
+        !n.is_gone()
+            && !skip
+                .iter()
+                .any(|(id, booting)| *id == n.id && (*booting || n.status == Status::Pending))
+    });
     let serving = live.clone().filter(|n| n.is_serving()).count() as u32;
     let pending = live.clone().filter(|n| n.status == Status::Pending).count() as u32;
     let unhealthy = live.clone().filter(|n| n.is_unhealthy()).count() as u32;
@@ -117,14 +127,22 @@ pub fn decide(s: &PoolState<'_>, now_ms: i64) -> Decision {
     d
 }
 
-/// Registration timeouts and instances to clean up; returns the booting count.
-fn instances(s: &PoolState<'_>, now_ms: i64, d: &mut Decision) -> u32 {
+/// Registration timeouts and instances to clean up. Returns the booting count, and the
+/// nodes of instances (true: booting, counted as their instance; false: failed, now or
+/// before, so their pending node will never join).
+fn instances<'s>(
+    s: &'s PoolState<'_>,
+    now_ms: i64,
+    d: &mut Decision,
+) -> (u32, Vec<(&'s str, bool)>) {
     let timeout = s.pool.registration_timeout_ms;
     let mut booting = 0;
+    let mut skip = Vec::new();
     for i in &s.instances {
         match i.state {
             st if st.is_booting() => {
                 if now_ms.saturating_sub(i.created_ms) >= timeout {
+                    skip.extend(i.node_id.as_deref().map(|n| (n, false)));
                     d.actions.push(Action::FailInstance {
                         instance: i.id.clone(),
                         reason: format!(
@@ -136,12 +154,16 @@ fn instances(s: &PoolState<'_>, now_ms: i64, d: &mut Decision) -> u32 {
                     });
                 } else {
                     booting += 1;
+                    skip.extend(i.node_id.as_deref().map(|n| (n, true)));
                 }
             }
-            InstanceState::Failed => d.actions.push(Action::TerminateInstance {
-                instance: i.id.clone(),
-                reason: "the instance failed".into(),
-            }),
+            InstanceState::Failed => {
+                skip.extend(i.node_id.as_deref().map(|n| (n, false)));
+                d.actions.push(Action::TerminateInstance {
+                    instance: i.id.clone(),
+                    reason: "the instance failed".into(),
+                });
+            }
             InstanceState::Running => {
                 let node = i
                     .node_id
@@ -157,7 +179,7 @@ fn instances(s: &PoolState<'_>, now_ms: i64, d: &mut Decision) -> u32 {
             _ => {}
         }
     }
-    booting
+    (booting, skip)
 }
 
 /// The target, within the pool's bounds, and why.

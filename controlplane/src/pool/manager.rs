@@ -22,10 +22,15 @@ mod carry;
 mod context;
 mod ending;
 mod gather;
+mod hand;
 mod run;
 mod save;
 #[cfg(test)]
 pub(crate) mod tests;
+#[cfg(test)]
+mod tests_calls;
+#[cfg(test)]
+mod tests_hand;
 #[cfg(test)]
 mod tests_replace;
 

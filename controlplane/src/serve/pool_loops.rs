@@ -50,6 +50,8 @@ pub struct Parts {
     pub dispatch: Arc<Wake>,
     /// The held nodes the API shows.
     pub held: Held,
+    /// Wakes the pool manager (the API changed a pool).
+    pub wake: Arc<Wake>,
 }
 
 impl std::fmt::Debug for Parts {
@@ -72,6 +74,7 @@ pub fn context(
         notifier,
         dispatch,
         held,
+        wake,
     } = parts;
     let pm = &cfg.pool_manager;
     let mut env = ProviderEnv::new(agents_url, cfg.server.data_dir.join("providers"));
@@ -106,6 +109,7 @@ pub fn context(
         held,
         notifier,
         dispatch,
+        wake,
     }
 }
 

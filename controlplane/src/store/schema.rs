@@ -196,3 +196,33 @@ diesel::allow_tables_to_appear_in_same_query!(
     pool_decisions,
     instances,
 );
+
+diesel::table! {
+    /// Operators' remediation budgets over the configured ones; scope `fleet` or `pool:NAME`.
+    remediation_budgets (scope) {
+        scope -> Text,
+        max_percent -> Double,
+        max_nodes -> Integer,
+        set_by -> Text,
+        set_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// Held nodes an operator released: remediated past the budget at the next evaluation.
+    remediation_releases (node_id) {
+        node_id -> Text,
+        pool -> Text,
+        released_by -> Text,
+        released_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// Each pool's utilization samples (the predictive autoscaler's window).
+    pool_utilization (pool, time) {
+        pool -> Text,
+        time -> BigInt,
+        ratio -> Double,
+    }
+}

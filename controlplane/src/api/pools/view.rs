@@ -80,6 +80,10 @@ pub struct BudgetView {
     pub in_use: u64,
     /// Unhealthy nodes held back by the budget, at the last decision.
     pub held: u64,
+    /// The budget an operator set at run time (`PUT /v1/remediation/budget`), in force over
+    /// the spec's `budget`; absent: the spec's is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operator: Option<crate::model::pool::BudgetSpec>,
 }
 
 /// A provider of the pool, as its selection sees it.
@@ -211,6 +215,7 @@ pub fn detail(
         limit: spec.budget.limit(u32::try_from(nodes).unwrap_or(u32::MAX)),
         in_use: counts["remediating"].as_u64().unwrap_or(0),
         held: counts["held"].as_u64().unwrap_or(0),
+        operator: None,
     };
     let cooldowns = Cooldowns {
         scale_up_seconds: left_seconds(row.last_scale_up, &spec.scale_up_cooldown, now),

@@ -6,16 +6,21 @@
 //! is not capacity, so the scale-up provisions for it, under the cooldown and within
 //! max), and the unhealthy node is drained, then terminated, only once its replacement
 //! serves, or at once when nothing is coming (at max: drained first, which frees room).
+//!
+//! The budget is the operator's when one was set at run time ([`Holds::budget`]); a node
+//! an operator released ([`Holds::released`]) is cordoned past it. When the budget frees,
+//! the node held longest goes first.
 
 use crate::model::pool::Plan;
 use crate::model::Status;
 use crate::pool::budget::{Admission, Usage};
 
 use super::decision::{Action, Decision};
-use super::state::PoolState;
+use super::state::{Holds, PoolState};
 
 pub(super) fn unhealthy(s: &PoolState<'_>, d: &mut Decision, room: u32) {
     let spec = &s.pool.spec;
+    let budget = s.holds.budget.unwrap_or(spec.budget);
     // The caller fills an unset plan with the inherited one; unset here is the default.
     let plan = spec.plan(Plan::Cordon);
     let out = |st: Status| {
@@ -52,18 +57,30 @@ pub(super) fn unhealthy(s: &PoolState<'_>, d: &mut Decision, room: u32) {
     let coming = d.counts.booting + provisioned > 0 || room > provisioned;
     let wait = spec.auto_replace && d.counts.serving < d.target && coming;
     let mut sick: Vec<_> = s.nodes.iter().filter(|n| n.is_unhealthy()).collect();
-    sick.sort_by(|a, b| a.id.cmp(&b.id));
+    let since = |h: &Holds, id: &str| h.held_since.get(id).copied().unwrap_or(i64::MAX);
+    sick.sort_by(|a, b| (since(&s.holds, &a.id), &a.id).cmp(&(since(&s.holds, &b.id), &b.id)));
     let mut waiting = 0;
     for n in sick {
         let node = n.id.clone();
         match n.status {
             Status::Active | Status::Pending if plan >= Plan::Cordon => {
-                match usage.admit(&spec.budget, &s.fleet.spec, false) {
+                match usage.admit(&budget, &s.fleet.spec, false) {
                     Admission::Admit => {
                         d.counts.remediating += 1;
                         d.actions.push(Action::Cordon {
                             node,
                             reason: format!("unhealthy: remediation plan {}", plan.as_str()),
+                        });
+                    }
+                    Admission::Hold { reason } if s.holds.released.contains(&node) => {
+                        usage.take();
+                        d.counts.remediating += 1;
+                        d.actions.push(Action::Cordon {
+                            node,
+                            reason: format!(
+                                "unhealthy: released by an operator past the budget ({reason}); remediation plan {}",
+                                plan.as_str()
+                            ),
                         });
                     }
                     Admission::Hold { reason } => {

@@ -1,5 +1,7 @@
 //! What `decide` reads: the pool, its nodes and instances, cooldowns, targets, metrics.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use crate::model::pool::{BudgetSpec, InstanceState};
 use crate::model::{Connectivity, Health, Status};
 use crate::pool::autoscale::Metrics;
@@ -66,6 +68,18 @@ pub struct FleetBudget {
     pub out: u32,
 }
 
+/// An operator's hand on the pool's remediation, and how long each held node has waited.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Holds {
+    /// The pool's budget as an operator set it at run time, over the spec's.
+    pub budget: Option<BudgetSpec>,
+    /// Held nodes an operator released: remediated now, past the budget.
+    pub released: BTreeSet<String>,
+    /// Nodes held now, and since when (Unix ms): when the budget frees, the longest held
+    /// goes first.
+    pub held_since: BTreeMap<String, i64>,
+}
+
 /// Everything `decide` looks at for one pool.
 #[derive(Debug)]
 pub struct PoolState<'a> {
@@ -87,4 +101,6 @@ pub struct PoolState<'a> {
     pub metrics: Metrics,
     /// The fleet-wide remediation budget.
     pub fleet: FleetBudget,
+    /// Budget raised and nodes released by an operator; the order of held nodes.
+    pub holds: Holds,
 }

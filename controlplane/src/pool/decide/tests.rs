@@ -67,6 +67,7 @@ pub(super) fn state(
             size: 1000,
             out: 0,
         },
+        holds: Holds::default(),
     }
 }
 
@@ -300,41 +301,6 @@ fn scale_down_drains_before_it_terminates_and_finishes_during_the_cooldown() {
         "the provider terminates its instance"
     );
     assert!(!d.starts_scale_down, "finishing is not starting");
-}
-
-#[test]
-fn an_instance_that_never_registers_is_failed_terminated_and_replaced() {
-    let p = pool(2, 4, |_| {});
-    let mut s = state(
-        &p,
-        vec![up("a")],
-        vec![
-            booting("late", NOW - 10 * MIN),
-            booting("ok", NOW - 9 * MIN),
-        ],
-    );
-    s.last_scale_up_ms = Some(NOW - 10 * MIN);
-    let d = decide(&s, NOW);
-    assert!(
-        matches!(&d.actions[0], Action::FailInstance { instance, reason } if instance == "late" && reason.contains("did not register within 10m")),
-        "{:?}",
-        d.actions
-    );
-    assert_eq!(
-        provisioned(&d),
-        0,
-        "the other booting instance makes up min"
-    );
-    s.instances.remove(1);
-    let d = decide(&s, NOW);
-    assert_eq!(provisioned(&d), 1, "replaced in the same decision");
-    // Next round it is failed: terminated.
-    s.instances[0].state = InstanceState::Failed;
-    let d = decide(&s, NOW);
-    assert!(d.actions.contains(&Action::TerminateInstance {
-        instance: "late".into(),
-        reason: "the instance failed".into()
-    }));
 }
 
 #[test]

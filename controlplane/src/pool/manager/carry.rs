@@ -43,6 +43,8 @@ pub fn provision(ctx: &Ctx, pool: &Pool, id: &str, now: i64) -> Result<(), Store
     let choice = ctx.with_select(name, |s| s.choose(&pool.providers, pool.spec.strategy, now));
     let choice = match choice {
         Ok(c) => c,
+        // The status shows the backing-off provider's own last error (`save`), the cause.
+        Err(crate::pool::select::NoProvider::BackingOff { .. }) => return Ok(()),
         Err(e) => {
             ctx.error(name, e.to_string());
             return Ok(());

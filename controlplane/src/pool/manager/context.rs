@@ -163,6 +163,10 @@ pub struct Ctx {
     pub notifier: Notifier,
     /// Wakes the command dispatcher after a command is stored.
     pub dispatch: Arc<Wake>,
+    /// Wakes the pool manager: the API changed a pool (created, updated, scaled, demand
+    /// pushed, a budget raised, a node released), so it is evaluated now, not at the next
+    /// interval.
+    pub wake: Arc<Wake>,
 }
 
 impl std::fmt::Debug for Ctx {

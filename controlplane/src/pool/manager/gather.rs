@@ -5,6 +5,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use crate::model::observation::NodeObservation;
+use crate::model::pool::BudgetSpec;
 use crate::model::pool::InstanceState;
 use crate::model::{CommandKind, CommandState, Connectivity, Health, Status};
 use crate::pool::autoscale::Metrics;
@@ -12,7 +13,7 @@ use crate::pool::decide::{FleetBudget, InstanceView, NodeView};
 use crate::store::pool_rows::{InstanceRow, PoolRow};
 use crate::store::rows::NodeRow;
 use crate::store::InstanceFilter;
-use crate::store::{Store, StoreError};
+use crate::store::{BudgetScope, ReleaseRow, Store, StoreError};
 
 use super::context::Observations;
 
@@ -25,21 +26,38 @@ pub struct Gathered {
     pub nodes: HashMap<String, Vec<NodeRow>>,
     /// Instances not terminated, by pool.
     pub instances: HashMap<String, Vec<InstanceRow>>,
-    /// The fleet's size and how many of its nodes remediation holds out of service.
+    /// The fleet's size and how many of its nodes remediation holds out of service (its
+    /// budget an operator's when one was set).
     pub fleet: FleetBudget,
+    /// Pools' budgets set by an operator, by pool.
+    pub budgets: HashMap<String, BudgetSpec>,
+    /// Held nodes an operator released, by node id.
+    pub releases: HashMap<String, ReleaseRow>,
 }
 
-/// Reads the pools, their nodes and live instances.
-pub fn read(
-    store: &Store,
-    fleet_budget: crate::model::pool::BudgetSpec,
-) -> Result<Gathered, StoreError> {
+/// Reads the pools, their nodes and live instances, and the operator's budgets and
+/// releases (an operator's fleet budget over `fleet_budget`).
+pub fn read(store: &Store, fleet_budget: BudgetSpec) -> Result<Gathered, StoreError> {
     let pools = store.pools()?;
     let mut nodes: HashMap<String, Vec<NodeRow>> = HashMap::new();
     let mut fleet = FleetBudget {
         spec: fleet_budget,
         ..FleetBudget::default()
     };
+    let mut budgets = HashMap::new();
+    for b in store.budgets()? {
+        match BudgetScope::parse(&b.scope)? {
+            BudgetScope::Fleet => fleet.spec = b.spec(),
+            BudgetScope::Pool(p) => {
+                budgets.insert(p, b.spec());
+            }
+        }
+    }
+    let releases = store
+        .releases()?
+        .into_iter()
+        .map(|r| (r.node_id.clone(), r))
+        .collect();
     for n in store.all_nodes()? {
         let status = n.status()?;
         if status == Status::Terminated {
@@ -75,6 +93,8 @@ pub fn read(
         nodes,
         instances,
         fleet,
+        budgets,
+        releases,
     })
 }
 
@@ -180,6 +200,10 @@ pub fn metrics(
     }
     let utilization = (n > 0).then(|| sum / f64::from(n));
     if let Some(u) = utilization {
+        // A second evaluation at the same time (woken by the API) replaces the sample.
+        if history.back().is_some_and(|(t, _)| *t == now_ms) {
+            history.pop_back();
+        }
         history.push_back((now_ms, u));
         while history.len() > keep.max(1) {
             history.pop_front();

@@ -1,7 +1,7 @@
 //! The pool manager's loop: every `interval`, when this process may act, each pool is read
 //! from the database, `decide`d, its decision stored, and its actions carried out.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -21,12 +21,11 @@ use super::carry::{self, ACTOR};
 use super::context::Ctx;
 use super::ending;
 use super::gather;
+use super::hand::{self, History};
 use super::save::{self, Recorded};
 
 /// Compiled pools by name, with the stored spec they were compiled from.
 type Compiled = HashMap<String, (String, Arc<Pool>)>;
-/// Each pool's utilization over time, (Unix ms, ratio), oldest first.
-type History = HashMap<String, VecDeque<(i64, f64)>>;
 
 /// The pool manager.
 #[derive(Clone)]
@@ -36,7 +35,6 @@ pub struct PoolManager {
     compiled: Arc<Mutex<Compiled>>,
     history: Arc<Mutex<History>>,
     recorded: Arc<Mutex<Recorded>>,
-    wake: Arc<Wake>,
 }
 
 impl std::fmt::Debug for PoolManager {
@@ -81,13 +79,12 @@ impl PoolManager {
             compiled: Arc::default(),
             history: Arc::default(),
             recorded: Arc::default(),
-            wake: Arc::default(),
         }
     }
 
-    /// Wakes the loop now (a pool changed through the API).
+    /// Wakes the loop now (a pool changed through the API); the same as `ctx.wake`.
     pub fn wake(&self) -> Arc<Wake> {
-        self.wake.clone()
+        self.ctx.wake.clone()
     }
 
     fn compile(&self, row: &PoolRow) -> Result<Arc<Pool>, String> {
@@ -123,6 +120,10 @@ impl PoolManager {
         let names: BTreeSet<String> = g.pools.iter().map(|p| p.name.clone()).collect();
         self.ctx.managed.set(names.clone());
         self.ctx.held.keep_pools(&names);
+        self.history
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .keep(&names);
         for row in &g.pools {
             match self.tick_pool(row, &g) {
                 Ok(n) => {
@@ -188,15 +189,17 @@ impl PoolManager {
         let now = ctx.clock.now_ms();
         let metrics = {
             let mut h = self.history.lock().unwrap_or_else(|p| p.into_inner());
-            let hist = h.entry(name.clone()).or_default();
-            gather::metrics(
+            let m = gather::metrics(
                 &views,
                 row.demand_pending.and_then(|d| u64::try_from(d).ok()),
-                hist,
+                h.of(ctx, &pool, now).map_err(st)?,
                 ctx.settings.history_samples,
                 now,
-            )
+            );
+            h.store(ctx, &pool, now).map_err(st)?;
+            m
         };
+        let holds = hand::holds(ctx, g, name, &views);
         let state = PoolState {
             pool: &pool,
             nodes: views.into_iter().map(|(v, _)| v).collect(),
@@ -207,9 +210,11 @@ impl PoolManager {
             last_target: row.last_target.and_then(|t| u32::try_from(t).ok()),
             metrics,
             fleet: g.fleet,
+            holds,
         };
         let d = decide(&state, now);
         let n = self.carry_out(&pool, &d, &inst_rows, now).map_err(st)?;
+        hand::settle(ctx, &state.holds, &state.nodes, &d).map_err(st)?;
         // Instances whose terminate failed earlier are asked again.
         for i in inst_rows.iter().filter(|i| {
             i.state()
@@ -341,14 +346,14 @@ impl PoolManager {
     /// when woken.
     pub fn spawn(self) -> std::io::Result<ManagerHandle> {
         let stop = Arc::new(AtomicBool::new(false));
-        let (st, wake) = (stop.clone(), self.wake.clone());
+        let (st, wake) = (stop.clone(), self.ctx.wake.clone());
         let thread = std::thread::Builder::new()
             .name("pool-manager".into())
             .spawn(move || {
                 // The first tick waits one interval: the scraper has seen the fleet by
                 // then, and a control plane stopped at once acts on nothing.
                 loop {
-                    self.wake.wait(self.ctx.settings.interval);
+                    self.ctx.wake.wait(self.ctx.settings.interval);
                     if st.load(Ordering::SeqCst) {
                         break;
                     }

@@ -111,13 +111,15 @@ fn an_instance_that_never_registers_is_failed_terminated_and_replaced() {
         Status::Terminated,
         "its pre-created node is not capacity to wait for"
     );
-    h.clock.advance(1000);
-    h.tick();
     assert_eq!(
         h.fake.count(Call::Provision),
         2,
-        "replaced at the next evaluation"
+        "replaced in the evaluation that failed it, not one later"
     );
+    assert_eq!(h.in_state(InstanceState::Registering).len(), 1);
+    h.clock.advance(1000);
+    h.tick();
+    assert_eq!(h.fake.count(Call::Provision), 2, "and only once");
     assert_eq!(
         h.store.instance(&first.id).unwrap().state().unwrap(),
         InstanceState::Terminated

@@ -1,0 +1,3 @@
+DROP TABLE pool_utilization;
+DROP TABLE remediation_releases;
+DROP TABLE remediation_budgets;
