@@ -50,11 +50,8 @@ pub fn run(args: DemoArgs) -> ExitCode {
         demo.dir.display()
     );
     match outcome {
-        Ok(Some(line)) => {
-            println!("{line}");
-            ExitCode::SUCCESS
-        }
-        Ok(None) => ExitCode::SUCCESS, // stopped by the operator
+        // The summary was the last change shown.
+        Ok(Some(_)) | Ok(None) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("demo: {e}");
             ExitCode::from(1)

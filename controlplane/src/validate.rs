@@ -7,6 +7,8 @@
 //! can act on, without the value's key (callers prefix it: `static_targets[0].labels`,
 //! `label "x"`, …).
 
+pub mod dupes;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 

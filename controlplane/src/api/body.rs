@@ -6,7 +6,7 @@
 //!   JSON): 415 `unsupported_media_type`;
 //! - not JSON, JSON of the wrong shape or type, an unknown field (every request type has
 //!   `deny_unknown_fields`), a missing required field, a key given twice in one object
-//!   ([`dupes`]): 400 `bad_request` naming the problem;
+//!   ([`crate::validate::dupes`]): 400 `bad_request` naming the problem;
 //! - a body that cannot be read or decoded (bad gzip under `Content-Encoding: gzip`, cut
 //!   short): 400 `bad_request` saying so in words.
 //!
@@ -23,8 +23,6 @@ use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
-
-mod dupes;
 
 /// Largest request body, in bytes (1 MiB).
 pub const BODY_LIMIT: usize = 1 << 20;
@@ -116,7 +114,8 @@ fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let parsed = serde_json::from_slice(bytes)
         .map_err(|e| ApiError::bad_request(format!("request body: {e}")))?;
     // Valid JSON of the right shape: only now is it read again, for keys given twice.
-    dupes::check(bytes).map_err(|e| ApiError::bad_request(format!("request body: {e}")))?;
+    crate::validate::dupes::check(bytes)
+        .map_err(|e| ApiError::bad_request(format!("request body: {e}")))?;
     Ok(parsed)
 }
 

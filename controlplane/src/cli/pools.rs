@@ -119,7 +119,7 @@ const SPEC_FIELDS: &[&str] = &[
     "budget",
 ];
 
-fn read_file(file: &Path) -> Result<Map<String, Value>, CliError> {
+pub(super) fn read_file(file: &Path) -> Result<Map<String, Value>, CliError> {
     let text = std::fs::read_to_string(file)
         .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", file.display())))?;
     let bad = |e: String| CliError::Usage(format!("{}: {e}", file.display()));
@@ -127,7 +127,11 @@ fn read_file(file: &Path) -> Result<Map<String, Value>, CliError> {
         let t: toml::Value = toml::from_str(&text).map_err(|e| bad(e.to_string()))?;
         serde_json::to_value(t).map_err(|e| bad(e.to_string()))?
     } else {
-        serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?
+        {
+            // As the API does: a key given twice is refused, not silently one of the two.
+            crate::validate::dupes::check(text.as_bytes()).map_err(bad)?;
+            serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?
+        }
     };
     match v {
         Value::Object(m) => Ok(m),
@@ -298,16 +302,19 @@ pub fn pools(cmd: PoolsCommand, client: &Client, out: Output) -> Result<String, 
                     Some(json!({ "nodes": nodes })),
                 )?,
                 |v| {
-                    format!(
-                        "pool {}: target {} ({})\n",
-                        super::views::s(&v["name"]),
-                        super::views::s(&v["target"]),
-                        if v["manual_target"].is_null() {
-                            "autoscaler"
-                        } else {
-                            "manual"
-                        }
-                    )
+                    if v["manual_target"].is_null() {
+                        // The target shown is the last one; the next evaluation sets the new.
+                        format!(
+                            "pool {}: handed back to its autoscaler (min_nodes without one); the next evaluation sets its target\n",
+                            super::views::s(&v["name"]),
+                        )
+                    } else {
+                        format!(
+                            "pool {}: target {} (manual)\n",
+                            super::views::s(&v["name"]),
+                            super::views::s(&v["target"]),
+                        )
+                    }
                 },
             )
         }

@@ -56,3 +56,20 @@ fn a_bad_cli_config_file_lists_every_problem() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_pool_file_with_a_key_given_twice_is_refused_as_the_api_refuses_it() {
+    let dir = std::env::temp_dir().join(format!("gw-cli-dupes-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("p.json");
+    std::fs::write(
+        &f,
+        r#"{"name":"j","provider":"fake","min_nodes":1,"min_nodes":2}"#,
+    )
+    .unwrap();
+    let e = super::pools::read_file(&f).unwrap_err().to_string();
+    assert!(e.contains("min_nodes") && e.contains("twice"), "{e}");
+    std::fs::write(&f, r#"{"name":"j","provider":"fake","min_nodes":1}"#).unwrap();
+    assert_eq!(super::pools::read_file(&f).unwrap()["min_nodes"], 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -185,11 +185,14 @@ impl Demo {
         } else {
             format!("plugins {}", self.plugins.join(", "))
         };
+        let gw = std::env::current_exe()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|_| "gpuwarden".into());
         format!(
             "control plane {} (folder {}); pool {POOL} of {} agents with 8 fake GPUs, {plugins}. \
              Admin token in {}; try, in another terminal: export GPUWARDEN_SERVER={} \
-             GPUWARDEN_ADMIN_TOKEN=$(cat {}); gpuwarden nodes list; gpuwarden pools get {POOL}; \
-             gpuwarden instances list --pool {POOL}; gpuwarden audit",
+             GPUWARDEN_ADMIN_TOKEN=$(cat {}); {gw} nodes list; {gw} pools get {POOL}; \
+             {gw} instances list --pool {POOL}; {gw} audit",
             self.base,
             self.dir.display(),
             self.nodes,

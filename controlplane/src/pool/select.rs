@@ -87,7 +87,7 @@ pub enum NoProvider {
     #[error("the pool has no provider")]
     Empty,
     /// Every provider failed recently and backs off.
-    #[error("every provider is backing off after failures; the first may be retried at {retry_at_ms} ms")]
+    #[error("every provider is backing off after failures; the first may be retried at {}", crate::clock::rfc3339(*retry_at_ms))]
     BackingOff {
         /// When the first one may be asked again (Unix ms).
         retry_at_ms: i64,

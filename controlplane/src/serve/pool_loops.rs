@@ -77,7 +77,11 @@ pub fn context(
         wake,
     } = parts;
     let pm = &cfg.pool_manager;
-    let mut env = ProviderEnv::new(agents_url, cfg.server.data_dir.join("providers"));
+    // Absolute: the `local` provider hands its agents state folders under it, and an agent
+    // refuses a relative one (`server.data_dir` is "." by default).
+    let data_dir =
+        std::path::absolute(&cfg.server.data_dir).unwrap_or_else(|_| cfg.server.data_dir.clone());
+    let mut env = ProviderEnv::new(agents_url, data_dir.join("providers"));
     env.clock = clock.clone();
     if !pm.agent_binary.as_os_str().is_empty() {
         env.agent_binary = Some(pm.agent_binary.clone());

@@ -186,8 +186,9 @@ impl Store {
                     .get_result(c)?;
                 if n > 0 || i > 0 {
                     return Err(StoreError::Conflict(format!(
-                        "pool {name:?} has {n} node(s) and {i} instance(s) in flight; scale it \
-                         to 0 first, or delete with ?force=true to leave them as they are"
+                        "pool {name:?} has {n} node(s) and {i} instance(s) in flight; give them \
+                         back first (set min_nodes to 0, then scale to 0), or delete with force \
+                         (?force=true; the CLI's --force) to leave them as they are"
                     )));
                 }
             }

@@ -10,6 +10,10 @@
 //! The budget is the operator's when one was set at run time ([`Holds::budget`]); a node
 //! an operator released ([`Holds::released`]) is cordoned past it. When the budget frees,
 //! the node held longest goes first.
+//!
+//! The budget also gates the steps after the cordon: an unhealthy node cordoned by someone
+//! else (an operator looking at it) is drained and terminated only within the budget, so a
+//! budget of 0 pauses remediation for it too instead of taking the machine away.
 
 use crate::model::pool::Plan;
 use crate::model::Status;
@@ -56,6 +60,24 @@ pub(super) fn unhealthy(s: &PoolState<'_>, d: &mut Decision, room: u32) {
     // A replacement is coming (booting, or asked for now) and not serving yet.
     let coming = d.counts.booting + provisioned > 0 || room > provisioned;
     let wait = spec.auto_replace && d.counts.serving < d.target && coming;
+    // Drains and terminates within the budget: nodes already draining or terminating
+    // keep their places, cordoned ones take what is left (held longest first).
+    let fleet_room = s
+        .fleet
+        .spec
+        .limit(s.fleet.size)
+        .saturating_sub(s.fleet.out.saturating_sub(pool_out));
+    let limit = budget.limit(usage.pool_size).min(fleet_room);
+    let under_way = s
+        .nodes
+        .iter()
+        .filter(|n| {
+            n.health == crate::model::Health::Unhealthy
+                && matches!(n.status, Status::Draining | Status::Terminating)
+        })
+        .count() as u32;
+    let mut slots = limit.saturating_sub(under_way);
+    let mut paused = 0;
     let mut sick: Vec<_> = s.nodes.iter().filter(|n| n.is_unhealthy()).collect();
     let since = |h: &Holds, id: &str| h.held_since.get(id).copied().unwrap_or(i64::MAX);
     sick.sort_by(|a, b| (since(&s.holds, &a.id), &a.id).cmp(&(since(&s.holds, &b.id), &b.id)));
@@ -89,7 +111,13 @@ pub(super) fn unhealthy(s: &PoolState<'_>, d: &mut Decision, room: u32) {
                     }
                 }
             }
+            Status::Cordoned
+                if plan >= Plan::CordonDrain && slots == 0 && !s.holds.released.contains(&node) =>
+            {
+                paused += 1;
+            }
             Status::Cordoned if !n.drained && plan >= Plan::CordonDrain => {
+                slots = slots.saturating_sub(1);
                 if wait {
                     waiting += 1;
                 } else {
@@ -100,6 +128,7 @@ pub(super) fn unhealthy(s: &PoolState<'_>, d: &mut Decision, room: u32) {
                 }
             }
             Status::Cordoned if n.drained && plan >= Plan::CordonDrainTerminate => {
+                slots = slots.saturating_sub(1);
                 if wait {
                     waiting += 1;
                 } else {
@@ -112,6 +141,11 @@ pub(super) fn unhealthy(s: &PoolState<'_>, d: &mut Decision, room: u32) {
             }
             _ => {}
         }
+    }
+    if paused > 0 {
+        d.reasons.push(format!(
+            "{paused} unhealthy cordoned node(s) wait for the remediation budget before the drain ({limit} allowed out of service, {under_way} under way)"
+        ));
     }
     if waiting > 0 {
         d.reasons.push(format!(

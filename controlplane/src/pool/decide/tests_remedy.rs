@@ -197,3 +197,38 @@ fn the_plan_decides_how_far_remediation_goes() {
     let s = state(&p, vec![up("a"), sick("u", Status::Active)], vec![]);
     assert_eq!(node_actions(&decide(&s, NOW)), Vec::<String>::new());
 }
+
+/// A newcomer's find: with the budget at 0 ("pauses remediation"), an unhealthy node an
+/// operator cordoned to look at was drained and terminated by the pool manager. The steps
+/// after the cordon are within the budget too; a raised budget lets them go on.
+#[test]
+fn a_budget_of_zero_pauses_the_drain_of_a_node_an_operator_cordoned() {
+    let p = pool(4, 4, |s| {
+        s.remediation.action = Some(Plan::CordonDrainTerminate);
+        s.budget.max_percent = 100.0;
+        s.budget.max_nodes = 0;
+    });
+    let mut s = state(
+        &p,
+        vec![up("a"), up("b"), up("c"), sick("u", Status::Cordoned)],
+        vec![],
+    );
+    let d = decide(&s, NOW);
+    assert!(node_actions(&d).is_empty(), "{:?}", d.actions);
+    assert!(
+        d.reasons
+            .iter()
+            .any(|r| r.contains("wait for the remediation budget")),
+        "{:?}",
+        d.reasons
+    );
+    // Drained already (by hand): not terminated either.
+    s.nodes[3].drained = true;
+    assert!(node_actions(&decide(&s, NOW)).is_empty());
+    // The budget raised to 1: the terminate goes on.
+    s.holds.budget = Some(crate::model::pool::BudgetSpec {
+        max_percent: 100.0,
+        max_nodes: 1,
+    });
+    assert_eq!(node_actions(&decide(&s, NOW)), vec!["terminate:u"]);
+}

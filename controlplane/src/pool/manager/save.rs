@@ -1,6 +1,7 @@
 //! What a pool's evaluation leaves in the database: its runtime (last target, cooldown
 //! starts, provider selection state, status and last error) when it changed, and its
-//! decision when it acts or differs from the last one recorded.
+//! decision when it differs from the last one recorded (a hold repeated every tick, or a
+//! cooldown's seconds counting down, is one decision, not one per tick).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -11,8 +12,27 @@ use crate::store::StoreError;
 
 use super::context::Ctx;
 
-/// The last decision recorded per pool: target, reasons and counts as stored.
-pub(super) type Recorded = HashMap<String, (i32, String, String)>;
+/// The last decision recorded per pool: target, reasons (numbers blanked), counts and
+/// actions as stored.
+pub(super) type Recorded = HashMap<String, (i32, String, String, String)>;
+
+/// `text` with every run of digits as `#`: reasons that differ only in a count-down match.
+fn blank_numbers(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut in_digits = false;
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            if !in_digits {
+                out.push('#');
+            }
+            in_digits = true;
+        } else {
+            out.push(c);
+            in_digits = false;
+        }
+    }
+    out
+}
 
 /// Stores `row`'s runtime after an evaluation (`d`, or `failure` when there was none) and
 /// its decision; an idle pool's tick writes nothing.
@@ -61,7 +81,7 @@ pub(super) fn save(
         updated_at: now,
     };
     // An idle pool's tick writes nothing: the runtime only when it changed, a decision
-    // only when it acts or differs from the last one recorded.
+    // only when it differs from the last one recorded.
     let same_runtime = rt.last_target == row.last_target
         && rt.last_scale_up == row.last_scale_up
         && rt.last_scale_down == row.last_scale_down
@@ -81,13 +101,32 @@ pub(super) fn save(
             actions: text(serde_json::to_string(&d.actions)),
             counts: text(serde_json::to_string(&d.counts)),
         };
-        let key = (new.target, new.reasons.clone(), new.counts.clone());
+        let key = (
+            new.target,
+            blank_numbers(&new.reasons),
+            new.counts.clone(),
+            new.actions.clone(),
+        );
         let mut last = recorded.lock().unwrap_or_else(|p| p.into_inner());
-        if !d.actions.is_empty() || last.get(&row.name) != Some(&key) {
+        if last.get(&row.name) != Some(&key) {
             ctx.store
                 .record_decision(&new, ctx.settings.keep_decisions)?;
             last.insert(row.name.clone(), key);
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::blank_numbers;
+
+    #[test]
+    fn reasons_that_differ_only_in_numbers_are_the_same_decision() {
+        assert_eq!(
+            blank_numbers(r#"["scale-down cooldown: 27 s left"]"#),
+            blank_numbers(r#"["scale-down cooldown: 3 s left"]"#)
+        );
+        assert_ne!(blank_numbers("hold a"), blank_numbers("hold b"));
+    }
 }

@@ -112,6 +112,8 @@ impl LocalProvider {
             .string("state_dir")
             .map(PathBuf::from)
             .unwrap_or_else(|| env.state_dir.join("local"));
+        // Agents refuse a relative state folder: resolve it against this process's folder.
+        let root = std::path::absolute(&root).unwrap_or(root);
         let second = Duration::from_secs(1);
         let grace = p.duration("grace", second * 10, Duration::ZERO, second * 600);
         let start_timeout = p.duration("start_timeout", second * 30, second, second * 600);

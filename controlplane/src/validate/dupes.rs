@@ -1,7 +1,8 @@
 //! Duplicate keys in a JSON body (`{"min_nodes":1,"min_nodes":2}`): serde keeps one of the
 //! two silently where the body is read as a map or a `serde_json::Value` (a pool body,
 //! provider params, labels), so which one counts would depend on how a field is read. Every
-//! body is refused instead, with 400 naming the key and where it is.
+//! body is refused instead, with 400 naming the key and where it is; the CLI checks a
+//! `--file` the same way before sending it.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -89,7 +90,7 @@ impl<'de> DeserializeSeed<'de> for UniqueSeed {
 
 /// `Err` naming the first key given twice in one object of `bytes` (and the path to that
 /// object), or why `bytes` is not JSON; `Ok` when every object's keys are unique.
-pub(super) fn check(bytes: &[u8]) -> Result<(), String> {
+pub fn check(bytes: &[u8]) -> Result<(), String> {
     let mut d = serde_json::Deserializer::from_slice(bytes);
     match serde_path_to_error::deserialize::<_, Unique>(&mut d) {
         Ok(_) => Ok(()),
