@@ -224,3 +224,23 @@ fn invalid_params_are_all_reported_at_once() {
     assert!(e[2].contains("\"grace\""));
     assert!(e[3].contains("\"port\": unknown"));
 }
+
+/// A newcomer's find: with `server.data_dir = "."` (the default) the state folder was
+/// relative, and every agent refused it (`node.state_dir … is not an absolute path`).
+#[test]
+fn a_relative_state_folder_is_made_absolute_for_the_agents() {
+    let agent = std::env::current_exe().unwrap(); // any executable file
+    let env = ProviderEnv::new("http://127.0.0.1:1", "./providers");
+    let p = LocalProvider::from_params(json!({"agent_binary": agent}).as_object().unwrap(), &env)
+        .unwrap();
+    assert!(p.state_dir().is_absolute(), "{}", p.state_dir().display());
+    assert!(p.state_dir().ends_with("providers/local"));
+    let given = LocalProvider::from_params(
+        json!({"agent_binary": agent, "state_dir": "rel/dir"})
+            .as_object()
+            .unwrap(),
+        &env,
+    )
+    .unwrap();
+    assert!(given.state_dir().is_absolute());
+}
