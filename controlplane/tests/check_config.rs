@@ -248,3 +248,32 @@ fn serve_refuses_the_clis_token_and_server_flags() {
         assert!(err.contains("auth.admin_tokens"), "{flags:?}: {err}");
     }
 }
+
+/// A breaker's find: a FIFO at the config's path made the reload (and `--check-config`, and
+/// the start) wait for ever, and a stop with it. It is refused at once.
+#[test]
+fn a_config_path_that_is_no_regular_file_is_refused_without_waiting() {
+    let dir = TempDir::new("check-fifo");
+    let fifo = dir.path().join("cp.toml");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    for args in [
+        vec!["serve", "--check-config", fifo.to_str().unwrap()],
+        vec!["serve", "--config", fifo.to_str().unwrap()],
+    ] {
+        let t = std::time::Instant::now();
+        let out = Command::new(BIN)
+            .args(&args)
+            .env("GPUWARDEN_ADMIN_TOKEN", "check-fifo-admin-token-012345")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(text.contains("not a regular file"), "{text}");
+        assert!(t.elapsed() < std::time::Duration::from_secs(10));
+    }
+}

@@ -9,14 +9,14 @@ use gpuwarden_controlplane::store::pool_rows::{
     InstanceNode, InstanceUpdate, NewDecision, NewInstance, PoolRow, PoolRuntime, SOURCE_API,
 };
 use gpuwarden_controlplane::store::rows::NewAudit;
-use gpuwarden_controlplane::store::{InstanceFilter, Registration, Store, StoreError};
+use gpuwarden_controlplane::store::{BudgetScope, InstanceFilter, Registration, Store, StoreError};
 use serde_json::json;
 
-fn audit(action: &str, target: &str, t: i64) -> NewAudit {
+pub(crate) fn audit(action: &str, target: &str, t: i64) -> NewAudit {
     NewAudit::ok("admin:test", action, target, json!({}), t)
 }
 
-fn instance(id: &str, pool: &str, node: Option<&str>, now: i64) -> NewInstance {
+pub(crate) fn instance(id: &str, pool: &str, node: Option<&str>, now: i64) -> NewInstance {
     NewInstance {
         id: id.into(),
         pool: pool.into(),
@@ -46,6 +46,7 @@ pub(crate) fn pools(s: &Store) {
     decisions(s);
     instances(s);
     retention(s);
+    crate::store_suite_pool_removal::removal(s);
 }
 
 fn pool_crud(s: &Store) {

@@ -49,6 +49,21 @@ impl ControlPlaneConfig {
         overrides: &Overrides,
         check: Option<PoolCheck>,
     ) -> Result<Self, ConfigError> {
+        // Reading a FIFO (or a device) would wait for ever: the start, `--check-config` and
+        // every reload would hang, and a stop with them. Only a regular file is read.
+        if let Some(f) = file {
+            if let Ok(m) = std::fs::metadata(f) {
+                if !m.is_file() {
+                    return Err(ConfigError::Invalid {
+                        file: Some(f.to_path_buf()),
+                        problems: vec![format!(
+                            "{}: not a regular file (a folder, FIFO or device is not read)",
+                            f.display()
+                        )],
+                    });
+                }
+            }
+        }
         let build = |p: &Pruner| {
             let mut fig = Figment::from(gpuwarden_configfile::defaults(
                 &ControlPlaneConfig::default(),

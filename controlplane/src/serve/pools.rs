@@ -40,8 +40,15 @@ pub(super) fn apply(
         return merge_remediation(cfg, store);
     };
     let done = store.apply_config_pools(&cfg.pools, &file, now)?;
-    if !done.created.is_empty() || !done.updated.is_empty() || !done.removed.is_empty() {
+    if !done.created.is_empty()
+        || !done.updated.is_empty()
+        || !done.removed.is_empty()
+        || !done.handed_back.is_empty()
+    {
         info!(file = %file, created = ?done.created, updated = ?done.updated, removed = ?done.removed, "config pools applied");
+        for pool in &done.handed_back {
+            warn!(pool = %pool, file = %file, "a pool no longer in the config file still has nodes or instances: it is kept, now managed through the API (scale it to 0 and delete it to give the machines back)");
+        }
     }
     for name in &done.taken_over {
         warn!(pool = %name, file = %file, "a pool created through the API is now declared in the config file: the file's spec wins, and the pool is read-only through the API");

@@ -170,6 +170,9 @@ impl Reloader {
             }
             Ok(done) => {
                 info!(file = %name, %why, created = ?done.created, updated = ?done.updated, taken_over = ?done.taken_over, removed = ?done.removed, clamped = ?done.clamped, "config reloaded: pools applied");
+                for pool in &done.handed_back {
+                    warn!(pool = %pool, file = %name, "a pool no longer in the config file still has nodes or instances: it is kept, now managed through the API (scale it to 0 and delete it to give the machines back)");
+                }
                 self.counter.with_label_values(&["applied"]).inc();
                 if let Some(w) = &self.wake {
                     w.notify();

@@ -14,10 +14,41 @@ use super::pool_rows::{
     spec_json, DecisionRow, NewDecision, PoolRow, PoolRuntime, SOURCE_API, SOURCE_CONFIG,
 };
 use super::rows::NewAudit;
-use super::schema::{audit, instances, nodes, pool_decisions, pools};
+use super::schema::{audit, instances, nodes, pool_decisions, pools, remediation_budgets};
 use super::{is_unique_violation, with_conn, Store, StoreError, WriteTx};
 use crate::model::pool::{InstanceState, PoolSpec};
 use crate::model::Status;
+
+/// Nodes (not terminated) and instances in flight of pool `$name`, on connection `$c`.
+macro_rules! machines {
+    ($c:expr, $name:expr) => {{
+        let n: i64 = nodes::table
+            .filter(nodes::pool.eq($name))
+            .filter(nodes::status.ne(Status::Terminated.as_str()))
+            .count()
+            .get_result($c)?;
+        let i: i64 = instances::table
+            .filter(instances::pool.eq($name))
+            .filter(instances::state.eq_any(live_states()))
+            .count()
+            .get_result($c)?;
+        (n, i)
+    }};
+}
+
+/// Deletes pool `$name` with its decisions and an operator's budget for it (a pool created
+/// again under the name starts without it).
+macro_rules! forget_pool {
+    ($c:expr, $name:expr) => {{
+        diesel::delete(pool_decisions::table.filter(pool_decisions::pool.eq($name))).execute($c)?;
+        diesel::delete(
+            remediation_budgets::table
+                .filter(remediation_budgets::scope.eq(format!("pool:{}", $name))),
+        )
+        .execute($c)?;
+        diesel::delete(pools::table.find($name)).execute($c)?;
+    }};
+}
 
 /// What applying the config file's pools did (`Store::apply_config_pools`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -28,8 +59,11 @@ pub struct ConfigApplied {
     pub updated: Vec<String>,
     /// Pools created through the API that the config now declares: the config's wins.
     pub taken_over: Vec<String>,
-    /// Config pools no longer in the config: deleted (their nodes and instances stay).
+    /// Config pools no longer in the config and without machines: deleted.
     pub removed: Vec<String>,
+    /// Config pools no longer in the config that still have nodes or instances in flight:
+    /// handed back to the API (as a `DELETE` without force would refuse to orphan them).
+    pub handed_back: Vec<String>,
     /// Manual targets moved into a changed pool's new bounds, why for each.
     pub clamped: Vec<String>,
 }
@@ -174,16 +208,7 @@ impl Store {
                 return Err(read_only(&row));
             }
             if !force {
-                let n: i64 = nodes::table
-                    .filter(nodes::pool.eq(name))
-                    .filter(nodes::status.ne(Status::Terminated.as_str()))
-                    .count()
-                    .get_result(c)?;
-                let i: i64 = instances::table
-                    .filter(instances::pool.eq(name))
-                    .filter(instances::state.eq_any(live_states()))
-                    .count()
-                    .get_result(c)?;
+                let (n, i) = machines!(c, name);
                 if n > 0 || i > 0 {
                     return Err(StoreError::Conflict(format!(
                         "pool {name:?} has {n} node(s) and {i} instance(s) in flight; give them \
@@ -192,8 +217,7 @@ impl Store {
                     )));
                 }
             }
-            diesel::delete(pool_decisions::table.filter(pool_decisions::pool.eq(name))).execute(c)?;
-            diesel::delete(pools::table.find(name)).execute(c)?;
+            forget_pool!(c, name);
             diesel::insert_into(audit::table).values(&entry).execute(c)?;
             Ok(())
         }))
@@ -352,9 +376,20 @@ impl Store {
             }
             for (name, r) in &existing {
                 if r.from_config() && !wanted.iter().any(|(n, _, _)| n == name) {
-                    diesel::delete(pool_decisions::table.filter(pool_decisions::pool.eq(name))).execute(c)?;
-                    diesel::delete(pools::table.find(name)).execute(c)?;
-                    out.removed.push(name.clone());
+                    let (n, i) = machines!(c, name);
+                    if n > 0 || i > 0 {
+                        diesel::update(pools::table.find(name))
+                            .set((
+                                pools::source.eq(SOURCE_API),
+                                pools::source_file.eq(None::<String>),
+                                pools::updated_at.eq(now),
+                            ))
+                            .execute(c)?;
+                        out.handed_back.push(name.clone());
+                    } else {
+                        forget_pool!(c, name);
+                        out.removed.push(name.clone());
+                    }
                 }
             }
             let entry = NewAudit::ok(
@@ -364,7 +399,7 @@ impl Store {
                 serde_json::json!({
                     "created": out.created, "updated": out.updated,
                     "taken_over": out.taken_over, "removed": out.removed,
-                    "clamped": out.clamped,
+                    "handed_back": out.handed_back, "clamped": out.clamped,
                 }),
                 now,
             );
