@@ -10,10 +10,13 @@
 //! `--ci` exits 0 once the faulty node has been replaced, and 1 with the reason when the
 //! time limit passes first.
 //!
-//! Ctrl-C (or `q` in the live view) stops everything it started: the control plane first,
+//! Ctrl-C, SIGTERM, SIGHUP (a closed terminal) or `q` in the live view stops everything it
+//! started (a `--ci` run so stopped exits 130): the control plane first,
 //! so that nothing provisions again, then every agent whose state folder lies in the demo's
 //! folder (found through `/proc`, whoever started it), each group with SIGTERM, then
-//! SIGKILL after a grace period. The folder stays, with the logs, for a look afterwards.
+//! SIGKILL after a grace period. The folder stays, with the logs, for a look afterwards. A
+//! demo killed outright (SIGKILL) cannot stop anything: `gpuwarden demo --stop --dir DIR`
+//! stops what it left.
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,6 +33,18 @@ pub use setup::DemoArgs;
 
 /// Runs the demo; the exit code is the process's.
 pub fn run(args: DemoArgs) -> ExitCode {
+    if args.stop {
+        let Some(dir) = &args.dir else {
+            eprintln!("demo: --stop needs the demo's --dir");
+            return ExitCode::from(2);
+        };
+        let Ok(dir) = std::fs::canonicalize(dir) else {
+            eprintln!("demo: --dir {}: no such folder", dir.display());
+            return ExitCode::from(2);
+        };
+        println!("{}", stop::leftovers(&dir));
+        return ExitCode::SUCCESS;
+    }
     let stop_flag = Arc::new(AtomicBool::new(false));
     if let Err(e) = stop::on_ctrl_c(stop_flag.clone()) {
         eprintln!("demo: cannot watch for Ctrl-C: {e}");
@@ -51,7 +66,13 @@ pub fn run(args: DemoArgs) -> ExitCode {
     );
     match outcome {
         // The summary was the last change shown.
-        Ok(Some(_)) | Ok(None) => ExitCode::SUCCESS,
+        Ok(Some(_)) => ExitCode::SUCCESS,
+        // Stopped by the operator: fine by hand; in CI the node was not replaced.
+        Ok(None) if args.ci => {
+            eprintln!("demo: interrupted before the faulty node was replaced");
+            ExitCode::from(130)
+        }
+        Ok(None) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("demo: {e}");
             ExitCode::from(1)
@@ -95,6 +116,12 @@ fn watch(
             if s.quit_pressed() {
                 break Ok(None);
             }
+        }
+        if !stop::alive(demo.control_plane.id()) {
+            break Err(format!(
+                "the control plane exited; see {}",
+                demo.dir.join("controlplane.log").display()
+            ));
         }
         if (args.ci || !live) && started.elapsed() > args.time_limit {
             break Err(format!(

@@ -65,10 +65,17 @@ fn demo(dir: &Path, args: &[&str]) -> Command {
 fn demo_ci_ends_once_the_faulty_node_is_replaced_and_leaves_nothing_running() {
     let scratch = Scratch::new("demo-ci");
     let dir = scratch.path().join("run");
+    // A caller's GPUWARDEN_* variables (a production database, say) never reach the demo.
+    let other = scratch.path().join("production.db");
     let out = demo(
         &dir,
         &["--ci", "--fault-after", "2s", "--time-limit", "150s"],
     )
+    .env(
+        "GPUWARDEN_DATABASE__URL",
+        format!("sqlite://{}", other.display()),
+    )
+    .env("GPUWARDEN_SERVER__LISTEN", "127.0.0.1:1")
     .output()
     .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -78,7 +85,7 @@ fn demo_ci_ends_once_the_faulty_node_is_replaced_and_leaves_nothing_running() {
     assert!(stdout.contains("injected XID 79"), "{stdout}");
     let done = stdout
         .lines()
-        .find(|l| l.starts_with("done: "))
+        .find(|l| l.contains("] done: "))
         .unwrap_or_else(|| panic!("no done line:\n{stdout}"));
     assert!(
         done.contains("was replaced, drained and terminated"),
@@ -86,6 +93,8 @@ fn demo_ci_ends_once_the_faulty_node_is_replaced_and_leaves_nothing_running() {
     );
     assert!(stdout.contains("nothing left running"), "{stdout}");
     assert!(agents_under(&dir.join("agents")).is_empty());
+    assert!(!other.exists(), "the caller's database was not touched");
+    assert!(dir.join("gpuwarden.db").is_file());
     // What it tells the operator to use is there: the token (0600) and the logs.
     let token = dir.join("admin-token");
     assert!(stdout.contains(&token.display().to_string()), "{stdout}");
@@ -164,7 +173,8 @@ fn ctrl_c_stops_the_control_plane_and_every_agent() {
                 let _ = child.kill();
                 panic!("the demo did not stop within 60 s of Ctrl-C")
             });
-    assert!(status.success(), "{status}");
+    // A --ci run stopped before the node was replaced has not passed.
+    assert_eq!(status.code(), Some(130), "{status}");
     let rest: Vec<String> = rx.try_iter().collect();
     assert!(
         rest.iter().any(|l| l.contains("nothing left running")),
@@ -176,4 +186,37 @@ fn ctrl_c_stops_the_control_plane_and_every_agent() {
         agents.iter().all(|p| !alive(*p)) && agents_under(&dir.join("agents")).is_empty(),
         "every agent is stopped"
     );
+}
+
+/// A demo killed outright (SIGKILL) cannot stop anything; `demo --stop --dir` stops what it
+/// left running.
+#[test]
+fn demo_stop_cleans_up_after_a_killed_demo() {
+    let scratch = Scratch::new("demo-kill");
+    let dir = scratch.path().join("run");
+    let mut child = demo(&dir, &["--ci", "--fault-after", "1h", "--nodes", "2"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let up = BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .any(|l| l.contains("pool up"));
+    assert!(up, "the pool came up");
+    child.kill().unwrap(); // SIGKILL
+    let _ = child.wait();
+    let left = agents_under(&dir.join("agents"));
+    assert_eq!(left.len(), 2, "a killed demo leaves its agents");
+    let out = Command::new(bins().join("gpuwarden"))
+        .args(["demo", "--stop", "--dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("stopped 1 control plane(s)"), "{text}");
+    assert!(text.contains("nothing left running"), "{text}");
+    assert!(left.iter().all(|p| !alive(*p)));
 }

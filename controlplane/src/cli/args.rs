@@ -77,6 +77,9 @@ pub enum Command {
         /// Without the live view (--ci, or no terminal): give up after this long (e.g. 5m).
         #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
         time_limit: std::time::Duration,
+        /// Stop what a killed demo left running in --dir (its control plane and agents).
+        #[arg(long, requires = "dir")]
+        stop: bool,
     },
     /// List, inspect, join and act on nodes.
     Nodes {

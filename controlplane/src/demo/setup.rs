@@ -23,6 +23,8 @@ pub struct DemoArgs {
     pub fault_after: Duration,
     /// With `--ci` (or without a terminal), give up after this long.
     pub time_limit: Duration,
+    /// Stop what a demo in `dir` left running (it was killed) and exit.
+    pub stop: bool,
 }
 
 /// The pool the demo declares.
@@ -96,6 +98,13 @@ pub fn start(args: &DemoArgs) -> Result<Demo, String> {
         .try_clone()
         .map_err(|e| format!("controlplane.log: {e}"))?;
     let mut cmd = Command::new(&exe);
+    // The demo's settings only: a GPUWARDEN_* variable of the caller's (a production
+    // database URL, a listen address) must not reach its control plane.
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("GPUWARDEN_") {
+            cmd.env_remove(&k);
+        }
+    }
     cmd.args(["serve", "--config"])
         .arg(&cp_config)
         .env("GPUWARDEN_ADMIN_TOKEN", &token)

@@ -13,7 +13,7 @@ use crate::pool::provider::local::proc;
 /// How long a process gets between SIGTERM and SIGKILL. (An agent deregisters on SIGTERM.)
 const GRACE: Duration = Duration::from_secs(10);
 
-/// Sets `flag` on the first Ctrl-C (SIGINT) or SIGTERM, from a thread of its own.
+/// Sets `flag` on the first Ctrl-C (SIGINT), SIGTERM or SIGHUP, from a thread of its own.
 pub fn on_ctrl_c(flag: Arc<AtomicBool>) -> std::io::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -32,9 +32,19 @@ pub fn on_ctrl_c(flag: Arc<AtomicBool>) -> std::io::Result<()> {
                             return;
                         }
                     };
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
+                // A closed terminal sends SIGHUP: stop as for Ctrl-C, not die and leave
+                // the control plane and agents running.
+                let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
+                match hup {
+                    Ok(mut hup) => tokio::select! {
+                        _ = tokio::signal::ctrl_c() => {}
+                        _ = term.recv() => {}
+                        _ = hup.recv() => {}
+                    },
+                    Err(_) => tokio::select! {
+                        _ = tokio::signal::ctrl_c() => {}
+                        _ = term.recv() => {}
+                    },
                 }
                 flag.store(true, Ordering::SeqCst);
             })
@@ -55,9 +65,47 @@ pub fn everything(cp: u32, agents_dir: &Path) -> String {
     let left = if left == 0 {
         "nothing left running".to_string()
     } else {
-        format!("{left} agents would not stop")
+        format!("{left} agent(s) would not stop")
     };
-    format!("{cp_line}; stopped {n} agents; {left}")
+    format!("{cp_line}; stopped {n} agent(s); {left}")
+}
+
+/// Whether the process `pid` is alive (not a zombie).
+pub fn alive(pid: u32) -> bool {
+    matches!(proc::stat(pid), Some((_, false)))
+}
+
+/// What a demo in `dir` left running when it was killed (SIGKILL): its control plane (by
+/// its command line, which names `dir/controlplane.toml`) and its agents. Says what it did.
+pub fn leftovers(dir: &Path) -> String {
+    let config = dir.join("controlplane.toml");
+    let needle = config.display().to_string();
+    let cps: Vec<u32> = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
+        .filter(|pid| alive(*pid))
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).contains(needle.as_str()))
+                .unwrap_or(false)
+        })
+        .collect();
+    let cp_line = match stop_groups(&cps) {
+        0 => "no control plane of this demo was running".to_string(),
+        n => format!("stopped {n} control plane(s)"),
+    };
+    let agents_dir = dir.join("agents");
+    let agents = agents_under(&agents_dir);
+    let n = stop_groups(&agents);
+    let left = agents_under(&agents_dir).len();
+    let left = if left == 0 {
+        "nothing left running".to_string()
+    } else {
+        format!("{left} agent(s) would not stop")
+    };
+    format!("{cp_line}; stopped {n} agent(s); {left}")
 }
 
 /// Agents (not zombies) whose state folder lies under `root`.
