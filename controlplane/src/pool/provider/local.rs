@@ -246,7 +246,28 @@ impl Provider for LocalProvider {
         let kept = state::load(&self.root, instance)
             .map_err(|e| ProviderError::new(ErrorKind::Other, e))?;
         let Some(k) = kept else {
-            return Ok(()); // never started, or stopped already
+            // Never started, stopped already — or started under another state folder (the
+            // pool's `state_dir` param changed since): its agent is found by the instance's
+            // folder name in its environment, wherever that folder is, and stopped.
+            let strays = proc::agents_of_instance(instance);
+            for pid in &strays {
+                proc::signal(*pid, rustix::process::Signal::TERM);
+            }
+            let t = std::time::Instant::now();
+            while strays.iter().any(|p| proc::stat(*p).is_some_and(|(_, z)| !z))
+                && t.elapsed() < self.grace
+            {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            for pid in &strays {
+                if proc::stat(*pid).is_some_and(|(_, z)| !z) {
+                    proc::signal(*pid, rustix::process::Signal::KILL);
+                }
+            }
+            if !strays.is_empty() {
+                tracing::warn!(instance = %instance, pids = ?strays, "stopped a local agent of this instance that no state of this provider's folder records");
+            }
+            return Ok(());
         };
         self.stop(&k)?;
         self.children

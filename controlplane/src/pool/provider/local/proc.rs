@@ -54,6 +54,30 @@ pub fn agents_of(state_dir: &std::path::Path) -> Vec<u32> {
         .collect()
 }
 
+/// Processes (not zombies) whose agent state folder is `…/instances/INSTANCE/agent-state`
+/// under any root: the agent of one instance, even when the provider's folder changed.
+pub fn agents_of_instance(instance: &str) -> Vec<u32> {
+    let suffix = format!("/instances/{instance}/agent-state");
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
+        .filter(|pid| matches!(stat(*pid), Some((_, false))))
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .map(|env| {
+                    env.split(|b| *b == 0).any(|v| {
+                        v.starts_with(b"GPUWARDEN_NODE__STATE_DIR=")
+                            && v.ends_with(suffix.as_bytes())
+                    })
+                })
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

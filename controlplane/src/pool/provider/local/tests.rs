@@ -244,3 +244,17 @@ fn a_relative_state_folder_is_made_absolute_for_the_agents() {
     .unwrap();
     assert!(given.state_dir().is_absolute());
 }
+
+/// A breaker's find: a pool's `state_dir` changed while its agents ran; terminating an
+/// instance then found no state and left the agent running. It is found by its instance.
+#[test]
+fn an_agent_started_under_another_state_folder_is_still_stopped() {
+    let rig = Rig::new("local-moved");
+    let before = rig.provider("", json!({"state_dir": rig.dir.path().join("old")}));
+    before.provision(&req("i-moved")).unwrap();
+    let k = state::load(before.state_dir(), "i-moved").unwrap().unwrap();
+    assert!(proc::alive(k.pid, k.start_ticks));
+    let after = rig.provider("", json!({"state_dir": rig.dir.path().join("new")}));
+    after.terminate("local-i-moved").unwrap();
+    assert!(!proc::alive(k.pid, k.start_ticks), "the agent is stopped");
+}
