@@ -23,7 +23,7 @@ pub enum RemediationCommand {
         max_nodes: u32,
         /// Percentage of the nodes, more than 0 and at most 100 [default: 100, the count
         /// alone decides].
-        #[arg(long)]
+        #[arg(long, value_parser = finite)]
         max_percent: Option<f64>,
     },
     /// Remove an operator's budget: the configured one applies again (audited).
@@ -133,4 +133,14 @@ pub fn release(client: &Client, node: &str) -> Result<(Value, super::Render), Cl
             s(&v["held_reason"])
         )
     }))
+}
+
+/// A number that is one: `nan` and `inf` parse as `f64` but would reach the API as `null`
+/// (JSON has neither), which means "the default" there.
+pub(super) fn finite(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() => Ok(v),
+        Ok(_) => Err(format!("{s:?} is not a finite number")),
+        Err(e) => Err(format!("{s:?}: {e}")),
+    }
 }

@@ -73,3 +73,11 @@ fn a_pool_file_with_a_key_given_twice_is_refused_as_the_api_refuses_it() {
     assert_eq!(super::pools::read_file(&f).unwrap()["min_nodes"], 1);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_budget_percentage_must_be_a_finite_number() {
+    for bad in ["nan", "NaN", "inf", "-inf", "x"] {
+        assert!(super::remedy::finite(bad).is_err(), "{bad}");
+    }
+    assert_eq!(super::remedy::finite("25"), Ok(25.0));
+}
