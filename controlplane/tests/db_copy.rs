@@ -129,6 +129,8 @@ fn a_sqlite_control_plane_moves_to_postgresql_with_db_copy() {
     cp.stop();
 
     let pg_url = pg.database("moved");
+    let db_file = dir.path().join("gw.db");
+    let source_before = std::fs::read(&db_file).unwrap();
     let copy = |to: &str| {
         Command::new(env!("CARGO_BIN_EXE_gpuwarden"))
             .args(["db", "copy", "--from", &sqlite, "--to", to])
@@ -156,6 +158,26 @@ fn a_sqlite_control_plane_moves_to_postgresql_with_db_copy() {
             "progress for {table}: {stderr}"
         );
     }
+    assert!(
+        std::fs::read(&db_file).unwrap() == source_before,
+        "the source is read, never written"
+    );
+    // A file that is no gpuwarden database (a breaker's find: it was migrated into one)
+    // is refused and left as it is.
+    let empty = dir.write("empty.db", "");
+    let out = Command::new(env!("CARGO_BIN_EXE_gpuwarden"))
+        .args(["db", "copy", "--from"])
+        .arg(format!("sqlite://{}", empty.display()))
+        .args(["--to", &pg.database("other")])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not a gpuwarden database"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::metadata(&empty).unwrap().len(), 0);
     // Again into the same (now full) database: refused, nothing changed.
     let again = copy(&pg_url);
     assert_eq!(again.status.code(), Some(1));

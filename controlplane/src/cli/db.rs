@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 
-use crate::store::copy::copy;
+use crate::store::copy::{copy, open_source};
 use crate::store::{Store, StoreOptions};
 use crate::validate::redact_url;
 
@@ -39,20 +39,24 @@ pub fn run(command: DbCommand) -> ExitCode {
                 eprintln!("error: --from {from}: no such SQLite file");
                 return ExitCode::from(2);
             }
-            let open = |url: &str| {
-                Store::open(url, &StoreOptions::default())
-                    .map_err(|e| format!("{}: {e}", redact_url(url)))
-            };
-            let (src, dst) = match (open(&from), open(&to)) {
-                (Ok(s), Ok(d)) => (s, d),
-                (Err(e), _) | (_, Err(e)) => {
+            // The source read-only (a copy never changes it); the target migrated.
+            let mut src = match open_source(std::path::Path::new(path)) {
+                Ok(s) => s,
+                Err(e) => {
                     eprintln!("error: {e}");
+                    return ExitCode::from(1);
+                }
+            };
+            let dst = match Store::open(&to, &StoreOptions::default()) {
+                Ok(d) => d,
+                Err(e) => {
+                    eprintln!("error: {}: {e}", redact_url(&to));
                     return ExitCode::from(1);
                 }
             };
             let mut last = String::new();
             let started = std::time::Instant::now();
-            let result = copy(&src, &dst, |table, done, total| {
+            let result = copy(&mut src, &dst, |table, done, total| {
                 // A line per table, and one per tenth of a large one.
                 let step = (total / 10).max(10_000);
                 if table != last || done == total || done % step < 1000 {

@@ -1,9 +1,11 @@
 //! `gpuwarden db copy`: every row of a SQLite database into an empty PostgreSQL one, in one
 //! PostgreSQL transaction, for moving a control plane from SQLite to PostgreSQL.
 //!
-//! Both stores are opened with [`Store::open`], so both carry this binary's migrations and
-//! the same tables. The tables are found in the SQLite file (all but SQLite's own and
-//! diesel's migration table) and copied parents first (by their foreign keys). Rows travel
+//! The source is opened read-only (`file:PATH?mode=ro`: a copy never changes it) and must
+//! carry exactly the migrations the target got from [`Store::open`], so both have the same
+//! tables; a file that is no gpuwarden database, or one of another version, is refused. The
+//! tables are found in the SQLite file (all but SQLite's own and diesel's migration table)
+//! and copied parents first (by their foreign keys). Rows travel
 //! as JSON: SQLite's `json_object` of every column, 1,000 rows at a time in `rowid` order,
 //! and PostgreSQL's `json_populate_recordset` typed by the target table (SQLite's 0/1
 //! booleans are read as PostgreSQL booleans). Afterwards every serial column's sequence is
@@ -93,22 +95,56 @@ fn quote(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-/// Copies every table of `from` (SQLite) into `to` (PostgreSQL, empty); `progress(table,
-/// rows so far, rows in all)` is called after each batch. Returns each table with its rows.
+/// Opens the SQLite file at `path` read-only, for [`copy`].
+pub fn open_source(path: &std::path::Path) -> Result<SqliteConnection, CopyError> {
+    let url = format!("file:{}?mode=ro", path.display());
+    SqliteConnection::establish(&url)
+        .map_err(|e| CopyError::Backends(format!("{}: {e}", path.display())))
+}
+
+#[derive(QueryableByName)]
+struct Version {
+    #[diesel(sql_type = Text)]
+    version: String,
+}
+
+/// Copies every table of the SQLite database `s` (opened with [`open_source`]) into `to`
+/// (PostgreSQL, empty); `progress(table, rows so far, rows in all)` is called after each
+/// batch. Returns each table with its rows.
 pub fn copy(
-    from: &Store,
+    s: &mut SqliteConnection,
     to: &Store,
     mut progress: impl FnMut(&str, i64, i64),
 ) -> Result<Vec<(String, i64)>, CopyError> {
-    let (Pools::Sqlite(src), Pools::Postgres(dst)) = (&from.pools, &to.pools) else {
+    let Pools::Postgres(dst) = &to.pools else {
         return Err(CopyError::Backends(
-            "db copy reads a SQLite database (--from sqlite://PATH) and writes a PostgreSQL one (--to postgres://…)".into(),
+            "db copy writes a PostgreSQL database (--to postgres://…)".into(),
         ));
     };
-    let mut s = src.get()?;
     let mut d = dst.get()?;
-    let s: &mut SqliteConnection = &mut s;
     let d: &mut PgConnection = &mut d;
+    // The same migrations on both sides: the same tables and columns.
+    let versions = |rows: Vec<Version>| {
+        let mut v: Vec<String> = rows.into_iter().map(|r| r.version).collect();
+        v.sort();
+        v
+    };
+    let ask = "SELECT version FROM __diesel_schema_migrations";
+    let theirs = sql_query(ask).load::<Version>(s).map_err(|_| {
+        CopyError::Schema("the source is not a gpuwarden database (no migrations table)".into())
+    })?;
+    let (theirs, ours) = (
+        versions(theirs),
+        versions(sql_query(ask).load::<Version>(d)?),
+    );
+    if theirs != ours {
+        return Err(CopyError::Schema(format!(
+            "the source was written by another version of gpuwarden ({} migrations, this one has {}): \
+             start this version's control plane on it once, then copy",
+            theirs.len(),
+            ours.len()
+        )));
+    }
     // One read transaction: the copy is of one moment of the source.
     s.batch_execute("BEGIN")?;
     let result = d.transaction(|d| copy_tables(s, d, &mut progress));

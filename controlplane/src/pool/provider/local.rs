@@ -254,7 +254,9 @@ impl Provider for LocalProvider {
                 proc::signal(*pid, rustix::process::Signal::TERM);
             }
             let t = std::time::Instant::now();
-            while strays.iter().any(|p| proc::stat(*p).is_some_and(|(_, z)| !z))
+            while strays
+                .iter()
+                .any(|p| proc::stat(*p).is_some_and(|(_, z)| !z))
                 && t.elapsed() < self.grace
             {
                 std::thread::sleep(Duration::from_millis(50));
