@@ -214,6 +214,12 @@ async fn a_config_pool_is_409_before_its_body_or_query_is_looked_at() {
             "/v1/pools/cfg",
             json!({"name":"cfg","provider":"aws","min_nodes":9,"max_nodes":1}),
         ),
+        // A create under a config pool's name: 409 naming the file, not 422 (a breaker's).
+        (
+            "POST",
+            "/v1/pools",
+            json!({"name":"cfg","provider":"aws","min_nodes":9,"max_nodes":1}),
+        ),
     ] {
         let (st, v) = send(&app, m, p, Some(ADMIN), Some(b)).await;
         assert_eq!(

@@ -27,7 +27,7 @@ use super::state::{audited, blocking, clip, AppState};
 use crate::model::pool::{InstanceState, PoolSpec};
 use crate::store::pool_rows::{PoolRow, SOURCE_API};
 use crate::store::rows::NewAudit;
-use crate::store::InstanceFilter;
+use crate::store::{InstanceFilter, StoreError};
 use crate::validate;
 
 pub use view::{PoolDetail, PoolList, PoolView};
@@ -93,10 +93,29 @@ pub(super) async fn create(
     state: web::Data<AppState>,
     body: Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
-    let spec = pool_shape(body.0)?;
-    let target = clip(&spec.name, 64);
+    let name = body
+        .0
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let target = clip(&name, 64);
     let details = json!({"name": target});
     audited(&state, &admin.0, "pool.create", &target, details, async {
+        // A taken name is 409 (naming the config file of a config pool) before the body is
+        // looked at, as for PUT and DELETE.
+        if !name.is_empty() {
+            let (store, n) = (state.store.clone(), name.clone());
+            if let Ok(row) = blocking(move || store.pool(&n)).await {
+                return Err(row
+                    .config_conflict()
+                    .unwrap_or_else(|| {
+                        StoreError::Conflict(format!("a pool named {:?} exists", row.name))
+                    })
+                    .into());
+            }
+        }
+        let spec = pool_shape(body.0)?;
         pool_rules(&spec)?;
         let now = state.clock.now_ms();
         let row = PoolRow::new(&spec, SOURCE_API, None, now)?;
