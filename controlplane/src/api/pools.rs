@@ -101,21 +101,26 @@ pub(super) async fn create(
         .to_string();
     let target = clip(&name, 64);
     let details = json!({"name": target});
-    audited(&state, &admin.0, "pool.create", &target, details, async {
-        // A taken name is 409 (naming the config file of a config pool) before the body is
-        // looked at, as for PUT and DELETE.
-        if !name.is_empty() {
-            let (store, n) = (state.store.clone(), name.clone());
-            if let Ok(row) = blocking(move || store.pool(&n)).await {
-                return Err(row
-                    .config_conflict()
-                    .unwrap_or_else(|| {
-                        StoreError::Conflict(format!("a pool named {:?} exists", row.name))
-                    })
-                    .into());
-            }
+    // A taken name is 409 (naming the config file of a config pool) before the body is
+    // looked at, as for PUT and DELETE; audited like the store's own conflict.
+    if !name.is_empty() {
+        let (store, n) = (state.store.clone(), name.clone());
+        if let Ok(row) = blocking(move || store.pool(&n)).await {
+            let e: ApiError = row
+                .config_conflict()
+                .unwrap_or_else(|| {
+                    StoreError::Conflict(format!("a pool named {:?} exists", row.name))
+                })
+                .into();
+            return audited(&state, &admin.0, "pool.create", &target, details, async {
+                Err::<HttpResponse, ApiError>(e)
+            })
+            .await;
         }
-        let spec = pool_shape(body.0)?;
+    }
+    // A body of the wrong shape is refused before anything is written (or audited).
+    let spec = pool_shape(body.0)?;
+    audited(&state, &admin.0, "pool.create", &target, details, async {
         pool_rules(&spec)?;
         let now = state.clock.now_ms();
         let row = PoolRow::new(&spec, SOURCE_API, None, now)?;
