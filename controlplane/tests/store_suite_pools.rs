@@ -9,7 +9,7 @@ use gpuwarden_controlplane::store::pool_rows::{
     InstanceNode, InstanceUpdate, NewDecision, NewInstance, PoolRow, PoolRuntime, SOURCE_API,
 };
 use gpuwarden_controlplane::store::rows::NewAudit;
-use gpuwarden_controlplane::store::{BudgetScope, InstanceFilter, Registration, Store, StoreError};
+use gpuwarden_controlplane::store::{InstanceFilter, Registration, Store, StoreError};
 use serde_json::json;
 
 pub(crate) fn audit(action: &str, target: &str, t: i64) -> NewAudit {
