@@ -9,8 +9,11 @@
 //! allowed (they change the pool's state, not its declaration). Each change wakes the pool
 //! manager, which evaluates the pool at once rather than at its next interval.
 
+mod guard;
 mod rules;
 mod view;
+
+use guard::{check_name, not_from_config};
 
 pub use rules::{pool_rules, pool_shape};
 
@@ -27,37 +30,12 @@ use super::state::{audited, blocking, clip, AppState};
 use crate::model::pool::{InstanceState, PoolSpec};
 use crate::store::pool_rows::{PoolRow, SOURCE_API};
 use crate::store::rows::NewAudit;
-use crate::store::{InstanceFilter, StoreError};
-use crate::validate;
+use crate::store::InstanceFilter;
 
 pub use view::{PoolDetail, PoolList, PoolView};
 
 /// How many of a pool's last decisions `GET /v1/pools/{name}` shows.
 const SHOWN_DECISIONS: i64 = 10;
-
-/// 409 naming the file when `name` is declared in the config file: asked before the body
-/// or the query is looked at, so a change of a config pool is refused as such whatever it
-/// carries. A pool that does not exist (or an invalid name) passes: the handler says so.
-async fn not_from_config(state: &AppState, name: &str) -> Result<(), ApiError> {
-    if validate::name(name).is_err() {
-        return Ok(());
-    }
-    let (store, name) = (state.store.clone(), name.to_string());
-    let row = blocking(move || match store.pool(&name) {
-        Ok(r) => Ok(Some(r)),
-        Err(crate::store::StoreError::NotFound(_)) => Ok(None),
-        Err(e) => Err(e),
-    })
-    .await?;
-    match row.and_then(|r| r.config_conflict()) {
-        Some(e) => Err(e.into()),
-        None => Ok(()),
-    }
-}
-
-fn check_name(name: &str) -> Result<(), ApiError> {
-    validate::name(name).map_err(|e| ApiError::not_found(format!("pool {}: {e}", clip(name, 64))))
-}
 
 #[utoipa::path(get, path = "/v1/pools", operation_id = "list_pools", responses((status = 200, body = PoolList), (status = 401)))]
 #[get("/v1/pools")]
@@ -103,20 +81,11 @@ pub(super) async fn create(
     let details = json!({"name": target});
     // A taken name is 409 (naming the config file of a config pool) before the body is
     // looked at, as for PUT and DELETE; audited like the store's own conflict.
-    if !name.is_empty() {
-        let (store, n) = (state.store.clone(), name.clone());
-        if let Ok(row) = blocking(move || store.pool(&n)).await {
-            let e: ApiError = row
-                .config_conflict()
-                .unwrap_or_else(|| {
-                    StoreError::Conflict(format!("a pool named {:?} exists", row.name))
-                })
-                .into();
-            return audited(&state, &admin.0, "pool.create", &target, details, async {
-                Err::<HttpResponse, ApiError>(e)
-            })
-            .await;
-        }
+    if let Err(e) = guard::taken(&state, &name).await {
+        return audited(&state, &admin.0, "pool.create", &target, details, async {
+            Err::<HttpResponse, ApiError>(e)
+        })
+        .await;
     }
     // A body of the wrong shape is refused before anything is written (or audited).
     let spec = pool_shape(body.0)?;

@@ -111,22 +111,7 @@ pub fn leftovers(dir: &Path) -> String {
 /// Agents (not zombies) whose state folder lies under `root`.
 fn agents_under(root: &Path) -> Vec<u32> {
     let prefix = format!("GPUWARDEN_NODE__STATE_DIR={}/", root.display());
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(|e| e.ok())
-        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
-        .filter(|pid| matches!(proc::stat(*pid), Some((_, false))))
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/environ"))
-                .map(|env| {
-                    env.split(|b| *b == 0)
-                        .any(|v| v.starts_with(prefix.as_bytes()))
-                })
-                .unwrap_or(false)
-        })
-        .collect()
+    proc::with_env(|v| v.starts_with(prefix.as_bytes()))
 }
 
 /// SIGTERM to each process's group (each leads its own), SIGKILL to those alive after

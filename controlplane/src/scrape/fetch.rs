@@ -160,20 +160,12 @@ pub(crate) fn read_reusing(
 
 /// [`Fetch`] over HTTP: a new connection per request, closed after the answer.
 ///
-/// Every request says `Connection: close` and nothing is pooled, because:
-/// - The agent closes a keep-alive connection idle for 5 s (`HEADER_TIMEOUT` in
-///   `agent/src/http/serve.rs`), so at the usual 15 s interval a kept connection is dead by
-///   the next scrape: it would only hold buffers and a socket in between.
-/// - ureq's pool re-ranks every idle connection by host on each checkout and return, under
-///   one lock: O(idle × hosts). A fleet has one host per agent, so with thousands kept that
-///   is millions of comparisons a request.
-///
-/// The cost is a TCP handshake per scrape, and sockets in TIME_WAIT for 60 s: mostly on the
-/// agent, which closes first (22 % on the control plane in `ingest.sh`: ~1,600 at 2,000
-/// targets, a few hundred bytes of kernel memory each). With one loopback address per
-/// target, `controlplane/benches/ingest.sh` measured 2,000 targets at 0.144 cores, every
-/// scrape on time; ureq's pool, keeping 4,096, took 0.862 cores and fell to 27 % of due
-/// scrapes.
+/// Every request says `Connection: close`, nothing pooled: the agent closes a connection
+/// idle for 5 s (`HEADER_TIMEOUT`), so at a 15 s interval a kept one is dead by the next
+/// scrape; and ureq's pool re-ranks every idle connection by host on each checkout and
+/// return, O(idle × hosts) under one lock, with one host per agent. The cost is a handshake
+/// per scrape. `ingest.sh` (a loopback address per target), 2,000 targets: 0.144 cores, every
+/// scrape on time; ureq's pool of 4,096 took 0.862 cores and did 27 % of due scrapes.
 #[derive(Debug)]
 pub struct HttpFetcher {
     agent: ureq::Agent,

@@ -219,3 +219,21 @@ pub struct InstanceUpdate {
     /// Counts one more provider call.
     pub attempt: bool,
 }
+
+/// What applying the config file's pools did (`Store::apply_config_pools`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConfigApplied {
+    /// Pools the config declared that did not exist.
+    pub created: Vec<String>,
+    /// Config pools whose spec changed.
+    pub updated: Vec<String>,
+    /// Pools created through the API that the config now declares: the config's wins.
+    pub taken_over: Vec<String>,
+    /// Config pools no longer in the config and without machines: deleted.
+    pub removed: Vec<String>,
+    /// Config pools no longer in the config that still have nodes or instances in flight:
+    /// handed back to the API (as a `DELETE` without force would refuse to orphan them).
+    pub handed_back: Vec<String>,
+    /// Manual targets moved into a changed pool's new bounds, why for each.
+    pub clamped: Vec<String>,
+}

@@ -19,6 +19,8 @@ use super::{is_unique_violation, with_conn, Store, StoreError, WriteTx};
 use crate::model::pool::{InstanceState, PoolSpec};
 use crate::model::Status;
 
+pub use super::pool_rows::ConfigApplied;
+
 /// Nodes (not terminated) and instances in flight of pool `$name`, on connection `$c`.
 macro_rules! machines {
     ($c:expr, $name:expr) => {{
@@ -48,24 +50,6 @@ macro_rules! forget_pool {
         .execute($c)?;
         diesel::delete(pools::table.find($name)).execute($c)?;
     }};
-}
-
-/// What applying the config file's pools did (`Store::apply_config_pools`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ConfigApplied {
-    /// Pools the config declared that did not exist.
-    pub created: Vec<String>,
-    /// Config pools whose spec changed.
-    pub updated: Vec<String>,
-    /// Pools created through the API that the config now declares: the config's wins.
-    pub taken_over: Vec<String>,
-    /// Config pools no longer in the config and without machines: deleted.
-    pub removed: Vec<String>,
-    /// Config pools no longer in the config that still have nodes or instances in flight:
-    /// handed back to the API (as a `DELETE` without force would refuse to orphan them).
-    pub handed_back: Vec<String>,
-    /// Manual targets moved into a changed pool's new bounds, why for each.
-    pub clamped: Vec<String>,
 }
 
 fn read_only(row: &PoolRow) -> StoreError {

@@ -34,11 +34,9 @@ pub fn signal(pid: u32, signal: rustix::process::Signal) {
     }
 }
 
-/// Processes (not zombies) whose environment names `state_dir` as their agent state folder
-/// (`GPUWARDEN_NODE__STATE_DIR`): the agents of one instance, found even when no state file
-/// records them (the control plane died between starting one and writing its state).
-pub fn agents_of(state_dir: &std::path::Path) -> Vec<u32> {
-    let needle = format!("GPUWARDEN_NODE__STATE_DIR={}", state_dir.display());
+/// Processes (not zombies) one of whose environment variables (`NAME=value`, as bytes)
+/// matches `wanted`.
+pub fn with_env(wanted: impl Fn(&[u8]) -> bool) -> Vec<u32> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
@@ -48,34 +46,25 @@ pub fn agents_of(state_dir: &std::path::Path) -> Vec<u32> {
         .filter(|pid| matches!(stat(*pid), Some((_, false))))
         .filter(|pid| {
             std::fs::read(format!("/proc/{pid}/environ"))
-                .map(|env| env.split(|b| *b == 0).any(|v| v == needle.as_bytes()))
+                .map(|env| env.split(|b| *b == 0).any(&wanted))
                 .unwrap_or(false)
         })
         .collect()
+}
+
+/// Processes (not zombies) whose environment names `state_dir` as their agent state folder
+/// (`GPUWARDEN_NODE__STATE_DIR`): the agents of one instance, found even when no state file
+/// records them (the control plane died between starting one and writing its state).
+pub fn agents_of(state_dir: &std::path::Path) -> Vec<u32> {
+    let needle = format!("GPUWARDEN_NODE__STATE_DIR={}", state_dir.display());
+    with_env(|v| v == needle.as_bytes())
 }
 
 /// Processes (not zombies) whose agent state folder is `…/instances/INSTANCE/agent-state`
 /// under any root: the agent of one instance, even when the provider's folder changed.
 pub fn agents_of_instance(instance: &str) -> Vec<u32> {
     let suffix = format!("/instances/{instance}/agent-state");
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(|e| e.ok())
-        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
-        .filter(|pid| matches!(stat(*pid), Some((_, false))))
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/environ"))
-                .map(|env| {
-                    env.split(|b| *b == 0).any(|v| {
-                        v.starts_with(b"GPUWARDEN_NODE__STATE_DIR=")
-                            && v.ends_with(suffix.as_bytes())
-                    })
-                })
-                .unwrap_or(false)
-        })
-        .collect()
+    with_env(|v| v.starts_with(b"GPUWARDEN_NODE__STATE_DIR=") && v.ends_with(suffix.as_bytes()))
 }
 
 #[cfg(test)]
