@@ -257,6 +257,18 @@ fn a_config_path_that_is_no_regular_file_is_refused_without_waiting() {
     let fifo = dir.path().join("cp.toml");
     let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
     assert!(made.success());
+    // And a file over the size limit: refused, not read into memory whole.
+    let big = dir.path().join("big.toml");
+    let f = std::fs::File::create(&big).unwrap();
+    f.set_len(17 << 20).unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--check-config", big.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("more than the 16777216"), "{text}");
     for args in [
         vec!["serve", "--check-config", fifo.to_str().unwrap()],
         vec!["serve", "--config", fifo.to_str().unwrap()],

@@ -17,6 +17,10 @@ use crate::model::pool::{PoolError, PoolSpec};
 /// [`ControlPlaneConfig::load_checked`]; each problem names its field within the pool.
 pub type PoolCheck = fn(&PoolSpec) -> Vec<PoolError>;
 
+/// The largest config file read (bytes): thousands of `[[pools]]` and static targets fit
+/// many times over.
+pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
+
 impl ControlPlaneConfig {
     /// Loads defaults, then `file` (if any), then the environment, then `overrides`.
     pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Self, ConfigError> {
@@ -53,6 +57,19 @@ impl ControlPlaneConfig {
         // every reload would hang, and a stop with them. Only a regular file is read.
         if let Some(f) = file {
             if let Ok(m) = std::fs::metadata(f) {
+                // Bounded by this, not by the largest file someone saves (a 300 MB file
+                // took 300 MB more for seconds at each reload).
+                if m.is_file() && m.len() > MAX_CONFIG_BYTES {
+                    return Err(ConfigError::Invalid {
+                        file: Some(f.to_path_buf()),
+                        problems: vec![format!(
+                            "{}: {} bytes, more than the {} a config file may have",
+                            f.display(),
+                            m.len(),
+                            MAX_CONFIG_BYTES
+                        )],
+                    });
+                }
                 if !m.is_file() {
                     return Err(ConfigError::Invalid {
                         file: Some(f.to_path_buf()),
