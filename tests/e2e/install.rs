@@ -134,6 +134,14 @@ fn the_printed_install_script_installs_the_agent_into_a_root() {
             .all(|e| !e.unwrap().file_name().to_string_lossy().ends_with(".new")),
         "no half-written file is left"
     );
+    // The binary already in place, named again: nothing to copy, not an error.
+    let (code, out, err) = sh(&script, &[("ROOT", &root), ("GPUWARDEN_AGENT_BIN", &bin)]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(
+        mode(&root.join("etc")),
+        0o755,
+        "folders keep the usual mode"
+    );
     // The installed config is one the agent accepts.
     let check = Command::new(&bin)
         .arg("--check-config")

@@ -96,11 +96,11 @@ pub fn install_script(name: &str, agent_config: &str) -> String {
          if [ -n \"${{GPUWARDEN_AGENT_BIN:-}}\" ]; then\n\
          \x20 [ -x \"$GPUWARDEN_AGENT_BIN\" ] || {{ echo \"install: GPUWARDEN_AGENT_BIN=$GPUWARDEN_AGENT_BIN is not an executable file\" >&2; exit 1; }}\n\
          \x20 mkdir -p \"$ROOT/usr/local/bin\"\n\
-         \x20 install -m 0755 \"$GPUWARDEN_AGENT_BIN\" \"$BIN\"\n\
+         \x20 [ \"$GPUWARDEN_AGENT_BIN\" -ef \"$BIN\" ] || install -m 0755 \"$GPUWARDEN_AGENT_BIN\" \"$BIN\"\n\
          fi\n\
          [ -x \"$BIN\" ] || {{ echo \"install: no agent at $BIN: copy gpuwarden-agent there or set GPUWARDEN_AGENT_BIN=PATH\" >&2; exit 1; }}\n\
-         umask 077\n\
          mkdir -p \"$ROOT/etc/gpuwarden\" \"$ROOT/etc/systemd/system\"\n\
+         umask 077\n\
          cat > \"$ROOT/etc/gpuwarden/agent.toml.new\" <<'GPUWARDEN_AGENT_TOML'\n\
          {agent_config}\
          GPUWARDEN_AGENT_TOML\n\
