@@ -7,7 +7,7 @@
 //! without them.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use gpuwarden_e2e::{repo, wait_for, Api, Scratch};
 use serde_json::{json, Value};
@@ -71,24 +71,6 @@ fn the_shipped_rules_and_prometheus_config_pass_promtool() {
     .unwrap();
     let out = promtool(scratch.path(), &["check", "config", "prometheus.yml"]);
     assert!(out.contains("SUCCESS: 23 rules found"), "{out}");
-}
-
-/// A Prometheus child, killed when dropped.
-struct Prom(Child);
-
-impl Drop for Prom {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Every PromQL expression of the dashboard: panel targets, and template variables'
@@ -174,22 +156,8 @@ fn every_dashboard_query_returns_data_from_a_real_fleet() {
             token.display()
         ),
     );
-    let port = free_port();
-    let child = Command::new("timeout")
-        .args(["180", "prometheus"])
-        .arg(format!("--config.file={}", cfg.display()))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.path().join("data").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .arg("--log.level=warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start prometheus");
-    let _prom = Prom(child);
-    let prom = Api::new(&format!("http://127.0.0.1:{port}"), "");
+    let prom = crate::prometheus::start(&dir, &cfg, 180);
+    let prom = &prom.api;
     let query = |q: &str| -> Option<Vec<Value>> {
         let path = format!("/api/v1/query?query={}", urlencode(q));
         match prom.try_call("GET", &path, None) {

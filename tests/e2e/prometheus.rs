@@ -8,21 +8,44 @@ use gpuwarden_e2e::{wait_for, Api, Scratch};
 
 use crate::cp::{self, ADMIN};
 
-struct Prom(Child);
+/// A real Prometheus on a free port of 127.0.0.1, killed when dropped.
+pub(crate) struct Prom {
+    child: Child,
+    /// Its HTTP API.
+    pub(crate) api: Api,
+}
 
 impl Drop for Prom {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
+/// Starts `prometheus` with the config file `cfg`, its data in `dir`, for at most `secs`.
+pub(crate) fn start(dir: &Scratch, cfg: &std::path::Path, secs: u32) -> Prom {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
-        .port()
+        .port();
+    let child = Command::new("timeout")
+        .args([secs.to_string().as_str(), "prometheus"])
+        .arg(format!("--config.file={}", cfg.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.path().join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg("--log.level=warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start prometheus");
+    Prom {
+        child,
+        api: Api::new(&format!("http://127.0.0.1:{port}"), ""),
+    }
 }
 
 #[test]
@@ -54,22 +77,8 @@ fn prometheus_discovers_and_scrapes_the_fleet_through_v1_sd() {
             token.display()
         ),
     );
-    let port = free_port();
-    let child = Command::new("timeout")
-        .args(["120", "prometheus"])
-        .arg(format!("--config.file={}", cfg.display()))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.path().join("data").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .arg("--log.level=warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start prometheus");
-    let _prom = Prom(child);
-    let prom = Api::new(&format!("http://127.0.0.1:{port}"), "");
+    let prom = start(&dir, &cfg, 120);
+    let prom = &prom.api;
     let query = |q: &str| -> serde_json::Value {
         match prom.try_call("GET", &format!("/api/v1/query?query={q}"), None) {
             Ok((200, v)) => v["data"]["result"].clone(),
