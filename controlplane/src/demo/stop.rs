@@ -6,15 +6,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rustix::process::{kill_process_group, Pid, Signal};
+use rustix::process::Signal;
 
 use crate::pool::provider::local::proc;
 
 /// How long a process gets between SIGTERM and SIGKILL. (An agent deregisters on SIGTERM.)
 const GRACE: Duration = Duration::from_secs(10);
 
-/// Sets `flag` on the first Ctrl-C (SIGINT), SIGTERM or SIGHUP, from a thread of its own.
+/// Sets `flag` on the first Ctrl-C (SIGINT), SIGTERM or SIGHUP (a closed terminal: stop
+/// as for Ctrl-C, not die and leave the control plane and agents running), from a thread
+/// of its own.
 pub fn on_ctrl_c(flag: Arc<AtomicBool>) -> std::io::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -22,34 +25,27 @@ pub fn on_ctrl_c(flag: Arc<AtomicBool>) -> std::io::Result<()> {
         .name("demo-signals".into())
         .spawn(move || {
             rt.block_on(async {
-                let mut term =
-                    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                    {
-                        Ok(t) => t,
-                        Err(_) => {
-                            let _ = tokio::signal::ctrl_c().await;
-                            flag.store(true, Ordering::SeqCst);
-                            return;
-                        }
-                    };
-                // A closed terminal sends SIGHUP: stop as for Ctrl-C, not die and leave
-                // the control plane and agents running.
-                let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
-                match hup {
-                    Ok(mut hup) => tokio::select! {
-                        _ = tokio::signal::ctrl_c() => {}
-                        _ = term.recv() => {}
-                        _ = hup.recv() => {}
-                    },
-                    Err(_) => tokio::select! {
-                        _ = tokio::signal::ctrl_c() => {}
-                        _ = term.recv() => {}
-                    },
+                let mut term = signal(SignalKind::terminate()).ok();
+                let mut hup = signal(SignalKind::hangup()).ok();
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = recv(term.as_mut()) => {}
+                    _ = recv(hup.as_mut()) => {}
                 }
                 flag.store(true, Ordering::SeqCst);
             })
         })?;
     Ok(())
+}
+
+/// The next signal of `s`; never, when it could not be watched.
+async fn recv(s: Option<&mut tokio::signal::unix::Signal>) {
+    match s {
+        Some(s) => {
+            s.recv().await;
+        }
+        None => std::future::pending().await,
+    }
 }
 
 /// Stops the control plane (`cp`, the leader of its process group), then the agents whose
@@ -117,10 +113,9 @@ fn agents_under(root: &Path) -> Vec<u32> {
 /// SIGTERM to each process's group (each leads its own), SIGKILL to those alive after
 /// [`GRACE`]; returns how many were alive at the start.
 fn stop_groups(pids: &[u32]) -> usize {
-    let alive = |pid: u32| matches!(proc::stat(pid), Some((_, false)));
     let live: Vec<u32> = pids.iter().copied().filter(|p| alive(*p)).collect();
     for pid in &live {
-        signal_group(*pid, Signal::TERM);
+        proc::signal(*pid, Signal::TERM);
     }
     let t = Instant::now();
     while live.iter().any(|p| alive(*p)) && t.elapsed() < GRACE {
@@ -129,18 +124,11 @@ fn stop_groups(pids: &[u32]) -> usize {
     }
     for pid in &live {
         if alive(*pid) {
-            signal_group(*pid, Signal::KILL);
+            proc::signal(*pid, Signal::KILL);
         }
     }
     reap();
     live.len()
-}
-
-fn signal_group(pid: u32, sig: Signal) {
-    if let Some(p) = i32::try_from(pid).ok().and_then(Pid::from_raw) {
-        // The group may be gone already; then so is the process.
-        let _ = kill_process_group(p, sig);
-    }
 }
 
 /// Collects exited children (the control plane is ours), so they do not linger as zombies.
