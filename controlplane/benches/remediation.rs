@@ -229,7 +229,7 @@ fn main() {
     }
     .spawn(
         64,
-        Duration::from_secs(5),
+        (Duration::from_secs(5), Duration::from_secs(300)),
         (Duration::from_secs(86_400), Duration::from_secs(86_400)),
     )
     .expect("scraper");

@@ -117,9 +117,16 @@ pub struct DatabaseConfig {
     /// How long a SQLite writer waits for the lock.
     #[serde(with = "humantime_serde")]
     pub busy_timeout: Duration,
-    /// How often the latest observations are written (in one batch).
+    /// How often the nodes' `last_seen` times, and the observations due (see
+    /// `observation_write_interval`), are written (in one batch).
     #[serde(with = "humantime_serde")]
     pub flush_interval: Duration,
+    /// How often a node's stored latest observation (its per-GPU values, read after a
+    /// restart until the node's first scrape) is written again; the API and the judge read
+    /// the one in memory. A node whose GPUs changed is written at the next flush whatever
+    /// this says, and every observation at a clean stop.
+    #[serde(with = "humantime_serde")]
+    pub observation_write_interval: Duration,
     /// Bytes of rendered `GET /v1/nodes` pages kept while the SQLite file is unchanged
     /// (0: none).
     pub listing_cache_bytes: usize,
@@ -132,6 +139,7 @@ impl Default for DatabaseConfig {
             pool_size: 8,
             busy_timeout: Duration::from_secs(5),
             flush_interval: Duration::from_secs(30),
+            observation_write_interval: Duration::from_secs(300),
             listing_cache_bytes: 16 << 20,
         }
     }

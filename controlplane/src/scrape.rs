@@ -205,11 +205,12 @@ impl Scraper {
         }
     }
 
-    /// Starts the scheduler, the workers and housekeeping.
+    /// Starts the scheduler, the workers and housekeeping; `flush_every` is
+    /// `(database.flush_interval, database.observation_write_interval)`.
     pub fn spawn(
         self,
         concurrency: usize,
-        flush_every: Duration,
+        flush_every: (Duration, Duration),
         retention: (Duration, Duration),
     ) -> std::io::Result<ScraperHandle> {
         let stop = Arc::new(AtomicBool::new(false));
@@ -281,12 +282,19 @@ impl Scraper {
         })
     }
 
-    /// Writes the changed observations, 500 nodes (`FLUSH_BATCH`) at a time.
+    /// Writes every changed observation, rows and `last_seen`, 500 nodes (`FLUSH_BATCH`) at
+    /// a time (a stop, and tests).
     pub fn flush(&self) {
+        self.flush_due(None);
+    }
+
+    /// Writes the changed nodes' `last_seen`, and the rows of those whose rows are due:
+    /// `rows_due` is `(now, every)` in ms (see [`Fleet::take_dirty`]), `None` for all.
+    pub fn flush_due(&self, rows_due: Option<(i64, i64)>) {
         let start = Instant::now();
         let mut nodes = 0;
         loop {
-            let batch = self.fleet.take_dirty(FLUSH_BATCH);
+            let batch = self.fleet.take_dirty(FLUSH_BATCH, rows_due);
             if batch.is_empty() {
                 break;
             }

@@ -278,7 +278,10 @@ pub async fn start(
     }
     .spawn(
         cfg.scrape.concurrency,
-        cfg.database.flush_interval,
+        (
+            cfg.database.flush_interval,
+            cfg.database.observation_write_interval,
+        ),
         (cfg.retention.events, cfg.retention.audit),
     )
     .map_err(|source| ServeError::Io {

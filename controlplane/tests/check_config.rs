@@ -25,7 +25,8 @@ fn check_config_accepts_the_example_and_lists_every_problem_of_a_bad_file() {
     let bad = dir.path().join("bad.toml");
     std::fs::write(
         &bad,
-        "[scrape]\ninterval = \"5s\"\ntimeout = \"9s\"\n[database]\nurl = \"mysql://db\"\n",
+        "[scrape]\ninterval = \"5s\"\ntimeout = \"9s\"\n[database]\nurl = \"mysql://db\"\n\
+         observation_write_interval = \"100ms\"\n",
     )
     .unwrap();
     let out = Command::new(BIN)
@@ -35,7 +36,10 @@ fn check_config_accepts_the_example_and_lists_every_problem_of_a_bad_file() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("bad.toml") && err.contains("scrape.timeout") && err.contains("database.url"),
+        err.contains("bad.toml")
+            && err.contains("scrape.timeout")
+            && err.contains("database.url")
+            && err.contains("database.observation_write_interval: must be at least 1s"),
         "{err}"
     );
 

@@ -91,7 +91,7 @@ fn a_rule_at_the_limits_is_judged_on_the_scrape_workers() {
         .clone()
         .spawn(
             2,
-            Duration::from_secs(3600),
+            (Duration::from_secs(3600), Duration::from_secs(3600)),
             (Duration::from_secs(3600), Duration::from_secs(3600)),
         )
         .unwrap();

@@ -9,6 +9,7 @@ use super::caller::Admin;
 use super::error::ApiError;
 use super::state::AppState;
 use crate::judge::policy::{Policy, PolicyError};
+use crate::model::observation::NodeObservation;
 
 /// Answer of `POST /v1/policies/validate` for a valid document.
 #[derive(Debug, Serialize, ToSchema)]
@@ -272,9 +273,15 @@ pub(super) async fn simulate(
             if pool.as_ref().is_some_and(|p| *p != n.pool) {
                 continue;
             }
-            let observation = obs
-                .remove(&n.id)
-                .and_then(|rows| crate::judge::simulate::observation_from_rows(&rows))
+            // The one in memory when the node is scraped (the stored rows are written
+            // every `database.observation_write_interval`), else the stored one.
+            let stored = obs.remove(&n.id);
+            let observation = fleet
+                .latest(&n.id)
+                .map(|(o, at)| (NodeObservation::clone(&o), at))
+                .or_else(|| {
+                    stored.and_then(|rows| crate::judge::simulate::observation_from_rows(&rows))
+                })
                 .filter(|(_, at)| (since..until).contains(at));
             let expected_gpus = expected
                 .get(&n.id)

@@ -52,6 +52,9 @@ impl ControlPlaneConfig {
         if self.database.flush_interval < Duration::from_secs(1) {
             p.push("database.flush_interval: must be at least 1s".into());
         }
+        if self.database.observation_write_interval < Duration::from_secs(1) {
+            p.push("database.observation_write_interval: must be at least 1s".into());
+        }
         for (key, tokens) in [
             ("auth.admin_tokens", &self.auth.admin_tokens),
             ("auth.bootstrap_tokens", &self.auth.bootstrap_tokens),

@@ -2,7 +2,8 @@
 //! scrape state, latest observation and event cursor.
 //!
 //! Observations change every scrape and are kept here; [`Fleet::take_dirty`] hands the
-//! changed ones to a periodic batch write. Connectivity transitions are returned to the caller
+//! changed ones to a periodic batch write (every node's `last_seen`, and the rows of those
+//! whose rows are due). Connectivity transitions are returned to the caller
 //! to store at once. Every method takes `now` (Unix ms) from the caller's clock, so tests
 //! drive time by hand.
 
@@ -85,6 +86,9 @@ pub struct Target {
     /// The GPU indices of the observation last handed to a write, as a digest (`None`:
     /// none since the control plane started).
     gpus_written: Option<u64>,
+    /// When its observation's rows were last handed to a write (Unix ms; `None`: never
+    /// since the control plane started).
+    body_written_at: Option<i64>,
 }
 
 /// A scrape to run.
@@ -245,6 +249,7 @@ impl Fleet {
                         in_flight: false,
                         dirty: false,
                         gpus_written: None,
+                        body_written_at: None,
                     }),
                 );
                 let at = i64::try_from(next.as_millis()).unwrap_or(i64::MAX);
@@ -275,6 +280,14 @@ impl Fleet {
     /// A copy of one target.
     pub fn get(&self, id: &str) -> Option<Target> {
         self.lock().get(id).map(|t| Target::clone(t))
+    }
+
+    /// Node `id`'s latest observation in memory with its time (Unix ms), without copying
+    /// the rest of the target.
+    pub fn latest(&self, id: &str) -> Option<(Arc<NodeObservation>, i64)> {
+        let map = self.lock();
+        let t = map.get(id)?;
+        Some((Arc::clone(t.observation.as_ref()?), t.last_success?))
     }
 
     /// Whether node `id` is a target (scraped), without copying it.

@@ -1,5 +1,6 @@
 //! The scraper's periodic work beside the scrapes: idle judging, retried health writes, the
-//! observation flush and retention pruning.
+//! observation flush (every node's `last_seen`, the rows that are due) and retention pruning;
+//! at the stop, every changed observation whole.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -13,7 +14,7 @@ impl Scraper {
     pub(super) fn housekeeping(
         &self,
         stop: &AtomicBool,
-        flush_every: Duration,
+        (flush_every, rows_every): (Duration, Duration),
         retention: (Duration, Duration),
     ) {
         let s = self;
@@ -30,7 +31,8 @@ impl Scraper {
                 last_idle = Instant::now();
             }
             if last_flush.elapsed() >= flush_every {
-                s.flush();
+                let every = i64::try_from(rows_every.as_millis()).unwrap_or(i64::MAX);
+                s.flush_due(Some((s.clock.now_ms(), every)));
                 last_flush = Instant::now();
             }
             if last_prune.is_none_or(|t| t.elapsed() >= Duration::from_secs(3600)) {

@@ -13,7 +13,8 @@ use super::{with_conn, Store, StoreError, WriteTx};
 pub struct ObservationWrite {
     /// The node.
     pub node_id: String,
-    /// Its latest rows (one per GPU, `gpu = -1` for the node).
+    /// Its latest rows (one per GPU, `gpu = -1` for the node); empty when only `last_seen`
+    /// is written (the stored rows are left as they are).
     pub rows: Vec<ObservationRow>,
     /// Its last successful scrape.
     pub last_seen: i64,

@@ -111,11 +111,14 @@ impl Fleet {
         changes
     }
 
-    /// Up to `limit` nodes' observations that changed since they were last taken, as rows to
-    /// write (and the observations of removed targets, which are few). The rows are built
-    /// after the fleet lock is released, so scrapes do not wait on JSON; a flush takes batch
-    /// after batch, so its memory is one batch's, not the whole fleet's.
-    pub fn take_dirty(&self, limit: usize) -> Vec<ObservationWrite> {
+    /// Up to `limit` nodes' observations that changed since they were last taken, as writes
+    /// of their `last_seen` (and the observations of removed targets, which are few). A write
+    /// carries the observation's rows only when they are due: `rows_due` is `(now, every)`
+    /// (Unix ms, ms), due when the rows were last taken `every` or more before `now`, or
+    /// never, or the node's GPUs changed since; `None` takes every node's rows (a stop).
+    /// The rows are built after the fleet lock is released, so scrapes do not wait on JSON;
+    /// a flush takes batch after batch, so its memory is one batch's, not the whole fleet's.
+    pub fn take_dirty(&self, limit: usize, rows_due: Option<(i64, i64)>) -> Vec<ObservationWrite> {
         let mut out = std::mem::take(&mut *self.removed.lock().unwrap_or_else(|p| p.into_inner()));
         let mut taken = Vec::new();
         for t in self.lock().values_mut() {
@@ -131,15 +134,23 @@ impl Fleet {
                     h.rotate_left(7) ^ u64::from(*i).wrapping_mul(0x9e37_79b9_7f4a_7c15)
                 });
                 let replace = t.gpus_written != Some(gpus);
-                t.gpus_written = Some(gpus);
-                taken.push((t.node_id.clone(), o.clone(), seen, replace));
+                let due = match (rows_due, t.body_written_at) {
+                    (None, _) | (_, None) => true,
+                    (Some((now, every)), Some(at)) => now.saturating_sub(at) >= every,
+                };
+                let rows = (replace || due).then(|| {
+                    t.gpus_written = Some(gpus);
+                    t.body_written_at = Some(rows_due.map_or(seen, |(now, _)| now));
+                    Arc::clone(o)
+                });
+                taken.push((t.node_id.clone(), rows, seen, replace));
             }
         }
         out.extend(
             taken
                 .into_iter()
                 .map(|(node_id, o, seen, replace)| ObservationWrite {
-                    rows: observation_rows(&node_id, &o, seen),
+                    rows: o.map_or_else(Vec::new, |o| observation_rows(&node_id, &o, seen)),
                     node_id,
                     last_seen: seen,
                     replace,

@@ -142,3 +142,65 @@ fn the_schedule_hands_out_each_due_target_once_per_interval() {
         now += 50;
     }
 }
+
+/// An observation of `gpus` GPUs (indices 0..gpus) with one value each.
+fn observation(gpus: u32, temperature: f64) -> NodeObservation {
+    let mut body = String::new();
+    for g in 0..gpus {
+        body.push_str(&format!(
+            "gpuwarden_gpu_temperature_celsius{{gpu=\"{g}\",uuid=\"GPU-{g}\",model=\"H100\"}} {temperature}\n"
+        ));
+    }
+    crate::model::observation::observe(body.as_bytes(), 1000).expect("a valid body")
+}
+
+/// Every flush writes a changed node's `last_seen`; its rows only when they are due (never
+/// written, `every` since the last, or its GPUs changed), and all of them at a stop.
+#[test]
+fn rows_are_written_when_due_and_last_seen_every_flush() {
+    let fleet = Fleet::new(FleetSettings {
+        interval: Duration::from_secs(15),
+        offline_after: 3,
+        replica: "r".into(),
+        health: HealthSettings::default(),
+    });
+    fleet.sync(&row("n", "http://127.0.0.1:9"), 0);
+    let every = 300_000;
+    let take = |now: i64, rows_due: Option<(i64, i64)>| {
+        let w = fleet.take_dirty(100, rows_due.map(|(_, e)| (now, e)));
+        assert!(w.len() <= 1);
+        w.into_iter().next()
+    };
+    fleet.succeeded("n", observation(2, 50.0), Duration::ZERO, 1_000);
+    let first = take(1_000, Some((0, every))).expect("changed");
+    assert_eq!(
+        (first.rows.len(), first.replace, first.last_seen),
+        (3, true, 1_000)
+    );
+    assert!(take(2_000, Some((0, every))).is_none(), "nothing new");
+
+    fleet.succeeded("n", observation(2, 51.0), Duration::ZERO, 16_000);
+    let w = take(30_000, Some((0, every))).expect("changed");
+    assert_eq!((w.rows.len(), w.replace, w.last_seen), (0, false, 16_000));
+
+    fleet.succeeded("n", observation(2, 52.0), Duration::ZERO, 301_000);
+    let w = take(301_000, Some((0, every))).expect("changed");
+    assert_eq!(w.rows.len(), 3, "due: 300 s since the rows were written");
+    assert!(w.rows.iter().any(|r| r.body.contains("52")), "{:?}", w.rows);
+
+    fleet.succeeded("n", observation(3, 52.0), Duration::ZERO, 316_000);
+    let w = take(316_000, Some((0, every))).expect("changed");
+    assert_eq!(
+        (w.rows.len(), w.replace),
+        (4, true),
+        "a GPU more: written at once"
+    );
+
+    fleet.succeeded("n", observation(3, 53.0), Duration::ZERO, 331_000);
+    let w = take(331_000, None).expect("changed");
+    assert_eq!(
+        (w.rows.len(), w.replace),
+        (4, false),
+        "a stop writes the rows"
+    );
+}
