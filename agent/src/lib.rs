@@ -17,6 +17,7 @@ pub mod commands;
 pub mod config;
 pub mod derive;
 pub mod events;
+pub mod fleet;
 pub mod http;
 pub mod kmsg;
 pub mod notify;

@@ -40,6 +40,49 @@ enum Command {
     /// Write, test and pin WebAssembly plugins.
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// Serve many simulated agents (fake GPUs) from this one process, each on its own
+    /// address, for `gpuwarden simulate` and fleet-scale tests (docs/simulate.md). Runs until
+    /// SIGINT or SIGTERM.
+    Fleet(FleetFlags),
+}
+
+#[derive(Debug, clap::Args)]
+struct FleetFlags {
+    /// The nodes, a JSON array of {"name", "listen", "gpus", "model", "labels", "pool"}.
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with = "nodes",
+        required_unless_present = "nodes"
+    )]
+    spec: Option<PathBuf>,
+    /// Or N alike nodes, named PREFIX00000, PREFIX00001, … on consecutive addresses.
+    #[arg(long, value_name = "N")]
+    nodes: Option<usize>,
+    /// Name prefix of --nodes.
+    #[arg(long, default_value = "sim-")]
+    prefix: String,
+    /// The first node's address (--nodes); the next nodes take the next addresses.
+    #[arg(long, default_value = "127.1.0.1", value_name = "IPV4")]
+    first_address: std::net::Ipv4Addr,
+    /// The port of every node (--nodes).
+    #[arg(long, default_value_t = 9410)]
+    port: u16,
+    /// GPUs per node (--nodes).
+    #[arg(long, default_value_t = 8)]
+    gpus: u32,
+    /// GPU model (--nodes).
+    #[arg(long, default_value = "NVIDIA H100 80GB HBM3")]
+    model: String,
+    /// Collection interval.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    interval: std::time::Duration,
+    /// Every node joins this control plane (bootstrap token from GPUWARDEN_BOOTSTRAP_TOKEN).
+    #[arg(long, value_name = "URL")]
+    control_plane: Option<String>,
+    /// Seed of the fake GPUs (0: each node seeded by its name).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -190,8 +233,23 @@ fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     gpuwarden_agent::log_panics();
-    if let Some(Command::Plugin(cmd)) = cli.command {
-        return plugin_command(cmd);
+    match cli.command {
+        Some(Command::Plugin(cmd)) => return plugin_command(cmd),
+        Some(Command::Fleet(f)) => {
+            return gpuwarden_agent::fleet::cli::main(gpuwarden_agent::fleet::cli::FleetArgs {
+                spec: f.spec,
+                nodes: f.nodes,
+                prefix: f.prefix,
+                first_address: f.first_address,
+                port: f.port,
+                gpus: f.gpus,
+                model: f.model,
+                interval: f.interval,
+                control_plane: f.control_plane,
+                seed: f.seed,
+            })
+        }
+        None => {}
     }
     let overrides = Overrides {
         listen: cli.listen.clone(),

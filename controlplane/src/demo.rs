@@ -24,8 +24,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod fleet;
-mod setup;
-mod stop;
+pub(crate) mod setup;
+pub(crate) mod stop;
 mod view;
 
 use fleet::{Phase, Snapshot};

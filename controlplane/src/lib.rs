@@ -31,6 +31,7 @@ pub mod model;
 pub mod pool;
 pub mod scrape;
 pub mod serve;
+pub mod simulate;
 pub mod store;
 pub mod token;
 pub mod validate;

@@ -64,6 +64,23 @@ fn main() -> ExitCode {
             time_limit,
             stop,
         }),
+        Command::Simulate {
+            file,
+            nodes,
+            seed,
+            report,
+            dir,
+            check,
+        } => gpuwarden_controlplane::simulate::simulate(
+            gpuwarden_controlplane::simulate::SimulateArgs {
+                file,
+                nodes,
+                seed,
+                report,
+                dir,
+                check,
+            },
+        ),
         Command::Db { command } => gpuwarden_controlplane::cli::db::run(command),
         command => run::admin(cli.conn, command),
     }

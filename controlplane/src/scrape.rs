@@ -299,15 +299,17 @@ impl Scraper {
                 break;
             }
             nodes += batch.len();
+            let full = batch.len() >= FLUSH_BATCH;
             if let Err(e) = self.store.write_observations(&batch) {
                 self.metrics
                     .store_errors
                     .with_label_values(&["observations"])
                     .inc();
-                warn!(nodes = batch.len(), error = %e, "writing observations failed; the next scrape brings them again");
+                warn!(nodes = batch.len(), error = %e, "writing observations failed; they are written again at the next flush");
+                self.fleet.write_failed(batch);
                 return;
             }
-            if batch.len() < FLUSH_BATCH {
+            if !full {
                 break;
             }
         }

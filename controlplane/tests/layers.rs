@@ -21,6 +21,7 @@ const LAYERS: &[&[&str]] = &[
     &["pool"],
     &["api", "cli"],
     &["serve", "demo"],
+    &["simulate"],
     &["lib", "main"],
 ];
 

@@ -13,3 +13,4 @@ mod prometheus;
 mod rejoin;
 mod remediate;
 mod restart;
+mod simulate;

@@ -263,13 +263,28 @@ pub(super) async fn simulate(
         for e in events.drain(..) {
             by_node.entry(e.node_id.clone()).or_default().push(e);
         }
+        let nodes = store.all_nodes()?;
+        // Stored rows only for nodes without an observation in memory (not scraped since
+        // the start): at 2,000 nodes reading every row was 26 MB and ~85 ms a request.
+        let missing: Vec<&str> = nodes
+            .iter()
+            .filter(|n| pool.as_ref().is_none_or(|p| *p == n.pool))
+            .filter(|n| fleet.latest(&n.id).is_none())
+            .map(|n| n.id.as_str())
+            .collect();
         let mut obs: std::collections::HashMap<String, Vec<_>> = Default::default();
-        for r in store.all_observations()? {
-            obs.entry(r.node_id.clone()).or_default().push(r);
+        if missing.len() > 100 {
+            for r in store.all_observations()? {
+                obs.entry(r.node_id.clone()).or_default().push(r);
+            }
+        } else {
+            for id in missing {
+                obs.insert(id.to_string(), store.observations(id)?);
+            }
         }
         let expected = store.all_expected_gpus()?;
         let mut records = Vec::new();
-        for n in store.all_nodes()? {
+        for n in nodes {
             if pool.as_ref().is_some_and(|p| *p != n.pool) {
                 continue;
             }

@@ -81,6 +81,30 @@ pub enum Command {
         #[arg(long, requires = "dir")]
         stop: bool,
     },
+    /// Run a scenario (config/scenarios/*.toml) against a real control plane and a simulated
+    /// fleet, and report detection and remediation latencies, false positives and
+    /// expectations (docs/simulate.md). Exit status: 0 passed, 1 an expectation failed, 2
+    /// invalid scenario, 3 could not run, 130 interrupted.
+    Simulate {
+        /// The scenario file (TOML).
+        file: PathBuf,
+        /// Scale the fleet to N nodes in all, keeping the templates' proportions (1 to 20000).
+        #[arg(long, value_name = "N")]
+        nodes: Option<u32>,
+        /// The fake GPUs' seed (overrides the scenario's).
+        #[arg(long, value_name = "S")]
+        seed: Option<u64>,
+        /// Write the JSON report to this file.
+        #[arg(long, value_name = "OUT.json")]
+        report: Option<PathBuf>,
+        /// Run in this folder (created; must be empty) and keep it [default: a new folder
+        /// under $TMPDIR, removed after a run that passed].
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// Check the scenario and exit (0 valid, 2 invalid).
+        #[arg(long)]
+        check: bool,
+    },
     /// List, inspect, join and act on nodes.
     Nodes {
         #[command(subcommand)]

@@ -9,10 +9,13 @@ use super::{commands, CliError, Client, Output, Target};
 /// Runs an admin command (every command but `serve`); the process's exit code.
 pub fn admin(conn: Conn, command: Command) -> ExitCode {
     match command {
-        Command::Serve { .. } | Command::Demo { .. } | Command::Db { .. } => {
+        Command::Serve { .. }
+        | Command::Demo { .. }
+        | Command::Simulate { .. }
+        | Command::Db { .. } => {
             fail(
                 conn.output,
-                &CliError::Usage("serve, demo and db are not admin commands".into()),
+                &CliError::Usage("serve, demo, simulate and db are not admin commands".into()),
             );
             ExitCode::from(2)
         }

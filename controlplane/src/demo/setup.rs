@@ -92,33 +92,7 @@ pub fn start(args: &DemoArgs) -> Result<Demo, String> {
             d = dir.display()
         ),
     )?;
-    let log = std::fs::File::create(dir.join("controlplane.log"))
-        .map_err(|e| format!("controlplane.log: {e}"))?;
-    let log2 = log
-        .try_clone()
-        .map_err(|e| format!("controlplane.log: {e}"))?;
-    let mut cmd = Command::new(&exe);
-    // The demo's settings only: a GPUWARDEN_* variable of the caller's (a production
-    // database URL, a listen address) must not reach its control plane.
-    for (k, _) in std::env::vars_os() {
-        if k.to_string_lossy().starts_with("GPUWARDEN_") {
-            cmd.env_remove(&k);
-        }
-    }
-    cmd.args(["serve", "--config"])
-        .arg(&cp_config)
-        .env("GPUWARDEN_ADMIN_TOKEN", &token)
-        .env_remove("GPUWARDEN_BOOTSTRAP_TOKEN")
-        .env("RUST_LOG", "info")
-        .current_dir(&dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(log))
-        .stderr(Stdio::from(log2));
-    // A group of its own: the terminal's Ctrl-C reaches the demo only, which stops it last.
-    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-    let control_plane = cmd
-        .spawn()
-        .map_err(|e| format!("start {} serve: {e}", exe.display()))?;
+    let control_plane = spawn_serve(&exe, &cp_config, &dir, &token)?;
     let client = Client::new(Target {
         server: base.clone(),
         token: Some(token),
@@ -256,9 +230,48 @@ impl Demo {
     }
 }
 
+/// Starts `exe serve --config config` in `dir` with the admin `token`, its output in
+/// `dir/controlplane.log`, in a process group of its own (the terminal's Ctrl-C reaches the
+/// caller only, which stops it last). The caller's `GPUWARDEN_*` variables (a production
+/// database URL, a listen address) do not reach it.
+pub(crate) fn spawn_serve(
+    exe: &Path,
+    config: &Path,
+    dir: &Path,
+    token: &str,
+) -> Result<Child, String> {
+    let log = std::fs::File::create(dir.join("controlplane.log"))
+        .map_err(|e| format!("controlplane.log: {e}"))?;
+    let log2 = log
+        .try_clone()
+        .map_err(|e| format!("controlplane.log: {e}"))?;
+    let mut cmd = Command::new(exe);
+    without_our_env(&mut cmd);
+    cmd.args(["serve", "--config"])
+        .arg(config)
+        .env("GPUWARDEN_ADMIN_TOKEN", token)
+        .env("RUST_LOG", "info")
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(log))
+        .stderr(Stdio::from(log2));
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    cmd.spawn()
+        .map_err(|e| format!("start {} serve: {e}", exe.display()))
+}
+
+/// Removes the caller's `GPUWARDEN_*` variables from `cmd`'s environment.
+pub(crate) fn without_our_env(cmd: &mut Command) {
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("GPUWARDEN_") {
+            cmd.env_remove(&k);
+        }
+    }
+}
+
 /// Builds `gpuwarden-agent` beside `exe` when the demo runs under `cargo run` (cargo sets
 /// `CARGO`), in the same profile; otherwise says how.
-fn build_agent(exe: &Path) -> Result<(), String> {
+pub(crate) fn build_agent(exe: &Path) -> Result<(), String> {
     let how = "build both programs first: cargo build --release --bins";
     let Some(cargo) = std::env::var_os("CARGO") else {
         return Err(format!(
@@ -341,7 +354,7 @@ fn wasm_target_installed() -> bool {
 }
 
 /// Creates `dir`, or takes it when it exists and is empty.
-fn fresh_dir(dir: &Path) -> Result<(), String> {
+pub(crate) fn fresh_dir(dir: &Path) -> Result<(), String> {
     match std::fs::read_dir(dir) {
         Ok(mut entries) => {
             if entries.next().is_some() {
@@ -356,11 +369,11 @@ fn fresh_dir(dir: &Path) -> Result<(), String> {
     }
 }
 
-fn write(path: &Path, text: &str) -> Result<(), String> {
+pub(crate) fn write(path: &Path, text: &str) -> Result<(), String> {
     std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-fn write_secret(path: &Path, text: &str) -> Result<(), String> {
+pub(crate) fn write_secret(path: &Path, text: &str) -> Result<(), String> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     std::fs::OpenOptions::new()
@@ -372,24 +385,24 @@ fn write_secret(path: &Path, text: &str) -> Result<(), String> {
         .map_err(|e| format!("{}: {e}", path.display()))
 }
 
-fn free_port() -> Result<u16, String> {
+pub(crate) fn free_port() -> Result<u16, String> {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .map_err(|e| format!("no free port on 127.0.0.1: {e}"))
 }
 
-fn random_bytes() -> Result<[u8; 16], String> {
+pub(crate) fn random_bytes() -> Result<[u8; 16], String> {
     let mut b = [0u8; 16];
     getrandom::fill(&mut b).map_err(|e| format!("random: {e}"))?;
     Ok(b)
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn unix_secs() -> u64 {
+pub(crate) fn unix_secs() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())

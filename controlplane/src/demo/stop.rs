@@ -51,12 +51,12 @@ async fn recv(s: Option<&mut tokio::signal::unix::Signal>) {
 /// Stops the control plane (`cp`, the leader of its process group), then the agents whose
 /// state folder lies under `agents_dir`; says what it stopped.
 pub fn everything(cp: u32, agents_dir: &Path) -> String {
-    let cp_line = match stop_groups(&[cp]) {
+    let cp_line = match groups(&[cp]) {
         0 => "the control plane had already exited".to_string(),
         _ => format!("stopped the control plane (pid {cp})"),
     };
     let agents = agents_under(agents_dir);
-    let n = stop_groups(&agents);
+    let n = groups(&agents);
     let left = agents_under(agents_dir).len();
     let left = if left == 0 {
         "nothing left running".to_string()
@@ -88,13 +88,13 @@ pub fn leftovers(dir: &Path) -> String {
                 .unwrap_or(false)
         })
         .collect();
-    let cp_line = match stop_groups(&cps) {
+    let cp_line = match groups(&cps) {
         0 => "no control plane of this demo was running".to_string(),
         n => format!("stopped {n} control plane(s)"),
     };
     let agents_dir = dir.join("agents");
     let agents = agents_under(&agents_dir);
-    let n = stop_groups(&agents);
+    let n = groups(&agents);
     let left = agents_under(&agents_dir).len();
     let left = if left == 0 {
         "nothing left running".to_string()
@@ -112,7 +112,7 @@ fn agents_under(root: &Path) -> Vec<u32> {
 
 /// SIGTERM to each process's group (each leads its own), SIGKILL to those alive after
 /// [`GRACE`]; returns how many were alive at the start.
-fn stop_groups(pids: &[u32]) -> usize {
+pub(crate) fn groups(pids: &[u32]) -> usize {
     let live: Vec<u32> = pids.iter().copied().filter(|p| alive(*p)).collect();
     for pid in &live {
         proc::signal(*pid, Signal::TERM);

@@ -1,6 +1,6 @@
 //! Policy simulation (`POST /v1/policies/simulate`): a candidate policy and the running one
 //! evaluated side by side over what the store kept of a time window, the stored health
-//! events and each node's latest stored observation, with the verdict per node that each
+//! events and each node's latest observation (in memory, else stored), with the verdict per node that each
 //! would have given and the rules behind it.
 //!
 //! What it cannot see is said in the answer: the store keeps the latest observation per
@@ -28,7 +28,7 @@ pub struct NodeRecord {
     pub input: NodeInput,
     /// Its events in the window, oldest first.
     pub events: Vec<EventRow>,
-    /// Its latest stored observation, when it lies in the window (and when it was taken).
+    /// Its latest observation (in memory, else stored), when it lies in the window (and when it was taken).
     pub observation: Option<(NodeObservation, i64)>,
 }
 
@@ -289,7 +289,7 @@ pub fn simulate(
         nodes: Vec::new(),
         failures: Vec::new(),
         notes: vec![
-            "state rules are judged on each node's latest stored observation; their `for` durations are taken as held".into(),
+            "state rules are judged on each node's latest observation; their `for` durations are taken as held".into(),
             "rules on counter growth need two observations and do not fire here; the events cover those faults".into(),
             "a node with no observation in the window is judged on its events only (node rules such as node-offline need an observation)".into(),
         ],

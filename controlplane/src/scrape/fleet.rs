@@ -81,8 +81,10 @@ pub struct Target {
     next_at: i64,
     /// A scrape is running.
     in_flight: bool,
-    /// The observation changed since the last batch write.
+    /// The observation changed since the last batch write (of its `last_seen`, at least).
     dirty: bool,
+    /// The observation changed since its rows were last handed to a write.
+    rows_stale: bool,
     /// The GPU indices of the observation last handed to a write, as a digest (`None`:
     /// none since the control plane started).
     gpus_written: Option<u64>,
@@ -248,6 +250,7 @@ impl Fleet {
                         next_at: i64::try_from(next.as_millis()).unwrap_or(i64::MAX),
                         in_flight: false,
                         dirty: false,
+                        rows_stale: false,
                         gpus_written: None,
                         body_written_at: None,
                     }),

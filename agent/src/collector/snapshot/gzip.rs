@@ -1,8 +1,8 @@
 //! gzip of the `/metrics` body with one deflate compressor kept for the process, reset for
 //! each body.
 //!
-//! A new compressor (`GzEncoder::new`, as before) allocates and zeroes miniz_oxide's ~300 KB
-//! of hash tables and buffers each time: measured with `perf` on an agent with 8 fake GPUs
+//! A new compressor (`GzEncoder::new`, as before) allocated and zeroed miniz_oxide's ~300 KB
+//! of hash tables and buffers each time (flate2 now deflates through zlib-rs): measured with `perf` on an agent with 8 fake GPUs
 //! scraped every 15 s, that was 73 % of the gzip's CPU (the memset and the page faults of a
 //! fresh mapping), more than the compression. The kept one costs that memory for the
 //! process's life once a client has asked for gzip.
@@ -74,7 +74,13 @@ mod tests {
         for body in [&big[..], b"up 1\n", b"", &big[..1000]] {
             let gz = gzip(body);
             assert_eq!(gunzip(&gz), body, "{} bytes", body.len());
-            assert!(gz.len() < body.len() / 4 + 32, "not compressed");
+            // zlib-rs's level 1 (zlib-ng's quick strategy, static Huffman codes) packs a
+            // kilobyte of text to about half; the agent's 168 KB body to 7 %.
+            assert!(
+                gz.len() < body.len() / 2 + 32,
+                "not compressed: {} bytes",
+                gz.len()
+            );
         }
     }
 }

@@ -37,6 +37,7 @@ impl Fleet {
         t.last_success = Some(now);
         t.observation = Some(Arc::new(obs));
         t.dirty = true;
+        t.rows_stale = true;
         let change = (t.connectivity != Connectivity::Online).then(|| {
             t.connectivity = Connectivity::Online;
             ConnectivityChange {
@@ -111,13 +112,16 @@ impl Fleet {
         changes
     }
 
-    /// Up to `limit` nodes' observations that changed since they were last taken, as writes
-    /// of their `last_seen` (and the observations of removed targets, which are few). A write
-    /// carries the observation's rows only when they are due: `rows_due` is `(now, every)`
-    /// (Unix ms, ms), due when the rows were last taken `every` or more before `now`, or
-    /// never, or the node's GPUs changed since; `None` takes every node's rows (a stop).
-    /// The rows are built after the fleet lock is released, so scrapes do not wait on JSON;
-    /// a flush takes batch after batch, so its memory is one batch's, not the whole fleet's.
+    /// Up to `limit` nodes' writes (and the observations of removed targets, which are few):
+    /// each node whose observation changed since it was last taken, for its `last_seen`,
+    /// and each whose rows are stale and due, with its rows. `rows_due` is `(now, every)`
+    /// (Unix ms, ms): a node's stale rows are due when they were last taken `every` or more
+    /// before `now`, or never, or its GPUs changed since; `None` takes every stale row (a
+    /// stop), so a node scraped since its last row write is written even when nothing new
+    /// came since the last flush. The rows are built after the fleet lock is released, so
+    /// scrapes do not wait on JSON; a flush takes batch after batch, so its memory is one
+    /// batch's, not the whole fleet's. A batch the store refused goes back with
+    /// [`Fleet::write_failed`].
     pub fn take_dirty(&self, limit: usize, rows_due: Option<(i64, i64)>) -> Vec<ObservationWrite> {
         let mut out = std::mem::take(&mut *self.removed.lock().unwrap_or_else(|p| p.into_inner()));
         let mut taken = Vec::new();
@@ -125,26 +129,34 @@ impl Fleet {
             if taken.len() >= limit {
                 break;
             }
-            if !t.dirty {
+            if !t.dirty && !t.rows_stale {
+                continue;
+            }
+            let (Some(o), Some(seen)) = (&t.observation, t.last_success) else {
+                t.dirty = false;
+                continue;
+            };
+            let gpus = o.gpus.keys().fold(o.gpus.len() as u64, |h, i| {
+                h.rotate_left(7) ^ u64::from(*i).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            });
+            let replace = t.gpus_written != Some(gpus);
+            let due = t.rows_stale
+                && (replace
+                    || match (rows_due, t.body_written_at) {
+                        (None, _) | (_, None) => true,
+                        (Some((now, every)), Some(at)) => now.saturating_sub(at) >= every,
+                    });
+            if !t.dirty && !due {
                 continue;
             }
             t.dirty = false;
-            if let (Some(o), Some(seen)) = (&t.observation, t.last_success) {
-                let gpus = o.gpus.keys().fold(o.gpus.len() as u64, |h, i| {
-                    h.rotate_left(7) ^ u64::from(*i).wrapping_mul(0x9e37_79b9_7f4a_7c15)
-                });
-                let replace = t.gpus_written != Some(gpus);
-                let due = match (rows_due, t.body_written_at) {
-                    (None, _) | (_, None) => true,
-                    (Some((now, every)), Some(at)) => now.saturating_sub(at) >= every,
-                };
-                let rows = (replace || due).then(|| {
-                    t.gpus_written = Some(gpus);
-                    t.body_written_at = Some(rows_due.map_or(seen, |(now, _)| now));
-                    Arc::clone(o)
-                });
-                taken.push((t.node_id.clone(), rows, seen, replace));
-            }
+            let rows = due.then(|| {
+                t.rows_stale = false;
+                t.gpus_written = Some(gpus);
+                t.body_written_at = Some(rows_due.map_or(seen, |(now, _)| now));
+                Arc::clone(o)
+            });
+            taken.push((t.node_id.clone(), rows, seen, replace && due));
         }
         out.extend(
             taken
@@ -157,5 +169,34 @@ impl Fleet {
                 }),
         );
         out
+    }
+
+    /// A batch of [`Fleet::take_dirty`] the store refused: its nodes are written again at
+    /// the next flush, rows and all (a GPU set that changed is replaced then); those removed
+    /// since are kept for it.
+    pub fn write_failed(&self, batch: Vec<ObservationWrite>) {
+        let mut gone = Vec::new();
+        {
+            let mut map = self.lock();
+            for w in batch {
+                match map.get_mut(&w.node_id) {
+                    Some(t) => {
+                        t.dirty = true;
+                        if !w.rows.is_empty() || w.replace {
+                            t.rows_stale = true;
+                            t.body_written_at = None;
+                        }
+                        if w.replace {
+                            t.gpus_written = None;
+                        }
+                    }
+                    None => gone.push(w),
+                }
+            }
+        }
+        self.removed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(gone);
     }
 }

@@ -204,3 +204,56 @@ fn rows_are_written_when_due_and_last_seen_every_flush() {
         "a stop writes the rows"
     );
 }
+
+/// A node scraped after its rows were last written keeps them stale until they are written:
+/// when due though nothing new came (it went offline), and at a stop whatever the interval
+/// says. A batch the store refused is written again at the next flush, its GPU set replaced.
+#[test]
+fn stale_rows_are_written_at_the_stop_and_a_refused_batch_again() {
+    let fleet = Fleet::new(FleetSettings {
+        interval: Duration::from_secs(15),
+        offline_after: 3,
+        replica: "r".into(),
+        health: HealthSettings::default(),
+    });
+    fleet.sync(&row("n", "http://127.0.0.1:9"), 0);
+    let every = 300_000;
+    let take = |now: i64| fleet.take_dirty(100, Some((now, every)));
+    fleet.succeeded("n", observation(2, 50.0), Duration::ZERO, 1_000);
+    assert_eq!(take(1_000)[0].rows.len(), 3);
+    fleet.succeeded("n", observation(2, 51.0), Duration::ZERO, 16_000);
+    assert_eq!(take(30_000)[0].rows.len(), 0, "not due: last_seen only");
+    assert!(take(60_000).is_empty(), "nothing new, not due");
+    let due = take(301_000);
+    assert_eq!(due.len(), 1, "stale rows, due, though nothing new came");
+    assert!(due[0].rows[1].body.contains("51"), "{:?}", due[0].rows);
+    assert!(take(305_000).is_empty(), "written: nothing stale");
+
+    fleet.succeeded("n", observation(2, 52.0), Duration::ZERO, 310_000);
+    assert_eq!(take(320_000)[0].rows.len(), 0);
+    let stop = fleet.take_dirty(100, None);
+    assert_eq!(
+        stop.len(),
+        1,
+        "the stop writes what the last flush left stale"
+    );
+    assert!(stop[0].rows.iter().any(|r| r.body.contains("52")));
+
+    fleet.succeeded("n", observation(1, 53.0), Duration::ZERO, 330_000);
+    let refused = take(331_000);
+    assert_eq!((refused[0].rows.len(), refused[0].replace), (2, true));
+    fleet.write_failed(refused);
+    let again = take(332_000);
+    assert_eq!(
+        (again.len(), again[0].rows.len(), again[0].replace),
+        (1, 2, true),
+        "written again at the next flush, the GPU set replaced"
+    );
+    fleet.remove("n");
+    fleet.write_failed(again);
+    assert_eq!(
+        take(333_000).len(),
+        1,
+        "a removed node's refused write is kept"
+    );
+}

@@ -1,0 +1,134 @@
+//! The fleet host: many agents in one process, each its own server and fake GPUs.
+
+use super::*;
+
+fn get(url: &str) -> (u16, String) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(5)))
+        .build()
+        .into();
+    match agent.get(url).call() {
+        Ok(mut r) => (
+            r.status().as_u16(),
+            r.body_mut().read_to_string().unwrap_or_default(),
+        ),
+        Err(e) => (0, e.to_string()),
+    }
+}
+
+fn nodes(n: usize, gpus: u32) -> Vec<FleetNode> {
+    (0..n)
+        .map(|i| FleetNode {
+            name: format!("sim-{i}"),
+            listen: format!("127.1.222.{}:0", i + 1).parse().unwrap(),
+            gpus,
+            model: "NVIDIA A100-SXM4-80GB".into(),
+            labels: [("rack".to_string(), format!("r{}", i % 2))].into(),
+            pool: String::new(),
+        })
+        .collect()
+}
+
+/// Every node serves its own GPUs under its own name; a fault injected into one shows in its
+/// events only; after the stop nothing answers.
+#[test]
+fn each_node_serves_its_own_gpus_and_takes_its_own_faults() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let opts = FleetOptions {
+        interval: Duration::from_millis(500),
+        join: None,
+        seed: 0,
+    };
+    let fleet = rt.block_on(async { start(&nodes(3, 2), &opts) }).unwrap();
+    assert_eq!(fleet.nodes.len(), 3);
+    let urls: Vec<String> = fleet
+        .nodes
+        .iter()
+        .map(|(_, a)| format!("http://{a}"))
+        .collect();
+    for (i, u) in urls.iter().enumerate() {
+        let (status, body) = get(&format!("{u}/metrics"));
+        assert_eq!(status, 200, "{body}");
+        let up = body
+            .lines()
+            .filter(|l| l.starts_with("gpuwarden_gpu_up{"))
+            .count();
+        assert_eq!(up, 2, "two GPUs on node {i}");
+        assert!(body.contains("model=\"NVIDIA A100-SXM4-80GB\""), "{body}");
+        assert!(body.contains(&format!("rack=\"r{}\"", i % 2)), "labels");
+    }
+    // Fake GPUs differ from node to node (seeded by name).
+    let uuid = |u: &str| {
+        let (_, b) = get(&format!("{u}/metrics"));
+        b.lines()
+            .find(|l| l.starts_with("gpuwarden_gpu_up{"))
+            .and_then(|l| l.split("uuid=\"").nth(1))
+            .map(|r| r.split('"').next().unwrap_or("").to_string())
+            .unwrap()
+    };
+    assert_ne!(uuid(&urls[0]), uuid(&urls[1]));
+
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let r = agent
+        .post(&format!("{}/v1/fake/inject", urls[1]))
+        .send_json(serde_json::json!({"gpu": 1, "fault": "xid", "code": 79}))
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let has_xid = |u: &str| {
+        let page: serde_json::Value =
+            serde_json::from_str(&get(&format!("{u}/v1/events")).1).unwrap_or_default();
+        page["events"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|e| e["kind"] == "xid" && e["code"] == 79 && e["gpu"] == 1)
+    };
+    while !has_xid(&urls[1]) {
+        assert!(
+            Instant::now() < deadline,
+            "the XID never reached node 1's events"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        !has_xid(&urls[0]) && !has_xid(&urls[2]),
+        "only node 1 has it"
+    );
+    let (_, body) = get(&format!("{}/metrics", urls[1]));
+    assert!(
+        body.lines()
+            .any(|l| l.starts_with("gpuwarden_gpu_xid_errors_total{") && l.contains("xid=\"79\"")),
+        "the XID counter is in node 1's metrics"
+    );
+
+    rt.block_on(fleet.stop());
+    for u in &urls {
+        assert_eq!(get(&format!("{u}/metrics")).0, 0, "{u} still answers");
+    }
+}
+
+/// Node lists are checked whole: every problem named with its node.
+#[test]
+fn a_bad_node_list_names_every_problem() {
+    let mut list = nodes(3, 8);
+    list[1].name = "sim-0".into();
+    list[2].listen = list[0].listen;
+    list[2].gpus = 0;
+    let p = check(&list);
+    assert_eq!(p.len(), 3, "{p:?}");
+    assert!(p[0].contains("nodes[1] (sim-0): name given twice"), "{p:?}");
+    assert!(p
+        .iter()
+        .any(|e| e.contains("nodes[2]") && e.contains("given twice")));
+    assert!(p.iter().any(|e| e.contains("gpus must be 1 to 64, not 0")));
+    assert!(check(&[]).iter().any(|e| e.contains("not 0")));
+    let u = uniform(3, "n-", "127.1.0.254".parse().unwrap(), 9410, 8, "m").unwrap();
+    assert_eq!(u[2].listen.to_string(), "127.1.1.0:9410");
+    assert_eq!(u[0].name, "n-00000");
+    assert!(uniform(0, "n-", "127.1.0.1".parse().unwrap(), 1, 8, "m").is_err());
+}

@@ -1,0 +1,107 @@
+//! `gpuwarden simulate FILE`: a scenario run against a real control plane and a simulated
+//! fleet, with a JSON report.
+//!
+//! The simulator starts `gpuwarden serve` on SQLite in a fresh folder, then one
+//! `gpuwarden-agent fleet` process that serves every node of the scenario on its own loopback
+//! address, built on the agent's own fake GPUs (one fake, not two), each joining the control
+//! plane through the agent's registration with a bootstrap token. Once every node is online
+//! it runs the scenario's timeline: faults injected through each node's `/v1/fake/inject`,
+//! the fleet read through `GET /v1/nodes` every 250 ms, expectations checked at their times.
+//! The report gives, per fault and node, the detection latency (fault → verdict) and the
+//! remediation latencies (verdict → cordoned, draining, terminated), false positives and
+//! each expectation's result. Exit status: 0 every expectation held, 1 one failed, 2 the
+//! scenario is invalid, 3 the simulation could not run, 130 interrupted.
+
+pub mod report;
+mod run;
+pub mod scenario;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// What `gpuwarden simulate` was asked.
+#[derive(Debug, Clone)]
+pub struct SimulateArgs {
+    /// The scenario file (TOML).
+    pub file: PathBuf,
+    /// Scale the fleet to this many nodes.
+    pub nodes: Option<u32>,
+    /// Seed (overrides the scenario's).
+    pub seed: Option<u64>,
+    /// Where to write the JSON report.
+    pub report: Option<PathBuf>,
+    /// The folder to run in (created; must be empty); default a new one under the system's
+    /// temporary folder, removed at the end unless the run failed.
+    pub dir: Option<PathBuf>,
+    /// Check the scenario and exit.
+    pub check: bool,
+}
+
+/// Runs the scenario; the exit status as documented above.
+pub fn simulate(args: SimulateArgs) -> ExitCode {
+    let text = match std::fs::read_to_string(&args.file) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {}: {e}", args.file.display());
+            return ExitCode::from(2);
+        }
+    };
+    let scenario = match scenario::Scenario::parse(&text) {
+        Ok(s) => s,
+        Err(problems) => {
+            eprintln!("error: {} is not a valid scenario:", args.file.display());
+            for p in problems {
+                eprintln!("  - {p}");
+            }
+            return ExitCode::from(2);
+        }
+    };
+    let mut scenario = match args.nodes.map(|n| scenario.clone().scaled(n)) {
+        Some(Ok(s)) => s,
+        Some(Err(e)) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+        None => scenario,
+    };
+    if let Some(seed) = args.seed {
+        scenario.seed = seed;
+    }
+    let nodes = scenario.nodes().len();
+    if args.check {
+        println!(
+            "{}: valid ({nodes} nodes, {} faults, {} expectations, {})",
+            args.file.display(),
+            scenario.faults.len(),
+            scenario.expect.len(),
+            humantime::format_duration(scenario.duration)
+        );
+        return ExitCode::SUCCESS;
+    }
+    match run::run(&scenario, args.dir.as_deref()) {
+        Ok(report) => {
+            let json = serde_json::to_string_pretty(&report).unwrap_or_default();
+            if let Some(path) = &args.report {
+                if let Err(e) = std::fs::write(path, format!("{json}\n")) {
+                    eprintln!("error: writing the report to {}: {e}", path.display());
+                    return ExitCode::from(3);
+                }
+                println!("report written to {}", path.display());
+            }
+            println!("{}", run::summary(&report));
+            if report.passed {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(run::RunError::Interrupted(stopped)) => {
+            eprintln!("interrupted; {stopped}");
+            ExitCode::from(130)
+        }
+        Err(run::RunError::Failed(e)) => {
+            eprintln!("error: {e}");
+            ExitCode::from(3)
+        }
+    }
+}

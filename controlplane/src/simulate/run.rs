@@ -1,0 +1,470 @@
+//! Running a scenario: the control plane and the fleet process, the timeline, the stop.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use super::report::{self, ExpectReport, Injected, Report, Seen, Timeline};
+use super::scenario::{Expect, Fault, Scenario};
+use crate::cli::client::{Client, Target};
+use crate::demo::setup as host;
+
+/// Why a run ended without a report.
+#[derive(Debug)]
+pub enum RunError {
+    /// Ctrl-C, SIGTERM or SIGHUP; what was stopped.
+    Interrupted(String),
+    /// What went wrong (and what was stopped).
+    Failed(String),
+}
+
+/// Each node's base URL and labels, by name.
+type Urls = BTreeMap<String, (String, BTreeMap<String, String>)>;
+
+/// Whether a fault reaches a node (by its name and labels).
+type Pick<'a> = Box<dyn Fn(&str, &BTreeMap<String, String>) -> bool + 'a>;
+
+/// How often the fleet is read.
+const LOOK: Duration = Duration::from_millis(250);
+
+/// The processes of a run, stopped when dropped (every path out of [`run`]).
+struct Procs {
+    control_plane: Child,
+    fleet: Option<Child>,
+}
+
+impl Procs {
+    fn stop(&mut self) -> String {
+        let mut pids = Vec::new();
+        if let Some(f) = &self.fleet {
+            pids.push(f.id());
+        }
+        // The fleet first: its nodes deregister from the control plane on SIGTERM.
+        let fleet = crate::demo::stop::groups(&pids);
+        let cp = crate::demo::stop::groups(&[self.control_plane.id()]);
+        let _ = self.control_plane.try_wait();
+        if let Some(f) = &mut self.fleet {
+            let _ = f.try_wait();
+        }
+        format!("stopped {} process(es)", fleet + cp)
+    }
+}
+
+impl Drop for Procs {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The scenario's fleet as `gpuwarden-agent fleet --spec` takes it: node `i` on
+/// `127.2.0.1 + i`, all on `port`.
+fn fleet_spec(s: &Scenario, port: u16) -> (Value, Urls) {
+    let base = u32::from(std::net::Ipv4Addr::new(127, 2, 0, 1));
+    let mut urls = BTreeMap::new();
+    let nodes: Vec<Value> = s
+        .nodes()
+        .into_iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let ip = std::net::Ipv4Addr::from(base + u32::try_from(i).unwrap_or(0));
+            let listen = format!("{ip}:{port}");
+            urls.insert(
+                n.name.clone(),
+                (format!("http://{listen}"), n.labels.clone()),
+            );
+            json!({"name": n.name, "listen": listen, "gpus": n.gpus, "model": n.model,
+                   "labels": n.labels, "pool": n.pool})
+        })
+        .collect();
+    (Value::Array(nodes), urls)
+}
+
+/// The control plane's configuration for a simulation.
+fn control_plane_toml(s: &Scenario, dir: &Path, port: u16, bootstrap: &str) -> String {
+    let iv = humantime::format_duration(s.control_plane.scrape_interval);
+    format!(
+        "# A simulation's control plane (config/controlplane.toml documents every key).\n\
+         [server]\nlisten = \"127.0.0.1:{port}\"\ndata_dir = \"{d}\"\n\n\
+         [database]\nurl = \"sqlite://{d}/gpuwarden.db\"\nflush_interval = \"2s\"\n\n\
+         [scrape]\ninterval = \"{iv}\"\ntimeout = \"{iv}\"\n\n\
+         [auth]\nbootstrap_tokens = [\"{bootstrap}\"]\n\n\
+         [commands]\npoll_interval = \"200ms\"\n\n{extra}\n",
+        d = dir.display(),
+        extra = s.control_plane.extra
+    )
+}
+
+/// Every page of `GET /v1/nodes`.
+fn list(client: &Client) -> Result<BTreeMap<String, Seen>, String> {
+    let mut pages = Vec::new();
+    let mut offset = 0;
+    loop {
+        let page = client
+            .call(
+                "GET",
+                &format!("/v1/nodes?limit=1000&offset={offset}"),
+                None,
+            )
+            .map_err(|e| e.to_string())?;
+        let n = page["nodes"].as_array().map_or(0, Vec::len);
+        pages.push(page);
+        if n < 1000 {
+            break;
+        }
+        offset += 1000;
+    }
+    Ok(report::read_nodes(&pages))
+}
+
+/// The body of `POST /v1/fake/inject` for a fault.
+fn inject_body(f: &Fault) -> Value {
+    let mut b = json!({"gpu": f.gpu, "fault": f.fault});
+    let mut put = |k: &str, v: Value| {
+        if !v.is_null() {
+            b[k] = v;
+        }
+    };
+    put("code", json!(f.code));
+    put("value", json!(f.value));
+    put("type", json!(f.ecc_type));
+    put("count", json!(f.count));
+    put("link", json!(f.link));
+    put("reason", json!(f.reason));
+    b
+}
+
+/// Injects `f` into every node it names; the nodes reached and the errors.
+fn inject(f: &Fault, urls: &Urls, http: &ureq::Agent) -> (String, Vec<String>, Vec<String>) {
+    let (target, pick): (String, Pick<'_>) = match (&f.node, &f.rack, &f.zone) {
+        (Some(n), _, _) => (format!("node:{n}"), Box::new(move |name, _| name == n)),
+        (_, Some(r), _) => (
+            format!("rack:{r}"),
+            Box::new(move |_, l| l.get("rack") == Some(r)),
+        ),
+        (_, _, Some(z)) => (
+            format!("zone:{z}"),
+            Box::new(move |_, l| l.get("zone") == Some(z)),
+        ),
+        _ => (String::new(), Box::new(|_, _| false)),
+    };
+    let body = inject_body(f);
+    let (mut reached, mut errors) = (Vec::new(), Vec::new());
+    for (name, (url, labels)) in urls {
+        if !pick(name, labels) {
+            continue;
+        }
+        match http.post(&format!("{url}/v1/fake/inject")).send_json(&body) {
+            Ok(r) if r.status().as_u16() == 200 => reached.push(name.clone()),
+            Ok(mut r) => errors.push(format!(
+                "{name}: HTTP {} {}",
+                r.status().as_u16(),
+                r.body_mut().read_to_string().unwrap_or_default()
+            )),
+            Err(e) => errors.push(format!("{name}: {e}")),
+        }
+    }
+    (target, reached, errors)
+}
+
+/// Checks one expectation against the fleet now.
+fn check(
+    e: &Expect,
+    nodes: &BTreeMap<String, Seen>,
+    faulted: &std::collections::BTreeSet<String>,
+) -> (bool, String) {
+    let matches = |s: &Seen| {
+        e.health.as_deref().is_none_or(|h| s.health == h)
+            && e.status.as_deref().is_none_or(|st| s.status == st)
+    };
+    if let Some(n) = &e.node {
+        return match nodes.get(n) {
+            Some(s) => (matches(s), format!("{} and {}", s.health, s.status)),
+            None => (false, "not listed".into()),
+        };
+    }
+    if let Some(c) = e.count {
+        let seen = nodes.values().filter(|s| matches(s)).count();
+        return (seen == c as usize, format!("{seen} nodes"));
+    }
+    if let Some(max) = e.unhealthy_outside_faulted {
+        let outside: Vec<&String> = nodes
+            .iter()
+            .filter(|(n, s)| s.health == "unhealthy" && !faulted.contains(*n))
+            .map(|(n, _)| n)
+            .collect();
+        let names = outside
+            .iter()
+            .take(10)
+            .map(|n| n.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        return (
+            outside.len() <= max as usize,
+            format!("{} ({names})", outside.len()),
+        );
+    }
+    (false, "nothing to check".into())
+}
+
+fn secs(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1000.0).round() / 1000.0
+}
+
+/// Runs the scenario and returns its report; in `keep_dir` (kept) or a temporary folder
+/// (removed when the run passed).
+pub fn run(s: &Scenario, keep_dir: Option<&Path>) -> Result<Report, RunError> {
+    let fail = RunError::Failed;
+    let interrupted = Arc::new(AtomicBool::new(false));
+    crate::demo::stop::on_ctrl_c(Arc::clone(&interrupted)).map_err(|e| fail(e.to_string()))?;
+    let dir = match keep_dir {
+        Some(d) => d.to_path_buf(),
+        None => std::env::temp_dir().join(format!(
+            "gpuwarden-simulate-{}-{}",
+            std::process::id(),
+            host::unix_secs()
+        )),
+    };
+    host::fresh_dir(&dir).map_err(fail)?;
+    let dir: PathBuf =
+        std::fs::canonicalize(&dir).map_err(|e| fail(format!("{}: {e}", dir.display())))?;
+    let exe = std::env::current_exe().map_err(|e| fail(format!("this executable: {e}")))?;
+    let agent = exe.with_file_name("gpuwarden-agent");
+    if !agent.is_file() {
+        host::build_agent(&exe).map_err(fail)?;
+    }
+    let port = host::free_port().map_err(fail)?;
+    let fleet_port = host::free_port().map_err(fail)?;
+    let admin = format!(
+        "gwa_sim_{}",
+        host::hex(&host::random_bytes().map_err(fail)?)
+    );
+    let bootstrap = format!(
+        "gwb_sim_{}",
+        host::hex(&host::random_bytes().map_err(fail)?)
+    );
+    let config = dir.join("controlplane.toml");
+    host::write(&config, &control_plane_toml(s, &dir, port, &bootstrap)).map_err(fail)?;
+    let base = format!("http://127.0.0.1:{port}");
+    let control_plane = host::spawn_serve(&exe, &config, &dir, &admin).map_err(fail)?;
+    let mut procs = Procs {
+        control_plane,
+        fleet: None,
+    };
+    let client = Client::new(Target {
+        server: base.clone(),
+        token: Some(admin),
+    });
+    let cp_log = dir.join("controlplane.log");
+    wait_for(&interrupted, Duration::from_secs(60), || {
+        if let Ok(Some(st)) = procs.control_plane.try_wait() {
+            return Err(format!(
+                "the control plane exited ({st}); see {}",
+                cp_log.display()
+            ));
+        }
+        Ok(client.call("GET", "/v1/nodes?limit=1", None).is_ok())
+    })
+    .map_err(|e| stopped(e, &mut procs))?;
+
+    let (spec, urls) = fleet_spec(s, fleet_port);
+    let spec_file = dir.join("fleet.json");
+    host::write(&spec_file, &spec.to_string()).map_err(fail)?;
+    let log = std::fs::File::create(dir.join("fleet.log"))
+        .map_err(|e| fail(format!("fleet.log: {e}")))?;
+    let log2 = log
+        .try_clone()
+        .map_err(|e| fail(format!("fleet.log: {e}")))?;
+    let mut cmd = Command::new(&agent);
+    host::without_our_env(&mut cmd);
+    cmd.arg("fleet")
+        .arg("--spec")
+        .arg(&spec_file)
+        .args(["--control-plane", &base, "--interval"])
+        .arg(humantime::format_duration(s.control_plane.collect_interval).to_string())
+        .args(["--seed", &s.seed.to_string()])
+        .env("GPUWARDEN_BOOTSTRAP_TOKEN", &bootstrap)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(log))
+        .stderr(Stdio::from(log2));
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    let started = Instant::now();
+    procs.fleet = Some(
+        cmd.spawn()
+            .map_err(|e| stopped(format!("start {} fleet: {e}", agent.display()), &mut procs))?,
+    );
+    let n = urls.len();
+    println!(
+        "simulating {n} nodes ({}); control plane {base}; folder {}",
+        s.name,
+        dir.display()
+    );
+    let fleet_log = dir.join("fleet.log");
+    let limit = Duration::from_secs(60 + (n as u64) / 50);
+    let mut online = 0;
+    wait_for(&interrupted, limit, || {
+        if let Some(Ok(Some(st))) = procs.fleet.as_mut().map(Child::try_wait) {
+            return Err(format!(
+                "the fleet exited ({st}); see {}",
+                fleet_log.display()
+            ));
+        }
+        let nodes = list(&client)?;
+        online = nodes
+            .values()
+            .filter(|x| x.connectivity == "online")
+            .count();
+        Ok(online >= n)
+    })
+    .map_err(|e| stopped(format!("{e} ({online} of {n} nodes online)"), &mut procs))?;
+    let online_after = started.elapsed();
+    println!("{n} nodes online after {:.1} s", online_after.as_secs_f64());
+
+    let http: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(5)))
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let t0 = Instant::now();
+    let mut timeline = Timeline::default();
+    let mut injected: Vec<Injected> = Vec::new();
+    let mut results: Vec<ExpectReport> = Vec::new();
+    let mut faults: Vec<&Fault> = s.faults.iter().collect();
+    faults.sort_by_key(|f| f.at);
+    let mut expects: Vec<&Expect> = s.expect.iter().collect();
+    expects.sort_by_key(|e| e.at);
+    let (mut fi, mut ei) = (0, 0);
+    loop {
+        if interrupted.load(Ordering::SeqCst) {
+            return Err(RunError::Interrupted(procs.stop()));
+        }
+        let now = t0.elapsed();
+        while fi < faults.len() && faults[fi].at <= now {
+            let f = faults[fi];
+            let (target, nodes, errors) = inject(f, &urls, &http);
+            println!(
+                "{:>7.1} s  fault {} on {target}: {} node(s)",
+                secs(t0.elapsed()),
+                f.fault,
+                nodes.len()
+            );
+            injected.push(Injected {
+                at_s: secs(f.at),
+                injected_s: secs(t0.elapsed()),
+                target,
+                fault: inject_body(f),
+                benign: f.benign,
+                nodes,
+                errors,
+            });
+            fi += 1;
+        }
+        let nodes = match list(&client) {
+            Ok(n) => n,
+            Err(e) => return Err(stopped(format!("reading the fleet: {e}"), &mut procs)),
+        };
+        let ms = u64::try_from(t0.elapsed().as_millis()).unwrap_or(u64::MAX);
+        timeline.observe(ms, &nodes);
+        let faulted = report::faulted(&injected);
+        while ei < expects.len() && expects[ei].at <= t0.elapsed() {
+            let e = expects[ei];
+            let (passed, observed) = check(e, &nodes, &faulted);
+            println!(
+                "{:>7.1} s  expect {}: {} (saw {observed})",
+                secs(t0.elapsed()),
+                e.describe(),
+                if passed { "ok" } else { "FAILED" }
+            );
+            results.push(ExpectReport {
+                at_s: secs(e.at),
+                what: e.describe(),
+                passed,
+                observed,
+            });
+            ei += 1;
+        }
+        if t0.elapsed() >= s.duration && fi == faults.len() && ei == expects.len() {
+            break;
+        }
+        std::thread::sleep(LOOK);
+    }
+    let duration = t0.elapsed();
+    procs.stop();
+    let (fault_reports, false_positives) = report::outcomes(&injected, &timeline);
+    let (p50, max) = report::detection(&fault_reports);
+    let passed = results.iter().all(|r| r.passed) && injected.iter().all(|f| f.errors.is_empty());
+    if passed && keep_dir.is_none() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    Ok(Report {
+        scenario: s.name.clone(),
+        seed: s.seed,
+        nodes: n,
+        online_after_s: secs(online_after),
+        duration_s: secs(duration),
+        faults: fault_reports,
+        false_positives,
+        expectations: results,
+        passed,
+        detection_p50_s: p50,
+        detection_max_s: max,
+    })
+}
+
+/// Stops the processes and says what went wrong with what was stopped.
+fn stopped(e: String, procs: &mut Procs) -> RunError {
+    if e == INTERRUPTED {
+        return RunError::Interrupted(procs.stop());
+    }
+    RunError::Failed(format!("{e}; {}", procs.stop()))
+}
+
+const INTERRUPTED: &str = "interrupted";
+
+/// Polls `ready` every 100 ms until it says so, fails, `limit` passes or a signal came.
+fn wait_for(
+    interrupted: &AtomicBool,
+    limit: Duration,
+    mut ready: impl FnMut() -> Result<bool, String>,
+) -> Result<(), String> {
+    let t = Instant::now();
+    loop {
+        if interrupted.load(Ordering::SeqCst) {
+            return Err(INTERRUPTED.into());
+        }
+        match ready() {
+            Ok(true) => return Ok(()),
+            Ok(false) => {}
+            Err(e) if t.elapsed() > limit => return Err(e),
+            Err(e) if e.contains("exited") => return Err(e),
+            Err(_) => {}
+        }
+        if t.elapsed() > limit {
+            return Err(format!("not ready within {} s", limit.as_secs()));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// One paragraph for the terminal.
+pub fn summary(r: &Report) -> String {
+    let held = r.expectations.iter().filter(|e| e.passed).count();
+    let detection = match (r.detection_p50_s, r.detection_max_s) {
+        (Some(p), Some(m)) => format!("detection p50 {p:.2} s, max {m:.2} s"),
+        _ => "nothing detected".into(),
+    };
+    format!(
+        "{}: {} — {} nodes, {} faults, {detection}, {} false positive(s), {held}/{} expectations held",
+        r.scenario,
+        if r.passed { "PASSED" } else { "FAILED" },
+        r.nodes,
+        r.faults.len(),
+        r.false_positives.len(),
+        r.expectations.len()
+    )
+}

@@ -1,0 +1,122 @@
+//! Scenario files: the shipped ones are valid, every problem of a bad one is named.
+
+use super::*;
+
+/// Every scenario in `config/scenarios/` parses and passes the checks.
+#[test]
+fn the_shipped_scenarios_are_valid() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/scenarios");
+    let mut n = 0;
+    for e in std::fs::read_dir(dir).unwrap() {
+        let path = e.unwrap().path();
+        if path.extension().is_some_and(|x| x == "toml") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            if let Err(p) = Scenario::parse(&text) {
+                panic!("{}: {p:#?}", path.display());
+            }
+            n += 1;
+        }
+    }
+    assert!(n >= 2, "{n} scenarios");
+}
+
+/// A scenario with a problem in every section gets every problem named with its place.
+#[test]
+fn every_problem_of_a_scenario_is_named_with_its_place() {
+    let text = r#"
+name = ""
+duration = "0s"
+[control_plane]
+scrape_interval = "10ms"
+[[fleet]]
+count = 0
+gpus = 65
+pool = "Sim_1"
+racks = 1
+zones = 2
+[[faults]]
+at = "5s"
+node = "nobody"
+rack = "r0"
+fault = "melt"
+[[faults]]
+at = "1s"
+zone = "z9"
+fault = "xid"
+gpu = 99
+[[expect]]
+at = "1s"
+node = "nobody"
+health = "sick"
+status = "gone"
+[[expect]]
+at = "1s"
+count = 1
+"#;
+    let p = Scenario::parse(text).unwrap_err();
+    for want in [
+        "name: must not be empty",
+        "duration: 1s to 24h",
+        "control_plane.scrape_interval: 100ms to 10m",
+        "fleet[0].count: at least 1",
+        "fleet[0].gpus: 1 to 64, not 65",
+        "fleet[0]: racks and zones at least 1, and no more zones than racks",
+        "fleet[0].pool: 1 to 63 lowercase letters",
+        "faults[0]: exactly one of node, rack, zone",
+        "faults[0].node: no node \"nobody\" in the fleet",
+        "faults[0].fault: unknown \"melt\"",
+        "faults[1].zone: no zone \"z9\" in the fleet",
+        "faults[1]: xid needs code",
+        "faults[1].gpu: 99 is not below",
+        "expect[0].node: no node \"nobody\"",
+        "expect[0].health: \"sick\" is not one of",
+        "expect[0].status: \"gone\" is not one of",
+        "expect[1]: health or status (or both)",
+    ] {
+        assert!(p.iter().any(|e| e.contains(want)), "{want:?} not in {p:#?}");
+    }
+    assert!(Scenario::parse("name = \"x\"\nbogus = 1\n").unwrap_err()[0].contains("bogus"));
+}
+
+/// Nodes are named per pool across templates, spread over racks round robin and racks over
+/// zones; `--nodes` keeps the templates' proportions.
+#[test]
+fn templates_make_named_nodes_on_racks_and_scale_in_proportion() {
+    let s = Scenario::parse(
+        r#"
+name = "t"
+duration = "10s"
+[[fleet]]
+count = 4
+racks = 2
+zones = 2
+[[fleet]]
+count = 2
+pool = "big"
+gpus = 4
+"#,
+    )
+    .unwrap();
+    let nodes = s.nodes();
+    let names: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "sim-00000",
+            "sim-00001",
+            "sim-00002",
+            "sim-00003",
+            "big-00000",
+            "big-00001"
+        ]
+    );
+    assert_eq!(nodes[1].labels["rack"], "r1");
+    assert_eq!(nodes[1].labels["zone"], "z1");
+    assert_eq!(nodes[2].labels["rack"], "r0");
+    assert_eq!(nodes[4].gpus, 4);
+    let scaled = s.clone().scaled(60).unwrap();
+    assert_eq!(scaled.fleet[0].count, 40);
+    assert_eq!(scaled.fleet[1].count, 20);
+    assert!(s.clone().scaled(0).is_err());
+    assert!(s.scaled(MAX_NODES + 1).is_err());
+}

@@ -1,0 +1,158 @@
+//! `gpuwarden simulate`: every shipped scenario runs against a real control plane and a
+//! simulated fleet (`gpuwarden-agent fleet`) and passes; an interrupted run leaves nothing
+//! running; a bad scenario is refused with every problem.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use gpuwarden_e2e::{bins, repo, Scratch};
+
+fn simulate(args: &[&str]) -> Command {
+    let mut c = Command::new(bins().join("gpuwarden"));
+    c.arg("simulate")
+        .args(args)
+        .current_dir(repo())
+        .stdin(Stdio::null());
+    c
+}
+
+/// Live processes whose command line names something under `dir`.
+fn running_under(dir: &Path) -> Vec<String> {
+    let needle = dir.display().to_string();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let state = stat.rsplit(')').next()?.split_whitespace().next()?;
+            if matches!(state, "Z" | "X") {
+                return None;
+            }
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            cmd.contains(&needle).then(|| format!("{pid}: {cmd}"))
+        })
+        .collect()
+}
+
+/// Each scenario in `config/scenarios/` passes as shipped; the fatal XID is detected within
+/// a few scrapes and its node cordoned, and no healthy node is judged unhealthy.
+#[test]
+fn every_shipped_scenario_passes_and_reports_its_latencies() {
+    let dir = repo().join("config/scenarios");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 2);
+    for file in files {
+        let scratch = Scratch::new("simulate");
+        let report = scratch.path().join("report.json");
+        let run = scratch.path().join("run");
+        let out = simulate(&[
+            file.to_str().unwrap(),
+            "--report",
+            report.to_str().unwrap(),
+            "--dir",
+            run.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let fleet_log = std::fs::read_to_string(run.join("fleet.log")).unwrap_or_default();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}: {text}\nfleet: {fleet_log}",
+            file.display()
+        );
+        let r: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+        assert_eq!(r["passed"], true, "{r:#}");
+        assert_eq!(r["false_positives"], serde_json::json!([]), "{r:#}");
+        assert!(r["nodes"].as_u64().unwrap() >= 8, "{r:#}");
+        assert!(running_under(&run).is_empty(), "{:?}", running_under(&run));
+        if file.ends_with("fatal-xid.toml") {
+            let o = &r["faults"][0]["outcomes"][0];
+            assert_eq!(o["node"], "sim-00003");
+            assert_eq!(o["verdict"], "unhealthy");
+            let detected = o["detected_s"].as_f64().expect("detected");
+            assert!(detected < 10.0, "{r:#}");
+            assert!(o["cordoned_s"].as_f64().is_some(), "{r:#}");
+        }
+    }
+}
+
+/// SIGTERM (as Ctrl-C) stops the control plane and the fleet, and the run exits 130.
+#[test]
+fn an_interrupted_simulation_leaves_nothing_running() {
+    let scratch = Scratch::new("simulate-stop");
+    let run = scratch.path().join("run");
+    let mut child = simulate(&[
+        "config/scenarios/fatal-xid.toml",
+        "--dir",
+        run.to_str().unwrap(),
+    ])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let online = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .any(|l| l.contains("nodes online"));
+    assert!(online, "the fleet never came online");
+    assert!(
+        !running_under(&run).is_empty(),
+        "the fleet and control plane run"
+    );
+    let sent = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !running_under(&run).is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(running_under(&run).is_empty(), "{:?}", running_under(&run));
+}
+
+/// A scenario with bad entries is refused with exit status 2 and every problem named;
+/// `--check` accepts a good one.
+#[test]
+fn a_bad_scenario_is_refused_with_every_problem() {
+    let scratch = Scratch::new("simulate-bad");
+    let bad = scratch.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "name = \"bad\"\nduration = \"5s\"\n[[fleet]]\ncount = 2\n[[faults]]\nat = \"9s\"\nnode = \"sim-00007\"\nfault = \"xid\"\n",
+    )
+    .unwrap();
+    let out = simulate(&[bad.to_str().unwrap()]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for want in [
+        "faults[0].at: after the scenario's duration",
+        "faults[0].node: no node \"sim-00007\" in the fleet",
+        "faults[0]: xid needs code",
+    ] {
+        assert!(err.contains(want), "{want}: {err}");
+    }
+    let out = simulate(&["--check", "config/scenarios/fatal-xid.toml"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("valid (8 nodes, 1 faults"));
+}
