@@ -2,12 +2,15 @@
 
 use super::*;
 
-/// Every scenario in `config/scenarios/` parses and passes the checks.
+/// Every scenario in `config/scenarios/` (and `bench/`) parses and passes the checks.
 #[test]
 fn the_shipped_scenarios_are_valid() {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/scenarios");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/scenarios");
     let mut n = 0;
-    for e in std::fs::read_dir(dir).unwrap() {
+    let files = std::fs::read_dir(&dir)
+        .unwrap()
+        .chain(std::fs::read_dir(dir.join("bench")).unwrap());
+    for e in files {
         let path = e.unwrap().path();
         if path.extension().is_some_and(|x| x == "toml") {
             let text = std::fs::read_to_string(&path).unwrap();
@@ -17,7 +20,7 @@ fn the_shipped_scenarios_are_valid() {
             n += 1;
         }
     }
-    assert!(n >= 2, "{n} scenarios");
+    assert!(n >= 11, "{n} scenarios");
 }
 
 /// A scenario with a problem in every section gets every problem named with its place.
