@@ -72,7 +72,8 @@ pub struct FleetOptions {
     /// Join this control plane (base URL) with this bootstrap token; `None`: do not register
     /// (the nodes are declared on the control plane some other way).
     pub join: Option<(String, String)>,
-    /// Seed of the fake GPUs (0: each node seeded by its name).
+    /// Seed of the fake GPUs (0: each node seeded by its name; any other: mixed with each
+    /// node's name, so nodes differ and a seed gives the same fleet again).
     pub seed: u64,
 }
 
@@ -169,6 +170,19 @@ impl std::fmt::Debug for Fleet {
     }
 }
 
+/// Node `name`'s fake-GPU seed: 0 stays 0 (the agent then seeds by the name), any other
+/// seed is mixed with the name, so the nodes of one fleet differ and the same seed gives the
+/// same fleet again.
+fn node_seed(seed: u64, name: &str) -> u64 {
+    if seed == 0 {
+        return 0;
+    }
+    let h = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
+    (h ^ seed.wrapping_mul(0x9e37_79b9_7f4a_7c15)).max(1)
+}
+
 /// The agent configuration of one simulated node: fake GPUs, its name, labels and pool,
 /// no node metrics.
 fn node_config(n: &FleetNode, opts: &FleetOptions) -> AgentConfig {
@@ -176,7 +190,7 @@ fn node_config(n: &FleetNode, opts: &FleetOptions) -> AgentConfig {
     cfg.gpu.backend = BackendKind::Fake;
     cfg.gpu.fake_count = n.gpus;
     cfg.gpu.fake_model = n.model.clone();
-    cfg.gpu.fake_seed = opts.seed;
+    cfg.gpu.fake_seed = node_seed(opts.seed, &n.name);
     cfg.node.id = n.name.clone();
     cfg.node.labels = n.labels.clone();
     cfg.server.listen = n.listen.to_string();

@@ -38,7 +38,7 @@ fn each_node_serves_its_own_gpus_and_takes_its_own_faults() {
     let opts = FleetOptions {
         interval: Duration::from_millis(500),
         join: None,
-        seed: 0,
+        seed: 42,
     };
     let fleet = rt.block_on(async { start(&nodes(3, 2), &opts) }).unwrap();
     assert_eq!(fleet.nodes.len(), 3);
@@ -58,7 +58,7 @@ fn each_node_serves_its_own_gpus_and_takes_its_own_faults() {
         assert!(body.contains("model=\"NVIDIA A100-SXM4-80GB\""), "{body}");
         assert!(body.contains(&format!("rack=\"r{}\"", i % 2)), "labels");
     }
-    // Fake GPUs differ from node to node (seeded by name).
+    // Fake GPUs differ from node to node, seed or no seed (mixed with the name).
     let uuid = |u: &str| {
         let (_, b) = get(&format!("{u}/metrics"));
         b.lines()
@@ -131,4 +131,16 @@ fn a_bad_node_list_names_every_problem() {
     assert_eq!(u[2].listen.to_string(), "127.1.1.0:9410");
     assert_eq!(u[0].name, "n-00000");
     assert!(uniform(0, "n-", "127.1.0.1".parse().unwrap(), 1, 8, "m").is_err());
+}
+
+/// With a seed, each node still has GPUs of its own, and the same seed gives the same GPUs.
+#[test]
+fn a_seed_gives_every_node_its_own_gpus_and_the_same_again() {
+    let mut seen = std::collections::HashSet::new();
+    for name in ["sim-0", "sim-1", "sim-2"] {
+        assert!(seen.insert(node_seed(7, name)), "{name}");
+        assert_eq!(node_seed(7, name), node_seed(7, name));
+        assert_ne!(node_seed(7, name), node_seed(8, name));
+    }
+    assert_eq!(node_seed(0, "sim-0"), 0, "0: the agent seeds by name");
 }

@@ -74,7 +74,7 @@ impl Timeline {
 pub struct Injected {
     /// When (s after the start), as planned.
     pub at_s: f64,
-    /// When it was injected (s after the start).
+    /// When its injection began (s after the start).
     pub injected_s: f64,
     /// `node:NAME`, `rack:R` or `zone:Z`.
     pub target: String,
@@ -84,8 +84,22 @@ pub struct Injected {
     pub benign: bool,
     /// The nodes it reached.
     pub nodes: Vec<String>,
+    /// When each node was injected (ms after the start): a rack's nodes are injected a few
+    /// at a time, and each node's latency counts from its own injection.
+    #[serde(skip)]
+    pub node_injected_ms: BTreeMap<String, u64>,
     /// Injections refused (node and reason).
     pub errors: Vec<String>,
+}
+
+impl Injected {
+    /// When node `n` was injected (ms after the start); the injection's start when unknown.
+    fn at_ms(&self, n: &str) -> u64 {
+        self.node_injected_ms
+            .get(n)
+            .copied()
+            .unwrap_or((self.injected_s * 1000.0) as u64)
+    }
 }
 
 /// One node's outcome of one fault.
@@ -177,8 +191,8 @@ pub fn outcomes(
 ) -> (Vec<FaultReport>, Vec<FalsePositive>) {
     let mut faulted: BTreeMap<&str, u64> = BTreeMap::new();
     for f in injected.iter().filter(|f| !f.benign) {
-        let at = (f.injected_s * 1000.0) as u64;
         for n in &f.nodes {
+            let at = f.at_ms(n);
             faulted
                 .entry(n.as_str())
                 .and_modify(|t| *t = (*t).min(at))
@@ -188,11 +202,11 @@ pub fn outcomes(
     let faults = injected
         .iter()
         .map(|f| {
-            let at = (f.injected_s * 1000.0) as u64;
             let outcomes = f
                 .nodes
                 .iter()
                 .map(|n| {
+                    let at = f.at_ms(n);
                     let verdict = ["unhealthy", "degraded"]
                         .into_iter()
                         .filter_map(|h| {
@@ -325,19 +339,23 @@ mod tests {
             fault: serde_json::json!({"fault": "xid"}),
             benign,
             nodes: vec![node.to_string()],
+            node_injected_ms: BTreeMap::new(),
             errors: vec![],
         };
-        let injected = vec![inj("a", 1.0, false), inj("c", 1.0, true)];
+        let mut a = inj("a", 1.0, false);
+        // Its own injection came 200 ms after the fault's began (a rack, a few at a time).
+        a.node_injected_ms.insert("a".into(), 1_200);
+        let injected = vec![a, inj("c", 1.0, true)];
         let (faults, fps) = outcomes(&injected, &t);
         let a = &faults[0].outcomes[0];
-        assert_eq!(a.detected_s, Some(0.5));
+        assert_eq!(a.detected_s, Some(0.3), "from its own injection");
         assert_eq!(a.verdict.as_deref(), Some("unhealthy"));
         assert_eq!(a.cordoned_s, Some(0.5));
         assert_eq!(a.draining_s, Some(2.5));
         assert_eq!(a.terminated_s, None);
         assert_eq!(fps.len(), 1);
         assert_eq!((fps[0].node.as_str(), fps[0].at_s), ("c", 2.0));
-        assert_eq!(detection(&faults), (Some(0.5), Some(0.5)));
+        assert_eq!(detection(&faults), (Some(0.3), Some(0.3)));
         assert_eq!(faulted(&injected), ["a".to_string()].into());
     }
 }

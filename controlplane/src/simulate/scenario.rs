@@ -250,15 +250,28 @@ impl Scenario {
     }
 
     /// With the fleet scaled to `nodes` in all (the templates keep their proportions, each
-    /// at least 1): `--nodes`.
+    /// at least 1): `--nodes`. Expectations that count nodes scale with it, rounded to the
+    /// nearest (a rack's 4 of 12 become 67 of 200: racks are filled round robin).
     pub fn scaled(mut self, nodes: u32) -> Result<Scenario, String> {
         if !(1..=MAX_NODES).contains(&nodes) {
             return Err(format!("--nodes must be 1 to {MAX_NODES}, not {nodes}"));
         }
-        let total: u64 = self.fleet.iter().map(|t| u64::from(t.count)).sum();
+        let total: u64 = self
+            .fleet
+            .iter()
+            .map(|t| u64::from(t.count))
+            .sum::<u64>()
+            .max(1);
         for t in &mut self.fleet {
-            let share = u64::from(t.count) * u64::from(nodes) / total.max(1);
+            let share = u64::from(t.count) * u64::from(nodes) / total;
             t.count = u32::try_from(share.max(1)).unwrap_or(MAX_NODES);
+        }
+        let scaled: u64 = self.fleet.iter().map(|t| u64::from(t.count)).sum();
+        for e in &mut self.expect {
+            if let Some(c) = e.count.as_mut() {
+                let v = (u64::from(*c) * scaled + total / 2) / total;
+                *c = u32::try_from(v).unwrap_or(u32::MAX);
+            }
         }
         Ok(self)
     }

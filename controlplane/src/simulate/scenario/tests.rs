@@ -117,9 +117,19 @@ gpus = 4
     assert_eq!(nodes[1].labels["zone"], "z1");
     assert_eq!(nodes[2].labels["rack"], "r0");
     assert_eq!(nodes[4].gpus, 4);
+    let mut s = s;
+    s.expect.push(Expect {
+        at: Duration::from_secs(1),
+        node: None,
+        health: None,
+        status: Some("active".into()),
+        count: Some(4),
+        unhealthy_outside_faulted: None,
+    });
     let scaled = s.clone().scaled(60).unwrap();
     assert_eq!(scaled.fleet[0].count, 40);
     assert_eq!(scaled.fleet[1].count, 20);
+    assert_eq!(scaled.expect[0].count, Some(40), "4 of 6 nodes is 40 of 60");
     assert!(s.clone().scaled(0).is_err());
     assert!(s.scaled(MAX_NODES + 1).is_err());
 }
