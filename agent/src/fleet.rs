@@ -1,9 +1,10 @@
 //! Many simulated agents in one process: `gpuwarden-agent fleet`, for `gpuwarden simulate`
 //! and fleet-scale benchmarks.
 //!
-//! Each node is built from the agent's own parts, not a second fake: a [`FakeBackend`]
-//! seeded by the node's name, a [`Collector`], an [`EventLog`], the command runner and the
-//! HTTP [`router`](crate::http::router), served on an address of its own (one loopback
+//! Each node is built from the agent's own parts, not a second fake: a
+//! [`FakeBackend`](crate::backend::fake::FakeBackend) seeded by the node's name, a
+//! [`Collector`], an [`EventLog`], the command runner and the HTTP
+//! [`router`](crate::http::router), served on an address of its own (one loopback
 //! address per node, `127.1.0.1`, `127.1.0.2`, …, as a real fleet has one host per agent).
 //! A control plane scrapes its `/metrics`, reads its `/v1/events`, sends it `/v1/commands`
 //! and injects faults through its `/v1/fake/inject` as with a real agent, and with a
