@@ -24,6 +24,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod fleet;
+pub(crate) mod host;
 pub(crate) mod setup;
 pub(crate) mod stop;
 mod view;

@@ -1,18 +1,18 @@
 //! Running a scenario: the control plane and the fleet process, the timeline, the stop.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
-
-use super::report::{self, ExpectReport, Injected, Report, Seen, Timeline};
+use super::report::{self, ExpectReport, Injected, Report, Timeline};
 use super::scenario::{Expect, Fault, Scenario};
 use crate::cli::client::{Client, Target};
-use crate::demo::setup as host;
+use crate::demo::{host, setup};
+
+mod parts;
+use parts::{check, control_plane_toml, fleet_spec, inject, inject_body, list};
 
 /// Why a run ended without a report.
 #[derive(Debug)]
@@ -22,12 +22,6 @@ pub enum RunError {
     /// What went wrong (and what was stopped).
     Failed(String),
 }
-
-/// Each node's base URL and labels, by name.
-type Urls = BTreeMap<String, (String, BTreeMap<String, String>)>;
-
-/// Whether a fault reaches a node (by its name and labels).
-type Pick<'a> = Box<dyn Fn(&str, &BTreeMap<String, String>) -> bool + 'a>;
 
 /// How often the fleet is read.
 const LOOK: Duration = Duration::from_millis(250);
@@ -61,187 +55,6 @@ impl Drop for Procs {
     }
 }
 
-/// The scenario's fleet as `gpuwarden-agent fleet --spec` takes it: node `i` on
-/// `127.2.0.1 + i`, all on `port`.
-fn fleet_spec(s: &Scenario, port: u16) -> (Value, Urls) {
-    let base = u32::from(std::net::Ipv4Addr::new(127, 2, 0, 1));
-    let mut urls = BTreeMap::new();
-    let nodes: Vec<Value> = s
-        .nodes()
-        .into_iter()
-        .enumerate()
-        .map(|(i, n)| {
-            let ip = std::net::Ipv4Addr::from(base + u32::try_from(i).unwrap_or(0));
-            let listen = format!("{ip}:{port}");
-            urls.insert(
-                n.name.clone(),
-                (format!("http://{listen}"), n.labels.clone()),
-            );
-            json!({"name": n.name, "listen": listen, "gpus": n.gpus, "model": n.model,
-                   "labels": n.labels, "pool": n.pool})
-        })
-        .collect();
-    (Value::Array(nodes), urls)
-}
-
-/// The control plane's configuration for a simulation.
-fn control_plane_toml(s: &Scenario, dir: &Path, port: u16, bootstrap: &str) -> String {
-    let iv = humantime::format_duration(s.control_plane.scrape_interval);
-    format!(
-        "# A simulation's control plane (config/controlplane.toml documents every key).\n\
-         [server]\nlisten = \"127.0.0.1:{port}\"\ndata_dir = \"{d}\"\n\n\
-         [database]\nurl = \"sqlite://{d}/gpuwarden.db\"\nflush_interval = \"2s\"\n\n\
-         [scrape]\ninterval = \"{iv}\"\ntimeout = \"{iv}\"\n\n\
-         [auth]\nbootstrap_tokens = [\"{bootstrap}\"]\n\n\
-         [commands]\npoll_interval = \"200ms\"\n\n{extra}\n",
-        d = dir.display(),
-        extra = s.control_plane.extra
-    )
-}
-
-/// Every page of `GET /v1/nodes`.
-fn list(client: &Client) -> Result<BTreeMap<String, Seen>, String> {
-    let mut pages = Vec::new();
-    let mut offset = 0;
-    loop {
-        let page = client
-            .call(
-                "GET",
-                &format!("/v1/nodes?limit=1000&offset={offset}"),
-                None,
-            )
-            .map_err(|e| e.to_string())?;
-        let n = page["nodes"].as_array().map_or(0, Vec::len);
-        pages.push(page);
-        if n < 1000 {
-            break;
-        }
-        offset += 1000;
-    }
-    Ok(report::read_nodes(&pages))
-}
-
-/// The body of `POST /v1/fake/inject` for a fault.
-fn inject_body(f: &Fault) -> Value {
-    let mut b = json!({"gpu": f.gpu, "fault": f.fault});
-    let mut put = |k: &str, v: Value| {
-        if !v.is_null() {
-            b[k] = v;
-        }
-    };
-    put("code", json!(f.code));
-    put("value", json!(f.value));
-    put("type", json!(f.ecc_type));
-    put("count", json!(f.count));
-    put("link", json!(f.link));
-    put("reason", json!(f.reason));
-    b
-}
-
-/// How many injections run at once (a rack's or a zone's nodes).
-const INJECTORS: usize = 16;
-
-/// Injects `f` into every node it names, [`INJECTORS`] at a time: the target's name, each
-/// node reached with when it was injected (ms after `t0`), and the errors.
-fn inject(
-    f: &Fault,
-    urls: &Urls,
-    http: &ureq::Agent,
-    t0: Instant,
-) -> (String, Vec<(String, u64)>, Vec<String>) {
-    let (target, pick): (String, Pick<'_>) = match (&f.node, &f.rack, &f.zone) {
-        (Some(n), _, _) => (format!("node:{n}"), Box::new(move |name, _| name == n)),
-        (_, Some(r), _) => (
-            format!("rack:{r}"),
-            Box::new(move |_, l| l.get("rack") == Some(r)),
-        ),
-        (_, _, Some(z)) => (
-            format!("zone:{z}"),
-            Box::new(move |_, l| l.get("zone") == Some(z)),
-        ),
-        _ => (String::new(), Box::new(|_, _| false)),
-    };
-    let body = inject_body(f);
-    let picked: Vec<(&String, &String)> = urls
-        .iter()
-        .filter(|(name, (_, labels))| pick(name, labels))
-        .map(|(name, (url, _))| (name, url))
-        .collect();
-    let one = |(name, url): &(&String, &String)| {
-        let at = u64::try_from(t0.elapsed().as_millis()).unwrap_or(u64::MAX);
-        match http.post(&format!("{url}/v1/fake/inject")).send_json(&body) {
-            Ok(r) if r.status().as_u16() == 200 => Ok(((*name).clone(), at)),
-            Ok(mut r) => Err(format!(
-                "{name}: HTTP {} {}",
-                r.status().as_u16(),
-                r.body_mut().read_to_string().unwrap_or_default()
-            )),
-            Err(e) => Err(format!("{name}: {e}")),
-        }
-    };
-    let chunk = picked.len().div_ceil(INJECTORS).max(1);
-    let results: Vec<Result<(String, u64), String>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = picked
-            .chunks(chunk)
-            .map(|part| scope.spawn(move || part.iter().map(one).collect::<Vec<_>>()))
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_default())
-            .collect()
-    });
-    let (mut reached, mut errors) = (Vec::new(), Vec::new());
-    for r in results {
-        match r {
-            Ok(n) => reached.push(n),
-            Err(e) => errors.push(e),
-        }
-    }
-    (target, reached, errors)
-}
-
-/// Checks one expectation against the fleet now.
-fn check(
-    e: &Expect,
-    nodes: &BTreeMap<String, Seen>,
-    faulted: &std::collections::BTreeSet<String>,
-) -> (bool, String) {
-    let matches = |s: &Seen| {
-        e.health.as_deref().is_none_or(|h| s.health == h)
-            && e.status.as_deref().is_none_or(|st| s.status == st)
-    };
-    if let Some(n) = &e.node {
-        return match nodes.get(n) {
-            Some(s) => (matches(s), format!("{} and {}", s.health, s.status)),
-            None => (false, "not listed".into()),
-        };
-    }
-    if let Some(c) = e.count {
-        let seen = nodes.values().filter(|s| matches(s)).count();
-        return (seen == c as usize, format!("{seen} nodes"));
-    }
-    if let Some(max) = e.unhealthy_outside_faulted {
-        let outside: Vec<&String> = nodes
-            .iter()
-            .filter(|(n, s)| s.health == "unhealthy" && !faulted.contains(*n))
-            .map(|(n, _)| n)
-            .collect();
-        let names = outside
-            .iter()
-            .take(10)
-            .map(|n| n.as_str())
-            .collect::<Vec<_>>()
-            .join(", ");
-        let seen = if outside.is_empty() {
-            "none".to_string()
-        } else {
-            format!("{} ({names})", outside.len())
-        };
-        return (outside.len() <= max as usize, seen);
-    }
-    (false, "nothing to check".into())
-}
-
 fn secs(d: Duration) -> f64 {
     (d.as_secs_f64() * 1000.0).round() / 1000.0
 }
@@ -266,7 +79,7 @@ pub fn run(s: &Scenario, keep_dir: Option<&Path>) -> Result<Report, RunError> {
     let exe = std::env::current_exe().map_err(|e| fail(format!("this executable: {e}")))?;
     let agent = exe.with_file_name("gpuwarden-agent");
     if !agent.is_file() {
-        host::build_agent(&exe).map_err(fail)?;
+        setup::build_agent(&exe).map_err(fail)?;
     }
     let port = host::free_port().map_err(fail)?;
     let fleet_port = host::free_port().map_err(fail)?;

@@ -74,154 +74,6 @@ fn one() -> u64 {
     1
 }
 
-/// `[control_plane]`: the simulated fleet's control plane.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ControlPlane {
-    /// `scrape.interval`.
-    #[serde(with = "humantime_serde")]
-    pub scrape_interval: Duration,
-    /// The agents' collection interval.
-    #[serde(with = "humantime_serde")]
-    pub collect_interval: Duration,
-    /// Lines appended to the control plane's TOML as they are (e.g. `[remediation]`
-    /// settings); checked by the control plane itself when it starts.
-    pub extra: String,
-}
-
-impl Default for ControlPlane {
-    fn default() -> Self {
-        ControlPlane {
-            scrape_interval: Duration::from_secs(1),
-            collect_interval: Duration::from_secs(1),
-            extra: String::new(),
-        }
-    }
-}
-
-/// `[[fleet]]`: `count` alike nodes.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Template {
-    /// Nodes (at least 1).
-    pub count: u32,
-    /// GPUs per node (1 to 64).
-    #[serde(default = "eight")]
-    pub gpus: u32,
-    /// GPU model.
-    #[serde(default = "h100")]
-    pub model: String,
-    /// Pool (also the node names' prefix).
-    #[serde(default = "sim")]
-    pub pool: String,
-    /// Racks the nodes are spread over, round robin (label `rack`: `r0`, `r1`, …).
-    #[serde(default = "one_u32")]
-    pub racks: u32,
-    /// Zones the racks are spread over (label `zone`: `z0`, …).
-    #[serde(default = "one_u32")]
-    pub zones: u32,
-}
-
-fn eight() -> u32 {
-    8
-}
-fn one_u32() -> u32 {
-    1
-}
-fn h100() -> String {
-    "NVIDIA H100 80GB HBM3".into()
-}
-fn sim() -> String {
-    "sim".into()
-}
-
-/// `[[faults]]`: one fault, on one node, every node of a rack or of a zone.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Fault {
-    /// When, after the fleet is online.
-    #[serde(with = "humantime_serde")]
-    pub at: Duration,
-    /// A node by name.
-    #[serde(default)]
-    pub node: Option<String>,
-    /// Every node of this rack (`r0`, …).
-    #[serde(default)]
-    pub rack: Option<String>,
-    /// Every node of this zone.
-    #[serde(default)]
-    pub zone: Option<String>,
-    /// The fault (one of [`FAULTS`]), as `POST /v1/fake/inject` names it.
-    pub fault: String,
-    /// GPU index.
-    #[serde(default)]
-    pub gpu: u32,
-    /// XID code (`xid`).
-    #[serde(default)]
-    pub code: Option<u32>,
-    /// Value (`temperature` °C, `power` W, `recovery_action`).
-    #[serde(default)]
-    pub value: Option<f64>,
-    /// `ecc`: `single_bit` or `double_bit`.
-    #[serde(default, rename = "type")]
-    pub ecc_type: Option<String>,
-    /// Count (`ecc`, `pcie_replays`, `nvlink_errors`, `processes`).
-    #[serde(default)]
-    pub count: Option<u64>,
-    /// Link (`nvlink_down`, `nvlink_errors`).
-    #[serde(default)]
-    pub link: Option<u32>,
-    /// Clock-event reason (`throttle`), e.g. `hw_slowdown`.
-    #[serde(default)]
-    pub reason: Option<String>,
-    /// The fault must not condemn a node (recoverable XIDs, noise): its nodes count as
-    /// false positives when they turn unhealthy.
-    #[serde(default)]
-    pub benign: bool,
-}
-
-/// `[[expect]]`: what must hold at a time. One of: a node's `health`/`status`; a `count` of
-/// nodes with a `health`/`status`; `unhealthy_outside_faulted`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Expect {
-    /// When, after the fleet is online.
-    #[serde(with = "humantime_serde")]
-    pub at: Duration,
-    /// The node looked at (with `health` and/or `status`).
-    #[serde(default)]
-    pub node: Option<String>,
-    /// Its health, or the health counted.
-    #[serde(default)]
-    pub health: Option<String>,
-    /// Its lifecycle status, or the status counted.
-    #[serde(default)]
-    pub status: Option<String>,
-    /// The number of nodes with `health` (and `status`) must be this.
-    #[serde(default)]
-    pub count: Option<u32>,
-    /// At most this many unhealthy nodes outside those a non-benign fault touched.
-    #[serde(default)]
-    pub unhealthy_outside_faulted: Option<u32>,
-}
-
-impl Expect {
-    /// What it asks, in words (the report's `what`).
-    pub fn describe(&self) -> String {
-        let state = [self.health.as_deref(), self.status.as_deref()]
-            .into_iter()
-            .flatten()
-            .collect::<Vec<_>>()
-            .join(" and ");
-        match (&self.node, self.count, self.unhealthy_outside_faulted) {
-            (Some(n), _, _) => format!("node {n} is {state}"),
-            (None, Some(c), _) => format!("{c} nodes are {state}"),
-            (None, None, Some(m)) => format!("at most {m} unhealthy nodes outside the faulted"),
-            _ => "nothing".into(),
-        }
-    }
-}
-
 /// One node to simulate.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SimNode {
@@ -458,6 +310,9 @@ impl Scenario {
         p
     }
 }
+
+mod items;
+pub use items::{ControlPlane, Expect, Fault, Template};
 
 #[cfg(test)]
 mod tests;
