@@ -106,10 +106,10 @@ pub fn run(s: &Scenario, keep_dir: Option<&Path>) -> Result<Report, RunError> {
     let cp_log = dir.join("controlplane.log");
     wait_for(&interrupted, Duration::from_secs(60), || {
         if let Ok(Some(st)) = procs.control_plane.try_wait() {
-            return Err(format!(
+            return Err(Look::Exited(format!(
                 "the control plane exited ({st}); see {}",
                 cp_log.display()
-            ));
+            )));
         }
         Ok(client.call("GET", "/v1/nodes?limit=1", None).is_ok())
     })
@@ -138,10 +138,12 @@ pub fn run(s: &Scenario, keep_dir: Option<&Path>) -> Result<Report, RunError> {
         .stderr(Stdio::from(log2));
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
     let started = Instant::now();
-    procs.fleet = Some(
-        cmd.spawn()
-            .map_err(|e| stopped(format!("start {} fleet: {e}", agent.display()), &mut procs))?,
-    );
+    procs.fleet = Some(cmd.spawn().map_err(|e| {
+        stopped(
+            Ended::Failed(format!("start {} fleet: {e}", agent.display())),
+            &mut procs,
+        )
+    })?);
     let n = urls.len();
     println!(
         "simulating {n} nodes ({}); control plane {base}; folder {}",
@@ -153,19 +155,25 @@ pub fn run(s: &Scenario, keep_dir: Option<&Path>) -> Result<Report, RunError> {
     let mut online = 0;
     wait_for(&interrupted, limit, || {
         if let Some(Ok(Some(st))) = procs.fleet.as_mut().map(Child::try_wait) {
-            return Err(format!(
+            return Err(Look::Exited(format!(
                 "the fleet exited ({st}); see {}",
                 fleet_log.display()
-            ));
+            )));
         }
-        let nodes = list(&client)?;
+        let nodes = list(&client).map_err(Look::Retry)?;
         online = nodes
             .values()
             .filter(|x| x.connectivity == "online")
             .count();
         Ok(online >= n)
     })
-    .map_err(|e| stopped(format!("{e} ({online} of {n} nodes online)"), &mut procs))?;
+    .map_err(|e| {
+        let e = match e {
+            Ended::Failed(e) => Ended::Failed(format!("{e} ({online} of {n} nodes online)")),
+            other => other,
+        };
+        stopped(e, &mut procs)
+    })?;
     let online_after = started.elapsed();
     println!("{n} nodes online after {:.1} s", online_after.as_secs_f64());
 
@@ -212,7 +220,12 @@ pub fn run(s: &Scenario, keep_dir: Option<&Path>) -> Result<Report, RunError> {
         }
         let nodes = match list(&client) {
             Ok(n) => n,
-            Err(e) => return Err(stopped(format!("reading the fleet: {e}"), &mut procs)),
+            Err(e) => {
+                return Err(stopped(
+                    Ended::Failed(format!("reading the fleet: {e}")),
+                    &mut procs,
+                ))
+            }
         };
         let ms = u64::try_from(t0.elapsed().as_millis()).unwrap_or(u64::MAX);
         timeline.observe(ms, &nodes);
@@ -262,36 +275,55 @@ pub fn run(s: &Scenario, keep_dir: Option<&Path>) -> Result<Report, RunError> {
     })
 }
 
-/// Stops the processes and says what went wrong with what was stopped.
-fn stopped(e: String, procs: &mut Procs) -> RunError {
-    if e == INTERRUPTED {
-        return RunError::Interrupted(procs.stop());
-    }
-    RunError::Failed(format!("{e}; {}", procs.stop()))
+/// Why a wait ended without its condition.
+enum Ended {
+    /// Ctrl-C, SIGTERM or SIGHUP.
+    Interrupted,
+    /// A process exited, or the time limit passed (with the last error seen).
+    Failed(String),
 }
 
-const INTERRUPTED: &str = "interrupted";
+/// What one look during a wait found wrong.
+enum Look {
+    /// Not yet (the server does not answer yet): look again.
+    Retry(String),
+    /// A process exited: waiting longer cannot help.
+    Exited(String),
+}
 
-/// Polls `ready` every 100 ms until it says so, fails, `limit` passes or a signal came.
+/// Stops the processes and says why, with what was stopped.
+fn stopped(e: Ended, procs: &mut Procs) -> RunError {
+    match e {
+        Ended::Interrupted => RunError::Interrupted(procs.stop()),
+        Ended::Failed(e) => RunError::Failed(format!("{e}; {}", procs.stop())),
+    }
+}
+
+/// Polls `ready` every 100 ms until it says so, a process exits, `limit` passes or a signal
+/// came.
 fn wait_for(
     interrupted: &AtomicBool,
     limit: Duration,
-    mut ready: impl FnMut() -> Result<bool, String>,
-) -> Result<(), String> {
+    mut ready: impl FnMut() -> Result<bool, Look>,
+) -> Result<(), Ended> {
     let t = Instant::now();
+    let mut last = None;
     loop {
         if interrupted.load(Ordering::SeqCst) {
-            return Err(INTERRUPTED.into());
+            return Err(Ended::Interrupted);
         }
         match ready() {
             Ok(true) => return Ok(()),
             Ok(false) => {}
-            Err(e) if t.elapsed() > limit => return Err(e),
-            Err(e) if e.contains("exited") => return Err(e),
-            Err(_) => {}
+            Err(Look::Exited(e)) => return Err(Ended::Failed(e)),
+            Err(Look::Retry(e)) => last = Some(e),
         }
         if t.elapsed() > limit {
-            return Err(format!("not ready within {} s", limit.as_secs()));
+            let why = last.map(|e| format!(" (last: {e})")).unwrap_or_default();
+            return Err(Ended::Failed(format!(
+                "not ready within {} s{why}",
+                limit.as_secs()
+            )));
         }
         std::thread::sleep(Duration::from_millis(100));
     }
