@@ -82,24 +82,18 @@ pub struct Injected {
     pub fault: Value,
     /// Must not condemn a node.
     pub benign: bool,
-    /// The nodes it reached.
-    pub nodes: Vec<String>,
-    /// When each node was injected (ms after the start): a rack's nodes are injected a few
-    /// at a time, and each node's latency counts from its own injection.
-    #[serde(skip)]
-    pub node_injected_ms: BTreeMap<String, u64>,
+    /// The nodes it reached (the report lists their names as `nodes`), each with when it
+    /// was injected (ms after the start): a rack's nodes are injected a few at a time, and
+    /// each node's latency counts from its own injection.
+    #[serde(rename = "nodes", serialize_with = "names")]
+    pub reached: BTreeMap<String, u64>,
     /// Injections refused (node and reason).
     pub errors: Vec<String>,
 }
 
-impl Injected {
-    /// When node `n` was injected (ms after the start); the injection's start when unknown.
-    fn at_ms(&self, n: &str) -> u64 {
-        self.node_injected_ms
-            .get(n)
-            .copied()
-            .unwrap_or((self.injected_s * 1000.0) as u64)
-    }
+/// A map's keys as a JSON list.
+fn names<S: serde::Serializer>(m: &BTreeMap<String, u64>, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(m.keys())
 }
 
 /// One node's outcome of one fault.
@@ -191,8 +185,7 @@ pub fn outcomes(
 ) -> (Vec<FaultReport>, Vec<FalsePositive>) {
     let mut faulted: BTreeMap<&str, u64> = BTreeMap::new();
     for f in injected.iter().filter(|f| !f.benign) {
-        for n in &f.nodes {
-            let at = f.at_ms(n);
+        for (n, &at) in &f.reached {
             faulted
                 .entry(n.as_str())
                 .and_modify(|t| *t = (*t).min(at))
@@ -203,10 +196,9 @@ pub fn outcomes(
         .iter()
         .map(|f| {
             let outcomes = f
-                .nodes
+                .reached
                 .iter()
-                .map(|n| {
-                    let at = f.at_ms(n);
+                .map(|(n, &at)| {
                     let verdict = ["unhealthy", "degraded"]
                         .into_iter()
                         .filter_map(|h| {
@@ -267,7 +259,7 @@ pub fn faulted(injected: &[Injected]) -> BTreeSet<String> {
     injected
         .iter()
         .filter(|f| !f.benign)
-        .flat_map(|f| f.nodes.iter().cloned())
+        .flat_map(|f| f.reached.keys().cloned())
         .collect()
 }
 
@@ -338,13 +330,12 @@ mod tests {
             target: format!("node:{node}"),
             fault: serde_json::json!({"fault": "xid"}),
             benign,
-            nodes: vec![node.to_string()],
-            node_injected_ms: BTreeMap::new(),
+            reached: [(node.to_string(), (at * 1000.0) as u64)].into(),
             errors: vec![],
         };
         let mut a = inj("a", 1.0, false);
         // Its own injection came 200 ms after the fault's began (a rack, a few at a time).
-        a.node_injected_ms.insert("a".into(), 1_200);
+        a.reached.insert("a".into(), 1_200);
         let injected = vec![a, inj("c", 1.0, true)];
         let (faults, fps) = outcomes(&injected, &t);
         let a = &faults[0].outcomes[0];

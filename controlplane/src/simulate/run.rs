@@ -212,8 +212,7 @@ pub fn run(s: &Scenario, keep_dir: Option<&Path>) -> Result<Report, RunError> {
                 target,
                 fault: inject_body(f),
                 benign: f.benign,
-                nodes: reached.iter().map(|(n, _)| n.clone()).collect(),
-                node_injected_ms: reached.into_iter().collect(),
+                reached: reached.into_iter().collect(),
                 errors,
             });
             fi += 1;

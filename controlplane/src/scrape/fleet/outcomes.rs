@@ -129,7 +129,14 @@ impl Fleet {
             if taken.len() >= limit {
                 break;
             }
-            if !t.dirty && !t.rows_stale {
+            let on_time = match (rows_due, t.body_written_at) {
+                (None, _) | (_, None) => true,
+                (Some((now, every)), Some(at)) => now.saturating_sub(at) >= every,
+            };
+            // A node not scraped since it was last taken has the GPU set it had then: only
+            // its time can make its stale rows due. Passed over under the lock without
+            // reading its observation (a flush takes many batches over the whole fleet).
+            if !(t.dirty || t.rows_stale && on_time) {
                 continue;
             }
             let (Some(o), Some(seen)) = (&t.observation, t.last_success) else {
@@ -140,15 +147,7 @@ impl Fleet {
                 h.rotate_left(7) ^ u64::from(*i).wrapping_mul(0x9e37_79b9_7f4a_7c15)
             });
             let replace = t.gpus_written != Some(gpus);
-            let due = t.rows_stale
-                && (replace
-                    || match (rows_due, t.body_written_at) {
-                        (None, _) | (_, None) => true,
-                        (Some((now, every)), Some(at)) => now.saturating_sub(at) >= every,
-                    });
-            if !t.dirty && !due {
-                continue;
-            }
+            let due = t.rows_stale && (replace || on_time);
             t.dirty = false;
             let rows = due.then(|| {
                 t.rows_stale = false;

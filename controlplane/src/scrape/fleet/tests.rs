@@ -7,12 +7,7 @@ use crate::model::Source;
 /// node's phase where it was.
 #[test]
 fn a_claimed_node_is_not_scraped_twice_at_once_and_keeps_its_phase() {
-    let fleet = Fleet::new(FleetSettings {
-        interval: Duration::from_secs(60),
-        offline_after: 3,
-        replica: "r".into(),
-        health: HealthSettings::default(),
-    });
+    let fleet = fleet_every(60);
     let row = NodeRow::fresh(
         "node-1".into(),
         "n1",
@@ -41,6 +36,16 @@ fn a_claimed_node_is_not_scraped_twice_at_once_and_keeps_its_phase() {
     assert!(fleet.claim("node-2").is_none(), "unknown node");
 }
 
+/// A fleet scraped every `secs` seconds, offline after 3 missed scrapes.
+fn fleet_every(secs: u64) -> Fleet {
+    Fleet::new(FleetSettings {
+        interval: Duration::from_secs(secs),
+        offline_after: 3,
+        replica: "r".into(),
+        health: HealthSettings::default(),
+    })
+}
+
 fn row(id: &str, address: &str) -> NodeRow {
     NodeRow::fresh(
         id.into(),
@@ -58,12 +63,7 @@ fn row(id: &str, address: &str) -> NodeRow {
 /// in flight until it is free, follows an address change at once and forgets removed ones.
 #[test]
 fn the_schedule_hands_out_each_due_target_once_per_interval() {
-    let fleet = Fleet::new(FleetSettings {
-        interval: Duration::from_secs(10),
-        offline_after: 3,
-        replica: "r".into(),
-        health: HealthSettings::default(),
-    });
+    let fleet = fleet_every(10);
     for i in 0..50 {
         fleet.sync(
             &row(&format!("node-{i}"), &format!("http://10.0.0.{i}:9410")),
@@ -158,12 +158,7 @@ fn observation(gpus: u32, temperature: f64) -> NodeObservation {
 /// written, `every` since the last, or its GPUs changed), and all of them at a stop.
 #[test]
 fn rows_are_written_when_due_and_last_seen_every_flush() {
-    let fleet = Fleet::new(FleetSettings {
-        interval: Duration::from_secs(15),
-        offline_after: 3,
-        replica: "r".into(),
-        health: HealthSettings::default(),
-    });
+    let fleet = fleet_every(15);
     fleet.sync(&row("n", "http://127.0.0.1:9"), 0);
     let every = 300_000;
     let take = |now: i64, rows_due: Option<(i64, i64)>| {
@@ -210,12 +205,7 @@ fn rows_are_written_when_due_and_last_seen_every_flush() {
 /// says. A batch the store refused is written again at the next flush, its GPU set replaced.
 #[test]
 fn stale_rows_are_written_at_the_stop_and_a_refused_batch_again() {
-    let fleet = Fleet::new(FleetSettings {
-        interval: Duration::from_secs(15),
-        offline_after: 3,
-        replica: "r".into(),
-        health: HealthSettings::default(),
-    });
+    let fleet = fleet_every(15);
     fleet.sync(&row("n", "http://127.0.0.1:9"), 0);
     let every = 300_000;
     let take = |now: i64| fleet.take_dirty(100, Some((now, every)));
