@@ -17,20 +17,20 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
-use crate::collector::{Collector, CollectorSettings, Msg};
-use crate::config::{AgentConfig, BackendKind};
-use crate::events::EventLog;
-use crate::http::serve::Server;
+use crate::collector::{Collector, Msg};
+use node::Node;
 
 pub mod cli;
+pub mod control;
+mod node;
 
 /// Most nodes one process hosts.
 pub const MAX_NODES: usize = 100_000;
@@ -76,6 +76,10 @@ pub struct FleetOptions {
     /// Seed of the fake GPUs (0: each node seeded by its name; any other: mixed with each
     /// node's name, so nodes differ and a seed gives the same fleet again).
     pub seed: u64,
+    /// Where nodes added later ([`Fleet::add`], the control API's `POST /v1/fleet/nodes`)
+    /// serve: the first address and the port; each takes the next address not in use.
+    /// `None`: nodes cannot be added.
+    pub spare: Option<SocketAddr>,
 }
 
 /// `count` nodes named `{prefix}{i:05}` on consecutive addresses from `first`, all on
@@ -112,12 +116,20 @@ pub fn uniform(
 }
 
 /// Every problem of a node list at once (names unique and valid, addresses unique, GPU
-/// counts in range), or none.
+/// counts in range), or none. An empty list is refused: a fleet of no nodes starts only
+/// with a control API that adds them ([`start`] with [`FleetOptions::spare`]).
 pub fn check(nodes: &[FleetNode]) -> Vec<String> {
     let mut p = Vec::new();
     if nodes.is_empty() || nodes.len() > MAX_NODES {
         p.push(format!("1 to {MAX_NODES} nodes, not {}", nodes.len()));
     }
+    p.extend(check_each(nodes));
+    p
+}
+
+/// The problems of each node (and of names or addresses given twice).
+fn check_each(nodes: &[FleetNode]) -> Vec<String> {
+    let mut p = Vec::new();
     let mut names = std::collections::HashSet::new();
     let mut addrs = std::collections::HashSet::new();
     for (i, n) in nodes.iter().enumerate() {
@@ -146,29 +158,78 @@ pub fn check(nodes: &[FleetNode]) -> Vec<String> {
     p
 }
 
-/// A collector and what it reads, driven by the fleet's one thread.
+/// A collector and what it reads, driven by the fleet's one thread; dropped from it once
+/// `gone` (its node removed).
 struct Driven {
     collector: Collector,
     rx: Receiver<Msg>,
     next: Instant,
+    gone: Arc<AtomicBool>,
 }
 
-/// The running fleet; [`Fleet::stop`] stops every node.
+/// Why [`Fleet::add`], [`Fleet::remove`], [`Fleet::down`] or [`Fleet::up`] refused.
+#[derive(Debug, thiserror::Error)]
+pub enum FleetError {
+    /// The node's description is not valid (every problem).
+    #[error("{0}")]
+    Invalid(String),
+    /// A node of that name is there already.
+    #[error("node {0} exists")]
+    Exists(String),
+    /// No node of that name.
+    #[error("no node {0}")]
+    NotFound(String),
+    /// The fleet has no spare addresses ([`FleetOptions::spare`] unset or used up), or
+    /// [`MAX_NODES`] nodes already.
+    #[error("{0}")]
+    Full(String),
+    /// Binding its address or reading its fake GPUs failed.
+    #[error("{0:#}")]
+    Start(anyhow::Error),
+}
+
+/// The running fleet: its nodes can be added, removed, taken down and brought up again
+/// while it runs; [`Fleet::stop`] stops every node. Clones share the one fleet.
+#[derive(Clone)]
 pub struct Fleet {
-    /// Each node's name and the address it serves on, in the order given.
-    pub nodes: Vec<(String, SocketAddr)>,
-    servers: Vec<Server>,
-    registrars: Vec<crate::register::RegistrarHandle>,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    opts: FleetOptions,
+    nodes: Mutex<Nodes>,
+    /// Held through a whole [`Fleet::add`], so two adds of one name cannot both pass.
+    adding: Mutex<()>,
+    add: Mutex<Sender<Driven>>,
     stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// The nodes by name, with the order they came in and the next spare address.
+#[derive(Default)]
+struct Nodes {
+    by_name: BTreeMap<String, Node>,
+    next_order: u64,
+    next_spare: Option<SocketAddr>,
 }
 
 impl std::fmt::Debug for Fleet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Fleet")
-            .field("nodes", &self.nodes.len())
+            .field("nodes", &self.shared.lock().by_name.len())
             .finish()
     }
+}
+
+/// A node as [`Fleet::list`] gives it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Listed {
+    /// Its name.
+    pub name: String,
+    /// The address it serves on (when up).
+    pub address: SocketAddr,
+    /// Serving (false after [`Fleet::down`]).
+    pub up: bool,
 }
 
 /// Node `name`'s fake-GPU seed: 0 stays 0 (the agent then seeds by the name), any other
@@ -184,138 +245,88 @@ fn node_seed(seed: u64, name: &str) -> u64 {
     (h ^ seed.wrapping_mul(0x9e37_79b9_7f4a_7c15)).max(1)
 }
 
-/// The agent configuration of one simulated node: fake GPUs, its name, labels and pool,
-/// no node metrics.
-fn node_config(n: &FleetNode, opts: &FleetOptions) -> AgentConfig {
-    let mut cfg = AgentConfig::default();
-    cfg.gpu.backend = BackendKind::Fake;
-    cfg.gpu.fake_count = n.gpus;
-    cfg.gpu.fake_model = n.model.clone();
-    cfg.gpu.fake_seed = node_seed(opts.seed, &n.name);
-    cfg.node.id = n.name.clone();
-    cfg.node.labels = n.labels.clone();
-    cfg.server.listen = n.listen.to_string();
-    cfg.collector.interval = opts.interval;
-    cfg.metrics.system = false;
-    if let Some((url, _)) = &opts.join {
-        cfg.control_plane.url = url.clone();
-        cfg.control_plane.pool = n.pool.clone();
-        cfg.control_plane.advertise = format!("http://{}", n.listen);
-        cfg.control_plane.notify_urgent = false;
-    }
-    cfg
-}
-
 /// Starts every node (within a tokio runtime): binds each address first, so a fleet that
-/// cannot bind one address starts none.
+/// cannot bind one address starts none. `nodes` may be empty only with
+/// [`FleetOptions::spare`] (nodes come later through [`Fleet::add`]).
 pub fn start(nodes: &[FleetNode], opts: &FleetOptions) -> anyhow::Result<Fleet> {
-    let problems = check(nodes);
+    let problems = if nodes.is_empty() && opts.spare.is_some() {
+        Vec::new()
+    } else {
+        check(nodes)
+    };
     anyhow::ensure!(problems.is_empty(), "{}", problems.join("\n"));
     let mut bound = Vec::with_capacity(nodes.len());
     for n in nodes {
-        let b = crate::http::serve::bind(&n.listen.to_string()).with_context(|| {
-            format!(
-                "node {}: cannot listen on {} (addresses beyond 127.0.0.1 need Linux's \
-                 127.0.0.0/8 loopback)",
-                n.name, n.listen
-            )
-        })?;
-        bound.push(b);
+        bound.push(node::bind(n)?);
     }
-    let mut driven = Vec::with_capacity(nodes.len());
-    let mut servers = Vec::with_capacity(nodes.len());
-    let mut registrars = Vec::new();
-    let mut names = Vec::with_capacity(nodes.len());
-    for (n, b) in nodes.iter().zip(bound) {
-        let cfg = node_config(n, opts);
-        let opened = crate::open_backend(&cfg, &n.name)?;
-        let instance = format!("{:016x}", fastrand::u64(..));
-        let events = Arc::new(Mutex::new(EventLog::new(cfg.events.capacity, instance)));
-        let snapshot = Arc::new(RwLock::new(Arc::default()));
-        let mut settings = CollectorSettings::defaults(&n.name);
-        settings.node_labels = n
-            .labels
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        settings.interval = opts.interval;
-        let mut collector = Collector::new(
-            settings,
-            Arc::clone(&opened.gpus),
-            Arc::clone(&events),
-            Arc::clone(&snapshot),
-        )
-        .with_context(|| format!("node {}: reading its fake GPUs", n.name))?;
-        let (tx, rx) = mpsc::channel::<Msg>();
-        let sink_tx = Mutex::new(tx.clone());
-        let sink: crate::backend::EventSink = Box::new(move |e| {
-            sink_tx
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .send(Msg::Backend(e))
-                .is_ok()
-        });
-        if opened.gpus.start_events(sink).is_ok() {
-            collector.set_gpu_events_up(true);
-        }
-        collector.collect();
-        let inventory = collector.inventory().clone();
-        let auth = Arc::new(crate::commands::CommandAuth::default());
-        let runner = crate::commands::Commands::new(
-            cfg.commands.clone(),
-            n.name.clone(),
-            Arc::clone(&snapshot),
-            None,
-            None,
-        );
-        let addr = b.addrs().first().copied().unwrap_or(n.listen);
-        if let Some((_, token)) = &opts.join {
-            registrars.push(crate::startup::start_registration(
-                &cfg,
-                vec![token.clone()],
-                &n.name,
-                &inventory,
-                "fake",
-                addr,
-                (Arc::clone(&auth), None),
-            )?);
-        }
-        let state = crate::http::AppState {
-            snapshot,
-            events,
-            fake: opened.fake,
-            collector: tx,
-            plugins: None,
-            commands: Some(runner),
-            command_auth: auth,
-            reload: None,
-        };
-        servers.push(b.serve(crate::http::router(state)));
-        names.push((n.name.clone(), addr));
-        // Phases spread over the interval, as independent machines' are.
-        let phase = opts.interval.mul_f64(fastrand::f64());
-        driven.push(Driven {
-            collector,
-            rx,
-            next: Instant::now() + phase,
-        });
-    }
+    let (tx, rx) = mpsc::channel::<Driven>();
     let stop = Arc::new(AtomicBool::new(false));
     let thread = {
         let stop = Arc::clone(&stop);
         let interval = opts.interval;
         std::thread::Builder::new()
             .name("fleet-collector".into())
-            .spawn(move || drive(driven, interval, &stop))
+            .spawn(move || drive(&rx, interval, &stop))
             .context("starting the fleet's collector thread")?
     };
-    Ok(Fleet {
-        nodes: names,
-        servers,
-        registrars,
-        stop,
-        thread: Some(thread),
-    })
+    let fleet = Fleet {
+        shared: Arc::new(Shared {
+            opts: opts.clone(),
+            nodes: Mutex::new(Nodes {
+                next_spare: opts.spare,
+                ..Nodes::default()
+            }),
+            add: Mutex::new(tx),
+            adding: Mutex::new(()),
+            stop,
+            thread: Mutex::new(Some(thread)),
+        }),
+    };
+    for (n, b) in nodes.iter().zip(bound) {
+        let token = fleet.shared.opts.join.as_ref().map(|(_, t)| t.clone());
+        if let Err(e) = fleet.shared.insert(n, b, token) {
+            fleet.shared.halt();
+            return Err(e);
+        }
+    }
+    Ok(fleet)
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Nodes> {
+        self.nodes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Builds node `n` on its bound socket and hands its collector to the thread.
+    fn insert(
+        &self,
+        n: &FleetNode,
+        bound: crate::http::serve::Bound,
+        token: Option<String>,
+    ) -> anyhow::Result<SocketAddr> {
+        let (node, driven) = node::build(n, bound, &self.opts, token)?;
+        let addr = node.addr;
+        self.add
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .send(driven)
+            .map_err(|_| anyhow::anyhow!("the fleet's collector thread has stopped"))?;
+        let mut nodes = self.lock();
+        nodes.next_order += 1;
+        let mut node = node;
+        node.order = nodes.next_order;
+        nodes.by_name.insert(n.name.clone(), node);
+        Ok(addr)
+    }
+
+    /// Stops the collector thread (the nodes' servers are stopped by their owner).
+    fn halt(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let t = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(t) = t {
+            let _ = t.join();
+        }
+    }
 }
 
 /// How often the collector thread looks for messages (an injected fault, a command's
@@ -323,10 +334,13 @@ pub fn start(nodes: &[FleetNode], opts: &FleetOptions) -> anyhow::Result<Fleet> 
 const POLL: Duration = Duration::from_millis(50);
 
 /// The fleet's one collector loop: each node collected when due, its messages handled as
-/// its own collector thread would, until `stop`.
-fn drive(mut nodes: Vec<Driven>, interval: Duration, stop: &AtomicBool) {
+/// its own collector thread would, nodes added and removed as they come, until `stop`.
+fn drive(added: &Receiver<Driven>, interval: Duration, stop: &AtomicBool) {
+    let mut nodes: Vec<Driven> = Vec::new();
     let mut acks = Vec::new();
     while !stop.load(Ordering::SeqCst) {
+        nodes.extend(added.try_iter());
+        nodes.retain(|n| !n.gone.load(Ordering::SeqCst));
         let now = Instant::now();
         for n in &mut nodes {
             if now >= n.next {
@@ -354,22 +368,160 @@ fn drive(mut nodes: Vec<Driven>, interval: Duration, stop: &AtomicBool) {
 }
 
 impl Fleet {
+    /// Each node's name and the address it serves on, in the order they came.
+    pub fn nodes(&self) -> Vec<(String, SocketAddr)> {
+        self.list()
+            .into_iter()
+            .map(|l| (l.name, l.address))
+            .collect()
+    }
+
+    /// Every node, in the order they came.
+    pub fn list(&self) -> Vec<Listed> {
+        let nodes = self.shared.lock();
+        let mut v: Vec<(u64, Listed)> = nodes
+            .by_name
+            .iter()
+            .map(|(name, n)| {
+                (
+                    n.order,
+                    Listed {
+                        name: name.clone(),
+                        address: n.addr,
+                        up: n.server.is_some(),
+                    },
+                )
+            })
+            .collect();
+        v.sort_by_key(|(o, _)| *o);
+        v.into_iter().map(|(_, l)| l).collect()
+    }
+
+    /// Adds a node while the fleet runs, on the next spare address (its `listen` is not
+    /// used); it joins with `token` (a join token of its own, or the fleet's bootstrap
+    /// token when `None`). Within a tokio runtime. Errors: [`FleetError`].
+    pub fn add(&self, n: &FleetNode, token: Option<String>) -> Result<SocketAddr, FleetError> {
+        let problems = check_each(std::slice::from_ref(n));
+        if !problems.is_empty() {
+            return Err(FleetError::Invalid(problems.join("; ")));
+        }
+        let _adding = self.shared.adding.lock().unwrap_or_else(|p| p.into_inner());
+        let (mut node, bound) = {
+            let mut nodes = self.shared.lock();
+            if nodes.by_name.contains_key(&n.name) {
+                return Err(FleetError::Exists(n.name.clone()));
+            }
+            if nodes.by_name.len() >= MAX_NODES {
+                return Err(FleetError::Full(format!("{MAX_NODES} nodes already")));
+            }
+            let used: std::collections::HashSet<SocketAddr> =
+                nodes.by_name.values().map(|x| x.addr).collect();
+            let mut at = nodes.next_spare.ok_or_else(|| {
+                FleetError::Full("this fleet takes no nodes (no spare addresses)".into())
+            })?;
+            // The next address not in use that binds.
+            let mut tries = 0;
+            loop {
+                tries += 1;
+                let next = next_address(at);
+                if !used.contains(&at) {
+                    let mut probe = n.clone();
+                    probe.listen = at;
+                    if let Ok(b) = node::bind(&probe) {
+                        nodes.next_spare = next;
+                        break (probe, b);
+                    }
+                }
+                match next {
+                    Some(a) if tries < 1024 => at = a,
+                    _ => {
+                        return Err(FleetError::Full(format!(
+                            "no spare address binds (last tried {at})"
+                        )))
+                    }
+                }
+            }
+        };
+        let token = token.or_else(|| self.shared.opts.join.as_ref().map(|(_, t)| t.clone()));
+        node.listen = bound.addrs().first().copied().unwrap_or(node.listen);
+        self.shared
+            .insert(&node, bound, token)
+            .map_err(FleetError::Start)
+    }
+
+    /// Removes node `name`: deregisters it (when joined), stops its server and its
+    /// collection, as a machine terminated with a clean shutdown.
+    pub async fn remove(&self, name: &str) -> Result<(), FleetError> {
+        let node = self
+            .shared
+            .lock()
+            .by_name
+            .remove(name)
+            .ok_or_else(|| FleetError::NotFound(name.to_string()))?;
+        node.stop().await;
+        Ok(())
+    }
+
+    /// Takes node `name` down as if its agent had died: its server stops (connections are
+    /// refused), its GPUs keep their state; [`Fleet::up`] serves it again. A node already
+    /// down stays down.
+    pub async fn down(&self, name: &str) -> Result<(), FleetError> {
+        let server = {
+            let mut nodes = self.shared.lock();
+            let n = nodes
+                .by_name
+                .get_mut(name)
+                .ok_or_else(|| FleetError::NotFound(name.to_string()))?;
+            n.server.take()
+        };
+        if let Some(s) = server {
+            s.stop().await;
+        }
+        Ok(())
+    }
+
+    /// Serves node `name` again on its address, as an agent restarted with its state. A
+    /// node that is up stays up. Within a tokio runtime.
+    pub fn up(&self, name: &str) -> Result<(), FleetError> {
+        let mut nodes = self.shared.lock();
+        let n = nodes
+            .by_name
+            .get_mut(name)
+            .ok_or_else(|| FleetError::NotFound(name.to_string()))?;
+        n.serve_again().map_err(FleetError::Start)
+    }
+
     /// Deregisters every node (when joined), stops the servers, then the collector thread.
-    pub async fn stop(mut self) {
-        let registrars = std::mem::take(&mut self.registrars);
+    pub async fn stop(self) {
+        let nodes = std::mem::take(&mut self.shared.lock().by_name);
+        let mut regs = Vec::new();
+        let mut servers = Vec::new();
+        for (_, n) in nodes {
+            let (r, s) = n.parts();
+            regs.extend(r);
+            servers.extend(s);
+        }
         let _ = tokio::task::spawn_blocking(move || {
-            for r in registrars {
+            for r in regs {
                 r.stop();
             }
         })
         .await;
-        for s in std::mem::take(&mut self.servers) {
+        for s in servers {
             s.stop().await;
         }
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            let _ = tokio::task::spawn_blocking(move || t.join()).await;
-        }
+        let shared = Arc::clone(&self.shared);
+        let _ = tokio::task::spawn_blocking(move || shared.halt()).await;
+    }
+}
+
+/// The address after `a` (same port), `None` past 255.255.255.255 or for IPv6.
+fn next_address(a: SocketAddr) -> Option<SocketAddr> {
+    match a {
+        SocketAddr::V4(v4) => u32::from(*v4.ip())
+            .checked_add(1)
+            .map(|ip| SocketAddr::from((std::net::Ipv4Addr::from(ip), v4.port()))),
+        SocketAddr::V6(_) => None,
     }
 }
 

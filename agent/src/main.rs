@@ -53,7 +53,7 @@ struct FleetFlags {
         long,
         value_name = "FILE",
         conflicts_with = "nodes",
-        required_unless_present = "nodes"
+        required_unless_present_any = ["nodes", "control"]
     )]
     spec: Option<PathBuf>,
     /// Or N alike nodes, named PREFIX00000, PREFIX00001, … on consecutive addresses.
@@ -83,6 +83,15 @@ struct FleetFlags {
     /// Seed of the fake GPUs (0: each node seeded by its name).
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Serve the fleet's control API here (loopback only; no authentication): nodes added,
+    /// removed, taken down and up while it runs (docs/simulate.md). With it, --spec and
+    /// --nodes may be left out (the fleet starts empty).
+    #[arg(long, value_name = "IP:PORT")]
+    control: Option<std::net::SocketAddr>,
+    /// Where nodes added through the control API serve: the first address and the port
+    /// (0: any free port); each takes the next address not in use.
+    #[arg(long, value_name = "IP:PORT", default_value = "127.3.0.1:0")]
+    spare_from: std::net::SocketAddr,
 }
 
 #[derive(Debug, Subcommand)]
@@ -247,6 +256,8 @@ fn main() -> ExitCode {
                 interval: f.interval,
                 control_plane: f.control_plane,
                 seed: f.seed,
+                control: f.control,
+                spare_from: f.spare_from,
             })
         }
         None => {}

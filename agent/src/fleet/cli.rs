@@ -30,6 +30,10 @@ pub struct FleetArgs {
     pub control_plane: Option<String>,
     /// Fake GPUs' seed (0: each node by its name).
     pub seed: u64,
+    /// Serve the control API here ([`super::control`]).
+    pub control: Option<std::net::SocketAddr>,
+    /// The first address (and port) of nodes added through the control API.
+    pub spare_from: std::net::SocketAddr,
 }
 
 /// The node list the flags ask for.
@@ -41,6 +45,7 @@ fn nodes(a: &FleetArgs) -> anyhow::Result<Vec<FleetNode>> {
             serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", f.display()))
         }
         (None, Some(n)) => uniform(n, &a.prefix, a.first_address, a.port, a.gpus, &a.model),
+        (None, None) if a.control.is_some() => Ok(Vec::new()),
         _ => anyhow::bail!("give --spec FILE or --nodes N"),
     }
 }
@@ -72,7 +77,15 @@ pub fn main(a: FleetArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let problems = super::check(&list);
+    if let Some(c) = a.control.filter(|c| !c.ip().is_loopback()) {
+        eprintln!("error: --control {c}: the control API has no authentication, so it listens on a loopback address only");
+        return ExitCode::from(2);
+    }
+    let problems = if list.is_empty() && a.control.is_some() {
+        Vec::new()
+    } else {
+        super::check(&list)
+    };
     if !problems.is_empty() {
         eprintln!("error: the node list is not valid:");
         for p in problems {
@@ -105,6 +118,7 @@ pub fn main(a: FleetArgs) -> ExitCode {
         interval: a.interval,
         join,
         seed: a.seed,
+        spare: a.control.map(|_| a.spare_from),
     };
     rt.block_on(async {
         let shutdown = crate::ShutdownSignal::install();
@@ -115,19 +129,38 @@ pub fn main(a: FleetArgs) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        let (first, last) = (fleet.nodes.first(), fleet.nodes.last());
+        let nodes = fleet.nodes();
+        let (first, last) = (nodes.first(), nodes.last());
         if let (Some(f), Some(l)) = (first, last) {
             println!(
                 "serving {} simulated agents: {} on http://{} … {} on http://{}",
-                fleet.nodes.len(),
+                nodes.len(),
                 f.0,
                 f.1,
                 l.0,
                 l.1
             );
         }
+        let control = match a.control {
+            Some(addr) => match crate::http::serve::bind(&addr.to_string()) {
+                Ok(b) => {
+                    let at = b.addrs().first().copied().unwrap_or(addr);
+                    println!("fleet control API on http://{at}");
+                    Some(b.serve(super::control::router(fleet.clone())))
+                }
+                Err(e) => {
+                    eprintln!("error: --control {addr}: {e}");
+                    fleet.stop().await;
+                    return ExitCode::FAILURE;
+                }
+            },
+            None => None,
+        };
         shutdown.wait().await;
         tracing::info!("stopping the fleet");
+        if let Some(c) = control {
+            c.stop().await;
+        }
         fleet.stop().await;
         ExitCode::SUCCESS
     })

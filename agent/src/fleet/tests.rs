@@ -39,11 +39,12 @@ fn each_node_serves_its_own_gpus_and_takes_its_own_faults() {
         interval: Duration::from_millis(500),
         join: None,
         seed: 42,
+        spare: None,
     };
     let fleet = rt.block_on(async { start(&nodes(3, 2), &opts) }).unwrap();
-    assert_eq!(fleet.nodes.len(), 3);
+    assert_eq!(fleet.nodes().len(), 3);
     let urls: Vec<String> = fleet
-        .nodes
+        .nodes()
         .iter()
         .map(|(_, a)| format!("http://{a}"))
         .collect();
@@ -143,4 +144,167 @@ fn a_seed_gives_every_node_its_own_gpus_and_the_same_again() {
         assert_ne!(node_seed(7, name), node_seed(8, name));
     }
     assert_eq!(node_seed(0, "sim-0"), 0, "0: the agent seeds by name");
+}
+
+fn call(method: &str, url: &str, body: Option<serde_json::Value>) -> (u16, serde_json::Value) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(5)))
+        .build()
+        .into();
+    let r = match (method, body) {
+        ("POST", Some(b)) => agent.post(url).send_json(b),
+        ("POST", None) => agent.post(url).send_empty(),
+        ("DELETE", _) => agent.delete(url).call(),
+        _ => agent.get(url).call(),
+    };
+    match r {
+        Ok(mut r) => {
+            let text = r.body_mut().read_to_string().unwrap_or_default();
+            (
+                r.status().as_u16(),
+                serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+            )
+        }
+        Err(e) => (0, serde_json::Value::String(e.to_string())),
+    }
+}
+
+/// Through the control API a node is added on the next spare address (and serves its own
+/// GPUs), taken down (connections refused) and up again with its state, and removed; bad
+/// requests are refused with the reason and change nothing.
+#[test]
+fn the_control_api_adds_takes_down_brings_up_and_removes_nodes() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let opts = FleetOptions {
+        interval: Duration::from_millis(200),
+        join: None,
+        seed: 3,
+        spare: Some("127.1.223.1:0".parse().unwrap()),
+    };
+    let (fleet, control) = rt
+        .block_on(async {
+            let fleet = start(&[], &opts)?;
+            let b = crate::http::serve::bind("127.0.0.1:0")?;
+            let addr = b.addrs()[0];
+            let server = b.serve(control::router(fleet.clone()));
+            anyhow::Ok((fleet, (server, addr)))
+        })
+        .unwrap();
+    let api = format!("http://{}/v1/fleet/nodes", control.1);
+    assert_eq!(call("GET", &api, None).1["nodes"], serde_json::json!([]));
+    let add = |name: &str, gpus: u32| {
+        call(
+            "POST",
+            &api,
+            Some(serde_json::json!({"name": name, "gpus": gpus, "pool": "p",
+                                     "labels": {"rack": "r1"}})),
+        )
+    };
+    let (status, a) = add("dyn-0", 2);
+    assert_eq!(status, 201, "{a}");
+    let (status, b) = add("dyn-1", 4);
+    assert_eq!(status, 201, "{b}");
+    let url0 = a["address"].as_str().unwrap().to_string();
+    let url1 = b["address"].as_str().unwrap().to_string();
+    assert!(url0.starts_with("http://127.1.223.1:"), "{url0}");
+    assert!(
+        url1.starts_with("http://127.1.223.2:"),
+        "the next address: {url1}"
+    );
+    let (_, m) = get(&format!("{url1}/metrics"));
+    assert_eq!(
+        m.lines()
+            .filter(|l| l.starts_with("gpuwarden_gpu_up{") && l.contains("rack=\"r1\""))
+            .count(),
+        4,
+        "{m}"
+    );
+    // Refused, with the reason: a name twice, a bad name, bad GPUs, an unknown field.
+    assert_eq!(add("dyn-0", 2).0, 409);
+    let (s, e) = add("bad name", 2);
+    assert_eq!(s, 400);
+    assert!(e["error"].as_str().unwrap().contains("a name is"), "{e}");
+    assert_eq!(add("dyn-9", 0).0, 400);
+    let (s, e) = call(
+        "POST",
+        &api,
+        Some(serde_json::json!({"name": "x", "cpus": 1})),
+    );
+    assert_eq!(s, 400, "{e}");
+    assert!(e["error"].as_str().unwrap().contains("cpus"), "{e}");
+    assert_eq!(
+        call("GET", &api, None).1["nodes"].as_array().unwrap().len(),
+        2
+    );
+
+    // Down: refused connections; its fault state kept; up: serves again on its address.
+    let (s, _) = call(
+        "POST",
+        &format!("{url0}/v1/fake/inject"),
+        Some(serde_json::json!({"gpu": 0, "fault": "temperature", "value": 97.0})),
+    );
+    assert_eq!(s, 200);
+    assert_eq!(call("POST", &format!("{api}/dyn-0/down"), None).0, 204);
+    assert_eq!(
+        get(&format!("{url0}/metrics")).0,
+        0,
+        "down refuses connections"
+    );
+    assert_eq!(call("GET", &api, None).1["nodes"][0]["up"], false);
+    assert_eq!(
+        get(&format!("{url1}/metrics")).0,
+        200,
+        "the other node serves"
+    );
+    assert_eq!(call("POST", &format!("{api}/dyn-0/up"), None).0, 204);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (s, m) = get(&format!("{url0}/metrics"));
+        if s == 200 && m.contains("gpuwarden_gpu_temperature_celsius{") && m.contains(" 97") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "up again with its state: {s} {m}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(call("POST", &format!("{api}/nope/down"), None).0, 404);
+
+    // Removed: gone from the list, its address refuses, its name can come again.
+    assert_eq!(call("DELETE", &format!("{api}/dyn-1"), None).0, 204);
+    assert_eq!(call("DELETE", &format!("{api}/dyn-1"), None).0, 404);
+    assert_eq!(get(&format!("{url1}/metrics")).0, 0);
+    let names: Vec<String> = fleet.nodes().into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names, ["dyn-0"]);
+    assert_eq!(add("dyn-1", 1).0, 201);
+
+    rt.block_on(async {
+        control.0.stop().await;
+        fleet.stop().await;
+    });
+    assert_eq!(get(&format!("{url0}/metrics")).0, 0);
+}
+
+/// A fleet without spare addresses takes no nodes, and says so.
+#[test]
+fn a_fleet_without_spare_addresses_takes_no_nodes() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let opts = FleetOptions {
+        interval: Duration::from_millis(500),
+        join: None,
+        seed: 1,
+        spare: None,
+    };
+    let fleet = rt.block_on(async { start(&nodes(1, 1), &opts) }).unwrap();
+    let mut n = nodes(2, 1).remove(1);
+    n.name = "extra".into();
+    let e = rt.block_on(async { fleet.add(&n, None) }).unwrap_err();
+    assert!(matches!(e, FleetError::Full(_)), "{e}");
+    assert!(
+        start(&[], &opts).is_err(),
+        "an empty fleet needs spare addresses"
+    );
+    rt.block_on(fleet.stop());
 }
