@@ -5,7 +5,11 @@
 //! Params: `capacity` (machines at once, default unlimited), `prefix` (of ids, default
 //! `fake`), `fail` (an object from call to error kind, e.g. `{"provision": "capacity"}`:
 //! that call always fails so, for simulations of a broken provider), `offerings` (a list
-//! of `{"instance_type", "price_cents_per_hour", "regions_with_capacity"}`).
+//! of `{"instance_type", "price_cents_per_hour", "regions_with_capacity"}`), and for
+//! simulations `fleet` (the base URL of a `gpuwarden-agent fleet --control` API: each
+//! machine becomes a simulated agent there that joins with its join token, see [`fleet`])
+//! with `gpus` (1 to 64, default 8), `model`, `racks` and `zones` (default 1: the nodes'
+//! `rack` and `zone` labels, round robin by machine number).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
@@ -13,6 +17,9 @@ use std::sync::{Mutex, MutexGuard};
 use serde_json::{Map, Value};
 
 use super::params::Params;
+use fleet::FleetLink;
+
+mod fleet;
 use super::{
     ErrorKind, Listed, ListedState, Offering, Provider, ProviderError, ProvisionRequest,
     Provisioned,
@@ -76,6 +83,7 @@ struct State {
 pub struct FakeProvider {
     prefix: String,
     state: Mutex<State>,
+    fleet: Option<FleetLink>,
 }
 
 impl Default for FakeProvider {
@@ -95,6 +103,7 @@ impl FakeProvider {
         Self {
             prefix: prefix.to_string(),
             state: Mutex::default(),
+            fleet: None,
         }
     }
 
@@ -119,8 +128,27 @@ impl FakeProvider {
             }
         }
         let offerings: Vec<Offering> = p.json("offerings").unwrap_or_default();
+        let fleet = p.string("fleet");
+        if let Some(u) = fleet
+            .as_deref()
+            .filter(|u| !(u.starts_with("http://") || u.starts_with("https://")))
+        {
+            p.problem("fleet", format!("{u:?} is not an http:// or https:// URL"));
+        }
+        let gpus = p.uint("gpus", 8, 1, 64);
+        let model = p
+            .string("model")
+            .unwrap_or_else(|| "NVIDIA H100 80GB HBM3".into());
+        let racks = p.uint("racks", 1, 1, 100_000);
+        let zones = p.uint("zones", 1, 1, 100_000);
+        if zones > racks {
+            p.problem("zones", "no more zones than racks");
+        }
         p.finish()?;
-        let f = Self::with_prefix(&prefix);
+        let mut f = Self::with_prefix(&prefix);
+        f.fleet = fleet.map(|u| {
+            FleetLink::new(u, u32::try_from(gpus).unwrap_or(8), model, racks, zones)
+        });
         {
             let mut s = f.lock();
             s.capacity = usize::try_from(capacity).ok();
@@ -247,6 +275,17 @@ impl Provider for FakeProvider {
         }
         s.next += 1;
         let id = format!("{}-{:04}", self.prefix, s.next);
+        let address = match &self.fleet {
+            // The fleet is asked outside the lock; the number is taken.
+            Some(fleet) => {
+                let n = s.next;
+                drop(s);
+                let address = fleet.add(req, n)?;
+                s = self.lock();
+                Some(address).filter(|a| !a.is_empty())
+            }
+            None => None,
+        };
         s.machines.insert(
             id.clone(),
             FakeMachine {
@@ -256,13 +295,25 @@ impl Provider for FakeProvider {
         );
         Ok(Provisioned {
             provider_id: id,
-            address: None,
+            address,
         })
     }
 
     fn terminate(&self, provider_id: &str) -> Result<(), ProviderError> {
         let mut s = self.lock();
         Self::enter(&mut s, Call::Terminate)?;
+        if let Some(fleet) = &self.fleet {
+            let node = s
+                .machines
+                .get(provider_id)
+                .filter(|m| m.state != ListedState::Gone)
+                .map(|m| m.request.node_name.clone());
+            if let Some(node) = node {
+                drop(s);
+                fleet.remove(&node)?;
+                s = self.lock();
+            }
+        }
         let newly_gone = match s.machines.get_mut(provider_id) {
             Some(m) if m.state != ListedState::Gone => {
                 m.state = ListedState::Gone;

@@ -169,3 +169,96 @@ fn built_from_params_with_capacity_prefix_failures_and_offerings() {
     assert!(e.iter().any(|m| m.contains("\"boom\"")));
     assert!(e.iter().any(|m| m.contains("\"colour\": unknown")));
 }
+
+/// A stand-in for a fleet's control API: answers each request with the next status in
+/// `answers` and records `METHOD PATH BODY`.
+fn fleet_stub(answers: Vec<u16>) -> (String, std::sync::mpsc::Receiver<String>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for status in answers {
+            let Ok((stream, _)) = listener.accept() else {
+                return;
+            };
+            let mut r = BufReader::new(stream);
+            let mut line = String::new();
+            r.read_line(&mut line).unwrap();
+            let mut len = 0;
+            loop {
+                let mut h = String::new();
+                r.read_line(&mut h).unwrap();
+                if h.trim().is_empty() {
+                    break;
+                }
+                if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap();
+                }
+            }
+            let mut body = vec![0; len];
+            r.read_exact(&mut body).unwrap();
+            let mut parts = line.split_whitespace();
+            let (m, p) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+            tx.send(format!("{m} {p} {}", String::from_utf8_lossy(&body)))
+                .unwrap();
+            let answer = if status == 201 {
+                r#"{"name":"n","address":"http://127.3.0.7:41000"}"#
+            } else {
+                r#"{"error":"no spare address"}"#
+            };
+            let _ = write!(
+                r.get_mut(),
+                "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
+                answer.len()
+            );
+        }
+    });
+    (url, rx)
+}
+
+/// With `fleet`, a provision adds a node to the fleet (its name, pool, join token, GPUs and
+/// a rack and zone by machine number) and a terminate removes it; a full fleet is a
+/// capacity error and a fleet that does not answer a retryable one; bad params are named.
+#[test]
+fn with_a_fleet_machines_become_simulated_agents() {
+    let env = ProviderEnv::new("http://127.0.0.1:8410", "/nonexistent");
+    let (url, seen) = fleet_stub(vec![201, 201, 503, 204]);
+    let params = json!({"fleet": url, "gpus": 2, "model": "NVIDIA A100-SXM4-80GB", "racks": 2, "zones": 2});
+    let p = build("fake", params.as_object().unwrap(), &env).unwrap();
+    let mut r1 = req("i-1");
+    r1.labels.insert("team".into(), "ml".into());
+    let made = p.provision(&r1).unwrap();
+    assert_eq!(made.address.as_deref(), Some("http://127.3.0.7:41000"));
+    let first: serde_json::Value = {
+        let s = seen.recv().unwrap();
+        assert!(s.starts_with("POST /v1/fleet/nodes "), "{s}");
+        serde_json::from_str(s.splitn(3, ' ').nth(2).unwrap()).unwrap()
+    };
+    assert_eq!(first["name"], "node-i-1");
+    assert_eq!(first["pool"], "train");
+    assert_eq!(first["gpus"], 2);
+    assert_eq!(first["token"], "gwj_0123456789abcdef", "joins with its own token");
+    assert_eq!(first["labels"], json!({"team": "ml", "rack": "r0", "zone": "z0"}));
+    p.provision(&req("i-2")).unwrap();
+    let second: serde_json::Value =
+        serde_json::from_str(seen.recv().unwrap().splitn(3, ' ').nth(2).unwrap()).unwrap();
+    assert_eq!(second["labels"], json!({"rack": "r1", "zone": "z1"}), "round robin");
+    let e = p.provision(&req("i-3")).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Capacity, "{e}");
+    assert!(e.message.contains("no spare address"), "{e}");
+    seen.recv().unwrap();
+    p.terminate(&made.provider_id).unwrap();
+    assert_eq!(seen.recv().unwrap().trim(), "DELETE /v1/fleet/nodes/node-i-1");
+    assert_eq!(p.list().unwrap().len(), 2, "i-3 was never made");
+    // The fleet is gone: a retryable error, and nothing recorded.
+    let e = p.provision(&req("i-4")).unwrap_err();
+    assert!(e.retryable(), "{e}");
+
+    let bad = json!({"fleet": "127.0.0.1:1", "gpus": 65, "racks": 1, "zones": 2});
+    let e = build("fake", bad.as_object().unwrap(), &env).unwrap_err();
+    assert_eq!(e.len(), 3, "{e:#?}");
+    assert!(e.iter().any(|m| m.contains("\"fleet\"")));
+    assert!(e.iter().any(|m| m.contains("\"gpus\"")));
+    assert!(e.iter().any(|m| m.contains("\"zones\"")));
+}
