@@ -67,12 +67,22 @@ pub fn simulate(args: SimulateArgs) -> ExitCode {
     if let Some(seed) = args.seed {
         scenario.seed = seed;
     }
+    let scenario = scenario.with_chaos();
     let nodes = scenario.nodes().len();
     if args.check {
         println!(
-            "{}: valid ({nodes} nodes, {} faults, {} expectations, {})",
+            "{}: valid ({nodes} nodes, {} pool(s), {} faults{}, {} expectations, {})",
             args.file.display(),
+            scenario.pools.len(),
             scenario.faults.len(),
+            if scenario.faults.iter().any(|f| f.chaos) {
+                format!(
+                    " ({} drawn by [chaos])",
+                    scenario.faults.iter().filter(|f| f.chaos).count()
+                )
+            } else {
+                String::new()
+            },
             scenario.expect.len(),
             humantime::format_duration(scenario.duration)
         );

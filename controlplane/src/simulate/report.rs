@@ -16,6 +16,14 @@ pub struct Seen {
     pub status: String,
     /// `online`, `offline`, `unknown`.
     pub connectivity: String,
+    /// Its pool (empty: none).
+    pub pool: String,
+    /// Its agent's base URL, when known.
+    pub address: Option<String>,
+    /// Its labels (`rack`, `zone`, …).
+    pub labels: BTreeMap<String, String>,
+    /// Held by the remediation budget.
+    pub held: bool,
 }
 
 /// The nodes of `GET /v1/nodes` pages, by name.
@@ -24,12 +32,24 @@ pub fn read_nodes(pages: &[Value]) -> BTreeMap<String, Seen> {
     for page in pages {
         for n in page["nodes"].as_array().into_iter().flatten() {
             let s = |k: &str| n[k].as_str().unwrap_or("unknown").to_string();
+            let labels = n["labels"]
+                .as_object()
+                .map(|m| {
+                    m.iter()
+                        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                        .collect()
+                })
+                .unwrap_or_default();
             out.insert(
                 s("name"),
                 Seen {
                     health: s("health"),
                     status: s("status"),
                     connectivity: s("connectivity"),
+                    pool: n["pool"].as_str().unwrap_or("").to_string(),
+                    address: n["address"].as_str().map(str::to_string),
+                    labels,
+                    held: !n["held"].is_null(),
                 },
             );
         }
@@ -41,13 +61,18 @@ pub fn read_nodes(pages: &[Value]) -> BTreeMap<String, Seen> {
 #[derive(Debug, Default)]
 pub struct Timeline {
     first: BTreeMap<String, BTreeMap<String, u64>>,
+    pools: BTreeMap<String, String>,
 }
 
 impl Timeline {
     /// Records a look at `now_ms`.
     pub fn observe(&mut self, now_ms: u64, nodes: &BTreeMap<String, Seen>) {
         for (name, s) in nodes {
+            if !s.pool.is_empty() && !self.pools.contains_key(name) {
+                self.pools.insert(name.clone(), s.pool.clone());
+            }
             let t = self.first.entry(name.clone()).or_default();
+            t.entry("seen".into()).or_insert(now_ms);
             for key in [
                 format!("health:{}", s.health),
                 format!("status:{}", s.status),
@@ -56,6 +81,23 @@ impl Timeline {
                 t.entry(key).or_insert(now_ms);
             }
         }
+    }
+
+    /// When a node of `name`'s pool, first seen after `since`, was first seen online at
+    /// or after `from` (ms); `None` for a node of no pool, or none came.
+    fn replacement(&self, name: &str, since: u64, from: u64) -> Option<u64> {
+        let pool = self.pools.get(name)?;
+        self.pools
+            .iter()
+            .filter(|(other, p)| *p == pool && *other != name)
+            .filter_map(|(other, _)| {
+                let t = self.first.get(other)?;
+                let seen = *t.get("seen")?;
+                (seen > since).then_some(())?;
+                t.get("connectivity:online").copied()
+            })
+            .filter(|t| *t >= from)
+            .min()
     }
 
     /// When node `name` was first seen with `key` (`health:unhealthy`, `status:cordoned`),
@@ -89,6 +131,9 @@ pub struct Injected {
     pub reached: BTreeMap<String, u64>,
     /// Injections refused (node and reason).
     pub errors: Vec<String>,
+    /// Drawn by `[chaos]`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub chaos: bool,
 }
 
 /// A map's keys as a JSON list.
@@ -101,9 +146,10 @@ fn names<S: serde::Serializer>(m: &BTreeMap<String, u64>, s: S) -> Result<S::Ok,
 pub struct NodeOutcome {
     /// The node.
     pub node: String,
-    /// Fault → the node judged `degraded` or `unhealthy` (s), when it was.
+    /// Fault → the node judged `degraded` or `unhealthy` (s), when it was; for
+    /// `agent_down`, fault → seen `offline`.
     pub detected_s: Option<f64>,
-    /// Its verdict then.
+    /// Its verdict then (`offline` for `agent_down`).
     pub verdict: Option<String>,
     /// Verdict → cordoned (s).
     pub cordoned_s: Option<f64>,
@@ -111,6 +157,9 @@ pub struct NodeOutcome {
     pub draining_s: Option<f64>,
     /// Verdict → terminated (s).
     pub terminated_s: Option<f64>,
+    /// Verdict → a new node of its (managed) pool online (s): its replacement, or the
+    /// pool grown back.
+    pub replaced_s: Option<f64>,
 }
 
 /// One fault with its outcomes.
@@ -199,12 +248,17 @@ pub fn outcomes(
                 .reached
                 .iter()
                 .map(|(n, &at)| {
-                    let verdict = ["unhealthy", "degraded"]
-                        .into_iter()
-                        .filter_map(|h| {
+                    let signs: &[&str] = if f.fault["fault"] == "agent_down" {
+                        &["connectivity:offline"]
+                    } else {
+                        &["health:unhealthy", "health:degraded"]
+                    };
+                    let verdict = signs
+                        .iter()
+                        .filter_map(|key| {
                             timeline
-                                .first(n, &format!("health:{h}"), at)
-                                .map(|t| (t, h))
+                                .first(n, key, at)
+                                .map(|t| (t, key.split(':').nth(1).unwrap_or(key)))
                         })
                         .min();
                     let after = |key: &str| {
@@ -219,6 +273,8 @@ pub fn outcomes(
                         cordoned_s: after("status:cordoned"),
                         draining_s: after("status:draining"),
                         terminated_s: after("status:terminated"),
+                        replaced_s: verdict
+                            .and_then(|(v, _)| timeline.replacement(n, at, v).map(|t| secs(t - v))),
                     }
                 })
                 .collect();
@@ -272,6 +328,10 @@ mod tests {
             health: h.into(),
             status: s.into(),
             connectivity: "online".into(),
+            pool: String::new(),
+            address: None,
+            labels: BTreeMap::new(),
+            held: false,
         }
     }
 
@@ -332,6 +392,7 @@ mod tests {
             benign,
             reached: [(node.to_string(), (at * 1000.0) as u64)].into(),
             errors: vec![],
+            chaos: false,
         };
         let mut a = inj("a", 1.0, false);
         // Its own injection came 200 ms after the fault's began (a rack, a few at a time).

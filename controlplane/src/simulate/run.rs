@@ -6,13 +6,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use std::collections::BTreeMap;
+
 use super::report::{self, ExpectReport, Injected, Report, Timeline};
 use super::scenario::{Expect, Fault, Scenario};
 use crate::cli::client::{Client, Target};
 use crate::demo::{host, setup};
 
 mod parts;
-use parts::{check, control_plane_toml, fleet_spec, inject, inject_body, list};
+use parts::{check, control_plane_toml, fleet_spec, inject_body, list, send_all, targets};
 
 /// Why a run ended without a report.
 #[derive(Debug)]
@@ -115,7 +117,7 @@ pub fn run(s: &Scenario, keep_dir: Option<&Path>) -> Result<Report, RunError> {
     })
     .map_err(|e| stopped(e, &mut procs))?;
 
-    let (spec, urls) = fleet_spec(s, fleet_port);
+    let (spec, _) = fleet_spec(s, fleet_port);
     let spec_file = dir.join("fleet.json");
     host::write(&spec_file, &spec.to_string()).map_err(fail)?;
     let log = std::fs::File::create(dir.join("fleet.log"))
@@ -123,6 +125,8 @@ pub fn run(s: &Scenario, keep_dir: Option<&Path>) -> Result<Report, RunError> {
     let log2 = log
         .try_clone()
         .map_err(|e| fail(format!("fleet.log: {e}")))?;
+    let control_port = host::free_port().map_err(fail)?;
+    let fleet_api = format!("http://127.0.0.1:{control_port}");
     let mut cmd = Command::new(&agent);
     host::without_our_env(&mut cmd);
     cmd.arg("fleet")
@@ -131,6 +135,8 @@ pub fn run(s: &Scenario, keep_dir: Option<&Path>) -> Result<Report, RunError> {
         .args(["--control-plane", &base, "--interval"])
         .arg(humantime::format_duration(s.control_plane.collect_interval).to_string())
         .args(["--seed", &s.seed.to_string()])
+        .args(["--control", &format!("127.0.0.1:{control_port}")])
+        .args(["--spare-from", "127.3.0.1:0"])
         .env("GPUWARDEN_BOOTSTRAP_TOKEN", &bootstrap)
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
@@ -144,118 +150,120 @@ pub fn run(s: &Scenario, keep_dir: Option<&Path>) -> Result<Report, RunError> {
             &mut procs,
         )
     })?);
-    let n = urls.len();
+    let n = s.nodes().len();
     println!(
-        "simulating {n} nodes ({}); control plane {base}; folder {}",
+        "simulating {n} nodes and {} pool(s) ({}); control plane {base}; folder {}",
+        s.pools.len(),
         s.name,
         dir.display()
     );
     let fleet_log = dir.join("fleet.log");
+    let http: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(5)))
+        .http_status_as_error(false)
+        .build()
+        .into();
     let limit = Duration::from_secs(60 + (n as u64) / 50);
     let mut online = 0;
-    wait_for(&interrupted, limit, || {
+    let mut fleet_exited = || -> Result<(), Look> {
         if let Some(Ok(Some(st))) = procs.fleet.as_mut().map(Child::try_wait) {
             return Err(Look::Exited(format!(
                 "the fleet exited ({st}); see {}",
                 fleet_log.display()
             )));
         }
+        Ok(())
+    };
+    let waited = wait_for(&interrupted, limit, || {
+        fleet_exited()?;
+        let up = http
+            .get(&format!("{fleet_api}/v1/fleet/nodes"))
+            .call()
+            .is_ok_and(|r| r.status().is_success());
         let nodes = list(&client).map_err(Look::Retry)?;
         online = nodes
             .values()
             .filter(|x| x.connectivity == "online")
             .count();
-        Ok(online >= n)
-    })
-    .map_err(|e| {
+        Ok(up && online >= n)
+    });
+    if let Err(e) = waited {
         let e = match e {
             Ended::Failed(e) => Ended::Failed(format!("{e} ({online} of {n} nodes online)")),
             other => other,
         };
-        stopped(e, &mut procs)
-    })?;
-    let online_after = started.elapsed();
-    println!("{n} nodes online after {:.1} s", online_after.as_secs_f64());
-
-    let http: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(Duration::from_secs(5)))
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let t0 = Instant::now();
-    let mut timeline = Timeline::default();
-    let mut injected: Vec<Injected> = Vec::new();
-    let mut results: Vec<ExpectReport> = Vec::new();
-    let mut faults: Vec<&Fault> = s.faults.iter().collect();
-    faults.sort_by_key(|f| f.at);
-    let mut expects: Vec<&Expect> = s.expect.iter().collect();
-    expects.sort_by_key(|e| e.at);
-    let (mut fi, mut ei) = (0, 0);
-    loop {
-        if interrupted.load(Ordering::SeqCst) {
-            return Err(RunError::Interrupted(procs.stop()));
-        }
-        let now = t0.elapsed();
-        while fi < faults.len() && faults[fi].at <= now {
-            let f = faults[fi];
-            let started = t0.elapsed();
-            let (target, reached, errors) = inject(f, &urls, &http, t0);
-            println!(
-                "{:>7.1} s  fault {} on {target}: {} node(s)",
-                secs(started),
-                f.fault,
-                reached.len()
-            );
-            injected.push(Injected {
-                at_s: secs(f.at),
-                injected_s: secs(started),
-                target,
-                fault: inject_body(f),
-                benign: f.benign,
-                reached: reached.into_iter().collect(),
-                errors,
-            });
-            fi += 1;
-        }
-        let nodes = match list(&client) {
-            Ok(n) => n,
-            Err(e) => {
-                return Err(stopped(
-                    Ended::Failed(format!("reading the fleet: {e}")),
-                    &mut procs,
-                ))
-            }
-        };
-        let ms = u64::try_from(t0.elapsed().as_millis()).unwrap_or(u64::MAX);
-        timeline.observe(ms, &nodes);
-        let faulted = report::faulted(&injected);
-        while ei < expects.len() && expects[ei].at <= t0.elapsed() {
-            let e = expects[ei];
-            let (passed, observed) = check(e, &nodes, &faulted);
-            println!(
-                "{:>7.1} s  expect {}: {} (saw {observed})",
-                secs(t0.elapsed()),
-                e.describe(),
-                if passed { "ok" } else { "FAILED" }
-            );
-            results.push(ExpectReport {
-                at_s: secs(e.at),
-                what: e.describe(),
-                passed,
-                observed,
-            });
-            ei += 1;
-        }
-        if t0.elapsed() >= s.duration && fi == faults.len() && ei == expects.len() {
-            break;
-        }
-        std::thread::sleep(LOOK);
+        return Err(stopped(e, &mut procs));
     }
-    let duration = t0.elapsed();
+    if !s.pools.is_empty() {
+        for p in &s.pools {
+            if let Err(e) = client.call("POST", "/v1/pools", Some(p.body(&fleet_api))) {
+                return Err(stopped(
+                    Ended::Failed(format!("creating pool {}: {e}", p.name)),
+                    &mut procs,
+                ));
+            }
+        }
+        let want: usize = s.pools.iter().map(|p| p.min_nodes() as usize).sum();
+        let limit = Duration::from_secs(60 + (want as u64) / 20);
+        let mut serving = 0;
+        let waited = wait_for(&interrupted, limit, || {
+            fleet_exited()?;
+            let nodes = list(&client).map_err(Look::Retry)?;
+            serving = nodes
+                .values()
+                .filter(|x| {
+                    !x.pool.is_empty()
+                        && s.pools.iter().any(|p| p.name == x.pool)
+                        && x.connectivity == "online"
+                        && x.status == "active"
+                })
+                .count();
+            Ok(serving >= want)
+        });
+        if let Err(e) = waited {
+            let e = match e {
+                Ended::Failed(e) => Ended::Failed(format!(
+                    "{e} ({serving} of the pools' {want} first nodes serving)"
+                )),
+                other => other,
+            };
+            return Err(stopped(e, &mut procs));
+        }
+    }
+    let online_after = started.elapsed();
+    println!(
+        "{n} nodes online after {:.1} s{}",
+        online_after.as_secs_f64(),
+        if s.pools.is_empty() {
+            String::new()
+        } else {
+            ", the pools at their min_nodes".to_string()
+        }
+    );
+
+    let mut tl = Run {
+        s,
+        client: &client,
+        http: &http,
+        fleet_api: &fleet_api,
+        t0: Instant::now(),
+        timeline: Timeline::default(),
+        injected: Vec::new(),
+        results: Vec::new(),
+        ups: Vec::new(),
+    };
+    if let Err(e) = tl.go(&interrupted) {
+        return Err(match e {
+            Ended::Interrupted => RunError::Interrupted(procs.stop()),
+            Ended::Failed(e) => stopped(Ended::Failed(e), &mut procs),
+        });
+    }
+    let duration = tl.t0.elapsed();
     procs.stop();
-    let (fault_reports, false_positives) = report::outcomes(&injected, &timeline);
+    let (fault_reports, false_positives) = report::outcomes(&tl.injected, &tl.timeline);
     let (p50, max) = report::detection(&fault_reports);
-    let passed = results.iter().all(|r| r.passed) && injected.iter().all(|f| f.errors.is_empty());
+    let passed =
+        tl.results.iter().all(|r| r.passed) && tl.injected.iter().all(|f| f.errors.is_empty());
     if passed && keep_dir.is_none() {
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -267,11 +275,162 @@ pub fn run(s: &Scenario, keep_dir: Option<&Path>) -> Result<Report, RunError> {
         duration_s: secs(duration),
         faults: fault_reports,
         false_positives,
-        expectations: results,
+        expectations: tl.results,
         passed,
         detection_p50_s: p50,
         detection_max_s: max,
     })
+}
+
+/// The timeline of a run: faults, agents brought back up, demand and expectations at
+/// their times, the fleet looked at every [`LOOK`].
+struct Run<'a> {
+    s: &'a Scenario,
+    client: &'a Client,
+    http: &'a ureq::Agent,
+    fleet_api: &'a str,
+    t0: Instant,
+    timeline: Timeline,
+    injected: Vec<Injected>,
+    results: Vec<ExpectReport>,
+    /// Nodes to bring up again, and when.
+    ups: Vec<(Duration, String)>,
+}
+
+impl Run<'_> {
+    fn go(&mut self, interrupted: &AtomicBool) -> Result<(), Ended> {
+        let s = self.s;
+        let mut faults: Vec<(usize, &Fault)> = s.faults.iter().enumerate().collect();
+        faults.sort_by_key(|(_, f)| f.at);
+        let mut expects: Vec<&Expect> = s.expect.iter().collect();
+        expects.sort_by_key(|e| e.at);
+        let mut demand: Vec<&super::scenario::Demand> = s.demand.iter().collect();
+        demand.sort_by_key(|d| d.at);
+        let (mut fi, mut ei, mut di) = (0, 0, 0);
+        loop {
+            if interrupted.load(Ordering::SeqCst) {
+                return Err(Ended::Interrupted);
+            }
+            let nodes =
+                list(self.client).map_err(|e| Ended::Failed(format!("reading the fleet: {e}")))?;
+            let ms = u64::try_from(self.t0.elapsed().as_millis()).unwrap_or(u64::MAX);
+            self.timeline.observe(ms, &nodes);
+            let now = self.t0.elapsed();
+            while di < demand.len() && demand[di].at <= now {
+                let d = demand[di];
+                let path = format!("/v1/pools/{}/demand", d.pool);
+                let body = serde_json::json!({"pending_jobs": d.pending_jobs});
+                self.client
+                    .call("PUT", &path, Some(body))
+                    .map_err(|e| Ended::Failed(format!("pushing demand to {}: {e}", d.pool)))?;
+                println!(
+                    "{:>7.1} s  demand {}: {} pending jobs",
+                    secs(now),
+                    d.pool,
+                    d.pending_jobs
+                );
+                di += 1;
+            }
+            self.bring_up(now);
+            while fi < faults.len() && faults[fi].1.at <= now {
+                let (index, f) = faults[fi];
+                self.fault(index, f, &nodes);
+                fi += 1;
+            }
+            let faulted = report::faulted(&self.injected);
+            let mut pools = None;
+            while ei < expects.len() && expects[ei].at <= self.t0.elapsed() {
+                let e = expects[ei];
+                if e.pool.is_some() && pools.is_none() {
+                    pools = Some(
+                        self.client
+                            .call("GET", "/v1/pools", None)
+                            .map_err(|e| Ended::Failed(format!("reading the pools: {e}")))?,
+                    );
+                }
+                let (passed, observed) = check(e, &nodes, &faulted, pools.as_ref());
+                println!(
+                    "{:>7.1} s  expect {}: {} (saw {observed})",
+                    secs(self.t0.elapsed()),
+                    e.describe(),
+                    if passed { "ok" } else { "FAILED" }
+                );
+                self.results.push(ExpectReport {
+                    at_s: secs(e.at),
+                    what: e.describe(),
+                    passed,
+                    observed,
+                });
+                ei += 1;
+            }
+            if self.t0.elapsed() >= s.duration
+                && fi == faults.len()
+                && ei == expects.len()
+                && di == demand.len()
+            {
+                return Ok(());
+            }
+            std::thread::sleep(LOOK);
+        }
+    }
+
+    /// Brings up the nodes whose `agent_down` is over.
+    fn bring_up(&mut self, now: Duration) {
+        let (due, later): (Vec<_>, Vec<_>) = self.ups.drain(..).partition(|(t, _)| *t <= now);
+        self.ups = later;
+        for (_, name) in due {
+            let url = format!("{}/v1/fleet/nodes/{name}/up", self.fleet_api);
+            let ok = self
+                .http
+                .post(&url)
+                .send_empty()
+                .is_ok_and(|r| r.status().is_success());
+            println!(
+                "{:>7.1} s  agent of {name} up again{}",
+                secs(now),
+                if ok { "" } else { " (refused)" }
+            );
+        }
+    }
+
+    /// Injects fault number `index` into the nodes it reaches now.
+    fn fault(&mut self, index: usize, f: &Fault, nodes: &BTreeMap<String, report::Seen>) {
+        let started = self.t0.elapsed();
+        let (target, picked) = targets(f, index, nodes, self.s.seed);
+        let (reached, mut errors) = if f.fault == "agent_down" {
+            let api = self.fleet_api;
+            let url_of = move |name: &str, _: &str| format!("{api}/v1/fleet/nodes/{name}/down");
+            send_all(&picked, &url_of, None, self.http, self.t0)
+        } else {
+            let body = inject_body(f);
+            let url_of = |_: &str, url: &str| format!("{url}/v1/fake/inject");
+            send_all(&picked, &url_of, Some(&body), self.http, self.t0)
+        };
+        if picked.is_empty() {
+            errors.push(format!("{target}: no node to reach"));
+        }
+        if let Some(d) = f.down_for {
+            self.ups
+                .extend(reached.iter().map(|(n, _)| (f.at + d, n.clone())));
+        }
+        println!(
+            "{:>7.1} s  fault {} on {target}: {} node(s){}",
+            secs(started),
+            f.fault,
+            reached.len(),
+            if f.chaos { " (chaos)" } else { "" }
+        );
+        self.injected.push(Injected {
+            at_s: secs(f.at),
+            injected_s: secs(started),
+            target,
+            fault: inject_body(f),
+            benign: f.benign,
+            reached: reached.into_iter().collect(),
+            errors,
+            chaos: f.chaos,
+        });
+    }
 }
 
 /// Why a wait ended without its condition.

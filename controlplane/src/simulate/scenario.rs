@@ -12,7 +12,8 @@ pub const MAX_NODES: u32 = 20_000;
 /// Most faults and expectations a scenario may list, each.
 pub const MAX_ITEMS: usize = 10_000;
 
-/// The fault kinds of the agent's fake backend (`POST /v1/fake/inject`'s `fault`).
+/// The fault kinds: those of the agent's fake backend (`POST /v1/fake/inject`'s `fault`),
+/// and `agent_down` (the node's agent stops answering, through the fleet's control API).
 pub const FAULTS: &[&str] = &[
     "xid",
     "temperature",
@@ -28,7 +29,11 @@ pub const FAULTS: &[&str] = &[
     "pcie_replays",
     "nvlink_errors",
     "processes",
+    "agent_down",
 ];
+
+/// Connectivity values (`GET /v1/nodes`' `connectivity`).
+pub const CONNECTIVITY: &[&str] = &["online", "offline", "unknown"];
 
 /// Node health values (`GET /v1/nodes`' `health`).
 pub const HEALTH: &[&str] = &["healthy", "degraded", "unhealthy", "unknown"];
@@ -68,6 +73,15 @@ pub struct Scenario {
     /// Expectations at times.
     #[serde(default)]
     pub expect: Vec<Expect>,
+    /// Managed pools on the fake provider.
+    #[serde(default)]
+    pub pools: Vec<SimPool>,
+    /// Pending jobs pushed for pools over time.
+    #[serde(default)]
+    pub demand: Vec<Demand>,
+    /// Random faults at a rate (expanded into `faults` by [`Scenario::with_chaos`]).
+    #[serde(default)]
+    pub chaos: Option<Chaos>,
 }
 
 fn one() -> u64 {
@@ -128,6 +142,17 @@ impl Scenario {
         Ok(self)
     }
 
+    /// With `[chaos]`'s faults drawn (from the seed) and added to `faults`, in time order;
+    /// nothing changes without `[chaos]`.
+    pub fn with_chaos(mut self) -> Scenario {
+        if let Some(c) = &self.chaos {
+            let drawn = c.draw(self.duration, &self.nodes(), self.seed);
+            self.faults.extend(drawn);
+            self.faults.sort_by_key(|f| f.at);
+        }
+        self
+    }
+
     /// The nodes the templates make, in order.
     pub fn nodes(&self) -> Vec<SimNode> {
         let mut out = Vec::new();
@@ -172,8 +197,13 @@ impl Scenario {
                 p.push(format!("{key}: 100ms to 10m"));
             }
         }
-        if self.fleet.is_empty() {
-            p.push("fleet: at least one [[fleet]] template".into());
+        if cp.pool_interval < Duration::from_millis(100)
+            || cp.pool_interval > Duration::from_secs(60)
+        {
+            p.push("control_plane.pool_interval: 100ms to 1m".into());
+        }
+        if self.fleet.is_empty() && self.pools.is_empty() {
+            p.push("fleet: at least one [[fleet]] template or [[pools]] entry".into());
         }
         let mut total = 0u64;
         for (i, t) in self.fleet.iter().enumerate() {
@@ -203,8 +233,43 @@ impl Scenario {
                 ));
             }
         }
+        let templates: BTreeSet<&str> = self.fleet.iter().map(|t| t.pool.as_str()).collect();
+        let mut pools = BTreeSet::new();
+        for (i, sp) in self.pools.iter().enumerate() {
+            let at = format!("pools[{i}]");
+            p.extend(sp.problems(&at));
+            if templates.contains(sp.name.as_str()) {
+                p.push(format!(
+                    "{at}.name: {:?} is a [[fleet]] template's pool (those are not managed)",
+                    sp.name
+                ));
+            }
+            if !pools.insert(sp.name.as_str()) {
+                p.push(format!("{at}.name: {:?} given twice", sp.name));
+            }
+            total += sp.spec().map_or(0, |s| u64::from(s.max_nodes));
+        }
         if total > u64::from(MAX_NODES) {
-            p.push(format!("fleet: {total} nodes, more than {MAX_NODES}"));
+            p.push(format!(
+                "fleet: {total} nodes (the pools' max_nodes included), more than {MAX_NODES}"
+            ));
+        }
+        for (i, d) in self.demand.iter().enumerate() {
+            if d.at > self.duration {
+                p.push(format!("demand[{i}].at: after the scenario's duration"));
+            }
+            if !pools.contains(d.pool.as_str()) {
+                p.push(format!(
+                    "demand[{i}].pool: no pool {:?} in [[pools]]",
+                    d.pool
+                ));
+            }
+        }
+        if self.demand.len() > MAX_ITEMS {
+            p.push(format!("demand: at most {MAX_ITEMS}"));
+        }
+        if let Some(c) = &self.chaos {
+            p.extend(c.problems(self.duration, self.nodes().len()));
         }
         let nodes = self.nodes();
         let names: BTreeSet<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
@@ -220,9 +285,29 @@ impl Scenario {
             if f.at > self.duration {
                 p.push(format!("{at}.at: after the scenario's duration"));
             }
-            let targets = [f.node.is_some(), f.rack.is_some(), f.zone.is_some()];
+            let targets = [
+                f.node.is_some(),
+                f.rack.is_some(),
+                f.zone.is_some(),
+                f.pool.is_some(),
+            ];
             if targets.iter().filter(|t| **t).count() != 1 {
-                p.push(format!("{at}: exactly one of node, rack, zone"));
+                p.push(format!("{at}: exactly one of node, rack, zone, pool"));
+            }
+            if let Some(v) = f
+                .pool
+                .as_deref()
+                .filter(|v| !pools.contains(v) && !templates.contains(v))
+            {
+                p.push(format!(
+                    "{at}.pool: no pool {v:?} in the fleet or [[pools]]"
+                ));
+            }
+            if f.nodes == Some(0) || (f.nodes.is_some() && f.pool.is_none()) {
+                p.push(format!("{at}.nodes: at least 1, with pool"));
+            }
+            if f.down_for.is_some() && f.fault != "agent_down" {
+                p.push(format!("{at}.for: only agent_down takes it"));
             }
             for (key, v, known) in [
                 ("node", &f.node, &names),
@@ -265,7 +350,13 @@ impl Scenario {
                 "pcie_replays" | "processes" => needs(f.count.is_some(), "count", &mut p),
                 _ => {}
             }
-            let gpus_min = self.fleet.iter().map(|t| t.gpus).min().unwrap_or(1);
+            let gpus_min = self
+                .fleet
+                .iter()
+                .map(|t| t.gpus)
+                .chain(self.pools.iter().map(|sp| sp.gpus))
+                .min()
+                .unwrap_or(1);
             if f.gpu >= gpus_min {
                 p.push(format!(
                     "{at}.gpu: {} is not below every node's GPU count ({gpus_min})",
@@ -282,14 +373,47 @@ impl Scenario {
                 e.node.is_some(),
                 e.count.is_some(),
                 e.unhealthy_outside_faulted.is_some(),
+                e.pool.is_some(),
+                e.held.is_some() && e.pool.is_none(),
             ];
             if kinds.iter().filter(|k| **k).count() != 1 {
                 p.push(format!(
-                    "{at}: exactly one of node, count, unhealthy_outside_faulted"
+                    "{at}: exactly one of node, count, unhealthy_outside_faulted, pool, held"
                 ));
             }
-            if (e.node.is_some() || e.count.is_some()) && e.health.is_none() && e.status.is_none() {
-                p.push(format!("{at}: health or status (or both)"));
+            let state = e.health.is_some() || e.status.is_some() || e.connectivity.is_some();
+            if (e.node.is_some() || e.count.is_some()) && !state {
+                p.push(format!("{at}: health, status or connectivity"));
+            }
+            if e.node.is_none() && e.count.is_none() && state {
+                p.push(format!(
+                    "{at}: health, status and connectivity go with node or count"
+                ));
+            }
+            let sizes = [e.nodes, e.target, e.serving, e.held];
+            match &e.pool {
+                Some(pool) => {
+                    if sizes.iter().all(Option::is_none) {
+                        p.push(format!("{at}: pool with nodes, target, serving or held"));
+                    }
+                    if !pools.contains(pool.as_str()) {
+                        p.push(format!("{at}.pool: no pool {pool:?} in [[pools]]"));
+                    }
+                }
+                None if e.nodes.is_some() || e.target.is_some() || e.serving.is_some() => {
+                    p.push(format!("{at}: nodes, target and serving go with pool"));
+                }
+                None => {}
+            }
+            if let Some(c) = e
+                .connectivity
+                .as_deref()
+                .filter(|c| !CONNECTIVITY.contains(c))
+            {
+                p.push(format!(
+                    "{at}.connectivity: {c:?} is not one of {}",
+                    CONNECTIVITY.join(", ")
+                ));
             }
             if let Some(n) = e.node.as_deref().filter(|n| !names.contains(n)) {
                 p.push(format!("{at}.node: no node {n:?} in the fleet"));
@@ -311,8 +435,12 @@ impl Scenario {
     }
 }
 
+pub mod chaos;
 mod items;
+mod pools;
+pub use chaos::Chaos;
 pub use items::{ControlPlane, Expect, Fault, Template};
+pub use pools::{Demand, SimPool};
 
 #[cfg(test)]
 mod tests;

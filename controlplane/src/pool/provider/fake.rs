@@ -146,9 +146,8 @@ impl FakeProvider {
         }
         p.finish()?;
         let mut f = Self::with_prefix(&prefix);
-        f.fleet = fleet.map(|u| {
-            FleetLink::new(u, u32::try_from(gpus).unwrap_or(8), model, racks, zones)
-        });
+        f.fleet =
+            fleet.map(|u| FleetLink::new(u, u32::try_from(gpus).unwrap_or(8), model, racks, zones));
         {
             let mut s = f.lock();
             s.capacity = usize::try_from(capacity).ok();

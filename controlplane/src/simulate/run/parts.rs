@@ -15,8 +15,8 @@ use crate::simulate::scenario::{Expect, Fault, Scenario};
 /// Each node's base URL and labels, by name.
 pub(super) type Urls = BTreeMap<String, (String, BTreeMap<String, String>)>;
 
-/// Whether a fault reaches a node (by its name and labels).
-type Pick<'a> = Box<dyn Fn(&str, &BTreeMap<String, String>) -> bool + 'a>;
+/// Whether a fault reaches a node (by its name and what the listing says of it).
+type Pick<'a> = Box<dyn Fn(&str, &Seen) -> bool + 'a>;
 
 /// The scenario's fleet as `gpuwarden-agent fleet --spec` takes it: node `i` on
 /// `127.2.0.1 + i`, all on `port`.
@@ -50,8 +50,10 @@ pub(super) fn control_plane_toml(s: &Scenario, dir: &Path, port: u16, bootstrap:
          [database]\nurl = \"sqlite://{d}/gpuwarden.db\"\nflush_interval = \"2s\"\n\n\
          [scrape]\ninterval = \"{iv}\"\ntimeout = \"{iv}\"\n\n\
          [auth]\nbootstrap_tokens = [\"{bootstrap}\"]\n\n\
-         [commands]\npoll_interval = \"200ms\"\n\n{extra}\n",
+         [commands]\npoll_interval = \"200ms\"\n\n\
+         [pool_manager]\ninterval = \"{pi}\"\nreconcile_interval = \"5s\"\ncall_timeout = \"30s\"\n\n{extra}\n",
         d = dir.display(),
+        pi = humantime::format_duration(s.control_plane.pool_interval),
         extra = s.control_plane.extra
     )
 }
@@ -98,36 +100,61 @@ pub(super) fn inject_body(f: &Fault) -> Value {
 /// How many injections run at once (a rack's or a zone's nodes).
 const INJECTORS: usize = 16;
 
-/// Injects `f` into every node it names, [`INJECTORS`] at a time: the target's name, each
-/// node reached with when it was injected (ms after `t0`), and the errors.
-pub(super) fn inject(
+/// The nodes fault number `index` reaches now: its target's name and each node's name and
+/// agent URL. Nodes come from the last look at the fleet (terminated ones and those with
+/// no address left out); a pool's `nodes = K` are picked by `seed`.
+pub(super) fn targets(
     f: &Fault,
-    urls: &Urls,
-    http: &ureq::Agent,
-    t0: Instant,
-) -> (String, Vec<(String, u64)>, Vec<String>) {
-    let (target, pick): (String, Pick<'_>) = match (&f.node, &f.rack, &f.zone) {
-        (Some(n), _, _) => (format!("node:{n}"), Box::new(move |name, _| name == n)),
-        (_, Some(r), _) => (
+    index: usize,
+    nodes: &BTreeMap<String, Seen>,
+    seed: u64,
+) -> (String, Vec<(String, String)>) {
+    let (target, pick): (String, Pick<'_>) = match (&f.node, &f.rack, &f.zone, &f.pool) {
+        (Some(n), ..) => (format!("node:{n}"), Box::new(move |name, _| name == n)),
+        (_, Some(r), ..) => (
             format!("rack:{r}"),
-            Box::new(move |_, l| l.get("rack") == Some(r)),
+            Box::new(move |_, s| s.labels.get("rack") == Some(r)),
         ),
-        (_, _, Some(z)) => (
+        (_, _, Some(z), _) => (
             format!("zone:{z}"),
-            Box::new(move |_, l| l.get("zone") == Some(z)),
+            Box::new(move |_, s| s.labels.get("zone") == Some(z)),
         ),
+        (.., Some(p)) => (format!("pool:{p}"), Box::new(move |_, s| &s.pool == p)),
         _ => (String::new(), Box::new(|_, _| false)),
     };
-    let body = inject_body(f);
-    let picked: Vec<(&String, &String)> = urls
+    let mut picked: Vec<(String, String)> = nodes
         .iter()
-        .filter(|(name, (_, labels))| pick(name, labels))
-        .map(|(name, (url, _))| (name, url))
+        .filter(|(name, s)| s.status != "terminated" && pick(name, s))
+        .filter_map(|(name, s)| Some((name.clone(), s.address.clone()?)))
         .collect();
-    let one = |(name, url): &(&String, &String)| {
+    if let Some(k) = f.nodes {
+        let mut rng = fastrand::Rng::with_seed(seed ^ (index as u64).wrapping_mul(0x9e37_79b9));
+        rng.shuffle(&mut picked);
+        picked.truncate(k as usize);
+        picked.sort();
+    }
+    (target, picked)
+}
+
+/// Sends `path` (with `body`) to every node of `picked`, [`INJECTORS`] at a time: each node
+/// reached with when (ms after `t0`), and the errors. `url_of` gives a node's URL to post
+/// to from its name and agent URL.
+pub(super) fn send_all(
+    picked: &[(String, String)],
+    url_of: &(dyn Fn(&str, &str) -> String + Sync),
+    body: Option<&Value>,
+    http: &ureq::Agent,
+    t0: Instant,
+) -> (Vec<(String, u64)>, Vec<String>) {
+    let one = |(name, url): &(String, String)| {
         let at = u64::try_from(t0.elapsed().as_millis()).unwrap_or(u64::MAX);
-        match http.post(&format!("{url}/v1/fake/inject")).send_json(&body) {
-            Ok(r) if r.status().as_u16() == 200 => Ok(((*name).clone(), at)),
+        let to = url_of(name, url);
+        let r = match body {
+            Some(b) => http.post(&to).send_json(b),
+            None => http.post(&to).send_empty(),
+        };
+        match r {
+            Ok(r) if r.status().is_success() => Ok((name.clone(), at)),
             Ok(mut r) => Err(format!(
                 "{name}: HTTP {} {}",
                 r.status().as_u16(),
@@ -154,7 +181,7 @@ pub(super) fn inject(
             Err(e) => errors.push(e),
         }
     }
-    (target, reached, errors)
+    (reached, errors)
 }
 
 /// Checks one expectation against the fleet now.
@@ -162,11 +189,53 @@ pub(super) fn check(
     e: &Expect,
     nodes: &BTreeMap<String, Seen>,
     faulted: &BTreeSet<String>,
+    pools: Option<&Value>,
 ) -> (bool, String) {
     let matches = |s: &Seen| {
         e.health.as_deref().is_none_or(|h| s.health == h)
             && e.status.as_deref().is_none_or(|st| s.status == st)
+            && e.connectivity
+                .as_deref()
+                .is_none_or(|c| s.connectivity == c)
     };
+    let held_in = |pool: Option<&str>| {
+        nodes
+            .values()
+            .filter(|s| s.held && pool.is_none_or(|p| s.pool == p))
+            .count()
+    };
+    if let Some(p) = &e.pool {
+        let view = pools
+            .and_then(|v| v["pools"].as_array())
+            .and_then(|a| a.iter().find(|x| x["name"] == p.as_str()));
+        let Some(view) = view else {
+            return (false, format!("pool {p} not listed"));
+        };
+        let serving = nodes
+            .values()
+            .filter(|s| {
+                &s.pool == p
+                    && s.status == "active"
+                    && s.connectivity == "online"
+                    && s.health != "unhealthy"
+            })
+            .count() as u64;
+        let seen = [
+            ("nodes", e.nodes, view["nodes"].as_u64().unwrap_or(0)),
+            ("target", e.target, view["target"].as_u64().unwrap_or(0)),
+            ("serving", e.serving, serving),
+            ("held", e.held, held_in(Some(p)) as u64),
+        ];
+        let passed = seen
+            .iter()
+            .all(|(_, want, got)| want.is_none_or(|w| u64::from(w) == *got));
+        let observed = seen
+            .iter()
+            .map(|(k, _, got)| format!("{k} {got}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        return (passed, observed);
+    }
     if let Some(n) = &e.node {
         return match nodes.get(n) {
             Some(s) => (matches(s), format!("{} and {}", s.health, s.status)),
@@ -195,6 +264,10 @@ pub(super) fn check(
             format!("{} ({names})", outside.len())
         };
         return (outside.len() <= max as usize, seen);
+    }
+    if let Some(h) = e.held {
+        let seen = held_in(None);
+        return (seen == h as usize, format!("{seen} held"));
     }
     (false, "nothing to check".into())
 }

@@ -15,6 +15,10 @@ pub struct ControlPlane {
     /// The agents' collection interval.
     #[serde(with = "humantime_serde")]
     pub collect_interval: Duration,
+    /// The pool manager's `interval` (how often pools are sized and remediated; 100ms to
+    /// 1m; default 1s).
+    #[serde(with = "humantime_serde")]
+    pub pool_interval: Duration,
     /// Lines appended to the control plane's TOML as they are (e.g. `[remediation]`
     /// settings); checked by the control plane itself when it starts.
     pub extra: String,
@@ -25,6 +29,7 @@ impl Default for ControlPlane {
         ControlPlane {
             scrape_interval: Duration::from_secs(1),
             collect_interval: Duration::from_secs(1),
+            pool_interval: Duration::from_secs(1),
             extra: String::new(),
         }
     }
@@ -53,26 +58,40 @@ pub struct Template {
     pub zones: u32,
 }
 
-fn eight() -> u32 {
+pub(super) fn eight() -> u32 {
     8
 }
-fn one_u32() -> u32 {
+pub(super) fn one_u32() -> u32 {
     1
 }
-fn h100() -> String {
+pub(super) fn h100() -> String {
     "NVIDIA H100 80GB HBM3".into()
 }
 fn sim() -> String {
     "sim".into()
 }
 
-/// `[[faults]]`: one fault, on one node, every node of a rack or of a zone.
+/// `[[faults]]`: one fault, on one node, every node of a rack or of a zone, or nodes of a
+/// managed pool.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Fault {
     /// When, after the fleet is online.
     #[serde(with = "humantime_serde")]
     pub at: Duration,
+    /// Nodes of this pool (a `[[pools]]` one or a `[[fleet]]` template's), as they are at
+    /// the fault's time.
+    #[serde(default)]
+    pub pool: Option<String>,
+    /// With `pool`: this many of its nodes, picked by the seed (default all).
+    #[serde(default)]
+    pub nodes: Option<u32>,
+    /// `agent_down`: back up after this long (default: down to the end).
+    #[serde(default, rename = "for", with = "humantime_serde::option")]
+    pub down_for: Option<Duration>,
+    /// Drawn by `[chaos]` (in the report).
+    #[serde(skip)]
+    pub chaos: bool,
     /// A node by name.
     #[serde(default)]
     pub node: Option<String>,
@@ -111,8 +130,34 @@ pub struct Fault {
     pub benign: bool,
 }
 
-/// `[[expect]]`: what must hold at a time. One of: a node's `health`/`status`; a `count` of
-/// nodes with a `health`/`status`; `unhealthy_outside_faulted`.
+impl Fault {
+    /// A fault of kind `fault` at 0 s on no target yet, every parameter unset.
+    pub fn named(fault: &str) -> Fault {
+        Fault {
+            at: Duration::ZERO,
+            pool: None,
+            nodes: None,
+            down_for: None,
+            chaos: false,
+            node: None,
+            rack: None,
+            zone: None,
+            fault: fault.to_string(),
+            gpu: 0,
+            code: None,
+            value: None,
+            ecc_type: None,
+            count: None,
+            link: None,
+            reason: None,
+            benign: false,
+        }
+    }
+}
+
+/// `[[expect]]`: what must hold at a time. One of: a node's `health`/`status`/
+/// `connectivity`; a `count` of nodes with those; `unhealthy_outside_faulted`; a `pool`'s
+/// `nodes`, `target`, `serving` and `held`; `held` nodes in the fleet.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Expect {
@@ -134,20 +179,63 @@ pub struct Expect {
     /// At most this many unhealthy nodes outside those a non-benign fault touched.
     #[serde(default)]
     pub unhealthy_outside_faulted: Option<u32>,
+    /// Its connectivity, or the connectivity counted (`online`, `offline`, `unknown`).
+    #[serde(default)]
+    pub connectivity: Option<String>,
+    /// The pool looked at (with `nodes`, `target`, `serving`, `held`).
+    #[serde(default)]
+    pub pool: Option<String>,
+    /// The pool has this many nodes (all but terminated ones: `GET /v1/pools`' `nodes`).
+    #[serde(default)]
+    pub nodes: Option<u32>,
+    /// The pool's target is this (`GET /v1/pools`' `target`).
+    #[serde(default)]
+    pub target: Option<u32>,
+    /// This many of the pool's nodes serve: active, online and not unhealthy.
+    #[serde(default)]
+    pub serving: Option<u32>,
+    /// This many nodes (of the pool, or of the fleet without `pool`) are held by the
+    /// remediation budget (`held` in `GET /v1/nodes`).
+    #[serde(default)]
+    pub held: Option<u32>,
 }
 
 impl Expect {
     /// What it asks, in words (the report's `what`).
     pub fn describe(&self) -> String {
-        let state = [self.health.as_deref(), self.status.as_deref()]
+        let state = [
+            self.health.as_deref(),
+            self.status.as_deref(),
+            self.connectivity.as_deref(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" and ");
+        if let Some(p) = &self.pool {
+            let parts: Vec<String> = [
+                ("nodes", self.nodes),
+                ("target", self.target),
+                ("serving", self.serving),
+                ("held", self.held),
+            ]
             .into_iter()
-            .flatten()
-            .collect::<Vec<_>>()
-            .join(" and ");
-        match (&self.node, self.count, self.unhealthy_outside_faulted) {
-            (Some(n), _, _) => format!("node {n} is {state}"),
-            (None, Some(c), _) => format!("{c} nodes are {state}"),
-            (None, None, Some(m)) => format!("at most {m} unhealthy nodes outside the faulted"),
+            .filter_map(|(k, v)| v.map(|v| format!("{k} {v}")))
+            .collect();
+            return format!("pool {p} has {}", parts.join(", "));
+        }
+        match (
+            &self.node,
+            self.count,
+            self.unhealthy_outside_faulted,
+            self.held,
+        ) {
+            (Some(n), _, _, _) => format!("node {n} is {state}"),
+            (None, Some(c), _, _) => format!("{c} nodes are {state}"),
+            (None, None, Some(m), _) => {
+                format!("at most {m} unhealthy nodes outside the faulted")
+            }
+            (None, None, None, Some(h)) => format!("{h} nodes held by the budget"),
             _ => "nothing".into(),
         }
     }

@@ -65,7 +65,7 @@ count = 1
         "fleet[0].gpus: 1 to 64, not 65",
         "fleet[0]: racks and zones at least 1, and no more zones than racks",
         "fleet[0].pool: 1 to 63 lowercase letters",
-        "faults[0]: exactly one of node, rack, zone",
+        "faults[0]: exactly one of node, rack, zone, pool",
         "faults[0].node: no node \"nobody\" in the fleet",
         "faults[0].fault: unknown \"melt\"",
         "faults[1].zone: no zone \"z9\" in the fleet",
@@ -74,7 +74,7 @@ count = 1
         "expect[0].node: no node \"nobody\"",
         "expect[0].health: \"sick\" is not one of",
         "expect[0].status: \"gone\" is not one of",
-        "expect[1]: health or status (or both)",
+        "expect[1]: health, status or connectivity",
     ] {
         assert!(p.iter().any(|e| e.contains(want)), "{want:?} not in {p:#?}");
     }
@@ -125,6 +125,12 @@ gpus = 4
         status: Some("active".into()),
         count: Some(4),
         unhealthy_outside_faulted: None,
+        connectivity: None,
+        pool: None,
+        nodes: None,
+        target: None,
+        serving: None,
+        held: None,
     });
     let scaled = s.clone().scaled(60).unwrap();
     assert_eq!(scaled.fleet[0].count, 40);
@@ -132,4 +138,132 @@ gpus = 4
     assert_eq!(scaled.expect[0].count, Some(40), "4 of 6 nodes is 40 of 60");
     assert!(s.clone().scaled(0).is_err());
     assert!(s.scaled(MAX_NODES + 1).is_err());
+}
+
+/// Pools, demand, pool faults and expectations, `agent_down` and chaos are checked with
+/// every problem named: the pool's own spec by the control plane's rules.
+#[test]
+fn pools_demand_and_chaos_are_checked_with_every_problem_named() {
+    let text = r#"
+name = "p"
+duration = "30s"
+[[fleet]]
+count = 2
+[[pools]]
+name = "train"
+min_nodes = 3
+max_nodes = 2
+provider = "local"
+gpus = 0
+[pools.autoscaler]
+type = "queue"
+jobs_per_node = 0
+[[pools]]
+name = "sim"
+min_nodes = 1
+max_nodes = 1
+[[demand]]
+at = "40s"
+pool = "nope"
+pending_jobs = 3
+[[faults]]
+at = "1s"
+pool = "ghost"
+nodes = 0
+fault = "xid"
+code = 79
+[[faults]]
+at = "1s"
+node = "sim-00000"
+fault = "xid"
+code = 79
+for = "5s"
+[[expect]]
+at = "1s"
+pool = "ghost"
+[[expect]]
+at = "1s"
+serving = 2
+[[expect]]
+at = "1s"
+node = "sim-00000"
+connectivity = "gone"
+[chaos]
+rate = 0.0
+rack_share = 0.7
+zone_share = 0.7
+faults = ["meteor"]
+"#;
+    let p = Scenario::parse(text).unwrap_err();
+    for want in [
+        "pools[0].provider: set by the simulator",
+        "pools[0].gpus: 1 to 64, not 0",
+        "pools[0].min_nodes: 3 is more than max_nodes (2)",
+        "pools[0].autoscaler.jobs_per_node",
+        "pools[1].name: \"sim\" is a [[fleet]] template's pool",
+        "demand[0].at: after the scenario's duration",
+        "demand[0].pool: no pool \"nope\"",
+        "faults[0].pool: no pool \"ghost\"",
+        "faults[0].nodes: at least 1, with pool",
+        "faults[1].for: only agent_down takes it",
+        "expect[0]: pool with nodes, target, serving or held",
+        "expect[0].pool: no pool \"ghost\" in [[pools]]",
+        "expect[1]: exactly one of node, count, unhealthy_outside_faulted, pool, held",
+        "expect[1]: nodes, target and serving go with pool",
+        "expect[2].connectivity: \"gone\" is not one of",
+        "chaos.rate: above 0",
+        "chaos: rack_share and zone_share add up to at most 1",
+        "chaos.faults[0]: unknown \"meteor\"",
+    ] {
+        assert!(p.iter().any(|e| e.contains(want)), "{want:?} not in {p:#?}");
+    }
+}
+
+/// Chaos draws about rate × nodes / 1,000 × hours faults within its window, on nodes,
+/// racks and zones by the shares; the same seed draws the same faults, another seed others.
+#[test]
+fn chaos_draws_faults_at_its_rate_reproducibly() {
+    let text = r#"
+name = "c"
+duration = "1h"
+[[fleet]]
+count = 1000
+racks = 10
+zones = 2
+[chaos]
+rate = 1000.0
+from = "10m"
+rack_share = 0.1
+zone_share = 0.1
+"#;
+    let s = Scenario::parse(text).unwrap();
+    let a = s.clone().with_chaos();
+    let n = a.faults.len();
+    // 1,000 per 1,000 node-hours × 1,000 nodes × 50 min: 833 expected.
+    assert!((700..=970).contains(&n), "{n} faults");
+    assert!(a
+        .faults
+        .iter()
+        .all(|f| f.chaos && f.at >= Duration::from_secs(600)));
+    assert!(
+        a.faults.windows(2).all(|w| w[0].at <= w[1].at),
+        "in time order"
+    );
+    let racks = a.faults.iter().filter(|f| f.rack.is_some()).count();
+    let zones = a.faults.iter().filter(|f| f.zone.is_some()).count();
+    assert!(
+        (40..=130).contains(&racks) && (40..=130).contains(&zones),
+        "{racks} {zones}"
+    );
+    let b = s.clone().with_chaos();
+    let key = |s: &Scenario| -> Vec<String> {
+        s.faults
+            .iter()
+            .map(|f| format!("{:?}{:?}{:?}{}", f.at, f.node, f.rack, f.fault))
+            .collect()
+    };
+    assert_eq!(key(&a), key(&b), "the same seed, the same faults");
+    let mut other = s;
+    other.seed = 2;
+    assert_ne!(key(&other.with_chaos()), key(&a));
 }

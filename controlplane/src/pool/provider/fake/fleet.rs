@@ -72,7 +72,10 @@ impl FleetLink {
                 }),
             // The node is there already: a retry after a lost answer.
             409 => Ok(String::new()),
-            503 => Err(ProviderError::new(ErrorKind::Capacity, format!("fleet: {text}"))),
+            503 => Err(ProviderError::new(
+                ErrorKind::Capacity,
+                format!("fleet: {text}"),
+            )),
             s => Err(ProviderError::new(
                 ErrorKind::InvalidRequest,
                 format!("fleet: HTTP {s}: {text}"),

@@ -224,7 +224,8 @@ fn fleet_stub(answers: Vec<u16>) -> (String, std::sync::mpsc::Receiver<String>) 
 fn with_a_fleet_machines_become_simulated_agents() {
     let env = ProviderEnv::new("http://127.0.0.1:8410", "/nonexistent");
     let (url, seen) = fleet_stub(vec![201, 201, 503, 204]);
-    let params = json!({"fleet": url, "gpus": 2, "model": "NVIDIA A100-SXM4-80GB", "racks": 2, "zones": 2});
+    let params =
+        json!({"fleet": url, "gpus": 2, "model": "NVIDIA A100-SXM4-80GB", "racks": 2, "zones": 2});
     let p = build("fake", params.as_object().unwrap(), &env).unwrap();
     let mut r1 = req("i-1");
     r1.labels.insert("team".into(), "ml".into());
@@ -238,18 +239,31 @@ fn with_a_fleet_machines_become_simulated_agents() {
     assert_eq!(first["name"], "node-i-1");
     assert_eq!(first["pool"], "train");
     assert_eq!(first["gpus"], 2);
-    assert_eq!(first["token"], "gwj_0123456789abcdef", "joins with its own token");
-    assert_eq!(first["labels"], json!({"team": "ml", "rack": "r0", "zone": "z0"}));
+    assert_eq!(
+        first["token"], "gwj_0123456789abcdef",
+        "joins with its own token"
+    );
+    assert_eq!(
+        first["labels"],
+        json!({"team": "ml", "rack": "r0", "zone": "z0"})
+    );
     p.provision(&req("i-2")).unwrap();
     let second: serde_json::Value =
         serde_json::from_str(seen.recv().unwrap().splitn(3, ' ').nth(2).unwrap()).unwrap();
-    assert_eq!(second["labels"], json!({"rack": "r1", "zone": "z1"}), "round robin");
+    assert_eq!(
+        second["labels"],
+        json!({"rack": "r1", "zone": "z1"}),
+        "round robin"
+    );
     let e = p.provision(&req("i-3")).unwrap_err();
     assert_eq!(e.kind, ErrorKind::Capacity, "{e}");
     assert!(e.message.contains("no spare address"), "{e}");
     seen.recv().unwrap();
     p.terminate(&made.provider_id).unwrap();
-    assert_eq!(seen.recv().unwrap().trim(), "DELETE /v1/fleet/nodes/node-i-1");
+    assert_eq!(
+        seen.recv().unwrap().trim(),
+        "DELETE /v1/fleet/nodes/node-i-1"
+    );
     assert_eq!(p.list().unwrap().len(), 2, "i-3 was never made");
     // The fleet is gone: a retryable error, and nothing recorded.
     let e = p.provision(&req("i-4")).unwrap_err();

@@ -1,0 +1,113 @@
+//! `[[pools]]` and `[[demand]]` of a scenario: pools the control plane manages, whose
+//! machines the `fake` provider makes into simulated agents of the fleet (autoscaling,
+//! replacement and the remediation budget run as in production), and the pending jobs a
+//! scheduler would push over time.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::model::pool::PoolSpec;
+
+/// `[[pools]]`: a managed pool. Besides the keys below it takes every key of the control
+/// plane's `[[pools]]` (`min_nodes`, `max_nodes`, `auto_replace`, `[pools.autoscaler]`,
+/// `[pools.budget]`, …) except `provider`, `providers` and `strategy`: its provider is
+/// `fake`, linked to the simulation's fleet.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SimPool {
+    /// The pool's name (also its nodes' names' start).
+    pub name: String,
+    /// GPUs per node (1 to 64).
+    #[serde(default = "super::items::eight")]
+    pub gpus: u32,
+    /// GPU model.
+    #[serde(default = "super::items::h100")]
+    pub model: String,
+    /// Racks its machines are spread over, round robin (label `rack`: `r0`, …).
+    #[serde(default = "super::items::one_u32")]
+    pub racks: u32,
+    /// Zones the racks are spread over (label `zone`).
+    #[serde(default = "super::items::one_u32")]
+    pub zones: u32,
+    /// The rest: the pool spec's keys, as `POST /v1/pools` takes them.
+    #[serde(flatten)]
+    pub spec: toml::Table,
+}
+
+/// Keys the simulator sets itself.
+const OURS: &[&str] = &["provider", "providers", "strategy"];
+
+impl SimPool {
+    /// The pool as `POST /v1/pools` takes it, its provider `fake` on the fleet's control API
+    /// at `fleet_url`.
+    pub fn body(&self, fleet_url: &str) -> serde_json::Value {
+        let mut v = serde_json::to_value(&self.spec).unwrap_or_default();
+        v["name"] = self.name.clone().into();
+        v["providers"] = serde_json::json!([{
+            "name": "sim", "kind": "fake",
+            "params": {"fleet": fleet_url, "prefix": self.name, "gpus": self.gpus,
+                       "model": self.model, "racks": self.racks, "zones": self.zones},
+        }]);
+        v
+    }
+
+    /// The pool's spec as the control plane reads it (for checks and sizes).
+    pub fn spec(&self) -> Result<PoolSpec, String> {
+        serde_json::from_value(self.body("http://127.0.0.1:1")).map_err(|e| e.to_string())
+    }
+
+    /// Every problem, each with its place (`at` is `pools[0]`).
+    pub(super) fn problems(&self, at: &str) -> Vec<String> {
+        let mut p = Vec::new();
+        for k in OURS {
+            if self.spec.contains_key(*k) {
+                p.push(format!(
+                    "{at}.{k}: set by the simulator (the fake provider on the fleet)"
+                ));
+            }
+        }
+        if !(1..=64).contains(&self.gpus) {
+            p.push(format!("{at}.gpus: 1 to 64, not {}", self.gpus));
+        }
+        if self.racks == 0 || self.zones == 0 || self.zones > self.racks {
+            p.push(format!(
+                "{at}: racks and zones at least 1, and no more zones than racks"
+            ));
+        }
+        match self.spec() {
+            Err(e) => p.push(format!("{at}: {e}")),
+            Ok(spec) => {
+                for e in spec
+                    .validate()
+                    .into_iter()
+                    .chain(crate::pool::rules::param_problems(&spec))
+                {
+                    p.push(format!("{at}.{}: {}", e.field, e.message));
+                }
+                if spec.max_nodes > super::MAX_NODES {
+                    p.push(format!("{at}.max_nodes: at most {}", super::MAX_NODES));
+                }
+            }
+        }
+        p
+    }
+
+    /// `min_nodes`, the size the simulation waits for before its timeline starts.
+    pub fn min_nodes(&self) -> u32 {
+        self.spec().map_or(0, |s| s.min_nodes)
+    }
+}
+
+/// `[[demand]]`: pending jobs pushed for a pool at a time (`PUT /v1/pools/{name}/demand`),
+/// what a `queue` autoscaler sizes the pool by.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Demand {
+    /// When, after the timeline starts.
+    #[serde(with = "humantime_serde")]
+    pub at: Duration,
+    /// The pool (one of `[[pools]]`).
+    pub pool: String,
+    /// Pending jobs.
+    pub pending_jobs: u64,
+}
