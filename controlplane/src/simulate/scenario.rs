@@ -65,7 +65,9 @@ pub struct Scenario {
     /// Settings of the control plane the simulator starts.
     #[serde(default)]
     pub control_plane: ControlPlane,
-    /// Node templates, in order: their nodes are named `{pool}-{i:05}` counting across them.
+    /// Node templates, in order: their nodes are named `{pool}-{i:05}` counting across them
+    /// (none: only `[[pools]]`' nodes).
+    #[serde(default)]
     pub fleet: Vec<Template>,
     /// Faults at times.
     #[serde(default)]
@@ -273,8 +275,25 @@ impl Scenario {
         }
         let nodes = self.nodes();
         let names: BTreeSet<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
-        let racks: BTreeSet<&str> = nodes.iter().map(|n| n.labels["rack"].as_str()).collect();
-        let zones: BTreeSet<&str> = nodes.iter().map(|n| n.labels["zone"].as_str()).collect();
+        // A pool's machines take racks r0… and zones z0… as the fleet's nodes do.
+        let pool_racks: Vec<String> = self
+            .pools
+            .iter()
+            .flat_map(|sp| (0..sp.racks.min(10_000)).map(|r| format!("r{r}")))
+            .chain(self.pools.iter().flat_map(|sp| {
+                (0..sp.zones.min(10_000)).map(|z| format!("z{z}"))
+            }))
+            .collect();
+        let racks: BTreeSet<&str> = nodes
+            .iter()
+            .map(|n| n.labels["rack"].as_str())
+            .chain(pool_racks.iter().map(String::as_str).filter(|r| r.starts_with('r')))
+            .collect();
+        let zones: BTreeSet<&str> = nodes
+            .iter()
+            .map(|n| n.labels["zone"].as_str())
+            .chain(pool_racks.iter().map(String::as_str).filter(|z| z.starts_with('z')))
+            .collect();
         for (key, len) in [("faults", self.faults.len()), ("expect", self.expect.len())] {
             if len > MAX_ITEMS {
                 p.push(format!("{key}: at most {MAX_ITEMS}, not {len}"));

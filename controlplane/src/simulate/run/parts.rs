@@ -238,7 +238,10 @@ pub(super) fn check(
     }
     if let Some(n) = &e.node {
         return match nodes.get(n) {
-            Some(s) => (matches(s), format!("{} and {}", s.health, s.status)),
+            Some(s) => (
+                matches(s),
+                format!("{}, {}, {}", s.health, s.status, s.connectivity),
+            ),
             None => (false, "not listed".into()),
         };
     }
