@@ -280,19 +280,31 @@ impl Scenario {
             .pools
             .iter()
             .flat_map(|sp| (0..sp.racks.min(10_000)).map(|r| format!("r{r}")))
-            .chain(self.pools.iter().flat_map(|sp| {
-                (0..sp.zones.min(10_000)).map(|z| format!("z{z}"))
-            }))
+            .chain(
+                self.pools
+                    .iter()
+                    .flat_map(|sp| (0..sp.zones.min(10_000)).map(|z| format!("z{z}"))),
+            )
             .collect();
         let racks: BTreeSet<&str> = nodes
             .iter()
             .map(|n| n.labels["rack"].as_str())
-            .chain(pool_racks.iter().map(String::as_str).filter(|r| r.starts_with('r')))
+            .chain(
+                pool_racks
+                    .iter()
+                    .map(String::as_str)
+                    .filter(|r| r.starts_with('r')),
+            )
             .collect();
         let zones: BTreeSet<&str> = nodes
             .iter()
             .map(|n| n.labels["zone"].as_str())
-            .chain(pool_racks.iter().map(String::as_str).filter(|z| z.starts_with('z')))
+            .chain(
+                pool_racks
+                    .iter()
+                    .map(String::as_str)
+                    .filter(|z| z.starts_with('z')),
+            )
             .collect();
         for (key, len) in [("faults", self.faults.len()), ("expect", self.expect.len())] {
             if len > MAX_ITEMS {
@@ -392,12 +404,13 @@ impl Scenario {
                 e.node.is_some(),
                 e.count.is_some(),
                 e.unhealthy_outside_faulted.is_some(),
+                e.faulted_not_unhealthy.is_some(),
                 e.pool.is_some(),
                 e.held.is_some() && e.pool.is_none(),
             ];
             if kinds.iter().filter(|k| **k).count() != 1 {
                 p.push(format!(
-                    "{at}: exactly one of node, count, unhealthy_outside_faulted, pool, held"
+                    "{at}: exactly one of node, count, unhealthy_outside_faulted, faulted_not_unhealthy, pool, held"
                 ));
             }
             let state = e.health.is_some() || e.status.is_some() || e.connectivity.is_some();

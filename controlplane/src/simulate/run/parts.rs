@@ -268,6 +268,28 @@ pub(super) fn check(
         };
         return (outside.len() <= max as usize, seen);
     }
+    if let Some(max) = e.faulted_not_unhealthy {
+        let missed: Vec<&str> = faulted
+            .iter()
+            .filter(|n| nodes.get(*n).is_some_and(|s| s.health != "unhealthy"))
+            .map(String::as_str)
+            .collect();
+        let seen = if missed.is_empty() {
+            format!("all {} unhealthy", faulted.len())
+        } else {
+            format!(
+                "{} not ({})",
+                missed.len(),
+                missed
+                    .iter()
+                    .take(10)
+                    .copied()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        return (missed.len() <= max as usize, seen);
+    }
     if let Some(h) = e.held {
         let seen = held_in(None);
         return (seen == h as usize, format!("{seen} held"));

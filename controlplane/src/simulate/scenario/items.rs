@@ -179,6 +179,10 @@ pub struct Expect {
     /// At most this many unhealthy nodes outside those a non-benign fault touched.
     #[serde(default)]
     pub unhealthy_outside_faulted: Option<u32>,
+    /// At most this many nodes that a non-benign fault reached are not unhealthy (every
+    /// fault found: 0).
+    #[serde(default)]
+    pub faulted_not_unhealthy: Option<u32>,
     /// Its connectivity, or the connectivity counted (`online`, `offline`, `unknown`).
     #[serde(default)]
     pub connectivity: Option<String>,
@@ -223,6 +227,9 @@ impl Expect {
             .filter_map(|(k, v)| v.map(|v| format!("{k} {v}")))
             .collect();
             return format!("pool {p} has {}", parts.join(", "));
+        }
+        if let Some(m) = self.faulted_not_unhealthy {
+            return format!("at most {m} faulted nodes not unhealthy");
         }
         match (
             &self.node,
