@@ -83,6 +83,14 @@ impl Timeline {
         }
     }
 
+    /// Nodes of `pools` seen.
+    pub fn pool_nodes(&self, pools: &BTreeSet<&str>) -> usize {
+        self.pools
+            .values()
+            .filter(|p| pools.contains(p.as_str()))
+            .count()
+    }
+
     /// When a node of `name`'s pool, first seen after `since`, was first seen online at
     /// or after `from` (ms); `None` for a node of no pool, or none came.
     fn replacement(&self, name: &str, since: u64, from: u64) -> Option<u64> {
@@ -201,8 +209,10 @@ pub struct Report {
     pub scenario: String,
     /// The seed used.
     pub seed: u64,
-    /// Simulated nodes.
+    /// Simulated nodes of the `[[fleet]]` templates.
     pub nodes: usize,
+    /// Nodes of the `[[pools]]` seen over the run (replacements included).
+    pub pool_nodes: usize,
     /// Fleet online after the start of its process (s).
     pub online_after_s: f64,
     /// Scenario time run (s).

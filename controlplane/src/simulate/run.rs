@@ -271,6 +271,9 @@ pub fn run(s: &Scenario, keep_dir: Option<&Path>) -> Result<Report, RunError> {
         scenario: s.name.clone(),
         seed: s.seed,
         nodes: n,
+        pool_nodes: tl
+            .timeline
+            .pool_nodes(&s.pools.iter().map(|p| p.name.as_str()).collect()),
         online_after_s: secs(online_after),
         duration_s: secs(duration),
         faults: fault_reports,
@@ -489,16 +492,20 @@ fn wait_for(
 
 /// One paragraph for the terminal.
 pub fn summary(r: &Report) -> String {
+    let nodes = if r.pool_nodes > 0 {
+        format!("{} nodes and {} of pools", r.nodes, r.pool_nodes)
+    } else {
+        format!("{} nodes", r.nodes)
+    };
     let held = r.expectations.iter().filter(|e| e.passed).count();
     let detection = match (r.detection_p50_s, r.detection_max_s) {
         (Some(p), Some(m)) => format!("detection p50 {p:.2} s, max {m:.2} s"),
         _ => "nothing detected".into(),
     };
     format!(
-        "{}: {} — {} nodes, {} fault(s), {detection}, {} false positive(s), {held}/{} expectations held",
+        "{}: {} — {nodes}, {} fault(s), {detection}, {} false positive(s), {held}/{} expectations held",
         r.scenario,
         if r.passed { "PASSED" } else { "FAILED" },
-        r.nodes,
         r.faults.len(),
         r.false_positives.len(),
         r.expectations.len()
