@@ -23,10 +23,10 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use crate::collector::{Collector, Msg};
-use node::Node;
+use node::{Driven, Node};
+pub use node::{FleetNode, FleetOptions};
 
 pub mod cli;
 pub mod control;
@@ -34,53 +34,6 @@ mod node;
 
 /// Most nodes one process hosts.
 pub const MAX_NODES: usize = 100_000;
-
-/// One simulated node, as `--spec FILE` lists them (a JSON array).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FleetNode {
-    /// Node name (the agent's `node.id`).
-    pub name: String,
-    /// Address and port it serves on, e.g. `127.1.0.1:9410`.
-    pub listen: SocketAddr,
-    /// Fake GPUs (1 to 64).
-    #[serde(default = "eight")]
-    pub gpus: u32,
-    /// GPU model name.
-    #[serde(default = "h100")]
-    pub model: String,
-    /// Node labels (rack, zone, …), sent with the registration and on every GPU series.
-    #[serde(default)]
-    pub labels: BTreeMap<String, String>,
-    /// Pool to join (empty: the control plane's choice).
-    #[serde(default)]
-    pub pool: String,
-}
-
-fn eight() -> u32 {
-    8
-}
-
-fn h100() -> String {
-    "NVIDIA H100 80GB HBM3".into()
-}
-
-/// What every node shares.
-#[derive(Debug, Clone)]
-pub struct FleetOptions {
-    /// Collection interval.
-    pub interval: Duration,
-    /// Join this control plane (base URL) with this bootstrap token; `None`: do not register
-    /// (the nodes are declared on the control plane some other way).
-    pub join: Option<(String, String)>,
-    /// Seed of the fake GPUs (0: each node seeded by its name; any other: mixed with each
-    /// node's name, so nodes differ and a seed gives the same fleet again).
-    pub seed: u64,
-    /// Where nodes added later ([`Fleet::add`], the control API's `POST /v1/fleet/nodes`)
-    /// serve: the first address and the port; each takes the next address not in use.
-    /// `None`: nodes cannot be added.
-    pub spare: Option<SocketAddr>,
-}
 
 /// `count` nodes named `{prefix}{i:05}` on consecutive addresses from `first`, all on
 /// `port`.
@@ -158,15 +111,6 @@ fn check_each(nodes: &[FleetNode]) -> Vec<String> {
     p
 }
 
-/// A collector and what it reads, driven by the fleet's one thread; dropped from it once
-/// `gone` (its node removed).
-struct Driven {
-    collector: Collector,
-    rx: Receiver<Msg>,
-    next: Instant,
-    gone: Arc<AtomicBool>,
-}
-
 /// Why [`Fleet::add`], [`Fleet::remove`], [`Fleet::down`] or [`Fleet::up`] refused.
 #[derive(Debug, thiserror::Error)]
 pub enum FleetError {
@@ -230,19 +174,6 @@ pub struct Listed {
     pub address: SocketAddr,
     /// Serving (false after [`Fleet::down`]).
     pub up: bool,
-}
-
-/// Node `name`'s fake-GPU seed: 0 stays 0 (the agent then seeds by the name), any other
-/// seed is mixed with the name, so the nodes of one fleet differ and the same seed gives the
-/// same fleet again.
-fn node_seed(seed: u64, name: &str) -> u64 {
-    if seed == 0 {
-        return 0;
-    }
-    let h = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-    });
-    (h ^ seed.wrapping_mul(0x9e37_79b9_7f4a_7c15)).max(1)
 }
 
 /// Starts every node (within a tokio runtime): binds each address first, so a fleet that

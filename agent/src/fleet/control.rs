@@ -89,7 +89,7 @@ async fn add(State(fleet): State<Fleet>, body: Result<Json<AddNode>, JsonRejecti
         name: a.name.clone(),
         listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
         gpus: a.gpus.unwrap_or(8),
-        model: a.model.unwrap_or_else(super::h100),
+        model: a.model.unwrap_or_else(super::node::h100),
         labels: a.labels,
         pool: a.pool,
     };

@@ -1,20 +1,90 @@
 //! One simulated node: the agent's own parts (fake GPUs, collector, event log, command
 //! runner, HTTP router) put together for the fleet, and taken apart again.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
+use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use serde::{Deserialize, Serialize};
 
-use super::{node_seed, Driven, FleetNode, FleetOptions};
 use crate::collector::{Collector, CollectorSettings, Msg};
 use crate::config::{AgentConfig, BackendKind};
 use crate::events::EventLog;
 use crate::http::serve::{Bound, Server};
 use crate::register::RegistrarHandle;
+
+/// One simulated node, as `--spec FILE` lists them (a JSON array).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FleetNode {
+    /// Node name (the agent's `node.id`).
+    pub name: String,
+    /// Address and port it serves on, e.g. `127.1.0.1:9410`.
+    pub listen: SocketAddr,
+    /// Fake GPUs (1 to 64).
+    #[serde(default = "eight")]
+    pub gpus: u32,
+    /// GPU model name.
+    #[serde(default = "h100")]
+    pub model: String,
+    /// Node labels (rack, zone, …), sent with the registration and on every GPU series.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Pool to join (empty: the control plane's choice).
+    #[serde(default)]
+    pub pool: String,
+}
+
+pub(super) fn eight() -> u32 {
+    8
+}
+
+pub(super) fn h100() -> String {
+    "NVIDIA H100 80GB HBM3".into()
+}
+
+/// What every node shares.
+#[derive(Debug, Clone)]
+pub struct FleetOptions {
+    /// Collection interval.
+    pub interval: Duration,
+    /// Join this control plane (base URL) with this bootstrap token; `None`: do not register
+    /// (the nodes are declared on the control plane some other way).
+    pub join: Option<(String, String)>,
+    /// Seed of the fake GPUs (0: each node seeded by its name; any other: mixed with each
+    /// node's name, so nodes differ and a seed gives the same fleet again).
+    pub seed: u64,
+    /// Where nodes added later ([`Fleet::add`], the control API's `POST /v1/fleet/nodes`)
+    /// serve: the first address and the port; each takes the next address not in use.
+    /// `None`: nodes cannot be added.
+    pub spare: Option<SocketAddr>,
+}
+
+/// A collector and what it reads, driven by the fleet's one thread; dropped from it once
+/// `gone` (its node removed).
+pub(super) struct Driven {
+    pub(super) collector: Collector,
+    pub(super) rx: Receiver<Msg>,
+    pub(super) next: Instant,
+    pub(super) gone: Arc<AtomicBool>,
+}
+
+/// Node `name`'s fake-GPU seed: 0 stays 0 (the agent then seeds by the name), any other
+/// seed is mixed with the name, so the nodes of one fleet differ and the same seed gives the
+/// same fleet again.
+pub(super) fn node_seed(seed: u64, name: &str) -> u64 {
+    if seed == 0 {
+        return 0;
+    }
+    let h = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
+    (h ^ seed.wrapping_mul(0x9e37_79b9_7f4a_7c15)).max(1)
+}
 
 /// A running node of the fleet.
 pub(super) struct Node {

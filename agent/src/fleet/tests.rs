@@ -1,5 +1,6 @@
 //! The fleet host: many agents in one process, each its own server and fake GPUs.
 
+use super::node::node_seed;
 use super::*;
 
 fn get(url: &str) -> (u16, String) {

@@ -7,11 +7,6 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-/// Most nodes a scenario (or `--nodes`) may ask for.
-pub const MAX_NODES: u32 = 20_000;
-/// Most faults and expectations a scenario may list, each.
-pub const MAX_ITEMS: usize = 10_000;
-
 /// The fault kinds: those of the agent's fake backend (`POST /v1/fake/inject`'s `fault`),
 /// and `agent_down` (the node's agent stops answering, through the fleet's control API).
 pub const FAULTS: &[&str] = &[
@@ -88,21 +83,6 @@ pub struct Scenario {
 
 fn one() -> u64 {
     1
-}
-
-/// One node to simulate.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SimNode {
-    /// Name.
-    pub name: String,
-    /// Pool.
-    pub pool: String,
-    /// GPUs.
-    pub gpus: u32,
-    /// Model.
-    pub model: String,
-    /// `rack` and `zone` labels.
-    pub labels: BTreeMap<String, String>,
 }
 
 impl Scenario {
@@ -471,7 +451,7 @@ pub mod chaos;
 mod items;
 mod pools;
 pub use chaos::Chaos;
-pub use items::{ControlPlane, Expect, Fault, Template};
+pub use items::{ControlPlane, Expect, Fault, SimNode, Template, MAX_ITEMS, MAX_NODES};
 pub use pools::{Demand, SimPool};
 
 #[cfg(test)]

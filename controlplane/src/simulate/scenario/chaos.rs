@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{Fault, SimNode};
+use super::items::{Fault, SimNode, MAX_ITEMS};
 
 /// The faults chaos draws from by default: each condemns a node under the default policy
 /// at once (no `for`).
@@ -101,10 +101,10 @@ impl Chaos {
             }
         }
         let expected = self.expected(duration, nodes);
-        if expected > super::MAX_ITEMS as f64 / 2.0 {
+        if expected > MAX_ITEMS as f64 / 2.0 {
             p.push(format!(
                 "chaos: about {expected:.0} faults; at most {} (lower the rate)",
-                super::MAX_ITEMS / 2
+                MAX_ITEMS / 2
             ));
         }
         p
@@ -138,7 +138,7 @@ impl Chaos {
         loop {
             // Exponential gaps: -ln(U) / rate.
             t += -(1.0 - rng.f64()).ln() / per_sec;
-            if t >= until.as_secs_f64() || out.len() >= super::MAX_ITEMS / 2 {
+            if t >= until.as_secs_f64() || out.len() >= MAX_ITEMS / 2 {
                 break;
             }
             let Some(mut f) = fault(names[rng.usize(..names.len())]) else {

@@ -1,9 +1,30 @@
 //! The entries of a scenario file: `[control_plane]`, `[[fleet]]`, `[[faults]]`,
 //! `[[expect]]` (docs/simulate.md).
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::Deserialize;
+
+/// Most nodes a scenario (or `--nodes`) may ask for.
+pub const MAX_NODES: u32 = 20_000;
+/// Most faults and expectations a scenario may list, each.
+pub const MAX_ITEMS: usize = 10_000;
+
+/// One node to simulate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimNode {
+    /// Name.
+    pub name: String,
+    /// Pool.
+    pub pool: String,
+    /// GPUs.
+    pub gpus: u32,
+    /// Model.
+    pub model: String,
+    /// `rack` and `zone` labels.
+    pub labels: BTreeMap<String, String>,
+}
 
 /// `[control_plane]`: the simulated fleet's control plane.
 #[derive(Debug, Clone, Deserialize)]

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::items::{eight, h100, one_u32, MAX_NODES};
 use crate::model::pool::PoolSpec;
 
 /// `[[pools]]`: a managed pool. Besides the keys below it takes every key of the control
@@ -18,16 +19,16 @@ pub struct SimPool {
     /// The pool's name (also its nodes' names' start).
     pub name: String,
     /// GPUs per node (1 to 64).
-    #[serde(default = "super::items::eight")]
+    #[serde(default = "eight")]
     pub gpus: u32,
     /// GPU model.
-    #[serde(default = "super::items::h100")]
+    #[serde(default = "h100")]
     pub model: String,
     /// Racks its machines are spread over, round robin (label `rack`: `r0`, …).
-    #[serde(default = "super::items::one_u32")]
+    #[serde(default = "one_u32")]
     pub racks: u32,
     /// Zones the racks are spread over (label `zone`).
-    #[serde(default = "super::items::one_u32")]
+    #[serde(default = "one_u32")]
     pub zones: u32,
     /// The rest: the pool spec's keys, as `POST /v1/pools` takes them.
     #[serde(flatten)]
@@ -84,8 +85,8 @@ impl SimPool {
                 {
                     p.push(format!("{at}.{}: {}", e.field, e.message));
                 }
-                if spec.max_nodes > super::MAX_NODES {
-                    p.push(format!("{at}.max_nodes: at most {}", super::MAX_NODES));
+                if spec.max_nodes > MAX_NODES {
+                    p.push(format!("{at}.max_nodes: at most {}", MAX_NODES));
                 }
             }
         }
