@@ -37,6 +37,33 @@ fn postgres_store_does_everything_the_control_plane_needs() {
     remedy(&s);
 }
 
+/// libpq is compiled in with TLS (pq-sys's `bundled`, OpenSSL built from source): with
+/// `sslmode=require` the store works over TLS to a server that takes it, and a server without
+/// TLS is refused for that reason (a libpq built without TLS would refuse the mode itself).
+#[test]
+fn postgres_over_tls_works_with_the_compiled_in_libpq() {
+    let Some(pg) = Postgres::start_tls() else {
+        return;
+    };
+    let url = format!("{}?sslmode=require", pg.database("gw_tls"));
+    let s = Store::open(&url, &StoreOptions::default()).unwrap();
+    assert_eq!(s.backend(), Backend::Postgres);
+    suite(&s);
+    drop(s);
+
+    let Some(plain) = Postgres::start() else {
+        return;
+    };
+    let url = format!("{}?sslmode=require", plain.database("gw_plain"));
+    let opts = StoreOptions {
+        connect_timeout: std::time::Duration::from_secs(3),
+        ..StoreOptions::default()
+    };
+    let e = Store::open(&url, &opts).unwrap_err().to_string();
+    assert!(e.contains("does not support SSL"), "{e}");
+    assert!(!e.contains("not compiled in"), "{e}");
+}
+
 #[test]
 fn unusable_database_urls_are_clear_errors() {
     let e = Store::open("mysql://x/y", &StoreOptions::default()).unwrap_err();

@@ -60,6 +60,16 @@ impl Postgres {
     /// Starts a server, or `None` when PostgreSQL is not installed and this is not CI (in CI
     /// a missing server fails the test).
     pub fn start() -> Option<Self> {
+        Self::start_with(false)
+    }
+
+    /// Starts a server that also takes TLS connections (a self-signed certificate made with
+    /// the `openssl` command), or `None` as [`Postgres::start`].
+    pub fn start_tls() -> Option<Self> {
+        Self::start_with(true)
+    }
+
+    fn start_with(tls: bool) -> Option<Self> {
         let Some(bin) = pg_bin() else {
             assert!(
                 std::env::var_os("CI").is_none(),
@@ -71,6 +81,38 @@ impl Postgres {
         let dir = TempDir::new("pg");
         let as_postgres = is_root();
         let data = dir.path().join("data");
+        if tls {
+            let out = Command::new("openssl")
+                .args([
+                    "req",
+                    "-x509",
+                    "-newkey",
+                    "rsa:2048",
+                    "-nodes",
+                    "-days",
+                    "1",
+                    "-subj",
+                    "/CN=127.0.0.1",
+                    "-keyout",
+                    "server.key",
+                    "-out",
+                    "server.crt",
+                ])
+                .current_dir(dir.path())
+                .output()
+                .expect("the openssl command (CI installs openssl)");
+            assert!(
+                out.status.success(),
+                "openssl req: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(
+                dir.path().join("server.key"),
+                std::fs::Permissions::from_mode(0o600),
+            )
+            .unwrap();
+        }
         if as_postgres {
             // PostgreSQL refuses to run as root: the cluster belongs to `postgres`.
             let st = Command::new("chown")
@@ -103,11 +145,17 @@ impl Postgres {
             "initdb: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let opts = format!(
+        let mut opts = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
             pg.port,
             pg.dir.path().display()
         );
+        if tls {
+            let d = pg.dir.path().display();
+            opts.push_str(&format!(
+                " -c ssl=on -c ssl_cert_file={d}/server.crt -c ssl_key_file={d}/server.key"
+            ));
+        }
         let log = pg.dir.path().join("pg.log");
         let out = pg.run(
             "pg_ctl",
