@@ -230,6 +230,8 @@ pub struct Report {
     pub detection_p50_s: Option<f64>,
     /// The largest detection latency (s).
     pub detection_max_s: Option<f64>,
+    /// How often the fleet was read (s): every latency is up to this late.
+    pub look_s: f64,
 }
 
 fn secs(ms: u64) -> f64 {

@@ -25,8 +25,15 @@ pub enum RunError {
     Failed(String),
 }
 
-/// How often the fleet is read.
+/// How often the fleet is read, at most (up to 2,000 nodes; see [`look_every`]).
 const LOOK: Duration = Duration::from_millis(250);
+
+/// How often a fleet of `nodes` is read: every [`LOOK`] up to 2,000 nodes, then 125 µs a
+/// node (1.25 s at 10,000), so that the simulator's reading stays a small share of the
+/// control plane's work at fleet scale. Latencies in the report are up to this late.
+pub fn look_every(nodes: usize) -> Duration {
+    LOOK.max(Duration::from_micros(125).saturating_mul(u32::try_from(nodes).unwrap_or(u32::MAX)))
+}
 
 /// The processes of a run, stopped when dropped (every path out of [`run`]).
 struct Procs {
@@ -251,6 +258,13 @@ pub fn run(s: &Scenario, keep_dir: Option<&Path>) -> Result<Report, RunError> {
         injected: Vec::new(),
         results: Vec::new(),
         ups: Vec::new(),
+        look: look_every(
+            n + s
+                .pools
+                .iter()
+                .map(|p| p.min_nodes() as usize)
+                .sum::<usize>(),
+        ),
     };
     if let Err(e) = tl.go(&interrupted) {
         return Err(match e {
@@ -282,11 +296,12 @@ pub fn run(s: &Scenario, keep_dir: Option<&Path>) -> Result<Report, RunError> {
         passed,
         detection_p50_s: p50,
         detection_max_s: max,
+        look_s: secs(tl.look),
     })
 }
 
 /// The timeline of a run: faults, agents brought back up, demand and expectations at
-/// their times, the fleet looked at every [`LOOK`].
+/// their times, the fleet looked at every [`look_every`].
 struct Run<'a> {
     s: &'a Scenario,
     client: &'a Client,
@@ -298,6 +313,8 @@ struct Run<'a> {
     results: Vec<ExpectReport>,
     /// Nodes to bring up again, and when.
     ups: Vec<(Duration, String)>,
+    /// How often the fleet is read.
+    look: Duration,
 }
 
 impl Run<'_> {
@@ -373,7 +390,7 @@ impl Run<'_> {
             {
                 return Ok(());
             }
-            std::thread::sleep(LOOK);
+            std::thread::sleep(self.look);
         }
     }
 
