@@ -68,7 +68,7 @@ fn run_one(file: &Path) -> (serde_json::Value, String) {
     (r, text)
 }
 
-/// Each scenario in `config/scenarios/` passes as shipped (three at a time: they mostly
+/// Each scenario in `config/scenarios/` passes as shipped (two at a time: they mostly
 /// wait), with no false positive; the report carries each kind's latencies: the fatal XID
 /// detected and cordoned, the pool's bad node replaced and terminated, the dead agent seen
 /// offline, chaos's faults drawn and every one found.
@@ -85,7 +85,7 @@ fn every_shipped_scenario_passes_and_reports_its_latencies() {
     let queue = std::sync::Mutex::new(files);
     let reports = std::sync::Mutex::new(Vec::new());
     std::thread::scope(|s| {
-        for _ in 0..3 {
+        for _ in 0..2 {
             s.spawn(|| loop {
                 let Some(file) = queue.lock().unwrap().pop() else {
                     return;
