@@ -99,10 +99,19 @@ impl Scenario {
 
     /// With the fleet scaled to `nodes` in all (the templates keep their proportions, each
     /// at least 1): `--nodes`. Expectations that count nodes scale with it, rounded to the
-    /// nearest (a rack's 4 of 12 become 67 of 200: racks are filled round robin).
+    /// nearest (a rack's 4 of 12 become 67 of 200: racks are filled round robin). Refused for
+    /// a scenario with `[[pools]]` or without `[[fleet]]`.
     pub fn scaled(mut self, nodes: u32) -> Result<Scenario, String> {
         if !(1..=MAX_NODES).contains(&nodes) {
             return Err(format!("--nodes must be 1 to {MAX_NODES}, not {nodes}"));
+        }
+        if !self.pools.is_empty() || self.fleet.is_empty() {
+            return Err(
+                "--nodes scales the [[fleet]] templates of a scenario without [[pools]] (its \
+                 count expectations would count the pools' nodes too): size a pool with its \
+                 min_nodes and max_nodes"
+                    .into(),
+            );
         }
         let total: u64 = self
             .fleet

@@ -268,3 +268,23 @@ zone_share = 0.1
     other.seed = 2;
     assert_ne!(key(&other.with_chaos()), key(&a));
 }
+
+/// `--nodes` scales only the templates of a scenario without pools: with pools (whose nodes
+/// the count expectations would count too) it is refused with the reason.
+#[test]
+fn nodes_flag_is_refused_for_a_scenario_with_pools() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/scenarios");
+    let text = std::fs::read_to_string(dir.join("rack-failure-budget.toml")).unwrap();
+    let e = Scenario::parse(&text).unwrap().scaled(100).unwrap_err();
+    assert!(e.contains("without [[pools]]"), "{e}");
+    let text = std::fs::read_to_string(dir.join("chaos.toml")).unwrap();
+    assert_eq!(
+        Scenario::parse(&text)
+            .unwrap()
+            .scaled(100)
+            .unwrap()
+            .nodes()
+            .len(),
+        100
+    );
+}
