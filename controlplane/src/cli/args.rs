@@ -88,10 +88,11 @@ pub enum Command {
     Simulate {
         /// The scenario file (TOML).
         file: PathBuf,
-        /// Scale the fleet to N nodes in all, keeping the templates' proportions (1 to 20000).
+        /// Scale the [[fleet]] templates to N nodes in all, keeping their proportions (1 to
+        /// 20000); refused for a scenario with [[pools]].
         #[arg(long, value_name = "N")]
         nodes: Option<u32>,
-        /// The fake GPUs' seed (overrides the scenario's).
+        /// The seed of the fake GPUs, chaos and pool-fault picks (overrides the scenario's).
         #[arg(long, value_name = "S")]
         seed: Option<u64>,
         /// Write the JSON report to this file.
