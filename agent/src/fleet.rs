@@ -334,6 +334,9 @@ impl Fleet {
     pub fn add(&self, n: &FleetNode, token: Option<String>) -> Result<SocketAddr, FleetError> {
         let problems = check_each(std::slice::from_ref(n));
         if !problems.is_empty() {
+            // Said of this node, not of a list's first entry.
+            let at = format!("nodes[0] ({}): ", n.name);
+            let problems: Vec<String> = problems.iter().map(|p| p.replace(&at, "")).collect();
             return Err(FleetError::Invalid(problems.join("; ")));
         }
         let _adding = self.shared.adding.lock().unwrap_or_else(|p| p.into_inner());

@@ -89,7 +89,8 @@ struct FleetFlags {
     #[arg(long, value_name = "IP:PORT")]
     control: Option<std::net::SocketAddr>,
     /// Where nodes added through the control API serve: the first address and the port
-    /// (0: any free port); each takes the next address not in use.
+    /// (0: any free port); each takes the address after the last one handed out (freed
+    /// addresses are not handed out again).
     #[arg(long, value_name = "IP:PORT", default_value = "127.3.0.1:0")]
     spare_from: std::net::SocketAddr,
 }

@@ -46,26 +46,32 @@ pub fn simulate(args: SimulateArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let scenario = match scenario::Scenario::parse(&text) {
+    let invalid = |problems: Vec<String>| {
+        eprintln!("error: {} is not a valid scenario:", args.file.display());
+        for p in problems {
+            eprintln!("  - {p}");
+        }
+        ExitCode::from(2)
+    };
+    let mut scenario = match scenario::Scenario::read(&text) {
         Ok(s) => s,
-        Err(problems) => {
-            eprintln!("error: {} is not a valid scenario:", args.file.display());
-            for p in problems {
-                eprintln!("  - {p}");
+        Err(problems) => return invalid(problems),
+    };
+    // Scaled first: node names are checked against the fleet that runs.
+    if let Some(n) = args.nodes {
+        match scenario.scaled(n) {
+            Ok(s) => scenario = s,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
             }
-            return ExitCode::from(2);
         }
-    };
-    let mut scenario = match args.nodes.map(|n| scenario.clone().scaled(n)) {
-        Some(Ok(s)) => s,
-        Some(Err(e)) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-        None => scenario,
-    };
+    }
     if let Some(seed) = args.seed {
         scenario.seed = seed;
+    }
+    if let Err(problems) = scenario.check() {
+        return invalid(problems);
     }
     let scenario = scenario.with_chaos();
     let nodes = scenario.nodes().len();

@@ -4,20 +4,20 @@
 //!
 //! | request | answer |
 //! |---|---|
-//! | `GET /v1/fleet/nodes` | 200 `{"nodes":[{"name","address","up"}]}` |
+//! | `GET /v1/fleet/nodes` | 200 `{"nodes":[{"name","address":"http://IP:PORT","up"}]}` |
 //! | `POST /v1/fleet/nodes` `{"name","pool","gpus","model","labels","token"}` | 201 `{"name","address":"http://IP:PORT"}`; 400 invalid, 409 exists, 503 no spare address |
 //! | `DELETE /v1/fleet/nodes/{name}` | 204 (deregistered and stopped); 404 |
 //! | `POST /v1/fleet/nodes/{name}/down` | 204 (its server stops: connections refused); 404 |
 //! | `POST /v1/fleet/nodes/{name}/up` | 204 (serves again on its address); 404 |
 //!
-//! Errors are `{"error": "…"}`. `token` is the node's own join token (a pool's instance's);
+//! Bodies are JSON (any or no `Content-Type`; at most 64 KiB). Errors are `{"error": "…"}`. `token` is the node's own join token (a pool's instance's);
 //! without it the node joins with the fleet's bootstrap token. The API has no
 //! authentication: it listens on a loopback address, as the fleet's fake-GPU nodes (whose
 //! `/v1/fake/inject` has none either) exist for simulations only.
 
 use std::collections::BTreeMap;
 
-use axum::extract::rejection::JsonRejection;
+use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -77,13 +77,28 @@ fn answer(e: FleetError) -> Response {
 }
 
 async fn list(State(fleet): State<Fleet>) -> Response {
-    Json(json!({"nodes": fleet.list()})).into_response()
+    let nodes: Vec<serde_json::Value> = fleet
+        .list()
+        .into_iter()
+        .map(|l| json!({"name": l.name, "address": format!("http://{}", l.address), "up": l.up}))
+        .collect();
+    Json(json!({"nodes": nodes})).into_response()
 }
 
-async fn add(State(fleet): State<Fleet>, body: Result<Json<AddNode>, JsonRejection>) -> Response {
-    let Json(a) = match body {
-        Ok(b) => b,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
+/// Most bytes of a `POST /v1/fleet/nodes` body.
+const BODY_LIMIT: usize = 64 * 1024;
+
+async fn add(State(fleet): State<Fleet>, body: Bytes) -> Response {
+    // JSON with or without a Content-Type header (curl -d sends a form type).
+    if body.len() > BODY_LIMIT {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("a body of at most {BODY_LIMIT} bytes"),
+        );
+    }
+    let a: AddNode = match serde_json::from_slice(&body) {
+        Ok(a) => a,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("the body: {e}")),
     };
     let node = FleetNode {
         name: a.name.clone(),

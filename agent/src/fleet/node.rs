@@ -58,8 +58,10 @@ pub struct FleetOptions {
     /// Seed of the fake GPUs (0: each node seeded by its name; any other: mixed with each
     /// node's name, so nodes differ and a seed gives the same fleet again).
     pub seed: u64,
-    /// Where nodes added later ([`Fleet::add`], the control API's `POST /v1/fleet/nodes`)
-    /// serve: the first address and the port; each takes the next address not in use.
+    /// Where nodes added later ([`super::Fleet::add`], the control API's
+    /// `POST /v1/fleet/nodes`) serve: the first address and the port; each takes the address
+    /// after the last one handed out that is not in use (a freed address is not handed out
+    /// again).
     /// `None`: nodes cannot be added.
     pub spare: Option<SocketAddr>,
 }

@@ -238,6 +238,25 @@ fn the_control_api_adds_takes_down_brings_up_and_removes_nodes() {
         call("GET", &api, None).1["nodes"].as_array().unwrap().len(),
         2
     );
+    assert_eq!(
+        call("GET", &api, None).1["nodes"][0]["address"],
+        url0.as_str()
+    );
+    // JSON without a JSON content type (as `curl -d` sends it) is taken too; an error
+    // names the problem, not a list entry.
+    let plain: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let r = plain
+        .post(&api)
+        .content_type("application/x-www-form-urlencoded")
+        .send(r#"{"name": "dyn-2", "gpus": 1}"#)
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    assert_eq!(call("DELETE", &format!("{api}/dyn-2"), None).0, 204);
+    let (_, e) = add("bad name", 2);
+    assert!(!e["error"].as_str().unwrap().contains("nodes[0]"), "{e}");
 
     // Down: refused connections; its fault state kept; up: serves again on its address.
     let (s, _) = call(

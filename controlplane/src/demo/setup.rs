@@ -66,9 +66,7 @@ pub fn start(args: &DemoArgs) -> Result<Demo, String> {
     let dir = std::fs::canonicalize(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let exe = std::env::current_exe().map_err(|e| format!("this executable: {e}"))?;
     let agent = exe.with_file_name("gpuwarden-agent");
-    if !agent.is_file() {
-        build_agent(&exe)?;
-    }
+    ensure_agent(&exe)?;
     let (plugins, plugin_config) = plugins(&dir);
     let agent_config = dir.join("agent.toml");
     write(
@@ -233,9 +231,20 @@ impl Demo {
     }
 }
 
+/// Makes sure `gpuwarden-agent` beside `exe` is there and current: under `cargo run` (cargo
+/// sets `CARGO`) it is built every time, in the same profile (cargo does nothing when it is
+/// up to date; an agent left by an older build would otherwise run with this one); outside
+/// cargo it must be there.
+pub(crate) fn ensure_agent(exe: &Path) -> Result<(), String> {
+    if std::env::var_os("CARGO").is_some() || !exe.with_file_name("gpuwarden-agent").is_file() {
+        build_agent(exe)?;
+    }
+    Ok(())
+}
+
 /// Builds `gpuwarden-agent` beside `exe` when the demo runs under `cargo run` (cargo sets
 /// `CARGO`), in the same profile; otherwise says how.
-pub(crate) fn build_agent(exe: &Path) -> Result<(), String> {
+fn build_agent(exe: &Path) -> Result<(), String> {
     let how = "build both programs first: cargo build --release --bins";
     let Some(cargo) = std::env::var_os("CARGO") else {
         return Err(format!(
@@ -253,7 +262,7 @@ pub(crate) fn build_agent(exe: &Path) -> Result<(), String> {
         cmd.arg("--release");
     }
     println!(
-        "building gpuwarden-agent (cargo build{} -p gpuwarden-agent) …",
+        "building gpuwarden-agent if it is not up to date (cargo build{} -p gpuwarden-agent) …",
         if release { " --release" } else { "" }
     );
     match cmd.status() {

@@ -87,9 +87,7 @@ pub fn run(s: &Scenario, keep_dir: Option<&Path>) -> Result<Report, RunError> {
         std::fs::canonicalize(&dir).map_err(|e| fail(format!("{}: {e}", dir.display())))?;
     let exe = std::env::current_exe().map_err(|e| fail(format!("this executable: {e}")))?;
     let agent = exe.with_file_name("gpuwarden-agent");
-    if !agent.is_file() {
-        setup::build_agent(&exe).map_err(fail)?;
-    }
+    setup::ensure_agent(&exe).map_err(fail)?;
     let port = host::free_port().map_err(fail)?;
     let fleet_port = host::free_port().map_err(fail)?;
     let admin = format!(
@@ -510,7 +508,7 @@ fn wait_for(
 /// One paragraph for the terminal.
 pub fn summary(r: &Report) -> String {
     let nodes = if r.pool_nodes > 0 {
-        format!("{} nodes and {} of pools", r.nodes, r.pool_nodes)
+        format!("{} fleet nodes and {} pool nodes", r.nodes, r.pool_nodes)
     } else {
         format!("{} nodes", r.nodes)
     };

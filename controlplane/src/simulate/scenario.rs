@@ -88,10 +88,22 @@ fn one() -> u64 {
 impl Scenario {
     /// Parses and checks a scenario file's text; every problem at once.
     pub fn parse(text: &str) -> Result<Scenario, Vec<String>> {
-        let s: Scenario = toml::from_str(text).map_err(|e| vec![e.to_string()])?;
-        let p = s.problems();
+        let s = Scenario::read(text)?;
+        s.check()?;
+        Ok(s)
+    }
+
+    /// Reads a scenario file's text without checking its content (a TOML error alone): for
+    /// `--nodes`, which scales the fleet before [`Scenario::check`] looks at node names.
+    pub fn read(text: &str) -> Result<Scenario, Vec<String>> {
+        toml::from_str(text).map_err(|e| vec![e.to_string()])
+    }
+
+    /// Every problem of its content, each with its place; none: `Ok`.
+    pub fn check(&self) -> Result<(), Vec<String>> {
+        let p = self.problems();
         if p.is_empty() {
-            Ok(s)
+            Ok(())
         } else {
             Err(p)
         }

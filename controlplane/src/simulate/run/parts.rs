@@ -82,6 +82,10 @@ pub(super) fn list(client: &Client) -> Result<BTreeMap<String, Seen>, String> {
 
 /// The body of `POST /v1/fake/inject` for a fault.
 pub(super) fn inject_body(f: &Fault) -> Value {
+    if f.fault == "agent_down" {
+        // Not a GPU's: the agent as a whole, for `for` (none: to the end).
+        return json!({"fault": f.fault, "for_s": f.down_for.map(|d| d.as_secs_f64())});
+    }
     let mut b = json!({"gpu": f.gpu, "fault": f.fault});
     let mut put = |k: &str, v: Value| {
         if !v.is_null() {
@@ -247,7 +251,7 @@ pub(super) fn check(
     }
     if let Some(c) = e.count {
         let seen = nodes.values().filter(|s| matches(s)).count();
-        return (seen == c as usize, format!("{seen} nodes"));
+        return (seen == c as usize, format!("{seen} node(s)"));
     }
     if let Some(max) = e.unhealthy_outside_faulted {
         let outside: Vec<&String> = nodes

@@ -259,7 +259,7 @@ impl Expect {
             self.held,
         ) {
             (Some(n), _, _, _) => format!("node {n} is {state}"),
-            (None, Some(c), _, _) => format!("{c} nodes are {state}"),
+            (None, Some(c), _, _) => format!("{c} node(s) are {state}"),
             (None, None, Some(m), _) => {
                 format!("at most {m} unhealthy nodes outside the faulted")
             }

@@ -57,6 +57,53 @@ impl SimPool {
         serde_json::from_value(self.body("http://127.0.0.1:1")).map_err(|e| e.to_string())
     }
 
+    /// The spec read leniently for its checks: keys the simulator sets and unknown keys
+    /// left out (each a problem), so the rest is still checked by the pool rules.
+    fn lenient(&self) -> (Option<PoolSpec>, Vec<String>) {
+        let mut problems = Vec::new();
+        let mut body = self.body("http://127.0.0.1:1");
+        if let Some(m) = body.as_object_mut() {
+            for k in OURS.iter().filter(|k| **k != "providers") {
+                m.remove(*k);
+            }
+        }
+        // A key that is unknown or of the wrong shape is named and left out, then the spec is
+        // read again (a few times), so that every such key is named at once.
+        let mut dropped: Vec<String> = Vec::new();
+        for _ in 0..16 {
+            let e = match serde_path_to_error::deserialize::<_, PoolSpec>(body.clone()) {
+                Ok(spec) => return (Some(spec), problems),
+                Err(e) => e,
+            };
+            let text = e.inner().to_string();
+            let unknown = text
+                .strip_prefix("unknown field `")
+                .and_then(|r| r.split('`').next())
+                .map(str::to_string);
+            let path = e.path().to_string();
+            let top = path.split(['.', '[']).next().unwrap_or("").to_string();
+            if let Some(k) = unknown.filter(|k| body.get(k).is_some()) {
+                problems.push(format!(
+                    "{k}: unknown key (a pool's keys are in docs/POOLS.md; here also gpus, model, racks, zones)"
+                ));
+                dropped.push(k);
+            } else if !top.is_empty() && top != "." && body.get(&top).is_some() {
+                problems.push(format!("{path}: {text}"));
+                dropped.push(top);
+            } else {
+                // A key left out above is now missing: already named.
+                if !dropped.iter().any(|k| text.contains(&format!("`{k}`"))) {
+                    problems.push(text);
+                }
+                return (None, problems);
+            }
+            if let (Some(m), Some(k)) = (body.as_object_mut(), dropped.last()) {
+                m.remove(k);
+            }
+        }
+        (None, problems)
+    }
+
     /// Every problem, each with its place (`at` is `pools[0]`).
     pub(super) fn problems(&self, at: &str) -> Vec<String> {
         let mut p = Vec::new();
@@ -75,19 +122,24 @@ impl SimPool {
                 "{at}: racks and zones at least 1, and no more zones than racks"
             ));
         }
-        match self.spec() {
-            Err(e) => p.push(format!("{at}: {e}")),
-            Ok(spec) => {
-                for e in spec
-                    .validate()
-                    .into_iter()
-                    .chain(crate::pool::rules::param_problems(&spec))
-                {
-                    p.push(format!("{at}.{}: {}", e.field, e.message));
-                }
-                if spec.max_nodes > MAX_NODES {
-                    p.push(format!("{at}.max_nodes: at most {}", MAX_NODES));
-                }
+        let (spec, read) = self.lenient();
+        p.extend(read.into_iter().map(|e| {
+            if e.contains(": ") && !e.starts_with("invalid") {
+                format!("{at}.{e}")
+            } else {
+                format!("{at}: {e}")
+            }
+        }));
+        if let Some(spec) = spec {
+            for e in spec
+                .validate()
+                .into_iter()
+                .chain(crate::pool::rules::param_problems(&spec))
+            {
+                p.push(format!("{at}.{}: {}", e.field, e.message));
+            }
+            if spec.max_nodes > MAX_NODES {
+                p.push(format!("{at}.max_nodes: at most {MAX_NODES}"));
             }
         }
         p

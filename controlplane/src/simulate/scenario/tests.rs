@@ -155,6 +155,7 @@ name = "train"
 min_nodes = 3
 max_nodes = 2
 provider = "local"
+warmup = "5m"
 gpus = 0
 [pools.autoscaler]
 type = "queue"
@@ -200,6 +201,7 @@ faults = ["meteor"]
         "pools[0].provider: set by the simulator",
         "pools[0].gpus: 1 to 64, not 0",
         "pools[0].min_nodes: 3 is more than max_nodes (2)",
+        "pools[0].warmup: unknown key",
         "pools[0].autoscaler.jobs_per_node",
         "pools[1].name: \"sim\" is a [[fleet]] template's pool",
         "demand[0].at: after the scenario's duration",
