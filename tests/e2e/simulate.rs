@@ -220,4 +220,26 @@ fn a_bad_scenario_is_refused_with_every_problem() {
         .unwrap();
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("valid (8 nodes, 0 pool(s), 1 faults"));
+    // Node names are checked against the fleet `--nodes` makes: sim-00002 is not among 2.
+    let out = simulate(&[
+        "--check",
+        "config/scenarios/agent-down.toml",
+        "--nodes",
+        "2",
+    ])
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no node \"sim-00002\""));
+    // A pool scenario is not scaled by --nodes.
+    let out = simulate(&[
+        "--check",
+        "config/scenarios/pool-replacement.toml",
+        "--nodes",
+        "50",
+    ])
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("without [[pools]]"));
 }
