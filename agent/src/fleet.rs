@@ -86,17 +86,45 @@ fn check_each(nodes: &[FleetNode]) -> Vec<String> {
     let mut names = std::collections::HashSet::new();
     let mut addrs = std::collections::HashSet::new();
     for (i, n) in nodes.iter().enumerate() {
-        let at = format!("nodes[{i}] ({})", n.name);
-        if n.name.is_empty()
-            || n.name.len() > 253
-            || !n
-                .name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        // A name is echoed up to 64 characters.
+        let shown: String = n.name.chars().take(64).collect();
+        let at = format!("nodes[{i}] ({shown})");
+        if !is_name(&n.name) {
+            p.push(format!(
+                "{at}: a name is 1 to 63 letters, digits, '-', '_' or '.', starting with a letter or digit (the control plane's rule)"
+            ));
+        }
+        if !n.pool.is_empty() && !is_name(&n.pool) {
+            p.push(format!("{at}: a pool name follows the same rule"));
+        }
+        if n.model.trim().is_empty() || n.model.len() > 256 || n.model.chars().any(char::is_control)
         {
             p.push(format!(
-                "{at}: a name is 1 to 253 letters, digits, '-', '_' or '.'"
+                "{at}: model must be 1 to 256 characters, none a control character"
             ));
+        }
+        if n.labels.len() > 32 {
+            p.push(format!("{at}: at most 32 labels"));
+        }
+        for (k, v) in &n.labels {
+            let k_ok = !k.is_empty()
+                && k.len() <= 63
+                && !k.starts_with("__")
+                && k.bytes()
+                    .next()
+                    .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+                && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+            if !k_ok {
+                let k: String = k.chars().take(64).collect();
+                p.push(format!(
+                    "{at}: label {k:?} is not a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*, at most 63, not __…)"
+                ));
+            }
+            if v.len() > 256 || v.chars().any(char::is_control) {
+                p.push(format!(
+                    "{at}: label {k:?}'s value must be at most 256 characters, none a control character"
+                ));
+            }
         }
         if !names.insert(n.name.as_str()) {
             p.push(format!("{at}: name given twice"));
@@ -109,6 +137,17 @@ fn check_each(nodes: &[FleetNode]) -> Vec<String> {
         }
     }
     p
+}
+
+/// A node or pool name as the control plane takes it: 1 to 63 letters, digits, `-`, `_` or
+/// `.`, starting with a letter or digit.
+fn is_name(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && b[0].is_ascii_alphanumeric()
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || b"._-".contains(c))
 }
 
 /// Why [`Fleet::add`], [`Fleet::remove`], [`Fleet::down`] or [`Fleet::up`] refused.
@@ -370,7 +409,7 @@ impl Fleet {
                     Some(a) if tries < 1024 => at = a,
                     _ => {
                         return Err(FleetError::Full(format!(
-                            "no spare address binds (last tried {at})"
+                            "no spare address binds (last tried {at}; the spare addresses end at 127.255.255.255)"
                         )))
                     }
                 }
@@ -449,12 +488,14 @@ impl Fleet {
     }
 }
 
-/// The address after `a` (same port), `None` past 255.255.255.255 or for IPv6.
+/// The address after `a` (same port) within 127.0.0.0/8; `None` past its end or for IPv6.
 fn next_address(a: SocketAddr) -> Option<SocketAddr> {
     match a {
         SocketAddr::V4(v4) => u32::from(*v4.ip())
             .checked_add(1)
-            .map(|ip| SocketAddr::from((std::net::Ipv4Addr::from(ip), v4.port()))),
+            .map(std::net::Ipv4Addr::from)
+            .filter(std::net::Ipv4Addr::is_loopback)
+            .map(|ip| SocketAddr::from((ip, v4.port()))),
         SocketAddr::V6(_) => None,
     }
 }

@@ -37,15 +37,43 @@ pub struct SimulateArgs {
     pub check: bool,
 }
 
+/// Most bytes of a scenario file.
+pub const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// A scenario file's text, refused past [`MAX_FILE_BYTES`] (a FIFO or `/dev/zero` too).
+fn read_capped(path: &std::path::Path) -> Result<String, String> {
+    use std::io::Read;
+    let f = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let mut text = String::new();
+    f.take(MAX_FILE_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| e.to_string())?;
+    if text.len() as u64 > MAX_FILE_BYTES {
+        return Err(format!("larger than {MAX_FILE_BYTES} bytes"));
+    }
+    Ok(text)
+}
+
 /// Runs the scenario; the exit status as documented above.
 pub fn simulate(args: SimulateArgs) -> ExitCode {
-    let text = match std::fs::read_to_string(&args.file) {
+    let text = match read_capped(&args.file) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("error: {}: {e}", args.file.display());
             return ExitCode::from(2);
         }
     };
+    if let Some(d) = args
+        .dir
+        .as_deref()
+        .filter(|d| std::fs::read_dir(d).is_ok_and(|mut entries| entries.next().is_some()))
+    {
+        eprintln!(
+            "error: --dir {}: not empty (a run needs a folder of its own)",
+            d.display()
+        );
+        return ExitCode::from(2);
+    }
     let invalid = |problems: Vec<String>| {
         eprintln!("error: {} is not a valid scenario:", args.file.display());
         for p in problems {

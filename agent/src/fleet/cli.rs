@@ -81,6 +81,13 @@ pub fn main(a: FleetArgs) -> ExitCode {
         eprintln!("error: --control {c}: the control API has no authentication, so it listens on a loopback address only");
         return ExitCode::from(2);
     }
+    if a.control.is_some() && !a.spare_from.ip().is_loopback() {
+        eprintln!(
+            "error: --spare-from {}: nodes added through the control API serve /v1/fake/inject without authentication, so on loopback addresses only",
+            a.spare_from
+        );
+        return ExitCode::from(2);
+    }
     let problems = if list.is_empty() && a.control.is_some() {
         Vec::new()
     } else {

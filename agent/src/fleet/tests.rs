@@ -257,6 +257,18 @@ fn the_control_api_adds_takes_down_brings_up_and_removes_nodes() {
     assert_eq!(call("DELETE", &format!("{api}/dyn-2"), None).0, 204);
     let (_, e) = add("bad name", 2);
     assert!(!e["error"].as_str().unwrap().contains("nodes[0]"), "{e}");
+    // What the control plane would refuse, or what would break /metrics, is refused here.
+    for body in [
+        serde_json::json!({"name": "-x"}),
+        serde_json::json!({"name": "x".repeat(64)}),
+        serde_json::json!({"name": "ok", "pool": "../x"}),
+        serde_json::json!({"name": "ok", "labels": {"a b": "v"}}),
+        serde_json::json!({"name": "ok", "labels": {"rack": "a\u{0}b"}}),
+        serde_json::json!({"name": "ok", "model": "m".repeat(300)}),
+    ] {
+        let (s, e) = call("POST", &api, Some(body.clone()));
+        assert_eq!(s, 400, "{body}: {e}");
+    }
 
     // Down: refused connections; its fault state kept; up: serves again on its address.
     let (s, _) = call(

@@ -246,7 +246,10 @@ pub fn run(s: &Scenario, keep_dir: Option<&Path>) -> Result<Report, RunError> {
         }
     );
 
+    let fleet_pid = procs.fleet.as_ref().map_or(0, Child::id);
     let mut tl = Run {
+        fleet_pid,
+        fleet_log: dir.join("fleet.log"),
         s,
         client: &client,
         http: &http,
@@ -301,6 +304,9 @@ pub fn run(s: &Scenario, keep_dir: Option<&Path>) -> Result<Report, RunError> {
 /// The timeline of a run: faults, agents brought back up, demand and expectations at
 /// their times, the fleet looked at every [`look_every`].
 struct Run<'a> {
+    /// The fleet process: its death ends the run (exit 3), not a list of failed expectations.
+    fleet_pid: u32,
+    fleet_log: PathBuf,
     s: &'a Scenario,
     client: &'a Client,
     http: &'a ureq::Agent,
@@ -328,6 +334,12 @@ impl Run<'_> {
         loop {
             if interrupted.load(Ordering::SeqCst) {
                 return Err(Ended::Interrupted);
+            }
+            if !alive(self.fleet_pid) {
+                return Err(Ended::Failed(format!(
+                    "the fleet process exited during the run; see {}",
+                    self.fleet_log.display()
+                )));
             }
             let nodes =
                 list(self.client).map_err(|e| Ended::Failed(format!("reading the fleet: {e}")))?;
@@ -449,6 +461,16 @@ impl Run<'_> {
             chaos: f.chaos,
         });
     }
+}
+
+/// Whether process `pid` (our child) still runs: not gone, not a zombie.
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|st| {
+        st.rsplit(')')
+            .next()
+            .and_then(|r| r.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X")
+    })
 }
 
 /// Why a wait ended without its condition.

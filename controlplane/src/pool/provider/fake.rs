@@ -129,11 +129,14 @@ impl FakeProvider {
         }
         let offerings: Vec<Offering> = p.json("offerings").unwrap_or_default();
         let fleet = p.string("fleet");
-        if let Some(u) = fleet
-            .as_deref()
-            .filter(|u| !(u.starts_with("http://") || u.starts_with("https://")))
-        {
-            p.problem("fleet", format!("{u:?} is not an http:// or https:// URL"));
+        if let Some(u) = fleet.as_deref().filter(|u| !fleet::loopback_base(u)) {
+            p.problem(
+                "fleet",
+                format!(
+                    "{u:?} must be http://IP:PORT on loopback (127.0.0.0/8, localhost or [::1]), \
+                     with no path, query or credentials: join tokens are sent there"
+                ),
+            );
         }
         let gpus = p.uint("gpus", 8, 1, 64);
         let model = p
@@ -328,8 +331,31 @@ impl Provider for FakeProvider {
     }
 
     fn list(&self) -> Result<Vec<Listed>, ProviderError> {
+        // With a fleet, a machine whose node the fleet no longer has is gone (asked before
+        // the lock: the machines provisioned meanwhile are in the fleet already).
+        let present = match &self.fleet {
+            Some(f) => Some(f.names()?),
+            None => None,
+        };
         let mut s = self.lock();
         Self::enter(&mut s, Call::List)?;
+        if let Some(present) = present {
+            let lost: Vec<String> = s
+                .machines
+                .iter()
+                .filter(|(_, m)| {
+                    m.state != ListedState::Gone && !present.contains(&m.request.node_name)
+                })
+                .map(|(id, _)| id.clone())
+                .collect();
+            for id in lost {
+                if let Some(m) = s.machines.get_mut(&id) {
+                    m.state = ListedState::Gone;
+                }
+                s.gone.push_back(id);
+            }
+            forget_old(&mut s);
+        }
         Ok(s.machines
             .iter()
             .map(|(id, m)| Listed {

@@ -12,6 +12,27 @@ use serde_json::json;
 
 use crate::pool::provider::{ErrorKind, ProviderError, ProvisionRequest};
 
+/// Whether `url` is the base URL of a control API on this machine: `http://HOST:PORT` (a
+/// trailing `/` allowed) with HOST in 127.0.0.0/8, `localhost` or `[::1]`.
+pub(super) fn loopback_base(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    if rest.contains(['/', '?', '#', '@']) {
+        return false;
+    }
+    let Some((host, port)) = rest.rsplit_once(':') else {
+        return false;
+    };
+    let loopback = host == "localhost"
+        || host == "[::1]"
+        || host
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    loopback && port.parse::<u16>().is_ok_and(|p| p > 0)
+}
+
 /// The link to a fleet's control API and what its nodes are made of.
 #[derive(Debug, Clone)]
 pub(super) struct FleetLink {
@@ -78,9 +99,33 @@ impl FleetLink {
             )),
             s => Err(ProviderError::new(
                 ErrorKind::InvalidRequest,
-                format!("fleet: HTTP {s}: {text}"),
+                format!("fleet: HTTP {s}: {}", clip(&text)),
             )),
         }
+    }
+
+    /// The names of the nodes the fleet has now (a machine whose node it lost, to a restart
+    /// or a crash of the fleet, is gone).
+    pub(super) fn names(&self) -> Result<std::collections::HashSet<String>, ProviderError> {
+        let url = format!("{}/v1/fleet/nodes", self.url);
+        let (status, text) = read(self.http.get(&url).call(), &url)?;
+        let v: serde_json::Value = match status {
+            200 => serde_json::from_str(&text).map_err(|e| {
+                ProviderError::new(ErrorKind::Unavailable, format!("fleet {url}: {e}"))
+            })?,
+            s => {
+                return Err(ProviderError::new(
+                    ErrorKind::Unavailable,
+                    format!("fleet {url}: HTTP {s}: {}", clip(&text)),
+                ))
+            }
+        };
+        Ok(v["nodes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|n| n["name"].as_str().map(str::to_string))
+            .collect())
     }
 
     /// Removes the node; a node the fleet does not have is gone already.
@@ -95,6 +140,11 @@ impl FleetLink {
             )),
         }
     }
+}
+
+/// At most 512 characters of an answer, for an error.
+fn clip(text: &str) -> String {
+    text.chars().take(512).collect()
 }
 
 fn read(

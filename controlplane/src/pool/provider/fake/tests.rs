@@ -172,13 +172,13 @@ fn built_from_params_with_capacity_prefix_failures_and_offerings() {
 
 /// A stand-in for a fleet's control API: answers each request with the next status in
 /// `answers` and records `METHOD PATH BODY`.
-fn fleet_stub(answers: Vec<u16>) -> (String, std::sync::mpsc::Receiver<String>) {
+fn fleet_stub(answers: Vec<(u16, &'static str)>) -> (String, std::sync::mpsc::Receiver<String>) {
     use std::io::{BufRead, BufReader, Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        for status in answers {
+        for (status, answer) in answers {
             let Ok((stream, _)) = listener.accept() else {
                 return;
             };
@@ -202,11 +202,6 @@ fn fleet_stub(answers: Vec<u16>) -> (String, std::sync::mpsc::Receiver<String>) 
             let (m, p) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
             tx.send(format!("{m} {p} {}", String::from_utf8_lossy(&body)))
                 .unwrap();
-            let answer = if status == 201 {
-                r#"{"name":"n","address":"http://127.3.0.7:41000"}"#
-            } else {
-                r#"{"error":"no spare address"}"#
-            };
             let _ = write!(
                 r.get_mut(),
                 "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
@@ -223,7 +218,18 @@ fn fleet_stub(answers: Vec<u16>) -> (String, std::sync::mpsc::Receiver<String>) 
 #[test]
 fn with_a_fleet_machines_become_simulated_agents() {
     let env = ProviderEnv::new("http://127.0.0.1:8410", "/nonexistent");
-    let (url, seen) = fleet_stub(vec![201, 201, 503, 204]);
+    let made_ = r#"{"name":"n","address":"http://127.3.0.7:41000"}"#;
+    let (url, seen) = fleet_stub(vec![
+        (201, made_),
+        (201, made_),
+        (503, r#"{"error":"no spare address"}"#),
+        (204, ""),
+        (
+            200,
+            r#"{"nodes":[{"name":"node-i-2","address":"http://127.3.0.8:1","up":true}]}"#,
+        ),
+        (200, r#"{"nodes":[]}"#),
+    ]);
     let params =
         json!({"fleet": url, "gpus": 2, "model": "NVIDIA A100-SXM4-80GB", "racks": 2, "zones": 2});
     let p = build("fake", params.as_object().unwrap(), &env).unwrap();
@@ -264,11 +270,50 @@ fn with_a_fleet_machines_become_simulated_agents() {
         seen.recv().unwrap().trim(),
         "DELETE /v1/fleet/nodes/node-i-1"
     );
-    assert_eq!(p.list().unwrap().len(), 2, "i-3 was never made");
+    let listed = p.list().unwrap();
+    assert_eq!(listed.len(), 2, "i-3 was never made");
+    let states: Vec<(String, ListedState)> = listed
+        .iter()
+        .map(|l| (l.instance_id.clone().unwrap_or_default(), l.state))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("i-1".to_string(), ListedState::Gone),
+            ("i-2".to_string(), ListedState::Running)
+        ],
+        "terminated, and still in the fleet"
+    );
+    assert!(seen.recv().unwrap().starts_with("GET /v1/fleet/nodes"));
+    // The fleet lost node-i-2 (restarted): its machine is gone, for the reconciler.
+    let listed = p.list().unwrap();
+    assert!(
+        listed.iter().all(|l| l.state == ListedState::Gone),
+        "{listed:?}"
+    );
     // The fleet is gone: a retryable error, and nothing recorded.
     let e = p.provision(&req("i-4")).unwrap_err();
     assert!(e.retryable(), "{e}");
 
+    for url in [
+        "http://10.0.0.1:80",
+        "http://user:pw@127.0.0.1:1",
+        "http://127.0.0.1:1/x?y",
+        "https://127.0.0.1:1",
+        "http://127.0.0.1",
+    ] {
+        let p = json!({"fleet": url});
+        let e = build("fake", p.as_object().unwrap(), &env).unwrap_err();
+        assert!(e[0].contains("on loopback"), "{url}: {e:?}");
+    }
+    for url in [
+        "http://127.0.0.1:9000",
+        "http://localhost:9000/",
+        "http://[::1]:9000",
+    ] {
+        let p = json!({"fleet": url});
+        assert!(build("fake", p.as_object().unwrap(), &env).is_ok(), "{url}");
+    }
     let bad = json!({"fleet": "127.0.0.1:1", "gpus": 65, "racks": 1, "zones": 2});
     let e = build("fake", bad.as_object().unwrap(), &env).unwrap_err();
     assert_eq!(e.len(), 3, "{e:#?}");
