@@ -27,6 +27,9 @@ pub const FAULTS: &[&str] = &[
     "agent_down",
 ];
 
+/// NVLinks of each of the agent's fake GPUs (links 0 to 17).
+pub const FAKE_NVLINKS: u32 = 18;
+
 /// Connectivity values (`GET /v1/nodes`' `connectivity`).
 pub const CONNECTIVITY: &[&str] = &["online", "offline", "unknown"];
 
@@ -257,6 +260,17 @@ impl Scenario {
                 "fleet: {total} nodes (the pools' max_nodes included), more than {MAX_NODES}"
             ));
         }
+        // Most nodes a pool fault can reach: a managed pool's max_nodes, a template pool's count.
+        let mut pool_sizes: BTreeMap<&str, u32> = BTreeMap::new();
+        for t in &self.fleet {
+            *pool_sizes.entry(t.pool.as_str()).or_insert(0) += t.count;
+        }
+        for sp in &self.pools {
+            pool_sizes.insert(
+                sp.name.as_str(),
+                sp.spec().map_or(u32::MAX, |s| s.max_nodes),
+            );
+        }
         for (i, d) in self.demand.iter().enumerate() {
             if d.at > self.duration {
                 p.push(format!("demand[{i}].at: after the scenario's duration"));
@@ -284,7 +298,7 @@ impl Scenario {
             .chain(
                 self.pools
                     .iter()
-                    .flat_map(|sp| (0..sp.zones.min(10_000)).map(|z| format!("z{z}"))),
+                    .flat_map(|sp| (0..sp.zone_count().min(10_000)).map(|z| format!("z{z}"))),
             )
             .collect();
         let racks: BTreeSet<&str> = nodes
@@ -335,11 +349,48 @@ impl Scenario {
                     "{at}.pool: no pool {v:?} in the fleet or [[pools]]"
                 ));
             }
-            if f.nodes == Some(0) || (f.nodes.is_some() && f.pool.is_none()) {
-                p.push(format!("{at}.nodes: at least 1, with pool"));
+            if f.nodes.is_some() && f.pool.is_none() {
+                p.push(format!("{at}.nodes: goes with pool only"));
             }
-            if f.down_for.is_some() && f.fault != "agent_down" {
-                p.push(format!("{at}.for: only agent_down takes it"));
+            if let (Some(k), Some(pool)) = (f.nodes, f.pool.as_deref()) {
+                let most = pool_sizes.get(pool).copied().unwrap_or(u32::MAX);
+                if k == 0 || k > most {
+                    p.push(format!(
+                        "{at}.nodes: 1 to the pool's {most} nodes at most, not {k}"
+                    ));
+                }
+            }
+            match f.down_for {
+                Some(_) if f.fault != "agent_down" => {
+                    p.push(format!("{at}.for: only agent_down takes it"));
+                }
+                Some(d) if d < Duration::from_secs(1) || f.at + d > self.duration => {
+                    p.push(format!(
+                        "{at}.for: at least 1s, and back up within the duration"
+                    ));
+                }
+                _ => {}
+            }
+            let in_range = |v: Option<f64>, lo: f64, hi: f64| {
+                v.is_none_or(|v| v.is_finite() && (lo..=hi).contains(&v))
+            };
+            let range = match f.fault.as_str() {
+                "temperature" => Some((-40.0, 150.0, "°C")),
+                "power" => Some((0.0, 5000.0, "W")),
+                "recovery_action" => Some((0.0, 4.0, "")),
+                _ => None,
+            };
+            if let Some((lo, hi, unit)) = range.filter(|(lo, hi, _)| !in_range(f.value, *lo, *hi)) {
+                p.push(format!("{at}.value: {lo} to {hi} {unit}"));
+            }
+            if f.link.is_some_and(|l| l >= FAKE_NVLINKS) {
+                p.push(format!(
+                    "{at}.link: 0 to {} (the fake GPUs' NVLinks)",
+                    FAKE_NVLINKS - 1
+                ));
+            }
+            if f.count.is_some_and(|c| c > 1_000_000_000) {
+                p.push(format!("{at}.count: at most 1000000000"));
             }
             for (key, v, known) in [
                 ("node", &f.node, &names),
@@ -473,7 +524,7 @@ mod items;
 mod pools;
 pub use chaos::Chaos;
 pub use items::{ControlPlane, Expect, Fault, SimNode, Template, MAX_ITEMS, MAX_NODES};
-pub use pools::{Demand, SimPool};
+pub use pools::{Demand, SimPool, Zones};
 
 #[cfg(test)]
 mod tests;

@@ -27,12 +27,40 @@ pub struct SimPool {
     /// Racks its machines are spread over, round robin (label `rack`: `r0`, …).
     #[serde(default = "one_u32")]
     pub racks: u32,
-    /// Zones the racks are spread over (label `zone`).
-    #[serde(default = "one_u32")]
-    pub zones: u32,
+    /// Zones the racks are spread over (label `zone`): a number; a list of names is the
+    /// control plane's `zones` key (the provider's zones, in order of preference), and the
+    /// racks are then in one zone.
+    #[serde(default)]
+    pub zones: Zones,
     /// The rest: the pool spec's keys, as `POST /v1/pools` takes them.
     #[serde(flatten)]
     pub spec: toml::Table,
+}
+
+/// `zones` of a `[[pools]]` entry: a count (the simulator's) or names (the pool spec's).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Zones {
+    /// Zones the racks are spread over.
+    Count(u32),
+    /// The pool spec's `zones`.
+    Names(Vec<String>),
+}
+
+impl Default for Zones {
+    fn default() -> Self {
+        Zones::Count(1)
+    }
+}
+
+impl SimPool {
+    /// Zones the racks are spread over (1 when `zones` names the provider's).
+    pub fn zone_count(&self) -> u32 {
+        match self.zones {
+            Zones::Count(n) => n,
+            Zones::Names(_) => 1,
+        }
+    }
 }
 
 /// Keys the simulator sets itself.
@@ -44,10 +72,13 @@ impl SimPool {
     pub fn body(&self, fleet_url: &str) -> serde_json::Value {
         let mut v = serde_json::to_value(&self.spec).unwrap_or_default();
         v["name"] = self.name.clone().into();
+        if let Zones::Names(z) = &self.zones {
+            v["zones"] = serde_json::json!(z);
+        }
         v["providers"] = serde_json::json!([{
             "name": "sim", "kind": "fake",
             "params": {"fleet": fleet_url, "prefix": self.name, "gpus": self.gpus,
-                       "model": self.model, "racks": self.racks, "zones": self.zones},
+                       "model": self.model, "racks": self.racks, "zones": self.zone_count()},
         }]);
         v
     }
@@ -117,7 +148,7 @@ impl SimPool {
         if !(1..=64).contains(&self.gpus) {
             p.push(format!("{at}.gpus: 1 to 64, not {}", self.gpus));
         }
-        if self.racks == 0 || self.zones == 0 || self.zones > self.racks {
+        if self.racks == 0 || self.zone_count() == 0 || self.zone_count() > self.racks {
             p.push(format!(
                 "{at}: racks and zones at least 1, and no more zones than racks"
             ));

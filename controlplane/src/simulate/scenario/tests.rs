@@ -207,7 +207,7 @@ faults = ["meteor"]
         "demand[0].at: after the scenario's duration",
         "demand[0].pool: no pool \"nope\"",
         "faults[0].pool: no pool \"ghost\"",
-        "faults[0].nodes: at least 1, with pool",
+        "faults[0].nodes: 1 to the pool's",
         "faults[1].for: only agent_down takes it",
         "expect[0]: pool with nodes, target, serving or held",
         "expect[0].pool: no pool \"ghost\" in [[pools]]",
