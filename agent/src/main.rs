@@ -233,6 +233,9 @@ fn plugin_command(cmd: PluginCommand) -> ExitCode {
 }
 
 fn main() -> ExitCode {
+    if !gpuwarden_configfile::parent::tied_to_parent() {
+        return ExitCode::FAILURE;
+    }
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(

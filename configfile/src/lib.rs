@@ -22,6 +22,7 @@
 mod defaults;
 pub mod env;
 mod example;
+pub mod parent;
 mod problems;
 mod report;
 

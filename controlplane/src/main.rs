@@ -15,6 +15,9 @@ use gpuwarden_controlplane::{demo, serve};
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() -> ExitCode {
+    if !gpuwarden_configfile::parent::tied_to_parent() {
+        return ExitCode::FAILURE;
+    }
     let args: Vec<String> = std::env::args().collect();
     let cli = match Cli::try_parse_from(&args) {
         Ok(c) => c,

@@ -159,6 +159,17 @@ fn every_shipped_scenario_passes_and_reports_its_latencies() {
 /// SIGTERM (as Ctrl-C) stops the control plane and the fleet, and the run exits 130.
 #[test]
 fn an_interrupted_simulation_leaves_nothing_running() {
+    a_simulation_stopped_by_signal_leaves_nothing_running("-TERM", Some(130));
+}
+
+/// SIGKILL, which the simulator cannot catch: its control plane and fleet end with it
+/// (`GPUWARDEN_EXIT_WITH_PARENT`, the kernel's parent-death signal).
+#[test]
+fn a_killed_simulation_leaves_nothing_running() {
+    a_simulation_stopped_by_signal_leaves_nothing_running("-KILL", None);
+}
+
+fn a_simulation_stopped_by_signal_leaves_nothing_running(signal: &str, code: Option<i32>) {
     let scratch = Scratch::new("simulate-stop");
     let run = scratch.path().join("run");
     let mut child = simulate(&[
@@ -181,13 +192,13 @@ fn an_interrupted_simulation_leaves_nothing_running() {
         "the fleet and control plane run"
     );
     let sent = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args([signal, &child.id().to_string()])
         .status()
         .unwrap();
     assert!(sent.success());
     let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(130));
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    assert_eq!(status.code(), code);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while !running_under(&run).is_empty() && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
     }

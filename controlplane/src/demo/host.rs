@@ -41,6 +41,11 @@ pub(crate) fn without_our_env(cmd: &mut Command) {
             cmd.env_remove(&k);
         }
     }
+    // What demo and simulate start ends with them, even when they are killed (SIGKILL).
+    cmd.env(
+        gpuwarden_configfile::parent::EXIT_WITH_PARENT,
+        std::process::id().to_string(),
+    );
 }
 
 /// Creates `dir`, or takes it when it exists and is empty.
