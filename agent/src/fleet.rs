@@ -3,7 +3,8 @@
 //!
 //! Each node is built from the agent's own parts, not a second fake: a
 //! [`FakeBackend`](crate::backend::fake::FakeBackend) seeded by the node's name, a
-//! [`Collector`], an [`EventLog`], the command runner and the HTTP
+//! [`Collector`](crate::collector::Collector), an [`EventLog`](crate::events::EventLog),
+//! the command runner and the HTTP
 //! [`router`](crate::http::router), served on an address of its own (one loopback
 //! address per node, `127.1.0.1`, `127.1.0.2`, …, as a real fleet has one host per agent).
 //! A control plane scrapes its `/metrics`, reads its `/v1/events`, sends it `/v1/commands`

@@ -88,8 +88,8 @@ pub enum Command {
     Simulate {
         /// The scenario file (TOML).
         file: PathBuf,
-        /// Scale the [[fleet]] templates to N nodes in all, keeping their proportions (1 to
-        /// 20000); refused for a scenario with [[pools]].
+        /// Scale the scenario's fleet templates to N nodes in all, keeping their proportions
+        /// (1 to 20000); refused for a scenario with pools.
         #[arg(long, value_name = "N")]
         nodes: Option<u32>,
         /// The seed of the fake GPUs, chaos and pool-fault picks (overrides the scenario's).

@@ -7,7 +7,7 @@
 //! that call always fails so, for simulations of a broken provider), `offerings` (a list
 //! of `{"instance_type", "price_cents_per_hour", "regions_with_capacity"}`), and for
 //! simulations `fleet` (the base URL of a `gpuwarden-agent fleet --control` API: each
-//! machine becomes a simulated agent there that joins with its join token, see [`fleet`])
+//! machine becomes a simulated agent there that joins with its join token, see `fake/fleet.rs`)
 //! with `gpus` (1 to 64, default 8), `model`, `racks` and `zones` (default 1: the nodes'
 //! `rack` and `zone` labels, round robin by machine number).
 

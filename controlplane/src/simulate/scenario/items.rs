@@ -122,7 +122,7 @@ pub struct Fault {
     /// Every node of this zone.
     #[serde(default)]
     pub zone: Option<String>,
-    /// The fault (one of [`FAULTS`]), as `POST /v1/fake/inject` names it.
+    /// The fault (one of [`FAULTS`](super::FAULTS)), as `POST /v1/fake/inject` names it.
     pub fault: String,
     /// GPU index.
     #[serde(default)]
