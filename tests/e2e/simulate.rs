@@ -81,7 +81,7 @@ fn every_shipped_scenario_passes_and_reports_its_latencies() {
         .filter(|p| p.extension().is_some_and(|x| x == "toml"))
         .collect();
     files.sort();
-    assert!(files.len() >= 16, "{files:?}");
+    assert!(files.len() >= 19, "{files:?}");
     let queue = std::sync::Mutex::new(files);
     let reports = std::sync::Mutex::new(Vec::new());
     std::thread::scope(|s| {

@@ -58,6 +58,15 @@ pub fn router(fleet: Fleet) -> Router {
         .route("/v1/fleet/nodes/{name}", axum::routing::delete(remove))
         .route("/v1/fleet/nodes/{name}/down", post(down))
         .route("/v1/fleet/nodes/{name}/up", post(up))
+        .method_not_allowed_fallback(|| async {
+            error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed here")
+        })
+        .fallback(|| async {
+            error(
+                StatusCode::NOT_FOUND,
+                "no such route (GET or POST /v1/fleet/nodes, DELETE /v1/fleet/nodes/NAME, POST …/NAME/down or …/NAME/up)",
+            )
+        })
         .with_state(fleet)
 }
 

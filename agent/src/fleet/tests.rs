@@ -303,6 +303,15 @@ fn the_control_api_adds_takes_down_brings_up_and_removes_nodes() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(call("POST", &format!("{api}/nope/down"), None).0, 404);
+    let (s, e) = call("GET", &format!("{api}/dyn-0/sideways"), None);
+    assert_eq!(s, 404);
+    assert!(
+        e["error"].as_str().unwrap().contains("no such route"),
+        "{e}"
+    );
+    let (s, e) = call("DELETE", &api, None);
+    assert_eq!(s, 405);
+    assert!(e["error"].is_string(), "{e}");
 
     // Removed: gone from the list, its address refuses, its name can come again.
     assert_eq!(call("DELETE", &format!("{api}/dyn-1"), None).0, 204);
