@@ -29,6 +29,7 @@ pub mod pools;
 mod remedy;
 mod state;
 mod steps;
+mod tokens;
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse, ResponseError};
@@ -93,6 +94,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(remedy::get_budget)
         .service(remedy::set_budget)
         .service(remedy::clear_budget)
+        .service(tokens::create)
+        .service(tokens::list)
+        .service(tokens::revoke)
         .default_service(web::to(|req: actix_web::HttpRequest| async move {
             unrouted(&req)
         }));

@@ -20,6 +20,7 @@ pub mod pools;
 pub mod remedy;
 pub mod run;
 mod table;
+pub mod tokens;
 mod views;
 
 use invalid::invalid_policy;

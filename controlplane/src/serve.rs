@@ -298,12 +298,19 @@ pub async fn start(
         wake: links.pools.clone(),
     };
     let reload_parts = (store.clone(), clock.clone(), metrics.clone());
+    let auth = Auth::new(admin, bootstrap);
+    for t in store.api_tokens().map_err(|e| ServeError::Store {
+        url: "(API tokens)".into(),
+        source: e,
+    })? {
+        auth.add_api_token(&t.id, &t.name, &t.role, &t.digest);
+    }
     let state = web::Data::new(AppState {
         store,
         fleet,
         clock,
         metrics,
-        auth: Auth::new(admin, bootstrap),
+        auth,
         policy,
         policy_file: cfg.health.policy_file.clone(),
         settings: ApiSettings {

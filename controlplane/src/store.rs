@@ -12,6 +12,7 @@ pub mod pool_rows;
 pub mod rows;
 pub mod schema;
 
+mod api_tokens;
 mod commands;
 pub mod copy;
 mod expected;
@@ -37,6 +38,7 @@ use diesel::RunQueryDsl;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use thiserror::Error;
 
+pub use api_tokens::ApiTokenRow;
 pub use commands::DeliveryTarget;
 pub use instances::InstanceFilter;
 pub use nodes::{NodeFilter, Registered, Registration};

@@ -17,6 +17,8 @@ pub enum TokenKind {
     Bootstrap,
     /// The admin API.
     Admin,
+    /// Read-only access to the API (`POST /v1/tokens` with `role` `viewer`).
+    Viewer,
 }
 
 impl TokenKind {
@@ -25,6 +27,7 @@ impl TokenKind {
             TokenKind::Node => "gwn_",
             TokenKind::Bootstrap => "gwb_",
             TokenKind::Admin => "gwa_",
+            TokenKind::Viewer => "gwv_",
         }
     }
 }

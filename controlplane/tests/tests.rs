@@ -87,3 +87,4 @@ mod store_suite_pool_removal;
 mod store_suite_pools;
 mod store_suite_remedy;
 mod takeover;
+mod tokens_api;

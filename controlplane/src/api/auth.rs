@@ -16,6 +16,38 @@ use crate::token;
 pub struct Auth {
     admin: RwLock<Vec<String>>,
     bootstrap: Vec<String>,
+    /// Tokens created through the API (`POST /v1/tokens`), kept in the store; loaded at
+    /// start and changed with each create and revoke.
+    api: RwLock<Vec<ApiToken>>,
+}
+
+/// What a token created through the API may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Everything an admin token may.
+    Admin,
+    /// Read only: `GET` (and `HEAD`) requests.
+    Viewer,
+}
+
+impl Role {
+    /// `admin` or `viewer`.
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "admin" => Some(Role::Admin),
+            "viewer" => Some(Role::Viewer),
+            _ => None,
+        }
+    }
+}
+
+/// A token created through the API, as the auth check holds it.
+#[derive(Debug, Clone)]
+struct ApiToken {
+    id: String,
+    name: String,
+    role: Role,
+    digest: String,
 }
 
 /// The stored form of a configured token: `sha256:<hex>` is taken as a digest already.
@@ -69,7 +101,46 @@ impl Auth {
         Self {
             admin: RwLock::new(admin),
             bootstrap,
+            api: RwLock::default(),
         }
+    }
+
+    /// Accepts a token created through the API (`role` of `admin` or `viewer`; another role
+    /// is ignored).
+    pub fn add_api_token(&self, id: &str, name: &str, role: &str, digest: &str) {
+        if let Some(role) = Role::parse(role) {
+            self.api
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(ApiToken {
+                    id: id.to_string(),
+                    name: name.to_string(),
+                    role,
+                    digest: digest.to_string(),
+                });
+        }
+    }
+
+    /// No longer accepts token `id`.
+    pub fn remove_api_token(&self, id: &str) {
+        self.api
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|t| t.id != id);
+    }
+
+    /// The API token this is, with its role: its actor (`token:NAME` for an admin,
+    /// `viewer:NAME`).
+    fn api_actor(&self, presented: &str) -> Option<(Role, String)> {
+        let api = self.api.read().unwrap_or_else(|p| p.into_inner());
+        let digests: Vec<String> = api.iter().map(|t| t.digest.clone()).collect();
+        let d = any_match(presented, &digests)?;
+        let t = api.iter().find(|t| t.digest == d)?;
+        let actor = match t.role {
+            Role::Admin => format!("token:{}", t.name),
+            Role::Viewer => format!("viewer:{}", t.name),
+        };
+        Some((t.role, actor))
     }
 
     /// Accepts one more admin token digest.
@@ -87,8 +158,14 @@ impl Auth {
 
     /// The admin actor for this token, or `None`.
     pub fn admin_actor(&self, presented: &str) -> Option<String> {
-        let admin = self.admin.read().unwrap_or_else(|p| p.into_inner());
-        any_match(presented, &admin).map(|d| format!("admin:{}", &d[..8.min(d.len())]))
+        let configured = {
+            let admin = self.admin.read().unwrap_or_else(|p| p.into_inner());
+            any_match(presented, &admin).map(|d| format!("admin:{}", &d[..8.min(d.len())]))
+        };
+        configured.or_else(|| match self.api_actor(presented) {
+            Some((Role::Admin, actor)) => Some(actor),
+            _ => None,
+        })
     }
 
     /// Whether this is a bootstrap token.
@@ -96,12 +173,33 @@ impl Auth {
         any_match(presented, &self.bootstrap).is_some()
     }
 
-    /// The admin making the request, or 401.
+    /// The admin making the request, or a viewer when the request only reads (`GET`,
+    /// `HEAD`); 403 for a viewer token on any other method, 401 for no valid token.
     pub fn admin(&self, req: &HttpRequest) -> Result<String, ApiError> {
         let t = bearer(req)?;
-        self.admin_actor(t)
-            .ok_or_else(|| unauthorized("invalid admin token"))
+        if let Some(actor) = self.admin_actor(t) {
+            return Ok(actor);
+        }
+        match self.api_actor(t) {
+            Some((Role::Viewer, actor)) if is_read(req) => Ok(actor),
+            Some((Role::Viewer, actor)) => Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!("{actor}: a viewer token can only read (GET); ask an admin to act"),
+            )),
+            _ => Err(unauthorized("invalid admin token")),
+        }
     }
+}
+
+/// Whether a request only reads.
+fn is_read(req: &HttpRequest) -> bool {
+    matches!(req.method().as_str(), "GET" | "HEAD")
+}
+
+/// Whether an actor is a viewer's (read only).
+pub fn is_viewer(actor: &str) -> bool {
+    actor.starts_with("viewer:")
 }
 
 /// Adds the bearer scheme to the OpenAPI document.

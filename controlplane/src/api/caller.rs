@@ -22,8 +22,11 @@ pub enum Caller {
 /// or a node token (looked up in the store). 401 for neither.
 pub async fn caller(req: &HttpRequest, state: &AppState) -> Result<Caller, ApiError> {
     let t = bearer(req)?.to_string();
-    if let Some(actor) = state.auth.admin_actor(&t) {
-        return Ok(Caller::Admin(actor));
+    // An admin, or a viewer token on a read (a viewer's action is 403 here too).
+    match state.auth.admin(req) {
+        Ok(actor) => return Ok(Caller::Admin(actor)),
+        Err(e) if e.status == StatusCode::FORBIDDEN => return Err(e),
+        Err(_) => {}
     }
     let store = state.store.clone();
     let now = state.clock.now_ms();

@@ -15,7 +15,7 @@ use utoipa::OpenApi;
 use super::auth::BearerScheme;
 use super::{
     commands, expected, history, instances, join, meta, node_token, nodes, notify, policies, pools,
-    remedy, steps,
+    remedy, steps, tokens,
 };
 
 /// The OpenAPI document, generated from the handlers and types.
@@ -62,6 +62,9 @@ use super::{
         remedy::get_budget,
         remedy::set_budget,
         remedy::clear_budget,
+        tokens::create,
+        tokens::list,
+        tokens::revoke,
     ),
     components(schemas(
         crate::model::Node,

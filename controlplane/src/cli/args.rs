@@ -121,6 +121,11 @@ pub enum Command {
         #[command(subcommand)]
         command: InstancesCommand,
     },
+    /// API tokens: admin (can act) or viewer (can only read); create, list, revoke.
+    Tokens {
+        #[command(subcommand)]
+        command: super::tokens::TokensCommand,
+    },
     /// The remediation budget: raise or clear it by hand, see the nodes it holds.
     Remediation {
         #[command(subcommand)]

@@ -24,6 +24,9 @@ pub fn admin(conn: Conn, command: Command) -> ExitCode {
         Command::Instances { command } => {
             run_cli(conn, |c, out| super::pools::instances(command, c, out))
         }
+        Command::Tokens { command } => {
+            run_cli(conn, |c, out| super::tokens::tokens(command, c, out))
+        }
         Command::Remediation { command } => {
             run_cli(conn, |c, out| super::remedy::remediation(command, c, out))
         }

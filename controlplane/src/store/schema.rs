@@ -182,6 +182,18 @@ diesel::joinable!(expected_gpus -> nodes (node_id));
 diesel::joinable!(transitions -> nodes (node_id));
 diesel::joinable!(commands -> nodes (node_id));
 
+diesel::table! {
+    /// Tokens created through the API: admin or viewer, only their digest kept.
+    api_tokens (id) {
+        id -> Text,
+        name -> Text,
+        role -> Text,
+        digest -> Text,
+        created_by -> Text,
+        created_at -> BigInt,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     nodes,
     node_tokens,

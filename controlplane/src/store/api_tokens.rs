@@ -1,0 +1,56 @@
+//! Tokens created through the API (`POST /v1/tokens`): an admin or a viewer role, only the
+//! secret's digest kept, each creation and revocation audited in the same transaction.
+
+use diesel::prelude::*;
+
+use super::rows::NewAudit;
+use super::schema::{api_tokens, audit};
+use super::{with_conn, Store, StoreError, WriteTx};
+
+/// A row of `api_tokens`.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = api_tokens)]
+pub struct ApiTokenRow {
+    /// Its id (`tok_…`), what `DELETE /v1/tokens/{id}` takes.
+    pub id: String,
+    /// The operator's name for it.
+    pub name: String,
+    /// `admin` or `viewer`.
+    pub role: String,
+    /// SHA-256 of the secret, hex.
+    pub digest: String,
+    /// Who created it (the caller's actor).
+    pub created_by: String,
+    /// When (Unix ms).
+    pub created_at: i64,
+}
+
+impl Store {
+    /// Stores a new token with its audit entry.
+    pub fn create_api_token(&self, row: &ApiTokenRow, entry: NewAudit) -> Result<(), StoreError> {
+        with_conn!(self, c => c.write_tx(|c| {
+            diesel::insert_into(api_tokens::table).values(row).execute(c)?;
+            diesel::insert_into(audit::table).values(&entry).execute(c)?;
+            Ok(())
+        }))
+    }
+
+    /// Every token, oldest first.
+    pub fn api_tokens(&self) -> Result<Vec<ApiTokenRow>, StoreError> {
+        with_conn!(self, c => Ok(api_tokens::table
+            .order((api_tokens::created_at, api_tokens::id))
+            .select(ApiTokenRow::as_select())
+            .load(c)?))
+    }
+
+    /// Deletes token `id` with its audit entry; false when there is none.
+    pub fn revoke_api_token(&self, id: &str, entry: NewAudit) -> Result<bool, StoreError> {
+        with_conn!(self, c => c.write_tx(|c| {
+            let n = diesel::delete(api_tokens::table.find(id)).execute(c)?;
+            if n > 0 {
+                diesel::insert_into(audit::table).values(&entry).execute(c)?;
+            }
+            Ok(n > 0)
+        }))
+    }
+}

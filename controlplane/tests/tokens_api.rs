@@ -1,0 +1,226 @@
+//! API tokens (`POST/GET/DELETE /v1/tokens`): an admin token acts; a viewer token reads every
+//! `GET` and is refused every action (403) and the token list; a revoked token is refused at
+//! once; secrets are shown once and only their digests are stored; each change audited.
+
+use actix_web::http::StatusCode;
+use serde_json::json;
+
+use crate::api::{app, create_node, env, error_code, send, ADMIN};
+
+#[actix_web::test]
+async fn viewer_tokens_read_admin_tokens_act_and_revoked_tokens_are_refused() {
+    let e = env(false);
+    let app = app!(e);
+    let id = create_node(&app, "gpu-01").await;
+
+    let (st, v) = send(
+        &app,
+        "POST",
+        "/v1/tokens",
+        Some(ADMIN),
+        Some(json!({"name": "grafana", "role": "viewer"})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let viewer = v["token"].as_str().unwrap().to_string();
+    let viewer_id = v["id"].as_str().unwrap().to_string();
+    assert!(viewer.starts_with("gwv_"), "{v}");
+    let (st, v) = send(
+        &app,
+        "POST",
+        "/v1/tokens",
+        Some(ADMIN),
+        Some(json!({"name": "oncall", "role": "admin"})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let admin2 = v["token"].as_str().unwrap().to_string();
+
+    // Refused: a bad role, a bad name, a name twice, no token.
+    for (body, code) in [
+        (
+            json!({"name": "x", "role": "root"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!({"name": "-x", "role": "viewer"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!({"name": "grafana", "role": "viewer"}),
+            StatusCode::CONFLICT,
+        ),
+    ] {
+        let (st, v) = send(&app, "POST", "/v1/tokens", Some(ADMIN), Some(body.clone())).await;
+        assert_eq!(st, code, "{body}: {v}");
+    }
+    let (st, _) = send(
+        &app,
+        "POST",
+        "/v1/tokens",
+        None,
+        Some(json!({"name": "y", "role": "viewer"})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+
+    // The viewer reads.
+    for path in [
+        "/v1/nodes",
+        &format!("/v1/nodes/{id}"),
+        "/v1/pools",
+        "/v1/audit",
+    ] {
+        let (st, v) = send(&app, "GET", path, Some(&viewer), None).await;
+        assert_eq!(st, StatusCode::OK, "{path}: {v}");
+    }
+    // … and acts on nothing, nor sees the tokens or makes one.
+    let (st, v) = send(
+        &app,
+        "POST",
+        &format!("/v1/nodes/{id}/cordon"),
+        Some(&viewer),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
+    assert_eq!(error_code(&v), "forbidden");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("viewer"),
+        "{v}"
+    );
+    let (st, _) = send(
+        &app,
+        "DELETE",
+        &format!("/v1/nodes/{id}"),
+        Some(&viewer),
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    let (st, _) = send(&app, "GET", "/v1/tokens", Some(&viewer), None).await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    let (st, _) = send(
+        &app,
+        "POST",
+        "/v1/tokens",
+        Some(&viewer),
+        Some(json!({"name": "z", "role": "admin"})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+
+    // The second admin acts.
+    let (st, v) = send(
+        &app,
+        "POST",
+        "/v1/nodes",
+        Some(&admin2),
+        Some(json!({"name": "gpu-02"})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+
+    // Listed without secrets; stored as digests only.
+    let (st, v) = send(&app, "GET", "/v1/tokens", Some(ADMIN), None).await;
+    assert_eq!(st, StatusCode::OK);
+    let names: Vec<&str> = v["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["grafana", "oncall"]);
+    assert!(!v.to_string().contains(&viewer), "no secret listed");
+    let rows = e.store.api_tokens().unwrap();
+    assert!(rows
+        .iter()
+        .all(|r| r.digest.len() == 64 && !r.digest.contains("gwv_")));
+
+    // Revoked: refused at once; a second revoke is 404.
+    let (st, _) = send(
+        &app,
+        "DELETE",
+        &format!("/v1/tokens/{viewer_id}"),
+        Some(ADMIN),
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    let (st, _) = send(&app, "GET", "/v1/nodes", Some(&viewer), None).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    let (st, _) = send(
+        &app,
+        "DELETE",
+        &format!("/v1/tokens/{viewer_id}"),
+        Some(ADMIN),
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+
+    // Audited.
+    let (_, a) = send(&app, "GET", "/v1/audit?limit=100", Some(ADMIN), None).await;
+    let actions: Vec<String> = a["entries"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|x| x["action"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert!(
+        actions.iter().filter(|x| *x == "token.create").count() >= 2,
+        "{actions:?}"
+    );
+    assert!(actions.iter().any(|x| x == "token.revoke"), "{actions:?}");
+}
+
+/// `gpuwarden tokens create|list|revoke` against a real control plane: the secret printed
+/// once, a viewer's read allowed and its action refused through the CLI, the revoke.
+#[test]
+fn the_tokens_cli_creates_lists_and_revokes() {
+    use gpuwarden_testkit::{Api, Launch};
+    let dir = crate::util::TempDir::new("tokens-cli");
+    let cp = Launch::new(env!("CARGO_BIN_EXE_gpuwarden"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--database"])
+        .args([format!("sqlite://{}/gw.db", dir.path().display()).as_str()])
+        .envs(&[("GPUWARDEN_ADMIN_TOKEN", ADMIN)])
+        .current_dir(dir.path())
+        .start();
+    let _api = Api::new(&cp.base, ADMIN);
+    let gw = |token: &str, args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_gpuwarden"))
+            .args(["--server", &cp.base, "--token", token])
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (code, out, err) = gw(
+        ADMIN,
+        &["-o", "json", "tokens", "create", "dash", "--role", "viewer"],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let viewer = v["token"].as_str().unwrap().to_string();
+    let id = v["id"].as_str().unwrap().to_string();
+    let (code, out, _) = gw(ADMIN, &["tokens", "list"]);
+    assert_eq!(code, Some(0));
+    assert!(
+        out.contains("dash") && out.contains("viewer") && !out.contains(&viewer),
+        "{out}"
+    );
+    let (code, _, err) = gw(&viewer, &["nodes", "list"]);
+    assert_eq!(code, Some(0), "a viewer reads: {err}");
+    let (code, _, err) = gw(&viewer, &["nodes", "create", "gpu-9"]);
+    assert_eq!(code, Some(1), "a viewer cannot act");
+    assert!(err.contains("viewer"), "{err}");
+    let (code, out, err) = gw(ADMIN, &["tokens", "revoke", &id]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("revoked"), "{out}");
+    let (code, _, _) = gw(&viewer, &["nodes", "list"]);
+    assert_eq!(code, Some(1), "revoked");
+}
