@@ -135,6 +135,14 @@ async fn viewer_tokens_read_admin_tokens_act_and_revoked_tokens_are_refused() {
     assert_eq!(names, ["grafana", "oncall"]);
     assert!(!v.to_string().contains(&viewer), "no secret listed");
     let rows = e.store.api_tokens().unwrap();
+    // Names are unique in the store too (two creates of one name at once).
+    let mut twin = rows[0].clone();
+    twin.id = "tok_twin".into();
+    twin.digest = "0".repeat(64);
+    let entry =
+        gpuwarden_controlplane::store::rows::NewAudit::ok("t", "token.create", "x", json!({}), 0);
+    let err = e.store.create_api_token(&twin, entry).unwrap_err();
+    assert!(err.to_string().contains("exists"), "{err}");
     assert!(rows
         .iter()
         .all(|r| r.digest.len() == 64 && !r.digest.contains("gwv_")));

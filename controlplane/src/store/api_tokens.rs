@@ -26,10 +26,20 @@ pub struct ApiTokenRow {
 }
 
 impl Store {
-    /// Stores a new token with its audit entry.
+    /// Stores a new token with its audit entry; [`StoreError::Conflict`] when a token of that
+    /// name exists (names are unique).
     pub fn create_api_token(&self, row: &ApiTokenRow, entry: NewAudit) -> Result<(), StoreError> {
         with_conn!(self, c => c.write_tx(|c| {
-            diesel::insert_into(api_tokens::table).values(row).execute(c)?;
+            diesel::insert_into(api_tokens::table)
+                .values(row)
+                .execute(c)
+                .map_err(|e| {
+                    if super::is_unique_violation(&e) {
+                        StoreError::Conflict(format!("a token named {} exists", row.name))
+                    } else {
+                        e.into()
+                    }
+                })?;
             diesel::insert_into(audit::table).values(&entry).execute(c)?;
             Ok(())
         }))

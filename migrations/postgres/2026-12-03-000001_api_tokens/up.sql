@@ -3,7 +3,7 @@
 -- SHA-256 digest of the secret is kept; the secret is shown once. Times are Unix milliseconds.
 CREATE TABLE api_tokens (
     id TEXT PRIMARY KEY NOT NULL,
-    name TEXT NOT NULL,
+    name TEXT NOT NULL UNIQUE,
     role TEXT NOT NULL,
     digest TEXT NOT NULL UNIQUE,
     created_by TEXT NOT NULL,
