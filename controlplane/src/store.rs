@@ -154,6 +154,12 @@ pub(crate) trait WriteTx: Sized {
     where
         F: FnOnce(&mut Self) -> Result<T, E>,
         E: From<diesel::result::Error>;
+
+    /// Within a write transaction, keeps other writers of `table` out until it ends, so a
+    /// count read in it still holds at the insert (SQLite's immediate transaction already
+    /// has the one write lock; PostgreSQL takes `SHARE ROW EXCLUSIVE` on the table). `table`
+    /// is one of ours, never input.
+    fn lock_for_write(&mut self, table: &'static str) -> diesel::QueryResult<()>;
 }
 
 impl WriteTx for SqliteConnection {
@@ -164,6 +170,10 @@ impl WriteTx for SqliteConnection {
     {
         self.immediate_transaction(f)
     }
+
+    fn lock_for_write(&mut self, _table: &'static str) -> diesel::QueryResult<()> {
+        Ok(())
+    }
 }
 
 impl WriteTx for PgConnection {
@@ -173,6 +183,13 @@ impl WriteTx for PgConnection {
         E: From<diesel::result::Error>,
     {
         diesel::Connection::transaction(self, f)
+    }
+
+    fn lock_for_write(&mut self, table: &'static str) -> diesel::QueryResult<()> {
+        use diesel::RunQueryDsl;
+        diesel::sql_query(format!("LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE"))
+            .execute(self)
+            .map(|_| ())
     }
 }
 

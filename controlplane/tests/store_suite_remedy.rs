@@ -21,6 +21,7 @@ fn count(s: &Store, action: &str) -> usize {
 }
 
 pub(crate) fn remedy(s: &Store) {
+    api_tokens(s);
     let spec = PoolSpec::new("hand", "fake", 1, 4);
     let row = PoolRow::new(&spec, SOURCE_API, None, 1_000).unwrap();
     s.create_pool(&row, audit("pool.create", "hand", 1_000))
@@ -174,4 +175,44 @@ fn utilization(s: &Store) {
     s.delete_pool("hand", true, audit("pool.delete", "hand", 50_000))
         .unwrap();
     assert!(s.utilization("hand", 0, 100).unwrap().is_empty());
+}
+
+/// API tokens on both backends: stored and listed, names unique, the cap counted in the
+/// inserting transaction (a table lock on PostgreSQL), revoked once.
+fn api_tokens(s: &Store) {
+    use gpuwarden_controlplane::store::{ApiTokenRow, StoreError};
+    let row = |id: &str, name: &str| ApiTokenRow {
+        id: id.into(),
+        name: name.into(),
+        role: "viewer".into(),
+        digest: format!("{:0>64}", id.len()),
+        created_by: "admin:test".into(),
+        created_at: 1_000,
+    };
+    s.create_api_token(&row("tok_1", "a"), audit("token.create", "a", 1_000), 2)
+        .unwrap();
+    let mut dup = row("tok_2", "a");
+    dup.digest = "f".repeat(64);
+    assert!(matches!(
+        s.create_api_token(&dup, audit("token.create", "a", 1_000), 2),
+        Err(StoreError::Conflict(_))
+    ));
+    let mut b = row("tok_3", "b");
+    b.digest = "e".repeat(64);
+    s.create_api_token(&b, audit("token.create", "b", 1_000), 2)
+        .unwrap();
+    let mut c = row("tok_4", "c");
+    c.digest = "d".repeat(64);
+    assert!(matches!(
+        s.create_api_token(&c, audit("token.create", "c", 1_000), 2),
+        Err(StoreError::Conflict(m)) if m.contains("2 tokens")
+    ));
+    assert_eq!(s.api_tokens().unwrap().len(), 2);
+    assert!(s
+        .revoke_api_token("tok_1", audit("token.revoke", "a", 1_000))
+        .unwrap());
+    assert!(!s
+        .revoke_api_token("tok_1", audit("token.revoke", "a", 1_000))
+        .unwrap());
+    assert_eq!(s.api_tokens().unwrap().len(), 1);
 }

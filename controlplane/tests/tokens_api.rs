@@ -141,8 +141,15 @@ async fn viewer_tokens_read_admin_tokens_act_and_revoked_tokens_are_refused() {
     twin.digest = "0".repeat(64);
     let entry =
         gpuwarden_controlplane::store::rows::NewAudit::ok("t", "token.create", "x", json!({}), 0);
-    let err = e.store.create_api_token(&twin, entry).unwrap_err();
+    let err = e
+        .store
+        .create_api_token(&twin, entry.clone(), 1000)
+        .unwrap_err();
     assert!(err.to_string().contains("exists"), "{err}");
+    // The cap is counted where the row goes in.
+    twin.name = "third".into();
+    let err = e.store.create_api_token(&twin, entry, 2).unwrap_err();
+    assert!(err.to_string().contains("2 tokens are there"), "{err}");
     assert!(rows
         .iter()
         .all(|r| r.digest.len() == 64 && !r.digest.contains("gwv_")));
@@ -233,4 +240,34 @@ fn the_tokens_cli_creates_lists_and_revokes() {
     assert!(out.contains("revoked"), "{out}");
     let (code, _, _) = gw(&viewer, &["nodes", "list"]);
     assert_eq!(code, Some(1), "revoked");
+
+    // Twelve creates of one name at once: exactly one token.
+    let created: usize = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..12)
+            .map(|_| {
+                s.spawn(|| {
+                    let http: ureq::Agent = ureq::Agent::config_builder()
+                        .http_status_as_error(false)
+                        .build()
+                        .into();
+                    http.post(&format!("{}/v1/tokens", cp.base))
+                        .header("Authorization", &format!("Bearer {ADMIN}"))
+                        .send_json(json!({"name": "race", "role": "viewer"}))
+                        .map(|r| usize::from(r.status().as_u16() == 201))
+                        .unwrap_or(0)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).sum()
+    });
+    assert_eq!(created, 1);
+    let (_, out, _) = gw(ADMIN, &["-o", "json", "tokens", "list"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let races = v["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["name"] == "race")
+        .count();
+    assert_eq!(races, 1, "{v}");
 }

@@ -111,18 +111,6 @@ pub(super) async fn create(
                 )))
             }
         };
-        let store = state.store.clone();
-        let existing = blocking(move || store.api_tokens()).await?;
-        if existing.iter().any(|t| t.name == b.name) || existing.len() >= MAX_TOKENS {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "conflict",
-                format!(
-                    "a token named {} exists, or {MAX_TOKENS} tokens are there: revoke one first",
-                    b.name
-                ),
-            ));
-        }
         let issued = token::issue(kind).map_err(|e| ApiError::internal(e.to_string()))?;
         let id = token::random_id("tok_").map_err(|e| ApiError::internal(e.to_string()))?;
         let now = state.clock.now_ms();
@@ -143,7 +131,8 @@ pub(super) async fn create(
         );
         let store = state.store.clone();
         let stored = row.clone();
-        blocking(move || store.create_api_token(&stored, entry)).await?;
+        // The name's uniqueness and the cap are checked where the row is inserted: 409.
+        blocking(move || store.create_api_token(&stored, entry, MAX_TOKENS)).await?;
         state
             .auth
             .add_api_token(&row.id, &row.name, &row.role, &row.digest);

@@ -27,9 +27,22 @@ pub struct ApiTokenRow {
 
 impl Store {
     /// Stores a new token with its audit entry; [`StoreError::Conflict`] when a token of that
-    /// name exists (names are unique).
-    pub fn create_api_token(&self, row: &ApiTokenRow, entry: NewAudit) -> Result<(), StoreError> {
+    /// name exists (names are unique) or `max` tokens are there already (counted in the
+    /// transaction that inserts, so concurrent creates cannot pass it).
+    pub fn create_api_token(
+        &self,
+        row: &ApiTokenRow,
+        entry: NewAudit,
+        max: usize,
+    ) -> Result<(), StoreError> {
         with_conn!(self, c => c.write_tx(|c| {
+            c.lock_for_write("api_tokens")?;
+            let n: i64 = api_tokens::table.count().get_result(c)?;
+            if usize::try_from(n).unwrap_or(usize::MAX) >= max {
+                return Err(StoreError::Conflict(format!(
+                    "{max} tokens are there, the most: revoke one first"
+                )));
+            }
             diesel::insert_into(api_tokens::table)
                 .values(row)
                 .execute(c)
