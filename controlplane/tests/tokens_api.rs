@@ -195,7 +195,7 @@ async fn viewer_tokens_read_admin_tokens_act_and_revoked_tokens_are_refused() {
 /// once, a viewer's read allowed and its action refused through the CLI, the revoke.
 #[test]
 fn the_tokens_cli_creates_lists_and_revokes() {
-    use gpuwarden_testkit::{Api, Launch};
+    use gpuwarden_testkit::Launch;
     let dir = crate::util::TempDir::new("tokens-cli");
     let cp = Launch::new(env!("CARGO_BIN_EXE_gpuwarden"))
         .args(["serve", "--listen", "127.0.0.1:0", "--database"])
@@ -203,7 +203,6 @@ fn the_tokens_cli_creates_lists_and_revokes() {
         .envs(&[("GPUWARDEN_ADMIN_TOKEN", ADMIN)])
         .current_dir(dir.path())
         .start();
-    let _api = Api::new(&cp.base, ADMIN);
     let gw = |token: &str, args: &[&str]| {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_gpuwarden"))
             .args(["--server", &cp.base, "--token", token])

@@ -83,13 +83,20 @@ pub fn bearer(req: &HttpRequest) -> Result<&str, ApiError> {
 }
 
 fn any_match(presented: &str, digests: &[String]) -> Option<String> {
-    // Hash once; compare against every digest, so the time taken does not depend on which
-    // matched.
-    let hashed = token::digest(presented);
+    matching(
+        &token::digest(presented),
+        digests.iter().map(String::as_str),
+    )
+    .map(str::to_string)
+}
+
+/// The digest among `digests` equal to `hashed`, compared with every one, so the time taken
+/// does not depend on which matched.
+fn matching<'a>(hashed: &str, digests: impl Iterator<Item = &'a str>) -> Option<&'a str> {
     let mut found = None;
     for d in digests {
         if bool::from(hashed.as_bytes().ct_eq(d.as_bytes())) {
-            found = Some(d.clone());
+            found = Some(d);
         }
     }
     found
@@ -129,18 +136,23 @@ impl Auth {
             .retain(|t| t.id != id);
     }
 
-    /// The API token this is, with its role: its actor (`token:NAME` for an admin,
-    /// `viewer:NAME`).
-    fn api_actor(&self, presented: &str) -> Option<(Role, String)> {
+    /// Who presents this token, hashed once: a configured admin (`admin:<digest prefix>`)
+    /// or a token created through the API (`token:NAME` for an admin, `viewer:NAME`).
+    fn identify(&self, presented: &str) -> Option<(Role, String)> {
+        let hashed = token::digest(presented);
+        {
+            let admin = self.admin.read().unwrap_or_else(|p| p.into_inner());
+            if let Some(d) = matching(&hashed, admin.iter().map(String::as_str)) {
+                return Some((Role::Admin, format!("admin:{}", &d[..8.min(d.len())])));
+            }
+        }
         let api = self.api.read().unwrap_or_else(|p| p.into_inner());
-        let digests: Vec<String> = api.iter().map(|t| t.digest.clone()).collect();
-        let d = any_match(presented, &digests)?;
+        let d = matching(&hashed, api.iter().map(|t| t.digest.as_str()))?;
         let t = api.iter().find(|t| t.digest == d)?;
-        let actor = match t.role {
-            Role::Admin => format!("token:{}", t.name),
-            Role::Viewer => format!("viewer:{}", t.name),
-        };
-        Some((t.role, actor))
+        Some(match t.role {
+            Role::Admin => (Role::Admin, format!("token:{}", t.name)),
+            Role::Viewer => (Role::Viewer, format!("viewer:{}", t.name)),
+        })
     }
 
     /// Accepts one more admin token digest.
@@ -158,14 +170,10 @@ impl Auth {
 
     /// The admin actor for this token, or `None`.
     pub fn admin_actor(&self, presented: &str) -> Option<String> {
-        let configured = {
-            let admin = self.admin.read().unwrap_or_else(|p| p.into_inner());
-            any_match(presented, &admin).map(|d| format!("admin:{}", &d[..8.min(d.len())]))
-        };
-        configured.or_else(|| match self.api_actor(presented) {
+        match self.identify(presented) {
             Some((Role::Admin, actor)) => Some(actor),
             _ => None,
-        })
+        }
     }
 
     /// Whether this is a bootstrap token.
@@ -176,11 +184,8 @@ impl Auth {
     /// The admin making the request, or a viewer when the request only reads (`GET`,
     /// `HEAD`); 403 for a viewer token on any other method, 401 for no valid token.
     pub fn admin(&self, req: &HttpRequest) -> Result<String, ApiError> {
-        let t = bearer(req)?;
-        if let Some(actor) = self.admin_actor(t) {
-            return Ok(actor);
-        }
-        match self.api_actor(t) {
+        match self.identify(bearer(req)?) {
+            Some((Role::Admin, actor)) => Ok(actor),
             Some((Role::Viewer, actor)) if is_read(req) => Ok(actor),
             Some((Role::Viewer, actor)) => Err(ApiError::new(
                 StatusCode::FORBIDDEN,
