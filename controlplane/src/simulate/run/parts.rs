@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
@@ -299,4 +299,17 @@ pub(super) fn check(
         return (seen == h as usize, format!("{seen} held"));
     }
     (false, "nothing to check".into())
+}
+
+/// Seconds, to the millisecond (the report's and the progress lines' unit).
+pub(super) fn secs(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1000.0).round() / 1000.0
+}
+
+/// Why a wait ended without its condition.
+pub(super) enum Ended {
+    /// Ctrl-C, SIGTERM or SIGHUP.
+    Interrupted,
+    /// A process exited, or the time limit passed (with the last error seen).
+    Failed(String),
 }
