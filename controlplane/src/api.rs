@@ -36,8 +36,16 @@ use actix_web::{web, HttpResponse, ResponseError};
 
 use error::json_error;
 
-pub use auth::{configured_digest as auth_digest, Auth};
+pub use auth::{configured_digest as auth_digest, Auth, Role};
 pub use caller::Caller;
+// What the web console (`crate::console`) does through the same code as the REST API.
+pub use commands::{diagnose_node, DiagnoseRequest};
+pub use node_token::{issue_join_token, IssuedToken, TokenRequest};
+pub use nodes::{create_node, load as load_node, node_json, CreateNode};
+pub use policies::{policy_view, simulate_policy, PolicyView, SimulateRequest};
+pub use pools::pool_detail;
+pub use state::audited;
+pub use steps::{apply_step, clear_node_health, StepRequest, StepResult};
 pub use changes::{Changes, ChangesError};
 pub use doc::{document, ApiDoc};
 pub use error::ApiError;

@@ -12,11 +12,13 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+mod console;
 mod load;
 mod pool_manager;
 mod pools;
 mod remediation;
 mod validate;
+pub use console::ConsoleConfig;
 pub use load::{ConfigError, PoolCheck};
 pub use pool_manager::PoolManagerConfig;
 pub use remediation::{
@@ -73,6 +75,8 @@ pub struct ControlPlaneConfig {
     pub overrides: Overrides,
     /// The pool manager and the instance reconciler.
     pub pool_manager: PoolManagerConfig,
+    /// The web console at `/ui/`.
+    pub console: ConsoleConfig,
 }
 
 /// `[server]`

@@ -18,6 +18,7 @@ mod fetch;
 pub mod fleet;
 mod housekeeping;
 mod judge;
+pub mod recent;
 pub mod schedule;
 mod urgent;
 

@@ -1,7 +1,8 @@
 //! Tokens: random, shown once, stored hashed, compared in constant time.
 //!
 //! A token is `gw<kind>_` followed by 32 random bytes from the operating system, hex-encoded
-//! (`gwn_…` node, `gwb_…` bootstrap, `gwa_…` admin), so a leaked token says what it is.
+//! (`gwn_…` node, `gwb_…` bootstrap, `gwa_…` admin, `gwv_…` viewer, `gws_…` console session,
+//! `gwc_…` a session's CSRF token), so a leaked token says what it is.
 //! Only its SHA-256 is stored; a presented token is hashed and compared with
 //! [`subtle::ConstantTimeEq`], so timing reveals nothing about the stored digest.
 
@@ -19,6 +20,10 @@ pub enum TokenKind {
     Admin,
     /// Read-only access to the API (`POST /v1/tokens` with `role` `viewer`).
     Viewer,
+    /// A web console session (the `gw_session` cookie).
+    Session,
+    /// A console session's CSRF token (a hidden field of every form).
+    Csrf,
 }
 
 impl TokenKind {
@@ -28,6 +33,8 @@ impl TokenKind {
             TokenKind::Bootstrap => "gwb_",
             TokenKind::Admin => "gwa_",
             TokenKind::Viewer => "gwv_",
+            TokenKind::Session => "gws_",
+            TokenKind::Csrf => "gwc_",
         }
     }
 }

@@ -139,15 +139,21 @@ impl Auth {
     /// Who presents this token, hashed once: a configured admin (`admin:<digest prefix>`)
     /// or a token created through the API (`token:NAME` for an admin, `viewer:NAME`).
     fn identify(&self, presented: &str) -> Option<(Role, String)> {
-        let hashed = token::digest(presented);
+        self.identify_digest(&token::digest(presented))
+    }
+
+    /// [`Auth::identify`] for a token already hashed ([`token::digest`]): the console keeps
+    /// only a session's token digest, and asks again at every request, so a revoked token's
+    /// sessions end at once.
+    pub fn identify_digest(&self, hashed: &str) -> Option<(Role, String)> {
         {
             let admin = self.admin.read().unwrap_or_else(|p| p.into_inner());
-            if let Some(d) = matching(&hashed, admin.iter().map(String::as_str)) {
+            if let Some(d) = matching(hashed, admin.iter().map(String::as_str)) {
                 return Some((Role::Admin, format!("admin:{}", &d[..8.min(d.len())])));
             }
         }
         let api = self.api.read().unwrap_or_else(|p| p.into_inner());
-        let d = matching(&hashed, api.iter().map(|t| t.digest.as_str()))?;
+        let d = matching(hashed, api.iter().map(|t| t.digest.as_str()))?;
         let t = api.iter().find(|t| t.digest == d)?;
         Some(match t.role {
             Role::Admin => (Role::Admin, format!("token:{}", t.name)),

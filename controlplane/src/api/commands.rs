@@ -43,10 +43,20 @@ pub(super) async fn diagnose(
     id: web::Path<String>,
     body: OptJson<DiagnoseRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let b = body.0;
-    let key = id.into_inner();
+    let done = diagnose_node(&state, &admin.0, &id.into_inner(), body.0).await?;
+    Ok(HttpResponse::Accepted().json(done))
+}
+
+/// Queues a `run_diagnostic` command for node `key` (id or name) by `actor`, audited
+/// (refusals too). The REST API's `POST /v1/nodes/{id}/diagnose` and the console's button.
+pub async fn diagnose_node(
+    state: &AppState,
+    actor: &str,
+    key: &str,
+    b: DiagnoseRequest,
+) -> Result<StepResult, ApiError> {
     let details = json!({"plugin": b.plugin.as_deref().map(|p| clip(p, 128))});
-    let row = audited(&state, &admin.0, "node.diagnose", &key, details, async {
+    let row = audited(state, actor, "node.diagnose", key, details, async {
         if let Some(p) = &b.plugin {
             if p.is_empty() || p.len() > 128 {
                 return Err(ApiError::invalid("plugin must be 1 to 128 characters"));
@@ -59,7 +69,7 @@ pub(super) async fn diagnose(
                 "args: at most 32, names up to 128 bytes, values up to 1024",
             ));
         }
-        load(&state, &key).await
+        load(state, key).await
     })
     .await?;
     let now = state.clock.now_ms();
@@ -67,11 +77,11 @@ pub(super) async fn diagnose(
         &row.id,
         CommandKind::RunDiagnostic,
         json!({"plugin": b.plugin, "args": b.args}),
-        &admin.0,
+        actor,
         now,
     )?;
     let entry = NewAudit::ok(
-        &admin.0,
+        actor,
         "node.diagnose",
         &row.id,
         json!({"plugin": b.plugin, "command": cmd.id}),
@@ -81,10 +91,10 @@ pub(super) async fn diagnose(
     let stored = cmd.clone();
     blocking(move || store.add_command(&stored, entry)).await?;
     state.links.dispatch.notify();
-    Ok(HttpResponse::Accepted().json(StepResult {
-        node: node_json(&row, &state)?,
+    Ok(StepResult {
+        node: node_json(&row, state)?,
         command: cmd.to_model()?,
-    }))
+    })
 }
 
 #[utoipa::path(

@@ -137,15 +137,29 @@ pub(super) async fn issue_token(
     body: OptJson<TokenRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let key = id.into_inner();
-    let ttl = body.0.ttl;
+    let issued = issue_join_token(&state, &admin.0, &key, body.0).await?;
+    Ok(HttpResponse::Created().json(issued))
+}
+
+/// A join token for node `key` (id or name), issued by `actor` with its install snippets
+/// (shown once; only the digest is kept), audited (refusals too). 409 for a terminated node,
+/// 422 for a ttl outside 1m to 365d. The REST API's `POST /v1/nodes/{id}/token` and the
+/// console's "add a node".
+pub async fn issue_join_token(
+    state: &AppState,
+    actor: &str,
+    key: &str,
+    req: TokenRequest,
+) -> Result<IssuedToken, ApiError> {
+    let ttl = req.ttl;
     let details = json!({"ttl": ttl.as_deref().map(|t| clip(t, 64))});
-    audited(&state, &admin.0, "node.token", &key, details, async {
+    audited(state, actor, "node.token", key, details, async {
         let ttl = match ttl {
             Some(s) => validate::duration(&s, TTL_RANGE.0, TTL_RANGE.1)
                 .map_err(|e| ApiError::invalid(format!("ttl {e}")))?,
             None => state.settings.join_token_ttl,
         };
-        let row = load(&state, &key).await?;
+        let row = load(state, key).await?;
         if row.status()? == Status::Terminated {
             return Err(ApiError::new(
                 actix_web::http::StatusCode::CONFLICT,
@@ -163,7 +177,7 @@ pub(super) async fn issue_token(
             expires_at: Some(expires),
         };
         let entry = NewAudit::ok(
-            &admin.0,
+            actor,
             "node.token",
             &row.id,
             json!({"expires_at": rfc3339(expires)}),
@@ -177,14 +191,14 @@ pub(super) async fn issue_token(
             &state.settings.external_url,
             &issued.secret,
         );
-        Ok(HttpResponse::Created().json(IssuedToken {
+        Ok(IssuedToken {
             node_id: row.id.clone(),
             install_script: install_script(&row.name, &agent_config),
             agent_config,
             token: issued.secret,
             expires_at: rfc3339(expires),
             systemd_unit: SYSTEMD_UNIT.to_string(),
-        }))
+        })
     })
     .await
 }

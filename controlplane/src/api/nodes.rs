@@ -91,14 +91,21 @@ pub(super) async fn create(
     state: web::Data<AppState>,
     body: Json<CreateNode>,
 ) -> Result<HttpResponse, ApiError> {
-    let b = body.0;
+    let node = create_node(&state, &admin.0, body.0).await?;
+    Ok(HttpResponse::Created().json(node))
+}
+
+/// Creates node `b.name` in `pending` for `actor`, audited (refusals too): 422 for an
+/// invalid name, pool, address or labels, 409 for a name taken. The REST API's
+/// `POST /v1/nodes` and the console's "add a node".
+pub async fn create_node(state: &AppState, actor: &str, b: CreateNode) -> Result<Node, ApiError> {
     let details = json!({
         "name": clip(&b.name, 128),
         "pool": b.pool.as_deref().map(|p| clip(p, 128)),
         "address": b.address.as_deref().map(|a| clip(&validate::redact_url(a), 256)),
     });
     let target = b.name.clone();
-    audited(&state, &admin.0, "node.create", &target, details, async {
+    audited(state, actor, "node.create", &target, details, async {
         validate::name(&b.name).map_err(|e| ApiError::invalid(format!("name {e}")))?;
         let pool = b.pool.unwrap_or_else(|| "default".into());
         validate::name(&pool).map_err(|e| ApiError::invalid(format!("pool {e}")))?;
@@ -119,7 +126,7 @@ pub(super) async fn create(
             now,
         );
         let entry = NewAudit::ok(
-            &admin.0,
+            actor,
             "node.create",
             &row.id,
             json!({"name": b.name, "pool": row.pool, "address": address}),
@@ -128,7 +135,7 @@ pub(super) async fn create(
         let (store, r) = (state.store.clone(), row.clone());
         blocking(move || store.create_node(&r, entry)).await?;
         state.fleet.sync(&row, now);
-        Ok(HttpResponse::Created().json(node_json(&row, &state)?))
+        node_json(&row, state)
     })
     .await
 }
@@ -264,7 +271,8 @@ fn json_body(body: Bytes) -> HttpResponse {
         .body(body)
 }
 
-pub(super) async fn load(state: &AppState, id: &str) -> Result<NodeRow, ApiError> {
+/// Node `id` (id or name) as stored; 404 when there is none.
+pub async fn load(state: &AppState, id: &str) -> Result<NodeRow, ApiError> {
     let (store, id) = (state.store.clone(), id.to_string());
     blocking(move || store.node(&id)).await
 }

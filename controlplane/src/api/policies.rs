@@ -82,7 +82,8 @@ pub struct PolicyView {
     pub source: String,
 }
 
-fn view(p: &Policy) -> PolicyView {
+/// The policy as `GET /v1/policies` shows it.
+pub fn policy_view(p: &Policy) -> PolicyView {
     PolicyView {
         rules: p
             .rules()
@@ -104,7 +105,7 @@ fn view(p: &Policy) -> PolicyView {
 #[utoipa::path(get, path = "/v1/policies", operation_id = "get_policies", responses((status = 200, body = PolicyView), (status = 401)))]
 #[get("/v1/policies")]
 pub(super) async fn get(_admin: Admin, state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok().json(view(&crate::judge::policy::current(&state.policy)))
+    HttpResponse::Ok().json(policy_view(&crate::judge::policy::current(&state.policy)))
 }
 
 #[utoipa::path(
@@ -163,7 +164,7 @@ pub(super) async fn put(
             state
                 .metrics
                 .init_rules(p.rules().iter().map(|r| r.name.as_str()));
-            let out = view(&p);
+            let out = policy_view(&p);
             *state.policy.write().unwrap_or_else(|e| e.into_inner()) = std::sync::Arc::new(p);
             tracing::info!(rules, by = %admin.0, "health policy replaced");
             let entry = crate::store::rows::NewAudit::ok(
@@ -233,7 +234,22 @@ pub(super) async fn simulate(
     state: web::Data<AppState>,
     body: Json<SimulateRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let req = body.0;
+    Ok(match simulate_policy(&state, body.0).await? {
+        Ok(sim) => HttpResponse::Ok().json(sim),
+        Err(errors) => HttpResponse::UnprocessableEntity().json(Invalid {
+            valid: false,
+            errors,
+        }),
+    })
+}
+
+/// The what-if simulation of `req.policy` against the running policy (the REST API's
+/// `POST /v1/policies/simulate` and the console's policies page): the simulation, or every
+/// problem of an invalid candidate (with rule, line and column). 400 for a bad window.
+pub async fn simulate_policy(
+    state: &AppState,
+    req: SimulateRequest,
+) -> Result<Result<crate::judge::simulate::Simulation, Vec<PolicyError>>, ApiError> {
     let now = state.clock.now_ms();
     let since = time_arg(
         req.since.as_deref(),
@@ -246,12 +262,7 @@ pub(super) async fn simulate(
     }
     let candidate = match web::block(move || Policy::parse(&req.policy)).await? {
         Ok(p) => p,
-        Err(errors) => {
-            return Ok(HttpResponse::UnprocessableEntity().json(Invalid {
-                valid: false,
-                errors,
-            }))
-        }
+        Err(errors) => return Ok(Err(errors)),
     };
     let current = crate::judge::policy::current(&state.policy);
     let (store, fleet) = (state.store.clone(), state.fleet.clone());
@@ -336,5 +347,5 @@ pub(super) async fn simulate(
     })
     .await?
     .ok_or_else(|| ApiError::internal("cannot start the policy evaluation thread"))?;
-    Ok(HttpResponse::Ok().json(out))
+    Ok(Ok(out))
 }

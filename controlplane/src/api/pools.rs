@@ -119,11 +119,16 @@ pub(super) async fn get(
     state: web::Data<AppState>,
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let name = name.into_inner();
+    Ok(HttpResponse::Ok().json(pool_detail(&state, name.into_inner()).await?))
+}
+
+/// Pool `name` with what its manager last did and why: the REST API's
+/// `GET /v1/pools/{name}` and the console's pools page. 404 for no such pool.
+pub async fn pool_detail(state: &AppState, name: String) -> Result<PoolDetail, ApiError> {
     check_name(&name)?;
     let store = state.store.clone();
     let now = state.clock.now_ms();
-    let detail = blocking(move || {
+    blocking(move || {
         let row = store.pool(&name)?;
         let nodes = store.pool_node_counts()?.get(&name).copied().unwrap_or(0);
         let decisions = store.decisions(&name, SHOWN_DECISIONS)?;
@@ -147,8 +152,7 @@ pub(super) async fn get(
         }
         Ok(d)
     })
-    .await?;
-    Ok(HttpResponse::Ok().json(detail))
+    .await
 }
 
 #[utoipa::path(

@@ -75,7 +75,7 @@ pub(crate) fn clip(s: &str, max: usize) -> String {
 /// `refused (CODE): MESSAGE`, its details what was asked. Successful actions audit
 /// themselves, in the transaction that makes the change. A failure to write the refusal
 /// is logged; the caller gets the refusal either way.
-pub(crate) async fn audited<T>(
+pub async fn audited<T>(
     state: &AppState,
     actor: &str,
     action: &str,

@@ -123,15 +123,28 @@ pub(super) async fn step(
     body: OptJson<StepRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let (key, action) = path.into_inner();
-    let (step, kind) = StepAction::parse(&action)
+    let done = apply_step(&state, &admin.0, &key, &action, body.0).await?;
+    Ok(HttpResponse::Accepted().json(done))
+}
+
+/// Lifecycle step `action` (`cordon`, `uncordon`, `drain`, `terminate`) on node `key` (id or
+/// name) by `actor`: the transition stored and the command queued, audited (refusals too).
+/// The REST API's `POST /v1/nodes/{id}/{action}` and the console's buttons.
+pub async fn apply_step(
+    state: &AppState,
+    actor: &str,
+    key: &str,
+    action: &str,
+    b: StepRequest,
+) -> Result<StepResult, ApiError> {
+    let (to, kind) = StepAction::parse(action)
         .ok_or_else(|| {
             ApiError::not_found(format!(
                 "no action {:?}: use cordon, uncordon, drain or terminate",
-                clip(&action, 64)
+                clip(action, 64)
             ))
         })?
         .step();
-    let b = body.0;
     let details = json!({
         "reason": b.reason.as_deref().map(|r| clip(r, 256)),
         "timeout": b.timeout.as_deref().map(|t| clip(t, 64)),
@@ -139,9 +152,9 @@ pub(super) async fn step(
     let action_name = format!("node.{action}");
     // Refusals before the store are audited here; the store audits a step the node's
     // status does not allow, in the same transaction that would have made it.
-    let (id, reason) = audited(&state, &admin.0, &action_name, &key, details, async {
+    let (id, reason) = audited(state, actor, &action_name, key, details, async {
         if let Some(t) = &b.timeout {
-            if step != Step::Drain {
+            if to != Step::Drain {
                 return Err(ApiError::invalid("timeout is for drain only"));
             }
             validate::duration(t, Duration::from_secs(1), MAX_DRAIN_TIMEOUT)
@@ -152,7 +165,7 @@ pub(super) async fn step(
             .clone()
             .unwrap_or_else(|| format!("{action} requested by an operator"));
         validate::free_text(&reason, 1024).map_err(|e| ApiError::invalid(format!("reason {e}")))?;
-        Ok((load(&state, &key).await?.id, reason))
+        Ok((load(state, key).await?.id, reason))
     })
     .await?;
     let now = state.clock.now_ms();
@@ -160,28 +173,28 @@ pub(super) async fn step(
         &id,
         kind,
         json!({"reason": reason, "timeout": b.timeout}),
-        &admin.0,
+        actor,
         now,
     )?;
     let entry = NewAudit::ok(
-        &admin.0,
+        actor,
         &action_name,
         &id,
         json!({"reason": reason, "command": cmd.id}),
         now,
     );
-    let (store, nid, actor) = (state.store.clone(), id.clone(), admin.0.clone());
+    let (store, nid, by) = (state.store.clone(), id.clone(), actor.to_string());
     let (row, cmd) =
-        blocking(move || store.apply_step(&nid, step, &reason, &actor, Some(cmd), entry)).await?;
+        blocking(move || store.apply_step(&nid, to, &reason, &by, Some(cmd), entry)).await?;
     state.fleet.sync(&row, now);
     state.links.dispatch.notify();
     let command = cmd
         .ok_or_else(|| ApiError::internal("command not stored"))?
         .to_model()?;
-    Ok(HttpResponse::Accepted().json(StepResult {
-        node: node_json(&row, &state)?,
+    Ok(StepResult {
+        node: node_json(&row, state)?,
         command,
-    }))
+    })
 }
 
 #[utoipa::path(
@@ -198,18 +211,25 @@ pub(super) async fn clear_health(
     id: web::Path<String>,
     _body: OptJson<NoBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let key = id.into_inner();
+    let node = clear_node_health(&state, &admin.0, &id.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(node))
+}
+
+/// An operator (`actor`) clears node `key`'s health (id or name): a sticky `unhealthy` goes
+/// and the health is recomputed from the conditions that still hold; audited. The REST API's
+/// `POST /v1/nodes/{id}/clear-health` and the console's button.
+pub async fn clear_node_health(state: &AppState, actor: &str, key: &str) -> Result<Node, ApiError> {
     let row = audited(
-        &state,
-        &admin.0,
+        state,
+        actor,
         "node.clear_health",
-        &key,
+        key,
         json!({}),
-        async { load(&state, &key).await },
+        async { load(state, key).await },
     )
     .await?;
     let now = state.clock.now_ms();
-    let who = admin.0.clone();
+    let who = actor.to_string();
     let before = row.health.clone();
     let change = match state.fleet.clear_health(&row.id, &who, now) {
         Some(c) => c.map(|c| (c.to, c.reason)),
@@ -235,8 +255,8 @@ pub(super) async fn clear_health(
             "health",
             &row.id,
             now,
-            json!({"health": {"from": before, "to": row.health, "reason": format!("cleared by {}", admin.0), "rule": null}}),
+            json!({"health": {"from": before, "to": row.health, "reason": format!("cleared by {actor}"), "rule": null}}),
         );
     }
-    Ok(HttpResponse::Ok().json(node_json(&row, &state)?))
+    node_json(&row, state)
 }

@@ -150,6 +150,7 @@ impl ControlPlaneConfig {
             &self.webhooks,
         ));
         p.extend(self.pool_manager.problems());
+        p.extend(self.console.problems());
         if p.is_empty() {
             Ok(())
         } else {

@@ -18,6 +18,7 @@ use std::time::Duration;
 use crate::judge::health::{HealthChange, HealthSettings, NodeHealth};
 use crate::model::observation::NodeObservation;
 use crate::model::{Connectivity, Health, ScrapeInfo, Status};
+use crate::scrape::recent::{Recent, RecentSettings};
 use crate::scrape::schedule;
 use crate::store::observations::observation_rows;
 use crate::store::rows::NodeRow;
@@ -140,6 +141,8 @@ pub struct Fleet {
     removed: Mutex<Vec<ObservationWrite>>,
     /// Health changes the store refused (busy, down), to write again: node → (change, when).
     unsaved_health: Mutex<HashMap<String, (HealthChange, i64)>>,
+    /// Recent GPU values per node, for the console's charts.
+    recent: Recent,
 }
 
 /// Whether the node is scraped: it has an address, is not terminated, and its agent has not
@@ -159,7 +162,20 @@ impl Fleet {
             queue: Mutex::new(BinaryHeap::new()),
             removed: Mutex::new(Vec::new()),
             unsaved_health: Mutex::new(HashMap::new()),
+            recent: Recent::default(),
         }
+    }
+
+    /// The same fleet keeping recent values as `recent` says (default: 1 h, a point per
+    /// 30 s, 64 MiB).
+    pub fn with_recent(mut self, recent: RecentSettings) -> Self {
+        self.recent = Recent::new(recent);
+        self
+    }
+
+    /// Recent GPU values per node (the console's charts).
+    pub fn recent(&self) -> &Recent {
+        &self.recent
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Box<Target>>> {
@@ -195,6 +211,7 @@ impl Fleet {
             if let Some(gone) = t.remove(&row.id) {
                 self.keep_unwritten(*gone);
             }
+            self.recent.remove(&row.id);
             return;
         }
         let address = row.address.clone().unwrap_or_default();
@@ -264,6 +281,7 @@ impl Fleet {
     /// Forgets a node (deleted: its observation is not written).
     pub fn remove(&self, id: &str) {
         self.lock().remove(id);
+        self.recent.remove(id);
     }
 
     fn keep_unwritten(&self, t: Target) {

@@ -35,6 +35,7 @@ impl Fleet {
             t.previous = Some((Arc::new(o.counters_only()), at));
         }
         t.last_success = Some(now);
+        self.recent.record(id, &obs, now);
         t.observation = Some(Arc::new(obs));
         t.dirty = true;
         t.rows_stale = true;
