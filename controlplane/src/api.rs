@@ -39,18 +39,19 @@ use error::json_error;
 pub use auth::{configured_digest as auth_digest, Auth, Role};
 pub use caller::Caller;
 // What the web console (`crate::console`) does through the same code as the REST API.
+pub use changes::{Changes, ChangesError};
 pub use commands::{diagnose_node, DiagnoseRequest};
+pub use doc::{document, ApiDoc};
+pub use error::ApiError;
+pub use listing::{FleetView, ListingCache, DEFAULT_MAX_BYTES as LISTING_CACHE_BYTES};
 pub use node_token::{issue_join_token, IssuedToken, TokenRequest};
 pub use nodes::{create_node, load as load_node, node_json, CreateNode};
 pub use policies::{policy_view, simulate_policy, PolicyView, SimulateRequest};
 pub use pools::pool_detail;
+pub use remedy::{budget_state, BudgetState};
 pub use state::audited;
-pub use steps::{apply_step, clear_node_health, StepRequest, StepResult};
-pub use changes::{Changes, ChangesError};
-pub use doc::{document, ApiDoc};
-pub use error::ApiError;
-pub use listing::{FleetView, ListingCache, DEFAULT_MAX_BYTES as LISTING_CACHE_BYTES};
 pub use state::{blocking, ApiSettings, AppState};
+pub use steps::{apply_step, clear_node_health, StepRequest, StepResult};
 
 /// Registers every route.
 pub fn configure(cfg: &mut web::ServiceConfig) {

@@ -325,12 +325,31 @@ pub async fn start(
         &cfg.database.url,
         cfg.database.listing_cache_bytes,
     ));
+    let console = cfg.console.enabled.then(|| {
+        web::Data::new(crate::console::Console {
+            sessions: crate::console::Sessions::new(
+                cfg.console.session_ttl,
+                cfg.console.max_sessions,
+            ),
+            prometheus_url: (!cfg.console.prometheus_url.is_empty())
+                .then(|| cfg.console.prometheus_url.clone()),
+        })
+    });
+    if console.is_some() {
+        info!(path = "/ui/", "web console");
+    }
     let server = HttpServer::new(move || {
-        App::new()
+        let app = App::new()
             .app_data(state.clone())
             .app_data(listing.clone())
-            .app_data(web::Data::from(urgent.clone()))
-            .configure(api::configure)
+            .app_data(web::Data::from(urgent.clone()));
+        match &console {
+            Some(c) => app
+                .app_data(c.clone())
+                .configure(crate::console::configure)
+                .configure(api::configure),
+            None => app.configure(api::configure),
+        }
     })
     .workers(cfg.server.workers)
     .disable_signals()

@@ -20,6 +20,7 @@ const LAYERS: &[&[&str]] = &[
     &["scrape"],
     &["pool"],
     &["api", "cli"],
+    &["console"],
     &["serve", "demo"],
     &["simulate"],
     &["lib", "main"],

@@ -203,9 +203,14 @@ impl Auth {
     }
 }
 
-/// Whether a request only reads.
+/// Whether a request only reads: a `GET` or `HEAD`, or a policy check (validate and the
+/// what-if simulation are `POST`s that change nothing).
 fn is_read(req: &HttpRequest) -> bool {
     matches!(req.method().as_str(), "GET" | "HEAD")
+        || matches!(
+            req.path(),
+            "/v1/policies/validate" | "/v1/policies/simulate"
+        )
 }
 
 /// Whether an actor is a viewer's (read only).

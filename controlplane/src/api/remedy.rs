@@ -157,6 +157,12 @@ pub(super) async fn get_budget(
     _admin: Admin,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(budget_state(&state).await?))
+}
+
+/// The budgets operators set and the nodes held now: the REST API's
+/// `GET /v1/remediation/budget` and the console's fleet page.
+pub async fn budget_state(state: &AppState) -> Result<BudgetState, ApiError> {
     let store = state.store.clone();
     let rows = blocking(move || store.budgets()).await?;
     let held = state
@@ -171,10 +177,10 @@ pub(super) async fn get_budget(
             since: rfc3339(h.since),
         })
         .collect();
-    Ok(HttpResponse::Ok().json(BudgetState {
+    Ok(BudgetState {
         overrides: rows.iter().map(view).collect::<Result<_, _>>()?,
         held,
-    }))
+    })
 }
 
 /// Body of `PUT /v1/remediation/budget`.

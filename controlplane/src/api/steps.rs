@@ -219,14 +219,9 @@ pub(super) async fn clear_health(
 /// and the health is recomputed from the conditions that still hold; audited. The REST API's
 /// `POST /v1/nodes/{id}/clear-health` and the console's button.
 pub async fn clear_node_health(state: &AppState, actor: &str, key: &str) -> Result<Node, ApiError> {
-    let row = audited(
-        state,
-        actor,
-        "node.clear_health",
-        key,
-        json!({}),
-        async { load(state, key).await },
-    )
+    let row = audited(state, actor, "node.clear_health", key, json!({}), async {
+        load(state, key).await
+    })
     .await?;
     let now = state.clock.now_ms();
     let who = actor.to_string();

@@ -153,11 +153,9 @@ impl Recent {
         }
         let ring = inner.nodes.entry(id.to_string()).or_default();
         let mut freed = 0;
-        while ring
-            .points
-            .front()
-            .is_some_and(|p| now - p.at >= window || ring.bytes - freed + size > self.settings.max_bytes)
-        {
+        while ring.points.front().is_some_and(|p| {
+            now - p.at >= window || ring.bytes - freed + size > self.settings.max_bytes
+        }) {
             if let Some(p) = ring.points.pop_front() {
                 freed += p.bytes();
             }
@@ -180,11 +178,7 @@ impl Recent {
         let window = i64::try_from(self.settings.window.as_millis()).unwrap_or(i64::MAX);
         let g = self.lock();
         let ring = g.nodes.get(id)?;
-        let points: Vec<&Point> = ring
-            .points
-            .iter()
-            .filter(|p| now - p.at < window)
-            .collect();
+        let points: Vec<&Point> = ring.points.iter().filter(|p| now - p.at < window).collect();
         if points.is_empty() {
             return None;
         }
@@ -269,7 +263,10 @@ mod tests {
         // Kept: 90, 120, 150, 180 s (0..60 fell out of the 120 s window).
         assert_eq!(s.times, vec![90.0, 120.0, 150.0, 180.0]);
         assert_eq!(s.gpus.len(), 2);
-        assert_eq!(s.gpus[0].values[0], vec![Some(49.0), Some(52.0), Some(55.0), Some(58.0)]);
+        assert_eq!(
+            s.gpus[0].values[0],
+            vec![Some(49.0), Some(52.0), Some(55.0), Some(58.0)]
+        );
         assert_eq!(s.gpus[1].values[1], vec![Some(300.0); 4]);
         // Utilization was never reported: no value, not zero.
         assert_eq!(s.gpus[0].values[2], vec![None; 4]);
