@@ -33,6 +33,7 @@
           });
           new uPlot({
             width: Math.min(560, box.clientWidth || 560), height: 180, series: series,
+            scales: { x: { time: true, range: [d.start, d.end] } },
             axes: [{}, { values: function (u, vals) { return vals.map(function (v) { return fmt(s.unit, v); }); }, size: 70 }]
           }, data, fig);
         });

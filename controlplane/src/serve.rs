@@ -160,14 +160,21 @@ pub async fn start(
     } else {
         cfg.scrape.replica.clone()
     };
-    let fleet = Arc::new(Fleet::new(FleetSettings {
-        interval: cfg.scrape.interval,
-        offline_after: cfg.scrape.offline_after,
-        replica,
-        health: HealthSettings {
-            degraded_clear_after: cfg.health.degraded_clear_after,
-        },
-    }));
+    let fleet = Arc::new(
+        Fleet::new(FleetSettings {
+            interval: cfg.scrape.interval,
+            offline_after: cfg.scrape.offline_after,
+            replica,
+            health: HealthSettings {
+                degraded_clear_after: cfg.health.degraded_clear_after,
+            },
+        })
+        .with_recent(crate::scrape::recent::RecentSettings {
+            window: cfg.console.history,
+            step: cfg.console.history_step,
+            max_bytes: cfg.console.history_max_bytes,
+        }),
+    );
     let loaded = cfg.health.policy().map_err(ServeError::Policy)?;
     info!(rules = loaded.rules().len(), file = %cfg.health.policy_file.display(), "health policy loaded");
     let policy: crate::judge::policy::SharedPolicy =

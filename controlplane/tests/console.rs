@@ -82,7 +82,7 @@ where
         TestRequest::post()
             .uri(path)
             .insert_header(("Cookie", format!("gw_session={cookie}")))
-            .set_form(form.iter().copied().collect::<Vec<_>>()),
+            .set_form(form.to_vec()),
     )
     .await
 }
@@ -560,6 +560,8 @@ async fn the_charts_read_the_recent_values_the_scrapes_kept() {
     }
     let v: Value = serde_json::from_str(&get(&app, &path, &cookie).await.body).unwrap();
     assert_eq!(v["source"], "memory");
+    assert_eq!(v["end"], json!(1_795_000_000.0));
+    assert_eq!(v["start"], json!(1_795_000_000.0 - 3600.0));
     assert_eq!(v["times"], json!([1_794_999_940.0, 1_794_999_970.0]));
     assert_eq!(v["series"][0]["name"], "temperature_celsius");
     assert_eq!(v["series"][0]["gpus"][0]["values"], json!([60.0, 65.0]));

@@ -29,6 +29,11 @@ pub(crate) fn start(dir: &Scratch, cfg: &std::path::Path, secs: u32) -> Prom {
         .local_addr()
         .unwrap()
         .port();
+    start_on(dir, cfg, secs, port)
+}
+
+/// [`start`] on `port` of 127.0.0.1.
+pub(crate) fn start_on(dir: &Scratch, cfg: &std::path::Path, secs: u32, port: u16) -> Prom {
     let child = Command::new("timeout")
         .args([secs.to_string().as_str(), "prometheus"])
         .arg(format!("--config.file={}", cfg.display()))

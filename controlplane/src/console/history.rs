@@ -42,6 +42,10 @@ pub struct History {
     pub source: &'static str,
     /// How far back, like `1h`.
     pub window: String,
+    /// The window's start (Unix seconds): the charts' left edge.
+    pub start: f64,
+    /// The window's end (Unix seconds): now.
+    pub end: f64,
     /// Unix seconds.
     pub times: Vec<f64>,
     /// Per metric of [`SERIES`].
@@ -51,7 +55,12 @@ pub struct History {
 }
 
 /// The ring's points as charts' data (`None`: nothing kept for the node).
-pub fn from_ring(s: Option<NodeSeries>, window: Duration, note: Option<String>) -> History {
+pub fn from_ring(
+    s: Option<NodeSeries>,
+    now: i64,
+    window: Duration,
+    note: Option<String>,
+) -> History {
     let s = s.unwrap_or_default();
     let series = SERIES
         .iter()
@@ -70,9 +79,12 @@ pub fn from_ring(s: Option<NodeSeries>, window: Duration, note: Option<String>) 
                 .collect(),
         })
         .collect();
+    let end = now as f64 / 1000.0;
     History {
         source: "memory",
         window: humantime::format_duration(window).to_string(),
+        start: end - window.as_secs_f64(),
+        end,
         times: s.times,
         series,
         note,
@@ -193,6 +205,8 @@ pub fn from_prometheus(
     Ok(History {
         source: "prometheus",
         window: humantime::format_duration(window).to_string(),
+        start: start as f64,
+        end: end as f64,
         times: if empty { Vec::new() } else { times },
         series,
         note: empty.then(|| {

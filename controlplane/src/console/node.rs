@@ -83,9 +83,11 @@ fn num(v: Option<&f64>, f: impl Fn(f64) -> String) -> String {
 
 fn gpu_line(g: &GpuObservation) -> GpuLine {
     let v = |k: &str| g.values.get(k);
+    // Only the counters that are not zero, `uncorrected volatile: 2`.
     let mut ecc: Vec<String> = g
         .ecc_errors
         .iter()
+        .filter(|(_, n)| **n > 0.0)
         .map(|((ty, counter), n)| format!("{ty} {counter}: {n}"))
         .collect();
     ecc.sort();
@@ -403,7 +405,7 @@ pub async fn history(
                 )),
                 None => Some("No values yet: the node has not been scraped since the control plane started.".into()),
             };
-            from_ring(s, settings.window, note)
+            from_ring(s, now, settings.window, note)
         }
     };
     Ok(HttpResponse::Ok()
