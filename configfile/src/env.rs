@@ -67,6 +67,7 @@ pub const CONTROL_PLANE: Schema = Schema {
         "webhooks",
         "pools",
         "pool_manager",
+        "console",
     ],
     shared_keys: &[
         "server.listen",
