@@ -10,7 +10,12 @@
   }
   function draw(box) {
     fetch(box.getAttribute("data-chart-src"), { credentials: "same-origin" })
-      .then(function (r) { return r.ok ? r.json() : Promise.reject(r.status); })
+      .then(function (r) {
+        if (r.ok) return r.json();
+        return r.json().then(
+          function (e) { return Promise.reject(r.status + ": " + ((e.error && e.error.message) || "no reason given")); },
+          function () { return Promise.reject(r.status); });
+      })
       .then(function (d) {
         box.textContent = "";
         if (!d.times.length) { box.textContent = d.note || "No values yet."; return; }
@@ -39,7 +44,7 @@
         });
         if (d.note) { var p = document.createElement("p"); p.textContent = d.note; box.appendChild(p); }
       })
-      .catch(function (e) { box.textContent = "Charts unavailable (" + e + ")."; });
+      .catch(function (e) { box.textContent = "Charts unavailable (" + e + ")."; box.setAttribute("role", "alert"); });
   }
   function init() {
     if (typeof uPlot === "undefined") return;

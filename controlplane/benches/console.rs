@@ -10,6 +10,9 @@
 //! `cargo bench -p gpuwarden-controlplane --bench console`. Env: `CONSOLE_NODES` (10000),
 //! `CONSOLE_REQUESTS` (30) per page.
 
+// A benchmark over data it makes itself, like the tests: a failure is a bug to see at once.
+#![allow(clippy::unwrap_used)]
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
@@ -111,7 +114,9 @@ fn ring(nodes: usize) {
         held as f64 / 1024.0 / nodes as f64,
         r.bytes() as f64 / 1048576.0
     );
-    println!("ring: a scrape that adds a point {per_point:.0} ns, one within the step {per_skip:.0} ns");
+    println!(
+        "ring: a scrape that adds a point {per_point:.0} ns, one within the step {per_skip:.0} ns"
+    );
 }
 
 fn percentile(v: &mut [f64], p: f64) -> f64 {
@@ -141,10 +146,16 @@ async fn pages(nodes: usize, requests: usize) {
             now,
         );
         store
-            .create_node(&row, NewAudit::ok("bench", "node.create", &row.id, serde_json::json!({}), now))
+            .create_node(
+                &row,
+                NewAudit::ok("bench", "node.create", &row.id, serde_json::json!({}), now),
+            )
             .unwrap();
     }
-    println!("pages: {nodes} nodes stored in {:.1} s", t.elapsed().as_secs_f64());
+    println!(
+        "pages: {nodes} nodes stored in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
     let data = web::Data::new(AppState {
         store: store.clone(),
         fleet: Arc::new(Fleet::new(FleetSettings {
@@ -182,11 +193,21 @@ async fn pages(nodes: usize, requests: usize) {
             .configure(gpuwarden_controlplane::api::configure),
     )
     .await;
+    let page = call_service(&app, TestRequest::get().uri("/ui/login").to_request()).await;
+    let login_cookie = page
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|c| c.split(';').next())
+        .unwrap()
+        .to_string();
+    let form = login_cookie.trim_start_matches("gw_login=").to_string();
     let resp = call_service(
         &app,
         TestRequest::post()
             .uri("/ui/login")
-            .set_form([("token", ADMIN)])
+            .insert_header(("Cookie", login_cookie))
+            .set_form([("token", ADMIN), ("form", form.as_str())])
             .to_request(),
     )
     .await;
@@ -198,14 +219,22 @@ async fn pages(nodes: usize, requests: usize) {
         .unwrap()
         .to_string();
     for (what, path, bearer) in [
-        ("console /ui/nodes (page 1 of all, by name)", "/ui/nodes", false),
+        (
+            "console /ui/nodes (page 1 of all, by name)",
+            "/ui/nodes",
+            false,
+        ),
         (
             "console /ui/nodes?pool=train&sort=seen&dir=desc",
             "/ui/nodes?pool=train&sort=seen&dir=desc",
             false,
         ),
         ("console /ui/ (fleet)", "/ui/", false),
-        ("REST GET /v1/nodes?limit=100 (peer)", "/v1/nodes?limit=100", true),
+        (
+            "REST GET /v1/nodes?limit=100 (peer)",
+            "/v1/nodes?limit=100",
+            true,
+        ),
     ] {
         let mut ms = Vec::with_capacity(requests);
         let mut bytes = 0;

@@ -44,7 +44,7 @@ pub use commands::{diagnose_node, DiagnoseRequest};
 pub use doc::{document, ApiDoc};
 pub use error::ApiError;
 pub use listing::{FleetView, ListingCache, DEFAULT_MAX_BYTES as LISTING_CACHE_BYTES};
-pub use node_token::{issue_join_token, IssuedToken, TokenRequest};
+pub use node_token::{issue_join_token, join_ttl, IssuedToken, TokenRequest};
 pub use nodes::{create_node, load as load_node, node_json, CreateNode};
 pub use policies::{policy_view, simulate_policy, PolicyView, SimulateRequest};
 pub use pools::pool_detail;

@@ -32,7 +32,7 @@ pub use history::{from_prometheus, History};
 pub use session::{Session, Sessions, SignInError, COOKIE};
 
 use crate::api::AppState;
-use common::{html_with, see_other, session_cookie};
+use common::{cookie, html_with, see_other, session_cookie, LOGIN_COOKIE};
 
 /// Largest form the console takes (a candidate policy): 1 MiB.
 pub const FORM_LIMIT: usize = 1 << 20;
@@ -64,6 +64,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(pools::pools)
                 .service(nodes::list)
                 .service(nodes::add)
+                .service(nodes::join_token)
                 .service(node::history)
                 .service(node::confirm)
                 .service(node::act)
@@ -71,12 +72,30 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(policies::policies)
                 .service(policies::check)
                 .default_service(web::to(|req: HttpRequest| async move {
-                    Err::<HttpResponse, _>(UiError::Api(crate::api::ApiError::not_found(format!(
-                        "no console page at {}",
-                        req.path()
-                    ))))
+                    Err::<HttpResponse, _>(unrouted(&req))
                 })),
         );
+}
+
+/// A request no console route took: 405 for a method the console does not answer (every
+/// page is a `GET`, every action a `POST`), else 404.
+fn unrouted(req: &HttpRequest) -> UiError {
+    let m = req.method().as_str();
+    if m == "GET" || m == "POST" {
+        UiError::Api(crate::api::ApiError::not_found(format!(
+            "no console page at {}",
+            req.path()
+        )))
+    } else {
+        UiError::Api(crate::api::ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!(
+                "{m} {}: the console answers GET (pages) and POST (forms)",
+                req.path()
+            ),
+        ))
+    }
 }
 
 #[derive(Template)]
@@ -86,6 +105,7 @@ struct LoginPage {
     error: Option<String>,
     signed_out: bool,
     ttl: String,
+    form: String,
 }
 
 /// Query of the sign-in page.
@@ -107,6 +127,8 @@ fn safe_next(next: Option<&str>) -> String {
             if n.starts_with("/ui/")
                 && !n.contains("//")
                 && !n.contains('\\')
+                && !n.contains("..")
+                && !n.to_ascii_lowercase().contains("%2e")
                 && !n.chars().any(char::is_control) =>
         {
             n.to_string()
@@ -119,19 +141,48 @@ fn ttl_text(console: &Console) -> String {
     humantime::format_duration(console.sessions.ttl()).to_string()
 }
 
+/// The sign-in page with a fresh form token (set as [`LOGIN_COOKIE`] too).
+fn login_form(
+    req: &HttpRequest,
+    console: &Console,
+    status: StatusCode,
+    next: String,
+    error: Option<String>,
+    signed_out: bool,
+) -> Result<HttpResponse, UiError> {
+    let form = crate::token::issue(crate::token::TokenKind::Csrf)
+        .map_err(|e| UiError::Api(crate::api::ApiError::internal(e.to_string())))?
+        .secret;
+    let p = LoginPage {
+        next,
+        error,
+        signed_out,
+        ttl: ttl_text(console),
+        form: form.clone(),
+    };
+    let mut resp = html_with(status, p.render()?);
+    resp.headers_mut().insert(
+        header::SET_COOKIE,
+        cookie(req, LOGIN_COOKIE, &form, "/ui/login", 3600),
+    );
+    Ok(resp)
+}
+
 /// `GET /ui/login`.
 #[get("/login")]
 async fn login_page(
+    req: HttpRequest,
     console: web::Data<Console>,
     q: web::Query<LoginQuery>,
 ) -> Result<HttpResponse, UiError> {
-    let p = LoginPage {
-        next: safe_next(q.next.as_deref()),
-        error: None,
-        signed_out: q.out.is_some(),
-        ttl: ttl_text(&console),
-    };
-    Ok(html_with(StatusCode::OK, p.render()?))
+    login_form(
+        &req,
+        &console,
+        StatusCode::OK,
+        safe_next(q.next.as_deref()),
+        None,
+        q.out.is_some(),
+    )
 }
 
 /// The sign-in form.
@@ -143,6 +194,9 @@ pub struct LoginForm {
     /// Where to go after.
     #[serde(default)]
     next: Option<String>,
+    /// The form's token, equal to the [`LOGIN_COOKIE`] the sign-in page set.
+    #[serde(default)]
+    form: String,
 }
 
 /// `POST /ui/login`: a session for an admin or viewer token, then on to `next`; 401 with
@@ -158,13 +212,37 @@ async fn login(
     let f = form.into_inner();
     let next = safe_next(f.next.as_deref());
     let now = state.clock.now_ms();
+    let same = req.cookie(LOGIN_COOKIE).is_some_and(|c| {
+        !f.form.is_empty()
+            && bool::from(subtle::ConstantTimeEq::ct_eq(
+                c.value().as_bytes(),
+                f.form.as_bytes(),
+            ))
+    });
+    if !same {
+        return login_form(
+            &req,
+            &console,
+            StatusCode::FORBIDDEN,
+            next,
+            Some(
+                "This sign-in form expired or did not come from this console: sign in again here."
+                    .into(),
+            ),
+            false,
+        );
+    }
     match console.sessions.sign_in(&state.auth, &f.token, now) {
         Ok((secret, s)) => {
             tracing::info!(actor = %s.actor, "console sign-in");
             let max_age = i64::try_from(console.sessions.ttl().as_secs()).unwrap_or(i64::MAX);
             let mut resp = see_other(&next);
             resp.headers_mut()
-                .insert(header::SET_COOKIE, session_cookie(&req, &secret, max_age));
+                .append(header::SET_COOKIE, session_cookie(&req, &secret, max_age));
+            resp.headers_mut().append(
+                header::SET_COOKIE,
+                cookie(&req, LOGIN_COOKIE, "", "/ui/login", 0),
+            );
             Ok(resp)
         }
         Err(SignInError::Refused) => {
@@ -173,13 +251,14 @@ async fn login(
                 .map(|a| a.ip().to_string())
                 .unwrap_or_default();
             tracing::warn!(%peer, "console sign-in refused: unknown token");
-            let p = LoginPage {
+            login_form(
+                &req,
+                &console,
+                StatusCode::UNAUTHORIZED,
                 next,
-                error: Some(SignInError::Refused.to_string()),
-                signed_out: false,
-                ttl: ttl_text(&console),
-            };
-            Ok(html_with(StatusCode::UNAUTHORIZED, p.render()?))
+                Some(SignInError::Refused.to_string()),
+                false,
+            )
         }
         Err(e) => Err(UiError::Api(crate::api::ApiError::internal(e.to_string()))),
     }

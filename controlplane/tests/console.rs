@@ -87,18 +87,44 @@ where
     .await
 }
 
+/// Posts the sign-in form as a browser would: the sign-in page first (its cookie and the
+/// form's hidden token), then the form with `fields` and `headers`.
+async fn login<S>(app: &S, fields: &[(&str, &str)], headers: &[(&str, &str)]) -> Page
+where
+    S: Service<actix_http::Request, Response = ServiceResponse, Error = actix_web::Error>,
+{
+    let page = get(app, "/ui/login", "").await;
+    let c = page.set_cookie.expect("the sign-in form's cookie");
+    assert!(
+        c.contains("HttpOnly") && c.contains("SameSite=Strict"),
+        "{c}"
+    );
+    let value = c
+        .strip_prefix("gw_login=")
+        .and_then(|c| c.split(';').next())
+        .unwrap()
+        .to_string();
+    let at = page.body.find("name=\"form\" value=\"").unwrap() + "name=\"form\" value=\"".len();
+    let form = page.body[at..].split('"').next().unwrap().to_string();
+    assert_eq!(form, value);
+    let mut f: Vec<(&str, &str)> = fields.to_vec();
+    f.push(("form", &form));
+    let mut req = TestRequest::post()
+        .uri("/ui/login")
+        .insert_header(("Cookie", format!("gw_login={value}")))
+        .set_form(f);
+    for h in headers {
+        req = req.insert_header(*h);
+    }
+    call(app, req).await
+}
+
 /// Signs in with `token`: the session cookie's value.
 async fn sign_in<S>(app: &S, token: &str) -> String
 where
     S: Service<actix_http::Request, Response = ServiceResponse, Error = actix_web::Error>,
 {
-    let p = post(
-        app,
-        "/ui/login",
-        "",
-        &[("token", token), ("next", "/ui/nodes")],
-    )
-    .await;
+    let p = login(app, &[("token", token), ("next", "/ui/nodes")], &[]).await;
     assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
     assert_eq!(p.location.as_deref(), Some("/ui/nodes"));
     let c = p.set_cookie.expect("a session cookie");
@@ -148,39 +174,39 @@ async fn sign_in_sets_a_strict_http_only_cookie_and_every_page_needs_it() {
     }
     let p = get(&app, "/ui/nodes/x", "gws_forged").await;
     assert_eq!(p.status, StatusCode::SEE_OTHER);
-    // A wrong token: 401 and the reason, no cookie.
-    let p = post(&app, "/ui/login", "", &[("token", "nope")]).await;
+    // A wrong token: 401 and the reason, no session.
+    let p = login(&app, &[("token", "nope")], &[]).await;
     assert_eq!(p.status, StatusCode::UNAUTHORIZED);
-    assert!(
-        p.body.contains("not accepted") && p.set_cookie.is_none(),
-        "{}",
-        p.body
-    );
+    assert!(p.body.contains("not accepted"), "{}", p.body);
+    assert!(!p.set_cookie.unwrap().contains("gw_session"));
+    // Another site's form (no sign-in cookie, or another one): refused, no session, even
+    // with the right token (login CSRF).
+    let p = post(
+        &app,
+        "/ui/login",
+        "",
+        &[("token", ADMIN), ("form", "gwc_x")],
+    )
+    .await;
+    assert_eq!(p.status, StatusCode::FORBIDDEN, "{}", p.body);
+    assert!(p.body.contains("did not come from this console"));
+    assert!(!p.set_cookie.unwrap().contains("gw_session"));
     // The admin token: HttpOnly, SameSite=Strict, Path=/ui; Secure only behind TLS.
-    let p = post(&app, "/ui/login", "", &[("token", ADMIN)]).await;
+    let p = login(&app, &[("token", ADMIN)], &[]).await;
     let c = p.set_cookie.unwrap();
     for part in ["HttpOnly", "SameSite=Strict", "Path=/ui", "Max-Age=3600"] {
         assert!(c.contains(part), "{c}");
     }
     assert!(!c.contains("Secure"), "{c}");
-    let p = call(
-        &app,
-        TestRequest::post()
-            .uri("/ui/login")
-            .insert_header(("X-Forwarded-Proto", "https"))
-            .set_form([("token", ADMIN)]),
-    )
-    .await;
-    assert!(p.set_cookie.unwrap().contains("; Secure"));
+    for proto in ["https", "HTTPS"] {
+        let p = login(&app, &[("token", ADMIN)], &[("X-Forwarded-Proto", proto)]).await;
+        assert!(p.set_cookie.unwrap().contains("; Secure"), "{proto}");
+    }
     // After sign-in, only console paths are followed.
-    let p = post(
-        &app,
-        "/ui/login",
-        "",
-        &[("token", ADMIN), ("next", "//evil.example/")],
-    )
-    .await;
-    assert_eq!(p.location.as_deref(), Some("/ui/"));
+    for next in ["//evil.example/", "/ui/../v1/nodes"] {
+        let p = login(&app, &[("token", ADMIN), ("next", next)], &[]).await;
+        assert_eq!(p.location.as_deref(), Some("/ui/"), "{next}");
+    }
     // Static files need no session and are compiled in.
     let p = get(&app, "/ui/static/htmx.min.js", "").await;
     assert_eq!(p.status, StatusCode::OK);
@@ -276,7 +302,15 @@ async fn an_admin_reads_every_page_and_acts_only_with_the_csrf_token() {
     let to = p.location.unwrap();
     assert!(to.contains("done=cordon&command=cmd-"), "{to}");
     let p = get(&app, &to, &cookie).await;
-    assert!(p.body.contains("Cordon done: command cmd-"), "{}", p.body);
+    assert!(p.body.contains("Cordon: command cmd-"), "{}", p.body);
+    // A link cannot make the page claim an action it did not do.
+    let p = get(
+        &app,
+        "/ui/nodes/gpu-02?done=drain&command=cmd-0123456789abcdef",
+        &cookie,
+    )
+    .await;
+    assert!(!p.body.contains("role=\"status\""), "{}", p.body);
     assert!(p.body.contains("▲ cordoned") && p.body.contains("bad fan"));
     let p = get(&app, "/ui/audit", &cookie).await;
     assert!(
@@ -453,10 +487,16 @@ async fn adding_a_node_shows_its_join_token_and_install_script_once() {
             StatusCode::BAD_REQUEST,
             "key=value",
         ),
+        // Checked before the node is made: nothing is left half-done.
         (
             vec![("name", "gpu-09"), ("ttl", "5s")],
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "ttl",
+        ),
+        (
+            vec![("name", "gpu-11"), ("labels", "a=1, a=2")],
             StatusCode::BAD_REQUEST,
-            "no join token was issued",
+            "given twice",
         ),
     ] {
         let mut f = vec![("csrf", token.as_str())];
@@ -473,8 +513,31 @@ async fn adding_a_node_shows_its_join_token_and_install_script_once() {
             "the name is kept"
         );
     }
-    let s = e.store.clone();
-    assert!(web::block(move || s.node("gpu-08")).await.unwrap().is_err());
+    for name in ["gpu-08", "gpu-09", "gpu-11"] {
+        let s = e.store.clone();
+        assert!(
+            web::block(move || s.node(name)).await.unwrap().is_err(),
+            "{name}"
+        );
+    }
+    // A node's page issues another join token, shown once the same way.
+    let p = post(
+        &app,
+        "/ui/nodes/gpu-07/join-token",
+        &cookie,
+        &[("csrf", &token), ("ttl", "1h")],
+    )
+    .await;
+    assert_eq!(p.status, StatusCode::OK, "{}", p.body);
+    assert!(p.body.contains("Join token for node gpu-07") && p.body.contains("value=\"gwn_"));
+    let p = post(
+        &app,
+        "/ui/nodes/gpu-07/join-token",
+        &cookie,
+        &[("csrf", "x")],
+    )
+    .await;
+    assert_eq!(p.status, StatusCode::FORBIDDEN);
     // Text from operators is escaped, never markup.
     let (st, _) = send(
         &app,
@@ -568,4 +631,74 @@ async fn the_charts_read_the_recent_values_the_scrapes_kept() {
     assert_eq!(v["series"][1]["gpus"][0]["values"], json!([null, null]));
     // Not signed in: no data.
     assert_eq!(get(&app, &path, "").await.status, StatusCode::SEE_OTHER);
+}
+
+#[actix_web::test]
+async fn odd_requests_get_console_pages_with_the_right_status() {
+    let e = env(false);
+    let app = ui!(e);
+    let id = create_node(&app, "gpu-01").await;
+    let cookie = sign_in(&app, ADMIN).await;
+    // Another method: 405 naming what the console answers.
+    for m in [
+        actix_web::http::Method::PUT,
+        actix_web::http::Method::DELETE,
+    ] {
+        let p = call(
+            &app,
+            TestRequest::default()
+                .method(m.clone())
+                .uri("/ui/nodes")
+                .insert_header(("Cookie", format!("gw_session={cookie}"))),
+        )
+        .await;
+        assert_eq!(p.status, StatusCode::METHOD_NOT_ALLOWED, "{m}");
+        assert!(p.body.contains("answers GET (pages) and POST (forms)"));
+    }
+    // Control characters from the path are shown escaped, never raw.
+    let p = get(&app, "/ui/nodes/a%00b%0d%0a", &cookie).await;
+    assert_eq!(p.status, StatusCode::NOT_FOUND);
+    assert!(
+        !p.body.contains('\0') && !p.body.contains("b\r\n"),
+        "{:?}",
+        p.body
+    );
+    // A missing static file is the console's HTML page.
+    let p = get(&app, "/ui/static/%2e%2e%2f%3Cscript%3E", "").await;
+    assert_eq!(p.status, StatusCode::NOT_FOUND);
+    assert!(p.body.starts_with("<!doctype html>") && !p.body.contains("<script>"));
+    // A what-if window the form does not offer: 400, not a silent default.
+    let token = csrf(&get(&app, "/ui/policies", &cookie).await.body);
+    let p = post(
+        &app,
+        "/ui/policies",
+        &cookie,
+        &[("csrf", &token), ("policy", ""), ("since", "-1h")],
+    )
+    .await;
+    assert_eq!(p.status, StatusCode::BAD_REQUEST);
+    assert!(p.body.contains("use one of 1h, 24h, 7d, 30d"), "{}", p.body);
+    // Charts from a Prometheus that cannot be reached: 502 with the reason, as JSON.
+    let app = actix_web::test::init_service(
+        actix_web::App::new()
+            .app_data(e.data.clone())
+            .app_data(web::Data::new(Console {
+                sessions: Sessions::new(Duration::from_secs(3600), 100),
+                prometheus_url: Some("http://127.0.0.1:1".into()),
+            }))
+            .configure(console::configure)
+            .configure(gpuwarden_controlplane::api::configure),
+    )
+    .await;
+    let cookie = sign_in(&app, ADMIN).await;
+    let p = get(&app, &format!("/ui/nodes/{id}/history.json"), &cookie).await;
+    assert_eq!(p.status, StatusCode::BAD_GATEWAY);
+    let v: Value = serde_json::from_str(&p.body).unwrap_or_else(|e| panic!("{e}: {}", p.body));
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Prometheus at http://127.0.0.1:1"),
+        "{v}"
+    );
 }

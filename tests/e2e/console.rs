@@ -282,7 +282,7 @@ async fn journey(c: &Client, base: &str, api: &gpuwarden_e2e::Api, viewer: &str)
         .unwrap();
     shot(c, "4-confirm").await;
     find(c, "#confirm").await.click().await.unwrap();
-    let s = wait_text(c, "Cordon done").await;
+    let s = wait_text(c, "Cordon: command").await;
     assert!(
         find(c, "#node-status")
             .await
@@ -395,9 +395,22 @@ fn http_sign_in(base: &str, token: &str) -> String {
         .timeout_global(Some(Duration::from_secs(10)))
         .build()
         .into();
+    // The sign-in page first: its cookie and the form's hidden token go with the form.
+    let mut page = http.get(&format!("{base}/ui/login")).call().unwrap();
+    let login_cookie = page.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let html = page.body_mut().read_to_string().unwrap();
+    let at = html.find("name=\"form\" value=\"").unwrap() + "name=\"form\" value=\"".len();
+    let form = html[at..].split('"').next().unwrap().to_string();
     let resp = http
         .post(&format!("{base}/ui/login"))
-        .send_form([("token", token)])
+        .header("Cookie", &login_cookie)
+        .send_form([("token", token), ("form", form.as_str())])
         .unwrap();
     assert_eq!(resp.status(), 303);
     let c = resp.headers()["set-cookie"].to_str().unwrap();

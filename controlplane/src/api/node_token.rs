@@ -23,6 +23,12 @@ use crate::validate;
 const TTL_RANGE: (Duration, Duration) =
     (Duration::from_secs(60), Duration::from_secs(365 * 86_400));
 
+/// A join token lifetime as given (`24h`), checked: 1m to 365d, else 422.
+pub fn join_ttl(s: &str) -> Result<Duration, ApiError> {
+    validate::duration(s, TTL_RANGE.0, TTL_RANGE.1)
+        .map_err(|e| ApiError::invalid(format!("ttl {e}")))
+}
+
 /// Body of `POST /v1/nodes/{id}/token`.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -155,8 +161,7 @@ pub async fn issue_join_token(
     let details = json!({"ttl": ttl.as_deref().map(|t| clip(t, 64))});
     audited(state, actor, "node.token", key, details, async {
         let ttl = match ttl {
-            Some(s) => validate::duration(&s, TTL_RANGE.0, TTL_RANGE.1)
-                .map_err(|e| ApiError::invalid(format!("ttl {e}")))?,
+            Some(s) => join_ttl(&s)?,
             None => state.settings.join_token_ttl,
         };
         let row = load(state, key).await?;

@@ -5,6 +5,9 @@
 use actix_web::http::header;
 use actix_web::{get, web, HttpResponse};
 
+use super::common::UiError;
+use crate::api::ApiError;
+
 /// `(name, content type, bytes)` of every file under `/ui/static/`.
 pub const ASSETS: &[(&str, &str, &[u8])] = &[
     (
@@ -43,8 +46,8 @@ pub async fn asset(name: web::Path<String>) -> HttpResponse {
             .insert_header((header::CACHE_CONTROL, "public, max-age=86400"))
             .insert_header(("X-Content-Type-Options", "nosniff"))
             .body(*bytes),
-        None => HttpResponse::NotFound()
-            .insert_header((header::CONTENT_TYPE, "text/plain; charset=utf-8"))
-            .body(format!("no file {:?} under /ui/static/", name.as_str())),
+        None => actix_web::ResponseError::error_response(&UiError::Api(ApiError::not_found(
+            format!("no file {:?} under /ui/static/", name.as_str()),
+        ))),
     }
 }

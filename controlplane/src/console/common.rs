@@ -74,15 +74,32 @@ impl ResponseError for UiError {
                 .finish();
         }
         let status = self.status_code();
+        // Control characters from a path or a form are shown escaped (`\0`, `\r`), never raw.
+        let message: String = self
+            .to_string()
+            .chars()
+            .flat_map(|c| {
+                if c.is_control() {
+                    c.escape_default().collect::<Vec<_>>()
+                } else {
+                    vec![c]
+                }
+            })
+            .collect();
         let page = ErrorPage {
             status: status.as_u16(),
             reason: status.canonical_reason().unwrap_or("Error"),
-            message: self.to_string(),
+            message,
         };
         let body = page
             .render()
-            .unwrap_or_else(|_| format!("{} {}", status.as_u16(), self));
-        html_with(status, body)
+            .unwrap_or_else(|_| format!("{} {}", status.as_u16(), status));
+        let mut resp = html_with(status, body);
+        if status == StatusCode::METHOD_NOT_ALLOWED {
+            resp.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
+        }
+        resp
     }
 }
 
@@ -264,9 +281,19 @@ pub fn badge(word: &str) -> String {
 /// came over TLS (directly, or through a proxy that says so with `X-Forwarded-Proto` or
 /// `Forwarded`), lasting `max_age` seconds (0 removes it).
 pub fn session_cookie(req: &HttpRequest, value: &str, max_age: i64) -> HeaderValue {
-    let secure = req.connection_info().scheme() == "https";
+    cookie(req, COOKIE, value, "/ui", max_age)
+}
+
+/// The sign-in form's cookie: its value is also a hidden field of the form, and a sign-in
+/// whose field and cookie differ is refused, so another site cannot sign a browser in
+/// (login CSRF: its form cannot read nor, `SameSite=Strict`, send this cookie).
+pub const LOGIN_COOKIE: &str = "gw_login";
+
+/// A cookie `name=value` for `path` with the flags of [`session_cookie`].
+pub fn cookie(req: &HttpRequest, name: &str, value: &str, path: &str, max_age: i64) -> HeaderValue {
+    let secure = req.connection_info().scheme().eq_ignore_ascii_case("https");
     let v = format!(
-        "{COOKIE}={value}; Path=/ui; HttpOnly; SameSite=Strict; Max-Age={max_age}{}",
+        "{name}={value}; Path={path}; HttpOnly; SameSite=Strict; Max-Age={max_age}{}",
         if secure { "; Secure" } else { "" }
     );
     HeaderValue::from_str(&v)

@@ -110,9 +110,17 @@ pub enum PromError {
 /// Most points one chart asks Prometheus for (its `query_range` refuses more than 11,000).
 const MAX_POINTS: u64 = 720;
 
+/// Most GPUs a node's charts show: series past it are left out (and said so), so a
+/// Prometheus that answers more series than a node can have costs nothing.
+pub const MAX_GPUS: usize = 64;
+
+/// Largest answer read from Prometheus for one metric.
+const MAX_BODY: u64 = 4 << 20;
+
 /// Queries Prometheus at `base` for node `node_id`'s [`SERIES`] over `window` before `now`
 /// (Unix ms), every `step` (widened to keep at most 720 points). Blocking: run it off the
-/// actix workers. `timeout` bounds each query.
+/// actix workers. `timeout` bounds all the queries together; at most [`MAX_GPUS`] GPUs and
+/// 4 MiB an answer are read.
 pub fn from_prometheus(
     base: &str,
     node_id: &str,
@@ -124,11 +132,8 @@ pub fn from_prometheus(
     let end = now / 1000;
     let start = end - window.as_secs() as i64;
     let step = step.as_secs().max(window.as_secs() / MAX_POINTS).max(1);
-    let agent = ureq::Agent::config_builder()
-        .timeout_global(Some(timeout))
-        .http_status_as_error(false)
-        .build()
-        .new_agent();
+    let deadline = std::time::Instant::now() + timeout;
+    let mut left_out = 0usize;
     let url = format!("{}/api/v1/query_range", base.trim_end_matches('/'));
     let mut times: Vec<f64> = Vec::new();
     let mut t = start;
@@ -151,6 +156,19 @@ pub fn from_prometheus(
             url: base.to_string(),
             message,
         };
+        // One deadline for the whole chart: each query gets what is left of it.
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Err(http(format!(
+                "no answer within {} for every metric",
+                humantime::format_duration(timeout)
+            )));
+        }
+        let agent = ureq::Agent::config_builder()
+            .timeout_global(Some(left))
+            .http_status_as_error(false)
+            .build()
+            .new_agent();
         let mut resp = agent
             .get(&url)
             .query("query", &query)
@@ -163,7 +181,7 @@ pub fn from_prometheus(
         let body: serde_json::Value = resp
             .body_mut()
             .with_config()
-            .limit(16 << 20)
+            .limit(MAX_BODY)
             .read_json()
             .map_err(|e| http(format!("HTTP {status}: {e}")))?;
         if body["status"] != "success" {
@@ -180,6 +198,10 @@ pub fn from_prometheus(
             let Some(index) = r["metric"]["gpu"].as_str().and_then(|g| g.parse().ok()) else {
                 continue;
             };
+            if !gpus.contains_key(&index) && gpus.len() >= MAX_GPUS {
+                left_out += 1;
+                continue;
+            }
             let values = gpus.entry(index).or_insert_with(|| vec![None; times.len()]);
             for pair in r["values"].as_array().into_iter().flatten() {
                 let at = pair[0].as_f64().map(|t| t.round() as i64);
@@ -209,8 +231,14 @@ pub fn from_prometheus(
         end: end as f64,
         times: if empty { Vec::new() } else { times },
         series,
-        note: empty.then(|| {
-            format!("Prometheus at {base} has no gpuwarden_gpu_* series with node_id=\"{node_id}\": does it scrape the agents through /v1/sd?")
-        }),
+        note: if empty {
+            Some(format!("Prometheus at {base} has no gpuwarden_gpu_* series with node_id=\"{node_id}\": does it scrape the agents through /v1/sd?"))
+        } else if left_out > 0 {
+            Some(format!(
+                "{left_out} series past the first {MAX_GPUS} GPUs are left out."
+            ))
+        } else {
+            None
+        },
     })
 }

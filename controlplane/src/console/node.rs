@@ -46,6 +46,9 @@ pub const ACTIONS: [(&str, &str, &str); 5] = [
     ),
 ];
 
+/// How long the charts may wait for Prometheus, all queries together.
+pub const PROMETHEUS_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// One GPU as the page shows it.
 #[derive(Debug, Default)]
 pub struct GpuLine {
@@ -286,6 +289,20 @@ pub async fn node(
             )
         })
         .collect();
+    // What an action just did, told by the redirect after it: shown only when the command
+    // named is this node's and of that action (a link cannot make the page claim more).
+    let notice = done.done.as_deref().and_then(|d| {
+        let (_, label, _) = ACTIONS.iter().find(|(a, _, _)| *a == d)?;
+        let kind = match d {
+            "diagnose" => "run_diagnostic",
+            "clear-health" => return Some(format!("{label}: done.")),
+            step => step,
+        };
+        let c = commands
+            .iter()
+            .find(|c| Some(c.id.as_str()) == done.command.as_deref() && c.kind == kind)?;
+        Some(format!("{label}: command {} queued for the agent.", c.id))
+    });
     let commands = commands
         .into_iter()
         .map(|c| {
@@ -302,22 +319,7 @@ pub async fn node(
         })
         .collect();
     let mut chrome = who.chrome(format!("Node {}", node.name), "nodes");
-    if let Some(d) = &done.done {
-        if let Some((_, label, _)) = ACTIONS.iter().find(|(a, _, _)| a == d) {
-            let cmd = done
-                .command
-                .as_deref()
-                .filter(|c| {
-                    c.starts_with("cmd-")
-                        && c.len() <= 40
-                        && c[4..].bytes().all(|b| b.is_ascii_hexdigit())
-                })
-                .map_or(String::new(), |c| {
-                    format!(": command {c} queued for the agent")
-                });
-            chrome.notice = Some(format!("{label} done{cmd}."));
-        }
-    }
+    chrome.notice = notice;
     let settings = state.fleet.recent().settings();
     let history_note = if console.prometheus_url.is_some() {
         format!(
@@ -375,25 +377,23 @@ pub async fn history(
     let h = match &console.prometheus_url {
         Some(url) => {
             let (url, nid) = (url.clone(), row.id.clone());
-            web::block(move || {
-                from_prometheus(
-                    &url,
-                    &nid,
-                    now,
-                    settings.window,
-                    settings.step,
-                    Duration::from_secs(5),
-                )
+            let (window, step) = (settings.window, settings.step);
+            let got = web::block(move || {
+                from_prometheus(&url, &nid, now, window, step, PROMETHEUS_TIMEOUT)
             })
-            .await
-            .map_err(|e| UiError::Api(crate::api::ApiError::internal(e.to_string())))?
-            .map_err(|e| {
-                UiError::Api(crate::api::ApiError::new(
-                    actix_web::http::StatusCode::BAD_GATEWAY,
-                    "prometheus",
-                    e.to_string(),
-                ))
-            })?
+            .await;
+            match got {
+                Ok(Ok(h)) => h,
+                // JSON, like the answer it stands for: the page's script shows the reason.
+                Ok(Err(e)) => {
+                    return Ok(HttpResponse::BadGateway()
+                        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
+                        .json(serde_json::json!({
+                            "error": {"code": "prometheus", "message": e.to_string()}
+                        })))
+                }
+                Err(e) => return Err(UiError::Api(crate::api::ApiError::internal(e.to_string()))),
+            }
         }
         None => {
             let s = recent.series(&row.id, now);

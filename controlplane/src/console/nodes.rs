@@ -10,7 +10,8 @@ use serde::Deserialize;
 
 use super::common::{ago, badge, html_with, page, when, Chrome, Signed, UiError};
 use crate::api::{
-    blocking, create_node, issue_join_token, AppState, CreateNode, IssuedToken, TokenRequest,
+    blocking, create_node, issue_join_token, join_ttl, AppState, CreateNode, IssuedToken,
+    TokenRequest,
 };
 use crate::store::rows::NodeRow;
 
@@ -371,7 +372,14 @@ fn parse_labels(s: &str) -> Result<BTreeMap<String, String>, UiError> {
         let (k, v) = part
             .split_once('=')
             .ok_or_else(|| UiError::BadRequest(format!("label {part:?}: write key=value")))?;
-        m.insert(k.trim().to_string(), v.trim().to_string());
+        if m.insert(k.trim().to_string(), v.trim().to_string())
+            .is_some()
+        {
+            return Err(UiError::BadRequest(format!(
+                "label {:?} is given twice",
+                k.trim()
+            )));
+        }
     }
     Ok(m)
 }
@@ -406,6 +414,13 @@ pub async fn add(
         Ok(l) => l,
         Err(e) => return refused(&who, &state, e, f).await,
     };
+    // The token's lifetime is checked before the node is made: a refused form leaves nothing.
+    let ttl = (!f.ttl.trim().is_empty()).then(|| f.ttl.trim().to_string());
+    if let Some(t) = &ttl {
+        if let Err(e) = join_ttl(t) {
+            return refused(&who, &state, e.into(), f).await;
+        }
+    }
     let create = CreateNode {
         name: f.name.trim().to_string(),
         pool: (!f.pool.trim().is_empty()).then(|| f.pool.trim().to_string()),
@@ -416,13 +431,12 @@ pub async fn add(
         Ok(n) => n,
         Err(e) => return refused(&who, &state, e.into(), f).await,
     };
-    let ttl = (!f.ttl.trim().is_empty()).then(|| f.ttl.trim().to_string());
     let issued = match issue_join_token(&state, &who.0.actor, &node.id, TokenRequest { ttl }).await
     {
         Ok(i) => i,
         Err(e) => {
             let msg = format!(
-                "node {} was created, but no join token was issued: {}; issue one from its page",
+                "node {} was created, but no join token was issued: {}; issue one from its page (Issue a join token)",
                 node.name, e.message
             );
             return refused(&who, &state, UiError::BadRequest(msg), f).await;
@@ -434,6 +448,43 @@ pub async fn add(
     page(&AddedPage {
         chrome,
         name: node.name,
+        issued,
+        expires,
+    })
+}
+
+/// The form of "issue a join token" on a node's page.
+#[derive(Debug, Default, Deserialize)]
+pub struct TokenForm {
+    /// CSRF token.
+    #[serde(default)]
+    pub csrf: String,
+    /// Lifetime, like `24h` (default `auth.join_token_ttl`).
+    #[serde(default)]
+    pub ttl: String,
+}
+
+/// `POST /ui/nodes/{id}/join-token`: a new join token for an existing node (admin), shown
+/// once with its install script, like "add a node". 409 for a terminated node.
+#[post("/nodes/{id}/join-token")]
+pub async fn join_token(
+    req: HttpRequest,
+    who: Signed,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    form: web::Form<TokenForm>,
+) -> Result<HttpResponse, UiError> {
+    let f = form.into_inner();
+    who.act(&req, Some(&f.csrf), "issue join tokens")?;
+    let ttl = (!f.ttl.trim().is_empty()).then(|| f.ttl.trim().to_string());
+    let issued = issue_join_token(&state, &who.0.actor, &id, TokenRequest { ttl }).await?;
+    let row = crate::api::load_node(&state, &issued.node_id).await?;
+    let mut chrome = who.chrome(format!("Join token for {}", row.name), "nodes");
+    chrome.notice = Some(format!("A join token for node {} was issued.", row.name));
+    let expires = super::common::when_rfc3339(&issued.expires_at);
+    page(&AddedPage {
+        chrome,
+        name: row.name,
         issued,
         expires,
     })

@@ -157,10 +157,16 @@ pub async fn check(
             return Err(UiError::Csrf);
         }
     }
-    let window = if WINDOWS.contains(&f.since.as_str()) {
-        f.since.clone()
-    } else {
-        "24h".to_string()
+    let window = match f.since.as_str() {
+        "" => "24h".to_string(),
+        w if WINDOWS.contains(&w) => w.to_string(),
+        w => {
+            return Err(UiError::BadRequest(format!(
+                "since {:?}: use one of {}",
+                w.chars().take(32).collect::<String>(),
+                WINDOWS.join(", ")
+            )))
+        }
     };
     let mut p = base(&who, &state);
     p.candidate = f.policy.clone();

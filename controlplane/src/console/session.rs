@@ -3,7 +3,8 @@
 //! came over TLS) and whose CSRF token is a hidden field of every form.
 //!
 //! Sessions live in this process's memory, bounded by `console.max_sessions` (past it the
-//! oldest is signed out) and `console.session_ttl`. Only digests are held: the session's
+//! oldest is signed out), [`MAX_PER_TOKEN`] a token (past it that token's oldest) and
+//! `console.session_ttl`. Only digests are held: the session's
 //! secret as the map's key, and the sign-in token's digest, which is checked against the
 //! accepted tokens at every request, so revoking a token ends its sessions at once.
 
@@ -18,6 +19,10 @@ use crate::token::{self, RandomError, TokenKind};
 
 /// The session cookie's name.
 pub const COOKIE: &str = "gw_session";
+
+/// Sessions one token may hold at once; past it that token's oldest is signed out, so no
+/// token (a viewer's) can push everyone else's sessions out by signing in again and again.
+pub const MAX_PER_TOKEN: usize = 16;
 
 /// A signed-in operator, as a request sees them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,6 +115,24 @@ impl Sessions {
         let expires_at = now.saturating_add(ttl);
         let mut map = self.lock();
         map.retain(|_, h| h.expires_at > now);
+        loop {
+            let own: Vec<(&String, i64)> = map
+                .iter()
+                .filter(|(_, h)| h.token_digest == token_digest)
+                .map(|(k, h)| (k, h.created_at))
+                .collect();
+            if own.len() < MAX_PER_TOKEN {
+                break;
+            }
+            let oldest = own
+                .iter()
+                .min_by_key(|(_, t)| *t)
+                .map(|(k, _)| (*k).clone());
+            match oldest {
+                Some(k) => map.remove(&k),
+                None => break,
+            };
+        }
         while map.len() >= self.max {
             let oldest = map
                 .iter()
@@ -210,6 +233,27 @@ mod tests {
         s.sign_out(&c);
         assert!(s.get(&auth, &c, 1).is_none());
         assert!(s.get(&auth, "gws_made_up", 1).is_none());
+    }
+
+    #[test]
+    fn one_token_signing_in_again_and_again_signs_out_only_its_own_sessions() {
+        let auth = Auth::new(vec![auth_digest("admin-token-0001")], vec![]);
+        auth.add_api_token("t1", "noc", "viewer", &token::digest("gwv_viewer"));
+        let s = Sessions::new(Duration::from_secs(600), 100);
+        let (admin, _) = s.sign_in(&auth, "admin-token-0001", 0).unwrap();
+        let (first, _) = s.sign_in(&auth, "gwv_viewer", 1).unwrap();
+        for t in 2..1000 {
+            s.sign_in(&auth, "gwv_viewer", t).unwrap();
+        }
+        assert_eq!(s.len(), 1 + MAX_PER_TOKEN);
+        assert!(
+            s.get(&auth, &admin, 2000).is_some(),
+            "the admin stays signed in"
+        );
+        assert!(
+            s.get(&auth, &first, 2000).is_none(),
+            "the viewer's oldest went"
+        );
     }
 
     #[test]
