@@ -702,3 +702,48 @@ async fn odd_requests_get_console_pages_with_the_right_status() {
         "{v}"
     );
 }
+
+#[actix_web::test]
+async fn the_pools_page_shows_bounds_target_decisions_and_instances() {
+    let e = env(false);
+    let app = ui!(e);
+    let (st, v) = send(
+        &app,
+        "POST",
+        "/v1/pools",
+        Some(ADMIN),
+        Some(crate::pools_api::contract()),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    e.store
+        .record_decision(
+            &gpuwarden_controlplane::store::pool_rows::NewDecision {
+                pool: "p".into(),
+                time: e.clock.now_ms(),
+                target: 2,
+                reasons: json!(["below min_nodes (0 of 2)"]).to_string(),
+                actions: json!([{"kind":"provision","ids":["p-1"],"reason":"min"}]).to_string(),
+                counts: json!({"serving":0}).to_string(),
+            },
+            50,
+        )
+        .unwrap();
+    crate::pools_api::instance(&e, "p-1", "p", None);
+    let cookie = sign_in(&app, ADMIN).await;
+    let p = get(&app, "/ui/pools", &cookie).await;
+    assert_eq!(p.status, StatusCode::OK);
+    assert!(p.body.contains("id=\"pool-p\""), "{}", p.body);
+    assert!(p.body.contains("below min_nodes (0 of 2)"));
+    assert!(p.body.contains("<code>p-1</code>") && p.body.contains("provisioning"));
+    // Min 2, current 0, one in flight, target 2, max 4.
+    let row = p.body.split("<caption>Size</caption>").nth(1).unwrap();
+    let nums: Vec<&str> = row
+        .split("<td class=\"num\">")
+        .skip(1)
+        .map(|c| c.split(['<', ' ']).next().unwrap())
+        .collect();
+    assert_eq!(&nums[..5], ["2", "0", "1", "2", "4"], "{row}");
+    let p = get(&app, "/ui/", &cookie).await;
+    assert!(p.body.contains("#pool-p\">p</a>"), "pools at a glance");
+}
