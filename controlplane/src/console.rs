@@ -11,6 +11,8 @@
 //! Pages: `/ui/` (fleet), `/ui/pools`, `/ui/nodes`, `/ui/nodes/{id}`, `/ui/policies`,
 //! `/ui/audit`; `/ui/login`, `/ui/logout`; `/ui/static/{file}`.
 
+mod actions;
+mod add_node;
 mod assets;
 mod common;
 mod fleet;
@@ -63,11 +65,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(fleet::audit)
                 .service(pools::pools)
                 .service(nodes::list)
-                .service(nodes::add)
-                .service(nodes::join_token)
+                .service(add_node::add)
+                .service(add_node::join_token)
                 .service(node::history)
-                .service(node::confirm)
-                .service(node::act)
+                .service(actions::confirm)
+                .service(actions::act)
                 .service(node::node)
                 .service(policies::policies)
                 .service(policies::check)
