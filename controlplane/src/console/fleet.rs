@@ -174,7 +174,8 @@ pub async fn fleet(who: Signed, state: web::Data<AppState>) -> Result<HttpRespon
             ago: ago(a.time, now),
             actor: a.actor,
             what: a.action,
-            target: a.target,
+            // A node by its name, as operators know it.
+            target: names.get(&a.target).cloned().unwrap_or(a.target),
             result: a.result,
         })
         .collect();
