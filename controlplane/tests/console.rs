@@ -254,6 +254,9 @@ async fn an_admin_reads_every_page_and_acts_only_with_the_csrf_token() {
     let p = get(&app, "/ui/nodes?sort=name&dir=desc", &cookie).await;
     assert!(p.body.find(">gpu-02<").unwrap() < p.body.find(">gpu-01<").unwrap());
     assert!(p.body.contains("aria-sort=\"descending\""));
+    let p = get(&app, "/ui/nodes?status=bogus", &cookie).await;
+    assert_eq!(p.status, StatusCode::BAD_REQUEST);
+    assert!(p.body.contains("use one of pending, active"), "{}", p.body);
     let p = get(&app, "/ui/nodes?sort=nonsense", &cookie).await;
     assert_eq!(p.status, StatusCode::BAD_REQUEST);
     assert!(p.body.contains("use one of name"), "{}", p.body);
@@ -584,7 +587,7 @@ async fn a_candidate_policy_shows_its_problems_at_their_lines_or_the_what_if() {
     .await;
     assert_eq!(p.status, StatusCode::OK, "{}", p.body);
     assert!(
-        p.body.contains("The candidate is valid (1 rules)"),
+        p.body.contains("The candidate is valid (1 rule)"),
         "{}",
         p.body
     );

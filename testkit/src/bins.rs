@@ -7,24 +7,18 @@ use std::sync::OnceLock;
 
 /// Builds `gpuwarden` and `gpuwarden-agent` (debug) once per test run; returns the folder.
 ///
-/// They are built the way `cargo test --workspace` builds them for the agent's and the
-/// control plane's own integration tests (`cargo test -p … --no-run`, which leaves the two
-/// binaries in `target/debug`), not with `cargo build --bins`: the tests' dev-dependencies
-/// turn on features of shared crates (figment's `test`, more of `regex`), and a plain build
-/// would compile both programs a second time with other features.
+/// They are built exactly as `cargo test --workspace` builds them (`cargo test --workspace
+/// --no-run`, which leaves the two binaries in `target/debug`, and is a no-op when that
+/// command has just run), not with `cargo build --bins` nor `cargo test -p … -p …`: the
+/// tests' dev-dependencies (figment's `test`, the e2e crate's WebDriver client and its
+/// tokio) turn on features of shared crates, and any other set of packages would compile
+/// both programs and their dependencies a second time with other features.
 pub fn bins() -> PathBuf {
     static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     BUILT
         .get_or_init(|| {
             let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-                .args([
-                    "test",
-                    "-p",
-                    "gpuwarden-agent",
-                    "-p",
-                    "gpuwarden-controlplane",
-                    "--no-run",
-                ])
+                .args(["test", "--workspace", "--no-run"])
                 .current_dir(crate::repo())
                 .output()
                 .map_err(|e| format!("cannot run cargo: {e}"))?;

@@ -26,8 +26,7 @@ struct Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        gpuwarden_e2e::stop_timeout_wrapped(&mut self.child);
     }
 }
 
@@ -239,7 +238,7 @@ async fn journey(c: &Client, base: &str, api: &gpuwarden_e2e::Api, viewer: &str)
         .unwrap();
     for _ in 0..80 {
         let s = c.source().await.unwrap();
-        if s.contains("1 nodes") {
+        if s.contains("1 node,") {
             assert!(!s.contains(">gpu-01<"), "the filter keeps gpu-02 only");
             break;
         }

@@ -17,8 +17,7 @@ pub(crate) struct Prom {
 
 impl Drop for Prom {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        gpuwarden_e2e::stop_timeout_wrapped(&mut self.child);
     }
 }
 

@@ -163,3 +163,22 @@ impl Drop for Capture {
         self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 }
+
+/// Stops a program started as `timeout SECS PROGRAM …` (bounded even if the test process is
+/// killed): SIGTERM to `timeout`, which passes it on to the program and exits when it has;
+/// SIGKILL after 5 s. (A SIGKILL to `timeout` itself would leave the program running, adopted
+/// by init.)
+pub fn stop_timeout_wrapped(child: &mut std::process::Child) {
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::time::Instant::now() < end {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -123,6 +123,18 @@ fn gpu_line(g: &GpuObservation) -> GpuLine {
     }
 }
 
+/// A command's result as the page shows it: the agent's `message` when its result is a JSON
+/// object with one, else the result as stored.
+fn result_text(r: Option<&str>) -> String {
+    let Some(r) = r else {
+        return String::new();
+    };
+    serde_json::from_str::<serde_json::Value>(r)
+        .ok()
+        .and_then(|v| v["message"].as_str().map(str::to_string))
+        .unwrap_or_else(|| r.to_string())
+}
+
 /// A line of a record table (event, transition, command).
 #[derive(Debug)]
 pub struct Record {
@@ -189,6 +201,7 @@ pub async fn node(
     let flagged = matches!(node.health.as_str(), "degraded" | "unhealthy");
     let in_memory = state.fleet.latest(&row.id);
     let need_stored = in_memory.is_none();
+    let in_memory_seen = !need_stored;
     let (events, transitions, commands, last, stored) = blocking(move || {
         Ok((
             store.events(&nid, 0, 50)?,
@@ -279,7 +292,7 @@ pub async fn node(
                     c.kind,
                     badge(&c.state),
                     c.requested_by,
-                    c.result.unwrap_or_default(),
+                    result_text(c.result.as_deref()),
                     c.id,
                 ],
             )
@@ -292,6 +305,14 @@ pub async fn node(
         format!(
             "Charts of the last {} from Prometheus.",
             humantime::format_duration(settings.window)
+        )
+    } else if in_memory_seen
+        && !state.fleet.recent().holds(&row.id)
+        && state.fleet.recent().refused() > 0
+    {
+        format!(
+            "No chart for this node: console.history_max_bytes ({} bytes) is full; raise it, or set console.prometheus_url.",
+            settings.max_bytes
         )
     } else {
         format!(

@@ -44,6 +44,18 @@ pub struct NodesQuery {
     pub page: Option<usize>,
 }
 
+/// Lifecycle statuses, healths and connectivities the filters take.
+const STATUSES: [&str; 6] = [
+    "pending",
+    "active",
+    "cordoned",
+    "draining",
+    "terminating",
+    "terminated",
+];
+const HEALTHS: [&str; 4] = ["healthy", "degraded", "unhealthy", "unknown"];
+const CONNECTIVITIES: [&str; 2] = ["online", "offline"];
+
 /// Sort keys the table takes.
 const SORTS: [&str; 7] = [
     "name",
@@ -202,6 +214,19 @@ pub(super) async fn render_list(
     form_error: Option<String>,
     form: AddForm,
 ) -> Result<String, UiError> {
+    for (field, value, known) in [
+        ("status", &q.status, &STATUSES[..]),
+        ("health", &q.health, &HEALTHS[..]),
+        ("connectivity", &q.connectivity, &CONNECTIVITIES[..]),
+    ] {
+        if !value.is_empty() && !known.contains(&value.as_str()) {
+            return Err(UiError::BadRequest(format!(
+                "{field} {:?}: use one of {}",
+                value.chars().take(32).collect::<String>(),
+                known.join(", ")
+            )));
+        }
+    }
     let sort = if q.sort.is_empty() {
         "name"
     } else {
@@ -320,16 +345,9 @@ pub(super) async fn render_list(
         prev,
         next,
         sort_links,
-        statuses: [
-            "pending",
-            "active",
-            "cordoned",
-            "draining",
-            "terminating",
-            "terminated",
-        ],
-        healths: ["healthy", "degraded", "unhealthy", "unknown"],
-        connectivities: ["online", "offline"],
+        statuses: STATUSES,
+        healths: HEALTHS,
+        connectivities: CONNECTIVITIES,
         form_error,
         form,
     };

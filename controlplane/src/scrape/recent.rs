@@ -120,13 +120,16 @@ impl Recent {
     }
 
     /// Takes a point of `obs` at `now` (Unix ms) unless the node's last one is younger
-    /// than `step`; drops points older than `window`.
+    /// than 90 % of `step` (scrapes a step apart that come a few ms early still count);
+    /// drops points older than `window`.
     pub fn record(&self, id: &str, obs: &NodeObservation, now: i64) {
         let step = i64::try_from(self.settings.step.as_millis()).unwrap_or(i64::MAX);
         let window = i64::try_from(self.settings.window.as_millis()).unwrap_or(i64::MAX);
         let mut g = self.lock();
+        // A tenth of a step of slack: scrapes every `step` that come a few ms early still
+        // each make a point.
         if let Some(last) = g.nodes.get(id).and_then(|r| r.points.back()) {
-            if now - last.at < step {
+            if now - last.at < step - step / 10 {
                 return;
             }
         }
@@ -213,6 +216,11 @@ impl Recent {
         })
     }
 
+    /// Whether node `id` has a ring (points are kept for it).
+    pub fn holds(&self, id: &str) -> bool {
+        self.lock().nodes.contains_key(id)
+    }
+
     /// Bytes held by every ring.
     pub fn bytes(&self) -> usize {
         self.lock().bytes
@@ -255,6 +263,16 @@ mod tests {
             step: Duration::from_secs(30),
             max_bytes: 1 << 20,
         });
+        // Scrapes a step apart that come a few ms early still each make a point.
+        let drift = Recent::new(RecentSettings {
+            window: Duration::from_secs(60),
+            step: Duration::from_secs(5),
+            max_bytes: 1 << 20,
+        });
+        for (k, at) in [0, 4_997, 9_995, 14_990].iter().enumerate() {
+            drift.record("n1", &obs(&[k as f64]), *at);
+        }
+        assert_eq!(drift.series("n1", 15_000).unwrap().times.len(), 4);
         for s in 0..20 {
             // A scrape every 10 s: one in three is kept.
             r.record("n1", &obs(&[40.0 + s as f64, 50.0]), s * 10_000);
@@ -295,6 +313,7 @@ mod tests {
         assert!(r.bytes() <= one * 10);
         r.record("b", &obs(&[40.0; 8]), 200_000);
         assert_eq!(r.refused(), 1);
+        assert!(r.holds("a") && !r.holds("b"));
         assert!(r.series("b", 200_000).is_none());
         assert_eq!(r.series("a", 100_000).unwrap().times.len(), 10);
     }
