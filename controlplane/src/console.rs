@@ -1,9 +1,9 @@
 //! The web console at `/ui/` (docs/console.md): pages rendered on the server from askama
 //! templates (`templates/console/`, checked at compile time), htmx for partial updates and
-//! uPlot for the charts, both compiled into the binary ([`assets`]). Every page reads
+//! uPlot for the charts, both compiled into the binary (`assets`). Every page reads
 //! without JavaScript.
 //!
-//! Sign-in takes an admin or viewer token and makes a session ([`session`]); every form
+//! Sign-in takes an admin or viewer token and makes a session (`session`); every form
 //! carries the session's CSRF token. An admin may act (cordon, uncordon, drain, diagnose,
 //! clear-health, add a node); a viewer only reads. Actions run the same code as the REST
 //! API, so they are audited the same way.

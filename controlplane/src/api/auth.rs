@@ -142,7 +142,7 @@ impl Auth {
         self.identify_digest(&token::digest(presented))
     }
 
-    /// [`Auth::identify`] for a token already hashed ([`token::digest`]): the console keeps
+    /// `Auth::identify` for a token already hashed ([`token::digest`]): the console keeps
     /// only a session's token digest, and asks again at every request, so a revoked token's
     /// sessions end at once.
     pub fn identify_digest(&self, hashed: &str) -> Option<(Role, String)> {

@@ -119,7 +119,7 @@ const MAX_BODY: u64 = 4 << 20;
 
 /// Queries Prometheus at `base` for node `node_id`'s [`SERIES`] over `window` before `now`
 /// (Unix ms), every `step` (widened to keep at most 720 points). Blocking: run it off the
-/// actix workers. `timeout` bounds all the queries together; at most [`MAX_GPUS`] GPUs and
+/// actix workers. `timeout` bounds all the queries together; at most `MAX_GPUS` GPUs and
 /// 4 MiB an answer are read.
 pub fn from_prometheus(
     base: &str,
