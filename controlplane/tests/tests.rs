@@ -37,7 +37,8 @@
 //! - `config_reload`: `[[pools]]` applied on SIGHUP and when the file changes; an invalid
 //!   edit changes nothing; other sections wait for a restart.
 //! - `console`: the web console in-process: sign-in and its cookie, every page, actions
-//!   with and without the CSRF token, viewers refused, add a node, the policy check, charts.
+//!   with and without the CSRF token, viewers refused; `console_pages`: add a node, the
+//!   policy check, charts, pools, odd requests.
 //! - `layers`: the crate's shape: imports run downwards between folders, no import circles.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -53,6 +54,7 @@ mod cli_pools;
 mod config_pools;
 mod config_reload;
 mod console;
+mod console_pages;
 mod db_copy;
 mod expected_gpus;
 mod instances_api;

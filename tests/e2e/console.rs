@@ -1,7 +1,8 @@
 //! The web console in a real browser: Debian's `chromium`, driven through `chromium-driver`
 //! by a WebDriver client (fantoccini), against a real `gpuwarden serve` scraping two agents.
 //! It signs in, opens every page, filters the nodes, cordons a node and sees it change,
-//! checks a policy, signs out, and is refused an action with a viewer token. Each page's
+//! checks a policy, signs out, and is refused an action with a viewer token (the charts from a
+//! real Prometheus: `prometheus.rs`). Each page's
 //! screenshot is written to `$GPUWARDEN_SCREENSHOTS` (default `target/console-screenshots`;
 //! the README's come from `GPUWARDEN_SCREENSHOTS=docs/console`).
 //!
@@ -30,7 +31,7 @@ impl Drop for Driver {
     }
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -54,7 +55,7 @@ fn chromedriver() -> Driver {
     Driver { child, port }
 }
 
-fn installed(tool: &str) -> bool {
+pub(crate) fn installed(tool: &str) -> bool {
     Command::new(tool)
         .arg("--version")
         .stdout(Stdio::null())
@@ -384,120 +385,4 @@ async fn journey(c: &Client, base: &str, api: &gpuwarden_e2e::Api, viewer: &str)
         .unwrap()
         .iter()
         .any(|e| e["action"] == "node.cordon"));
-}
-
-/// Signs in over plain HTTP (no browser): the session cookie's value.
-fn http_sign_in(base: &str, token: &str) -> String {
-    let http: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .max_redirects(0)
-        .timeout_global(Some(Duration::from_secs(10)))
-        .build()
-        .into();
-    // The sign-in page first: its cookie and the form's hidden token go with the form.
-    let mut page = http.get(&format!("{base}/ui/login")).call().unwrap();
-    let login_cookie = page.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
-    let html = page.body_mut().read_to_string().unwrap();
-    let at = html.find("name=\"form\" value=\"").unwrap() + "name=\"form\" value=\"".len();
-    let form = html[at..].split('"').next().unwrap().to_string();
-    let resp = http
-        .post(&format!("{base}/ui/login"))
-        .header("Cookie", &login_cookie)
-        .send_form([("token", token), ("form", form.as_str())])
-        .unwrap();
-    assert_eq!(resp.status(), 303);
-    let c = resp.headers()["set-cookie"].to_str().unwrap();
-    c.strip_prefix("gw_session=")
-        .and_then(|c| c.split(';').next())
-        .unwrap()
-        .to_string()
-}
-
-#[test]
-fn with_a_prometheus_url_the_charts_come_from_a_real_prometheus() {
-    if !installed("prometheus") {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI installs prometheus (.ci/run)"
-        );
-        eprintln!("skipping: prometheus is not installed (apt-get install -y prometheus)");
-        return;
-    }
-    since_start();
-    let dir = Scratch::new("console-prom");
-    let port = free_port();
-    let (_cp, api) = cp::start(
-        &dir,
-        &format!("[console]\nprometheus_url = \"http://127.0.0.1:{port}\"\nhistory = \"10m\"\nhistory_step = \"1s\"\n"),
-    );
-    let _a = cp::agent(&api.base, "gpu-01", &dir);
-    let n = cp::online(&api, "gpu-01");
-    let id = n["id"].as_str().unwrap().to_string();
-    let token = dir.write("admin-token-for-prometheus", ADMIN);
-    let cfg = dir.write(
-        "prometheus.yml",
-        &format!(
-            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: gpuwarden\n    http_sd_configs:\n      - url: {}/v1/sd\n        refresh_interval: 1s\n        authorization:\n          type: Bearer\n          credentials_file: {}\n",
-            api.base,
-            token.display()
-        ),
-    );
-    let _prom = crate::prometheus::start_on(&dir, &cfg, 120, port);
-    let cookie = http_sign_in(&api.base, ADMIN);
-    let http = gpuwarden_testkit::http::client();
-    let get = || -> (u16, serde_json::Value) {
-        let mut r = http
-            .get(&format!("{}/ui/nodes/{id}/history.json", api.base))
-            .header("Cookie", &format!("gw_session={cookie}"))
-            .call()
-            .unwrap();
-        let st = r.status().as_u16();
-        (
-            st,
-            r.body_mut().read_json().unwrap_or(serde_json::Value::Null),
-        )
-    };
-    // Until Prometheus has scraped a few points, the answer says so (or Prometheus is not
-    // up yet: 502 with the reason); then every GPU's temperature is there.
-    let mut last = (0, serde_json::Value::Null);
-    let v = gpuwarden_testkit::poll(Duration::from_secs(60), || {
-        let (st, v) = get();
-        last = (st, v.clone());
-        let temps = &v["series"][0]["gpus"];
-        let points = temps[0]["values"]
-            .as_array()
-            .map_or(0, |a| a.iter().filter(|x| x.is_number()).count());
-        (st == 200 && temps.as_array().is_some_and(|g| g.len() == 8) && points >= 3).then_some(v)
-    })
-    .unwrap_or_else(|| {
-        let end = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
-        let (_, raw) = _prom.api.call("GET", &format!("/api/v1/query_range?query=gpuwarden_gpu_temperature_celsius&start={}&end={end}&step=1", end - 20), None);
-        panic!("no charts' data from Prometheus in 60 s; last answer: {}; prometheus: {raw}", last.1["times"].as_array().map(|t| format!("{:?}..{:?}", t.first(), t.last())).unwrap_or_default())
-    });
-    assert_eq!(v["source"], "prometheus");
-    assert_eq!(v["series"][0]["name"], "temperature_celsius");
-    let t = v["series"][0]["gpus"][3]["values"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find_map(serde_json::Value::as_f64)
-        .unwrap();
-    assert!((20.0..100.0).contains(&t), "a fake GPU's temperature: {t}");
-    assert_eq!(v["series"][0]["gpus"][3]["index"], 3);
-    // One value per time; the times are the query's steps over the window.
-    let times = v["times"].as_array().unwrap().len();
-    assert_eq!(
-        v["series"][2]["gpus"][0]["values"]
-            .as_array()
-            .unwrap()
-            .len(),
-        times
-    );
-    assert!(times > 100, "{times} steps over 10m");
 }
