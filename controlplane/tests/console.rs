@@ -16,12 +16,15 @@ use crate::api::{create_node, env, send, Env, ADMIN};
 
 macro_rules! ui {
     ($env:expr) => {
+        ui!($env, None)
+    };
+    ($env:expr, $prometheus_url:expr) => {
         actix_web::test::init_service(
             actix_web::App::new()
                 .app_data($env.data.clone())
                 .app_data(web::Data::new(Console {
                     sessions: Sessions::new(Duration::from_secs(3600), 100),
-                    prometheus_url: None,
+                    prometheus_url: $prometheus_url,
                 }))
                 .configure(console::configure)
                 .configure(gpuwarden_controlplane::api::configure),
@@ -349,17 +352,7 @@ async fn a_viewer_reads_and_is_refused_every_action() {
     let e = env(false);
     let app = ui!(e);
     let id = create_node(&app, "gpu-01").await;
-    let (st, v) = send(
-        &app,
-        "POST",
-        "/v1/tokens",
-        Some(ADMIN),
-        Some(json!({"name": "noc", "role": "viewer"})),
-    )
-    .await;
-    assert_eq!(st, StatusCode::CREATED);
-    let viewer = v["token"].as_str().unwrap().to_string();
-    let token_id = v["id"].as_str().unwrap().to_string();
+    let (viewer, token_id) = crate::tokens_api::create_token(&app, "noc", "viewer").await;
     let cookie = sign_in(&app, &viewer).await;
     let p = get(&app, &format!("/ui/nodes/{id}"), &cookie).await;
     assert_eq!(p.status, StatusCode::OK);

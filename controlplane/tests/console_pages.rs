@@ -250,17 +250,7 @@ async fn odd_requests_get_console_pages_with_the_right_status() {
     assert_eq!(p.status, StatusCode::BAD_REQUEST);
     assert!(p.body.contains("use one of 1h, 24h, 7d, 30d"), "{}", p.body);
     // Charts from a Prometheus that cannot be reached: 502 with the reason, as JSON.
-    let app = actix_web::test::init_service(
-        actix_web::App::new()
-            .app_data(e.data.clone())
-            .app_data(web::Data::new(Console {
-                sessions: Sessions::new(Duration::from_secs(3600), 100),
-                prometheus_url: Some("http://127.0.0.1:1".into()),
-            }))
-            .configure(console::configure)
-            .configure(gpuwarden_controlplane::api::configure),
-    )
-    .await;
+    let app = ui!(e, Some("http://127.0.0.1:1".into()));
     let cookie = sign_in(&app, ADMIN).await;
     let p = get(&app, &format!("/ui/nodes/{id}/history.json"), &cookie).await;
     assert_eq!(p.status, StatusCode::BAD_GATEWAY);

@@ -7,34 +7,39 @@ use serde_json::json;
 
 use crate::api::{app, create_node, env, error_code, send, ADMIN};
 
+/// Creates API token `name` with `role` as the admin (asserting 201): `(secret, id)`.
+pub(crate) async fn create_token<S>(app: &S, name: &str, role: &str) -> (String, String)
+where
+    S: actix_web::dev::Service<
+        actix_http::Request,
+        Response = actix_web::dev::ServiceResponse,
+        Error = actix_web::Error,
+    >,
+{
+    let (st, v) = send(
+        app,
+        "POST",
+        "/v1/tokens",
+        Some(ADMIN),
+        Some(json!({"name": name, "role": role})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    (
+        v["token"].as_str().unwrap().to_string(),
+        v["id"].as_str().unwrap().to_string(),
+    )
+}
+
 #[actix_web::test]
 async fn viewer_tokens_read_admin_tokens_act_and_revoked_tokens_are_refused() {
     let e = env(false);
     let app = app!(e);
     let id = create_node(&app, "gpu-01").await;
 
-    let (st, v) = send(
-        &app,
-        "POST",
-        "/v1/tokens",
-        Some(ADMIN),
-        Some(json!({"name": "grafana", "role": "viewer"})),
-    )
-    .await;
-    assert_eq!(st, StatusCode::CREATED, "{v}");
-    let viewer = v["token"].as_str().unwrap().to_string();
-    let viewer_id = v["id"].as_str().unwrap().to_string();
-    assert!(viewer.starts_with("gwv_"), "{v}");
-    let (st, v) = send(
-        &app,
-        "POST",
-        "/v1/tokens",
-        Some(ADMIN),
-        Some(json!({"name": "oncall", "role": "admin"})),
-    )
-    .await;
-    assert_eq!(st, StatusCode::CREATED, "{v}");
-    let admin2 = v["token"].as_str().unwrap().to_string();
+    let (viewer, viewer_id) = create_token(&app, "grafana", "viewer").await;
+    assert!(viewer.starts_with("gwv_"), "{viewer}");
+    let (admin2, _) = create_token(&app, "oncall", "admin").await;
 
     // Refused: a bad role, a bad name, a name twice, no token.
     for (body, code) in [

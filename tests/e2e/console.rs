@@ -237,14 +237,11 @@ async fn journey(c: &Client, base: &str, api: &gpuwarden_e2e::Api, viewer: &str)
         .click()
         .await
         .unwrap();
-    for _ in 0..80 {
-        let s = c.source().await.unwrap();
-        if s.contains("1 node,") {
-            assert!(!s.contains(">gpu-01<"), "the filter keeps gpu-02 only");
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    let s = wait_text(c, "1 node,").await;
+    assert!(
+        !s.contains(">gpu-01<") && s.contains(">gpu-02<"),
+        "the filter keeps gpu-02 only"
+    );
     assert!(c.current_url().await.unwrap().as_str().contains("q=gpu-02"));
 
     // A node: its GPUs, and the charts drawn from the recent values (a point a second:

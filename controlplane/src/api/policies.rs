@@ -235,7 +235,7 @@ pub(super) async fn simulate(
     body: Json<SimulateRequest>,
 ) -> Result<HttpResponse, ApiError> {
     Ok(match simulate_policy(&state, body.0).await? {
-        Ok(sim) => HttpResponse::Ok().json(sim),
+        Ok((sim, _)) => HttpResponse::Ok().json(sim),
         Err(errors) => HttpResponse::UnprocessableEntity().json(Invalid {
             valid: false,
             errors,
@@ -244,12 +244,13 @@ pub(super) async fn simulate(
 }
 
 /// The what-if simulation of `req.policy` against the running policy (the REST API's
-/// `POST /v1/policies/simulate` and the console's policies page): the simulation, or every
-/// problem of an invalid candidate (with rule, line and column). 400 for a bad window.
+/// `POST /v1/policies/simulate` and the console's policies page): the simulation and the
+/// candidate's rule count, or every problem of an invalid candidate (with rule, line and
+/// column). 400 for a bad window.
 pub async fn simulate_policy(
     state: &AppState,
     req: SimulateRequest,
-) -> Result<Result<crate::judge::simulate::Simulation, Vec<PolicyError>>, ApiError> {
+) -> Result<Result<(crate::judge::simulate::Simulation, usize), Vec<PolicyError>>, ApiError> {
     let now = state.clock.now_ms();
     let since = time_arg(
         req.since.as_deref(),
@@ -264,6 +265,7 @@ pub async fn simulate_policy(
         Ok(p) => p,
         Err(errors) => return Ok(Err(errors)),
     };
+    let rules = candidate.rules().len();
     let current = crate::judge::policy::current(&state.policy);
     let (store, fleet) = (state.store.clone(), state.fleet.clone());
     let pool = req.pool;
@@ -347,5 +349,5 @@ pub async fn simulate_policy(
     })
     .await?
     .ok_or_else(|| ApiError::internal("cannot start the policy evaluation thread"))?;
-    Ok(Ok(out))
+    Ok(Ok((out, rules)))
 }

@@ -181,6 +181,19 @@ impl Signed {
     /// The session, if it may act and `csrf` (the form's field, else the `X-CSRF-Token`
     /// header htmx sends) is its token; else 403.
     pub fn act(&self, req: &HttpRequest, csrf: Option<&str>, what: &str) -> Result<(), UiError> {
+        self.csrf(req, csrf)?;
+        if !self.0.can_act() {
+            return Err(UiError::ReadOnly(format!(
+                "{} may not {what}",
+                self.0.actor
+            )));
+        }
+        Ok(())
+    }
+
+    /// Ok if `csrf` (the form's field, else the `X-CSRF-Token` header htmx sends) is this
+    /// session's token; else 403. Every form of the console passes here.
+    pub fn csrf(&self, req: &HttpRequest, csrf: Option<&str>) -> Result<(), UiError> {
         let presented = csrf
             .filter(|c| !c.is_empty())
             .or_else(|| {
@@ -189,16 +202,11 @@ impl Signed {
                     .and_then(|v| v.to_str().ok())
             })
             .unwrap_or("");
-        if !self.0.csrf_ok(presented) {
-            return Err(UiError::Csrf);
+        if self.0.csrf_ok(presented) {
+            Ok(())
+        } else {
+            Err(UiError::Csrf)
         }
-        if !self.0.can_act() {
-            return Err(UiError::ReadOnly(format!(
-                "{} may not {what}",
-                self.0.actor
-            )));
-        }
-        Ok(())
     }
 
     /// The chrome of a page titled `title` under menu entry `nav`.
