@@ -166,6 +166,12 @@ pub struct AuthConfig {
     /// rotates at every registration).
     #[serde(with = "humantime_serde")]
     pub node_token_ttl: Duration,
+    /// How often the tokens created through the API (`POST /v1/tokens`) are read again from
+    /// the database, so that one created or revoked on another control plane over the same
+    /// database is accepted or refused here within this time (on this one: at once). `0s`:
+    /// only at start.
+    #[serde(with = "humantime_serde")]
+    pub api_token_refresh: Duration,
 }
 
 impl Default for AuthConfig {
@@ -175,6 +181,7 @@ impl Default for AuthConfig {
             bootstrap_tokens: Vec::new(),
             join_token_ttl: Duration::from_secs(24 * 3600),
             node_token_ttl: Duration::ZERO,
+            api_token_refresh: Duration::from_secs(5),
         }
     }
 }

@@ -48,6 +48,8 @@ pub struct Running {
     scraper: ScraperHandle,
     pools: Option<crate::serve::pool_loops::PoolLoops>,
     reload: Option<reload::ReloadHandle>,
+    /// Rereads the API tokens every `auth.api_token_refresh`.
+    token_refresh: Option<tokio::task::JoinHandle<()>>,
     loops: Option<(
         DispatcherHandle,
         RemediatorHandle,
@@ -75,6 +77,10 @@ impl Running {
     pub async fn stop(self) {
         self.server.stop(true).await;
         let _ = self.task.await;
+        if let Some(t) = self.token_refresh {
+            t.abort();
+            let _ = t.await;
+        }
         let (scraper, loops, pool_loops) = (self.scraper, self.loops, self.pools);
         let reload = self.reload;
         let _ = tokio::task::spawn_blocking(move || {
@@ -328,6 +334,12 @@ pub async fn start(
         },
         links,
     });
+    let token_refresh = (!cfg.auth.api_token_refresh.is_zero()).then(|| {
+        tokio::spawn(tokens::refresh_api_tokens(
+            state.clone().into_inner(),
+            cfg.auth.api_token_refresh,
+        ))
+    });
     let listing = web::Data::new(api::ListingCache::for_database(
         &cfg.database.url,
         cfg.database.listing_cache_bytes,
@@ -405,6 +417,7 @@ pub async fn start(
         scraper,
         pools: Some(pool_loops),
         reload: Some(reload),
+        token_refresh,
         loops: Some((dispatcher, remediator, notifier_handle, watcher)),
     })
 }

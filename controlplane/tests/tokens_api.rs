@@ -275,3 +275,77 @@ fn the_tokens_cli_creates_lists_and_revokes() {
         .count();
     assert_eq!(races, 1, "{v}");
 }
+
+/// Two `gpuwarden serve` processes over one SQLite file (as replicas over one PostgreSQL
+/// would be): a token created on one is accepted by the other within
+/// `auth.api_token_refresh`, and a token revoked on one is refused by the other as soon.
+#[test]
+fn a_token_created_or_revoked_on_one_control_plane_holds_on_another_over_the_same_database() {
+    use gpuwarden_testkit::Launch;
+    use std::time::{Duration, Instant};
+    let dir = crate::util::TempDir::new("tokens-replicas");
+    let file = dir.path().join("cp.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[database]\nurl = \"sqlite://{}/gw.db\"\n[auth]\napi_token_refresh = \"200ms\"\n",
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let start = || {
+        Launch::new(env!("CARGO_BIN_EXE_gpuwarden"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+            .args([file.to_str().unwrap()])
+            .envs(&[("GPUWARDEN_ADMIN_TOKEN", ADMIN)])
+            .current_dir(dir.path())
+            .start()
+    };
+    let (a, b) = (start(), start());
+    let http: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(10)))
+        .build()
+        .into();
+    let nodes = |base: &str, token: &str| {
+        http.get(&format!("{base}/v1/nodes"))
+            .header("Authorization", &format!("Bearer {token}"))
+            .call()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    // Within 5 s (25 refresh intervals), `base` answers `want` to `token`.
+    let within = |base: &str, token: &str, want: u16| {
+        let until = Instant::now() + Duration::from_secs(5);
+        loop {
+            let got = nodes(base, token);
+            if got == want || Instant::now() > until {
+                return got;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let mut r = http
+        .post(&format!("{}/v1/tokens", a.base))
+        .header("Authorization", &format!("Bearer {ADMIN}"))
+        .send_json(json!({"name": "dash", "role": "viewer"}))
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let v: serde_json::Value = r.body_mut().read_json().unwrap();
+    let (viewer, id) = (
+        v["token"].as_str().unwrap().to_string(),
+        v["id"].as_str().unwrap().to_string(),
+    );
+    assert_eq!(nodes(&a.base, &viewer), 200, "at once where it was created");
+    assert_eq!(within(&b.base, &viewer, 200), 200, "the other replica");
+
+    let r = http
+        .delete(&format!("{}/v1/tokens/{id}", b.base))
+        .header("Authorization", &format!("Bearer {ADMIN}"))
+        .call()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 204);
+    assert_eq!(nodes(&b.base, &viewer), 401, "at once where it was revoked");
+    assert_eq!(within(&a.base, &viewer, 401), 401, "the other replica");
+}

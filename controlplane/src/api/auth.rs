@@ -2,6 +2,7 @@
 //! bootstrap tokens for self-registration. Only digests are held; each comparison is
 //! constant-time.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::RwLock;
 
 use actix_web::http::StatusCode;
@@ -17,8 +18,12 @@ pub struct Auth {
     admin: RwLock<Vec<String>>,
     bootstrap: Vec<String>,
     /// Tokens created through the API (`POST /v1/tokens`), kept in the store; loaded at
-    /// start and changed with each create and revoke.
+    /// start, changed with each create and revoke here, and read again from the store every
+    /// `auth.api_token_refresh` ([`Auth::replace_api_tokens`]) for those of other replicas.
     api: RwLock<Vec<ApiToken>>,
+    /// Moves at each local create and revoke, so that a reread that began before one does
+    /// not undo it.
+    api_changes: AtomicU64,
 }
 
 /// What a token created through the API may do.
@@ -109,31 +114,66 @@ impl Auth {
             admin: RwLock::new(admin),
             bootstrap,
             api: RwLock::default(),
+            api_changes: AtomicU64::new(0),
         }
+    }
+
+    /// The count of local changes to the API tokens: take it before reading the store, and
+    /// hand it to [`Auth::replace_api_tokens`].
+    pub fn api_token_changes(&self) -> u64 {
+        self.api_changes.load(Ordering::SeqCst)
+    }
+
+    /// Accepts exactly `rows` (as read from the store: `(id, name, role, digest)`; another
+    /// role than `admin` or `viewer` is left out) as the tokens created through the API,
+    /// unless a token was created or revoked here since `changes` was taken (then the read
+    /// may be older than that change: nothing is replaced, and `false` is returned). This
+    /// is how a token created or revoked on another control plane over the same database
+    /// comes to be accepted or refused here.
+    pub fn replace_api_tokens<'a>(
+        &self,
+        changes: u64,
+        rows: impl IntoIterator<Item = (&'a str, &'a str, &'a str, &'a str)>,
+    ) -> bool {
+        let fresh: Vec<ApiToken> = rows
+            .into_iter()
+            .filter_map(|(id, name, role, digest)| {
+                Some(ApiToken {
+                    id: id.to_string(),
+                    name: name.to_string(),
+                    role: Role::parse(role)?,
+                    digest: digest.to_string(),
+                })
+            })
+            .collect();
+        let mut api = self.api.write().unwrap_or_else(|p| p.into_inner());
+        if self.api_changes.load(Ordering::SeqCst) != changes {
+            return false;
+        }
+        *api = fresh;
+        true
     }
 
     /// Accepts a token created through the API (`role` of `admin` or `viewer`; another role
     /// is ignored).
     pub fn add_api_token(&self, id: &str, name: &str, role: &str, digest: &str) {
         if let Some(role) = Role::parse(role) {
-            self.api
-                .write()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(ApiToken {
-                    id: id.to_string(),
-                    name: name.to_string(),
-                    role,
-                    digest: digest.to_string(),
-                });
+            let mut api = self.api.write().unwrap_or_else(|p| p.into_inner());
+            self.api_changes.fetch_add(1, Ordering::SeqCst);
+            api.push(ApiToken {
+                id: id.to_string(),
+                name: name.to_string(),
+                role,
+                digest: digest.to_string(),
+            });
         }
     }
 
     /// No longer accepts token `id`.
     pub fn remove_api_token(&self, id: &str) {
-        self.api
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|t| t.id != id);
+        let mut api = self.api.write().unwrap_or_else(|p| p.into_inner());
+        self.api_changes.fetch_add(1, Ordering::SeqCst);
+        api.retain(|t| t.id != id);
     }
 
     /// Who presents this token, hashed once: a configured admin (`admin:<digest prefix>`)
@@ -250,5 +290,29 @@ mod tests {
         assert!(a.admin_actor("second-token-00002").is_some());
         assert!(a.admin_actor("operator-token-0002").is_none());
         assert!(!a.bootstrap_enabled());
+    }
+
+    /// A reread of the store that began before a local create (or revoke) does not undo it;
+    /// the next reread is taken, and drops what the store no longer holds.
+    #[test]
+    fn a_reread_older_than_a_local_change_is_not_taken() {
+        let a = Auth::new(vec![], vec![]);
+        let d = |s: &str| token::digest(s);
+        let (old, new) = (d("gwv_old-token-000001"), d("gwv_new-token-000001"));
+        a.add_api_token("tok_1", "old", "viewer", &old);
+        let before = a.api_token_changes();
+        a.add_api_token("tok_2", "new", "viewer", &new);
+        assert!(!a.replace_api_tokens(before, [("tok_1", "old", "viewer", old.as_str())]));
+        assert!(a.identify_digest(&new).is_some(), "the local create stands");
+        let now = a.api_token_changes();
+        assert!(a.replace_api_tokens(
+            now,
+            [
+                ("tok_2", "new", "admin", new.as_str()),
+                ("tok_3", "odd", "root", old.as_str()),
+            ]
+        ));
+        assert!(a.identify_digest(&old).is_none(), "gone from the store, and a bad role");
+        assert_eq!(a.identify_digest(&new).map(|r| r.0), Some(Role::Admin));
     }
 }

@@ -4,9 +4,13 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tracing::warn;
 
 use super::error::{redact, ServeError};
-use crate::api::auth_digest;
+use crate::api::{auth_digest, AppState};
 use crate::config::ControlPlaneConfig;
 use crate::store::rows::AdminTokenRow;
 use crate::store::Store;
@@ -112,4 +116,38 @@ pub(super) fn admin_tokens(
     }
     digests.extend(stored);
     Ok((digests, generated))
+}
+
+/// Every `every`, reads the tokens created through the API from the store and makes them the
+/// ones [`crate::api::Auth`] accepts ([`crate::api::Auth::replace_api_tokens`]): a token
+/// created or revoked on another control plane over the same database is accepted or refused
+/// here within `every`. A failed read is logged and changes nothing. Runs until aborted.
+pub(super) async fn refresh_api_tokens(state: Arc<AppState>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await; // the first tick is now: the start has just read them
+    loop {
+        tick.tick().await;
+        let changes = state.auth.api_token_changes();
+        let store = state.store.clone();
+        match tokio::task::spawn_blocking(move || store.api_tokens()).await {
+            Ok(Ok(rows)) => {
+                state.auth.replace_api_tokens(
+                    changes,
+                    rows.iter().map(|t| {
+                        (
+                            t.id.as_str(),
+                            t.name.as_str(),
+                            t.role.as_str(),
+                            t.digest.as_str(),
+                        )
+                    }),
+                );
+            }
+            Ok(Err(e)) => {
+                warn!(error = %e, "reading the API tokens again failed: the ones held stay");
+            }
+            Err(e) => warn!(error = %e, "reading the API tokens again failed"),
+        }
+    }
 }
