@@ -275,6 +275,7 @@ pub async fn run(
     for addr in &addrs {
         tracing::info!(%addr, interval = %humantime::format_duration(cfg.collector.interval), "listening");
     }
+    let assigned_dir = cfg.assigned_plugins_dir();
     let mut registrar = match addrs.first() {
         Some(bound) if !join_credentials.is_empty() => Some(start_registration(
             &cfg,
@@ -284,6 +285,11 @@ pub async fn run(
             backend.name(),
             *bound,
             (Arc::clone(&command_auth), notifier.clone()),
+            Some(Arc::new(plugin::sync::PluginSync::new(
+                Arc::clone(&plugins),
+                assigned_dir.0.clone(),
+                plugin_rt.clone(),
+            ))),
         )?),
         _ => None,
     };
@@ -321,6 +327,9 @@ pub async fn run(
     let _ = tx.send(Msg::Shutdown);
     let _ = collector_thread.join();
     drop(plugins);
+    if assigned_dir.1 {
+        let _ = std::fs::remove_dir_all(&assigned_dir.0);
+    }
     tracing::info!("stopped");
     match refused {
         Some(e) => Err(e.into()),

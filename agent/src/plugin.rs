@@ -12,6 +12,8 @@
 //!   with the reason.
 //! - [`manager`] loads the configured plugins (sha256-pinned), schedules health checks with
 //!   jitter, records results as metrics and events, serves `/v1/plugins`, and hot-reloads.
+//! - [`sync`] fetches the plugins the control plane assigns (by digest, verified) and hands
+//!   them to the manager beside the configured ones.
 
 pub mod bindings;
 pub mod cli;
@@ -19,6 +21,7 @@ pub mod engine;
 pub mod host;
 pub mod manager;
 pub mod runner;
+pub mod sync;
 
 /// The contract version this agent provides (`package gpuwarden:plugin@…` in `wit/`).
 pub const WIT_VERSION: &str = "0.1.0";

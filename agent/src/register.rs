@@ -36,6 +36,9 @@ pub struct Registration {
     /// Told each join (and when the control plane forgot the node), so urgent-event
     /// notices go out with the current node id and token.
     pub notifier: Option<std::sync::Arc<crate::notify::Notifier>>,
+    /// Reports the plugins and applies the control plane's assignment after each join and
+    /// at each check.
+    pub plugins: Option<std::sync::Arc<crate::plugin::sync::PluginSync>>,
 }
 
 /// The control plane refused every credential the agent has, before it had joined once in
@@ -229,6 +232,9 @@ pub fn spawn(reg: Registration) -> std::io::Result<RegistrarHandle> {
                         Joined::Yes(r) => {
                             attempt = 0;
                             joined_once = true;
+                            if let Some(p) = &client.reg.plugins {
+                                p.sync(&client.reg.url, &r.node_id, &r.node_token);
+                            }
                             let wait = Duration::from_secs_f64(r.check_interval_seconds.clamp(1.0, 3600.0));
                             current = Some(r);
                             wait
@@ -253,6 +259,9 @@ pub fn spawn(reg: Registration) -> std::io::Result<RegistrarHandle> {
                             }
                             current = None;
                             continue;
+                        }
+                        if let Some(p) = &client.reg.plugins {
+                            p.sync(&client.reg.url, &r.node_id, &r.node_token);
                         }
                         Duration::from_secs_f64(r.check_interval_seconds.clamp(1.0, 3600.0))
                     }

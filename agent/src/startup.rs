@@ -68,6 +68,7 @@ pub(crate) fn start_registration(
     bound: std::net::SocketAddr,
     // Told of each join: the commands' credential and the urgent-event notifier.
     (command_auth, notifier): (Arc<commands::CommandAuth>, Option<Arc<notify::Notifier>>),
+    plugins: Option<Arc<crate::plugin::sync::PluginSync>>,
 ) -> anyhow::Result<register::RegistrarHandle> {
     let cp = &cfg.control_plane;
     let host = sysinfo::System::host_name().unwrap_or_else(|_| node_id.to_string());
@@ -101,6 +102,7 @@ pub(crate) fn start_registration(
         retry_max: cp.retry_max,
         command_auth: Some(command_auth),
         notifier,
+        plugins,
     })
     .context("starting the registration thread")
 }

@@ -68,6 +68,7 @@ pub const CONTROL_PLANE: Schema = Schema {
         "pools",
         "pool_manager",
         "console",
+        "plugin_store",
     ],
     shared_keys: &[
         "server.listen",

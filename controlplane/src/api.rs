@@ -24,6 +24,7 @@ mod meta;
 mod node_token;
 mod nodes;
 mod notify;
+pub mod plugins;
 mod policies;
 pub mod pools;
 mod remedy;
@@ -82,6 +83,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(commands::diagnose)
         .service(commands::get)
         .service(remedy::release)
+        .service(plugins::sync)
         .service(steps::step)
         .service(history::events)
         .service(history::transitions)
@@ -106,6 +108,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(tokens::create)
         .service(tokens::list)
         .service(tokens::revoke)
+        .service(plugins::drift_status)
+        .service(plugins::push)
+        .service(plugins::list)
+        .service(plugins::remove)
+        .service(plugins::blob)
+        .service(plugins::get_pool)
+        .service(plugins::set_pool)
+        .service(plugins::assign)
+        .service(plugins::unassign)
         .default_service(web::to(|req: actix_web::HttpRequest| async move {
             unrouted(&req)
         }));

@@ -14,6 +14,7 @@ pub mod commands;
 pub mod db;
 mod escape;
 mod invalid;
+pub mod plugins;
 pub mod policies;
 mod pool_views;
 pub mod pools;

@@ -14,12 +14,14 @@ use serde::{Deserialize, Serialize};
 
 mod console;
 mod load;
+mod plugin_store;
 mod pool_manager;
 mod pools;
 mod remediation;
 mod validate;
 pub use console::ConsoleConfig;
 pub use load::{ConfigError, PoolCheck};
+pub use plugin_store::PluginStoreConfig;
 pub use pool_manager::PoolManagerConfig;
 pub use remediation::{
     CommandsConfig, Plan, PoolRemediation, RemediationConfig, WebhookConfig, NOTIFICATION_KINDS,
@@ -77,6 +79,8 @@ pub struct ControlPlaneConfig {
     pub pool_manager: PoolManagerConfig,
     /// The web console at `/ui/`.
     pub console: ConsoleConfig,
+    /// Plugin components distributed from the control plane.
+    pub plugin_store: PluginStoreConfig,
 }
 
 /// `[server]`

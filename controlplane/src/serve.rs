@@ -357,10 +357,16 @@ pub async fn start(
     if console.is_some() {
         info!(path = "/ui/", "web console");
     }
+    let plugin_blobs = web::Data::new(api::plugins::PluginBlobs::new(
+        cfg.plugin_store.max_component_bytes,
+        cfg.plugin_store.blob_cache_bytes,
+        cfg.plugin_store.blob_reads,
+    ));
     let server = HttpServer::new(move || {
         let app = App::new()
             .app_data(state.clone())
             .app_data(listing.clone())
+            .app_data(plugin_blobs.clone())
             .app_data(web::Data::from(urgent.clone()));
         match &console {
             Some(c) => app

@@ -19,6 +19,7 @@ mod expected;
 mod flush;
 mod instances;
 mod nodes;
+pub mod plugins;
 mod pool_runs;
 mod pools;
 mod records;

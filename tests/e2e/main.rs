@@ -10,6 +10,7 @@ mod grafana;
 mod install;
 mod join;
 mod notify;
+mod plugins_dist;
 mod prometheus;
 mod rejoin;
 mod remediate;

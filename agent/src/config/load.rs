@@ -119,6 +119,20 @@ impl AgentConfig {
         (self.gpu.backend == BackendKind::Nvml).then(|| PathBuf::from(DEFAULT_STATE_DIR))
     }
 
+    /// Where the components of plugins the control plane assigns are kept: `plugins` in the
+    /// state folder, else (fake GPUs without one) a folder of this process under the
+    /// temporary folder, removed when it stops (second value true).
+    pub fn assigned_plugins_dir(&self) -> (PathBuf, bool) {
+        match self.state_dir() {
+            Some(d) => (d.join("plugins"), false),
+            None => (
+                std::env::temp_dir()
+                    .join(format!("gpuwarden-agent-{}-plugins", std::process::id())),
+                true,
+            ),
+        }
+    }
+
     /// Where the node token is kept across restarts: `control_plane.token_file`, else
     /// `node-token` in the state folder, else nowhere.
     pub fn token_file(&self) -> Option<PathBuf> {

@@ -108,6 +108,10 @@ pub struct PluginEntry {
     /// Plugin-specific values, read by the plugin through `host.config()`.
     #[serde(default)]
     pub config: BTreeMap<String, PluginValue>,
+    /// Assigned by the control plane (not in the config file): a new version must also
+    /// pass a first run before it replaces the running one.
+    #[serde(skip)]
+    pub assigned: bool,
 }
 
 /// The largest memory cap a plugin may ask for, MiB.

@@ -195,6 +195,7 @@ pub(super) fn build(
             "fake",
             addr,
             (Arc::clone(&auth), None),
+            None,
         )?),
         _ => None,
     };

@@ -127,6 +127,14 @@ pub struct PluginManager {
     slots: Mutex<BTreeMap<String, Slot>>,
     /// The configured entries, as last applied (the watcher re-applies these).
     desired: Mutex<Vec<PluginEntry>>,
+    /// The entries the control plane assigns (`sync`), run beside the configured ones.
+    assigned: Mutex<Vec<PluginEntry>>,
+    /// Assigned plugins the agent refused before loading them (fetch, digest), by name:
+    /// (digest asked for, why).
+    refused: Mutex<BTreeMap<String, (String, String)>>,
+    /// Assigned versions that failed to load or their first run, by name (sha256): not
+    /// tried again while the assignment stays on them.
+    rejected: Mutex<BTreeMap<String, String>>,
     /// One `apply` at a time: the initial load and the watcher never interleave.
     applying: tokio::sync::Mutex<()>,
     /// Told when an `apply` starts and ends: the watcher follows the folders of a new list,
@@ -168,6 +176,9 @@ impl PluginManager {
             notify: Mutex::new(None),
             slots: Mutex::new(BTreeMap::new()),
             desired: Mutex::new(Vec::new()),
+            assigned: Mutex::new(Vec::new()),
+            refused: Mutex::default(),
+            rejected: Mutex::default(),
             applying: tokio::sync::Mutex::new(()),
             applied: Arc::default(),
             runtime,
@@ -231,6 +242,92 @@ impl PluginManager {
                 }
             })
             .collect()
+    }
+}
+
+impl PluginManager {
+    /// Records the assigned plugins refused before loading (the fetch failed, the digest
+    /// did not match), by name: (digest asked for, why). Replaces the earlier list.
+    pub fn set_refused(&self, refused: BTreeMap<String, (String, String)>) {
+        *lock(&self.refused) = refused;
+    }
+
+    /// The entry of assigned plugin `name` as it runs now (its loaded version), to keep it
+    /// running when a new version is refused before loading.
+    pub fn assigned_entry(&self, name: &str) -> Option<PluginEntry> {
+        let slots = lock(&self.slots);
+        let s = slots.get(name)?;
+        let l = s.loaded.as_ref()?;
+        if !s.entry.assigned {
+            return None;
+        }
+        let mut e = s.entry.clone();
+        e.sha256 = l.sha256.clone();
+        Some(e)
+    }
+
+    /// Whether plugin `name` runs the component of sha256 `hex`.
+    pub fn runs(&self, name: &str, hex: &str) -> bool {
+        lock(&self.slots)
+            .get(name)
+            .and_then(|s| s.loaded.as_ref())
+            .is_some_and(|l| l.sha256 == hex)
+    }
+
+    /// The files every plugin loaded or asked for reads (so that a clean-up keeps them).
+    pub fn files_in_use(&self) -> BTreeSet<PathBuf> {
+        let mut f: BTreeSet<PathBuf> = lock(&self.slots)
+            .values()
+            .map(|s| s.entry.path.clone())
+            .collect();
+        f.extend(lock(&self.assigned).iter().map(|e| e.path.clone()));
+        f
+    }
+
+    /// What the agent runs, for the control plane (`POST /v1/nodes/{id}/plugins`): every
+    /// plugin, configured (`local`) or assigned, with the digest running, its last result
+    /// and why the version asked for is not running.
+    pub fn report(&self) -> Vec<gpuwarden_wire::plugin_sync::RunningPlugin> {
+        use gpuwarden_wire::plugin_sync::{RunningPlugin, SOURCE_ASSIGNED, SOURCE_LOCAL};
+        let local: BTreeSet<String> = lock(&self.desired).iter().map(|e| e.name.clone()).collect();
+        let refused = lock(&self.refused).clone();
+        let mut out: Vec<RunningPlugin> = lock(&self.slots)
+            .iter()
+            .map(|(name, s)| {
+                let st = lock(&s.state);
+                let last = st.last.as_ref();
+                RunningPlugin {
+                    name: name.clone(),
+                    source: if local.contains(name) {
+                        SOURCE_LOCAL
+                    } else {
+                        SOURCE_ASSIGNED
+                    }
+                    .to_string(),
+                    running: s.loaded.as_ref().map(|l| format!("sha256:{}", l.sha256)),
+                    status: last.map(|o| o.report.status.as_str().to_string()),
+                    message: last.map(|o| o.report.message.clone()).unwrap_or_default(),
+                    error: refused
+                        .get(name)
+                        .map(|(_, why)| why.clone())
+                        .or_else(|| s.load_error.clone()),
+                }
+            })
+            .collect();
+        for (name, (_, why)) in refused {
+            if !out.iter().any(|p| p.name == name) {
+                out.push(RunningPlugin {
+                    name,
+                    source: SOURCE_ASSIGNED.into(),
+                    running: None,
+                    status: None,
+                    message: String::new(),
+                    error: Some(why),
+                });
+            }
+        }
+        out.truncate(gpuwarden_wire::plugin_sync::MAX_PLUGINS);
+        out
     }
 }
 

@@ -312,7 +312,10 @@ mod tests {
                 ("tok_3", "odd", "root", old.as_str()),
             ]
         ));
-        assert!(a.identify_digest(&old).is_none(), "gone from the store, and a bad role");
+        assert!(
+            a.identify_digest(&old).is_none(),
+            "gone from the store, and a bad role"
+        );
         assert_eq!(a.identify_digest(&new).map(|r| r.0), Some(Role::Admin));
     }
 }

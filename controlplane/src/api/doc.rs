@@ -14,8 +14,8 @@ use utoipa::OpenApi;
 
 use super::auth::BearerScheme;
 use super::{
-    commands, expected, history, instances, join, meta, node_token, nodes, notify, policies, pools,
-    remedy, steps, tokens,
+    commands, expected, history, instances, join, meta, node_token, nodes, notify, plugins,
+    policies, pools, remedy, steps, tokens,
 };
 
 /// The OpenAPI document, generated from the handlers and types.
@@ -65,6 +65,16 @@ use super::{
         tokens::create,
         tokens::list,
         tokens::revoke,
+        plugins::push,
+        plugins::list,
+        plugins::remove,
+        plugins::blob,
+        plugins::drift_status,
+        plugins::get_pool,
+        plugins::set_pool,
+        plugins::assign,
+        plugins::unassign,
+        plugins::sync,
     ),
     components(schemas(
         crate::model::Node,

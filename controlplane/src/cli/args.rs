@@ -126,6 +126,12 @@ pub enum Command {
         #[command(subcommand)]
         command: super::tokens::TokensCommand,
     },
+    /// Plugins distributed from the control plane: push components, assign them to pools,
+    /// see which node runs which version.
+    Plugins {
+        #[command(subcommand)]
+        command: super::plugins::PluginsCommand,
+    },
     /// The remediation budget: raise or clear it by hand, see the nodes it holds.
     Remediation {
         #[command(subcommand)]

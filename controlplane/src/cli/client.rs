@@ -118,7 +118,7 @@ impl Client {
         let body = match method {
             "GET" | "DELETE" => None,
             _ => Some((
-                serde_json::to_string(&body.unwrap_or_else(|| json!({}))).unwrap_or_default(),
+                serde_json::to_vec(&body.unwrap_or_else(|| json!({}))).unwrap_or_default(),
                 "application/json",
             )),
         };
@@ -133,14 +133,25 @@ impl Client {
         text: String,
         content_type: &str,
     ) -> Result<Value, CliError> {
-        self.send(method, path, Some((text, content_type)))
+        self.send(method, path, Some((text.into_bytes(), content_type)))
+    }
+
+    /// Sends `bytes` (a plugin component, say) as the body.
+    pub fn call_bytes(
+        &self,
+        method: &str,
+        path: &str,
+        bytes: Vec<u8>,
+        content_type: &str,
+    ) -> Result<Value, CliError> {
+        self.send(method, path, Some((bytes, content_type)))
     }
 
     fn send(
         &self,
         method: &str,
         path: &str,
-        body: Option<(String, &str)>,
+        body: Option<(Vec<u8>, &str)>,
     ) -> Result<Value, CliError> {
         let url = format!("{}{path}", self.target.server);
         let auth = self.target.token.as_ref().map(|t| format!("Bearer {t}"));

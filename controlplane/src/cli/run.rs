@@ -27,6 +27,9 @@ pub fn admin(conn: Conn, command: Command) -> ExitCode {
         Command::Tokens { command } => {
             run_cli(conn, |c, out| super::tokens::tokens(command, c, out))
         }
+        Command::Plugins { command } => {
+            run_cli(conn, |c, out| super::plugins::plugins(command, c, out))
+        }
         Command::Remediation { command } => {
             run_cli(conn, |c, out| super::remedy::remediation(command, c, out))
         }

@@ -151,6 +151,7 @@ impl ControlPlaneConfig {
         ));
         p.extend(self.pool_manager.problems());
         p.extend(self.console.problems());
+        p.extend(self.plugin_store.problems());
         if p.is_empty() {
             Ok(())
         } else {

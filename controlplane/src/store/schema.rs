@@ -194,7 +194,53 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Plugin components uploaded to the control plane, by SHA-256.
+    plugin_blobs (digest) {
+        digest -> Text,
+        name -> Text,
+        size -> BigInt,
+        data -> Binary,
+        uploaded_by -> Text,
+        uploaded_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// Which plugin runs on a pool's nodes (`*`: every node), pinned to a digest.
+    plugin_assignments (pool, name) {
+        pool -> Text,
+        name -> Text,
+        digest -> Text,
+        config -> Text,
+        interval_ms -> Nullable<BigInt>,
+        timeout_ms -> Nullable<BigInt>,
+        memory_limit_mib -> Nullable<Integer>,
+        assigned_by -> Text,
+        assigned_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// What each agent last reported it runs.
+    node_plugins (node_id, name) {
+        node_id -> Text,
+        name -> Text,
+        source -> Text,
+        running -> Nullable<Text>,
+        status -> Nullable<Text>,
+        message -> Text,
+        error -> Nullable<Text>,
+        reported_at -> BigInt,
+    }
+}
+
+diesel::joinable!(node_plugins -> nodes (node_id));
+
 diesel::allow_tables_to_appear_in_same_query!(
+    plugin_blobs,
+    plugin_assignments,
+    node_plugins,
     nodes,
     node_tokens,
     admin_tokens,

@@ -33,13 +33,45 @@ impl PluginManager {
         }
     }
 
-    /// Makes the running set match `entries`: loads new plugins, reloads changed ones (a bad
-    /// new version leaves the old one running), stops removed ones. Other plugins are not
-    /// touched.
+    /// Makes the configured plugins `entries` (the agent's config file), beside those the
+    /// control plane assigns: loads new plugins, reloads changed ones (a bad new version
+    /// leaves the old one running), stops removed ones. Other plugins are not touched.
     pub async fn apply(self: &Arc<Self>, entries: Vec<PluginEntry>) {
         let _one_at_a_time = self.applying.lock().await;
-        *lock(&self.desired) = entries.clone();
+        *lock(&self.desired) = entries;
         self.applied.notify_one();
+        self.apply_merged().await;
+    }
+
+    /// Makes `entries` the plugins the control plane assigns ([`super::super::sync`]), beside
+    /// the configured ones: as [`PluginManager::apply`], and a new version of a health check
+    /// must also pass a first run; one that fails to load or to run is refused (reported,
+    /// not tried again while it is the one assigned) and the previous version keeps running.
+    /// A configured plugin of the same name wins (the assigned one is refused).
+    pub async fn apply_assigned(self: &Arc<Self>, entries: Vec<PluginEntry>) {
+        let _one_at_a_time = self.applying.lock().await;
+        *lock(&self.assigned) = entries;
+        self.apply_merged().await;
+    }
+
+    async fn apply_merged(self: &Arc<Self>) {
+        let mut entries = lock(&self.desired).clone();
+        let assigned = lock(&self.assigned).clone();
+        {
+            let mut rejected = lock(&self.rejected);
+            rejected
+                .retain(|name, sha| assigned.iter().any(|a| &a.name == name && &a.sha256 == sha));
+        }
+        for a in assigned {
+            if entries.iter().any(|e| e.name == a.name) {
+                continue; // reported as local: the control plane shows the clash
+            }
+            entries.push(a);
+        }
+        self.apply_list(entries).await;
+    }
+
+    async fn apply_list(self: &Arc<Self>, entries: Vec<PluginEntry>) {
         let wanted: BTreeSet<String> = entries.iter().map(|e| e.name.clone()).collect();
         let mut changed = false;
         {
@@ -63,6 +95,12 @@ impl PluginManager {
             if unchanged {
                 continue;
             }
+            let tried = entry.assigned
+                && lock(&self.rejected).get(&entry.name)
+                    == Some(&entry.sha256.to_ascii_lowercase());
+            if tried {
+                continue;
+            }
             // A file rewritten with the same content (a rebuild, a copy) needs no reload.
             let same_content = {
                 let slots = lock(&self.slots);
@@ -84,6 +122,20 @@ impl PluginManager {
             let result = tokio::task::spawn_blocking(move || load(&engine_self.engine, &e2))
                 .await
                 .unwrap_or_else(|e| Err(PluginError::Engine(format!("loader panicked: {e}"))));
+            let result = match result {
+                Ok(l) if entry.assigned && l.compiled.kind == PluginKind::Check => {
+                    let trial = Mutex::new(RunState::default());
+                    let o = self.execute(&l, &entry, &trial, Vec::new(), false).await;
+                    match o.failure {
+                        Some(f) => Err(PluginError::Engine(format!("its first run failed: {f}"))),
+                        None => Ok(l),
+                    }
+                }
+                r => r,
+            };
+            if result.is_err() && entry.assigned {
+                lock(&self.rejected).insert(entry.name.clone(), entry.sha256.to_ascii_lowercase());
+            }
             let mut slots = lock(&self.slots);
             match result {
                 Ok(loaded) => {

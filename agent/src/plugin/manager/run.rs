@@ -70,7 +70,7 @@ impl PluginManager {
         Ok(outcome)
     }
 
-    async fn execute(
+    pub(super) async fn execute(
         &self,
         loaded: &Loaded,
         entry: &PluginEntry,
