@@ -122,6 +122,9 @@ fn a_sqlite_control_plane_moves_to_postgresql_with_db_copy() {
         let (_, v) = api.call("GET", "/v1/instances?pool=spare", None);
         (!v["instances"].as_array()?.is_empty()).then_some(())
     });
+    // A plugin component: bytes of every value, which JSON cannot carry as they are.
+    let component = crate::plugins_api::component_with(&(0..=255u8).collect::<Vec<_>>());
+    let digest = crate::plugins_api::push_raw(&api, "every-byte", &component);
     std::thread::sleep(Duration::from_millis(1500)); // a flush of the observations
     let before = view(&api, "gpu-a");
     drop(_b);
@@ -196,6 +199,11 @@ fn a_sqlite_control_plane_moves_to_postgresql_with_db_copy() {
     assert!(
         after["audit"].as_u64() >= before["audit"].as_u64(),
         "{before} {after}"
+    );
+    assert_eq!(
+        crate::plugins_api::blob(&api2, &digest),
+        component,
+        "the component's bytes moved as they were"
     );
     let (st, v) = api2.call("POST", "/v1/nodes", Some(json!({"name": "gpu-new"})));
     assert_eq!(

@@ -39,6 +39,8 @@
 //! - `console`: the web console in-process: sign-in and its cookie, every page, actions
 //!   with and without the CSRF token, viewers refused; `console_pages`: add a node, the
 //!   policy check, charts, pools, odd requests.
+//! - `plugins_api`: plugins distributed from the control plane: uploads checked and stored
+//!   by digest, assignments with every problem named, what each agent is told, drift.
 //! - `layers`: the crate's shape: imports run downwards between folders, no import circles.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -65,6 +67,7 @@ mod node_api;
 mod node_listing;
 mod notify;
 mod openapi;
+mod plugins_api;
 mod policy_api;
 mod policy_limits;
 mod pools_api;

@@ -182,6 +182,7 @@ fn component_problem(bytes: &[u8]) -> Option<String> {
 
 /// Query of `POST /v1/plugins`.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PushQuery {
     /// The plugin's name (what `assign` and the agents call it).
@@ -1045,6 +1046,7 @@ pub(super) async fn get_pool(
 
 /// Query of `GET /v1/plugins/status`.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct StatusQuery {
     /// Only the nodes of this pool.

@@ -190,16 +190,34 @@ fn copy_tables(
             .into_iter()
             .map(|n| n.name)
             .collect();
+        // JSON holds no bytes: a BLOB column (plugin components) travels as PostgreSQL's
+        // bytea hex text (`\x…`), one row at a time (a component is tens of MB).
+        let blobs: Vec<String> = sql_query(
+            "SELECT name FROM pragma_table_info(?) WHERE upper(type) = 'BLOB' ORDER BY cid",
+        )
+        .bind::<Text, _>(t)
+        .load::<Name>(s)?
+        .into_iter()
+        .map(|n| n.name)
+        .collect();
+        let batch = if blobs.is_empty() { BATCH } else { 1 };
         let total = sql_query(format!("SELECT COUNT(*) AS n FROM {}", quote(t)))
             .get_result::<Count>(s)?
             .n;
         let object = cols
             .iter()
-            .map(|c| format!("'{}', {}", c.replace('\'', "''"), quote(c)))
+            .map(|c| {
+                let value = if blobs.contains(c) {
+                    format!("'\\x' || lower(hex({}))", quote(c))
+                } else {
+                    quote(c)
+                };
+                format!("'{}', {value}", c.replace('\'', "''"))
+            })
             .collect::<Vec<_>>()
             .join(", ");
         let read = format!(
-            "SELECT rowid AS r, json_object({object}) AS j FROM {} WHERE rowid > ? ORDER BY rowid LIMIT {BATCH}",
+            "SELECT rowid AS r, json_object({object}) AS j FROM {} WHERE rowid > ? ORDER BY rowid LIMIT {batch}",
             quote(t)
         );
         let write = format!(
