@@ -21,5 +21,6 @@ mod plugin_hostile;
 mod plugin_lifecycle;
 mod plugin_load;
 mod plugin_runs;
+mod plugin_sync;
 mod plugin_watch;
 mod plugins;
