@@ -319,6 +319,7 @@ pub struct AuditEntry {
 
 pub mod lifecycle;
 pub mod observation;
+pub mod plugin;
 pub mod pool;
 pub mod workload;
 

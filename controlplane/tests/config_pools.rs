@@ -311,3 +311,58 @@ fn config_pools_provider_params_are_checked_by_check_config_and_serve() {
         "{err}"
     );
 }
+
+/// A `[[pools]]` entry's `plugins` are the pool's assignments: applied at start (a digest
+/// not pushed yet is kept, for agents to report missing until it is), each problem named by
+/// its key, and the API refuses to change them (409: the file owns them).
+#[test]
+fn config_pools_declare_their_plugins() {
+    let dir = TempDir::new("config-pool-plugins");
+    let d = format!("sha256:{}", "ab".repeat(32));
+    let file = write_config(
+        dir.path(),
+        &format!(
+            "[[pools]]\nname = \"train\"\nprovider = \"fake\"\nmin_nodes = 0\nmax_nodes = 2\n\
+             [[pools.plugins]]\nname = \"xid\"\ndigest = \"{d}\"\ninterval = \"30s\"\n\
+             config = {{ window_seconds = 600 }}\n"
+        ),
+    );
+    start_and_stop(&file);
+    let store = Store::open(
+        &format!("sqlite://{}", dir.path().join("gw.db").display()),
+        &StoreOptions::default(),
+    )
+    .unwrap();
+    let rows = store.plugin_assignments(Some("train")).unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(
+        (
+            rows[0].digest.as_str(),
+            rows[0].interval_ms,
+            rows[0].config.as_str()
+        ),
+        (d.as_str(), Some(30_000), "{\"window_seconds\":\"600\"}")
+    );
+    assert_eq!(rows[0].assigned_by, "config");
+
+    // Every problem of a bad entry, by key.
+    let bad = write_config(
+        dir.path(),
+        "[[pools]]\nname = \"train\"\nprovider = \"fake\"\nmin_nodes = 0\nmax_nodes = 2\n\
+         [[pools.plugins]]\nname = \"x y\"\ninterval = \"0s\"\n",
+    );
+    let out = Command::new(BIN)
+        .args(["serve", "--check-config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    for key in [
+        "pools[0] (train).plugins[0].name",
+        "pools[0] (train).plugins[0].digest: is required",
+        "pools[0] (train).plugins[0].interval",
+    ] {
+        assert!(err.contains(key), "{key}: {err}");
+    }
+}

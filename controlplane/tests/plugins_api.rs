@@ -438,3 +438,61 @@ async fn assignments_reach_the_agents_of_their_pool_and_drift_is_shown() {
     let (_, v) = sync("node-token-gpu-9-000000", b1, json!({"plugins": []})).await;
     assert_eq!(v["plugins"], json!([]), "nothing for infer any more");
 }
+
+/// A pool whose spec declares its plugins owns them: created with them, its assignments
+/// follow the spec, and the plugin endpoints refuse to change them (409).
+#[actix_web::test]
+async fn a_pool_spec_that_declares_plugins_owns_them() {
+    let e = env(false);
+    let app = app!(e);
+    let c = component_with(b"spec");
+    let d = digest(&c);
+    upload(&app, "?name=xid", ADMIN, c).await;
+    let (st, v) = send(
+        &app,
+        "POST",
+        "/v1/pools",
+        Some(ADMIN),
+        Some(json!({
+        "name": "train", "provider": "fake", "min_nodes": 0, "max_nodes": 2,
+        "plugins": [{"name": "xid"}]})),
+    )
+    .await;
+    assert_eq!(
+        st,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "a spec pins its digest: {v}"
+    );
+    assert!(v.to_string().contains("plugins[0].digest"), "{v}");
+    let (st, v) = send(
+        &app,
+        "POST",
+        "/v1/pools",
+        Some(ADMIN),
+        Some(json!({
+        "name": "train", "provider": "fake", "min_nodes": 0, "max_nodes": 2,
+        "plugins": [{"name": "xid", "digest": d, "config": {"window_seconds": 60}}]})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let (_, v) = send(&app, "GET", "/v1/pools/train/plugins", Some(ADMIN), None).await;
+    assert_eq!(v["assigned"][0]["digest"], d);
+    assert_eq!(v["assigned"][0]["config"], json!({"window_seconds": "60"}));
+    for (method, path, body) in [
+        (
+            "PUT",
+            "/v1/pools/train/plugins",
+            Some(json!({"plugins": []})),
+        ),
+        (
+            "PUT",
+            "/v1/pools/train/plugins/xid",
+            Some(json!({"digest": d})),
+        ),
+        ("DELETE", "/v1/pools/train/plugins/xid", None),
+    ] {
+        let (st, v) = send(&app, method, path, Some(ADMIN), body).await;
+        assert_eq!(st, StatusCode::CONFLICT, "{method} {path}: {v}");
+        assert!(v.to_string().contains("declares its plugins"), "{v}");
+    }
+}

@@ -207,6 +207,11 @@ impl PluginSync {
             .call()
             .map_err(|e| format!("fetching {digest}: {e}"))?;
         let status = resp.status().as_u16();
+        if status == 404 {
+            return Err(format!(
+                "the control plane does not hold {digest}: push it (gpuwarden plugins push)"
+            ));
+        }
         if status != 200 {
             return Err(format!("fetching {digest}: HTTP {status}"));
         }

@@ -36,13 +36,9 @@ use super::caller::{allow_node, caller, Admin, Caller};
 use super::error::ApiError;
 use super::state::{audited, blocking, clip, AppState};
 use crate::clock::rfc3339;
+use crate::model::plugin::{valid_name, PluginAssign};
 use crate::store::plugins::{AssignmentRow, NodePluginRow, ALL_NODES};
 use crate::store::rows::NewAudit;
-
-/// The largest memory cap an assignment may give, MiB (the agent's own limit).
-pub const MAX_MEMORY_MIB: u32 = 256;
-/// Most config values of one assigned plugin.
-pub const MAX_CONFIG_VALUES: usize = 64;
 
 /// `[plugin_store]` limits, and the cache of components served to agents.
 #[derive(Debug)]
@@ -124,10 +120,7 @@ fn blobs(req: &HttpRequest) -> web::Data<PluginBlobs> {
 
 /// Plugin names, as the agent takes them: 1–64 letters, digits, `-` and `_`.
 fn plugin_name(s: &str) -> Result<(), ApiError> {
-    let ok = (1..=64).contains(&s.len())
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if ok {
+    if valid_name(s) {
         Ok(())
     } else {
         Err(ApiError::invalid(format!(
@@ -437,167 +430,51 @@ pub(super) async fn blob(
         .body(bytes))
 }
 
-/// One plugin assigned to a pool, as sent to `PUT /v1/pools/{name}/plugins`.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct AssignSpec {
-    /// The plugin's name on the agents.
-    pub name: String,
-    /// The component (`sha256:<hex>`); absent: the newest pushed under this name.
-    #[serde(default)]
-    pub digest: Option<String>,
-    /// Config values (`host.config()`): strings, numbers or booleans, at most 64.
-    #[serde(default)]
-    #[schema(value_type = Object)]
-    pub config: BTreeMap<String, serde_json::Value>,
-    /// Run interval, e.g. `30s` (1s to 24h; absent: the agent's default).
-    #[serde(default)]
-    pub interval: Option<String>,
-    /// Deadline of a run, e.g. `2s` (10ms to 10m; absent: the agent's default).
-    #[serde(default)]
-    pub timeout: Option<String>,
-    /// Memory cap, MiB (1 to 256; absent: the agent's default).
-    #[serde(default)]
-    pub memory_limit_mib: Option<u32>,
-}
-
 /// Body of `PUT /v1/pools/{name}/plugins`: the pool's plugins, all of them.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AssignBody {
     /// At most 256, names unique.
-    pub plugins: Vec<AssignSpec>,
+    pub plugins: Vec<PluginAssign>,
 }
 
 /// Body of `PUT /v1/pools/{name}/plugins/{plugin}`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AssignOne {
-    /// As in [`AssignSpec`].
+    /// As in [`PluginAssign`].
     #[serde(default)]
     pub digest: Option<String>,
-    /// As in [`AssignSpec`].
+    /// As in [`PluginAssign`].
     #[serde(default)]
     #[schema(value_type = Object)]
     pub config: BTreeMap<String, serde_json::Value>,
-    /// As in [`AssignSpec`].
+    /// As in [`PluginAssign`].
     #[serde(default)]
     pub interval: Option<String>,
-    /// As in [`AssignSpec`].
+    /// As in [`PluginAssign`].
     #[serde(default)]
     pub timeout: Option<String>,
-    /// As in [`AssignSpec`].
+    /// As in [`PluginAssign`].
     #[serde(default)]
     pub memory_limit_mib: Option<u32>,
 }
 
-fn duration_ms(
-    what: &str,
-    s: Option<&str>,
-    min: Duration,
-    max: Duration,
-) -> Result<Option<i64>, String> {
-    let Some(s) = s else { return Ok(None) };
-    let d = humantime::parse_duration(s)
-        .map_err(|e| format!("{what} {:?}: {e} (e.g. 30s)", clip(s, 40)))?;
-    if d < min || d > max {
-        return Err(format!(
-            "{what} {s}: must be {} to {}",
-            humantime::format_duration(min),
-            humantime::format_duration(max)
-        ));
-    }
-    Ok(Some(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)))
-}
-
-/// Every problem of one spec (`at`: where it is in the body), or its row (the digest still
-/// to be resolved when absent).
+/// The row of one assignment, or every problem of it (`at`: where it is in the body); the
+/// digest still to be resolved when absent.
 fn spec_row(
     at: &str,
     pool: &str,
-    s: &AssignSpec,
+    s: &PluginAssign,
     by: &str,
     now: i64,
 ) -> Result<AssignmentRow, Vec<String>> {
-    let mut p = Vec::new();
-    if let Err(e) = plugin_name(&s.name) {
-        p.push(format!("{at}.name: {}", e.message));
-    }
-    if let Some(d) = &s.digest {
-        if !valid_digest(d) {
-            p.push(format!(
-                "{at}.digest {:?}: expected sha256: and 64 lower-case hex digits",
-                clip(d, 80)
-            ));
-        }
-    }
-    if s.config.len() > MAX_CONFIG_VALUES {
-        p.push(format!(
-            "{at}.config: {} values, at most {MAX_CONFIG_VALUES}",
-            s.config.len()
-        ));
-    }
-    let mut config = BTreeMap::new();
-    for (k, v) in &s.config {
-        if k.is_empty() || k.len() > 64 || k.chars().any(char::is_control) {
-            p.push(format!(
-                "{at}.config: key {:?} must be 1 to 64 characters, no control characters",
-                clip(k, 80)
-            ));
-            continue;
-        }
-        let text = match v {
-            serde_json::Value::String(t) if t.len() <= 4096 => t.clone(),
-            serde_json::Value::Number(n) => n.to_string(),
-            serde_json::Value::Bool(b) => b.to_string(),
-            _ => {
-                p.push(format!(
-                    "{at}.config.{k}: a string (at most 4096 bytes), a number or a boolean"
-                ));
-                continue;
-            }
-        };
-        config.insert(k.clone(), text);
-    }
-    let interval = duration_ms(
-        &format!("{at}.interval"),
-        s.interval.as_deref(),
-        Duration::from_secs(1),
-        Duration::from_secs(24 * 3600),
-    )
-    .map_err(|e| p.push(e))
-    .ok()
-    .flatten();
-    let timeout = duration_ms(
-        &format!("{at}.timeout"),
-        s.timeout.as_deref(),
-        Duration::from_millis(10),
-        Duration::from_secs(600),
-    )
-    .map_err(|e| p.push(e))
-    .ok()
-    .flatten();
-    if let Some(m) = s.memory_limit_mib {
-        if !(1..=MAX_MEMORY_MIB).contains(&m) {
-            p.push(format!(
-                "{at}.memory_limit_mib {m}: must be 1 to {MAX_MEMORY_MIB}"
-            ));
-        }
-    }
-    if !p.is_empty() {
-        return Err(p);
-    }
-    Ok(AssignmentRow {
-        pool: pool.to_string(),
-        name: s.name.clone(),
-        digest: s.digest.clone().unwrap_or_default(),
-        config: serde_json::to_string(&config).unwrap_or_else(|_| "{}".into()),
-        interval_ms: interval,
-        timeout_ms: timeout,
-        memory_limit_mib: s.memory_limit_mib.map(|m| m as i32),
-        assigned_by: by.to_string(),
-        assigned_at: now,
-    })
+    let c = s.check(false).map_err(|p| {
+        p.into_iter()
+            .map(|(f, m)| format!("{at}.{f}: {m}"))
+            .collect::<Vec<_>>()
+    })?;
+    Ok(AssignmentRow::of(pool, &c, by, now))
 }
 
 /// 404 unless `pool` is `*`, a pool, or the pool of some node.
@@ -615,6 +492,41 @@ async fn known_pool(state: &AppState, pool: &str) -> Result<(), ApiError> {
             clip(pool, 64)
         )))
     }
+}
+
+/// 409 when `pool`'s spec declares its plugins (the config file's `[[pools]]`, or the
+/// spec given to `POST /v1/pools`): they are changed there.
+async fn api_owned(state: &AppState, pool: &str) -> Result<(), ApiError> {
+    if pool == ALL_NODES {
+        return Ok(());
+    }
+    let store = state.store.clone();
+    let p = pool.to_string();
+    let row = blocking(move || match store.pool(&p) {
+        Ok(r) => Ok(Some(r)),
+        Err(crate::store::StoreError::NotFound(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    })
+    .await?;
+    let declared = match &row {
+        Some(r) => r.spec()?.plugins.is_some(),
+        None => false,
+    };
+    if !declared {
+        return Ok(());
+    }
+    let place = match row.and_then(|r| r.source_file) {
+        Some(f) => format!("its [[pools]] entry in {f}"),
+        None => "its spec (PUT /v1/pools/{name})".to_string(),
+    };
+    Err(ApiError::new(
+        StatusCode::CONFLICT,
+        "conflict",
+        format!(
+            "pool {} declares its plugins in {place}: change them there",
+            clip(pool, 64)
+        ),
+    ))
 }
 
 /// Fills in each row's digest left empty with the newest component pushed under its name.
@@ -663,6 +575,7 @@ pub(super) async fn set_pool(
     let details = json!({"plugins": names});
     let work = async {
         known_pool(&state, &pool).await?;
+        api_owned(&state, &pool).await?;
         let now = state.clock.now_ms();
         let mut problems = Vec::new();
         let mut rows = Vec::new();
@@ -731,8 +644,9 @@ pub(super) async fn assign(
         json!({"plugin": clip(&name, 64), "digest": body.0.digest.as_deref().map(|d| clip(d, 80))});
     let work = async {
         known_pool(&state, &pool).await?;
+        api_owned(&state, &pool).await?;
         let b = body.0;
-        let spec = AssignSpec {
+        let spec = PluginAssign {
             name: name.clone(),
             digest: b.digest,
             config: b.config,
@@ -777,6 +691,7 @@ pub(super) async fn unassign(
     let (pool, name) = path.into_inner();
     let target = format!("pool:{}", clip(&pool, 64));
     let work = async {
+        api_owned(&state, &pool).await?;
         let entry = NewAudit::ok(
             &admin.0,
             "plugins.unassign",

@@ -101,7 +101,15 @@ pub(super) async fn create(
             now,
         );
         let (store, r) = (state.store.clone(), row.clone());
-        blocking(move || store.create_pool(&r, entry)).await?;
+        let (actor, plugins) = (admin.0.clone(), spec.plugins.clone());
+        blocking(move || {
+            store.create_pool(&r, entry)?;
+            if let Some(wanted) = plugins {
+                store.apply_spec_plugins(&r.name, &wanted, &actor, now)?;
+            }
+            Ok(())
+        })
+        .await?;
         state.links.pools.notify();
         Ok(HttpResponse::Created().json(view::view(&row, 0)?))
     })
@@ -206,8 +214,12 @@ pub(super) async fn update(
             let now = state.clock.now_ms();
             let entry = NewAudit::ok(&admin.0, "pool.update", &name, json!({"spec": spec}), now);
             let store = state.store.clone();
+            let actor = admin.0.clone();
             let (row, nodes) = blocking(move || {
                 let row = store.update_pool_spec(&spec, now, entry)?;
+                if let Some(wanted) = &spec.plugins {
+                    store.apply_spec_plugins(&spec.name, wanted, &actor, now)?;
+                }
                 let n = store
                     .pool_node_counts()?
                     .get(&row.name)

@@ -40,6 +40,11 @@ pub(super) fn apply(
         return merge_remediation(cfg, store);
     };
     let done = store.apply_config_pools(&cfg.pools, &file, now)?;
+    for spec in &cfg.pools {
+        if let Some(list) = &spec.plugins {
+            store.apply_spec_plugins(&spec.name, list, "config", now)?;
+        }
+    }
     if !done.created.is_empty()
         || !done.updated.is_empty()
         || !done.removed.is_empty()

@@ -161,7 +161,27 @@ impl Reloader {
         }
         self.noted = changed;
         let now = self.clock.now_ms();
-        match self.store.apply_config_pools(&cfg.pools, &name, now) {
+        let applied = self
+            .store
+            .apply_config_pools(&cfg.pools, &name, now)
+            .and_then(|done| {
+                let mut plugins = false;
+                for spec in &cfg.pools {
+                    if let Some(list) = &spec.plugins {
+                        plugins |= self
+                            .store
+                            .apply_spec_plugins(&spec.name, list, "config", now)?;
+                    }
+                }
+                Ok((done, plugins))
+            });
+        let applied = applied.map(|(mut done, plugins)| {
+            if plugins && done == ConfigApplied::default() {
+                done.updated.push("(plugins)".into());
+            }
+            done
+        });
+        match applied {
             Err(e) => self.rejected(&name, vec![format!("applying the pools: {e}")]),
             Ok(done) if done == ConfigApplied::default() => {
                 info!(file = %name, %why, "config reloaded: the pools are unchanged");

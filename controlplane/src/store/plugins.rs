@@ -63,6 +63,23 @@ pub struct AssignmentRow {
     pub assigned_at: i64,
 }
 
+impl AssignmentRow {
+    /// The row of a checked assignment of `pool` (its digest empty when not given).
+    pub fn of(pool: &str, c: &crate::model::plugin::CheckedAssign, by: &str, now: i64) -> Self {
+        AssignmentRow {
+            pool: pool.to_string(),
+            name: c.name.clone(),
+            digest: c.digest.clone().unwrap_or_default(),
+            config: serde_json::to_string(&c.config).unwrap_or_else(|_| "{}".into()),
+            interval_ms: c.interval_ms,
+            timeout_ms: c.timeout_ms,
+            memory_limit_mib: c.memory_limit_mib.and_then(|m| i32::try_from(m).ok()),
+            assigned_by: by.to_string(),
+            assigned_at: now,
+        }
+    }
+}
+
 /// What an agent reported of one plugin.
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
 #[diesel(table_name = node_plugins)]
@@ -241,6 +258,63 @@ impl Store {
                 .execute(c)?;
             diesel::insert_into(audit::table).values(&entry).execute(c)?;
             Ok(())
+        }))
+    }
+
+    /// Makes `list` (a pool spec's `plugins`, checked) the assignments of `pool`, audited as
+    /// `by`, unless they are those already; whether anything changed. The components need
+    /// not be stored yet (a config file may pin one pushed later: agents report it missing
+    /// until it is).
+    pub fn apply_spec_plugins(
+        &self,
+        pool: &str,
+        list: &[crate::model::plugin::PluginAssign],
+        by: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let rows: Vec<AssignmentRow> = list
+            .iter()
+            .filter_map(|a| a.check(true).ok())
+            .map(|c| AssignmentRow::of(pool, &c, by, now))
+            .collect();
+        let key = |r: &AssignmentRow| {
+            (
+                r.name.clone(),
+                r.digest.clone(),
+                r.config.clone(),
+                r.interval_ms,
+                r.timeout_ms,
+                r.memory_limit_mib,
+            )
+        };
+        let mut want: Vec<_> = rows.iter().map(key).collect();
+        want.sort();
+        with_conn!(self, c => c.write_tx(|c| {
+            let mut have: Vec<_> = plugin_assignments::table
+                .filter(plugin_assignments::pool.eq(pool))
+                .select(AssignmentRow::as_select())
+                .load::<AssignmentRow>(c)?
+                .iter()
+                .map(key)
+                .collect();
+            have.sort();
+            if have == want {
+                return Ok(false);
+            }
+            diesel::delete(plugin_assignments::table.filter(plugin_assignments::pool.eq(pool)))
+                .execute(c)?;
+            diesel::insert_into(plugin_assignments::table)
+                .values(&rows)
+                .execute(c)?;
+            let entry = NewAudit::ok(
+                by,
+                "plugins.assign",
+                &format!("pool:{pool}"),
+                serde_json::json!({"plugins": rows.iter().map(|r| format!("{}@{}", r.name, r.digest)).collect::<Vec<_>>(), "from": "pool spec"}),
+                now,
+            );
+            diesel::insert_into(audit::table).values(&entry).execute(c)?;
+            Ok(true)
         }))
     }
 

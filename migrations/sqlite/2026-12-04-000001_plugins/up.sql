@@ -14,11 +14,13 @@ CREATE INDEX plugin_blobs_name ON plugin_blobs (name, uploaded_at);
 
 -- plugin_assignments: which plugin (by name, pinned to a digest) runs on the nodes of a pool
 -- ("*": every node), with its config (JSON object of strings), interval, timeout and memory
--- limit (NULL: the agent's defaults). A stored digest cannot be deleted while assigned.
+-- limit (NULL: the agent's defaults). A stored digest cannot be deleted while assigned; a
+-- pool spec (the config file) may pin one not pushed yet (no foreign key): its agents report
+-- it missing until it is.
 CREATE TABLE plugin_assignments (
     pool TEXT NOT NULL,
     name TEXT NOT NULL,
-    digest TEXT NOT NULL REFERENCES plugin_blobs (digest),
+    digest TEXT NOT NULL,
     config TEXT NOT NULL,
     interval_ms BIGINT,
     timeout_ms BIGINT,

@@ -42,6 +42,30 @@ impl Problems {
     }
 }
 
+/// `plugins`: each pinned to a digest and checked as `PUT /v1/pools/{name}/plugins` checks
+/// it; names unique; at most [`gpuwarden_wire::plugin_sync::MAX_PLUGINS`].
+fn plugins(out: &mut Problems, p: &PoolSpec) {
+    let Some(list) = &p.plugins else { return };
+    let max = gpuwarden_wire::plugin_sync::MAX_PLUGINS;
+    if too_long(out, "plugins", list.len(), max) {
+        return;
+    }
+    let mut seen = BTreeSet::new();
+    for (i, a) in list.iter().enumerate() {
+        if let Err(problems) = a.check(true) {
+            for (f, m) in problems {
+                out.add(format!("plugins[{i}].{f}"), m);
+            }
+        }
+        if !seen.insert(a.name.as_str()) {
+            out.add(
+                format!("plugins[{i}].name"),
+                format!("{:?} is listed twice", a.name),
+            );
+        }
+    }
+}
+
 /// Lists (and maps) of a pool spec are bounded, so that one pool cannot make the control
 /// plane hold megabytes: a list longer than its cap is one problem (its entries are not
 /// checked one by one).
@@ -95,6 +119,7 @@ fn problems(p: &PoolSpec) -> Vec<PoolError> {
         }
     }
     labels(&mut out, p);
+    plugins(&mut out, p);
     let day = Duration::from_secs(86_400);
     duration(
         &mut out,

@@ -67,6 +67,11 @@ pub struct PoolSpec {
     /// How many nodes remediation may hold out of service at once.
     #[serde(default)]
     pub budget: BudgetSpec,
+    /// The plugins the pool's nodes run, each pinned to a digest. When given, they are the
+    /// pool's assignments (applied with the spec; `PUT /v1/pools/{name}/plugins` is then
+    /// refused: change them here); absent, the assignments are made through the API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plugins: Option<Vec<crate::model::plugin::PluginAssign>>,
 }
 
 fn default_scale_up_cooldown() -> DurationText {
@@ -113,6 +118,7 @@ impl PoolSpec {
             autoscaler: None,
             remediation: RemediationSpec::default(),
             budget: BudgetSpec::default(),
+            plugins: None,
         }
     }
 
