@@ -6,6 +6,9 @@
 //!   check written as a shell script run by fork/exec (as NHC and node-problem-detector do);
 //! - cold start: agent start to first plugin result, with and without the compile cache.
 //!
+//! `… --bench plugins -- --components LABEL=FILE…` compares components built from other
+//! languages with the Rust one (size, compile, cached load, memory, one run).
+//!
 //! `… --bench plugins -- --rss-seconds S` instead runs an agent with every example plugin at a
 //! 1 s interval for S seconds and prints its resident memory.
 
@@ -27,6 +30,8 @@ use gpuwarden_agent::plugin::runner::{self, Limits};
 #[path = "plugins/agent.rs"]
 mod agent;
 mod common;
+#[path = "plugins/langs.rs"]
+mod langs;
 use agent::{cold_start, rss};
 use common::{build_plugins, pct_us, times};
 
@@ -231,8 +236,22 @@ fn main() {
         micro();
         return;
     }
-    let plugins = build_plugins();
     let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--components") {
+        let list: Vec<(String, std::path::PathBuf)> = args[i + 1..]
+            .iter()
+            .take_while(|a| !a.starts_with("--"))
+            .filter_map(|a| {
+                let (l, f) = a.split_once('=')?;
+                // Relative to the repository (cargo runs benches in the package's folder).
+                let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+                Some((l.to_string(), root.join(f)))
+            })
+            .collect();
+        langs::compare(&list);
+        return;
+    }
+    let plugins = build_plugins();
     if let Some(s) = args
         .iter()
         .position(|a| a == "--rss-seconds")
