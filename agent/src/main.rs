@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use gpuwarden_agent::config::{AgentConfig, Overrides, PluginKind};
 use gpuwarden_agent::plugin::cli as plugin_cli;
+use gpuwarden_agent::plugin::langs as plugin_langs;
 
 /// The gpuwarden node agent: GPU metrics and health events for Prometheus and the
 /// gpuwarden control plane.
@@ -126,25 +127,41 @@ enum PluginCommand {
         /// Print the outcome as JSON.
         #[arg(long)]
         json: bool,
+        /// Keep compiled components in DIR and load them from it (a Python or JavaScript
+        /// component then compiles once, not at every test).
+        #[arg(long, value_name = "DIR")]
+        cache_dir: Option<PathBuf>,
     },
     /// Print a component's sha256, to paste into the agent config.
     Digest {
         /// The component (.wasm).
         file: PathBuf,
     },
-    /// Start a new plugin crate that builds as it is.
+    /// Start a new plugin project that builds as it is (`plugin build`): a Rust crate, or a
+    /// Python or JavaScript project with its own copy of the SDK and of the contract.
     New {
-        /// Crate name.
+        /// Project name (letters, digits, '-', '_').
         name: String,
-        /// Parent folder [default: plugins/examples of the repository above].
+        /// Its language.
+        #[arg(long, value_enum, default_value = "rust")]
+        lang: plugin_langs::Lang,
+        /// Parent folder [default: Rust: plugins/examples of the repository above; Python and
+        /// JavaScript: the current folder].
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
         /// A diagnostic instead of a health check.
         #[arg(long)]
         diagnostic: bool,
-        /// The plugin SDK folder [default: plugins/sdk found above the current folder].
+        /// The Rust plugin SDK folder [default: plugins/sdk found above the current folder].
         #[arg(long, value_name = "PATH")]
         sdk: Option<PathBuf>,
+    },
+    /// Build a plugin project into a WebAssembly component with its language's tool (cargo,
+    /// componentize-py, componentize-js); prints the component's path and sha256.
+    Build {
+        /// The project folder (Cargo.toml, app.py or app.js).
+        #[arg(default_value = ".")]
+        dir: PathBuf,
     },
 }
 
@@ -162,8 +179,20 @@ fn plugin_command(cmd: PluginCommand) -> ExitCode {
                 }
             }
         }
+        PluginCommand::Build { dir } => match plugin_langs::build(&dir) {
+            Ok(b) => {
+                println!("{}", b.path.display());
+                println!("sha256:{}  ({:.1} MB)", b.sha256, b.bytes as f64 / 1e6);
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(2)
+            }
+        },
         PluginCommand::New {
             name,
+            lang,
             dir,
             diagnostic,
             sdk,
@@ -173,13 +202,38 @@ fn plugin_command(cmd: PluginCommand) -> ExitCode {
             } else {
                 PluginKind::Check
             };
+            if lang != plugin_langs::Lang::Rust {
+                if !gpuwarden_agent::config::valid_plugin_name(&name) {
+                    eprintln!("error: \"{name}\": use letters, digits, '-' and '_'");
+                    return ExitCode::from(2);
+                }
+                let parent = dir.unwrap_or_else(|| PathBuf::from("."));
+                return match plugin_langs::new_project(&name, &parent, lang, kind) {
+                    Ok(path) => {
+                        println!("created {}", path.display());
+                        let setup = if lang == plugin_langs::Lang::Python {
+                            "python3 -m venv .venv && .venv/bin/pip install -r requirements.txt"
+                        } else {
+                            "npm ci --ignore-scripts"
+                        };
+                        println!("set up:    (cd {} && {setup})   # once", path.display());
+                        println!("build it:  gpuwarden-agent plugin build {}", path.display());
+                        println!(
+                            "test it:   gpuwarden-agent plugin test {}/build/{name}.wasm",
+                            path.display()
+                        );
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("error: {e:#}");
+                        ExitCode::from(2)
+                    }
+                };
+            }
             match plugin_cli::new_plugin(&name, dir.as_deref(), kind, sdk.as_deref()) {
                 Ok(path) => {
                     println!("created {}", path.display());
-                    println!(
-                        "build it:  (cd {} && cargo build --release --target wasm32-wasip2)",
-                        path.display()
-                    );
+                    println!("build it:  gpuwarden-agent plugin build {}", path.display());
                     println!("test it:   gpuwarden-agent plugin test <target>/wasm32-wasip2/release/{}.wasm", name.replace('-', "_"));
                     ExitCode::SUCCESS
                 }
@@ -197,6 +251,7 @@ fn plugin_command(cmd: PluginCommand) -> ExitCode {
             timeout,
             memory_limit_mib,
             json,
+            cache_dir,
         } => {
             let opts = plugin_cli::TestOptions {
                 file: file.clone(),
@@ -206,6 +261,7 @@ fn plugin_command(cmd: PluginCommand) -> ExitCode {
                 timeout,
                 memory_limit_mib,
                 json,
+                cache_dir,
             };
             match plugin_cli::test(&opts) {
                 Ok((outcome, kind)) => {

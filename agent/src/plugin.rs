@@ -19,6 +19,7 @@ pub mod bindings;
 pub mod cli;
 pub mod engine;
 pub mod host;
+pub mod langs;
 pub mod manager;
 pub mod runner;
 pub mod sync;

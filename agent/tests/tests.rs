@@ -18,6 +18,7 @@ mod kmsg;
 mod notify;
 mod plugin_authoring;
 mod plugin_hostile;
+mod plugin_langs;
 mod plugin_lifecycle;
 mod plugin_load;
 mod plugin_runs;

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 pub use bins::bins;
 pub use http::Api;
-pub use plugins::plugins;
+pub use plugins::{lang_toolchains, plugins};
 pub use process::{Launch, Proc};
 pub use scratch::Scratch;
 pub use wait::{poll, wait_for};

@@ -33,6 +33,9 @@ pub struct TestOptions {
     pub memory_limit_mib: u32,
     /// Print the outcome as JSON.
     pub json: bool,
+    /// Keep compiled components here (by content hash) and load them from here, as the
+    /// agent's `[plugin] cache_dir` does: a large component compiles once.
+    pub cache_dir: Option<PathBuf>,
 }
 
 /// Parses `name[:value[:value]]@gpu` into an inject request.
@@ -136,7 +139,7 @@ pub fn test(opts: &TestOptions) -> anyhow::Result<(Outcome, PluginKind)> {
     }
     collector.collect();
 
-    let engine = PluginEngine::new(false, None)?;
+    let engine = PluginEngine::new(false, opts.cache_dir.clone())?;
     let sha = digest_file(&opts.file)?;
     let bytes =
         std::fs::read(&opts.file).with_context(|| format!("reading {}", opts.file.display()))?;
