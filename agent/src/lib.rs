@@ -284,12 +284,15 @@ pub async fn run(
             &inv,
             backend.name(),
             *bound,
-            (Arc::clone(&command_auth), notifier.clone()),
-            Some(Arc::new(plugin::sync::PluginSync::new(
-                Arc::clone(&plugins),
-                assigned_dir.0.clone(),
-                plugin_rt.clone(),
-            ))),
+            (
+                Arc::clone(&command_auth),
+                notifier.clone(),
+                Some(Arc::new(plugin::sync::PluginSync::new(
+                    Arc::clone(&plugins),
+                    assigned_dir.0.clone(),
+                    plugin_rt.clone(),
+                ))),
+            ),
         )?),
         _ => None,
     };

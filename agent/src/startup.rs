@@ -66,9 +66,13 @@ pub(crate) fn start_registration(
     inv: &backend::Inventory,
     backend_name: &str,
     bound: std::net::SocketAddr,
-    // Told of each join: the commands' credential and the urgent-event notifier.
-    (command_auth, notifier): (Arc<commands::CommandAuth>, Option<Arc<notify::Notifier>>),
-    plugins: Option<Arc<crate::plugin::sync::PluginSync>>,
+    // Told of each join: the commands' credential, the urgent-event notifier, and what syncs
+    // the plugins the control plane assigns.
+    (command_auth, notifier, plugins): (
+        Arc<commands::CommandAuth>,
+        Option<Arc<notify::Notifier>>,
+        Option<Arc<crate::plugin::sync::PluginSync>>,
+    ),
 ) -> anyhow::Result<register::RegistrarHandle> {
     let cp = &cfg.control_plane;
     let host = sysinfo::System::host_name().unwrap_or_else(|_| node_id.to_string());

@@ -194,8 +194,7 @@ pub(super) fn build(
             &inventory,
             "fake",
             addr,
-            (Arc::clone(&auth), None),
-            None,
+            (Arc::clone(&auth), None, None),
         )?),
         _ => None,
     };

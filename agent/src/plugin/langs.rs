@@ -302,8 +302,7 @@ pub fn build(dir: &Path) -> anyhow::Result<Built> {
                 .filter(|m| m["reason"] == "compiler-artifact")
                 .flat_map(|m| m["filenames"].as_array().cloned().unwrap_or_default())
                 .filter_map(|f| f.as_str().map(PathBuf::from))
-                .filter(|f| f.extension().is_some_and(|e| e == "wasm"))
-                .last()
+                .rfind(|f| f.extension().is_some_and(|e| e == "wasm"))
                 .context("cargo built no .wasm: is the crate a cdylib?")?
         }
         Lang::Python => {

@@ -91,7 +91,7 @@ impl PluginSync {
             }
         }
         // A refused version leaves the one running in place: keep its entry.
-        for (name, _) in &refused {
+        for name in refused.keys() {
             if let Some(old) = self.manager.assigned_entry(name) {
                 entries.push(old);
             }

@@ -505,7 +505,7 @@ async fn api_owned(state: &AppState, pool: &str) -> Result<(), ApiError> {
     let row = blocking(move || match store.pool(&p) {
         Ok(r) => Ok(Some(r)),
         Err(crate::store::StoreError::NotFound(_)) => Ok(None),
-        Err(e) => Err(e.into()),
+        Err(e) => Err(e),
     })
     .await?;
     let declared = match &row {
@@ -858,9 +858,7 @@ async fn drift(
                 Some(r) => {
                     let st = if r.running.as_deref() == Some(digest) && r.error.is_none() {
                         "in_sync"
-                    } else if r.error.is_some() {
-                        "refused"
-                    } else if r.source == SOURCE_LOCAL {
+                    } else if r.error.is_some() || r.source == SOURCE_LOCAL {
                         "refused"
                     } else {
                         "pending"
