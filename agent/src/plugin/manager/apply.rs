@@ -101,18 +101,37 @@ impl PluginManager {
             if tried {
                 continue;
             }
-            // A file rewritten with the same content (a rebuild, a copy) needs no reload.
-            let same_content = {
+            // The entry is the one running, pinned to the running version: a rewritten file
+            // (a rebuild, a copy, one caught half-written) can only hold that version or
+            // another that its pin refuses, so nothing is loaded. Reading once and deciding
+            // on that read keeps a half-written file from being loaded whole a moment later
+            // (a reload for nothing) or its refusal from outliving it.
+            let pinned = {
                 let slots = lock(&self.slots);
                 slots.get(&entry.name).and_then(|s| {
                     let l = s.loaded.as_ref()?;
-                    (s.entry == entry).then(|| l.sha256.clone())
+                    (s.entry == entry && l.sha256 == entry.sha256.to_ascii_lowercase())
+                        .then(|| l.sha256.clone())
                 })
-            }
-            .is_some_and(|sha| digest_file(&entry.path).is_ok_and(|d| d == sha));
-            if same_content {
-                if let Some(s) = lock(&self.slots).get_mut(&entry.name) {
+            };
+            if let Some(sha) = pinned {
+                let now = digest_file(&entry.path);
+                let mut slots = lock(&self.slots);
+                if let Some(s) = slots.get_mut(&entry.name) {
                     s.file = file;
+                    s.load_error = match now {
+                        Ok(d) if d == sha => None,
+                        Ok(d) => {
+                            let e = PluginError::DigestMismatch {
+                                path: entry.path.clone(),
+                                expected: sha,
+                                actual: d,
+                            };
+                            tracing::error!(plugin = %entry.name, error = %e, "new plugin version refused; the previous version keeps running");
+                            Some(format!("{e} (the previous version keeps running)"))
+                        }
+                        Err(e) => Some(format!("{e} (the previous version keeps running)")),
+                    };
                 }
                 continue;
             }
