@@ -152,6 +152,11 @@ impl Agent {
         .unwrap_or_else(|| panic!("timed out waiting for {what}: {last:#}"))
     }
 
+    /// Kills the agent with SIGKILL at once (no graceful stop) and waits for it.
+    pub fn kill(mut self) {
+        self.proc.kill();
+    }
+
     /// Sends SIGTERM and waits (at most 10 s) for the exit status.
     pub fn terminate(mut self) -> std::process::ExitStatus {
         self.proc
