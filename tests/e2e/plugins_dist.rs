@@ -202,7 +202,17 @@ fn plugins_pushed_and_assigned_to_a_pool_run_on_its_agents_and_follow_new_versio
     all_run(&api, "a", "check", &v2, 2);
     assert_eq!(agent_runs(&a2.base, "check"), Some((hex2.clone(), true)));
 
-    // A version whose first run fails (it traps) is refused; v2 keeps running.
+    // Both up: back to v1 by its digest, and both switch.
+    let (code, _, err) = cli(
+        &["plugins", "assign", "check", "--pool", "a", "--digest", &v1],
+        &api.base,
+        ADMIN,
+    );
+    assert_eq!(code, 0, "{err}");
+    all_run(&api, "a", "check", &v1, 2);
+    let (v2, hex2) = (v1.clone(), hex1.clone()); // what runs from here on
+
+    // A version whose first run fails (it traps) is refused; the running one stays.
     let bad = push(&api, &component("trap"), "check");
     let (code, _, err) = cli(
         &[
