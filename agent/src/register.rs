@@ -223,6 +223,10 @@ pub fn spawn(reg: Registration) -> std::io::Result<RegistrarHandle> {
     let thread = std::thread::Builder::new()
         .name("register".into())
         .spawn(move || {
+            // The plugins last assigned run until the control plane answers.
+            if let Some(p) = &client.reg.plugins {
+                p.restore();
+            }
             let mut current: Option<Registered> = None;
             let mut joined_once = false;
             let mut attempt = 0u32;

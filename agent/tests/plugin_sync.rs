@@ -21,6 +21,8 @@ struct Plane {
     assigned: Value,
     blobs: HashMap<String, Vec<u8>>,
     reports: Vec<Value>,
+    /// Answer 503 to everything (the control plane is away).
+    down: bool,
 }
 
 fn serve(listener: TcpListener, plane: Arc<Mutex<Plane>>) {
@@ -50,6 +52,7 @@ fn serve(listener: TcpListener, plane: Arc<Mutex<Plane>>) {
         let _ = r.read_exact(&mut body);
         let mut p = plane.lock().unwrap();
         let (status, ctype, out): (u16, &str, Vec<u8>) = match (method.as_str(), path.as_str()) {
+            _ if p.down => (503, "application/json", b"{}".to_vec()),
             ("POST", "/v1/nodes/register") => (
                 200,
                 "application/json",
@@ -130,7 +133,8 @@ fn a_component_that_does_not_match_its_digest_or_does_not_load_is_refused_and_th
     let cfg = dir.write(
         "agent.toml",
         &format!(
-            "[gpu]\nbackend = \"fake\"\nfake_count = 2\n[control_plane]\nurl = \"{url}\"\n{}",
+            "[node]\nstate_dir = \"{}\"\n[gpu]\nbackend = \"fake\"\nfake_count = 2\n[control_plane]\nurl = \"{url}\"\n{}",
+            dir.0.join("state").display(),
             plugin_entry("own", "noop.wasm", "interval = \"500ms\"")
         ),
     );
@@ -176,15 +180,15 @@ fn a_component_that_does_not_match_its_digest_or_does_not_load_is_refused_and_th
         })
     });
     assert_eq!(runs("check").as_deref(), Some(xid.as_str()), "v1 runs on");
-    let held: Vec<String> = std::fs::read_dir(std::env::temp_dir())
+    let held: Vec<String> = std::fs::read_dir(dir.0.join("state/plugins"))
         .unwrap()
         .flatten()
-        .filter(|e| {
-            e.file_name().to_string_lossy() == format!("gpuwarden-agent-{}-plugins", agent.pid())
-        })
-        .flat_map(|d| std::fs::read_dir(d.path()).unwrap().flatten())
         .map(|f| f.file_name().to_string_lossy().into_owned())
         .collect();
+    assert!(
+        held.iter().any(|f| f.starts_with(&xid["sha256:".len()..])),
+        "v1 is held: {held:?}"
+    );
     assert!(
         !held
             .iter()
@@ -217,6 +221,25 @@ fn a_component_that_does_not_match_its_digest_or_does_not_load_is_refused_and_th
     agent.wait_plugins("check at v2", |_| {
         runs("check").as_deref() == Some(thermal.as_str())
     });
+
+    // The control plane goes away and the agent restarts: it runs what was last assigned,
+    // from the components it holds, until the control plane answers again.
+    plane.lock().unwrap().down = true;
+    agent.terminate();
+    let agent = Agent::start(
+        &["--config", cfg.to_str().unwrap()],
+        &[("GPUWARDEN_BOOTSTRAP_TOKEN", "bootstrap-token-000000001")],
+    );
+    let runs = |name: &str| {
+        agent
+            .plugin(name)
+            .filter(|p| p["loaded"] == true)
+            .and_then(|p| p["sha256"].as_str().map(|s| format!("sha256:{s}")))
+    };
+    agent.wait_plugins("v2 again without the control plane", |_| {
+        runs("check").as_deref() == Some(thermal.as_str())
+    });
+    plane.lock().unwrap().down = false;
 
     // Nothing assigned: the assigned plugin stops, the node's own runs on.
     plane.lock().unwrap().assigned = json!({"plugins": []});

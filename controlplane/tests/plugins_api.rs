@@ -496,3 +496,112 @@ async fn a_pool_spec_that_declares_plugins_owns_them() {
         assert!(v.to_string().contains("declares its plugins"), "{v}");
     }
 }
+
+/// What a breaker found: an assignment that would tell a node more than 256 plugins or more
+/// than 1 MiB (its pool's and those for every node together) is refused; a pool deleted
+/// takes its assignments with it; bytes pushed again under another name are refused, under
+/// their own name they become the newest again; the drift view of `*` and of an unknown pool.
+#[actix_web::test]
+async fn assignments_stay_within_what_an_agent_takes_and_leave_with_their_pool() {
+    let e = env(false);
+    let app = app!(e);
+    node(&e, "gpu-1", "train", "node-token-gpu-1-000000");
+    let c = component_with(b"bounds");
+    let d = digest(&c);
+    upload(&app, "?name=xid", ADMIN, c.clone()).await;
+    let many = |from: usize, n: usize| json!({"plugins": (from..from + n).map(|i| json!({"name": format!("p{i}"), "digest": d})).collect::<Vec<_>>()});
+    let (st, v) = send(
+        &app,
+        "PUT",
+        "/v1/pools/train/plugins",
+        Some(ADMIN),
+        Some(many(0, 200)),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (st, v) = send(
+        &app,
+        "PUT",
+        "/v1/pools/*/plugins",
+        Some(ADMIN),
+        Some(many(200, 100)),
+    )
+    .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert!(v.to_string().contains("would run 300 plugins"), "{v}");
+    let big: serde_json::Map<String, Value> = (0..64)
+        .map(|i| (format!("k{i}"), json!("x".repeat(4096))))
+        .collect();
+    let mut refused = false;
+    for i in 0..8 {
+        let (st, v) = send(
+            &app,
+            "PUT",
+            &format!("/v1/pools/train/plugins/big{i}"),
+            Some(ADMIN),
+            Some(json!({"digest": d, "config": big})),
+        )
+        .await;
+        if st == StatusCode::UNPROCESSABLE_ENTITY {
+            assert!(v.to_string().contains("bytes"), "{v}");
+            refused = true;
+            break;
+        }
+        assert_eq!(st, StatusCode::OK, "{v}");
+    }
+    assert!(refused, "the answer's size is bounded");
+
+    // Pushed again: under another name refused; under its own, the newest again.
+    let (st, v) = upload(&app, "?name=other", ADMIN, c.clone()).await;
+    assert_eq!(st, StatusCode::CONFLICT, "{v}");
+    assert!(v.to_string().contains("stored as plugin xid"), "{v}");
+    let c2 = component_with(b"bounds 2");
+    e.clock.advance(1000);
+    upload(&app, "?name=xid", ADMIN, c2).await;
+    e.clock.advance(1000);
+    let (st, _) = upload(&app, "?name=xid", ADMIN, c.clone()).await;
+    assert_eq!(st, StatusCode::OK);
+    let (_, v) = send(&app, "GET", "/v1/plugins", Some(ADMIN), None).await;
+    assert_eq!(v["plugins"][0]["digest"], d, "pushed again: the newest");
+
+    // Drift views: `*` is every node's; an unknown pool is a 404.
+    let (st, v) = send(&app, "GET", "/v1/plugins/status?pool=*", Some(ADMIN), None).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(v["nodes"].as_array().unwrap().len(), 1, "{v}");
+    let (st, _) = send(
+        &app,
+        "GET",
+        "/v1/plugins/status?pool=nowhere",
+        Some(ADMIN),
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+
+    // A pool deleted takes its assignments: created again, it has none.
+    let (st, v) = send(
+        &app,
+        "POST",
+        "/v1/pools",
+        Some(ADMIN),
+        Some(json!({
+        "name": "spare", "provider": "fake", "min_nodes": 0, "max_nodes": 1,
+        "plugins": [{"name": "xid", "digest": d}]})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let (st, _) = send(&app, "DELETE", "/v1/pools/spare", Some(ADMIN), None).await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    let (st, v) = send(
+        &app,
+        "POST",
+        "/v1/pools",
+        Some(ADMIN),
+        Some(json!({
+        "name": "spare", "provider": "fake", "min_nodes": 0, "max_nodes": 1})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let (_, v) = send(&app, "GET", "/v1/pools/spare/plugins", Some(ADMIN), None).await;
+    assert_eq!(v["assigned"], json!([]), "{v}");
+}

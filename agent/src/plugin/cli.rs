@@ -221,6 +221,9 @@ pub fn new_plugin(
     if !crate::config::valid_plugin_name(name) {
         bail!("\"{name}\": use letters, digits, '-' and '_'");
     }
+    if !name.starts_with(|c: char| c.is_ascii_alphabetic()) {
+        bail!("\"{name}\": a Rust crate's name starts with a letter");
+    }
     let cwd = std::env::current_dir()?;
     let sdk = match sdk {
         Some(p) => p.to_path_buf(),
@@ -264,7 +267,7 @@ pub fn new_plugin(
         )
     };
     std::fs::write(target.join("Cargo.toml"), cargo)?;
-    let type_name: String = name
+    let mut type_name: String = name
         .split(['-', '_'])
         .map(|w| {
             let mut c = w.chars();
@@ -272,6 +275,10 @@ pub fn new_plugin(
                 .map_or(String::new(), |f| f.to_uppercase().chain(c).collect())
         })
         .collect();
+    // A Rust type name starts with a letter (`plugin new 123`, `plugin new _`).
+    if !type_name.starts_with(|c: char| c.is_ascii_alphabetic()) {
+        type_name.insert_str(0, "Plugin");
+    }
     let src = match kind {
         PluginKind::Check => format!(
             "//! `{name}`: describe what this check looks at and when it is unhappy.\nuse gpuwarden_plugin_sdk::prelude::*;\n\nstruct {type_name};\n\nimpl HealthCheck for {type_name} {{\n    fn check(host: &Host) -> Report {{\n        let cfg = host.config();\n        let limit = cfg.f64(\"max_celsius\").unwrap_or(85.0);\n        let mut r = ReportBuilder::new();\n        for s in host.samples() {{\n            if s.lost {{\n                r.finding(Some(s.index), Status::Unhealthy, \"GPU lost\", Action::RebootNode);\n            }} else if let Some(t) = s.temperature_celsius.filter(|t| *t >= limit) {{\n                r.finding(Some(s.index), Status::Degraded, format!(\"{{t}}°C\"), Action::None);\n            }}\n        }}\n        r.finish(\"all good\")\n    }}\n}}\n\nexport_health_check!({type_name});\n"

@@ -11,11 +11,11 @@
 //! Runs on the registration thread (blocking HTTP), so neither a slow control plane nor a
 //! large component ever delays `/metrics`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
 use gpuwarden_wire::plugin_sync::{
     valid_digest, AssignedPlugin, PluginAssignment, PluginReport, MAX_PLUGINS,
@@ -35,6 +35,10 @@ pub struct PluginSync {
     dir: PathBuf,
     runtime: tokio::runtime::Handle,
     http: ureq::Agent,
+    /// Files whose digest was checked, by (size, modification time): not hashed again.
+    verified: Mutex<HashMap<PathBuf, (u64, SystemTime)>>,
+    /// Fetches that failed, by digest: (failures, when to try again, why).
+    failed: Mutex<HashMap<String, (u32, Instant, String)>>,
 }
 
 impl std::fmt::Debug for PluginSync {
@@ -63,6 +67,8 @@ impl PluginSync {
             dir,
             runtime,
             http,
+            verified: Mutex::default(),
+            failed: Mutex::default(),
         }
     }
 
@@ -79,9 +85,93 @@ impl PluginSync {
                 return;
             }
         };
+        self.keep(&asked);
+        self.apply(base, token, asked, &report, node_id);
+    }
+
+    /// Where the last assignment is kept, to run it again after a restart while the control
+    /// plane cannot be reached.
+    fn kept(&self) -> PathBuf {
+        self.dir.join("assignment.json")
+    }
+
+    fn keep(&self, asked: &PluginAssignment) {
+        let Ok(text) = serde_json::to_string(asked) else {
+            return;
+        };
+        let path = self.kept();
+        if std::fs::read_to_string(&path).ok().as_deref() == Some(text.as_str()) {
+            return;
+        }
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        let written = std::fs::create_dir_all(&self.dir)
+            .and_then(|()| std::fs::write(&tmp, &text))
+            .and_then(|()| std::fs::rename(&tmp, &path));
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&tmp);
+            warn!(file = %path.display(), error = %e, "cannot keep the plugin assignment: after a restart, assigned plugins wait for the control plane");
+        }
+    }
+
+    /// At start, before the control plane answers: runs the last assignment kept, with the
+    /// components held here (a node restarted while the control plane is away keeps its
+    /// health checks). Nothing is fetched.
+    pub fn restore(&self) {
+        let Ok(text) = std::fs::read_to_string(self.kept()) else {
+            return;
+        };
+        let Ok(asked) = serde_json::from_str::<PluginAssignment>(&text) else {
+            warn!(file = %self.kept().display(), "the kept plugin assignment is unreadable: ignored");
+            return;
+        };
+        let mut entries = Vec::new();
+        for a in asked.plugins.into_iter().take(MAX_PLUGINS) {
+            let held = valid_digest(&a.digest)
+                && self.held(
+                    &self
+                        .dir
+                        .join(format!("{}.wasm", &a.digest["sha256:".len()..])),
+                    &a.digest["sha256:".len()..],
+                );
+            if held {
+                if let Ok(e) = self.entry("", "", &a) {
+                    entries.push(e);
+                }
+            }
+        }
+        if entries.is_empty() {
+            return;
+        }
+        info!(
+            plugins = entries.len(),
+            "running the plugins last assigned until the control plane answers"
+        );
+        let manager = Arc::clone(&self.manager);
+        self.runtime
+            .block_on(async move { manager.apply_assigned(entries).await });
+    }
+
+    fn apply(
+        &self,
+        base: &str,
+        token: &str,
+        asked: PluginAssignment,
+        report: &PluginReport,
+        node_id: &str,
+    ) {
         let mut entries = Vec::new();
         let mut refused = BTreeMap::new();
-        for a in asked.plugins.into_iter().take(MAX_PLUGINS) {
+        let mut asked = asked.plugins;
+        for a in asked.split_off(asked.len().min(MAX_PLUGINS)) {
+            refused.insert(
+                a.name.clone(),
+                (
+                    a.digest.clone(),
+                    format!("more than {MAX_PLUGINS} plugins are assigned: not run"),
+                ),
+            );
+        }
+        for a in asked {
             match self.entry(base, token, &a) {
                 Ok(e) => entries.push(e),
                 Err(why) => {
@@ -160,8 +250,9 @@ impl PluginSync {
         }
         let want = &a.digest["sha256:".len()..];
         let path = self.dir.join(format!("{want}.wasm"));
-        if !self.manager.runs(&a.name, want) && !held(&path, want) {
-            self.fetch(base, token, &a.digest, &path)?;
+        if !self.manager.runs(&a.name, want) && !self.held(&path, want) {
+            self.fetch_with_backoff(base, token, &a.digest, &path)?;
+            self.remember(&path);
         }
         let secs = |s: Option<f64>, what: &str| -> Result<Option<Duration>, String> {
             match s {
@@ -247,6 +338,64 @@ impl PluginSync {
         Ok(())
     }
 
+    /// `fetch`, unless it failed a moment ago: then its error again, without asking (the
+    /// wait doubles from 5 s up to 10 min at each failure).
+    fn fetch_with_backoff(
+        &self,
+        base: &str,
+        token: &str,
+        digest: &str,
+        path: &Path,
+    ) -> Result<(), String> {
+        if let Some((_, next, why)) = lock(&self.failed).get(digest) {
+            if Instant::now() < *next {
+                return Err(why.clone());
+            }
+        }
+        match self.fetch(base, token, digest, path) {
+            Ok(()) => {
+                lock(&self.failed).remove(digest);
+                Ok(())
+            }
+            Err(why) => {
+                let mut failed = lock(&self.failed);
+                let n = failed.get(digest).map_or(0, |f| f.0).saturating_add(1);
+                let wait = Duration::from_secs(5)
+                    .saturating_mul(1u32 << n.min(8))
+                    .min(Duration::from_secs(600));
+                failed.insert(digest.to_string(), (n, Instant::now() + wait, why.clone()));
+                Err(why)
+            }
+        }
+    }
+
+    fn stamp(path: &Path) -> Option<(u64, SystemTime)> {
+        let m = std::fs::metadata(path).ok()?;
+        Some((m.len(), m.modified().ok()?))
+    }
+
+    fn remember(&self, path: &Path) {
+        if let Some(s) = Self::stamp(path) {
+            lock(&self.verified).insert(path.to_path_buf(), s);
+        }
+    }
+
+    /// Whether `path` holds the component of sha256 `hex`: hashed once, then known by its
+    /// size and modification time.
+    fn held(&self, path: &Path, hex_want: &str) -> bool {
+        let Some(now) = Self::stamp(path) else {
+            return false;
+        };
+        if lock(&self.verified).get(path) == Some(&now) {
+            return true;
+        }
+        let ok = std::fs::read(path).is_ok_and(|b| hex(&Sha256::digest(&b)) == hex_want);
+        if ok {
+            lock(&self.verified).insert(path.to_path_buf(), now);
+        }
+        ok
+    }
+
     /// Removes the components no plugin uses any more.
     fn clean(&self) {
         let keep = self.manager.files_in_use();
@@ -255,14 +404,19 @@ impl PluginSync {
         };
         for f in dir.flatten() {
             let p = f.path();
-            if p.extension().is_some_and(|e| e == "wasm") && !keep.contains(&p) {
+            // A component no longer used, or what a fetch killed midway left (`HEX.tmpPID`).
+            let ext = p
+                .extension()
+                .map(|e| e.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            if (ext == "wasm" && !keep.contains(&p)) || ext.starts_with("tmp") {
                 let _ = std::fs::remove_file(&p);
+                lock(&self.verified).remove(&p);
             }
         }
     }
 }
 
-/// Whether `path` holds the component of sha256 `hex`.
-fn held(path: &Path, hex_want: &str) -> bool {
-    std::fs::read(path).is_ok_and(|b| hex(&Sha256::digest(&b)) == hex_want)
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }

@@ -40,6 +40,9 @@ use crate::model::plugin::{valid_name, PluginAssign};
 use crate::store::plugins::{AssignmentRow, NodePluginRow, ALL_NODES};
 use crate::store::rows::NewAudit;
 
+/// Uploads (`POST /v1/plugins`) read at once; more wait their turn.
+pub const MAX_UPLOADS: usize = 2;
+
 /// `[plugin_store]` limits, and the cache of components served to agents.
 #[derive(Debug)]
 pub struct PluginBlobs {
@@ -47,6 +50,8 @@ pub struct PluginBlobs {
     cache_bytes: usize,
     cache: Mutex<(VecDeque<(String, web::Bytes)>, usize)>,
     reads: tokio::sync::Semaphore,
+    /// Uploads read at once (each up to `max_bytes`).
+    uploads: tokio::sync::Semaphore,
 }
 
 impl PluginBlobs {
@@ -58,6 +63,7 @@ impl PluginBlobs {
             cache_bytes,
             cache: Mutex::default(),
             reads: tokio::sync::Semaphore::new(reads.max(1)),
+            uploads: tokio::sync::Semaphore::new(MAX_UPLOADS),
         }
     }
 
@@ -200,7 +206,7 @@ pub struct Pushed {
 #[utoipa::path(
     post, path = "/v1/plugins", operation_id = "push_plugin",
     params(PushQuery),
-    request_body(content = Vec<u8>, content_type = "application/wasm", description = "The WebAssembly component"),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The WebAssembly component (any content type is taken: application/wasm, application/octet-stream)"),
     description = "Stores a plugin component by its SHA-256. The body must be a valid WebAssembly component, at most `[plugin_store] max_component_bytes`; with `digest`, it must also have that digest (a corrupt upload is refused, nothing stored). Audited.",
     responses(
         (status = 201, body = Pushed, description = "Stored"),
@@ -227,6 +233,11 @@ pub(super) async fn push(
         if let Some(d) = &q.digest {
             check_digest(d)?;
         }
+        let _turn = limits
+            .uploads
+            .acquire()
+            .await
+            .map_err(|_| ApiError::internal("closing"))?;
         let mut data = web::BytesMut::new();
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(|e| ApiError::bad_request(format!("the body: {e}")))?;
@@ -529,6 +540,88 @@ async fn api_owned(state: &AppState, pool: &str) -> Result<(), ApiError> {
     ))
 }
 
+/// The largest answer to `POST /v1/nodes/{id}/plugins` an assignment may make, bytes (the
+/// agent reads at most 4 MiB).
+pub const MAX_ASSIGNMENT_BYTES: usize = 1 << 20;
+
+/// The answer a node of `pool` gets from these assignments.
+fn answer(pool: &str, all: &[AssignmentRow]) -> PluginAssignment {
+    let rows = crate::store::plugins::effective(
+        pool,
+        all.iter()
+            .filter(|a| a.pool == pool || a.pool == ALL_NODES)
+            .cloned()
+            .collect(),
+    );
+    PluginAssignment {
+        plugins: rows
+            .into_iter()
+            .map(|a| AssignedPlugin {
+                config: serde_json::from_str(&a.config).unwrap_or_default(),
+                interval_seconds: a.interval_ms.map(|m| m as f64 / 1e3),
+                timeout_seconds: a.timeout_ms.map(|m| m as f64 / 1e3),
+                memory_limit_mib: a.memory_limit_mib.and_then(|m| u32::try_from(m).ok()),
+                name: a.name,
+                digest: a.digest,
+            })
+            .collect(),
+    }
+}
+
+/// 422 unless, with `pool`'s assignments made `rows`, what every node would be told (its
+/// pool's plugins and those for every node) holds at most [`MAX_PLUGINS`] plugins and
+/// [`MAX_ASSIGNMENT_BYTES`]: past either an agent could not take its whole assignment.
+async fn fits(
+    state: &AppState,
+    pool: &str,
+    rows: &[AssignmentRow],
+    one: bool,
+) -> Result<(), ApiError> {
+    let store = state.store.clone();
+    let (mut all, pools, nodes) = blocking(move || {
+        Ok((
+            store.plugin_assignments(None)?,
+            store.pools()?,
+            store.nodes_of(None)?,
+        ))
+    })
+    .await?;
+    if one {
+        all.retain(|a| !rows.iter().any(|r| r.pool == a.pool && r.name == a.name));
+    } else {
+        all.retain(|a| a.pool != pool);
+    }
+    all.extend(rows.iter().cloned());
+    let mut names: BTreeSet<String> = pools.into_iter().map(|p| p.name).collect();
+    names.extend(nodes.into_iter().map(|(_, _, p)| p));
+    names.insert(pool.to_string());
+    // A pool of no node and no assignment of its own is told just the assignments for all.
+    names.insert(String::new());
+    for p in names.iter().filter(|p| p.as_str() != ALL_NODES) {
+        let a = answer(p, &all);
+        let bytes = serde_json::to_vec(&a)
+            .map(|v| v.len())
+            .unwrap_or(usize::MAX);
+        let whose = if p.is_empty() {
+            "every node".to_string()
+        } else {
+            format!("the nodes of pool {p}")
+        };
+        if a.plugins.len() > MAX_PLUGINS {
+            return Err(ApiError::invalid(format!(
+                "{whose} would run {} plugins (this pool's and those for every node), at most {MAX_PLUGINS}",
+                a.plugins.len()
+            )));
+        }
+        if bytes > MAX_ASSIGNMENT_BYTES {
+            return Err(ApiError::invalid(format!(
+                "what {whose} would be told is {bytes} bytes (mostly config values), at most {MAX_ASSIGNMENT_BYTES}"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Fills in each row's digest left empty with the newest component pushed under its name.
 async fn resolve(state: &AppState, rows: &mut [AssignmentRow]) -> Result<(), ApiError> {
     if rows.iter().all(|r| !r.digest.is_empty()) {
@@ -602,6 +695,7 @@ pub(super) async fn set_pool(
             return Err(ApiError::invalid(problems.join("; ")));
         }
         resolve(&state, &mut rows).await?;
+        fits(&state, &pool, &rows, false).await?;
         let entry = NewAudit::ok(
             &admin.0,
             "plugins.assign",
@@ -658,6 +752,7 @@ pub(super) async fn assign(
         let mut rows = vec![spec_row("body", &pool, &spec, &admin.0, now)
             .map_err(|p| ApiError::invalid(p.join("; ")))?];
         resolve(&state, &mut rows).await?;
+        fits(&state, &pool, &rows, true).await?;
         let row = rows.remove(0);
         let entry = NewAudit::ok(
             &admin.0,
@@ -978,8 +1073,13 @@ pub(super) async fn drift_status(
     state: web::Data<AppState>,
     query: web::Query<StatusQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let pool = query.into_inner().pool;
-    Ok(HttpResponse::Ok().json(drift(&state, pool.clone(), pool).await?))
+    match query.into_inner().pool {
+        None => Ok(HttpResponse::Ok().json(drift(&state, None, None).await?)),
+        Some(pool) => {
+            known_pool(&state, &pool).await?;
+            Ok(HttpResponse::Ok().json(pool_view(&state, &pool).await?))
+        }
+    }
 }
 
 #[utoipa::path(
@@ -1046,24 +1146,13 @@ pub(super) async fn sync(
     }
     let store = state.store.clone();
     let key = id.clone();
-    let assigned = blocking(move || {
+    let (pool, all) = blocking(move || {
         let node = store.node(&key)?;
         store.record_node_plugins(&node.id, &rows)?;
-        store.plugins_for_pool(&node.pool)
+        Ok((node.pool.clone(), store.plugin_assignments(None)?))
     })
     .await?;
-    let plugins = assigned
-        .into_iter()
-        .map(|a| AssignedPlugin {
-            config: serde_json::from_str(&a.config).unwrap_or_default(),
-            interval_seconds: a.interval_ms.map(|m| m as f64 / 1e3),
-            timeout_seconds: a.timeout_ms.map(|m| m as f64 / 1e3),
-            memory_limit_mib: a.memory_limit_mib.and_then(|m| u32::try_from(m).ok()),
-            name: a.name,
-            digest: a.digest,
-        })
-        .collect();
-    Ok(HttpResponse::Ok().json(PluginAssignment { plugins }))
+    Ok(HttpResponse::Ok().json(answer(&pool, &all)))
 }
 
 #[cfg(test)]

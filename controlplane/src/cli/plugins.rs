@@ -197,6 +197,16 @@ fn pool_of(pool: Option<String>, all: bool) -> String {
 pub fn plugins(cmd: PluginsCommand, client: &Client, out: Output) -> Result<String, CliError> {
     Ok(match cmd {
         PluginsCommand::Push { file, name } => {
+            let len = std::fs::metadata(&file)
+                .map_err(|e| CliError::Usage(format!("{}: {e}", file.display())))?
+                .len();
+            if len > 1 << 30 {
+                return Err(CliError::Usage(format!(
+                    "{}: {len} bytes; a component is at most 1 GiB (the control plane's \
+                     [plugin_store] max_component_bytes, 64 MiB by default)",
+                    file.display()
+                )));
+            }
             let bytes = std::fs::read(&file)
                 .map_err(|e| CliError::Usage(format!("{}: {e}", file.display())))?;
             let name = match name {

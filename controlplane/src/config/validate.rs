@@ -65,6 +65,11 @@ impl ControlPlaneConfig {
                 }
             }
         }
+        if !self.auth.api_token_refresh.is_zero()
+            && self.auth.api_token_refresh < Duration::from_millis(100)
+        {
+            p.push("auth.api_token_refresh: must be 0s (only at start) or at least 100ms".into());
+        }
         if self.auth.join_token_ttl < Duration::from_secs(60) {
             p.push("auth.join_token_ttl: must be at least 1m".into());
         }

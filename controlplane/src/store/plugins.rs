@@ -104,7 +104,9 @@ pub struct NodePluginRow {
 
 impl Store {
     /// Stores a component under its digest with its audit entry; `false` when that digest
-    /// was stored already (nothing changes then but the audit entry).
+    /// was stored already under this name (it becomes the newest of the name again: a
+    /// rollback by pushing again); [`StoreError::Conflict`] when it is stored under another
+    /// name.
     pub fn put_plugin_blob(
         &self,
         digest: &str,
@@ -123,12 +125,30 @@ impl Store {
             uploaded_at: at,
         };
         with_conn!(self, c => c.write_tx(|c| {
-            let n = diesel::insert_into(plugin_blobs::table)
-                .values(&row)
-                .on_conflict_do_nothing()
-                .execute(c)?;
+            let stored: Option<String> = plugin_blobs::table
+                .find(digest)
+                .select(plugin_blobs::name)
+                .first(c)
+                .optional()?;
+            let created = match stored {
+                Some(n) if n != name => {
+                    return Err(StoreError::Conflict(format!(
+                        "these bytes ({digest}) are stored as plugin {n}: push them as {n}, or assign them by digest"
+                    )))
+                }
+                Some(_) => {
+                    diesel::update(plugin_blobs::table.find(digest))
+                        .set(plugin_blobs::uploaded_at.eq(at))
+                        .execute(c)?;
+                    false
+                }
+                None => {
+                    diesel::insert_into(plugin_blobs::table).values(&row).execute(c)?;
+                    true
+                }
+            };
             diesel::insert_into(audit::table).values(&entry).execute(c)?;
-            Ok(n > 0)
+            Ok(created)
         }))
     }
 
@@ -189,7 +209,7 @@ impl Store {
                     .get_result(c)?;
                 if known == 0 {
                     return Err(StoreError::NotFound(format!(
-                        "component {} (plugin {}): push it first",
+                        "pushed component {} (plugin {})",
                         r.digest, r.name
                     )));
                 }
@@ -243,7 +263,7 @@ impl Store {
                 .get_result(c)?;
             if known == 0 {
                 return Err(StoreError::NotFound(format!(
-                    "component {} (plugin {}): push it first",
+                    "pushed component {} (plugin {})",
                     row.digest, row.name
                 )));
             }

@@ -14,7 +14,9 @@ use super::pool_rows::{
     spec_json, DecisionRow, NewDecision, PoolRow, PoolRuntime, SOURCE_API, SOURCE_CONFIG,
 };
 use super::rows::NewAudit;
-use super::schema::{audit, instances, nodes, pool_decisions, pools, remediation_budgets};
+use super::schema::{
+    audit, instances, nodes, plugin_assignments, pool_decisions, pools, remediation_budgets,
+};
 use super::{is_unique_violation, with_conn, Store, StoreError, WriteTx};
 use crate::model::pool::{InstanceState, PoolSpec};
 use crate::model::Status;
@@ -38,11 +40,13 @@ macro_rules! machines {
     }};
 }
 
-/// Deletes pool `$name` with its decisions and an operator's budget for it (a pool created
-/// again under the name starts without it).
+/// Deletes pool `$name` with its decisions, an operator's budget for it and its plugin
+/// assignments (a pool created again under the name starts without them).
 macro_rules! forget_pool {
     ($c:expr, $name:expr) => {{
         diesel::delete(pool_decisions::table.filter(pool_decisions::pool.eq($name))).execute($c)?;
+        diesel::delete(plugin_assignments::table.filter(plugin_assignments::pool.eq($name)))
+            .execute($c)?;
         diesel::delete(
             remediation_budgets::table
                 .filter(remediation_budgets::scope.eq(format!("pool:{}", $name))),

@@ -11,6 +11,10 @@ use super::loader::{digest_file, load};
 use super::{lock, stamp, PluginManager, RunState, Slot};
 use crate::config::{PluginEntry, PluginKind};
 
+/// The longest first run of a new assigned version: the assignment (and the agent's stop)
+/// waits for it.
+pub const TRIAL_MAX: std::time::Duration = std::time::Duration::from_secs(30);
+
 impl PluginManager {
     pub(super) fn limits(&self, entry: &PluginEntry, kind: PluginKind) -> Limits {
         let timeout = entry.timeout.unwrap_or(match kind {
@@ -144,7 +148,14 @@ impl PluginManager {
             let result = match result {
                 Ok(l) if entry.assigned && l.compiled.kind == PluginKind::Check => {
                     let trial = Mutex::new(RunState::default());
-                    let o = self.execute(&l, &entry, &trial, Vec::new(), false).await;
+                    // Its own deadline, at most TRIAL_MAX: applying waits for it.
+                    let mut first = entry.clone();
+                    first.timeout = Some(
+                        self.limits(&entry, PluginKind::Check)
+                            .timeout
+                            .min(TRIAL_MAX),
+                    );
+                    let o = self.execute(&l, &first, &trial, Vec::new(), false).await;
                     match o.failure {
                         Some(f) => Err(PluginError::Engine(format!("its first run failed: {f}"))),
                         None => Ok(l),
