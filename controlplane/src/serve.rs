@@ -361,6 +361,7 @@ pub async fn start(
         cfg.plugin_store.max_component_bytes,
         cfg.plugin_store.blob_cache_bytes,
         cfg.plugin_store.blob_reads,
+        cfg.plugin_store.blob_send_bytes,
     ));
     let server = HttpServer::new(move || {
         let app = App::new()

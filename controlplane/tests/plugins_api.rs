@@ -605,3 +605,46 @@ async fn assignments_stay_within_what_an_agent_takes_and_leave_with_their_pool()
     let (_, v) = send(&app, "GET", "/v1/pools/spare/plugins", Some(ADMIN), None).await;
     assert_eq!(v["assigned"], json!([]), "{v}");
 }
+
+/// Components being sent hold their share of `[plugin_store] blob_send_bytes` until their last
+/// byte is written: a reader that does not read keeps the next fetch waiting, and its share
+/// comes back when its response goes.
+#[actix_web::test]
+async fn components_being_sent_are_bounded_by_the_send_budget() {
+    use gpuwarden_controlplane::api::plugins::PluginBlobs;
+    let e = env(false);
+    let app = actix_web::test::init_service(
+        actix_web::App::new()
+            .app_data(e.data.clone())
+            .app_data(actix_web::web::Data::new(PluginBlobs::new(
+                8 << 20,
+                0,
+                4,
+                1 << 20,
+            )))
+            .configure(gpuwarden_controlplane::api::configure),
+    )
+    .await;
+    let c = component_with(&vec![7u8; 900 << 10]);
+    let d = digest(&c);
+    let (st, v) = upload(&app, "?name=big", ADMIN, c.clone()).await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let get = || {
+        TestRequest::get()
+            .uri(&format!("/v1/blobs/{d}"))
+            .insert_header(("Authorization", format!("Bearer {ADMIN}")))
+            .to_request()
+    };
+    let first = call_service(&app, get()).await; // its body not read yet: its share is held
+    assert_eq!(first.status(), StatusCode::OK);
+    let waiting = tokio::time::timeout(
+        std::time::Duration::from_millis(500),
+        call_service(&app, get()),
+    )
+    .await;
+    assert!(waiting.is_err(), "a second component over the budget waits");
+    assert_eq!(read_body(first).await.to_vec(), c, "the first is whole");
+    let second = call_service(&app, get()).await;
+    assert_eq!(second.status(), StatusCode::OK);
+    assert_eq!(read_body(second).await.len(), c.len());
+}

@@ -97,8 +97,14 @@ impl AgentConfig {
         }
     }
 
-    /// Makes relative plugin paths relative to the directory of `file`.
+    /// Makes relative plugin paths relative to the directory of `file`, and each pin the
+    /// bare lower-case hex the loader compares (`sha256:HEX`, as `plugin build` and the
+    /// control plane print digests, is taken too).
     pub fn resolve_paths(&mut self, file: Option<&Path>) {
+        for e in &mut self.plugins {
+            let hex = e.sha256.strip_prefix("sha256:").unwrap_or(&e.sha256);
+            e.sha256 = hex.to_ascii_lowercase();
+        }
         let Some(dir) = file.and_then(Path::parent) else {
             return;
         };

@@ -153,8 +153,9 @@ impl AgentConfig {
             if !names.insert(e.name.as_str()) {
                 p.push(format!("{at}.name: \"{}\" is used twice", e.name));
             }
-            if e.sha256.len() != 64 || !e.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
-                p.push(format!("{at}.sha256: 64 hex digits required (gpuwarden-agent plugin digest FILE prints it)"));
+            let hex = e.sha256.strip_prefix("sha256:").unwrap_or(&e.sha256);
+            if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                p.push(format!("{at}.sha256: 64 hex digits required, or sha256: and them (gpuwarden-agent plugin digest FILE prints it)"));
             }
             if e.interval.is_some_and(|d| d < Duration::from_millis(100)) {
                 p.push(format!("{at}.interval: at least 100ms"));

@@ -154,7 +154,15 @@ pub fn new_project(
                 write(&target.join("sdk").join(f), text)?;
             }
             let own = |t: &str| t.replace("\"gpuwarden-plugin-js\"", &format!("\"{name}\""));
-            write(&target.join("package.json"), &own(JS_PACKAGE))?;
+            // The repository's scripts build its examples: this project builds itself.
+            let mut package: serde_json::Value =
+                serde_json::from_str(&own(JS_PACKAGE)).context("the embedded package.json")?;
+            package["description"] = format!("{name}: a gpuwarden plugin").into();
+            package["scripts"] = serde_json::json!({"build": "gpuwarden-agent plugin build ."});
+            write(
+                &target.join("package.json"),
+                &(serde_json::to_string_pretty(&package)? + "\n"),
+            )?;
             write(&target.join("package-lock.json"), &own(JS_LOCK))?;
             write(&target.join("app.js"), &js_app(name, diagnostic))?;
             write(&target.join(".gitignore"), "node_modules/\nbuild/\n")?;
@@ -177,7 +185,7 @@ fn python_app(name: &str, diagnostic: bool) -> String {
         )
     } else {
         format!(
-            "\"\"\"`{name}`: describe what this check looks at and when it is unhappy.\"\"\"\n\nfrom gpuwarden_plugin import Action, Status, ReportBuilder, export_health_check\n\n\ndef check(host):\n    limit = host.config().f64(\"max_celsius\", 85.0)\n    r = ReportBuilder()\n    for s in host.samples():\n        if s.lost:\n            r.finding(s.index, Status.UNHEALTHY, \"GPU lost\", Action.REBOOT_NODE)\n        elif s.temperature_celsius is not None and s.temperature_celsius >= limit:\n            r.finding(s.index, Status.DEGRADED, f\"{{s.temperature_celsius}}°C\", Action.NONE)\n    return r.finish(\"all good\")\n\n\nChecker = export_health_check(check)\n"
+            "\"\"\"`{name}`: describe what this check looks at and when it is unhappy.\"\"\"\n\nfrom gpuwarden_plugin import Action, Status, ReportBuilder, export_health_check, fmt_f64\n\n\ndef check(host):\n    limit = host.config().f64(\"max_celsius\", 85.0)\n    r = ReportBuilder()\n    for s in host.samples():\n        if s.lost:\n            r.finding(s.index, Status.UNHEALTHY, \"GPU lost\", Action.REBOOT_NODE)\n        elif s.temperature_celsius is not None and s.temperature_celsius >= limit:\n            r.finding(s.index, Status.DEGRADED, f\"{{fmt_f64(s.temperature_celsius)}}°C\", Action.NONE)\n    return r.finish(\"all good\")\n\n\nChecker = export_health_check(check)\n"
         )
     }
 }

@@ -52,13 +52,22 @@ pub struct PluginBlobs {
     reads: tokio::sync::Semaphore,
     /// Uploads read at once (each up to `max_bytes`).
     uploads: tokio::sync::Semaphore,
+    /// MiB of components being sent: a response holds its size's permits until done.
+    sending: std::sync::Arc<tokio::sync::Semaphore>,
+    send_mib: u32,
 }
 
 impl PluginBlobs {
     /// Uploads up to `max_bytes`; served components cached up to `cache_bytes` in all
-    /// (the most recently used kept); at most `reads` database reads of components at once.
-    pub fn new(max_bytes: usize, cache_bytes: usize, reads: usize) -> Self {
+    /// (the most recently used kept); at most `reads` database reads of components at once;
+    /// at most `send_bytes` of components being sent at once.
+    pub fn new(max_bytes: usize, cache_bytes: usize, reads: usize, send_bytes: usize) -> Self {
+        let send_mib = u32::try_from(send_bytes.div_ceil(1 << 20))
+            .unwrap_or(u32::MAX)
+            .max(1);
         Self {
+            sending: std::sync::Arc::new(tokio::sync::Semaphore::new(send_mib as usize)),
+            send_mib,
             max_bytes,
             cache_bytes,
             cache: Mutex::default(),
@@ -118,6 +127,7 @@ fn blobs(req: &HttpRequest) -> web::Data<PluginBlobs> {
                         d.max_component_bytes,
                         d.blob_cache_bytes,
                         d.blob_reads,
+                        d.blob_send_bytes,
                     ))
                 })
                 .clone()
@@ -165,8 +175,8 @@ fn component_problem(bytes: &[u8]) -> Option<String> {
     }
     if bytes[4..8] == [1, 0, 0, 0] {
         return Some(
-            "a core WebAssembly module, not a component: build for wasm32-wasip2 (Rust), \
-             or with componentize-py / jco (gpuwarden-agent plugin build)"
+            "a core WebAssembly module, not a component: build it with `gpuwarden-agent plugin \
+             build` (cargo for wasm32-wasip2, componentize-py, componentize-js)"
                 .into(),
         );
     }
@@ -434,11 +444,40 @@ pub(super) async fn blob(
             }
         }
     };
+    // This response's share of what is being sent, held until its last byte is written.
+    let mib = u32::try_from(bytes.len().div_ceil(1 << 20))
+        .unwrap_or(u32::MAX)
+        .clamp(1, cache.send_mib);
+    let permit = tokio::time::timeout(
+        Duration::from_secs(30),
+        std::sync::Arc::clone(&cache.sending).acquire_many_owned(mib),
+    )
+    .await
+    .map_err(|_| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            "as many components as [plugin_store] blob_send_bytes allows are being sent; try again later",
+        )
+    })?
+    .map_err(|_| ApiError::internal("closing"))?;
+    let chunks = futures_util::stream::unfold(
+        (bytes, 0usize, Some(permit)),
+        |(b, at, permit)| async move {
+            if at >= b.len() {
+                drop(permit);
+                return None;
+            }
+            let end = (at + (1 << 20)).min(b.len());
+            let chunk = b.slice(at..end);
+            Some((Ok::<_, actix_web::Error>(chunk), (b, end, permit)))
+        },
+    );
     Ok(HttpResponse::Ok()
         .content_type("application/wasm")
         .insert_header(("ETag", format!("\"{digest}\"")))
         .insert_header(("Cache-Control", "private, max-age=31536000, immutable"))
-        .body(bytes))
+        .streaming(chunks))
 }
 
 /// Body of `PUT /v1/pools/{name}/plugins`: the pool's plugins, all of them.
@@ -528,7 +567,7 @@ async fn api_owned(state: &AppState, pool: &str) -> Result<(), ApiError> {
     }
     let place = match row.and_then(|r| r.source_file) {
         Some(f) => format!("its [[pools]] entry in {f}"),
-        None => "its spec (PUT /v1/pools/{name})".to_string(),
+        None => format!("its spec (PUT /v1/pools/{})", clip(pool, 64)),
     };
     Err(ApiError::new(
         StatusCode::CONFLICT,
@@ -951,10 +990,10 @@ async fn drift(
             let (st, running, last, message, error, source) = match r {
                 None => ("pending", None, None, String::new(), None, SOURCE_ASSIGNED),
                 Some(r) => {
-                    let st = if r.running.as_deref() == Some(digest) && r.error.is_none() {
-                        "in_sync"
-                    } else if r.error.is_some() || r.source == SOURCE_LOCAL {
+                    let st = if r.source == SOURCE_LOCAL || r.error.is_some() {
                         "refused"
+                    } else if r.running.as_deref() == Some(digest) {
+                        "in_sync"
                     } else {
                         "pending"
                     };
@@ -1176,7 +1215,7 @@ mod tests {
 
     #[test]
     fn the_blob_cache_keeps_the_most_recent_within_its_budget() {
-        let c = PluginBlobs::new(100, 10, 1);
+        let c = PluginBlobs::new(100, 10, 1, 100);
         c.keep("a", &web::Bytes::from_static(b"12345"));
         c.keep("b", &web::Bytes::from_static(b"12345"));
         assert!(c.cached("a").is_some());

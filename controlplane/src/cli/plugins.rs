@@ -185,6 +185,16 @@ pub fn status_view(v: &Value) -> String {
     out
 }
 
+/// A digest as the API takes it: `sha256:HEX`, also from a bare `HEX` (as `gpuwarden-agent
+/// plugin digest` prints it).
+fn full_digest(d: String) -> String {
+    if d.len() == 64 && !d.contains(':') {
+        format!("sha256:{}", d.to_ascii_lowercase())
+    } else {
+        d
+    }
+}
+
 fn pool_of(pool: Option<String>, all: bool) -> String {
     if all {
         "*".into()
@@ -266,7 +276,7 @@ pub fn plugins(cmd: PluginsCommand, client: &Client, out: Output) -> Result<Stri
             }
             let mut body = json!({"config": values});
             for (k, v) in [
-                ("digest", digest.map(Value::String)),
+                ("digest", digest.map(|d| Value::String(full_digest(d)))),
                 ("interval", interval.map(Value::String)),
                 ("timeout", timeout.map(Value::String)),
                 ("memory_limit_mib", memory_limit_mib.map(|m| json!(m))),
@@ -327,6 +337,7 @@ pub fn plugins(cmd: PluginsCommand, client: &Client, out: Output) -> Result<Stri
             out.render(&v, status_view)
         }
         PluginsCommand::Delete { digest } => {
+            let digest = full_digest(digest);
             client.call("DELETE", &format!("/v1/plugins/{}", encode(&digest)), None)?;
             let v = json!({"deleted": digest});
             out.render(&v, |v| format!("{} deleted\n", s(&v["deleted"])))

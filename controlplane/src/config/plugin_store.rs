@@ -17,6 +17,11 @@ pub struct PluginStoreConfig {
     /// Components read from the database at once for agents (default 4, 1 to 64): with
     /// `max_component_bytes`, bounds the memory of cache misses.
     pub blob_reads: usize,
+    /// Bytes of components being sent to agents at once (default 512 MiB; at least
+    /// `max_component_bytes`): a response holds its share until its last byte is written, so
+    /// slow readers cannot make the control plane hold more; past it a fetch waits up to
+    /// 30 s, then is answered 503 (the agent retries later).
+    pub blob_send_bytes: usize,
 }
 
 impl Default for PluginStoreConfig {
@@ -25,6 +30,7 @@ impl Default for PluginStoreConfig {
             max_component_bytes: 64 << 20,
             blob_cache_bytes: 256 << 20,
             blob_reads: 4,
+            blob_send_bytes: 512 << 20,
         }
     }
 }
@@ -37,6 +43,12 @@ impl PluginStoreConfig {
             p.push(format!(
                 "plugin_store.max_component_bytes: {} is not between 1024 and 1073741824",
                 self.max_component_bytes
+            ));
+        }
+        if self.blob_send_bytes < self.max_component_bytes {
+            p.push(format!(
+                "plugin_store.blob_send_bytes: {} is less than max_component_bytes ({})",
+                self.blob_send_bytes, self.max_component_bytes
             ));
         }
         if !(1..=64).contains(&self.blob_reads) {

@@ -181,7 +181,7 @@ impl Store {
                 let list: Vec<String> =
                     used.iter().map(|(p, n)| format!("{n} on pool {p}")).collect();
                 return Err(StoreError::Conflict(format!(
-                    "{digest} is assigned ({}): unassign it first",
+                    "{digest} is assigned ({}): unassign it first (gpuwarden plugins unassign, or remove it from the pool's spec where the spec declares it)",
                     list.join(", ")
                 )));
             }

@@ -49,4 +49,7 @@ pub enum PluginError {
     /// The engine could not be built.
     #[error("wasmtime engine: {0}")]
     Engine(String),
+    /// A new assigned version's first run failed: refused, the previous version runs on.
+    #[error("its first run failed: {0}")]
+    FirstRun(String),
 }

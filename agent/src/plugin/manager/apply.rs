@@ -157,7 +157,7 @@ impl PluginManager {
                     );
                     let o = self.execute(&l, &first, &trial, Vec::new(), false).await;
                     match o.failure {
-                        Some(f) => Err(PluginError::Engine(format!("its first run failed: {f}"))),
+                        Some(f) => Err(PluginError::FirstRun(f)),
                         None => Ok(l),
                     }
                 }
