@@ -5,6 +5,7 @@
 use gpuwarden_controlplane::store::{Backend, Store, StoreError, StoreOptions};
 
 use crate::store_suite::suite;
+use crate::store_suite_plugins::plugins;
 use crate::store_suite_pools::pools;
 use crate::store_suite_remedy::remedy;
 use crate::util::{sqlite_store, Postgres, TempDir};
@@ -21,6 +22,7 @@ fn sqlite_store_does_everything_the_control_plane_needs() {
     assert_eq!(s.count("nodes").unwrap(), 6);
     pools(&s);
     remedy(&s);
+    plugins(&s);
 }
 
 #[test]
@@ -35,6 +37,7 @@ fn postgres_store_does_everything_the_control_plane_needs() {
     assert_eq!(s.count("nodes").unwrap(), 6);
     pools(&s);
     remedy(&s);
+    plugins(&s);
 }
 
 /// libpq is compiled in with TLS (pq-sys's `bundled`, OpenSSL built from source): with

@@ -91,6 +91,7 @@ mod store;
 mod store_events;
 mod store_suite;
 mod store_suite_observations;
+mod store_suite_plugins;
 mod store_suite_pool_removal;
 mod store_suite_pools;
 mod store_suite_remedy;
