@@ -1103,8 +1103,8 @@ pub struct StatusQuery {
 #[utoipa::path(
     get, path = "/v1/plugins/status", operation_id = "plugin_status",
     params(StatusQuery),
-    description = "What every node (or those of `pool`) runs against what it is assigned: drift per node, counts of nodes in sync and drifted.",
-    responses((status = 200, body = PoolPlugins))
+    description = "What every node (or those of `pool`; `*`: every node) runs against what it is assigned: drift per node, counts of nodes in sync and drifted.",
+    responses((status = 200, body = PoolPlugins), (status = 404, description = "No such pool"))
 )]
 #[get("/v1/plugins/status")]
 pub(super) async fn drift_status(
