@@ -86,6 +86,21 @@ fn serve(listener: TcpListener, plane: Arc<Mutex<Plane>>) {
     }
 }
 
+fn start(cfg: &std::path::Path) -> Agent {
+    Agent::start(
+        &["--config", cfg.to_str().unwrap()],
+        &[("GPUWARDEN_BOOTSTRAP_TOKEN", "bootstrap-token-000000001")],
+    )
+}
+
+/// The digest (`sha256:HEX`) plugin `name` runs on `agent`, if it is loaded.
+fn running(agent: &Agent, name: &str) -> Option<String> {
+    agent
+        .plugin(name)
+        .filter(|p| p["loaded"] == true)
+        .and_then(|p| p["sha256"].as_str().map(|s| format!("sha256:{s}")))
+}
+
 fn digest_of(file: &str) -> (String, Vec<u8>) {
     let path = plugins().join(file);
     (
@@ -138,16 +153,8 @@ fn a_component_that_does_not_match_its_digest_or_does_not_load_is_refused_and_th
             plugin_entry("own", "noop.wasm", "interval = \"500ms\"")
         ),
     );
-    let agent = Agent::start(
-        &["--config", cfg.to_str().unwrap()],
-        &[("GPUWARDEN_BOOTSTRAP_TOKEN", "bootstrap-token-000000001")],
-    );
-    let runs = |name: &str| {
-        agent
-            .plugin(name)
-            .filter(|p| p["loaded"] == true)
-            .and_then(|p| p["sha256"].as_str().map(|s| format!("sha256:{s}")))
-    };
+    let agent = start(&cfg);
+    let runs = |name: &str| running(&agent, name);
 
     // v1 is fetched, verified, run; reported as running beside the node's own plugin.
     agent.wait_plugins("check at v1", |_| {
@@ -226,16 +233,8 @@ fn a_component_that_does_not_match_its_digest_or_does_not_load_is_refused_and_th
     // from the components it holds, until the control plane answers again.
     plane.lock().unwrap().down = true;
     agent.terminate();
-    let agent = Agent::start(
-        &["--config", cfg.to_str().unwrap()],
-        &[("GPUWARDEN_BOOTSTRAP_TOKEN", "bootstrap-token-000000001")],
-    );
-    let runs = |name: &str| {
-        agent
-            .plugin(name)
-            .filter(|p| p["loaded"] == true)
-            .and_then(|p| p["sha256"].as_str().map(|s| format!("sha256:{s}")))
-    };
+    let agent = start(&cfg);
+    let runs = |name: &str| running(&agent, name);
     agent.wait_plugins("v2 again without the control plane", |_| {
         runs("check").as_deref() == Some(thermal.as_str())
     });
