@@ -3,7 +3,7 @@
 //! spec's plugins applied only when they change, what agents report, and deleting.
 
 use gpuwarden_controlplane::model::plugin::PluginAssign;
-use gpuwarden_controlplane::store::plugins::{AssignmentRow, NodePluginRow, ALL_NODES};
+use gpuwarden_controlplane::store::plugins::{effective, AssignmentRow, NodePluginRow, ALL_NODES};
 use gpuwarden_controlplane::store::rows::NewAudit;
 use gpuwarden_controlplane::store::{Store, StoreError};
 
@@ -68,7 +68,7 @@ pub(crate) fn plugins(s: &Store) {
         .unwrap();
     s.put_plugin_assignment(&row(ALL_NODES, "ecc", &d1), audit("plugins.assign"))
         .unwrap();
-    let train = s.plugins_for_pool("train").unwrap();
+    let train = effective("train", s.plugin_assignments(None).unwrap());
     assert_eq!(
         train
             .iter()

@@ -238,17 +238,6 @@ impl Store {
         })
     }
 
-    /// What the nodes of `pool` run: its own assignments, and those to every node
-    /// ([`ALL_NODES`]) whose name the pool does not assign itself.
-    pub fn plugins_for_pool(&self, pool: &str) -> Result<Vec<AssignmentRow>, StoreError> {
-        let rows = with_conn!(self, c => plugin_assignments::table
-            .filter(plugin_assignments::pool.eq(pool).or(plugin_assignments::pool.eq(ALL_NODES)))
-            .select(AssignmentRow::as_select())
-            .order(plugin_assignments::name)
-            .load::<AssignmentRow>(c)?);
-        Ok(effective(pool, rows))
-    }
-
     /// Assigns one plugin (replacing the pool's assignment of that name), with the audit
     /// entry; [`StoreError::NotFound`] for a digest that is not stored.
     pub fn put_plugin_assignment(
