@@ -154,22 +154,27 @@ async fn drift(
         by_node.entry(r.node_id.clone()).or_default().push(r);
     }
     let mut out = Vec::new();
+    // What a node of each pool is assigned, worked out once per pool, not per node.
+    let mut per_pool: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     for (id, name, node_pool) in nodes {
-        let want: BTreeMap<String, String> = crate::store::plugins::effective(
-            &node_pool,
-            assigned
-                .iter()
-                .filter(|a| a.pool == node_pool || a.pool == ALL_NODES)
-                .cloned()
-                .collect(),
-        )
-        .into_iter()
-        .map(|a| (a.name, a.digest))
-        .collect();
+        let want: &BTreeMap<String, String> =
+            per_pool.entry(node_pool.clone()).or_insert_with(|| {
+                crate::store::plugins::effective(
+                    &node_pool,
+                    assigned
+                        .iter()
+                        .filter(|a| a.pool == node_pool || a.pool == ALL_NODES)
+                        .cloned()
+                        .collect(),
+                )
+                .into_iter()
+                .map(|a| (a.name, a.digest))
+                .collect()
+            });
         let got = by_node.remove(&id).unwrap_or_default();
         let reported_at = got.iter().map(|r| r.reported_at).max();
         let mut plugins = Vec::new();
-        for (pname, digest) in &want {
+        for (pname, digest) in want {
             let r = got.iter().find(|r| &r.name == pname);
             let (st, running, last, message, error, source) = match r {
                 None => ("pending", None, None, String::new(), None, SOURCE_ASSIGNED),
