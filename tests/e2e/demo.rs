@@ -57,6 +57,12 @@ fn demo(dir: &Path, args: &[&str]) -> Command {
         .current_dir(repo())
         .env_remove("GPUWARDEN_ADMIN_TOKEN")
         .env_remove("GPUWARDEN_SERVER")
+        // Under cargo (CARGO set, as `cargo test` sets it) the demo runs `cargo build -p
+        // gpuwarden-agent` first. That build unifies features for the agent alone, not for
+        // the workspace, so on a fresh machine it rebuilds the dependencies (minutes) and
+        // swaps target/debug/gpuwarden-agent under the other tests. The harness has built
+        // both programs (bins()): the demo uses them, as it does outside cargo.
+        .env_remove("CARGO")
         .stdin(Stdio::null());
     c
 }
@@ -82,6 +88,10 @@ fn demo_ci_ends_once_the_faulty_node_is_replaced_and_leaves_nothing_running() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stdout}\n{stderr}");
     assert!(stdout.contains("pool up: 4 nodes"), "{stdout}");
+    assert!(
+        !stdout.contains("building gpuwarden-agent"),
+        "outside cargo the demo runs the agent beside it: {stdout}"
+    );
     assert!(stdout.contains("injected XID 79"), "{stdout}");
     let done = stdout
         .lines()

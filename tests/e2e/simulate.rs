@@ -14,6 +14,10 @@ fn simulate(args: &[&str]) -> Command {
     c.arg("simulate")
         .args(args)
         .current_dir(repo())
+        // Without CARGO the simulator runs the agent the harness built (bins()) instead of
+        // `cargo build -p gpuwarden-agent`, whose agent-only feature set would rebuild the
+        // dependencies and swap target/debug/gpuwarden-agent under the other tests.
+        .env_remove("CARGO")
         .stdin(Stdio::null());
     c
 }
