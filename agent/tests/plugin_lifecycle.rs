@@ -1,5 +1,5 @@
 //! Plugins over time: hot reload (add, replace, refuse, remove), the compile cache across
-//! restarts, and files rewritten while the agent starts.
+//! restarts and its pruning, and files rewritten while the agent starts.
 
 use std::time::{Duration, Instant};
 
@@ -138,8 +138,52 @@ fn compiled_plugins_are_cached_across_restarts() {
         let p = agent.wait_plugins("ecc loaded", |p| p["plugins"][0]["loaded"] == true);
         assert_eq!(p["plugins"][0]["from_cache"], expect_cached, "{p:#}");
     }
-    let entries = std::fs::read_dir(dir.0.join("cache")).unwrap().count();
-    assert_eq!(entries, 1, "one compiled artefact per plugin and engine");
+    let cache = dir.0.join("cache");
+    let entries: Vec<_> = std::fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(
+        entries.len(),
+        1,
+        "one compiled artefact per plugin and engine"
+    );
+
+    // Pruning at the next start: a replaced version unused for 8 days goes (as would an
+    // older agent's entry), one another agent sharing the folder used yesterday stays, and
+    // the entry in use stays however old it was.
+    let aged = |name: &str, days: u64| {
+        let path = cache.join(name);
+        std::fs::write(&path, b"stale").unwrap();
+        let when = std::time::SystemTime::now() - Duration::from_secs(days * 24 * 3600);
+        let f = std::fs::File::options().write(true).open(&path).unwrap();
+        f.set_modified(when).unwrap();
+        path
+    };
+    let replaced = aged(&format!("{}-0123456789abcdef.cwasm", "b".repeat(64)), 8);
+    let shared = aged(&format!("{}-0123456789abcdef.cwasm", "c".repeat(64)), 1);
+    let ecc_entry = &entries[0];
+    std::fs::File::options()
+        .write(true)
+        .open(ecc_entry)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - Duration::from_secs(30 * 24 * 3600))
+        .unwrap();
+    let agent = Agent::start(&["--config", file.to_str().unwrap()], &[]);
+    let p = agent.wait_plugins("ecc loaded", |p| p["plugins"][0]["loaded"] == true);
+    assert_eq!(p["plugins"][0]["from_cache"], true, "{p:#}");
+    // Pruned once the list is applied, just after the plugins load.
+    let pruned = gpuwarden_testkit::poll(Duration::from_secs(10), || {
+        (!replaced.exists()).then_some(())
+    });
+    assert!(pruned.is_some(), "an entry unused for a week is pruned");
+    assert!(shared.exists(), "an entry used within the week stays");
+    assert!(ecc_entry.exists(), "the entry in use stays");
+    let used = std::fs::metadata(ecc_entry).unwrap().modified().unwrap();
+    assert!(
+        used.elapsed().unwrap_or_default() < Duration::from_secs(600),
+        "loading it marked it used"
+    );
 }
 
 /// Regression (hardening follow-up): 512 bytes flipped at offset 4096 of a cache entry, the

@@ -23,7 +23,7 @@ mod ticker;
 
 pub use error::PluginError;
 
-use cache::{load_cached, prepare_cache_dir, write_atomically};
+use cache::{load_cached, prepare_cache_dir, prune, touch, write_atomically};
 
 /// Plugin instances that may exist at once (the pooling allocator's slots; with on-demand
 /// allocation, the same bound keeps memory at most this many memory caps).
@@ -183,12 +183,30 @@ impl PluginEngine {
             .map(|d| d.join(format!("{sha256}-{}.cwasm", self.engine_key)))
     }
 
+    /// Removes the compile-cache entries that none of `in_use` (plugin sha256s, hex) needs and
+    /// that no agent sharing the folder used for a week: replaced versions, removed plugins,
+    /// entries of older agents. Returns how many files went (0 without a cache).
+    pub fn prune_cache(&self, in_use: &std::collections::BTreeSet<String>) -> usize {
+        let Some(dir) = &self.cache_dir else {
+            return 0;
+        };
+        let keep = in_use
+            .iter()
+            .map(|sha| format!("{}-{}.cwasm", sha.to_ascii_lowercase(), self.engine_key))
+            .collect();
+        prune(dir, &keep, std::time::SystemTime::now())
+    }
+
     /// Compiles `bytes` (whose digest is `sha256`), or loads the machine code cached for it.
     pub fn compile(&self, bytes: &[u8], sha256: &str) -> Result<(Component, bool), PluginError> {
         if let Some(path) = self.cache_path(sha256) {
             if path.exists() {
                 match load_cached(&self.engine, &path) {
-                    Ok(c) => return Ok((c, true)),
+                    Ok(c) => {
+                        // Used now: kept by the pruning of every agent sharing the folder.
+                        let _ = touch(&path);
+                        return Ok((c, true));
+                    }
                     Err(e) => {
                         tracing::warn!(path = %path.display(), error = %e, "ignoring unusable cache entry")
                     }

@@ -237,7 +237,26 @@ impl PluginManager {
         }
         if changed {
             self.refresh();
+            self.prune_cache();
         }
         self.applied.notify_one();
+    }
+
+    /// Prunes the compile cache down to what the plugins now loaded or asked for need (and
+    /// what other agents sharing the folder used within a week).
+    fn prune_cache(&self) {
+        let mut in_use: BTreeSet<String> = lock(&self.slots)
+            .values()
+            .filter_map(|s| s.loaded.as_ref().map(|l| l.sha256.clone()))
+            .collect();
+        in_use.extend(lock(&self.desired).iter().map(|e| e.sha256.clone()));
+        in_use.extend(lock(&self.assigned).iter().map(|e| e.sha256.clone()));
+        let removed = self.engine.prune_cache(&in_use);
+        if removed > 0 {
+            tracing::info!(
+                removed,
+                "compile cache: removed entries no plugin used for a week"
+            );
+        }
     }
 }
