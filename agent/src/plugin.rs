@@ -12,12 +12,14 @@
 //!   with the reason.
 //! - [`manager`] loads the configured plugins (sha256-pinned), schedules health checks with
 //!   jitter, records results as metrics and events, serves `/v1/plugins`, and hot-reloads.
+//! - [`files`] reads the files plugins come from: regular files only, within a size limit.
 //! - [`sync`] fetches the plugins the control plane assigns (by digest, verified) and hands
 //!   them to the manager beside the configured ones.
 
 pub mod bindings;
 pub mod cli;
 pub mod engine;
+pub mod files;
 pub mod host;
 pub mod langs;
 pub mod manager;

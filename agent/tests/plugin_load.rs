@@ -1,6 +1,6 @@
 //! Plugin files refused at load, each with one clear line: wrong digest, not a plugin, the
 //! other world, corrupt, not WebAssembly at all, missing, a future contract, exports of the
-//! wrong type.
+//! wrong type, a FIFO (refused at once: waiting on it would stall every plugin).
 
 use std::process::Command;
 
@@ -23,6 +23,12 @@ fn bad_plugin_files_are_refused_with_clear_errors() {
     let sanity = plugins().join("gpu_sanity.wasm");
     let future = plugins().join("future_version.wasm");
     let zeros = "0".repeat(64);
+    let fifo = dir.0.join("fifo.wasm");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
     let cfg = format!(
         "[gpu]\nbackend = \"fake\"\nfake_count = 1\n{token}\
          [[plugins]]\nname = \"badmagic\"\npath = \"{}\"\nsha256 = \"{}\"\n\
@@ -34,6 +40,7 @@ fn bad_plugin_files_are_refused_with_clear_errors() {
          [[plugins]]\nname = \"corrupt\"\npath = \"{}\"\nsha256 = \"{}\"\n\
          [[plugins]]\nname = \"missing\"\npath = \"{}\"\nsha256 = \"{zeros}\"\n\
          [[plugins]]\nname = \"future\"\npath = \"{}\"\nsha256 = \"{}\"\n\
+         [[plugins]]\nname = \"fifo\"\npath = \"{}\"\nsha256 = \"{zeros}\"\n\
          {}",
         text.display(),
         sha256(&text),
@@ -51,6 +58,7 @@ fn bad_plugin_files_are_refused_with_clear_errors() {
         dir.0.join("nowhere.wasm").display(),
         future.display(),
         sha256(&future),
+        fifo.display(),
         plugin_entry("good", "thermal.wasm", "interval = \"200ms\""),
     );
     let agent = Agent::start(
@@ -59,7 +67,7 @@ fn bad_plugin_files_are_refused_with_clear_errors() {
     );
     let listing = agent.wait_plugins("every plugin tried", |p| {
         p["plugins"].as_array().is_some_and(|a| {
-            a.len() == 10
+            a.len() == 11
                 && a.iter()
                     .all(|p| p["loaded"] == true || p["load_error"].is_string())
         })
@@ -116,6 +124,11 @@ fn bad_plugin_files_are_refused_with_clear_errors() {
     assert!(
         e.contains("built against gpuwarden:plugin@0.2.0")
             && e.contains("provides gpuwarden:plugin@0.1.0"),
+        "{e}"
+    );
+    let e = err("fifo");
+    assert!(
+        e.contains("fifo.wasm") && e.contains("a FIFO, not a regular file"),
         "{e}"
     );
     let e = err("missing");

@@ -23,7 +23,8 @@ mod ticker;
 
 pub use error::PluginError;
 
-use cache::{load_cached, prepare_cache_dir, prune, touch, write_atomically};
+use cache::{entry_name, load_cached, prepare_cache_dir, touch, upkeep, write_atomically};
+pub use cache::{Pruned, UPKEEP_EVERY};
 
 /// Plugin instances that may exist at once (the pooling allocator's slots; with on-demand
 /// allocation, the same bound keeps memory at most this many memory caps).
@@ -180,21 +181,22 @@ impl PluginEngine {
     fn cache_path(&self, sha256: &str) -> Option<PathBuf> {
         self.cache_dir
             .as_ref()
-            .map(|d| d.join(format!("{sha256}-{}.cwasm", self.engine_key)))
+            .map(|d| d.join(entry_name(sha256, &self.engine_key)))
     }
 
-    /// Removes the compile-cache entries that none of `in_use` (plugin sha256s, hex) needs and
-    /// that no agent sharing the folder used for a week: replaced versions, removed plugins,
-    /// entries of older agents. Returns how many files went (0 without a cache).
-    pub fn prune_cache(&self, in_use: &std::collections::BTreeSet<String>) -> usize {
+    /// Keeps the compile cache: marks the entries of `in_use` (plugin sha256s, hex) as used
+    /// now, and removes those no agent sharing the folder used for a week (replaced versions,
+    /// removed plugins, entries of older agents) and temporary files of writes killed an
+    /// hour ago or more. Nothing without a cache.
+    pub fn cache_upkeep(&self, in_use: &std::collections::BTreeSet<String>) -> Pruned {
         let Some(dir) = &self.cache_dir else {
-            return 0;
+            return Pruned::default();
         };
         let keep = in_use
             .iter()
-            .map(|sha| format!("{}-{}.cwasm", sha.to_ascii_lowercase(), self.engine_key))
+            .map(|sha| entry_name(sha, &self.engine_key))
             .collect();
-        prune(dir, &keep, std::time::SystemTime::now())
+        upkeep(dir, &keep, std::time::SystemTime::now())
     }
 
     /// Compiles `bytes` (whose digest is `sha256`), or loads the machine code cached for it.

@@ -23,11 +23,13 @@ use gpuwarden_wire::plugin_sync::{
 use sha2::{Digest, Sha256};
 use tracing::{info, warn};
 
+use super::files::read_regular;
+pub use super::files::MAX_COMPONENT_BYTES;
 use super::manager::PluginManager;
 use crate::config::{valid_plugin_name, PluginEntry, PluginValue, MAX_PLUGIN_MEMORY_MIB};
 
-/// The largest component fetched, bytes (as the loader's limit).
-pub const MAX_COMPONENT_BYTES: u64 = 64 * 1024 * 1024;
+/// The largest answer read from the control plane, and the largest assignment kept, bytes.
+const MAX_ANSWER_BYTES: u64 = 4 << 20;
 
 /// Fetches and applies the control plane's assignment.
 pub struct PluginSync {
@@ -100,7 +102,7 @@ impl PluginSync {
             return;
         };
         let path = self.kept();
-        if std::fs::read_to_string(&path).ok().as_deref() == Some(text.as_str()) {
+        if read_regular(&path, MAX_ANSWER_BYTES).ok().as_deref() == Some(text.as_bytes()) {
             return;
         }
         let tmp = path.with_extension(format!("tmp{}", std::process::id()));
@@ -117,10 +119,10 @@ impl PluginSync {
     /// components held here (a node restarted while the control plane is away keeps its
     /// health checks). Nothing is fetched.
     pub fn restore(&self) {
-        let Ok(text) = std::fs::read_to_string(self.kept()) else {
+        let Ok(text) = read_regular(&self.kept(), MAX_ANSWER_BYTES) else {
             return;
         };
-        let Ok(asked) = serde_json::from_str::<PluginAssignment>(&text) else {
+        let Ok(asked) = serde_json::from_slice::<PluginAssignment>(&text) else {
             warn!(file = %self.kept().display(), "the kept plugin assignment is unreadable: ignored");
             return;
         };
@@ -227,7 +229,7 @@ impl PluginSync {
         let body = resp
             .body_mut()
             .with_config()
-            .limit(4 << 20)
+            .limit(MAX_ANSWER_BYTES)
             .read_to_string()
             .map_err(|e| e.to_string())?;
         if status == 404 {
@@ -389,7 +391,8 @@ impl PluginSync {
         if lock(&self.verified).get(path) == Some(&now) {
             return true;
         }
-        let ok = std::fs::read(path).is_ok_and(|b| hex(&Sha256::digest(&b)) == hex_want);
+        let ok = read_regular(path, MAX_COMPONENT_BYTES)
+            .is_ok_and(|b| hex(&Sha256::digest(&b)) == hex_want);
         if ok {
             lock(&self.verified).insert(path.to_path_buf(), now);
         }

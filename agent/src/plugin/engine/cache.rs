@@ -15,6 +15,8 @@ use std::time::{Duration, SystemTime};
 
 use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
+
+use super::super::files::read_regular;
 use wasmtime::Engine;
 
 /// The first bytes of an entry (format version 1).
@@ -75,7 +77,9 @@ fn verified_payload(bytes: &[u8]) -> Result<&[u8], String> {
 
 #[allow(unsafe_code)]
 pub(super) fn load_cached(engine: &Engine, path: &Path) -> wasmtime::Result<Component> {
-    let bytes = std::fs::read(path)?;
+    // A regular file of bounded size: a FIFO or a link to a device must not stall the
+    // plugin thread (every plugin loads there).
+    let bytes = read_regular(path, MAX_ENTRY_BYTES)?;
     let payload = verified_payload(&bytes).map_err(wasmtime::Error::msg)?;
     // SAFETY: the payload is byte for byte what `Component::serialize` of this agent wrote
     // (its sha256, checked just above on these very bytes, matches the one written beside
@@ -87,33 +91,89 @@ pub(super) fn load_cached(engine: &Engine, path: &Path) -> wasmtime::Result<Comp
 
 /// How long an entry that no plugin of this agent uses is kept after its last use: the
 /// directory may be shared (the default is under the temp dir), and another agent's entries
-/// stay while that agent loads them.
+/// stay while that agent uses them (it marks them every [`UPKEEP_EVERY`]).
 pub(super) const KEEP_UNUSED: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// How often an agent marks the entries its plugins use, and prunes (a day): well within the
+/// week an unused entry is kept, so a long-running agent's entries are never taken for unused.
+pub const UPKEEP_EVERY: Duration = Duration::from_secs(24 * 3600);
 
 /// How long a temporary file (`NAME.tmpPID`) is left alone: a write in progress elsewhere.
 const KEEP_TEMPORARY: Duration = Duration::from_secs(3600);
 
-/// Marks the entry at `path` as used now (its modification time), so that [`prune`] keeps
-/// it while any agent sharing the directory loads it.
-pub(super) fn touch(path: &Path) -> std::io::Result<()> {
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(path)?
-        .set_modified(SystemTime::now())
+/// The largest entry read, bytes: machine code of a component of at most 64 MiB.
+const MAX_ENTRY_BYTES: u64 = 1 << 30;
+
+/// The name of the entry for component `sha256` (hex) and engine `engine_key` (16 hex).
+pub(super) fn entry_name(sha256: &str, engine_key: &str) -> String {
+    format!("{}-{engine_key}.cwasm", sha256.to_ascii_lowercase())
 }
 
-/// Removes from `dir` the cache entries whose file name is not in `keep` and that were not
-/// used (written or loaded) for [`KEEP_UNUSED`] before `now`: versions replaced or removed,
-/// and those of older agents (another engine hash in the name). Temporary files a killed
-/// write left are removed after [`KEEP_TEMPORARY`]. Only names the cache writes
-/// (`{sha256 hex}-….cwasm`, `….tmpPID`) are touched. Returns the number of files removed.
-pub(super) fn prune(dir: &Path, keep: &BTreeSet<String>, now: SystemTime) -> usize {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
+/// What a file name in the cache folder is: an entry, a temporary file of a write, or
+/// neither (then never touched). Entries are exactly `{64 lowercase hex}-{16 lowercase
+/// hex}.cwasm`; temporary files that name with `.tmp{pid}` for `.cwasm`.
+#[derive(Debug, PartialEq, Eq)]
+enum Name {
+    Entry,
+    Temporary,
+    Foreign,
+}
+
+fn classify(name: &str) -> Name {
+    let lower_hex = |s: &str| s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    let stem_ok = |stem: &str| {
+        stem.len() == 64 + 1 + 16
+            && stem.as_bytes()[64] == b'-'
+            && lower_hex(&stem[..64])
+            && lower_hex(&stem[65..])
     };
-    let mut removed = 0;
-    for e in entries.flatten() {
+    if let Some(stem) = name.strip_suffix(".cwasm") {
+        if stem_ok(stem) {
+            return Name::Entry;
+        }
+    } else if let Some((stem, pid)) = name.rsplit_once(".tmp") {
+        if stem_ok(stem) && !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()) {
+            return Name::Temporary;
+        }
+    }
+    Name::Foreign
+}
+
+/// Marks the entry at `path` as used now (its modification time), so that [`upkeep`] keeps
+/// it while any agent sharing the directory uses it. Setting the time needs ownership, not
+/// write permission: the file is opened read-only.
+pub(super) fn touch(path: &Path) -> std::io::Result<()> {
+    std::fs::File::open(path)?.set_modified(SystemTime::now())
+}
+
+/// What the upkeep of the compile cache removed.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Pruned {
+    /// Entries no plugin of this agent needs, unused for a week.
+    pub entries: usize,
+    /// Temporary files of writes that never finished (older than an hour).
+    pub temporaries: usize,
+}
+
+/// Keeps the cache of one agent: marks the entries in `keep` (file names) as used, then
+/// removes from `dir` the entries not in `keep` that nobody used for [`KEEP_UNUSED`] before
+/// `now` (versions replaced or removed, those of older agents: another engine hash in the
+/// name), and temporary files a killed write left, after [`KEEP_TEMPORARY`]. Only names the
+/// cache writes are touched (see [`classify`]); errors (a file gone meanwhile, a folder made
+/// read-only) leave the file in place.
+pub(super) fn upkeep(dir: &Path, keep: &BTreeSet<String>, now: SystemTime) -> Pruned {
+    let mut pruned = Pruned::default();
+    let Ok(files) = std::fs::read_dir(dir) else {
+        return pruned;
+    };
+    for e in files.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
+        let kind = classify(&name);
+        if kind == Name::Entry && keep.contains(&name) {
+            let _ = touch(&e.path());
+            continue;
+        }
+        // The link itself, not what it names: a link's target is never removed.
         let Some(age) = e
             .metadata()
             .ok()
@@ -122,21 +182,16 @@ pub(super) fn prune(dir: &Path, keep: &BTreeSet<String>, now: SystemTime) -> usi
         else {
             continue;
         };
-        let ours = name.len() > 65
-            && name.as_bytes()[64] == b'-'
-            && name[..64].bytes().all(|b| b.is_ascii_hexdigit());
-        let old_enough = if name.ends_with(".cwasm") {
-            !keep.contains(&name) && age >= KEEP_UNUSED
-        } else {
-            let tmp = name.rsplit_once(".tmp").map(|(_, pid)| pid);
-            tmp.is_some_and(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
-                && age >= KEEP_TEMPORARY
+        let (limit, count) = match kind {
+            Name::Entry => (KEEP_UNUSED, &mut pruned.entries),
+            Name::Temporary => (KEEP_TEMPORARY, &mut pruned.temporaries),
+            Name::Foreign => continue,
         };
-        if ours && old_enough && std::fs::remove_file(e.path()).is_ok() {
-            removed += 1;
+        if age >= limit && std::fs::remove_file(e.path()).is_ok() {
+            *count += 1;
         }
     }
-    removed
+    pruned
 }
 
 #[cfg(test)]
@@ -164,19 +219,45 @@ mod tests {
     }
 
     #[test]
-    fn prune_removes_only_old_unused_entries_of_the_cache() {
+    fn only_the_names_the_cache_writes_are_entries() {
+        let sha = "0123456789abcdef".repeat(4);
+        assert_eq!(
+            classify(&entry_name(&sha.to_uppercase(), "9251c85941f77eeb")),
+            Name::Entry
+        );
+        assert_eq!(
+            classify(&format!("{sha}-9251c85941f77eeb.tmp4242")),
+            Name::Temporary
+        );
+        for foreign in [
+            format!("{sha}-backup.cwasm"),
+            format!("{}-9251c85941f77eeb.cwasm", sha.to_uppercase()),
+            format!("{sha}-9251C85941F77EEB.cwasm"),
+            format!("{sha}-\u{fffd}.cwasm"),
+            format!("{sha}-notes.tmp2024"),
+            format!("{sha}-9251c85941f77eeb.tmp"),
+            format!("{sha}-9251c85941f77eeb.tmpabc"),
+            format!("{sha}-9251c85941f77eeb.cwasm.bak"),
+            "notes.cwasm".to_string(),
+        ] {
+            assert_eq!(classify(&foreign), Name::Foreign, "{foreign}");
+        }
+    }
+
+    #[test]
+    fn upkeep_marks_what_is_used_and_removes_only_old_unused_entries() {
         let dir = std::env::temp_dir().join(format!("gw-cache-prune-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let a = "a".repeat(64);
-        let b = "b".repeat(64);
+        let (a, b) = ("a".repeat(64), "b".repeat(64));
+        let (key, older) = ("1111111111111111", "0000000000000000");
         let files = [
-            format!("{a}-1.cwasm"),    // in use: kept however old
-            format!("{b}-1.cwasm"),    // replaced, unused for 8 days: removed
-            format!("{b}-2.cwasm"),    // another agent's, used 6 days ago: kept
-            format!("{a}-0.cwasm"),    // an older agent's engine, 8 days: removed
-            format!("{a}-1.tmp4242"),  // a killed write, 2 hours: removed
-            format!("{b}-1.tmp4243"),  // a write in progress (1 minute): kept
-            "notes.cwasm".to_string(), // not a name the cache writes: kept
+            entry_name(&a, key),                // in use: kept however old, and marked used
+            entry_name(&b, key),                // replaced, unused for 8 days: removed
+            entry_name(&b, "2222222222222222"), // another agent's, used 6 days ago: kept
+            entry_name(&a, older),              // an older agent's engine, 8 days: removed
+            format!("{a}-{key}.tmp4242"),       // a killed write, 2 hours: removed
+            format!("{b}-{key}.tmp4243"),       // a write in progress (1 minute): kept
+            "notes.cwasm".to_string(),          // not a name the cache writes: kept
         ];
         let day = 24 * 3600;
         let ages = [30 * day, 8 * day, 6 * day, 8 * day, 7200, 60, 30 * day];
@@ -184,27 +265,57 @@ mod tests {
         for (f, age) in files.iter().zip(ages) {
             let path = dir.join(f);
             std::fs::write(&path, b"x").unwrap();
-            std::fs::File::options()
-                .write(true)
-                .open(&path)
+            std::fs::File::open(&path)
                 .unwrap()
                 .set_modified(now - Duration::from_secs(age))
                 .unwrap();
         }
         let keep = BTreeSet::from([files[0].clone()]);
-        assert_eq!(prune(&dir, &keep, now), 3);
+        let pruned = upkeep(&dir, &keep, now);
+        assert_eq!(
+            pruned,
+            Pruned {
+                entries: 2,
+                temporaries: 1
+            }
+        );
         let left: BTreeSet<String> = std::fs::read_dir(&dir)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         let expect: BTreeSet<String> = [0, 2, 5, 6].iter().map(|i| files[*i].clone()).collect();
         assert_eq!(left, expect);
+        let used = std::fs::metadata(dir.join(&files[0]))
+            .unwrap()
+            .modified()
+            .unwrap();
+        assert!(used.elapsed().unwrap_or_default() < Duration::from_secs(600));
         // Used again (loaded), an entry is young again; two days on, only the temporary
         // file of the write that never finished goes.
         touch(&dir.join(&files[2])).unwrap();
-        assert_eq!(prune(&dir, &keep, now + Duration::from_secs(2 * day)), 1);
+        let later = upkeep(&dir, &keep, now + Duration::from_secs(2 * day));
+        assert_eq!(
+            later,
+            Pruned {
+                entries: 0,
+                temporaries: 1
+            }
+        );
         assert!(dir.join(&files[2]).exists());
-        assert!(!dir.join(&files[5]).exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_fifo_named_like_an_entry_is_refused_not_waited_on() {
+        let dir = std::env::temp_dir().join(format!("gw-cache-fifo-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(entry_name(&"d".repeat(64), "1111111111111111"));
+        let made = std::process::Command::new("mkfifo").arg(&path).status();
+        if made.is_ok_and(|s| s.success()) {
+            let engine = Engine::default();
+            let e = load_cached(&engine, &path).err().unwrap();
+            assert!(e.to_string().contains("FIFO"), "{e}");
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -237,25 +237,33 @@ impl PluginManager {
         }
         if changed {
             self.refresh();
-            self.prune_cache();
+            self.cache_upkeep();
         }
         self.applied.notify_one();
     }
 
-    /// Prunes the compile cache down to what the plugins now loaded or asked for need (and
-    /// what other agents sharing the folder used within a week).
-    fn prune_cache(&self) {
+    /// Keeps the compile cache (after each change of the list, and every
+    /// [`UPKEEP_EVERY`](super::super::engine::UPKEEP_EVERY) from the watcher): marks what
+    /// the plugins now loaded or asked for use, and removes what no agent sharing the folder
+    /// used for a week.
+    pub(super) fn cache_upkeep(&self) {
         let mut in_use: BTreeSet<String> = lock(&self.slots)
             .values()
             .filter_map(|s| s.loaded.as_ref().map(|l| l.sha256.clone()))
             .collect();
         in_use.extend(lock(&self.desired).iter().map(|e| e.sha256.clone()));
         in_use.extend(lock(&self.assigned).iter().map(|e| e.sha256.clone()));
-        let removed = self.engine.prune_cache(&in_use);
-        if removed > 0 {
+        let pruned = self.engine.cache_upkeep(&in_use);
+        if pruned.entries > 0 {
             tracing::info!(
-                removed,
-                "compile cache: removed entries no plugin used for a week"
+                removed = pruned.entries,
+                "compile cache: removed entries no agent sharing the folder used for a week"
+            );
+        }
+        if pruned.temporaries > 0 {
+            tracing::info!(
+                removed = pruned.temporaries,
+                "compile cache: removed temporary files of writes that never finished"
             );
         }
     }

@@ -6,10 +6,8 @@ use std::time::Instant;
 use sha2::{Digest, Sha256};
 
 use super::super::engine::{Compiled, PluginEngine, PluginError};
+use super::super::files::{read_regular, MAX_COMPONENT_BYTES};
 use crate::config::PluginEntry;
-
-/// Plugin files larger than this are refused.
-const MAX_PLUGIN_FILE: u64 = 64 * 1024 * 1024;
 
 /// The sha256 of a file, hex.
 pub fn digest_file(path: &Path) -> Result<String, PluginError> {
@@ -26,13 +24,8 @@ fn read_plugin(path: &Path) -> Result<Vec<u8>, PluginError> {
         path: path.to_path_buf(),
         source,
     };
-    let len = std::fs::metadata(path).map_err(io)?.len();
-    if len > MAX_PLUGIN_FILE {
-        return Err(io(std::io::Error::other(format!(
-            "{len} bytes, over the {MAX_PLUGIN_FILE}-byte limit"
-        ))));
-    }
-    std::fs::read(path).map_err(io)
+    // Only a regular file of at most 64 MiB: a FIFO or a device would stall every plugin.
+    read_regular(path, MAX_COMPONENT_BYTES).map_err(io)
 }
 
 /// A loaded plugin.

@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use super::super::engine::UPKEEP_EVERY;
 use super::watch::Wakeups;
 use super::{lock, stamp, PluginManager};
 use crate::config::reload::ReloadStatus;
@@ -25,6 +26,9 @@ impl PluginManager {
         let me = Arc::downgrade(&self);
         drop(self);
         let mut last_config = config_file.as_deref().and_then(stamp);
+        // The compile cache's upkeep: a long-running agent marks the entries it uses, so
+        // agents sharing the folder never take them for unused.
+        let mut upkeep_at = tokio::time::Instant::now() + UPKEEP_EVERY;
         loop {
             // The folders of the config file and of the plugins configured now; a folder
             // watched for the first time may hold a change made before: check at once.
@@ -39,9 +43,14 @@ impl PluginManager {
                 tokio::select! {
                     () = wakeups.wait() => {}
                     () = applied.notified() => {}
+                    () = tokio::time::sleep_until(upkeep_at) => {}
                 }
             }
             let Some(mgr) = me.upgrade() else { return };
+            if tokio::time::Instant::now() >= upkeep_at {
+                mgr.cache_upkeep();
+                upkeep_at = tokio::time::Instant::now() + UPKEEP_EVERY;
+            }
             let config_now = config_file.as_deref().and_then(stamp);
             let config_changed = config_now != last_config;
             let files_changed = lock(&mgr.slots)
