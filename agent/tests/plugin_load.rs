@@ -150,7 +150,7 @@ fn bad_plugin_files_are_refused_with_clear_errors() {
     let (s, body) = agent.post_as("/v1/plugins/corrupt/run", &bearer, "");
     assert_eq!(s, 409, "{body}");
     // `plugin test` refuses them too, in one line, with exit status 2.
-    for file in [&wrong_check, &wrong_run, &text] {
+    for file in [&wrong_check, &wrong_run, &text, &fifo] {
         let out = Command::new(BIN)
             .args(["plugin", "test"])
             .arg(file)
@@ -160,4 +160,12 @@ fn bad_plugin_files_are_refused_with_clear_errors() {
         assert_eq!(out.status.code(), Some(2), "{stderr}");
         assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
     }
+    // The FIFO's reason once, not chained twice.
+    let out = Command::new(BIN)
+        .args(["plugin", "test"])
+        .arg(&fifo)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.matches("a FIFO").count(), 1, "{stderr}");
 }

@@ -240,7 +240,12 @@ fn a_component_that_does_not_match_its_digest_or_does_not_load_is_refused_and_th
     });
     plane.lock().unwrap().down = false;
 
-    // Nothing assigned: the assigned plugin stops, the node's own runs on.
+    // Nothing assigned: the assigned plugin stops, the node's own runs on; the components
+    // fetched go, files of other names in the folder stay.
+    let held_dir = dir.0.join("state/plugins");
+    for other in ["mine.wasm", "notes.tmpl"] {
+        std::fs::write(held_dir.join(other), b"the operator's").unwrap();
+    }
     plane.lock().unwrap().assigned = json!({"plugins": []});
     agent.wait_plugins("check removed", |p| {
         let names: Vec<&str> = p["plugins"]
@@ -251,5 +256,20 @@ fn a_component_that_does_not_match_its_digest_or_does_not_load_is_refused_and_th
             .collect();
         names == ["own"]
     });
+    let fetched_left = || {
+        std::fs::read_dir(&held_dir)
+            .unwrap()
+            .flatten()
+            .filter(|f| f.file_name().to_string_lossy().len() == 64 + ".wasm".len())
+            .count()
+    };
+    let cleaned = gpuwarden_testkit::poll(Duration::from_secs(10), || {
+        (fetched_left() == 0).then_some(())
+    });
+    assert!(
+        cleaned.is_some(),
+        "fetched components no longer assigned are removed"
+    );
+    assert!(held_dir.join("mine.wasm").exists() && held_dir.join("notes.tmpl").exists());
     std::thread::sleep(Duration::from_millis(100));
 }

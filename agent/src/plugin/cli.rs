@@ -8,7 +8,7 @@ use anyhow::{bail, Context};
 
 use super::engine::{kind_name, PluginEngine};
 use super::host::{HostView, RunLimits};
-use super::manager::digest_file;
+use super::manager::read_component;
 use super::runner::{self, Limits, Outcome};
 use crate::backend::fake::{FakeBackend, InjectRequest, DEFAULT_MODEL};
 use crate::backend::GpuBackend;
@@ -140,9 +140,8 @@ pub fn test(opts: &TestOptions) -> anyhow::Result<(Outcome, PluginKind)> {
     collector.collect();
 
     let engine = PluginEngine::new(false, opts.cache_dir.clone())?;
-    let sha = digest_file(&opts.file)?;
-    let bytes =
-        std::fs::read(&opts.file).with_context(|| format!("reading {}", opts.file.display()))?;
+    // One read: the digest the cache is keyed by is that of the bytes compiled.
+    let (bytes, sha) = read_component(&opts.file)?;
     let (component, _) = engine.compile(&bytes, &sha)?;
     let compiled = engine.prepare(&component, None, false)?;
     let d = PluginDefaults::default();

@@ -8,7 +8,7 @@ mod reload;
 mod run;
 mod watch;
 
-pub use loader::{digest_file, load, Loaded};
+pub use loader::{digest_file, load, read_component, Loaded};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

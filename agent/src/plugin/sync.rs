@@ -119,8 +119,13 @@ impl PluginSync {
     /// components held here (a node restarted while the control plane is away keeps its
     /// health checks). Nothing is fetched.
     pub fn restore(&self) {
-        let Ok(text) = read_regular(&self.kept(), MAX_ANSWER_BYTES) else {
-            return;
+        let text = match read_regular(&self.kept(), MAX_ANSWER_BYTES) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+            Err(e) => {
+                warn!(file = %self.kept().display(), error = %e, "the kept plugin assignment cannot be read: assigned plugins wait for the control plane");
+                return;
+            }
         };
         let Ok(asked) = serde_json::from_slice::<PluginAssignment>(&text) else {
             warn!(file = %self.kept().display(), "the kept plugin assignment is unreadable: ignored");
@@ -139,6 +144,8 @@ impl PluginSync {
                 if let Ok(e) = self.entry("", "", &a) {
                     entries.push(e);
                 }
+            } else {
+                warn!(plugin = %a.name, digest = %a.digest, "an assigned component is not held here (or not intact): it waits for the control plane");
             }
         }
         if entries.is_empty() {
@@ -407,12 +414,18 @@ impl PluginSync {
         };
         for f in dir.flatten() {
             let p = f.path();
-            // A component no longer used, or what a fetch killed midway left (`HEX.tmpPID`).
-            let ext = p
-                .extension()
-                .map(|e| e.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            if (ext == "wasm" && !keep.contains(&p)) || ext.starts_with("tmp") {
+            // A component no longer used, or what a fetch killed midway left (`HEX.tmpPID`);
+            // only the names fetches write (`{sha256 hex}.wasm`): other files stay.
+            let name = f.file_name().to_string_lossy().into_owned();
+            let Some((stem, ext)) = name.split_once('.') else {
+                continue;
+            };
+            let fetched =
+                stem.len() == 64 && stem.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+            let temporary = ext
+                .strip_prefix("tmp")
+                .is_some_and(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()));
+            if fetched && ((ext == "wasm" && !keep.contains(&p)) || temporary) {
                 let _ = std::fs::remove_file(&p);
                 lock(&self.verified).remove(&p);
             }

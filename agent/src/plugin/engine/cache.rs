@@ -16,7 +16,9 @@ use std::time::{Duration, SystemTime};
 use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 
-use super::super::files::read_regular;
+use std::io::Read;
+
+use super::super::files::{open_regular, touch_regular};
 use wasmtime::Engine;
 
 /// The first bytes of an entry (format version 1).
@@ -78,8 +80,20 @@ fn verified_payload(bytes: &[u8]) -> Result<&[u8], String> {
 #[allow(unsafe_code)]
 pub(super) fn load_cached(engine: &Engine, path: &Path) -> wasmtime::Result<Component> {
     // A regular file of bounded size: a FIFO or a link to a device must not stall the
-    // plugin thread (every plugin loads there).
-    let bytes = read_regular(path, MAX_ENTRY_BYTES)?;
+    // plugin thread (every plugin loads there). The header is checked before the rest is
+    // read: a large file that is not an entry costs 40 bytes.
+    let (file, len) = open_regular(path, MAX_ENTRY_BYTES)?;
+    let mut bytes = Vec::new();
+    (&file).take(HEADER as u64).read_to_end(&mut bytes)?;
+    if bytes.len() < HEADER || &bytes[..MAGIC.len()] != MAGIC {
+        return Err(wasmtime::Error::msg(
+            "not a sealed gpuwarden cache entry (short, or an older format)",
+        ));
+    }
+    bytes.reserve(usize::try_from(len).unwrap_or(0).saturating_sub(HEADER));
+    (&file)
+        .take(MAX_ENTRY_BYTES - HEADER as u64)
+        .read_to_end(&mut bytes)?;
     let payload = verified_payload(&bytes).map_err(wasmtime::Error::msg)?;
     // SAFETY: the payload is byte for byte what `Component::serialize` of this agent wrote
     // (its sha256, checked just above on these very bytes, matches the one written beside
@@ -140,10 +154,10 @@ fn classify(name: &str) -> Name {
 }
 
 /// Marks the entry at `path` as used now (its modification time), so that [`upkeep`] keeps
-/// it while any agent sharing the directory uses it. Setting the time needs ownership, not
-/// write permission: the file is opened read-only.
+/// it while any agent sharing the directory uses it. Only a regular file (a symlink is not
+/// followed, a FIFO not waited on); setting the time needs ownership, not write permission.
 pub(super) fn touch(path: &Path) -> std::io::Result<()> {
-    std::fs::File::open(path)?.set_modified(SystemTime::now())
+    touch_regular(path)
 }
 
 /// What the upkeep of the compile cache removed.
@@ -170,7 +184,9 @@ pub(super) fn upkeep(dir: &Path, keep: &BTreeSet<String>, now: SystemTime) -> Pr
         let name = e.file_name().to_string_lossy().into_owned();
         let kind = classify(&name);
         if kind == Name::Entry && keep.contains(&name) {
-            let _ = touch(&e.path());
+            if e.file_type().is_ok_and(|t| t.is_file()) {
+                let _ = touch(&e.path());
+            }
             continue;
         }
         // The link itself, not what it names: a link's target is never removed.
@@ -315,6 +331,13 @@ mod tests {
             let engine = Engine::default();
             let e = load_cached(&engine, &path).err().unwrap();
             assert!(e.to_string().contains("FIFO"), "{e}");
+            // Nor does the upkeep wait on it when a plugin in use has that name.
+            let keep = BTreeSet::from([path.file_name().unwrap().to_string_lossy().into_owned()]);
+            let (tx, rx) = std::sync::mpsc::channel();
+            let d = dir.clone();
+            std::thread::spawn(move || tx.send(upkeep(&d, &keep, SystemTime::now())));
+            let done = rx.recv_timeout(Duration::from_secs(10));
+            assert_eq!(done.ok(), Some(Pruned::default()), "the upkeep returned");
         }
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -7,13 +7,13 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum PluginError {
     /// The file cannot be read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {cause}")]
     Io {
         /// The file.
         path: PathBuf,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
+        /// The cause: part of the message, not chained again (`plugin test` printed it
+        /// twice).
+        cause: std::io::Error,
     },
     /// The file's digest is not the configured one.
     #[error("sha256 mismatch for {path}: the config pins {expected}, the file has {actual}")]

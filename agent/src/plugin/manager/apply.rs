@@ -237,7 +237,9 @@ impl PluginManager {
         }
         if changed {
             self.refresh();
-            self.cache_upkeep();
+            // File-system work, off the runtime's few worker threads.
+            let me = Arc::clone(self);
+            let _ = tokio::task::spawn_blocking(move || me.cache_upkeep()).await;
         }
         self.applied.notify_one();
     }

@@ -10,9 +10,22 @@ use super::super::files::{read_regular, MAX_COMPONENT_BYTES};
 use crate::config::PluginEntry;
 
 /// The sha256 of a file, hex.
+///
+/// # Errors
+/// [`PluginError::Io`] when it is not a regular file of at most 64 MiB, or cannot be read.
 pub fn digest_file(path: &Path) -> Result<String, PluginError> {
+    Ok(read_component(path)?.1)
+}
+
+/// A plugin file's bytes and their sha256 (hex), from one read: what is hashed is what is
+/// compiled, even while the file is being rewritten.
+///
+/// # Errors
+/// As [`digest_file`].
+pub fn read_component(path: &Path) -> Result<(Vec<u8>, String), PluginError> {
     let bytes = read_plugin(path)?;
-    Ok(hex(&Sha256::digest(&bytes)))
+    let sha = hex(&Sha256::digest(&bytes));
+    Ok((bytes, sha))
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -20,9 +33,9 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn read_plugin(path: &Path) -> Result<Vec<u8>, PluginError> {
-    let io = |source| PluginError::Io {
+    let io = |cause| PluginError::Io {
         path: path.to_path_buf(),
-        source,
+        cause,
     };
     // Only a regular file of at most 64 MiB: a FIFO or a device would stall every plugin.
     read_regular(path, MAX_COMPONENT_BYTES).map_err(io)

@@ -48,7 +48,8 @@ impl PluginManager {
             }
             let Some(mgr) = me.upgrade() else { return };
             if tokio::time::Instant::now() >= upkeep_at {
-                mgr.cache_upkeep();
+                let m = Arc::clone(&mgr);
+                let _ = tokio::task::spawn_blocking(move || m.cache_upkeep()).await;
                 upkeep_at = tokio::time::Instant::now() + UPKEEP_EVERY;
             }
             let config_now = config_file.as_deref().and_then(stamp);
