@@ -414,8 +414,9 @@ impl PluginSync {
         };
         for f in dir.flatten() {
             let p = f.path();
-            // A component no longer used, or what a fetch killed midway left (`HEX.tmpPID`);
-            // only the names fetches write (`{sha256 hex}.wasm`): other files stay.
+            // A component no longer used, or what a fetch or a keep killed midway left
+            // (`HEX.tmpPID`, `assignment.tmpPID`); only the names written here: other files
+            // stay.
             let name = f.file_name().to_string_lossy().into_owned();
             let Some((stem, ext)) = name.split_once('.') else {
                 continue;
@@ -425,7 +426,9 @@ impl PluginSync {
             let temporary = ext
                 .strip_prefix("tmp")
                 .is_some_and(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()));
-            if fetched && ((ext == "wasm" && !keep.contains(&p)) || temporary) {
+            // `assignment.tmpPID`: a `keep` killed midway.
+            let ours = fetched || (stem == "assignment" && temporary);
+            if ours && ((fetched && ext == "wasm" && !keep.contains(&p)) || temporary) {
                 let _ = std::fs::remove_file(&p);
                 lock(&self.verified).remove(&p);
             }

@@ -26,20 +26,30 @@ const MAGIC: &[u8; 8] = b"GWCWASM1";
 /// Magic plus digest.
 const HEADER: usize = MAGIC.len() + 32;
 
+/// Creates the cache directory (mode 0700) when absent, and checks that it is the agent's
+/// own: cached machine code is trusted as the agent binary is. Nothing is written into it
+/// before that check: a folder someone else made first (the default is under a shared temp
+/// dir) could hold a planted symlink or FIFO.
+///
+/// # Errors
+/// The directory is a symlink (name the folder itself), not a directory, not owned by the
+/// agent's effective user, or writable by its group or others; or the I/O error.
 pub(super) fn prepare_cache_dir(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)?;
-    let meta = std::fs::metadata(dir)?;
-    // Cached machine code is trusted as the agent binary is: the directory must be ours
-    // and closed to others.
-    // The owner is compared with that of a file we create (no libc for geteuid).
-    let probe = dir.join(".owner-probe");
-    std::fs::write(&probe, b"")?;
-    let me = std::fs::metadata(&probe)?.uid();
-    let _ = std::fs::remove_file(&probe);
+    let meta = std::fs::symlink_metadata(dir)?;
+    if meta.file_type().is_symlink() {
+        return Err(std::io::Error::other(
+            "a symlink: name the directory itself (a link could be swapped for another)",
+        ));
+    }
+    if !meta.is_dir() {
+        return Err(std::io::Error::other("not a directory"));
+    }
+    let me = rustix::process::geteuid().as_raw();
     if meta.uid() != me || meta.permissions().mode() & 0o022 != 0 {
         return Err(std::io::Error::other(
             "the directory must belong to the agent's user and not be writable by others",
@@ -115,8 +125,10 @@ pub const UPKEEP_EVERY: Duration = Duration::from_secs(24 * 3600);
 /// How long a temporary file (`NAME.tmpPID`) is left alone: a write in progress elsewhere.
 const KEEP_TEMPORARY: Duration = Duration::from_secs(3600);
 
-/// The largest entry read, bytes: machine code of a component of at most 64 MiB.
-const MAX_ENTRY_BYTES: u64 = 1 << 30;
+/// The largest entry read, bytes (512 MiB): machine code of a component of at most 64 MiB
+/// (entries run to 1–4 times the component). A larger file is refused unread; the plugin is
+/// compiled instead.
+const MAX_ENTRY_BYTES: u64 = 512 << 20;
 
 /// The name of the entry for component `sha256` (hex) and engine `engine_key` (16 hex).
 pub(super) fn entry_name(sha256: &str, engine_key: &str) -> String {
@@ -319,6 +331,43 @@ mod tests {
         );
         assert!(dir.join(&files[2]).exists());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn only_a_directory_of_the_agents_own_closed_to_others_is_used() {
+        use std::os::unix::fs::PermissionsExt;
+        let base = std::env::temp_dir().join(format!("gw-cache-dir-{}", std::process::id()));
+        let own = base.join("own/nested");
+        prepare_cache_dir(&own).unwrap();
+        let mode = std::fs::metadata(&own).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        // Nothing was written into it.
+        assert_eq!(std::fs::read_dir(&own).unwrap().count(), 0);
+        let link = base.join("link");
+        std::os::unix::fs::symlink(&own, &link).unwrap();
+        let e = prepare_cache_dir(&link).unwrap_err();
+        assert!(e.to_string().contains("symlink"), "{e}");
+        let open = base.join("open");
+        std::fs::create_dir(&open).unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let e = prepare_cache_dir(&open).unwrap_err();
+        assert!(e.to_string().contains("not be writable by others"), "{e}");
+        if rustix::process::geteuid().is_root() {
+            // A folder another user made first, with a FIFO planted in it: refused without
+            // a look inside (a probe write there would hang).
+            let theirs = base.join("theirs");
+            std::fs::create_dir(&theirs).unwrap();
+            let _ = std::process::Command::new("mkfifo")
+                .arg(theirs.join(".owner-probe"))
+                .status();
+            std::os::unix::fs::chown(&theirs, Some(65534), None).unwrap();
+            let e = prepare_cache_dir(&theirs).unwrap_err();
+            assert!(e.to_string().contains("belong to the agent's user"), "{e}");
+        }
+        let file = base.join("file");
+        std::fs::write(&file, b"").unwrap();
+        assert!(prepare_cache_dir(&file).is_err());
+        std::fs::remove_dir_all(&base).unwrap();
     }
 
     #[test]

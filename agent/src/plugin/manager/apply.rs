@@ -119,7 +119,16 @@ impl PluginManager {
                 })
             };
             if let Some(sha) = pinned {
-                let now = digest_file(&entry.path);
+                // A read of up to 64 MiB and its hash: off the runtime's workers.
+                let path = entry.path.clone();
+                let now = tokio::task::spawn_blocking(move || digest_file(&path))
+                    .await
+                    .unwrap_or_else(|e| {
+                        Err(PluginError::Io {
+                            path: entry.path.clone(),
+                            cause: std::io::Error::other(e.to_string()),
+                        })
+                    });
                 let mut slots = lock(&self.slots);
                 if let Some(s) = slots.get_mut(&entry.name) {
                     s.file = file;
@@ -134,7 +143,10 @@ impl PluginManager {
                             tracing::error!(plugin = %entry.name, error = %e, "new plugin version refused; the previous version keeps running");
                             Some(format!("{e} (the previous version keeps running)"))
                         }
-                        Err(e) => Some(format!("{e} (the previous version keeps running)")),
+                        Err(e) => {
+                            tracing::error!(plugin = %entry.name, error = %e, "new plugin version refused; the previous version keeps running");
+                            Some(format!("{e} (the previous version keeps running)"))
+                        }
                     };
                 }
                 continue;
