@@ -134,16 +134,15 @@ impl PluginManager {
                     s.file = file;
                     s.load_error = match now {
                         Ok(d) if d == sha => None,
-                        Ok(d) => {
-                            let e = PluginError::DigestMismatch {
-                                path: entry.path.clone(),
-                                expected: sha,
-                                actual: d,
+                        refused => {
+                            let e = match refused {
+                                Ok(d) => PluginError::DigestMismatch {
+                                    path: entry.path.clone(),
+                                    expected: sha,
+                                    actual: d,
+                                },
+                                Err(e) => e,
                             };
-                            tracing::error!(plugin = %entry.name, error = %e, "new plugin version refused; the previous version keeps running");
-                            Some(format!("{e} (the previous version keeps running)"))
-                        }
-                        Err(e) => {
                             tracing::error!(plugin = %entry.name, error = %e, "new plugin version refused; the previous version keeps running");
                             Some(format!("{e} (the previous version keeps running)"))
                         }
