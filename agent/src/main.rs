@@ -288,6 +288,18 @@ fn plugin_command(cmd: PluginCommand) -> ExitCode {
     }
 }
 
+/// One-shot commands end quietly when their reader goes away (`… | head`): the default
+/// SIGPIPE action, which Rust's runtime replaces with "ignore" (and then `println!` panics
+/// on the broken pipe). Servers keep ignoring it: a peer going away is an error they handle.
+#[allow(unsafe_code)]
+fn default_sigpipe() {
+    // SAFETY: `signal` with `SIG_DFL` installs no handler code; it sets the process-wide
+    // disposition of SIGPIPE back to the default (terminate), which any thread may do.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> ExitCode {
     if !gpuwarden_configfile::parent::tied_to_parent() {
         return ExitCode::FAILURE;
@@ -303,7 +315,10 @@ fn main() -> ExitCode {
         .init();
     gpuwarden_agent::log_panics();
     match cli.command {
-        Some(Command::Plugin(cmd)) => return plugin_command(cmd),
+        Some(Command::Plugin(cmd)) => {
+            default_sigpipe();
+            return plugin_command(cmd);
+        }
         Some(Command::Fleet(f)) => {
             return gpuwarden_agent::fleet::cli::main(gpuwarden_agent::fleet::cli::FleetArgs {
                 spec: f.spec,

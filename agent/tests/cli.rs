@@ -233,3 +233,29 @@ fn sighup_is_logged_and_the_agent_keeps_serving() {
     }
     assert!(agent.terminate().success());
 }
+
+/// `plugin test … | head`: a reader that goes away ends the command as `head` expects (the
+/// default SIGPIPE action), not with a panic (exit 101) when the report is printed.
+#[test]
+fn a_one_shot_command_whose_reader_goes_away_ends_without_a_panic() {
+    use std::os::unix::process::ExitStatusExt;
+    let child = Command::new(BIN)
+        .args(["plugin", "test", "--fake-gpus", "1"])
+        .arg(crate::util::plugins().join("thermal.wasm"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run");
+    // The read end is closed before the plugin is even compiled.
+    let mut child = child;
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("wait");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(
+        out.status.signal(),
+        Some(13),
+        "ended by SIGPIPE: {:?}",
+        out.status
+    );
+}

@@ -33,8 +33,9 @@ pub struct TestOptions {
     pub memory_limit_mib: u32,
     /// Print the outcome as JSON.
     pub json: bool,
-    /// Keep compiled components here (by content hash) and load them from here, as the
-    /// agent's `[plugin] cache_dir` does: a large component compiles once.
+    /// Keep compiled components here (by content hash) and load them from here: a large
+    /// component compiles once. `plugin test`'s own entries (the agent's engine is configured
+    /// differently, so they do not warm an agent); give it a folder of its own.
     pub cache_dir: Option<PathBuf>,
 }
 

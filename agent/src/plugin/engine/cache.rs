@@ -36,10 +36,15 @@ const HEADER: usize = MAGIC.len() + 32;
 /// agent's effective user, or writable by its group or others; or the I/O error.
 pub(super) fn prepare_cache_dir(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)?;
+    // `link/` would be the link's target: the folder is named without trailing slashes.
+    let dir: std::path::PathBuf = dir.components().collect();
+    let dir = dir.as_path();
+    if std::fs::symlink_metadata(dir).is_err() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+    }
     let meta = std::fs::symlink_metadata(dir)?;
     if meta.file_type().is_symlink() {
         return Err(std::io::Error::other(
@@ -52,7 +57,7 @@ pub(super) fn prepare_cache_dir(dir: &Path) -> std::io::Result<()> {
     let me = rustix::process::geteuid().as_raw();
     if meta.uid() != me || meta.permissions().mode() & 0o022 != 0 {
         return Err(std::io::Error::other(
-            "the directory must belong to the agent's user and not be writable by others",
+            "the directory must belong to the agent's user and not be writable by its group or others",
         ));
     }
     Ok(())
@@ -109,7 +114,7 @@ pub(super) fn load_cached(engine: &Engine, path: &Path) -> wasmtime::Result<Comp
     // (its sha256, checked just above on these very bytes, matches the one written beside
     // it; the name carries the engine's compatibility hash, and wasmtime re-checks version
     // and configuration before use), and it lives in a directory that `prepare_cache_dir`
-    // verified belongs to the agent's user and is not writable by others.
+    // verified belongs to the agent's user and is not writable by its group or others.
     unsafe { Component::deserialize(engine, payload) }
 }
 
@@ -347,11 +352,21 @@ mod tests {
         std::os::unix::fs::symlink(&own, &link).unwrap();
         let e = prepare_cache_dir(&link).unwrap_err();
         assert!(e.to_string().contains("symlink"), "{e}");
+        let slashed = std::path::PathBuf::from(format!("{}/", link.display()));
+        let e = prepare_cache_dir(&slashed).unwrap_err();
+        assert!(
+            e.to_string().contains("symlink"),
+            "a trailing slash too: {e}"
+        );
         let open = base.join("open");
         std::fs::create_dir(&open).unwrap();
         std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
         let e = prepare_cache_dir(&open).unwrap_err();
-        assert!(e.to_string().contains("not be writable by others"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("not be writable by its group or others"),
+            "{e}"
+        );
         if rustix::process::geteuid().is_root() {
             // A folder another user made first, with a FIFO planted in it: refused without
             // a look inside (a probe write there would hang).
@@ -366,7 +381,8 @@ mod tests {
         }
         let file = base.join("file");
         std::fs::write(&file, b"").unwrap();
-        assert!(prepare_cache_dir(&file).is_err());
+        let e = prepare_cache_dir(&file).unwrap_err();
+        assert_eq!(e.to_string(), "not a directory");
         std::fs::remove_dir_all(&base).unwrap();
     }
 
