@@ -11,6 +11,18 @@
 //!
 //! `main.rs` only parses flags; [`run`] wires everything, so tests build exactly what runs.
 
+/// `println!` for the command-line output of one-shot commands (`plugin digest|test|build|new`,
+/// `--check-config`): a reader that went away (`… | head`) is not an error of the command,
+/// so the write is dropped instead of panicking as `println!` does (the control plane's CLI
+/// does the same).
+#[macro_export]
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
 pub mod backend;
 pub mod collector;
 pub mod commands;

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use gpuwarden_agent::config::{AgentConfig, Overrides, PluginKind};
+use gpuwarden_agent::out;
 use gpuwarden_agent::plugin::cli as plugin_cli;
 use gpuwarden_agent::plugin::langs as plugin_langs;
 
@@ -170,7 +171,7 @@ fn plugin_command(cmd: PluginCommand) -> ExitCode {
         PluginCommand::Digest { file } => {
             match gpuwarden_agent::plugin::manager::digest_file(&file) {
                 Ok(d) => {
-                    println!("{d}  {}", file.display());
+                    out!("{d}  {}", file.display());
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
@@ -181,8 +182,8 @@ fn plugin_command(cmd: PluginCommand) -> ExitCode {
         }
         PluginCommand::Build { dir } => match plugin_langs::build(&dir) {
             Ok(b) => {
-                println!("{}", b.path.display());
-                println!("sha256:{}  ({:.1} MB)", b.sha256, b.bytes as f64 / 1e6);
+                out!("{}", b.path.display());
+                out!("sha256:{}  ({:.1} MB)", b.sha256, b.bytes as f64 / 1e6);
                 ExitCode::SUCCESS
             }
             Err(e) => {
@@ -210,15 +211,15 @@ fn plugin_command(cmd: PluginCommand) -> ExitCode {
                 let parent = dir.unwrap_or_else(|| PathBuf::from("."));
                 return match plugin_langs::new_project(&name, &parent, lang, kind) {
                     Ok(path) => {
-                        println!("created {}", path.display());
+                        out!("created {}", path.display());
                         let setup = if lang == plugin_langs::Lang::Python {
                             "python3 -m venv .venv && .venv/bin/pip install -r requirements.txt"
                         } else {
                             "npm ci --ignore-scripts"
                         };
-                        println!("set up:    (cd {} && {setup})   # once", path.display());
-                        println!("build it:  gpuwarden-agent plugin build {}", path.display());
-                        println!(
+                        out!("set up:    (cd {} && {setup})   # once", path.display());
+                        out!("build it:  gpuwarden-agent plugin build {}", path.display());
+                        out!(
                             "test it:   gpuwarden-agent plugin test {}/build/{name}.wasm",
                             path.display()
                         );
@@ -232,9 +233,9 @@ fn plugin_command(cmd: PluginCommand) -> ExitCode {
             }
             match plugin_cli::new_plugin(&name, dir.as_deref(), kind, sdk.as_deref()) {
                 Ok(path) => {
-                    println!("created {}", path.display());
-                    println!("build it:  gpuwarden-agent plugin build {}", path.display());
-                    println!("test it:   gpuwarden-agent plugin test <target>/wasm32-wasip2/release/{}.wasm", name.replace('-', "_"));
+                    out!("created {}", path.display());
+                    out!("build it:  gpuwarden-agent plugin build {}", path.display());
+                    out!("test it:   gpuwarden-agent plugin test <target>/wasm32-wasip2/release/{}.wasm", name.replace('-', "_"));
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
@@ -266,7 +267,7 @@ fn plugin_command(cmd: PluginCommand) -> ExitCode {
             match plugin_cli::test(&opts) {
                 Ok((outcome, kind)) => {
                     if json {
-                        println!(
+                        out!(
                             "{}",
                             serde_json::to_string_pretty(&outcome).unwrap_or_default()
                         );
@@ -288,18 +289,6 @@ fn plugin_command(cmd: PluginCommand) -> ExitCode {
     }
 }
 
-/// One-shot commands end quietly when their reader goes away (`… | head`): the default
-/// SIGPIPE action, which Rust's runtime replaces with "ignore" (and then `println!` panics
-/// on the broken pipe). Servers keep ignoring it: a peer going away is an error they handle.
-#[allow(unsafe_code)]
-fn default_sigpipe() {
-    // SAFETY: `signal` with `SIG_DFL` installs no handler code; it sets the process-wide
-    // disposition of SIGPIPE back to the default (terminate), which any thread may do.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
-}
-
 fn main() -> ExitCode {
     if !gpuwarden_configfile::parent::tied_to_parent() {
         return ExitCode::FAILURE;
@@ -315,10 +304,7 @@ fn main() -> ExitCode {
         .init();
     gpuwarden_agent::log_panics();
     match cli.command {
-        Some(Command::Plugin(cmd)) => {
-            default_sigpipe();
-            return plugin_command(cmd);
-        }
+        Some(Command::Plugin(cmd)) => return plugin_command(cmd),
         Some(Command::Fleet(f)) => {
             return gpuwarden_agent::fleet::cli::main(gpuwarden_agent::fleet::cli::FleetArgs {
                 spec: f.spec,
@@ -346,7 +332,7 @@ fn main() -> ExitCode {
     if let Some(file) = &cli.check_config {
         return match AgentConfig::load(Some(file), &overrides) {
             Ok(_) => {
-                println!("{}: configuration is valid", file.display());
+                out!("{}: configuration is valid", file.display());
                 ExitCode::SUCCESS
             }
             Err(e) => {

@@ -234,12 +234,12 @@ fn sighup_is_logged_and_the_agent_keeps_serving() {
     assert!(agent.terminate().success());
 }
 
-/// `plugin test … | head`: a reader that goes away ends the command as `head` expects (the
-/// default SIGPIPE action), not with a panic (exit 101) when the report is printed.
+/// `plugin test … | head`: a reader that goes away is not an error of the command; the
+/// output is dropped and the command ends as it would have (exit 0 here), not with a panic
+/// (exit 101) when the report is printed. The control plane's CLI does the same.
 #[test]
 fn a_one_shot_command_whose_reader_goes_away_ends_without_a_panic() {
-    use std::os::unix::process::ExitStatusExt;
-    let child = Command::new(BIN)
+    let mut child = Command::new(BIN)
         .args(["plugin", "test", "--fake-gpus", "1"])
         .arg(crate::util::plugins().join("thermal.wasm"))
         .stdout(std::process::Stdio::piped())
@@ -247,15 +247,9 @@ fn a_one_shot_command_whose_reader_goes_away_ends_without_a_panic() {
         .spawn()
         .expect("run");
     // The read end is closed before the plugin is even compiled.
-    let mut child = child;
     drop(child.stdout.take());
     let out = child.wait_with_output().expect("wait");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!err.contains("panicked"), "{err}");
-    assert_eq!(
-        out.status.signal(),
-        Some(13),
-        "ended by SIGPIPE: {:?}",
-        out.status
-    );
+    assert_eq!(out.status.code(), Some(0), "{err}");
 }

@@ -14,18 +14,6 @@ use gpuwarden_controlplane::{demo, serve};
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-/// One-shot commands end quietly when their reader goes away (`… | head`): the default
-/// SIGPIPE action, which Rust's runtime replaces with "ignore" (and then `println!` panics
-/// on the broken pipe). Servers keep ignoring it: a peer going away is an error they handle.
-#[allow(unsafe_code)]
-fn default_sigpipe() {
-    // SAFETY: `signal` with `SIG_DFL` installs no handler code; it sets the process-wide
-    // disposition of SIGPIPE back to the default (terminate), which any thread may do.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
-}
-
 fn main() -> ExitCode {
     if !gpuwarden_configfile::parent::tied_to_parent() {
         return ExitCode::FAILURE;
@@ -96,13 +84,7 @@ fn main() -> ExitCode {
                 check,
             },
         ),
-        Command::Db { command } => {
-            default_sigpipe();
-            gpuwarden_controlplane::cli::db::run(command)
-        }
-        command => {
-            default_sigpipe();
-            run::admin(cli.conn, command)
-        }
+        Command::Db { command } => gpuwarden_controlplane::cli::db::run(command),
+        command => run::admin(cli.conn, command),
     }
 }

@@ -184,7 +184,7 @@ pub fn test(opts: &TestOptions) -> anyhow::Result<(Outcome, PluginKind)> {
 
 /// Prints an outcome for people.
 pub fn print(file: &Path, kind: PluginKind, gpus: u32, o: &Outcome) {
-    println!(
+    out!(
         "{} ({}, {} fake GPUs): {} in {:.2} ms",
         file.display(),
         kind_name(kind),
@@ -192,12 +192,12 @@ pub fn print(file: &Path, kind: PluginKind, gpus: u32, o: &Outcome) {
         o.report.status.as_str().to_uppercase(),
         o.duration_seconds * 1e3
     );
-    println!("  {}", o.report.message);
+    out!("  {}", o.report.message);
     if !o.report.findings.is_empty() {
-        println!("  {:<6} {:<10} {:<16} message", "gpu", "status", "action");
+        out!("  {:<6} {:<10} {:<16} message", "gpu", "status", "action");
         for f in &o.report.findings {
             let gpu = f.gpu.map_or("node".to_string(), |g| g.to_string());
-            println!(
+            out!(
                 "  {:<6} {:<10} {:<16} {}",
                 gpu,
                 f.status.as_str(),
@@ -207,7 +207,7 @@ pub fn print(file: &Path, kind: PluginKind, gpus: u32, o: &Outcome) {
         }
     }
     for (k, v) in &o.report.metrics {
-        println!("  metric {k} = {v}");
+        out!("  metric {k} = {v}");
     }
 }
 
