@@ -84,9 +84,16 @@ pub struct AssignedPlugin {
 
 /// Whether `s` is `sha256:` and 64 lower-case hex digits.
 pub fn valid_digest(s: &str) -> bool {
-    s.strip_prefix("sha256:").is_some_and(|h| {
-        h.len() == 64
-            && h.bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    })
+    s.strip_prefix("sha256:").is_some_and(valid_sha256_hex)
+}
+
+/// Whether `h` is 64 lower-case hex digits: a SHA-256 as the agent names files by it
+/// (fetched components `HEX.wasm`, compile-cache entries `HEX-ENGINE.cwasm`).
+pub fn valid_sha256_hex(h: &str) -> bool {
+    h.len() == 64 && lower_hex(h)
+}
+
+/// Whether every byte of `s` is a lower-case hex digit (`0-9a-f`).
+pub fn lower_hex(s: &str) -> bool {
+    s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use gpuwarden_wire::plugin_sync::{
-    valid_digest, AssignedPlugin, PluginAssignment, PluginReport, MAX_PLUGINS,
+    valid_digest, valid_sha256_hex, AssignedPlugin, PluginAssignment, PluginReport, MAX_PLUGINS,
 };
 use sha2::{Digest, Sha256};
 use tracing::{info, warn};
@@ -421,8 +421,7 @@ impl PluginSync {
             let Some((stem, ext)) = name.split_once('.') else {
                 continue;
             };
-            let fetched =
-                stem.len() == 64 && stem.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+            let fetched = valid_sha256_hex(stem);
             let temporary = ext
                 .strip_prefix("tmp")
                 .is_some_and(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()));

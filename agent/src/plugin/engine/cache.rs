@@ -151,11 +151,11 @@ enum Name {
 }
 
 fn classify(name: &str) -> Name {
-    let lower_hex = |s: &str| s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    use gpuwarden_wire::plugin_sync::{lower_hex, valid_sha256_hex};
     let stem_ok = |stem: &str| {
         stem.len() == 64 + 1 + 16
             && stem.as_bytes()[64] == b'-'
-            && lower_hex(&stem[..64])
+            && valid_sha256_hex(&stem[..64])
             && lower_hex(&stem[65..])
     };
     if let Some(stem) = name.strip_suffix(".cwasm") {
